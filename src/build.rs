@@ -1,0 +1,333 @@
+//! The building blocks (`layer`, `manifest`, `layout`) and the one-shot
+//! `build`, each a function from a spec to a finished output directory.
+//!
+//! The building blocks are what the Nix functions chain: each writes its
+//! blob(s) under `blobs/sha256/` plus a small JSON file describing them
+//! (`layer.json`, `manifest.json`) that the next step reads at build time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{HashWriter, Sha256Digest};
+use crate::error::{Error, IoContext, Result};
+use crate::image::{
+    self, config_document, index_document, manifest_document, Descriptor, Platform,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+};
+use crate::layout::{descriptor, parse_digest, read_json, BlobDir, Staging, OCI_LAYOUT};
+use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
+use crate::tree::{Placement, Tree};
+
+/// File name of a layer directory's descriptor.
+pub const LAYER_JSON: &str = "layer.json";
+/// File name of a manifest directory's descriptor.
+pub const MANIFEST_JSON: &str = "manifest.json";
+
+/// A built layer: its descriptor, diff_id and the store paths it holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayerInfo {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+    pub store_paths: BTreeSet<PathBuf>,
+}
+
+impl LayerInfo {
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            platform: None,
+            annotations: Default::default(),
+        }
+    }
+}
+
+/// A built image manifest: its descriptor with platform, the config and
+/// layers it references, and the directories holding the layer blobs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestInfo {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub platform: Platform,
+    pub config: Descriptor,
+    pub layers: Vec<LayerInfo>,
+    /// Directories (besides the manifest's own) whose `blobs/sha256` hold
+    /// layer blobs.
+    #[serde(default)]
+    pub blob_dirs: Vec<PathBuf>,
+}
+
+/// What a finished layout holds, for reports.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutReport {
+    pub layout: PathBuf,
+    pub tags: Vec<String>,
+    /// The descriptor the tags point at (a manifest, or an index).
+    pub descriptor: Descriptor,
+    pub manifests: Vec<ManifestInfo>,
+}
+
+/// Build one layer into `blobs`. Store paths in `exclude` (besides those
+/// held by the spec's `base` layers) are left out.
+pub fn write_layer(
+    spec: &LayerSpec,
+    spec_path: &Path,
+    blobs: &BlobDir,
+    exclude: &BTreeSet<PathBuf>,
+) -> Result<LayerInfo> {
+    let base = spec::base_dir(spec_path);
+    let mut exclude = exclude.clone();
+    for dir in &spec.base {
+        let dir = spec::resolve(&base, dir);
+        let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
+        exclude.extend(info.store_paths);
+    }
+    let mut tree = Tree::new(crate::nix::store_dir(), exclude);
+    for f in &spec.files {
+        let place = Placement {
+            destination: f.destination.as_deref(),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        };
+        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)?;
+    }
+    let closure = match &spec.closure {
+        None => Vec::new(),
+        Some(ClosureSpec::Paths(p)) => p.clone(),
+        Some(ClosureSpec::File { file, attr }) => {
+            crate::nix::read_closure_file(&spec::resolve(&base, file), attr.as_deref())?
+        }
+    };
+    for p in &closure {
+        if !p.is_absolute() {
+            return Err(Error::spec(
+                spec_path,
+                format!("closure path {} is not absolute", p.display()),
+            ));
+        }
+        tree.add(p, &Placement::default(), spec_path)?;
+    }
+
+    let mtime = crate::tar::default_mtime()?;
+    let writer = blobs.writer()?;
+    let out_err = |e| Error::io("(layer blob)", e);
+    let encoder = spec.compression.encoder(writer).map_err(out_err)?;
+    let tar_out = crate::tar::write_tree(&tree, mtime, HashWriter::new(encoder))?;
+    let (encoder, diff_id, _tar_size) = tar_out.finish();
+    let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
+    Ok(LayerInfo {
+        media_type: spec.compression.layer_media_type().to_owned(),
+        digest: digest.to_string(),
+        size,
+        diff_id: diff_id.to_string(),
+        store_paths: tree.store_paths,
+    })
+}
+
+/// Build an image's layers, config and manifest into `blobs`.
+///
+/// Layers given as directories are copied into `blobs` when `copy_layers`,
+/// else recorded in `blob_dirs`. Each inline layer leaves out the store paths
+/// the layers below it hold.
+pub fn write_image(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    blobs: &BlobDir,
+    copy_layers: bool,
+) -> Result<ManifestInfo> {
+    let base = spec::base_dir(spec_path);
+    let mut layers = Vec::new();
+    let mut blob_dirs = Vec::new();
+    let mut below = BTreeSet::new();
+    for layer in &spec.layers {
+        let info = match layer {
+            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below)?,
+            LayerRef::Dir(d) => {
+                let dir = spec::resolve(&base, d);
+                let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
+                let what = format!("{}", dir.join(LAYER_JSON).display());
+                let digest = parse_digest(&info.digest, &what)?;
+                parse_digest(&info.diff_id, &what)?;
+                if copy_layers {
+                    blobs.import(&BlobDir::new(&dir), &digest, info.size)?;
+                } else {
+                    let abs = std::fs::canonicalize(&dir).at(&dir)?;
+                    if !blob_dirs.contains(&abs) {
+                        blob_dirs.push(abs);
+                    }
+                }
+                info
+            }
+        };
+        below.extend(info.store_paths.iter().cloned());
+        layers.push(info);
+    }
+    let diff_ids = layers
+        .iter()
+        .map(|l| parse_digest(&l.diff_id, "layer diff_id"))
+        .collect::<Result<Vec<Sha256Digest>>>()?;
+    let (config_doc, platform) = config_document(spec, &diff_ids)?;
+    let config = blobs.write_json(&config_doc, MEDIA_TYPE_CONFIG)?;
+    let layer_descs: Vec<Descriptor> = layers.iter().map(LayerInfo::descriptor).collect();
+    let manifest_doc = manifest_document(&config, &layer_descs, &spec.annotations)?;
+    let manifest = blobs.write_json(&manifest_doc, MEDIA_TYPE_MANIFEST)?;
+    Ok(ManifestInfo {
+        media_type: manifest.media_type,
+        digest: manifest.digest,
+        size: manifest.size,
+        platform,
+        config,
+        layers,
+        blob_dirs,
+    })
+}
+
+/// Write `oci-layout` and `index.json` naming `manifests` with `tags`: one
+/// manifest directly, several through an image index blob.
+fn write_index(
+    staging: &Staging,
+    manifests: &[ManifestInfo],
+    tags: &[String],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Descriptor> {
+    let with_platform = |m: &ManifestInfo| -> Result<Descriptor> {
+        Ok(Descriptor {
+            platform: Some(m.platform.clone()),
+            ..descriptor(&m.media_type, &parse_digest(&m.digest, "manifest")?, m.size)
+        })
+    };
+    let target = match manifests {
+        [] => {
+            return Err(Error::Invalid(
+                "a layout needs at least one manifest".into(),
+            ))
+        }
+        [one] => with_platform(one)?,
+        many => {
+            let mut seen = BTreeSet::new();
+            for m in many {
+                if !seen.insert(&m.platform) {
+                    return Err(Error::Invalid(format!(
+                        "two manifests are for the same platform {}; an index needs one manifest per platform",
+                        m.platform
+                    )));
+                }
+            }
+            let descs: Vec<Descriptor> = many.iter().map(with_platform).collect::<Result<_>>()?;
+            let doc = index_document(&descs, annotations)?;
+            staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
+        }
+    };
+    let tagged: Vec<Descriptor> = tags
+        .iter()
+        .map(|t| {
+            let mut d = target.clone();
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.to_owned(), t.clone());
+            d
+        })
+        .collect();
+    staging.write_file("oci-layout", OCI_LAYOUT)?;
+    staging.write_file(
+        "index.json",
+        &image::canonical_json(&index_document(&tagged, &BTreeMap::new())?),
+    )?;
+    Ok(target)
+}
+
+/// `nixoci layer`: one layer directory.
+pub fn layer(spec_path: &Path, out: &Path, force: bool) -> Result<LayerInfo> {
+    let spec: LayerSpec = spec::load(spec_path)?;
+    let staging = Staging::new(out, force)?;
+    let info = write_layer(&spec, spec_path, &staging.blobs(), &BTreeSet::new())?;
+    staging.write_file(LAYER_JSON, &image::canonical_json(&info))?;
+    staging.commit()?;
+    Ok(info)
+}
+
+/// `nixoci manifest`: config and manifest (and any inline layers) in one
+/// directory; layer directories are referenced, not copied.
+pub fn manifest(spec_path: &Path, out: &Path, force: bool) -> Result<ManifestInfo> {
+    let spec: ImageSpec = spec::load(spec_path)?;
+    if !spec.tags.is_empty() {
+        return Err(Error::spec(
+            spec_path,
+            "\"tags\" name a manifest in a layout: give them to `nixoci layout`",
+        ));
+    }
+    let staging = Staging::new(out, force)?;
+    let info = write_image(&spec, spec_path, &staging.blobs(), false)?;
+    staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
+    staging.commit()?;
+    Ok(info)
+}
+
+/// `nixoci layout`: an image layout from manifest directories.
+pub fn layout(spec_path: &Path, out: &Path, force: bool) -> Result<LayoutReport> {
+    let spec: LayoutSpec = spec::load(spec_path)?;
+    let base = spec::base_dir(spec_path);
+    let tags = spec::tags_or_default(&spec.tags)?;
+    let staging = Staging::new(out, force)?;
+    let blobs = staging.blobs();
+    let mut manifests = Vec::new();
+    for dir in &spec.manifests {
+        let dir = spec::resolve(&base, dir);
+        let info: ManifestInfo = read_json(&dir.join(MANIFEST_JSON))?;
+        let what = dir.join(MANIFEST_JSON).display().to_string();
+        let own = BlobDir::new(&dir);
+        blobs.import(&own, &parse_digest(&info.digest, &what)?, info.size)?;
+        blobs.import(
+            &own,
+            &parse_digest(&info.config.digest, &what)?,
+            info.config.size,
+        )?;
+        for l in &info.layers {
+            let digest = parse_digest(&l.digest, &what)?;
+            let source = std::iter::once(own.clone())
+                .chain(info.blob_dirs.iter().map(|d| BlobDir::new(d)))
+                .find(|b| b.path(&digest).exists())
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{what}: layer blob {digest} is in none of its blob directories; was a layer directory removed?"
+                    ))
+                })?;
+            blobs.import(&source, &digest, l.size)?;
+        }
+        manifests.push(info);
+    }
+    let descriptor = write_index(&staging, &manifests, &tags, &spec.annotations)?;
+    let layout = staging.commit()?;
+    Ok(LayoutReport {
+        layout,
+        tags,
+        descriptor,
+        manifests,
+    })
+}
+
+/// `nixoci build`: a whole image layout from one image spec.
+pub fn build(spec_path: &Path, out: &Path, force: bool) -> Result<LayoutReport> {
+    let spec: ImageSpec = spec::load(spec_path)?;
+    let tags = spec::tags_or_default(&spec.tags)?;
+    let staging = Staging::new(out, force)?;
+    let info = write_image(&spec, spec_path, &staging.blobs(), true)?;
+    let manifests = vec![info];
+    let descriptor = write_index(&staging, &manifests, &tags, &BTreeMap::new())?;
+    let layout = staging.commit()?;
+    Ok(LayoutReport {
+        layout,
+        tags,
+        descriptor,
+        manifests,
+    })
+}

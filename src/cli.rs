@@ -1,0 +1,240 @@
+//! Command-line interface: clap types, and one function per subcommand that
+//! calls the library and prints the result (text, or JSON with `--json`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use nixoci::build::{LayerInfo, LayoutReport, ManifestInfo};
+use nixoci::inspect::human_size;
+use nixoci::verify::short;
+
+/// Reproducible OCI images from Nix store paths and files.
+///
+/// Every output is a pure function of its inputs: the same spec gives the
+/// same bytes on any machine. Outputs are written to a temporary sibling and
+/// renamed into place, so a failed run leaves nothing behind.
+#[derive(Debug, Parser)]
+#[command(name = "nixoci", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a whole OCI image layout from an image spec.
+    Build(BuildArgs),
+    /// Build one layer: DIR/blobs/sha256/<layer> and DIR/layer.json.
+    Layer(BuildArgs),
+    /// Build an image config and manifest over layers: DIR/manifest.json.
+    Manifest(BuildArgs),
+    /// Assemble an OCI image layout from manifest directories.
+    Layout(BuildArgs),
+    /// Check every digest, size, diff_id and media type of a layout.
+    ///
+    /// Reports every problem found and exits with status 1 if there is any.
+    Verify(ReadArgs),
+    /// Show a layout's tags, platforms and layers.
+    Inspect(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// The JSON spec (relative paths in it are relative to its directory).
+    spec: PathBuf,
+    /// The directory to write; it must not exist unless --force.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Replace the output directory if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print a JSON report on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success.
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// An OCI image layout directory.
+    dir: PathBuf,
+    /// Print JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build(a) => {
+            let report = nixoci::build::build(&a.spec, &a.output, a.force)?;
+            print_build(&a, &report, |out| print_layout(out, &report))
+        }
+        Command::Layer(a) => {
+            let info = nixoci::build::layer(&a.spec, &a.output, a.force)?;
+            print_build(&a, &info, |out| print_layer(out, &a.output, &info))
+        }
+        Command::Manifest(a) => {
+            let info = nixoci::build::manifest(&a.spec, &a.output, a.force)?;
+            print_build(&a, &info, |out| print_manifest(out, &a.output, &info))
+        }
+        Command::Layout(a) => {
+            let report = nixoci::build::layout(&a.spec, &a.output, a.force)?;
+            print_build(&a, &report, |out| print_layout(out, &report))
+        }
+        Command::Verify(a) => verify(&a),
+        Command::Inspect(a) => inspect(&a),
+    }
+}
+
+fn print_build<T: serde::Serialize>(
+    args: &BuildArgs,
+    report: &T,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else if !args.quiet {
+        text(&mut out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_layer(out: &mut dyn Write, dir: &Path, info: &LayerInfo) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: layer {} ({}, {}), {} store paths",
+        dir.display(),
+        info.digest,
+        human_size(info.size),
+        info.media_type.rsplit('.').next().unwrap_or_default(),
+        info.store_paths.len()
+    )
+}
+
+fn print_manifest(out: &mut dyn Write, dir: &Path, info: &ManifestInfo) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: manifest {} ({}), {} layers, {}",
+        dir.display(),
+        info.digest,
+        info.platform,
+        info.layers.len(),
+        human_size(info.layers.iter().map(|l| l.size).sum())
+    )
+}
+
+fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
+    let layers: u64 = r.manifests.iter().map(|m| m.layers.len() as u64).sum();
+    let size: u64 = r
+        .manifests
+        .iter()
+        .flat_map(|m| &m.layers)
+        .map(|l| l.size)
+        .sum();
+    let platforms: Vec<String> = r.manifests.iter().map(|m| m.platform.to_string()).collect();
+    writeln!(
+        out,
+        "{}: {} {} ({}), {} layers, {}; tags: {}",
+        r.layout.display(),
+        if r.manifests.len() == 1 {
+            "manifest"
+        } else {
+            "index"
+        },
+        r.descriptor.digest,
+        platforms.join(", "),
+        layers,
+        human_size(size),
+        r.tags.join(", ")
+    )
+}
+
+fn verify(a: &ReadArgs) -> Result<ExitCode> {
+    let report = nixoci::verify::verify(&a.dir);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if report.ok {
+        writeln!(
+            out,
+            "{}: ok ({} manifests, {} blobs verified)",
+            a.dir.display(),
+            report.manifests,
+            report.blobs_checked
+        )?;
+    } else {
+        for p in &report.problems {
+            eprintln!("{}: {p}", a.dir.display());
+        }
+        eprintln!(
+            "{}: {} problems found",
+            a.dir.display(),
+            report.problems.len()
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn inspect(a: &ReadArgs) -> Result<ExitCode> {
+    let tagged = nixoci::inspect::inspect(&a.dir)
+        .with_context(|| format!("cannot inspect {}", a.dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &tagged)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for t in &tagged {
+        writeln!(
+            out,
+            "{}  {}  {}",
+            t.tag.as_deref().unwrap_or("(untagged)"),
+            t.digest,
+            t.media_type.rsplit('.').nth(1).unwrap_or(&t.media_type)
+        )?;
+        for img in &t.images {
+            let platform = img
+                .platform
+                .as_ref()
+                .map_or("unknown platform".into(), |p| p.to_string());
+            writeln!(
+                out,
+                "  {platform}  manifest {}  config {}  {} layers, {}",
+                short(&img.manifest),
+                short(&img.config),
+                img.layers.len(),
+                human_size(img.size)
+            )?;
+            if let Some(e) = &img.entrypoint {
+                writeln!(out, "    entrypoint {e}")?;
+            }
+            if let Some(c) = &img.cmd {
+                writeln!(out, "    cmd {c}")?;
+            }
+            for l in &img.layers {
+                writeln!(
+                    out,
+                    "    {}  {:>9}  {}",
+                    l.digest,
+                    human_size(l.size),
+                    l.media_type
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

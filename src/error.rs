@@ -1,0 +1,103 @@
+//! The library's error type: one variant per thing that can go wrong, with the
+//! file, path or reference it is about, so that the message alone tells the
+//! user what to fix.
+
+use std::path::PathBuf;
+
+/// A nixoci error. Messages are lowercase and say what to do where that is
+/// not obvious.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{path}: {message}")]
+    Spec { path: PathBuf, message: String },
+
+    #[error("source {source_path} does not exist (referenced by {spec})")]
+    MissingSource { source_path: PathBuf, spec: PathBuf },
+
+    #[error("invalid destination {destination:?}: {reason}")]
+    Destination { destination: String, reason: String },
+
+    #[error(
+        "conflicting content at /{path}: {first} and {second} put different {what} there; \
+         remove one of them or give them different destinations"
+    )]
+    Conflict {
+        path: String,
+        first: String,
+        second: String,
+        what: &'static str,
+    },
+
+    #[error(
+        "/{path} (from {source_desc}) lies under /{parent}, which is a symlink (from {link_source}); \
+         a layer may not place files through a symlink"
+    )]
+    ThroughSymlink {
+        path: String,
+        source_desc: String,
+        parent: String,
+        link_source: String,
+    },
+
+    #[error("{path}: unsupported file type ({kind}); only files, directories and symlinks go into a layer")]
+    UnsupportedFileType { path: PathBuf, kind: &'static str },
+
+    #[error("{0}: output directory already exists; remove it or pass --force")]
+    OutputExists(PathBuf),
+
+    #[error("{context}: expected {expected}, found {found}")]
+    DigestMismatch {
+        context: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// An I/O error about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A problem with the content of the spec or document at `path`.
+    pub fn spec(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Spec {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attach the path an I/O error is about.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,366 @@
+//! The OCI documents: image config, image manifest, image index (image-spec
+//! `config.md`, `manifest.md`, `image-index.md`), and the one JSON form every
+//! document is written in.
+//!
+//! Documents are assembled as JSON values, checked by parsing them into the
+//! `oci-spec` types, and written canonically: compact, object keys sorted by
+//! byte order at every level. A document's bytes therefore depend only on its
+//! content, never on map iteration order or on the order fields were set.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::digest::Sha256Digest;
+use crate::error::{Error, Result};
+use crate::spec::ImageSpec;
+
+pub const MEDIA_TYPE_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker's gzip layer type: read (verify, inspect), never written.
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// The annotation that names a manifest in an image layout's `index.json`.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A content descriptor (image-spec `descriptor.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The platform of an image (image-spec `image-index.md`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_features: Option<Vec<String>>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A document in its one written form: compact JSON, keys sorted.
+pub fn canonical_json<T: Serialize>(doc: &T) -> Vec<u8> {
+    let value = serde_json::to_value(doc).expect("documents are plain JSON");
+    let mut out = Vec::new();
+    write_canonical(&value, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            // Sorted here, whatever order the map keeps.
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(k).expect("a string serialises"));
+                out.push(b':');
+                write_canonical(&m[k], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).expect("a scalar serialises")),
+    }
+}
+
+/// GOARCH name of the building machine's architecture.
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+/// The image creation time: the spec's, else `SOURCE_DATE_EPOCH`, else
+/// 1970-01-01T00:00:01Z. Never the wall clock.
+pub fn created_time(spec_created: Option<&str>) -> Result<String> {
+    if let Some(c) = spec_created {
+        if !is_rfc3339(c) {
+            return Err(Error::Invalid(format!(
+                "created {c:?} is not an RFC 3339 time like 2024-01-31T12:00:00Z"
+            )));
+        }
+        return Ok(c.to_owned());
+    }
+    Ok(format_epoch(crate::tar::default_mtime()?))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (UTC).
+pub fn format_epoch(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from day count (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if rest.first() == Some(&b'.') {
+        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &rest[1 + n..];
+    }
+    matches!(rest, [b'Z' | b'z'])
+        || (rest.len() == 6
+            && matches!(rest[0], b'+' | b'-')
+            && rest[1..3].iter().all(u8::is_ascii_digit)
+            && rest[3] == b':'
+            && rest[4..6].iter().all(u8::is_ascii_digit))
+}
+
+/// Merge `patch` into `base`: objects recursively, anything else replaced.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// The image config document for `spec` over layers with these diff_ids,
+/// and the platform it declares.
+pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(Value, Platform)> {
+    let created = created_time(spec.created.as_deref())?;
+    let mut doc = json!({
+        "architecture": spec.architecture.as_deref().unwrap_or(host_architecture()),
+        "os": spec.os.as_deref().unwrap_or("linux"),
+        "created": created,
+        "config": serde_json::to_value(&spec.config).expect("config serialises"),
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "history": diff_ids.iter().map(|_| json!({"created": created, "created_by": "nixoci"})).collect::<Vec<_>>(),
+    });
+    let obj = doc.as_object_mut().expect("an object");
+    if let Some(v) = &spec.variant {
+        obj.insert("variant".into(), json!(v));
+    }
+    if let Some(a) = &spec.author {
+        obj.insert("author".into(), json!(a));
+    }
+    if let Some(extra) = &spec.extra_config {
+        if extra.contains_key("rootfs") {
+            return Err(Error::Invalid(
+                "extraConfig may not set \"rootfs\": it is computed from the layers".into(),
+            ));
+        }
+        merge(&mut doc, &Value::Object(extra.clone()));
+    }
+    // The oci-spec types are the schema check.
+    let parsed: oci_spec::image::ImageConfiguration =
+        serde_json::from_value(doc.clone()).map_err(|e| {
+            Error::Invalid(format!(
+                "the image config is not valid (check extraConfig): {e}"
+            ))
+        })?;
+    let platform = Platform {
+        architecture: parsed.architecture().to_string(),
+        os: parsed.os().to_string(),
+        variant: parsed.variant().clone(),
+        os_version: parsed.os_version().clone(),
+        os_features: parsed.os_features().clone(),
+    };
+    Ok((doc, platform))
+}
+
+/// An image manifest over a config and layers.
+pub fn manifest_document(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Value> {
+    let mut doc = json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": config,
+        "layers": layers,
+    });
+    if !annotations.is_empty() {
+        doc["annotations"] = json!(annotations);
+    }
+    serde_json::from_value::<oci_spec::image::ImageManifest>(doc.clone())
+        .map_err(|e| Error::Invalid(format!("the image manifest is not valid: {e}")))?;
+    Ok(doc)
+}
+
+/// An image index over descriptors.
+pub fn index_document(
+    manifests: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Value> {
+    let mut doc = json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": manifests,
+    });
+    if !annotations.is_empty() {
+        doc["annotations"] = json!(annotations);
+    }
+    serde_json::from_value::<oci_spec::image::ImageIndex>(doc.clone())
+        .map_err(|e| Error::Invalid(format!("the image index is not valid: {e}")))?;
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_sorts_keys_at_every_level_and_is_compact() {
+        let v = json!({"b": 1, "a": {"z": [1, {"y": 2, "x": 3}], "c": "é"}});
+        assert_eq!(
+            String::from_utf8(canonical_json(&v)).unwrap(),
+            r#"{"a":{"c":"é","z":[1,{"x":3,"y":2}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn epoch_formatting() {
+        assert_eq!(format_epoch(1), "1970-01-01T00:00:01Z");
+        assert_eq!(format_epoch(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_epoch(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn rfc3339_check() {
+        for good in [
+            "2024-01-31T12:00:00Z",
+            "2024-01-31T12:00:00.123+02:00",
+            "1970-01-01t00:00:01z",
+        ] {
+            assert!(is_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "2024-01-31",
+            "2024-01-31 12:00:00Z",
+            "2024-01-31T12:00:00",
+            "2024-01-31T12:00:00.Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extra_config_merges_and_cannot_touch_rootfs() {
+        let mut spec = ImageSpec {
+            architecture: Some("arm64".into()),
+            ..Default::default()
+        };
+        spec.config.env = Some(vec!["A=1".into()]);
+        spec.extra_config = Some(
+            json!({"config": {"Env": ["B=2"], "Healthcheck": {"Test": ["NONE"]}}, "os.features": ["x"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let (doc, platform) = config_document(&spec, &[]).unwrap();
+        assert_eq!(doc["config"]["Env"], json!(["B=2"]));
+        assert_eq!(doc["config"]["Healthcheck"]["Test"], json!(["NONE"]));
+        assert_eq!(platform.architecture, "arm64");
+        spec.extra_config = Some(json!({"rootfs": {}}).as_object().unwrap().clone());
+        assert!(config_document(&spec, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("rootfs"));
+    }
+}

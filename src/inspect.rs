@@ -1,0 +1,153 @@
+//! `nixoci inspect`: what a layout holds: tags, platforms, layers and sizes.
+//! It trusts the layout (run `verify` to check it) but never panics on one.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::image::*;
+use crate::layout::{parse_digest, read_json, BlobDir};
+
+/// One tag (or untagged descriptor) of the layout.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tagged {
+    pub tag: Option<String>,
+    pub media_type: String,
+    pub digest: String,
+    pub images: Vec<ImageSummary>,
+}
+
+/// One platform's image.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSummary {
+    pub platform: Option<Platform>,
+    pub manifest: String,
+    pub config: String,
+    pub created: Option<String>,
+    pub entrypoint: Option<Value>,
+    pub cmd: Option<Value>,
+    pub layers: Vec<Descriptor>,
+    /// Sum of the layer sizes (compressed, as stored).
+    pub size: u64,
+}
+
+#[derive(Deserialize)]
+struct Docs {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Docs> {
+    let digest = parse_digest(&desc.digest, "descriptor")?;
+    read_json(&blobs.path(&digest))
+}
+
+/// Describe the layout at `dir`.
+pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
+    if !dir.join("oci-layout").exists() {
+        return Err(Error::Invalid(format!(
+            "{}: not an OCI image layout (no oci-layout file)",
+            dir.display()
+        )));
+    }
+    let blobs = BlobDir::new(dir);
+    let index: Docs = read_json(&dir.join("index.json"))?;
+    let mut out = Vec::new();
+    for desc in &index.manifests {
+        let mut images = Vec::new();
+        summarise(&blobs, desc, &mut images, 0)?;
+        out.push(Tagged {
+            tag: desc.annotations.get(ANNOTATION_REF_NAME).cloned(),
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.clone(),
+            images,
+        });
+    }
+    Ok(out)
+}
+
+fn summarise(
+    blobs: &BlobDir,
+    desc: &Descriptor,
+    out: &mut Vec<ImageSummary>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 8 {
+        return Err(Error::Invalid(
+            "image indexes nested more than 8 deep".into(),
+        ));
+    }
+    let doc = read_blob(blobs, desc)?;
+    match desc.media_type.as_str() {
+        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
+            for m in &doc.manifests {
+                summarise(blobs, m, out, depth + 1)?;
+            }
+        }
+        _ => {
+            let config_desc = doc
+                .config
+                .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
+            let config: Value =
+                read_json(&blobs.path(&parse_digest(&config_desc.digest, "config")?))?;
+            let platform = desc.platform.clone().or_else(|| {
+                Some(Platform {
+                    architecture: config.get("architecture")?.as_str()?.to_owned(),
+                    os: config.get("os")?.as_str()?.to_owned(),
+                    variant: config
+                        .get("variant")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    os_version: None,
+                    os_features: None,
+                })
+            });
+            out.push(ImageSummary {
+                platform,
+                manifest: desc.digest.clone(),
+                config: config_desc.digest,
+                created: config
+                    .get("created")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                entrypoint: config.pointer("/config/Entrypoint").cloned(),
+                cmd: config.pointer("/config/Cmd").cloned(),
+                size: doc.layers.iter().map(|l| l.size).sum(),
+                layers: doc.layers,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sizes for people: `12.3 MB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::human_size(999), "999 B");
+        assert_eq!(super::human_size(12_345_678), "12.3 MB");
+    }
+}

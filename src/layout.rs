@@ -1,0 +1,285 @@
+//! Output directories and the OCI image layout (image-spec `image-layout.md`).
+//!
+//! Every output is first written into a temporary sibling of its final path
+//! and renamed into place only once complete, so a failed or interrupted run
+//! never leaves a directory that looks finished. Blobs are written through a
+//! [`BlobWriter`] that hashes while writing and is named by its digest only at
+//! the end.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::{HashReader, HashWriter, Sha256Digest};
+use crate::error::{Error, IoContext, Result};
+use crate::image::{canonical_json, Descriptor};
+
+/// The content of `oci-layout`.
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An output directory being written: a temporary sibling of `dest` until
+/// [`Staging::commit`]. Dropping it without committing removes it.
+pub struct Staging {
+    tmp: tempfile::TempDir,
+    dest: PathBuf,
+    force: bool,
+}
+
+impl Staging {
+    /// Start writing `dest`. It must not exist unless `force`.
+    pub fn new(dest: &Path, force: bool) -> Result<Self> {
+        if dest.as_os_str().is_empty() {
+            return Err(Error::Invalid("the output path is empty".into()));
+        }
+        if !force && fs::symlink_metadata(dest).is_ok() {
+            return Err(Error::OutputExists(dest.to_owned()));
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).at(&parent)?;
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a directory name", dest.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .at(&parent)?;
+        fs::create_dir_all(tmp.path().join("blobs/sha256")).at(tmp.path())?;
+        Ok(Staging {
+            tmp,
+            dest: dest.to_owned(),
+            force,
+        })
+    }
+
+    /// Where the content is written until commit.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The blob store inside.
+    pub fn blobs(&self) -> BlobDir {
+        BlobDir::new(self.tmp.path())
+    }
+
+    /// Write a small file (JSON descriptor, `oci-layout`, `index.json`).
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.tmp.path().join(name);
+        fs::write(&p, bytes).at(&p)
+    }
+
+    /// Move the finished directory to its final path.
+    pub fn commit(self) -> Result<PathBuf> {
+        let tmp_path = self.tmp.path().to_owned();
+        fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o755)).at(&tmp_path)?;
+        let kept = self.tmp.keep();
+        let undo = |e: io::Error, path: &Path| {
+            let _ = fs::remove_dir_all(&kept);
+            Error::io(path, e)
+        };
+        if self.force && fs::symlink_metadata(&self.dest).is_ok() {
+            // Swap: the old one is moved aside first, so `dest` is always
+            // either the old complete output or the new one.
+            let aside = tmp_path.with_extension("old");
+            fs::rename(&self.dest, &aside).map_err(|e| undo(e, &self.dest))?;
+            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+            let meta = fs::symlink_metadata(&aside).at(&aside)?;
+            if meta.is_dir() {
+                fs::remove_dir_all(&aside).at(&aside)?;
+            } else {
+                fs::remove_file(&aside).at(&aside)?;
+            }
+        } else {
+            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+        }
+        Ok(self.dest)
+    }
+}
+
+/// The `blobs/sha256` directory of a layout or building-block output.
+#[derive(Clone, Debug)]
+pub struct BlobDir {
+    root: PathBuf,
+}
+
+impl BlobDir {
+    /// The blob store of the directory `root` (its `blobs/sha256`).
+    pub fn new(root: &Path) -> Self {
+        BlobDir {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The path of a blob; `digest` is already validated, so no traversal.
+    pub fn path(&self, digest: &Sha256Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// A writer for a new blob.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let dir = self.root.join("blobs/sha256");
+        let file = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(&dir)
+            .at(&dir)?;
+        Ok(BlobWriter {
+            inner: HashWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            dir: self.clone(),
+        })
+    }
+
+    /// Write a JSON document as a blob, canonically.
+    pub fn write_json<T: Serialize>(&self, doc: &T, media_type: &str) -> Result<Descriptor> {
+        let mut w = self.writer()?;
+        w.write_all(&canonical_json(doc))
+            .at(self.root.join("blobs/sha256"))?;
+        let (digest, size) = w.complete()?;
+        Ok(descriptor(media_type, &digest, size))
+    }
+
+    /// Copy blob `digest` from another blob store, checking its digest and
+    /// size on the way.
+    pub fn import(&self, from: &BlobDir, digest: &Sha256Digest, size: u64) -> Result<()> {
+        let target = self.path(digest);
+        if target.exists() {
+            return Ok(());
+        }
+        let src = from.path(digest);
+        let file = File::open(&src).at(&src)?;
+        let mut reader = HashReader::new(io::BufReader::with_capacity(1 << 20, file));
+        let mut w = self.writer()?;
+        io::copy(&mut reader, &mut w).at(&src)?;
+        let (found, n) = reader.finish();
+        if found != *digest || n != size {
+            return Err(Error::DigestMismatch {
+                context: format!("blob {}", src.display()),
+                expected: format!("{digest} ({size} bytes)"),
+                found: format!("{found} ({n} bytes)"),
+            });
+        }
+        w.complete()?;
+        Ok(())
+    }
+}
+
+/// A blob being written: hashed and counted as it goes, renamed to its
+/// digest by [`BlobWriter::complete`], deleted if dropped before.
+pub struct BlobWriter {
+    inner: HashWriter<BufWriter<tempfile::NamedTempFile>>,
+    dir: BlobDir,
+}
+
+impl BlobWriter {
+    /// Finish the blob; returns its digest and size.
+    pub fn complete(self) -> Result<(Sha256Digest, u64)> {
+        let (buf, digest, size) = self.inner.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| Error::io(self.dir.root.join("blobs/sha256"), e.into_error()))?;
+        let target = self.dir.path(&digest);
+        file.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .at(file.path())?;
+        file.persist(&target)
+            .map_err(|e| Error::io(&target, e.error))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A descriptor with no platform or annotations.
+pub fn descriptor(media_type: &str, digest: &Sha256Digest, size: u64) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_owned(),
+        digest: digest.to_string(),
+        size,
+        platform: None,
+        annotations: Default::default(),
+    }
+}
+
+/// Parse a descriptor's digest, naming `what` when it is malformed.
+pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
+    Sha256Digest::parse(digest).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what}: digest {digest:?} is not of the form sha256:<64 lowercase hex digits>"
+        ))
+    })
+}
+
+/// Read and parse a JSON file.
+pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_is_removed_unless_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        {
+            let s = Staging::new(&dest, false).unwrap();
+            s.write_file("x", b"1").unwrap();
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
+        let s = Staging::new(&dest, false).unwrap();
+        s.write_file("x", b"1").unwrap();
+        s.commit().unwrap();
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"1");
+        assert!(matches!(
+            Staging::new(&dest, false),
+            Err(Error::OutputExists(_))
+        ));
+        let s = Staging::new(&dest, true).unwrap();
+        s.write_file("y", b"2").unwrap();
+        s.commit().unwrap();
+        assert!(!dest.join("x").exists() && dest.join("y").exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no leftovers after --force"
+        );
+    }
+
+    #[test]
+    fn blob_named_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        let blobs = BlobDir::new(dir.path());
+        let d = blobs
+            .write_json(&serde_json::json!({}), "application/vnd.oci.empty.v1+json")
+            .unwrap();
+        assert_eq!(d.digest, Sha256Digest::of(b"{}").to_string());
+        assert_eq!(d.size, 2);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+}

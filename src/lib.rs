@@ -1,0 +1,23 @@
+//! nixoci: reproducible OCI image layouts from JSON descriptions of files and
+//! Nix store paths. Same inputs, same bytes, on every machine.
+//!
+//! The data path runs one way: a spec ([`spec`]) is resolved into a sorted
+//! tree ([`tree`]), streamed as a deterministic tar ([`tar`]) through a
+//! hashing writer ([`digest`]) and a compressor ([`compress`]) into a blob
+//! ([`layout`]); the descriptors become the config, manifest and index
+//! documents ([`image`]) of an OCI image layout ([`build`]).
+
+pub mod build;
+pub mod compress;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod inspect;
+pub mod layout;
+pub mod nix;
+pub mod spec;
+pub mod tar;
+pub mod tree;
+pub mod verify;
+
+pub use error::{Error, Result};

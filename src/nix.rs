@@ -1,0 +1,131 @@
+//! What Nix hands a builder: closure files in the two forms Nix writes them.
+//!
+//! - `exportReferencesGraph = [ "graph" drv ]` (plain): for each path, the
+//!   lines `path`, `deriver` (may be empty), `N`, then N reference lines.
+//! - With `__structuredAttrs = true`, `.attrs.json` holds the attribute as a
+//!   list of `{path, references, narSize, narHash, closureSize}` objects.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, IoContext, Result};
+
+/// The store directory: `$NIX_STORE` when Nix sets it, else `/nix/store`.
+pub fn store_dir() -> PathBuf {
+    std::env::var_os("NIX_STORE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/store"))
+}
+
+/// Read the store paths listed in a closure file (either form; a file whose
+/// first non-blank character is `{` is taken as `.attrs.json`).
+pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let paths = if text.trim_start().starts_with('{') {
+        parse_attrs_json(&text, attr.unwrap_or("closure"))
+    } else if let Some(a) = attr {
+        Err(format!(
+            "\"attr\": {a:?} given, but this is not a JSON (.attrs.json) file"
+        ))
+    } else {
+        parse_references_graph(&text)
+    }
+    .map_err(|m| Error::spec(path, m))?;
+    for p in &paths {
+        if !p.is_absolute() {
+            return Err(Error::spec(
+                path,
+                format!("closure path {} is not absolute", p.display()),
+            ));
+        }
+    }
+    Ok(paths)
+}
+
+fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let list = doc
+        .get(attr)
+        .ok_or_else(|| {
+            format!("no attribute {attr:?}; set \"attr\" to the exportReferencesGraph key")
+        })?
+        .as_array()
+        .ok_or_else(|| format!("attribute {attr:?} is not a list"))?;
+    list.iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(PathBuf::from(s)),
+            Value::Object(o) => o
+                .get("path")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("an entry of {attr:?} has no \"path\" string")),
+            _ => Err(format!(
+                "an entry of {attr:?} is neither a path nor an object"
+            )),
+        })
+        .collect()
+}
+
+fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String> {
+    let mut lines = text.lines().enumerate();
+    let mut paths = Vec::new();
+    while let Some((n, path)) = lines.next() {
+        if path.is_empty() {
+            // Tolerate trailing blank lines only.
+            if lines.clone().all(|(_, l)| l.is_empty()) {
+                break;
+            }
+            return Err(format!(
+                "line {}: expected a store path, found a blank line",
+                n + 1
+            ));
+        }
+        let eof = |what: &str| format!("line {}: file ends before the {what} of {path}", n + 1);
+        lines.next().ok_or_else(|| eof("deriver"))?;
+        let (cn, count) = lines.next().ok_or_else(|| eof("reference count"))?;
+        let count: usize = count.trim().parse().map_err(|_| {
+            format!(
+                "line {}: expected a reference count, found {count:?}",
+                cn + 1
+            )
+        })?;
+        for _ in 0..count {
+            lines.next().ok_or_else(|| eof("references"))?;
+        }
+        paths.push(PathBuf::from(path));
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_graph() {
+        let text = "/nix/store/a-x\n\n1\n/nix/store/b-y\n/nix/store/b-y\n/nix/store/q.drv\n0\n";
+        assert_eq!(
+            parse_references_graph(text).unwrap(),
+            vec![
+                PathBuf::from("/nix/store/a-x"),
+                PathBuf::from("/nix/store/b-y")
+            ]
+        );
+        assert!(parse_references_graph("/nix/store/a\n\n2\n/nix/store/a\n").is_err());
+        assert!(parse_references_graph("/nix/store/a\n\nx\n").is_err());
+    }
+
+    #[test]
+    fn attrs_json() {
+        let text = r#"{"closure":[{"path":"/nix/store/a","references":[]},"/nix/store/b"],"x":1}"#;
+        assert_eq!(parse_attrs_json(text, "closure").unwrap().len(), 2);
+        assert!(parse_attrs_json(text, "other")
+            .unwrap_err()
+            .contains("no attribute"));
+        assert!(parse_attrs_json(text, "x")
+            .unwrap_err()
+            .contains("not a list"));
+    }
+}

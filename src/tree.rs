@@ -1,0 +1,478 @@
+//! Sources to a sorted tree of layer entries (DESIGN.md, "Contracts").
+//!
+//! The tree holds metadata only (file contents stay on disk until the tar
+//! writer streams them), keyed by the byte string of the path without its
+//! leading `/`, so iteration is in byte order whatever the directory read
+//! order, locale or spec order. Everything that can make two builds differ is
+//! normalised here: modes (Nix style: files 0444/0555, directories 0555,
+//! symlinks 0777), owners (0:0) and which files are hard links.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::spec::parse_destination;
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// A regular file whose bytes are read from `Entry::origin` when the tar
+    /// is written. `link_key` is (device, inode) for a file outside the store
+    /// with more than one link: files sharing a key become tar hard links.
+    File {
+        size: u64,
+        link_key: Option<(u64, u64)>,
+    },
+    Symlink(Vec<u8>),
+}
+
+/// One path of the layer.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Where it came from on disk (for files: where the bytes are read).
+    pub origin: PathBuf,
+    /// A parent directory nobody asked for: any explicit directory replaces it.
+    pub implicit: bool,
+}
+
+/// The resolved content of a layer.
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub entries: BTreeMap<Vec<u8>, Entry>,
+    /// Store paths placed whole at their own path.
+    pub store_paths: BTreeSet<PathBuf>,
+    store_dir: PathBuf,
+    /// Store paths to leave out (held by the base layers).
+    exclude: BTreeSet<PathBuf>,
+}
+
+/// How one source is placed.
+#[derive(Clone, Debug, Default)]
+pub struct Placement<'a> {
+    pub destination: Option<&'a str>,
+    pub mode: Option<u32>,
+    pub uid: Option<u64>,
+    pub gid: Option<u64>,
+}
+
+/// Implicit parent directories: 0755, root.
+const PARENT_MODE: u32 = 0o755;
+
+fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        child.to_vec()
+    } else {
+        let mut v = Vec::with_capacity(parent.len() + 1 + child.len());
+        v.extend_from_slice(parent);
+        v.push(b'/');
+        v.extend_from_slice(child);
+        v
+    }
+}
+
+/// `/path` for messages (lossy for non-UTF-8 names).
+pub fn display(path: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(path))
+}
+
+impl Tree {
+    /// An empty tree; store paths in `exclude` are left out when added at
+    /// their own path.
+    pub fn new(store_dir: PathBuf, exclude: BTreeSet<PathBuf>) -> Self {
+        Tree {
+            store_dir,
+            exclude,
+            ..Default::default()
+        }
+    }
+
+    /// Add one source as `place` says. `spec` names the file that asked for
+    /// it, for the error when the source is missing.
+    pub fn add(&mut self, source: &Path, place: &Placement, spec: &Path) -> Result<()> {
+        let meta = match fs::symlink_metadata(source) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingSource {
+                    source_path: source.to_owned(),
+                    spec: spec.to_owned(),
+                })
+            }
+            Err(e) => return Err(Error::io(source, e)),
+        };
+        let is_dir = meta.is_dir();
+
+        let dest: Vec<u8> = match place.destination {
+            None => {
+                let text = source.to_str().ok_or_else(|| Error::Destination {
+                    destination: source.to_string_lossy().into_owned(),
+                    reason: "a source without destination must be an absolute UTF-8 path".into(),
+                })?;
+                if !source.is_absolute() {
+                    return Err(Error::Destination {
+                        destination: text.to_owned(),
+                        reason: "a relative source needs a destination (it would otherwise land at a path that depends on where the spec lives)".into(),
+                    });
+                }
+                let (rel, _) = parse_destination(text.trim_end_matches('/'))?;
+                if source.parent() == Some(self.store_dir.as_path()) {
+                    if self.exclude.contains(source) {
+                        return Ok(());
+                    }
+                    self.store_paths.insert(source.to_owned());
+                }
+                rel.into_bytes()
+            }
+            Some(d) => {
+                let (rel, into_dir) = parse_destination(d)?;
+                if into_dir && !is_dir {
+                    let name = source.file_name().ok_or_else(|| Error::Destination {
+                        destination: d.to_owned(),
+                        reason: format!(
+                            "source {} has no file name to put inside it",
+                            source.display()
+                        ),
+                    })?;
+                    join(rel.as_bytes(), name.as_bytes())
+                } else {
+                    rel.into_bytes()
+                }
+            }
+        };
+
+        if !is_dir {
+            let entry = self.entry_for(source, &meta, place)?;
+            if dest.is_empty() {
+                return Err(Error::Destination {
+                    destination: "/".into(),
+                    reason: format!(
+                        "{} is not a directory and cannot be the root",
+                        source.display()
+                    ),
+                });
+            }
+            return self.insert(dest, entry);
+        }
+
+        let walk = walkdir::WalkDir::new(source)
+            .follow_links(false)
+            .sort_by(|a, b| a.file_name().cmp(b.file_name()));
+        for item in walk {
+            let item = item.map_err(|e| {
+                let path = e.path().unwrap_or(source).to_owned();
+                match e.into_io_error() {
+                    Some(io) => Error::io(path, io),
+                    None => Error::Invalid(format!("{}: filesystem loop", path.display())),
+                }
+            })?;
+            let rel = item
+                .path()
+                .strip_prefix(source)
+                .expect("walkdir yields paths under its root");
+            if rel.as_os_str().is_empty() && dest.is_empty() {
+                continue; // the layer root itself is not an entry
+            }
+            let meta = item.metadata().map_err(|e| {
+                Error::io(
+                    item.path(),
+                    e.into_io_error()
+                        .unwrap_or_else(|| io::Error::other("metadata")),
+                )
+            })?;
+            let entry = self.entry_for(item.path(), &meta, place)?;
+            let path = if rel.as_os_str().is_empty() {
+                dest.clone()
+            } else {
+                join(&dest, rel.as_os_str().as_bytes())
+            };
+            self.insert(path, entry)?;
+        }
+        Ok(())
+    }
+
+    fn entry_for(&self, path: &Path, meta: &fs::Metadata, place: &Placement) -> Result<Entry> {
+        let ft = meta.file_type();
+        let (kind, mode) = if ft.is_dir() {
+            // An override keeps directories traversable where readable.
+            let mode = place.mode.map_or(0o555, |m| m | ((m & 0o444) >> 2));
+            (Kind::Dir, mode)
+        } else if ft.is_file() {
+            let in_store = path.starts_with(&self.store_dir);
+            // The Nix store has no hard links of its own (a NAR cannot hold
+            // one); links there come from store optimisation, which differs
+            // from machine to machine, so they are not carried over.
+            let link_key = (!in_store && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+            let exec = meta.mode() & 0o111 != 0;
+            let mode = place.mode.unwrap_or(if exec { 0o555 } else { 0o444 });
+            (
+                Kind::File {
+                    size: meta.len(),
+                    link_key,
+                },
+                mode,
+            )
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).at(path)?;
+            (Kind::Symlink(target.into_os_string().into_vec()), 0o777)
+        } else {
+            let kind = if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else if ft.is_block_device() {
+                "block device"
+            } else if ft.is_char_device() {
+                "character device"
+            } else {
+                "unknown"
+            };
+            return Err(Error::UnsupportedFileType {
+                path: path.to_owned(),
+                kind,
+            });
+        };
+        Ok(Entry {
+            kind,
+            mode,
+            uid: place.uid.unwrap_or(0),
+            gid: place.gid.unwrap_or(0),
+            origin: path.to_owned(),
+            implicit: false,
+        })
+    }
+
+    fn insert(&mut self, path: Vec<u8>, entry: Entry) -> Result<()> {
+        self.ensure_parents(&path, &entry.origin)?;
+        let Some(existing) = self.entries.get_mut(&path) else {
+            self.entries.insert(path, entry);
+            return Ok(());
+        };
+        let conflict = |what: &'static str, existing: &Entry| Error::Conflict {
+            path: String::from_utf8_lossy(&path).into_owned(),
+            first: existing.origin.display().to_string(),
+            second: entry.origin.display().to_string(),
+            what,
+        };
+        match (&existing.kind, &entry.kind) {
+            (Kind::Dir, Kind::Dir) => {
+                // Directories merge; the first explicit one sets the metadata.
+                if existing.implicit {
+                    *existing = entry;
+                }
+                Ok(())
+            }
+            (Kind::Symlink(a), Kind::Symlink(b)) if a != b => {
+                Err(conflict("symlink targets", existing))
+            }
+            (Kind::File { .. }, Kind::File { .. }) if existing.origin != entry.origin => {
+                if !same_content(&existing.origin, &entry.origin)? {
+                    Err(conflict("content", existing))
+                } else if (existing.mode, existing.uid, existing.gid)
+                    != (entry.mode, entry.uid, entry.gid)
+                {
+                    Err(conflict("modes or owners", existing))
+                } else {
+                    Ok(())
+                }
+            }
+            (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => Err(conflict(
+                "kinds of file (file, directory, symlink)",
+                existing,
+            )),
+            _ if (existing.mode, existing.uid, existing.gid)
+                != (entry.mode, entry.uid, entry.gid) =>
+            {
+                Err(conflict("modes or owners", existing))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Create missing parents of `path` as implicit directories; refuse a
+    /// parent that is a file or a symlink.
+    fn ensure_parents(&mut self, path: &[u8], origin: &Path) -> Result<()> {
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            let parent = &path[..i];
+            match self.entries.get(parent) {
+                None => {
+                    self.entries.insert(
+                        parent.to_vec(),
+                        Entry {
+                            kind: Kind::Dir,
+                            mode: PARENT_MODE,
+                            uid: 0,
+                            gid: 0,
+                            origin: PathBuf::from("(parent directory)"),
+                            implicit: true,
+                        },
+                    );
+                }
+                Some(Entry {
+                    kind: Kind::Dir, ..
+                }) => {}
+                Some(
+                    e @ Entry {
+                        kind: Kind::Symlink(_),
+                        ..
+                    },
+                ) => {
+                    return Err(Error::ThroughSymlink {
+                        path: String::from_utf8_lossy(path).into_owned(),
+                        source_desc: origin.display().to_string(),
+                        parent: String::from_utf8_lossy(parent).into_owned(),
+                        link_source: e.origin.display().to_string(),
+                    })
+                }
+                Some(e) => {
+                    return Err(Error::Conflict {
+                        path: String::from_utf8_lossy(parent).into_owned(),
+                        first: e.origin.display().to_string(),
+                        second: origin.display().to_string(),
+                        what: "kinds of file (a file, and a directory holding other entries)",
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two files hold the same bytes (streamed, never both in memory).
+fn same_content(a: &Path, b: &Path) -> Result<bool> {
+    let (ma, mb) = (fs::metadata(a).at(a)?, fs::metadata(b).at(b)?);
+    if ma.len() != mb.len() {
+        return Ok(false);
+    }
+    let mut fa = io::BufReader::with_capacity(1 << 16, fs::File::open(a).at(a)?);
+    let mut fb = io::BufReader::with_capacity(1 << 16, fs::File::open(b).at(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let na = read_full(&mut fa, &mut ba).at(a)?;
+        let nb = read_full(&mut fb, &mut bb).at(b)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `OsStr` of a path's bytes (Unix paths are bytes).
+pub fn os(path: &[u8]) -> &OsStr {
+    OsStr::from_bytes(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> Tree {
+        Tree::new(PathBuf::from("/nix/store"), BTreeSet::new())
+    }
+
+    fn dest(d: &str) -> Placement<'_> {
+        Placement {
+            destination: Some(d),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parents_are_created_and_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, "x").unwrap();
+        let mut t = tree();
+        t.add(&f, &dest("/a/b/c"), Path::new("spec")).unwrap();
+        t.add(&f, &dest("/a-b"), Path::new("spec")).unwrap();
+        let keys: Vec<_> = t
+            .entries
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert_eq!(keys, ["a", "a-b", "a/b", "a/b/c"]);
+        assert_eq!(t.entries[&b"a"[..]].mode, 0o755);
+        assert_eq!(t.entries[&b"a/b/c"[..]].mode, 0o444);
+    }
+
+    #[test]
+    fn file_into_directory_with_trailing_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("conf.json");
+        fs::write(&f, "{}").unwrap();
+        let mut t = tree();
+        t.add(&f, &dest("/etc/"), Path::new("spec")).unwrap();
+        assert!(t.entries.contains_key(&b"etc/conf.json"[..]));
+    }
+
+    #[test]
+    fn identical_content_twice_is_fine_different_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        fs::write(&a, "same").unwrap();
+        fs::write(&b, "same").unwrap();
+        fs::write(&c, "diff").unwrap();
+        let mut t = tree();
+        t.add(&a, &dest("/x"), Path::new("spec")).unwrap();
+        t.add(&b, &dest("/x"), Path::new("spec")).unwrap();
+        let e = t
+            .add(&c, &dest("/x"), Path::new("spec"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&a.display().to_string()) && e.contains(&c.display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn writing_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = dir.path().join("l");
+        symlink("usr/bin", &l).unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, "x").unwrap();
+        let mut t = tree();
+        t.add(&l, &dest("/bin"), Path::new("spec")).unwrap();
+        let e = t
+            .add(&f, &dest("/bin/sh"), Path::new("spec"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("which is a symlink"), "{e}");
+    }
+
+    #[test]
+    fn relative_source_without_destination_is_refused() {
+        let mut t = tree();
+        let e = t
+            .add(Path::new("."), &Placement::default(), Path::new("spec"))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs a destination"), "{e}");
+    }
+}

@@ -1,0 +1,383 @@
+//! `nixoci verify`: check an image layout against its own claims and the
+//! OCI image spec, and report every problem found (not just the first).
+//!
+//! Checked: `oci-layout` and its version; `index.json` and every document it
+//! reaches against the OCI schemas (by strict parsing into the oci-spec
+//! types); each blob's presence, size and sha256; each layer's media type
+//! against its bytes, its tar structure, and its diff_id against the config;
+//! descriptor platforms against the configs.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compress::Compression;
+use crate::digest::{digest_reader, HashReader, Sha256Digest};
+use crate::image::*;
+use crate::layout::BlobDir;
+
+/// What `verify` found.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub layout: PathBuf,
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub manifests: usize,
+    pub blobs_checked: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexDoc {
+    schema_version: u32,
+    media_type: Option<String>,
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestDoc {
+    schema_version: u32,
+    media_type: Option<String>,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct ConfigDoc {
+    architecture: String,
+    os: String,
+    variant: Option<String>,
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(rename = "type")]
+    kind: String,
+    diff_ids: Vec<String>,
+}
+
+struct Verifier {
+    blobs: BlobDir,
+    problems: Vec<String>,
+    /// Blobs already checked: digest -> whether they were sound.
+    checked: BTreeMap<Sha256Digest, bool>,
+    manifests: usize,
+}
+
+/// Verify the layout at `dir`.
+pub fn verify(dir: &Path) -> Report {
+    let mut v = Verifier {
+        blobs: BlobDir::new(dir),
+        problems: Vec::new(),
+        checked: BTreeMap::new(),
+        manifests: 0,
+    };
+    v.check_oci_layout(dir);
+    let index_path = dir.join("index.json");
+    match std::fs::read(&index_path) {
+        Ok(bytes) => v.check_index_bytes(&bytes, "index.json"),
+        Err(e) => v.problem(format!("index.json: cannot be read ({e})")),
+    }
+    Report {
+        layout: dir.to_owned(),
+        ok: v.problems.is_empty(),
+        problems: v.problems,
+        manifests: v.manifests,
+        blobs_checked: v.checked.len(),
+    }
+}
+
+impl Verifier {
+    fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    fn check_oci_layout(&mut self, dir: &Path) {
+        let path = dir.join("oci-layout");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                return self.problem(format!(
+                    "oci-layout: cannot be read ({e}); every image layout needs it"
+                ))
+            }
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => match v.get("imageLayoutVersion").and_then(|x| x.as_str()) {
+                Some("1.0.0") => {}
+                Some(other) => self.problem(format!(
+                    "oci-layout: imageLayoutVersion is {other:?}, expected \"1.0.0\""
+                )),
+                None => self.problem("oci-layout: no imageLayoutVersion string".into()),
+            },
+            Err(e) => self.problem(format!("oci-layout: invalid JSON ({e})")),
+        }
+    }
+
+    /// Check a blob against its descriptor; returns its path when it is
+    /// present and sound.
+    fn check_blob(&mut self, desc: &Descriptor, what: &str) -> Option<PathBuf> {
+        let Some(digest) = Sha256Digest::parse(&desc.digest) else {
+            self.problem(format!(
+                "{what}: digest {:?} is not sha256:<64 lowercase hex>",
+                desc.digest
+            ));
+            return None;
+        };
+        let path = self.blobs.path(&digest);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(_) => {
+                self.problem(format!(
+                    "{what}: blob {digest} is missing (blobs/sha256/{})",
+                    digest.hex()
+                ));
+                return None;
+            }
+        };
+        let mut sound = true;
+        if meta.len() != desc.size {
+            self.problem(format!(
+                "{what}: size mismatch for {digest}: descriptor says {} bytes, blob has {}",
+                desc.size,
+                meta.len()
+            ));
+            sound = false;
+        }
+        let content_ok = match self.checked.get(&digest) {
+            Some(ok) => *ok,
+            None => {
+                let ok = match File::open(&path)
+                    .and_then(|f| digest_reader(BufReader::with_capacity(1 << 20, f)))
+                {
+                    Ok((found, _)) if found == digest => true,
+                    Ok((found, _)) => {
+                        self.problem(format!(
+                            "{what}: digest mismatch: blob {digest} has content {found}"
+                        ));
+                        false
+                    }
+                    Err(e) => {
+                        self.problem(format!("{what}: blob {digest} cannot be read ({e})"));
+                        false
+                    }
+                };
+                self.checked.insert(digest, ok);
+                ok
+            }
+        };
+        (sound && content_ok).then_some(path)
+    }
+
+    fn read_doc(&mut self, desc: &Descriptor, what: &str) -> Option<Vec<u8>> {
+        let path = self.check_blob(desc, what)?;
+        match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.problem(format!("{what}: cannot be read ({e})"));
+                None
+            }
+        }
+    }
+
+    fn check_index_bytes(&mut self, bytes: &[u8], what: &str) {
+        if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
+            return self.problem(format!("{what}: not a valid OCI image index: {e}"));
+        }
+        let doc: IndexDoc = match serde_json::from_slice(bytes) {
+            Ok(d) => d,
+            Err(e) => return self.problem(format!("{what}: not a valid OCI image index: {e}")),
+        };
+        if doc.schema_version != 2 {
+            self.problem(format!(
+                "{what}: schemaVersion is {}, expected 2",
+                doc.schema_version
+            ));
+        }
+        if let Some(mt) = &doc.media_type {
+            if mt != MEDIA_TYPE_INDEX && mt != DOCKER_MANIFEST_LIST {
+                self.problem(format!(
+                    "{what}: mediaType is {mt:?}, expected {MEDIA_TYPE_INDEX:?}"
+                ));
+            }
+        }
+        for (i, desc) in doc.manifests.iter().enumerate() {
+            let name = desc
+                .annotations
+                .get(ANNOTATION_REF_NAME)
+                .map(|t| format!("{what} manifests[{i}] ({t})"))
+                .unwrap_or_else(|| format!("{what} manifests[{i}]"));
+            match desc.media_type.as_str() {
+                MEDIA_TYPE_MANIFEST | DOCKER_MANIFEST => self.check_manifest(desc, &name),
+                MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
+                    if let Some(b) = self.read_doc(desc, &name) {
+                        self.check_index_bytes(&b, &name);
+                    }
+                }
+                other => self.problem(format!("{name}: unknown media type {other:?}")),
+            }
+        }
+    }
+
+    fn check_manifest(&mut self, desc: &Descriptor, what: &str) {
+        self.manifests += 1;
+        let Some(bytes) = self.read_doc(desc, what) else {
+            return;
+        };
+        let what = format!("{what} manifest {}", short(&desc.digest));
+        if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) {
+            return self.problem(format!("{what}: not a valid OCI image manifest: {e}"));
+        }
+        let doc: ManifestDoc = match serde_json::from_slice(&bytes) {
+            Ok(d) => d,
+            Err(e) => return self.problem(format!("{what}: not a valid OCI image manifest: {e}")),
+        };
+        if doc.schema_version != 2 {
+            self.problem(format!(
+                "{what}: schemaVersion is {}, expected 2",
+                doc.schema_version
+            ));
+        }
+        if let Some(mt) = &doc.media_type {
+            if *mt != desc.media_type {
+                self.problem(format!(
+                    "{what}: mediaType {mt:?} differs from its descriptor's {:?}",
+                    desc.media_type
+                ));
+            }
+        }
+        if doc.config.media_type != MEDIA_TYPE_CONFIG && doc.config.media_type != DOCKER_CONFIG {
+            self.problem(format!(
+                "{what}: config mediaType is {:?}, expected {MEDIA_TYPE_CONFIG:?}",
+                doc.config.media_type
+            ));
+        }
+        let config_what = format!("{what} config");
+        let config: Option<ConfigDoc> = self.read_doc(&doc.config, &config_what).and_then(|b| {
+            if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b) {
+                self.problem(format!("{config_what}: not a valid OCI image config: {e}"));
+                return None;
+            }
+            match serde_json::from_slice(&b) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.problem(format!("{config_what}: not a valid OCI image config: {e}"));
+                    None
+                }
+            }
+        });
+        if let Some(c) = &config {
+            if c.rootfs.kind != "layers" {
+                self.problem(format!(
+                    "{config_what}: rootfs.type is {:?}, expected \"layers\"",
+                    c.rootfs.kind
+                ));
+            }
+            if c.rootfs.diff_ids.len() != doc.layers.len() {
+                self.problem(format!(
+                    "{config_what}: {} diff_ids for {} layers",
+                    c.rootfs.diff_ids.len(),
+                    doc.layers.len()
+                ));
+            }
+            if let Some(p) = &desc.platform {
+                if p.architecture != c.architecture
+                    || p.os != c.os
+                    || (p.variant.is_some() && p.variant != c.variant)
+                {
+                    self.problem(format!(
+                        "{what}: descriptor platform {p} differs from the config's {}/{}",
+                        c.os, c.architecture
+                    ));
+                }
+            }
+        }
+        for (i, layer) in doc.layers.iter().enumerate() {
+            let expected = config
+                .as_ref()
+                .and_then(|c| c.rootfs.diff_ids.get(i).cloned());
+            self.check_layer(layer, expected.as_deref(), &format!("{what} layer {i}"));
+        }
+    }
+
+    fn check_layer(&mut self, desc: &Descriptor, diff_id: Option<&str>, what: &str) {
+        let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
+            self.check_blob(desc, what);
+            return self.problem(format!(
+                "{what}: unknown layer media type {:?}",
+                desc.media_type
+            ));
+        };
+        let Some(path) = self.check_blob(desc, what) else {
+            return;
+        };
+        let mut magic = [0u8; 4];
+        let n = File::open(&path)
+            .and_then(|mut f| read_up_to(&mut f, &mut magic))
+            .unwrap_or(0);
+        let sniffed = match &magic[..n] {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
+            _ => None,
+        };
+        if let Some(s) = sniffed {
+            if s != compression {
+                return self.problem(format!(
+                    "{what}: content is {s}-compressed but the media type {:?} says {compression}",
+                    desc.media_type
+                ));
+            }
+        }
+        match tar_diff_id(&path, compression) {
+            Ok(found) => {
+                if let Some(expected) = diff_id {
+                    if found.to_string() != expected {
+                        self.problem(format!(
+                            "{what}: diff_id mismatch: config says {expected}, uncompressed content is {found}"
+                        ));
+                    }
+                }
+            }
+            Err(e) => self.problem(format!(
+                "{what}: not a readable {compression} tar stream: {e}"
+            )),
+        }
+    }
+}
+
+/// sha256 of the uncompressed stream, reading it as a tar archive on the way
+/// (so a stream that is not a tar is reported, not just hashed).
+fn tar_diff_id(path: &Path, compression: Compression) -> io::Result<Sha256Digest> {
+    let file = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut hr = HashReader::new(compression.decoder(file)?);
+    {
+        let mut archive = tar::Archive::new(&mut hr);
+        for entry in archive.entries()? {
+            io::copy(&mut entry?, &mut io::sink())?;
+        }
+    }
+    io::copy(&mut hr, &mut io::sink())?;
+    Ok(hr.finish().0)
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `sha256:0123456789ab` for messages.
+pub fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
