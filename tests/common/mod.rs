@@ -1,0 +1,271 @@
+//! Helpers shared by the integration tests: run the real binary, require the
+//! real tools, make fixture trees, and snapshot trees for comparison.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The binary under test.
+/// The binary under test, with the environment variables it reads cleared
+/// (a test that wants one sets it again).
+pub fn nixoci() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nixoci"));
+    c.env_remove("SOURCE_DATE_EPOCH").env_remove("NIX_STORE");
+    c
+}
+
+/// Fail (never skip) when a tool the test drives is missing.
+pub fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test needs `{tool}`, which is not installed: run `bash .ci/install-deps` (or the README's test command)"
+    );
+}
+
+/// Run `cmd`, panic with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run `cmd`, expect failure, return stderr.
+pub fn run_fail(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn write_json(path: &Path, v: &Value) {
+    fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// `nixoci build SPEC -o OUT`, returning the layout path.
+pub fn build(spec: &Path, out: &Path) -> PathBuf {
+    run(nixoci().arg("build").arg(spec).arg("-o").arg(out).arg("--quiet"));
+    out.to_owned()
+}
+
+/// The manifest digest the `latest` tag names in a layout.
+pub fn manifest_digest(layout: &Path) -> String {
+    let index = read_json(&layout.join("index.json"));
+    index["manifests"][0]["digest"].as_str().unwrap().to_owned()
+}
+
+/// Every blob of a layout: name -> bytes.
+pub fn blobs(layout: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
+}
+
+/// How the fixture is made: permission mask (as a umask would), file mtime,
+/// and whether entries are created in reverse order.
+#[derive(Clone, Copy)]
+pub struct FixtureOptions {
+    pub umask: u32,
+    pub mtime: i64,
+    pub reverse: bool,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        FixtureOptions {
+            umask: 0o022,
+            mtime: 1_000_000_000,
+            reverse: false,
+        }
+    }
+}
+
+/// A directory name that is not UTF-8.
+pub fn non_utf8_name() -> &'static OsStr {
+    OsStr::from_bytes(b"caf\xe9-\xff")
+}
+
+/// A tree with what a layer must carry byte-exact: nested and empty
+/// directories, executables, symlinks (relative, absolute, dangling), hard
+/// links, names over 100 and over 255 bytes, a non-UTF-8 name, a 1 MiB file.
+/// Permission bits are the creation mode less `umask`, as a umask would make
+/// them.
+pub fn make_fixture(root: &Path, opts: FixtureOptions) {
+    type Step = Box<dyn Fn(&Path)>;
+    let long_component = "l".repeat(120);
+    let deep = format!("{}/{}/{}", "d".repeat(90), "e".repeat(90), "f".repeat(90));
+    let mut steps: Vec<Step> = vec![
+        Box::new(|r| file(r, "etc/app/config.json", b"{\"port\": 8080}\n", 0o644)),
+        Box::new(|r| file(r, "bin/tool", b"#!/bin/sh\necho tool\n", 0o755)),
+        Box::new(|r| file(r, "share/doc/README", b"read me\n", 0o644)),
+        Box::new(|r| file(r, "share/big.bin", &big_content(), 0o644)),
+        Box::new(|r| dir(r, "var/empty")),
+        Box::new(|r| {
+            dir(r, "bin");
+            symlink("tool", r.join("bin/tool-link")).unwrap()
+        }),
+        Box::new(|r| {
+            dir(r, "share");
+            symlink("/etc/app/config.json", r.join("share/abs-link")).unwrap()
+        }),
+        Box::new(|r| {
+            dir(r, "share");
+            symlink("../nowhere", r.join("share/dangling")).unwrap()
+        }),
+        Box::new(|r| {
+            file(r, "lib/a.so", b"shared object bytes\n", 0o755);
+            fs::hard_link(r.join("lib/a.so"), r.join("lib/b.so")).unwrap();
+        }),
+        Box::new(move |r| file(r, &format!("share/{long_component}"), b"long name\n", 0o644)),
+        Box::new(move |r| file(r, &format!("{deep}/deep.txt"), b"deep\n", 0o644)),
+        Box::new(|r| {
+            let d = r.join("share").join(non_utf8_name());
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("x"), b"latin-1 directory\n").unwrap();
+            fs::set_permissions(d.join("x"), fs::Permissions::from_mode(0o644)).unwrap();
+        }),
+    ];
+    if opts.reverse {
+        steps.reverse();
+    }
+    for s in &steps {
+        s(root);
+    }
+    // Apply the mask and the mtime to everything, as creation would have.
+    for e in walkdir::WalkDir::new(root).contents_first(true) {
+        let e = e.unwrap();
+        let m = e.path().symlink_metadata().unwrap();
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        let base = if m.is_dir() { 0o777 } else if m.mode() & 0o100 != 0 { 0o777 } else { 0o666 };
+        fs::set_permissions(e.path(), fs::Permissions::from_mode(base & !opts.umask)).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(opts.mtime as u64);
+        fs::File::open(e.path()).unwrap().set_modified(t).unwrap();
+    }
+}
+
+fn big_content() -> Vec<u8> {
+    (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+pub fn file(root: &Path, rel: &str, content: &[u8], mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, content).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn dir(root: &Path, rel: &str) {
+    fs::create_dir_all(root.join(rel)).unwrap();
+}
+
+/// One path of a snapshot.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, content: Vec<u8>, link_group: Option<usize> },
+    Symlink { target: Vec<u8> },
+}
+
+/// Everything below `root` (not `root` itself): path bytes -> node. Hard
+/// links are numbered by first appearance so two trees compare equal when
+/// the same paths are linked together.
+pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut inodes: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    let mut entries: Vec<_> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by(|a, b| a.path().as_os_str().as_bytes().cmp(b.path().as_os_str().as_bytes()));
+    for e in entries {
+        let rel = e.path().strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let m = e.path().symlink_metadata().unwrap();
+        let node = if m.file_type().is_symlink() {
+            Node::Symlink {
+                target: fs::read_link(e.path()).unwrap().as_os_str().as_bytes().to_vec(),
+            }
+        } else if m.is_dir() {
+            Node::Dir { mode: m.mode() & 0o7777 }
+        } else {
+            let link_group = (m.nlink() > 1).then(|| {
+                let n = inodes.len();
+                *inodes.entry((m.dev(), m.ino())).or_insert(n)
+            });
+            Node::File {
+                mode: m.mode() & 0o7777,
+                content: fs::read(e.path()).unwrap(),
+                link_group,
+            }
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+
+/// The snapshot a layer of `snapshot` should unpack to: Nix-normalised
+/// modes (files 0444 or 0555, directories 0555).
+pub fn normalised(mut snap: BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
+    for node in snap.values_mut() {
+        match node {
+            Node::Dir { mode } => *mode = 0o555,
+            Node::File { mode, .. } => *mode = if *mode & 0o111 != 0 { 0o555 } else { 0o444 },
+            Node::Symlink { .. } => {}
+        }
+    }
+    snap
+}
+
+/// First difference between two snapshots, for readable failures.
+pub fn diff(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) -> Option<String> {
+    for (k, v) in a {
+        match b.get(k) {
+            None => return Some(format!("{} missing from second", String::from_utf8_lossy(k))),
+            Some(w) if w != v => {
+                let brief = |n: &Node| match n {
+                    Node::File { mode, content, link_group } => {
+                        format!("file mode {mode:o} {} bytes link {link_group:?}", content.len())
+                    }
+                    other => format!("{other:?}"),
+                };
+                return Some(format!("{}: {} vs {}", String::from_utf8_lossy(k), brief(v), brief(w)));
+            }
+            _ => {}
+        }
+    }
+    b.keys()
+        .find(|k| !a.contains_key(*k))
+        .map(|k| format!("{} missing from first", String::from_utf8_lossy(k)))
+}
