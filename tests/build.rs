@@ -101,13 +101,24 @@ fn golden_manifest_digest() {
 fn same_bytes_from_different_dirs_mtimes_umask_and_creation_order() {
     let mut layouts = Vec::new();
     for (i, opts) in [
-        FixtureOptions { umask: 0o022, mtime: 1_000_000_000, reverse: false },
-        FixtureOptions { umask: 0o077, mtime: 1_700_000_000, reverse: true },
+        FixtureOptions {
+            umask: 0o022,
+            mtime: 1_000_000_000,
+            reverse: false,
+        },
+        FixtureOptions {
+            umask: 0o077,
+            mtime: 1_700_000_000,
+            reverse: true,
+        },
     ]
     .into_iter()
     .enumerate()
     {
-        let t = tempfile::Builder::new().prefix(&format!("det{i}-")).tempdir().unwrap();
+        let t = tempfile::Builder::new()
+            .prefix(&format!("det{i}-"))
+            .tempdir()
+            .unwrap();
         let input = t.path().join(format!("input-{i}"));
         make_fixture(&input, opts);
         for compression in ["gzip", "zstd", "none"] {
@@ -117,7 +128,9 @@ fn same_bytes_from_different_dirs_mtimes_umask_and_creation_order() {
             run(std::process::Command::new("sh")
                 .env_remove("SOURCE_DATE_EPOCH")
                 .arg("-c")
-                .arg(format!("umask {umask} && exec \"$0\" build \"$1\" -o \"$2\" --quiet"))
+                .arg(format!(
+                    "umask {umask} && exec \"$0\" build \"$1\" -o \"$2\" --quiet"
+                ))
                 .arg(env!("CARGO_BIN_EXE_nixoci"))
                 .arg(&spec)
                 .arg(&out));
@@ -129,8 +142,18 @@ fn same_bytes_from_different_dirs_mtimes_umask_and_creation_order() {
         let b = blobs(&layouts[1].path().join(format!("out-{compression}")));
         assert_eq!(a.len(), 3, "config, manifest, one layer");
         assert_eq!(a, b, "{compression}: blobs differ between the two builds");
-        let ia = fs::read(layouts[0].path().join(format!("out-{compression}/index.json"))).unwrap();
-        let ib = fs::read(layouts[1].path().join(format!("out-{compression}/index.json"))).unwrap();
+        let ia = fs::read(
+            layouts[0]
+                .path()
+                .join(format!("out-{compression}/index.json")),
+        )
+        .unwrap();
+        let ib = fs::read(
+            layouts[1]
+                .path()
+                .join(format!("out-{compression}/index.json")),
+        )
+        .unwrap();
         assert_eq!(ia, ib);
     }
 }
@@ -140,15 +163,28 @@ fn source_date_epoch_sets_mtimes_and_created() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "in/f", b"x", 0o644);
     let spec = t.path().join("s.json");
-    write_json(&spec, &json!({"layers": [{"files": [{"source": "in/f", "destination": "/f"}], "compression": "none"}]}));
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "in/f", "destination": "/f"}], "compression": "none"}]}),
+    );
     let out = t.path().join("o");
-    run(nixoci().env("SOURCE_DATE_EPOCH", "1700000000").args(["build", "--quiet", "-o"]).arg(&out).arg(&spec));
+    run(nixoci()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--quiet", "-o"])
+        .arg(&out)
+        .arg(&spec));
     let m = read_json(&blob_path(&out, &manifest_digest(&out)));
     let config = read_json(&blob_path(&out, m["config"]["digest"].as_str().unwrap()));
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
-    assert!(layer_entries(&first_layer(&out)).iter().all(|e| e.5 == 1_700_000_000));
+    assert!(layer_entries(&first_layer(&out))
+        .iter()
+        .all(|e| e.5 == 1_700_000_000));
     let out2 = t.path().join("o2");
-    run(nixoci().env_remove("SOURCE_DATE_EPOCH").args(["build", "--quiet", "-o"]).arg(&out2).arg(&spec));
+    run(nixoci()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["build", "--quiet", "-o"])
+        .arg(&out2)
+        .arg(&spec));
     let m = read_json(&blob_path(&out2, &manifest_digest(&out2)));
     let config = read_json(&blob_path(&out2, m["config"]["digest"].as_str().unwrap()));
     assert_eq!(config["created"], "1970-01-01T00:00:01Z");
@@ -170,7 +206,12 @@ fn layer_semantics() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(names, sorted, "entries are sorted and unique");
-    let get = |p: &[u8]| entries.iter().find(|e| e.0 == p).unwrap_or_else(|| panic!("{} missing", String::from_utf8_lossy(p)));
+    let get = |p: &[u8]| {
+        entries
+            .iter()
+            .find(|e| e.0 == p)
+            .unwrap_or_else(|| panic!("{} missing", String::from_utf8_lossy(p)))
+    };
 
     // Modes normalised Nix style; override applied; owners 0 unless set.
     assert_eq!(get(b"bin/tool").2, 0o555);
@@ -178,19 +219,30 @@ fn layer_semantics() {
     assert_eq!(get(b"etc/app/").2, 0o555);
     let o = get(b"etc/app/override.json");
     assert_eq!((o.2, o.3), (0o640, 1000));
-    assert!(entries.iter().filter(|e| e.0 != b"etc/app/override.json").all(|e| e.3 == 0));
+    assert!(entries
+        .iter()
+        .filter(|e| e.0 != b"etc/app/override.json")
+        .all(|e| e.3 == 0));
     // Empty directory kept.
     assert_eq!(get(b"var/empty/").1, b'5');
     // Symlinks stay symlinks, targets byte-exact.
-    assert_eq!(get(b"share/dangling").4.as_deref(), Some(&b"../nowhere"[..]));
-    assert_eq!(get(b"share/abs-link").4.as_deref(), Some(&b"/etc/app/config.json"[..]));
+    assert_eq!(
+        get(b"share/dangling").4.as_deref(),
+        Some(&b"../nowhere"[..])
+    );
+    assert_eq!(
+        get(b"share/abs-link").4.as_deref(),
+        Some(&b"/etc/app/config.json"[..])
+    );
     // Hard links: the first path is a file, the second a link to it.
     assert_eq!(get(b"lib/a.so").1, b'0');
     let b = get(b"lib/b.so");
     assert_eq!((b.1, b.4.as_deref()), (b'1', Some(&b"lib/a.so"[..])));
     // Long and non-UTF-8 names kept byte-exact.
     assert!(names.iter().any(|n| n.len() > 255), "a name over 255 bytes");
-    assert!(names.iter().any(|n| n.ends_with(format!("share/{}", "l".repeat(120)).as_bytes())));
+    assert!(names
+        .iter()
+        .any(|n| n.ends_with(format!("share/{}", "l".repeat(120)).as_bytes())));
     let mut latin = b"share/".to_vec();
     latin.extend_from_slice(non_utf8_name().as_bytes());
     latin.extend_from_slice(b"/x");
@@ -226,7 +278,12 @@ fn closure_files_and_base_layers() {
     let lib = store.join("bbbb-lib");
     fs::write(
         t.path().join("graph"),
-        format!("{}\n\n1\n{}\n{}\n\n0\n", app.display(), lib.display(), lib.display()),
+        format!(
+            "{}\n\n1\n{}\n{}\n\n0\n",
+            app.display(),
+            lib.display(),
+            lib.display()
+        ),
     )
     .unwrap();
     write_json(
@@ -234,30 +291,56 @@ fn closure_files_and_base_layers() {
         &json!({"closure": [{"path": lib, "references": []}], "outputs": {"out": "/x"}}),
     );
     let base_spec = t.path().join("base.json");
-    write_json(&base_spec, &json!({"closure": {"file": ".attrs.json"}, "compression": "none"}));
+    write_json(
+        &base_spec,
+        &json!({"closure": {"file": ".attrs.json"}, "compression": "none"}),
+    );
     let top_spec = t.path().join("top.json");
-    write_json(&top_spec, &json!({"closure": {"file": "graph"}, "base": ["base-layer"], "compression": "none"}));
+    write_json(
+        &top_spec,
+        &json!({"closure": {"file": "graph"}, "base": ["base-layer"], "compression": "none"}),
+    );
     let full_spec = t.path().join("full.json");
-    write_json(&full_spec, &json!({"closure": {"file": "graph"}, "compression": "none"}));
+    write_json(
+        &full_spec,
+        &json!({"closure": {"file": "graph"}, "compression": "none"}),
+    );
 
     let layer = |spec: &Path, out: &str| {
-        run(nixoci().env("NIX_STORE", &store).arg("layer").arg(spec).arg("-o").arg(t.path().join(out)).arg("--quiet"));
+        run(nixoci()
+            .env("NIX_STORE", &store)
+            .arg("layer")
+            .arg(spec)
+            .arg("-o")
+            .arg(t.path().join(out))
+            .arg("--quiet"));
         read_json(&t.path().join(out).join("layer.json"))
     };
     let base = layer(&base_spec, "base-layer");
     assert_eq!(base["storePaths"], json!([lib]));
     let top = layer(&top_spec, "top-layer");
-    assert_eq!(top["storePaths"], json!([app]), "the base's store path is left out");
+    assert_eq!(
+        top["storePaths"],
+        json!([app]),
+        "the base's store path is left out"
+    );
     let full = layer(&full_spec, "full-layer");
     assert_eq!(full["storePaths"], json!([app, lib]));
 
     let names = |l: &serde_json::Value, dir: &str| -> Vec<String> {
         let blob = blob_path(&t.path().join(dir), l["digest"].as_str().unwrap());
-        layer_entries(&blob).into_iter().map(|e| String::from_utf8(e.0).unwrap()).collect()
+        layer_entries(&blob)
+            .into_iter()
+            .map(|e| String::from_utf8(e.0).unwrap())
+            .collect()
     };
     let rel = |p: &Path| p.strip_prefix("/").unwrap().to_str().unwrap().to_owned();
-    assert!(names(&top, "top-layer").iter().all(|n| !n.starts_with(&rel(&lib))));
-    assert!(names(&full, "full-layer").iter().any(|n| n.starts_with(&rel(&lib))));
+    assert!(names(&top, "top-layer")
+        .iter()
+        .all(|n| !n.starts_with(&rel(&lib))));
+    assert!(names(&full, "full-layer")
+        .iter()
+        .any(|n| n.starts_with(&rel(&lib))));
     assert!(names(&full, "full-layer").contains(&format!("{}/bin/app", rel(&app))));
 }
 
@@ -272,14 +355,32 @@ fn building_blocks_compose_to_the_same_image_as_build() {
     // Building blocks: layer -> manifest -> layout.
     let image: serde_json::Value = read_json(&spec);
     write_json(&t.path().join("layer.json"), &image["layers"][0]);
-    run(nixoci().arg("layer").arg(t.path().join("layer.json")).arg("-o").arg(t.path().join("L")).arg("-q"));
+    run(nixoci()
+        .arg("layer")
+        .arg(t.path().join("layer.json"))
+        .arg("-o")
+        .arg(t.path().join("L"))
+        .arg("-q"));
     let mut manifest_spec = image.clone();
     manifest_spec["layers"] = json!(["L"]);
     manifest_spec.as_object_mut().unwrap().remove("tags");
     write_json(&t.path().join("manifest.json"), &manifest_spec);
-    run(nixoci().arg("manifest").arg(t.path().join("manifest.json")).arg("-o").arg(t.path().join("M")).arg("-q"));
-    write_json(&t.path().join("layout.json"), &json!({"manifests": ["M"], "tags": ["latest"]}));
-    run(nixoci().arg("layout").arg(t.path().join("layout.json")).arg("-o").arg(t.path().join("O")).arg("-q"));
+    run(nixoci()
+        .arg("manifest")
+        .arg(t.path().join("manifest.json"))
+        .arg("-o")
+        .arg(t.path().join("M"))
+        .arg("-q"));
+    write_json(
+        &t.path().join("layout.json"),
+        &json!({"manifests": ["M"], "tags": ["latest"]}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(t.path().join("layout.json"))
+        .arg("-o")
+        .arg(t.path().join("O"))
+        .arg("-q"));
     assert_eq!(blobs(&one_shot), blobs(&t.path().join("O")));
     assert_eq!(
         fs::read(one_shot.join("index.json")).unwrap(),
@@ -295,19 +396,37 @@ fn json_report_and_inspect() {
     let input = t.path().join("in");
     make_fixture(&input, FixtureOptions::default());
     let spec = fixture_spec(t.path(), &input, "zstd");
-    let out = run(nixoci().arg("build").arg(&spec).arg("-o").arg(t.path().join("o")).arg("--json"));
+    let out = run(nixoci()
+        .arg("build")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.path().join("o"))
+        .arg("--json"));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["tags"], json!(["latest"]));
-    assert_eq!(report["manifests"][0]["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_eq!(
+        report["manifests"][0]["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
     let digest = report["descriptor"]["digest"].as_str().unwrap();
     assert_eq!(digest, manifest_digest(&t.path().join("o")));
 
-    let out = run(nixoci().arg("inspect").arg(t.path().join("o")).arg("--json"));
+    let out = run(nixoci()
+        .arg("inspect")
+        .arg(t.path().join("o"))
+        .arg("--json"));
     let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspected[0]["tag"], "latest");
-    assert_eq!(inspected[0]["images"][0]["platform"]["architecture"], "amd64");
-    assert_eq!(inspected[0]["images"][0]["entrypoint"], json!(["/bin/tool"]));
-    let text = String::from_utf8(run(nixoci().arg("inspect").arg(t.path().join("o"))).stdout).unwrap();
+    assert_eq!(
+        inspected[0]["images"][0]["platform"]["architecture"],
+        "amd64"
+    );
+    assert_eq!(
+        inspected[0]["images"][0]["entrypoint"],
+        json!(["/bin/tool"])
+    );
+    let text =
+        String::from_utf8(run(nixoci().arg("inspect").arg(t.path().join("o"))).stdout).unwrap();
     assert!(text.starts_with(&format!("latest  {digest}")), "{text}");
     assert!(text.contains("linux/amd64"), "{text}");
 }
@@ -321,14 +440,38 @@ fn two_platforms_make_an_index() {
             &t.path().join(format!("{arch}.json")),
             &json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
         );
-        run(nixoci().arg("manifest").arg(t.path().join(format!("{arch}.json"))).arg("-o").arg(t.path().join(arch)).arg("-q"));
+        run(nixoci()
+            .arg("manifest")
+            .arg(t.path().join(format!("{arch}.json")))
+            .arg("-o")
+            .arg(t.path().join(arch))
+            .arg("-q"));
     }
-    write_json(&t.path().join("layout.json"), &json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}));
-    run(nixoci().arg("layout").arg(t.path().join("layout.json")).arg("-o").arg(t.path().join("out")).arg("-q"));
+    write_json(
+        &t.path().join("layout.json"),
+        &json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(t.path().join("layout.json"))
+        .arg("-o")
+        .arg(t.path().join("out"))
+        .arg("-q"));
     let index = read_json(&t.path().join("out/index.json"));
-    assert_eq!(index["manifests"][0]["mediaType"], "application/vnd.oci.image.index.v1+json");
-    let nested = read_json(&blob_path(&t.path().join("out"), index["manifests"][0]["digest"].as_str().unwrap()));
-    let archs: Vec<_> = nested["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].clone()).collect();
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let nested = read_json(&blob_path(
+        &t.path().join("out"),
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let archs: Vec<_> = nested["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].clone())
+        .collect();
     assert_eq!(archs, vec![json!("amd64"), json!("arm64")]);
     run(nixoci().arg("verify").arg(t.path().join("out")));
 }
@@ -342,11 +485,20 @@ fn expect_build_error(t: &Path, spec_text: &str, needles: &[&str]) {
     fs::write(&spec, spec_text).unwrap();
     let parent = t.join("parent");
     fs::create_dir_all(&parent).unwrap();
-    let err = run_fail(nixoci().arg("build").arg(&spec).arg("-o").arg(parent.join("out")));
+    let err = run_fail(
+        nixoci()
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(parent.join("out")),
+    );
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
-    let left: Vec<_> = fs::read_dir(&parent).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -368,21 +520,33 @@ fn error_missing_source() {
 fn error_relative_destination() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "f", b"x", 0o644);
-    expect_build_error(t.path(), &layer_spec(json!([{"source": "f", "destination": "etc/x"}])), &["\"etc/x\"", "absolute"]);
+    expect_build_error(
+        t.path(),
+        &layer_spec(json!([{"source": "f", "destination": "etc/x"}])),
+        &["\"etc/x\"", "absolute"],
+    );
 }
 
 #[test]
 fn error_dotdot_destination() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "f", b"x", 0o644);
-    expect_build_error(t.path(), &layer_spec(json!([{"source": "f", "destination": "/etc/../x"}])), &["/etc/../x", "'..'"]);
+    expect_build_error(
+        t.path(),
+        &layer_spec(json!([{"source": "f", "destination": "/etc/../x"}])),
+        &["/etc/../x", "'..'"],
+    );
 }
 
 #[test]
 fn error_nul_in_destination() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "f", b"x", 0o644);
-    expect_build_error(t.path(), &layer_spec(json!([{"source": "f", "destination": "/a\u{0}b"}])), &["NUL"]);
+    expect_build_error(
+        t.path(),
+        &layer_spec(json!([{"source": "f", "destination": "/a\u{0}b"}])),
+        &["NUL"],
+    );
 }
 
 #[test]
@@ -392,7 +556,9 @@ fn error_conflicting_destinations() {
     file(t.path(), "two", b"2", 0o644);
     expect_build_error(
         t.path(),
-        &layer_spec(json!([{"source": "one", "destination": "/etc/x"}, {"source": "two", "destination": "/etc/x"}])),
+        &layer_spec(
+            json!([{"source": "one", "destination": "/etc/x"}, {"source": "two", "destination": "/etc/x"}]),
+        ),
         &["/etc/x", "one", "two", "different content"],
     );
 }
@@ -400,13 +566,21 @@ fn error_conflicting_destinations() {
 #[test]
 fn error_unknown_field() {
     let t = tempfile::tempdir().unwrap();
-    expect_build_error(t.path(), r#"{"layers": [], "tagz": ["x"]}"#, &["spec.json", "unknown field `tagz`"]);
+    expect_build_error(
+        t.path(),
+        r#"{"layers": [], "tagz": ["x"]}"#,
+        &["spec.json", "unknown field `tagz`"],
+    );
 }
 
 #[test]
 fn error_malformed_json() {
     let t = tempfile::tempdir().unwrap();
-    expect_build_error(t.path(), r#"{"layers": [}"#, &["spec.json", "invalid JSON", "line 1"]);
+    expect_build_error(
+        t.path(),
+        r#"{"layers": [}"#,
+        &["spec.json", "invalid JSON", "line 1"],
+    );
 }
 
 #[test]
@@ -417,7 +591,11 @@ fn error_unreadable_file() {
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
     file(t.path(), "secret", b"x", 0o000);
     let spec = t.path().join("spec.json");
-    fs::write(&spec, layer_spec(json!([{"source": "secret", "destination": "/secret"}]))).unwrap();
+    fs::write(
+        &spec,
+        layer_spec(json!([{"source": "secret", "destination": "/secret"}])),
+    )
+    .unwrap();
     let parent = t.path().join("parent");
     fs::create_dir_all(&parent).unwrap();
     fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
@@ -430,8 +608,15 @@ fn error_unreadable_file() {
             .arg("-o")
             .arg(parent.join("out")),
     );
-    assert!(err.contains("secret") && err.contains("Permission denied"), "{err}");
-    assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "nothing left behind");
+    assert!(
+        err.contains("secret") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(&parent).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }
 
 #[test]
@@ -439,12 +624,24 @@ fn error_output_exists_unless_forced() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "f", b"x", 0o644);
     let spec = t.path().join("s.json");
-    fs::write(&spec, layer_spec(json!([{"source": "f", "destination": "/f"}]))).unwrap();
+    fs::write(
+        &spec,
+        layer_spec(json!([{"source": "f", "destination": "/f"}])),
+    )
+    .unwrap();
     let out = t.path().join("out");
     build(&spec, &out);
     let err = run_fail(nixoci().arg("build").arg(&spec).arg("-o").arg(&out));
-    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
-    run(nixoci().arg("build").arg(&spec).arg("-o").arg(&out).arg("--force"));
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    run(nixoci()
+        .arg("build")
+        .arg(&spec)
+        .arg("-o")
+        .arg(&out)
+        .arg("--force"));
     run(nixoci().arg("verify").arg(&out));
 }
 
@@ -455,7 +652,9 @@ fn error_write_through_symlink() {
     std::os::unix::fs::symlink("/usr/bin", t.path().join("l")).unwrap();
     expect_build_error(
         t.path(),
-        &layer_spec(json!([{"source": "l", "destination": "/bin"}, {"source": "f", "destination": "/bin/f"}])),
+        &layer_spec(
+            json!([{"source": "l", "destination": "/bin"}, {"source": "f", "destination": "/bin/f"}]),
+        ),
         &["/bin/f", "symlink"],
     );
 }
@@ -466,7 +665,10 @@ fn good_layout(t: &Path) -> std::path::PathBuf {
     file(t, "in/bin/x", b"#!/bin/sh\n", 0o755);
     file(t, "in/etc/y", b"y\n", 0o644);
     let spec = t.join("s.json");
-    write_json(&spec, &json!({"layers": [{"files": [{"source": "in", "destination": "/"}]}], "architecture": "amd64"}));
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "in", "destination": "/"}]}], "architecture": "amd64"}),
+    );
     let out = build(&spec, &t.join("out"));
     run(nixoci().arg("verify").arg(&out));
     out
@@ -474,7 +676,11 @@ fn good_layout(t: &Path) -> std::path::PathBuf {
 
 fn verify_problems(layout: &Path) -> String {
     let out = nixoci().arg("verify").arg(layout).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "verify must exit 1 on a broken layout");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "verify must exit 1 on a broken layout"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -486,7 +692,10 @@ fn manifest_of(layout: &Path) -> serde_json::Value {
 fn verify_catches_corrupt_blob() {
     let t = tempfile::tempdir().unwrap();
     let out = good_layout(t.path());
-    let layer = blob_path(&out, manifest_of(&out)["layers"][0]["digest"].as_str().unwrap());
+    let layer = blob_path(
+        &out,
+        manifest_of(&out)["layers"][0]["digest"].as_str().unwrap(),
+    );
     let mut bytes = fs::read(&layer).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -503,7 +712,10 @@ fn verify_catches_size_off_by_one() {
     index["manifests"][0]["size"] = json!(size + 1);
     write_json(&out.join("index.json"), &index);
     let err = verify_problems(&out);
-    assert!(err.contains("size mismatch") && err.contains(&format!("{}", size + 1)), "{err}");
+    assert!(
+        err.contains("size mismatch") && err.contains(&format!("{}", size + 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -513,11 +725,17 @@ fn verify_catches_wrong_diff_id() {
     // Rewrite the config with a wrong diff_id, and the chain above it, so
     // every digest is right and only the diff_id is wrong.
     let mut manifest = manifest_of(&out);
-    let mut config = read_json(&blob_path(&out, manifest["config"]["digest"].as_str().unwrap()));
+    let mut config = read_json(&blob_path(
+        &out,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
     config["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "0".repeat(64)));
     let put = |v: &serde_json::Value| {
         let bytes = serde_json::to_vec(v).unwrap();
-        let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
         fs::write(blob_path(&out, &digest), &bytes).unwrap();
         (digest, bytes.len())
     };
@@ -531,7 +749,10 @@ fn verify_catches_wrong_diff_id() {
     write_json(&out.join("index.json"), &index);
     let err = verify_problems(&out);
     assert!(err.contains("diff_id mismatch"), "{err}");
-    assert!(!err.contains("digest mismatch"), "only the diff_id is wrong: {err}");
+    assert!(
+        !err.contains("digest mismatch"),
+        "only the diff_id is wrong: {err}"
+    );
 }
 
 #[test]
@@ -546,7 +767,10 @@ fn verify_catches_missing_oci_layout() {
 fn verify_catches_missing_blob() {
     let t = tempfile::tempdir().unwrap();
     let out = good_layout(t.path());
-    let config = manifest_of(&out)["config"]["digest"].as_str().unwrap().to_owned();
+    let config = manifest_of(&out)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     fs::remove_file(blob_path(&out, &config)).unwrap();
     let err = verify_problems(&out);
     assert!(err.contains("missing") && err.contains(&config), "{err}");
@@ -561,7 +785,10 @@ fn verify_catches_gzip_layer_labelled_plain_tar_and_reports_all_problems() {
     let mut manifest = manifest_of(&out);
     manifest["layers"][0]["mediaType"] = json!("application/vnd.oci.image.layer.v1.tar");
     let bytes = serde_json::to_vec(&manifest).unwrap();
-    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
     fs::write(blob_path(&out, &digest), &bytes).unwrap();
     let mut index = read_json(&out.join("index.json"));
     index["manifests"][0]["digest"] = json!(digest);

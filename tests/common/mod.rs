@@ -34,7 +34,9 @@ pub fn require(tool: &str) {
 
 /// Run `cmd`, panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -47,7 +49,9 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Run `cmd`, expect failure, return stderr.
 pub fn run_fail(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         !out.status.success(),
         "{cmd:?} succeeded but should have failed:\nstdout: {}",
@@ -66,7 +70,12 @@ pub fn read_json(path: &Path) -> Value {
 
 /// `nixoci build SPEC -o OUT`, returning the layout path.
 pub fn build(spec: &Path, out: &Path) -> PathBuf {
-    run(nixoci().arg("build").arg(spec).arg("-o").arg(out).arg("--quiet"));
+    run(nixoci()
+        .arg("build")
+        .arg(spec)
+        .arg("-o")
+        .arg(out)
+        .arg("--quiet"));
     out.to_owned()
 }
 
@@ -82,13 +91,18 @@ pub fn blobs(layout: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
         })
         .collect()
 }
 
 pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
+    layout
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap())
 }
 
 /// How the fixture is made: permission mask (as a umask would), file mtime,
@@ -168,7 +182,13 @@ pub fn make_fixture(root: &Path, opts: FixtureOptions) {
         if m.file_type().is_symlink() {
             continue;
         }
-        let base = if m.is_dir() { 0o777 } else if m.mode() & 0o100 != 0 { 0o777 } else { 0o666 };
+        let base = if m.is_dir() {
+            0o777
+        } else if m.mode() & 0o100 != 0 {
+            0o777
+        } else {
+            0o666
+        };
         fs::set_permissions(e.path(), fs::Permissions::from_mode(base & !opts.umask)).unwrap();
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(opts.mtime as u64);
         fs::File::open(e.path()).unwrap().set_modified(t).unwrap();
@@ -176,7 +196,9 @@ pub fn make_fixture(root: &Path, opts: FixtureOptions) {
 }
 
 fn big_content() -> Vec<u8> {
-    (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
 }
 
 pub fn file(root: &Path, rel: &str, content: &[u8], mode: u32) {
@@ -193,9 +215,17 @@ pub fn dir(root: &Path, rel: &str) {
 /// One path of a snapshot.
 #[derive(Debug, PartialEq, Eq, Clone)]
 pub enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, content: Vec<u8>, link_group: Option<usize> },
-    Symlink { target: Vec<u8> },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        content: Vec<u8>,
+        link_group: Option<usize>,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
 }
 
 /// Everything below `root` (not `root` itself): path bytes -> node. Hard
@@ -209,16 +239,33 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
         .into_iter()
         .map(|e| e.unwrap())
         .collect();
-    entries.sort_by(|a, b| a.path().as_os_str().as_bytes().cmp(b.path().as_os_str().as_bytes()));
+    entries.sort_by(|a, b| {
+        a.path()
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path().as_os_str().as_bytes())
+    });
     for e in entries {
-        let rel = e.path().strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let m = e.path().symlink_metadata().unwrap();
         let node = if m.file_type().is_symlink() {
             Node::Symlink {
-                target: fs::read_link(e.path()).unwrap().as_os_str().as_bytes().to_vec(),
+                target: fs::read_link(e.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
             }
         } else if m.is_dir() {
-            Node::Dir { mode: m.mode() & 0o7777 }
+            Node::Dir {
+                mode: m.mode() & 0o7777,
+            }
         } else {
             let link_group = (m.nlink() > 1).then(|| {
                 let n = inodes.len();
@@ -252,15 +299,32 @@ pub fn normalised(mut snap: BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> 
 pub fn diff(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) -> Option<String> {
     for (k, v) in a {
         match b.get(k) {
-            None => return Some(format!("{} missing from second", String::from_utf8_lossy(k))),
+            None => {
+                return Some(format!(
+                    "{} missing from second",
+                    String::from_utf8_lossy(k)
+                ))
+            }
             Some(w) if w != v => {
                 let brief = |n: &Node| match n {
-                    Node::File { mode, content, link_group } => {
-                        format!("file mode {mode:o} {} bytes link {link_group:?}", content.len())
+                    Node::File {
+                        mode,
+                        content,
+                        link_group,
+                    } => {
+                        format!(
+                            "file mode {mode:o} {} bytes link {link_group:?}",
+                            content.len()
+                        )
                     }
                     other => format!("{other:?}"),
                 };
-                return Some(format!("{}: {} vs {}", String::from_utf8_lossy(k), brief(v), brief(w)));
+                return Some(format!(
+                    "{}: {} vs {}",
+                    String::from_utf8_lossy(k),
+                    brief(v),
+                    brief(w)
+                ));
             }
             _ => {}
         }
