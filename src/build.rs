@@ -17,6 +17,7 @@ use crate::image::{
     ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
 use crate::layout::{descriptor, parse_digest, read_json, BlobDir, Staging, OCI_LAYOUT};
+use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 use crate::tree::{Placement, Tree};
 
@@ -76,13 +77,32 @@ pub struct LayoutReport {
     pub manifests: Vec<ManifestInfo>,
 }
 
+/// How an output is written.
+pub struct Options<'a> {
+    /// Replace an existing output directory.
+    pub force: bool,
+    pub progress: &'a dyn Progress,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            force: false,
+            progress: &Silent,
+        }
+    }
+}
+
 /// Build one layer into `blobs`. Store paths in `exclude` (besides those
-/// held by the spec's `base` layers) are left out.
+/// held by the spec's `base` layers) are left out. `index` is the layer's
+/// position in its image, for progress reports.
 pub fn write_layer(
     spec: &LayerSpec,
     spec_path: &Path,
     blobs: &BlobDir,
     exclude: &BTreeSet<PathBuf>,
+    index: usize,
+    progress: &dyn Progress,
 ) -> Result<LayerInfo> {
     let base = spec::base_dir(spec_path);
     let mut exclude = exclude.clone();
@@ -92,6 +112,7 @@ pub fn write_layer(
         exclude.extend(info.store_paths);
     }
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
+    tree.forbid(blobs.root());
     for f in &spec.files {
         let place = Placement {
             destination: f.destination.as_deref(),
@@ -119,12 +140,14 @@ pub fn write_layer(
     }
 
     let mtime = crate::tar::default_mtime()?;
+    progress.layer_start(index, tree.content_bytes());
     let writer = blobs.writer()?;
     let out_err = |e| Error::io("(layer blob)", e);
     let encoder = spec.compression.encoder(writer).map_err(out_err)?;
-    let tar_out = crate::tar::write_tree(&tree, mtime, HashWriter::new(encoder))?;
+    let tar_out = crate::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
     let (encoder, diff_id, _tar_size) = tar_out.finish();
     let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
+    progress.layer_done(&digest.to_string(), size);
     Ok(LayerInfo {
         media_type: spec.compression.layer_media_type().to_owned(),
         digest: digest.to_string(),
@@ -144,14 +167,15 @@ pub fn write_image(
     spec_path: &Path,
     blobs: &BlobDir,
     copy_layers: bool,
+    progress: &dyn Progress,
 ) -> Result<ManifestInfo> {
     let base = spec::base_dir(spec_path);
     let mut layers = Vec::new();
     let mut blob_dirs = Vec::new();
     let mut below = BTreeSet::new();
-    for layer in &spec.layers {
+    for (index, layer) in spec.layers.iter().enumerate() {
         let info = match layer {
-            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below)?,
+            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below, index, progress)?,
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
                 let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
@@ -246,10 +270,17 @@ fn write_index(
 }
 
 /// `nixoci layer`: one layer directory.
-pub fn layer(spec_path: &Path, out: &Path, force: bool) -> Result<LayerInfo> {
+pub fn layer(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
     let spec: LayerSpec = spec::load(spec_path)?;
-    let staging = Staging::new(out, force)?;
-    let info = write_layer(&spec, spec_path, &staging.blobs(), &BTreeSet::new())?;
+    let staging = Staging::new(out, opts.force)?;
+    let info = write_layer(
+        &spec,
+        spec_path,
+        &staging.blobs(),
+        &BTreeSet::new(),
+        0,
+        opts.progress,
+    )?;
     staging.write_file(LAYER_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
@@ -257,7 +288,7 @@ pub fn layer(spec_path: &Path, out: &Path, force: bool) -> Result<LayerInfo> {
 
 /// `nixoci manifest`: config and manifest (and any inline layers) in one
 /// directory; layer directories are referenced, not copied.
-pub fn manifest(spec_path: &Path, out: &Path, force: bool) -> Result<ManifestInfo> {
+pub fn manifest(spec_path: &Path, out: &Path, opts: &Options) -> Result<ManifestInfo> {
     let spec: ImageSpec = spec::load(spec_path)?;
     if !spec.tags.is_empty() {
         return Err(Error::spec(
@@ -265,19 +296,19 @@ pub fn manifest(spec_path: &Path, out: &Path, force: bool) -> Result<ManifestInf
             "\"tags\" name a manifest in a layout: give them to `nixoci layout`",
         ));
     }
-    let staging = Staging::new(out, force)?;
-    let info = write_image(&spec, spec_path, &staging.blobs(), false)?;
+    let staging = Staging::new(out, opts.force)?;
+    let info = write_image(&spec, spec_path, &staging.blobs(), false, opts.progress)?;
     staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
 
 /// `nixoci layout`: an image layout from manifest directories.
-pub fn layout(spec_path: &Path, out: &Path, force: bool) -> Result<LayoutReport> {
+pub fn layout(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutReport> {
     let spec: LayoutSpec = spec::load(spec_path)?;
     let base = spec::base_dir(spec_path);
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = Staging::new(out, force)?;
+    let staging = Staging::new(out, opts.force)?;
     let blobs = staging.blobs();
     let mut manifests = Vec::new();
     for dir in &spec.manifests {
@@ -316,11 +347,11 @@ pub fn layout(spec_path: &Path, out: &Path, force: bool) -> Result<LayoutReport>
 }
 
 /// `nixoci build`: a whole image layout from one image spec.
-pub fn build(spec_path: &Path, out: &Path, force: bool) -> Result<LayoutReport> {
+pub fn build(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutReport> {
     let spec: ImageSpec = spec::load(spec_path)?;
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = Staging::new(out, force)?;
-    let info = write_image(&spec, spec_path, &staging.blobs(), true)?;
+    let staging = Staging::new(out, opts.force)?;
+    let info = write_image(&spec, spec_path, &staging.blobs(), true, opts.progress)?;
     let manifests = vec![info];
     let descriptor = write_index(&staging, &manifests, &tags, &BTreeMap::new())?;
     let layout = staging.commit()?;

@@ -1,15 +1,18 @@
 //! Command-line interface: clap types, and one function per subcommand that
 //! calls the library and prints the result (text, or JSON with `--json`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use nixoci::build::{LayerInfo, LayoutReport, ManifestInfo};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nixoci::build::{LayerInfo, LayoutReport, ManifestInfo, Options};
 use nixoci::inspect::human_size;
+use nixoci::progress::Progress;
 use nixoci::verify::short;
 
 /// Reproducible OCI images from Nix store paths and files.
@@ -73,23 +76,85 @@ struct ReadArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) => {
-            let report = nixoci::build::build(&a.spec, &a.output, a.force)?;
+            let report = nixoci::build::build(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
             print_build(&a, &report, |out| print_layout(out, &report))
         }
         Command::Layer(a) => {
-            let info = nixoci::build::layer(&a.spec, &a.output, a.force)?;
+            let info = nixoci::build::layer(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
             print_build(&a, &info, |out| print_layer(out, &a.output, &info))
         }
         Command::Manifest(a) => {
-            let info = nixoci::build::manifest(&a.spec, &a.output, a.force)?;
+            let info =
+                nixoci::build::manifest(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
             print_build(&a, &info, |out| print_manifest(out, &a.output, &info))
         }
         Command::Layout(a) => {
-            let report = nixoci::build::layout(&a.spec, &a.output, a.force)?;
+            let report =
+                nixoci::build::layout(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
             print_build(&a, &report, |out| print_layout(out, &report))
         }
         Command::Verify(a) => verify(&a),
         Command::Inspect(a) => inspect(&a),
+    }
+}
+
+impl BuildArgs {
+    fn options<'a>(&self, progress: &'a Bars) -> Options<'a> {
+        Options {
+            force: self.force,
+            progress,
+        }
+    }
+}
+
+/// Progress bars on standard error, drawn only when it is a terminal and
+/// `--quiet` was not given.
+struct Bars {
+    enabled: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Self {
+        Bars {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            f(bar)
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn layer_start(&self, index: usize, content_bytes: u64) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(content_bytes), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            )
+            .with_prefix(format!("layer {}", index + 1));
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    fn advance(&self, n: u64) {
+        self.with(|b| b.inc(n));
+    }
+
+    fn layer_done(&self, digest: &str, size: u64) {
+        self.with(|b| {
+            b.finish_and_clear();
+            eprintln!("{:>8} {} {}", "layer", short(digest), human_size(size));
+        });
     }
 }
 

@@ -115,6 +115,11 @@ impl BlobDir {
         }
     }
 
+    /// The directory holding `blobs/`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The path of a blob; `digest` is already validated, so no traversal.
     pub fn path(&self, digest: &Sha256Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
@@ -223,10 +228,7 @@ pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
 /// Read and parse a JSON file.
 pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).at(path)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.to_owned(),
-        source,
-    })
+    crate::spec::parse_json(path, &bytes)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod image;
 pub mod inspect;
 pub mod layout;
 pub mod nix;
+pub mod progress;
 pub mod spec;
 pub mod tar;
 pub mod tree;

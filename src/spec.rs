@@ -267,18 +267,36 @@ pub struct LayoutSpec {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Read and parse a JSON spec file.
+/// Read and parse a JSON spec file (`-`: standard input).
 pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).at(path)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.to_owned(),
-        source,
+    let bytes = if path == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).at("(standard input)")?;
+        b
+    } else {
+        std::fs::read(path).at(path)?
+    };
+    parse_json(path, &bytes)
+}
+
+/// Parse a JSON document read from `path`, telling malformed JSON from JSON
+/// that does not fit the expected shape.
+pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| match source.classify() {
+        serde_json::error::Category::Data => Error::spec(path, source.to_string()),
+        _ => Error::Json {
+            path: path.to_owned(),
+            source,
+        },
     })
 }
 
 /// The directory relative paths in the spec at `spec_path` are resolved
-/// against.
+/// against (the working directory for a spec read from standard input).
 pub fn base_dir(spec_path: &Path) -> PathBuf {
+    if spec_path == Path::new("-") {
+        return PathBuf::from(".");
+    }
     match spec_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

@@ -11,6 +11,7 @@ use std::path::Path;
 use tar::{EntryType, Header};
 
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
 use crate::tree::{os, Kind, Tree};
 
 /// The mtime of every entry: `SOURCE_DATE_EPOCH` when set, else 1
@@ -28,10 +29,11 @@ pub fn default_mtime() -> Result<u64> {
 
 /// Write `tree` as a tar stream into `out` (including the end-of-archive
 /// blocks) and return `out`.
-pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<W> {
+pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Progress) -> Result<W> {
     let mut builder = tar::Builder::new(out);
-    // (device, inode) -> first path written with it, for hard links.
-    let mut linked: HashMap<(u64, u64), (&[u8], u32, u64, u64)> = HashMap::new();
+    // (device, inode) -> the first path written with it and its metadata.
+    type First<'t> = (&'t [u8], (u32, u64, u64));
+    let mut linked: HashMap<(u64, u64), First> = HashMap::new();
     let sink_err = |e: io::Error| Error::io("(layer output)", e);
 
     for (path, entry) in &tree.entries {
@@ -58,7 +60,7 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<W> {
                 let meta = (entry.mode, entry.uid, entry.gid);
                 if let Some(key) = link_key {
                     match linked.get(key) {
-                        Some((first, m, u, g)) if (*m, *u, *g) == meta => {
+                        Some((first, first_meta)) if *first_meta == meta => {
                             header.set_entry_type(EntryType::Link);
                             append_link(&mut builder, &mut header, path, first)
                                 .map_err(sink_err)?;
@@ -66,7 +68,7 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<W> {
                         }
                         Some(_) => {} // different metadata: a separate file
                         None => {
-                            linked.insert(*key, (path.as_slice(), meta.0, meta.1, meta.2));
+                            linked.insert(*key, (path.as_slice(), meta));
                         }
                     }
                 }
@@ -76,6 +78,7 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<W> {
                 let mut reader = ExactReader {
                     inner: file,
                     remaining: *size,
+                    progress,
                 };
                 builder
                     .append_data(&mut header, os(path), &mut reader)
@@ -126,12 +129,13 @@ impl std::error::Error for SizeChanged {}
 
 /// Yields exactly `remaining` bytes of `inner`, or fails: a file that
 /// shrinks while it is read must not produce a corrupt archive.
-struct ExactReader {
+struct ExactReader<'p> {
     inner: File,
     remaining: u64,
+    progress: &'p dyn Progress,
 }
 
-impl Read for ExactReader {
+impl Read for ExactReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
             return Ok(0);
@@ -144,6 +148,7 @@ impl Read for ExactReader {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, SizeChanged));
         }
         self.remaining -= n as u64;
+        self.progress.advance(n as u64);
         Ok(n)
     }
 }

@@ -54,6 +54,8 @@ pub struct Tree {
     store_dir: PathBuf,
     /// Store paths to leave out (held by the base layers).
     exclude: BTreeSet<PathBuf>,
+    /// The output being written: no source may contain it.
+    forbidden: Option<PathBuf>,
 }
 
 /// How one source is placed.
@@ -94,6 +96,24 @@ impl Tree {
             exclude,
             ..Default::default()
         }
+    }
+
+    /// Refuse sources that contain `output` (a directory being written):
+    /// the layer would otherwise hold its own partial output.
+    pub fn forbid(&mut self, output: &Path) {
+        self.forbidden = fs::canonicalize(output).ok();
+    }
+
+    /// Bytes of file content the tar will read (hard links counted once).
+    pub fn content_bytes(&self) -> u64 {
+        let mut seen = BTreeSet::new();
+        self.entries
+            .values()
+            .map(|e| match e.kind {
+                Kind::File { size, link_key } if link_key.is_none_or(|k| seen.insert(k)) => size,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Add one source as `place` says. `spec` names the file that asked for
@@ -163,6 +183,14 @@ impl Tree {
             return self.insert(dest, entry);
         }
 
+        if let (Some(out), Ok(src)) = (&self.forbidden, fs::canonicalize(source)) {
+            if out.starts_with(&src) {
+                return Err(Error::Invalid(format!(
+                    "the output directory is inside source {}: write the output elsewhere",
+                    source.display()
+                )));
+            }
+        }
         let walk = walkdir::WalkDir::new(source)
             .follow_links(false)
             .sort_by(|a, b| a.file_name().cmp(b.file_name()));

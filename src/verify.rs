@@ -7,7 +7,7 @@
 //! against its bytes, its tar structure, and its diff_id against the config;
 //! descriptor platforms against the configs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -67,7 +67,8 @@ struct Verifier {
     problems: Vec<String>,
     /// Blobs already checked: digest -> whether they were sound.
     checked: BTreeMap<Sha256Digest, bool>,
-    manifests: usize,
+    /// Manifests already checked (several tags may name one).
+    manifests: BTreeSet<String>,
 }
 
 /// Verify the layout at `dir`.
@@ -76,7 +77,7 @@ pub fn verify(dir: &Path) -> Report {
         blobs: BlobDir::new(dir),
         problems: Vec::new(),
         checked: BTreeMap::new(),
-        manifests: 0,
+        manifests: BTreeSet::new(),
     };
     v.check_oci_layout(dir);
     let index_path = dir.join("index.json");
@@ -88,7 +89,7 @@ pub fn verify(dir: &Path) -> Report {
         layout: dir.to_owned(),
         ok: v.problems.is_empty(),
         problems: v.problems,
-        manifests: v.manifests,
+        manifests: v.manifests.len(),
         blobs_checked: v.checked.len(),
     }
 }
@@ -226,7 +227,9 @@ impl Verifier {
     }
 
     fn check_manifest(&mut self, desc: &Descriptor, what: &str) {
-        self.manifests += 1;
+        if !self.manifests.insert(desc.digest.clone()) {
+            return;
+        }
         let Some(bytes) = self.read_doc(desc, what) else {
             return;
         };

@@ -1,0 +1,18 @@
+//! Progress of long operations, reported to whoever shows it (the command
+//! line draws bars on a terminal; the library itself never prints).
+
+/// Receives progress events. Every method has a do-nothing default.
+pub trait Progress: Sync {
+    /// Layer `index` (0-based, within its image) starts; `content_bytes` of
+    /// file content will be read into it.
+    fn layer_start(&self, _index: usize, _content_bytes: u64) {}
+    /// `n` more bytes of file content were read.
+    fn advance(&self, _n: u64) {}
+    /// The layer is written.
+    fn layer_done(&self, _digest: &str, _size: u64) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
