@@ -119,6 +119,7 @@ pub struct Podman {
 }
 
 impl Podman {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         require("podman");
         require("runc");
