@@ -34,8 +34,11 @@ fn fixture_spec(dir: &Path, input: &Path, compression: &str) -> std::path::PathB
     spec
 }
 
-/// Entries of an uncompressed or gzip layer: (path bytes, type, mode, uid, link name).
-fn layer_entries(blob: &Path) -> Vec<(Vec<u8>, u8, u32, u64, Option<Vec<u8>>, u64)> {
+/// An entry of a layer: (path bytes, type, mode, uid, link name, mtime).
+type TarEntry = (Vec<u8>, u8, u32, u64, Option<Vec<u8>>, u64);
+
+/// Entries of an uncompressed or gzip layer.
+fn layer_entries(blob: &Path) -> Vec<TarEntry> {
     let bytes = fs::read(blob).unwrap();
     let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(&bytes[..]))

@@ -182,13 +182,8 @@ pub fn make_fixture(root: &Path, opts: FixtureOptions) {
         if m.file_type().is_symlink() {
             continue;
         }
-        let base = if m.is_dir() {
-            0o777
-        } else if m.mode() & 0o100 != 0 {
-            0o777
-        } else {
-            0o666
-        };
+        let executable = m.is_dir() || m.mode() & 0o100 != 0;
+        let base = if executable { 0o777 } else { 0o666 };
         fs::set_permissions(e.path(), fs::Permissions::from_mode(base & !opts.umask)).unwrap();
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(opts.mtime as u64);
         fs::File::open(e.path()).unwrap().set_modified(t).unwrap();
