@@ -1,14 +1,18 @@
-//! The building blocks (`layer`, `manifest`, `layout`) and the one-shot
-//! `build`, each a function from a spec to a finished output directory.
+//! The building blocks (`layer`, `config`, `manifest`, `layout`) and the
+//! one-shot `build`, each a function from a spec to a finished output
+//! directory.
 //!
 //! The building blocks are what the Nix functions chain: each writes its
 //! blob(s) under `blobs/sha256/` plus a small JSON file describing them
-//! (`layer.json`, `manifest.json`) that the next step reads at build time.
+//! (`layer.json`, `config.json`, `manifest.json`) that the next step reads at
+//! build time. Blobs a step only references (layers under a manifest) stay
+//! where they are; their directories are listed in `blobDirs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::digest::{HashWriter, Sha256Digest};
 use crate::error::{Error, IoContext, Result};
@@ -23,6 +27,8 @@ use crate::tree::{Placement, Tree};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
+/// File name of a config directory's descriptor.
+pub const CONFIG_JSON: &str = "config.json";
 /// File name of a manifest directory's descriptor.
 pub const MANIFEST_JSON: &str = "manifest.json";
 
@@ -47,6 +53,22 @@ impl LayerInfo {
             annotations: Default::default(),
         }
     }
+}
+
+/// A built image config: its descriptor, platform, the layers it describes
+/// and the directories holding their blobs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigInfo {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub platform: Platform,
+    pub layers: Vec<LayerInfo>,
+    /// Directories (besides the config's own) whose `blobs/sha256` hold
+    /// layer blobs.
+    #[serde(default)]
+    pub blob_dirs: Vec<PathBuf>,
 }
 
 /// A built image manifest: its descriptor with platform, the config and
@@ -81,6 +103,10 @@ pub struct LayoutReport {
 pub struct Options<'a> {
     /// Replace an existing output directory.
     pub force: bool,
+    /// Write into the output path directly, not through a temporary sibling
+    /// (for Nix builders: Nix itself discards the output of a failed build,
+    /// and the store directory is not writable).
+    pub in_place: bool,
     pub progress: &'a dyn Progress,
 }
 
@@ -88,7 +114,18 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             force: false,
+            in_place: false,
             progress: &Silent,
+        }
+    }
+}
+
+impl Options<'_> {
+    fn staging(&self, out: &Path) -> Result<Staging> {
+        if self.in_place {
+            Staging::in_place(out)
+        } else {
+            Staging::new(out, self.force)
         }
     }
 }
@@ -157,18 +194,44 @@ pub fn write_layer(
     })
 }
 
-/// Build an image's layers, config and manifest into `blobs`.
+/// The first of `dirs` whose blob store holds `digest`.
+fn find_blob<'d>(digest: &Sha256Digest, dirs: &'d [BlobDir], what: &str) -> Result<&'d BlobDir> {
+    dirs.iter().find(|b| b.path(digest).exists()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what}: blob {digest} is in none of its blob directories; was a layer directory removed?"
+        ))
+    })
+}
+
+/// The blob stores of a building-block directory: its own and its `blobDirs`.
+fn blob_stores(dir: &Path, blob_dirs: &[PathBuf]) -> Vec<BlobDir> {
+    std::iter::once(dir)
+        .chain(blob_dirs.iter().map(PathBuf::as_path))
+        .map(BlobDir::new)
+        .collect()
+}
+
+/// Remember `dir` as holding blobs, once.
+fn add_blob_dir(blob_dirs: &mut Vec<PathBuf>, dir: &Path) -> Result<()> {
+    let abs = std::fs::canonicalize(dir).at(dir)?;
+    if !blob_dirs.contains(&abs) {
+        blob_dirs.push(abs);
+    }
+    Ok(())
+}
+
+/// Build an image's layers and config into `blobs`.
 ///
 /// Layers given as directories are copied into `blobs` when `copy_layers`,
 /// else recorded in `blob_dirs`. Each inline layer leaves out the store paths
 /// the layers below it hold.
-pub fn write_image(
+pub fn write_config(
     spec: &ImageSpec,
     spec_path: &Path,
     blobs: &BlobDir,
     copy_layers: bool,
     progress: &dyn Progress,
-) -> Result<ManifestInfo> {
+) -> Result<ConfigInfo> {
     let base = spec::base_dir(spec_path);
     let mut layers = Vec::new();
     let mut blob_dirs = Vec::new();
@@ -179,16 +242,13 @@ pub fn write_image(
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
                 let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
-                let what = format!("{}", dir.join(LAYER_JSON).display());
+                let what = dir.join(LAYER_JSON).display().to_string();
                 let digest = parse_digest(&info.digest, &what)?;
                 parse_digest(&info.diff_id, &what)?;
                 if copy_layers {
                     blobs.import(&BlobDir::new(&dir), &digest, info.size)?;
                 } else {
-                    let abs = std::fs::canonicalize(&dir).at(&dir)?;
-                    if !blob_dirs.contains(&abs) {
-                        blob_dirs.push(abs);
-                    }
+                    add_blob_dir(&mut blob_dirs, &dir)?;
                 }
                 info
             }
@@ -202,27 +262,90 @@ pub fn write_image(
         .collect::<Result<Vec<Sha256Digest>>>()?;
     let (config_doc, platform) = config_document(spec, &diff_ids)?;
     let config = blobs.write_json(&config_doc, MEDIA_TYPE_CONFIG)?;
-    let layer_descs: Vec<Descriptor> = layers.iter().map(LayerInfo::descriptor).collect();
-    let manifest_doc = manifest_document(&config, &layer_descs, &spec.annotations)?;
-    let manifest = blobs.write_json(&manifest_doc, MEDIA_TYPE_MANIFEST)?;
-    Ok(ManifestInfo {
-        media_type: manifest.media_type,
-        digest: manifest.digest,
-        size: manifest.size,
+    Ok(ConfigInfo {
+        media_type: config.media_type,
+        digest: config.digest,
+        size: config.size,
         platform,
-        config,
         layers,
         blob_dirs,
     })
 }
 
+/// Build an image's layers, config and manifest into `blobs`. With
+/// `imageConfig`, the config and its layers come from a config directory.
+pub fn write_image(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    blobs: &BlobDir,
+    copy_layers: bool,
+    progress: &dyn Progress,
+) -> Result<ManifestInfo> {
+    let config = match &spec.image_config {
+        None => write_config(spec, spec_path, blobs, copy_layers, progress)?,
+        Some(dir) => {
+            if let Some(field) = spec.config_settings().first() {
+                return Err(Error::spec(
+                    spec_path,
+                    format!("\"{field}\" cannot be combined with \"imageConfig\": set it on the config instead"),
+                ));
+            }
+            let dir = spec::resolve(&spec::base_dir(spec_path), dir);
+            let what = dir.join(CONFIG_JSON).display().to_string();
+            let mut info: ConfigInfo = read_json(&dir.join(CONFIG_JSON))?;
+            blobs.import(
+                &BlobDir::new(&dir),
+                &parse_digest(&info.digest, &what)?,
+                info.size,
+            )?;
+            let stores = blob_stores(&dir, &info.blob_dirs);
+            let mut blob_dirs = Vec::new();
+            for l in &info.layers {
+                let digest = parse_digest(&l.digest, &what)?;
+                let store = find_blob(&digest, &stores, &what)?;
+                if copy_layers {
+                    blobs.import(store, &digest, l.size)?;
+                } else {
+                    add_blob_dir(&mut blob_dirs, store.root())?;
+                }
+            }
+            info.blob_dirs = blob_dirs;
+            info
+        }
+    };
+    let config_desc = descriptor(
+        &config.media_type,
+        &parse_digest(&config.digest, "config")?,
+        config.size,
+    );
+    let layer_descs: Vec<Descriptor> = config.layers.iter().map(LayerInfo::descriptor).collect();
+    let manifest_doc = manifest_document(
+        &config_desc,
+        &layer_descs,
+        &spec.annotations,
+        spec.extra_manifest.as_ref(),
+    )?;
+    let manifest = blobs.write_json(&manifest_doc, MEDIA_TYPE_MANIFEST)?;
+    Ok(ManifestInfo {
+        media_type: manifest.media_type,
+        digest: manifest.digest,
+        size: manifest.size,
+        platform: config.platform,
+        config: config_desc,
+        layers: config.layers,
+        blob_dirs: config.blob_dirs,
+    })
+}
+
 /// Write `oci-layout` and `index.json` naming `manifests` with `tags`: one
-/// manifest directly, several through an image index blob.
+/// manifest directly, several through an image index blob carrying
+/// `annotations`. `extra_index` is merged into `index.json`.
 fn write_index(
     staging: &Staging,
     manifests: &[ManifestInfo],
     tags: &[String],
     annotations: &BTreeMap<String, String>,
+    extra_index: Option<&Map<String, Value>>,
 ) -> Result<Descriptor> {
     let with_platform = |m: &ManifestInfo| -> Result<Descriptor> {
         Ok(Descriptor {
@@ -248,7 +371,7 @@ fn write_index(
                 }
             }
             let descs: Vec<Descriptor> = many.iter().map(with_platform).collect::<Result<_>>()?;
-            let doc = index_document(&descs, annotations)?;
+            let doc = index_document(&descs, annotations, None)?;
             staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
         }
     };
@@ -264,17 +387,16 @@ fn write_index(
     staging.write_file("oci-layout", OCI_LAYOUT)?;
     staging.write_file(
         "index.json",
-        &image::canonical_json(&index_document(&tagged, &BTreeMap::new())?),
+        &image::canonical_json(&index_document(&tagged, &BTreeMap::new(), extra_index)?),
     )?;
     Ok(target)
 }
 
 /// `nixoci layer`: one layer directory.
-pub fn layer(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
-    let spec: LayerSpec = spec::load(spec_path)?;
-    let staging = Staging::new(out, opts.force)?;
+pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
+    let staging = opts.staging(out)?;
     let info = write_layer(
-        &spec,
+        spec,
         spec_path,
         &staging.blobs(),
         &BTreeSet::new(),
@@ -286,29 +408,66 @@ pub fn layer(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> 
     Ok(info)
 }
 
-/// `nixoci manifest`: config and manifest (and any inline layers) in one
-/// directory; layer directories are referenced, not copied.
-pub fn manifest(spec_path: &Path, out: &Path, opts: &Options) -> Result<ManifestInfo> {
-    let spec: ImageSpec = spec::load(spec_path)?;
-    if !spec.tags.is_empty() {
-        return Err(Error::spec(
+fn refuse_tags(spec: &ImageSpec, spec_path: &Path) -> Result<()> {
+    if spec.tags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::spec(
             spec_path,
             "\"tags\" name a manifest in a layout: give them to `nixoci layout`",
+        ))
+    }
+}
+
+/// `nixoci config`: an image config (and any inline layers) in one
+/// directory; layer directories are referenced, not copied.
+pub fn config(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<ConfigInfo> {
+    refuse_tags(spec, spec_path)?;
+    if spec.image_config.is_some() || spec.extra_manifest.is_some() || !spec.annotations.is_empty()
+    {
+        return Err(Error::spec(
+            spec_path,
+            "\"imageConfig\", \"extraManifest\" and \"annotations\" belong to the manifest, not the config",
         ));
     }
-    let staging = Staging::new(out, opts.force)?;
-    let info = write_image(&spec, spec_path, &staging.blobs(), false, opts.progress)?;
+    let staging = opts.staging(out)?;
+    let info = write_config(spec, spec_path, &staging.blobs(), false, opts.progress)?;
+    staging.write_file(CONFIG_JSON, &image::canonical_json(&info))?;
+    staging.commit()?;
+    Ok(info)
+}
+
+/// `nixoci manifest`: config and manifest (and any inline layers) in one
+/// directory; layer directories are referenced, not copied.
+pub fn manifest(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<ManifestInfo> {
+    refuse_tags(spec, spec_path)?;
+    let staging = opts.staging(out)?;
+    let info = write_image(spec, spec_path, &staging.blobs(), false, opts.progress)?;
     staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
 
 /// `nixoci layout`: an image layout from manifest directories.
-pub fn layout(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutReport> {
-    let spec: LayoutSpec = spec::load(spec_path)?;
+pub fn layout(
+    spec: &LayoutSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<LayoutReport> {
     let base = spec::base_dir(spec_path);
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = Staging::new(out, opts.force)?;
+    let staging = opts.staging(out)?;
     let blobs = staging.blobs();
     let mut manifests = Vec::new();
     for dir in &spec.manifests {
@@ -322,21 +481,20 @@ pub fn layout(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutRepo
             &parse_digest(&info.config.digest, &what)?,
             info.config.size,
         )?;
+        let stores = blob_stores(&dir, &info.blob_dirs);
         for l in &info.layers {
             let digest = parse_digest(&l.digest, &what)?;
-            let source = std::iter::once(own.clone())
-                .chain(info.blob_dirs.iter().map(|d| BlobDir::new(d)))
-                .find(|b| b.path(&digest).exists())
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "{what}: layer blob {digest} is in none of its blob directories; was a layer directory removed?"
-                    ))
-                })?;
-            blobs.import(&source, &digest, l.size)?;
+            blobs.import(find_blob(&digest, &stores, &what)?, &digest, l.size)?;
         }
         manifests.push(info);
     }
-    let descriptor = write_index(&staging, &manifests, &tags, &spec.annotations)?;
+    let descriptor = write_index(
+        &staging,
+        &manifests,
+        &tags,
+        &spec.annotations,
+        spec.extra_index.as_ref(),
+    )?;
     let layout = staging.commit()?;
     Ok(LayoutReport {
         layout,
@@ -347,13 +505,17 @@ pub fn layout(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutRepo
 }
 
 /// `nixoci build`: a whole image layout from one image spec.
-pub fn build(spec_path: &Path, out: &Path, opts: &Options) -> Result<LayoutReport> {
-    let spec: ImageSpec = spec::load(spec_path)?;
+pub fn build(
+    spec: &ImageSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<LayoutReport> {
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = Staging::new(out, opts.force)?;
-    let info = write_image(&spec, spec_path, &staging.blobs(), true, opts.progress)?;
+    let staging = opts.staging(out)?;
+    let info = write_image(spec, spec_path, &staging.blobs(), true, opts.progress)?;
     let manifests = vec![info];
-    let descriptor = write_index(&staging, &manifests, &tags, &BTreeMap::new())?;
+    let descriptor = write_index(&staging, &manifests, &tags, &BTreeMap::new(), None)?;
     let layout = staging.commit()?;
     Ok(LayoutReport {
         layout,

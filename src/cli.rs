@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nixoci::build::{LayerInfo, LayoutReport, ManifestInfo, Options};
+use nixoci::build::{self, ConfigInfo, LayerInfo, LayoutReport, ManifestInfo, Options};
 use nixoci::inspect::human_size;
 use nixoci::progress::Progress;
 use nixoci::verify::short;
@@ -33,6 +33,8 @@ enum Command {
     Build(BuildArgs),
     /// Build one layer: DIR/blobs/sha256/<layer> and DIR/layer.json.
     Layer(BuildArgs),
+    /// Build an image config over layers: DIR/config.json.
+    Config(BuildArgs),
     /// Build an image config and manifest over layers: DIR/manifest.json.
     Manifest(BuildArgs),
     /// Assemble an OCI image layout from manifest directories.
@@ -43,6 +45,10 @@ enum Command {
     Verify(ReadArgs),
     /// Show a layout's tags, platforms and layers.
     Inspect(ReadArgs),
+    /// Run as the builder of a Nix derivation made by the nix/ functions:
+    /// reads the command and spec from the build's structured attrs
+    /// (.attrs.json) and writes $out.
+    NixBuilder,
 }
 
 #[derive(Debug, Args)]
@@ -76,23 +82,31 @@ struct ReadArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) => {
-            let report = nixoci::build::build(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
+            let bars = Bars::new(a.quiet);
+            let report = build::build(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
             print_build(&a, &report, |out| print_layout(out, &report))
         }
         Command::Layer(a) => {
-            let info = nixoci::build::layer(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
+            let bars = Bars::new(a.quiet);
+            let info = build::layer(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
             print_build(&a, &info, |out| print_layer(out, &a.output, &info))
         }
+        Command::Config(a) => {
+            let bars = Bars::new(a.quiet);
+            let info = build::config(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+            print_build(&a, &info, |out| print_config(out, &a.output, &info))
+        }
         Command::Manifest(a) => {
-            let info =
-                nixoci::build::manifest(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
+            let bars = Bars::new(a.quiet);
+            let info = build::manifest(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
             print_build(&a, &info, |out| print_manifest(out, &a.output, &info))
         }
         Command::Layout(a) => {
-            let report =
-                nixoci::build::layout(&a.spec, &a.output, &a.options(&Bars::new(a.quiet)))?;
+            let bars = Bars::new(a.quiet);
+            let report = build::layout(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
             print_build(&a, &report, |out| print_layout(out, &report))
         }
+        Command::NixBuilder => nix_builder(),
         Command::Verify(a) => verify(&a),
         Command::Inspect(a) => inspect(&a),
     }
@@ -102,6 +116,7 @@ impl BuildArgs {
     fn options<'a>(&self, progress: &'a Bars) -> Options<'a> {
         Options {
             force: self.force,
+            in_place: false,
             progress,
         }
     }
@@ -183,6 +198,112 @@ fn print_layer(out: &mut dyn Write, dir: &Path, info: &LayerInfo) -> std::io::Re
         info.media_type.rsplit('.').next().unwrap_or_default(),
         info.store_paths.len()
     )
+}
+
+fn print_config(out: &mut dyn Write, dir: &Path, info: &ConfigInfo) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: config {} ({}), {} layers",
+        dir.display(),
+        info.digest,
+        info.platform,
+        info.layers.len()
+    )
+}
+
+/// `nixoci nix-builder`: one building block, as a Nix derivation's builder.
+fn nix_builder() -> Result<ExitCode> {
+    let (attrs_path, attrs) = nixoci::nix::builder_attrs()?;
+    let out = attrs
+        .outputs
+        .get("out")
+        .context("the structured attrs have no outputs.out")?
+        .clone();
+    let opts = Options {
+        force: false,
+        in_place: true,
+        progress: &nixoci::progress::Silent,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match attrs.command.as_str() {
+        "layer" => print_layer(
+            &mut stdout,
+            &out,
+            &build::layer(
+                &builder_spec(&attrs, &attrs_path)?,
+                &attrs_path,
+                &out,
+                &opts,
+            )?,
+        )?,
+        "config" => print_config(
+            &mut stdout,
+            &out,
+            &build::config(
+                &builder_spec(&attrs, &attrs_path)?,
+                &attrs_path,
+                &out,
+                &opts,
+            )?,
+        )?,
+        "manifest" => print_manifest(
+            &mut stdout,
+            &out,
+            &build::manifest(
+                &builder_spec(&attrs, &attrs_path)?,
+                &attrs_path,
+                &out,
+                &opts,
+            )?,
+        )?,
+        "layout" => print_layout(
+            &mut stdout,
+            &build::layout(
+                &builder_spec(&attrs, &attrs_path)?,
+                &attrs_path,
+                &out,
+                &opts,
+            )?,
+        )?,
+        "verify" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct VerifySpec {
+                layout: PathBuf,
+            }
+            let v: VerifySpec = builder_spec(&attrs, &attrs_path)?;
+            let report = nixoci::verify::verify(&v.layout);
+            if !report.ok {
+                anyhow::bail!(
+                    "{} is not a valid layout:\n  {}",
+                    v.layout.display(),
+                    report.problems.join("\n  ")
+                );
+            }
+            std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| out.display().to_string())?;
+            writeln!(stdout, "{}: ok", v.layout.display())?;
+        }
+        other => anyhow::bail!(
+            "unknown command {other:?} in {}: expected layer, config, manifest, layout or verify",
+            attrs_path.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The spec of a builder command.
+fn builder_spec<T: serde::de::DeserializeOwned>(
+    attrs: &nixoci::nix::BuilderAttrs,
+    path: &Path,
+) -> Result<T> {
+    serde_json::from_value(attrs.spec.clone())
+        .with_context(|| format!("invalid {} spec in {}", attrs.command, path.display()))
+}
+
+/// Load a spec file (`-`: standard input).
+fn load<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
+    Ok(nixoci::spec::load(path)?)
 }
 
 fn print_manifest(out: &mut dyn Write, dir: &Path, info: &ManifestInfo) -> std::io::Result<()> {

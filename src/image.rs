@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
@@ -238,14 +238,12 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(V
     if let Some(a) = &spec.author {
         obj.insert("author".into(), json!(a));
     }
-    if let Some(extra) = &spec.extra_config {
-        if extra.contains_key("rootfs") {
-            return Err(Error::Invalid(
-                "extraConfig may not set \"rootfs\": it is computed from the layers".into(),
-            ));
-        }
-        merge(&mut doc, &Value::Object(extra.clone()));
-    }
+    merge_extra(
+        &mut doc,
+        spec.extra_config.as_ref(),
+        "extraConfig",
+        &["rootfs"],
+    )?;
     // The oci-spec types are the schema check.
     let parsed: oci_spec::image::ImageConfiguration =
         serde_json::from_value(doc.clone()).map_err(|e| {
@@ -263,11 +261,31 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(V
     Ok((doc, platform))
 }
 
-/// An image manifest over a config and layers.
+/// Merge user-given `extra` into `doc`, refusing the fields nixoci computes.
+fn merge_extra(
+    doc: &mut Value,
+    extra: Option<&Map<String, Value>>,
+    what: &str,
+    computed: &[&str],
+) -> Result<()> {
+    if let Some(extra) = extra {
+        if let Some(k) = computed.iter().find(|k| extra.contains_key(**k)) {
+            return Err(Error::Invalid(format!(
+                "{what} may not set {k:?}: nixoci computes it"
+            )));
+        }
+        merge(doc, &Value::Object(extra.clone()));
+    }
+    Ok(())
+}
+
+/// An image manifest over a config and layers; `extra` (e.g. `artifactType`,
+/// `subject`) is merged in last.
 pub fn manifest_document(
     config: &Descriptor,
     layers: &[Descriptor],
     annotations: &BTreeMap<String, String>,
+    extra: Option<&Map<String, Value>>,
 ) -> Result<Value> {
     let mut doc = json!({
         "schemaVersion": 2,
@@ -278,15 +296,22 @@ pub fn manifest_document(
     if !annotations.is_empty() {
         doc["annotations"] = json!(annotations);
     }
+    merge_extra(
+        &mut doc,
+        extra,
+        "extraManifest",
+        &["schemaVersion", "mediaType", "config", "layers"],
+    )?;
     serde_json::from_value::<oci_spec::image::ImageManifest>(doc.clone())
         .map_err(|e| Error::Invalid(format!("the image manifest is not valid: {e}")))?;
     Ok(doc)
 }
 
-/// An image index over descriptors.
+/// An image index over descriptors; `extra` is merged in last.
 pub fn index_document(
     manifests: &[Descriptor],
     annotations: &BTreeMap<String, String>,
+    extra: Option<&Map<String, Value>>,
 ) -> Result<Value> {
     let mut doc = json!({
         "schemaVersion": 2,
@@ -296,6 +321,12 @@ pub fn index_document(
     if !annotations.is_empty() {
         doc["annotations"] = json!(annotations);
     }
+    merge_extra(
+        &mut doc,
+        extra,
+        "extraIndex",
+        &["schemaVersion", "mediaType", "manifests"],
+    )?;
     serde_json::from_value::<oci_spec::image::ImageIndex>(doc.clone())
         .map_err(|e| Error::Invalid(format!("the image index is not valid: {e}")))?;
     Ok(doc)

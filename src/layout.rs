@@ -21,11 +21,28 @@ use crate::image::{canonical_json, Descriptor};
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// An output directory being written: a temporary sibling of `dest` until
-/// [`Staging::commit`]. Dropping it without committing removes it.
+/// [`Staging::commit`] (or `dest` itself, for [`Staging::in_place`]).
+/// Dropping it without committing removes it.
 pub struct Staging {
-    tmp: tempfile::TempDir,
+    place: Place,
     dest: PathBuf,
     force: bool,
+}
+
+enum Place {
+    Temp(tempfile::TempDir),
+    Final(InPlace),
+}
+
+/// A directory written in place: `Some` until committed, removed on drop.
+struct InPlace(Option<PathBuf>);
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
 }
 
 impl Staging {
@@ -51,33 +68,60 @@ impl Staging {
             .at(&parent)?;
         fs::create_dir_all(tmp.path().join("blobs/sha256")).at(tmp.path())?;
         Ok(Staging {
-            tmp,
+            place: Place::Temp(tmp),
             dest: dest.to_owned(),
             force,
         })
     }
 
+    /// Write `dest` directly (it must not exist); removed again unless
+    /// committed. For Nix builders, whose store directory is not writable
+    /// and whose failed outputs Nix discards itself.
+    pub fn in_place(dest: &Path) -> Result<Self> {
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(Error::OutputExists(dest.to_owned()));
+        }
+        fs::create_dir(dest).at(dest)?;
+        let staging = Staging {
+            place: Place::Final(InPlace(Some(dest.to_owned()))),
+            dest: dest.to_owned(),
+            force: false,
+        };
+        fs::create_dir_all(dest.join("blobs/sha256")).at(dest)?;
+        Ok(staging)
+    }
+
     /// Where the content is written until commit.
     pub fn path(&self) -> &Path {
-        self.tmp.path()
+        match &self.place {
+            Place::Temp(t) => t.path(),
+            Place::Final(_) => &self.dest,
+        }
     }
 
     /// The blob store inside.
     pub fn blobs(&self) -> BlobDir {
-        BlobDir::new(self.tmp.path())
+        BlobDir::new(self.path())
     }
 
     /// Write a small file (JSON descriptor, `oci-layout`, `index.json`).
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let p = self.tmp.path().join(name);
+        let p = self.path().join(name);
         fs::write(&p, bytes).at(&p)
     }
 
     /// Move the finished directory to its final path.
-    pub fn commit(self) -> Result<PathBuf> {
-        let tmp_path = self.tmp.path().to_owned();
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let tmp = match std::mem::replace(&mut self.place, Place::Final(InPlace(None))) {
+            Place::Final(mut in_place) => {
+                in_place.0 = None;
+                return Ok(self.dest.clone());
+            }
+            Place::Temp(tmp) => tmp,
+        };
+        let tmp_path = tmp.path().to_owned();
         fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o755)).at(&tmp_path)?;
-        let kept = self.tmp.keep();
+        let kept = tmp.keep();
         let undo = |e: io::Error, path: &Path| {
             let _ = fs::remove_dir_all(&kept);
             Error::io(path, e)
@@ -97,7 +141,7 @@ impl Staging {
         } else {
             fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
         }
-        Ok(self.dest)
+        Ok(self.dest.clone())
     }
 }
 

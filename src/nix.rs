@@ -129,3 +129,43 @@ mod tests {
             .contains("not a list"));
     }
 }
+
+/// The `.attrs.json` of the running Nix build (`__structuredAttrs = true`):
+/// `$NIX_ATTRS_JSON_FILE` where it exists (newer Nix), else
+/// `$NIX_BUILD_TOP/.attrs.json` (Nix 2.8 sets the variable to a path outside
+/// the sandbox), else `./.attrs.json`.
+pub fn attrs_path() -> Result<PathBuf> {
+    let candidates = [
+        std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from),
+        std::env::var_os("NIX_BUILD_TOP").map(|t| PathBuf::from(t).join(".attrs.json")),
+        Some(PathBuf::from(".attrs.json")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Invalid(
+                "no .attrs.json found: `nixoci nix-builder` runs as the builder of a derivation \
+                 with __structuredAttrs = true (see nix/)"
+                    .into(),
+            )
+        })
+}
+
+/// What the Nix functions put into a derivation's structured attrs.
+#[derive(serde::Deserialize)]
+pub struct BuilderAttrs {
+    /// `layer`, `config`, `manifest`, `layout` or `verify`.
+    pub command: String,
+    /// The spec of that command (for `verify`: `{"layout": PATH}`).
+    pub spec: Value,
+    pub outputs: std::collections::BTreeMap<String, PathBuf>,
+}
+
+/// Read the builder attrs of the running Nix build.
+pub fn builder_attrs() -> Result<(PathBuf, BuilderAttrs)> {
+    let path = attrs_path()?;
+    let attrs: BuilderAttrs = crate::layout::read_json(&path)?;
+    Ok((path, attrs))
+}

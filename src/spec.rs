@@ -243,12 +243,51 @@ pub struct ImageSpec {
     /// OCI config field nixoci has no dedicated setting for.
     #[serde(default)]
     pub extra_config: Option<serde_json::Map<String, Value>>,
+    /// A directory written by `nixoci config`: its config and layers are
+    /// used, and the settings above (layers, platform, config) must be unset.
+    #[serde(default)]
+    pub image_config: Option<PathBuf>,
     /// Manifest annotations.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Merged into the manifest document last (e.g. `artifactType`,
+    /// `subject`); may not set `schemaVersion`, `mediaType`, `config` or
+    /// `layers`.
+    #[serde(default)]
+    pub extra_manifest: Option<serde_json::Map<String, Value>>,
     /// Tags (`org.opencontainers.image.ref.name`). Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+impl ImageSpec {
+    /// The config-shaping fields that are set (they conflict with
+    /// `imageConfig`).
+    pub fn config_settings(&self) -> Vec<&'static str> {
+        let c = &self.config;
+        let config_set = c.user.is_some()
+            || c.exposed_ports.is_some()
+            || c.env.is_some()
+            || c.entrypoint.is_some()
+            || c.cmd.is_some()
+            || c.volumes.is_some()
+            || c.working_dir.is_some()
+            || c.labels.is_some()
+            || c.stop_signal.is_some();
+        [
+            ("layers", !self.layers.is_empty()),
+            ("architecture", self.architecture.is_some()),
+            ("os", self.os.is_some()),
+            ("variant", self.variant.is_some()),
+            ("author", self.author.is_some()),
+            ("created", self.created.is_some()),
+            ("config", config_set),
+            ("extraConfig", self.extra_config.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
 }
 
 /// A layout from built manifest directories, for `nixoci layout`.
@@ -265,6 +304,9 @@ pub struct LayoutSpec {
     /// Annotations of the image index, when there are several manifests.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Merged into `index.json` last (e.g. its `annotations`).
+    #[serde(default)]
+    pub extra_index: Option<serde_json::Map<String, Value>>,
 }
 
 /// Read and parse a JSON spec file (`-`: standard input).
