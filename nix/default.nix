@@ -1,0 +1,71 @@
+/**
+  The nixoci Nix functions. Every build step runs the nixoci tool as its
+  builder (no shell, no stdenv) with its data as structured attrs; each step
+  reads the previous step's output at build time, never at evaluation time
+  (no import-from-derivation).
+
+  # Inputs
+
+  `nixoci`
+  : The nixoci package (with `bin/nixoci`) or the path of the executable.
+
+  `buildSystem` (string)
+  : The system the steps run on (`x86_64-linux`, ...).
+
+  `hostSystem` (string, default `buildSystem`)
+  : The system the images are for: it gives their architecture and os.
+
+  # Examples
+
+  ```nix
+  import ./nix { nixoci = pkgs.nixoci; buildSystem = "x86_64-linux"; }
+  => { ociLayerTar = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
+  ```
+*/
+{
+  nixoci,
+  buildSystem,
+  hostSystem ? buildSystem,
+}:
+let
+  common = import ./common.nix { inherit nixoci buildSystem hostSystem; };
+  ociLayerTar = import ./oci-layer-tar.nix { inherit common; };
+  ociImageConfig = import ./oci-image-config.nix { inherit common; };
+  ociImageManifest = import ./oci-image-manifest.nix { inherit common ociImageConfig; };
+  ociImageLayout = import ./oci-image-layout.nix { inherit common; };
+  ociImage = import ./oci-image.nix { inherit common ociLayerTar ociImageManifest ociImageLayout; };
+in
+{
+  inherit
+    ociLayerTar
+    ociImageConfig
+    ociImageManifest
+    ociImageLayout
+    ociImage
+    ;
+  inherit (common) platformOf;
+
+  /**
+    A check that runs `nixoci verify` on an image layout; its output is the
+    verification report (JSON). Fails the build on any problem.
+
+    # Type
+
+    ```
+    ociVerify :: Derivation -> Derivation
+    ```
+
+    # Examples
+
+    ```nix
+    checks.x86_64-linux.image = ociVerify myImage;
+    ```
+  */
+  ociVerify =
+    layout:
+    common.mkStep {
+      name = "${layout.name or "oci-image"}-verified";
+      command = "verify";
+      spec.layout = "${layout}";
+    };
+}

@@ -1,0 +1,57 @@
+{ common }:
+let
+  inherit (common) mkStep;
+in
+/**
+  An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), what
+  `podman`, `skopeo` and `crane push` read. One manifest: the tags name it.
+  Several (one per platform): they form an image index, which the tags name.
+
+  # Inputs
+
+  `name` (string, default `"oci-image"`)
+  : Name of the derivation.
+
+  `manifests` (list of `ociImageManifest` results)
+  : One per platform.
+
+  `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
+  : The names in `index.json` (`org.opencontainers.image.ref.name`).
+
+  `annotations` (attrset, default `{}`)
+  : Annotations of the image index (several manifests only).
+
+  `extraIndex` (attrset, default `{}`)
+  : Merged last into `index.json`.
+
+  # Type
+
+  ```
+  ociImageLayout :: { manifests :: [Derivation]; tag? :: String; tags? :: [String]; extraIndex? :: AttrSet; ... } -> Derivation
+  ```
+
+  # Examples
+
+  ```nix
+  ociImageLayout { manifests = [ amd64Manifest arm64Manifest ]; tags = [ "1.0" "latest" ]; }
+  ```
+*/
+{
+  name ? "oci-image",
+  manifests,
+  tag ? "latest",
+  tags ? [ tag ],
+  annotations ? { },
+  extraIndex ? { },
+}:
+mkStep {
+  inherit name;
+  command = "layout";
+  spec = {
+    manifests = map (
+      m:
+      if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
+    ) manifests;
+    inherit tags annotations;
+  } // (if extraIndex == { } then { } else { inherit extraIndex; });
+}

@@ -1,0 +1,80 @@
+{ common, ociImageConfig }:
+let
+  inherit (common) dropNulls hostPlatform mkStep;
+in
+/**
+  An image manifest: the config (made here from `layers` and the config
+  settings, or an `ociImageConfig` result) and its layers, for one platform.
+  The result is a directory holding the config and manifest blobs and
+  `manifest.json`; layer blobs stay in their layer outputs.
+
+  # Inputs
+
+  `layers` (list of `ociLayerTar` results)
+  : Bottom first. Not given when `imageConfig` is.
+
+  `config`, `extraConfig`, `architecture`, `os`, `variant`, `created`, `author`
+  : As for `ociImageConfig`.
+
+  `imageConfig` (an `ociImageConfig` result, or null)
+  : Use this config (and its layers) instead.
+
+  `annotations` (attrset of strings, default `{}`)
+  : Manifest annotations.
+
+  `extraManifest` (attrset, default `{}`)
+  : Merged last into the manifest document (e.g. `artifactType`, `subject`).
+
+  # Type
+
+  ```
+  ociImageManifest :: { layers? :: [Derivation]; config? :: AttrSet; extraConfig? :: AttrSet; extraManifest? :: AttrSet; ... } -> Derivation
+  ```
+
+  # Examples
+
+  ```nix
+  ociImageManifest {
+    layers = [ baseLayer appLayer ];
+    config.Cmd = [ "/bin/app" ];
+    annotations."org.opencontainers.image.source" = "https://example.org/app";
+  }
+  ```
+*/
+{
+  name ? "oci-image-manifest",
+  layers ? [ ],
+  config ? { },
+  extraConfig ? { },
+  extraManifest ? { },
+  annotations ? { },
+  imageConfig ? null,
+  architecture ? hostPlatform.architecture,
+  os ? hostPlatform.os,
+  variant ? hostPlatform.variant or null,
+  created ? null,
+  author ? null,
+}:
+let
+  cfg =
+    if imageConfig == null then
+      ociImageConfig {
+        name = "${name}-config";
+        inherit layers config extraConfig architecture os variant created author;
+      }
+    else if layers != [ ] || config != { } || extraConfig != { } then
+      throw "ociImageManifest: give layers and config settings to ociImageConfig when imageConfig is set"
+    else if (imageConfig.command or null) != "config" then
+      throw "ociImageManifest: imageConfig must be an ociImageConfig result"
+    else
+      imageConfig;
+in
+mkStep {
+  inherit name;
+  command = "manifest";
+  spec = dropNulls {
+    imageConfig = "${cfg}";
+    inherit annotations;
+    extraManifest = if extraManifest == { } then null else extraManifest;
+  };
+}

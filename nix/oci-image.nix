@@ -1,0 +1,98 @@
+{
+  common,
+  ociLayerTar,
+  ociImageManifest,
+  ociImageLayout,
+}:
+/**
+  A whole image in one call, for when layers are not worth thinking about:
+  the packages in `contents` are merged at `/` (like a profile), `files`
+  placed as in `ociLayerTar`, all in one layer over the optional prebuilt
+  `layers`, and the runtime closure included. The result is an OCI image
+  layout; `.manifest` and `.layers` give the parts.
+
+  # Inputs
+
+  `name` (string)
+  : Name of the image (and of the derivation).
+
+  `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
+  : Tags in the layout.
+
+  `contents` (list of packages, default `[]`)
+  : Each merged at `/` (its `bin/` becomes `/bin/`, ...).
+
+  `files` (list, default `[]`)
+  : As in `ociLayerTar`.
+
+  `layers` (list of `ociLayerTar` results, default `[]`)
+  : Prebuilt layers below the image's own; their store paths are not
+    repeated.
+
+  `config`, `extraConfig`, `annotations`, `architecture`, `os`, `variant`, `created`
+  : As in `ociImageManifest`.
+
+  `compression` (default `"gzip"`), `includeClosure` (default `true`)
+  : As in `ociLayerTar`.
+
+  # Type
+
+  ```
+  ociImage :: { name :: String; tag? :: String; contents? :: [Derivation]; files? :: [AttrSet]; config? :: AttrSet; ... } -> Derivation
+  ```
+
+  # Examples
+
+  ```nix
+  ociImage {
+    name = "hello";
+    contents = [ pkgs.hello ];
+    config.Cmd = [ "/bin/hello" ];
+  }
+  ```
+*/
+{
+  name,
+  tag ? "latest",
+  tags ? [ tag ],
+  contents ? [ ],
+  files ? [ ],
+  layers ? [ ],
+  config ? { },
+  extraConfig ? { },
+  annotations ? { },
+  compression ? "gzip",
+  includeClosure ? true,
+  architecture ? null,
+  os ? null,
+  variant ? null,
+  created ? null,
+}:
+let
+  own = ociLayerTar {
+    name = "${name}-layer";
+    files = map (c: { source = c; destination = "/"; }) contents ++ files;
+    inherit compression includeClosure;
+    base = layers;
+  };
+  allLayers = layers ++ (if contents == [ ] && files == [ ] then [ ] else [ own ]);
+  # Unset platform fields keep ociImageManifest's defaults.
+  platform = common.dropNulls { inherit architecture os variant; };
+  manifest = ociImageManifest (
+    {
+      name = "${name}-manifest";
+      layers = allLayers;
+      inherit config extraConfig annotations created;
+    }
+    // platform
+  );
+  layout = ociImageLayout {
+    inherit name tags;
+    manifests = [ manifest ];
+  };
+in
+layout
+// {
+  inherit manifest;
+  layers = allLayers;
+}
