@@ -8,7 +8,7 @@
 }:
 let
   # The tool: a package (its bin/nixoci) or the executable itself.
-  tool = if builtins.isAttrs nixoci && nixoci ? outPath then "${nixoci}/bin/nixoci" else nixoci;
+  tool = if builtins.isAttrs nixoci && nixoci ? outPath then "${nixoci}/bin/nixoci" else "${nixoci}";
 
   platforms = {
     "x86_64-linux" = { architecture = "amd64"; os = "linux"; };

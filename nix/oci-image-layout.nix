@@ -24,6 +24,11 @@ in
   `extraIndex` (attrset, default `{}`)
   : Merged last into `index.json`.
 
+  `platformTags` (bool, default `false`)
+  : With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
+    (e.g. `latest-linux-arm64-v8`), for tools that cannot pick a platform
+    from an index, such as umoci 0.4.
+
   # Type
 
   ```
@@ -43,6 +48,7 @@ in
   tags ? [ tag ],
   annotations ? { },
   extraIndex ? { },
+  platformTags ? false,
 }:
 mkStep {
   inherit name;
@@ -52,6 +58,6 @@ mkStep {
       m:
       if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
     ) manifests;
-    inherit tags annotations;
+    inherit tags annotations platformTags;
   } // (if extraIndex == { } then { } else { inherit extraIndex; });
 }

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::digest::{HashWriter, Sha256Digest};
 use crate::error::{Error, IoContext, Result};
@@ -338,14 +337,14 @@ pub fn write_image(
 }
 
 /// Write `oci-layout` and `index.json` naming `manifests` with `tags`: one
-/// manifest directly, several through an image index blob carrying
-/// `annotations`. `extra_index` is merged into `index.json`.
+/// manifest directly, several through an image index blob carrying the
+/// layout's `annotations` (and, with `platformTags`, each manifest also
+/// under `TAG-OS-ARCH[-VARIANT]`). `extraIndex` is merged into `index.json`.
 fn write_index(
     staging: &Staging,
     manifests: &[ManifestInfo],
     tags: &[String],
-    annotations: &BTreeMap<String, String>,
-    extra_index: Option<&Map<String, Value>>,
+    layout: &LayoutSpec,
 ) -> Result<Descriptor> {
     let with_platform = |m: &ManifestInfo| -> Result<Descriptor> {
         Ok(Descriptor {
@@ -371,23 +370,37 @@ fn write_index(
                 }
             }
             let descs: Vec<Descriptor> = many.iter().map(with_platform).collect::<Result<_>>()?;
-            let doc = index_document(&descs, annotations, None)?;
+            let doc = index_document(&descs, &layout.annotations, None)?;
             staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
         }
     };
-    let tagged: Vec<Descriptor> = tags
-        .iter()
-        .map(|t| {
-            let mut d = target.clone();
-            d.annotations
-                .insert(ANNOTATION_REF_NAME.to_owned(), t.clone());
-            d
-        })
-        .collect();
+    let named = |d: &Descriptor, name: String| {
+        let mut d = d.clone();
+        d.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name);
+        d
+    };
+    let mut tagged: Vec<Descriptor> = tags.iter().map(|t| named(&target, t.clone())).collect();
+    if layout.platform_tags && manifests.len() > 1 {
+        for t in tags {
+            for m in manifests {
+                let p = &m.platform;
+                let mut name = format!("{t}-{}-{}", p.os, p.architecture);
+                if let Some(v) = &p.variant {
+                    name = format!("{name}-{v}");
+                }
+                spec::validate_tag(&name)?;
+                tagged.push(named(&with_platform(m)?, name));
+            }
+        }
+    }
     staging.write_file("oci-layout", OCI_LAYOUT)?;
     staging.write_file(
         "index.json",
-        &image::canonical_json(&index_document(&tagged, &BTreeMap::new(), extra_index)?),
+        &image::canonical_json(&index_document(
+            &tagged,
+            &BTreeMap::new(),
+            layout.extra_index.as_ref(),
+        )?),
     )?;
     Ok(target)
 }
@@ -488,13 +501,7 @@ pub fn layout(
         }
         manifests.push(info);
     }
-    let descriptor = write_index(
-        &staging,
-        &manifests,
-        &tags,
-        &spec.annotations,
-        spec.extra_index.as_ref(),
-    )?;
+    let descriptor = write_index(&staging, &manifests, &tags, spec)?;
     let layout = staging.commit()?;
     Ok(LayoutReport {
         layout,
@@ -515,7 +522,7 @@ pub fn build(
     let staging = opts.staging(out)?;
     let info = write_image(spec, spec_path, &staging.blobs(), true, opts.progress)?;
     let manifests = vec![info];
-    let descriptor = write_index(&staging, &manifests, &tags, &BTreeMap::new(), None)?;
+    let descriptor = write_index(&staging, &manifests, &tags, &LayoutSpec::default())?;
     let layout = staging.commit()?;
     Ok(LayoutReport {
         layout,

@@ -307,6 +307,11 @@ pub struct LayoutSpec {
     /// Merged into `index.json` last (e.g. its `annotations`).
     #[serde(default)]
     pub extra_index: Option<serde_json::Map<String, Value>>,
+    /// With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
+    /// in `index.json`, for tools that cannot choose a platform from an
+    /// index (umoci 0.4).
+    #[serde(default)]
+    pub platform_tags: bool,
 }
 
 /// Read and parse a JSON spec file (`-`: standard input).

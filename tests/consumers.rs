@@ -113,45 +113,6 @@ fn skopeo_copies_and_inspects() {
     );
 }
 
-/// podman with its own graph root, runc, no network (RECIPES.md section 4).
-pub struct Podman {
-    dir: tempfile::TempDir,
-}
-
-impl Podman {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        require("podman");
-        require("runc");
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\nnetns = \"none\"\n\
-             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.path().join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        Podman { dir }
-    }
-
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .env(
-                "CONTAINERS_STORAGE_CONF",
-                self.dir.path().join("storage.conf"),
-            );
-        c
-    }
-}
-
 #[test]
 fn podman_loads_and_runs_a_busybox_image() {
     podman_runs_busybox("gzip");
@@ -165,7 +126,6 @@ fn podman_loads_and_runs_a_zstd_image() {
 }
 
 fn podman_runs_busybox(compression: &str) {
-    require("tar");
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.is_file(),
@@ -183,32 +143,8 @@ fn podman_runs_busybox(compression: &str) {
         }),
     );
     let layout = build(&spec, &t.path().join("layout"));
-    let archive = t.path().join("image.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&layout)
-        .arg("."));
-    let loaded = run(podman.cmd().arg("load").arg("-i").arg(&archive));
-    let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
-    let image = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image: ")
-                .or_else(|| l.strip_prefix("Loaded image(s): "))
-        })
-        .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
-        .trim()
-        .to_owned();
-    let ran = run(podman
-        .cmd()
-        .args(["run", "--rm", "--network=none"])
-        .arg(&image));
-    assert_eq!(
-        String::from_utf8_lossy(&ran.stdout),
-        "hello from a nixoci image\n"
-    );
+    let (image, output) = podman.load_and_run(&layout);
+    assert_eq!(output, "hello from a nixoci image\n");
     // podman's image ID is the config digest, its digest the manifest's.
     let ids = run(podman
         .cmd()

@@ -328,3 +328,74 @@ pub fn diff(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) -> Option<
         .find(|k| !a.contains_key(*k))
         .map(|k| format!("{} missing from first", String::from_utf8_lossy(k)))
 }
+
+/// podman with its own graph root, runc, no network (RECIPES.md section 4).
+pub struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        require("podman");
+        require("runc");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\nnetns = \"none\"\n\
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        Podman { dir }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .env(
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            );
+        c
+    }
+}
+
+impl Podman {
+    /// Load a layout (as an oci-archive tarball) and run its image with no
+    /// network; returns the image ID and what it printed.
+    pub fn load_and_run(&self, layout: &Path) -> (String, String) {
+        require("tar");
+        let t = tempfile::tempdir().unwrap();
+        let archive = t.path().join("image.tar");
+        run(Command::new("tar")
+            .arg("-cf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(layout)
+            .arg("."));
+        let loaded = run(self.cmd().arg("load").arg("-i").arg(&archive));
+        let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
+        let image = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Loaded image: ")
+                    .or_else(|| l.strip_prefix("Loaded image(s): "))
+            })
+            .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
+            .trim()
+            .to_owned();
+        let ran = run(self
+            .cmd()
+            .args(["run", "--rm", "--network=none"])
+            .arg(&image));
+        (image, String::from_utf8_lossy(&ran.stdout).into_owned())
+    }
+}

@@ -88,6 +88,7 @@ rec {
   # One image for two platforms (the arm64 one only declares it).
   multiPlatform = ociImageLayout {
     name = "multi";
+    platformTags = true;
     manifests = [
       (ociImageManifest { layers = [ busyboxLayer ]; })
       (ociImageManifest {
