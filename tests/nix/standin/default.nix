@@ -1,0 +1,64 @@
+# `import nixpkgs { system; overlays; }` for the stand-in: a fixed point of
+# a few fake packages (shell scripts made with busybox) plus the overlays.
+{
+  system ? "x86_64-linux",
+  overlays ? [ ],
+  ...
+}:
+let
+  bb = builtins.path { path = ./busybox; name = "busybox"; };
+  run =
+    name: script: extra:
+    derivation (
+      {
+        inherit name system;
+        builder = "${bb}/busybox";
+        args = [ "sh" "-c" script ];
+        PATH = "${bb}";
+      }
+      // extra
+    );
+  # A package with one program, bin/NAME, and meta.mainProgram.
+  program =
+    name:
+    run name ''
+      ${bb}/busybox mkdir -p $out/bin
+      printf '#!/bin/sh\necho ${name}\n' > $out/bin/${name}
+      ${bb}/busybox chmod 555 $out/bin/${name}
+    '' { } // { meta.mainProgram = name; };
+
+  base = final: {
+    lib = import ./lib.nix;
+    callPackage =
+      fn: args:
+      let
+        f = if builtins.isFunction fn then fn else import fn;
+      in
+      f (builtins.intersectAttrs (builtins.functionArgs f) final // args);
+    stdenv = {
+      hostPlatform.system = system;
+      buildPlatform.system = system;
+    };
+    buildPackages = final;
+    rustPlatform.buildRustPackage =
+      attrs:
+      run "${attrs.pname}-${attrs.version}" ''
+        ${bb}/busybox mkdir -p $out/bin
+        ${bb}/busybox cp ${./nixoci} $out/bin/nixoci
+      '' { } // { meta = attrs.meta or { }; };
+    writeText = name: text: run name ''printf '%s' "$text" > $out'' { inherit text; };
+    writeShellScript =
+      name: text:
+      run name ''
+        printf '#!/bin/sh\n%s' "$text" > $out
+        ${bb}/busybox chmod 555 $out
+      '' { inherit text; };
+    nginx = program "nginx";
+    bash = program "bash";
+    jq = program "jq";
+    hello = program "hello";
+  };
+  fix = f: let x = f x; in x;
+  extend = acc: overlay: final: let prev = acc final; in prev // overlay final prev;
+in
+fix (builtins.foldl' extend base overlays)

@@ -1,0 +1,14 @@
+# A stand-in for nixpkgs, so that the project's flake evaluates and its
+# checks build offline (tests/nix.rs copies this directory next to a
+# busybox-static binary and the nixoci binary under test). It provides only
+# what flake.nix and examples/nix/ use.
+{
+  outputs =
+    { self }:
+    {
+      lib = import ./lib.nix;
+      legacyPackages = self.lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+        system: import ./default.nix { inherit system; }
+      );
+    };
+}
