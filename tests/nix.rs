@@ -1,0 +1,333 @@
+//! The nix/ functions and the flake, with the real Nix 2.8 (offline,
+//! single-user, sandboxed: RECIPES.md section 5), the tool under test as the
+//! builder and busybox-static as the only other program.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::json;
+
+const NIX_CONFIG: &str = "experimental-features = nix-command flakes
+substituters =
+sandbox = true
+build-users-group =
+extra-sandbox-paths = /lib64 /lib/x86_64-linux-gnu=/usr/lib/x86_64-linux-gnu
+flake-registry = /dev/null";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A directory holding only busybox-static, for `builtins.path`.
+fn busybox_dir() -> PathBuf {
+    let bin = Path::new("/bin/busybox");
+    assert!(
+        bin.is_file(),
+        "this test needs busybox-static: run `bash .ci/install-deps`"
+    );
+    let dir = std::env::temp_dir().join(format!("nixoci-test-busybox-{}", std::process::id()));
+    if !dir.join("busybox").exists() {
+        fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!(".busybox-{:?}", std::thread::current().id()));
+        fs::copy(bin, &tmp).unwrap();
+        fs::rename(&tmp, dir.join("busybox")).unwrap();
+    }
+    dir
+}
+
+fn nix(program: &str) -> Command {
+    require(program);
+    let mut c = Command::new(program);
+    c.env("NIX_CONFIG", NIX_CONFIG).current_dir(repo());
+    c
+}
+
+/// `nix-build tests/nix/images.nix -A attr` with the tool under test.
+fn images_cmd(program: &str, attr: &str) -> Command {
+    let mut c = nix(program);
+    c.arg("tests/nix/images.nix")
+        .arg("--arg")
+        .arg("tool")
+        .arg(env!("CARGO_BIN_EXE_nixoci"))
+        .arg("--arg")
+        .arg("busybox")
+        .arg(busybox_dir())
+        .arg("-A")
+        .arg(attr);
+    c
+}
+
+fn nix_build(attr: &str) -> PathBuf {
+    let out = run(images_cmd("nix-build", attr).arg("--no-out-link"));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn nix_eval(attr: &str) -> String {
+    let out = run(images_cmd("nix-instantiate", attr).args(["--eval", "--json"]));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn nix_built_layout_passes_verify_umoci_and_oci_image_tool() {
+    require("umoci");
+    require("oci-image-tool");
+    let layout = nix_build("twoLayers");
+    run(nixoci().arg("verify").arg(&layout));
+    for tag in ["latest", "v1"] {
+        run(Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref"])
+            .arg(format!("name={tag}"))
+            .arg(&layout));
+    }
+    let t = tempfile::tempdir().unwrap();
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(t.path().join("bundle")));
+    let rootfs = t.path().join("bundle/rootfs");
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    // The main program at its destination, its closure at its own paths.
+    assert_eq!(
+        fs::read(rootfs.join("bin/app")).unwrap(),
+        fs::read(Path::new(&app).join("bin/app-ref")).unwrap()
+    );
+    assert!(rootfs
+        .join(app.trim_start_matches('/'))
+        .join("bin/app-ref")
+        .is_file());
+    assert_eq!(
+        fs::read(rootfs.join(dep.trim_start_matches('/'))).unwrap(),
+        b"dependency\n"
+    );
+    assert_eq!(
+        fs::read(rootfs.join("bin/busybox")).unwrap(),
+        fs::read("/bin/busybox").unwrap()
+    );
+}
+
+#[test]
+fn nix_built_image_runs_in_podman() {
+    let layout = nix_build("hello");
+    let (_, output) = Podman::new().load_and_run(&layout);
+    assert_eq!(output, "hello from a nix-built image\n");
+}
+
+#[test]
+fn closure_is_included_and_base_layers_are_not_repeated() {
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    let alone = read_json(&nix_build("appAlone").join("layer.json"));
+    assert_eq!(
+        alone["storePaths"],
+        json!([dep, app]),
+        "app references dep: both are in"
+    );
+    let over = read_json(&nix_build("appOverDep").join("layer.json"));
+    assert_eq!(
+        over["storePaths"],
+        json!([app]),
+        "dep is held by the base layer"
+    );
+}
+
+#[test]
+fn nix_and_cli_give_the_same_manifest_digest() {
+    let layout = nix_build("hello");
+    let t = tempfile::tempdir().unwrap();
+    let spec = t.path().join("hello.json");
+    fs::write(&spec, nix_eval("helloEquivalentSpec")).unwrap();
+    let cli = build(&spec, &t.path().join("out"));
+    assert_eq!(manifest_digest(&layout), manifest_digest(&cli));
+    assert_eq!(blobs(&layout), blobs(&cli));
+}
+
+#[test]
+fn evaluation_needs_no_import_from_derivation() {
+    for attr in ["hello", "twoLayers", "multiPlatform", "verified"] {
+        run(images_cmd("nix-instantiate", attr).args([
+            "--option",
+            "allow-import-from-derivation",
+            "false",
+        ]));
+    }
+}
+
+#[test]
+fn second_build_is_a_cache_hit() {
+    nix_build("twoLayers");
+    let again = run(images_cmd("nix-build", "twoLayers").arg("--no-out-link"));
+    let log = stderr(&again);
+    assert!(
+        !log.contains("building") && !log.contains("will be built"),
+        "rebuilt:\n{log}"
+    );
+}
+
+#[test]
+fn two_platform_layout_is_an_index_skopeo_and_umoci_read() {
+    require("skopeo");
+    require("umoci");
+    let layout = nix_build("multiPlatform");
+    run(nixoci().arg("verify").arg(&layout));
+    let raw = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .arg(format!("oci:{}:latest", layout.display())));
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let t = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "--all"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("oci:{}:latest", t.path().join("copy").display())));
+    run(nixoci().arg("verify").arg(t.path().join("copy")));
+    // umoci 0.4 lists the index's tag, and unpacks a platform's own tag.
+    let ls = run(Command::new("umoci").arg("ls").arg("--layout").arg(&layout));
+    let tags = String::from_utf8_lossy(&ls.stdout).into_owned();
+    for tag in ["latest", "latest-linux-amd64", "latest-linux-arm64-v8"] {
+        assert!(tags.lines().any(|l| l == tag), "{tag} not in {tags}");
+    }
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest-linux-arm64-v8", layout.display()))
+        .arg(t.path().join("bundle")));
+    assert!(t.path().join("bundle/rootfs/bin/busybox").is_file());
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message_naming_the_problem() {
+    let cases = [
+        ("badUnknownAttribute", "unexpected argument 'compresion'"),
+        (
+            "badFileAttribute",
+            "ociLayerTar: files[0]: unknown attribute(s) dest",
+        ),
+        (
+            "badRelativeDestination",
+            "destination \"bin/\" must be an absolute path",
+        ),
+        ("badMode", "mode must be an octal string"),
+        ("badConflict", "conflicting content at /etc/x"),
+    ];
+    for (attr, message) in cases {
+        let out = images_cmd("nix-build", attr)
+            .arg("--no-out-link")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{attr} built");
+        assert!(
+            stderr(&out).contains(message),
+            "{attr}: no {message:?} in:\n{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn nix_unit_tests() {
+    let out =
+        run(nix("nix-instantiate").args(["--eval", "--strict", "--json", "tests/nix/unit.nix"]));
+    let failing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failing, json!([]), "failing Nix unit tests");
+}
+
+/// `nix flake check` of this repository against the offline stand-in for
+/// nixpkgs: packages, lib, overlay and the example images (which must pass
+/// `nixoci verify`), with import-from-derivation off.
+#[test]
+fn flake_check_passes_offline() {
+    require("git");
+    let t = tempfile::tempdir().unwrap();
+    // A clean copy of the tracked tree, so that a dirty work tree or target/
+    // never reaches the store.
+    let src = t.path().join("src");
+    let files = run(Command::new("git").arg("-C").arg(repo()).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]));
+    for rel in files.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).unwrap());
+        let from = repo().join(rel);
+        if !from.exists() {
+            continue; // deleted in the work tree
+        }
+        fs::create_dir_all(src.join(rel).parent().unwrap()).unwrap();
+        fs::copy(&from, src.join(rel)).unwrap();
+    }
+    run(Command::new("git").arg("-C").arg(&src).args(["init", "-q"]));
+    run(Command::new("git").arg("-C").arg(&src).args(["add", "-A"]));
+    let standin = t.path().join("standin");
+    fs::create_dir_all(standin.join("busybox")).unwrap();
+    for f in ["flake.nix", "default.nix", "lib.nix"] {
+        fs::copy(repo().join("tests/nix/standin").join(f), standin.join(f)).unwrap();
+    }
+    fs::copy("/bin/busybox", standin.join("busybox/busybox")).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_nixoci"), standin.join("nixoci")).unwrap();
+    let out = nix("nix")
+        .current_dir(&src)
+        .args([
+            "flake",
+            "check",
+            "--no-write-lock-file",
+            "--option",
+            "allow-import-from-derivation",
+            "false",
+        ])
+        .arg("--override-input")
+        .arg("nixpkgs")
+        .arg(format!("path:{}", standin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nix flake check failed:\n{}",
+        stderr(&out)
+    );
+    // The example checks really ran the verifier.
+    let example = run(nix("nix")
+        .current_dir(&src)
+        .args([
+            "build",
+            "--json",
+            "--no-link",
+            "--no-write-lock-file",
+            ".#checks.x86_64-linux.example",
+        ])
+        .arg("--override-input")
+        .arg("nixpkgs")
+        .arg(format!("path:{}", standin.display())));
+    let built: serde_json::Value = serde_json::from_slice(&example.stdout).unwrap();
+    let report = read_json(Path::new(built[0]["outputs"]["out"].as_str().unwrap()));
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["manifests"], 1);
+}
