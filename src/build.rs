@@ -120,13 +120,44 @@ impl Default for Options<'_> {
 }
 
 impl Options<'_> {
-    fn staging(&self, out: &Path) -> Result<Staging> {
-        if self.in_place {
-            Staging::in_place(out)
+    /// Start the output, and the context the layers are built in. With
+    /// `force`, sources and the spec may not lie inside the output that
+    /// is about to be replaced.
+    fn start(&self, spec_path: &Path, out: &Path) -> Result<(Staging, Ctx<'_>)> {
+        let staging = if self.in_place {
+            Staging::in_place(out)?
         } else {
-            Staging::new(out, self.force)
+            Staging::new(out, self.force)?
+        };
+        let mut protect = vec![std::fs::canonicalize(staging.path()).at(staging.path())?];
+        if self.force {
+            if let Ok(old) = std::fs::canonicalize(out) {
+                if std::fs::canonicalize(spec_path).is_ok_and(|s| s.starts_with(&old)) {
+                    return Err(Error::Invalid(format!(
+                        "the spec {} is inside the output {}, which --force would replace",
+                        spec_path.display(),
+                        out.display()
+                    )));
+                }
+                protect.push(old);
+            }
         }
+        Ok((
+            staging,
+            Ctx {
+                progress: self.progress,
+                protect,
+            },
+        ))
     }
+}
+
+/// What building layers needs besides the spec.
+pub struct Ctx<'a> {
+    pub progress: &'a dyn Progress,
+    /// Directories no source may contain or lie in (the output being
+    /// written, the output being replaced).
+    pub protect: Vec<PathBuf>,
 }
 
 /// Build one layer into `blobs`. Store paths in `exclude` (besides those
@@ -138,7 +169,7 @@ pub fn write_layer(
     blobs: &BlobDir,
     exclude: &BTreeSet<PathBuf>,
     index: usize,
-    progress: &dyn Progress,
+    ctx: &Ctx,
 ) -> Result<LayerInfo> {
     let base = spec::base_dir(spec_path);
     let mut exclude = exclude.clone();
@@ -148,7 +179,8 @@ pub fn write_layer(
         exclude.extend(info.store_paths);
     }
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
-    tree.forbid(blobs.root());
+    tree.protect(&ctx.protect);
+    let progress = ctx.progress;
     for f in &spec.files {
         let place = Placement {
             destination: f.destination.as_deref(),
@@ -166,13 +198,7 @@ pub fn write_layer(
         }
     };
     for p in &closure {
-        if !p.is_absolute() {
-            return Err(Error::spec(
-                spec_path,
-                format!("closure path {} is not absolute", p.display()),
-            ));
-        }
-        tree.add(p, &Placement::default(), spec_path)?;
+        tree.add_store_path(p, spec_path)?;
     }
 
     let mtime = crate::tar::default_mtime()?;
@@ -229,15 +255,21 @@ pub fn write_config(
     spec_path: &Path,
     blobs: &BlobDir,
     copy_layers: bool,
-    progress: &dyn Progress,
+    ctx: &Ctx,
 ) -> Result<ConfigInfo> {
+    if spec.layers.is_empty() {
+        return Err(Error::spec(
+            spec_path,
+            "an image needs at least one layer (\"layers\" is empty)",
+        ));
+    }
     let base = spec::base_dir(spec_path);
     let mut layers = Vec::new();
     let mut blob_dirs = Vec::new();
     let mut below = BTreeSet::new();
     for (index, layer) in spec.layers.iter().enumerate() {
         let info = match layer {
-            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below, index, progress)?,
+            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below, index, ctx)?,
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
                 let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
@@ -278,10 +310,10 @@ pub fn write_image(
     spec_path: &Path,
     blobs: &BlobDir,
     copy_layers: bool,
-    progress: &dyn Progress,
+    ctx: &Ctx,
 ) -> Result<ManifestInfo> {
     let config = match &spec.image_config {
-        None => write_config(spec, spec_path, blobs, copy_layers, progress)?,
+        None => write_config(spec, spec_path, blobs, copy_layers, ctx)?,
         Some(dir) => {
             if let Some(field) = spec.config_settings().first() {
                 return Err(Error::spec(
@@ -407,15 +439,8 @@ fn write_index(
 
 /// `nixoci layer`: one layer directory.
 pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
-    let staging = opts.staging(out)?;
-    let info = write_layer(
-        spec,
-        spec_path,
-        &staging.blobs(),
-        &BTreeSet::new(),
-        0,
-        opts.progress,
-    )?;
+    let (staging, ctx) = opts.start(spec_path, out)?;
+    let info = write_layer(spec, spec_path, &staging.blobs(), &BTreeSet::new(), 0, &ctx)?;
     staging.write_file(LAYER_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
@@ -448,8 +473,8 @@ pub fn config(
             "\"imageConfig\", \"extraManifest\" and \"annotations\" belong to the manifest, not the config",
         ));
     }
-    let staging = opts.staging(out)?;
-    let info = write_config(spec, spec_path, &staging.blobs(), false, opts.progress)?;
+    let (staging, ctx) = opts.start(spec_path, out)?;
+    let info = write_config(spec, spec_path, &staging.blobs(), false, &ctx)?;
     staging.write_file(CONFIG_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
@@ -464,8 +489,8 @@ pub fn manifest(
     opts: &Options,
 ) -> Result<ManifestInfo> {
     refuse_tags(spec, spec_path)?;
-    let staging = opts.staging(out)?;
-    let info = write_image(spec, spec_path, &staging.blobs(), false, opts.progress)?;
+    let (staging, ctx) = opts.start(spec_path, out)?;
+    let info = write_image(spec, spec_path, &staging.blobs(), false, &ctx)?;
     staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
@@ -480,7 +505,7 @@ pub fn layout(
 ) -> Result<LayoutReport> {
     let base = spec::base_dir(spec_path);
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = opts.staging(out)?;
+    let (staging, _) = opts.start(spec_path, out)?;
     let blobs = staging.blobs();
     let mut manifests = Vec::new();
     for dir in &spec.manifests {
@@ -519,8 +544,8 @@ pub fn build(
     opts: &Options,
 ) -> Result<LayoutReport> {
     let tags = spec::tags_or_default(&spec.tags)?;
-    let staging = opts.staging(out)?;
-    let info = write_image(spec, spec_path, &staging.blobs(), true, opts.progress)?;
+    let (staging, ctx) = opts.start(spec_path, out)?;
+    let info = write_image(spec, spec_path, &staging.blobs(), true, &ctx)?;
     let manifests = vec![info];
     let descriptor = write_index(&staging, &manifests, &tags, &LayoutSpec::default())?;
     let layout = staging.commit()?;

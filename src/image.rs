@@ -166,6 +166,12 @@ pub fn format_epoch(secs: u64) -> String {
 
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> u32 {
+        std::str::from_utf8(&b[r])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u32::MAX)
+    };
     let digits =
         |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
     if b.len() < 20
@@ -183,6 +189,18 @@ fn is_rfc3339(s: &str) -> bool {
     {
         return false;
     }
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days_in_month || num(11..13) > 23 || num(14..16) > 59 || num(17..19) > 60 {
+        return false;
+    }
     let mut rest = &b[19..];
     if rest.first() == Some(&b'.') {
         let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -196,7 +214,9 @@ fn is_rfc3339(s: &str) -> bool {
             && matches!(rest[0], b'+' | b'-')
             && rest[1..3].iter().all(u8::is_ascii_digit)
             && rest[3] == b':'
-            && rest[4..6].iter().all(u8::is_ascii_digit))
+            && rest[4..6].iter().all(u8::is_ascii_digit)
+            && (rest[1] - b'0') * 10 + (rest[2] - b'0') < 24
+            && (rest[4] - b'0') * 10 + (rest[5] - b'0') < 60)
 }
 
 /// Merge `patch` into `base`: objects recursively, anything else replaced.
@@ -220,6 +240,23 @@ fn merge(base: &mut Value, patch: &Value) {
 /// and the platform it declares.
 pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(Value, Platform)> {
     let created = created_time(spec.created.as_deref())?;
+    for (field, value) in [
+        ("architecture", &spec.architecture),
+        ("os", &spec.os),
+        ("variant", &spec.variant),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                return Err(Error::Invalid(format!(
+                    "{field} {v:?} is not a platform name like amd64, arm64, linux or v8"
+                )));
+            }
+        }
+    }
     let mut doc = json!({
         "architecture": spec.architecture.as_deref().unwrap_or(host_architecture()),
         "os": spec.os.as_deref().unwrap_or("linux"),

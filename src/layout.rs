@@ -27,6 +27,39 @@ pub struct Staging {
     place: Place,
     dest: PathBuf,
     force: bool,
+    /// The topmost parent directory this run created, removed again if the
+    /// output is never committed.
+    created_parent: Option<PathBuf>,
+    committed: bool,
+}
+
+/// Temporary outputs of this process not yet committed, for
+/// [`remove_unfinished`].
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove every output this process has started and not committed (and the
+/// parents it created for them). For a signal handler that is about to exit:
+/// an interrupted run leaves nothing behind.
+pub fn remove_unfinished() {
+    for p in unfinished().drain(..) {
+        let _ = fs::remove_dir_all(p);
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let path = self.path().to_owned();
+        unfinished().retain(|p| *p != path && Some(p) != self.created_parent.as_ref());
+        if !self.committed {
+            if let Some(p) = &self.created_parent {
+                let _ = fs::remove_dir_all(p);
+            }
+        }
+    }
 }
 
 enum Place {
@@ -58,7 +91,15 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
+        let created_parent = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .last()
+            .map(Path::to_owned);
         fs::create_dir_all(&parent).at(&parent)?;
+        if let Some(p) = &created_parent {
+            unfinished().push(p.clone());
+        }
         let name = dest
             .file_name()
             .ok_or_else(|| Error::Invalid(format!("{}: not a directory name", dest.display())))?;
@@ -66,12 +107,16 @@ impl Staging {
             .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
             .tempdir_in(&parent)
             .at(&parent)?;
-        fs::create_dir_all(tmp.path().join("blobs/sha256")).at(tmp.path())?;
-        Ok(Staging {
+        unfinished().push(tmp.path().to_owned());
+        let staging = Staging {
             place: Place::Temp(tmp),
             dest: dest.to_owned(),
             force,
-        })
+            created_parent,
+            committed: false,
+        };
+        fs::create_dir_all(staging.path().join("blobs/sha256")).at(staging.path())?;
+        Ok(staging)
     }
 
     /// Write `dest` directly (it must not exist); removed again unless
@@ -86,6 +131,8 @@ impl Staging {
             place: Place::Final(InPlace(Some(dest.to_owned()))),
             dest: dest.to_owned(),
             force: false,
+            created_parent: None,
+            committed: false,
         };
         fs::create_dir_all(dest.join("blobs/sha256")).at(dest)?;
         Ok(staging)
@@ -115,6 +162,7 @@ impl Staging {
         let tmp = match std::mem::replace(&mut self.place, Place::Final(InPlace(None))) {
             Place::Final(mut in_place) => {
                 in_place.0 = None;
+                self.committed = true;
                 return Ok(self.dest.clone());
             }
             Place::Temp(tmp) => tmp,
@@ -122,6 +170,8 @@ impl Staging {
         let tmp_path = tmp.path().to_owned();
         fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o755)).at(&tmp_path)?;
         let kept = tmp.keep();
+        // From here on the rename decides; the parents stay either way.
+        self.committed = true;
         let undo = |e: io::Error, path: &Path| {
             let _ = fs::remove_dir_all(&kept);
             Error::io(path, e)
@@ -269,9 +319,47 @@ pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
     })
 }
 
-/// Read and parse a JSON file.
+/// The largest JSON document nixoci reads from a layout or a building
+/// block's output (OCI documents are far smaller; `layer.json` lists store
+/// paths).
+pub const MAX_JSON: u64 = 64 << 20;
+
+/// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
+/// device, a symlink to `/dev/zero`, a huge file) is refused before it is
+/// read, so untrusted layouts cannot make a reader hang or exhaust memory.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).at(path)?;
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(Error::Invalid(format!(
+            "{}: {} bytes, more than the {max} this document may have",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(
+        &mut io::Read::take(File::open(path).at(path)?, max + 1),
+        &mut bytes,
+    )
+    .at(path)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Invalid(format!(
+            "{}: grew past {max} bytes while read",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Read and parse a JSON file (at most [`MAX_JSON`] bytes).
 pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).at(path)?;
+    let bytes = read_limited(path, MAX_JSON)?;
     crate::spec::parse_json(path, &bytes)
 }
 

@@ -8,6 +8,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): remove what was being written.
+    let _ = ctrlc::set_handler(|| {
+        nixoci::layout::remove_unfinished();
+        std::process::exit(130);
+    });
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

@@ -18,7 +18,7 @@ use crate::error::{Error, IoContext, Result};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LayerSpec {
     /// Files, directories and symlinks to put into the layer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub files: Vec<FileSpec>,
     /// How the tar stream is compressed.
     #[serde(default)]
@@ -42,13 +42,13 @@ pub struct FileSpec {
     /// (absolute) path.
     #[serde(default)]
     pub destination: Option<String>,
-    /// Permission bits (an octal string like `"0755"`, or a number).
+    /// Permission bits, as an octal string like `"0755"`.
     #[serde(default, deserialize_with = "deserialize_mode")]
     pub mode: Option<u32>,
     #[serde(default)]
-    pub uid: Option<u64>,
+    pub uid: Option<u32>,
     #[serde(default)]
-    pub gid: Option<u64>,
+    pub gid: Option<u32>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.
@@ -95,13 +95,13 @@ fn deserialize_mode<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Opti
     let v = Option::<Value>::deserialize(d)?;
     let mode = match v {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => u32::from_str_radix(&s, 8).map_err(|_| {
-            D::Error::custom(format!("mode {s:?} is not an octal number like \"0755\""))
-        })?,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| D::Error::custom(format!("mode {n} is not a permission value")))?,
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| (b'0'..=b'7').contains(&b)) =>
+        {
+            u32::from_str_radix(&s, 8).map_err(D::Error::custom)?
+        }
+        // A JSON number would be decimal: 755 would mean 0o1363. Refused
+        // rather than guessed.
         Some(other) => {
             return Err(D::Error::custom(format!(
                 "mode must be an octal string like \"0755\", not {other}"
@@ -237,7 +237,7 @@ pub struct ImageSpec {
     /// 1970-01-01T00:00:01Z.
     #[serde(default)]
     pub created: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub config: ContainerConfig,
     /// Merged (recursively for objects) into the config document last: any
     /// OCI config field nixoci has no dedicated setting for.
@@ -314,6 +314,40 @@ pub struct LayoutSpec {
     pub platform_tags: bool,
 }
 
+/// A struct from a JSON object only: serde would also take a positional
+/// array, which would get around the refusal of unknown fields.
+fn object<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> std::result::Result<T, D::Error> {
+    use serde::de::Error as _;
+    match Value::deserialize(d)? {
+        v @ Value::Object(_) => serde_json::from_value(v).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object, found {other}"
+        ))),
+    }
+}
+
+/// A list of structs, each from a JSON object only (see [`object`]).
+fn objects<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    use serde::de::Error as _;
+    let items = Vec::<Value>::deserialize(d)?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            v @ Value::Object(_) => {
+                serde_json::from_value(v).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+            }
+            other => Err(D::Error::custom(format!(
+                "[{i}]: expected an object, found {other}"
+            ))),
+        })
+        .collect()
+}
+
 /// Read and parse a JSON spec file (`-`: standard input).
 pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = if path == Path::new("-") {
@@ -329,6 +363,11 @@ pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 /// Parse a JSON document read from `path`, telling malformed JSON from JSON
 /// that does not fit the expected shape.
 pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Result<T> {
+    // Documents are objects; a top-level array would be read positionally.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(Error::spec(path, "expected a JSON object ({ ... })"));
+    }
     serde_json::from_slice(bytes).map_err(|source| match source.classify() {
         serde_json::error::Category::Data => Error::spec(path, source.to_string()),
         _ => Error::Json {
@@ -381,6 +420,11 @@ pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
     for comp in body.split('/') {
         match comp {
             "" => return Err(bad("it has an empty component (//)")),
+            c if c.len() > 255 => {
+                return Err(bad(
+                    "a component is longer than 255 bytes, the limit of Linux file systems",
+                ))
+            }
             "." => return Err(bad("it has a '.' component; write the normalised path")),
             ".." => return Err(bad("'..' is not allowed in a destination")),
             _ => {}
@@ -443,10 +487,20 @@ mod tests {
     fn modes() {
         let f: FileSpec = serde_json::from_str(r#"{"source":"x","mode":"0755"}"#).unwrap();
         assert_eq!(f.mode, Some(0o755));
-        let f: FileSpec = serde_json::from_str(r#"{"source":"x","mode":493}"#).unwrap();
-        assert_eq!(f.mode, Some(0o755));
-        assert!(serde_json::from_str::<FileSpec>(r#"{"source":"x","mode":"9"}"#).is_err());
-        assert!(serde_json::from_str::<FileSpec>(r#"{"source":"x","mode":"17777"}"#).is_err());
+        for bad in [
+            r#"493"#,
+            r#""9""#,
+            r#""17777""#,
+            r#""+755""#,
+            r#""""#,
+            r#""0o755""#,
+        ] {
+            let text = format!(r#"{{"source":"x","mode":{bad}}}"#);
+            assert!(
+                serde_json::from_str::<FileSpec>(&text).is_err(),
+                "mode {bad} accepted"
+            );
+        }
     }
 
     #[test]

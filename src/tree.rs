@@ -54,8 +54,9 @@ pub struct Tree {
     store_dir: PathBuf,
     /// Store paths to leave out (held by the base layers).
     exclude: BTreeSet<PathBuf>,
-    /// The output being written: no source may contain it.
-    forbidden: Option<PathBuf>,
+    /// Outputs being written or replaced: no source may contain one or lie
+    /// inside one.
+    protect: Vec<PathBuf>,
 }
 
 /// How one source is placed.
@@ -63,8 +64,8 @@ pub struct Tree {
 pub struct Placement<'a> {
     pub destination: Option<&'a str>,
     pub mode: Option<u32>,
-    pub uid: Option<u64>,
-    pub gid: Option<u64>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Implicit parent directories: 0755, root.
@@ -98,10 +99,28 @@ impl Tree {
         }
     }
 
-    /// Refuse sources that contain `output` (a directory being written):
-    /// the layer would otherwise hold its own partial output.
-    pub fn forbid(&mut self, output: &Path) {
-        self.forbidden = fs::canonicalize(output).ok();
+    /// Refuse sources that contain one of `outputs` (canonical paths of
+    /// directories being written or replaced: the layer would hold its own
+    /// partial output) or lie inside one (`--force` would delete them).
+    pub fn protect(&mut self, outputs: &[PathBuf]) {
+        self.protect = outputs.to_vec();
+    }
+
+    /// Add a store path of a closure at its own path: it must be a whole
+    /// store path (`STORE/hash-name`), not a file inside one or a path
+    /// elsewhere.
+    pub fn add_store_path(&mut self, path: &Path, spec: &Path) -> Result<()> {
+        if path.parent() != Some(self.store_dir.as_path()) {
+            return Err(Error::spec(
+                spec,
+                format!(
+                    "closure entry {} is not a store path (a direct child of {}); put other paths in \"files\"",
+                    path.display(),
+                    self.store_dir.display()
+                ),
+            ));
+        }
+        self.add(path, &Placement::default(), spec)
     }
 
     /// Bytes of file content the tar will read (hard links counted once).
@@ -119,6 +138,9 @@ impl Tree {
     /// Add one source as `place` says. `spec` names the file that asked for
     /// it, for the error when the source is missing.
     pub fn add(&mut self, source: &Path, place: &Placement, spec: &Path) -> Result<()> {
+        if source.as_os_str().is_empty() {
+            return Err(Error::spec(spec, "a source is empty"));
+        }
         let meta = match fs::symlink_metadata(source) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -130,6 +152,38 @@ impl Tree {
             Err(e) => return Err(Error::io(source, e)),
         };
         let is_dir = meta.is_dir();
+        // Where the source really is (a symlink source is the link itself).
+        let real = match (
+            meta.file_type().is_symlink(),
+            source.parent(),
+            source.file_name(),
+        ) {
+            (true, Some(parent), Some(name)) => {
+                fs::canonicalize(if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                })
+                .map(|p| p.join(name))
+            }
+            _ => fs::canonicalize(source),
+        };
+        if let Ok(real) = real {
+            for out in &self.protect {
+                if is_dir && out.starts_with(&real) {
+                    return Err(Error::Invalid(format!(
+                        "the output directory is inside source {}: write the output elsewhere",
+                        source.display()
+                    )));
+                }
+                if real.starts_with(out) {
+                    return Err(Error::Invalid(format!(
+                        "source {} is inside the output directory being replaced: move it out first",
+                        source.display()
+                    )));
+                }
+            }
+        }
 
         let dest: Vec<u8> = match place.destination {
             None => {
@@ -183,14 +237,6 @@ impl Tree {
             return self.insert(dest, entry);
         }
 
-        if let (Some(out), Ok(src)) = (&self.forbidden, fs::canonicalize(source)) {
-            if out.starts_with(&src) {
-                return Err(Error::Invalid(format!(
-                    "the output directory is inside source {}: write the output elsewhere",
-                    source.display()
-                )));
-            }
-        }
         let walk = walkdir::WalkDir::new(source)
             .follow_links(false)
             .sort_by(|a, b| a.file_name().cmp(b.file_name()));
@@ -271,8 +317,8 @@ impl Tree {
         Ok(Entry {
             kind,
             mode,
-            uid: place.uid.unwrap_or(0),
-            gid: place.gid.unwrap_or(0),
+            uid: place.uid.unwrap_or(0).into(),
+            gid: place.gid.unwrap_or(0).into(),
             origin: path.to_owned(),
             implicit: false,
         })

@@ -17,7 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::compress::Compression;
 use crate::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::image::*;
-use crate::layout::BlobDir;
+use crate::layout::{read_limited, BlobDir};
+
+/// The largest manifest, index or config `verify` reads (registries commonly
+/// accept 4 MiB manifests).
+const MAX_DOCUMENT: u64 = 16 << 20;
+/// Image indexes nested deeper than this are refused.
+pub const MAX_DEPTH: usize = 8;
 
 /// What `verify` found.
 #[derive(Debug, Default, Serialize)]
@@ -80,9 +86,8 @@ pub fn verify(dir: &Path) -> Report {
         manifests: BTreeSet::new(),
     };
     v.check_oci_layout(dir);
-    let index_path = dir.join("index.json");
-    match std::fs::read(&index_path) {
-        Ok(bytes) => v.check_index_bytes(&bytes, "index.json"),
+    match read_limited(&dir.join("index.json"), MAX_DOCUMENT) {
+        Ok(bytes) => v.check_index_bytes(&bytes, "index.json", 0),
         Err(e) => v.problem(format!("index.json: cannot be read ({e})")),
     }
     Report {
@@ -96,7 +101,19 @@ pub fn verify(dir: &Path) -> Report {
 
 impl Verifier {
     fn problem(&mut self, p: String) {
-        self.problems.push(p);
+        // Messages may quote bytes from the layout: keep them printable.
+        let clean: String = p
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
+        self.problems.push(clean);
     }
 
     fn check_oci_layout(&mut self, dir: &Path) {
@@ -142,6 +159,10 @@ impl Verifier {
                 return None;
             }
         };
+        if !meta.is_file() {
+            self.problem(format!("{what}: blob {digest} is not a regular file"));
+            return None;
+        }
         let mut sound = true;
         if meta.len() != desc.size {
             self.problem(format!(
@@ -154,9 +175,10 @@ impl Verifier {
         let content_ok = match self.checked.get(&digest) {
             Some(ok) => *ok,
             None => {
-                let ok = match File::open(&path)
-                    .and_then(|f| digest_reader(BufReader::with_capacity(1 << 20, f)))
-                {
+                // Never read past the length just checked: the file may grow.
+                let ok = match File::open(&path).and_then(|f| {
+                    digest_reader(BufReader::with_capacity(1 << 20, f).take(meta.len()))
+                }) {
                     Ok((found, _)) if found == digest => true,
                     Ok((found, _)) => {
                         self.problem(format!(
@@ -177,8 +199,15 @@ impl Verifier {
     }
 
     fn read_doc(&mut self, desc: &Descriptor, what: &str) -> Option<Vec<u8>> {
+        if desc.size > MAX_DOCUMENT {
+            self.problem(format!(
+                "{what}: a {} byte document; nixoci reads documents of at most {MAX_DOCUMENT} bytes",
+                desc.size
+            ));
+            return None;
+        }
         let path = self.check_blob(desc, what)?;
-        match std::fs::read(&path) {
+        match read_limited(&path, desc.size) {
             Ok(b) => Some(b),
             Err(e) => {
                 self.problem(format!("{what}: cannot be read ({e})"));
@@ -187,14 +216,37 @@ impl Verifier {
         }
     }
 
-    fn check_index_bytes(&mut self, bytes: &[u8], what: &str) {
+    fn check_index_bytes(&mut self, bytes: &[u8], what: &str, depth: usize) {
+        if depth > MAX_DEPTH {
+            return self.problem(format!(
+                "{what}: image indexes nested more than {MAX_DEPTH} deep"
+            ));
+        }
+        // The schema check reports; the walk below goes on wherever the
+        // document can still be read, so that every problem is found.
         if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
-            return self.problem(format!("{what}: not a valid OCI image index: {e}"));
+            self.problem(format!("{what}: not a valid OCI image index: {e}"));
         }
         let doc: IndexDoc = match serde_json::from_slice(bytes) {
             Ok(d) => d,
-            Err(e) => return self.problem(format!("{what}: not a valid OCI image index: {e}")),
+            Err(_) => return,
         };
+        if doc.manifests.is_empty() {
+            self.problem(format!("{what}: lists no manifests"));
+        }
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        for desc in &doc.manifests {
+            if let Some(name) = desc.annotations.get(ANNOTATION_REF_NAME) {
+                match names.insert(name, &desc.digest) {
+                    Some(other) if other != desc.digest => self.problem(format!(
+                        "{what}: the name {name:?} is given to two different manifests ({} and {}); consumers cannot tell which is meant",
+                        short(other),
+                        short(&desc.digest)
+                    )),
+                    _ => {}
+                }
+            }
+        }
         if doc.schema_version != 2 {
             self.problem(format!(
                 "{what}: schemaVersion is {}, expected 2",
@@ -218,7 +270,7 @@ impl Verifier {
                 MEDIA_TYPE_MANIFEST | DOCKER_MANIFEST => self.check_manifest(desc, &name),
                 MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
                     if let Some(b) = self.read_doc(desc, &name) {
-                        self.check_index_bytes(&b, &name);
+                        self.check_index_bytes(&b, &name, depth + 1);
                     }
                 }
                 other => self.problem(format!("{name}: unknown media type {other:?}")),
