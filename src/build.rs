@@ -170,35 +170,41 @@ pub fn write_layer(
     exclude: &BTreeSet<PathBuf>,
     index: usize,
     ctx: &Ctx,
+    at: &str,
 ) -> Result<LayerInfo> {
     let base = spec::base_dir(spec_path);
     let mut exclude = exclude.clone();
     for dir in &spec.base {
         let dir = spec::resolve(&base, dir);
-        let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
+        let info: LayerInfo = read_json(&dir.join(LAYER_JSON))
+            .map_err(|e| e.within(format!("{at}: base layer {}", dir.display())))?;
         exclude.extend(info.store_paths);
     }
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
     tree.protect(&ctx.protect);
     let progress = ctx.progress;
-    for f in &spec.files {
+    for (i, f) in spec.files.iter().enumerate() {
         let place = Placement {
             destination: f.destination.as_deref(),
             mode: f.mode,
             uid: f.uid,
             gid: f.gid,
         };
-        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)?;
+        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
+            .map_err(|e| e.within(format!("{at}: files[{i}]")))?;
     }
     let closure = match &spec.closure {
         None => Vec::new(),
         Some(ClosureSpec::Paths(p)) => p.clone(),
         Some(ClosureSpec::File { file, attr }) => {
-            crate::nix::read_closure_file(&spec::resolve(&base, file), attr.as_deref())?
+            let file = spec::resolve(&base, file);
+            crate::nix::read_closure_file(&file, attr.as_deref())
+                .map_err(|e| e.within(format!("{at}: closure file {}", file.display())))?
         }
     };
     for p in &closure {
-        tree.add_store_path(p, spec_path)?;
+        tree.add_store_path(p, spec_path)
+            .map_err(|e| e.within(format!("{at}: closure")))?;
     }
 
     let mtime = crate::tar::default_mtime()?;
@@ -269,10 +275,14 @@ pub fn write_config(
     let mut below = BTreeSet::new();
     for (index, layer) in spec.layers.iter().enumerate() {
         let info = match layer {
-            LayerRef::Inline(l) => write_layer(l, spec_path, blobs, &below, index, ctx)?,
+            LayerRef::Inline(l) => {
+                let at = format!("{}: layers[{index}]", spec_path.display());
+                write_layer(l, spec_path, blobs, &below, index, ctx, &at)?
+            }
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
-                let info: LayerInfo = read_json(&dir.join(LAYER_JSON))?;
+                let info: LayerInfo = read_json(&dir.join(LAYER_JSON))
+                    .map_err(|e| e.within(format!("{}: layers[{index}]", spec_path.display())))?;
                 let what = dir.join(LAYER_JSON).display().to_string();
                 let digest = parse_digest(&info.digest, &what)?;
                 parse_digest(&info.diff_id, &what)?;
@@ -440,7 +450,16 @@ fn write_index(
 /// `nixoci layer`: one layer directory.
 pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
     let (staging, ctx) = opts.start(spec_path, out)?;
-    let info = write_layer(spec, spec_path, &staging.blobs(), &BTreeSet::new(), 0, &ctx)?;
+    let at = spec_path.display().to_string();
+    let info = write_layer(
+        spec,
+        spec_path,
+        &staging.blobs(),
+        &BTreeSet::new(),
+        0,
+        &ctx,
+        &at,
+    )?;
     staging.write_file(LAYER_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
     Ok(info)

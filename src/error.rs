@@ -8,14 +8,14 @@ use std::path::PathBuf;
 /// not obvious.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON")]
     Json {
         path: PathBuf,
         #[source]
@@ -25,8 +25,8 @@ pub enum Error {
     #[error("{path}: {message}")]
     Spec { path: PathBuf, message: String },
 
-    #[error("source {source_path} does not exist (referenced by {spec})")]
-    MissingSource { source_path: PathBuf, spec: PathBuf },
+    #[error("source {source_path} does not exist")]
+    MissingSource { source_path: PathBuf },
 
     #[error("invalid destination {destination:?}: {reason}")]
     Destination { destination: String, reason: String },
@@ -68,6 +68,14 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+
+    /// An error, and where it happened (`spec.json: files[2]`).
+    #[error("{context}")]
+    Within {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -77,6 +85,26 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// This error, with where it happened.
+    pub fn within(self, context: impl Into<String>) -> Self {
+        Error::Within {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The message with all its causes, `a: b: c`.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
     }
 
     /// A problem with the content of the spec or document at `path`.

@@ -84,12 +84,19 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Prog
                 };
                 builder
                     .append_data(&mut header, os(path), &mut reader)
-                    .map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<SizeChanged>()) {
-                        Some(_) => Error::Invalid(format!(
-                            "{}: file changed size while the layer was written; build again from a stable tree",
-                            entry.origin.display()
-                        )),
-                        None => Error::io(&entry.origin, e),
+                    .map_err(|e| {
+                        let inner = e.get_ref();
+                        if inner.is_some_and(|i| i.is::<SizeChanged>()) {
+                            Error::Invalid(format!(
+                                "{}: file changed size while the layer was written; build again from a stable tree",
+                                entry.origin.display()
+                            ))
+                        } else if inner.is_some_and(|i| i.is::<ReadFailed>()) {
+                            Error::io(&entry.origin, e)
+                        } else {
+                            // Not the source's fault: the output (disk full, ...).
+                            sink_err(e)
+                        }
                     })?;
                 // Growth past the recorded size is a change too.
                 if reader.inner.read(&mut [0u8; 1]).at(&entry.origin)? != 0 {
@@ -129,6 +136,16 @@ impl std::fmt::Display for SizeChanged {
 }
 impl std::error::Error for SizeChanged {}
 
+/// A read of a source file failed (as opposed to a write of the output).
+#[derive(Debug)]
+struct ReadFailed(io::Error);
+impl std::fmt::Display for ReadFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for ReadFailed {}
+
 /// Yields exactly `remaining` bytes of `inner`, or fails: a file that
 /// shrinks while it is read must not produce a corrupt archive.
 struct ExactReader<'p> {
@@ -145,7 +162,10 @@ impl Read for ExactReader<'_> {
         let max = buf
             .len()
             .min(self.remaining.try_into().unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
+        let n = self
+            .inner
+            .read(&mut buf[..max])
+            .map_err(|e| io::Error::new(e.kind(), ReadFailed(e)))?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, SizeChanged));
         }

@@ -39,10 +39,22 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
-    /// Where it came from on disk (for files: where the bytes are read).
+    /// Where it came from on disk (for files: where the bytes are read; for
+    /// implicit parents: the source that needed them).
     pub origin: PathBuf,
     /// A parent directory nobody asked for: any explicit directory replaces it.
     pub implicit: bool,
+}
+
+impl Entry {
+    /// Where the entry came from, for messages.
+    fn describe(&self) -> String {
+        if self.implicit {
+            format!("a parent directory made for {}", self.origin.display())
+        } else {
+            self.origin.display().to_string()
+        }
+    }
 }
 
 /// The resolved content of a layer.
@@ -146,7 +158,6 @@ impl Tree {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingSource {
                     source_path: source.to_owned(),
-                    spec: spec.to_owned(),
                 })
             }
             Err(e) => return Err(Error::io(source, e)),
@@ -330,11 +341,21 @@ impl Tree {
             self.entries.insert(path, entry);
             return Ok(());
         };
-        let conflict = |what: &'static str, existing: &Entry| Error::Conflict {
-            path: String::from_utf8_lossy(&path).into_owned(),
-            first: existing.origin.display().to_string(),
-            second: entry.origin.display().to_string(),
-            what,
+        let conflict = |what: &'static str, existing: &Entry| {
+            if existing.origin == entry.origin {
+                Error::Invalid(format!(
+                    "/{}: {} is placed here twice with different {what} (listed twice, or listed and also in the closure)",
+                    String::from_utf8_lossy(&path),
+                    entry.origin.display()
+                ))
+            } else {
+                Error::Conflict {
+                    path: String::from_utf8_lossy(&path).into_owned(),
+                    first: existing.describe(),
+                    second: entry.describe(),
+                    what,
+                }
+            }
         };
         match (&existing.kind, &entry.kind) {
             (Kind::Dir, Kind::Dir) => {
@@ -385,7 +406,7 @@ impl Tree {
                             mode: PARENT_MODE,
                             uid: 0,
                             gid: 0,
-                            origin: PathBuf::from("(parent directory)"),
+                            origin: origin.to_owned(),
                             implicit: true,
                         },
                     );
@@ -403,13 +424,13 @@ impl Tree {
                         path: String::from_utf8_lossy(path).into_owned(),
                         source_desc: origin.display().to_string(),
                         parent: String::from_utf8_lossy(parent).into_owned(),
-                        link_source: e.origin.display().to_string(),
+                        link_source: e.describe(),
                     })
                 }
                 Some(e) => {
                     return Err(Error::Conflict {
                         path: String::from_utf8_lossy(parent).into_owned(),
-                        first: e.origin.display().to_string(),
+                        first: e.describe(),
                         second: origin.display().to_string(),
                         what: "kinds of file (a file, and a directory holding other entries)",
                     })

@@ -88,7 +88,7 @@ pub fn verify(dir: &Path) -> Report {
     v.check_oci_layout(dir);
     match read_limited(&dir.join("index.json"), MAX_DOCUMENT) {
         Ok(bytes) => v.check_index_bytes(&bytes, "index.json", 0),
-        Err(e) => v.problem(format!("index.json: cannot be read ({e})")),
+        Err(e) => v.problem(format!("index.json: cannot be read ({})", e.chain())),
     }
     Report {
         layout: dir.to_owned(),
@@ -118,11 +118,12 @@ impl Verifier {
 
     fn check_oci_layout(&mut self, dir: &Path) {
         let path = dir.join("oci-layout");
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_limited(&path, 4096) {
             Ok(b) => b,
             Err(e) => {
                 return self.problem(format!(
-                    "oci-layout: cannot be read ({e}); every image layout needs it"
+                    "oci-layout: cannot be read ({}); every image layout needs it",
+                    e.chain()
                 ))
             }
         };
@@ -210,7 +211,7 @@ impl Verifier {
         match read_limited(&path, desc.size) {
             Ok(b) => Some(b),
             Err(e) => {
-                self.problem(format!("{what}: cannot be read ({e})"));
+                self.problem(format!("{what}: cannot be read ({})", e.chain()));
                 None
             }
         }
