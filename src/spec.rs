@@ -328,7 +328,7 @@ fn object<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A list of structs, each from a JSON object only (see [`object`]).
+/// The `files` list, each entry from a JSON object only (see [`object`]).
 fn objects<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
     d: D,
 ) -> std::result::Result<Vec<T>, D::Error> {
@@ -339,7 +339,7 @@ fn objects<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
         .enumerate()
         .map(|(i, v)| match v {
             v @ Value::Object(_) => {
-                serde_json::from_value(v).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+                serde_json::from_value(v).map_err(|e| D::Error::custom(format!("files[{i}]: {e}")))
             }
             other => Err(D::Error::custom(format!(
                 "[{i}]: expected an object, found {other}"
