@@ -342,7 +342,7 @@ fn objects<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
                 serde_json::from_value(v).map_err(|e| D::Error::custom(format!("files[{i}]: {e}")))
             }
             other => Err(D::Error::custom(format!(
-                "[{i}]: expected an object, found {other}"
+                "files[{i}]: expected an object, found {other}"
             ))),
         })
         .collect()
