@@ -379,9 +379,10 @@ pub fn write_image(
 }
 
 /// Write `oci-layout` and `index.json` naming `manifests` with `tags`: one
-/// manifest directly, several through an image index blob carrying the
-/// layout's `annotations` (and, with `platformTags`, each manifest also
-/// under `TAG-OS-ARCH[-VARIANT]`). `extraIndex` is merged into `index.json`.
+/// manifest directly (the layout's `annotations` then go on `index.json`),
+/// several through an image index blob carrying them (and, with
+/// `platformTags`, each manifest also under `TAG-OS-ARCH[-VARIANT]`).
+/// `extraIndex` is merged into `index.json`.
 fn write_index(
     staging: &Staging,
     manifests: &[ManifestInfo],
@@ -416,6 +417,7 @@ fn write_index(
             staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
         }
     };
+    let no_annotations = BTreeMap::new();
     let named = |d: &Descriptor, name: String| {
         let mut d = d.clone();
         d.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name);
@@ -440,7 +442,12 @@ fn write_index(
         "index.json",
         &image::canonical_json(&index_document(
             &tagged,
-            &BTreeMap::new(),
+            // No index blob for one manifest: its annotations go here.
+            if manifests.len() == 1 {
+                &layout.annotations
+            } else {
+                &no_annotations
+            },
             layout.extra_index.as_ref(),
         )?),
     )?;

@@ -301,7 +301,8 @@ pub struct LayoutSpec {
     /// Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Annotations of the image index, when there are several manifests.
+    /// Annotations of the image index (several manifests), or of
+    /// `index.json` (one manifest).
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Merged into `index.json` last (e.g. its `annotations`).

@@ -803,3 +803,240 @@ fn verify_catches_gzip_layer_labelled_plain_tar_and_reports_all_problems() {
     assert!(err.contains("oci-layout"), "{err}");
     assert!(err.contains("2 problems found"), "{err}");
 }
+
+// ---- safety and validation added after review ----
+
+#[test]
+fn force_never_deletes_sources_inside_the_output() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "work/src/p", b"precious\n", 0o644);
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "work/src", "destination": "/x"}]}),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("layer")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.path().join("work"))
+            .arg("--force"),
+    );
+    assert!(err.contains("inside the output directory"), "{err}");
+    assert_eq!(
+        fs::read(t.path().join("work/src/p")).unwrap(),
+        b"precious\n"
+    );
+    // Nor the spec itself.
+    file(t.path(), "work2/s.json", b"{\"files\": []}", 0o644);
+    let err = run_fail(
+        nixoci()
+            .arg("layer")
+            .arg(t.path().join("work2/s.json"))
+            .arg("-o")
+            .arg(t.path().join("work2"))
+            .arg("--force"),
+    );
+    assert!(err.contains("inside the output"), "{err}");
+    assert!(t.path().join("work2/s.json").exists());
+}
+
+#[test]
+fn output_inside_a_source_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "tree/f", b"x", 0o644);
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "tree", "destination": "/"}]}),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("layer")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.path().join("tree/out")),
+    );
+    assert!(err.contains("output directory is inside source"), "{err}");
+    assert!(!t.path().join("tree/out").exists());
+}
+
+#[test]
+fn failed_build_removes_the_parent_directories_it_created() {
+    let t = tempfile::tempdir().unwrap();
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "missing", "destination": "/x"}]}]}),
+    );
+    run_fail(
+        nixoci()
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.path().join("new/a/b/out")),
+    );
+    assert!(
+        !t.path().join("new").exists(),
+        "created parents left behind"
+    );
+}
+
+#[test]
+fn interrupted_build_leaves_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    // A sparse 4 GB file: seconds of compression, no disk space.
+    fs::create_dir_all(t.path().join("in")).unwrap();
+    fs::File::create(t.path().join("in/big"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "in/big", "destination": "/big"}]}),
+    );
+    let parent = t.path().join("parent");
+    let mut child = nixoci()
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(parent.join("deeper/out"))
+        .spawn()
+        .unwrap();
+    // Wait until it is writing, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !parent.join("deeper").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exits 130 when interrupted");
+    assert!(
+        !parent.exists(),
+        "left behind: {:?}",
+        fs::read_dir(&parent).map(|d| d.count())
+    );
+}
+
+#[test]
+fn error_mode_as_a_number() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    expect_build_error(
+        t.path(),
+        &layer_spec(json!([{"source": "f", "destination": "/f", "mode": 755}])),
+        &["files[0]", "mode must be an octal string"],
+    );
+}
+
+#[test]
+fn error_closure_entry_outside_the_store() {
+    let t = tempfile::tempdir().unwrap();
+    expect_build_error(
+        t.path(),
+        &json!({"layers": [{"closure": ["/etc/passwd"]}]}).to_string(),
+        &["/etc/passwd", "is not a store path"],
+    );
+}
+
+#[test]
+fn error_image_without_layers() {
+    let t = tempfile::tempdir().unwrap();
+    expect_build_error(t.path(), r#"{"layers": []}"#, &["at least one layer"]);
+}
+
+#[test]
+fn error_impossible_created_time() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    expect_build_error(
+        t.path(),
+        &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}]}], "created": "2024-13-45T99:00:00Z"}).to_string(),
+        &["2024-13-45T99:00:00Z", "RFC 3339"],
+    );
+}
+
+#[test]
+fn layout_annotations_of_a_single_manifest_go_on_index_json() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    write_json(
+        &t.path().join("m.json"),
+        &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}]}]}),
+    );
+    run(nixoci()
+        .arg("manifest")
+        .arg(t.path().join("m.json"))
+        .arg("-o")
+        .arg(t.path().join("M"))
+        .arg("-q"));
+    write_json(
+        &t.path().join("l.json"),
+        &json!({"manifests": ["M"], "annotations": {"a": "b"}}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(t.path().join("l.json"))
+        .arg("-o")
+        .arg(t.path().join("O"))
+        .arg("-q"));
+    assert_eq!(
+        read_json(&t.path().join("O/index.json"))["annotations"],
+        json!({"a": "b"})
+    );
+    run(nixoci().arg("verify").arg(t.path().join("O")));
+}
+
+#[test]
+fn verify_does_not_hang_on_devices_fifos_or_huge_files() {
+    let t = tempfile::tempdir().unwrap();
+    let out = good_layout(t.path());
+    // The manifest blob becomes /dev/zero, index.json a FIFO in a copy.
+    let manifest = blob_path(&out, &manifest_digest(&out));
+    fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+    let started = std::time::Instant::now();
+    let err = verify_problems(&out);
+    assert!(err.contains("not a regular file"), "{err}");
+    fs::remove_file(out.join("index.json")).unwrap();
+    run(std::process::Command::new("mkfifo").arg(out.join("index.json")));
+    let err = verify_problems(&out);
+    assert!(
+        err.contains("index.json") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let inspect = run_fail(nixoci().arg("inspect").arg(&out));
+    assert!(inspect.contains("not a regular file"), "{inspect}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn verify_catches_one_name_for_two_manifests() {
+    let t = tempfile::tempdir().unwrap();
+    let out = good_layout(t.path());
+    // A second image, its blobs copied in, named "latest" too.
+    file(t.path(), "other/f", b"other\n", 0o644);
+    let spec = t.path().join("other.json");
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "other", "destination": "/"}]}], "architecture": "amd64"}),
+    );
+    let other = build(&spec, &t.path().join("other-out"));
+    for (name, bytes) in blobs(&other) {
+        fs::write(out.join("blobs/sha256").join(name), bytes).unwrap();
+    }
+    let mut index = read_json(&out.join("index.json"));
+    let second = read_json(&other.join("index.json"))["manifests"][0].clone();
+    index["manifests"].as_array_mut().unwrap().push(second);
+    write_json(&out.join("index.json"), &index);
+    let err = verify_problems(&out);
+    assert!(
+        err.contains("\"latest\" is given to two different manifests"),
+        "{err}"
+    );
+}

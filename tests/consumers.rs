@@ -161,3 +161,36 @@ fn podman_runs_busybox(compression: &str) {
         )
     );
 }
+
+/// The README's first command, and what it says to do with the result.
+#[test]
+fn readme_example_builds_verifies_and_podman_pulls_it() {
+    let podman = Podman::new();
+    let t = tempfile::tempdir().unwrap();
+    let layout = build(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/image.json"),
+        &t.path().join("hello-image"),
+    );
+    run(nixoci().arg("verify").arg(&layout));
+    // podman names the image after the path, which must be lowercase.
+    let named = std::env::temp_dir().join(format!("nixoci-readme-{}", std::process::id()));
+    let _ = fs::remove_file(&named);
+    std::os::unix::fs::symlink(&layout, &named).unwrap();
+    for tag in ["latest", "1.0"] {
+        run(podman
+            .cmd()
+            .arg("pull")
+            .arg(format!("oci:{}:{tag}", named.display())));
+    }
+    fs::remove_file(&named).unwrap();
+    let ids = run(podman
+        .cmd()
+        .args(["images", "--format", "{{.ID}}", "--no-trunc"]));
+    let manifest = read_json(&blob_path(&layout, &manifest_digest(&layout)));
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let listed = String::from_utf8_lossy(&ids.stdout).into_owned();
+    assert!(
+        listed.lines().all(|l| l.trim() == config),
+        "{listed} vs {config}"
+    );
+}
