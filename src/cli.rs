@@ -15,6 +15,8 @@ use nixoci::inspect::human_size;
 use nixoci::progress::Progress;
 use nixoci::verify::short;
 
+use crate::cli_remote;
+
 /// Reproducible OCI images from Nix store paths and files.
 ///
 /// Every output is a pure function of its inputs: the same spec gives the
@@ -43,8 +45,22 @@ enum Command {
     ///
     /// Reports every problem found and exits with status 1 if there is any.
     Verify(ReadArgs),
-    /// Show a layout's tags, platforms and layers.
-    Inspect(ReadArgs),
+    /// Show the tags, platforms and layers of a layout directory, or of an
+    /// image in a registry (any argument that is not a directory).
+    Inspect(InspectArgs),
+    /// Push an image (or a multi-platform index) from a layout to a registry.
+    ///
+    /// Blobs the registry has are not sent again; blobs another repository
+    /// of the registry has are mounted; the rest are uploaded in chunks, in
+    /// parallel, with retries. The manifest goes last.
+    Push(cli_remote::PushArgs),
+    /// Pull an image from a registry into a new layout, verifying every
+    /// digest and size.
+    Pull(cli_remote::PullArgs),
+    /// Give an image in a registry another tag, moving no blob.
+    Tag(cli_remote::TagArgs),
+    /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
+    Exists(cli_remote::ExistsArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -67,6 +83,17 @@ struct BuildArgs {
     /// Print nothing on success.
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// An OCI image layout directory, or [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    target: String,
+    /// Print JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: cli_remote::RemoteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +136,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::NixBuilder => nix_builder(),
         Command::Verify(a) => verify(&a),
         Command::Inspect(a) => inspect(&a),
+        Command::Push(a) => cli_remote::push(&a),
+        Command::Pull(a) => cli_remote::pull(&a),
+        Command::Tag(a) => cli_remote::tag(&a),
+        Command::Exists(a) => cli_remote::exists(&a),
     }
 }
 
@@ -375,9 +406,13 @@ fn verify(a: &ReadArgs) -> Result<ExitCode> {
     })
 }
 
-fn inspect(a: &ReadArgs) -> Result<ExitCode> {
-    let tagged = nixoci::inspect::inspect(&a.dir)
-        .with_context(|| format!("cannot inspect {}", a.dir.display()))?;
+fn inspect(a: &InspectArgs) -> Result<ExitCode> {
+    let tagged = if Path::new(&a.target).is_dir() {
+        nixoci::inspect::inspect(Path::new(&a.target))
+            .with_context(|| format!("cannot inspect {}", a.target))?
+    } else {
+        cli_remote::inspect_remote(&a.target, &a.remote)?
+    };
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &tagged)?;

@@ -97,34 +97,52 @@ fn summarise(
                 .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
             let config: Value =
                 read_json(&blobs.path(&parse_digest(&config_desc.digest, "config")?))?;
-            let platform = desc.platform.clone().or_else(|| {
-                Some(Platform {
-                    architecture: config.get("architecture")?.as_str()?.to_owned(),
-                    os: config.get("os")?.as_str()?.to_owned(),
-                    variant: config
-                        .get("variant")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    os_version: None,
-                    os_features: None,
-                })
-            });
-            out.push(ImageSummary {
-                platform,
-                manifest: desc.digest.clone(),
-                config: config_desc.digest,
-                created: config
-                    .get("created")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                entrypoint: config.pointer("/config/Entrypoint").cloned(),
-                cmd: config.pointer("/config/Cmd").cloned(),
-                size: doc.layers.iter().map(|l| l.size).sum(),
-                layers: doc.layers,
-            });
+            out.push(summary(
+                desc.platform.clone(),
+                desc.digest.clone(),
+                config_desc.digest,
+                &config,
+                doc.layers,
+            ));
         }
     }
     Ok(())
+}
+
+/// One image's summary from its manifest's parts and its config document
+/// (the platform falls back to the config's).
+pub fn summary(
+    platform: Option<Platform>,
+    manifest: String,
+    config_digest: String,
+    config: &Value,
+    layers: Vec<Descriptor>,
+) -> ImageSummary {
+    let platform = platform.or_else(|| {
+        Some(Platform {
+            architecture: config.get("architecture")?.as_str()?.to_owned(),
+            os: config.get("os")?.as_str()?.to_owned(),
+            variant: config
+                .get("variant")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            os_version: None,
+            os_features: None,
+        })
+    });
+    ImageSummary {
+        platform,
+        manifest,
+        config: config_digest,
+        created: config
+            .get("created")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        entrypoint: config.pointer("/config/Entrypoint").cloned(),
+        cmd: config.pointer("/config/Cmd").cloned(),
+        size: layers.iter().map(|l| l.size).sum(),
+        layers,
+    }
 }
 
 /// Sizes for people: `12.3 MB`.

@@ -7,6 +7,7 @@
 //! ([`layout`]); the descriptors become the config, manifest and index
 //! documents ([`image`]) of an OCI image layout ([`build`]).
 
+pub mod auth;
 pub mod build;
 pub mod compress;
 pub mod digest;
@@ -16,6 +17,8 @@ pub mod inspect;
 pub mod layout;
 pub mod nix;
 pub mod progress;
+pub mod reference;
+pub mod registry;
 pub mod spec;
 pub mod tar;
 pub mod tree;

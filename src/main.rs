@@ -1,6 +1,7 @@
 //! The `nixoci` command: parse the command line, run, report.
 
 mod cli;
+mod cli_remote;
 
 use std::process::ExitCode;
 

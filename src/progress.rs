@@ -10,6 +10,14 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// The layer is written.
     fn layer_done(&self, _digest: &str, _size: u64) {}
+
+    /// A blob transfer (upload or download) of `size` bytes starts.
+    fn blob_start(&self, _digest: &str, _size: u64) {}
+    /// `n` more bytes of the blob were sent or received.
+    fn blob_advance(&self, _digest: &str, _n: u64) {}
+    /// The blob is done: `how` says what happened to it (uploaded, skipped,
+    /// mounted, downloaded).
+    fn blob_done(&self, _digest: &str, _how: &str) {}
 }
 
 /// Reports nothing.

@@ -1,0 +1,346 @@
+//! The registry subcommands: push, pull, tag, exists (and inspect of a
+//! remote reference), with transfer progress bars and JSON reports.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nixoci::auth::{Credentials, Secret};
+use nixoci::inspect::human_size;
+use nixoci::progress::Progress;
+use nixoci::reference::Reference;
+use nixoci::registry::{self, RemoteOptions};
+use nixoci::verify::short;
+
+/// How to reach and authenticate to the registry.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// USER:PASSWORD. Prefer --password-stdin or a credentials file
+    /// (~/.docker/config.json, REGISTRY_AUTH_FILE): a command line is visible
+    /// to other users of the machine.
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "password_stdin")]
+    creds: Option<String>,
+    /// The user name for --password-stdin.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password from standard input (with --username).
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Speak plain HTTP to the registry. Without it HTTPS is used, except
+    /// for a registry on this machine that does not speak TLS.
+    #[arg(long)]
+    plain_http: bool,
+    /// Trust the CA certificates in this PEM file (for a private CA).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Blob transfers at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Retries of a transient failure (5xx, connection reset, timeout),
+    /// with exponential backoff.
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> Result<RemoteOptions> {
+        let credentials = if let Some(c) = &self.creds {
+            Some(Credentials::from_user_pass(c)?)
+        } else if self.password_stdin {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            anyhow::ensure!(
+                !password.is_empty(),
+                "--password-stdin: standard input is empty"
+            );
+            Some(Credentials::Basic {
+                username: self.username.clone().unwrap_or_default(),
+                password: Secret::new(password),
+            })
+        } else {
+            None
+        };
+        Ok(RemoteOptions {
+            credentials,
+            plain_http: self.plain_http,
+            ca_file: self.ca_file.clone(),
+            jobs: self.jobs.into(),
+            retries: self.retries,
+            mount_from: Vec::new(),
+            blob_cache: RemoteOptions::default_blob_cache(),
+        })
+    }
+}
+
+/// Output choices shared by the transfer commands.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print a JSON report on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success (and draw no progress bars).
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// Where to push: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// Another repository of the same registry to mount blobs from
+    /// (repeatable). Repositories nixoci pushed to or pulled from are
+    /// remembered and tried anyway.
+    #[arg(long, value_name = "REPOSITORY")]
+    mount_from: Vec<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What to pull: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// The image layout directory to write (must not exist unless --force).
+    dir: PathBuf,
+    /// For a multi-platform image, pull only this one: OS/ARCH[/VARIANT].
+    #[arg(long)]
+    platform: Option<String>,
+    /// The tag to give the image in the layout (default: the reference's).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Replace DIR if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to tag: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// The new tag, in the same repository.
+    new_tag: String,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExistsArgs {
+    /// [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// `LAYOUT[:TAG]`: a path that exists is a layout; otherwise the part after
+/// the last `:` (with no `/` in it) is the tag.
+fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
+    if Path::new(arg).exists() {
+        return (PathBuf::from(arg), None);
+    }
+    match arg.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
+            (PathBuf::from(path), Some(tag.to_owned()))
+        }
+        _ => (PathBuf::from(arg), None),
+    }
+}
+
+pub fn push(a: &PushArgs) -> Result<ExitCode> {
+    let (layout, tag) = split_layout(&a.layout);
+    let target = Reference::parse(&a.reference)?;
+    let mut opts = a.remote.options()?;
+    opts.mount_from = a.mount_from.clone();
+    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let report = registry::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
+        .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
+    bars.clear();
+    let mut out = std::io::stdout().lock();
+    if a.output.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if !a.output.quiet {
+        writeln!(
+            out,
+            "{}@{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+            report.reference,
+            report.digest,
+            report.uploaded,
+            human_size(report.bytes_sent),
+            report.skipped,
+            report.mounted,
+            report.manifests
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pull(a: &PullArgs) -> Result<ExitCode> {
+    let source = Reference::parse(&a.reference)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(registry::parse_platform)
+        .transpose()?;
+    let opts = a.remote.options()?;
+    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let report = registry::pull(
+        &source,
+        &a.dir,
+        platform.as_ref(),
+        a.tag.as_deref(),
+        a.force,
+        &opts,
+        bars.clone(),
+    )
+    .with_context(|| format!("cannot pull {source}"))?;
+    bars.clear();
+    let mut out = std::io::stdout().lock();
+    if a.output.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if !a.output.quiet {
+        writeln!(
+            out,
+            "{}: {} {} ({} blobs, {}){}",
+            report.layout.display(),
+            report.reference,
+            report.digest,
+            report.blobs.len(),
+            human_size(report.bytes_received),
+            report
+                .tag
+                .as_deref()
+                .map(|t| format!("; tag {t}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tag(a: &TagArgs) -> Result<ExitCode> {
+    let source = Reference::parse(&a.reference)?;
+    let digest = registry::tag(&source, &a.new_tag, &a.remote.options()?)
+        .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
+    let dest = source.with_tag(&a.new_tag);
+    let mut out = std::io::stdout().lock();
+    if a.output.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
+        )?;
+        writeln!(out)?;
+    } else if !a.output.quiet {
+        writeln!(out, "{dest}: {digest}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0 when the image exists, 1 when the registry says it does not, 2
+/// when that cannot be told (unreachable, refused credentials, ...).
+pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
+    let r = Reference::parse(&a.reference)?;
+    match registry::exists(&r, &a.remote.options()?) {
+        Ok(Some(_)) => Ok(ExitCode::SUCCESS),
+        Ok(None) => Ok(ExitCode::from(1)),
+        Err(e) => {
+            eprintln!("error: cannot tell whether {r} exists: {}", e.chain());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// `inspect` of a registry reference.
+pub fn inspect_remote(target: &str, remote: &RemoteArgs) -> Result<Vec<nixoci::inspect::Tagged>> {
+    let r = Reference::parse(target).with_context(|| {
+        format!("{target} is neither an image layout directory nor an image reference")
+    })?;
+    Ok(vec![
+        registry::inspect(&r, &remote.options()?).with_context(|| format!("cannot inspect {r}"))?
+    ])
+}
+
+/// One progress bar per blob in flight, on standard error when it is a
+/// terminal and --quiet was not given.
+struct TransferBars {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl TransferBars {
+    fn new(quiet: bool) -> Self {
+        let on = !quiet && std::io::stderr().is_terminal();
+        TransferBars {
+            multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+impl Progress for TransferBars {
+    fn blob_start(&self, digest: &str, size: u64) {
+        let Some(m) = &self.multi else { return };
+        let bar = m.add(
+            ProgressBar::new(size).with_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            ),
+        );
+        bar.set_prefix(short(digest).to_owned());
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_owned(), bar);
+    }
+
+    fn blob_advance(&self, digest: &str, n: u64) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            b.inc(n);
+        }
+    }
+
+    fn blob_done(&self, digest: &str, how: &str) {
+        let Some(m) = &self.multi else { return };
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest)
+        {
+            b.finish_and_clear();
+            m.remove(&b);
+        }
+        let _ = m.println(format!("{} {how}", short(digest)));
+    }
+}
