@@ -85,15 +85,18 @@ pub fn manifest_digest(layout: &Path) -> String {
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
-/// Every blob of a layout: name -> bytes.
-pub fn blobs(layout: &Path) -> BTreeMap<String, Vec<u8>> {
+/// Every blob of a layout: file name -> sha256 of its bytes (computed here,
+/// so two maps are equal exactly when the files are byte-equal, and a
+/// failing comparison prints digests, not megabytes).
+pub fn blobs(layout: &Path) -> BTreeMap<String, String> {
     fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
+            let bytes = fs::read(e.path()).unwrap();
             (
                 e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap(),
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
             )
         })
         .collect()

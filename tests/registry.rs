@@ -1,0 +1,703 @@
+//! push / pull / tag / exists / inspect against a real Docker registry
+//! (distribution 2.8) on 127.0.0.1 (RECIPES.md section 3), checked with
+//! skopeo and with the registry's own access log.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A registry process on a free loopback port, stopped by PID on drop.
+struct Registry {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+    tls: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Setup {
+    htpasswd: bool,
+    tls: bool,
+}
+
+const USER: &str = "tester";
+const PASSWORD: &str = "s3cret-pass-word";
+
+impl Registry {
+    fn start(setup: Setup) -> Registry {
+        require("docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        if setup.htpasswd {
+            require("htpasswd");
+            let out = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
+            fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+        }
+        if setup.tls {
+            // A self-signed CA, and the registry's certificate signed by it
+            // (rustls refuses a CA certificate used as the server's own).
+            require("openssl");
+            let p = |f: &str| dir.path().join(f);
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=nixoci test CA",
+                ])
+                .args([
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign",
+                ])
+                .arg("-keyout")
+                .arg(p("ca-key.pem"))
+                .arg("-out")
+                .arg(p("ca.pem")));
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(p("key.pem"))
+                .arg("-out")
+                .arg(p("cert.csr")));
+            fs::write(
+                p("ext.cnf"),
+                "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(p("cert.csr"))
+                .arg("-CA")
+                .arg(p("ca.pem"))
+                .arg("-CAkey")
+                .arg(p("ca-key.pem"))
+                .arg("-extfile")
+                .arg(p("ext.cnf"))
+                .arg("-out")
+                .arg(p("cert.pem")));
+        }
+        let mut reg = Registry {
+            dir,
+            port: 0,
+            child: None,
+            tls: setup.tls,
+        };
+        reg.port = free_port();
+        reg.write_config(setup);
+        reg.launch();
+        reg
+    }
+
+    fn write_config(&self, setup: Setup) {
+        let d = self.dir.path().display();
+        let mut http = format!("{{addr: 127.0.0.1:{}, secret: test-only", self.port);
+        if setup.tls {
+            http.push_str(&format!(
+                ", tls: {{certificate: {d}/cert.pem, key: {d}/key.pem}}"
+            ));
+        }
+        http.push('}');
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: false}}}}\n\
+             storage:\n  filesystem: {{rootdirectory: {d}/data}}\n  delete: {{enabled: true}}\nhttp: {http}\n"
+        );
+        if setup.htpasswd {
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: test, path: {d}/htpasswd}}}}\n"
+            ));
+        }
+        fs::write(self.dir.path().join("reg.yml"), config).unwrap();
+    }
+
+    fn launch(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("reg.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Access-log lines of blob uploads (upload sessions started).
+    fn uploads(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("\"POST /v2/") && l.contains("/blobs/uploads/") && !l.contains("mount=")
+            })
+            .count()
+    }
+
+    fn skopeo_tls(&self) -> &'static str {
+        if self.tls {
+            "--tls-verify=true"
+        } else {
+            "--tls-verify=false"
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nothing listens on now (the registry cannot bind port 0).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nixoci with a private credential and cache environment.
+fn tool(env: &Path) -> Command {
+    let mut c = nixoci();
+    c.env("HOME", env)
+        .env("XDG_CACHE_HOME", env.join("cache"))
+        .env("DOCKER_CONFIG", env.join("docker"))
+        .env("REGISTRY_AUTH_FILE", env.join("auth.json"))
+        .env_remove("XDG_RUNTIME_DIR");
+    c
+}
+
+/// A deterministic, incompressible file of `len` bytes.
+fn noise(path: &Path, len: usize, seed: u64) {
+    let mut x = seed | 1;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    buf.truncate(len);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, buf).unwrap();
+}
+
+/// An image layout: a base layer (shared by every image with the same
+/// `base_seed`) and one layer of its own, both uncompressed (the data is
+/// noise: compression would only cost time).
+fn image(dir: &Path, name: &str, base_seed: u64, own_seed: u64, size: usize) -> PathBuf {
+    image_with(dir, name, base_seed, own_seed, size, "none")
+}
+
+fn image_with(
+    dir: &Path,
+    name: &str,
+    base_seed: u64,
+    own_seed: u64,
+    size: usize,
+    compression: &str,
+) -> PathBuf {
+    noise(&dir.join(format!("{name}-in/base/blob")), size, base_seed);
+    noise(&dir.join(format!("{name}-in/own/blob")), size, own_seed);
+    let spec = dir.join(format!("{name}.json"));
+    write_json(
+        &spec,
+        &json!({
+            "layers": [
+                {"files": [{"source": format!("{name}-in/base/blob"), "destination": "/base/blob"}], "compression": compression},
+                {"files": [{"source": format!("{name}-in/own/blob"), "destination": format!("/{name}/blob")}], "compression": compression}
+            ],
+            "architecture": "amd64",
+            "config": {"Cmd": ["/bin/true"]},
+            "tags": ["latest"]
+        }),
+    );
+    build(&spec, &dir.join(name))
+}
+
+fn push_json(env: &Path, layout: &Path, reference: &str, extra: &[&str]) -> Value {
+    let out = run(tool(env)
+        .arg("push")
+        .arg(layout)
+        .arg(reference)
+        .arg("--json")
+        .args(extra));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn skopeo_raw_digest(reg: &Registry, reference: &str) -> String {
+    require("skopeo");
+    let out = run(Command::new("skopeo")
+        .args(["inspect", reg.skopeo_tls(), "--raw"])
+        .arg(format!("docker://{reference}")));
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out.stdout))
+    )
+}
+
+#[test]
+fn push_is_seen_by_skopeo_and_pull_gives_back_the_same_bytes() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 1, 2, 100_000);
+    let reference = reg.reference("app:v1");
+    let report = push_json(t.path(), &layout, &reference, &[]);
+    assert_eq!(report["digest"], manifest_digest(&layout));
+    assert_eq!(report["uploaded"], 3, "the config and 2 layers: {report}");
+    assert_eq!(
+        skopeo_raw_digest(&reg, &reference),
+        manifest_digest(&layout)
+    );
+
+    let pulled = t.path().join("pulled");
+    run(tool(t.path())
+        .arg("pull")
+        .arg(&reference)
+        .arg(&pulled)
+        .arg("-q"));
+    run(nixoci().arg("verify").arg(&pulled));
+    assert_eq!(blobs(&pulled), blobs(&layout));
+    assert_eq!(
+        read_json(&pulled.join("index.json"))["manifests"][0]["annotations"]
+            ["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+}
+
+#[test]
+fn repush_uploads_nothing_and_shared_layers_are_not_sent_again() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let first = image(t.path(), "one", 7, 8, 200_000);
+    let report = push_json(t.path(), &first, &reg.reference("app:one"), &[]);
+    assert_eq!(report["uploaded"], 3);
+    let uploads = reg.uploads();
+    assert_eq!(uploads, 3, "one upload session per blob:\n{}", reg.log());
+
+    // Unchanged: nothing is uploaded, by the report and by the registry's log.
+    let again = push_json(t.path(), &first, &reg.reference("app:one"), &[]);
+    assert_eq!(
+        (
+            again["uploaded"].as_u64(),
+            again["skipped"].as_u64(),
+            again["bytesSent"].as_u64()
+        ),
+        (Some(0), Some(3), Some(0))
+    );
+    assert_eq!(
+        reg.uploads(),
+        uploads,
+        "a re-push started uploads:\n{}",
+        reg.log()
+    );
+
+    // A second image sharing the base layer: only its own layer and config go.
+    let second = image(t.path(), "two", 7, 9, 200_000);
+    let report = push_json(t.path(), &second, &reg.reference("app:two"), &[]);
+    assert_eq!(
+        (report["uploaded"].as_u64(), report["skipped"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+    assert_eq!(reg.uploads(), uploads + 2);
+
+    // Into another repository of the registry: the shared blobs are mounted.
+    let report = push_json(t.path(), &second, &reg.reference("elsewhere/app:two"), &[]);
+    assert_eq!(
+        (report["uploaded"].as_u64(), report["mounted"].as_u64()),
+        (Some(0), Some(3)),
+        "{report}"
+    );
+    assert_eq!(reg.uploads(), uploads + 2, "mounts are not uploads");
+    assert!(
+        reg.log().contains("mount=sha256"),
+        "no mount request in the log"
+    );
+}
+
+#[test]
+fn htpasswd_auth_through_docker_config_and_clear_errors_without_secrets() {
+    let reg = Registry::start(Setup {
+        htpasswd: true,
+        tls: false,
+    });
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "auth", 3, 4, 10_000);
+    let reference = reg.reference("private/app:latest");
+
+    // Anonymous: refused with a message that says what to do.
+    let err = run_fail(tool(t.path()).arg("push").arg(&layout).arg(&reference));
+    assert!(
+        err.contains("refused") && err.contains("credentials"),
+        "{err}"
+    );
+
+    // Credentials from $DOCKER_CONFIG/config.json.
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    fs::create_dir_all(t.path().join("docker")).unwrap();
+    write_json(
+        &t.path().join("docker/config.json"),
+        &json!({"auths": {reg.host(): {"auth": auth}}}),
+    );
+    let report = push_json(t.path(), &layout, &reference, &[]);
+    assert_eq!(report["uploaded"], 3);
+    run(tool(t.path()).arg("exists").arg(&reference));
+
+    // Wrong password on the command line: clear error, no secret anywhere.
+    let wrong = "wrong-Pa55word-xyz";
+    let out = tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(reg.reference("private/other:latest"))
+        .arg("--creds")
+        .arg(format!("{USER}:{wrong}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("refused the credentials") && all.contains(USER),
+        "{all}"
+    );
+    assert!(
+        !all.contains(wrong) && !all.contains(PASSWORD),
+        "a secret leaked: {all}"
+    );
+
+    // --password-stdin.
+    let mut child = tool(t.path())
+        .args(["pull", "--username", USER, "--password-stdin", "-q"])
+        .arg(&reference)
+        .arg(t.path().join("pulled"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(blobs(&t.path().join("pulled")), blobs(&layout));
+}
+
+#[test]
+fn tls_with_a_private_ca_needs_ca_file() {
+    let reg = Registry::start(Setup {
+        htpasswd: false,
+        tls: true,
+    });
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "tls", 5, 6, 10_000);
+    let reference = reg.reference("secure/app:latest");
+    let err = run_fail(tool(t.path()).arg("push").arg(&layout).arg(&reference));
+    assert!(
+        err.contains("certificate") && err.contains("--ca-file"),
+        "{err}"
+    );
+    let ca = reg.dir.path().join("ca.pem");
+    let out = run(tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(&reference)
+        .arg("--ca-file")
+        .arg(&ca)
+        .arg("--json"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["digest"], manifest_digest(&layout));
+    // skopeo trusts the same CA: the image is there.
+    let certs = t.path().join("certs.d");
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(&certs)
+        .arg(format!("docker://{reference}")));
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
+        ),
+        manifest_digest(&layout)
+    );
+}
+
+#[test]
+fn registry_killed_mid_push_then_restarted_and_pushed_again() {
+    let mut reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "big", 11, 12, 48 << 20);
+    let reference = reg.reference("big/app:latest");
+    let mut child = tool(t.path())
+        .args(["push", "--jobs", "1", "--retries", "2"])
+        .arg(&layout)
+        .arg(&reference)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry once data is flowing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reg.log().contains("\"PATCH /v2/") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    reg.stop();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the push succeeded against a dead registry"
+    );
+    assert!(
+        err.contains("cannot push") && err.contains(&reg.host()),
+        "{err}"
+    );
+
+    reg.restart();
+    let report = push_json(t.path(), &layout, &reference, &[]);
+    assert_eq!(report["digest"], manifest_digest(&layout));
+    let pulled = t.path().join("pulled");
+    run(tool(t.path())
+        .arg("pull")
+        .arg(&reference)
+        .arg(&pulled)
+        .arg("-q"));
+    run(nixoci().arg("verify").arg(&pulled));
+    assert_eq!(blobs(&pulled), blobs(&layout));
+}
+
+#[test]
+fn multi_platform_index_round_trips() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x\n", 0o644);
+    for arch in ["amd64", "arm64"] {
+        write_json(
+            &t.path().join(format!("{arch}.json")),
+            &json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
+        );
+        run(nixoci()
+            .arg("manifest")
+            .arg(t.path().join(format!("{arch}.json")))
+            .arg("-o")
+            .arg(t.path().join(arch))
+            .arg("-q"));
+    }
+    write_json(
+        &t.path().join("layout.json"),
+        &json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(t.path().join("layout.json"))
+        .arg("-o")
+        .arg(t.path().join("L"))
+        .arg("-q"));
+    let layout = t.path().join("L");
+    let reference = reg.reference("multi/app:multi");
+    let report = push_json(t.path(), &layout, &reference, &[]);
+    assert_eq!(report["manifests"], 3);
+    assert_eq!(
+        report["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        skopeo_raw_digest(&reg, &reference),
+        manifest_digest(&layout)
+    );
+
+    let all = t.path().join("all");
+    run(tool(t.path())
+        .arg("pull")
+        .arg(&reference)
+        .arg(&all)
+        .arg("-q"));
+    run(nixoci().arg("verify").arg(&all));
+    assert_eq!(blobs(&all), blobs(&layout));
+
+    let one = t.path().join("one");
+    run(tool(t.path())
+        .args(["pull", "--platform", "linux/arm64", "-q"])
+        .arg(&reference)
+        .arg(&one));
+    run(nixoci().arg("verify").arg(&one));
+    let index = read_json(&one.join("index.json"));
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+
+    let text =
+        String::from_utf8(run(tool(t.path()).arg("inspect").arg(&reference)).stdout).unwrap();
+    assert!(
+        text.contains("linux/amd64") && text.contains("linux/arm64"),
+        "{text}"
+    );
+}
+
+#[test]
+fn interop_with_skopeo_both_ways() {
+    require("skopeo");
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    // gzip layers: skopeo would compress uncompressed ones on the way.
+    let layout = image_with(t.path(), "interop", 21, 22, 50_000, "gzip");
+
+    // skopeo pushes, nixoci pulls.
+    let by_skopeo = reg.reference("skopeo/app:latest");
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{by_skopeo}")));
+    let pulled = t.path().join("pulled");
+    run(tool(t.path())
+        .arg("pull")
+        .arg(&by_skopeo)
+        .arg(&pulled)
+        .arg("-q"));
+    run(nixoci().arg("verify").arg(&pulled));
+    assert_eq!(
+        manifest_digest(&pulled),
+        skopeo_raw_digest(&reg, &by_skopeo)
+    );
+
+    // nixoci pushes, skopeo copies out; the copy verifies and matches.
+    let by_nixoci = reg.reference("nixoci/app:latest");
+    push_json(t.path(), &layout, &by_nixoci, &[]);
+    let copy = t.path().join("copy");
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{by_nixoci}"))
+        .arg(format!("oci:{}:latest", copy.display())));
+    run(nixoci().arg("verify").arg(&copy));
+    assert_eq!(blobs(&copy), blobs(&layout));
+}
+
+#[test]
+fn tag_and_exists() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "tagged", 31, 32, 10_000);
+    push_json(t.path(), &layout, &reg.reference("app:1.0"), &[]);
+    let uploads = reg.uploads();
+    let out = run(tool(t.path())
+        .arg("tag")
+        .arg(reg.reference("app:1.0"))
+        .arg("stable"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&manifest_digest(&layout)));
+    assert_eq!(reg.uploads(), uploads, "tagging moved blobs");
+    assert_eq!(
+        skopeo_raw_digest(&reg, &reg.reference("app:stable")),
+        manifest_digest(&layout)
+    );
+    assert_eq!(
+        tool(t.path())
+            .arg("exists")
+            .arg(reg.reference("app:stable"))
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        tool(t.path())
+            .arg("exists")
+            .arg(reg.reference("app:nope"))
+            .status()
+            .unwrap()
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        tool(t.path())
+            .arg("exists")
+            .arg(format!("127.0.0.1:{}/app:x", free_port()))
+            .status()
+            .unwrap()
+            .code(),
+        Some(2),
+        "an unreachable registry is neither yes nor no"
+    );
+}
+
+#[test]
+fn bad_references_name_the_bad_part() {
+    let t = tempfile::tempdir().unwrap();
+    for (reference, part) in [
+        ("127.0.0.1:5000/App:latest", "\"App\" must be lowercase"),
+        ("127.0.0.1:99999/app", "invalid port"),
+        ("localhost/app:bad:tag", "has an invalid separator \":\""),
+        ("localhost/app@sha256:1234", "digest \"sha256:1234\""),
+    ] {
+        let err = run_fail(tool(t.path()).arg("exists").arg(reference));
+        assert!(err.contains(part), "{reference}: {err}");
+    }
+}
