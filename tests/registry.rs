@@ -500,7 +500,7 @@ fn registry_killed_mid_push_then_restarted_and_pushed_again() {
     let t = tempfile::tempdir().unwrap();
     let layout = image(t.path(), "big", 11, 12, 48 << 20);
     let reference = reg.reference("big/app:latest");
-    let mut child = tool(t.path())
+    let child = tool(t.path())
         .args(["push", "--jobs", "1", "--retries", "2"])
         .arg(&layout)
         .arg(&reference)
