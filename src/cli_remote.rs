@@ -45,6 +45,10 @@ pub struct RemoteArgs {
     /// with exponential backoff.
     #[arg(long, default_value_t = 4)]
     retries: u32,
+    /// Upload blobs larger than this many MiB in 4 MiB chunks (smaller ones
+    /// go in one streamed request, which is faster).
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    chunked_above_mib: u64,
 }
 
 impl RemoteArgs {
@@ -76,6 +80,7 @@ impl RemoteArgs {
             retries: self.retries,
             mount_from: Vec::new(),
             blob_cache: RemoteOptions::default_blob_cache(),
+            chunked_above: self.chunked_above_mib << 20,
         })
     }
 }

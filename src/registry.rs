@@ -52,7 +52,15 @@ pub struct RemoteOptions {
     /// Where to remember which repositories hold which blobs (for mounts);
     /// `None`: do not remember.
     pub blob_cache: Option<PathBuf>,
+    /// Blobs larger than this are uploaded in chunks (one request per
+    /// 4 MiB, so a failure or a proxy's request-size limit costs one
+    /// chunk); smaller ones in one streamed request, which is faster.
+    /// 0: the default, [`DEFAULT_CHUNKED_ABOVE`].
+    pub chunked_above: u64,
 }
+
+/// Default of [`RemoteOptions::chunked_above`]: 512 MiB.
+pub const DEFAULT_CHUNKED_ABOVE: u64 = 512 << 20;
 
 impl RemoteOptions {
     /// The default blob-location cache: `$XDG_CACHE_HOME/nixoci/blobs.json`
@@ -190,7 +198,8 @@ impl Remote {
                 data,
             });
         }
-        let plain = opts.plain_http || (r.is_local() && probe_is_plain_http(r, &extra).await?);
+        let plain = opts.plain_http
+            || (r.is_local() && probe_is_plain_http(r, opts.ca_file.is_some()).await?);
         let config = ClientConfig {
             protocol: if plain {
                 ClientProtocol::Http
@@ -199,6 +208,9 @@ impl Remote {
             },
             extra_root_certificates: extra,
             max_concurrent_upload: opts.jobs.max(1),
+            // Blobs up to the chunking threshold go in one streamed request;
+            // `push_blob_stream_chunked` sends the bigger ones in chunks.
+            use_monolithic_push: true,
             max_concurrent_download: opts.jobs.max(1),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(120)),
@@ -314,44 +326,45 @@ impl Remote {
     }
 }
 
-/// Whether the local registry of `r` speaks plain HTTP: HTTPS is tried
-/// first; plain HTTP is used only if HTTPS fails for a reason other than its
-/// certificate and `http://` answers.
-async fn probe_is_plain_http(r: &Reference, extra: &[Certificate]) -> Result<bool> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10));
-    for c in extra {
-        if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
-            builder = builder.add_root_certificate(cert);
-        }
+/// Whether the registry of `r` (on this machine) speaks plain HTTP: it does
+/// when `http://HOST/v2/` answers as a registry does (200 or 401 with the
+/// `Docker-Distribution-API-Version` header, or a JSON body). A TLS server
+/// answers plain HTTP with a 400, so HTTPS is used for it.
+async fn probe_is_plain_http(r: &Reference, ca_given: bool) -> Result<bool> {
+    if ca_given {
+        return Ok(false); // a CA for a plain-HTTP registry would make no sense
     }
-    let https = builder
-        .build()
-        .map_err(|e| Error::Invalid(format!("TLS setup: {e}")))?;
-    match https
-        .get(format!("https://{}/v2/", r.registry))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(false),
-        Err(e) => {
-            let text = chain(&e).to_lowercase();
-            if text.contains("certificate") || text.contains("unknownissuer") {
-                return Ok(false); // a TLS registry: report its certificate problem later
+    // One bare HTTP/1.0 request: a full HTTP client would set up TLS (and
+    // load the system's roots) just to ask this.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut conn = tokio::net::TcpStream::connect(&r.registry).await.ok()?;
+        let request = format!(
+            "GET /v2/ HTTP/1.0\r\nHost: {}\r\nUser-Agent: nixoci\r\n\r\n",
+            r.registry
+        );
+        conn.write_all(request.as_bytes()).await.ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+            let n = conn.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
             }
-            let plain = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| Error::Invalid(format!("HTTP setup: {e}")))?;
-            Ok(plain
-                .get(format!("http://{}/v2/", r.registry))
-                .send()
-                .await
-                .is_ok())
+            head.extend_from_slice(&buf[..n]);
         }
-    }
+        let text = String::from_utf8_lossy(&head).to_lowercase();
+        let status_ok = text.starts_with("http/1.1 200")
+            || text.starts_with("http/1.0 200")
+            || text.starts_with("http/1.1 401")
+            || text.starts_with("http/1.0 401");
+        Some(status_ok || text.contains("\r\ndocker-distribution-api-version:"))
+    };
+    Ok(tokio::time::timeout(Duration::from_secs(10), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -696,6 +709,12 @@ async fn push_blob(
             let size = b.size;
             let digest = b.digest.clone();
             let progress = progress.clone();
+            let digest_for_commit = b.digest.clone();
+            let chunked_above = if remote.opts.chunked_above == 0 {
+                DEFAULT_CHUNKED_ABOVE
+            } else {
+                remote.opts.chunked_above
+            };
             async move {
                 let file = tokio::fs::File::open(&path).await?;
                 let stream = tokio_util::io::ReaderStream::with_capacity(
@@ -707,20 +726,29 @@ async fn push_blob(
                     chunk
                 })
                 .map_err(OciDistributionError::IoError);
-                remote.client.push_blob_stream_chunked(dest, stream).await
+                if size > chunked_above {
+                    let pushed = remote.client.push_blob_stream_chunked(dest, stream).await?;
+                    Ok(Some((pushed.blob_digest, pushed.size)))
+                } else {
+                    // The registry checks the digest it is given on commit.
+                    remote
+                        .client
+                        .push_blob_stream(dest, stream, &digest_for_commit, Some(size))
+                        .await?;
+                    Ok(None)
+                }
             }
         })
         .await
         .map_err(explain)?;
-    if pushed.blob_digest != b.digest || pushed.size != b.size {
-        return Err(Error::DigestMismatch {
-            context: format!("blob {} sent from {}", b.digest, b.path.display()),
-            expected: format!("{} ({} bytes)", b.digest, b.size),
-            found: format!(
-                "{} ({} bytes); the file changed, run `nixoci verify`",
-                pushed.blob_digest, pushed.size
-            ),
-        });
+    if let Some((digest, size)) = pushed {
+        if digest != b.digest || size != b.size {
+            return Err(Error::DigestMismatch {
+                context: format!("blob {} sent from {}", b.digest, b.path.display()),
+                expected: format!("{} ({} bytes)", b.digest, b.size),
+                found: format!("{digest} ({size} bytes); the file changed, run `nixoci verify`"),
+            });
+        }
     }
     progress.blob_done(&b.digest, "uploaded");
     Ok(report("uploaded"))

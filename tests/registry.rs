@@ -498,10 +498,20 @@ fn tls_with_a_private_ca_needs_ca_file() {
 fn registry_killed_mid_push_then_restarted_and_pushed_again() {
     let mut reg = Registry::start(Setup::default());
     let t = tempfile::tempdir().unwrap();
-    let layout = image(t.path(), "big", 11, 12, 48 << 20);
+    let layout = image(t.path(), "big", 11, 12, 24 << 20);
     let reference = reg.reference("big/app:latest");
     let child = tool(t.path())
-        .args(["push", "--jobs", "1", "--retries", "2"])
+        // Chunked uploads (above 8 MiB): data flows as PATCH requests, which
+        // the access log shows while the push goes on.
+        .args([
+            "push",
+            "--jobs",
+            "1",
+            "--retries",
+            "2",
+            "--chunked-above-mib",
+            "8",
+        ])
         .arg(&layout)
         .arg(&reference)
         .stderr(Stdio::piped())
