@@ -61,6 +61,8 @@ enum Command {
     Tag(cli_remote::TagArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
     Exists(cli_remote::ExistsArgs),
+    /// Write an image as a tarball for `podman load` / `docker load`.
+    Archive(ArchiveArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -83,6 +85,79 @@ struct BuildArgs {
     /// Print nothing on success.
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ArchiveArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// The archive file to write (replaced if it exists).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// `oci`: the layout as a tar (podman load, skopeo copy oci-archive:);
+    /// `docker`: the docker save format (docker load, podman load).
+    #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
+    format: FormatArg,
+    /// The name the loaded image gets, NAME[:TAG] (default: the layout's
+    /// directory name, less a Nix store hash, and its tag).
+    #[arg(long, value_name = "NAME[:TAG]")]
+    tag: Option<String>,
+    /// For a multi-platform image in the docker format: which platform,
+    /// OS/ARCH[/VARIANT] (default: linux and this machine's architecture).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Print a JSON report on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success.
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Oci,
+    Docker,
+}
+
+impl From<FormatArg> for nixoci::archive::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Oci => nixoci::archive::Format::Oci,
+            FormatArg::Docker => nixoci::archive::Format::Docker,
+        }
+    }
+}
+
+fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
+    let (layout, tag) = cli_remote::split_layout(&a.layout);
+    let platform = a.platform.as_deref().map(nixoci::registry::parse_platform).transpose()?;
+    let report = nixoci::archive::archive(
+        &layout,
+        tag.as_deref(),
+        &a.output,
+        a.format.into(),
+        a.tag.as_deref(),
+        platform.as_ref(),
+        false,
+    )
+    .with_context(|| format!("cannot archive {}", layout.display()))?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if !a.quiet {
+        writeln!(
+            out,
+            "{}: {:?} archive of {} as {} ({})",
+            report.archive.display(),
+            report.format,
+            report.digest,
+            report.name,
+            human_size(report.size)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +215,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(a) => cli_remote::pull(&a),
         Command::Tag(a) => cli_remote::tag(&a),
         Command::Exists(a) => cli_remote::exists(&a),
+        Command::Archive(a) => archive(&a),
     }
 }
 

@@ -156,7 +156,7 @@ pub struct ExistsArgs {
 
 /// `LAYOUT[:TAG]`: a path that exists is a layout; otherwise the part after
 /// the last `:` (with no `/` in it) is the tag.
-fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
+pub fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
     if Path::new(arg).exists() {
         return (PathBuf::from(arg), None);
     }

@@ -7,6 +7,7 @@
 //! ([`layout`]); the descriptors become the config, manifest and index
 //! documents ([`image`]) of an OCI image layout ([`build`]).
 
+pub mod archive;
 pub mod auth;
 pub mod build;
 pub mod compress;

@@ -1,0 +1,370 @@
+//! Image archives for `podman load` / `docker load`: the OCI layout as one
+//! tarball (`oci-archive`), or the `docker save` format (`manifest.json`,
+//! the config, uncompressed layer tars). Both are deterministic: entries
+//! sorted, fixed mtime, owners 0, fixed modes.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::compress::Compression;
+use crate::digest::{HashReader, Sha256Digest};
+use crate::error::{Error, IoContext, Result};
+use crate::image::*;
+use crate::layout::{parse_digest, read_limited, BlobDir, OCI_LAYOUT};
+
+/// Which archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The OCI image layout as a tar (`podman load`, `skopeo copy oci-archive:`).
+    Oci,
+    /// `docker save`'s format (`docker load`, `podman load`).
+    Docker,
+}
+
+/// What `archive` wrote.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveReport {
+    pub archive: PathBuf,
+    pub format: Format,
+    /// The manifest (or index, for an OCI archive of one) archived.
+    pub digest: String,
+    /// The name the image gets when loaded.
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Deserialize)]
+struct Refs {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// The image name for loading: `name` if given (`NAME[:TAG]`, default tag
+/// `latest`), else the layout directory's name (less a Nix store hash) and
+/// the layout's tag.
+pub fn image_name(layout: &Path, tag: Option<&str>, name: Option<&str>) -> Result<String> {
+    let full = match name {
+        Some(n) if n.rsplit('/').next().is_some_and(|last| last.contains(':')) => n.to_owned(),
+        Some(n) => format!("{n}:{}", tag.unwrap_or("latest")),
+        None => {
+            let base = layout
+                .canonicalize()
+                .at(layout)?
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // /nix/store/<32 chars>-NAME
+            let base = match base.split_once('-') {
+                Some((hash, rest)) if hash.len() == 32 && !rest.is_empty() => rest.to_owned(),
+                _ => base,
+            };
+            let clean: String = base
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+                .collect();
+            let clean = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned();
+            format!("{}:{}", if clean.is_empty() { "image" } else { &clean }, tag.unwrap_or("latest"))
+        }
+    };
+    // It must parse as a reference (registry defaults apply only when pushing).
+    crate::reference::Reference::parse(&full)
+        .map_err(|e| Error::Invalid(format!("image name {full:?} is not usable: {e}")))?;
+    Ok(full)
+}
+
+/// A tar being written with fixed metadata.
+struct TarOut<W: Write> {
+    builder: tar::Builder<W>,
+    mtime: u64,
+}
+
+impl<W: Write> TarOut<W> {
+    fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(self.mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    fn dir(&mut self, name: &str) -> io::Result<()> {
+        let mut h = self.header(tar::EntryType::Directory, 0o755, 0);
+        self.builder.append_data(&mut h, name, io::empty())
+    }
+
+    fn file(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
+        let mut h = self.header(tar::EntryType::Regular, 0o644, size);
+        self.builder.append_data(&mut h, name, data.take(size))
+    }
+}
+
+/// Write `layout`'s image `tag` (or its only one) as an archive at `out`,
+/// through a temporary sibling unless `in_place` (Nix builders).
+pub fn archive(
+    layout: &Path,
+    tag: Option<&str>,
+    out: &Path,
+    format: Format,
+    name: Option<&str>,
+    platform: Option<&Platform>,
+    in_place: bool,
+) -> Result<ArchiveReport> {
+    let root = crate::registry::select(layout, tag)?;
+    let tag = tag.map(str::to_owned).or_else(|| root.annotations.get(ANNOTATION_REF_NAME).cloned());
+    let name = image_name(layout, tag.as_deref(), name)?;
+    let blobs = BlobDir::new(layout);
+    let mtime = crate::tar::default_mtime()?;
+
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let (file, tmp) = if in_place {
+        (File::create_new(out).at(out)?, None)
+    } else {
+        let t = tempfile::Builder::new()
+            .prefix(".nixoci-archive-")
+            .tempfile_in(&parent)
+            .at(&parent)?;
+        (t.as_file().try_clone().at(t.path())?, Some(t))
+    };
+    let mut tar = TarOut {
+        builder: tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file)),
+        mtime,
+    };
+    let digest = match format {
+        Format::Oci => write_oci(&mut tar, &blobs, &root, &name)?,
+        Format::Docker => write_docker(&mut tar, &blobs, &root, &name, platform)?,
+    };
+    let sink = |e| Error::io(out, e);
+    tar.builder.into_inner().map_err(sink)?.flush().map_err(sink)?;
+    match tmp {
+        Some(t) => {
+            use std::os::unix::fs::PermissionsExt;
+            t.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).at(t.path())?;
+            t.persist(out).map_err(|e| Error::io(out, e.error))?;
+        }
+        None => {}
+    }
+    Ok(ArchiveReport {
+        archive: out.to_owned(),
+        format,
+        digest,
+        name,
+        size: std::fs::metadata(out).at(out)?.len(),
+    })
+}
+
+/// A document blob's bytes, checked against its descriptor.
+fn doc_bytes(blobs: &BlobDir, d: &Descriptor) -> Result<Vec<u8>> {
+    let digest = parse_digest(&d.digest, "descriptor")?;
+    let path = blobs.path(&digest);
+    let bytes = read_limited(&path, d.size)?;
+    if Sha256Digest::of(&bytes) != digest {
+        return Err(Error::DigestMismatch {
+            context: path.display().to_string(),
+            expected: d.digest.clone(),
+            found: Sha256Digest::of(&bytes).to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// A manifest or index blob, checked and parsed.
+fn doc(blobs: &BlobDir, d: &Descriptor) -> Result<Refs> {
+    let bytes = doc_bytes(blobs, d)?;
+    crate::spec::parse_json(&blobs.path(&parse_digest(&d.digest, "descriptor")?), &bytes)
+}
+
+/// Copy a blob into the archive, checking its digest and size as it goes.
+fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> Result<()> {
+    let digest = parse_digest(&d.digest, "descriptor")?;
+    let path = blobs.path(&digest);
+    let meta = std::fs::metadata(&path).at(&path)?;
+    if !meta.is_file() || meta.len() != d.size {
+        return Err(Error::Invalid(format!(
+            "{}: not a {} byte blob; run `nixoci verify` on the layout",
+            path.display(),
+            d.size
+        )));
+    }
+    let mut reader = HashReader::new(BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?));
+    tar.file(&format!("blobs/sha256/{}", digest.hex()), d.size, &mut reader)
+        .map_err(|e| Error::io(&path, e))?;
+    let (found, n) = reader.finish();
+    if found != digest || n != d.size {
+        return Err(Error::DigestMismatch {
+            context: path.display().to_string(),
+            expected: d.digest.clone(),
+            found: found.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn write_oci<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, root: &Descriptor, name: &str) -> Result<String> {
+    // Every blob under the root, each once, in digest order.
+    let mut all: Vec<Descriptor> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![(root.clone(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        if depth > crate::verify::MAX_DEPTH {
+            return Err(Error::Invalid("image indexes nested too deep".into()));
+        }
+        if !seen.insert(d.digest.clone()) {
+            continue;
+        }
+        let refs = doc(blobs, &d)?;
+        for c in refs.config.iter().chain(refs.layers.iter()) {
+            if seen.insert(c.digest.clone()) {
+                all.push(c.clone());
+            }
+        }
+        stack.extend(refs.manifests.into_iter().map(|m| (m, depth + 1)));
+        all.push(d);
+    }
+    all.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let io = |e| Error::io("(archive)", e);
+    tar.dir("blobs/").map_err(io)?;
+    tar.dir("blobs/sha256/").map_err(io)?;
+    for d in &all {
+        copy_blob(tar, blobs, d)?;
+    }
+    // One descriptor: podman loads an archive naming exactly one image.
+    let mut named = Descriptor {
+        annotations: Default::default(),
+        ..root.clone()
+    };
+    named.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+    let index = canonical_json(&index_document(&[named], &Default::default(), None)?);
+    tar.file("index.json", index.len() as u64, &index[..]).map_err(io)?;
+    tar.file("oci-layout", OCI_LAYOUT.len() as u64, OCI_LAYOUT).map_err(io)?;
+    Ok(root.digest.clone())
+}
+
+fn write_docker<W: Write>(
+    tar: &mut TarOut<W>,
+    blobs: &BlobDir,
+    root: &Descriptor,
+    name: &str,
+    platform: Option<&Platform>,
+) -> Result<String> {
+    let io = |e| Error::io("(archive)", e);
+    // The docker format holds one image: pick a platform from an index.
+    let manifest = if matches!(root.media_type.as_str(), MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST) {
+        let refs = doc(blobs, root)?;
+        let want = platform.cloned().unwrap_or_else(|| Platform {
+            architecture: host_architecture().to_owned(),
+            os: "linux".into(),
+            variant: None,
+            os_version: None,
+            os_features: None,
+        });
+        refs.manifests
+            .iter()
+            .find(|m| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == want.os && p.architecture == want.architecture && (want.variant.is_none() || want.variant == p.variant)
+                })
+            })
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("the image index has no image for {want}; choose one with --platform")))?
+    } else {
+        root.clone()
+    };
+    let refs = doc(blobs, &manifest)?;
+    let config_desc = refs
+        .config
+        .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
+    let config_bytes = doc_bytes(blobs, &config_desc)?;
+    let config: Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::Invalid(format!("config {}: {e}", config_desc.digest)))?;
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != refs.layers.len() {
+        return Err(Error::Invalid(format!(
+            "config {} lists {} diff_ids for {} layers",
+            config_desc.digest,
+            diff_ids.len(),
+            refs.layers.len()
+        )));
+    }
+    let config_name = format!("{}.json", parse_digest(&config_desc.digest, "config")?.hex());
+    let mut layer_names = Vec::new();
+    let mut written = BTreeSet::new();
+    // Entries in name order: config, layers by diff_id, manifest.json.
+    let mut entries: Vec<(String, Option<(Descriptor, String)>)> = vec![(config_name.clone(), None)];
+    for (layer, diff_id) in refs.layers.iter().zip(&diff_ids) {
+        let hex = parse_digest(diff_id, "diff_id")?.hex();
+        let name = format!("{hex}.tar");
+        layer_names.push(name.clone());
+        if written.insert(name.clone()) {
+            entries.push((name, Some((layer.clone(), diff_id.clone()))));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (entry, layer) in entries {
+        match layer {
+            None => tar.file(&entry, config_bytes.len() as u64, &config_bytes[..]).map_err(io)?,
+            Some((layer, diff_id)) => write_layer_uncompressed(tar, blobs, &layer, &diff_id, &entry)?,
+        }
+    }
+    let manifest_json = canonical_json(&json!([{
+        "Config": config_name,
+        "RepoTags": [name],
+        "Layers": layer_names,
+    }]));
+    tar.file("manifest.json", manifest_json.len() as u64, &manifest_json[..]).map_err(io)?;
+    Ok(manifest.digest)
+}
+
+/// A layer as an uncompressed tar entry: one pass to learn its size (and
+/// check its diff_id), one to write it.
+fn write_layer_uncompressed<W: Write>(
+    tar: &mut TarOut<W>,
+    blobs: &BlobDir,
+    layer: &Descriptor,
+    diff_id: &str,
+    entry: &str,
+) -> Result<()> {
+    let compression = Compression::from_layer_media_type(&layer.media_type)
+        .ok_or_else(|| Error::Invalid(format!("layer {} has media type {:?}, which nixoci cannot decompress", layer.digest, layer.media_type)))?;
+    let path = blobs.path(&parse_digest(&layer.digest, "layer")?);
+    let open = || -> Result<HashReader<Box<dyn Read>>> {
+        let file = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
+        Ok(HashReader::new(compression.decoder(file).at(&path)?))
+    };
+    let mut first = open()?;
+    io::copy(&mut first, &mut io::sink()).at(&path)?;
+    let (found, size) = first.finish();
+    if found.to_string() != diff_id {
+        return Err(Error::DigestMismatch {
+            context: format!("uncompressed content of layer {}", layer.digest),
+            expected: diff_id.to_owned(),
+            found: found.to_string(),
+        });
+    }
+    let mut second = open()?;
+    tar.file(entry, size, &mut second).map_err(|e| Error::io(&path, e))?;
+    let (again, n) = second.finish();
+    if again != found || n != size {
+        return Err(Error::Invalid(format!("{}: the layer changed while it was archived", path.display())));
+    }
+    Ok(())
+}
