@@ -19,7 +19,7 @@
 
   ```nix
   import ./nix { nixoci = pkgs.nixoci; buildSystem = "x86_64-linux"; }
-  => { ociLayerTar = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
+  => { ociLayerTar = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImageArchive = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
   ```
 */
 {
@@ -32,7 +32,8 @@ let
   ociLayerTar = import ./oci-layer-tar.nix { inherit common; };
   ociImageConfig = import ./oci-image-config.nix { inherit common; };
   ociImageManifest = import ./oci-image-manifest.nix { inherit common ociImageConfig; };
-  ociImageLayout = import ./oci-image-layout.nix { inherit common; };
+  ociImageArchive = import ./oci-image-archive.nix { inherit common; };
+  ociImageLayout = import ./oci-image-layout.nix { inherit common ociImageArchive; };
   ociImage = import ./oci-image.nix { inherit common ociLayerTar ociImageManifest ociImageLayout; };
 in
 {
@@ -41,6 +42,7 @@ in
     ociImageConfig
     ociImageManifest
     ociImageLayout
+    ociImageArchive
     ociImage
     ;
   inherit (common) platformOf;

@@ -1,4 +1,4 @@
-{ common }:
+{ common, ociImageArchive }:
 let
   inherit (common) mkStep;
 in
@@ -23,6 +23,9 @@ in
 
   `extraIndex` (attrset, default `{}`)
   : Merged last into `index.json`.
+
+  The result also has `.archive` (an OCI archive) and `.dockerArchive` (the
+  `docker save` format), files for `podman load -i`.
 
   `platformTags` (bool, default `false`)
   : With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
@@ -50,14 +53,24 @@ in
   extraIndex ? { },
   platformTags ? false,
 }:
-mkStep {
-  inherit name;
-  command = "layout";
-  spec = {
-    manifests = map (
-      m:
-      if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
-    ) manifests;
-    inherit tags annotations platformTags;
-  } // (if extraIndex == { } then { } else { inherit extraIndex; });
+let
+  layout = mkStep {
+    inherit name;
+    command = "layout";
+    spec = {
+      manifests = map (
+        m:
+        if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
+      ) manifests;
+      inherit tags annotations platformTags;
+    } // (if extraIndex == { } then { } else { inherit extraIndex; });
+  };
+in
+layout
+// {
+  archive = ociImageArchive { image = layout; };
+  dockerArchive = ociImageArchive {
+    image = layout;
+    format = "docker";
+  };
 }

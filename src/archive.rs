@@ -71,10 +71,22 @@ pub fn image_name(layout: &Path, tag: Option<&str>, name: Option<&str>) -> Resul
             let clean: String = base
                 .to_lowercase()
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
                 .collect();
-            let clean = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned();
-            format!("{}:{}", if clean.is_empty() { "image" } else { &clean }, tag.unwrap_or("latest"))
+            let clean = clean
+                .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned();
+            format!(
+                "{}:{}",
+                if clean.is_empty() { "image" } else { &clean },
+                tag.unwrap_or("latest")
+            )
         }
     };
     // It must parse as a reference (registry defaults apply only when pushing).
@@ -124,7 +136,9 @@ pub fn archive(
     in_place: bool,
 ) -> Result<ArchiveReport> {
     let root = crate::registry::select(layout, tag)?;
-    let tag = tag.map(str::to_owned).or_else(|| root.annotations.get(ANNOTATION_REF_NAME).cloned());
+    let tag = tag
+        .map(str::to_owned)
+        .or_else(|| root.annotations.get(ANNOTATION_REF_NAME).cloned());
     let name = image_name(layout, tag.as_deref(), name)?;
     let blobs = BlobDir::new(layout);
     let mtime = crate::tar::default_mtime()?;
@@ -151,11 +165,17 @@ pub fn archive(
         Format::Docker => write_docker(&mut tar, &blobs, &root, &name, platform)?,
     };
     let sink = |e| Error::io(out, e);
-    tar.builder.into_inner().map_err(sink)?.flush().map_err(sink)?;
+    tar.builder
+        .into_inner()
+        .map_err(sink)?
+        .flush()
+        .map_err(sink)?;
     match tmp {
         Some(t) => {
             use std::os::unix::fs::PermissionsExt;
-            t.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).at(t.path())?;
+            t.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .at(t.path())?;
             t.persist(out).map_err(|e| Error::io(out, e.error))?;
         }
         None => {}
@@ -202,9 +222,16 @@ fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> 
             d.size
         )));
     }
-    let mut reader = HashReader::new(BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?));
-    tar.file(&format!("blobs/sha256/{}", digest.hex()), d.size, &mut reader)
-        .map_err(|e| Error::io(&path, e))?;
+    let mut reader = HashReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(&path).at(&path)?,
+    ));
+    tar.file(
+        &format!("blobs/sha256/{}", digest.hex()),
+        d.size,
+        &mut reader,
+    )
+    .map_err(|e| Error::io(&path, e))?;
     let (found, n) = reader.finish();
     if found != digest || n != d.size {
         return Err(Error::DigestMismatch {
@@ -216,7 +243,12 @@ fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> 
     Ok(())
 }
 
-fn write_oci<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, root: &Descriptor, name: &str) -> Result<String> {
+fn write_oci<W: Write>(
+    tar: &mut TarOut<W>,
+    blobs: &BlobDir,
+    root: &Descriptor,
+    name: &str,
+) -> Result<String> {
     // Every blob under the root, each once, in digest order.
     let mut all: Vec<Descriptor> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -249,10 +281,14 @@ fn write_oci<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, root: &Descriptor, 
         annotations: Default::default(),
         ..root.clone()
     };
-    named.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+    named
+        .annotations
+        .insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
     let index = canonical_json(&index_document(&[named], &Default::default(), None)?);
-    tar.file("index.json", index.len() as u64, &index[..]).map_err(io)?;
-    tar.file("oci-layout", OCI_LAYOUT.len() as u64, OCI_LAYOUT).map_err(io)?;
+    tar.file("index.json", index.len() as u64, &index[..])
+        .map_err(io)?;
+    tar.file("oci-layout", OCI_LAYOUT.len() as u64, OCI_LAYOUT)
+        .map_err(io)?;
     Ok(root.digest.clone())
 }
 
@@ -265,7 +301,10 @@ fn write_docker<W: Write>(
 ) -> Result<String> {
     let io = |e| Error::io("(archive)", e);
     // The docker format holds one image: pick a platform from an index.
-    let manifest = if matches!(root.media_type.as_str(), MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST) {
+    let manifest = if matches!(
+        root.media_type.as_str(),
+        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
+    ) {
         let refs = doc(blobs, root)?;
         let want = platform.cloned().unwrap_or_else(|| Platform {
             architecture: host_architecture().to_owned(),
@@ -278,11 +317,17 @@ fn write_docker<W: Write>(
             .iter()
             .find(|m| {
                 m.platform.as_ref().is_some_and(|p| {
-                    p.os == want.os && p.architecture == want.architecture && (want.variant.is_none() || want.variant == p.variant)
+                    p.os == want.os
+                        && p.architecture == want.architecture
+                        && (want.variant.is_none() || want.variant == p.variant)
                 })
             })
             .cloned()
-            .ok_or_else(|| Error::Invalid(format!("the image index has no image for {want}; choose one with --platform")))?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the image index has no image for {want}; choose one with --platform"
+                ))
+            })?
     } else {
         root.clone()
     };
@@ -295,7 +340,11 @@ fn write_docker<W: Write>(
         .map_err(|e| Error::Invalid(format!("config {}: {e}", config_desc.digest)))?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != refs.layers.len() {
         return Err(Error::Invalid(format!(
@@ -305,11 +354,15 @@ fn write_docker<W: Write>(
             refs.layers.len()
         )));
     }
-    let config_name = format!("{}.json", parse_digest(&config_desc.digest, "config")?.hex());
+    let config_name = format!(
+        "{}.json",
+        parse_digest(&config_desc.digest, "config")?.hex()
+    );
     let mut layer_names = Vec::new();
     let mut written = BTreeSet::new();
     // Entries in name order: config, layers by diff_id, manifest.json.
-    let mut entries: Vec<(String, Option<(Descriptor, String)>)> = vec![(config_name.clone(), None)];
+    let mut entries: Vec<(String, Option<(Descriptor, String)>)> =
+        vec![(config_name.clone(), None)];
     for (layer, diff_id) in refs.layers.iter().zip(&diff_ids) {
         let hex = parse_digest(diff_id, "diff_id")?.hex();
         let name = format!("{hex}.tar");
@@ -321,8 +374,12 @@ fn write_docker<W: Write>(
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (entry, layer) in entries {
         match layer {
-            None => tar.file(&entry, config_bytes.len() as u64, &config_bytes[..]).map_err(io)?,
-            Some((layer, diff_id)) => write_layer_uncompressed(tar, blobs, &layer, &diff_id, &entry)?,
+            None => tar
+                .file(&entry, config_bytes.len() as u64, &config_bytes[..])
+                .map_err(io)?,
+            Some((layer, diff_id)) => {
+                write_layer_uncompressed(tar, blobs, &layer, &diff_id, &entry)?
+            }
         }
     }
     let manifest_json = canonical_json(&json!([{
@@ -330,7 +387,12 @@ fn write_docker<W: Write>(
         "RepoTags": [name],
         "Layers": layer_names,
     }]));
-    tar.file("manifest.json", manifest_json.len() as u64, &manifest_json[..]).map_err(io)?;
+    tar.file(
+        "manifest.json",
+        manifest_json.len() as u64,
+        &manifest_json[..],
+    )
+    .map_err(io)?;
     Ok(manifest.digest)
 }
 
@@ -343,8 +405,12 @@ fn write_layer_uncompressed<W: Write>(
     diff_id: &str,
     entry: &str,
 ) -> Result<()> {
-    let compression = Compression::from_layer_media_type(&layer.media_type)
-        .ok_or_else(|| Error::Invalid(format!("layer {} has media type {:?}, which nixoci cannot decompress", layer.digest, layer.media_type)))?;
+    let compression = Compression::from_layer_media_type(&layer.media_type).ok_or_else(|| {
+        Error::Invalid(format!(
+            "layer {} has media type {:?}, which nixoci cannot decompress",
+            layer.digest, layer.media_type
+        ))
+    })?;
     let path = blobs.path(&parse_digest(&layer.digest, "layer")?);
     let open = || -> Result<HashReader<Box<dyn Read>>> {
         let file = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
@@ -361,10 +427,14 @@ fn write_layer_uncompressed<W: Write>(
         });
     }
     let mut second = open()?;
-    tar.file(entry, size, &mut second).map_err(|e| Error::io(&path, e))?;
+    tar.file(entry, size, &mut second)
+        .map_err(|e| Error::io(&path, e))?;
     let (again, n) = second.finish();
     if again != found || n != size {
-        return Err(Error::Invalid(format!("{}: the layer changed while it was archived", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: the layer changed while it was archived",
+            path.display()
+        )));
     }
     Ok(())
 }

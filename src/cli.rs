@@ -131,7 +131,11 @@ impl From<FormatArg> for nixoci::archive::Format {
 
 fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let (layout, tag) = cli_remote::split_layout(&a.layout);
-    let platform = a.platform.as_deref().map(nixoci::registry::parse_platform).transpose()?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(nixoci::registry::parse_platform)
+        .transpose()?;
     let report = nixoci::archive::archive(
         &layout,
         tag.as_deref(),
@@ -372,6 +376,36 @@ fn nix_builder() -> Result<ExitCode> {
                 &opts,
             )?,
         )?,
+        "archive" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct ArchiveSpec {
+                layout: PathBuf,
+                #[serde(default)]
+                tag: Option<String>,
+                format: nixoci::archive::Format,
+                #[serde(default)]
+                name: Option<String>,
+            }
+            let a: ArchiveSpec = builder_spec(&attrs, &attrs_path)?;
+            let report = nixoci::archive::archive(
+                &a.layout,
+                a.tag.as_deref(),
+                &out,
+                a.format,
+                a.name.as_deref(),
+                None,
+                true,
+            )?;
+            writeln!(
+                stdout,
+                "{}: {:?} archive of {} as {}",
+                out.display(),
+                report.format,
+                report.digest,
+                report.name
+            )?;
+        }
         "verify" => {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
