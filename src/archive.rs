@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::compress::Compression;
-use crate::digest::{HashReader, Sha256Digest};
+use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
 use crate::image::*;
-use crate::layout::{parse_digest, read_limited, BlobDir, OCI_LAYOUT};
+use crate::layout::{parse_digest, read_blob_checked, BlobDir, OCI_LAYOUT};
 
 /// Which archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,24 +189,9 @@ pub fn archive(
     })
 }
 
-/// A document blob's bytes, checked against its descriptor.
-fn doc_bytes(blobs: &BlobDir, d: &Descriptor) -> Result<Vec<u8>> {
-    let digest = parse_digest(&d.digest, "descriptor")?;
-    let path = blobs.path(&digest);
-    let bytes = read_limited(&path, d.size)?;
-    if Sha256Digest::of(&bytes) != digest {
-        return Err(Error::DigestMismatch {
-            context: path.display().to_string(),
-            expected: d.digest.clone(),
-            found: Sha256Digest::of(&bytes).to_string(),
-        });
-    }
-    Ok(bytes)
-}
-
 /// A manifest or index blob, checked and parsed.
 fn doc(blobs: &BlobDir, d: &Descriptor) -> Result<Refs> {
-    let bytes = doc_bytes(blobs, d)?;
+    let bytes = read_blob_checked(blobs, d)?;
     crate::spec::parse_json(&blobs.path(&parse_digest(&d.digest, "descriptor")?), &bytes)
 }
 
@@ -335,7 +320,7 @@ fn write_docker<W: Write>(
     let config_desc = refs
         .config
         .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
-    let config_bytes = doc_bytes(blobs, &config_desc)?;
+    let config_bytes = read_blob_checked(blobs, &config_desc)?;
     let config: Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::Invalid(format!("config {}: {e}", config_desc.digest)))?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]

@@ -63,6 +63,14 @@ enum Command {
     Exists(cli_remote::ExistsArgs),
     /// Write an image as a tarball for `podman load` / `docker load`.
     Archive(ArchiveArgs),
+    /// Extract an image's root filesystem into a new directory, safely.
+    ///
+    /// Layers are applied in order with OCI whiteouts, digests checked while
+    /// reading. Entries that would land outside DIR (`..`, absolute paths,
+    /// hard links out, writing through a symlink) are refused, as are device
+    /// nodes unless --allow-devices; sizes and counts are bounded. On a
+    /// refusal nothing is left behind.
+    Unpack(UnpackArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -112,6 +120,81 @@ struct ArchiveArgs {
     /// Print nothing on success.
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct UnpackArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// The directory to create (it must not exist unless --force).
+    dir: PathBuf,
+    /// For a multi-platform image: OS/ARCH[/VARIANT] (default: linux and this
+    /// machine's architecture).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Create character and block device nodes instead of refusing them.
+    #[arg(long)]
+    allow_devices: bool,
+    /// Most entries (files, directories, links) in the whole image.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_entries: u64,
+    /// Largest single file, in bytes.
+    #[arg(long, default_value_t = 16 << 30)]
+    max_file_size: u64,
+    /// Most bytes of file content in the whole image.
+    #[arg(long, default_value_t = 64 << 30)]
+    max_total_size: u64,
+    /// Replace DIR if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print a JSON report on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success.
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
+    let (layout, tag) = cli_remote::split_layout(&a.layout);
+    let opts = nixoci::unpack::UnpackOptions {
+        limits: nixoci::unpack::Limits {
+            max_entries: a.max_entries,
+            max_file_size: a.max_file_size,
+            max_total_size: a.max_total_size,
+        },
+        allow_devices: a.allow_devices,
+        platform: a
+            .platform
+            .as_deref()
+            .map(nixoci::registry::parse_platform)
+            .transpose()?,
+        force: a.force,
+    };
+    let report =
+        nixoci::unpack::unpack(&layout, tag.as_deref(), &a.dir, &opts).with_context(|| {
+            format!(
+                "cannot unpack {} into {}",
+                layout.display(),
+                a.dir.display()
+            )
+        })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if !a.quiet {
+        writeln!(
+            out,
+            "{}: {} layers of {}, {} entries, {}",
+            report.dir.display(),
+            report.layers,
+            report.manifest,
+            report.entries,
+            human_size(report.bytes)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -220,6 +303,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) => cli_remote::tag(&a),
         Command::Exists(a) => cli_remote::exists(&a),
         Command::Archive(a) => archive(&a),
+        Command::Unpack(a) => unpack(&a),
     }
 }
 

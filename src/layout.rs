@@ -79,8 +79,17 @@ impl Drop for InPlace {
 }
 
 impl Staging {
-    /// Start writing `dest`. It must not exist unless `force`.
+    /// Start writing `dest` (with an empty `blobs/sha256`). It must not
+    /// exist unless `force`.
     pub fn new(dest: &Path, force: bool) -> Result<Self> {
+        let staging = Self::empty(dest, force)?;
+        fs::create_dir_all(staging.path().join("blobs/sha256")).at(staging.path())?;
+        Ok(staging)
+    }
+
+    /// Start writing `dest`, an empty directory. It must not exist unless
+    /// `force`.
+    pub fn empty(dest: &Path, force: bool) -> Result<Self> {
         if dest.as_os_str().is_empty() {
             return Err(Error::Invalid("the output path is empty".into()));
         }
@@ -115,7 +124,6 @@ impl Staging {
             created_parent,
             committed: false,
         };
-        fs::create_dir_all(staging.path().join("blobs/sha256")).at(staging.path())?;
         Ok(staging)
     }
 
@@ -317,6 +325,23 @@ pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
             "{what}: digest {digest:?} is not of the form sha256:<64 lowercase hex digits>"
         ))
     })
+}
+
+/// A blob of at most its descriptor's size, checked against its digest
+/// (for the documents: manifests, indexes, configs).
+pub fn read_blob_checked(blobs: &BlobDir, d: &crate::image::Descriptor) -> Result<Vec<u8>> {
+    let digest = parse_digest(&d.digest, "descriptor")?;
+    let path = blobs.path(&digest);
+    let bytes = read_limited(&path, d.size)?;
+    let found = Sha256Digest::of(&bytes);
+    if found != digest || bytes.len() as u64 != d.size {
+        return Err(Error::DigestMismatch {
+            context: path.display().to_string(),
+            expected: format!("{} ({} bytes)", d.digest, d.size),
+            found: format!("{found} ({} bytes)", bytes.len()),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The largest JSON document nixoci reads from a layout or a building

@@ -8,6 +8,7 @@
 //! documents ([`image`]) of an OCI image layout ([`build`]).
 
 pub mod archive;
+pub mod artifact;
 pub mod auth;
 pub mod build;
 pub mod compress;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod spec;
 pub mod tar;
 pub mod tree;
+pub mod unpack;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,0 +1,679 @@
+//! Safe extraction of an image's root filesystem (image-spec `layer.md`):
+//! layers applied in order, OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`),
+//! digests and diff_ids verified while reading.
+//!
+//! Nothing lands outside the target directory: paths with `..` or a leading
+//! `/` are refused; no path is ever resolved through a symlink (every parent
+//! directory is checked with `lstat` and must be a real directory), so a
+//! symlink placed by an earlier entry cannot be written through; hard links
+//! must name an entry inside the tree. Device nodes are refused unless
+//! asked for. Entry count, single file size and total size are bounded. The
+//! tree is built in a temporary sibling and renamed into place only when
+//! every layer applied and verified, so a refusal leaves nothing behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compress::Compression;
+use crate::digest::HashReader;
+use crate::error::{Error, IoContext, Result};
+use crate::image::*;
+use crate::layout::{parse_digest, read_blob_checked, BlobDir, Staging};
+
+/// Bounds on what one unpack may create.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_file_size: u64,
+    pub max_total_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 1_000_000,
+            max_file_size: 16 << 30,
+            max_total_size: 64 << 30,
+        }
+    }
+}
+
+/// How to unpack.
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    pub limits: Limits,
+    /// Create character and block devices (as root) instead of refusing them.
+    pub allow_devices: bool,
+    /// For an image index: which platform (default: linux and this
+    /// machine's architecture).
+    pub platform: Option<Platform>,
+    /// Replace the target directory if it exists.
+    pub force: bool,
+}
+
+/// What `unpack` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpackReport {
+    pub dir: PathBuf,
+    pub manifest: String,
+    pub layers: usize,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct Refs {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+fn refused(layer: usize, entry: &[u8], why: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!(
+        "layer {layer}: entry {:?} refused: {why}",
+        String::from_utf8_lossy(entry)
+    ))
+}
+
+/// Unpack the image `tag` of `layout` (or its only one) into `dir`.
+pub fn unpack(
+    layout: &Path,
+    tag: Option<&str>,
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport> {
+    let blobs = BlobDir::new(layout);
+    let root = crate::registry::select(layout, tag)?;
+    let manifest = if matches!(
+        root.media_type.as_str(),
+        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
+    ) {
+        let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, &root)?)?;
+        let want = opts.platform.clone().unwrap_or_else(|| Platform {
+            architecture: host_architecture().to_owned(),
+            os: "linux".into(),
+            variant: None,
+            os_version: None,
+            os_features: None,
+        });
+        index
+            .manifests
+            .into_iter()
+            .find(|m| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == want.os
+                        && p.architecture == want.architecture
+                        && (want.variant.is_none() || want.variant == p.variant)
+                })
+            })
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the image index has no image for {want}; choose one with --platform"
+                ))
+            })?
+    } else {
+        root
+    };
+    let refs: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, &manifest)?)?;
+    let config_desc = refs
+        .config
+        .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
+    let config: serde_json::Value =
+        crate::spec::parse_json(layout, &read_blob_checked(&blobs, &config_desc)?)?;
+    let diff_ids: Vec<Option<String>> = (0..refs.layers.len())
+        .map(|i| {
+            config
+                .pointer(&format!("/rootfs/diff_ids/{i}"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+
+    let staging = Staging::empty(dir, opts.force)?;
+    let mut tree = Extract {
+        root: staging.path().to_owned(),
+        opts,
+        entries: 0,
+        bytes: 0,
+        times: BTreeMap::new(),
+        modes: BTreeMap::new(),
+        current: BTreeSet::new(),
+        as_root: unsafe { libc::geteuid() } == 0,
+    };
+    for (i, layer) in refs.layers.iter().enumerate() {
+        tree.layer(&blobs, i, layer, diff_ids[i].as_deref())?;
+    }
+    tree.finish()?;
+    let dir = staging.commit()?;
+    Ok(UnpackReport {
+        dir,
+        manifest: manifest.digest,
+        layers: refs.layers.len(),
+        entries: tree.entries,
+        bytes: tree.bytes,
+    })
+}
+
+struct Extract<'a> {
+    root: PathBuf,
+    opts: &'a UnpackOptions,
+    entries: u64,
+    bytes: u64,
+    /// Relative path -> mtime, applied at the end (children first).
+    times: BTreeMap<Vec<u8>, u64>,
+    /// Directory modes, applied at the end (so read-only directories can
+    /// still be filled by later entries).
+    modes: BTreeMap<Vec<u8>, u32>,
+    /// Paths the current layer created (an opaque whiteout keeps them).
+    current: BTreeSet<Vec<u8>>,
+    as_root: bool,
+}
+
+/// A reader that fails once more than `max` bytes come through.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more bytes than the descriptor's size",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl Extract<'_> {
+    fn layer(
+        &mut self,
+        blobs: &BlobDir,
+        index: usize,
+        desc: &Descriptor,
+        diff_id: Option<&str>,
+    ) -> Result<()> {
+        self.current.clear();
+        let digest = parse_digest(&desc.digest, "layer")?;
+        let path = blobs.path(&digest);
+        let meta = fs::metadata(&path).at(&path)?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!(
+                "layer {index}: blob {} is not a regular file",
+                desc.digest
+            )));
+        }
+        let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
+            return self.artifact_file(index, desc, &path);
+        };
+        let mut compressed = HashReader::new(Capped {
+            inner: BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?),
+            left: desc.size,
+        });
+        let damaged =
+            |e: io::Error| Error::Invalid(format!("layer {index} ({}): damaged: {e}", desc.digest));
+        {
+            let mut tar_stream =
+                HashReader::new(compression.decoder(&mut compressed).map_err(damaged)?);
+            {
+                let mut archive = tar::Archive::new(&mut tar_stream);
+                for entry in archive.entries().map_err(damaged)? {
+                    let entry = entry.map_err(damaged)?;
+                    self.entry(index, entry)?;
+                }
+            }
+            io::copy(&mut tar_stream, &mut io::sink()).map_err(damaged)?;
+            let (found, _) = tar_stream.finish();
+            if let Some(want) = diff_id {
+                if found.to_string() != want {
+                    return Err(Error::DigestMismatch {
+                        context: format!(
+                            "layer {index} ({}): uncompressed content (diff_id)",
+                            desc.digest
+                        ),
+                        expected: want.to_owned(),
+                        found: found.to_string(),
+                    });
+                }
+            }
+        }
+        io::copy(&mut compressed, &mut io::sink()).map_err(damaged)?;
+        let (found, n) = compressed.finish();
+        if found != digest || n != desc.size {
+            return Err(Error::DigestMismatch {
+                context: format!("layer {index}: blob"),
+                expected: format!("{} ({} bytes)", desc.digest, desc.size),
+                found: format!("{found} ({n} bytes)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// An artifact layer (not a tar): a file named by its title annotation.
+    fn artifact_file(&mut self, index: usize, desc: &Descriptor, path: &Path) -> Result<()> {
+        let name = desc.annotations.get(crate::artifact::ANNOTATION_TITLE).ok_or_else(|| {
+            Error::Invalid(format!(
+                "layer {index}: media type {:?} is not a layer nixoci can unpack (and it has no {} to name a file)",
+                desc.media_type,
+                crate::artifact::ANNOTATION_TITLE
+            ))
+        })?;
+        crate::artifact::validate_name(name).map_err(|e| e.within(format!("layer {index}")))?;
+        self.count(index, name.as_bytes(), desc.size)?;
+        let target = self.root.join(name);
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(Error::Invalid(format!(
+                "layer {index}: artifact file {name:?} is given twice"
+            )));
+        }
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&target)
+            .at(&target)?;
+        let mut reader = HashReader::new(Capped {
+            inner: File::open(path).at(path)?,
+            left: desc.size,
+        });
+        io::copy(&mut reader, &mut out).at(&target)?;
+        let (found, n) = reader.finish();
+        if found.to_string() != desc.digest || n != desc.size {
+            return Err(Error::DigestMismatch {
+                context: format!("layer {index}: artifact {name:?}"),
+                expected: desc.digest.clone(),
+                found: found.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, index: usize, path: &[u8], size: u64) -> Result<()> {
+        let l = self.opts.limits;
+        self.entries += 1;
+        if self.entries > l.max_entries {
+            return Err(refused(
+                index,
+                path,
+                format!("more than {} entries (--max-entries)", l.max_entries),
+            ));
+        }
+        if size > l.max_file_size {
+            return Err(refused(
+                index,
+                path,
+                format!(
+                    "declares {size} bytes, more than --max-file-size {}",
+                    l.max_file_size
+                ),
+            ));
+        }
+        self.bytes += size;
+        if self.bytes > l.max_total_size {
+            return Err(refused(
+                index,
+                path,
+                format!(
+                    "the image passes --max-total-size {} bytes",
+                    l.max_total_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The components of an entry path, refused if it could leave the tree.
+    fn components<'p>(index: usize, raw: &'p [u8]) -> Result<Vec<&'p [u8]>> {
+        if raw.contains(&0) {
+            return Err(refused(index, raw, "its name contains a NUL byte"));
+        }
+        if raw.starts_with(b"/") {
+            return Err(refused(
+                index,
+                raw,
+                "absolute paths are not allowed in a layer",
+            ));
+        }
+        let comps: Vec<&[u8]> = raw
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if comps.iter().any(|c| *c == b"..") {
+            return Err(refused(index, raw, "'..' would leave the root"));
+        }
+        if comps.iter().any(|c| c.len() > 255) {
+            return Err(refused(
+                index,
+                raw,
+                "a name component is longer than 255 bytes",
+            ));
+        }
+        Ok(comps)
+    }
+
+    /// Make sure every parent of `comps` is a real directory (creating
+    /// missing ones when `create`); never go through a symlink. `None`: a
+    /// parent is missing and `create` is off.
+    fn parents(
+        &self,
+        index: usize,
+        raw: &[u8],
+        comps: &[&[u8]],
+        create: bool,
+    ) -> Result<Option<PathBuf>> {
+        let mut p = self.root.clone();
+        for (i, c) in comps[..comps.len().saturating_sub(1)].iter().enumerate() {
+            p.push(OsStr::from_bytes(c));
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(refused(
+                        index,
+                        raw,
+                        format!(
+                            "it would be written through the symlink {:?}",
+                            String::from_utf8_lossy(&comps[..=i].join(&b'/'))
+                        ),
+                    ))
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(refused(
+                        index,
+                        raw,
+                        format!(
+                            "its parent {:?} is not a directory",
+                            String::from_utf8_lossy(&comps[..=i].join(&b'/'))
+                        ),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    fs::create_dir(&p).at(&p)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Remove whatever is at `path` (not following a symlink).
+    fn clear(path: &Path) -> Result<()> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(path).at(path),
+            Ok(_) => fs::remove_file(path).at(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn entry<R: Read>(&mut self, index: usize, mut entry: tar::Entry<R>) -> Result<()> {
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let raw = entry.path_bytes().into_owned();
+        let comps = Self::components(index, &raw)?;
+        let size = entry
+            .header()
+            .entry_size()
+            .map_err(|e| refused(index, &raw, e))?;
+        self.count(index, &raw, if kind.is_file() { size } else { 0 })?;
+        let Some(last) = comps.last().copied() else {
+            return Ok(()); // the root itself ("./")
+        };
+        let rel = comps.join(&b'/');
+        let parent_rel: Vec<u8> = comps[..comps.len() - 1].join(&b'/');
+        let whiteout = last.starts_with(b".wh.");
+        // A whiteout never creates the directories it names.
+        let Some(dir_path) = self.parents(index, &raw, &comps, !whiteout)? else {
+            return Ok(());
+        };
+        let path = dir_path.join(OsStr::from_bytes(last));
+
+        // Whiteouts.
+        if last == b".wh..wh..opq" {
+            // Everything from the layers below in that directory goes; what
+            // this layer puts there stays (its entries may come before).
+            let parent = dir_path.clone();
+            for child in fs::read_dir(&parent).at(&parent)? {
+                let child = child.at(&parent)?;
+                let mut crel = parent_rel.clone();
+                if !crel.is_empty() {
+                    crel.push(b'/');
+                }
+                crel.extend_from_slice(child.file_name().as_bytes());
+                if !self.current.contains(&crel) {
+                    Self::clear(&child.path())?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(name) = last.strip_prefix(b".wh.") {
+            if name.is_empty() || name == b".." || name == b"." || name.contains(&b'/') {
+                return Err(refused(
+                    index,
+                    &raw,
+                    "a whiteout must name an entry of its directory",
+                ));
+            }
+            return Self::clear(&dir_path.join(OsStr::from_bytes(name)));
+        }
+
+        let header = entry.header().clone();
+        let mode = header.mode().map_err(|e| refused(index, &raw, e))? & 0o7777;
+        let uid = header.uid().unwrap_or(0);
+        let gid = header.gid().unwrap_or(0);
+        let mtime = header.mtime().unwrap_or(0);
+        match kind {
+            tar::EntryType::Directory => {
+                match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        Self::clear(&path)?;
+                        fs::create_dir(&path).at(&path)?;
+                    }
+                    Err(_) => fs::create_dir(&path).at(&path)?,
+                }
+                self.modes.insert(rel.clone(), mode);
+            }
+            k if k.is_file() || k == tar::EntryType::Continuous => {
+                Self::clear(&path)?;
+                let mut out = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .at(&path)?;
+                let n = io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| {
+                    Error::Invalid(format!(
+                        "layer {index}: entry {:?}: damaged: {e}",
+                        String::from_utf8_lossy(&raw)
+                    ))
+                })?;
+                if n != size {
+                    return Err(refused(
+                        index,
+                        &raw,
+                        format!("it declares {size} bytes but holds {n}"),
+                    ));
+                }
+                drop(out);
+                self.own(&path, uid, gid)?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refused(index, &raw, "a symlink without a target"))?
+                    .into_owned();
+                if target.contains(&0) || target.is_empty() {
+                    return Err(refused(
+                        index,
+                        &raw,
+                        "its symlink target is empty or holds a NUL byte",
+                    ));
+                }
+                Self::clear(&path)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).at(&path)?;
+                self.own(&path, uid, gid)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refused(index, &raw, "a hard link without a target"))?
+                    .into_owned();
+                let tcomps = Self::components(index, &target).map_err(|_| {
+                    refused(
+                        index,
+                        &raw,
+                        format!(
+                            "its hard link target {:?} is outside the root",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
+                if tcomps.is_empty() {
+                    return Err(refused(index, &raw, "a hard link to the root"));
+                }
+                let tdir = self.parents(index, &raw, &tcomps, false)?.ok_or_else(|| {
+                    refused(
+                        index,
+                        &raw,
+                        format!(
+                            "its hard link target {:?} does not exist (yet)",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
+                let tpath = tdir.join(OsStr::from_bytes(tcomps[tcomps.len() - 1]));
+                match fs::symlink_metadata(&tpath) {
+                    Ok(m) if m.is_dir() => {
+                        return Err(refused(index, &raw, "a hard link to a directory"))
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(refused(
+                            index,
+                            &raw,
+                            format!(
+                                "its hard link target {:?} does not exist (yet)",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        ))
+                    }
+                }
+                if tpath != path {
+                    Self::clear(&path)?;
+                    fs::hard_link(&tpath, &path).at(&path)?;
+                }
+                return Ok(()); // metadata is the target's
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                if !self.opts.allow_devices {
+                    return Err(refused(
+                        index,
+                        &raw,
+                        "device nodes are refused (--allow-devices creates them)",
+                    ));
+                }
+                let dev = libc::makedev(
+                    header.device_major().ok().flatten().unwrap_or(0),
+                    header.device_minor().ok().flatten().unwrap_or(0),
+                );
+                let kind_bits = if kind == tar::EntryType::Char {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
+                };
+                Self::clear(&path)?;
+                let c = cstring(&path)?;
+                if unsafe { libc::mknod(c.as_ptr(), kind_bits | mode, dev) } != 0 {
+                    return Err(Error::io(&path, io::Error::last_os_error()));
+                }
+                self.own(&path, uid, gid)?;
+            }
+            tar::EntryType::Fifo => {
+                Self::clear(&path)?;
+                let c = cstring(&path)?;
+                if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
+                    return Err(Error::io(&path, io::Error::last_os_error()));
+                }
+                self.own(&path, uid, gid)?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+            }
+            other => {
+                return Err(refused(
+                    index,
+                    &raw,
+                    format!("unsupported entry type {other:?}"),
+                ))
+            }
+        }
+        self.current.insert(rel.clone());
+        self.times.insert(rel, mtime);
+        Ok(())
+    }
+
+    /// Owners as in the layer when running as root (as umoci does); left
+    /// to the current user otherwise.
+    fn own(&self, path: &Path, uid: u64, gid: u64) -> Result<()> {
+        if !self.as_root {
+            return Ok(());
+        }
+        let c = cstring(path)?;
+        if unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) } != 0 {
+            return Err(Error::io(path, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Directory modes and owners, then mtimes, deepest first.
+    fn finish(&mut self) -> Result<()> {
+        for (rel, mode) in self.modes.iter().rev() {
+            let p = self.root.join(OsStr::from_bytes(rel));
+            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).at(&p)?;
+            }
+        }
+        for (rel, mtime) in self.times.iter().rev() {
+            let p = self.root.join(OsStr::from_bytes(rel));
+            let c = cstring(&p)?;
+            let t = libc::timespec {
+                tv_sec: *mtime as libc::time_t,
+                tv_nsec: 0,
+            };
+            // Best effort: the entry may have been whited out since.
+            unsafe {
+                libc::utimensat(
+                    libc::AT_FDCWD,
+                    c.as_ptr(),
+                    [t, t].as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+        }
+        Ok(())
+    }
+}
+
+fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: a NUL in a path", p.display())))
+}
