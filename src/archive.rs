@@ -170,15 +170,12 @@ pub fn archive(
         .map_err(sink)?
         .flush()
         .map_err(sink)?;
-    match tmp {
-        Some(t) => {
-            use std::os::unix::fs::PermissionsExt;
-            t.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .at(t.path())?;
-            t.persist(out).map_err(|e| Error::io(out, e.error))?;
-        }
-        None => {}
+    if let Some(t) = tmp {
+        use std::os::unix::fs::PermissionsExt;
+        t.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .at(t.path())?;
+        t.persist(out).map_err(|e| Error::io(out, e.error))?;
     }
     Ok(ArchiveReport {
         archive: out.to_owned(),

@@ -339,7 +339,7 @@ impl Extract<'_> {
     }
 
     /// The components of an entry path, refused if it could leave the tree.
-    fn components<'p>(index: usize, raw: &'p [u8]) -> Result<Vec<&'p [u8]>> {
+    fn components(index: usize, raw: &[u8]) -> Result<Vec<&[u8]>> {
         if raw.contains(&0) {
             return Err(refused(index, raw, "its name contains a NUL byte"));
         }
