@@ -440,6 +440,18 @@ impl Extract<'_> {
         let rel = comps.join(&b'/');
         let parent_rel: Vec<u8> = comps[..comps.len() - 1].join(&b'/');
         let whiteout = last.starts_with(b".wh.");
+        if let Some(name) = last
+            .strip_prefix(b".wh.")
+            .filter(|_| last != b".wh..wh..opq")
+        {
+            if name.is_empty() || name == b".." || name == b"." {
+                return Err(refused(
+                    index,
+                    &raw,
+                    "a whiteout must name an entry of its directory",
+                ));
+            }
+        }
         // A whiteout never creates the directories it names.
         let Some(dir_path) = self.parents(index, &raw, &comps, !whiteout)? else {
             return Ok(());
@@ -465,13 +477,6 @@ impl Extract<'_> {
             return Ok(());
         }
         if let Some(name) = last.strip_prefix(b".wh.") {
-            if name.is_empty() || name == b".." || name == b"." || name.contains(&b'/') {
-                return Err(refused(
-                    index,
-                    &raw,
-                    "a whiteout must name an entry of its directory",
-                ));
-            }
             return Self::clear(&dir_path.join(OsStr::from_bytes(name)));
         }
 

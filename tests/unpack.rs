@@ -1,0 +1,662 @@
+//! `nixoci unpack` against umoci on the same images (whiteouts included),
+//! a corpus of malicious and broken layers made here byte by byte, and
+//! `nixoci archive` loaded by podman in both formats.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+// ---- a raw tar writer: any name, any type, any declared size ----
+
+#[derive(Clone)]
+enum E {
+    Dir(&'static str, u32),
+    File(&'static str, &'static [u8], u32),
+    Symlink(&'static str, &'static str),
+    Hard(&'static str, &'static str),
+    Char(&'static str),
+    Block(&'static str),
+    /// A regular file header declaring `size` bytes, with no data after it.
+    Declared(&'static str, u64),
+    /// A GNU long name record holding these raw bytes, then a file.
+    LongName(&'static [u8]),
+}
+
+/// An octal header field, or GNU base-256 when the number does not fit.
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0width$o}", v, width = field.len() - 1);
+    if s.len() < field.len() {
+        field[..s.len()].copy_from_slice(s.as_bytes());
+    } else {
+        field.fill(0);
+        let n = field.len();
+        field[n - 8..].copy_from_slice(&v.to_be_bytes());
+        field[0] = 0x80;
+    }
+}
+
+fn header(name: &[u8], kind: u8, size: u64, mode: u32, link: &[u8]) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    octal(&mut h[100..108], mode as u64);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], 1);
+    h[156] = kind;
+    h[157..157 + link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+fn pad(out: &mut Vec<u8>) {
+    while out.len() % 512 != 0 {
+        out.push(0);
+    }
+}
+
+fn tar_bytes(entries: &[E]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        match e {
+            E::Dir(n, m) => out.extend(header(n.as_bytes(), b'5', 0, *m, b"")),
+            E::File(n, data, m) => {
+                out.extend(header(n.as_bytes(), b'0', data.len() as u64, *m, b""));
+                out.extend_from_slice(data);
+                pad(&mut out);
+            }
+            E::Symlink(n, t) => out.extend(header(n.as_bytes(), b'2', 0, 0o777, t.as_bytes())),
+            E::Hard(n, t) => out.extend(header(n.as_bytes(), b'1', 0, 0o644, t.as_bytes())),
+            E::Char(n) => out.extend(header(n.as_bytes(), b'3', 0, 0o666, b"")),
+            E::Block(n) => out.extend(header(n.as_bytes(), b'4', 0, 0o660, b"")),
+            E::Declared(n, size) => out.extend(header(n.as_bytes(), b'0', *size, 0o644, b"")),
+            E::LongName(raw) => {
+                let mut data = raw.to_vec();
+                data.push(0);
+                out.extend(header(
+                    b"././@LongLink",
+                    b'L',
+                    data.len() as u64,
+                    0o644,
+                    b"",
+                ));
+                out.extend_from_slice(&data);
+                pad(&mut out);
+                out.extend(header(b"placeholder", b'0', 1, 0o644, b""));
+                out.push(b'x');
+                pad(&mut out);
+            }
+        }
+    }
+    out.extend([0u8; 1024]);
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// A layout of gzip layers made from raw tar streams, tagged `latest`.
+/// `tamper` may change a layer blob after its digest was taken.
+fn craft(dir: &Path, layers: &[Vec<u8>], tamper: impl Fn(usize, &mut Vec<u8>)) -> PathBuf {
+    craft_with(dir, layers, tamper, false)
+}
+
+/// [`craft`], with a wrong diff_id for the first layer when `bad_diff_id`.
+fn craft_with(
+    dir: &Path,
+    layers: &[Vec<u8>],
+    tamper: impl Fn(usize, &mut Vec<u8>),
+    bad_diff_id: bool,
+) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, tar) in layers.iter().enumerate() {
+        diff_ids.push(if bad_diff_id && i == 0 {
+            format!("sha256:{}", "1".repeat(64))
+        } else {
+            sha(tar)
+        });
+        let gz = gzip(tar);
+        let (d, n) = put(&gz);
+        let mut stored = gz.clone();
+        tamper(i, &mut stored);
+        fs::write(blobs.join(&d[7..]), &stored).unwrap();
+        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}));
+    }
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
+fn unpack_both(layout: &Path, t: &Path) -> (PathBuf, PathBuf) {
+    require("umoci");
+    let mine = t.join("mine");
+    run(nixoci()
+        .arg("unpack")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&mine)
+        .arg("-q"));
+    let bundle = t.join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    (mine, bundle.join("rootfs"))
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    if let Some(d) = diff(&sa, &sb) {
+        panic!("nixoci unpack and umoci unpack differ: {d}");
+    }
+    // Owners too (both run as root here and keep the layer's).
+    use std::os::unix::fs::MetadataExt;
+    for rel in sa.keys() {
+        let p =
+            |root: &Path| root.join(std::ffi::OsStr::new(std::str::from_utf8(rel).unwrap_or("")));
+        if let (Ok(ma), Ok(mb)) = (fs::symlink_metadata(p(a)), fs::symlink_metadata(p(b))) {
+            assert_eq!(
+                (ma.uid(), ma.gid()),
+                (mb.uid(), mb.gid()),
+                "owner of {}",
+                String::from_utf8_lossy(rel)
+            );
+        }
+    }
+}
+
+#[test]
+fn unpack_matches_umoci_on_a_built_image() {
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("input");
+    make_fixture(&input, FixtureOptions::default());
+    file(t.path(), "owned", b"mine\n", 0o600);
+    let spec = t.path().join("image.json");
+    write_json(
+        &spec,
+        &json!({"layers": [
+            {"files": [{"source": "input", "destination": "/"}]},
+            {"files": [{"source": "owned", "destination": "/home/user/owned", "mode": "0640", "uid": 1000, "gid": 100}], "compression": "none"}
+        ], "architecture": "amd64"}),
+    );
+    let layout = build(&spec, &t.path().join("layout"));
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    // And it is the input, normalised as layers are.
+    let mut got = snapshot(&mine);
+    for k in [&b"home"[..], b"home/user", b"home/user/owned"] {
+        got.remove(k).unwrap();
+    }
+    assert_eq!(diff(&normalised(snapshot(&input)), &got), None);
+}
+
+#[test]
+fn unpack_matches_umoci_on_whiteouts_across_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = vec![
+        tar_bytes(&[
+            E::Dir("etc/", 0o755),
+            E::File("etc/keep", b"keep\n", 0o644),
+            E::File("etc/gone", b"gone\n", 0o644),
+            E::Dir("var/", 0o755),
+            E::Dir("var/cache/", 0o755),
+            E::File("var/cache/old1", b"1", 0o644),
+            E::File("var/cache/old2", b"2", 0o644),
+            E::Dir("var/cache/sub/", 0o700),
+            E::File("var/cache/sub/deep", b"d", 0o644),
+            E::File("bin/tool", b"#!/bin/sh\n", 0o755),
+            E::Hard("bin/tool-hard", "bin/tool"),
+            E::Symlink("bin/t", "tool"),
+            E::Dir("opt/", 0o755),
+            E::File("opt/file-then-dir", b"f", 0o644),
+        ]),
+        tar_bytes(&[
+            E::File("etc/.wh.gone", b"", 0o644),
+            E::File("var/cache/new", b"new\n", 0o600),
+            E::File("var/cache/.wh..wh..opq", b"", 0o644),
+            E::Symlink("bin/tool-link", "/bin/tool"),
+            E::File("bin/.wh.t", b"", 0o644),
+            E::Dir("opt/file-then-dir/", 0o750),
+            E::File("opt/file-then-dir/inside", b"i", 0o644),
+        ]),
+        tar_bytes(&[
+            E::File("etc/keep", b"replaced\n", 0o444),
+            E::File("etc/.wh.missing", b"", 0o644),
+        ]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    assert!(
+        !mine.join("etc/gone").exists()
+            && !mine.join("var/cache/old1").exists()
+            && !mine.join("var/cache/sub").exists()
+    );
+    assert_eq!(fs::read(mine.join("var/cache/new")).unwrap(), b"new\n");
+    assert_eq!(fs::read(mine.join("etc/keep")).unwrap(), b"replaced\n");
+    assert!(mine.join("opt/file-then-dir/inside").exists());
+}
+
+/// Each broken or malicious image is refused with a message naming the
+/// entry (or the layer), nothing is left where the tree would go, and
+/// nothing changes outside it.
+#[test]
+fn malicious_and_broken_layers_are_refused() {
+    let base = tempfile::tempdir().unwrap();
+    // A sentinel outside every target: must never change.
+    let outside = base.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("victim"), b"untouched").unwrap();
+    let o = |s: &str| -> &'static str {
+        Box::leak(s.replace("OUT", outside.to_str().unwrap()).into_boxed_str())
+    };
+
+    type Case = (
+        &'static str,
+        Vec<Vec<E>>,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "dotdot",
+            vec![vec![E::File("../escape", b"x", 0o644)]],
+            &["\"../escape\"", "'..'"],
+            &[],
+        ),
+        (
+            "nested dotdot",
+            vec![vec![E::File("a/../../escape", b"x", 0o644)]],
+            &["a/../../escape", "'..'"],
+            &[],
+        ),
+        (
+            "absolute",
+            vec![vec![E::File(o("OUT/abs"), b"x", 0o644)]],
+            &["absolute"],
+            &[],
+        ),
+        (
+            "symlink then write through",
+            vec![vec![
+                E::Symlink("link", o("OUT")),
+                E::File("link/victim", b"pwned", 0o644),
+            ]],
+            &["link/victim", "through the symlink \"link\""],
+            &[],
+        ),
+        (
+            "relative symlink out, then write",
+            vec![vec![
+                E::Dir("d/", 0o755),
+                E::Symlink("d/up", "../.."),
+                E::File("d/up/escape", b"x", 0o644),
+            ]],
+            &["d/up/escape", "symlink"],
+            &[],
+        ),
+        (
+            "symlink in one layer, write in the next",
+            vec![
+                vec![E::Symlink("etc", o("OUT"))],
+                vec![E::File("etc/victim", b"pwned", 0o644)],
+            ],
+            &["layer 1", "etc/victim", "symlink"],
+            &[],
+        ),
+        (
+            "hard link out",
+            vec![vec![E::Hard("hl", "../outside/victim")]],
+            &["\"hl\"", "outside the root"],
+            &[],
+        ),
+        (
+            "hard link absolute",
+            vec![vec![E::Hard("hl", o("OUT/victim"))]],
+            &["\"hl\"", "outside the root"],
+            &[],
+        ),
+        (
+            "hard link through a symlink",
+            vec![vec![E::Symlink("s", o("OUT")), E::Hard("hl", "s/victim")]],
+            &["\"hl\"", "symlink"],
+            &[],
+        ),
+        (
+            "deep symlink chain",
+            vec![vec![
+                E::Symlink("a", "b"),
+                E::Symlink("b", "c"),
+                E::Symlink("c", "d"),
+                E::Symlink("d", o("OUT")),
+                E::File("a/victim", b"pwned", 0o644),
+            ]],
+            &["a/victim", "symlink"],
+            &[],
+        ),
+        (
+            "char device",
+            vec![vec![E::Char("dev/evil")]],
+            &["dev/evil", "device nodes are refused"],
+            &[],
+        ),
+        (
+            "block device",
+            vec![vec![E::Block("dev/sda")]],
+            &["dev/sda", "--allow-devices"],
+            &[],
+        ),
+        (
+            "whiteout of ..",
+            vec![vec![E::File("x/.wh...", b"", 0o644)]],
+            &["x/.wh...", "whiteout"],
+            &[],
+        ),
+        (
+            "NUL in a name",
+            vec![vec![E::LongName(b"evil\0name")]],
+            &["NUL"],
+            &[],
+        ),
+        (
+            "huge declared size",
+            vec![vec![E::Declared("big", 1 << 40)]],
+            &["\"big\"", "--max-file-size"],
+            &[],
+        ),
+        (
+            "entry-count bomb",
+            vec![(0..200).map(|_| E::Dir("d/", 0o755)).collect()],
+            &["--max-entries"],
+            &["--max-entries", "100"],
+        ),
+        (
+            "total size",
+            vec![vec![
+                E::File("a", &[7u8; 3000], 0o644),
+                E::File("b", &[7u8; 3000], 0o644),
+            ]],
+            &["\"b\"", "--max-total-size"],
+            &["--max-total-size", "5000"],
+        ),
+        (
+            "file where a directory is needed",
+            vec![vec![E::File("f", b"x", 0o644), E::File("f/g", b"y", 0o644)]],
+            &["f/g", "not a directory"],
+            &[],
+        ),
+    ];
+    assert!(cases.len() + 3 >= 15, "the corpus has at least 15 cases");
+    for (i, (name, layers, needles, extra)) in cases.iter().enumerate() {
+        let t = base.path().join(format!("case{i}"));
+        let tars: Vec<Vec<u8>> = layers.iter().map(|l| tar_bytes(l)).collect();
+        let layout = craft(&t.join("layout"), &tars, |_, _| {});
+        check_refused(name, &layout, &t, needles, extra, &outside);
+    }
+
+    // Damage rather than malice: a wrong digest, a truncated gzip, a wrong diff_id.
+    let good = vec![tar_bytes(&[E::File("f", &[1u8; 5000], 0o644)])];
+    let t = base.path().join("wrong-digest");
+    let layout = craft(&t.join("layout"), &good, |_, b| {
+        let n = b.len() / 2;
+        b[n] ^= 1;
+    });
+    check_refused("wrong digest", &layout, &t, &["layer 0"], &[], &outside);
+    let t = base.path().join("truncated");
+    let layout = craft(&t.join("layout"), &good, |_, b| b.truncate(b.len() / 2));
+    check_refused(
+        "truncated gzip",
+        &layout,
+        &t,
+        &["layer 0", "damaged"],
+        &[],
+        &outside,
+    );
+    let t = base.path().join("diff-id");
+    let layout = craft_with(&t.join("layout"), &good, |_, _| {}, true);
+    check_refused("wrong diff_id", &layout, &t, &["diff_id"], &[], &outside);
+}
+
+fn check_refused(
+    name: &str,
+    layout: &Path,
+    t: &Path,
+    needles: &[&str],
+    extra: &[&str],
+    outside: &Path,
+) {
+    let parent = t.join("out");
+    fs::create_dir_all(&parent).unwrap();
+    let err = run_fail(
+        nixoci()
+            .arg("unpack")
+            .arg(layout)
+            .arg(parent.join("rootfs"))
+            .args(extra),
+    );
+    for n in needles {
+        assert!(err.contains(n), "{name}: {n:?} not in:\n{err}");
+    }
+    let left: Vec<_> = fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{name}: left behind {left:?}");
+    let victims: Vec<_> = fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        victims,
+        vec![std::ffi::OsString::from("victim")],
+        "{name}: something was written outside"
+    );
+    assert_eq!(
+        fs::read(outside.join("victim")).unwrap(),
+        b"untouched",
+        "{name}"
+    );
+}
+
+#[test]
+fn devices_are_created_when_allowed() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = craft(
+        &t.path().join("layout"),
+        &[tar_bytes(&[E::Char("dev/null2")])],
+        |_, _| {},
+    );
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("root"))
+        .arg("--allow-devices")
+        .arg("-q"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(t.path().join("root/dev/null2"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn artifact_files_are_named_by_their_title() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let make = |title: &str| {
+        let (fd, fs_) = put(b"artifact content\n");
+        let (cd, cs) = put(b"{}");
+        let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.thing",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": cs},
+            "layers": [{"mediaType": "text/plain", "digest": fd, "size": fs_, "annotations": {"org.opencontainers.image.title": title}}]});
+        let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+        write_json(
+            &layout.join("index.json"),
+            &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}]}),
+        );
+        fs::write(
+            layout.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+    };
+    make("notes.txt");
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("files"))
+        .arg("-q"));
+    assert_eq!(
+        fs::read(t.path().join("files/notes.txt")).unwrap(),
+        b"artifact content\n"
+    );
+    for bad in ["../escape", "a/b", "", " x", ".."] {
+        make(bad);
+        let err = run_fail(
+            nixoci()
+                .arg("unpack")
+                .arg(&layout)
+                .arg(t.path().join("bad")),
+        );
+        assert!(err.contains("artifact file name"), "{bad:?}: {err}");
+        assert!(!t.path().join("bad").exists() && !t.path().join("escape").exists());
+    }
+}
+
+// ---- archives ----
+
+fn busybox_layout(t: &Path) -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "this test needs busybox-static: run `bash .ci/install-deps`"
+    );
+    let spec = t.join("image.json");
+    write_json(
+        &spec,
+        &json!({
+            "layers": [{"files": [{"source": busybox, "destination": "/bin/busybox"}]}],
+            "config": {"Entrypoint": ["/bin/busybox", "echo"], "Cmd": ["hello from an archive"]},
+            "tags": ["latest", "v1"]
+        }),
+    );
+    build(&spec, &t.join("bb"))
+}
+
+#[test]
+fn archives_load_into_podman_in_both_formats() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(t.path());
+    let podman = Podman::new();
+    for (format, name) in [
+        ("oci", "nixoci-test/oci:1"),
+        ("docker", "nixoci-test/docker:1"),
+    ] {
+        let file = t.path().join(format!("{format}.tar"));
+        run(nixoci()
+            .arg("archive")
+            .arg(format!("{}:v1", layout.display()))
+            .arg("-o")
+            .arg(&file)
+            .args(["--format", format, "--tag", name, "-q"]));
+        let loaded = run(podman.cmd().arg("load").arg("-i").arg(&file));
+        assert!(
+            String::from_utf8_lossy(&loaded.stdout).contains(name),
+            "{format}: {}",
+            String::from_utf8_lossy(&loaded.stdout)
+        );
+        let ran = run(podman
+            .cmd()
+            .args(["run", "--rm", "--network=none"])
+            .arg(format!("localhost/{name}")));
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            "hello from an archive\n",
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn archives_are_byte_identical_across_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(t.path());
+    for format in ["oci", "docker"] {
+        let a = t.path().join(format!("a-{format}.tar"));
+        let b = t.path().join(format!("b-{format}.tar"));
+        for f in [&a, &b] {
+            run(nixoci()
+                .arg("archive")
+                .arg(format!("{}:latest", layout.display()))
+                .arg("-o")
+                .arg(f)
+                .args(["--format", format, "-q"]));
+        }
+        assert_eq!(
+            fs::read(&a).unwrap(),
+            fs::read(&b).unwrap(),
+            "{format} archives differ"
+        );
+    }
+    // The OCI archive is a valid layout with one image.
+    let x = t.path().join("x");
+    fs::create_dir_all(&x).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(t.path().join("a-oci.tar"))
+        .arg("-C")
+        .arg(&x));
+    run(nixoci().arg("verify").arg(&x));
+    assert_eq!(
+        read_json(&x.join("index.json"))["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
