@@ -331,3 +331,18 @@ fn flake_check_passes_offline() {
     assert_eq!(report["ok"], true);
     assert_eq!(report["manifests"], 1);
 }
+
+/// `nix build .#image.archive` (and `.dockerArchive`) give files that
+/// `podman load -i` takes.
+#[test]
+fn nix_archives_load_into_podman() {
+    let podman = Podman::new();
+    for attr in ["hello.archive", "hello.dockerArchive"] {
+        let file = nix_build(attr);
+        assert!(file.is_file(), "{attr} is not a file");
+        let loaded = run(podman.cmd().arg("load").arg("-i").arg(&file));
+        assert!(String::from_utf8_lossy(&loaded.stdout).contains("localhost/hello:latest"), "{attr}");
+        let ran = run(podman.cmd().args(["run", "--rm", "--network=none", "localhost/hello:latest"]));
+        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from a nix-built image\n", "{attr}");
+    }
+}
