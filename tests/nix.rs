@@ -341,8 +341,18 @@ fn nix_archives_load_into_podman() {
         let file = nix_build(attr);
         assert!(file.is_file(), "{attr} is not a file");
         let loaded = run(podman.cmd().arg("load").arg("-i").arg(&file));
-        assert!(String::from_utf8_lossy(&loaded.stdout).contains("localhost/hello:latest"), "{attr}");
-        let ran = run(podman.cmd().args(["run", "--rm", "--network=none", "localhost/hello:latest"]));
-        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from a nix-built image\n", "{attr}");
+        assert!(
+            String::from_utf8_lossy(&loaded.stdout).contains("localhost/hello:latest"),
+            "{attr}"
+        );
+        let ran =
+            run(podman
+                .cmd()
+                .args(["run", "--rm", "--network=none", "localhost/hello:latest"]));
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            "hello from a nix-built image\n",
+            "{attr}"
+        );
     }
 }
