@@ -40,15 +40,6 @@ pub struct ArchiveReport {
     pub size: u64,
 }
 
-#[derive(Deserialize)]
-struct Refs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
 /// The image name for loading: `name` if given (`NAME[:TAG]`, default tag
 /// `latest`), else the layout directory's name (less a Nix store hash) and
 /// the layout's tag.
@@ -287,29 +278,7 @@ fn write_docker<W: Write>(
         root.media_type.as_str(),
         MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
     ) {
-        let refs = doc(blobs, root)?;
-        let want = platform.cloned().unwrap_or_else(|| Platform {
-            architecture: host_architecture().to_owned(),
-            os: "linux".into(),
-            variant: None,
-            os_version: None,
-            os_features: None,
-        });
-        refs.manifests
-            .iter()
-            .find(|m| {
-                m.platform.as_ref().is_some_and(|p| {
-                    p.os == want.os
-                        && p.architecture == want.architecture
-                        && (want.variant.is_none() || want.variant == p.variant)
-                })
-            })
-            .cloned()
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the image index has no image for {want}; choose one with --platform"
-                ))
-            })?
+        choose_platform(&doc(blobs, root)?.manifests, platform)?
     } else {
         root.clone()
     };

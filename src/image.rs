@@ -75,6 +75,59 @@ impl std::fmt::Display for Platform {
     }
 }
 
+impl Platform {
+    /// Linux on this machine's architecture: the default choice from an
+    /// image index.
+    pub fn host_linux() -> Platform {
+        Platform {
+            architecture: host_architecture().to_owned(),
+            os: "linux".into(),
+            variant: None,
+            os_version: None,
+            os_features: None,
+        }
+    }
+
+    /// Whether an image for `have` is what `self` asks for (a variant is
+    /// compared only when asked for).
+    pub fn accepts(&self, have: Option<&Platform>) -> bool {
+        have.is_some_and(|h| {
+            h.os == self.os
+                && h.architecture == self.architecture
+                && (self.variant.is_none() || self.variant == h.variant)
+        })
+    }
+}
+
+/// The descriptors a manifest or an image index holds (whichever applies).
+#[derive(Debug, Default, Deserialize)]
+pub struct Refs {
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+}
+
+/// The manifest of an index for `want` (default [`Platform::host_linux`]).
+pub fn choose_platform(manifests: &[Descriptor], want: Option<&Platform>) -> Result<Descriptor> {
+    let want = want.cloned().unwrap_or_else(Platform::host_linux);
+    manifests
+        .iter()
+        .find(|m| want.accepts(m.platform.as_ref()))
+        .cloned()
+        .ok_or_else(|| {
+            let have: Vec<String> = manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            Error::Invalid(format!(
+                "the image index has no image for {want} (it has: {}); choose one with --platform",
+                have.join(", ")
+            ))
+        })
+}
+
 /// A document in its one written form: compact JSON, keys sorted.
 pub fn canonical_json<T: Serialize>(doc: &T) -> Vec<u8> {
     let value = serde_json::to_value(doc).expect("documents are plain JSON");

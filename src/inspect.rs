@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -35,16 +35,7 @@ pub struct ImageSummary {
     pub size: u64,
 }
 
-#[derive(Deserialize)]
-struct Docs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Docs> {
+fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
     let digest = parse_digest(&desc.digest, "descriptor")?;
     read_json(&blobs.path(&digest))
 }
@@ -58,7 +49,7 @@ pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
         )));
     }
     let blobs = BlobDir::new(dir);
-    let index: Docs = read_json(&dir.join("index.json"))?;
+    let index: Refs = read_json(&dir.join("index.json"))?;
     let mut out = Vec::new();
     for desc in &index.manifests {
         let mut images = Vec::new();

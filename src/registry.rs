@@ -21,7 +21,7 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::{self, Credentials};
@@ -390,15 +390,6 @@ struct Blob {
     digest: String,
     size: u64,
     path: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct Refs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
 }
 
 /// The descriptor `tag` names in the layout (or its only one).
@@ -785,14 +776,6 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
     }
 }
 
-fn platform_matches(want: &Platform, have: Option<&Platform>) -> bool {
-    have.is_some_and(|h| {
-        h.os == want.os
-            && h.architecture == want.architecture
-            && (want.variant.is_none() || want.variant == h.variant)
-    })
-}
-
 /// Pull `source` into a new image layout at `dir`, verifying every digest
 /// and size while reading. For an index, `platform` picks one manifest
 /// (the layout then holds just that image); without it, every platform is
@@ -831,20 +814,8 @@ pub fn pull(
                 .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
             let chosen: Vec<Descriptor> = match platform {
                 Some(p) => {
-                    let c = children
-                        .iter()
-                        .find(|c| platform_matches(p, c.platform.as_ref()))
-                        .cloned()
-                        .ok_or_else(|| {
-                            let have: Vec<String> = children
-                                .iter()
-                                .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
-                                .collect();
-                            Error::Invalid(format!(
-                                "{source} has no image for {p} (it has: {})",
-                                have.join(", ")
-                            ))
-                        })?;
+                    let c = choose_platform(&children, Some(p))
+                        .map_err(|e| e.within(source.to_string()))?;
                     docs.clear();
                     root = c.clone();
                     vec![c]

@@ -462,7 +462,8 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Read until `buf` is full or the input ends; the number of bytes read.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..])? {

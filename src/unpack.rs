@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::compress::Compression;
 use crate::digest::HashReader;
@@ -70,15 +70,6 @@ pub struct UnpackReport {
     pub bytes: u64,
 }
 
-#[derive(Deserialize)]
-struct Refs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
 fn refused(layer: usize, entry: &[u8], why: impl std::fmt::Display) -> Error {
     Error::Invalid(format!(
         "layer {layer}: entry {:?} refused: {why}",
@@ -100,28 +91,7 @@ pub fn unpack(
         MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
     ) {
         let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, &root)?)?;
-        let want = opts.platform.clone().unwrap_or_else(|| Platform {
-            architecture: host_architecture().to_owned(),
-            os: "linux".into(),
-            variant: None,
-            os_version: None,
-            os_features: None,
-        });
-        index
-            .manifests
-            .into_iter()
-            .find(|m| {
-                m.platform.as_ref().is_some_and(|p| {
-                    p.os == want.os
-                        && p.architecture == want.architecture
-                        && (want.variant.is_none() || want.variant == p.variant)
-                })
-            })
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the image index has no image for {want}; choose one with --platform"
-                ))
-            })?
+        choose_platform(&index.manifests, opts.platform.as_ref())?
     } else {
         root
     };

@@ -375,7 +375,7 @@ impl Verifier {
         };
         let mut magic = [0u8; 4];
         let n = File::open(&path)
-            .and_then(|mut f| read_up_to(&mut f, &mut magic))
+            .and_then(|mut f| crate::tree::read_full(&mut f, &mut magic))
             .unwrap_or(0);
         let sniffed = match &magic[..n] {
             [0x1f, 0x8b, ..] => Some(Compression::Gzip),
@@ -420,17 +420,6 @@ fn tar_diff_id(path: &Path, compression: Compression) -> io::Result<Sha256Digest
     }
     io::copy(&mut hr, &mut io::sink())?;
     Ok(hr.finish().0)
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// `sha256:0123456789ab` for messages.
