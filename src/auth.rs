@@ -148,8 +148,14 @@ pub fn lookup_in(registry: &str, files: &[PathBuf]) -> Result<Credentials> {
                 file.display()
             ))
         })?;
+        // Helpers know Docker Hub by its historical index address.
+        let server = if registry == crate::reference::DOCKER_HUB {
+            "https://index.docker.io/v1/"
+        } else {
+            registry
+        };
         if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
-            return helper_get(helper, registry, file);
+            return helper_get(helper, server, file);
         }
         if let Some(entry) = keys.iter().find_map(|k| config.auths.get(k)) {
             if let Some(c) = entry_credentials(entry, file)? {
@@ -157,7 +163,7 @@ pub fn lookup_in(registry: &str, files: &[PathBuf]) -> Result<Credentials> {
             }
         }
         if let Some(store) = &config.creds_store {
-            match helper_get(store, registry, file)? {
+            match helper_get(store, server, file)? {
                 Credentials::Anonymous => {}
                 found => return Ok(found),
             }

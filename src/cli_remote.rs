@@ -184,9 +184,12 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     } else if !a.output.quiet {
         writeln!(
             out,
-            "{}@{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-            report.reference,
-            report.digest,
+            "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+            if target.digest.is_some() {
+                report.reference.clone()
+            } else {
+                format!("{}@{}", report.reference, report.digest)
+            },
             report.uploaded,
             human_size(report.bytes_sent),
             report.skipped,
@@ -261,12 +264,15 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 /// Exit 0 when the image exists, 1 when the registry says it does not, 2
 /// when that cannot be told (unreachable, refused credentials, ...).
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
-    let r = Reference::parse(&a.reference)?;
-    match registry::exists(&r, &a.remote.options()?) {
+    let answer = Reference::parse(&a.reference)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| Ok(registry::exists(&r, &a.remote.options()?)?));
+    match answer {
         Ok(Some(_)) => Ok(ExitCode::SUCCESS),
         Ok(None) => Ok(ExitCode::from(1)),
+        // Anything else is "cannot tell", never "no".
         Err(e) => {
-            eprintln!("error: cannot tell whether {r} exists: {}", e.chain());
+            eprintln!("error: cannot tell whether {} exists: {e:#}", a.reference);
             Ok(ExitCode::from(2))
         }
     }

@@ -141,9 +141,21 @@ impl fmt::Display for Reference {
 }
 
 fn validate_registry(registry: &str) -> std::result::Result<(), String> {
-    let (host, port) = match registry.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || registry.starts_with('[') => (h, Some(p)),
-        _ => (registry, None),
+    let (host, port) = if registry.starts_with('[') {
+        // [IPv6] or [IPv6]:port
+        match registry.split_once(']') {
+            Some((h, "")) => (&registry[..h.len() + 1], None),
+            Some((h, rest)) => match rest.strip_prefix(':') {
+                Some(p) => (&registry[..h.len() + 1], Some(p)),
+                None => return Err("has text after its [IPv6 address] that is not :port".into()),
+            },
+            None => return Err("has an unclosed [".into()),
+        }
+    } else {
+        match registry.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (registry, None),
+        }
     };
     if let Some(p) = port {
         if p.is_empty()
@@ -244,6 +256,9 @@ mod tests {
             "registry.example.com:443/a/b/c:latest"
         );
         assert!(!p("registry.example.com/x").is_local());
+        assert_eq!(p("[::1]/repo").registry, "[::1]");
+        assert_eq!(p("[::1]:5000/repo").registry, "[::1]:5000");
+        assert!(p("[::1]:5000/repo").is_local());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use serde::Serialize;
@@ -161,6 +161,11 @@ fn transient(e: &OciDistributionError) -> bool {
             r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()
         }
         OciDistributionError::IoError(_) => true,
+        // Docker Hub's rate limit: a 429 with a JSON error body.
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
         _ => false,
     }
 }
@@ -198,8 +203,7 @@ impl Remote {
                 data,
             });
         }
-        let plain = opts.plain_http
-            || (r.is_local() && probe_is_plain_http(r, opts.ca_file.is_some()).await?);
+        let plain = opts.plain_http || (r.is_local() && probe_is_plain_http(r).await?);
         let config = ClientConfig {
             protocol: if plain {
                 ClientProtocol::Http
@@ -273,24 +277,46 @@ impl Remote {
     /// never appear: only the user name.
     fn explain(&self, e: OciDistributionError, registry: &str) -> Error {
         let text = chain(&e);
-        let lower = text.to_lowercase();
-        let hint = if lower.contains("certificate") || lower.contains("unknownissuer") {
-            format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
-        } else if matches!(
+        // Classified by the error's kind (status, registry error code,
+        // transport error), never by words that may appear in a name.
+        let codes: Vec<&OciErrorCode> = match &e {
+            OciDistributionError::RegistryError { envelope, .. } => {
+                envelope.errors.iter().map(|x| &x.code).collect()
+            }
+            _ => Vec::new(),
+        };
+        let auth = matches!(
             e,
             OciDistributionError::AuthenticationFailure(_)
                 | OciDistributionError::UnauthorizedError { .. }
-        ) || lower.contains("unauthorized")
-            || lower.contains("401")
-        {
-            format!(
+        ) || matches!(
+            e,
+            OciDistributionError::ServerError {
+                code: 401 | 403,
+                ..
+            }
+        ) || codes
+            .iter()
+            .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+        let hint = match &e {
+            _ if auth => format!(
                 "{registry} refused the credentials ({}): check them (--creds, --password-stdin, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
                 self.who
-            )
-        } else if lower.contains("connect") || lower.contains("connection") {
-            format!("cannot reach {registry}")
-        } else {
-            format!("registry {registry}")
+            ),
+            OciDistributionError::RequestError(r) => {
+                let tls = chain(r).to_lowercase();
+                if tls.contains("notvalidforname") {
+                    format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")
+                } else if tls.contains("unknownissuer") || tls.contains("invalid peer certificate") {
+                    format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
+                } else if r.is_connect() || r.is_timeout() {
+                    format!("cannot reach {registry}")
+                } else {
+                    format!("registry {registry}")
+                }
+            }
+            e if not_found(e) => format!("{registry}: not found"),
+            _ => format!("registry {registry}"),
         };
         Error::Invalid(format!("{hint}: {text}"))
     }
@@ -330,10 +356,7 @@ impl Remote {
 /// when `http://HOST/v2/` answers as a registry does (200 or 401 with the
 /// `Docker-Distribution-API-Version` header, or a JSON body). A TLS server
 /// answers plain HTTP with a 400, so HTTPS is used for it.
-async fn probe_is_plain_http(r: &Reference, ca_given: bool) -> Result<bool> {
-    if ca_given {
-        return Ok(false); // a CA for a plain-HTTP registry would make no sense
-    }
+async fn probe_is_plain_http(r: &Reference) -> Result<bool> {
     // One bare HTTP/1.0 request: a full HTTP client would set up TLS (and
     // load the system's roots) just to ask this.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -602,9 +625,15 @@ pub fn push(
             .try_collect()
             .await?;
 
+        // The root goes under the tag when there is one (a reference with a
+        // tag and a digest names the tag; the digest was checked above).
+        let named = match &target.tag {
+            Some(t) => target.with_tag(t),
+            None => target.clone(),
+        };
         for doc in &docs {
             let at = if doc.digest == root.digest {
-                target.clone()
+                named.clone()
             } else {
                 target.with_digest(&doc.digest)
             };
@@ -623,7 +652,7 @@ pub fn push(
                 .map_err(|e| remote.explain(e, &target.registry))?;
         }
         // What the tag now names, as the registry says.
-        let check = oci_ref(target);
+        let check = oci_ref(&named);
         let remote_digest = remote
             .retry("check manifest", || {
                 remote.client.fetch_manifest_digest(&check, &remote.auth)
@@ -809,7 +838,8 @@ pub fn pull(
         };
         let mut docs: Vec<(String, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
         let mut manifests: Vec<Value> = Vec::new();
-        if is_index(&root.media_type) {
+        let was_index = is_index(&root.media_type);
+        if was_index {
             let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
                 .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
             let chosen: Vec<Descriptor> = match platform {
@@ -863,6 +893,27 @@ pub fn pull(
                 .buffer_unordered(opts.jobs.max(1))
                 .try_collect()
                 .await?;
+        // A single-platform image must be the platform asked for.
+        if let (Some(p), false) = (platform, was_index) {
+            let config_digest = manifests[0]["config"]["digest"]
+                .as_str()
+                .unwrap_or_default();
+            let config: Value =
+                read_json(&blobs_dir.path(&crate::layout::parse_digest(config_digest, "config")?))?;
+            let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
+            let have = Platform {
+                architecture: text("architecture"),
+                os: text("os"),
+                variant: config["variant"].as_str().map(str::to_owned),
+                os_version: None,
+                os_features: None,
+            };
+            if !p.accepts(Some(&have)) {
+                return Err(Error::Invalid(format!(
+                    "{source} is an image for {have}, not {p}"
+                )));
+            }
+        }
         for (digest, bytes) in &docs {
             let mut w = blobs_dir.writer()?;
             std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
@@ -1030,8 +1081,13 @@ fn not_found(e: &OciDistributionError) -> bool {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::ServerError { code, .. } => *code == 404,
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            let code = format!("{:?}", x.code).to_uppercase();
-            code.contains("UNKNOWN")
+            matches!(
+                x.code,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::BlobUnknown
+                    | OciErrorCode::NotFound
+            )
         }),
         _ => false,
     }

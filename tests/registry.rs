@@ -711,3 +711,60 @@ fn bad_references_name_the_bad_part() {
         assert!(err.contains(part), "{reference}: {err}");
     }
 }
+
+/// Regressions from review: a tag with a digest sets the tag; a missing
+/// manifest is "not found" whatever its digest spells; --platform is
+/// checked on a single-platform image; `exists` on a bad reference is
+/// "cannot tell" (2), never "no".
+#[test]
+fn tag_with_digest_platform_mismatch_and_not_found() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "td", 41, 42, 10_000);
+    let digest = manifest_digest(&layout);
+    push_json(
+        t.path(),
+        &layout,
+        &format!("{}@{digest}", reg.reference("td:v9")),
+        &[],
+    );
+    assert_eq!(
+        skopeo_raw_digest(&reg, &reg.reference("td:v9")),
+        digest,
+        "the tag was set"
+    );
+
+    let missing = format!("{}@sha256:4010{}", reg.reference("td"), "0".repeat(60));
+    let err = run_fail(
+        tool(t.path())
+            .arg("pull")
+            .arg(&missing)
+            .arg(t.path().join("p")),
+    );
+    assert!(
+        err.contains("not found") && !err.contains("credentials"),
+        "{err}"
+    );
+
+    let err = run_fail(
+        tool(t.path())
+            .args(["pull", "--platform", "linux/arm64"])
+            .arg(reg.reference("td:v9"))
+            .arg(t.path().join("p")),
+    );
+    assert!(
+        err.contains("linux/amd64") && err.contains("not linux/arm64"),
+        "{err}"
+    );
+    assert!(!t.path().join("p").exists());
+
+    assert_eq!(
+        tool(t.path())
+            .arg("exists")
+            .arg("Bad/Reference")
+            .status()
+            .unwrap()
+            .code(),
+        Some(2)
+    );
+}
