@@ -295,9 +295,10 @@ impl Remote {
                 code: 401 | 403,
                 ..
             }
-        ) || codes
-            .iter()
-            .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+        ) || matches!(&e, OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
+            || codes
+                .iter()
+                .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
         let hint = match &e {
             _ if auth => format!(
                 "{registry} refused the credentials ({}): check them (--creds, --password-stdin, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
@@ -1080,6 +1081,7 @@ fn not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
             matches!(
                 x.code,
