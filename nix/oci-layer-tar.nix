@@ -64,6 +64,9 @@ in
   `compression` (`"gzip"` | `"zstd"` | `"none"`, default `"gzip"`)
   : Layer compression.
 
+  `level` (int or null)
+  : Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+
   `includeClosure` (bool, default `true`)
   : Add the runtime closure of every store path used, each at its own path.
 
@@ -92,6 +95,7 @@ in
   name ? "oci-layer",
   files ? [ ],
   compression ? "gzip",
+  level ? null,
   includeClosure ? true,
   base ? [ ],
 }:
@@ -111,6 +115,7 @@ mkStep {
       compression = checkOneOf "ociLayerTar: compression" [ "gzip" "zstd" "none" ] compression;
       base = baseDirs;
     }
+    // (if level == null then { } else { inherit level; })
     // (if includeClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
   closure = if includeClosure then roots else null;
 }

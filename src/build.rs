@@ -102,6 +102,10 @@ pub struct LayoutReport {
 pub struct Options<'a> {
     /// Replace an existing output directory.
     pub force: bool,
+    /// Compression threads (0: [`crate::compress::default_threads`]).
+    pub threads: usize,
+    /// Compression level for layers whose spec gives none.
+    pub level: Option<u32>,
     /// Write into the output path directly, not through a temporary sibling
     /// (for Nix builders: Nix itself discards the output of a failed build,
     /// and the store directory is not writable).
@@ -113,6 +117,8 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             force: false,
+            threads: 0,
+            level: None,
             in_place: false,
             progress: &Silent,
         }
@@ -147,6 +153,12 @@ impl Options<'_> {
             Ctx {
                 progress: self.progress,
                 protect,
+                threads: if self.threads == 0 {
+                    crate::compress::default_threads()
+                } else {
+                    self.threads
+                },
+                level: self.level,
             },
         ))
     }
@@ -158,6 +170,9 @@ pub struct Ctx<'a> {
     /// Directories no source may contain or lie in (the output being
     /// written, the output being replaced).
     pub protect: Vec<PathBuf>,
+    pub threads: usize,
+    /// Level for layers whose spec gives none.
+    pub level: Option<u32>,
 }
 
 /// Build one layer into `blobs`. Store paths in `exclude` (besides those
@@ -211,7 +226,17 @@ pub fn write_layer(
     progress.layer_start(index, tree.content_bytes());
     let writer = blobs.writer()?;
     let out_err = |e| Error::io("(layer blob)", e);
-    let encoder = spec.compression.encoder(writer).map_err(out_err)?;
+    let level = spec
+        .level
+        .or(ctx.level)
+        .filter(|_| spec.compression != crate::compress::Compression::None);
+    spec.compression
+        .check_level(level)
+        .map_err(|m| Error::Invalid(format!("{at}: {m}")))?;
+    let encoder = spec
+        .compression
+        .encoder(writer, level, ctx.threads)
+        .map_err(out_err)?;
     let tar_out = crate::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
     let (encoder, diff_id, _tar_size) = tar_out.finish();
     let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;

@@ -87,6 +87,14 @@ struct BuildArgs {
     /// Replace the output directory if it exists.
     #[arg(long)]
     force: bool,
+    /// Compression threads [default: the cores available, or
+    /// $NIX_BUILD_CORES in a Nix build]. The bytes do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// Compression level for layers whose spec sets none [gzip 1-9, default
+    /// 6; zstd 1-19, default 3].
+    #[arg(long)]
+    level: Option<u32>,
     /// Print a JSON report on standard output.
     #[arg(long)]
     json: bool,
@@ -311,6 +319,8 @@ impl BuildArgs {
     fn options<'a>(&self, progress: &'a Bars) -> Options<'a> {
         Options {
             force: self.force,
+            threads: self.threads.map_or(0, usize::from),
+            level: self.level,
             in_place: false,
             progress,
         }
@@ -416,6 +426,8 @@ fn nix_builder() -> Result<ExitCode> {
         .clone();
     let opts = Options {
         force: false,
+        threads: 0, // NIX_BUILD_CORES
+        level: None,
         in_place: true,
         progress: &nixoci::progress::Silent,
     };

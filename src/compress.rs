@@ -17,7 +17,17 @@ pub enum Compression {
 }
 
 /// zstd level used for layers (the zstd CLI default).
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: u32 = 3;
+
+/// Compression threads by default: `$NIX_BUILD_CORES` inside a Nix build
+/// (when set and not 0), else the cores this process may use.
+pub fn default_threads() -> usize {
+    std::env::var("NIX_BUILD_CORES")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 /// gzip level used for layers (the gzip CLI default).
 const GZIP_LEVEL: u32 = 6;
 
@@ -42,21 +52,48 @@ impl Compression {
         }
     }
 
-    /// Wrap `out` in an encoder of this kind.
-    pub fn encoder<W: Write + Send + 'static>(self, out: W) -> io::Result<Encoder<W>> {
+    /// Check a level for this compression: gzip 1-9, zstd 1-19, none takes
+    /// none.
+    pub fn check_level(self, level: Option<u32>) -> Result<(), String> {
+        match (self, level) {
+            (_, None) => Ok(()),
+            (Compression::Gzip, Some(1..=9)) | (Compression::Zstd, Some(1..=19)) => Ok(()),
+            (Compression::None, Some(l)) => {
+                Err(format!("level {l} given for an uncompressed layer"))
+            }
+            (c, Some(l)) => Err(format!(
+                "level {l} is out of range for {c} ({})",
+                if c == Compression::Gzip {
+                    "1-9"
+                } else {
+                    "1-19"
+                }
+            )),
+        }
+    }
+
+    /// Wrap `out` in an encoder of this kind, at `level` (default: gzip 6,
+    /// zstd 3), compressing on `threads` threads. The bytes depend on the
+    /// level, never on the thread count.
+    pub fn encoder<W: Write>(
+        self,
+        out: W,
+        level: Option<u32>,
+        threads: usize,
+    ) -> io::Result<Encoder<W>> {
+        self.check_level(level).map_err(io::Error::other)?;
         Ok(match self {
-            Compression::Gzip => Encoder::Gzip(
-                // No file name, mtime 0, OS byte "unknown": nothing of the host
-                // reaches the header.
-                flate2::GzBuilder::new()
-                    .operating_system(255)
-                    .write(out, flate2::Compression::new(GZIP_LEVEL)),
-            ),
+            Compression::Gzip => Encoder::Gzip(crate::pargz::ParallelGzip::new(
+                out,
+                level.unwrap_or(GZIP_LEVEL),
+                threads,
+            )?),
             Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+                let mut enc =
+                    zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_LEVEL) as i32)?;
                 // Multi-threaded mode: its output is the same for any worker
                 // count >= 1, unlike single-threaded mode (nbWorkers = 0).
-                enc.multithread(1)?;
+                enc.multithread(threads.clamp(1, 256) as u32)?;
                 enc.include_checksum(true)?;
                 Encoder::Zstd(enc)
             }
@@ -86,7 +123,7 @@ impl std::fmt::Display for Compression {
 
 /// A streaming compressor; `finish` flushes the trailer and returns the sink.
 pub enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(crate::pargz::ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
@@ -125,7 +162,7 @@ mod tests {
 
     fn roundtrip(c: Compression) -> Vec<u8> {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let mut enc = c.encoder(Vec::new()).unwrap();
+        let mut enc = c.encoder(Vec::new(), None, 2).unwrap();
         enc.write_all(&data).unwrap();
         let out = enc.finish().unwrap();
         let mut back = Vec::new();

@@ -18,6 +18,7 @@ pub mod image;
 pub mod inspect;
 pub mod layout;
 pub mod nix;
+pub mod pargz;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -34,7 +34,8 @@ type Done = (u64, io::Result<Vec<u8>>);
 
 /// A gzip writer that compresses on `threads` threads.
 pub struct ParallelGzip<W: Write> {
-    out: W,
+    /// `None` only after `finish` took it.
+    out: Option<W>,
     level: u32,
     buf: Vec<u8>,
     dict: Vec<u8>,
@@ -45,8 +46,8 @@ pub struct ParallelGzip<W: Write> {
     in_flight: usize,
     max_in_flight: usize,
     pool: Option<Pool>,
-    /// Used when there is no pool (one thread).
-    inline: Option<Compress>,
+    /// Compress on the caller's thread (no pool).
+    inline: bool,
 }
 
 struct Pool {
@@ -55,12 +56,19 @@ struct Pool {
     workers: Vec<JoinHandle<()>>,
 }
 
-fn deflate(c: &mut Compress, job: &Job) -> io::Result<Vec<u8>> {
-    c.reset();
+fn deflate(level: u32, job: &Job) -> io::Result<Vec<u8>> {
+    // A fresh compressor per chunk: a reset one keeps state (seen with
+    // zlib-rs) that makes the bytes depend on which chunks it compressed
+    // before, and so on the thread count.
+    let c = &mut Compress::new(flate2::Compression::new(level), false);
     if !job.dict.is_empty() {
         c.set_dictionary(&job.dict).map_err(io::Error::other)?;
     }
-    let flush = if job.last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     let mut out = Vec::with_capacity(job.data.len() / 2 + 1024);
     let start = c.total_in();
     loop {
@@ -68,7 +76,9 @@ fn deflate(c: &mut Compress, job: &Job) -> io::Result<Vec<u8>> {
             out.reserve(out.capacity().max(64 << 10));
         }
         let consumed = (c.total_in() - start) as usize;
-        let status = c.compress_vec(&job.data[consumed..], &mut out, flush).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(&job.data[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
         let consumed = (c.total_in() - start) as usize;
         let room_left = out.len() < out.capacity();
         match status {
@@ -93,7 +103,6 @@ impl<W: Write> ParallelGzip<W> {
         };
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
         let threads = threads.max(1);
-        let compressor = || Compress::new(flate2::Compression::new(level), false);
         let pool = (threads > 1).then(|| {
             let (jobs, rx) = mpsc::sync_channel::<Job>(threads);
             let rx = Arc::new(Mutex::new(rx));
@@ -102,14 +111,13 @@ impl<W: Write> ParallelGzip<W> {
                 .map(|_| {
                     let rx = Arc::clone(&rx);
                     let done_tx = done_tx.clone();
-                    let mut c = compressor();
                     std::thread::spawn(move || loop {
                         let job = match rx.lock() {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        if done_tx.send((job.seq, deflate(&mut c, &job))).is_err() {
+                        if done_tx.send((job.seq, deflate(level, &job))).is_err() {
                             return;
                         }
                     })
@@ -122,7 +130,7 @@ impl<W: Write> ParallelGzip<W> {
             }
         });
         Ok(ParallelGzip {
-            out,
+            out: Some(out),
             level,
             buf: Vec::with_capacity(CHUNK),
             dict: Vec::new(),
@@ -132,7 +140,7 @@ impl<W: Write> ParallelGzip<W> {
             ready: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: 2 * threads,
-            inline: pool.is_none().then(compressor),
+            inline: pool.is_none(),
             pool,
         })
     }
@@ -153,15 +161,16 @@ impl<W: Write> ParallelGzip<W> {
             last,
         };
         self.next_seq += 1;
-        match (&mut self.inline, &self.pool) {
-            (Some(c), _) => {
-                let bytes = deflate(c, &job)?;
-                self.out.write_all(&bytes)?;
+        match (self.inline, &self.pool) {
+            (true, _) => {
+                let bytes = deflate(self.level, &job)?;
+                self.sink().write_all(&bytes)?;
                 self.next_write += 1;
             }
-            (None, Some(pool)) => {
+            (false, Some(pool)) => {
                 let jobs = pool.jobs.as_ref().expect("open until finish");
-                jobs.send(job).map_err(|_| io::Error::other("a compression thread stopped"))?;
+                jobs.send(job)
+                    .map_err(|_| io::Error::other("a compression thread stopped"))?;
                 self.in_flight += 1;
                 // Keep memory bounded: wait while too many chunks are out.
                 while self.in_flight >= self.max_in_flight {
@@ -169,7 +178,7 @@ impl<W: Write> ParallelGzip<W> {
                 }
                 self.collect(false)?;
             }
-            (None, None) => unreachable!("either inline or a pool"),
+            (false, None) => unreachable!("either inline or a pool"),
         }
         Ok(())
     }
@@ -177,10 +186,16 @@ impl<W: Write> ParallelGzip<W> {
     /// Take finished chunks (waiting for one if `block`) and write those
     /// next in order.
     fn collect(&mut self, block: bool) -> io::Result<()> {
-        let Some(pool) = &self.pool else { return Ok(()) };
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
         let mut got = Vec::new();
         if block {
-            got.push(pool.done.recv().map_err(|_| io::Error::other("a compression thread stopped"))?);
+            got.push(
+                pool.done
+                    .recv()
+                    .map_err(|_| io::Error::other("a compression thread stopped"))?,
+            );
         }
         while let Ok(d) = pool.done.try_recv() {
             got.push(d);
@@ -190,7 +205,7 @@ impl<W: Write> ParallelGzip<W> {
             self.ready.insert(seq, bytes?);
         }
         while let Some(bytes) = self.ready.remove(&self.next_write) {
-            self.out.write_all(&bytes)?;
+            self.sink().write_all(&bytes)?;
             self.next_write += 1;
         }
         Ok(())
@@ -204,13 +219,16 @@ impl<W: Write> ParallelGzip<W> {
         }
         let crc = self.crc.sum();
         let len = self.crc.amount();
-        self.out.write_all(&crc.to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.flush()?;
+        let sink = self.sink();
+        sink.write_all(&crc.to_le_bytes())?;
+        sink.write_all(&len.to_le_bytes())?;
+        sink.flush()?;
         self.stop();
-        let out = std::mem::replace(&mut self.out, unsafe_placeholder());
-        std::mem::forget(self);
-        Ok(out)
+        Ok(self.out.take().expect("finish runs once"))
+    }
+
+    fn sink(&mut self) -> &mut W {
+        self.out.as_mut().expect("the sink is there until finish")
     }
 
     fn stop(&mut self) {
@@ -221,12 +239,6 @@ impl<W: Write> ParallelGzip<W> {
             }
         }
     }
-}
-
-/// `finish` moves the sink out of a value it then forgets; the placeholder
-/// is never used.
-fn unsafe_placeholder<W>() -> W {
-    unreachable!("replaced only in finish, which forgets self")
 }
 
 impl<W: Write> Drop for ParallelGzip<W> {
@@ -247,7 +259,7 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.sink().flush()
     }
 }
 
@@ -257,7 +269,9 @@ mod tests {
     use std::io::Read;
 
     fn data(n: usize) -> Vec<u8> {
-        let words = ["nix", "store", "layer", "oci", "image", "/bin/sh", "\n", "lib", "0123"];
+        let words = [
+            "nix", "store", "layer", "oci", "image", "/bin/sh", "\n", "lib", "0123",
+        ];
         let mut x = 12345u64;
         let mut v = Vec::with_capacity(n);
         while v.len() < n {
@@ -291,7 +305,9 @@ mod tests {
                 assert_eq!(gz(&input, threads), one, "{n} bytes, {threads} threads");
             }
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+            flate2::read::GzDecoder::new(&one[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, input, "{n} bytes");
         }
     }

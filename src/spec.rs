@@ -23,6 +23,9 @@ pub struct LayerSpec {
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+    #[serde(default)]
+    pub level: Option<u32>,
     /// Store paths added at their own path (typically a runtime closure).
     #[serde(default)]
     pub closure: Option<ClosureSpec>,

@@ -95,7 +95,7 @@ fn golden_manifest_digest() {
     let layout = build(&spec, &t.path().join("out"));
     assert_eq!(
         manifest_digest(&layout),
-        "sha256:19a777422a1b933afd56497f85de47e1a61bde14921868f170292413d2857e0e",
+        "sha256:4ff1c5e2973c3733bb8836cb010f015a7b226f23065b4de375f36fcb0a286a9b",
         "the bytes of a fixed image changed: if intended, update this digest and say why in the commit"
     );
 }
@@ -1038,5 +1038,51 @@ fn verify_catches_one_name_for_two_manifests() {
     assert!(
         err.contains("\"latest\" is given to two different manifests"),
         "{err}"
+    );
+}
+
+/// Parallel compression cuts the stream into blocks that do not depend on
+/// the thread count: the same bytes at 1, 2 and 16 threads.
+#[test]
+fn same_bytes_at_any_thread_count() {
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("in");
+    make_fixture(&input, FixtureOptions::default());
+    // More than a few 1 MiB blocks, compressible.
+    let text: Vec<u8> = (0..6_000_000u32)
+        .map(|i| b"nix store layer oci\n"[(i % 20) as usize] ^ (i % 251 == 0) as u8)
+        .collect();
+    fs::write(input.join("share/text"), text).unwrap();
+    for (compression, level) in [("gzip", None), ("gzip", Some(9)), ("zstd", None)] {
+        let mut all = Vec::new();
+        for threads in ["1", "2", "16"] {
+            let mut layer = json!({"files": [{"source": "in", "destination": "/"}], "compression": compression});
+            if let Some(l) = level {
+                layer["level"] = json!(l);
+            }
+            let spec = t.path().join("s.json");
+            write_json(&spec, &layer);
+            let out = t.path().join(format!("{compression}-{level:?}-{threads}"));
+            run(nixoci().arg("layer").arg(&spec).arg("-o").arg(&out).args([
+                "--threads",
+                threads,
+                "-q",
+            ]));
+            all.push(blobs(&out));
+        }
+        assert_eq!(all[0], all[1], "{compression} {level:?}: 1 vs 2 threads");
+        assert_eq!(all[0], all[2], "{compression} {level:?}: 1 vs 16 threads");
+    }
+}
+
+#[test]
+fn error_level_out_of_range() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    expect_build_error(
+        t.path(),
+        &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}], "level": 12}]})
+            .to_string(),
+        &["layers[0]", "level 12 is out of range for gzip"],
     );
 }
