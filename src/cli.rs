@@ -187,11 +187,7 @@ fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
                 a.dir.display()
             )
         })?;
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if !a.quiet {
+    emit(a.json, a.quiet, &report, |out: &mut dyn Write| {
         writeln!(
             out,
             "{}: {} layers of {}, {} entries, {}",
@@ -200,9 +196,8 @@ fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
             report.manifest,
             report.entries,
             human_size(report.bytes)
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -237,11 +232,7 @@ fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
         false,
     )
     .with_context(|| format!("cannot archive {}", layout.display()))?;
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if !a.quiet {
+    emit(a.json, a.quiet, &report, |out: &mut dyn Write| {
         writeln!(
             out,
             "{}: {:?} archive of {} as {} ({})",
@@ -250,9 +241,8 @@ fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
             report.digest,
             report.name,
             human_size(report.size)
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -380,14 +370,25 @@ impl Progress for Bars {
 
 fn print_build<T: serde::Serialize>(
     args: &BuildArgs,
-    report: &T,
+    value: &T,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<ExitCode> {
+    emit(args.json, args.quiet, value, text)
+}
+
+/// A command's result on standard output: JSON with `--json`, the `text`
+/// line otherwise, nothing with `--quiet`.
+pub fn emit<T: serde::Serialize>(
+    json: bool,
+    quiet: bool,
+    value: &T,
     text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, report)?;
+    if json {
+        serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)?;
-    } else if !args.quiet {
+    } else if !quiet {
         text(&mut out)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,8 @@ use nixoci::reference::Reference;
 use nixoci::registry::{self, RemoteOptions};
 use nixoci::verify::short;
 
+use crate::cli::emit;
+
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
@@ -177,27 +179,27 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let report = registry::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
         .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
     bars.clear();
-    let mut out = std::io::stdout().lock();
-    if a.output.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if !a.output.quiet {
-        writeln!(
-            out,
-            "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-            if target.digest.is_some() {
-                report.reference.clone()
-            } else {
-                format!("{}@{}", report.reference, report.digest)
-            },
-            report.uploaded,
-            human_size(report.bytes_sent),
-            report.skipped,
-            report.mounted,
-            report.manifests
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
+    emit(
+        a.output.json,
+        a.output.quiet,
+        &report,
+        |out: &mut dyn Write| {
+            writeln!(
+                out,
+                "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+                if target.digest.is_some() {
+                    report.reference.clone()
+                } else {
+                    format!("{}@{}", report.reference, report.digest)
+                },
+                report.uploaded,
+                human_size(report.bytes_sent),
+                report.skipped,
+                report.mounted,
+                report.manifests
+            )
+        },
+    )
 }
 
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
@@ -220,27 +222,27 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("cannot pull {source}"))?;
     bars.clear();
-    let mut out = std::io::stdout().lock();
-    if a.output.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if !a.output.quiet {
-        writeln!(
-            out,
-            "{}: {} {} ({} blobs, {}){}",
-            report.layout.display(),
-            report.reference,
-            report.digest,
-            report.blobs.len(),
-            human_size(report.bytes_received),
-            report
-                .tag
-                .as_deref()
-                .map(|t| format!("; tag {t}"))
-                .unwrap_or_default()
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
+    emit(
+        a.output.json,
+        a.output.quiet,
+        &report,
+        |out: &mut dyn Write| {
+            writeln!(
+                out,
+                "{}: {} {} ({} blobs, {}){}",
+                report.layout.display(),
+                report.reference,
+                report.digest,
+                report.blobs.len(),
+                human_size(report.bytes_received),
+                report
+                    .tag
+                    .as_deref()
+                    .map(|t| format!("; tag {t}"))
+                    .unwrap_or_default()
+            )
+        },
+    )
 }
 
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
@@ -248,17 +250,12 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let digest = registry::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
-    let mut out = std::io::stdout().lock();
-    if a.output.json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
-        )?;
-        writeln!(out)?;
-    } else if !a.output.quiet {
-        writeln!(out, "{dest}: {digest}")?;
-    }
-    Ok(ExitCode::SUCCESS)
+    emit(
+        a.output.json,
+        a.output.quiet,
+        &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
+        |out: &mut dyn Write| writeln!(out, "{dest}: {digest}"),
+    )
 }
 
 /// Exit 0 when the image exists, 1 when the registry says it does not, 2
