@@ -437,29 +437,7 @@ fn json_report_and_inspect() {
 #[test]
 fn two_platforms_make_an_index() {
     let t = tempfile::tempdir().unwrap();
-    file(t.path(), "f", b"x", 0o644);
-    for arch in ["amd64", "arm64"] {
-        write_json(
-            &t.path().join(format!("{arch}.json")),
-            &json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
-        );
-        run(nixoci()
-            .arg("manifest")
-            .arg(t.path().join(format!("{arch}.json")))
-            .arg("-o")
-            .arg(t.path().join(arch))
-            .arg("-q"));
-    }
-    write_json(
-        &t.path().join("layout.json"),
-        &json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
-    );
-    run(nixoci()
-        .arg("layout")
-        .arg(t.path().join("layout.json"))
-        .arg("-o")
-        .arg(t.path().join("out"))
-        .arg("-q"));
+    two_platform_layout(t.path(), "out");
     let index = read_json(&t.path().join("out/index.json"));
     assert_eq!(
         index["manifests"][0]["mediaType"],

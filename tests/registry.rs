@@ -551,29 +551,7 @@ fn registry_killed_mid_push_then_restarted_and_pushed_again() {
 fn multi_platform_index_round_trips() {
     let reg = Registry::start(Setup::default());
     let t = tempfile::tempdir().unwrap();
-    file(t.path(), "f", b"x\n", 0o644);
-    for arch in ["amd64", "arm64"] {
-        write_json(
-            &t.path().join(format!("{arch}.json")),
-            &json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
-        );
-        run(nixoci()
-            .arg("manifest")
-            .arg(t.path().join(format!("{arch}.json")))
-            .arg("-o")
-            .arg(t.path().join(arch))
-            .arg("-q"));
-    }
-    write_json(
-        &t.path().join("layout.json"),
-        &json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
-    );
-    run(nixoci()
-        .arg("layout")
-        .arg(t.path().join("layout.json"))
-        .arg("-o")
-        .arg(t.path().join("L"))
-        .arg("-q"));
+    two_platform_layout(t.path(), "L");
     let layout = t.path().join("L");
     let reference = reg.reference("multi/app:multi");
     let report = push_json(t.path(), &layout, &reference, &[]);

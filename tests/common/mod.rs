@@ -402,3 +402,33 @@ impl Podman {
         (image, String::from_utf8_lossy(&ran.stdout).into_owned())
     }
 }
+
+/// A layout whose tag `multi` names an index over two one-layer images,
+/// amd64 and arm64, made with `manifest` and `layout`; written to
+/// `dir/out`.
+pub fn two_platform_layout(dir: &Path, out: &str) -> PathBuf {
+    file(dir, "f", b"x\n", 0o644);
+    for arch in ["amd64", "arm64"] {
+        write_json(
+            &dir.join(format!("{arch}.json")),
+            &serde_json::json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
+        );
+        run(nixoci()
+            .arg("manifest")
+            .arg(dir.join(format!("{arch}.json")))
+            .arg("-o")
+            .arg(dir.join(arch))
+            .arg("-q"));
+    }
+    write_json(
+        &dir.join("layout.json"),
+        &serde_json::json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(dir.join("layout.json"))
+        .arg("-o")
+        .arg(dir.join(out))
+        .arg("-q"));
+    dir.join(out)
+}
