@@ -3,17 +3,28 @@
 # pipeline Nix users write by hand, on a deterministic corpus that looks like
 # a Nix closure, in one invocation on this machine.
 #
-#   bash benches/layer.sh            # ~500 MB corpus
-#   bash benches/layer.sh --small    # ~60 MB, for a quick look
+#   bash benches/layer.sh                # ~500 MB corpus, 3 runs each
+#   bash benches/layer.sh --small        # ~50 MB, for a quick look
+#   bash benches/layer.sh --runs 5       # more runs
 #
-# Prints wall time, MB/s (of corpus), peak RSS, output size, and ratios:
-# pipeline / nixoci, nixoci gzip size / pigz size, and nixoci's total time
-# over its time compressing alone (a layer of the pre-made tar file: reading,
-# hashing and compressing, with no tree to walk).
+# Every command runs RUNS times, after a `sync`; the table shows the median
+# wall time and the largest peak RSS. Prints wall time, MB/s (of corpus),
+# peak RSS, output size, and ratios: pipeline / nixoci, nixoci gzip size /
+# pigz size, nixoci's total time over its time compressing alone (a layer of
+# the pre-made tar file: reading, hashing and compressing, with no tree to
+# walk), and peak RSS with a 1 GiB file added to the layer over without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=10
-[ "${1:-}" = "--small" ] && SCALE=1
+RUNS=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --small) SCALE=1 ;;
+    --runs) RUNS=$2; shift ;;
+    *) echo "usage: bash benches/layer.sh [--small] [--runs N]" >&2; exit 2 ;;
+  esac
+  shift
+done
 for tool in tar pigz zstd sha256sum python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install pigz zstd time)" >&2; exit 1; }
 done
@@ -46,30 +57,67 @@ for p in range(20 * scale):
     first = os.path.join(pkg, "etc", "d0", "f3.txt")
     if os.path.exists(first):
         os.link(first, os.path.join(pkg, "etc", "hardlink"))
-# Some large binaries: ~35 MB per scale unit, half random, half structured.
+# Some large binaries: ~35 MB per scale unit, shaped like machine code so
+# that gzip and zstd find what they find in real ELF files (calibrated
+# against /usr/lib on Debian: pigz -6 keeps ~37% of ELF bytes and ~40% of
+# these): functions of instruction-like tokens with addresses from a small
+# set, string tables, zero padding and a little incompressible data.
+opcodes = [rnd.randbytes(2) for _ in range(60)]
+vocab = [rnd.choice(opcodes) + rnd.randbytes(rnd.randint(0, 5)) for _ in range(3000)]
+def skewed(n, s):
+    return min(n - 1, int(rnd.paretovariate(s)) - 1)
+def binary(size):
+    addrs = [rnd.randbytes(4) for _ in range(400)]
+    funcs = []
+    for _ in range(1500):
+        toks = []
+        for _ in range(rnd.randint(30, 500)):
+            toks.append(vocab[skewed(len(vocab), 0.9)])
+            r = rnd.random()
+            if r < 0.2:
+                toks.append(addrs[skewed(len(addrs), 0.8)])
+            elif r < 0.23:
+                toks.append(rnd.randbytes(4))
+        funcs.append(b"".join(toks))
+    out, n = [], 0
+    while n < size:
+        r = rnd.random()
+        if r < 0.80:
+            piece = funcs[rnd.randrange(len(funcs))]
+        elif r < 0.90:
+            piece = b"\0".join(rnd.choice(words) for _ in range(200))
+        elif r < 0.97:
+            piece = bytes(rnd.randint(16, 4096))
+        else:
+            piece = rnd.randbytes(rnd.randint(512, 16384))
+        out.append(piece)
+        n += len(piece)
+    return b"".join(out)[:size]
 for b in range(scale):
     pkg = store(f"big{b}")
     os.makedirs(os.path.join(pkg, "lib"), exist_ok=True)
     with open(os.path.join(pkg, "lib", f"libbig{b}.so"), "wb") as fh:
-        for _ in range(35):
-            fh.write(rnd.randbytes(1 << 19))
-            o = rnd.randint(0, len(text) - (1 << 19))
-            fh.write(text[o:o + (1 << 19)])
+        fh.write(binary(35 << 20))
 PY
 CORPUS_MB=$(du -sm --apparent-size "$W/corpus" | cut -f1)
 FILES=$(find "$W/corpus" -type f | wc -l)
 echo "corpus: $CORPUS_MB MB, $FILES files (with symlinks and hard links)"
 
 printf '{"files":[{"source":"%s/corpus","destination":"/"}],"compression":"%%s"}' "$W" > "$W/spec.tmpl"
-measure() { # NAME COMMAND... -> "seconds rss_kb"
-  /usr/bin/time -f "%e %M" -o "$W/time" "$@" >/dev/null 2>&1
-  cat "$W/time"
+measure() { # COMMAND... -> "median_seconds max_rss_kb" over RUNS runs
+  : > "$W/times"
+  for _ in $(seq "$RUNS"); do
+    rm -rf "${CLEAN:-/nonexistent}"
+    sync
+    /usr/bin/time -f "%e %M" -o "$W/time" "$@" >/dev/null 2>&1
+    cat "$W/time" >> "$W/times"
+  done
+  sort -n "$W/times" | awk '{t[NR]=$1; if ($2>r) r=$2} END {print t[int((NR+1)/2)], r}'
 }
 declare -A T R S
 run_nixoci() { # COMPRESSION
   printf "$(cat "$W/spec.tmpl")" "$1" > "$W/spec-$1.json"
-  rm -rf "$W/out-$1"
-  read -r T[$1] R[$1] < <(measure "$NIXOCI" layer "$W/spec-$1.json" -o "$W/out-$1" -q)
+  read -r T[$1] R[$1] < <(CLEAN=$W/out-$1 measure "$NIXOCI" layer "$W/spec-$1.json" -o "$W/out-$1" -q)
   S[$1]=$(python3 -c "import json;print(json.load(open('$W/out-$1/layer.json'))['size'])")
 }
 run_nixoci gzip; run_nixoci zstd; run_nixoci none
@@ -90,18 +138,28 @@ S[zstdcli]=$(stat -c %s "$W/layer.tar.z")
 # Compressing alone: a layer whose only entry is the pre-made tar.
 for c in gzip zstd; do
   printf '{"files":[{"source":"%s/layer.tar","destination":"/layer.tar"}],"compression":"%s"}' "$W" "$c" > "$W/alone-$c.json"
-  rm -rf "$W/alone-$c"
-  read -r T[alone-$c] R[alone-$c] < <(measure "$NIXOCI" layer "$W/alone-$c.json" -o "$W/alone-$c" -q)
+  read -r T[alone-$c] R[alone-$c] < <(CLEAN=$W/alone-$c measure "$NIXOCI" layer "$W/alone-$c.json" -o "$W/alone-$c" -q)
+done
+rm -f "$W/layer.tar" "$W/layer.tar.z"
+
+# Memory against layer size: the corpus plus a file of 1 GiB, then 2 GiB
+# (sparse, so quick to read and to deflate; the point is the byte count).
+for g in 1 2; do
+  truncate -s ${g}G "$W/big"
+  printf '{"files":[{"source":"%s/corpus","destination":"/"},{"source":"%s/big","destination":"/big"}],"compression":"gzip"}' "$W" "$W" > "$W/spec-big.json"
+  read -r T[big$g] R[big$g] < <(RUNS=1 CLEAN=$W/out-big measure "$NIXOCI" layer "$W/spec-big.json" -o "$W/out-big" -q)
+  rm -rf "$W/out-big" "$W/big"
 done
 
 python3 - "$CORPUS_MB" \
   "${T[gzip]}" "${R[gzip]}" "${S[gzip]}" "${T[zstd]}" "${R[zstd]}" "${S[zstd]}" "${T[none]}" "${R[none]}" "${S[none]}" \
-  "${T[pigz]}" "${R[pigz]}" "${S[pigz]}" "${T[zstdcli]}" "${R[zstdcli]}" "${S[zstdcli]}" "${T[alone-gzip]}" "${T[alone-zstd]}" <<'PY'
+  "${T[pigz]}" "${R[pigz]}" "${S[pigz]}" "${T[zstdcli]}" "${R[zstdcli]}" "${S[zstdcli]}" "${T[alone-gzip]}" "${T[alone-zstd]}" "${R[big1]}" "${R[big2]}" "$RUNS" <<'PY'
 import sys
 mb = float(sys.argv[1]); v = sys.argv[2:]
 rows = [("nixoci layer, gzip -6", *v[0:3]), ("nixoci layer, zstd -3", *v[3:6]), ("nixoci layer, none", *v[6:9]),
         ("tar | sha256sum | pigz -p2 | sha256sum", *v[9:12]), ("tar | sha256sum | zstd -3 -T2 | sha256sum", *v[12:15])]
-print(f"\n{'':44}{'time':>9}{'MB/s':>9}{'peak RSS':>11}{'output':>12}")
+print(f"\nmedian of {v[19]} runs each")
+print(f"{'':44}{'time':>9}{'MB/s':>9}{'peak RSS':>11}{'output':>12}")
 for name, t, rss, size in rows:
     t, rss, size = float(t), int(rss), int(size)
     print(f"{name:44}{t:>8.2f}s{mb / t:>9.0f}{rss / 1024:>9.1f}MB{size / 1e6:>10.1f}MB")
@@ -112,4 +170,5 @@ print(f"nixoci gzip size / pigz size:         {int(v[2]) / int(v[11]):.3f}   (go
 print(f"zstd pipeline / nixoci zstd:          {pz / z:.2f}x   (goal >= 2.5)")
 print(f"nixoci gzip total / compressing alone: {g / ag:.2f}    (goal <= 1.1)")
 print(f"nixoci zstd total / compressing alone: {z / az:.2f}")
+print(f"nixoci gzip peak RSS, corpus + 2 GiB / + 1 GiB: {int(v[18]) / int(v[17]):.2f}   ({int(v[17]) / 1024:.1f} MB and {int(v[18]) / 1024:.1f} MB; goal <= 100 MB, no growth)")
 PY

@@ -104,7 +104,7 @@ impl Compression {
     /// A reader that decompresses `input` of this kind.
     pub fn decoder<'a, R: Read + 'a>(self, input: R) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(input)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
             Compression::None => Box::new(input),
         })

@@ -95,7 +95,7 @@ fn golden_manifest_digest() {
     let layout = build(&spec, &t.path().join("out"));
     assert_eq!(
         manifest_digest(&layout),
-        "sha256:4ff1c5e2973c3733bb8836cb010f015a7b226f23065b4de375f36fcb0a286a9b",
+        "sha256:6f4175b766c48e38d5030de963cc1ee937758ef931ef65da13aa9bf0d0517667",
         "the bytes of a fixed image changed: if intended, update this digest and say why in the commit"
     );
 }
