@@ -1,7 +1,8 @@
 //! Real, strict consumers accept what nixoci writes (RECIPES.md sections 2
 //! and 4): oci-image-tool validates it, umoci unpacks it to exactly the input
 //! tree, skopeo copies it (checking digests and sizes), podman loads and runs
-//! it. Each test fails, never skips, when its tool is missing.
+//! it, and GNU gzip, busybox and Python read its multi-member gzip layers
+//! whole. Each test fails, never skips, when its tool is missing.
 
 mod common;
 
@@ -193,4 +194,64 @@ fn readme_example_builds_verifies_and_podman_pulls_it() {
         listed.lines().all(|l| l.trim() == config),
         "{listed} vs {config}"
     );
+}
+
+/// gzip layers are one gzip member per 1 MiB of tar (src/pargz.rs): every
+/// reader that follows RFC 1952 reads them whole. The fixture's layer spans
+/// several members.
+#[test]
+fn gzip_layers_are_read_whole_by_gzip_busybox_and_python() {
+    for tool in ["gzip", "python3", "sha256sum"] {
+        require(tool);
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "this test needs busybox-static: run `bash .ci/install-deps`"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let layout = fixture_image(t.path());
+    let manifest = read_json(&blob_path(&layout, &manifest_digest(&layout)));
+    let config = read_json(&blob_path(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let blob = blob_path(&layout, layer["digest"].as_str().unwrap());
+    let diff_id = config["rootfs"]["diff_ids"][0].as_str().unwrap().to_owned();
+    let sh = |script: &str| {
+        let out = run(Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(&blob));
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap()
+        )
+    };
+    assert_eq!(sh("gzip -dc \"$1\" | sha256sum"), diff_id, "GNU gzip");
+    assert_eq!(
+        sh("/bin/busybox gunzip -c \"$1\" | sha256sum"),
+        diff_id,
+        "busybox gunzip"
+    );
+    let py = "import gzip, hashlib, sys; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())";
+    let out = run(Command::new("python3").args(["-c", py]).arg(&blob));
+    assert_eq!(
+        format!("sha256:{}", String::from_utf8_lossy(&out.stdout).trim()),
+        diff_id,
+        "Python gzip"
+    );
+    // More than one member: the first alone is a strict prefix of the tar.
+    let first = "import zlib, sys; d = zlib.decompressobj(31); t = d.decompress(open(sys.argv[1], 'rb').read()); print(len(t), len(d.unused_data) > 0)";
+    let out = run(Command::new("python3").args(["-c", first]).arg(&blob));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1048576 True");
 }

@@ -193,8 +193,9 @@ pub fn make_fixture(root: &Path, opts: FixtureOptions) {
     }
 }
 
+/// 3.5 MiB: a gzip layer of the fixture spans several 1 MiB members.
 fn big_content() -> Vec<u8> {
-    (0..1u32 << 20)
+    (0..7u32 << 19)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()
 }
