@@ -142,6 +142,14 @@ for c in gzip zstd; do
 done
 rm -f "$W/layer.tar" "$W/layer.tar.z"
 
+# The level: gzip 1, 4, 6 (default) and 9, one run each.
+for l in 1 4 6 9; do
+  printf '{"files":[{"source":"%s/corpus","destination":"/"}],"compression":"gzip","level":%s}' "$W" "$l" > "$W/spec-l$l.json"
+  read -r T[l$l] R[l$l] < <(RUNS=1 CLEAN=$W/out-l$l measure "$NIXOCI" layer "$W/spec-l$l.json" -o "$W/out-l$l" -q)
+  S[l$l]=$(python3 -c "import json;print(json.load(open('$W/out-l$l/layer.json'))['size'])")
+  rm -rf "$W/out-l$l"
+done
+
 # Memory against layer size: the corpus plus a file of 1 GiB, then 2 GiB
 # (sparse, so quick to read and to deflate; the point is the byte count).
 for g in 1 2; do
@@ -153,7 +161,8 @@ done
 
 python3 - "$CORPUS_MB" \
   "${T[gzip]}" "${R[gzip]}" "${S[gzip]}" "${T[zstd]}" "${R[zstd]}" "${S[zstd]}" "${T[none]}" "${R[none]}" "${S[none]}" \
-  "${T[pigz]}" "${R[pigz]}" "${S[pigz]}" "${T[zstdcli]}" "${R[zstdcli]}" "${S[zstdcli]}" "${T[alone-gzip]}" "${T[alone-zstd]}" "${R[big1]}" "${R[big2]}" "$RUNS" <<'PY'
+  "${T[pigz]}" "${R[pigz]}" "${S[pigz]}" "${T[zstdcli]}" "${R[zstdcli]}" "${S[zstdcli]}" "${T[alone-gzip]}" "${T[alone-zstd]}" "${R[big1]}" "${R[big2]}" "$RUNS" \
+  "${T[l1]}" "${S[l1]}" "${T[l4]}" "${S[l4]}" "${T[l6]}" "${S[l6]}" "${T[l9]}" "${S[l9]}" <<'PY'
 import sys
 mb = float(sys.argv[1]); v = sys.argv[2:]
 rows = [("nixoci layer, gzip -6", *v[0:3]), ("nixoci layer, zstd -3", *v[3:6]), ("nixoci layer, none", *v[6:9]),
@@ -171,4 +180,8 @@ print(f"zstd pipeline / nixoci zstd:          {pz / z:.2f}x   (goal >= 2.5)")
 print(f"nixoci gzip total / compressing alone: {g / ag:.2f}    (goal <= 1.1)")
 print(f"nixoci zstd total / compressing alone: {z / az:.2f}")
 print(f"nixoci gzip peak RSS, corpus + 2 GiB / + 1 GiB: {int(v[18]) / int(v[17]):.2f}   ({int(v[17]) / 1024:.1f} MB and {int(v[18]) / 1024:.1f} MB; goal <= 100 MB, no growth)")
+print("\nnixoci layer, gzip level (one run each):")
+for i, l in enumerate([1, 4, 6, 9]):
+    t, size = float(v[20 + 2 * i]), int(v[21 + 2 * i])
+    print(f"  -{l}: {t:6.2f}s {mb / t:6.0f} MB/s {size / 1e6:8.1f}MB  ({size / int(v[11]):.3f}x pigz -6)")
 PY
