@@ -1,6 +1,7 @@
 //! Layer compression: gzip, zstd or none, each producing the same bytes on
-//! every machine. The compressor libraries are pure Rust (zlib-rs) or vendored
-//! C (zstd), pinned by Cargo.lock, so their output cannot drift with the host.
+//! every machine. The compressors are vendored C (libdeflate for gzip, see
+//! `pargz`; zstd), pinned by Cargo.lock, so their output cannot drift with
+//! the host. Decompression uses zlib-rs (pure Rust) and zstd.
 
 use std::io::{self, Read, Write};
 
