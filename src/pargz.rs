@@ -43,12 +43,18 @@ pub struct ParallelGzip<W: Write> {
     next_seq: u64,
     next_write: u64,
     ready: BTreeMap<u64, Vec<u8>>,
-    in_flight: usize,
     max_in_flight: usize,
     pool: Option<Pool>,
     /// Compress on the caller's thread (no pool).
     inline: bool,
+    /// The most chunks ever submitted but not yet written.
+    #[cfg(test)]
+    max_pending: u64,
 }
+
+/// Tests: hold the first chunk's worker back this long.
+#[cfg(test)]
+static SLOW_FIRST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 struct Pool {
     jobs: Option<SyncSender<Job>>,
@@ -83,8 +89,9 @@ fn member(level: u32, data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 impl<W: Write> ParallelGzip<W> {
-    /// Write gzip to `out` at `level` (0-9), compressing on `threads`
-    /// threads (1: on the caller's).
+    /// Write gzip to `out` at `level` (1-9 as layers use it; 0 stores, and
+    /// higher values are taken as 9), compressing on `threads` threads (1:
+    /// on the caller's).
     pub fn new(out: W, level: u32, threads: usize) -> io::Result<Self> {
         let level = level.min(9);
         let threads = threads.max(1);
@@ -102,7 +109,19 @@ impl<W: Write> ParallelGzip<W> {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        if done_tx.send((job.seq, member(level, &job.data))).is_err() {
+                        // A panic (out of memory, say) becomes an error for
+                        // this chunk: the writer waits for every chunk, so
+                        // a lost one would hang it.
+                        #[cfg(test)]
+                        if job.seq == 0 {
+                            let ms = SLOW_FIRST_MS.load(std::sync::atomic::Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_millis(ms));
+                        }
+                        let bytes = std::panic::catch_unwind(|| member(level, &job.data))
+                            .unwrap_or_else(|_| {
+                                Err(io::Error::other("a compression thread panicked"))
+                            });
+                        if done_tx.send((job.seq, bytes)).is_err() {
                             return;
                         }
                     })
@@ -121,10 +140,11 @@ impl<W: Write> ParallelGzip<W> {
             next_seq: 0,
             next_write: 0,
             ready: BTreeMap::new(),
-            in_flight: 0,
             max_in_flight: 2 * threads,
             inline: pool.is_none(),
             pool,
+            #[cfg(test)]
+            max_pending: 0,
         })
     }
 
@@ -150,9 +170,14 @@ impl<W: Write> ParallelGzip<W> {
                 let jobs = pool.jobs.as_ref().expect("open until finish");
                 jobs.send(job)
                     .map_err(|_| io::Error::other("a compression thread stopped"))?;
-                self.in_flight += 1;
-                // Keep memory bounded: wait while too many chunks are out.
-                while self.in_flight >= self.max_in_flight {
+                #[cfg(test)]
+                {
+                    self.max_pending = self.max_pending.max(self.next_seq - self.next_write);
+                }
+                // Keep memory bounded: wait while too many chunks are not
+                // yet written, compressed or not (finished ones wait in
+                // `ready` behind a slower earlier one).
+                while self.next_seq - self.next_write >= self.max_in_flight as u64 {
                     self.collect(true)?;
                 }
                 self.collect(false)?;
@@ -180,7 +205,6 @@ impl<W: Write> ParallelGzip<W> {
             got.push(d);
         }
         for (seq, bytes) in got {
-            self.in_flight -= 1;
             self.ready.insert(seq, bytes?);
         }
         while let Some(bytes) = self.ready.remove(&self.next_write) {
@@ -286,6 +310,25 @@ mod tests {
                 .unwrap();
             assert_eq!(back, input, "{n} bytes");
         }
+    }
+
+    #[test]
+    fn memory_stays_bounded_behind_a_slow_chunk() {
+        // While the first chunk is held back, the others finish and wait to
+        // be written: they count against the bound too.
+        SLOW_FIRST_MS.store(300, std::sync::atomic::Ordering::Relaxed);
+        let input = data(64 * CHUNK);
+        let mut w = ParallelGzip::new(Vec::new(), 1, 4).unwrap();
+        w.write_all(&input).unwrap();
+        let pending = w.max_pending;
+        let out = w.finish().unwrap();
+        SLOW_FIRST_MS.store(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(pending <= 8, "{pending} chunks pending with 4 threads");
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == input);
     }
 
     #[test]
