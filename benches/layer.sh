@@ -122,10 +122,13 @@ measure() { # COMMAND... -> "median_seconds max_rss_kb" over RUNS runs
   sort -n "$W/times" | awk '{t[NR]=$1; if ($2>r) r=$2} END {print t[int((NR+1)/2)], r}'
 }
 declare -A T R S
+layer_size() { # OUTPUT_DIR -> the layer's compressed size
+  python3 -c "import json, sys; print(json.load(open(sys.argv[1] + '/layer.json'))['size'])" "$1"
+}
 run_nixoci() { # COMPRESSION
   printf "$(cat "$W/spec.tmpl")" "$1" > "$W/spec-$1.json"
   read -r T[$1] R[$1] < <(CLEAN=$W/out-$1 measure "$NIXOCI" layer "$W/spec-$1.json" -o "$W/out-$1" -q)
-  S[$1]=$(python3 -c "import json;print(json.load(open('$W/out-$1/layer.json'))['size'])")
+  S[$1]=$(layer_size "$W/out-$1")
 }
 run_nixoci gzip; run_nixoci zstd; run_nixoci none
 
@@ -153,7 +156,7 @@ rm -f "$W/layer.tar" "$W/layer.tar.z"
 for l in 1 4 6 9; do
   printf '{"files":[{"source":"%s/corpus","destination":"/"}],"compression":"gzip","level":%s}' "$W" "$l" > "$W/spec-l$l.json"
   read -r T[l$l] R[l$l] < <(RUNS=1 CLEAN=$W/out-l$l measure "$NIXOCI" layer "$W/spec-l$l.json" -o "$W/out-l$l" -q)
-  S[l$l]=$(python3 -c "import json;print(json.load(open('$W/out-l$l/layer.json'))['size'])")
+  S[l$l]=$(layer_size "$W/out-l$l")
   rm -rf "$W/out-l$l"
 done
 

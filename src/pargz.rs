@@ -43,13 +43,12 @@ pub struct ParallelGzip<W: Write> {
     next_seq: u64,
     next_write: u64,
     ready: BTreeMap<u64, Vec<u8>>,
-    max_in_flight: usize,
+    /// Chunks submitted but not yet written, at most.
+    max_unwritten: u64,
     pool: Option<Pool>,
-    /// Compress on the caller's thread (no pool).
-    inline: bool,
     /// The most chunks ever submitted but not yet written.
     #[cfg(test)]
-    max_pending: u64,
+    peak_unwritten: u64,
 }
 
 /// Tests: hold the first chunk's worker back this long.
@@ -140,11 +139,10 @@ impl<W: Write> ParallelGzip<W> {
             next_seq: 0,
             next_write: 0,
             ready: BTreeMap::new(),
-            max_in_flight: 2 * threads,
-            inline: pool.is_none(),
+            max_unwritten: 2 * threads as u64,
             pool,
             #[cfg(test)]
-            max_pending: 0,
+            peak_unwritten: 0,
         })
     }
 
@@ -160,29 +158,29 @@ impl<W: Write> ParallelGzip<W> {
             data,
         };
         self.next_seq += 1;
-        match (self.inline, &self.pool) {
-            (true, _) => {
+        // No pool: compress on the caller's thread.
+        match &self.pool {
+            None => {
                 let bytes = member(self.level, &job.data)?;
                 self.sink().write_all(&bytes)?;
                 self.next_write += 1;
             }
-            (false, Some(pool)) => {
+            Some(pool) => {
                 let jobs = pool.jobs.as_ref().expect("open until finish");
                 jobs.send(job)
                     .map_err(|_| io::Error::other("a compression thread stopped"))?;
                 #[cfg(test)]
                 {
-                    self.max_pending = self.max_pending.max(self.next_seq - self.next_write);
+                    self.peak_unwritten = self.peak_unwritten.max(self.next_seq - self.next_write);
                 }
                 // Keep memory bounded: wait while too many chunks are not
                 // yet written, compressed or not (finished ones wait in
                 // `ready` behind a slower earlier one).
-                while self.next_seq - self.next_write >= self.max_in_flight as u64 {
+                while self.next_seq - self.next_write >= self.max_unwritten {
                     self.collect(true)?;
                 }
                 self.collect(false)?;
             }
-            (false, None) => unreachable!("either inline or a pool"),
         }
         Ok(())
     }
@@ -320,7 +318,7 @@ mod tests {
         let input = data(64 * CHUNK);
         let mut w = ParallelGzip::new(Vec::new(), 1, 4).unwrap();
         w.write_all(&input).unwrap();
-        let pending = w.max_pending;
+        let pending = w.peak_unwritten;
         let out = w.finish().unwrap();
         SLOW_FIRST_MS.store(0, std::sync::atomic::Ordering::Relaxed);
         assert!(pending <= 8, "{pending} chunks pending with 4 threads");

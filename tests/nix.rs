@@ -24,11 +24,7 @@ fn repo() -> &'static Path {
 
 /// A directory holding only busybox-static, for `builtins.path`.
 fn busybox_dir() -> PathBuf {
-    let bin = Path::new("/bin/busybox");
-    assert!(
-        bin.is_file(),
-        "this test needs busybox-static: run `bash .ci/install-deps`"
-    );
+    let bin = busybox();
     let dir = std::env::temp_dir().join(format!("nixoci-test-busybox-{}", std::process::id()));
     if !dir.join("busybox").exists() {
         fs::create_dir_all(&dir).unwrap();

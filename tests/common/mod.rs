@@ -21,6 +21,17 @@ pub fn nixoci() -> Command {
     c
 }
 
+/// busybox-static, which the image tests put in layers; fails (never
+/// skips) when it is missing.
+pub fn busybox() -> &'static Path {
+    let bin = Path::new("/bin/busybox");
+    assert!(
+        bin.is_file(),
+        "this test needs busybox-static: run `bash .ci/install-deps`"
+    );
+    bin
+}
+
 /// Fail (never skip) when a tool the test drives is missing.
 pub fn require(tool: &str) {
     let found = std::env::var_os("PATH")
