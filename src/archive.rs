@@ -35,18 +35,31 @@ pub struct ArchiveReport {
     pub format: Format,
     /// The manifest (or index, for an OCI archive of one) archived.
     pub digest: String,
-    /// The name the image gets when loaded.
+    /// The name the image gets when loaded (the first of `names`).
     pub name: String,
+    /// Every name the image gets when loaded (a docker archive carries
+    /// them all; an OCI archive only the first).
+    pub names: Vec<String>,
     pub size: u64,
 }
 
-/// The image name for loading: `name` if given (`NAME[:TAG]`, default tag
-/// `latest`), else the layout directory's name (less a Nix store hash) and
-/// the layout's tag.
-pub fn image_name(layout: &Path, tag: Option<&str>, name: Option<&str>) -> Result<String> {
-    let full = match name {
-        Some(n) if n.rsplit('/').next().is_some_and(|last| last.contains(':')) => n.to_owned(),
-        Some(n) => format!("{n}:{}", tag.unwrap_or("latest")),
+/// The names the image gets when loaded: `name` if given (`NAME[:TAG]`;
+/// without a tag, each of `tags`), else the layout directory's name (less a
+/// Nix store hash) with each of `tags` (`latest` when there is none). A
+/// digest cannot name a loaded image, so `NAME@sha256:...` is refused.
+pub fn image_names(layout: &Path, tags: &[String], name: Option<&str>) -> Result<Vec<String>> {
+    let latest = ["latest".to_owned()];
+    let tags = if tags.is_empty() { &latest[..] } else { tags };
+    let repo = match name {
+        Some(n) if n.contains('@') => {
+            return Err(Error::Invalid(format!(
+                "--tag {n:?}: a loaded image is named NAME[:TAG]; a digest (@sha256:...) cannot name it"
+            )))
+        }
+        Some(n) if n.rsplit('/').next().is_some_and(|last| last.contains(':')) => {
+            return check_name(n.to_owned()).map(|n| vec![n]);
+        }
+        Some(n) => n.to_owned(),
         None => {
             let base = layout
                 .canonicalize()
@@ -73,16 +86,28 @@ pub fn image_name(layout: &Path, tag: Option<&str>, name: Option<&str>) -> Resul
             let clean = clean
                 .trim_matches(|c: char| !c.is_ascii_alphanumeric())
                 .to_owned();
-            format!(
-                "{}:{}",
-                if clean.is_empty() { "image" } else { &clean },
-                tag.unwrap_or("latest")
-            )
+            if clean.is_empty() {
+                "image".to_owned()
+            } else {
+                clean
+            }
         }
     };
-    // It must parse as a reference (registry defaults apply only when pushing).
-    crate::reference::Reference::parse(&full)
+    tags.iter()
+        .map(|t| check_name(format!("{repo}:{t}")))
+        .collect()
+}
+
+/// A name must parse as a tagged reference (registry defaults apply only
+/// when pushing).
+fn check_name(full: String) -> Result<String> {
+    let r = crate::reference::Reference::parse(&full)
         .map_err(|e| Error::Invalid(format!("image name {full:?} is not usable: {e}")))?;
+    if r.digest.is_some() {
+        return Err(Error::Invalid(format!(
+            "image name {full:?}: a loaded image is named NAME[:TAG], not by a digest"
+        )));
+    }
     Ok(full)
 }
 
@@ -126,11 +151,13 @@ pub fn archive(
     platform: Option<&Platform>,
     in_place: bool,
 ) -> Result<ArchiveReport> {
-    let root = crate::registry::select(layout, tag)?;
-    let tag = tag
-        .map(str::to_owned)
-        .or_else(|| root.annotations.get(ANNOTATION_REF_NAME).cloned());
-    let name = image_name(layout, tag.as_deref(), name)?;
+    let root = crate::tags::select(layout, tag)?;
+    // The tag asked for, else every name the layout gives the image.
+    let tags = match tag {
+        Some(t) => vec![t.to_owned()],
+        None => crate::tags::names_of(layout, &root.digest)?,
+    };
+    let names = image_names(layout, &tags, name)?;
     let blobs = BlobDir::new(layout);
     let mtime = crate::tar::default_mtime()?;
 
@@ -147,13 +174,18 @@ pub fn archive(
             .at(&parent)?;
         (t.as_file().try_clone().at(t.path())?, Some(t))
     };
+    // Removed by the signal handler if interrupted (the temp file's own
+    // drop does not run on exit).
+    let _unfinished = tmp
+        .as_ref()
+        .map(|t| crate::layout::UnfinishedFile::track(t.path()));
     let mut tar = TarOut {
         builder: tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file)),
         mtime,
     };
     let digest = match format {
-        Format::Oci => write_oci(&mut tar, &blobs, &root, &name)?,
-        Format::Docker => write_docker(&mut tar, &blobs, &root, &name, platform)?,
+        Format::Oci => write_oci(&mut tar, &blobs, &root, &names[0])?,
+        Format::Docker => write_docker(&mut tar, &blobs, &root, &names, platform)?,
     };
     let sink = |e| Error::io(out, e);
     tar.builder
@@ -172,7 +204,8 @@ pub fn archive(
         archive: out.to_owned(),
         format,
         digest,
-        name,
+        name: names[0].clone(),
+        names,
         size: std::fs::metadata(out).at(out)?.len(),
     })
 }
@@ -269,7 +302,7 @@ fn write_docker<W: Write>(
     tar: &mut TarOut<W>,
     blobs: &BlobDir,
     root: &Descriptor,
-    name: &str,
+    names: &[String],
     platform: Option<&Platform>,
 ) -> Result<String> {
     let io = |e| Error::io("(archive)", e);
@@ -335,7 +368,7 @@ fn write_docker<W: Write>(
     }
     let manifest_json = canonical_json(&json!([{
         "Config": config_name,
-        "RepoTags": [name],
+        "RepoTags": names,
         "Layers": layer_names,
     }]));
     tar.file(

@@ -22,6 +22,7 @@ use crate::image::{
 use crate::layout::{descriptor, parse_digest, read_json, BlobDir, Staging, OCI_LAYOUT};
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
+use crate::tags;
 use crate::tree::{Placement, Tree};
 
 /// File name of a layer directory's descriptor.
@@ -406,7 +407,8 @@ pub fn write_image(
 /// Write `oci-layout` and `index.json` naming `manifests` with `tags`: one
 /// manifest directly (the layout's `annotations` then go on `index.json`),
 /// several through an image index blob carrying them (and, with
-/// `platformTags`, each manifest also under `TAG-OS-ARCH[-VARIANT]`).
+/// `platformTags`, each manifest also named `TAG-OS-ARCH[-VARIANT]`).
+/// `index.json` always holds exactly one descriptor (see [`crate::tags`]).
 /// `extraIndex` is merged into `index.json`.
 fn write_index(
     staging: &Staging,
@@ -442,26 +444,40 @@ fn write_index(
             staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
         }
     };
+    // One index.json descriptor, whatever the number of tags and
+    // platforms (crane push and podman load take nothing else): the first
+    // tag is its ref.name, the others are recorded beside it (src/tags.rs).
     let no_annotations = BTreeMap::new();
-    let named = |d: &Descriptor, name: String| {
-        let mut d = d.clone();
-        d.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name);
-        d
-    };
-    let mut tagged: Vec<Descriptor> = tags.iter().map(|t| named(&target, t.clone())).collect();
+    let mut entry = target.clone();
+    let first = tags
+        .first()
+        .ok_or_else(|| Error::Invalid("a layout needs at least one tag".into()))?;
+    entry
+        .annotations
+        .insert(ANNOTATION_REF_NAME.to_owned(), first.clone());
+    if tags.len() > 1 {
+        entry
+            .annotations
+            .insert(tags::ANNOTATION_TAGS.to_owned(), tags.join(","));
+    }
     if layout.platform_tags && manifests.len() > 1 {
         for t in tags {
             for m in manifests {
-                let p = &m.platform;
-                let mut name = format!("{t}-{}-{}", p.os, p.architecture);
-                if let Some(v) = &p.variant {
-                    name = format!("{name}-{v}");
-                }
+                let name = tags::platform_tag(t, &m.platform);
                 spec::validate_tag(&name)?;
-                tagged.push(named(&with_platform(m)?, name));
+                if tags.contains(&name) {
+                    return Err(Error::Invalid(format!(
+                        "the tag {name:?} is also the platform tag of {t:?} for {}; rename one, or leave platformTags off",
+                        m.platform
+                    )));
+                }
             }
         }
+        entry
+            .annotations
+            .insert(tags::ANNOTATION_PLATFORM_TAGS.to_owned(), "true".to_owned());
     }
+    let tagged = vec![entry];
     staging.write_file("oci-layout", OCI_LAYOUT)?;
     staging.write_file(
         "index.json",

@@ -630,7 +630,11 @@ fn inspect(a: &InspectArgs) -> Result<ExitCode> {
         writeln!(
             out,
             "{}  {}  {}",
-            t.tag.as_deref().unwrap_or("(untagged)"),
+            if t.tags.len() > 1 {
+                t.tags.join(",")
+            } else {
+                t.tag.clone().unwrap_or_else(|| "(untagged)".into())
+            },
             t.digest,
             t.media_type.rsplit('.').nth(1).unwrap_or(&t.media_type)
         )?;

@@ -14,7 +14,11 @@ use crate::layout::{parse_digest, read_json, BlobDir};
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tagged {
+    /// The first tag (the `ref.name`).
     pub tag: Option<String>,
+    /// Every tag naming this image (see [`crate::tags`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub media_type: String,
     pub digest: String,
     pub images: Vec<ImageSummary>,
@@ -54,8 +58,10 @@ pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     for desc in &index.manifests {
         let mut images = Vec::new();
         summarise(&blobs, desc, &mut images, 0)?;
+        let tags = crate::tags::tags_of(desc);
         out.push(Tagged {
-            tag: desc.annotations.get(ANNOTATION_REF_NAME).cloned(),
+            tag: tags.first().cloned(),
+            tags,
             media_type: desc.media_type.clone(),
             digest: desc.digest.clone(),
             images,

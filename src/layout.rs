@@ -46,7 +46,33 @@ fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// an interrupted run leaves nothing behind.
 pub fn remove_unfinished() {
     for p in unfinished().drain(..) {
-        let _ = fs::remove_dir_all(p);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir_all(p);
+            }
+            Ok(_) => {
+                let _ = fs::remove_file(p);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A temporary file (not a [`Staging`] directory) that
+/// [`remove_unfinished`] removes if the process is interrupted while this
+/// guard lives.
+pub struct UnfinishedFile(PathBuf);
+
+impl UnfinishedFile {
+    pub fn track(path: &Path) -> Self {
+        unfinished().push(path.to_owned());
+        UnfinishedFile(path.to_owned())
+    }
+}
+
+impl Drop for UnfinishedFile {
+    fn drop(&mut self) {
+        unfinished().retain(|p| *p != self.0);
     }
 }
 

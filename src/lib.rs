@@ -23,6 +23,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod spec;
+pub mod tags;
 pub mod tar;
 pub mod tree;
 pub mod unpack;

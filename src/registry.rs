@@ -416,56 +416,7 @@ struct Blob {
     path: PathBuf,
 }
 
-/// The descriptor `tag` names in the layout (or its only one).
-pub fn select(layout: &Path, tag: Option<&str>) -> Result<Descriptor> {
-    if !layout.join("oci-layout").is_file() {
-        return Err(Error::Invalid(format!(
-            "{}: not an OCI image layout (no oci-layout file)",
-            layout.display()
-        )));
-    }
-    let index: Refs = read_json(&layout.join("index.json"))?;
-    let name = |d: &Descriptor| d.annotations.get(ANNOTATION_REF_NAME).cloned();
-    match tag {
-        Some(t) => index
-            .manifests
-            .iter()
-            .find(|d| name(d).as_deref() == Some(t))
-            .cloned()
-            .ok_or_else(|| {
-                let names: Vec<String> = index.manifests.iter().filter_map(name).collect();
-                Error::Invalid(format!(
-                    "{}: no image is tagged {t:?} (tags: {})",
-                    layout.display(),
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            }),
-        None => {
-            let digests: BTreeSet<&str> =
-                index.manifests.iter().map(|d| d.digest.as_str()).collect();
-            match (digests.len(), index.manifests.first()) {
-                (1, Some(d)) => Ok(d.clone()),
-                (0, _) => Err(Error::Invalid(format!(
-                    "{}: the layout holds no image",
-                    layout.display()
-                ))),
-                _ => {
-                    let names: Vec<String> = index.manifests.iter().filter_map(name).collect();
-                    Err(Error::Invalid(format!(
-                        "{} holds several images ({}); say which: {}:TAG",
-                        layout.display(),
-                        names.join(", "),
-                        layout.display()
-                    )))
-                }
-            }
-        }
-    }
-}
+pub use crate::tags::select;
 
 /// Everything under `root`: documents children first, then unique blobs.
 fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
@@ -1159,6 +1110,7 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
         }
         Ok(crate::inspect::Tagged {
             tag: r.tag.clone(),
+            tags: r.tag.clone().into_iter().collect(),
             media_type,
             digest,
             images,

@@ -87,6 +87,7 @@ pub fn build(spec: &Path, out: &Path) -> PathBuf {
         .arg("-o")
         .arg(out)
         .arg("--quiet"));
+    assert_crane_accepts(out);
     out.to_owned()
 }
 
@@ -388,6 +389,7 @@ impl Podman {
     /// network; returns the image ID and what it printed.
     pub fn load_and_run(&self, layout: &Path) -> (String, String) {
         require("tar");
+        assert_crane_accepts(layout);
         let t = tempfile::tempdir().unwrap();
         let archive = t.path().join("image.tar");
         run(Command::new("tar")
@@ -442,5 +444,35 @@ pub fn two_platform_layout(dir: &Path, out: &str) -> PathBuf {
         .arg("-o")
         .arg(dir.join(out))
         .arg("-q"));
+    assert_crane_accepts(&dir.join(out));
     dir.join(out)
+}
+
+/// crane's rule for `crane push DIR REF` (go-containerregistry
+/// `cmd/crane/cmd/push.go`, `loadImage`), which crane itself cannot be
+/// installed here to check: `index.json` holds exactly one descriptor, and
+/// it is an image manifest or an image index. podman load -i refuses
+/// several descriptors for the same reason.
+pub fn assert_crane_accepts(layout: &Path) {
+    let index = read_json(&layout.join("index.json"));
+    let entries = index["manifests"].as_array().expect("index.json manifests");
+    assert_eq!(
+        entries.len(),
+        1,
+        "{}: crane push would stop with \"layout contains {} entries, consider --index\"",
+        layout.display(),
+        entries.len()
+    );
+    let mt = entries[0]["mediaType"].as_str().unwrap_or_default();
+    assert!(
+        [
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ]
+        .contains(&mt),
+        "{}: crane push takes an image or an index, not {mt:?}",
+        layout.display()
+    );
 }
