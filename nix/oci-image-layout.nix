@@ -6,6 +6,8 @@ in
   An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), what
   `podman`, `skopeo` and `crane push` read. One manifest: the tags name it.
   Several (one per platform): they form an image index, which the tags name.
+  `index.json` always holds that one image, so `crane push result REF` and
+  `podman load -i` take it whatever the tags and platforms.
 
   # Inputs
 
@@ -16,7 +18,10 @@ in
   : One per platform.
 
   `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
-  : The names in `index.json` (`org.opencontainers.image.ref.name`).
+  : The image's names. The first is its `org.opencontainers.image.ref.name`
+    (what skopeo, podman and umoci look up); all are recorded in the
+    `dev.nixoci.image.tags` annotation, and `nixoci push result REPO` sets
+    them all.
 
   `annotations` (attrset, default `{}`)
   : Annotations of the image index (several manifests only).
@@ -29,8 +34,9 @@ in
 
   `platformTags` (bool, default `false`)
   : With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
-    (e.g. `latest-linux-arm64-v8`), for tools that cannot pick a platform
-    from an index, such as umoci 0.4.
+    (e.g. `latest-linux-arm64-v8`): `nixoci push` sets these tags too, and
+    `nixoci archive result:latest-linux-arm64-v8` gives that platform alone
+    for tools that cannot pick one from an index (umoci 0.4).
 
   # Type
 
