@@ -746,3 +746,127 @@ fn tag_with_digest_platform_mismatch_and_not_found() {
         Some(2)
     );
 }
+
+/// Run `cmd` and give up after `limit` (killing it by PID): a hang is a
+/// test failure, not a hung test run.
+fn output_within(cmd: &mut Command, limit: Duration) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still ran after {limit:?}:\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `docker-credential-NAME` script in `bin`, named by `config.json`'s
+/// `credHelpers` for `registry`.
+fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> PathBuf {
+    let bin = env.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join(format!("docker-credential-{name}"));
+    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(env.join("docker")).unwrap();
+    write_json(
+        &env.join("docker/config.json"),
+        &json!({"credHelpers": {registry: name}}),
+    );
+    bin
+}
+
+fn path_with(bin: &Path) -> std::ffi::OsString {
+    let mut paths = vec![bin.to_owned()];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// Issue "Defects found trying nixoci as a new user would": a credential
+/// helper that hangs hung nixoci forever. The wait is bounded
+/// (NIXOCI_CREDENTIAL_HELPER_TIMEOUT), the helper and what it started are
+/// killed, and the error names the helper.
+#[test]
+fn a_hanging_credential_helper_is_killed_and_named() {
+    let t = tempfile::tempdir().unwrap();
+    // No registry is needed: credentials are looked up before any request
+    // that needs them, and nothing listens on this port.
+    let registry = format!("127.0.0.1:{}", free_port());
+    let pid_file = t.path().join("helper.pid");
+    let bin = fake_helper(
+        t.path(),
+        "hangs",
+        &registry,
+        &format!("echo $$ > {}\nsleep 60\necho '{{}}'", pid_file.display()),
+    );
+    let (out, took) = output_within(
+        tool(t.path())
+            .env("PATH", path_with(&bin))
+            .env("NIXOCI_CREDENTIAL_HELPER_TIMEOUT", "0.5")
+            .arg("pull")
+            .arg(format!("{registry}/app:latest"))
+            .arg(t.path().join("pulled")),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("docker-credential-hangs")
+            && err.contains("did not answer within 0.5 s")
+            && err.contains("NIXOCI_CREDENTIAL_HELPER_TIMEOUT"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!proc_dir.exists(), "the helper (pid {pid}) still runs");
+    assert!(!t.path().join("pulled").exists());
+}
+
+/// A helper that prints without end is cut off at 1 MiB; what it printed
+/// (a secret, possibly) is not shown.
+#[test]
+fn a_credential_helper_with_endless_output_is_bounded() {
+    let t = tempfile::tempdir().unwrap();
+    let registry = format!("127.0.0.1:{}", free_port());
+    let secret = "helper-Secret-9f8e7d";
+    let bin = fake_helper(
+        t.path(),
+        "chatty",
+        &registry,
+        &format!("printf '{{\"Username\":\"u\",\"Secret\":\"{secret}\"'\nexec yes"),
+    );
+    let (out, took) = output_within(
+        tool(t.path())
+            .env("PATH", path_with(&bin))
+            .arg("pull")
+            .arg(format!("{registry}/app:latest"))
+            .arg(t.path().join("pulled")),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("docker-credential-chatty") && err.contains("more than 1 MiB"),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "a secret leaked: {err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
