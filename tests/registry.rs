@@ -791,7 +791,9 @@ fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> PathBuf 
 
 fn path_with(bin: &Path) -> std::ffi::OsString {
     let mut paths = vec![bin.to_owned()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap()
 }
 
@@ -869,4 +871,113 @@ fn a_credential_helper_with_endless_output_is_bounded() {
     );
     assert!(!err.contains(secret), "a secret leaked: {err}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// Issue "Defects found trying nixoci as a new user would": `inspect out`
+/// of a missing directory went to Docker Hub as docker.io/library/out. The
+/// rule (README, "Registries"): an existing path, or one written as a path
+/// (`./x`, `../x`, `/x`), is local; a name whose first component is a
+/// registry host is a reference; anything else is an error naming both
+/// readings, and no request is made.
+#[test]
+fn dir_or_ref_arguments_follow_one_rule() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "out", 51, 52, 1000);
+    let inspect = |arg: &str| {
+        let mut c = tool(t.path());
+        c.current_dir(t.path()).arg("inspect").arg(arg);
+        c
+    };
+
+    // A bare name that is no directory: both readings named, no request
+    // (the message is the rule's own, not a network error).
+    for (arg, hub) in [
+        ("missing", "docker.io/library/missing:latest"),
+        ("missing:v1", "docker.io/library/missing:v1"),
+        ("team/missing", "docker.io/team/missing:latest"),
+    ] {
+        let err = run_fail(&mut inspect(arg));
+        assert!(
+            err.contains(&format!("no directory {arg:?}"))
+                && err.contains(hub)
+                && !err.contains("cannot reach")
+                && !err.contains("dns"),
+            "{arg}: {err}"
+        );
+    }
+    // Written as a path: local only.
+    let err = run_fail(&mut inspect("./missing"));
+    assert!(
+        err.contains("./missing") && err.contains("no such image layout directory"),
+        "{err}"
+    );
+    // An existing layout, bare or with :TAG, is local; :TAG picks the tag.
+    let whole = String::from_utf8(run(&mut inspect("out")).stdout).unwrap();
+    assert!(whole.contains(&manifest_digest(&layout)), "{whole}");
+    let tagged = run(inspect("out:latest").arg("--json"));
+    let v: Value = serde_json::from_slice(&tagged.stdout).unwrap();
+    assert_eq!(v[0]["tag"], "latest");
+    assert_eq!(v[0]["digest"], manifest_digest(&layout).as_str());
+    let err = run_fail(&mut inspect("out:nope"));
+    assert!(err.contains("\"nope\"") && err.contains("latest"), "{err}");
+    // An existing file that is not a layout.
+    fs::write(t.path().join("afile"), "x").unwrap();
+    let err = run_fail(&mut inspect("afile"));
+    assert!(
+        err.contains("afile") && err.contains("not an OCI image layout"),
+        "{err}"
+    );
+
+    // Commands that take only a reference refuse a bare name that is a
+    // local directory (the user meant the layout), naming the Docker Hub
+    // spelling.
+    for cmd in [
+        vec!["pull", "out", "elsewhere"],
+        vec!["tag", "out", "v2"],
+        vec!["push", "out", "out"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(
+            err.contains("\"out\" is a local directory") && err.contains("docker.io/library/out"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let out = tool(t.path())
+        .current_dir(t.path())
+        .args(["exists", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a local directory"));
+
+    // Arguments swapped: the layout comes first.
+    let err = run_fail(tool(t.path()).current_dir(t.path()).args([
+        "push",
+        "127.0.0.1:5000/app:v1",
+        "./out",
+    ]));
+    assert!(
+        err.contains("no such image layout directory") && err.contains("LAYOUT[:TAG] first"),
+        "{err}"
+    );
+    // LAYOUT:TAG with an empty tag, and a missing layout, for archive and
+    // unpack alike.
+    for cmd in [
+        vec!["archive", "out:", "-o", "a.tar"],
+        vec!["unpack", "out:", "rootfs"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(err.contains("empty tag"), "{cmd:?}: {err}");
+    }
+    for cmd in [
+        vec!["archive", "nothere:v1", "-o", "a.tar"],
+        vec!["unpack", "nothere", "rootfs"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(
+            err.contains("nothere") && err.contains("no such image layout directory"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(!t.path().join("a.tar").exists() && !t.path().join("rootfs").exists());
 }
