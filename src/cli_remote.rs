@@ -272,14 +272,18 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
         a.output.quiet,
         &report,
         |out: &mut dyn Write| {
+            let named = if target.digest.is_some() {
+                report.reference.clone()
+            } else {
+                format!("{}@{}", report.reference, report.digest)
+            };
+            if report.up_to_date {
+                return writeln!(out, "{named}: up to date, nothing sent");
+            }
             writeln!(
                 out,
                 "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-                if target.digest.is_some() {
-                    report.reference.clone()
-                } else {
-                    format!("{}@{}", report.reference, report.digest)
-                },
+                named,
                 report.uploaded,
                 human_size(report.bytes_sent),
                 report.skipped,
