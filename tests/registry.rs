@@ -1112,7 +1112,7 @@ struct Hostile {
 }
 
 impl Hostile {
-    fn start(route: fn(u16, &str, &str) -> Reply) -> Hostile {
+    fn start(route: fn(u16, &str, &str, &str) -> Reply) -> Hostile {
         use std::io::Read;
         use std::sync::atomic::Ordering;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1137,7 +1137,7 @@ impl Hostile {
                     let mut first = text.lines().next().unwrap_or_default().split(' ');
                     let method = first.next().unwrap_or_default().to_owned();
                     let path = first.next().unwrap_or_default().to_owned();
-                    let reply = route(port, &method, &path);
+                    let reply = route(port, &method, &path, &text.to_lowercase());
                     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
                     for (k, v) in &reply.headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
@@ -1201,7 +1201,7 @@ fn json_reply(status: u16, media_type: &str, body: Vec<u8>) -> Reply {
 const CONFIG: &[u8] =
     br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
 
-fn hostile_routes(_port: u16, _method: &str, path: &str) -> Reply {
+fn hostile_routes(_port: u16, _method: &str, path: &str, _head: &str) -> Reply {
     const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
     let endless = |status, declared| Reply {
         status,
@@ -1233,7 +1233,7 @@ fn hostile_routes(_port: u16, _method: &str, path: &str) -> Reply {
     }
 }
 
-fn token_routes(port: u16, _method: &str, path: &str) -> Reply {
+fn token_routes(port: u16, _method: &str, path: &str, _head: &str) -> Reply {
     if path == "/v2/" {
         return Reply {
             status: 401,
@@ -1340,4 +1340,49 @@ fn hostile_registry_documents_are_bounded() {
     );
     assert!(token.take_sent() < 48 << 20);
     assert!(!pulled.exists());
+}
+
+/// A registry with token auth: the token from the realm is what opens the
+/// manifests and blobs (the requests nixoci now makes itself).
+fn bearer_routes(port: u16, method: &str, path: &str, head: &str) -> Reply {
+    let challenge = || Reply {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"t\""),
+        )],
+        body: Body::Bytes(br#"{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}"#.to_vec()),
+    };
+    if path == "/v2/" {
+        return challenge();
+    }
+    if path.starts_with("/token?") {
+        assert!(path.contains("scope=repository%3Aapp%3Apull"), "{path}");
+        return json_reply(200, "application/json", br#"{"token":"t0k-abc"}"#.to_vec());
+    }
+    if !head.contains("\r\nauthorization: bearer t0k-abc\r\n") {
+        return challenge();
+    }
+    let mut reply = hostile_routes(port, method, &path.replace("/v2/app/", "/v2/cfg/"), head);
+    if path.starts_with("/v2/app/blobs/") {
+        reply.body = Body::Bytes(CONFIG.to_vec());
+    }
+    reply
+}
+
+#[test]
+fn bearer_token_from_the_realm_opens_manifests_and_blobs() {
+    let reg = Hostile::start(bearer_routes);
+    let t = tempfile::tempdir().unwrap();
+    let r = reg.reference("app:latest");
+    let out = run(tool(t.path()).arg("inspect").arg(&r).arg("--json"));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v[0]["images"][0]["config"],
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(CONFIG))
+        )
+    );
+    run(tool(t.path()).arg("exists").arg(&r));
 }
