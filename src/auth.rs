@@ -9,9 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -221,14 +224,57 @@ struct HelperReply {
     secret: String,
 }
 
+/// How long a credential helper may take, unless
+/// `NIXOCI_CREDENTIAL_HELPER_TIMEOUT` (seconds) says otherwise. Long enough
+/// for a helper that asks for a passphrase (`pass`, a keyring unlock).
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most a credential helper may print: its answer is a small JSON
+/// object.
+const HELPER_MAX_OUTPUT: u64 = 1 << 20;
+
+/// The helper wait: `NIXOCI_CREDENTIAL_HELPER_TIMEOUT` (seconds, decimals
+/// allowed) or [`HELPER_TIMEOUT`].
+fn helper_timeout() -> Result<Duration> {
+    match std::env::var("NIXOCI_CREDENTIAL_HELPER_TIMEOUT") {
+        Err(_) => Ok(HELPER_TIMEOUT),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "NIXOCI_CREDENTIAL_HELPER_TIMEOUT={v:?}: expected a number of seconds (0 to 86400, like 30 or 0.5)"
+                ))
+            }),
+    }
+}
+
+/// What a helper run gave: its exit status and standard output, or why it
+/// was stopped.
+enum HelperRun {
+    Exited(std::process::ExitStatus, Vec<u8>),
+    TimedOut,
+    TooMuchOutput,
+}
+
 /// `docker-credential-NAME get`, given the registry on standard input.
+///
+/// The helper runs in a process group of its own: when it does not answer
+/// within the timeout, or prints more than [`HELPER_MAX_OUTPUT`], the group
+/// (the helper and anything it started) is killed. Its output is never
+/// shown: it may hold the secret.
 fn helper_get(name: &str, registry: &str, file: &Path) -> Result<Credentials> {
     let program = format!("docker-credential-{name}");
+    let timeout = helper_timeout()?;
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             Error::Invalid(format!(
@@ -236,24 +282,37 @@ fn helper_get(name: &str, registry: &str, file: &Path) -> Result<Credentials> {
                 file.display()
             ))
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(registry.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Invalid(format!("credential helper {program}: {e}")))?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stdout);
+    let run = run_helper(&mut child, registry, timeout);
+    let (status, stdout) = match run {
+        HelperRun::Exited(status, stdout) => (status, stdout),
+        HelperRun::TimedOut => {
+            return Err(Error::Invalid(format!(
+                "credential helper {program} did not answer within {} s for {registry} and was stopped; \
+                 check that it works (`echo {registry} | {program} get`), or allow it more time with \
+                 NIXOCI_CREDENTIAL_HELPER_TIMEOUT=SECONDS (named in {})",
+                timeout.as_secs_f64(),
+                file.display()
+            )))
+        }
+        HelperRun::TooMuchOutput => {
+            return Err(Error::Invalid(format!(
+                "credential helper {program} printed more than 1 MiB for {registry} and was stopped; \
+                 its answer is a small JSON object: check the helper (named in {})",
+                file.display()
+            )))
+        }
+    };
+    if !status.success() {
+        let msg = String::from_utf8_lossy(&stdout);
         // "credentials not found" is an answer, not a failure.
-        if msg.to_lowercase().contains("not found") || out.stdout.is_empty() {
+        if msg.to_lowercase().contains("not found") || stdout.is_empty() {
             return Ok(Credentials::Anonymous);
         }
         return Err(Error::Invalid(format!(
-            "credential helper {program} failed for {registry} ({})",
-            out.status
+            "credential helper {program} failed for {registry} ({status})"
         )));
     }
-    let reply: HelperReply = serde_json::from_slice(&out.stdout).map_err(|_| {
+    let reply: HelperReply = serde_json::from_slice(&stdout).map_err(|_| {
         Error::Invalid(format!(
             "credential helper {program} gave an answer that is not its JSON"
         ))
@@ -262,6 +321,68 @@ fn helper_get(name: &str, registry: &str, file: &Path) -> Result<Credentials> {
         username: reply.username,
         password: Secret::new(reply.secret),
     })
+}
+
+/// Feed the helper, read at most [`HELPER_MAX_OUTPUT`] + 1 bytes of its
+/// output, and wait for it until `timeout`; on timeout or too much output,
+/// kill its process group and reap it.
+fn run_helper(child: &mut std::process::Child, registry: &str, timeout: Duration) -> HelperRun {
+    let deadline = Instant::now() + timeout;
+    if let Some(mut stdin) = child.stdin.take() {
+        let registry = registry.to_owned();
+        // A helper that does not read must not block us: write from a thread.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(registry.as_bytes());
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        // The reader may outlive the helper when something the helper
+        // started keeps the pipe open: it is never joined, only listened to.
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let r = stdout.take(HELPER_MAX_OUTPUT + 1).read_to_end(&mut buf);
+            let _ = tx.send(r.map(|_| buf));
+        });
+    }
+    let kill = |child: &mut std::process::Child| {
+        // The group id is the helper's PID (process_group(0) above).
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: kill(2) with a negative PID signals that process group;
+            // no memory is involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let stdout = match rx.recv_timeout(remaining()) {
+        Ok(Ok(buf)) if buf.len() as u64 > HELPER_MAX_OUTPUT => {
+            kill(child);
+            return HelperRun::TooMuchOutput;
+        }
+        Ok(Ok(buf)) => buf,
+        // A read error: judged by the exit status below, with no output.
+        Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => Vec::new(),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            kill(child);
+            return HelperRun::TimedOut;
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return HelperRun::Exited(status, stdout),
+            Ok(None) if remaining().is_zero() => {
+                kill(child);
+                return HelperRun::TimedOut;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => {
+                kill(child);
+                return HelperRun::TimedOut;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,8 +45,13 @@ enum Command {
     ///
     /// Reports every problem found and exits with status 1 if there is any.
     Verify(ReadArgs),
-    /// Show the tags, platforms and layers of a layout directory, or of an
-    /// image in a registry (any argument that is not a directory).
+    /// Show the tags, platforms and layers of a layout directory
+    /// (`LAYOUT[:TAG]`), or of an image in a registry.
+    ///
+    /// An existing path, or one written as a path (./x, /x), is a layout; a
+    /// name starting with a registry host (ghcr.io/..., localhost:5000/...,
+    /// docker.io/...) is a reference; a bare name that is neither is an
+    /// error.
     Inspect(InspectArgs),
     /// Push an image (or a multi-platform index) from a layout to a registry.
     ///
@@ -164,7 +169,7 @@ struct UnpackArgs {
 }
 
 fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
-    let (layout, tag) = cli_remote::split_layout(&a.layout);
+    let (layout, tag) = cli_remote::layout_arg(&a.layout)?;
     let opts = nixoci::unpack::UnpackOptions {
         limits: nixoci::unpack::Limits {
             max_entries: a.max_entries,
@@ -216,7 +221,7 @@ impl From<FormatArg> for nixoci::archive::Format {
 }
 
 fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
-    let (layout, tag) = cli_remote::split_layout(&a.layout);
+    let (layout, tag) = cli_remote::layout_arg(&a.layout)?;
     let platform = a
         .platform
         .as_deref()
@@ -247,7 +252,8 @@ fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
 
 #[derive(Debug, Args)]
 struct InspectArgs {
-    /// An OCI image layout directory, or [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    /// An image layout directory, LAYOUT:TAG, or
+    /// REGISTRY/REPOSITORY[:TAG][@DIGEST].
     target: String,
     /// Print JSON on standard output.
     #[arg(long)]
@@ -614,11 +620,36 @@ fn verify(a: &ReadArgs) -> Result<ExitCode> {
 }
 
 fn inspect(a: &InspectArgs) -> Result<ExitCode> {
-    let tagged = if Path::new(&a.target).is_dir() {
-        nixoci::inspect::inspect(Path::new(&a.target))
-            .with_context(|| format!("cannot inspect {}", a.target))?
-    } else {
-        cli_remote::inspect_remote(&a.target, &a.remote)?
+    let tagged = match cli_remote::locate(&a.target)? {
+        cli_remote::Target::Layout { dir, tag } => {
+            if !dir.exists() {
+                anyhow::bail!("{}: no such image layout directory", dir.display());
+            }
+            let all = nixoci::inspect::inspect(&dir)
+                .with_context(|| format!("cannot inspect {}", dir.display()))?;
+            match tag {
+                None => all,
+                Some(t) => {
+                    let names: Vec<String> = all.iter().filter_map(|x| x.tag.clone()).collect();
+                    let picked: Vec<_> = all
+                        .into_iter()
+                        .filter(|x| x.tag.as_deref() == Some(t.as_str()))
+                        .collect();
+                    anyhow::ensure!(
+                        !picked.is_empty(),
+                        "{}: no image is tagged {t:?} (tags: {})",
+                        dir.display(),
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                    picked
+                }
+            }
+        }
+        cli_remote::Target::Remote(r) => cli_remote::inspect_remote(&r, &a.remote)?,
     };
     let mut out = std::io::stdout().lock();
     if a.json {

@@ -156,23 +156,111 @@ pub struct ExistsArgs {
     remote: RemoteArgs,
 }
 
-/// `LAYOUT[:TAG]`: a path that exists is a layout; otherwise the part after
-/// the last `:` (with no `/` in it) is the tag.
-pub fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
-    if Path::new(arg).exists() {
-        return (PathBuf::from(arg), None);
-    }
-    match arg.rsplit_once(':') {
-        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
-            (PathBuf::from(path), Some(tag.to_owned()))
-        }
-        _ => (PathBuf::from(arg), None),
+/// What a `DIR|REF` (or `LAYOUT[:TAG]`) argument names.
+#[derive(Debug)]
+pub enum Target {
+    /// An image layout directory, and the tag asked for (`LAYOUT:TAG`).
+    Layout { dir: PathBuf, tag: Option<String> },
+    /// An image in a registry.
+    Remote(Reference),
+}
+
+/// Whether `arg` is written as a path: `/x`, `./x`, `../x`, `.`, `..`, `~/x`.
+fn written_as_path(arg: &str) -> bool {
+    arg.starts_with('/')
+        || arg.starts_with("./")
+        || arg.starts_with("../")
+        || arg.starts_with("~/")
+        || arg == "."
+        || arg == ".."
+}
+
+/// Whether the first component of `arg` names a registry host (it has a
+/// `.` or a `:`, or is `localhost`, and a `/` follows it), as the
+/// reference grammar reads it.
+fn names_a_registry(arg: &str) -> bool {
+    match arg.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
     }
 }
 
+/// `LAYOUT[:TAG]` split when the whole is not an existing path: the part
+/// after the last `:` (with no `/` in it) is the tag.
+fn split_tag(arg: &str) -> Result<(PathBuf, Option<String>)> {
+    if Path::new(arg).exists() {
+        return Ok((PathBuf::from(arg), None));
+    }
+    match arg.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
+            anyhow::ensure!(
+                !tag.is_empty(),
+                "{arg:?}: empty tag after ':'; write LAYOUT or LAYOUT:TAG"
+            );
+            Ok((PathBuf::from(path), Some(tag.to_owned())))
+        }
+        _ => Ok((PathBuf::from(arg), None)),
+    }
+}
+
+/// Read a `DIR|REF` argument by one rule, for every command that takes one
+/// (README, "Registries"):
+///
+/// 1. an existing path, or `LAYOUT:TAG` whose `LAYOUT` exists, is a layout;
+/// 2. a path written as one (`/x`, `./x`, `../x`, `~/x`) is a layout, and an
+///    error when it does not exist;
+/// 3. a name whose first component is a registry host (`ghcr.io/x`,
+///    `localhost:5000/x`, `docker.io/library/x`) is a registry reference;
+/// 4. anything else (`out`, `team/app:v1`) is an error that names both
+///    readings: nothing is sent to Docker Hub for a mistyped directory.
+pub fn locate(arg: &str) -> Result<Target> {
+    let (dir, tag) = split_tag(arg)?;
+    if dir.exists() || written_as_path(arg) {
+        return Ok(Target::Layout { dir, tag });
+    }
+    if names_a_registry(arg) {
+        return Ok(Target::Remote(Reference::parse(arg)?));
+    }
+    let hub = Reference::parse(arg)
+        .map(|r| format!(", or write {r} for the image on Docker Hub"))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "no directory {arg:?} is here, and {arg:?} names no registry host: \
+         check the layout's path{hub}"
+    )
+}
+
+/// A `LAYOUT[:TAG]` argument (push, archive, unpack): the layout must exist.
+pub fn layout_arg(arg: &str) -> Result<(PathBuf, Option<String>)> {
+    let (dir, tag) = split_tag(arg)?;
+    if !dir.exists() {
+        let hint = if names_a_registry(arg) && Reference::parse(arg).is_ok() {
+            " (this looks like an image reference: give the LAYOUT[:TAG] first, then the reference)"
+        } else {
+            ""
+        };
+        anyhow::bail!("{}: no such image layout directory{hint}", dir.display());
+    }
+    Ok((dir, tag))
+}
+
+/// A registry reference argument (pull, push's target, tag, exists).
+/// Docker's defaults apply (`nginx` is `docker.io/library/nginx:latest`),
+/// except to a bare name that is a local path: the user meant the layout.
+pub fn reference_arg(arg: &str) -> Result<Reference> {
+    let r = Reference::parse(arg)?;
+    if !names_a_registry(arg) && split_tag(arg).is_ok_and(|(dir, _)| dir.exists()) {
+        anyhow::bail!(
+            "{arg:?} is a local directory, but a registry reference is expected here; \
+             for the image on Docker Hub, write {r}"
+        );
+    }
+    Ok(r)
+}
+
 pub fn push(a: &PushArgs) -> Result<ExitCode> {
-    let (layout, tag) = split_layout(&a.layout);
-    let target = Reference::parse(&a.reference)?;
+    let (layout, tag) = layout_arg(&a.layout)?;
+    let target = reference_arg(&a.reference)?;
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
     let bars = Arc::new(TransferBars::new(a.output.quiet));
@@ -184,14 +272,18 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
         a.output.quiet,
         &report,
         |out: &mut dyn Write| {
+            let named = if target.digest.is_some() {
+                report.reference.clone()
+            } else {
+                format!("{}@{}", report.reference, report.digest)
+            };
+            if report.up_to_date {
+                return writeln!(out, "{named}: up to date, nothing sent");
+            }
             writeln!(
                 out,
                 "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-                if target.digest.is_some() {
-                    report.reference.clone()
-                } else {
-                    format!("{}@{}", report.reference, report.digest)
-                },
+                named,
                 report.uploaded,
                 human_size(report.bytes_sent),
                 report.skipped,
@@ -203,7 +295,7 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
 }
 
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
-    let source = Reference::parse(&a.reference)?;
+    let source = reference_arg(&a.reference)?;
     let platform = a
         .platform
         .as_deref()
@@ -246,7 +338,7 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
 }
 
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
-    let source = Reference::parse(&a.reference)?;
+    let source = reference_arg(&a.reference)?;
     let digest = registry::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
@@ -261,9 +353,8 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 /// Exit 0 when the image exists, 1 when the registry says it does not, 2
 /// when that cannot be told (unreachable, refused credentials, ...).
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
-    let answer = Reference::parse(&a.reference)
-        .map_err(anyhow::Error::from)
-        .and_then(|r| Ok(registry::exists(&r, &a.remote.options()?)?));
+    let answer =
+        reference_arg(&a.reference).and_then(|r| Ok(registry::exists(&r, &a.remote.options()?)?));
     match answer {
         Ok(Some(_)) => Ok(ExitCode::SUCCESS),
         Ok(None) => Ok(ExitCode::from(1)),
@@ -276,12 +367,9 @@ pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
 }
 
 /// `inspect` of a registry reference.
-pub fn inspect_remote(target: &str, remote: &RemoteArgs) -> Result<Vec<nixoci::inspect::Tagged>> {
-    let r = Reference::parse(target).with_context(|| {
-        format!("{target} is neither an image layout directory nor an image reference")
-    })?;
+pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::inspect::Tagged>> {
     Ok(vec![
-        registry::inspect(&r, &remote.options()?).with_context(|| format!("cannot inspect {r}"))?
+        registry::inspect(r, &remote.options()?).with_context(|| format!("cannot inspect {r}"))?
     ])
 }
 

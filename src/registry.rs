@@ -1,14 +1,16 @@
 //! Push, pull, tag, exists and inspect against registries that speak the OCI
-//! distribution spec, through the `oci-client` crate (the ORAS project's
-//! client: token and basic auth, chunked uploads, cross-repository mounts,
-//! streamed downloads).
+//! distribution spec. nixoci makes the ping, the token request, manifest
+//! requests, blob checks and downloads itself, every body read with a
+//! bound; blob uploads and mounts go through the `oci-client` crate (the
+//! ORAS project's client), given the token found here.
 //!
-//! What this module adds: reading and writing image layouts, skipping blobs
-//! the registry has (HEAD), mounting blobs from other repositories of the
-//! same registry, bounded parallel transfers, retries with backoff on
-//! transient failures, verification of every digest and size while reading,
-//! and reports. The manifest (or index) always goes last, so a registry
-//! never names an image whose blobs it lacks.
+//! What this module adds: reading and writing image layouts, leaving tags
+//! that already name the image alone (a re-push writes nothing), skipping
+//! blobs the registry has (HEAD), mounting blobs from other repositories of
+//! the same registry, bounded parallel transfers, retries with backoff on
+//! transient failures, verification of every digest and size while
+//! reading, and reports. The manifest (or index) always goes last, so a
+//! registry never names an image whose blobs it lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -99,7 +101,13 @@ pub struct PushReport {
     pub skipped: usize,
     pub mounted: usize,
     pub bytes_sent: u64,
+    /// Manifests and indexes written.
     pub manifests: usize,
+    /// True when the registry already named the image under every tag:
+    /// nothing was written.
+    pub up_to_date: bool,
+    /// What happened to each tag.
+    pub tags: Vec<TagReport>,
 }
 
 /// What `pull` did.
@@ -123,12 +131,77 @@ const ACCEPT: &[&str] = &[
     DOCKER_MANIFEST_LIST,
 ];
 
+/// The most of a token response nixoci reads (a token is a few KiB).
+const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+/// The most of an error response's body nixoci reads (the rest is dropped
+/// unread; the message needs only its start).
+const MAX_ERROR_BODY: u64 = 64 << 10;
+/// The most of an error body an error message shows, in characters.
+const MAX_ERROR_MESSAGE: usize = 300;
+
+/// A size limit in words: `16 MiB`.
+fn limit_text(max: u64) -> String {
+    if max >= 1 << 20 && max % (1 << 20) == 0 {
+        format!("{} MiB", max >> 20)
+    } else if max >= 1 << 10 && max % (1 << 10) == 0 {
+        format!("{} KiB", max >> 10)
+    } else {
+        format!("{max} bytes")
+    }
+}
+
+/// Why a request failed: the registry or the network (`Remote`, retried
+/// when transient, explained), or a check of ours (`Local`, as it is).
+enum Failure {
+    Remote(OciDistributionError),
+    Local(Error),
+}
+
+impl From<OciDistributionError> for Failure {
+    fn from(e: OciDistributionError) -> Self {
+        Failure::Remote(e)
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Failure::Remote(OciDistributionError::RequestError(e))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Local(e)
+    }
+}
+
+/// How nixoci's own requests authenticate, as the registry's ping asked.
+#[derive(Clone)]
+enum HttpAuth {
+    None,
+    Basic(String, auth::Secret),
+    Bearer(auth::Secret),
+}
+
 /// A connection to one registry.
+///
+/// nixoci makes the ping, the token request, every manifest request and
+/// the blob checks itself, reading every body with a bound: documents at
+/// most [`crate::verify::MAX_DOCUMENT`] (the limit `verify` applies),
+/// tokens [`MAX_TOKEN_RESPONSE`], error bodies [`MAX_ERROR_BODY`], blobs
+/// their descriptor's size. `oci-client` uploads and mounts blobs, with the
+/// authentication found here handed to it, so that it pings no more.
 struct Remote {
     client: Client,
-    auth: RegistryAuth,
+    http: reqwest::Client,
+    /// `http://HOST` or `https://HOST`.
+    base: String,
+    auth: HttpAuth,
+    /// Whether `client` is ready to upload (Basic auth makes it ping once).
+    primed: tokio::sync::Mutex<bool>,
     opts: RemoteOptions,
     who: String,
+    registry: String,
 }
 
 fn oci_ref(r: &Reference) -> oci_client::Reference {
@@ -154,7 +227,8 @@ fn oci_ref(r: &Reference) -> oci_client::Reference {
 }
 
 /// Whether an error is worth retrying.
-fn transient(e: &OciDistributionError) -> bool {
+fn transient(e: &Failure) -> bool {
+    let Failure::Remote(e) = e else { return false };
     match e {
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
         OciDistributionError::RequestError(r) => {
@@ -185,9 +259,113 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Read a response body of at most `max` bytes: `None` when the
+/// Content-Length or the bytes themselves go past it (reading stops there).
+async fn read_capped(
+    res: &mut reqwest::Response,
+    max: u64,
+) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
+    if res.content_length().is_some_and(|n| n > max) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// A failed response as the error `oci-client` would give, reading at most
+/// [`MAX_ERROR_BODY`] of its body.
+async fn status_error(mut res: reqwest::Response) -> Failure {
+    let status = res.status();
+    let url = res.url().to_string();
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            body.truncate(MAX_ERROR_BODY as usize);
+            break;
+        }
+    }
+    // The message shows the start of the body, on one line.
+    let mut message: String = String::from_utf8_lossy(&body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if message.chars().count() > MAX_ERROR_MESSAGE {
+        message = message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "...";
+    }
+    Failure::Remote(match status.as_u16() {
+        401 => OciDistributionError::UnauthorizedError { url },
+        code if status.is_client_error() => {
+            match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
+                Ok(envelope) => OciDistributionError::RegistryError { envelope, url },
+                Err(_) => OciDistributionError::ServerError { code, url, message },
+            }
+        }
+        code => OciDistributionError::ServerError { code, url, message },
+    })
+}
+
+/// The parameters of a `WWW-Authenticate` challenge: its scheme
+/// (lowercase) and `key="value"` pairs (values may hold commas).
+fn parse_challenge(header: &str) -> (String, BTreeMap<String, String>) {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = BTreeMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.peek().copied().filter(|c| *c != ',') {
+                value.push(c);
+                chars.next();
+            }
+        }
+        params.insert(key.trim().to_lowercase(), value);
+    }
+    (scheme.to_lowercase(), params)
+}
+
+/// What `GET /v2/` answered: its status and its `WWW-Authenticate`.
+struct Ping {
+    status: u16,
+    challenge: Option<String>,
+}
+
+/// The path part of a reference: its digest, else its tag.
+fn manifest_path(r: &Reference) -> String {
+    let at = r
+        .digest
+        .clone()
+        .or_else(|| r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    format!("/v2/{}/manifests/{at}", r.repository)
+}
+
 impl Remote {
-    /// Connect to the registry of `r`: pick the protocol, load credentials,
-    /// authenticate for `op`.
+    /// Connect to the registry of `r`: pick the protocol, ping it once,
+    /// load credentials and get a token when it asks for one (for `op`).
     async fn connect(r: &Reference, opts: &RemoteOptions, op: RegistryOperation) -> Result<Remote> {
         let mut extra = Vec::new();
         if let Some(ca) = &opts.ca_file {
@@ -203,65 +381,233 @@ impl Remote {
                 data,
             });
         }
-        let plain = opts.plain_http || (r.is_local() && probe_is_plain_http(r).await?);
+        // The probe of a local registry is its ping too.
+        let probed = if !opts.plain_http && r.is_local() {
+            probe_plain_http(r).await
+        } else {
+            None
+        };
+        let plain = opts.plain_http || probed.is_some();
+        let connect_timeout = Duration::from_secs(10);
+        let read_timeout = Duration::from_secs(120);
         let config = ClientConfig {
             protocol: if plain {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
-            extra_root_certificates: extra,
+            extra_root_certificates: extra.clone(),
             max_concurrent_upload: opts.jobs.max(1),
             // Blobs up to the chunking threshold go in one streamed request;
             // `push_blob_stream_chunked` sends the bigger ones in chunks.
             use_monolithic_push: true,
             max_concurrent_download: opts.jobs.max(1),
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(120)),
+            connect_timeout: Some(connect_timeout),
+            read_timeout: Some(read_timeout),
             ..Default::default()
         };
         let client = Client::new(config);
+        let mut certificates = Vec::new();
+        for c in &extra {
+            certificates.push(reqwest::Certificate::from_pem(&c.data).map_err(|e| {
+                Error::Invalid(format!("--ca-file: not a usable PEM certificate: {e}"))
+            })?);
+        }
+        let http = reqwest::Client::builder()
+            .tls_certs_merge(certificates)
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
+            .user_agent(concat!("nixoci/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot set up HTTP: {e}")))?;
         let creds = match &opts.credentials {
             Some(c) => c.clone(),
             None => auth::lookup(&r.registry)?,
         };
-        let (auth, who) = match &creds {
-            Credentials::Anonymous => (RegistryAuth::Anonymous, "anonymously".to_owned()),
-            Credentials::Basic { username, password } => (
-                RegistryAuth::Basic(username.clone(), password.expose().to_owned()),
-                format!("as {username}"),
-            ),
+        let who = match &creds {
+            Credentials::Anonymous => "anonymously".to_owned(),
+            Credentials::Basic { username, .. } => format!("as {username}"),
         };
-        let remote = Remote {
+        let mut remote = Remote {
             client,
-            auth,
+            http,
+            base: format!("{}://{}", if plain { "http" } else { "https" }, r.registry),
+            auth: HttpAuth::None,
+            primed: tokio::sync::Mutex::new(false),
             opts: opts.clone(),
             who,
+            registry: r.registry.clone(),
         };
-        let target = oci_ref(r);
-        remote
-            .retry(&format!("authenticate to {}", r.registry), || {
-                remote.client.auth(&target, &remote.auth, op)
-            })
-            .await
-            .map_err(|e| remote.explain(e, &r.registry))?;
+        let ping = match probed {
+            Some(p) => p,
+            None => remote
+                .retry(|| remote.ping())
+                .await
+                .map_err(|e| remote.explain(e))?,
+        };
+        let (scheme, params) = ping
+            .challenge
+            .as_deref()
+            .map(parse_challenge)
+            .unwrap_or_default();
+        remote.auth = match (scheme.as_str(), &creds) {
+            ("bearer", _) => {
+                let realm = params.get("realm").cloned().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: the registry asks for a token but names no realm",
+                        r.registry
+                    ))
+                })?;
+                let scope = match op {
+                    RegistryOperation::Pull => format!("repository:{}:pull", r.repository),
+                    RegistryOperation::Push => format!("repository:{}:pull,push", r.repository),
+                };
+                let token = remote
+                    .retry(|| remote.token(&realm, params.get("service"), &scope, &creds))
+                    .await
+                    .map_err(|e| remote.explain(e))?;
+                // oci-client takes it as it is, with no request of its own.
+                remote
+                    .client
+                    .store_auth_if_needed(
+                        &r.registry,
+                        &RegistryAuth::Bearer(token.expose().to_owned()),
+                    )
+                    .await;
+                HttpAuth::Bearer(token)
+            }
+            (_, Credentials::Basic { username, password }) if ping.status == 401 => {
+                HttpAuth::Basic(username.clone(), password.clone())
+            }
+            _ => HttpAuth::None,
+        };
         Ok(remote)
+    }
+
+    /// `GET /v2/`, its body unread.
+    async fn ping(&self) -> std::result::Result<Ping, Failure> {
+        let res = self.http.get(format!("{}/v2/", self.base)).send().await?;
+        let challenge = res
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Ping {
+            status: res.status().as_u16(),
+            challenge,
+        })
+    }
+
+    /// A bearer token from `realm`, for `scope`; the response is read up to
+    /// [`MAX_TOKEN_RESPONSE`].
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&String>,
+        scope: &str,
+        creds: &Credentials,
+    ) -> std::result::Result<auth::Secret, Failure> {
+        let mut query = vec![("scope", scope)];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let url = reqwest::Url::parse_with_params(realm, &query).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: the token realm {realm:?} is not a URL: {e}",
+                self.registry
+            ))
+        })?;
+        let mut req = self.http.get(url);
+        if let Credentials::Basic { username, password } = creds {
+            req = req.basic_auth(username, Some(password.expose()));
+        }
+        let mut res = req.send().await?;
+        if !res.status().is_success() {
+            return Err(match status_error(res).await {
+                Failure::Remote(OciDistributionError::ServerError { code, message, .. })
+                    if code == 401 || code == 403 =>
+                {
+                    Failure::Remote(OciDistributionError::AuthenticationFailure(message))
+                }
+                Failure::Remote(OciDistributionError::UnauthorizedError { url }) => {
+                    Failure::Remote(OciDistributionError::AuthenticationFailure(url))
+                }
+                other => other,
+            });
+        }
+        let body = read_capped(&mut res, MAX_TOKEN_RESPONSE)
+            .await?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the token response from {realm} is larger than {}, the most nixoci reads; refused",
+                    self.registry,
+                    limit_text(MAX_TOKEN_RESPONSE)
+                ))
+            })?;
+        #[derive(serde::Deserialize)]
+        struct TokenReply {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let reply: TokenReply = serde_json::from_slice(&body).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: the token response from {realm} is not JSON: {e}",
+                self.registry
+            ))
+        })?;
+        reply
+            .token
+            .or(reply.access_token)
+            .filter(|t| !t.is_empty())
+            .map(auth::Secret::new)
+            .ok_or_else(|| {
+                Failure::Local(Error::Invalid(format!(
+                    "{}: the token response from {realm} holds no token",
+                    self.registry
+                )))
+            })
+    }
+
+    /// A request to this registry, with our authentication.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.auth {
+            HttpAuth::None => req,
+            HttpAuth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
+            HttpAuth::Bearer(t) => req.bearer_auth(t.expose()),
+        }
+    }
+
+    /// Make `oci-client` ready to upload: with Basic auth it pings once to
+    /// learn that (sequentially, so not once per job); otherwise it already
+    /// has what it needs.
+    async fn prime(&self, target: &Reference) -> Result<()> {
+        let mut primed = self.primed.lock().await;
+        if *primed {
+            return Ok(());
+        }
+        if let HttpAuth::Basic(u, p) = &self.auth {
+            let auth = RegistryAuth::Basic(u.clone(), p.expose().to_owned());
+            let r = oci_ref(target);
+            self.retry(|| self.client.auth(&r, &auth, RegistryOperation::Push))
+                .await
+                .map_err(|e| self.explain(e))?;
+        }
+        *primed = true;
+        Ok(())
     }
 
     /// Run `f` until it succeeds, a non-transient error, or retries run out
     /// (backoff 0.25 s, 0.5 s, 1 s, ... at most 8 s).
-    async fn retry<T, F, Fut>(
-        &self,
-        _what: &str,
-        mut f: F,
-    ) -> std::result::Result<T, OciDistributionError>
+    async fn retry<T, E, F, Fut>(&self, mut f: F) -> std::result::Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<Failure>,
     {
         let mut attempt = 0;
         loop {
-            match f().await {
+            match f().await.map_err(Into::into) {
                 Err(e) if transient(&e) && attempt < self.opts.retries => {
                     let wait =
                         Duration::from_millis(250u64 << attempt.min(5)).min(Duration::from_secs(8));
@@ -273,9 +619,14 @@ impl Remote {
         }
     }
 
-    /// A registry error as a message that says what to do. Credentials
-    /// never appear: only the user name.
-    fn explain(&self, e: OciDistributionError, registry: &str) -> Error {
+    /// A failure as a message that says what to do. Credentials never
+    /// appear: only the user name.
+    fn explain(&self, e: impl Into<Failure>) -> Error {
+        let e = match e.into() {
+            Failure::Local(e) => return e,
+            Failure::Remote(e) => e,
+        };
+        let registry = &self.registry;
         let text = chain(&e);
         // Classified by the error's kind (status, registry error code,
         // transport error), never by words that may appear in a name.
@@ -322,23 +673,76 @@ impl Remote {
         Error::Invalid(format!("{hint}: {text}"))
     }
 
-    async fn blob_exists(
-        &self,
-        r: &oci_client::Reference,
-        digest: &str,
-    ) -> std::result::Result<bool, OciDistributionError> {
-        self.retry("check blob", || self.client.blob_exists(r, digest))
-            .await
+    /// HEAD a blob: whether the repository of `r` has it.
+    async fn blob_exists(&self, r: &Reference, digest: &str) -> Result<bool> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        self.retry(|| async {
+            let res = self.request(reqwest::Method::HEAD, &path).send().await?;
+            match res.status().as_u16() {
+                200..=299 => Ok(true),
+                404 => Ok(false),
+                _ => Err(status_error(res).await),
+            }
+        })
+        .await
+        .map_err(|e| self.explain(e))
     }
 
-    async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, String)> {
-        let target = oci_ref(r);
-        let (bytes, _) = self
-            .retry("fetch manifest", || {
-                self.client.pull_manifest_raw(&target, &self.auth, ACCEPT)
+    /// The digest `r` names, `None` when the registry has no such manifest:
+    /// a HEAD, and a bounded GET when the registry gives no digest header.
+    async fn manifest_digest(&self, r: &Reference) -> Result<Option<String>> {
+        let found = self
+            .retry(|| async {
+                let res = self
+                    .request(reqwest::Method::HEAD, &manifest_path(r))
+                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .send()
+                    .await?;
+                match res.status().as_u16() {
+                    200..=299 => Ok(Some(
+                        res.headers()
+                            .get("docker-content-digest")
+                            .and_then(|v| v.to_str().ok())
+                            .filter(|d| Sha256Digest::parse(d).is_some())
+                            .map(str::to_owned),
+                    )),
+                    404 => Ok(None),
+                    _ => Err(status_error(res).await),
+                }
             })
             .await
-            .map_err(|e| self.explain(e, &r.registry))?;
+            .map_err(|e| self.explain(e))?;
+        match found {
+            None => Ok(None),
+            Some(Some(d)) => Ok(Some(d)),
+            Some(None) => Ok(Some(self.manifest_raw(r).await?.1)),
+        }
+    }
+
+    /// GET the manifest or index `r` names, at most
+    /// [`crate::verify::MAX_DOCUMENT`] bytes, checked against the digest of
+    /// `r` when it has one.
+    async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, String)> {
+        let max = crate::verify::MAX_DOCUMENT;
+        let bytes = self
+            .retry(|| async {
+                let mut res = self
+                    .request(reqwest::Method::GET, &manifest_path(r))
+                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .send()
+                    .await?;
+                if !res.status().is_success() {
+                    return Err(status_error(res).await);
+                }
+                read_capped(&mut res, max).await?.ok_or_else(|| {
+                    Failure::Local(Error::Invalid(format!(
+                        "{r}: the registry sent a manifest larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
+                        limit_text(max)
+                    )))
+                })
+            })
+            .await
+            .map_err(|e| self.explain(e))?;
         let digest = Sha256Digest::of(&bytes).to_string();
         if let Some(want) = &r.digest {
             if *want != digest {
@@ -349,15 +753,85 @@ impl Remote {
                 });
             }
         }
-        Ok((bytes.to_vec(), digest))
+        Ok((bytes, digest))
+    }
+
+    /// PUT a manifest or index at `r` (its tag, else its digest); the
+    /// digest the registry says it stored, when it says.
+    async fn put_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Option<String>> {
+        let content_type = reqwest::header::HeaderValue::from_str(media_type)
+            .map_err(|_| Error::Invalid(format!("media type {media_type:?} cannot be sent")))?;
+        let path = match &r.tag {
+            Some(t) => format!("/v2/{}/manifests/{t}", r.repository),
+            None => manifest_path(r),
+        };
+        self.retry(|| async {
+            let res = self
+                .request(reqwest::Method::PUT, &path)
+                .header(reqwest::header::CONTENT_TYPE, content_type.clone())
+                .body(bytes.to_vec())
+                .send()
+                .await?;
+            if !res.status().is_success() {
+                return Err(status_error(res).await);
+            }
+            Ok(res
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned))
+        })
+        .await
+        .map_err(|e| self.explain(e))
+    }
+
+    /// GET a blob of the repository of `r` that must be `size` bytes,
+    /// handing its chunks to `sink`; a longer body is cut off and refused.
+    async fn get_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    ) -> std::result::Result<(), Failure> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        let mut res = self.request(reqwest::Method::GET, &path).send().await?;
+        if !res.status().is_success() {
+            return Err(status_error(res).await);
+        }
+        let too_long = || {
+            Failure::Local(Error::DigestMismatch {
+                context: format!("blob {digest} of {r}"),
+                expected: format!("{size} bytes"),
+                found: "more".into(),
+            })
+        };
+        if res.content_length().is_some_and(|n| n > size) {
+            return Err(too_long());
+        }
+        let mut received = 0u64;
+        while let Some(chunk) = res.chunk().await? {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(too_long());
+            }
+            sink(&chunk)?;
+        }
+        Ok(())
     }
 }
 
 /// Whether the registry of `r` (on this machine) speaks plain HTTP: it does
 /// when `http://HOST/v2/` answers as a registry does (200 or 401 with the
 /// `Docker-Distribution-API-Version` header, or a JSON body). A TLS server
-/// answers plain HTTP with a 400, so HTTPS is used for it.
-async fn probe_is_plain_http(r: &Reference) -> Result<bool> {
+/// answers plain HTTP with a 400, so HTTPS is used for it. The answer is
+/// the registry's ping: its status and challenge.
+async fn probe_plain_http(r: &Reference) -> Option<Ping> {
     // One bare HTTP/1.0 request: a full HTTP client would set up TLS (and
     // load the system's roots) just to ask this.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -377,18 +851,33 @@ async fn probe_is_plain_http(r: &Reference) -> Result<bool> {
             }
             head.extend_from_slice(&buf[..n]);
         }
-        let text = String::from_utf8_lossy(&head).to_lowercase();
-        let status_ok = text.starts_with("http/1.1 200")
-            || text.starts_with("http/1.0 200")
-            || text.starts_with("http/1.1 401")
-            || text.starts_with("http/1.0 401");
-        Some(status_ok || text.contains("\r\ndocker-distribution-api-version:"))
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let end = text.find("\r\n\r\n").unwrap_or(text.len());
+        let mut lines = text[..end].split("\r\n");
+        let status: u16 = lines
+            .next()?
+            .strip_prefix("HTTP/1.")?
+            .get(2..5)?
+            .parse()
+            .ok()?;
+        let mut challenge = None;
+        let mut api_header = false;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim().to_lowercase();
+                if k == "www-authenticate" {
+                    challenge = Some(v.trim().to_owned());
+                } else if k == "docker-distribution-api-version" {
+                    api_header = true;
+                }
+            }
+        }
+        (status == 200 || status == 401 || api_header).then_some(Ping { status, challenge })
     };
-    Ok(tokio::time::timeout(Duration::from_secs(10), ask)
+    tokio::time::timeout(Duration::from_secs(10), ask)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -532,10 +1021,23 @@ fn remember(
 
 // ---- push ----
 
-/// Push the image `tag` of `layout` (or its only image) to `target`: blobs
-/// first (skipped when present, mounted when another repository of the
-/// registry has them, else uploaded in chunks), then manifests, then the
-/// top manifest or index under the target's tag or digest.
+/// What a push did to one tag.
+#[derive(Clone, Debug, Serialize)]
+pub struct TagReport {
+    pub tag: String,
+    /// `set`, or `unchanged` (it already named the image: nothing sent).
+    pub action: &'static str,
+}
+
+/// Push the image `tag` of `layout` (or its only image) to `target`.
+///
+/// First, for each tag to set, the registry is asked what the tag names
+/// (HEAD); a tag that names the local digest already is left alone, and
+/// when every tag is, nothing at all is written. Otherwise blobs go first
+/// (skipped when present, mounted when another repository of the registry
+/// has them, else uploaded), then child manifests, then the top manifest
+/// or index under each tag still to set. When the repository already holds
+/// the image by digest, only the tags are written.
 pub fn push(
     layout: &Path,
     tag: Option<&str>,
@@ -554,69 +1056,108 @@ pub fn push(
         }
     }
     let (docs, blobs) = collect(layout, &root)?;
+    // The tags to set (a reference with a tag and a digest names the tag;
+    // the digest was checked above). Several may be set the same way.
+    let tags: Vec<String> = target.tag.iter().cloned().collect();
     runtime()?.block_on(async {
         let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
-        let dest = oci_ref(target);
-        let locations = load_locations(opts.blob_cache.as_deref());
-        let known = locations.get(&target.registry).cloned().unwrap_or_default();
-        let results: Vec<BlobReport> = futures_util::stream::iter(blobs.iter().cloned())
-            .map(|b| {
-                let remote = &remote;
-                let dest = &dest;
-                let progress = progress.clone();
-                let candidates: Vec<String> = opts
-                    .mount_from
-                    .iter()
-                    .cloned()
-                    .chain(known.get(&b.digest).into_iter().flatten().cloned())
-                    .filter(|repo| *repo != target.repository)
-                    .collect();
-                async move { push_blob(remote, dest, target, &b, &candidates, progress).await }
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .try_collect()
-            .await?;
-
-        // The root goes under the tag when there is one (a reference with a
-        // tag and a digest names the tag; the digest was checked above).
-        let named = match &target.tag {
-            Some(t) => target.with_tag(t),
-            None => target.clone(),
-        };
-        for doc in &docs {
-            let at = if doc.digest == root.digest {
-                named.clone()
+        let mut tag_reports = Vec::new();
+        let mut stale = Vec::new();
+        for t in &tags {
+            let now = remote.manifest_digest(&target.with_tag(t)).await?;
+            if now.as_deref() == Some(root.digest.as_str()) {
+                tag_reports.push(TagReport {
+                    tag: t.clone(),
+                    action: "unchanged",
+                });
             } else {
-                target.with_digest(&doc.digest)
-            };
-            let r = oci_ref(&at);
-            let content_type =
-                reqwest::header::HeaderValue::from_str(&doc.media_type).map_err(|_| {
-                    Error::Invalid(format!("media type {:?} cannot be sent", doc.media_type))
-                })?;
-            remote
-                .retry("push manifest", || {
-                    remote
-                        .client
-                        .push_manifest_raw(&r, doc.bytes.clone(), content_type.clone())
-                })
-                .await
-                .map_err(|e| remote.explain(e, &target.registry))?;
+                stale.push(t.clone());
+            }
         }
-        // What the tag now names, as the registry says.
-        let check = oci_ref(&named);
-        let remote_digest = remote
-            .retry("check manifest", || {
-                remote.client.fetch_manifest_digest(&check, &remote.auth)
-            })
-            .await
-            .map_err(|e| remote.explain(e, &target.registry))?;
-        if remote_digest != root.digest {
-            return Err(Error::DigestMismatch {
-                context: format!("{target} after the push"),
-                expected: root.digest.clone(),
-                found: remote_digest,
-            });
+        let by_digest = target.with_digest(&root.digest);
+        let have_root = if tags.is_empty() || !stale.is_empty() {
+            remote.manifest_digest(&by_digest).await?.as_deref() == Some(root.digest.as_str())
+        } else {
+            true
+        };
+        let report = |results: Vec<BlobReport>, manifests: usize, tag_reports: Vec<TagReport>| {
+            let count = |a: &str| results.iter().filter(|r| r.action == a).count();
+            PushReport {
+                reference: target.to_string(),
+                digest: root.digest.clone(),
+                media_type: root.media_type.clone(),
+                up_to_date: manifests == 0 && count("uploaded") == 0 && count("mounted") == 0,
+                tags: tag_reports,
+                uploaded: count("uploaded"),
+                skipped: count("skipped"),
+                mounted: count("mounted"),
+                bytes_sent: results
+                    .iter()
+                    .filter(|r| r.action == "uploaded")
+                    .map(|r| r.size)
+                    .sum(),
+                manifests,
+                blobs: results,
+            }
+        };
+        if stale.is_empty() && have_root {
+            return Ok(report(Vec::new(), 0, tag_reports));
+        }
+
+        let mut results = Vec::new();
+        let mut manifests = 0;
+        if !have_root {
+            results = push_blobs(&remote, target, &blobs, opts, progress).await?;
+            for doc in docs.iter().filter(|d| d.digest != root.digest) {
+                remote
+                    .put_manifest(
+                        &target.with_digest(&doc.digest),
+                        &doc.bytes,
+                        &doc.media_type,
+                    )
+                    .await?;
+                manifests += 1;
+            }
+        }
+        let root_bytes = &docs
+            .iter()
+            .find(|d| d.digest == root.digest)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the image's manifest is missing",
+                    layout.display()
+                ))
+            })?
+            .bytes;
+        let places: Vec<Reference> = if tags.is_empty() {
+            vec![by_digest.clone()]
+        } else {
+            stale.iter().map(|t| target.with_tag(t)).collect()
+        };
+        for at in &places {
+            let stored = remote
+                .put_manifest(at, root_bytes, &root.media_type)
+                .await?;
+            manifests += 1;
+            // What the tag now names, as the registry says (its answer to
+            // the PUT, or a HEAD when it gave none).
+            let now = match stored.filter(|d| Sha256Digest::parse(d).is_some()) {
+                Some(d) => Some(d),
+                None => remote.manifest_digest(at).await?,
+            };
+            if now.as_deref() != Some(root.digest.as_str()) {
+                return Err(Error::DigestMismatch {
+                    context: format!("{at} after the push"),
+                    expected: root.digest.clone(),
+                    found: now.unwrap_or_else(|| "nothing".into()),
+                });
+            }
+            if let Some(t) = &at.tag {
+                tag_reports.push(TagReport {
+                    tag: t.clone(),
+                    action: "set",
+                });
+            }
         }
         remember(
             opts.blob_cache.as_deref(),
@@ -624,25 +1165,66 @@ pub fn push(
             &target.repository,
             blobs.iter().map(|b| b.digest.clone()),
         );
-        let count = |a: &str| results.iter().filter(|r| r.action == a).count();
-        Ok(PushReport {
-            reference: target.to_string(),
-            digest: root.digest.clone(),
-            media_type: root.media_type.clone(),
-            uploaded: count("uploaded"),
-            skipped: count("skipped"),
-            mounted: count("mounted"),
-            bytes_sent: results
-                .iter()
-                .filter(|r| r.action == "uploaded")
-                .map(|r| r.size)
-                .sum(),
-            manifests: docs.len(),
-            blobs: results,
-        })
+        Ok(report(results, manifests, tag_reports))
     })
 }
 
+/// Every blob the repository lacks, mounted or uploaded: HEADs first, in
+/// parallel; then mounts and uploads, in parallel.
+async fn push_blobs(
+    remote: &Remote,
+    target: &Reference,
+    blobs: &[Blob],
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<Vec<BlobReport>> {
+    let present: Vec<bool> = futures_util::stream::iter(blobs)
+        .map(|b| remote.blob_exists(target, &b.digest))
+        .buffered(opts.jobs.max(1))
+        .try_collect()
+        .await?;
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for (b, here) in blobs.iter().zip(present) {
+        if here {
+            progress.blob_done(&b.digest, "skipped");
+            results.push(BlobReport {
+                digest: b.digest.clone(),
+                size: b.size,
+                action: "skipped",
+            });
+        } else {
+            missing.push(b.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(results);
+    }
+    remote.prime(target).await?;
+    let dest = oci_ref(target);
+    let locations = load_locations(opts.blob_cache.as_deref());
+    let known = locations.get(&target.registry).cloned().unwrap_or_default();
+    let sent: Vec<BlobReport> = futures_util::stream::iter(missing)
+        .map(|b| {
+            let dest = &dest;
+            let progress = progress.clone();
+            let candidates: Vec<String> = opts
+                .mount_from
+                .iter()
+                .cloned()
+                .chain(known.get(&b.digest).into_iter().flatten().cloned())
+                .filter(|repo| *repo != target.repository)
+                .collect();
+            async move { push_blob(remote, dest, target, &b, &candidates, progress).await }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .try_collect()
+        .await?;
+    results.extend(sent);
+    Ok(results)
+}
+
+/// Mount `b` from one of `mount_candidates`, else upload it.
 async fn push_blob(
     remote: &Remote,
     dest: &oci_client::Reference,
@@ -656,11 +1238,6 @@ async fn push_blob(
         size: b.size,
         action,
     };
-    let explain = |e| remote.explain(e, &target.registry);
-    if remote.blob_exists(dest, &b.digest).await.map_err(explain)? {
-        progress.blob_done(&b.digest, "skipped");
-        return Ok(report("skipped"));
-    }
     for repo in mount_candidates {
         let from = oci_ref(&target.in_repository(repo));
         if remote
@@ -668,7 +1245,7 @@ async fn push_blob(
             .mount_blob(dest, &from, &b.digest)
             .await
             .is_ok()
-            && remote.blob_exists(dest, &b.digest).await.unwrap_or(false)
+            && remote.blob_exists(target, &b.digest).await.unwrap_or(false)
         {
             progress.blob_done(&b.digest, "mounted");
             return Ok(report("mounted"));
@@ -676,7 +1253,7 @@ async fn push_blob(
     }
     progress.blob_start(&b.digest, b.size);
     let pushed = remote
-        .retry("upload blob", || {
+        .retry(|| {
             let path = b.path.clone();
             let size = b.size;
             let digest = b.digest.clone();
@@ -707,12 +1284,12 @@ async fn push_blob(
                         .client
                         .push_blob_stream(dest, stream, &digest_for_commit, Some(size))
                         .await?;
-                    Ok(None)
+                    Ok::<_, OciDistributionError>(None)
                 }
             }
         })
         .await
-        .map_err(explain)?;
+        .map_err(|e| remote.explain(e))?;
     if let Some((digest, size)) = pushed {
         if digest != b.digest || size != b.size {
             return Err(Error::DigestMismatch {
@@ -830,21 +1407,16 @@ pub fn pull(
                 wanted.insert(d.digest.clone(), d.size);
             }
         }
-        let src = oci_ref(source);
-        let results: Vec<BlobReport> =
-            futures_util::stream::iter(wanted)
-                .map(|(digest, size)| {
-                    let remote = &remote;
-                    let src = &src;
-                    let blobs_dir = &blobs_dir;
-                    let progress = progress.clone();
-                    async move {
-                        pull_blob(remote, src, source, blobs_dir, &digest, size, progress).await
-                    }
-                })
-                .buffer_unordered(opts.jobs.max(1))
-                .try_collect()
-                .await?;
+        let results: Vec<BlobReport> = futures_util::stream::iter(wanted)
+            .map(|(digest, size)| {
+                let remote = &remote;
+                let blobs_dir = &blobs_dir;
+                let progress = progress.clone();
+                async move { pull_blob(remote, source, blobs_dir, &digest, size, progress).await }
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .try_collect()
+            .await?;
         // A single-platform image must be the platform asked for.
         if let (Some(p), false) = (platform, was_index) {
             let config_digest = manifests[0]["config"]["digest"]
@@ -908,7 +1480,6 @@ pub fn pull(
 
 async fn pull_blob(
     remote: &Remote,
-    src: &oci_client::Reference,
     source: &Reference,
     blobs_dir: &BlobDir,
     digest: &str,
@@ -916,18 +1487,10 @@ async fn pull_blob(
     progress: Arc<dyn Progress + Send>,
 ) -> Result<BlobReport> {
     progress.blob_start(digest, size);
-    let mut attempt = 0;
-    loop {
-        match pull_blob_once(remote, src, blobs_dir, digest, size, &*progress).await {
-            Ok(()) => break,
-            Err(BlobError::Remote(e)) if transient(&e) && attempt < remote.opts.retries => {
-                tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(5))).await;
-                attempt += 1;
-            }
-            Err(BlobError::Remote(e)) => return Err(remote.explain(e, &source.registry)),
-            Err(BlobError::Local(e)) => return Err(e),
-        }
-    }
+    remote
+        .retry(|| pull_blob_once(remote, source, blobs_dir, digest, size, &*progress))
+        .await
+        .map_err(|e| remote.explain(e))?;
     progress.blob_done(digest, "downloaded");
     Ok(BlobReport {
         digest: digest.to_owned(),
@@ -936,44 +1499,27 @@ async fn pull_blob(
     })
 }
 
-enum BlobError {
-    Remote(OciDistributionError),
-    Local(Error),
-}
-
 async fn pull_blob_once(
     remote: &Remote,
-    src: &oci_client::Reference,
+    source: &Reference,
     blobs_dir: &BlobDir,
     digest: &str,
     size: u64,
     progress: &dyn Progress,
-) -> std::result::Result<(), BlobError> {
-    let mut stream = remote
-        .client
-        .pull_blob_stream(src, digest)
-        .await
-        .map_err(BlobError::Remote)?;
-    let mut w = blobs_dir.writer().map_err(BlobError::Local)?;
-    let mut received = 0u64;
-    while let Some(chunk) = stream.stream.next().await {
-        let chunk = chunk.map_err(|e| BlobError::Remote(OciDistributionError::IoError(e)))?;
-        received += chunk.len() as u64;
-        if received > size {
-            return Err(BlobError::Local(Error::DigestMismatch {
-                context: format!("blob {digest} from the registry"),
-                expected: format!("{size} bytes"),
-                found: "more".into(),
-            }));
-        }
-        std::io::Write::write_all(&mut w, &chunk)
-            .map_err(|e| BlobError::Local(Error::io(blobs_dir.root(), e)))?;
-        progress.blob_advance(digest, chunk.len() as u64);
-    }
-    let (found, n) = w.complete().map_err(BlobError::Local)?;
+) -> std::result::Result<(), Failure> {
+    let mut w = blobs_dir.writer()?;
+    let root = blobs_dir.root().to_owned();
+    remote
+        .get_blob(source, digest, size, &mut |chunk| {
+            std::io::Write::write_all(&mut w, chunk).map_err(|e| Error::io(&root, e))?;
+            progress.blob_advance(digest, chunk.len() as u64);
+            Ok(())
+        })
+        .await?;
+    let (found, n) = w.complete()?;
     if found.to_string() != digest || n != size {
         let _ = std::fs::remove_file(blobs_dir.path(&found));
-        return Err(BlobError::Local(Error::DigestMismatch {
+        return Err(Failure::Local(Error::DigestMismatch {
             context: format!("blob {digest} from the registry"),
             expected: format!("{digest} ({size} bytes)"),
             found: format!("{found} ({n} bytes)"),
@@ -994,17 +1540,9 @@ pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<St
         let doc: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
         let media_type = media_type_of(&doc);
-        let content_type = reqwest::header::HeaderValue::from_str(&media_type)
-            .map_err(|_| Error::Invalid(format!("media type {media_type:?} cannot be sent")))?;
-        let dest = oci_ref(&source.with_tag(new_tag));
         remote
-            .retry("push manifest", || {
-                remote
-                    .client
-                    .push_manifest_raw(&dest, bytes.clone(), content_type.clone())
-            })
-            .await
-            .map_err(|e| remote.explain(e, &source.registry))?;
+            .put_manifest(&source.with_tag(new_tag), &bytes, &media_type)
+            .await?;
         Ok(digest)
     })
 }
@@ -1014,17 +1552,7 @@ pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<St
 pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<String>> {
     runtime()?.block_on(async {
         let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        let target = oci_ref(r);
-        match remote
-            .retry("check manifest", || {
-                remote.client.fetch_manifest_digest(&target, &remote.auth)
-            })
-            .await
-        {
-            Ok(d) => Ok(Some(d)),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(remote.explain(e, &r.registry)),
-        }
+        remote.manifest_digest(r).await
     })
 }
 
@@ -1069,29 +1597,38 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
         } else {
             manifests.push((None, digest.clone(), doc));
         }
-        let src = oci_ref(r);
         for (platform, manifest, m) in manifests {
             let refs: Refs = serde_json::from_value(m)
                 .map_err(|e| Error::Invalid(format!("{r}: invalid manifest: {e}")))?;
             let Some(config_desc) = refs.config else {
                 continue;
             };
-            let wanted = config_desc.digest.as_str();
+            let max = crate::verify::MAX_DOCUMENT;
+            if config_desc.size > max {
+                return Err(Error::Invalid(format!(
+                    "{r}: the config is {} bytes, more than {} ({max} bytes), the most nixoci reads (as `verify` does)",
+                    config_desc.size,
+                    limit_text(max)
+                )));
+            }
+            crate::layout::parse_digest(&config_desc.digest, "config descriptor")?;
             let config_bytes = remote
-                .retry("fetch config", || {
-                    let src = &src;
-                    let remote = &remote;
-                    async move {
-                        let mut v: Vec<u8> = Vec::new();
-                        remote
-                            .client
-                            .pull_blob(src, wanted, &mut v)
-                            .await
-                            .map(|_| v)
-                    }
+                .retry(|| async {
+                    let mut v: Vec<u8> = Vec::new();
+                    remote
+                        .get_blob(r, &config_desc.digest, config_desc.size, &mut |c| {
+                            v.extend_from_slice(c);
+                            Ok(())
+                        })
+                        .await
+                        .map(|_| v)
                 })
                 .await
-                .map_err(|e| remote.explain(e, &r.registry))?;
+                .map_err(|e| {
+                    remote
+                        .explain(e)
+                        .within(format!("config of {r}, {} bytes", config_desc.size))
+                })?;
             if Sha256Digest::of(&config_bytes).to_string() != config_desc.digest {
                 return Err(Error::DigestMismatch {
                     context: format!("config of {r}"),
@@ -1116,4 +1653,29 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
             images,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_with_quoted_commas() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(scheme, "bearer");
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        let (scheme, p) = parse_challenge(r#"Basic realm="test""#);
+        assert_eq!((scheme.as_str(), p["realm"].as_str()), ("basic", "test"));
+    }
+
+    #[test]
+    fn limits_in_words() {
+        assert_eq!(limit_text(16 << 20), "16 MiB");
+        assert_eq!(limit_text(64 << 10), "64 KiB");
+        assert_eq!(limit_text(100), "100 bytes");
+    }
 }

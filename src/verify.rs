@@ -21,7 +21,7 @@ use crate::layout::{read_limited, BlobDir};
 
 /// The largest manifest, index or config `verify` reads (registries commonly
 /// accept 4 MiB manifests).
-const MAX_DOCUMENT: u64 = 16 << 20;
+pub const MAX_DOCUMENT: u64 = 16 << 20;
 /// Image indexes nested deeper than this are refused.
 pub const MAX_DEPTH: usize = 8;
 

@@ -197,6 +197,22 @@ impl Registry {
             .count()
     }
 
+    /// The access log's requests so far, as `METHOD PATH`.
+    fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                let start = l.find('"')? + 1;
+                let line = &l[start..];
+                let line = &line[..line.find(" HTTP/")?];
+                let method = line.split(' ').next()?;
+                ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+                    .contains(&method)
+                    .then(|| line.to_owned())
+            })
+            .collect()
+    }
+
     fn skopeo_tls(&self) -> &'static str {
         if self.tls {
             "--tls-verify=true"
@@ -340,15 +356,17 @@ fn repush_uploads_nothing_and_shared_layers_are_not_sent_again() {
     let uploads = reg.uploads();
     assert_eq!(uploads, 3, "one upload session per blob:\n{}", reg.log());
 
-    // Unchanged: nothing is uploaded, by the report and by the registry's log.
+    // Unchanged: nothing is uploaded, by the report and by the registry's
+    // log (the tag already names the image, so no blob is even checked).
     let again = push_json(t.path(), &first, &reg.reference("app:one"), &[]);
     assert_eq!(
         (
             again["uploaded"].as_u64(),
             again["skipped"].as_u64(),
-            again["bytesSent"].as_u64()
+            again["bytesSent"].as_u64(),
+            again["upToDate"].as_bool()
         ),
-        (Some(0), Some(3), Some(0))
+        (Some(0), Some(0), Some(0), Some(true))
     );
     assert_eq!(
         reg.uploads(),
@@ -745,4 +763,626 @@ fn tag_with_digest_platform_mismatch_and_not_found() {
             .code(),
         Some(2)
     );
+}
+
+/// Run `cmd` and give up after `limit` (killing it by PID): a hang is a
+/// test failure, not a hung test run.
+fn output_within(cmd: &mut Command, limit: Duration) -> (std::process::Output, Duration) {
+    // Output goes to files: a pipe nobody reads until the end could block
+    // the command.
+    let files = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (files.path().join("out"), files.path().join("err"));
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = std::process::Output {
+                status,
+                stdout: fs::read(&out_path).unwrap(),
+                stderr: fs::read(&err_path).unwrap(),
+            };
+            return (output, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} still ran after {limit:?}:\nstderr: {}",
+                String::from_utf8_lossy(&fs::read(&err_path).unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `docker-credential-NAME` script in `bin`, named by `config.json`'s
+/// `credHelpers` for `registry`.
+fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> PathBuf {
+    let bin = env.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join(format!("docker-credential-{name}"));
+    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(env.join("docker")).unwrap();
+    write_json(
+        &env.join("docker/config.json"),
+        &json!({"credHelpers": {registry: name}}),
+    );
+    bin
+}
+
+fn path_with(bin: &Path) -> std::ffi::OsString {
+    let mut paths = vec![bin.to_owned()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// Issue "Defects found trying nixoci as a new user would": a credential
+/// helper that hangs hung nixoci forever. The wait is bounded
+/// (NIXOCI_CREDENTIAL_HELPER_TIMEOUT), the helper and what it started are
+/// killed, and the error names the helper.
+#[test]
+fn a_hanging_credential_helper_is_killed_and_named() {
+    let t = tempfile::tempdir().unwrap();
+    // No registry is needed: credentials are looked up before any request
+    // that needs them, and nothing listens on this port.
+    let registry = format!("127.0.0.1:{}", free_port());
+    let pid_file = t.path().join("helper.pid");
+    let bin = fake_helper(
+        t.path(),
+        "hangs",
+        &registry,
+        &format!("echo $$ > {}\nsleep 60\necho '{{}}'", pid_file.display()),
+    );
+    let (out, took) = output_within(
+        tool(t.path())
+            .env("PATH", path_with(&bin))
+            .env("NIXOCI_CREDENTIAL_HELPER_TIMEOUT", "0.5")
+            .arg("pull")
+            .arg(format!("{registry}/app:latest"))
+            .arg(t.path().join("pulled")),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("docker-credential-hangs")
+            && err.contains("did not answer within 0.5 s")
+            && err.contains("NIXOCI_CREDENTIAL_HELPER_TIMEOUT"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!proc_dir.exists(), "the helper (pid {pid}) still runs");
+    assert!(!t.path().join("pulled").exists());
+}
+
+/// A helper that prints without end is cut off at 1 MiB; what it printed
+/// (a secret, possibly) is not shown.
+#[test]
+fn a_credential_helper_with_endless_output_is_bounded() {
+    let t = tempfile::tempdir().unwrap();
+    let registry = format!("127.0.0.1:{}", free_port());
+    let secret = "helper-Secret-9f8e7d";
+    let bin = fake_helper(
+        t.path(),
+        "chatty",
+        &registry,
+        &format!("printf '{{\"Username\":\"u\",\"Secret\":\"{secret}\"'\nexec yes"),
+    );
+    let (out, took) = output_within(
+        tool(t.path())
+            .env("PATH", path_with(&bin))
+            .arg("pull")
+            .arg(format!("{registry}/app:latest"))
+            .arg(t.path().join("pulled")),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("docker-credential-chatty") && err.contains("more than 1 MiB"),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "a secret leaked: {err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// Issue "Defects found trying nixoci as a new user would": `inspect out`
+/// of a missing directory went to Docker Hub as docker.io/library/out. The
+/// rule (README, "Registries"): an existing path, or one written as a path
+/// (`./x`, `../x`, `/x`), is local; a name whose first component is a
+/// registry host is a reference; anything else is an error naming both
+/// readings, and no request is made.
+#[test]
+fn dir_or_ref_arguments_follow_one_rule() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "out", 51, 52, 1000);
+    let inspect = |arg: &str| {
+        let mut c = tool(t.path());
+        c.current_dir(t.path()).arg("inspect").arg(arg);
+        c
+    };
+
+    // A bare name that is no directory: both readings named, no request
+    // (the message is the rule's own, not a network error).
+    for (arg, hub) in [
+        ("missing", "docker.io/library/missing:latest"),
+        ("missing:v1", "docker.io/library/missing:v1"),
+        ("team/missing", "docker.io/team/missing:latest"),
+    ] {
+        let err = run_fail(&mut inspect(arg));
+        assert!(
+            err.contains(&format!("no directory {arg:?}"))
+                && err.contains(hub)
+                && !err.contains("cannot reach")
+                && !err.contains("dns"),
+            "{arg}: {err}"
+        );
+    }
+    // Written as a path: local only.
+    let err = run_fail(&mut inspect("./missing"));
+    assert!(
+        err.contains("./missing") && err.contains("no such image layout directory"),
+        "{err}"
+    );
+    // An existing layout, bare or with :TAG, is local; :TAG picks the tag.
+    let whole = String::from_utf8(run(&mut inspect("out")).stdout).unwrap();
+    assert!(whole.contains(&manifest_digest(&layout)), "{whole}");
+    let tagged = run(inspect("out:latest").arg("--json"));
+    let v: Value = serde_json::from_slice(&tagged.stdout).unwrap();
+    assert_eq!(v[0]["tag"], "latest");
+    assert_eq!(v[0]["digest"], manifest_digest(&layout).as_str());
+    let err = run_fail(&mut inspect("out:nope"));
+    assert!(err.contains("\"nope\"") && err.contains("latest"), "{err}");
+    // An existing file that is not a layout.
+    fs::write(t.path().join("afile"), "x").unwrap();
+    let err = run_fail(&mut inspect("afile"));
+    assert!(
+        err.contains("afile") && err.contains("not an OCI image layout"),
+        "{err}"
+    );
+
+    // Commands that take only a reference refuse a bare name that is a
+    // local directory (the user meant the layout), naming the Docker Hub
+    // spelling.
+    for cmd in [
+        vec!["pull", "out", "elsewhere"],
+        vec!["tag", "out", "v2"],
+        vec!["push", "out", "out"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(
+            err.contains("\"out\" is a local directory") && err.contains("docker.io/library/out"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let out = tool(t.path())
+        .current_dir(t.path())
+        .args(["exists", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a local directory"));
+
+    // Arguments swapped: the layout comes first.
+    let err = run_fail(tool(t.path()).current_dir(t.path()).args([
+        "push",
+        "127.0.0.1:5000/app:v1",
+        "./out",
+    ]));
+    assert!(
+        err.contains("no such image layout directory") && err.contains("LAYOUT[:TAG] first"),
+        "{err}"
+    );
+    // LAYOUT:TAG with an empty tag, and a missing layout, for archive and
+    // unpack alike.
+    for cmd in [
+        vec!["archive", "out:", "-o", "a.tar"],
+        vec!["unpack", "out:", "rootfs"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(err.contains("empty tag"), "{cmd:?}: {err}");
+    }
+    for cmd in [
+        vec!["archive", "nothere:v1", "-o", "a.tar"],
+        vec!["unpack", "nothere", "rootfs"],
+    ] {
+        let err = run_fail(tool(t.path()).current_dir(t.path()).args(&cmd));
+        assert!(
+            err.contains("nothere") && err.contains("no such image layout directory"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(!t.path().join("a.tar").exists() && !t.path().join("rootfs").exists());
+}
+
+/// Issue "Defects found trying nixoci as a new user would": re-pushing an
+/// unchanged image pinged the registry once per job, HEADed every blob and
+/// PUT the manifest again. When the tag already names the local digest
+/// nothing is written, and the report says so; for an image index too.
+#[test]
+fn repush_of_an_unchanged_image_or_index_writes_nothing() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let writes = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .filter(|l| !l.starts_with("GET ") && !l.starts_with("HEAD "))
+            .cloned()
+            .collect()
+    };
+    two_platform_layout(t.path(), "multi");
+    let single = image(t.path(), "single", 61, 62, 50_000);
+    for (layout, repo) in [(single, "same/app"), (t.path().join("multi"), "same/multi")] {
+        let reference = reg.reference(&format!("{repo}:v1"));
+        let start = reg.requests().len();
+        let first = push_json(t.path(), &layout, &reference, &["--jobs", "4"]);
+        assert_eq!(first["upToDate"], false, "{first}");
+        let pushed = reg.requests()[start..].to_vec();
+        assert_eq!(
+            pushed.iter().filter(|l| *l == "GET /v2/").count(),
+            1,
+            "one ping per push: {pushed:#?}"
+        );
+
+        let start = reg.requests().len();
+        let again = push_json(t.path(), &layout, &reference, &["--jobs", "4"]);
+        let repush = reg.requests()[start..].to_vec();
+        assert_eq!(writes(&repush), Vec::<String>::new(), "{repush:#?}");
+        assert!(
+            repush.len() <= 2,
+            "a ping and one HEAD of the tag are enough: {repush:#?}"
+        );
+        assert_eq!(
+            (
+                &again["upToDate"],
+                &again["manifests"],
+                &again["uploaded"],
+                &again["bytesSent"],
+                &again["tags"]
+            ),
+            (
+                &json!(true),
+                &json!(0),
+                &json!(0),
+                &json!(0),
+                &json!([{"tag": "v1", "action": "unchanged"}])
+            ),
+            "{again}"
+        );
+        assert_eq!(again["digest"], manifest_digest(&layout));
+
+        // Another tag for an image the repository has: one write, the tag.
+        let start = reg.requests().len();
+        let other = push_json(
+            t.path(),
+            &layout,
+            &reg.reference(&format!("{repo}:v2")),
+            &[],
+        );
+        let retag = reg.requests()[start..].to_vec();
+        assert_eq!(
+            writes(&retag),
+            vec![format!("PUT /v2/{repo}/manifests/v2")],
+            "{retag:#?}"
+        );
+        assert_eq!(other["tags"], json!([{"tag": "v2", "action": "set"}]));
+        assert_eq!(
+            skopeo_raw_digest(&reg, &reg.reference(&format!("{repo}:v2"))),
+            manifest_digest(&layout)
+        );
+    }
+}
+
+/// What a [`Hostile`] registry answers.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    /// 200 MB, streamed (never held in memory); with `declared`, a
+    /// Content-Length says so up front.
+    Endless {
+        declared: bool,
+    },
+}
+
+const ENDLESS: u64 = 200 << 20;
+
+/// A registry that lies, on 127.0.0.1: one thread per connection, replies
+/// from `route(method, path)`, counting the body bytes it managed to send.
+struct Hostile {
+    port: u16,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Hostile {
+    fn start(route: fn(u16, &str, &str, &str) -> Reply) -> Hostile {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        // The accept loop ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let mut first = text.lines().next().unwrap_or_default().split(' ');
+                    let method = first.next().unwrap_or_default().to_owned();
+                    let path = first.next().unwrap_or_default().to_owned();
+                    let reply = route(port, &method, &path, &text.to_lowercase());
+                    let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
+                    for (k, v) in &reply.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    match &reply.body {
+                        Body::Bytes(b) => out.push_str(&format!("Content-Length: {}\r\n", b.len())),
+                        Body::Endless { declared: true } => {
+                            out.push_str(&format!("Content-Length: {ENDLESS}\r\n"))
+                        }
+                        Body::Endless { declared: false } => {}
+                    }
+                    out.push_str("\r\n");
+                    if conn.write_all(out.as_bytes()).is_err() || method == "HEAD" {
+                        return;
+                    }
+                    match reply.body {
+                        Body::Bytes(b) => {
+                            let _ = conn.write_all(&b);
+                        }
+                        Body::Endless { .. } => {
+                            let chunk = vec![b' '; 64 << 10];
+                            let mut n = 0;
+                            while n < ENDLESS && conn.write_all(&chunk).is_ok() {
+                                n += chunk.len() as u64;
+                                counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Hostile { port, sent }
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("127.0.0.1:{}/{repo_tag}", self.port)
+    }
+
+    /// Body bytes sent since the last call.
+    fn take_sent(&self) -> u64 {
+        self.sent.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn json_reply(status: u16, media_type: &str, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        headers: vec![
+            ("Content-Type".into(), media_type.into()),
+            (
+                "Docker-Distribution-API-Version".into(),
+                "registry/2.0".into(),
+            ),
+        ],
+        body: Body::Bytes(body),
+    }
+}
+
+/// The small config the `cfg` image's manifest names with its true digest
+/// and size, and the blob route serves without end.
+const CONFIG: &[u8] =
+    br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+
+fn hostile_routes(_port: u16, _method: &str, path: &str, _head: &str) -> Reply {
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let endless = |status, declared| Reply {
+        status,
+        headers: vec![("Content-Type".into(), MANIFEST.into())],
+        body: Body::Endless { declared },
+    };
+    let config_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(CONFIG))
+    );
+    match path {
+        "/v2/" => json_reply(200, "application/json", b"{}".to_vec()),
+        "/v2/big/manifests/latest" => endless(200, false),
+        "/v2/declared/manifests/latest" => endless(200, true),
+        "/v2/err/manifests/latest" => endless(404, false),
+        "/v2/cfg/manifests/latest" => json_reply(
+            200,
+            MANIFEST,
+            serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": CONFIG.len()},
+                "layers": []
+            }))
+            .unwrap(),
+        ),
+        p if p.starts_with("/v2/cfg/blobs/") => endless(200, false),
+        _ => json_reply(404, "application/json", br#"{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}"#.to_vec()),
+    }
+}
+
+fn token_routes(port: u16, _method: &str, path: &str, _head: &str) -> Reply {
+    if path == "/v2/" {
+        return Reply {
+            status: 401,
+            headers: vec![(
+                "WWW-Authenticate".into(),
+                format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"hostile\""),
+            )],
+            body: Body::Bytes(b"{}".to_vec()),
+        };
+    }
+    if path.starts_with("/token") {
+        return Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Body::Endless { declared: false },
+        };
+    }
+    json_reply(404, "application/json", b"{}".to_vec())
+}
+
+/// Issue "Defects found trying nixoci as a new user would": `pull` read a
+/// 200 MB manifest whole from a hostile registry. Every document read from
+/// the network is bounded by the limits `verify` uses (16 MiB for
+/// manifests, indexes and configs, the descriptor's size for a config),
+/// token responses and error bodies too; the error names the reference and
+/// the limit, and nothing is written.
+#[test]
+fn hostile_registry_documents_are_bounded() {
+    let evil = Hostile::start(hostile_routes);
+    let t = tempfile::tempdir().unwrap();
+    let pulled = t.path().join("pulled");
+    let check = |cmd: &str, reference: &str, expect: &[&str]| {
+        let mut c = tool(t.path());
+        c.arg(cmd).arg(reference);
+        match cmd {
+            "pull" => c.arg(&pulled),
+            "tag" => c.arg("other"),
+            _ => &mut c,
+        };
+        let (out, took) = output_within(&mut c, Duration::from_secs(60));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let sent = evil.take_sent();
+        assert!(!out.status.success(), "{cmd} {reference}: succeeded");
+        for e in expect {
+            assert!(err.contains(e), "{cmd} {reference}: no {e:?} in: {err}");
+        }
+        assert!(
+            sent < 48 << 20,
+            "{cmd} {reference}: the server sent {sent} bytes before nixoci stopped reading"
+        );
+        assert!(took < Duration::from_secs(30), "{cmd}: took {took:?}");
+        let written: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("pulled"))
+            .collect();
+        assert!(written.is_empty(), "written: {written:?}");
+    };
+    let limit = "16 MiB";
+    // A manifest without end, with and without a Content-Length saying so.
+    for repo in ["big", "declared"] {
+        let r = evil.reference(&format!("{repo}:latest"));
+        for cmd in ["pull", "inspect", "tag", "exists"] {
+            check(cmd, &r, &[&r, limit]);
+        }
+    }
+    // An error body without end: still "not found", read only in part.
+    let r = evil.reference("err:latest");
+    check("pull", &r, &["not found"]);
+    let (out, _) = output_within(
+        tool(t.path()).arg("pull").arg(&r).arg(&pulled),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.stderr.len() < 2000,
+        "a long error: {} bytes",
+        out.stderr.len()
+    );
+    // A config without end behind a manifest that gives its true size.
+    let r = evil.reference("cfg:latest");
+    check(
+        "inspect",
+        &r,
+        &["config", &format!("{} bytes", CONFIG.len())],
+    );
+    check(
+        "pull",
+        &r,
+        &[&format!("{} bytes", CONFIG.len()), "found more"],
+    );
+
+    // A token endpoint that never stops.
+    let token = Hostile::start(token_routes);
+    let r = token.reference("app:latest");
+    let (out, _) = output_within(
+        tool(t.path()).arg("pull").arg(&r).arg(&pulled),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("token") && err.contains("1 MiB") && err.contains(&token.reference("")),
+        "{err}"
+    );
+    assert!(token.take_sent() < 48 << 20);
+    assert!(!pulled.exists());
+}
+
+/// A registry with token auth: the token from the realm is what opens the
+/// manifests and blobs (the requests nixoci now makes itself).
+fn bearer_routes(port: u16, method: &str, path: &str, head: &str) -> Reply {
+    let challenge = || Reply {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"t\""),
+        )],
+        body: Body::Bytes(br#"{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}"#.to_vec()),
+    };
+    if path == "/v2/" {
+        return challenge();
+    }
+    if path.starts_with("/token?") {
+        assert!(path.contains("scope=repository%3Aapp%3Apull"), "{path}");
+        return json_reply(200, "application/json", br#"{"token":"t0k-abc"}"#.to_vec());
+    }
+    if !head.contains("\r\nauthorization: bearer t0k-abc\r\n") {
+        return challenge();
+    }
+    let mut reply = hostile_routes(port, method, &path.replace("/v2/app/", "/v2/cfg/"), head);
+    if path.starts_with("/v2/app/blobs/") {
+        reply.body = Body::Bytes(CONFIG.to_vec());
+    }
+    reply
+}
+
+#[test]
+fn bearer_token_from_the_realm_opens_manifests_and_blobs() {
+    let reg = Hostile::start(bearer_routes);
+    let t = tempfile::tempdir().unwrap();
+    let r = reg.reference("app:latest");
+    let out = run(tool(t.path()).arg("inspect").arg(&r).arg("--json"));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v[0]["images"][0]["config"],
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(CONFIG))
+        )
+    );
+    run(tool(t.path()).arg("exists").arg(&r));
 }
