@@ -102,7 +102,9 @@ pub struct OutputArgs {
 pub struct PushArgs {
     /// The image layout, with `:TAG` when it holds several images.
     layout: String,
-    /// Where to push: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    /// Where to push: [REGISTRY/]REPOSITORY[:TAG][@DIGEST]. Without a tag
+    /// or digest, the image goes under every tag the layout gives it (and
+    /// its platform tags), `latest` if it has none.
     reference: String,
     /// Another repository of the same registry to mount blobs from
     /// (repeatable). Repositories nixoci pushed to or pulled from are
@@ -260,7 +262,12 @@ pub fn reference_arg(arg: &str) -> Result<Reference> {
 
 pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let target = reference_arg(&a.reference)?;
+    let mut target = reference_arg(&a.reference)?;
+    // No tag (nor digest) in the destination: every tag the layout gives
+    // the image.
+    if target.digest.is_none() && !nixoci::reference::Reference::names_a_tag(&a.reference) {
+        target.tag = None;
+    }
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
     let bars = Arc::new(TransferBars::new(a.output.quiet));

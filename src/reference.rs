@@ -86,6 +86,14 @@ impl Reference {
         })
     }
 
+    /// Whether `text` gives a tag itself (`Reference::parse` fills in
+    /// `latest` when neither a tag nor a digest is given).
+    pub fn names_a_tag(text: &str) -> bool {
+        let rest = text.split_once('@').map_or(text, |(r, _)| r);
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        rest[last_slash..].contains(':')
+    }
+
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
         Reference {

@@ -1056,22 +1056,41 @@ pub fn push(
         }
     }
     let (docs, blobs) = collect(layout, &root)?;
-    // The tags to set (a reference with a tag and a digest names the tag;
-    // the digest was checked above). Several may be set the same way.
-    let tags: Vec<String> = target.tag.iter().cloned().collect();
+    // The tags to set, each with the digest it is to name: the target's tag
+    // (a reference with a tag and a digest names the tag; the digest was
+    // checked above); with neither, every name the layout gives the image
+    // or, through platform tags, one of its manifests.
+    let tags: Vec<(String, String)> = match (&target.tag, &target.digest) {
+        (Some(t), _) => vec![(t.clone(), root.digest.clone())],
+        (None, Some(_)) => Vec::new(),
+        (None, None) => {
+            let mut named: Vec<(String, String)> = Vec::new();
+            for n in crate::tags::names(layout)? {
+                if docs.iter().any(|d| d.digest == n.descriptor.digest)
+                    && !named.iter().any(|(t, _)| *t == n.name)
+                {
+                    named.push((n.name, n.descriptor.digest));
+                }
+            }
+            if named.is_empty() {
+                named.push(("latest".to_owned(), root.digest.clone()));
+            }
+            named
+        }
+    };
     runtime()?.block_on(async {
         let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
         let mut tag_reports = Vec::new();
         let mut stale = Vec::new();
-        for t in &tags {
+        for (t, digest) in &tags {
             let now = remote.manifest_digest(&target.with_tag(t)).await?;
-            if now.as_deref() == Some(root.digest.as_str()) {
+            if now.as_deref() == Some(digest.as_str()) {
                 tag_reports.push(TagReport {
                     tag: t.clone(),
                     action: "unchanged",
                 });
             } else {
-                stale.push(t.clone());
+                stale.push((t.clone(), digest.clone()));
             }
         }
         let by_digest = target.with_digest(&root.digest);
@@ -1119,25 +1138,24 @@ pub fn push(
                 manifests += 1;
             }
         }
-        let root_bytes = &docs
-            .iter()
-            .find(|d| d.digest == root.digest)
-            .ok_or_else(|| {
+        let doc_of = |digest: &str| {
+            docs.iter().find(|d| d.digest == digest).ok_or_else(|| {
                 Error::Invalid(format!(
-                    "{}: the image's manifest is missing",
+                    "{}: manifest {digest} is missing",
                     layout.display()
                 ))
-            })?
-            .bytes;
-        let places: Vec<Reference> = if tags.is_empty() {
-            vec![by_digest.clone()]
-        } else {
-            stale.iter().map(|t| target.with_tag(t)).collect()
+            })
         };
-        for at in &places {
-            let stored = remote
-                .put_manifest(at, root_bytes, &root.media_type)
-                .await?;
+        let places: Vec<(Reference, &Doc)> = if tags.is_empty() {
+            vec![(by_digest.clone(), doc_of(&root.digest)?)]
+        } else {
+            stale
+                .iter()
+                .map(|(t, d)| Ok((target.with_tag(t), doc_of(d)?)))
+                .collect::<Result<_>>()?
+        };
+        for (at, doc) in &places {
+            let stored = remote.put_manifest(at, &doc.bytes, &doc.media_type).await?;
             manifests += 1;
             // What the tag now names, as the registry says (its answer to
             // the PUT, or a HEAD when it gave none).
@@ -1145,10 +1163,10 @@ pub fn push(
                 Some(d) => Some(d),
                 None => remote.manifest_digest(at).await?,
             };
-            if now.as_deref() != Some(root.digest.as_str()) {
+            if now.as_deref() != Some(doc.digest.as_str()) {
                 return Err(Error::DigestMismatch {
                     context: format!("{at} after the push"),
-                    expected: root.digest.clone(),
+                    expected: doc.digest.clone(),
                     found: now.unwrap_or_else(|| "nothing".into()),
                 });
             }

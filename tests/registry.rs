@@ -1386,3 +1386,63 @@ fn bearer_token_from_the_realm_opens_manifests_and_blobs() {
     );
     run(tool(t.path()).arg("exists").arg(&r));
 }
+
+/// A layout records every tag (and, with platformTags, each platform's
+/// tag) beside its one index.json descriptor; a push to a repository
+/// without a tag sets them all, each naming the right digest, and a
+/// re-push writes nothing.
+#[test]
+fn push_without_a_tag_sets_every_tag_the_layout_records() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    two_platform_layout(t.path(), "unused");
+    write_json(
+        &t.path().join("tagged.json"),
+        &json!({"manifests": ["amd64", "arm64"], "tags": ["latest", "2.0"], "platformTags": true}),
+    );
+    let layout = t.path().join("tagged");
+    run(nixoci()
+        .arg("layout")
+        .arg(t.path().join("tagged.json"))
+        .arg("-o")
+        .arg(&layout)
+        .arg("-q"));
+    assert_crane_accepts(&layout);
+    let index = read_json(&blob_path(&layout, &manifest_digest(&layout)));
+    let child = |i: usize| index["manifests"][i]["digest"].as_str().unwrap().to_owned();
+    let expected = [
+        ("latest", manifest_digest(&layout)),
+        ("2.0", manifest_digest(&layout)),
+        ("latest-linux-amd64", child(0)),
+        ("latest-linux-arm64", child(1)),
+        ("2.0-linux-amd64", child(0)),
+        ("2.0-linux-arm64", child(1)),
+    ];
+    let repo = reg.reference("every/tag");
+    let first = push_json(t.path(), &layout, &repo, &[]);
+    let set: Vec<Value> = expected
+        .iter()
+        .map(|(tag, _)| json!({"tag": tag, "action": "set"}))
+        .collect();
+    assert_eq!(first["tags"], json!(set), "{first}");
+    for (tag, digest) in &expected {
+        assert_eq!(
+            skopeo_raw_digest(&reg, &format!("{repo}:{tag}")),
+            *digest,
+            "{tag}"
+        );
+    }
+    let start = reg.requests().len();
+    let again = push_json(t.path(), &layout, &repo, &[]);
+    let repush = reg.requests()[start..].to_vec();
+    assert!(
+        repush
+            .iter()
+            .all(|l| l.starts_with("GET ") || l.starts_with("HEAD ")),
+        "{repush:#?}"
+    );
+    assert_eq!(again["upToDate"], true, "{again}");
+    // A tag in the destination sets that tag only.
+    let one = push_json(t.path(), &layout, &format!("{repo}:only"), &[]);
+    assert_eq!(one["tags"], json!([{"tag": "only", "action": "set"}]));
+}
