@@ -26,6 +26,8 @@ enum E {
     Declared(&'static str, u64),
     /// A GNU long name record holding these raw bytes, then a file.
     LongName(&'static [u8]),
+    /// Bytes as they are (headers and data made by the helpers below).
+    Raw(Vec<u8>),
 }
 
 /// An octal header field, or GNU base-256 when the number does not fit.
@@ -97,9 +99,153 @@ fn tar_bytes(entries: &[E]) -> Vec<u8> {
                 out.push(b'x');
                 pad(&mut out);
             }
+            E::Raw(bytes) => {
+                out.extend_from_slice(bytes);
+                pad(&mut out);
+            }
         }
     }
     out.extend([0u8; 1024]);
+    out
+}
+
+// ---- PAX and GNU extensions, written as GNU tar, Go and buildah write them ----
+
+fn checksum(h: &mut [u8; 512]) {
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+/// A header followed by `data`, padded.
+fn with_data(mut h: [u8; 512], data: &[u8]) -> Vec<u8> {
+    checksum(&mut h);
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    pad(&mut out);
+    out
+}
+
+/// A PAX extended header (`x`) with these records, for the next entry.
+fn pax(records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        let body = k.len() + v.len() + 3; // ' ', '=', '\n'
+        let mut n = body + 1;
+        while format!("{n}").len() + body != n {
+            n += 1;
+        }
+        data.extend(format!("{n} {k}=").as_bytes());
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    with_data(
+        header(b"PaxHeaders.0/x", b'x', data.len() as u64, 0o644, b""),
+        &data,
+    )
+}
+
+/// A regular file whose header's size field says `declared` (0 when the
+/// size is only in a PAX record), followed by `data`.
+fn file_declaring(name: &str, declared: u64, data: &[u8]) -> Vec<u8> {
+    with_data(header(name.as_bytes(), b'0', declared, 0o644, b""), data)
+}
+
+/// A header number in GNU base-256 even when it fits in octal.
+fn base256(field: &mut [u8], v: u64) {
+    field.fill(0);
+    let n = field.len();
+    field[n - 8..].copy_from_slice(&v.to_be_bytes());
+    field[0] = 0x80;
+}
+
+/// An old GNU sparse file (`S`): `blocks` are (offset, data); up to 4 in
+/// the header, more in extension blocks; the last, empty, block at
+/// `real_size` marks the end as GNU tar writes it.
+fn gnu_sparse(name: &str, real_size: u64, blocks: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut list: Vec<(u64, u64)> = blocks.iter().map(|(o, d)| (*o, d.len() as u64)).collect();
+    list.push((real_size, 0));
+    let stored: u64 = blocks.iter().map(|(_, d)| d.len() as u64).sum();
+    let mut h = header(name.as_bytes(), b'S', stored, 0o644, b"");
+    h[257..265].copy_from_slice(b"ustar  \0");
+    let put = |slot: &mut [u8], (o, n): (u64, u64)| {
+        base256(&mut slot[..12], o);
+        base256(&mut slot[12..24], n);
+    };
+    for (i, b) in list.iter().take(4).enumerate() {
+        put(&mut h[386 + 24 * i..386 + 24 * (i + 1)], *b);
+    }
+    base256(&mut h[483..495], real_size);
+    let rest: Vec<&[(u64, u64)]> = list[list.len().min(4)..].chunks(21).collect();
+    h[482] = u8::from(!rest.is_empty());
+    checksum(&mut h);
+    let mut out = h.to_vec();
+    for (i, chunk) in rest.iter().enumerate() {
+        let mut ext = [0u8; 512];
+        for (j, b) in chunk.iter().enumerate() {
+            put(&mut ext[24 * j..24 * (j + 1)], *b);
+        }
+        ext[504] = u8::from(i + 1 < rest.len());
+        out.extend_from_slice(&ext);
+    }
+    for (_, d) in blocks {
+        out.extend_from_slice(d);
+        pad(&mut out);
+    }
+    out
+}
+
+/// A PAX sparse file as GNU tar `--posix` writes it, in format 0.0, 0.1 or
+/// 1.0 (`version`): (offset, data) blocks.
+fn pax_sparse(version: &str, name: &str, real_size: u64, blocks: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let map: Vec<String> = blocks
+        .iter()
+        .flat_map(|(o, d)| [o.to_string(), d.len().to_string()])
+        .collect();
+    let n = blocks.len().to_string();
+    let size = real_size.to_string();
+    let mut data = Vec::new();
+    let mut records: Vec<(&str, Vec<u8>)> = Vec::new();
+    match version {
+        "1.0" => {
+            records.push(("GNU.sparse.major", b"1".to_vec()));
+            records.push(("GNU.sparse.minor", b"0".to_vec()));
+            records.push(("GNU.sparse.name", name.as_bytes().to_vec()));
+            records.push(("GNU.sparse.realsize", size.into_bytes()));
+            data.extend(format!("{n}\n").as_bytes());
+            for m in &map {
+                data.extend(format!("{m}\n").as_bytes());
+            }
+            pad(&mut data);
+        }
+        "0.1" => {
+            records.push(("GNU.sparse.major", b"0".to_vec()));
+            records.push(("GNU.sparse.minor", b"1".to_vec()));
+            records.push(("GNU.sparse.name", name.as_bytes().to_vec()));
+            records.push(("GNU.sparse.size", size.into_bytes()));
+            records.push(("GNU.sparse.numblocks", n.into_bytes()));
+            records.push(("GNU.sparse.map", map.join(",").into_bytes()));
+        }
+        _ => {
+            records.push(("GNU.sparse.size", size.into_bytes()));
+            records.push(("GNU.sparse.numblocks", n.into_bytes()));
+            for pair in map.chunks(2) {
+                records.push(("GNU.sparse.offset", pair[0].clone().into_bytes()));
+                records.push(("GNU.sparse.numbytes", pair[1].clone().into_bytes()));
+            }
+            records.push(("path", name.as_bytes().to_vec()));
+        }
+    }
+    for (_, d) in blocks {
+        data.extend_from_slice(d);
+    }
+    let recs: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (*k, &v[..])).collect();
+    let mut out = pax(&recs);
+    out.extend(file_declaring(
+        &format!("GNUSparseFile.0/{}", name.rsplit('/').next().unwrap()),
+        data.len() as u64,
+        &data,
+    ));
     out
 }
 
@@ -659,4 +805,198 @@ fn archives_are_byte_identical_across_runs() {
             .len(),
         1
     );
+}
+
+// ---- PAX and GNU extensions: the same tree as umoci (Go's archive/tar) ----
+
+/// Content with no run of zeros, so that holes are only where the map says.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ seed | 1).collect()
+}
+
+/// Regression: a size only in a PAX record (plain size field 0, as GNU
+/// tar, Go, Docker and buildah write files over 8 GiB) gave an empty file.
+/// Each PAX and GNU extension umoci honours is honoured the same way.
+#[test]
+fn pax_and_gnu_extensions_unpack_as_umoci_does() {
+    let t = tempfile::tempdir().unwrap();
+    let long_dir = "d".repeat(120);
+    let long_path = format!("{long_dir}/pax-long-path");
+    let long_target = format!("/{}/target", "t".repeat(150));
+    let mut base256_file = header(b"base256", b'0', 0, 0o644, b"");
+    base256(&mut base256_file[124..136], 5);
+    base256(&mut base256_file[108..116], 4242);
+    checksum(&mut base256_file);
+    let mut old_dir = header(b"old-style-dir/", 0, 0, 0o750, b"");
+    checksum(&mut old_dir);
+    let sparse_blocks = vec![
+        (0u64, pattern(700, 1)),
+        (10_000, pattern(512, 2)),
+        (50_000, pattern(4096 + 3, 3)),
+        (70_000, pattern(100, 4)),
+        (80_000, pattern(10, 5)),
+        (90_000, pattern(1, 6)),
+    ];
+    let layer = tar_bytes(&[
+        E::Raw(pax(&[("size", b"1024")])),
+        E::Raw(file_declaring("pax-size", 0, &pattern(1024, 9))),
+        E::Raw(pax(&[("path", long_path.as_bytes())])),
+        E::Raw(file_declaring("ignored-name", 3, b"abc")),
+        E::Raw(pax(&[("linkpath", long_target.as_bytes())])),
+        E::Symlink("pax-long-link", "ignored"),
+        E::Raw(pax(&[
+            ("uid", b"70000"),
+            ("gid", b"80000"),
+            ("mtime", b"1234567890.5"),
+        ])),
+        E::File("pax-owner", b"owned", 0o600),
+        E::Raw(pax(&[("path", b"")])),
+        E::File("empty-pax-path-keeps-header", b"h", 0o644),
+        E::Raw(base256_file.to_vec()),
+        E::Raw(b"12345".to_vec()),
+        E::Raw(old_dir.to_vec()),
+        E::Raw(pax_sparse("0.0", "pax-sparse-0.0", 100_000, &sparse_blocks)),
+        E::Raw(pax_sparse("0.1", "pax-sparse-0.1", 100_000, &sparse_blocks)),
+        E::Raw(pax_sparse("1.0", "pax-sparse-1.0", 100_000, &sparse_blocks)),
+        E::Raw(pax_sparse(
+            "1.0",
+            "pax-sparse-ends-in-data",
+            90_001,
+            &sparse_blocks,
+        )),
+    ]);
+    let layout = craft(&t.path().join("layout"), &[layer], |_, _| {});
+    run(nixoci().arg("verify").arg(&layout));
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    // And what they agree on is what was written.
+    assert_eq!(fs::read(mine.join("pax-size")).unwrap(), pattern(1024, 9));
+    assert_eq!(fs::read(mine.join(&long_path)).unwrap(), b"abc");
+    assert_eq!(
+        fs::read_link(mine.join("pax-long-link")).unwrap(),
+        Path::new(&long_target)
+    );
+    assert_eq!(fs::read(mine.join("base256")).unwrap(), b"12345");
+    assert!(mine.join("old-style-dir").is_dir());
+    let mut want = vec![0u8; 100_000];
+    for (o, d) in &sparse_blocks {
+        want[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    for name in ["pax-sparse-0.0", "pax-sparse-0.1", "pax-sparse-1.0"] {
+        assert_eq!(fs::read(mine.join(name)).unwrap(), want, "{name}");
+    }
+
+    assert_eq!(
+        fs::read(mine.join("pax-sparse-ends-in-data")).unwrap(),
+        &want[..90_001]
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(mine.join("pax-owner")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mtime()), (70000, 80000, 1234567890));
+    let theirs_m = fs::metadata(theirs.join("pax-owner")).unwrap();
+    assert_eq!(
+        (m.mtime(), m.mtime_nsec()),
+        (theirs_m.mtime(), theirs_m.mtime_nsec())
+    );
+}
+
+/// Entries that Go refuses, or that two tar readers could read two ways,
+/// are refused with the reason, never unpacked as a guess.
+#[test]
+fn ambiguous_pax_and_sparse_entries_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("victim"), b"untouched").unwrap();
+    let blocks = vec![(0u64, pattern(10, 1)), (5000, pattern(10, 2))];
+    let mut bad_map = pax_sparse("0.1", "bad-map", 100, &blocks);
+    // Fragments past the end of the file.
+    let at = bad_map.windows(4).position(|w| w == b"=100").unwrap();
+    bad_map[at + 1..at + 4].copy_from_slice(b"099");
+    let mut wide = header(b"wide", b'0', 0, 0o644, b"");
+    wide[124..136].copy_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5]);
+    // (name, entry bytes, words of the message, whether umoci refuses it too)
+    let cases: Vec<(&str, Vec<u8>, &[&str], bool)> = vec![
+        (
+            "size not a number",
+            [pax(&[("size", b"12x")]), file_declaring("f", 0, b"")].concat(),
+            &["\"f\"", "size record"],
+            true,
+        ),
+        (
+            "path twice",
+            [
+                pax(&[("path", b"a"), ("path", b"b")]),
+                file_declaring("f", 1, b"x"),
+            ]
+            .concat(),
+            &["\"path\" twice"],
+            false,
+        ),
+        (
+            "old GNU sparse",
+            gnu_sparse(
+                "gnu-sparse",
+                10_000,
+                &[(0, pattern(512, 1)), (8192, pattern(10, 2))],
+            ),
+            &["gnu-sparse", "type 'S'"],
+            true,
+        ),
+        (
+            "sparse map past the end",
+            bad_map,
+            &["bad-map", "sparse map is invalid"],
+            true,
+        ),
+        (
+            "sparse data longer than its map",
+            {
+                let mut v = pax(&[
+                    ("GNU.sparse.major", b"0"),
+                    ("GNU.sparse.minor", b"1"),
+                    ("GNU.sparse.size", b"100"),
+                    ("GNU.sparse.numblocks", b"1"),
+                    ("GNU.sparse.map", b"0,5"),
+                ]);
+                v.extend(file_declaring("extra", 10, b"0123456789"));
+                v
+            },
+            &["extra", "more sparse data"],
+            true,
+        ),
+        (
+            "base-256 size over 64 bits",
+            {
+                checksum(&mut wide);
+                wide.to_vec()
+            },
+            &["wide", "base-256"],
+            true,
+        ),
+    ];
+    require("umoci");
+    for (i, (name, bytes, needles, umoci_refuses)) in cases.into_iter().enumerate() {
+        let dir = t.path().join(format!("case{i}"));
+        let layout = craft(
+            &dir.join("layout"),
+            &[tar_bytes(&[E::Raw(bytes)])],
+            |_, _| {},
+        );
+        check_refused(name, &layout, &dir, needles, &[], &outside);
+        let out = nixoci().arg("verify").arg(&layout).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: verify passed");
+        assert!(text.contains(needles[0]), "{name}: verify said:\n{text}");
+        if umoci_refuses {
+            let st = Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:latest", layout.display()))
+                .arg(dir.join("bundle"))
+                .output()
+                .unwrap();
+            assert!(!st.status.success(), "{name}: umoci unpacked it");
+        }
+    }
 }
