@@ -429,6 +429,27 @@ impl Extract<'_> {
         Ok(Some(p))
     }
 
+    /// Remove what the layers below put in the directory `dir` (relative
+    /// path `rel`): every child this layer did not create, and the same
+    /// inside the directories it did create.
+    fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
+        for child in fs::read_dir(dir).at(dir)? {
+            let child = child.at(dir)?;
+            let mut crel = rel.to_vec();
+            if !crel.is_empty() {
+                crel.push(b'/');
+            }
+            crel.extend_from_slice(child.file_name().as_bytes());
+            let path = child.path();
+            if !self.current.contains(&crel) {
+                Self::clear(&path)?;
+            } else if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                self.clear_lower(&path, &crel)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remove whatever is at `path` (not following a symlink).
     fn clear(path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
@@ -474,26 +495,26 @@ impl Extract<'_> {
         };
         let path = dir_path.join(OsStr::from_bytes(last));
 
-        // Whiteouts.
+        // Whiteouts hide what the layers below put there (image-spec
+        // layer.md), never what this layer put there, whatever the order of
+        // the entries (as umoci does).
         if last == b".wh..wh..opq" {
-            // Everything from the layers below in that directory goes; what
-            // this layer puts there stays (its entries may come before).
-            let parent = dir_path.clone();
-            for child in fs::read_dir(&parent).at(&parent)? {
-                let child = child.at(&parent)?;
-                let mut crel = parent_rel.clone();
-                if !crel.is_empty() {
-                    crel.push(b'/');
-                }
-                crel.extend_from_slice(child.file_name().as_bytes());
-                if !self.current.contains(&crel) {
-                    Self::clear(&child.path())?;
-                }
-            }
-            return Ok(());
+            return self.clear_lower(&dir_path, &parent_rel);
         }
         if let Some(name) = last.strip_prefix(b".wh.") {
-            return Self::clear(&dir_path.join(OsStr::from_bytes(name)));
+            let target = dir_path.join(OsStr::from_bytes(name));
+            let mut trel = parent_rel.clone();
+            if !trel.is_empty() {
+                trel.push(b'/');
+            }
+            trel.extend_from_slice(name);
+            if !self.current.contains(&trel) {
+                return Self::clear(&target);
+            }
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return self.clear_lower(&target, &trel);
+            }
+            return Ok(());
         }
 
         let header = entry.header().clone();

@@ -1000,3 +1000,52 @@ fn ambiguous_pax_and_sparse_entries_are_refused() {
         }
     }
 }
+
+/// Regression: `.wh.foo` deleted a `foo` its own layer had put there. A
+/// whiteout hides the layers below only, before or after the entries of
+/// its layer; an opaque whiteout also spares what its layer put inside the
+/// directories it created, and clears what lower layers left there.
+#[test]
+fn whiteouts_spare_their_own_layer_as_umoci_does() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = vec![
+        tar_bytes(&[
+            E::File("before", b"lower\n", 0o644),
+            E::File("after", b"lower\n", 0o644),
+            E::Dir("dir/", 0o755),
+            E::File("dir/lower", b"lower\n", 0o644),
+            E::Dir("opq/", 0o755),
+            E::Dir("opq/sub/", 0o755),
+            E::File("opq/sub/lower", b"lower\n", 0o644),
+            E::File("opq/lower", b"lower\n", 0o644),
+        ]),
+        tar_bytes(&[
+            // foo, then .wh.foo: foo stays (the upper one).
+            E::File("before", b"upper\n", 0o644),
+            E::File(".wh.before", b"", 0o644),
+            // .wh.foo, then foo: foo is the upper one.
+            E::File(".wh.after", b"", 0o644),
+            E::File("after", b"upper\n", 0o644),
+            // A directory of this layer whited out: its lower children go.
+            E::Dir("dir/", 0o755),
+            E::File("dir/upper", b"upper\n", 0o644),
+            E::File(".wh.dir", b"", 0o644),
+            // Opaque after this layer's own entries, one level down too.
+            E::Dir("opq/sub/", 0o755),
+            E::File("opq/sub/upper", b"upper\n", 0o644),
+            E::File("opq/.wh..wh..opq", b"", 0o644),
+            // A whiteout of something only this layer has: kept.
+            E::File("only-upper", b"upper\n", 0o644),
+            E::File(".wh.only-upper", b"", 0o644),
+        ]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    assert_eq!(fs::read(mine.join("before")).unwrap(), b"upper\n");
+    assert_eq!(fs::read(mine.join("after")).unwrap(), b"upper\n");
+    assert_eq!(fs::read(mine.join("only-upper")).unwrap(), b"upper\n");
+    assert!(mine.join("dir/upper").exists() && !mine.join("dir/lower").exists());
+    assert!(mine.join("opq/sub/upper").exists());
+    assert!(!mine.join("opq/sub/lower").exists() && !mine.join("opq/lower").exists());
+}
