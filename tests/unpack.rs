@@ -1049,3 +1049,166 @@ fn whiteouts_spare_their_own_layer_as_umoci_does() {
     assert!(mine.join("opq/sub/upper").exists());
     assert!(!mine.join("opq/sub/lower").exists() && !mine.join("opq/lower").exists());
 }
+
+/// An 8 GiB sparse file (PAX 1.0, as GNU tar --posix writes it) unpacks
+/// to its content, fast, as holes: nixoci writes only its data blocks.
+/// (umoci reads the same format the same way, as
+/// `pax_and_gnu_extensions_unpack_as_umoci_does` checks on a small file,
+/// but writes the holes out as zeros: 8 GiB and half a minute here, so it
+/// is not run on this one.)
+#[test]
+fn an_8_gib_sparse_file_unpacks_as_holes() {
+    let t = tempfile::tempdir().unwrap();
+    let size: u64 = (8 << 30) + 3 * 4096;
+    let blocks = vec![
+        (0u64, pattern(4096, 1)),
+        (4 << 30, pattern(4096, 2)),
+        (size - 4096, pattern(4096, 3)),
+    ];
+    let layer = tar_bytes(&[E::Raw(pax_sparse("1.0", "big", size, &blocks))]);
+    let layout = craft(&t.path().join("layout"), &[layer], |_, _| {});
+    run(nixoci().arg("verify").arg(&layout));
+    let mine = t.path().join("mine");
+    let started = std::time::Instant::now();
+    run(nixoci()
+        .arg("unpack")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&mine)
+        .arg("-q"));
+    let took = started.elapsed();
+    assert!(took.as_secs() < 5, "unpack took {took:?}");
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let f = fs::File::open(mine.join("big")).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), size);
+    for (off, data) in &blocks {
+        let mut got = vec![0u8; data.len()];
+        f.read_exact_at(&mut got, *off).unwrap();
+        assert_eq!(&got, data, "at {off}");
+    }
+    // Holes: three 4 KiB blocks on disk (and a little metadata), not 8 GiB.
+    let m = fs::metadata(mine.join("big")).unwrap();
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
+    // Where the data is, and only there (so the rest reads as zeros).
+    let f = fs::File::open(mine.join("big")).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let mut at = 0i64;
+    let mut regions = Vec::new();
+    loop {
+        let data = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if data < 0 {
+            break;
+        }
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        regions.push((data as u64, (hole - data) as u64));
+        at = hole;
+    }
+    let want: Vec<(u64, u64)> = blocks.iter().map(|(o, d)| (*o, d.len() as u64)).collect();
+    assert_eq!(regions, want);
+}
+
+/// A layout whose one layer blob is `gz` as it is (not made from a tar here).
+fn craft_blob(dir: &Path, gz: &[u8]) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (ld, ls) = put(gz);
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]}, "config": {}});
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
+/// Regression: verify of a gzip bomb ran for as long as it took to inflate
+/// it. A few MB of gzip (a small tar, then 4 GiB of zeros) stops at
+/// --max-total-size, in verify and unpack alike, naming the limit and the
+/// layer.
+#[test]
+fn a_gzip_bomb_stops_at_the_size_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let mut gz = gzip(&tar_bytes(&[E::File("f", b"x", 0o644)]));
+    let zeros = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            e.write_all(&chunk).unwrap();
+        }
+        e.finish().unwrap()
+    };
+    for _ in 0..64 {
+        gz.extend_from_slice(&zeros); // one more gzip member: 64 MiB of zeros
+    }
+    assert!(gz.len() < 8 << 20, "{} bytes of gzip", gz.len());
+    let layout = craft_blob(&t.path().join("layout"), &gz);
+    let started = std::time::Instant::now();
+    let out = nixoci()
+        .arg("verify")
+        .arg(&layout)
+        .args(["--max-total-size", "10000000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("layer 0") && err.contains("--max-total-size 10000000"),
+        "{err}"
+    );
+    let unpacked = run_fail(
+        nixoci()
+            .arg("unpack")
+            .arg(&layout)
+            .arg(t.path().join("root"))
+            .args(["--max-total-size", "10000000"]),
+    );
+    assert!(
+        unpacked.contains("layer 0") && unpacked.contains("--max-total-size 10000000"),
+        "{unpacked}"
+    );
+    let took = started.elapsed();
+    assert!(took.as_secs() < 5, "took {took:?}");
+
+    // The defaults are the documented ones, in --help and the README.
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for cmd in ["unpack", "verify"] {
+        let help = String::from_utf8(run(nixoci().arg(cmd).arg("--help")).stdout).unwrap();
+        for (flag, default, words) in [
+            ("--max-entries", "1000000", "1,000,000"),
+            ("--max-file-size", "17179869184", "16 GiB"),
+            ("--max-total-size", "68719476736", "64 GiB"),
+        ] {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{cmd} --help: no {flag}"));
+            assert!(
+                help[at..].contains(&format!("[default: {default}]")),
+                "{cmd} {flag}"
+            );
+            assert!(
+                readme.contains(&format!("`{flag}` ({words})")),
+                "README: {flag} ({words})"
+            );
+        }
+    }
+    assert!(
+        readme.contains("**verify** reads each layer within"),
+        "README: verify's limits"
+    );
+}
