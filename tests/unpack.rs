@@ -1212,3 +1212,171 @@ fn a_gzip_bomb_stops_at_the_size_limit() {
         "README: verify's limits"
     );
 }
+
+// ---- image indexes inside image indexes ----
+
+/// Put a JSON document in the layout's blobs; its descriptor.
+fn put_doc(layout: &Path, media_type: &str, doc: &serde_json::Value) -> serde_json::Value {
+    let bytes = serde_json::to_vec(doc).unwrap();
+    let d = sha(&bytes);
+    fs::write(layout.join("blobs/sha256").join(&d[7..]), &bytes).unwrap();
+    json!({"mediaType": media_type, "digest": d, "size": bytes.len()})
+}
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A layout whose `latest` is an index listing an arm64 image and an index
+/// that lists the amd64 image (which holds `amd64-file`).
+fn nested_layout(dir: &Path) -> (PathBuf, serde_json::Value) {
+    let layout = craft(
+        dir,
+        &[tar_bytes(&[E::File("amd64-file", b"amd64\n", 0o644)])],
+        |_, _| {},
+    );
+    let index = read_json(&layout.join("index.json"));
+    let mut amd64 = index["manifests"][0].clone();
+    amd64.as_object_mut().unwrap().remove("annotations");
+    amd64["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    let manifest = read_json(&blob_path(&layout, amd64["digest"].as_str().unwrap()));
+    let config = read_json(&blob_path(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    let mut arm_config = config.clone();
+    arm_config["architecture"] = json!("arm64");
+    let mut arm_manifest = manifest.clone();
+    arm_manifest["config"] = put_doc(
+        &layout,
+        "application/vnd.oci.image.config.v1+json",
+        &arm_config,
+    );
+    let mut arm64 = put_doc(
+        &layout,
+        "application/vnd.oci.image.manifest.v1+json",
+        &arm_manifest,
+    );
+    arm64["platform"] = json!({"architecture": "arm64", "os": "linux"});
+    let inner = put_doc(
+        &layout,
+        INDEX,
+        &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [amd64]}),
+    );
+    let outer = put_doc(
+        &layout,
+        INDEX,
+        &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [arm64, inner]}),
+    );
+    let mut top = outer.clone();
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "latest"});
+    write_json(
+        &layout.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [top]}),
+    );
+    (layout, outer)
+}
+
+/// Regression: with an index inside an index, unpack said "no image for
+/// linux/amd64 (it has: )". Every reader searches nested indexes the same
+/// way, and the error lists what is there.
+#[test]
+fn nested_indexes_are_searched_for_a_platform() {
+    let t = tempfile::tempdir().unwrap();
+    let (layout, _) = nested_layout(&t.path().join("layout"));
+    run(nixoci().arg("verify").arg(&layout));
+    let root = t.path().join("root");
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(&root)
+        .args(["--platform", "linux/amd64", "-q"]));
+    assert_eq!(fs::read(root.join("amd64-file")).unwrap(), b"amd64\n");
+    let err = run_fail(
+        nixoci()
+            .arg("unpack")
+            .arg(&layout)
+            .arg(t.path().join("none"))
+            .args(["--platform", "linux/s390x"]),
+    );
+    assert!(
+        err.contains("no image for linux/s390x (it has: linux/arm64, linux/amd64)"),
+        "{err}"
+    );
+    let archive = t.path().join("docker.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&archive)
+        .args(["--format", "docker", "--platform", "linux/amd64", "-q"]));
+    let json = run(nixoci().arg("inspect").arg(&layout).arg("--json")).stdout;
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let platforms: Vec<&str> = v[0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["arm64", "amd64"]);
+}
+
+/// Nesting is bounded the same way everywhere: 10 indexes deep is refused
+/// by unpack, inspect and verify; a wide graph of repeated digests (fan-out
+/// 30, depth 4: 810,000 paths) is walked once per digest.
+#[test]
+fn nested_indexes_are_bounded_in_depth_and_size() {
+    let t = tempfile::tempdir().unwrap();
+    let (layout, outer) = nested_layout(&t.path().join("deep"));
+    let mut desc = outer;
+    for _ in 0..9 {
+        desc = put_doc(
+            &layout,
+            INDEX,
+            &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [desc]}),
+        );
+    }
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "latest"});
+    write_json(
+        &layout.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [desc]}),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("unpack")
+            .arg(&layout)
+            .arg(t.path().join("root"))
+            .args(["--platform", "linux/amd64"]),
+    );
+    assert!(err.contains("nested more than 8 deep"), "{err}");
+    let err = run_fail(nixoci().arg("inspect").arg(&layout));
+    assert!(err.contains("nested more than 8 deep"), "{err}");
+    let out = nixoci().arg("verify").arg(&layout).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nested more than 8 deep"));
+
+    let (layout, outer) = nested_layout(&t.path().join("wide"));
+    let mut desc = outer;
+    for _ in 0..4 {
+        let many: Vec<serde_json::Value> = (0..30).map(|_| desc.clone()).collect();
+        desc = put_doc(
+            &layout,
+            INDEX,
+            &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": many}),
+        );
+    }
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "latest"});
+    write_json(
+        &layout.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [desc]}),
+    );
+    let started = std::time::Instant::now();
+    let text = String::from_utf8(run(nixoci().arg("inspect").arg(&layout)).stdout).unwrap();
+    assert!(text.lines().count() < 50, "{} lines", text.lines().count());
+    run(nixoci().arg("verify").arg(&layout));
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("root"))
+        .args(["--platform", "linux/amd64", "-q"]));
+    let took = started.elapsed();
+    assert!(took.as_secs() < 5, "took {took:?}");
+}
