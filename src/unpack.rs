@@ -1111,3 +1111,33 @@ impl HoleWriter<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_as_go_reads_them() {
+        assert_eq!(pax_time(b"1234567890"), Ok((1234567890, 0)));
+        assert_eq!(pax_time(b"1234567890.5"), Ok((1234567890, 500_000_000)));
+        assert_eq!(pax_time(b"1.0000000019"), Ok((1, 1)));
+        assert_eq!(pax_time(b"-1.5"), Ok((-2, 500_000_000)));
+        assert!(pax_time(b"1.").is_err());
+        assert!(pax_time(b"1.x").is_err());
+        assert!(pax_time(b"").is_err());
+    }
+
+    #[test]
+    fn wide_base256_numbers_are_refused() {
+        let mut f = [0u8; 12];
+        f[0] = 0x80;
+        f[11] = 5;
+        assert!(check_wide_number(&f, "size").is_ok());
+        f[3] = 1;
+        assert!(check_wide_number(&f, "size").is_err());
+        let mut neg = [0xffu8; 12];
+        neg[11] = 0xfe;
+        assert!(check_wide_number(&neg, "size").is_err());
+        assert!(check_wide_number(b"00000000012\0", "size").is_ok());
+    }
+}
