@@ -307,11 +307,9 @@ fn write_docker<W: Write>(
 ) -> Result<String> {
     let io = |e| Error::io("(archive)", e);
     // The docker format holds one image: pick a platform from an index.
-    let manifest = if matches!(
-        root.media_type.as_str(),
-        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
-    ) {
-        choose_platform(&doc(blobs, root)?.manifests, platform)?
+    let manifest = if is_index(&root.media_type) {
+        let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
+        choose_platform(&open(root)?, platform, open)?
     } else {
         root.clone()
     };

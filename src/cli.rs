@@ -44,7 +44,8 @@ enum Command {
     /// Check every digest, size, diff_id and media type of a layout.
     ///
     /// Reports every problem found and exits with status 1 if there is any.
-    Verify(ReadArgs),
+    /// Each layer is read within the limits unpack applies.
+    Verify(VerifyArgs),
     /// Show the tags, platforms and layers of a layout directory
     /// (`LAYOUT[:TAG]`), or of an image in a registry.
     ///
@@ -135,6 +136,43 @@ struct ArchiveArgs {
     quiet: bool,
 }
 
+/// Bounds on reading layers (unpack: over the whole image; verify: for
+/// each layer).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Most entries (files, directories, links).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_entries: u64,
+    /// Largest single file, in bytes (16 GiB).
+    #[arg(long, default_value_t = 16 << 30)]
+    max_file_size: u64,
+    /// Most bytes of file content, and most bytes of uncompressed layer
+    /// content (64 GiB); decompression stops there.
+    #[arg(long, default_value_t = 64 << 30)]
+    max_total_size: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> nixoci::unpack::Limits {
+        nixoci::unpack::Limits {
+            max_entries: self.max_entries,
+            max_file_size: self.max_file_size,
+            max_total_size: self.max_total_size,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// An OCI image layout directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Args)]
 struct UnpackArgs {
     /// The image layout, with `:TAG` when it holds several images.
@@ -148,15 +186,8 @@ struct UnpackArgs {
     /// Create character and block device nodes instead of refusing them.
     #[arg(long)]
     allow_devices: bool,
-    /// Most entries (files, directories, links) in the whole image.
-    #[arg(long, default_value_t = 1_000_000)]
-    max_entries: u64,
-    /// Largest single file, in bytes.
-    #[arg(long, default_value_t = 16 << 30)]
-    max_file_size: u64,
-    /// Most bytes of file content in the whole image.
-    #[arg(long, default_value_t = 64 << 30)]
-    max_total_size: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Replace DIR if it exists.
     #[arg(long)]
     force: bool,
@@ -171,11 +202,7 @@ struct UnpackArgs {
 fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
     let (layout, tag) = cli_remote::layout_arg(&a.layout)?;
     let opts = nixoci::unpack::UnpackOptions {
-        limits: nixoci::unpack::Limits {
-            max_entries: a.max_entries,
-            max_file_size: a.max_file_size,
-            max_total_size: a.max_total_size,
-        },
+        limits: a.limits.limits(),
         allow_devices: a.allow_devices,
         platform: a
             .platform
@@ -588,8 +615,8 @@ fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
     )
 }
 
-fn verify(a: &ReadArgs) -> Result<ExitCode> {
-    let report = nixoci::verify::verify(&a.dir);
+fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -109,23 +109,139 @@ pub struct Refs {
     pub layers: Vec<Descriptor>,
 }
 
-/// The manifest of an index for `want` (default [`Platform::host_linux`]).
-pub fn choose_platform(manifests: &[Descriptor], want: Option<&Platform>) -> Result<Descriptor> {
-    let want = want.cloned().unwrap_or_else(Platform::host_linux);
-    manifests
-        .iter()
-        .find(|m| want.accepts(m.platform.as_ref()))
-        .cloned()
-        .ok_or_else(|| {
-            let have: Vec<String> = manifests
-                .iter()
-                .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
-                .collect();
-            Error::Invalid(format!(
-                "the image index has no image for {want} (it has: {}); choose one with --platform",
+/// Whether a media type is an image index (OCI or Docker manifest list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == MEDIA_TYPE_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Image indexes nested deeper than this (`index.json` at depth 0, an
+/// index it lists at depth 1, and so on) are refused by every reader: unpack, archive, pull, inspect and
+/// verify.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
+/// The most descriptors one walk of an image graph visits (after repeated
+/// digests are skipped) before it stops with an error.
+pub const MAX_INDEX_NODES: usize = 10_000;
+
+/// What a [`PlatformSearch`] needs next.
+#[derive(Debug)]
+pub enum SearchStep {
+    /// The manifest for the platform.
+    Found(Descriptor),
+    /// An image index to look into: hand its `manifests` to
+    /// [`PlatformSearch::enter`] and ask again.
+    Open(Descriptor),
+}
+
+/// The search for a platform's manifest in an image index, depth-first
+/// through nested indexes (image-spec `image-index.md` allows an index to
+/// list indexes), in the order listed, the first match winning; at most
+/// [`MAX_INDEX_DEPTH`] deep and [`MAX_INDEX_NODES`] descriptors; an index
+/// digest seen before is not opened again. The caller reads the indexes
+/// (from a layout or a registry), so one rule serves every reader.
+pub struct PlatformSearch {
+    want: Platform,
+    stack: Vec<std::vec::IntoIter<Descriptor>>,
+    opened: std::collections::BTreeSet<String>,
+    have: Vec<String>,
+    unplatformed: usize,
+    nodes: usize,
+}
+
+impl PlatformSearch {
+    /// A search of an index holding `manifests` for `want` (default
+    /// [`Platform::host_linux`]).
+    pub fn new(manifests: Vec<Descriptor>, want: Option<&Platform>) -> Self {
+        PlatformSearch {
+            want: want.cloned().unwrap_or_else(Platform::host_linux),
+            stack: vec![manifests.into_iter()],
+            opened: Default::default(),
+            have: Vec::new(),
+            unplatformed: 0,
+            nodes: 0,
+        }
+    }
+
+    /// The next step, or an error listing the platforms the graph has.
+    pub fn next_step(&mut self) -> Result<SearchStep> {
+        while let Some(level) = self.stack.last_mut() {
+            let Some(d) = level.next() else {
+                self.stack.pop();
+                continue;
+            };
+            self.nodes += 1;
+            if self.nodes > MAX_INDEX_NODES {
+                return Err(Error::Invalid(format!(
+                    "the image index lists more than {MAX_INDEX_NODES} descriptors (nested indexes included); nixoci stops there"
+                )));
+            }
+            if is_index(&d.media_type) {
+                if self.opened.insert(d.digest.clone()) {
+                    // The index searched is at depth 1 (index.json's is 0).
+                    if self.stack.len() + 1 > MAX_INDEX_DEPTH {
+                        return Err(Error::Invalid(format!(
+                            "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
+                            d.digest
+                        )));
+                    }
+                    return Ok(SearchStep::Open(d));
+                }
+                continue;
+            }
+            if self.want.accepts(d.platform.as_ref()) {
+                return Ok(SearchStep::Found(d));
+            }
+            match &d.platform {
+                Some(p) => {
+                    let p = p.to_string();
+                    if !self.have.contains(&p) {
+                        self.have.push(p);
+                    }
+                }
+                None => self.unplatformed += 1,
+            }
+        }
+        let mut have = self.have.clone();
+        if self.unplatformed > 0 {
+            have.push(format!(
+                "{} manifest(s) with no platform in their descriptor",
+                self.unplatformed
+            ));
+        }
+        Err(Error::Invalid(format!(
+            "the image index has no image for {} (it has: {}); choose one with --platform",
+            self.want,
+            if have.is_empty() {
+                "nothing".to_owned()
+            } else {
                 have.join(", ")
-            ))
-        })
+            }
+        )))
+    }
+
+    /// The `manifests` of the index the last [`SearchStep::Open`] named.
+    pub fn enter(&mut self, manifests: Vec<Descriptor>) {
+        self.stack.push(manifests.into_iter());
+    }
+}
+
+/// The manifest for `want` in an index holding `manifests`, opening nested
+/// indexes with `open` (see [`PlatformSearch`]).
+pub fn choose_platform(
+    manifests: &[Descriptor],
+    want: Option<&Platform>,
+    mut open: impl FnMut(&Descriptor) -> Result<Vec<Descriptor>>,
+) -> Result<Descriptor> {
+    let mut search = PlatformSearch::new(manifests.to_vec(), want);
+    loop {
+        match search.next_step()? {
+            SearchStep::Found(d) => return Ok(d),
+            SearchStep::Open(index) => {
+                let children = open(&index)?;
+                search.enter(children);
+            }
+        }
+    }
 }
 
 /// A document in its one written form: compact JSON, keys sorted.

@@ -1,6 +1,7 @@
 //! `nixoci inspect`: what a layout holds: tags, platforms, layers and sizes.
 //! It trusts the layout (run `verify` to check it) but never panics on one.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
@@ -44,7 +45,10 @@ fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
     read_json(&blobs.path(&digest))
 }
 
-/// Describe the layout at `dir`.
+/// Describe the layout at `dir`. Nested image indexes are followed as
+/// every reader follows them (`image::MAX_INDEX_DEPTH`), a digest met again
+/// under one tag is listed once, and the walk stops with an error past
+/// `image::MAX_INDEX_NODES` descriptors.
 pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     if !dir.join("oci-layout").exists() {
         return Err(Error::Invalid(format!(
@@ -55,55 +59,78 @@ pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     let blobs = BlobDir::new(dir);
     let index: Refs = read_json(&dir.join("index.json"))?;
     let mut out = Vec::new();
+    let mut nodes = 0;
     for desc in &index.manifests {
-        let mut images = Vec::new();
-        summarise(&blobs, desc, &mut images, 0)?;
+        let mut walk = Walk {
+            blobs: &blobs,
+            seen: BTreeSet::new(),
+            nodes: &mut nodes,
+            images: Vec::new(),
+        };
+        walk.summarise(desc, 0)?;
         let tags = crate::tags::tags_of(desc);
         out.push(Tagged {
             tag: tags.first().cloned(),
             tags,
             media_type: desc.media_type.clone(),
             digest: desc.digest.clone(),
-            images,
+            images: walk.images,
         });
     }
     Ok(out)
 }
 
-fn summarise(
-    blobs: &BlobDir,
-    desc: &Descriptor,
-    out: &mut Vec<ImageSummary>,
-    depth: usize,
-) -> Result<()> {
-    if depth > 8 {
-        return Err(Error::Invalid(
-            "image indexes nested more than 8 deep".into(),
-        ));
-    }
-    let doc = read_blob(blobs, desc)?;
-    match desc.media_type.as_str() {
-        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
-            for m in &doc.manifests {
-                summarise(blobs, m, out, depth + 1)?;
+struct Walk<'a> {
+    blobs: &'a BlobDir,
+    /// Digests already met under this tag.
+    seen: BTreeSet<String>,
+    /// Descriptors visited in the whole layout.
+    nodes: &'a mut usize,
+    images: Vec<ImageSummary>,
+}
+
+impl Walk<'_> {
+    /// `desc` is listed by an index at `depth` (index.json: 0).
+    fn summarise(&mut self, desc: &Descriptor, depth: usize) -> Result<()> {
+        if !self.seen.insert(desc.digest.clone()) {
+            return Ok(());
+        }
+        *self.nodes += 1;
+        if *self.nodes > MAX_INDEX_NODES {
+            return Err(Error::Invalid(format!(
+                "the layout's image indexes list more than {MAX_INDEX_NODES} distinct descriptors; inspect stops there"
+            )));
+        }
+        let doc = read_blob(self.blobs, desc)?;
+        if is_index(&desc.media_type) {
+            if depth + 1 > MAX_INDEX_DEPTH {
+                return Err(Error::Invalid(format!(
+                    "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
+                    desc.digest
+                )));
             }
+            for m in &doc.manifests {
+                self.summarise(m, depth + 1)?;
+            }
+            return Ok(());
         }
-        _ => {
-            let config_desc = doc
-                .config
-                .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
-            let config: Value =
-                read_json(&blobs.path(&parse_digest(&config_desc.digest, "config")?))?;
-            out.push(summary(
-                desc.platform.clone(),
-                desc.digest.clone(),
-                config_desc.digest,
-                &config,
-                doc.layers,
-            ));
-        }
+        let config_desc = doc
+            .config
+            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
+        let config: Value = read_json(
+            &self
+                .blobs
+                .path(&parse_digest(&config_desc.digest, "config")?),
+        )?;
+        self.images.push(summary(
+            desc.platform.clone(),
+            desc.digest.clone(),
+            config_desc.digest,
+            &config,
+            doc.layers,
+        ));
+        Ok(())
     }
-    Ok(())
 }
 
 /// One image's summary from its manifest's parts and its config document

@@ -1331,10 +1331,6 @@ fn media_type_of(doc: &Value) -> String {
     }
 }
 
-fn is_index(media_type: &str) -> bool {
-    media_type == MEDIA_TYPE_INDEX || media_type == DOCKER_MANIFEST_LIST
-}
-
 /// A platform filter: `os/arch[/variant]`.
 pub fn parse_platform(text: &str) -> Result<Platform> {
     let parts: Vec<&str> = text.split('/').collect();
@@ -1391,8 +1387,35 @@ pub fn pull(
                 .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
             let chosen: Vec<Descriptor> = match platform {
                 Some(p) => {
-                    let c = choose_platform(&children, Some(p))
-                        .map_err(|e| e.within(source.to_string()))?;
+                    // Nested indexes are searched as everywhere (one rule:
+                    // `image::PlatformSearch`), fetched as they are opened.
+                    let mut search = PlatformSearch::new(children, Some(p));
+                    let c = loop {
+                        match search
+                            .next_step()
+                            .map_err(|e| e.within(source.to_string()))?
+                        {
+                            SearchStep::Found(d) => break d,
+                            SearchStep::Open(d) => {
+                                let (b, _) =
+                                    remote.manifest_raw(&source.with_digest(&d.digest)).await?;
+                                if b.len() as u64 != d.size {
+                                    return Err(Error::DigestMismatch {
+                                        context: format!("size of image index {}", d.digest),
+                                        expected: d.size.to_string(),
+                                        found: b.len().to_string(),
+                                    });
+                                }
+                                let nested: Refs = serde_json::from_slice(&b).map_err(|e| {
+                                    Error::Invalid(format!(
+                                        "{source}: image index {} is not valid: {e}",
+                                        d.digest
+                                    ))
+                                })?;
+                                search.enter(nested.manifests);
+                            }
+                        }
+                    };
                     docs.clear();
                     root = c.clone();
                     vec![c]

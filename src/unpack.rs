@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -86,12 +86,12 @@ pub fn unpack(
 ) -> Result<UnpackReport> {
     let blobs = BlobDir::new(layout);
     let root = crate::registry::select(layout, tag)?;
-    let manifest = if matches!(
-        root.media_type.as_str(),
-        MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST
-    ) {
-        let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, &root)?)?;
-        choose_platform(&index.manifests, opts.platform.as_ref())?
+    let manifest = if is_index(&root.media_type) {
+        let open = |d: &Descriptor| -> Result<Vec<Descriptor>> {
+            let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, d)?)?;
+            Ok(index.manifests)
+        };
+        choose_platform(&open(&root)?, opts.platform.as_ref(), open)?
     } else {
         root
     };
@@ -120,6 +120,7 @@ pub fn unpack(
         modes: BTreeMap::new(),
         current: BTreeSet::new(),
         as_root: unsafe { libc::geteuid() } == 0,
+        stream: Default::default(),
     };
     for (i, layer) in refs.layers.iter().enumerate() {
         tree.layer(&blobs, i, layer, diff_ids[i].as_deref())?;
@@ -140,14 +141,17 @@ struct Extract<'a> {
     opts: &'a UnpackOptions,
     entries: u64,
     bytes: u64,
-    /// Relative path -> mtime, applied at the end (children first).
-    times: BTreeMap<Vec<u8>, u64>,
+    /// Relative path -> mtime (seconds, nanoseconds), applied at the end
+    /// (children first).
+    times: BTreeMap<Vec<u8>, (i64, u32)>,
     /// Directory modes, applied at the end (so read-only directories can
     /// still be filled by later entries).
     modes: BTreeMap<Vec<u8>, u32>,
     /// Paths the current layer created (an opaque whiteout keeps them).
     current: BTreeSet<Vec<u8>>,
     as_root: bool,
+    /// Uncompressed layer bytes read so far (bounded by --max-total-size).
+    stream: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 /// A reader that fails once more than `max` bytes come through.
@@ -166,6 +170,29 @@ impl<R: Read> Read for Capped<R> {
             ));
         }
         self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader of uncompressed layer content that fails once more than
+/// `limit` bytes came through, counting in `used` (shared, so that the
+/// caller can tell a limit from damage, and count across layers).
+pub(crate) struct Budget<R> {
+    pub inner: R,
+    pub used: std::rc::Rc<std::cell::Cell<u64>>,
+    pub limit: u64,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Never ask for more than one byte past the limit.
+        let room = self.limit.saturating_sub(self.used.get()).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.used.set(self.used.get() + n as u64);
+        if self.used.get() > self.limit {
+            return Err(io::Error::other("past --max-total-size"));
+        }
         Ok(n)
     }
 }
@@ -195,16 +222,36 @@ impl Extract<'_> {
             inner: BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?),
             left: desc.size,
         });
-        let damaged =
-            |e: io::Error| Error::Invalid(format!("layer {index} ({}): damaged: {e}", desc.digest));
+        let used = self.stream.clone();
+        let limit = self.opts.limits.max_total_size;
+        let damaged = |e: io::Error| {
+            if used.get() > limit {
+                Error::Invalid(format!(
+                    "layer {index} ({}): refused: its uncompressed content passes --max-total-size {limit} bytes (counting the layers before it); decompression stopped there",
+                    desc.digest
+                ))
+            } else {
+                Error::Invalid(format!("layer {index} ({}): damaged: {e}", desc.digest))
+            }
+        };
         {
-            let mut tar_stream =
-                HashReader::new(compression.decoder(&mut compressed).map_err(damaged)?);
+            let mut tar_stream = HashReader::new(Budget {
+                inner: compression.decoder(&mut compressed).map_err(damaged)?,
+                used: used.clone(),
+                limit,
+            });
             {
                 let mut archive = tar::Archive::new(&mut tar_stream);
                 for entry in archive.entries().map_err(damaged)? {
                     let entry = entry.map_err(damaged)?;
-                    self.entry(index, entry)?;
+                    self.entry(index, entry).map_err(|e| {
+                        // A read of file content that hit the limit.
+                        if used.get() > limit {
+                            damaged(io::Error::other("limit"))
+                        } else {
+                            e
+                        }
+                    })?;
                 }
             }
             io::copy(&mut tar_stream, &mut io::sink()).map_err(damaged)?;
@@ -382,6 +429,27 @@ impl Extract<'_> {
         Ok(Some(p))
     }
 
+    /// Remove what the layers below put in the directory `dir` (relative
+    /// path `rel`): every child this layer did not create, and the same
+    /// inside the directories it did create.
+    fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
+        for child in fs::read_dir(dir).at(dir)? {
+            let child = child.at(dir)?;
+            let mut crel = rel.to_vec();
+            if !crel.is_empty() {
+                crel.push(b'/');
+            }
+            crel.extend_from_slice(child.file_name().as_bytes());
+            let path = child.path();
+            if !self.current.contains(&crel) {
+                Self::clear(&path)?;
+            } else if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                self.clear_lower(&path, &crel)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remove whatever is at `path` (not following a symlink).
     fn clear(path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
@@ -393,16 +461,15 @@ impl Extract<'_> {
     }
 
     fn entry<R: Read>(&mut self, index: usize, mut entry: tar::Entry<R>) -> Result<()> {
-        let kind = entry.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader) {
+        if matches!(entry.header().entry_type(), tar::EntryType::XGlobalHeader) {
             return Ok(());
         }
-        let raw = entry.path_bytes().into_owned();
+        let meta =
+            EntryMeta::read(&mut entry).map_err(|why| refused(index, &entry.path_bytes(), why))?;
+        let kind = meta.kind;
+        let raw = meta.path.clone();
         let comps = Self::components(index, &raw)?;
-        let size = entry
-            .header()
-            .entry_size()
-            .map_err(|e| refused(index, &raw, e))?;
+        let size = meta.size;
         self.count(index, &raw, if kind.is_file() { size } else { 0 })?;
         let Some(last) = comps.last().copied() else {
             return Ok(()); // the root itself ("./")
@@ -428,33 +495,31 @@ impl Extract<'_> {
         };
         let path = dir_path.join(OsStr::from_bytes(last));
 
-        // Whiteouts.
+        // Whiteouts hide what the layers below put there (image-spec
+        // layer.md), never what this layer put there, whatever the order of
+        // the entries (as umoci does).
         if last == b".wh..wh..opq" {
-            // Everything from the layers below in that directory goes; what
-            // this layer puts there stays (its entries may come before).
-            let parent = dir_path.clone();
-            for child in fs::read_dir(&parent).at(&parent)? {
-                let child = child.at(&parent)?;
-                let mut crel = parent_rel.clone();
-                if !crel.is_empty() {
-                    crel.push(b'/');
-                }
-                crel.extend_from_slice(child.file_name().as_bytes());
-                if !self.current.contains(&crel) {
-                    Self::clear(&child.path())?;
-                }
-            }
-            return Ok(());
+            return self.clear_lower(&dir_path, &parent_rel);
         }
         if let Some(name) = last.strip_prefix(b".wh.") {
-            return Self::clear(&dir_path.join(OsStr::from_bytes(name)));
+            let target = dir_path.join(OsStr::from_bytes(name));
+            let mut trel = parent_rel.clone();
+            if !trel.is_empty() {
+                trel.push(b'/');
+            }
+            trel.extend_from_slice(name);
+            if !self.current.contains(&trel) {
+                return Self::clear(&target);
+            }
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return self.clear_lower(&target, &trel);
+            }
+            return Ok(());
         }
 
         let header = entry.header().clone();
         let mode = header.mode().map_err(|e| refused(index, &raw, e))? & 0o7777;
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
-        let mtime = header.mtime().unwrap_or(0);
+        let (uid, gid, mtime) = (meta.uid, meta.gid, meta.mtime);
         match kind {
             tar::EntryType::Directory => {
                 match fs::symlink_metadata(&path) {
@@ -467,7 +532,7 @@ impl Extract<'_> {
                 }
                 self.modes.insert(rel.clone(), mode);
             }
-            k if k.is_file() || k == tar::EntryType::Continuous => {
+            k if k.is_file() => {
                 Self::clear(&path)?;
                 let mut out = OpenOptions::new()
                     .write(true)
@@ -476,28 +541,17 @@ impl Extract<'_> {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .at(&path)?;
-                let n = io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| {
-                    Error::Invalid(format!(
-                        "layer {index}: entry {:?}: damaged: {e}",
-                        String::from_utf8_lossy(&raw)
-                    ))
-                })?;
-                if n != size {
-                    return Err(refused(
-                        index,
-                        &raw,
-                        format!("it declares {size} bytes but holds {n}"),
-                    ));
-                }
+                meta.copy_content(&mut entry, Some(&mut out))
+                    .map_err(|why| refused(index, &raw, why))?;
                 drop(out);
                 self.own(&path, uid, gid)?;
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refused(index, &raw, "a symlink without a target"))?
-                    .into_owned();
+                let target = meta
+                    .link
+                    .clone()
+                    .ok_or_else(|| refused(index, &raw, "a symlink without a target"))?;
                 if target.contains(&0) || target.is_empty() {
                     return Err(refused(
                         index,
@@ -510,10 +564,10 @@ impl Extract<'_> {
                 self.own(&path, uid, gid)?;
             }
             tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refused(index, &raw, "a hard link without a target"))?
-                    .into_owned();
+                let target = meta
+                    .link
+                    .clone()
+                    .ok_or_else(|| refused(index, &raw, "a hard link without a target"))?;
                 let tcomps = Self::components(index, &target).map_err(|_| {
                     refused(
                         index,
@@ -631,8 +685,8 @@ impl Extract<'_> {
             let p = self.root.join(OsStr::from_bytes(rel));
             let c = cstring(&p)?;
             let t = libc::timespec {
-                tv_sec: *mtime as libc::time_t,
-                tv_nsec: 0,
+                tv_sec: mtime.0 as libc::time_t,
+                tv_nsec: mtime.1 as _,
             };
             // Best effort: the entry may have been whited out since.
             unsafe {
@@ -651,4 +705,439 @@ impl Extract<'_> {
 fn cstring(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Error::Invalid(format!("{}: a NUL in a path", p.display())))
+}
+
+// ---- reading a tar entry as Go's archive/tar (and so umoci) reads it ----
+
+/// One tar entry's metadata, with the PAX (`x`) and GNU (`L`, `K`, `S`)
+/// extensions applied the way Go's `archive/tar` applies them (umoci reads
+/// layers with it), so that nixoci unpacks the same tree:
+///
+/// - size: a PAX `size` record overrides the header (files over 8 GiB are
+///   written that way); the `tar` crate positions the stream by it too.
+/// - path and link: a GNU long name (`L`) or link (`K`) first, then a
+///   non-empty PAX `path`/`linkpath`, then the header (an empty PAX value
+///   keeps the header's, as in Go); `GNU.sparse.name` of a PAX sparse file
+///   wins over all.
+/// - uid, gid, mtime: PAX records over the header (mtime to the
+///   nanosecond); base-256 header numbers are read.
+/// - a `\0`-typed entry whose name ends in `/` is a directory (old tar).
+/// - sparse files: the PAX formats `GNU.sparse.*` 0.0, 0.1 and 1.0 (the
+///   map in the records or ahead of the data) are written with holes;
+///   other `GNU.sparse` versions are plain data, as Go reads them. Old GNU
+///   sparse entries (`S`) are refused, as umoci refuses them.
+/// - any run of 4 KiB of zeros is written as a hole: the content is the
+///   same, and an 8 GiB sparse file takes no 8 GiB of disk.
+///
+/// Where Go would refuse the entry, or where the `tar` crate and Go could
+/// read it differently, the entry is refused rather than guessed at:
+/// malformed PAX records, a key given twice, numbers that do not parse,
+/// a base-256 size or time wider than 63 bits, an invalid sparse map, or a
+/// sparse file whose data does not match its map.
+pub(crate) struct EntryMeta {
+    pub path: Vec<u8>,
+    pub link: Option<Vec<u8>>,
+    pub kind: tar::EntryType,
+    /// The file's size as unpacked (a sparse file's logical size).
+    pub size: u64,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: (i64, u32),
+    /// A PAX-format sparse file's map, when it is one.
+    pub sparse: Option<PaxSparse>,
+}
+
+/// How a PAX-format sparse file's data is laid out.
+pub(crate) enum PaxSparse {
+    /// 0.0 and 0.1: the map `(offset, length)` is in the PAX records.
+    Records(Vec<(u64, u64)>),
+    /// 1.0: the map is at the start of the data.
+    InData,
+}
+
+fn pax_number(key: &str, v: &[u8]) -> std::result::Result<i64, String> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "its PAX {key} record {:?} is not a number",
+                String::from_utf8_lossy(v)
+            )
+        })
+}
+
+fn pax_unsigned(key: &str, v: &[u8]) -> std::result::Result<u64, String> {
+    let n = pax_number(key, v)?;
+    u64::try_from(n).map_err(|_| format!("its PAX {key} record is negative"))
+}
+
+/// A PAX time, `SECONDS[.FRACTION]` (Go's `parsePAXTime`).
+fn pax_time(v: &[u8]) -> std::result::Result<(i64, u32), String> {
+    let bad = || {
+        format!(
+            "its PAX mtime record {:?} is not a time",
+            String::from_utf8_lossy(v)
+        )
+    };
+    let s = std::str::from_utf8(v).map_err(|_| bad())?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+        return Err(bad());
+    }
+    let mut ns: u32 = 0;
+    for (i, b) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .enumerate()
+    {
+        ns += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    let negative = secs.starts_with('-');
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    if negative && ns > 0 {
+        // -1.5 is 1.5 s before the epoch: -2 s + 0.5 s.
+        return Ok((secs - 1, 1_000_000_000 - ns));
+    }
+    Ok((secs, ns))
+}
+
+/// A 12-byte header number in base-256 must fit 63 bits (as in Go); the
+/// `tar` crate would read only its last 8 bytes.
+fn check_wide_number(field: &[u8], what: &str) -> std::result::Result<(), String> {
+    if field[0] & 0x80 != 0
+        && (field[0] != 0x80
+            || field[1..field.len() - 8].iter().any(|b| *b != 0)
+            || field[field.len() - 8] & 0x80 != 0)
+    {
+        return Err(format!(
+            "its header {what} is a base-256 number that is negative or over 63 bits"
+        ));
+    }
+    Ok(())
+}
+
+impl EntryMeta {
+    /// Read the metadata of `entry`; `Err` says why it is refused.
+    pub fn read<R: Read>(entry: &mut tar::Entry<R>) -> std::result::Result<EntryMeta, String> {
+        let header = entry.header().clone();
+        let raw = header.as_bytes();
+        check_wide_number(&raw[124..136], "size")?;
+        check_wide_number(&raw[136..148], "mtime")?;
+        let mut records: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut sparse_pairs: Vec<Vec<u8>> = Vec::new();
+        if let Some(exts) = entry.pax_extensions().map_err(|e| e.to_string())? {
+            for ext in exts {
+                let ext = ext.map_err(|_| "its PAX header holds a malformed record".to_owned())?;
+                let key = ext
+                    .key()
+                    .map_err(|_| "its PAX header has a key that is not UTF-8".to_owned())?;
+                let value = ext.value_bytes();
+                if key.is_empty() {
+                    return Err("its PAX header has a record with an empty key".into());
+                }
+                if key == "GNU.sparse.offset" || key == "GNU.sparse.numbytes" {
+                    // 0.0: pairs, in order (Go's parsePAX).
+                    let want = if sparse_pairs.len() % 2 == 0 {
+                        "GNU.sparse.offset"
+                    } else {
+                        "GNU.sparse.numbytes"
+                    };
+                    if key != want || value.contains(&b',') {
+                        return Err(
+                            "its PAX GNU.sparse.offset/numbytes records are out of order".into(),
+                        );
+                    }
+                    sparse_pairs.push(value.to_vec());
+                    continue;
+                }
+                if records.insert(key.to_owned(), value.to_vec()).is_some() {
+                    return Err(format!(
+                        "its PAX header gives {key:?} twice (readers disagree on which counts)"
+                    ));
+                }
+            }
+        }
+        if !sparse_pairs.is_empty() {
+            if records.contains_key("GNU.sparse.map") {
+                return Err("its PAX header gives a sparse map twice".into());
+            }
+            records.insert("GNU.sparse.map".into(), sparse_pairs.join(&b','));
+        }
+        let rec = |k: &str| records.get(k).filter(|v| !v.is_empty());
+
+        // Size: the tar crate has positioned the stream by the PAX size
+        // when it parses; one that does not parse is refused (Go refuses it,
+        // the tar crate would fall back to the header).
+        if let Some(v) = rec("size") {
+            let n = pax_unsigned("size", v)?;
+            if n != entry.size() {
+                return Err(format!(
+                    "its PAX size record says {n} bytes but the archive is read as {}",
+                    entry.size()
+                ));
+            }
+        }
+        let mut size = entry.size();
+        let mut kind = header.entry_type();
+        if kind == tar::EntryType::GNUSparse {
+            // Go reads these, but umoci (and the Go-based runtimes: podman,
+            // containerd) refuse the type: a layer holding one is not
+            // portable.
+            return Err("it is an old GNU sparse file (type 'S'), which umoci and container runtimes refuse; write the layer with PAX sparse files (GNU tar --posix) or without --sparse".into());
+        }
+        if kind == tar::EntryType::Continuous {
+            // A contiguous file is a regular file to every reader.
+            kind = tar::EntryType::Regular;
+        }
+
+        let mut path = entry.path_bytes().into_owned();
+        if path.is_empty() {
+            path = match rec("path") {
+                Some(p) => p.clone(),
+                None => header.path_bytes().into_owned(),
+            };
+        }
+        if raw[156] == 0 && path.ends_with(b"/") {
+            kind = tar::EntryType::Directory;
+        }
+        let mut link = entry.link_name_bytes().map(|l| l.into_owned());
+        if link.as_ref().is_none_or(|l| l.is_empty()) {
+            link = rec("linkpath")
+                .cloned()
+                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        }
+        let uid = match rec("uid") {
+            Some(v) => pax_unsigned("uid", v)?,
+            None => header.uid().map_err(|e| e.to_string())?,
+        };
+        let gid = match rec("gid") {
+            Some(v) => pax_unsigned("gid", v)?,
+            None => header.gid().map_err(|e| e.to_string())?,
+        };
+        let mtime = match rec("mtime") {
+            Some(v) => pax_time(v)?,
+            None => (header.mtime().map_err(|e| e.to_string())? as i64, 0),
+        };
+
+        // PAX sparse formats (Go's readGNUSparsePAXHeaders).
+        let major = records.get("GNU.sparse.major").map(Vec::as_slice);
+        let minor = records.get("GNU.sparse.minor").map(Vec::as_slice);
+        let version = match (major, minor) {
+            (Some(b"0"), Some(b"0" | b"1")) => Some(false),
+            (Some(b"1"), Some(b"0")) => Some(true),
+            (Some(_), _) | (_, Some(_)) => None, // unknown: plain data, as in Go
+            (None, None) if rec("GNU.sparse.map").is_some() => Some(false),
+            (None, None) => None,
+        };
+        let sparse = match version {
+            None => None,
+            Some(_) if !kind.is_file() => {
+                return Err("it carries a GNU sparse map but is not a regular file".into())
+            }
+            Some(in_data) => {
+                if let Some(name) = rec("GNU.sparse.name") {
+                    path = name.clone();
+                }
+                if let Some(v) = rec("GNU.sparse.size").or_else(|| rec("GNU.sparse.realsize")) {
+                    size = pax_unsigned("GNU.sparse.size", v)?;
+                }
+                if in_data {
+                    Some(PaxSparse::InData)
+                } else {
+                    let n = pax_unsigned(
+                        "GNU.sparse.numblocks",
+                        records.get("GNU.sparse.numblocks").map_or(&b""[..], |v| v),
+                    )?;
+                    let map = rec("GNU.sparse.map").map_or(&b""[..], |v| v);
+                    let nums: Vec<&[u8]> = if map.is_empty() {
+                        Vec::new()
+                    } else {
+                        map.split(|b| *b == b',').collect()
+                    };
+                    if nums.len() as u64 != n.saturating_mul(2) {
+                        return Err(format!(
+                            "its GNU sparse map has {} numbers for {n} blocks",
+                            nums.len()
+                        ));
+                    }
+                    let mut pairs = Vec::new();
+                    for p in nums.chunks(2) {
+                        pairs.push((
+                            pax_unsigned("GNU.sparse.map", p[0])?,
+                            pax_unsigned("GNU.sparse.map", p[1])?,
+                        ));
+                    }
+                    Some(PaxSparse::Records(pairs))
+                }
+            }
+        };
+        Ok(EntryMeta {
+            path,
+            link,
+            kind,
+            size,
+            uid,
+            gid,
+            mtime,
+            sparse,
+        })
+    }
+
+    /// Read the entry's content and write it to `out` (or nowhere, to
+    /// check it), zero runs and sparse holes as holes.
+    pub fn copy_content<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        out: Option<&mut File>,
+    ) -> std::result::Result<(), String> {
+        let mut w = HoleWriter { out, file_pos: 0 };
+        let damaged = |e: io::Error| format!("damaged: {e}");
+        let map = match &self.sparse {
+            None => {
+                let n = w.copy(&mut *entry, 0, self.size).map_err(damaged)?;
+                if n != self.size {
+                    return Err(format!("it declares {} bytes but holds {n}", self.size));
+                }
+                return w.finish(self.size).map_err(damaged);
+            }
+            Some(PaxSparse::Records(map)) => map.clone(),
+            Some(PaxSparse::InData) => read_sparse_map_1_0(&mut *entry)?,
+        };
+        let mut end = 0u64;
+        for &(off, len) in &map {
+            let stop = off
+                .checked_add(len)
+                .filter(|e| {
+                    *e <= self.size && off >= end && off <= i64::MAX as u64 && *e <= i64::MAX as u64
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "its GNU sparse map is invalid (block {off}+{len} of a {} byte file)",
+                        self.size
+                    )
+                })?;
+            let n = w.copy(&mut *entry, off, len).map_err(damaged)?;
+            if n != len {
+                return Err("its sparse data is shorter than its map says".into());
+            }
+            end = stop;
+        }
+        let mut extra = [0u8; 1];
+        if entry.read(&mut extra).map_err(damaged)? != 0 {
+            return Err("it holds more sparse data than its map says".into());
+        }
+        w.finish(self.size).map_err(damaged)
+    }
+}
+
+/// The map ahead of a PAX 1.0 sparse file's data: decimal numbers, one a
+/// line, the count first, read in whole 512-byte blocks (Go's
+/// `readGNUSparseMap1x0`: a block is read only when the next number is not
+/// complete yet).
+fn read_sparse_map_1_0<R: Read>(r: &mut R) -> std::result::Result<Vec<(u64, u64)>, String> {
+    fn next<R: Read>(
+        r: &mut R,
+        buf: &mut Vec<u8>,
+        pos: &mut usize,
+    ) -> std::result::Result<u64, String> {
+        loop {
+            if let Some(nl) = buf[*pos..].iter().position(|b| *b == b'\n') {
+                let token = &buf[*pos..*pos + nl];
+                *pos += nl + 1;
+                return pax_unsigned("GNU sparse map", token);
+            }
+            let mut block = [0u8; 512];
+            r.read_exact(&mut block)
+                .map_err(|_| "its GNU sparse map ends early".to_owned())?;
+            buf.extend_from_slice(&block);
+        }
+    }
+    let (mut buf, mut pos) = (Vec::new(), 0);
+    let n = next(r, &mut buf, &mut pos)?;
+    let mut map = Vec::new();
+    for _ in 0..n {
+        let off = next(r, &mut buf, &mut pos)?;
+        let len = next(r, &mut buf, &mut pos)?;
+        map.push((off, len));
+    }
+    Ok(map)
+}
+
+/// Writes file content, seeking over 4 KiB runs of zeros so that they
+/// become holes (the content read back is the same).
+struct HoleWriter<'a> {
+    out: Option<&'a mut File>,
+    file_pos: u64,
+}
+
+static ZEROS: [u8; 4096] = [0; 4096];
+
+impl HoleWriter<'_> {
+    /// Copy up to `len` bytes from `r` to offset `at`; returns the count.
+    fn copy(&mut self, r: &mut impl Read, mut at: u64, len: u64) -> io::Result<u64> {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut done = 0;
+        let mut r = r.take(len);
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(done),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            done += n as u64;
+            if let Some(out) = self.out.as_deref_mut() {
+                for chunk in buf[..n].chunks(ZEROS.len()) {
+                    if chunk != &ZEROS[..chunk.len()] {
+                        if self.file_pos != at {
+                            out.seek(io::SeekFrom::Start(at))?;
+                        }
+                        out.write_all(chunk)?;
+                        self.file_pos = at + chunk.len() as u64;
+                    }
+                    at += chunk.len() as u64;
+                }
+            }
+        }
+    }
+
+    /// The file's length is `size` (what was not written is a hole).
+    fn finish(self, size: u64) -> io::Result<()> {
+        match self.out {
+            Some(out) => out.set_len(size),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_as_go_reads_them() {
+        assert_eq!(pax_time(b"1234567890"), Ok((1234567890, 0)));
+        assert_eq!(pax_time(b"1234567890.5"), Ok((1234567890, 500_000_000)));
+        assert_eq!(pax_time(b"1.0000000019"), Ok((1, 1)));
+        assert_eq!(pax_time(b"-1.5"), Ok((-2, 500_000_000)));
+        assert!(pax_time(b"1.").is_err());
+        assert!(pax_time(b"1.x").is_err());
+        assert!(pax_time(b"").is_err());
+    }
+
+    #[test]
+    fn wide_base256_numbers_are_refused() {
+        let mut f = [0u8; 12];
+        f[0] = 0x80;
+        f[11] = 5;
+        assert!(check_wide_number(&f, "size").is_ok());
+        f[3] = 1;
+        assert!(check_wide_number(&f, "size").is_err());
+        let mut neg = [0xffu8; 12];
+        neg[11] = 0xfe;
+        assert!(check_wide_number(&neg, "size").is_err());
+        assert!(check_wide_number(b"00000000012\0", "size").is_ok());
+    }
 }

@@ -18,12 +18,15 @@ use crate::compress::Compression;
 use crate::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::image::*;
 use crate::layout::{read_limited, BlobDir};
+use crate::unpack::{Budget, EntryMeta, Limits};
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// The largest manifest, index or config `verify` reads (registries commonly
 /// accept 4 MiB manifests).
 pub const MAX_DOCUMENT: u64 = 16 << 20;
-/// Image indexes nested deeper than this are refused.
-pub const MAX_DEPTH: usize = 8;
+/// Image indexes nested deeper than this are refused (as by every reader).
+pub const MAX_DEPTH: usize = MAX_INDEX_DEPTH;
 
 /// What `verify` found.
 #[derive(Debug, Default, Serialize)]
@@ -75,15 +78,30 @@ struct Verifier {
     checked: BTreeMap<Sha256Digest, bool>,
     /// Manifests already checked (several tags may name one).
     manifests: BTreeSet<String>,
+    /// Nested image indexes already checked.
+    indexes: BTreeSet<String>,
+    /// Descriptors listed by the indexes walked so far.
+    nodes: usize,
+    limits: Limits,
 }
 
-/// Verify the layout at `dir`.
+/// Verify the layout at `dir` with unpack's default limits.
 pub fn verify(dir: &Path) -> Report {
+    verify_with(dir, &Limits::default())
+}
+
+/// Verify the layout at `dir`; each layer is read within `limits` (entries,
+/// file size, and uncompressed bytes for `max_total_size`), so that a
+/// decompression bomb stops at the limit, named in the problem.
+pub fn verify_with(dir: &Path, limits: &Limits) -> Report {
     let mut v = Verifier {
+        limits: *limits,
         blobs: BlobDir::new(dir),
         problems: Vec::new(),
         checked: BTreeMap::new(),
         manifests: BTreeSet::new(),
+        indexes: BTreeSet::new(),
+        nodes: 0,
     };
     v.check_oci_layout(dir);
     match read_limited(&dir.join("index.json"), MAX_DOCUMENT) {
@@ -262,6 +280,12 @@ impl Verifier {
             }
         }
         for (i, desc) in doc.manifests.iter().enumerate() {
+            self.nodes += 1;
+            if self.nodes > MAX_INDEX_NODES {
+                return self.problem(format!(
+                    "{what}: the image indexes list more than {MAX_INDEX_NODES} descriptors; verify stops there"
+                ));
+            }
             let name = desc
                 .annotations
                 .get(ANNOTATION_REF_NAME)
@@ -270,6 +294,9 @@ impl Verifier {
             match desc.media_type.as_str() {
                 MEDIA_TYPE_MANIFEST | DOCKER_MANIFEST => self.check_manifest(desc, &name),
                 MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
+                    if !self.indexes.insert(desc.digest.clone()) {
+                        continue;
+                    }
                     if let Some(b) = self.read_doc(desc, &name) {
                         self.check_index_bytes(&b, &name, depth + 1);
                     }
@@ -390,7 +417,7 @@ impl Verifier {
                 ));
             }
         }
-        match tar_diff_id(&path, compression) {
+        match tar_diff_id(&path, compression, desc.size, &self.limits) {
             Ok(found) => {
                 if let Some(expected) = diff_id {
                     if found.to_string() != expected {
@@ -400,25 +427,80 @@ impl Verifier {
                     }
                 }
             }
-            Err(e) => self.problem(format!(
-                "{what}: not a readable {compression} tar stream: {e}"
-            )),
+            Err(e) => self.problem(format!("{what} ({}): {e}", short(&desc.digest))),
         }
     }
 }
 
 /// sha256 of the uncompressed stream, reading it as a tar archive on the way
-/// (so a stream that is not a tar is reported, not just hashed).
-fn tar_diff_id(path: &Path, compression: Compression) -> io::Result<Sha256Digest> {
-    let file = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut hr = HashReader::new(compression.decoder(file)?);
+/// with unpack's entry rules (so a stream that is not a tar, or that unpack
+/// would refuse, is reported), bounded by the descriptor's size and by
+/// `limits`, which apply to the layer. `Err` is the problem, in words.
+fn tar_diff_id(
+    path: &Path,
+    compression: Compression,
+    size: u64,
+    limits: &Limits,
+) -> Result<Sha256Digest, String> {
+    let file =
+        BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| e.to_string())?).take(size);
+    let used: Rc<Cell<u64>> = Default::default();
+    let limit = limits.max_total_size;
+    let why = |e: io::Error| {
+        if used.get() > limit {
+            format!(
+                "its uncompressed content passes --max-total-size {limit} bytes; decompression stopped there"
+            )
+        } else {
+            format!("not a readable {compression} tar stream: {e}")
+        }
+    };
+    let mut hr = HashReader::new(Budget {
+        inner: compression.decoder(file).map_err(why)?,
+        used: used.clone(),
+        limit,
+    });
     {
         let mut archive = tar::Archive::new(&mut hr);
-        for entry in archive.entries()? {
-            io::copy(&mut entry?, &mut io::sink())?;
+        let mut entries = 0u64;
+        for entry in archive.entries().map_err(why)? {
+            let mut entry = entry.map_err(why)?;
+            if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+                continue;
+            }
+            let name = |e: &tar::Entry<_>| String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            entries += 1;
+            if entries > limits.max_entries {
+                return Err(format!(
+                    "more than --max-entries {} entries; stopped there",
+                    limits.max_entries
+                ));
+            }
+            let meta = EntryMeta::read(&mut entry)
+                .map_err(|w| format!("entry {:?} refused: {w}", name(&entry)))?;
+            if meta.kind.is_file() && meta.size > limits.max_file_size {
+                return Err(format!(
+                    "entry {:?} declares {} bytes, more than --max-file-size {}",
+                    String::from_utf8_lossy(&meta.path),
+                    meta.size,
+                    limits.max_file_size
+                ));
+            }
+            if meta.kind.is_file() {
+                meta.copy_content(&mut entry, None).map_err(|w| {
+                    if used.get() > limit {
+                        why(io::Error::other(w))
+                    } else {
+                        format!(
+                            "entry {:?} refused: {w}",
+                            String::from_utf8_lossy(&meta.path)
+                        )
+                    }
+                })?;
+            }
         }
     }
-    io::copy(&mut hr, &mut io::sink())?;
+    io::copy(&mut hr, &mut io::sink()).map_err(why)?;
     Ok(hr.finish().0)
 }
 
