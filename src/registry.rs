@@ -1422,7 +1422,21 @@ pub fn pull(
                 }
                 None => children,
             };
-            for c in chosen {
+            // Depth-first; a nested index brings its own children (every
+            // digest once, within the bounds every reader applies).
+            let mut stack: Vec<(Descriptor, usize)> =
+                chosen.into_iter().rev().map(|c| (c, 1)).collect();
+            let mut seen = BTreeSet::new();
+            while let Some((c, depth)) = stack.pop() {
+                if !seen.insert(c.digest.clone()) {
+                    continue;
+                }
+                if seen.len() > crate::image::MAX_INDEX_NODES {
+                    return Err(Error::Invalid(format!(
+                        "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
+                        crate::image::MAX_INDEX_NODES
+                    )));
+                }
                 let (b, d) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
                 if b.len() as u64 != c.size {
                     return Err(Error::DigestMismatch {
@@ -1431,9 +1445,24 @@ pub fn pull(
                         found: b.len().to_string(),
                     });
                 }
-                manifests.push(serde_json::from_slice(&b).map_err(|e| {
+                let v: Value = serde_json::from_slice(&b).map_err(|e| {
                     Error::Invalid(format!("{source}: manifest {d} is not JSON: {e}"))
-                })?);
+                })?;
+                if is_index(&c.media_type) {
+                    if depth + 1 > crate::image::MAX_INDEX_DEPTH {
+                        return Err(Error::Invalid(format!(
+                            "{source}: image index {d} is nested more than {} deep; nixoci reads no deeper",
+                            crate::image::MAX_INDEX_DEPTH
+                        )));
+                    }
+                    let nested: Vec<Descriptor> = serde_json::from_value(v["manifests"].clone())
+                        .map_err(|e| {
+                            Error::Invalid(format!("{source}: image index {d} is not valid: {e}"))
+                        })?;
+                    stack.extend(nested.into_iter().rev().map(|g| (g, depth + 1)));
+                } else {
+                    manifests.push(v);
+                }
                 docs.push((d, b));
             }
         } else {
@@ -1627,12 +1656,38 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
         let mut images = Vec::new();
         let mut manifests: Vec<(Option<Platform>, String, Value)> = Vec::new();
         if is_index(&media_type) {
-            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
-                .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
-            for c in children {
+            // Nested indexes are followed as every reader follows them:
+            // depth-first, each digest once, within the same bounds.
+            let children = |doc: &Value| -> Result<Vec<Descriptor>> {
+                serde_json::from_value(doc["manifests"].clone())
+                    .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))
+            };
+            let mut stack: Vec<(Descriptor, usize)> =
+                children(&doc)?.into_iter().rev().map(|c| (c, 1)).collect();
+            let mut seen = BTreeSet::new();
+            while let Some((c, depth)) = stack.pop() {
+                if !seen.insert(c.digest.clone()) {
+                    continue;
+                }
+                if seen.len() > crate::image::MAX_INDEX_NODES {
+                    return Err(Error::Invalid(format!(
+                        "{r}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
+                        crate::image::MAX_INDEX_NODES
+                    )));
+                }
                 let (b, d) = remote.manifest_raw(&r.with_digest(&c.digest)).await?;
-                let v = serde_json::from_slice(&b)
+                let v: Value = serde_json::from_slice(&b)
                     .map_err(|e| Error::Invalid(format!("{r}: manifest {d} is not JSON: {e}")))?;
+                if is_index(&c.media_type) || is_index(&media_type_of(&v)) {
+                    if depth + 1 > crate::image::MAX_INDEX_DEPTH {
+                        return Err(Error::Invalid(format!(
+                            "{r}: image index {d} is nested more than {} deep; nixoci reads no deeper",
+                            crate::image::MAX_INDEX_DEPTH
+                        )));
+                    }
+                    stack.extend(children(&v)?.into_iter().rev().map(|g| (g, depth + 1)));
+                    continue;
+                }
                 manifests.push((c.platform.clone(), d, v));
             }
         } else {

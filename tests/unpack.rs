@@ -1437,7 +1437,8 @@ impl Drop for LoopbackRegistry {
     }
 }
 
-/// `pull --platform` searches nested indexes as unpack does.
+/// `pull --platform` searches nested indexes as unpack does; `pull` of the
+/// whole image and remote `inspect` follow them too.
 #[test]
 fn pull_finds_a_platform_in_a_nested_index() {
     let reg = LoopbackRegistry::start();
@@ -1476,4 +1477,29 @@ fn pull_finds_a_platform_in_a_nested_index() {
             .arg(t.path().join("none")),
     );
     assert!(err.contains("(it has: linux/arm64, linux/amd64)"), "{err}");
+    // Without --platform, the whole graph, nested index included.
+    let whole = t.path().join("whole");
+    let mut pull = nixoci();
+    env(&mut pull);
+    run(pull.args(["pull", "-q"]).arg(&reference).arg(&whole));
+    run(nixoci().arg("verify").arg(&whole));
+    assert_eq!(blobs(&whole), blobs(&layout));
+    // Remote inspect follows the nesting too: both platforms' images.
+    let mut inspect = nixoci();
+    env(&mut inspect);
+    let out = run(inspect.args(["inspect", "--json"]).arg(&reference));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let platforms: Vec<String> = inspected[0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["platform"]["os"].as_str().unwrap(),
+                i["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/arm64", "linux/amd64"], "{inspected}");
 }
