@@ -7,38 +7,91 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use common::*;
 use serde_json::json;
-
-const NIX_CONFIG: &str = "experimental-features = nix-command flakes
-substituters =
-sandbox = true
-build-users-group =
-extra-sandbox-paths = /lib64 /lib/x86_64-linux-gnu=/usr/lib/x86_64-linux-gnu
-flake-registry = /dev/null";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A directory holding only busybox-static, for `builtins.path`.
+/// A directory holding only busybox-static, for `builtins.path`; one per
+/// test process, made once.
 fn busybox_dir() -> PathBuf {
-    let bin = busybox();
-    let dir = std::env::temp_dir().join(format!("nixoci-test-busybox-{}", std::process::id()));
-    if !dir.join("busybox").exists() {
-        fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join(format!(".busybox-{:?}", std::thread::current().id()));
-        fs::copy(bin, &tmp).unwrap();
-        fs::rename(&tmp, dir.join("busybox")).unwrap();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| stage_busybox(Path::new(env!("CARGO_TARGET_TMPDIR"))))
+        .clone()
+}
+
+/// A directory below `parent` holding busybox-static and nothing else,
+/// named after the binary's digest. It is filled under a temporary name and
+/// renamed into place whole, so that no thread or process ever imports it
+/// half made; when another got there first, its identical directory is used.
+fn stage_busybox(parent: &Path) -> PathBuf {
+    let bytes = fs::read(busybox()).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let dir = parent.join(format!("busybox-{}", &digest[..16]));
+    if dir.join("busybox").is_file() {
+        return dir;
+    }
+    fs::create_dir_all(parent).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix(".busybox-")
+        .tempdir_in(parent)
+        .unwrap();
+    file(tmp.path(), "busybox", &bytes, 0o755);
+    if let Err(e) = fs::rename(tmp.path(), &dir) {
+        // Renaming onto a directory that is not empty fails: another
+        // thread or process put the same busybox there.
+        assert!(
+            dir.join("busybox").is_file(),
+            "cannot put busybox at {}: {e}",
+            dir.display()
+        );
     }
     dir
 }
 
+/// Tests start together: every one of them must get a directory that holds
+/// busybox and nothing else (a half-copied file there would change the
+/// store path, and the image, of the test that imports it).
+#[test]
+fn busybox_dir_made_by_threads_at_once_holds_only_busybox() {
+    for _ in 0..20 {
+        let parent = tempfile::tempdir().unwrap();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let dir = stage_busybox(parent.path());
+                        let names: Vec<String> = fs::read_dir(&dir)
+                            .unwrap()
+                            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                            .collect();
+                        (dir, names)
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (dir, names) = h.join().unwrap();
+                assert_eq!(names, ["busybox"], "{}", dir.display());
+                assert_eq!(
+                    fs::read(dir.join("busybox")).unwrap(),
+                    fs::read(busybox()).unwrap()
+                );
+            }
+        });
+    }
+}
+
+/// A Nix command run from the repository, once the store is initialised
+/// (`common::nix_ready`).
 fn nix(program: &str) -> Command {
-    require(program);
-    let mut c = Command::new(program);
-    c.env("NIX_CONFIG", NIX_CONFIG).current_dir(repo());
+    let mut c = nix_command(program);
+    c.current_dir(repo());
     c
 }
 
@@ -69,6 +122,45 @@ fn nix_eval(attr: &str) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// On a machine where Nix has never run, the first Nix commands create its
+/// store and database; commands that start at the same moment must all
+/// succeed all the same. Eight commands wait behind a lock (`flock`) that
+/// is released at once, so that they really start together.
+/// (.ci/fresh-nix runs this test on new stores.)
+#[test]
+fn nix_commands_started_at_once_all_succeed() {
+    require("flock");
+    let t = tempfile::tempdir().unwrap();
+    let gate_path = t.path().join("gate");
+    let gate = lock_file(&gate_path);
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let program = nix("nix-instantiate");
+            let mut cmd = Command::new("flock");
+            cmd.arg("--shared")
+                .arg(&gate_path)
+                .arg(program.get_program())
+                .args(["--eval", "--expr", "builtins.toFile \"at-once\" \"x\""])
+                .envs(program.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .current_dir(repo())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(gate);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a Nix command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("-at-once\""));
+    }
 }
 
 #[test]
