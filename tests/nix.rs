@@ -338,6 +338,96 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
     }
 }
 
+/// Every argument the tool would refuse fails at evaluation (no build),
+/// with a message naming the function and the attribute
+/// (`tests/nix/bad.nix`).
+#[test]
+fn argument_errors_name_the_function_and_the_attribute() {
+    let cases = [
+        ("layerUidString", "ociLayerTar: files[0].uid must be an integer from 0 to 4294967295, not \"1000\""),
+        ("layerUidNegative", "ociLayerTar: files[0].uid must be an integer from 0 to 4294967295, not -1"),
+        ("layerGidTooBig", "ociLayerTar: files[0].gid must be an integer from 0 to 4294967295, not 4294967296"),
+        ("layerModeTooBig", "ociLayerTar: files[0].mode must be an octal string like \"0755\""),
+        ("layerModeNotOctal", "ociLayerTar: files[0].mode must be an octal string like \"0755\""),
+        ("layerSourceNumber", "ociLayerTar: files[0].source must be a path, a string or a derivation, not 5"),
+        ("layerLevelString", "ociLayerTar: level must be an integer from 1 to 9 for gzip, or null, not \"6\""),
+        ("layerLevelTooHigh", "ociLayerTar: level must be an integer from 1 to 9 for gzip, or null, not 42"),
+        ("layerLevelZstdTooHigh", "ociLayerTar: level must be an integer from 1 to 19 for zstd"),
+        ("layerLevelUncompressed", "ociLayerTar: level must be null for compression = \"none\", not 1"),
+        ("layerCompression", "ociLayerTar: compression: \"xz\" is not one of gzip, zstd, none"),
+        ("layerIncludeClosure", "ociLayerTar: includeClosure must be true or false, not \"yes\""),
+        ("layerFilesNotList", "ociLayerTar: files must be a list"),
+        ("layerBaseNotList", "ociLayerTar: base must be a list"),
+        ("layerNoMainProgram", "ociLayerTar: files[0]: the package hello has no meta.mainProgram"),
+        ("layerMultiOutputNoMainProgram", "ociLayerTar: files[0]: the package tool has no meta.mainProgram"),
+        ("configArchitecture", "ociImageConfig: architecture must be a platform name"),
+        ("configOs", "ociImageConfig: os must be a platform name"),
+        ("configVariant", "ociImageConfig: variant must be a platform name"),
+        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\", not \"yesterday\""),
+        ("configCreatedBadDay", "ociImageConfig: created must be an RFC 3339 time"),
+        ("configAuthor", "ociImageConfig: author must be a string"),
+        ("configCmdString", "ociImageConfig: config.Cmd must be a list of strings, not \"echo\""),
+        ("configUnknownField", "ociImageConfig: config: unknown field(s) Cmdd; known: Cmd, Entrypoint"),
+        ("configEnvNumbers", "ociImageConfig: config.Env[0] must be a string, not 1"),
+        ("configLabels", "ociImageConfig: config.Labels.version must be a string, not 2"),
+        ("configUser", "ociImageConfig: config.User must be a string, not 1000"),
+        ("configExposedPorts", "ociImageConfig: config.ExposedPorts must be a list of strings or an attribute set"),
+        ("configExtraRootfs", "ociImageConfig: extraConfig may not set rootfs"),
+        ("configLayersNotLayers", "ociImageConfig: layers must list ociLayerTar results"),
+        ("manifestCmdString", "ociImageManifest: config.Cmd must be a list of strings"),
+        ("manifestCreated", "ociImageManifest: created must be an RFC 3339 time"),
+        ("manifestAnnotation", "ociImageManifest: annotations.version must be a string, not 2"),
+        ("manifestExtraLayers", "ociImageManifest: extraManifest may not set layers"),
+        ("layoutTag", "ociImageLayout: tag must be a tag: 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -, not \"bad tag!\""),
+        ("layoutTags", "ociImageLayout: tags[1] must be a tag"),
+        ("layoutTagTooLong", "ociImageLayout: tags[0] must be a tag"),
+        ("layoutAnnotation", "ociImageLayout: annotations.n must be a string, not 1"),
+        ("layoutPlatformTags", "ociImageLayout: platformTags must be true or false"),
+        ("layoutExtraIndex", "ociImageLayout: extraIndex may not set manifests"),
+        ("imageTag", "ociImage: tag must be a tag"),
+        ("imageUid", "ociImage: files[0].uid must be an integer from 0 to 4294967295, not \"0\""),
+        ("imageArchitecture", "ociImage: architecture must be a platform name"),
+        ("imageCreated", "ociImage: created must be an RFC 3339 time"),
+        ("imageCmd", "ociImage: config.Cmd must be a list of strings"),
+        ("imageCompression", "ociImage: compression: \"xz\" is not one of"),
+        ("imageAnnotation", "ociImage: annotations.n must be a string, not 1"),
+        ("imageNoMainProgram", "ociImage: files[0]: the package hello has no meta.mainProgram"),
+        ("archiveFormat", "ociImageArchive: format: \"zip\" is not one of oci, docker"),
+        ("archiveTag", "ociImageArchive: tag must be a tag"),
+        ("archiveImageName", "ociImageArchive: imageName must be a string, not 5"),
+    ];
+    let mut wrong = Vec::new();
+    for (attr, message) in cases {
+        let out = nix("nix-instantiate")
+            .args(["tests/nix/bad.nix", "-A", attr])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        if out.status.success() || !err.contains(message) {
+            wrong.push(format!("{attr}: expected {message:?}, got:\n{err}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A package without `meta.mainProgram` at a destination that does not end
+/// in `/` is refused, and the message shows both ways to write it.
+#[test]
+fn package_without_main_program_is_refused_with_both_ways_to_write_it() {
+    let out = nix("nix-instantiate")
+        .args(["tests/nix/bad.nix", "-A", "layerNoMainProgram"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for way in [
+        "destination = \"/bin/hello/\" to copy the package's contents there",
+        "source = \"${hello}/bin/hello\" for one of its files",
+    ] {
+        assert!(err.contains(way), "no {way:?} in:\n{err}");
+    }
+}
+
 #[test]
 fn nix_unit_tests() {
     let out =
