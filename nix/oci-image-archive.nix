@@ -1,6 +1,13 @@
 { common }:
 let
-  inherit (common) checkOneOf dropNulls mkStep;
+  inherit (common)
+    checkNullOr
+    checkOneOf
+    checkString
+    checkTag
+    dropNulls
+    mkStep
+    ;
 in
 /**
   An image as one file for `podman load -i` / `docker load -i`: the OCI
@@ -45,8 +52,13 @@ mkStep {
   name = "${image.name or "oci-image"}-${checkOneOf "ociImageArchive: format" [ "oci" "docker" ] format}.tar";
   command = "archive";
   spec = dropNulls {
-    layout = "${image}";
-    inherit format tag;
-    name = imageName;
+    layout =
+      if builtins.isAttrs image && image ? outPath then
+        "${image}"
+      else
+        throw "ociImageArchive: image must be an ociImageLayout or ociImage result, not ${common.describe image}";
+    inherit format;
+    tag = checkNullOr checkTag "ociImageArchive: tag" tag;
+    name = checkNullOr checkString "ociImageArchive: imageName" imageName;
   };
 }

@@ -1,6 +1,13 @@
 { common }:
 let
-  inherit (common) dropNulls hostPlatform mkStep;
+  inherit (common)
+    checkConfigArgs
+    checkLayers
+    dropNulls
+    hostPlatform
+    mkStep
+    ;
+  fn = "ociImageConfig";
 in
 /**
   The image config over some layers: the container settings (entrypoint,
@@ -54,14 +61,17 @@ in
   created ? null,
   author ? null,
 }:
+let
+  args = checkConfigArgs fn {
+    inherit config extraConfig architecture os variant created author;
+  };
+in
 mkStep {
   inherit name;
   command = "config";
   spec = dropNulls {
-    layers = map (
-      l: if (l.command or null) == "layer" then "${l}" else throw "ociImageConfig: layers must list ociLayerTar results"
-    ) layers;
-    inherit architecture os variant created author config;
-    extraConfig = if extraConfig == { } then null else extraConfig;
+    layers = checkLayers "${fn}: layers" layers;
+    inherit (args) architecture os variant created author config;
+    extraConfig = if args.extraConfig == { } then null else args.extraConfig;
   };
 }

@@ -1,6 +1,13 @@
 { common, ociImageArchive }:
 let
-  inherit (common) mkStep;
+  inherit (common)
+    checkBool
+    checkExtra
+    checkList
+    checkStringAttrs
+    checkTags
+    mkStep
+    ;
 in
 /**
   An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), what
@@ -67,9 +74,11 @@ let
       manifests = map (
         m:
         if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
-      ) manifests;
-      inherit tags annotations platformTags;
-    } // (if extraIndex == { } then { } else { inherit extraIndex; });
+      ) (checkList "ociImageLayout: manifests" manifests);
+      tags = builtins.seq (common.checkTag "ociImageLayout: tag" tag) (checkTags "ociImageLayout: tags" tags);
+      annotations = checkStringAttrs "ociImageLayout: annotations" annotations;
+      platformTags = checkBool "ociImageLayout: platformTags" platformTags;
+    } // (if extraIndex == { } then { } else { extraIndex = checkExtra "ociImageLayout: extraIndex" [ "schemaVersion" "mediaType" "manifests" ] extraIndex; });
   };
 in
 layout

@@ -1,6 +1,15 @@
 { common, ociImageConfig }:
 let
-  inherit (common) dropNulls hostPlatform mkStep;
+  inherit (common)
+    checkConfigArgs
+    checkExtra
+    checkLayers
+    checkStringAttrs
+    dropNulls
+    hostPlatform
+    mkStep
+    ;
+  fn = "ociImageManifest";
 in
 /**
   An image manifest: the config (made here from `layers` and the config
@@ -58,14 +67,16 @@ in
 let
   cfg =
     if imageConfig == null then
-      ociImageConfig {
-        name = "${name}-config";
-        inherit layers config extraConfig architecture os variant created author;
-      }
+      # Checked here first, so that a message names this function.
+      builtins.seq (checkConfigArgs fn { inherit config extraConfig architecture os variant created author; })
+        (builtins.deepSeq (checkLayers "${fn}: layers" layers) (ociImageConfig {
+          name = "${name}-config";
+          inherit layers config extraConfig architecture os variant created author;
+        }))
     else if layers != [ ] || config != { } || extraConfig != { } then
-      throw "ociImageManifest: give layers and config settings to ociImageConfig when imageConfig is set"
+      throw "${fn}: give layers and config settings to ociImageConfig when imageConfig is set"
     else if (imageConfig.command or null) != "config" then
-      throw "ociImageManifest: imageConfig must be an ociImageConfig result"
+      throw "${fn}: imageConfig must be an ociImageConfig result"
     else
       imageConfig;
 in
@@ -74,7 +85,11 @@ mkStep {
   command = "manifest";
   spec = dropNulls {
     imageConfig = "${cfg}";
-    inherit annotations;
-    extraManifest = if extraManifest == { } then null else extraManifest;
+    annotations = checkStringAttrs "${fn}: annotations" annotations;
+    extraManifest =
+      if extraManifest == { } then
+        null
+      else
+        checkExtra "${fn}: extraManifest" [ "schemaVersion" "mediaType" "config" "layers" ] extraManifest;
   };
 }

@@ -69,6 +69,21 @@
   created ? null,
 }:
 let
+  fn = "ociImage";
+  # Checked here, so that a message names this function and its attribute
+  # rather than the function it is passed on to.
+  checks = [
+    (common.checkString "${fn}: name" name)
+    (common.checkTag "${fn}: tag" tag)
+    (common.checkTags "${fn}: tags" tags)
+    (map (c: "${c}") (common.checkList "${fn}: contents" contents))
+    (common.normaliseFiles fn files)
+    (common.checkLayers "${fn}: layers" layers)
+    (common.checkStringAttrs "${fn}: annotations" annotations)
+    (common.checkOneOf "${fn}: compression" [ "gzip" "zstd" "none" ] compression)
+    (common.checkBool "${fn}: includeClosure" includeClosure)
+    (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
+  ];
   own = ociLayerTar {
     name = "${name}-layer";
     files = map (c: { source = c; destination = "/"; }) contents ++ files;
@@ -91,8 +106,10 @@ let
     manifests = [ manifest ];
   };
 in
-layout
-// {
-  inherit manifest;
-  layers = allLayers;
-}
+builtins.deepSeq checks (
+  layout
+  // {
+    inherit manifest;
+    layers = allLayers;
+  }
+)

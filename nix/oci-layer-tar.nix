@@ -1,46 +1,14 @@
 { common }:
 let
-  inherit (common) checkAttrs checkOneOf dropNulls mkStep storeRoot;
-
-  fileAttrs = [ "source" "destination" "mode" "uid" "gid" ];
-
-  endsWithSlash = s: builtins.match ".*/" s != null;
-
-  # One `files` entry as the tool takes it: the source as a string (a
-  # package with meta.mainProgram, put at a destination that does not end in
-  # "/", means its main program), destination and mode checked.
-  normaliseFile =
-    i: f:
-    let
-      what = "ociLayerTar: files[${toString i}]";
-      checked = checkAttrs what fileAttrs (
-        if builtins.isAttrs f && !(f ? outPath) then f else throw "${what}: expected { source, destination?, mode?, uid?, gid? }"
-      );
-      dest = checked.destination or null;
-      mainProgram = checked.source.meta.mainProgram or null;
-      source =
-        if !(checked ? source) then
-          throw "${what}: source is required"
-        else if builtins.isAttrs checked.source && mainProgram != null && dest != null && !(endsWithSlash dest) then
-          "${checked.source}/bin/${mainProgram}"
-        else
-          "${checked.source}";
-    in
-    dropNulls {
-      inherit source;
-      destination =
-        if dest == null || (builtins.isString dest && builtins.substring 0 1 dest == "/") then
-          dest
-        else
-          throw "${what}: destination ${builtins.toJSON dest} must be an absolute path (start with /)";
-      mode =
-        if !(checked ? mode) || builtins.isString checked.mode then
-          checked.mode or null
-        else
-          throw "${what}: mode must be an octal string like \"0755\" (a Nix integer would be read as decimal)";
-      uid = checked.uid or null;
-      gid = checked.gid or null;
-    };
+  inherit (common)
+    checkBool
+    checkLevel
+    checkList
+    checkOneOf
+    mkStep
+    normaliseFiles
+    storeRoot
+    ;
 in
 /**
   One image layer: a reproducible tar of files and store paths, compressed,
@@ -58,8 +26,13 @@ in
     `{ source = nginx; }` keeps the store path at its own path;
     `{ source = bash; destination = "/bin/bash"; }` puts a package's main
     program (`meta.mainProgram`) there when the destination does not end in
-    `/`; otherwise a file lands at `destination`, a directory's contents are
-    merged under it, a symlink stays a symlink. `mode` is an octal string.
+    `/`; a package without one (a derivation with `pname` or several
+    outputs) is refused there: write `destination = "/bin/hello/"` to copy
+    its contents, or `source = "${hello}/bin/hello"` for one file.
+    Otherwise a file (or single-file derivation, such as `writeText`'s)
+    lands at `destination`, a directory's contents are merged under it, a
+    symlink stays a symlink. `mode` is an octal string (at most `"07777"`),
+    `uid` and `gid` integers from 0 to 4294967295.
 
   `compression` (`"gzip"` | `"zstd"` | `"none"`, default `"gzip"`)
   : Layer compression.
@@ -100,11 +73,13 @@ in
   base ? [ ],
 }:
 let
-  normalised = builtins.genList (i: normaliseFile i (builtins.elemAt files i)) (builtins.length files);
+  normalised = normaliseFiles "ociLayerTar" files;
   roots = builtins.filter (r: r != null) (map (f: storeRoot f.source) normalised);
   baseDirs = map (
     l: if (l.command or null) == "layer" then "${l}" else throw "ociLayerTar: base must list ociLayerTar results"
-  ) base;
+  ) (checkList "ociLayerTar: base" base);
+  compression' = checkOneOf "ociLayerTar: compression" [ "gzip" "zstd" "none" ] compression;
+  withClosure = checkBool "ociLayerTar: includeClosure" includeClosure;
 in
 mkStep {
   inherit name;
@@ -112,10 +87,10 @@ mkStep {
   spec =
     {
       files = normalised;
-      compression = checkOneOf "ociLayerTar: compression" [ "gzip" "zstd" "none" ] compression;
+      compression = compression';
       base = baseDirs;
     }
-    // (if level == null then { } else { inherit level; })
-    // (if includeClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
-  closure = if includeClosure then roots else null;
+    // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
+    // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
+  closure = if withClosure then roots else null;
 }

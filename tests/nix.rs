@@ -7,38 +7,91 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use common::*;
 use serde_json::json;
-
-const NIX_CONFIG: &str = "experimental-features = nix-command flakes
-substituters =
-sandbox = true
-build-users-group =
-extra-sandbox-paths = /lib64 /lib/x86_64-linux-gnu=/usr/lib/x86_64-linux-gnu
-flake-registry = /dev/null";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A directory holding only busybox-static, for `builtins.path`.
+/// A directory holding only busybox-static, for `builtins.path`; one per
+/// test process, made once.
 fn busybox_dir() -> PathBuf {
-    let bin = busybox();
-    let dir = std::env::temp_dir().join(format!("nixoci-test-busybox-{}", std::process::id()));
-    if !dir.join("busybox").exists() {
-        fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join(format!(".busybox-{:?}", std::thread::current().id()));
-        fs::copy(bin, &tmp).unwrap();
-        fs::rename(&tmp, dir.join("busybox")).unwrap();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| stage_busybox(Path::new(env!("CARGO_TARGET_TMPDIR"))))
+        .clone()
+}
+
+/// A directory below `parent` holding busybox-static and nothing else,
+/// named after the binary's digest. It is filled under a temporary name and
+/// renamed into place whole, so that no thread or process ever imports it
+/// half made; when another got there first, its identical directory is used.
+fn stage_busybox(parent: &Path) -> PathBuf {
+    let bytes = fs::read(busybox()).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let dir = parent.join(format!("busybox-{}", &digest[..16]));
+    if dir.join("busybox").is_file() {
+        return dir;
+    }
+    fs::create_dir_all(parent).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix(".busybox-")
+        .tempdir_in(parent)
+        .unwrap();
+    file(tmp.path(), "busybox", &bytes, 0o755);
+    if let Err(e) = fs::rename(tmp.path(), &dir) {
+        // Renaming onto a directory that is not empty fails: another
+        // thread or process put the same busybox there.
+        assert!(
+            dir.join("busybox").is_file(),
+            "cannot put busybox at {}: {e}",
+            dir.display()
+        );
     }
     dir
 }
 
+/// Tests start together: every one of them must get a directory that holds
+/// busybox and nothing else (a half-copied file there would change the
+/// store path, and the image, of the test that imports it).
+#[test]
+fn busybox_dir_made_by_threads_at_once_holds_only_busybox() {
+    for _ in 0..20 {
+        let parent = tempfile::tempdir().unwrap();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let dir = stage_busybox(parent.path());
+                        let names: Vec<String> = fs::read_dir(&dir)
+                            .unwrap()
+                            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                            .collect();
+                        (dir, names)
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (dir, names) = h.join().unwrap();
+                assert_eq!(names, ["busybox"], "{}", dir.display());
+                assert_eq!(
+                    fs::read(dir.join("busybox")).unwrap(),
+                    fs::read(busybox()).unwrap()
+                );
+            }
+        });
+    }
+}
+
+/// A Nix command run from the repository, once the store is initialised
+/// (`common::nix_ready`).
 fn nix(program: &str) -> Command {
-    require(program);
-    let mut c = Command::new(program);
-    c.env("NIX_CONFIG", NIX_CONFIG).current_dir(repo());
+    let mut c = nix_command(program);
+    c.current_dir(repo());
     c
 }
 
@@ -69,6 +122,45 @@ fn nix_eval(attr: &str) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// On a machine where Nix has never run, the first Nix commands create its
+/// store and database; commands that start at the same moment must all
+/// succeed all the same. Eight commands wait behind a lock (`flock`) that
+/// is released at once, so that they really start together.
+/// (.ci/fresh-nix runs this test on new stores.)
+#[test]
+fn nix_commands_started_at_once_all_succeed() {
+    require("flock");
+    let t = tempfile::tempdir().unwrap();
+    let gate_path = t.path().join("gate");
+    let gate = lock_file(&gate_path);
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let program = nix("nix-instantiate");
+            let mut cmd = Command::new("flock");
+            cmd.arg("--shared")
+                .arg(&gate_path)
+                .arg(program.get_program())
+                .args(["--eval", "--expr", "builtins.toFile \"at-once\" \"x\""])
+                .envs(program.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .current_dir(repo())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(gate);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a Nix command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("-at-once\""));
+    }
 }
 
 #[test]
@@ -262,6 +354,96 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
             "{attr}: no {message:?} in:\n{}",
             stderr(&out)
         );
+    }
+}
+
+/// Every argument the tool would refuse fails at evaluation (no build),
+/// with a message naming the function and the attribute
+/// (`tests/nix/bad.nix`).
+#[test]
+fn argument_errors_name_the_function_and_the_attribute() {
+    let cases = [
+        ("layerUidString", "ociLayerTar: files[0].uid must be an integer from 0 to 4294967295, not \"1000\""),
+        ("layerUidNegative", "ociLayerTar: files[0].uid must be an integer from 0 to 4294967295, not -1"),
+        ("layerGidTooBig", "ociLayerTar: files[0].gid must be an integer from 0 to 4294967295, not 4294967296"),
+        ("layerModeTooBig", "ociLayerTar: files[0].mode must be an octal string like \"0755\""),
+        ("layerModeNotOctal", "ociLayerTar: files[0].mode must be an octal string like \"0755\""),
+        ("layerSourceNumber", "ociLayerTar: files[0].source must be a path, a string or a derivation, not 5"),
+        ("layerLevelString", "ociLayerTar: level must be an integer from 1 to 9 for gzip, or null, not \"6\""),
+        ("layerLevelTooHigh", "ociLayerTar: level must be an integer from 1 to 9 for gzip, or null, not 42"),
+        ("layerLevelZstdTooHigh", "ociLayerTar: level must be an integer from 1 to 19 for zstd"),
+        ("layerLevelUncompressed", "ociLayerTar: level must be null for compression = \"none\", not 1"),
+        ("layerCompression", "ociLayerTar: compression: \"xz\" is not one of gzip, zstd, none"),
+        ("layerIncludeClosure", "ociLayerTar: includeClosure must be true or false, not \"yes\""),
+        ("layerFilesNotList", "ociLayerTar: files must be a list"),
+        ("layerBaseNotList", "ociLayerTar: base must be a list"),
+        ("layerNoMainProgram", "ociLayerTar: files[0]: the package hello has no meta.mainProgram"),
+        ("layerMultiOutputNoMainProgram", "ociLayerTar: files[0]: the package tool has no meta.mainProgram"),
+        ("configArchitecture", "ociImageConfig: architecture must be a platform name"),
+        ("configOs", "ociImageConfig: os must be a platform name"),
+        ("configVariant", "ociImageConfig: variant must be a platform name"),
+        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\", not \"yesterday\""),
+        ("configCreatedBadDay", "ociImageConfig: created must be an RFC 3339 time"),
+        ("configAuthor", "ociImageConfig: author must be a string"),
+        ("configCmdString", "ociImageConfig: config.Cmd must be a list of strings, not \"echo\""),
+        ("configUnknownField", "ociImageConfig: config: unknown field(s) Cmdd; known: Cmd, Entrypoint"),
+        ("configEnvNumbers", "ociImageConfig: config.Env[0] must be a string, not 1"),
+        ("configLabels", "ociImageConfig: config.Labels.version must be a string, not 2"),
+        ("configUser", "ociImageConfig: config.User must be a string, not 1000"),
+        ("configExposedPorts", "ociImageConfig: config.ExposedPorts must be a list of strings or an attribute set"),
+        ("configExtraRootfs", "ociImageConfig: extraConfig may not set rootfs"),
+        ("configLayersNotLayers", "ociImageConfig: layers must list ociLayerTar results"),
+        ("manifestCmdString", "ociImageManifest: config.Cmd must be a list of strings"),
+        ("manifestCreated", "ociImageManifest: created must be an RFC 3339 time"),
+        ("manifestAnnotation", "ociImageManifest: annotations.version must be a string, not 2"),
+        ("manifestExtraLayers", "ociImageManifest: extraManifest may not set layers"),
+        ("layoutTag", "ociImageLayout: tag must be a tag: 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -, not \"bad tag!\""),
+        ("layoutTags", "ociImageLayout: tags[1] must be a tag"),
+        ("layoutTagTooLong", "ociImageLayout: tags[0] must be a tag"),
+        ("layoutAnnotation", "ociImageLayout: annotations.n must be a string, not 1"),
+        ("layoutPlatformTags", "ociImageLayout: platformTags must be true or false"),
+        ("layoutExtraIndex", "ociImageLayout: extraIndex may not set manifests"),
+        ("imageTag", "ociImage: tag must be a tag"),
+        ("imageUid", "ociImage: files[0].uid must be an integer from 0 to 4294967295, not \"0\""),
+        ("imageArchitecture", "ociImage: architecture must be a platform name"),
+        ("imageCreated", "ociImage: created must be an RFC 3339 time"),
+        ("imageCmd", "ociImage: config.Cmd must be a list of strings"),
+        ("imageCompression", "ociImage: compression: \"xz\" is not one of"),
+        ("imageAnnotation", "ociImage: annotations.n must be a string, not 1"),
+        ("imageNoMainProgram", "ociImage: files[0]: the package hello has no meta.mainProgram"),
+        ("archiveFormat", "ociImageArchive: format: \"zip\" is not one of oci, docker"),
+        ("archiveTag", "ociImageArchive: tag must be a tag"),
+        ("archiveImageName", "ociImageArchive: imageName must be a string, not 5"),
+    ];
+    let mut wrong = Vec::new();
+    for (attr, message) in cases {
+        let out = nix("nix-instantiate")
+            .args(["tests/nix/bad.nix", "-A", attr])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        if out.status.success() || !err.contains(message) {
+            wrong.push(format!("{attr}: expected {message:?}, got:\n{err}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A package without `meta.mainProgram` at a destination that does not end
+/// in `/` is refused, and the message shows both ways to write it.
+#[test]
+fn package_without_main_program_is_refused_with_both_ways_to_write_it() {
+    let out = nix("nix-instantiate")
+        .args(["tests/nix/bad.nix", "-A", "layerNoMainProgram"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for way in [
+        "destination = \"/bin/hello/\" to copy the package's contents there",
+        "source = \"${hello}/bin/hello\" for one of its files",
+    ] {
+        assert!(err.contains(way), "no {way:?} in:\n{err}");
     }
 }
 

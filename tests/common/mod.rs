@@ -43,6 +43,70 @@ pub fn require(tool: &str) {
     );
 }
 
+/// Nix 2.8 as the tests run it: offline, single-user as root, sandboxed
+/// (RECIPES.md section 5).
+pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes
+substituters =
+sandbox = true
+build-users-group =
+extra-sandbox-paths = /lib64 /lib/x86_64-linux-gnu=/usr/lib/x86_64-linux-gnu
+flake-registry = /dev/null";
+
+/// A Nix command (`nix`, `nix-build`, `nix-instantiate`, ...) with
+/// [`NIX_CONFIG`], to be run only after [`nix_ready`]; fails (never skips)
+/// when Nix is missing.
+pub fn nix_command(program: &str) -> Command {
+    require(program);
+    nix_ready();
+    let mut c = Command::new(program);
+    c.env("NIX_CONFIG", NIX_CONFIG);
+    c
+}
+
+/// Make sure the Nix store is initialised before any test starts a Nix
+/// command. Nix creates its database, `/nix/store` and `/nix/var/nix` on
+/// first use, and commands started together on a machine where Nix never
+/// ran race to create them ("SQLite database '/nix/var/nix/db/db.sqlite' is
+/// busy", "creating symlink ... File exists"). So one `nix-store --init`
+/// runs alone first: once per test process (the other threads wait for it)
+/// and under an exclusive lock on a file every test process takes, so two
+/// test processes (two `cargo test` runs at once) never initialise together.
+/// Once the store exists Nix's own locking makes parallel commands safe.
+pub fn nix_ready() {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    READY.get_or_init(|| {
+        require("nix-store");
+        let _lock = lock_file(&std::env::temp_dir().join("nixoci-tests-nix-init.lock"));
+        run(Command::new("nix-store")
+            .arg("--init")
+            .env("NIX_CONFIG", NIX_CONFIG));
+    });
+}
+
+/// An exclusive `flock` on `path` (created when missing), held until the
+/// returned file is dropped.
+pub fn lock_file(path: &Path) -> fs::File {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .or_else(|_| fs::File::open(path))
+        .unwrap_or_else(|e| panic!("cannot open the lock file {}: {e}", path.display()));
+    // SAFETY: flock on a descriptor this function owns.
+    while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        assert!(
+            e.kind() == std::io::ErrorKind::Interrupted,
+            "cannot lock {}: {e}",
+            path.display()
+        );
+    }
+    f
+}
+
 /// Run `cmd`, panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
