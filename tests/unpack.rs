@@ -1381,70 +1381,14 @@ fn nested_indexes_are_bounded_in_depth_and_size() {
     assert!(took.as_secs() < 5, "took {took:?}");
 }
 
-/// A Docker registry on loopback, killed (by its id) when dropped.
-struct LoopbackRegistry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl LoopbackRegistry {
-    fn start() -> Self {
-        require("docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        fs::write(
-            dir.path().join("reg.yml"),
-            format!(
-                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\n\
-                 storage:\n  filesystem: {{rootdirectory: {d}/data}}\n\
-                 http: {{addr: 127.0.0.1:{port}, secret: test-only}}\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("reg.yml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the registry did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        LoopbackRegistry {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for LoopbackRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `pull --platform` searches nested indexes as unpack does; `pull` of the
 /// whole image and remote `inspect` follow them too.
 #[test]
 fn pull_finds_a_platform_in_a_nested_index() {
-    let reg = LoopbackRegistry::start();
+    let reg = common::registry::Registry::start(Default::default());
     let t = tempfile::tempdir().unwrap();
     let (layout, _) = nested_layout(&t.path().join("layout"));
-    let reference = format!("127.0.0.1:{}/nested/app:latest", reg.port);
+    let reference = reg.reference("nested/app:latest");
     let env = |c: &mut Command| {
         c.env("HOME", t.path())
             .env("XDG_CACHE_HOME", t.path().join("cache"))

@@ -2,6 +2,8 @@
 //! real tools, make fixture trees, and snapshot trees for comparison.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
