@@ -801,7 +801,7 @@ fn force_never_deletes_sources_inside_the_output() {
             .arg(t.path().join("work"))
             .arg("--force"),
     );
-    assert!(err.contains("inside the output directory"), "{err}");
+    assert!(err.contains("inside (or is) the output"), "{err}");
     assert_eq!(
         fs::read(t.path().join("work/src/p")).unwrap(),
         b"precious\n"
@@ -816,7 +816,7 @@ fn force_never_deletes_sources_inside_the_output() {
             .arg(t.path().join("work2"))
             .arg("--force"),
     );
-    assert!(err.contains("inside the output"), "{err}");
+    assert!(err.contains("inside (or is) the output"), "{err}");
     assert!(t.path().join("work2/s.json").exists());
 }
 
@@ -1063,4 +1063,413 @@ fn error_level_out_of_range() {
             .to_string(),
         &["layers[0]", "level 12 is out of range for gzip"],
     );
+}
+
+// ---- issue "Defects found trying nixoci as a new user would" (build side) ----
+
+const INPUT_IN_OUTPUT: &str = "is inside (or is) the output";
+
+/// A layer directory at `t/rel` holding one small file.
+fn small_layer(t: &Path, rel: &str) -> std::path::PathBuf {
+    file(t, "data/f", b"layer content\n", 0o644);
+    let spec = t.join(format!("{}.layer.json", rel.replace('/', "_")));
+    write_json(
+        &spec,
+        &json!({"files": [{"source": t.join("data/f"), "destination": "/f"}]}),
+    );
+    let out = t.join(rel);
+    run(nixoci()
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(&out)
+        .arg("-q"));
+    out
+}
+
+/// Run `cmd` (it must fail naming an input inside the output) and check
+/// that every path of `kept` still exists.
+fn expect_inputs_kept(cmd: &mut std::process::Command, kept: &[&Path]) {
+    let err = run_fail(cmd);
+    assert!(
+        err.contains(INPUT_IN_OUTPUT) || err.contains("is inside the input"),
+        "{err}"
+    );
+    for k in kept {
+        assert!(k.exists(), "{} was deleted; stderr: {err}", k.display());
+    }
+}
+
+/// `manifest`, `config` and `build` over a layer directory inside the
+/// output: named relatively, absolutely, through a symlink, and as the
+/// output itself.
+#[test]
+fn force_keeps_layer_directories_of_manifest_config_and_build() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let layer = small_layer(t, "out/L");
+    std::os::unix::fs::symlink(t.join("out"), t.join("link")).unwrap();
+    let names = [
+        json!("out/L"),
+        json!(layer),
+        json!("link/L"),
+        json!(t.join("link/L")),
+    ];
+    for cmd in ["manifest", "config", "build"] {
+        for name in &names {
+            let spec = t.join("m.json");
+            write_json(&spec, &json!({"layers": [name], "architecture": "amd64"}));
+            // Replacing `link` deletes the symlink only: an input named
+            // through it is affected, one named otherwise is not.
+            let through_link = name.as_str().is_some_and(|n| n.contains("link"));
+            let mut outs = vec![t.join("out"), layer.clone()];
+            if through_link {
+                outs.push(t.join("link"));
+            }
+            for out in outs {
+                expect_inputs_kept(
+                    nixoci()
+                        .arg(cmd)
+                        .arg(&spec)
+                        .arg("-o")
+                        .arg(&out)
+                        .arg("--force"),
+                    &[&layer.join("layer.json")],
+                );
+            }
+        }
+        // From the spec's directory, with `-o $PWD/out`.
+        expect_inputs_kept(
+            nixoci()
+                .current_dir(t)
+                .arg(cmd)
+                .arg("m.json")
+                .arg("-o")
+                .arg(t.join("out"))
+                .arg("--force"),
+            &[&layer.join("layer.json")],
+        );
+    }
+    // An image config directory (and the layer directory its blobs are in).
+    let cfg_spec = t.join("c.json");
+    write_json(
+        &cfg_spec,
+        &json!({"layers": [t.join("other/L2")], "architecture": "amd64"}),
+    );
+    let layer2 = small_layer(t, "other/L2");
+    run(nixoci()
+        .arg("config")
+        .arg(&cfg_spec)
+        .arg("-o")
+        .arg(t.join("cfgs/C"))
+        .arg("-q"));
+    let spec = t.join("m2.json");
+    write_json(&spec, &json!({"imageConfig": "cfgs/C"}));
+    for out in [t.join("cfgs"), t.join("other")] {
+        expect_inputs_kept(
+            nixoci()
+                .arg("manifest")
+                .arg(&spec)
+                .arg("-o")
+                .arg(&out)
+                .arg("--force"),
+            &[&t.join("cfgs/C/config.json"), &layer2.join("layer.json")],
+        );
+    }
+}
+
+/// `layout` over a manifest directory (and its layer directory) inside the
+/// output.
+#[test]
+fn force_keeps_manifest_directories_of_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let layer = small_layer(t, "layers/L");
+    let mspec = t.join("m.json");
+    write_json(&mspec, &json!({"layers": [layer], "architecture": "amd64"}));
+    run(nixoci()
+        .arg("manifest")
+        .arg(&mspec)
+        .arg("-o")
+        .arg(t.join("out/M"))
+        .arg("-q"));
+    let spec = t.join("layout.json");
+    write_json(&spec, &json!({"manifests": ["out/M"]}));
+    for out in [t.join("out"), t.join("out/M"), t.join("layers")] {
+        expect_inputs_kept(
+            nixoci()
+                .arg("layout")
+                .arg(&spec)
+                .arg("-o")
+                .arg(&out)
+                .arg("--force"),
+            &[&t.join("out/M/manifest.json"), &layer.join("layer.json")],
+        );
+    }
+}
+
+/// `layer` with a `base` directory, a closure file, or a source (also a
+/// symlink source) inside the output.
+#[test]
+fn force_keeps_base_closure_and_sources_of_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let base = small_layer(t, "out/B");
+    file(t, "out/graph", b"", 0o644);
+    file(t, "out/src/p", b"precious\n", 0o644);
+    std::os::unix::fs::symlink("/etc/hostname", t.join("out/link")).unwrap();
+    let f = t.join("data/f");
+    for (spec_doc, kept) in [
+        (
+            json!({"files": [{"source": f, "destination": "/f"}], "base": ["out/B"]}),
+            base.join("layer.json"),
+        ),
+        (
+            json!({"files": [{"source": f, "destination": "/f"}], "closure": {"file": "out/graph"}}),
+            t.join("out/graph"),
+        ),
+        (
+            json!({"files": [{"source": "./out/src/", "destination": "/x"}]}),
+            t.join("out/src/p"),
+        ),
+        (
+            json!({"files": [{"source": "out/link", "destination": "/l"}]}),
+            t.join("out/link"),
+        ),
+    ] {
+        let spec = t.join("s.json");
+        write_json(&spec, &spec_doc);
+        expect_inputs_kept(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.join("out"))
+                .arg("--force"),
+            &[&kept],
+        );
+    }
+}
+
+/// `unpack img "$PWD" --force` in the directory holding `img`, and the
+/// layout as its own output.
+#[test]
+fn force_keeps_the_layout_of_unpack() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let work = t.join("work");
+    let layout = good_layout(&work);
+    file(&work, "other", b"unrelated\n", 0o644);
+    for out in [work.clone(), layout.clone(), layout.join("blobs")] {
+        expect_inputs_kept(
+            nixoci()
+                .current_dir(&work)
+                .arg("unpack")
+                .arg(layout.file_name().unwrap())
+                .arg(&out)
+                .arg("--force"),
+            &[&layout.join("index.json"), &work.join("other")],
+        );
+    }
+    run(nixoci().arg("verify").arg(&layout));
+}
+
+/// `archive -o FILE` where FILE is the layout, or a file inside it.
+#[test]
+fn archive_never_replaces_its_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = good_layout(t.path());
+    let index = fs::read(layout.join("index.json")).unwrap();
+    for out in [layout.join("index.json"), layout.clone()] {
+        let err = run_fail(nixoci().arg("archive").arg(&layout).arg("-o").arg(&out));
+        assert!(
+            err.contains(INPUT_IN_OUTPUT) || err.contains("is inside the input"),
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index);
+    run(nixoci().arg("verify").arg(&layout));
+}
+
+/// A relative source without destination is refused whatever the spec's
+/// own name: relative, absolute, standard input, a Nix builder's attrs.
+#[test]
+fn relative_source_without_destination_whatever_the_spec_is_called() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "x/other", b"o\n", 0o644);
+    let doc = json!({"layers": [{"files": [{"source": "other"}]}], "architecture": "amd64"});
+    write_json(&t.join("x/s.json"), &doc);
+    let needles = [
+        "files[0]",
+        "\"other\"",
+        "a relative source needs a destination",
+    ];
+    let check = |err: String| {
+        for n in needles {
+            assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        }
+    };
+    check(run_fail(
+        nixoci()
+            .current_dir(t.join("x"))
+            .args(["build", "s.json", "-o", "out"]),
+    ));
+    check(run_fail(
+        nixoci()
+            .current_dir("/")
+            .arg("build")
+            .arg(t.join("x/s.json"))
+            .arg("-o")
+            .arg(t.join("o")),
+    ));
+    assert!(!t.join("o").exists());
+    // Standard input.
+    let mut child = nixoci()
+        .current_dir(t.join("x"))
+        .args(["build", "-", "-o", "out"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    check(String::from_utf8_lossy(&out.stderr).into_owned());
+    // A Nix builder: the attrs file is named absolutely.
+    write_json(
+        &t.join("x/.attrs.json"),
+        &json!({"command": "layer", "spec": {"files": [{"source": "other"}]},
+                "outputs": {"out": t.join("nixout")}}),
+    );
+    check(run_fail(
+        nixoci()
+            .current_dir("/")
+            .env("NIX_ATTRS_JSON_FILE", t.join("x/.attrs.json"))
+            .arg("nix-builder"),
+    ));
+    assert!(!t.join("nixout").exists());
+}
+
+/// Sources whose path in the layer has a `.wh.` component would be OCI
+/// whiteouts: refused, from a file, a directory walk or a destination.
+#[test]
+fn whiteout_names_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "plain", b"x\n", 0o644);
+    file(t, ".wh.file", b"x\n", 0o644);
+    file(t, "tree/sub/.wh.hidden", b"x\n", 0o644);
+    file(t, "tree2/.wh..wh..opq/f", b"x\n", 0o644);
+    for (files, path, source) in [
+        (
+            json!([{"source": ".wh.file", "destination": "/etc/"}]),
+            "/etc/.wh.file",
+            t.join(".wh.file"),
+        ),
+        (
+            json!([{"source": t.join(".wh.file")}]),
+            &*format!("{}/.wh.file", t.display()),
+            t.join(".wh.file"),
+        ),
+        (
+            json!([{"source": "tree", "destination": "/opt"}]),
+            "/opt/sub/.wh.hidden",
+            t.join("tree/sub/.wh.hidden"),
+        ),
+        (
+            json!([{"source": "tree2", "destination": "/opt"}]),
+            "/opt/.wh..wh..opq",
+            t.join("tree2/.wh..wh..opq"),
+        ),
+        (
+            json!([{"source": "plain", "destination": "/etc/.wh.passwd"}]),
+            "/etc/.wh.passwd",
+            t.join("plain"),
+        ),
+        (
+            json!([{"source": "plain", "destination": "/.wh.etc/x"}]),
+            "/.wh.etc/x",
+            t.join("plain"),
+        ),
+    ] {
+        let spec = t.join("s.json");
+        write_json(&spec, &json!({"files": files}));
+        let err = run_fail(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.join("out")),
+        );
+        for n in [path, &*source.display().to_string(), "whiteout"] {
+            assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        }
+        assert!(!t.join("out").exists());
+    }
+    // `.wh` alone, or `x.wh.y`, is an ordinary name.
+    file(t, "ok/.wh", b"x\n", 0o644);
+    file(t, "ok/a.wh.b", b"x\n", 0o644);
+    let spec = t.join("ok.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "ok", "destination": "/ok"}]}),
+    );
+    run(nixoci()
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.join("ok-out")));
+}
+
+/// A huge `NIX_BUILD_CORES` is an error naming it, not a panic, and leaves
+/// nothing behind.
+#[test]
+fn huge_nix_build_cores_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "f", "destination": "/f"}]}),
+    );
+    let parent = t.path().join("parent");
+    fs::create_dir(&parent).unwrap();
+    for cores in ["99999", "many"] {
+        let out = nixoci()
+            .env("NIX_BUILD_CORES", cores)
+            .arg("layer")
+            .arg(&spec)
+            .arg("-o")
+            .arg(parent.join("o"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("NIX_BUILD_CORES") && err.contains("--threads"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "left behind");
+    }
+    // --threads still wins, and 0 means all cores.
+    run(nixoci()
+        .env("NIX_BUILD_CORES", "99999")
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(parent.join("a"))
+        .args(["--threads", "2"]));
+    run(nixoci()
+        .env("NIX_BUILD_CORES", "0")
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(parent.join("b")));
 }
