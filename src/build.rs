@@ -266,9 +266,14 @@ pub fn write_layer(
         .level
         .or(ctx.level)
         .filter(|_| spec.compression != crate::compress::Compression::None);
-    spec.compression
-        .check_level(level)
-        .map_err(|m| Error::Invalid(format!("{at}: {m}")))?;
+    spec.compression.check_level(level).map_err(|m| {
+        if spec.level.is_some() {
+            Error::Invalid(format!("{at}: {m}"))
+        } else {
+            // From the command line: not the spec's mistake.
+            Error::Invalid(format!("--level: {m} (the compression of {at})"))
+        }
+    })?;
     let encoder = spec
         .compression
         .encoder(writer, level, ctx.threads)

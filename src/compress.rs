@@ -5,16 +5,33 @@
 
 use std::io::{self, Read, Write};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// How a layer's tar stream is compressed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
     Gzip,
     Zstd,
     None,
+}
+
+/// A name from a spec, with a message of ours for anything else (`null`,
+/// a number, an unknown name).
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) if s == "gzip" => Ok(Compression::Gzip),
+            serde_json::Value::String(s) if s == "zstd" => Ok(Compression::Zstd),
+            serde_json::Value::String(s) if s == "none" => Ok(Compression::None),
+            other => Err(D::Error::custom(format!(
+                "compression must be \"gzip\", \"zstd\" or \"none\", not {other} \
+                 (leave it out for gzip)"
+            ))),
+        }
+    }
 }
 
 /// zstd level used for layers (the zstd CLI default).

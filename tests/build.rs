@@ -1473,3 +1473,62 @@ fn huge_nix_build_cores_is_an_error() {
         .arg("-o")
         .arg(parent.join("b")));
 }
+
+/// `--level` out of range is the command line's mistake, not the spec's.
+#[test]
+fn error_level_from_the_command_line_names_the_option() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let spec = t.path().join("spec.json");
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}]}]}),
+    );
+    for level in ["0", "10"] {
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o"))
+                .args(["--level", level]),
+        );
+        assert!(
+            err.starts_with(&format!(
+                "error: --level: level {level} is out of range for gzip (1-9)"
+            )),
+            "{err}"
+        );
+    }
+    assert!(!t.path().join("o").exists());
+}
+
+/// `"compression": null` (or an unknown name) gets our message, not
+/// serde's "expected value".
+#[test]
+fn error_compression_null_or_unknown() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    for (value, shown) in [(json!(null), "null"), (json!("lz4"), "\"lz4\""), (json!(1), "1")] {
+        let layer = json!({"files": [{"source": "f", "destination": "/f"}], "compression": value});
+        expect_build_error(
+            t.path(),
+            &json!({"layers": [layer]}).to_string(),
+            &[
+                "spec.json",
+                &format!("compression must be \"gzip\", \"zstd\" or \"none\", not {shown}"),
+            ],
+        );
+        let spec = t.path().join("layer.json");
+        write_json(&spec, &layer);
+        let err = run_fail(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(err.contains("compression must be"), "{err}");
+        assert!(!err.contains("invalid JSON"), "{err}");
+    }
+}
