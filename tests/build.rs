@@ -1509,7 +1509,11 @@ fn error_level_from_the_command_line_names_the_option() {
 fn error_compression_null_or_unknown() {
     let t = tempfile::tempdir().unwrap();
     file(t.path(), "f", b"x", 0o644);
-    for (value, shown) in [(json!(null), "null"), (json!("lz4"), "\"lz4\""), (json!(1), "1")] {
+    for (value, shown) in [
+        (json!(null), "null"),
+        (json!("lz4"), "\"lz4\""),
+        (json!(1), "1"),
+    ] {
         let layer = json!({"files": [{"source": "f", "destination": "/f"}], "compression": value});
         expect_build_error(
             t.path(),
@@ -1531,4 +1535,125 @@ fn error_compression_null_or_unknown() {
         assert!(err.contains("compression must be"), "{err}");
         assert!(!err.contains("invalid JSON"), "{err}");
     }
+}
+
+/// A key twice in one object is refused at every level of every spec kind
+/// and of the building blocks' files, naming the key and where it is.
+#[test]
+fn error_duplicate_keys_anywhere() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "f", b"x", 0o644);
+    let f = r#"{"source": "f", "destination": "/a"}"#;
+    // (command, spec text, key, where)
+    let cases = [
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{{"source": "f", "destination": "/a", "destination": "/b"}}]}}]}}"#
+            ),
+            "destination",
+            "in layers[0].files[0]",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}], "compression": "gzip", "compression": "zstd"}}]}}"#
+            ),
+            "compression",
+            "in layers[0]",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}], "closure": {{"file": "g", "file": "h"}}}}]}}"#
+            ),
+            "file",
+            "in layers[0].closure",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}]}}], "extraConfig": {{"config": {{"User": "a", "User": "b"}}}}}}"#
+            ),
+            "User",
+            "in extraConfig.config",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}]}}], "config": {{"Env": ["A=1"], "Env": []}}}}"#
+            ),
+            "Env",
+            "in config",
+        ),
+        (
+            "build",
+            format!(r#"{{"layers": [{{"files": [{f}]}}], "tags": ["a"], "tags": ["b"]}}"#),
+            "tags",
+            "at the top level",
+        ),
+        (
+            "layer",
+            format!(r#"{{"files": [{{"source": "f", "source": "g", "destination": "/a"}}]}}"#),
+            "source",
+            "in files[0]",
+        ),
+        (
+            "layout",
+            r#"{"manifests": ["m"], "extraIndex": {"annotations": {"k": "1", "k": "2"}}}"#
+                .to_owned(),
+            "k",
+            "in extraIndex.annotations",
+        ),
+    ];
+    for (cmd, text, key, place) in &cases {
+        let spec = t.join("spec.json");
+        fs::write(&spec, text).unwrap();
+        let err = run_fail(nixoci().arg(cmd).arg(&spec).arg("-o").arg(t.join("o")));
+        let want = format!("duplicate key {key:?} {place}");
+        assert!(
+            err.contains(&want) && err.contains("spec.json"),
+            "{want}:\n{err}"
+        );
+        assert!(!t.join("o").exists());
+    }
+    // A building block's file: layer.json of a layer directory.
+    let layer = small_layer(t, "L");
+    let text = fs::read_to_string(layer.join("layer.json")).unwrap();
+    let doubled = text.replacen("\"size\":", "\"size\":1,\"size\":", 1);
+    fs::write(layer.join("layer.json"), doubled).unwrap();
+    let spec = t.join("m.json");
+    write_json(&spec, &json!({"layers": ["L"]}));
+    let err = run_fail(
+        nixoci()
+            .arg("manifest")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.join("o")),
+    );
+    assert!(
+        err.contains("duplicate key \"size\" at the top level"),
+        "{err}"
+    );
+    assert!(err.contains("layer.json"), "{err}");
+    // A Nix builder's attrs.
+    fs::write(
+        t.join(".attrs.json"),
+        format!(
+            r#"{{"command": "layer", "spec": {{"files": [{{"source": "{}", "destination": "/a", "destination": "/b"}}]}}, "outputs": {{"out": "{}"}}}}"#,
+            t.join("f").display(),
+            t.join("nixout").display()
+        ),
+    )
+    .unwrap();
+    let err = run_fail(
+        nixoci()
+            .env("NIX_ATTRS_JSON_FILE", t.join(".attrs.json"))
+            .arg("nix-builder"),
+    );
+    assert!(
+        err.contains("duplicate key \"destination\" in spec.files[0]"),
+        "{err}"
+    );
 }
