@@ -1657,3 +1657,242 @@ fn error_duplicate_keys_anywhere() {
         "{err}"
     );
 }
+
+/// A one-layer image spec with `extra` merged into it.
+fn image_with(t: &Path, extra: serde_json::Value) -> std::path::PathBuf {
+    file(t, "in/f", b"x\n", 0o644);
+    let mut spec = json!({"layers": [{"files": [{"source": "in", "destination": "/"}]}], "architecture": "amd64"});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let path = t.join("spec.json");
+    write_json(&path, &spec);
+    path
+}
+
+/// Replace the config of `layout`'s only image with `edit`ed JSON, and
+/// re-digest the manifest and `index.json`: a layout as another tool could
+/// write it.
+fn edit_config(layout: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    use nixoci::digest::Sha256Digest;
+    let mut index = read_json(&layout.join("index.json"));
+    let manifest_path = blob_path(layout, index["manifests"][0]["digest"].as_str().unwrap());
+    let mut manifest = read_json(&manifest_path);
+    let mut config = read_json(&blob_path(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    edit(&mut config);
+    let put = |bytes: Vec<u8>| -> (String, usize) {
+        let d = Sha256Digest::of(&bytes).to_string();
+        fs::write(blob_path(layout, &d), &bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (d, n) = put(serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(d);
+    manifest["config"]["size"] = json!(n);
+    let (d, n) = put(serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = json!(d);
+    index["manifests"][0]["size"] = json!(n);
+    write_json(&layout.join("index.json"), &index);
+}
+
+/// Whether the strict consumers accept a layout: skopeo reads the config,
+/// umoci unpacks it.
+fn consumers_accept(layout: &Path) -> Result<(), String> {
+    let skopeo = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .output()
+        .unwrap();
+    if !skopeo.status.success() {
+        return Err(String::from_utf8_lossy(&skopeo.stderr).into_owned());
+    }
+    let bundle = layout.with_extension("bundle");
+    let umoci = std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&bundle);
+    if !umoci.status.success() {
+        return Err(String::from_utf8_lossy(&umoci.stderr).into_owned());
+    }
+    Ok(())
+}
+
+/// What nixoci accepts in `extraConfig`, skopeo and umoci accept too.
+#[test]
+fn valid_extra_config_is_accepted_by_skopeo_and_umoci() {
+    require("skopeo");
+    require("umoci");
+    for (i, extra) in [
+        json!({"created": "2024-01-31T12:00:00.123+02:00", "author": "me"}),
+        json!({"history": [{"created": "2024-01-31T12:00:00Z", "created_by": "step", "comment": "c", "empty_layer": false}]}),
+        json!({"config": {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 30000000000i64, "Retries": 3}, "ArgsEscaped": true, "Labels": {"a": "b"}, "Env": null, "Shell": ["/bin/sh", "-c"]}}),
+        json!({"os.version": "1", "os.features": ["f"], "variant": "v1", "unknown": {"kept": [1, "x"]}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = tempfile::tempdir().unwrap();
+        let spec = image_with(t.path(), json!({"extraConfig": extra}));
+        let layout = build(&spec, &t.path().join(format!("out{i}")));
+        run(nixoci().arg("verify").arg(&layout));
+        consumers_accept(&layout).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
+
+/// Config documents strict consumers reject fail the build, naming the
+/// field; the same document written by another tool fails `verify`, and
+/// skopeo and umoci reject it too (so the check is theirs, not ours).
+#[test]
+fn invalid_config_fails_build_and_verify_naming_the_field() {
+    require("skopeo");
+    require("umoci");
+    for (extra, field) in [
+        (
+            json!({"created": "garbage"}),
+            "created must be an RFC 3339 time",
+        ),
+        (
+            json!({"history": [{"created": "nope"}]}),
+            "history[0].created must be an RFC 3339 time",
+        ),
+        (
+            json!({"created": "1970-01-01t00:00:01z"}),
+            "created must be an RFC 3339 time",
+        ),
+        (
+            json!({"created": "2016-12-31T23:59:60Z"}),
+            "created must be an RFC 3339 time",
+        ),
+        (json!({"created": 5}), "created must be an RFC 3339 time"),
+        (
+            json!({"history": {"created": "2024-01-31T12:00:00Z"}}),
+            "history must be a list",
+        ),
+        (
+            json!({"config": {"Env": "A=1"}}),
+            "config.Env must be a list of strings",
+        ),
+        (
+            json!({"config": {"Cmd": ["a", 1]}}),
+            "config.Cmd[1] must be a string",
+        ),
+        (
+            json!({"config": {"Labels": {"a": 1}}}),
+            "config.Labels.a must be a string",
+        ),
+        (
+            json!({"config": {"ExposedPorts": {"80/tcp": 1}}}),
+            "config.ExposedPorts.80/tcp must be an object",
+        ),
+        (
+            json!({"config": {"User": 0}}),
+            "config.User must be a string",
+        ),
+        (
+            json!({"config": {"Healthcheck": {"Interval": 1.5}}}),
+            "config.Healthcheck.Interval must be an integer",
+        ),
+        (json!({"architecture": 1}), "architecture must be a string"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let spec = image_with(t.path(), json!({"extraConfig": extra}));
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(
+            err.contains(field) && err.contains("extraConfig"),
+            "{extra}: {err}"
+        );
+        assert!(!t.path().join("o").exists());
+
+        let layout = good_layout(t.path());
+        edit_config(&layout, |c| {
+            for (k, v) in extra.as_object().unwrap() {
+                if let (Some(slot @ serde_json::Value::Object(_)), Some(patch)) =
+                    (c.get_mut(k), v.as_object())
+                {
+                    for (k2, v2) in patch {
+                        slot[k2] = v2.clone();
+                    }
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+        });
+        let problems = verify_problems(&layout);
+        assert!(problems.contains(field), "{extra}: {problems}");
+        assert!(
+            consumers_accept(&layout).is_err(),
+            "{extra}: skopeo and umoci accept it"
+        );
+    }
+}
+
+/// Manifests and indexes are checked the same way: `extraManifest` and
+/// `extraIndex` cannot make them invalid.
+#[test]
+fn invalid_manifest_or_index_fails_the_build_naming_the_field() {
+    let t = tempfile::tempdir().unwrap();
+    for (extra, field) in [
+        (
+            json!({"extraManifest": {"annotations": {"a": 1}}}),
+            "annotations.a must be a string",
+        ),
+        (
+            json!({"extraManifest": {"subject": {"mediaType": "x", "digest": "sha256:nope", "size": 1}}}),
+            "subject.digest must be a digest",
+        ),
+        (
+            json!({"extraManifest": {"subject": {"mediaType": "x", "digest": format!("sha256:{}", "0".repeat(64)), "size": -1}}}),
+            "subject.size must be a whole number",
+        ),
+        (
+            json!({"extraManifest": {"artifactType": 1}}),
+            "artifactType must be a string",
+        ),
+    ] {
+        let spec = image_with(t.path(), extra.clone());
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(
+            err.contains(field) && err.contains("extraManifest"),
+            "{extra}: {err}"
+        );
+    }
+    let spec = image_with(t.path(), json!({}));
+    run(nixoci()
+        .arg("manifest")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.path().join("m")));
+    let layout_spec = t.path().join("layout.json");
+    write_json(
+        &layout_spec,
+        &json!({"manifests": ["m"], "extraIndex": {"annotations": {"a": true}}}),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("layout")
+            .arg(&layout_spec)
+            .arg("-o")
+            .arg(t.path().join("o")),
+    );
+    assert!(
+        err.contains("annotations.a must be a string") && err.contains("extraIndex"),
+        "{err}"
+    );
+}
