@@ -130,42 +130,169 @@ pub fn choose_platform(manifests: &[Descriptor], want: Option<&Platform>) -> Res
         })
 }
 
-/// A document in its one written form: compact JSON, keys sorted.
+/// A document in its one written form: compact JSON, keys sorted, numbers
+/// as they were written (see [`Json`]).
 pub fn canonical_json<T: Serialize>(doc: &T) -> Vec<u8> {
-    let value = serde_json::to_value(doc).expect("documents are plain JSON");
+    // serde_json writes each number's text exactly (a `Json` number as
+    // given); reading it back as `Json` keeps that text.
+    let text = serde_json::to_vec(doc).expect("documents are plain JSON");
+    let value = Json::parse(std::str::from_utf8(&text).expect("serde_json writes UTF-8"))
+        .expect("serde_json writes JSON");
     let mut out = Vec::new();
-    write_canonical(&value, &mut out);
+    value.write_canonical(&mut out);
     out
 }
 
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(m) => {
-            // Sorted here, whatever order the map keeps.
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend(serde_json::to_vec(k).expect("a string serialises"));
-                out.push(b':');
-                write_canonical(&m[k], out);
+/// An object of [`Json`] values, keys in byte order.
+pub type JsonObject = BTreeMap<String, Json>;
+
+/// A JSON value that keeps each number as written: `1e2` stays `1e2` and
+/// `12345678901234567890123` keeps every digit, where `serde_json::Value`
+/// would make them `100.0` and `1.2345678901234568e+22`. For what users
+/// merge into documents (`extraConfig`, `extraManifest`, `extraIndex`).
+/// (serde_json's `arbitrary_precision` feature would do this for every
+/// crate in the build, and changes how numbers pass through untagged and
+/// flattened types there; this keeps it to nixoci's documents.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    /// The number's JSON text.
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(JsonObject),
+}
+
+impl Json {
+    /// Parse one JSON text.
+    pub fn parse(text: &str) -> std::result::Result<Json, serde_json::Error> {
+        use serde_json::value::RawValue;
+        let t = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        Ok(match t.as_bytes().first() {
+            Some(b'{') => Json::Object(
+                serde_json::from_str::<BTreeMap<String, &RawValue>>(t)?
+                    .into_iter()
+                    .map(|(k, v)| Ok((k, Json::parse(v.get())?)))
+                    .collect::<std::result::Result<_, serde_json::Error>>()?,
+            ),
+            Some(b'[') => Json::Array(
+                serde_json::from_str::<Vec<&RawValue>>(t)?
+                    .into_iter()
+                    .map(|v| Json::parse(v.get()))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            Some(b'"') => Json::String(serde_json::from_str(t)?),
+            Some(b't' | b'f') => Json::Bool(serde_json::from_str(t)?),
+            Some(b'n') => {
+                serde_json::from_str::<()>(t)?;
+                Json::Null
             }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out);
+            _ => {
+                // Checked to be one JSON number.
+                serde_json::from_str::<&RawValue>(t)?;
+                Json::Number(t.to_owned())
             }
-            out.push(b']');
+        })
+    }
+
+    /// The same value as a `serde_json::Value` (numbers as serde_json reads
+    /// them), for checks.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => serde_json::from_str(n).unwrap_or(Value::Null),
+            Json::String(s) => Value::String(s.clone()),
+            Json::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
+            Json::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+            }
         }
-        scalar => out.extend(serde_json::to_vec(scalar).expect("a scalar serialises")),
+    }
+
+    /// A `serde_json::Value` as `Json` (numbers as serde_json writes them).
+    pub fn from_value(v: &Value) -> Json {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(n.to_string()),
+            Value::String(s) => Json::String(s.clone()),
+            Value::Array(a) => Json::Array(a.iter().map(Json::from_value).collect()),
+            Value::Object(m) => Json::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Json::from_value(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        match self {
+            Json::Object(m) => {
+                out.push(b'{');
+                // A BTreeMap of Strings iterates in byte order.
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend(serde_json::to_vec(k).expect("a string serialises"));
+                    out.push(b':');
+                    v.write_canonical(out);
+                }
+                out.push(b'}');
+            }
+            Json::Array(a) => {
+                out.push(b'[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    x.write_canonical(out);
+                }
+                out.push(b']');
+            }
+            Json::Null => out.extend(b"null"),
+            Json::Bool(b) => out.extend(if *b { &b"true"[..] } else { b"false" }),
+            Json::Number(n) => out.extend(n.as_bytes()),
+            Json::String(s) => out.extend(serde_json::to_vec(s).expect("a string serialises")),
+        }
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Number(n) => serde_json::value::RawValue::from_string(n.clone())
+                .map_err(S::Error::custom)?
+                .serialize(s),
+            Json::String(x) => s.serialize_str(x),
+            Json::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for x in a {
+                    seq.serialize_element(x)?;
+                }
+                seq.end()
+            }
+            Json::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Json::parse(raw.get()).map_err(D::Error::custom)
     }
 }
 
@@ -567,9 +694,9 @@ pub fn validate_index(doc: &Value) -> Checked {
 }
 
 /// Merge `patch` into `base`: objects recursively, anything else replaced.
-fn merge(base: &mut Value, patch: &Value) {
+fn merge(base: &mut Json, patch: &Json) {
     match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
+        (Json::Object(b), Json::Object(p)) => {
             for (k, v) in p {
                 match b.get_mut(k) {
                     Some(slot) => merge(slot, v),
@@ -585,7 +712,7 @@ fn merge(base: &mut Value, patch: &Value) {
 
 /// The image config document for `spec` over layers with these diff_ids,
 /// and the platform it declares.
-pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(Value, Platform)> {
+pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(Json, Platform)> {
     let created = created_time(spec.created.as_deref())?;
     for (field, value) in [
         ("architecture", &spec.architecture),
@@ -604,7 +731,7 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(V
             }
         }
     }
-    let mut doc = json!({
+    let mut base = json!({
         "architecture": spec.architecture.as_deref().unwrap_or(host_architecture()),
         "os": spec.os.as_deref().unwrap_or("linux"),
         "created": created,
@@ -615,26 +742,26 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(V
         },
         "history": diff_ids.iter().map(|_| json!({"created": created, "created_by": "nixoci"})).collect::<Vec<_>>(),
     });
-    let obj = doc.as_object_mut().expect("an object");
+    let obj = base.as_object_mut().expect("an object");
     if let Some(v) = &spec.variant {
         obj.insert("variant".into(), json!(v));
     }
     if let Some(a) = &spec.author {
         obj.insert("author".into(), json!(a));
     }
-    merge_extra(
-        &mut doc,
+    let (doc, value) = merge_extra(
+        &base,
         spec.extra_config.as_ref(),
         "extraConfig",
         &["rootfs"],
     )?;
-    validate_config(&doc).map_err(|m| {
+    validate_config(&value).map_err(|m| {
         Error::Invalid(format!(
             "the image config is not valid: {m} (check extraConfig)"
         ))
     })?;
     let parsed: oci_spec::image::ImageConfiguration =
-        serde_json::from_value(doc.clone()).map_err(|e| {
+        serde_json::from_value(value).map_err(|e| {
             Error::Invalid(format!(
                 "the image config is not valid (check extraConfig): {e}"
             ))
@@ -649,22 +776,26 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(V
     Ok((doc, platform))
 }
 
-/// Merge user-given `extra` into `doc`, refusing the fields nixoci computes.
+/// Merge user-given `extra` into `base`, refusing the fields nixoci
+/// computes: the document (numbers of `extra` as written), and the same as
+/// a `Value` for the checks.
 fn merge_extra(
-    doc: &mut Value,
-    extra: Option<&Map<String, Value>>,
+    base: &Value,
+    extra: Option<&JsonObject>,
     what: &str,
     computed: &[&str],
-) -> Result<()> {
+) -> Result<(Json, Value)> {
+    let mut doc = Json::from_value(base);
     if let Some(extra) = extra {
         if let Some(k) = computed.iter().find(|k| extra.contains_key(**k)) {
             return Err(Error::Invalid(format!(
                 "{what} may not set {k:?}: nixoci computes it"
             )));
         }
-        merge(doc, &Value::Object(extra.clone()));
+        merge(&mut doc, &Json::Object(extra.clone()));
     }
-    Ok(())
+    let value = doc.to_value();
+    Ok((doc, value))
 }
 
 /// An image manifest over a config and layers; `extra` (e.g. `artifactType`,
@@ -673,29 +804,29 @@ pub fn manifest_document(
     config: &Descriptor,
     layers: &[Descriptor],
     annotations: &BTreeMap<String, String>,
-    extra: Option<&Map<String, Value>>,
-) -> Result<Value> {
-    let mut doc = json!({
+    extra: Option<&JsonObject>,
+) -> Result<Json> {
+    let mut base = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_MANIFEST,
         "config": config,
         "layers": layers,
     });
     if !annotations.is_empty() {
-        doc["annotations"] = json!(annotations);
+        base["annotations"] = json!(annotations);
     }
-    merge_extra(
-        &mut doc,
+    let (doc, value) = merge_extra(
+        &base,
         extra,
         "extraManifest",
         &["schemaVersion", "mediaType", "config", "layers"],
     )?;
-    validate_manifest(&doc).map_err(|m| {
+    validate_manifest(&value).map_err(|m| {
         Error::Invalid(format!(
             "the image manifest is not valid: {m} (check extraManifest)"
         ))
     })?;
-    serde_json::from_value::<oci_spec::image::ImageManifest>(doc.clone())
+    serde_json::from_value::<oci_spec::image::ImageManifest>(value)
         .map_err(|e| Error::Invalid(format!("the image manifest is not valid: {e}")))?;
     Ok(doc)
 }
@@ -704,28 +835,28 @@ pub fn manifest_document(
 pub fn index_document(
     manifests: &[Descriptor],
     annotations: &BTreeMap<String, String>,
-    extra: Option<&Map<String, Value>>,
-) -> Result<Value> {
-    let mut doc = json!({
+    extra: Option<&JsonObject>,
+) -> Result<Json> {
+    let mut base = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_INDEX,
         "manifests": manifests,
     });
     if !annotations.is_empty() {
-        doc["annotations"] = json!(annotations);
+        base["annotations"] = json!(annotations);
     }
-    merge_extra(
-        &mut doc,
+    let (doc, value) = merge_extra(
+        &base,
         extra,
         "extraIndex",
         &["schemaVersion", "mediaType", "manifests"],
     )?;
-    validate_index(&doc).map_err(|m| {
+    validate_index(&value).map_err(|m| {
         Error::Invalid(format!(
             "the image index is not valid: {m} (check extraIndex)"
         ))
     })?;
-    serde_json::from_value::<oci_spec::image::ImageIndex>(doc.clone())
+    serde_json::from_value::<oci_spec::image::ImageIndex>(value)
         .map_err(|e| Error::Invalid(format!("the image index is not valid: {e}")))?;
     Ok(doc)
 }
@@ -741,6 +872,19 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":{"c":"é","z":[1,{"x":3,"y":2}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn json_keeps_numbers_as_written() {
+        let text = r#"{"b":[1e2,-0,12345678901234567890123,1.50],"a":{"y":null,"x":true}}"#;
+        let j = Json::parse(text).unwrap();
+        assert_eq!(
+            String::from_utf8(canonical_json(&j)).unwrap(),
+            r#"{"a":{"x":true,"y":null},"b":[1e2,-0,12345678901234567890123,1.50]}"#
+        );
+        let via_serde: Json = serde_json::from_str(text).unwrap();
+        assert_eq!(via_serde, j);
+        assert!(Json::parse("[1,").is_err() && Json::parse("01").is_err());
     }
 
     #[test]
@@ -774,17 +918,19 @@ mod tests {
             ..Default::default()
         };
         spec.config.env = Some(vec!["A=1".into()]);
-        spec.extra_config = Some(
-            json!({"config": {"Env": ["B=2"], "Healthcheck": {"Test": ["NONE"]}}, "os.features": ["x"]})
-                .as_object()
-                .unwrap()
-                .clone(),
+        let extra = |v: Value| match Json::from_value(&v) {
+            Json::Object(m) => Some(m),
+            _ => unreachable!(),
+        };
+        spec.extra_config = extra(
+            json!({"config": {"Env": ["B=2"], "Healthcheck": {"Test": ["NONE"]}}, "os.features": ["x"]}),
         );
         let (doc, platform) = config_document(&spec, &[]).unwrap();
+        let doc = doc.to_value();
         assert_eq!(doc["config"]["Env"], json!(["B=2"]));
         assert_eq!(doc["config"]["Healthcheck"]["Test"], json!(["NONE"]));
         assert_eq!(platform.architecture, "arm64");
-        spec.extra_config = Some(json!({"rootfs": {}}).as_object().unwrap().clone());
+        spec.extra_config = extra(json!({"rootfs": {}}));
         assert!(config_document(&spec, &[])
             .unwrap_err()
             .to_string()

@@ -245,7 +245,7 @@ pub struct ImageSpec {
     /// Merged (recursively for objects) into the config document last: any
     /// OCI config field nixoci has no dedicated setting for.
     #[serde(default)]
-    pub extra_config: Option<serde_json::Map<String, Value>>,
+    pub extra_config: Option<crate::image::JsonObject>,
     /// A directory written by `nixoci config`: its config and layers are
     /// used, and the settings above (layers, platform, config) must be unset.
     #[serde(default)]
@@ -257,7 +257,7 @@ pub struct ImageSpec {
     /// `subject`); may not set `schemaVersion`, `mediaType`, `config` or
     /// `layers`.
     #[serde(default)]
-    pub extra_manifest: Option<serde_json::Map<String, Value>>,
+    pub extra_manifest: Option<crate::image::JsonObject>,
     /// Tags (`org.opencontainers.image.ref.name`). Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -310,7 +310,7 @@ pub struct LayoutSpec {
     pub annotations: BTreeMap<String, String>,
     /// Merged into `index.json` last (e.g. its `annotations`).
     #[serde(default)]
-    pub extra_index: Option<serde_json::Map<String, Value>>,
+    pub extra_index: Option<crate::image::JsonObject>,
     /// With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
     /// in `index.json`, for tools that cannot choose a platform from an
     /// index (umoci 0.4).

@@ -1896,3 +1896,62 @@ fn invalid_manifest_or_index_fails_the_build_naming_the_field() {
         "{err}"
     );
 }
+
+/// Numbers merged in by `extraConfig`, `extraManifest` and `extraIndex` are
+/// written as the spec writes them, not re-read as 64-bit floats.
+#[test]
+fn extra_numbers_are_kept_as_written() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let numbers =
+        r#"{"big": 12345678901234567890123, "exp": 1e2, "frac": 1.50, "neg": -0, "small": 7}"#;
+    let written = r#"{"big":12345678901234567890123,"exp":1e2,"frac":1.50,"neg":-0,"small":7}"#;
+    let spec = t.path().join("spec.json");
+    fs::write(
+        &spec,
+        format!(
+            r#"{{"layers": [{{"files": [{{"source": "f", "destination": "/f"}}]}}], "architecture": "amd64",
+                "extraConfig": {{"x-numbers": {numbers}}}, "extraManifest": {{"x-numbers": {numbers}}}}}"#
+        ),
+    )
+    .unwrap();
+    let layout = build(&spec, &t.path().join("out"));
+    let manifest_path = blob_path(&layout, &manifest_digest(&layout));
+    let manifest = fs::read_to_string(&manifest_path).unwrap();
+    assert!(
+        manifest.contains(&format!("\"x-numbers\":{written}")),
+        "{manifest}"
+    );
+    let config_digest = read_json(&manifest_path)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = fs::read_to_string(blob_path(&layout, &config_digest)).unwrap();
+    assert!(
+        config.contains(&format!("\"x-numbers\":{written}")),
+        "{config}"
+    );
+    run(nixoci().arg("verify").arg(&layout));
+
+    run(nixoci()
+        .arg("manifest")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.path().join("m")));
+    let layout_spec = t.path().join("layout.json");
+    fs::write(
+        &layout_spec,
+        format!(r#"{{"manifests": ["m"], "extraIndex": {{"x-numbers": {numbers}}}}}"#),
+    )
+    .unwrap();
+    run(nixoci()
+        .arg("layout")
+        .arg(&layout_spec)
+        .arg("-o")
+        .arg(t.path().join("l")));
+    let index = fs::read_to_string(t.path().join("l/index.json")).unwrap();
+    assert!(
+        index.contains(&format!("\"x-numbers\":{written}")),
+        "{index}"
+    );
+}
