@@ -1549,9 +1549,8 @@ fn error_duplicate_keys_anywhere() {
     let cases = [
         (
             "build",
-            format!(
-                r#"{{"layers": [{{"files": [{{"source": "f", "destination": "/a", "destination": "/b"}}]}}]}}"#
-            ),
+            r#"{"layers": [{"files": [{"source": "f", "destination": "/a", "destination": "/b"}]}]}"#
+                .to_owned(),
             "destination",
             "in layers[0].files[0]",
         ),
@@ -1595,7 +1594,7 @@ fn error_duplicate_keys_anywhere() {
         ),
         (
             "layer",
-            format!(r#"{{"files": [{{"source": "f", "source": "g", "destination": "/a"}}]}}"#),
+            r#"{"files": [{"source": "f", "source": "g", "destination": "/a"}]}"#.to_owned(),
             "source",
             "in files[0]",
         ),
