@@ -165,6 +165,11 @@ pub fn archive(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
+    // The archive is always replaced: never when that replaces the layout
+    // or a file of it.
+    if !in_place && std::fs::symlink_metadata(out).is_ok() {
+        crate::layout::check_not_an_input(out, &[layout.to_owned()])?;
+    }
     let (file, tmp) = if in_place {
         (File::create_new(out).at(out)?, None)
     } else {

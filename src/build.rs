@@ -23,7 +23,7 @@ use crate::layout::{descriptor, parse_digest, read_json, BlobDir, Staging, OCI_L
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 use crate::tags;
-use crate::tree::{Placement, Tree};
+use crate::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
@@ -128,24 +128,18 @@ impl Default for Options<'_> {
 
 impl Options<'_> {
     /// Start the output, and the context the layers are built in. With
-    /// `force`, sources and the spec may not lie inside the output that
-    /// is about to be replaced.
-    fn start(&self, spec_path: &Path, out: &Path) -> Result<(Staging, Ctx<'_>)> {
+    /// `force`, no input (the spec, a source, a layer, config or manifest
+    /// directory, the directories holding their blobs) may be the output
+    /// that is about to be replaced, or lie inside it.
+    fn start(&self, out: &Path, inputs: &[PathBuf]) -> Result<(Staging, Ctx<'_>)> {
         let staging = if self.in_place {
             Staging::in_place(out)?
         } else {
-            Staging::new(out, self.force)?
+            Staging::new(out, self.force, inputs)?
         };
         let mut protect = vec![std::fs::canonicalize(staging.path()).at(staging.path())?];
         if self.force {
             if let Ok(old) = std::fs::canonicalize(out) {
-                if std::fs::canonicalize(spec_path).is_ok_and(|s| s.starts_with(&old)) {
-                    return Err(Error::Invalid(format!(
-                        "the spec {} is inside the output {}, which --force would replace",
-                        spec_path.display(),
-                        out.display()
-                    )));
-                }
                 protect.push(old);
             }
         }
@@ -155,7 +149,7 @@ impl Options<'_> {
                 progress: self.progress,
                 protect,
                 threads: if self.threads == 0 {
-                    crate::compress::default_threads()
+                    crate::compress::default_threads()?
                 } else {
                     self.threads
                 },
@@ -163,6 +157,39 @@ impl Options<'_> {
             },
         ))
     }
+}
+
+/// Every file and directory a layer spec reads, resolved against `base`.
+fn layer_inputs(spec: &LayerSpec, base: &Path, inputs: &mut Vec<PathBuf>) {
+    inputs.extend(spec.files.iter().map(|f| spec::resolve(base, &f.source)));
+    inputs.extend(spec.base.iter().map(|d| spec::resolve(base, d)));
+    match &spec.closure {
+        None => {}
+        Some(ClosureSpec::Paths(p)) => inputs.extend(p.iter().cloned()),
+        Some(ClosureSpec::File { file, .. }) => inputs.push(spec::resolve(base, file)),
+    }
+}
+
+/// Every file and directory an image spec reads: the spec, sources, layer
+/// directories, the config directory and the directories holding its blobs.
+fn image_inputs(spec: &ImageSpec, spec_path: &Path) -> Vec<PathBuf> {
+    let base = spec::base_dir(spec_path);
+    let mut inputs = vec![spec_path.to_owned()];
+    for layer in &spec.layers {
+        match layer {
+            LayerRef::Dir(d) => inputs.push(spec::resolve(&base, d)),
+            LayerRef::Inline(l) => layer_inputs(l, &base, &mut inputs),
+        }
+    }
+    if let Some(dir) = &spec.image_config {
+        let dir = spec::resolve(&base, dir);
+        // Unreadable: reported when it is read for the build.
+        if let Ok(info) = read_json::<ConfigInfo>(&dir.join(CONFIG_JSON)) {
+            inputs.extend(info.blob_dirs);
+        }
+        inputs.push(dir);
+    }
+    inputs
 }
 
 /// What building layers needs besides the spec.
@@ -206,6 +233,15 @@ pub fn write_layer(
             uid: f.uid,
             gid: f.gid,
         };
+        // Decided on the source as the spec writes it: resolved, every
+        // source is absolute when the spec's own name is.
+        if f.destination.is_none() && f.source.is_relative() {
+            return Err(Error::Destination {
+                destination: f.source.display().to_string(),
+                reason: RELATIVE_WITHOUT_DESTINATION.into(),
+            }
+            .within(format!("{at}: files[{i}]")));
+        }
         tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
             .map_err(|e| e.within(format!("{at}: files[{i}]")))?;
     }
@@ -231,9 +267,14 @@ pub fn write_layer(
         .level
         .or(ctx.level)
         .filter(|_| spec.compression != crate::compress::Compression::None);
-    spec.compression
-        .check_level(level)
-        .map_err(|m| Error::Invalid(format!("{at}: {m}")))?;
+    spec.compression.check_level(level).map_err(|m| {
+        if spec.level.is_some() {
+            Error::Invalid(format!("{at}: {m}"))
+        } else {
+            // From the command line: not the spec's mistake.
+            Error::Invalid(format!("--level: {m} (the compression of {at})"))
+        }
+    })?;
     let encoder = spec
         .compression
         .encoder(writer, level, ctx.threads)
@@ -497,7 +538,9 @@ fn write_index(
 
 /// `nixoci layer`: one layer directory.
 pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
-    let (staging, ctx) = opts.start(spec_path, out)?;
+    let mut inputs = vec![spec_path.to_owned()];
+    layer_inputs(spec, &spec::base_dir(spec_path), &mut inputs);
+    let (staging, ctx) = opts.start(out, &inputs)?;
     let at = spec_path.display().to_string();
     let info = write_layer(
         spec,
@@ -540,7 +583,7 @@ pub fn config(
             "\"imageConfig\", \"extraManifest\" and \"annotations\" belong to the manifest, not the config",
         ));
     }
-    let (staging, ctx) = opts.start(spec_path, out)?;
+    let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_config(spec, spec_path, &staging.blobs(), false, &ctx)?;
     staging.write_file(CONFIG_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
@@ -556,7 +599,7 @@ pub fn manifest(
     opts: &Options,
 ) -> Result<ManifestInfo> {
     refuse_tags(spec, spec_path)?;
-    let (staging, ctx) = opts.start(spec_path, out)?;
+    let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_image(spec, spec_path, &staging.blobs(), false, &ctx)?;
     staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
     staging.commit()?;
@@ -572,7 +615,16 @@ pub fn layout(
 ) -> Result<LayoutReport> {
     let base = spec::base_dir(spec_path);
     let tags = spec::tags_or_default(&spec.tags)?;
-    let (staging, _) = opts.start(spec_path, out)?;
+    let mut inputs = vec![spec_path.to_owned()];
+    for dir in &spec.manifests {
+        let dir = spec::resolve(&base, dir);
+        // Unreadable: reported when it is read below.
+        if let Ok(info) = read_json::<ManifestInfo>(&dir.join(MANIFEST_JSON)) {
+            inputs.extend(info.blob_dirs);
+        }
+        inputs.push(dir);
+    }
+    let (staging, _) = opts.start(out, &inputs)?;
     let blobs = staging.blobs();
     let mut manifests = Vec::new();
     for dir in &spec.manifests {
@@ -611,7 +663,7 @@ pub fn build(
     opts: &Options,
 ) -> Result<LayoutReport> {
     let tags = spec::tags_or_default(&spec.tags)?;
-    let (staging, ctx) = opts.start(spec_path, out)?;
+    let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_image(spec, spec_path, &staging.blobs(), true, &ctx)?;
     let manifests = vec![info];
     let descriptor = write_index(&staging, &manifests, &tags, &LayoutSpec::default())?;

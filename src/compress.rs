@@ -5,10 +5,10 @@
 
 use std::io::{self, Read, Write};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// How a layer's tar stream is compressed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
@@ -17,18 +17,48 @@ pub enum Compression {
     None,
 }
 
+/// A name from a spec, with a message of ours for anything else (`null`,
+/// a number, an unknown name).
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) if s == "gzip" => Ok(Compression::Gzip),
+            serde_json::Value::String(s) if s == "zstd" => Ok(Compression::Zstd),
+            serde_json::Value::String(s) if s == "none" => Ok(Compression::None),
+            other => Err(D::Error::custom(format!(
+                "compression must be \"gzip\", \"zstd\" or \"none\", not {other} \
+                 (leave it out for gzip)"
+            ))),
+        }
+    }
+}
+
 /// zstd level used for layers (the zstd CLI default).
 const ZSTD_LEVEL: u32 = 3;
 
+/// The most compression threads: what `--threads` accepts.
+pub const MAX_THREADS: usize = 1024;
+
 /// Compression threads by default: `$NIX_BUILD_CORES` inside a Nix build
-/// (when set and not 0), else the cores this process may use.
-pub fn default_threads() -> usize {
-    std::env::var("NIX_BUILD_CORES")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+/// (when set and not 0), else the cores this process may use. A value
+/// above [`MAX_THREADS`] is an error, as it is for `--threads`.
+pub fn default_threads() -> crate::error::Result<usize> {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(v) = std::env::var("NIX_BUILD_CORES") else {
+        return Ok(cores());
+    };
+    match v.trim().parse::<usize>() {
+        Ok(0) => Ok(cores()),
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        _ if v.trim().is_empty() => Ok(cores()),
+        _ => Err(crate::error::Error::Invalid(format!(
+            "NIX_BUILD_CORES={v:?} is not a thread count from 0 to {MAX_THREADS}: \
+             set it lower (0 means all cores), or pass --threads"
+        ))),
+    }
 }
+
 /// gzip level used for layers (the gzip CLI default).
 const GZIP_LEVEL: u32 = 6;
 

@@ -53,11 +53,30 @@ pub enum Error {
         link_source: String,
     },
 
+    #[error(
+        "/{path} (from {source_path}) is named like an OCI whiteout (a component starting \
+         with .wh.), which would hide files of the layers below instead of adding a file: \
+         rename it or give it another destination"
+    )]
+    Whiteout { path: String, source_path: PathBuf },
+
     #[error("{path}: unsupported file type ({kind}); only files, directories and symlinks go into a layer")]
     UnsupportedFileType { path: PathBuf, kind: &'static str },
 
     #[error("{0}: output directory already exists; remove it or pass --force")]
     OutputExists(PathBuf),
+
+    #[error(
+        "the input {input} is inside (or is) the output {output}, which would be deleted \
+         and replaced: move the input out first, or write the output elsewhere"
+    )]
+    InputInOutput { input: PathBuf, output: PathBuf },
+
+    #[error(
+        "the output {output} is inside the input {input}, which replacing it would change: \
+         write the output elsewhere"
+    )]
+    OutputInInput { input: PathBuf, output: PathBuf },
 
     #[error("{context}: expected {expected}, found {found}")]
     DigestMismatch {

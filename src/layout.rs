@@ -106,21 +106,25 @@ impl Drop for InPlace {
 
 impl Staging {
     /// Start writing `dest` (with an empty `blobs/sha256`). It must not
-    /// exist unless `force`.
-    pub fn new(dest: &Path, force: bool) -> Result<Self> {
-        let staging = Self::empty(dest, force)?;
+    /// exist unless `force`, and replacing it must not touch any of
+    /// `inputs` (see [`check_not_an_input`]).
+    pub fn new(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<Self> {
+        let staging = Self::empty(dest, force, inputs)?;
         fs::create_dir_all(staging.path().join("blobs/sha256")).at(staging.path())?;
         Ok(staging)
     }
 
     /// Start writing `dest`, an empty directory. It must not exist unless
-    /// `force`.
-    pub fn empty(dest: &Path, force: bool) -> Result<Self> {
+    /// `force`, and replacing it must not touch any of `inputs`.
+    pub fn empty(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<Self> {
         if dest.as_os_str().is_empty() {
             return Err(Error::Invalid("the output path is empty".into()));
         }
-        if !force && fs::symlink_metadata(dest).is_ok() {
-            return Err(Error::OutputExists(dest.to_owned()));
+        if fs::symlink_metadata(dest).is_ok() {
+            if !force {
+                return Err(Error::OutputExists(dest.to_owned()));
+            }
+            check_not_an_input(dest, inputs)?;
         }
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -227,6 +231,57 @@ impl Staging {
         }
         Ok(self.dest.clone())
     }
+}
+
+/// Refuse to replace `dest` (an existing output about to be deleted and
+/// written anew) when that would delete or change one of `inputs`: an input
+/// that is `dest` or lies inside it, or an input directory that `dest` lies
+/// inside. Paths are compared as named and once symlinks are resolved (the
+/// path itself and what it points to), so a relative, absolute or linked
+/// name of an input is the same input. Inputs that do not exist are left to the
+/// code that reads them; `-` (standard input) is no file.
+pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let Some(replaced) = real_path(dest) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if input.as_os_str().is_empty() || input == Path::new("-") {
+            continue;
+        }
+        // The input as named (without `..`, which only resolving can
+        // interpret), the input itself, and what it points to.
+        let named = std::path::absolute(input)
+            .ok()
+            .filter(|p| !p.components().any(|c| c == std::path::Component::ParentDir));
+        let real = [named, real_path(input), fs::canonicalize(input).ok()];
+        for r in real.iter().flatten() {
+            if r.starts_with(&replaced) {
+                return Err(Error::InputInOutput {
+                    input: input.clone(),
+                    output: dest.to_owned(),
+                });
+            }
+            if fs::metadata(r).is_ok_and(|m| m.is_dir()) && replaced.starts_with(r) {
+                return Err(Error::OutputInInput {
+                    input: input.clone(),
+                    output: dest.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with its parent's symlinks resolved, but not a symlink at `path`
+/// itself (which is what replacing `path` deletes). `None` if the parent
+/// does not exist.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(fs::canonicalize(parent).ok()?.join(name))
 }
 
 /// The `blobs/sha256` directory of a layout or building-block output.
@@ -423,7 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out");
         {
-            let s = Staging::new(&dest, false).unwrap();
+            let s = Staging::new(&dest, false, &[]).unwrap();
             s.write_file("x", b"1").unwrap();
         }
         assert_eq!(
@@ -431,15 +486,15 @@ mod tests {
             0,
             "nothing left behind"
         );
-        let s = Staging::new(&dest, false).unwrap();
+        let s = Staging::new(&dest, false, &[]).unwrap();
         s.write_file("x", b"1").unwrap();
         s.commit().unwrap();
         assert_eq!(fs::read(dest.join("x")).unwrap(), b"1");
         assert!(matches!(
-            Staging::new(&dest, false),
+            Staging::new(&dest, false, &[]),
             Err(Error::OutputExists(_))
         ));
-        let s = Staging::new(&dest, true).unwrap();
+        let s = Staging::new(&dest, true, &[]).unwrap();
         s.write_file("y", b"2").unwrap();
         s.commit().unwrap();
         assert!(!dest.join("x").exists() && dest.join("y").exists());

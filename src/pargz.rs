@@ -94,7 +94,9 @@ impl<W: Write> ParallelGzip<W> {
     pub fn new(out: W, level: u32, threads: usize) -> io::Result<Self> {
         let level = level.min(9);
         let threads = threads.max(1);
-        let pool = (threads > 1).then(|| {
+        let pool = if threads == 1 {
+            None
+        } else {
             let (jobs, rx) = mpsc::sync_channel::<Job>(threads);
             let rx = Arc::new(Mutex::new(rx));
             let (done_tx, done) = mpsc::channel::<Done>();
@@ -102,7 +104,9 @@ impl<W: Write> ParallelGzip<W> {
                 .map(|_| {
                     let rx = Arc::clone(&rx);
                     let done_tx = done_tx.clone();
-                    std::thread::spawn(move || loop {
+                    // Spawning can fail (too many threads for the system's
+                    // limits): an error, not a panic.
+                    std::thread::Builder::new().spawn(move || loop {
                         let job = match rx.lock() {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
@@ -125,13 +129,19 @@ impl<W: Write> ParallelGzip<W> {
                         }
                     })
                 })
-                .collect();
-            Pool {
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot start {threads} compression threads ({e}): use fewer with --threads"),
+                    )
+                })?;
+            Some(Pool {
                 jobs: Some(jobs),
                 done,
                 workers,
-            }
-        });
+            })
+        };
         Ok(ParallelGzip {
             out: Some(out),
             level,

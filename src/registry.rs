@@ -1365,7 +1365,7 @@ pub fn pull(
     if let Some(n) = &name {
         crate::spec::validate_tag(n)?;
     }
-    let staging = Staging::new(dir, force)?;
+    let staging = Staging::new(dir, force, &[])?;
     let blobs_dir = staging.blobs();
     let report = runtime()?.block_on(async {
         let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;

@@ -245,7 +245,7 @@ pub struct ImageSpec {
     /// Merged (recursively for objects) into the config document last: any
     /// OCI config field nixoci has no dedicated setting for.
     #[serde(default)]
-    pub extra_config: Option<serde_json::Map<String, Value>>,
+    pub extra_config: Option<crate::image::JsonObject>,
     /// A directory written by `nixoci config`: its config and layers are
     /// used, and the settings above (layers, platform, config) must be unset.
     #[serde(default)]
@@ -257,7 +257,7 @@ pub struct ImageSpec {
     /// `subject`); may not set `schemaVersion`, `mediaType`, `config` or
     /// `layers`.
     #[serde(default)]
-    pub extra_manifest: Option<serde_json::Map<String, Value>>,
+    pub extra_manifest: Option<crate::image::JsonObject>,
     /// Tags (`org.opencontainers.image.ref.name`). Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -310,7 +310,7 @@ pub struct LayoutSpec {
     pub annotations: BTreeMap<String, String>,
     /// Merged into `index.json` last (e.g. its `annotations`).
     #[serde(default)]
-    pub extra_index: Option<serde_json::Map<String, Value>>,
+    pub extra_index: Option<crate::image::JsonObject>,
     /// With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
     /// in `index.json`, for tools that cannot choose a platform from an
     /// index (umoci 0.4).
@@ -372,6 +372,19 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Re
     if first.is_some_and(|b| *b != b'{') {
         return Err(Error::spec(path, "expected a JSON object ({ ... })"));
     }
+    // serde keeps the last of two equal keys wherever a value passes
+    // through `serde_json::Value` (file entries, inline layers, closure,
+    // extraConfig), so duplicates are looked for first, at every level.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|source| match source.classify() {
+            serde_json::error::Category::Data => Error::spec(path, source.to_string()),
+            _ => Error::Json {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
     serde_json::from_slice(bytes).map_err(|source| match source.classify() {
         serde_json::error::Category::Data => Error::spec(path, source.to_string()),
         _ => Error::Json {
@@ -379,6 +392,91 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Re
             source,
         },
     })
+}
+
+/// Walks a JSON document, refusing an object that has a key twice; `at`
+/// is where the value is (`layers[0].files[1]`, empty at the top).
+struct NoDuplicateKeys<'a> {
+    at: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        use serde::de::Error as _;
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = if self.at.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.at)
+            };
+            if seen.contains(&key) {
+                let place = if self.at.is_empty() {
+                    "at the top level".to_owned()
+                } else {
+                    format!("in {}", self.at)
+                };
+                return Err(A::Error::custom(format!(
+                    "duplicate key {key:?} {place}: each key may appear once in an object"
+                )));
+            }
+            map.next_value_seed(NoDuplicateKeys { at: &at })?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let at = format!("{}[{i}]", self.at);
+            if seq
+                .next_element_seed(NoDuplicateKeys { at: &at })?
+                .is_none()
+            {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
 }
 
 /// The directory relative paths in the spec at `spec_path` are resolved

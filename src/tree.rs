@@ -66,8 +66,8 @@ pub struct Tree {
     store_dir: PathBuf,
     /// Store paths to leave out (held by the base layers).
     exclude: BTreeSet<PathBuf>,
-    /// Outputs being written or replaced: no source may contain one or lie
-    /// inside one.
+    /// Outputs being written or replaced: no source may contain one (a
+    /// source inside one is refused before, by `Staging`).
     protect: Vec<PathBuf>,
 }
 
@@ -79,6 +79,9 @@ pub struct Placement<'a> {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
 }
+
+/// Why a relative source without destination is refused.
+pub const RELATIVE_WITHOUT_DESTINATION: &str = "a relative source needs a destination (it would otherwise land at a path that depends on where the spec lives)";
 
 /// Implicit parent directories: 0755, root.
 const PARENT_MODE: u32 = 0o755;
@@ -112,8 +115,8 @@ impl Tree {
     }
 
     /// Refuse sources that contain one of `outputs` (canonical paths of
-    /// directories being written or replaced: the layer would hold its own
-    /// partial output) or lie inside one (`--force` would delete them).
+    /// directories being written or replaced): the layer would hold its own
+    /// partial output.
     pub fn protect(&mut self, outputs: &[PathBuf]) {
         self.protect = outputs.to_vec();
     }
@@ -187,12 +190,6 @@ impl Tree {
                         source.display()
                     )));
                 }
-                if real.starts_with(out) {
-                    return Err(Error::Invalid(format!(
-                        "source {} is inside the output directory being replaced: move it out first",
-                        source.display()
-                    )));
-                }
             }
         }
 
@@ -205,7 +202,7 @@ impl Tree {
                 if !source.is_absolute() {
                     return Err(Error::Destination {
                         destination: text.to_owned(),
-                        reason: "a relative source needs a destination (it would otherwise land at a path that depends on where the spec lives)".into(),
+                        reason: RELATIVE_WITHOUT_DESTINATION.into(),
                     });
                 }
                 let (rel, _) = parse_destination(text.trim_end_matches('/'))?;
@@ -336,6 +333,14 @@ impl Tree {
     }
 
     fn insert(&mut self, path: Vec<u8>, entry: Entry) -> Result<()> {
+        // A `.wh.` name is an OCI whiteout: it would delete a lower layer's
+        // file when the image is unpacked, not add this one.
+        if path.split(|b| *b == b'/').any(|c| c.starts_with(b".wh.")) {
+            return Err(Error::Whiteout {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                source_path: entry.origin.clone(),
+            });
+        }
         self.ensure_parents(&path, &entry.origin)?;
         let Some(existing) = self.entries.get_mut(&path) else {
             self.entries.insert(path, entry);

@@ -110,7 +110,7 @@ pub fn unpack(
         })
         .collect();
 
-    let staging = Staging::empty(dir, opts.force)?;
+    let staging = Staging::empty(dir, opts.force, &[layout.to_owned()])?;
     let mut tree = Extract {
         root: staging.path().to_owned(),
         opts,

@@ -85,6 +85,11 @@ struct Verifier {
     limits: Limits,
 }
 
+/// A document's JSON, for the `validate_*` checks of [`crate::image`].
+fn document(bytes: &[u8]) -> std::result::Result<serde_json::Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON ({e})"))
+}
+
 /// Verify the layout at `dir` with unpack's default limits.
 pub fn verify(dir: &Path) -> Report {
     verify_with(dir, &Limits::default())
@@ -243,7 +248,9 @@ impl Verifier {
         }
         // The schema check reports; the walk below goes on wherever the
         // document can still be read, so that every problem is found.
-        if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
+        if let Err(m) = document(bytes).and_then(|d| crate::image::validate_index(&d)) {
+            self.problem(format!("{what}: not a valid OCI image index: {m}"));
+        } else if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
             self.problem(format!("{what}: not a valid OCI image index: {e}"));
         }
         let doc: IndexDoc = match serde_json::from_slice(bytes) {
@@ -314,6 +321,9 @@ impl Verifier {
             return;
         };
         let what = format!("{what} manifest {}", short(&desc.digest));
+        if let Err(m) = document(&bytes).and_then(|d| crate::image::validate_manifest(&d)) {
+            return self.problem(format!("{what}: not a valid OCI image manifest: {m}"));
+        }
         if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) {
             return self.problem(format!("{what}: not a valid OCI image manifest: {e}"));
         }
@@ -343,6 +353,10 @@ impl Verifier {
         }
         let config_what = format!("{what} config");
         let config: Option<ConfigDoc> = self.read_doc(&doc.config, &config_what).and_then(|b| {
+            if let Err(m) = document(&b).and_then(|d| crate::image::validate_config(&d)) {
+                self.problem(format!("{config_what}: not a valid OCI image config: {m}"));
+                return None;
+            }
             if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b) {
                 self.problem(format!("{config_what}: not a valid OCI image config: {e}"));
                 return None;

@@ -801,7 +801,7 @@ fn force_never_deletes_sources_inside_the_output() {
             .arg(t.path().join("work"))
             .arg("--force"),
     );
-    assert!(err.contains("inside the output directory"), "{err}");
+    assert!(err.contains("inside (or is) the output"), "{err}");
     assert_eq!(
         fs::read(t.path().join("work/src/p")).unwrap(),
         b"precious\n"
@@ -816,7 +816,7 @@ fn force_never_deletes_sources_inside_the_output() {
             .arg(t.path().join("work2"))
             .arg("--force"),
     );
-    assert!(err.contains("inside the output"), "{err}");
+    assert!(err.contains("inside (or is) the output"), "{err}");
     assert!(t.path().join("work2/s.json").exists());
 }
 
@@ -1062,5 +1062,895 @@ fn error_level_out_of_range() {
         &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}], "level": 12}]})
             .to_string(),
         &["layers[0]", "level 12 is out of range for gzip"],
+    );
+}
+
+// ---- issue "Defects found trying nixoci as a new user would" (build side) ----
+
+const INPUT_IN_OUTPUT: &str = "is inside (or is) the output";
+
+/// A layer directory at `t/rel` holding one small file.
+fn small_layer(t: &Path, rel: &str) -> std::path::PathBuf {
+    file(t, "data/f", b"layer content\n", 0o644);
+    let spec = t.join(format!("{}.layer.json", rel.replace('/', "_")));
+    write_json(
+        &spec,
+        &json!({"files": [{"source": t.join("data/f"), "destination": "/f"}]}),
+    );
+    let out = t.join(rel);
+    run(nixoci()
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(&out)
+        .arg("-q"));
+    out
+}
+
+/// Run `cmd` (it must fail naming an input inside the output) and check
+/// that every path of `kept` still exists.
+fn expect_inputs_kept(cmd: &mut std::process::Command, kept: &[&Path]) {
+    let err = run_fail(cmd);
+    assert!(
+        err.contains(INPUT_IN_OUTPUT) || err.contains("is inside the input"),
+        "{err}"
+    );
+    for k in kept {
+        assert!(k.exists(), "{} was deleted; stderr: {err}", k.display());
+    }
+}
+
+/// `manifest`, `config` and `build` over a layer directory inside the
+/// output: named relatively, absolutely, through a symlink, and as the
+/// output itself.
+#[test]
+fn force_keeps_layer_directories_of_manifest_config_and_build() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let layer = small_layer(t, "out/L");
+    std::os::unix::fs::symlink(t.join("out"), t.join("link")).unwrap();
+    let names = [
+        json!("out/L"),
+        json!(layer),
+        json!("link/L"),
+        json!(t.join("link/L")),
+    ];
+    for cmd in ["manifest", "config", "build"] {
+        for name in &names {
+            let spec = t.join("m.json");
+            write_json(&spec, &json!({"layers": [name], "architecture": "amd64"}));
+            // Replacing `link` deletes the symlink only: an input named
+            // through it is affected, one named otherwise is not.
+            let through_link = name.as_str().is_some_and(|n| n.contains("link"));
+            let mut outs = vec![t.join("out"), layer.clone()];
+            if through_link {
+                outs.push(t.join("link"));
+            }
+            for out in outs {
+                expect_inputs_kept(
+                    nixoci()
+                        .arg(cmd)
+                        .arg(&spec)
+                        .arg("-o")
+                        .arg(&out)
+                        .arg("--force"),
+                    &[&layer.join("layer.json")],
+                );
+            }
+        }
+        // From the spec's directory, with `-o $PWD/out`.
+        expect_inputs_kept(
+            nixoci()
+                .current_dir(t)
+                .arg(cmd)
+                .arg("m.json")
+                .arg("-o")
+                .arg(t.join("out"))
+                .arg("--force"),
+            &[&layer.join("layer.json")],
+        );
+    }
+    // An image config directory (and the layer directory its blobs are in).
+    let cfg_spec = t.join("c.json");
+    write_json(
+        &cfg_spec,
+        &json!({"layers": [t.join("other/L2")], "architecture": "amd64"}),
+    );
+    let layer2 = small_layer(t, "other/L2");
+    run(nixoci()
+        .arg("config")
+        .arg(&cfg_spec)
+        .arg("-o")
+        .arg(t.join("cfgs/C"))
+        .arg("-q"));
+    let spec = t.join("m2.json");
+    write_json(&spec, &json!({"imageConfig": "cfgs/C"}));
+    for out in [t.join("cfgs"), t.join("other")] {
+        expect_inputs_kept(
+            nixoci()
+                .arg("manifest")
+                .arg(&spec)
+                .arg("-o")
+                .arg(&out)
+                .arg("--force"),
+            &[&t.join("cfgs/C/config.json"), &layer2.join("layer.json")],
+        );
+    }
+}
+
+/// `layout` over a manifest directory (and its layer directory) inside the
+/// output.
+#[test]
+fn force_keeps_manifest_directories_of_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let layer = small_layer(t, "layers/L");
+    let mspec = t.join("m.json");
+    write_json(&mspec, &json!({"layers": [layer], "architecture": "amd64"}));
+    run(nixoci()
+        .arg("manifest")
+        .arg(&mspec)
+        .arg("-o")
+        .arg(t.join("out/M"))
+        .arg("-q"));
+    let spec = t.join("layout.json");
+    write_json(&spec, &json!({"manifests": ["out/M"]}));
+    for out in [t.join("out"), t.join("out/M"), t.join("layers")] {
+        expect_inputs_kept(
+            nixoci()
+                .arg("layout")
+                .arg(&spec)
+                .arg("-o")
+                .arg(&out)
+                .arg("--force"),
+            &[&t.join("out/M/manifest.json"), &layer.join("layer.json")],
+        );
+    }
+}
+
+/// `layer` with a `base` directory, a closure file, or a source (also a
+/// symlink source) inside the output.
+#[test]
+fn force_keeps_base_closure_and_sources_of_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let base = small_layer(t, "out/B");
+    file(t, "out/graph", b"", 0o644);
+    file(t, "out/src/p", b"precious\n", 0o644);
+    std::os::unix::fs::symlink("/etc/hostname", t.join("out/link")).unwrap();
+    let f = t.join("data/f");
+    for (spec_doc, kept) in [
+        (
+            json!({"files": [{"source": f, "destination": "/f"}], "base": ["out/B"]}),
+            base.join("layer.json"),
+        ),
+        (
+            json!({"files": [{"source": f, "destination": "/f"}], "closure": {"file": "out/graph"}}),
+            t.join("out/graph"),
+        ),
+        (
+            json!({"files": [{"source": "./out/src/", "destination": "/x"}]}),
+            t.join("out/src/p"),
+        ),
+        (
+            json!({"files": [{"source": "out/link", "destination": "/l"}]}),
+            t.join("out/link"),
+        ),
+    ] {
+        let spec = t.join("s.json");
+        write_json(&spec, &spec_doc);
+        expect_inputs_kept(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.join("out"))
+                .arg("--force"),
+            &[&kept],
+        );
+    }
+}
+
+/// `unpack img "$PWD" --force` in the directory holding `img`, and the
+/// layout as its own output.
+#[test]
+fn force_keeps_the_layout_of_unpack() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    let work = t.join("work");
+    let layout = good_layout(&work);
+    file(&work, "other", b"unrelated\n", 0o644);
+    for out in [work.clone(), layout.clone(), layout.join("blobs")] {
+        expect_inputs_kept(
+            nixoci()
+                .current_dir(&work)
+                .arg("unpack")
+                .arg(layout.file_name().unwrap())
+                .arg(&out)
+                .arg("--force"),
+            &[&layout.join("index.json"), &work.join("other")],
+        );
+    }
+    run(nixoci().arg("verify").arg(&layout));
+}
+
+/// `archive -o FILE` where FILE is the layout, or a file inside it.
+#[test]
+fn archive_never_replaces_its_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = good_layout(t.path());
+    let index = fs::read(layout.join("index.json")).unwrap();
+    for out in [layout.join("index.json"), layout.clone()] {
+        let err = run_fail(nixoci().arg("archive").arg(&layout).arg("-o").arg(&out));
+        assert!(
+            err.contains(INPUT_IN_OUTPUT) || err.contains("is inside the input"),
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index);
+    run(nixoci().arg("verify").arg(&layout));
+}
+
+/// A relative source without destination is refused whatever the spec's
+/// own name: relative, absolute, standard input, a Nix builder's attrs.
+#[test]
+fn relative_source_without_destination_whatever_the_spec_is_called() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "x/other", b"o\n", 0o644);
+    let doc = json!({"layers": [{"files": [{"source": "other"}]}], "architecture": "amd64"});
+    write_json(&t.join("x/s.json"), &doc);
+    let needles = [
+        "files[0]",
+        "\"other\"",
+        "a relative source needs a destination",
+    ];
+    let check = |err: String| {
+        for n in needles {
+            assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        }
+    };
+    check(run_fail(
+        nixoci()
+            .current_dir(t.join("x"))
+            .args(["build", "s.json", "-o", "out"]),
+    ));
+    check(run_fail(
+        nixoci()
+            .current_dir("/")
+            .arg("build")
+            .arg(t.join("x/s.json"))
+            .arg("-o")
+            .arg(t.join("o")),
+    ));
+    assert!(!t.join("o").exists());
+    // Standard input.
+    let mut child = nixoci()
+        .current_dir(t.join("x"))
+        .args(["build", "-", "-o", "out"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    check(String::from_utf8_lossy(&out.stderr).into_owned());
+    // A Nix builder: the attrs file is named absolutely.
+    write_json(
+        &t.join("x/.attrs.json"),
+        &json!({"command": "layer", "spec": {"files": [{"source": "other"}]},
+                "outputs": {"out": t.join("nixout")}}),
+    );
+    check(run_fail(
+        nixoci()
+            .current_dir("/")
+            .env("NIX_ATTRS_JSON_FILE", t.join("x/.attrs.json"))
+            .arg("nix-builder"),
+    ));
+    assert!(!t.join("nixout").exists());
+}
+
+/// Sources whose path in the layer has a `.wh.` component would be OCI
+/// whiteouts: refused, from a file, a directory walk or a destination.
+#[test]
+fn whiteout_names_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "plain", b"x\n", 0o644);
+    file(t, ".wh.file", b"x\n", 0o644);
+    file(t, "tree/sub/.wh.hidden", b"x\n", 0o644);
+    file(t, "tree2/.wh..wh..opq/f", b"x\n", 0o644);
+    for (files, path, source) in [
+        (
+            json!([{"source": ".wh.file", "destination": "/etc/"}]),
+            "/etc/.wh.file",
+            t.join(".wh.file"),
+        ),
+        (
+            json!([{"source": t.join(".wh.file")}]),
+            &*format!("{}/.wh.file", t.display()),
+            t.join(".wh.file"),
+        ),
+        (
+            json!([{"source": "tree", "destination": "/opt"}]),
+            "/opt/sub/.wh.hidden",
+            t.join("tree/sub/.wh.hidden"),
+        ),
+        (
+            json!([{"source": "tree2", "destination": "/opt"}]),
+            "/opt/.wh..wh..opq",
+            t.join("tree2/.wh..wh..opq"),
+        ),
+        (
+            json!([{"source": "plain", "destination": "/etc/.wh.passwd"}]),
+            "/etc/.wh.passwd",
+            t.join("plain"),
+        ),
+        (
+            json!([{"source": "plain", "destination": "/.wh.etc/x"}]),
+            "/.wh.etc/x",
+            t.join("plain"),
+        ),
+    ] {
+        let spec = t.join("s.json");
+        write_json(&spec, &json!({"files": files}));
+        let err = run_fail(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.join("out")),
+        );
+        for n in [path, &*source.display().to_string(), "whiteout"] {
+            assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        }
+        assert!(!t.join("out").exists());
+    }
+    // `.wh` alone, or `x.wh.y`, is an ordinary name.
+    file(t, "ok/.wh", b"x\n", 0o644);
+    file(t, "ok/a.wh.b", b"x\n", 0o644);
+    let spec = t.join("ok.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "ok", "destination": "/ok"}]}),
+    );
+    run(nixoci()
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.join("ok-out")));
+}
+
+/// A huge `NIX_BUILD_CORES` is an error naming it, not a panic, and leaves
+/// nothing behind.
+#[test]
+fn huge_nix_build_cores_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let spec = t.path().join("s.json");
+    write_json(
+        &spec,
+        &json!({"files": [{"source": "f", "destination": "/f"}]}),
+    );
+    let parent = t.path().join("parent");
+    fs::create_dir(&parent).unwrap();
+    for cores in ["99999", "many"] {
+        let out = nixoci()
+            .env("NIX_BUILD_CORES", cores)
+            .arg("layer")
+            .arg(&spec)
+            .arg("-o")
+            .arg(parent.join("o"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("NIX_BUILD_CORES") && err.contains("--threads"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "left behind");
+    }
+    // --threads still wins, and 0 means all cores.
+    run(nixoci()
+        .env("NIX_BUILD_CORES", "99999")
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(parent.join("a"))
+        .args(["--threads", "2"]));
+    run(nixoci()
+        .env("NIX_BUILD_CORES", "0")
+        .arg("layer")
+        .arg(&spec)
+        .arg("-o")
+        .arg(parent.join("b")));
+}
+
+/// `--level` out of range is the command line's mistake, not the spec's.
+#[test]
+fn error_level_from_the_command_line_names_the_option() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let spec = t.path().join("spec.json");
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}]}]}),
+    );
+    for level in ["0", "10"] {
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o"))
+                .args(["--level", level]),
+        );
+        assert!(
+            err.starts_with(&format!(
+                "error: --level: level {level} is out of range for gzip (1-9)"
+            )),
+            "{err}"
+        );
+    }
+    assert!(!t.path().join("o").exists());
+}
+
+/// `"compression": null` (or an unknown name) gets our message, not
+/// serde's "expected value".
+#[test]
+fn error_compression_null_or_unknown() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    for (value, shown) in [
+        (json!(null), "null"),
+        (json!("lz4"), "\"lz4\""),
+        (json!(1), "1"),
+    ] {
+        let layer = json!({"files": [{"source": "f", "destination": "/f"}], "compression": value});
+        expect_build_error(
+            t.path(),
+            &json!({"layers": [layer]}).to_string(),
+            &[
+                "spec.json",
+                &format!("compression must be \"gzip\", \"zstd\" or \"none\", not {shown}"),
+            ],
+        );
+        let spec = t.path().join("layer.json");
+        write_json(&spec, &layer);
+        let err = run_fail(
+            nixoci()
+                .arg("layer")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(err.contains("compression must be"), "{err}");
+        assert!(!err.contains("invalid JSON"), "{err}");
+    }
+}
+
+/// A key twice in one object is refused at every level of every spec kind
+/// and of the building blocks' files, naming the key and where it is.
+#[test]
+fn error_duplicate_keys_anywhere() {
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "f", b"x", 0o644);
+    let f = r#"{"source": "f", "destination": "/a"}"#;
+    // (command, spec text, key, where)
+    let cases = [
+        (
+            "build",
+            r#"{"layers": [{"files": [{"source": "f", "destination": "/a", "destination": "/b"}]}]}"#
+                .to_owned(),
+            "destination",
+            "in layers[0].files[0]",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}], "compression": "gzip", "compression": "zstd"}}]}}"#
+            ),
+            "compression",
+            "in layers[0]",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}], "closure": {{"file": "g", "file": "h"}}}}]}}"#
+            ),
+            "file",
+            "in layers[0].closure",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}]}}], "extraConfig": {{"config": {{"User": "a", "User": "b"}}}}}}"#
+            ),
+            "User",
+            "in extraConfig.config",
+        ),
+        (
+            "build",
+            format!(
+                r#"{{"layers": [{{"files": [{f}]}}], "config": {{"Env": ["A=1"], "Env": []}}}}"#
+            ),
+            "Env",
+            "in config",
+        ),
+        (
+            "build",
+            format!(r#"{{"layers": [{{"files": [{f}]}}], "tags": ["a"], "tags": ["b"]}}"#),
+            "tags",
+            "at the top level",
+        ),
+        (
+            "layer",
+            r#"{"files": [{"source": "f", "source": "g", "destination": "/a"}]}"#.to_owned(),
+            "source",
+            "in files[0]",
+        ),
+        (
+            "layout",
+            r#"{"manifests": ["m"], "extraIndex": {"annotations": {"k": "1", "k": "2"}}}"#
+                .to_owned(),
+            "k",
+            "in extraIndex.annotations",
+        ),
+    ];
+    for (cmd, text, key, place) in &cases {
+        let spec = t.join("spec.json");
+        fs::write(&spec, text).unwrap();
+        let err = run_fail(nixoci().arg(cmd).arg(&spec).arg("-o").arg(t.join("o")));
+        let want = format!("duplicate key {key:?} {place}");
+        assert!(
+            err.contains(&want) && err.contains("spec.json"),
+            "{want}:\n{err}"
+        );
+        assert!(!t.join("o").exists());
+    }
+    // A building block's file: layer.json of a layer directory.
+    let layer = small_layer(t, "L");
+    let text = fs::read_to_string(layer.join("layer.json")).unwrap();
+    let doubled = text.replacen("\"size\":", "\"size\":1,\"size\":", 1);
+    fs::write(layer.join("layer.json"), doubled).unwrap();
+    let spec = t.join("m.json");
+    write_json(&spec, &json!({"layers": ["L"]}));
+    let err = run_fail(
+        nixoci()
+            .arg("manifest")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.join("o")),
+    );
+    assert!(
+        err.contains("duplicate key \"size\" at the top level"),
+        "{err}"
+    );
+    assert!(err.contains("layer.json"), "{err}");
+    // A Nix builder's attrs.
+    fs::write(
+        t.join(".attrs.json"),
+        format!(
+            r#"{{"command": "layer", "spec": {{"files": [{{"source": "{}", "destination": "/a", "destination": "/b"}}]}}, "outputs": {{"out": "{}"}}}}"#,
+            t.join("f").display(),
+            t.join("nixout").display()
+        ),
+    )
+    .unwrap();
+    let err = run_fail(
+        nixoci()
+            .env("NIX_ATTRS_JSON_FILE", t.join(".attrs.json"))
+            .arg("nix-builder"),
+    );
+    assert!(
+        err.contains("duplicate key \"destination\" in spec.files[0]"),
+        "{err}"
+    );
+}
+
+/// A one-layer image spec with `extra` merged into it.
+fn image_with(t: &Path, extra: serde_json::Value) -> std::path::PathBuf {
+    file(t, "in/f", b"x\n", 0o644);
+    let mut spec = json!({"layers": [{"files": [{"source": "in", "destination": "/"}]}], "architecture": "amd64"});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let path = t.join("spec.json");
+    write_json(&path, &spec);
+    path
+}
+
+/// Replace the config of `layout`'s only image with `edit`ed JSON, and
+/// re-digest the manifest and `index.json`: a layout as another tool could
+/// write it.
+fn edit_config(layout: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    use nixoci::digest::Sha256Digest;
+    let mut index = read_json(&layout.join("index.json"));
+    let manifest_path = blob_path(layout, index["manifests"][0]["digest"].as_str().unwrap());
+    let mut manifest = read_json(&manifest_path);
+    let mut config = read_json(&blob_path(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    edit(&mut config);
+    let put = |bytes: Vec<u8>| -> (String, usize) {
+        let d = Sha256Digest::of(&bytes).to_string();
+        fs::write(blob_path(layout, &d), &bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (d, n) = put(serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(d);
+    manifest["config"]["size"] = json!(n);
+    let (d, n) = put(serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = json!(d);
+    index["manifests"][0]["size"] = json!(n);
+    write_json(&layout.join("index.json"), &index);
+}
+
+/// Whether the strict consumers accept a layout: skopeo reads the config,
+/// umoci unpacks it.
+fn consumers_accept(layout: &Path) -> Result<(), String> {
+    let skopeo = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .output()
+        .unwrap();
+    if !skopeo.status.success() {
+        return Err(String::from_utf8_lossy(&skopeo.stderr).into_owned());
+    }
+    let bundle = layout.with_extension("bundle");
+    let umoci = std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&bundle);
+    if !umoci.status.success() {
+        return Err(String::from_utf8_lossy(&umoci.stderr).into_owned());
+    }
+    Ok(())
+}
+
+/// What nixoci accepts in `extraConfig`, skopeo and umoci accept too.
+#[test]
+fn valid_extra_config_is_accepted_by_skopeo_and_umoci() {
+    require("skopeo");
+    require("umoci");
+    for (i, extra) in [
+        json!({"created": "2024-01-31T12:00:00.123+02:00", "author": "me"}),
+        json!({"history": [{"created": "2024-01-31T12:00:00Z", "created_by": "step", "comment": "c", "empty_layer": false}]}),
+        json!({"config": {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 30000000000i64, "Retries": 3}, "ArgsEscaped": true, "Labels": {"a": "b"}, "Env": null, "Shell": ["/bin/sh", "-c"]}}),
+        json!({"os.version": "1", "os.features": ["f"], "variant": "v1", "unknown": {"kept": [1, "x"]}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = tempfile::tempdir().unwrap();
+        let spec = image_with(t.path(), json!({"extraConfig": extra}));
+        let layout = build(&spec, &t.path().join(format!("out{i}")));
+        run(nixoci().arg("verify").arg(&layout));
+        consumers_accept(&layout).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
+
+/// Config documents strict consumers reject fail the build, naming the
+/// field; the same document written by another tool fails `verify`, and
+/// skopeo and umoci reject it too (so the check is theirs, not ours).
+#[test]
+fn invalid_config_fails_build_and_verify_naming_the_field() {
+    require("skopeo");
+    require("umoci");
+    for (extra, field) in [
+        (
+            json!({"created": "garbage"}),
+            "created must be an RFC 3339 time",
+        ),
+        (
+            json!({"history": [{"created": "nope"}]}),
+            "history[0].created must be an RFC 3339 time",
+        ),
+        (
+            json!({"created": "1970-01-01t00:00:01z"}),
+            "created must be an RFC 3339 time",
+        ),
+        (
+            json!({"created": "2016-12-31T23:59:60Z"}),
+            "created must be an RFC 3339 time",
+        ),
+        (json!({"created": 5}), "created must be an RFC 3339 time"),
+        (
+            json!({"history": {"created": "2024-01-31T12:00:00Z"}}),
+            "history must be a list",
+        ),
+        (
+            json!({"config": {"Env": "A=1"}}),
+            "config.Env must be a list of strings",
+        ),
+        (
+            json!({"config": {"Cmd": ["a", 1]}}),
+            "config.Cmd[1] must be a string",
+        ),
+        (
+            json!({"config": {"Labels": {"a": 1}}}),
+            "config.Labels.a must be a string",
+        ),
+        (
+            json!({"config": {"ExposedPorts": {"80/tcp": 1}}}),
+            "config.ExposedPorts.80/tcp must be an object",
+        ),
+        (
+            json!({"config": {"User": 0}}),
+            "config.User must be a string",
+        ),
+        (
+            json!({"config": {"Healthcheck": {"Interval": 1.5}}}),
+            "config.Healthcheck.Interval must be an integer",
+        ),
+        (json!({"architecture": 1}), "architecture must be a string"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let spec = image_with(t.path(), json!({"extraConfig": extra}));
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(
+            err.contains(field) && err.contains("extraConfig"),
+            "{extra}: {err}"
+        );
+        assert!(!t.path().join("o").exists());
+
+        let layout = good_layout(t.path());
+        edit_config(&layout, |c| {
+            for (k, v) in extra.as_object().unwrap() {
+                if let (Some(slot @ serde_json::Value::Object(_)), Some(patch)) =
+                    (c.get_mut(k), v.as_object())
+                {
+                    for (k2, v2) in patch {
+                        slot[k2] = v2.clone();
+                    }
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+        });
+        let problems = verify_problems(&layout);
+        assert!(problems.contains(field), "{extra}: {problems}");
+        assert!(
+            consumers_accept(&layout).is_err(),
+            "{extra}: skopeo and umoci accept it"
+        );
+    }
+}
+
+/// Manifests and indexes are checked the same way: `extraManifest` and
+/// `extraIndex` cannot make them invalid.
+#[test]
+fn invalid_manifest_or_index_fails_the_build_naming_the_field() {
+    let t = tempfile::tempdir().unwrap();
+    for (extra, field) in [
+        (
+            json!({"extraManifest": {"annotations": {"a": 1}}}),
+            "annotations.a must be a string",
+        ),
+        (
+            json!({"extraManifest": {"subject": {"mediaType": "x", "digest": "sha256:nope", "size": 1}}}),
+            "subject.digest must be a digest",
+        ),
+        (
+            json!({"extraManifest": {"subject": {"mediaType": "x", "digest": format!("sha256:{}", "0".repeat(64)), "size": -1}}}),
+            "subject.size must be a whole number",
+        ),
+        (
+            json!({"extraManifest": {"artifactType": 1}}),
+            "artifactType must be a string",
+        ),
+    ] {
+        let spec = image_with(t.path(), extra.clone());
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join("o")),
+        );
+        assert!(
+            err.contains(field) && err.contains("extraManifest"),
+            "{extra}: {err}"
+        );
+    }
+    let spec = image_with(t.path(), json!({}));
+    run(nixoci()
+        .arg("manifest")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.path().join("m")));
+    let layout_spec = t.path().join("layout.json");
+    write_json(
+        &layout_spec,
+        &json!({"manifests": ["m"], "extraIndex": {"annotations": {"a": true}}}),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("layout")
+            .arg(&layout_spec)
+            .arg("-o")
+            .arg(t.path().join("o")),
+    );
+    assert!(
+        err.contains("annotations.a must be a string") && err.contains("extraIndex"),
+        "{err}"
+    );
+}
+
+/// Numbers merged in by `extraConfig`, `extraManifest` and `extraIndex` are
+/// written as the spec writes them, not re-read as 64-bit floats.
+#[test]
+fn extra_numbers_are_kept_as_written() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let numbers =
+        r#"{"big": 12345678901234567890123, "exp": 1e2, "frac": 1.50, "neg": -0, "small": 7}"#;
+    let written = r#"{"big":12345678901234567890123,"exp":1e2,"frac":1.50,"neg":-0,"small":7}"#;
+    let spec = t.path().join("spec.json");
+    fs::write(
+        &spec,
+        format!(
+            r#"{{"layers": [{{"files": [{{"source": "f", "destination": "/f"}}]}}], "architecture": "amd64",
+                "extraConfig": {{"x-numbers": {numbers}}}, "extraManifest": {{"x-numbers": {numbers}}}}}"#
+        ),
+    )
+    .unwrap();
+    let layout = build(&spec, &t.path().join("out"));
+    let manifest_path = blob_path(&layout, &manifest_digest(&layout));
+    let manifest = fs::read_to_string(&manifest_path).unwrap();
+    assert!(
+        manifest.contains(&format!("\"x-numbers\":{written}")),
+        "{manifest}"
+    );
+    let config_digest = read_json(&manifest_path)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = fs::read_to_string(blob_path(&layout, &config_digest)).unwrap();
+    assert!(
+        config.contains(&format!("\"x-numbers\":{written}")),
+        "{config}"
+    );
+    run(nixoci().arg("verify").arg(&layout));
+
+    run(nixoci()
+        .arg("manifest")
+        .arg(&spec)
+        .arg("-o")
+        .arg(t.path().join("m")));
+    let layout_spec = t.path().join("layout.json");
+    fs::write(
+        &layout_spec,
+        format!(r#"{{"manifests": ["m"], "extraIndex": {{"x-numbers": {numbers}}}}}"#),
+    )
+    .unwrap();
+    run(nixoci()
+        .arg("layout")
+        .arg(&layout_spec)
+        .arg("-o")
+        .arg(t.path().join("l")));
+    let index = fs::read_to_string(t.path().join("l/index.json")).unwrap();
+    assert!(
+        index.contains(&format!("\"x-numbers\":{written}")),
+        "{index}"
     );
 }
