@@ -394,6 +394,15 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Re
     })
 }
 
+/// `Err` naming the key and where, when an object of the JSON document
+/// `bytes` has a key twice (or when it is not JSON).
+pub fn check_duplicate_keys(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| e.to_string())
+}
+
 /// Walks a JSON document, refusing an object that has a key twice; `at`
 /// is where the value is (`layers[0].files[1]`, empty at the top).
 struct NoDuplicateKeys<'a> {

@@ -85,9 +85,13 @@ struct Verifier {
     limits: Limits,
 }
 
-/// A document's JSON, for the `validate_*` checks of [`crate::image`].
+/// A document's JSON, for the `validate_*` checks of [`crate::image`]. A
+/// key given twice is a problem: readers disagree on which one counts, and
+/// nixoci's own readers refuse such documents.
 fn document(bytes: &[u8]) -> std::result::Result<serde_json::Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON ({e})"))
+    let doc = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON ({e})"))?;
+    crate::spec::check_duplicate_keys(bytes)?;
+    Ok(doc)
 }
 
 /// Verify the layout at `dir` with unpack's default limits.

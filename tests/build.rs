@@ -1954,3 +1954,37 @@ fn extra_numbers_are_kept_as_written() {
         "{index}"
     );
 }
+
+/// A config with a key given twice (readers disagree on which counts, and
+/// nixoci's own readers refuse it) is a problem `verify` reports.
+#[test]
+fn verify_catches_a_duplicate_key_in_a_document() {
+    let t = tempfile::tempdir().unwrap();
+    let out = good_layout(t.path());
+    let mut manifest = manifest_of(&out);
+    let config = fs::read(blob_path(
+        &out,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let text = String::from_utf8(config).unwrap();
+    let twice = text.replacen('{', "{\"os\":\"windows\",", 1);
+    let put = |bytes: &[u8]| {
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+        );
+        fs::write(blob_path(&out, &digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let (cd, cs) = put(twice.as_bytes());
+    manifest["config"]["digest"] = json!(cd);
+    manifest["config"]["size"] = json!(cs);
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    let mut index = read_json(&out.join("index.json"));
+    index["manifests"][0]["digest"] = json!(md);
+    index["manifests"][0]["size"] = json!(ms);
+    write_json(&out.join("index.json"), &index);
+    let err = verify_problems(&out);
+    assert!(err.contains("duplicate key \"os\""), "{err}");
+}
