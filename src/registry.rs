@@ -1348,6 +1348,73 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
     }
 }
 
+/// A manifest or index fetched from a registry while walking an index.
+struct Node {
+    descriptor: Descriptor,
+    digest: String,
+    bytes: Vec<u8>,
+    doc: Value,
+    is_index: bool,
+}
+
+/// Fetch `children` of an index and, depth-first, the children of every
+/// nested index among them, in the order listed: each digest once, at most
+/// [`crate::image::MAX_INDEX_DEPTH`] deep and
+/// [`crate::image::MAX_INDEX_NODES`] descriptors, as every reader of
+/// nested indexes does.
+async fn fetch_graph(
+    remote: &Remote,
+    source: &Reference,
+    children: Vec<Descriptor>,
+) -> Result<Vec<Node>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(Descriptor, usize)> = children.into_iter().rev().map(|c| (c, 1)).collect();
+    let mut seen = BTreeSet::new();
+    while let Some((c, depth)) = stack.pop() {
+        if !seen.insert(c.digest.clone()) {
+            continue;
+        }
+        if seen.len() > crate::image::MAX_INDEX_NODES {
+            return Err(Error::Invalid(format!(
+                "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
+                crate::image::MAX_INDEX_NODES
+            )));
+        }
+        let (bytes, digest) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
+        if bytes.len() as u64 != c.size {
+            return Err(Error::DigestMismatch {
+                context: format!("size of manifest {}", c.digest),
+                expected: c.size.to_string(),
+                found: bytes.len().to_string(),
+            });
+        }
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{source}: manifest {digest} is not JSON: {e}")))?;
+        let is_index = is_index(&c.media_type) || is_index(&media_type_of(&doc));
+        if is_index {
+            if depth + 1 > crate::image::MAX_INDEX_DEPTH {
+                return Err(Error::Invalid(format!(
+                    "{source}: image index {digest} is nested more than {} deep; nixoci reads no deeper",
+                    crate::image::MAX_INDEX_DEPTH
+                )));
+            }
+            let nested: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| {
+                    Error::Invalid(format!("{source}: image index {digest} is not valid: {e}"))
+                })?;
+            stack.extend(nested.into_iter().rev().map(|g| (g, depth + 1)));
+        }
+        out.push(Node {
+            descriptor: c,
+            digest,
+            bytes,
+            doc,
+            is_index,
+        });
+    }
+    Ok(out)
+}
+
 /// Pull `source` into a new image layout at `dir`, verifying every digest
 /// and size while reading. For an index, `platform` picks one manifest
 /// (the layout then holds just that image); without it, every platform is
@@ -1422,48 +1489,11 @@ pub fn pull(
                 }
                 None => children,
             };
-            // Depth-first; a nested index brings its own children (every
-            // digest once, within the bounds every reader applies).
-            let mut stack: Vec<(Descriptor, usize)> =
-                chosen.into_iter().rev().map(|c| (c, 1)).collect();
-            let mut seen = BTreeSet::new();
-            while let Some((c, depth)) = stack.pop() {
-                if !seen.insert(c.digest.clone()) {
-                    continue;
+            for node in fetch_graph(&remote, source, chosen).await? {
+                if !node.is_index {
+                    manifests.push(node.doc);
                 }
-                if seen.len() > crate::image::MAX_INDEX_NODES {
-                    return Err(Error::Invalid(format!(
-                        "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
-                        crate::image::MAX_INDEX_NODES
-                    )));
-                }
-                let (b, d) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
-                if b.len() as u64 != c.size {
-                    return Err(Error::DigestMismatch {
-                        context: format!("size of manifest {}", c.digest),
-                        expected: c.size.to_string(),
-                        found: b.len().to_string(),
-                    });
-                }
-                let v: Value = serde_json::from_slice(&b).map_err(|e| {
-                    Error::Invalid(format!("{source}: manifest {d} is not JSON: {e}"))
-                })?;
-                if is_index(&c.media_type) {
-                    if depth + 1 > crate::image::MAX_INDEX_DEPTH {
-                        return Err(Error::Invalid(format!(
-                            "{source}: image index {d} is nested more than {} deep; nixoci reads no deeper",
-                            crate::image::MAX_INDEX_DEPTH
-                        )));
-                    }
-                    let nested: Vec<Descriptor> = serde_json::from_value(v["manifests"].clone())
-                        .map_err(|e| {
-                            Error::Invalid(format!("{source}: image index {d} is not valid: {e}"))
-                        })?;
-                    stack.extend(nested.into_iter().rev().map(|g| (g, depth + 1)));
-                } else {
-                    manifests.push(v);
-                }
-                docs.push((d, b));
+                docs.push((node.digest, node.bytes));
             }
         } else {
             manifests.push(doc);
@@ -1656,39 +1686,12 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
         let mut images = Vec::new();
         let mut manifests: Vec<(Option<Platform>, String, Value)> = Vec::new();
         if is_index(&media_type) {
-            // Nested indexes are followed as every reader follows them:
-            // depth-first, each digest once, within the same bounds.
-            let children = |doc: &Value| -> Result<Vec<Descriptor>> {
-                serde_json::from_value(doc["manifests"].clone())
-                    .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))
-            };
-            let mut stack: Vec<(Descriptor, usize)> =
-                children(&doc)?.into_iter().rev().map(|c| (c, 1)).collect();
-            let mut seen = BTreeSet::new();
-            while let Some((c, depth)) = stack.pop() {
-                if !seen.insert(c.digest.clone()) {
-                    continue;
+            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
+            for node in fetch_graph(&remote, r, children).await? {
+                if !node.is_index {
+                    manifests.push((node.descriptor.platform, node.digest, node.doc));
                 }
-                if seen.len() > crate::image::MAX_INDEX_NODES {
-                    return Err(Error::Invalid(format!(
-                        "{r}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
-                        crate::image::MAX_INDEX_NODES
-                    )));
-                }
-                let (b, d) = remote.manifest_raw(&r.with_digest(&c.digest)).await?;
-                let v: Value = serde_json::from_slice(&b)
-                    .map_err(|e| Error::Invalid(format!("{r}: manifest {d} is not JSON: {e}")))?;
-                if is_index(&c.media_type) || is_index(&media_type_of(&v)) {
-                    if depth + 1 > crate::image::MAX_INDEX_DEPTH {
-                        return Err(Error::Invalid(format!(
-                            "{r}: image index {d} is nested more than {} deep; nixoci reads no deeper",
-                            crate::image::MAX_INDEX_DEPTH
-                        )));
-                    }
-                    stack.extend(children(&v)?.into_iter().rev().map(|g| (g, depth + 1)));
-                    continue;
-                }
-                manifests.push((c.platform.clone(), d, v));
             }
         } else {
             manifests.push((None, digest.clone(), doc));
