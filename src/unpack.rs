@@ -908,6 +908,25 @@ impl EntryMeta {
                 .cloned()
                 .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
         }
+        // Go's archive/tar reads no content for these types, whatever size
+        // they declare, and takes the next block as the next header; the
+        // tar crate skips the declared bytes. Entries hidden in between
+        // would be seen by umoci and podman but not here: refused.
+        if matches!(
+            kind,
+            tar::EntryType::Directory
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+                | tar::EntryType::Char
+                | tar::EntryType::Block
+                | tar::EntryType::Fifo
+        ) && entry.size() > 0
+        {
+            return Err(format!(
+                "a {kind:?} entry that declares {} bytes of content: Go's archive/tar (umoci, podman) reads none and takes them as further entries, other readers skip them",
+                entry.size()
+            ));
+        }
         let uid = match rec("uid") {
             Some(v) => pax_unsigned("uid", v)?,
             None => header.uid().map_err(|e| e.to_string())?,

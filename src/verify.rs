@@ -481,6 +481,9 @@ fn tar_diff_id(
     {
         let mut archive = tar::Archive::new(&mut hr);
         let mut entries = 0u64;
+        // What the files declare, as unpack counts it (a sparse file's
+        // full size), besides the stream's own bytes.
+        let mut declared = 0u64;
         for entry in archive.entries().map_err(why)? {
             let mut entry = entry.map_err(why)?;
             if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
@@ -505,6 +508,13 @@ fn tar_diff_id(
                 ));
             }
             if meta.kind.is_file() {
+                declared = declared.saturating_add(meta.size);
+                if declared > limit {
+                    return Err(format!(
+                        "its files declare more than --max-total-size {limit} bytes (at entry {:?}); stopped there",
+                        String::from_utf8_lossy(&meta.path)
+                    ));
+                }
                 meta.copy_content(&mut entry, None).map_err(|w| {
                     if used.get() > limit {
                         why(io::Error::other(w))

@@ -966,6 +966,28 @@ fn ambiguous_pax_and_sparse_entries_are_refused() {
             true,
         ),
         (
+            // Go reads no content for a directory, whatever its size, so
+            // umoci unpacks "hidden"; the tar crate would skip it.
+            "directory declaring content",
+            [
+                header(b"d/", b'5', 1024, 0o755, b"").to_vec(),
+                file_declaring("hidden", 1, b"x"),
+            ]
+            .concat(),
+            &["declares 1024 bytes", "\"d/\""],
+            false,
+        ),
+        (
+            "symlink declaring content",
+            [
+                header(b"l", b'2', 1024, 0o777, b"target").to_vec(),
+                file_declaring("hidden", 1, b"x"),
+            ]
+            .concat(),
+            &["declares 1024 bytes", "\"l\""],
+            false,
+        ),
+        (
             "base-256 size over 64 bits",
             {
                 checksum(&mut wide);
@@ -1068,6 +1090,21 @@ fn an_8_gib_sparse_file_unpacks_as_holes() {
     let layer = tar_bytes(&[E::Raw(pax_sparse("1.0", "big", size, &blocks))]);
     let layout = craft(&t.path().join("layout"), &[layer], |_, _| {});
     run(nixoci().arg("verify").arg(&layout));
+    // The limits count the file's full size in verify as in unpack.
+    for cmd in ["verify", "unpack"] {
+        let err = run_fail(
+            nixoci()
+                .arg(cmd)
+                .args(["--max-total-size", "1073741824"])
+                .arg(&layout)
+                .args(if cmd == "unpack" {
+                    vec![t.path().join("limited")]
+                } else {
+                    vec![]
+                }),
+        );
+        assert!(err.contains("--max-total-size"), "{cmd}: {err}");
+    }
     let mine = t.path().join("mine");
     let started = std::time::Instant::now();
     run(nixoci()
