@@ -652,29 +652,11 @@ fn inspect(a: &InspectArgs) -> Result<ExitCode> {
             if !dir.exists() {
                 anyhow::bail!("{}: no such image layout directory", dir.display());
             }
-            let all = nixoci::inspect::inspect(&dir)
-                .with_context(|| format!("cannot inspect {}", dir.display()))?;
             match tag {
-                None => all,
-                Some(t) => {
-                    let names: Vec<String> = all.iter().filter_map(|x| x.tag.clone()).collect();
-                    let picked: Vec<_> = all
-                        .into_iter()
-                        .filter(|x| x.tag.as_deref() == Some(t.as_str()))
-                        .collect();
-                    anyhow::ensure!(
-                        !picked.is_empty(),
-                        "{}: no image is tagged {t:?} (tags: {})",
-                        dir.display(),
-                        if names.is_empty() {
-                            "none".into()
-                        } else {
-                            names.join(", ")
-                        }
-                    );
-                    picked
-                }
+                None => nixoci::inspect::inspect(&dir),
+                Some(t) => nixoci::inspect::inspect_tag(&dir, &t).map(|one| vec![one]),
             }
+            .with_context(|| format!("cannot inspect {}", dir.display()))?
         }
         cli_remote::Target::Remote(r) => cli_remote::inspect_remote(&r, &a.remote)?,
     };
@@ -701,6 +683,11 @@ fn inspect(a: &InspectArgs) -> Result<ExitCode> {
                 .platform
                 .as_ref()
                 .map_or("unknown platform".into(), |p| p.to_string());
+            let platform = if img.tags.is_empty() {
+                platform
+            } else {
+                format!("{platform} [{}]", img.tags.join(","))
+            };
             writeln!(
                 out,
                 "  {platform}  manifest {}  config {}  {} layers, {}",

@@ -38,6 +38,9 @@ pub struct ImageSummary {
     pub layers: Vec<Descriptor>,
     /// Sum of the layer sizes (compressed, as stored).
     pub size: u64,
+    /// The platform tags naming this manifest (see [`crate::tags`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
@@ -58,26 +61,65 @@ pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     }
     let blobs = BlobDir::new(dir);
     let index: Refs = read_json(&dir.join("index.json"))?;
+    let names = crate::tags::names(dir)?;
     let mut out = Vec::new();
     let mut nodes = 0;
     for desc in &index.manifests {
-        let mut walk = Walk {
-            blobs: &blobs,
-            seen: BTreeSet::new(),
-            nodes: &mut nodes,
-            images: Vec::new(),
-        };
-        walk.summarise(desc, 0)?;
-        let tags = crate::tags::tags_of(desc);
-        out.push(Tagged {
-            tag: tags.first().cloned(),
-            tags,
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.clone(),
-            images: walk.images,
-        });
+        out.push(describe(
+            &blobs,
+            desc,
+            crate::tags::tags_of(desc),
+            &names,
+            &mut nodes,
+        )?);
     }
     Ok(out)
+}
+
+/// Describe the image `tag` names in the layout at `dir` (any name the
+/// layout records: a tag, or a platform tag).
+pub fn inspect_tag(dir: &Path, tag: &str) -> Result<Tagged> {
+    let desc = crate::tags::select(dir, Some(tag))?;
+    let names = crate::tags::names(dir)?;
+    let tags = names
+        .iter()
+        .filter(|n| n.descriptor.digest == desc.digest)
+        .map(|n| n.name.clone())
+        .collect();
+    describe(&BlobDir::new(dir), &desc, tags, &names, &mut 0)
+}
+
+/// One `index.json` descriptor (or the one a tag names), with `tags`, its
+/// images, and the platform tags `names` give them.
+fn describe(
+    blobs: &BlobDir,
+    desc: &Descriptor,
+    tags: Vec<String>,
+    names: &[crate::tags::Named],
+    nodes: &mut usize,
+) -> Result<Tagged> {
+    let mut walk = Walk {
+        blobs,
+        seen: BTreeSet::new(),
+        nodes,
+        images: Vec::new(),
+    };
+    walk.summarise(desc, 0)?;
+    let mut images = walk.images;
+    for img in &mut images {
+        img.tags = names
+            .iter()
+            .filter(|n| n.descriptor.digest == img.manifest && !tags.contains(&n.name))
+            .map(|n| n.name.clone())
+            .collect();
+    }
+    Ok(Tagged {
+        tag: tags.first().cloned(),
+        tags,
+        media_type: desc.media_type.clone(),
+        digest: desc.digest.clone(),
+        images,
+    })
 }
 
 struct Walk<'a> {
@@ -166,6 +208,7 @@ pub fn summary(
         cmd: config.pointer("/config/Cmd").cloned(),
         size: layers.iter().map(|l| l.size).sum(),
         layers,
+        tags: Vec::new(),
     }
 }
 

@@ -310,6 +310,28 @@ fn every_layout_shape_is_one_image_for_crane_and_podman_load() {
                 .arg(&rootfs)
                 .args(["--platform", "linux/amd64", "-q"]));
             assert!(rootfs.join("bin/busybox").is_file(), "{name}");
+            let inspected: serde_json::Value = serde_json::from_slice(
+                &run(nixoci()
+                    .args(["inspect", "--json"])
+                    .arg(format!("{}:{name}", layout.display())))
+                .stdout,
+            )
+            .unwrap();
+            assert!(
+                inspected[0]["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&json!(name))),
+                "{name}: {inspected}"
+            );
+        }
+        // Listing the layout shows every name: tags on the image, platform
+        // tags on each platform's manifest.
+        let listed = String::from_utf8(run(nixoci().arg("inspect").arg(&layout)).stdout).unwrap();
+        for name in &names {
+            assert!(
+                listed.contains(name.as_str()),
+                "{name} not listed:\n{listed}"
+            );
         }
         let err = run_fail(
             nixoci()
