@@ -189,7 +189,10 @@ pub fn archive(
         mtime,
     };
     let digest = match format {
-        Format::Oci => write_oci(&mut tar, &blobs, &root, &names[0])?,
+        Format::Oci => {
+            let root = oci_root(&blobs, &root, platform)?;
+            write_oci(&mut tar, &blobs, &root, &names[0])?
+        }
         Format::Docker => write_docker(&mut tar, &blobs, &root, &names, platform)?,
     };
     let sink = |e| Error::io(out, e);
@@ -252,6 +255,27 @@ fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> 
         });
     }
     Ok(())
+}
+
+/// What an OCI archive holds: with `platform`, that platform's manifest
+/// alone (for tools that cannot choose from an index); else the image as
+/// it is, which podman and skopeo load only when an index lists manifests,
+/// not other indexes.
+fn oci_root(blobs: &BlobDir, root: &Descriptor, platform: Option<&Platform>) -> Result<Descriptor> {
+    if !is_index(&root.media_type) {
+        return Ok(root.clone());
+    }
+    let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
+    if platform.is_some() {
+        return choose_platform(&open(root)?, platform, open);
+    }
+    if let Some(nested) = open(root)?.iter().find(|m| is_index(&m.media_type)) {
+        return Err(Error::Invalid(format!(
+            "image index {} lists another image index ({}), which podman load and skopeo cannot take from an OCI archive; archive one platform with --platform OS/ARCH, or use --format docker",
+            root.digest, nested.digest
+        )));
+    }
+    Ok(root.clone())
 }
 
 fn write_oci<W: Write>(

@@ -124,8 +124,9 @@ struct ArchiveArgs {
     /// directory name, less a Nix store hash, and its tag).
     #[arg(long, value_name = "NAME[:TAG]")]
     tag: Option<String>,
-    /// For a multi-platform image in the docker format: which platform,
-    /// OS/ARCH[/VARIANT] (default: linux and this machine's architecture).
+    /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]. The
+    /// docker format holds one (default: linux and this machine's
+    /// architecture); an OCI archive holds the whole index unless given.
     #[arg(long)]
     platform: Option<String>,
     /// Print a JSON report on standard output.

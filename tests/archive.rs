@@ -146,3 +146,76 @@ fn docker_archive_carries_every_tag() {
         .args(["run", "--rm", "--network=none", "localhost/app:1.0"]));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "tagged\n");
 }
+
+/// An OCI archive holds the whole index, or one platform with --platform;
+/// an index nesting another index (which podman load and skopeo refuse in
+/// an OCI archive) is refused unless one platform is chosen.
+#[test]
+fn oci_archive_of_one_platform_or_of_a_nested_index() {
+    require("skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let layout = two_platform_layout(t.path(), "multi");
+    let index_digest = manifest_digest(&layout);
+    let inner = read_json(&blob_path(&layout, &index_digest));
+    let arm64 = inner["manifests"][1]["digest"].as_str().unwrap().to_owned();
+
+    let one = t.path().join("arm64.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&one)
+        .args(["--platform", "linux/arm64", "-q"]));
+    let raw = run(std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci-archive:{}", one.display())));
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
+        ),
+        arm64
+    );
+
+    // index.json -> an index -> the two-platform index.
+    let outer = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": fs::metadata(blob_path(&layout, &index_digest)).unwrap().len()}]
+    }))
+    .unwrap();
+    let outer_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&outer))
+    );
+    fs::write(blob_path(&layout, &outer_digest), &outer).unwrap();
+    let mut index = read_json(&layout.join("index.json"));
+    index["manifests"][0]["digest"] = json!(outer_digest);
+    index["manifests"][0]["size"] = json!(outer.len());
+    write_json(&layout.join("index.json"), &index);
+    run(nixoci().arg("verify").arg(&layout));
+    let nested = t.path().join("nested.tar");
+    let err = run_fail(nixoci().arg("archive").arg(&layout).arg("-o").arg(&nested));
+    assert!(
+        err.contains("lists another image index") && err.contains("--platform"),
+        "{err}"
+    );
+    assert!(!nested.exists());
+    run(nixoci()
+        .arg("archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&nested)
+        .args(["--platform", "linux/arm64", "-q"]));
+    let raw = run(std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci-archive:{}", nested.display())));
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
+        ),
+        arm64
+    );
+}
