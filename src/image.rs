@@ -606,6 +606,22 @@ fn strings(v: &Value, at: &str) -> Checked {
     }
 }
 
+/// `Env`: strings of the form `NAME=VALUE` with a name (image-spec
+/// `config.md`; umoci refuses anything else).
+fn env(v: &Value, at: &str) -> Checked {
+    strings(v, at)?;
+    for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+        let text = x.as_str().unwrap_or_default();
+        if !text
+            .split_once('=')
+            .is_some_and(|(name, _)| !name.is_empty())
+        {
+            return Err(wrong(&format!("{at}[{i}]"), "NAME=VALUE with a name", x));
+        }
+    }
+    Ok(())
+}
+
 /// An object of strings (annotations, labels).
 fn string_map(v: &Value, at: &str) -> Checked {
     match v {
@@ -730,9 +746,10 @@ pub fn validate_config(doc: &Value) -> Checked {
         for key in ["User", "WorkingDir", "StopSignal"] {
             c.optional(key, string)?;
         }
-        for key in ["Env", "Entrypoint", "Cmd", "Shell", "OnBuild"] {
+        for key in ["Entrypoint", "Cmd", "Shell", "OnBuild"] {
             c.optional(key, strings)?;
         }
+        c.optional("Env", env)?;
         c.optional("ExposedPorts", object_map)?;
         c.optional("Volumes", object_map)?;
         c.optional("Labels", string_map)?;

@@ -1777,6 +1777,14 @@ fn invalid_config_fails_build_and_verify_naming_the_field() {
             "config.Env must be a list of strings",
         ),
         (
+            json!({"config": {"Env": ["NOEQUALS"]}}),
+            "config.Env[0] must be NAME=VALUE",
+        ),
+        (
+            json!({"config": {"Env": ["A=1", "=x"]}}),
+            "config.Env[1] must be NAME=VALUE",
+        ),
+        (
             json!({"config": {"Cmd": ["a", 1]}}),
             "config.Cmd[1] must be a string",
         ),
