@@ -612,10 +612,7 @@ fn env(v: &Value, at: &str) -> Checked {
     strings(v, at)?;
     for (i, x) in v.as_array().into_iter().flatten().enumerate() {
         let text = x.as_str().unwrap_or_default();
-        if !text
-            .split_once('=')
-            .is_some_and(|(name, _)| !name.is_empty())
-        {
+        if text.split_once('=').is_none_or(|(name, _)| name.is_empty()) {
             return Err(wrong(&format!("{at}[{i}]"), "NAME=VALUE with a name", x));
         }
     }

@@ -259,23 +259,64 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Read a response body of at most `max` bytes: `None` when the
-/// Content-Length or the bytes themselves go past it (reading stops there).
+/// How long reading one document's body (a manifest, an index, a token
+/// response, an error body) may take in all: each read has its own
+/// timeout, but a server dripping a byte at a time would pass that forever.
+/// 60 s, or `NIXOCI_DOCUMENT_TIMEOUT` seconds.
+fn document_deadline() -> Duration {
+    std::env::var("NIXOCI_DOCUMENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// Why [`read_capped`] gave no body.
+enum Capped {
+    TooLarge,
+    TooSlow,
+}
+
+impl Capped {
+    /// The refusal in words: `what` came from `from`, at most `max` bytes.
+    fn explain(&self, from: &str, what: &str, max: u64) -> Error {
+        Error::Invalid(match self {
+            Capped::TooLarge => format!(
+                "{from}: {what} is larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
+                limit_text(max)
+            ),
+            Capped::TooSlow => format!(
+                "{from}: {what} did not arrive within {} s (NIXOCI_DOCUMENT_TIMEOUT); nixoci gives a document no longer (the server may be overloaded, or hostile)",
+                document_deadline().as_secs_f64()
+            ),
+        })
+    }
+}
+
+/// Read a response body of at most `max` bytes within
+/// [`document_deadline`]: `Err(Capped)` when the Content-Length or the
+/// bytes themselves go past it, or time runs out (reading stops there).
 async fn read_capped(
     res: &mut reqwest::Response,
     max: u64,
-) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
+) -> std::result::Result<std::result::Result<Vec<u8>, Capped>, reqwest::Error> {
     if res.content_length().is_some_and(|n| n > max) {
-        return Ok(None);
+        return Ok(Err(Capped::TooLarge));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await? {
-        if (body.len() + chunk.len()) as u64 > max {
-            return Ok(None);
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Ok(Err(Capped::TooLarge));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(Ok(body))
+    };
+    match tokio::time::timeout(document_deadline(), read).await {
+        Ok(r) => r,
+        Err(_) => Ok(Err(Capped::TooSlow)),
     }
-    Ok(Some(body))
 }
 
 /// A failed response as the error `oci-client` would give, reading at most
@@ -284,13 +325,17 @@ async fn status_error(mut res: reqwest::Response) -> Failure {
     let status = res.status();
     let url = res.url().to_string();
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = res.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 >= MAX_ERROR_BODY {
-            body.truncate(MAX_ERROR_BODY as usize);
-            break;
+    // What arrives within the deadline is enough to explain the error.
+    let _ = tokio::time::timeout(document_deadline(), async {
+        while let Ok(Some(chunk)) = res.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 >= MAX_ERROR_BODY {
+                body.truncate(MAX_ERROR_BODY as usize);
+                break;
+            }
         }
-    }
+    })
+    .await;
     // The message shows the start of the body, on one line.
     let mut message: String = String::from_utf8_lossy(&body)
         .split_whitespace()
@@ -537,12 +582,12 @@ impl Remote {
         }
         let body = read_capped(&mut res, MAX_TOKEN_RESPONSE)
             .await?
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: the token response from {realm} is larger than {}, the most nixoci reads; refused",
-                    self.registry,
-                    limit_text(MAX_TOKEN_RESPONSE)
-                ))
+            .map_err(|why| {
+                why.explain(
+                    &self.registry,
+                    &format!("the token response from {realm}"),
+                    MAX_TOKEN_RESPONSE,
+                )
             })?;
         #[derive(serde::Deserialize)]
         struct TokenReply {
@@ -734,11 +779,12 @@ impl Remote {
                 if !res.status().is_success() {
                     return Err(status_error(res).await);
                 }
-                read_capped(&mut res, max).await?.ok_or_else(|| {
-                    Failure::Local(Error::Invalid(format!(
-                        "{r}: the registry sent a manifest larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
-                        limit_text(max)
-                    )))
+                read_capped(&mut res, max).await?.map_err(|why| {
+                    Failure::Local(why.explain(
+                        &r.to_string(),
+                        "the manifest the registry sent",
+                        max,
+                    ))
                 })
             })
             .await
@@ -1348,6 +1394,17 @@ pub fn parse_platform(text: &str) -> Result<Platform> {
     }
 }
 
+/// Bytes free for this user on the file system holding `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 /// A manifest or index fetched from a registry while walking an index.
 struct Node {
     descriptor: Descriptor,
@@ -1502,9 +1559,33 @@ pub fn pull(
         for m in &manifests {
             let refs: Refs = serde_json::from_value(m.clone())
                 .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
+            // A config is a document: bounded as `verify` bounds it.
+            if let Some(c) = &refs.config {
+                let max = crate::verify::MAX_DOCUMENT;
+                if c.size > max {
+                    return Err(Capped::TooLarge.explain(
+                        &source.to_string(),
+                        &format!("the config {} it declares", c.digest),
+                        max,
+                    ));
+                }
+            }
             for d in refs.config.iter().chain(refs.layers.iter()) {
                 crate::layout::parse_digest(&d.digest, "remote descriptor")?;
                 wanted.insert(d.digest.clone(), d.size);
+            }
+        }
+        // Declared sizes must fit on the disk before anything is written:
+        // a hostile or mistaken manifest cannot fill it.
+        let need: u64 = wanted.values().fold(0u64, |a, b| a.saturating_add(*b));
+        if let Some(free) = free_space(blobs_dir.root()) {
+            if need > free {
+                return Err(Error::Invalid(format!(
+                    "{source}: its blobs declare {need} bytes ({}), but {} has {free} bytes ({}) free; refused before writing",
+                    crate::inspect::human_size(need),
+                    blobs_dir.root().display(),
+                    crate::inspect::human_size(free)
+                )));
             }
         }
         let results: Vec<BlobReport> = futures_util::stream::iter(wanted)

@@ -878,6 +878,8 @@ enum Body {
     Endless {
         declared: bool,
     },
+    /// One byte every 100 ms, for as long as the client reads.
+    Drip,
 }
 
 const ENDLESS: u64 = 200 << 20;
@@ -925,7 +927,7 @@ impl Hostile {
                         Body::Endless { declared: true } => {
                             out.push_str(&format!("Content-Length: {ENDLESS}\r\n"))
                         }
-                        Body::Endless { declared: false } => {}
+                        Body::Endless { declared: false } | Body::Drip => {}
                     }
                     out.push_str("\r\n");
                     if conn.write_all(out.as_bytes()).is_err() || method == "HEAD" {
@@ -934,6 +936,12 @@ impl Hostile {
                     match reply.body {
                         Body::Bytes(b) => {
                             let _ = conn.write_all(&b);
+                        }
+                        Body::Drip => {
+                            while conn.write_all(b" ").is_ok() {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
                         }
                         Body::Endless { .. } => {
                             let chunk = vec![b' '; 64 << 10];
@@ -1007,6 +1015,35 @@ fn hostile_routes(_port: u16, _method: &str, path: &str, _head: &str) -> Reply {
             .unwrap(),
         ),
         p if p.starts_with("/v2/cfg/blobs/") => endless(200, false),
+        // A config or a layer declaring more than can be: refused before
+        // any blob is asked for.
+        "/v2/hugecfg/manifests/latest" | "/v2/hugelayer/manifests/latest" => {
+            let huge = 1u64 << 40;
+            let (config_size, layer_size) = if path.contains("hugecfg") {
+                (huge, 1)
+            } else {
+                (CONFIG.len() as u64, huge << 10)
+            };
+            json_reply(
+                200,
+                MANIFEST,
+                serde_json::to_vec(&json!({
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", "1".repeat(64)), "size": layer_size}]
+                }))
+                .unwrap(),
+            )
+        }
+        p if p.starts_with("/v2/hugecfg/blobs/") || p.starts_with("/v2/hugelayer/blobs/") => {
+            endless(200, false)
+        }
+        "/v2/drip/manifests/latest" => Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), MANIFEST.into())],
+            body: Body::Drip,
+        },
         _ => json_reply(404, "application/json", br#"{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}"#.to_vec()),
     }
 }
@@ -1102,6 +1139,29 @@ fn hostile_registry_documents_are_bounded() {
         &r,
         &[&format!("{} bytes", CONFIG.len()), "found more"],
     );
+
+    // A config declaring 1 TiB, and layers declaring more than the disk
+    // holds: refused before anything is fetched or written.
+    let r = evil.reference("hugecfg:latest");
+    check("pull", &r, &["config", limit]);
+    let r = evil.reference("hugelayer:latest");
+    check("pull", &r, &["free", "refused before writing"]);
+    // A manifest dripping a byte at a time: stopped by the deadline.
+    let r = evil.reference("drip:latest");
+    let (out, took) = output_within(
+        tool(t.path())
+            .env("NIXOCI_DOCUMENT_TIMEOUT", "2")
+            .arg("inspect")
+            .arg(&r),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("did not arrive within 2 s") && err.contains(&r),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
 
     // A token endpoint that never stops.
     let token = Hostile::start(token_routes);
