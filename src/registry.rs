@@ -918,7 +918,11 @@ async fn probe_plain_http(r: &Reference) -> Option<Ping> {
                 }
             }
         }
-        (status == 200 || status == 401 || api_header).then_some(Ping { status, challenge })
+        // A registry's answers, or a server error: a TLS server answers
+        // plain HTTP with 400 at most, so a 5xx comes from plain HTTP and is
+        // reported as it is, not as a TLS failure.
+        (status == 200 || status == 401 || status >= 500 || api_header)
+            .then_some(Ping { status, challenge })
     };
     tokio::time::timeout(Duration::from_secs(10), ask)
         .await

@@ -1163,6 +1163,24 @@ fn hostile_registry_documents_are_bounded() {
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");
 
+    // A local server answering /v2/ with a 500 over plain HTTP: that
+    // status is what the error reports, not a failed TLS handshake.
+    let broken = Hostile::start(|_, _, _, _| Reply {
+        status: 500,
+        headers: vec![],
+        body: Body::Bytes(b"internal error".to_vec()),
+    });
+    let (out, _) = output_within(
+        tool(t.path())
+            .arg("inspect")
+            .arg(broken.reference("app:latest"))
+            .args(["--retries", "0"]),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("500") && !err.contains("tls"), "{err}");
+
     // A token endpoint that never stops.
     let token = Hostile::start(token_routes);
     let r = token.reference("app:latest");
