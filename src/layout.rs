@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -254,6 +254,30 @@ pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
             .ok()
             .filter(|p| !p.components().any(|c| c == std::path::Component::ParentDir));
         let real = [named, real_path(input), fs::canonicalize(input).ok()];
+        // The same directory under another name (a bind mount): compared
+        // by device and inode, every ancestor of the input's real path.
+        if let (Ok(out), Some(canon)) = (fs::symlink_metadata(&replaced), &real[2]) {
+            if !out.file_type().is_symlink() {
+                let same = |p: &Path, m: &fs::Metadata| {
+                    fs::metadata(p).is_ok_and(|x| x.dev() == m.dev() && x.ino() == m.ino())
+                };
+                if canon.ancestors().any(|a| same(a, &out)) {
+                    return Err(Error::InputInOutput {
+                        input: input.clone(),
+                        output: dest.to_owned(),
+                    });
+                }
+                if let (Ok(inp), Ok(dest_real)) = (fs::metadata(canon), fs::canonicalize(&replaced))
+                {
+                    if inp.is_dir() && dest_real.ancestors().any(|a| same(a, &inp)) {
+                        return Err(Error::OutputInInput {
+                            input: input.clone(),
+                            output: dest.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
         for r in real.iter().flatten() {
             if r.starts_with(&replaced) {
                 return Err(Error::InputInOutput {

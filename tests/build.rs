@@ -1996,3 +1996,32 @@ fn verify_catches_a_duplicate_key_in_a_document() {
     let err = verify_problems(&out);
     assert!(err.contains("duplicate key \"os\""), "{err}");
 }
+
+/// An input named through a bind mount of the output is the same input:
+/// `--force` refuses to replace the output (compared by device and inode,
+/// not by name). Runs in a private mount namespace (needs root and
+/// unshare, as .ci/fresh-nix does).
+#[test]
+fn force_keeps_an_input_reached_through_a_bind_mount() {
+    require("unshare");
+    let t = tempfile::tempdir().unwrap();
+    let t = &fs::canonicalize(t.path()).unwrap();
+    file(t, "out/src/a", b"precious\n", 0o644);
+    fs::create_dir(t.join("bm")).unwrap();
+    write_json(
+        &t.join("s.json"),
+        &json!({"layers": [{"files": [{"source": "bm/src/a", "destination": "/a"}]}], "architecture": "amd64"}),
+    );
+    let script = format!(
+        "mount --bind {0}/out {0}/bm && exec {1} build {0}/s.json -o {0}/out --force",
+        t.display(),
+        env!("CARGO_BIN_EXE_nixoci")
+    );
+    let err = run_fail(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+    );
+    assert!(err.contains(INPUT_IN_OUTPUT), "{err}");
+    assert_eq!(fs::read(t.join("out/src/a")).unwrap(), b"precious\n");
+}
