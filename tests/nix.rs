@@ -126,9 +126,11 @@ fn stderr(o: &Output) -> String {
 
 /// On a machine where Nix has never run, the first Nix commands create its
 /// store and database; commands that start at the same moment must all
-/// succeed all the same. Eight commands wait behind a lock (`flock`) that
-/// is released at once, so that they really start together.
-/// (.ci/fresh-nix runs this test on new stores.)
+/// succeed all the same. Eight commands (through the tests' harness, which
+/// initialises the store alone first: `nix_ready`) wait behind a lock
+/// (`flock`) that is released at once, so that they really start together.
+/// .ci/fresh-nix runs this test on new stores; with `nix_ready`'s
+/// initialisation left out, about one such run in three failed there.
 #[test]
 fn nix_commands_started_at_once_all_succeed() {
     require("flock");
