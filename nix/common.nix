@@ -188,16 +188,81 @@ rec {
     v: builtins.isString v && builtins.match "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}" v != null
   );
 
+  /**
+    Why the tool would refuse `n` as the name of a loaded image (null when
+    it takes it): `NAME[:TAG]` must parse as an image reference
+    (src/reference.rs: registry host[:port], lower-case repository
+    components, a tag) and may not be a digest (src/archive.rs).
+  */
+  imageNameProblem =
+    n:
+    let
+      lastSlash = builtins.match "(.*/)?([^/]*)" n;
+      segment = builtins.elemAt lastSlash 1;
+      tagged = builtins.match "(.*):([^:]*)" segment;
+      tag = builtins.elemAt tagged 1;
+      name = if tagged == null then n else "${toString (builtins.head lastSlash)}${builtins.head tagged}";
+      split = builtins.match "([^/]*)/(.*)" name;
+      first = builtins.head split;
+      hasRegistry = split != null && (builtins.match ".*[.:].*" first != null || first == "localhost");
+      registry = if hasRegistry then first else "docker.io";
+      path = if hasRegistry then builtins.elemAt split 1 else name;
+      repository = if !hasRegistry && split == null then "library/${path}" else path;
+      bracketed = builtins.match "(\\[[^]]*])(:(.*))?" registry;
+      plain = builtins.match "(.*):([^:]*)" registry;
+      hostPort =
+        if builtins.substring 0 1 registry == "[" then
+          (if bracketed == null then null else { host = builtins.head bracketed; port = builtins.elemAt bracketed 2; })
+        else if plain == null then
+          { host = registry; port = null; }
+        else
+          { host = builtins.head plain; port = builtins.elemAt plain 1; };
+      portOk =
+        p:
+        let
+          digits = builtins.match "0*([0-9]+)" p;
+        in
+        p == null || (digits != null && builtins.stringLength (builtins.head digits) <= 5 && builtins.fromJSON (builtins.head digits) <= 65535);
+      hostOk = h: builtins.match "\\[.*]|[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*" h != null;
+      componentOk = c: builtins.match "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*" c != null;
+    in
+    if builtins.match ".*@.*" n != null then
+      "is a digest reference: a loaded image is named NAME[:TAG]; a digest (@sha256:...) cannot name it"
+    else if tagged != null && builtins.match "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}" tag == null then
+      "has an invalid tag ${builtins.toJSON tag} (1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)"
+    else if hostPort == null || !(hostOk hostPort.host) || !(portOk hostPort.port) then
+      "has an invalid registry ${builtins.toJSON registry} (a host name, then an optional :port)"
+    else if builtins.stringLength repository > 255 || !(builtins.all componentOk (builtins.filter builtins.isString (builtins.split "/" repository))) then
+      "has an invalid repository ${builtins.toJSON repository} (lower-case letters and digits, separated by . _ __ or -, joined by /; at most 255 characters)"
+    else
+      null;
+
+  /** An image name as `ociImageArchive` takes it: `NAME[:TAG]`. */
+  checkImageName =
+    what: v:
+    let
+      problem = imageNameProblem (checkString what v);
+    in
+    if problem == null then
+      v
+    else
+      throw "${what} ${builtins.toJSON v} ${problem}; write NAME[:TAG], e.g. \"myapp:dev\" or \"registry.example.org/team/app:1.0\"";
+
   /** A platform name (architecture, os, variant): like amd64, linux, v8. */
   checkPlatformName = what: expect what "a platform name like amd64, arm64, linux or v8 ([A-Za-z0-9._-])" (
     v: builtins.isString v && builtins.match "[A-Za-z0-9._-]+" v != null
   );
 
-  /** Whether a string is an RFC 3339 time, 2024-01-31T12:00:00Z style. */
+  /**
+    Whether a string is an RFC 3339 time as the tool (and Go's time.Time,
+    which skopeo, umoci and podman use) reads it: 2024-01-31T12:00:00Z
+    style, an upper-case `T` and `Z`, an optional fraction, and no leap
+    second (`:60`).
+  */
   isRfc3339 =
     v:
     let
-      m = builtins.match "([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\\.[0-9]+)?([Zz]|[+-]([0-9]{2}):([0-9]{2}))" v;
+      m = builtins.match "([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\\.[0-9]+)?(Z|[+-]([0-9]{2}):([0-9]{2}))" v;
       num = i: builtins.fromJSON (builtins.head (builtins.match "0*([0-9]+)" (builtins.elemAt m i)));
       year = num 0;
       month = num 1;
@@ -213,10 +278,13 @@ rec {
     && num 2 <= days
     && num 3 <= 23
     && num 4 <= 59
-    && num 5 <= 60
+    && num 5 <= 59
     && (!offset || (num 8 <= 23 && num 9 <= 59));
 
-  checkCreated = what: checkNullOr (w: expect w "an RFC 3339 time like \"2024-01-31T12:00:00Z\"" isRfc3339) what;
+  /** What a time must be, as messages say it. */
+  rfc3339 = "an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59)";
+
+  checkCreated = what: checkNullOr (w: expect w rfc3339 isRfc3339) what;
 
   /**
     The OCI `config` object, with the fields nixoci knows and their types;
@@ -229,7 +297,7 @@ rec {
         User = checkString;
         WorkingDir = checkString;
         StopSignal = checkString;
-        Env = checkStringList;
+        Env = w: checkDoc w doc.env;
         Entrypoint = checkStringList;
         Cmd = checkStringList;
         Labels = checkStringAttrs;
@@ -245,6 +313,156 @@ rec {
     else
       builtins.mapAttrs (n: v: checkNullOr fields.${n} "${what}.${n}" v) c;
 
+  # Checks of the documents `extra*` attrsets are merged into, as the tool
+  # makes them after the merge (validate_config, validate_manifest and
+  # validate_index in src/image.rs). Each takes what the value is ("function:
+  # attribute.path") and the value, and gives true or throws. The fields
+  # nixoci writes are valid, and attribute sets merge key by key, so checking
+  # the fields an `extra*` attrset sets is checking the merged document.
+  doc = rec {
+    leaf = expected: ok: what: v: if ok v then true else throw "${what} must be ${expected}, not ${describe v}";
+    string = leaf "a string" builtins.isString;
+    bool = leaf "true or false" builtins.isBool;
+    # A whole number as Nix writes it to JSON (30, or a float such as 30.0,
+    # which it writes as 30): what the tool reads as an integer.
+    integer = leaf "an integer (nanoseconds for the Healthcheck times)" (
+      v: builtins.isInt v || (builtins.isFloat v && builtins.match "-?[0-9]+" (builtins.toJSON v) != null)
+    );
+    size = leaf "a whole number of bytes" (
+      v: (builtins.isInt v && v >= 0) || (builtins.isFloat v && builtins.match "[0-9]+" (builtins.toJSON v) != null)
+    );
+    time = leaf rfc3339 isRfc3339;
+    object = leaf "an attribute set" isPlainAttrs;
+    listOf =
+      expected: check: what: v:
+      leaf expected builtins.isList what v
+      && builtins.all (i: check "${what}[${toString i}]" (builtins.elemAt v i)) (builtins.genList (i: i) (builtins.length v));
+    attrsOf =
+      expected: check: what: v:
+      leaf expected isPlainAttrs what v && builtins.all (n: check "${what}.${attrName n}" v.${n}) (builtins.attrNames v);
+    strings = listOf "a list of strings" string;
+    stringMap = attrsOf "an attribute set of strings" string;
+    # ExposedPorts, Volumes: sets written as { "80/tcp" = { }; }.
+    objectMap = attrsOf "an attribute set like { \"80/tcp\" = { }; }" (leaf "{ }" isPlainAttrs);
+    env = listOf "a list of strings" (
+      what: v:
+      string what v
+      && leaf "NAME=VALUE with a name" (
+        v:
+        let
+          parts = builtins.split "=" v;
+        in
+        builtins.length parts > 1 && builtins.head parts != ""
+      ) what v
+    );
+    digest = leaf "a digest like \"sha256:<64 hex digits>\"" (
+      v:
+      let
+        m = builtins.match "([a-z0-9]+([+._-][a-z0-9]+)*):(.*)" v;
+        alg = builtins.head m;
+        enc = builtins.elemAt m 2;
+      in
+      builtins.isString v
+      && m != null
+      && (
+        if alg == "sha256" then
+          builtins.match "[0-9a-f]{64}" enc != null
+        else if alg == "sha512" then
+          builtins.match "[0-9a-f]{128}" enc != null
+        else
+          builtins.match "[A-Za-z0-9=_-]+" enc != null
+      )
+    );
+    /**
+      An attribute set whose fields in `spec` are checked; null counts as
+      unset, except for the `required` fields, which must be set.
+    */
+    fields =
+      required: spec: what: v:
+      let
+        missing = builtins.filter (n: (v.${n} or null) == null) required;
+        set = builtins.filter (n: spec ? ${n} && v.${n} != null) (builtins.attrNames v);
+      in
+      object what v
+      && (if missing == [ ] then true else throw "${what}.${attrName (builtins.head missing)} must be set (not null)")
+      && builtins.all (n: spec.${n} "${what}.${attrName n}" v.${n}) set;
+    platform = fields [ "architecture" "os" ] {
+      architecture = string;
+      os = string;
+      "os.version" = string;
+      "os.features" = strings;
+      variant = string;
+      features = strings;
+    };
+    descriptor = fields [ "mediaType" "digest" "size" ] {
+      mediaType = string;
+      inherit digest size;
+      urls = strings;
+      annotations = stringMap;
+      data = string;
+      artifactType = string;
+      inherit platform;
+    };
+    # The container settings; Env also as `config.Env` is checked.
+    containerConfig = fields [ ] {
+      User = string;
+      WorkingDir = string;
+      StopSignal = string;
+      Entrypoint = strings;
+      Cmd = strings;
+      Shell = strings;
+      OnBuild = strings;
+      Env = env;
+      ExposedPorts = objectMap;
+      Volumes = objectMap;
+      Labels = stringMap;
+      ArgsEscaped = bool;
+      Memory = integer;
+      MemorySwap = integer;
+      CpuShares = integer;
+      Healthcheck = fields [ ] {
+        Test = strings;
+        Interval = integer;
+        Timeout = integer;
+        StartPeriod = integer;
+        StartInterval = integer;
+        Retries = integer;
+      };
+    };
+    # An image config's fields, as `extraConfig` may set them: architecture
+    # and os may be replaced, not unset.
+    extraConfig =
+      what: v:
+      fields [ ] {
+        architecture = string;
+        os = string;
+        created = time;
+        author = string;
+        variant = string;
+        "os.version" = string;
+        "os.features" = strings;
+        config = containerConfig;
+        history = listOf "a list of history entries" (fields [ ] {
+          created = time;
+          author = string;
+          created_by = string;
+          comment = string;
+          empty_layer = bool;
+        });
+      } what v
+      && builtins.all (n: (v.${n} or "") != null || throw "${what}.${n} may not be null: an image config needs one") [ "architecture" "os" ];
+    # An image manifest's or index's fields, as `extraManifest` or
+    # `extraIndex` may set them.
+    extraManifest = fields [ ] {
+      artifactType = string;
+      subject = descriptor;
+      annotations = stringMap;
+    };
+  };
+
+  /** `value` once `check` (one of `doc`'s) has passed for it. */
+  checkDoc = what: check: value: builtins.seq (check what value) value;
+
   /** An `extra*` attrset, which may not set the fields nixoci writes. */
   checkExtra =
     what: reserved: value:
@@ -254,9 +472,72 @@ rec {
     in
     if bad == [ ] then v else throw "${what} may not set ${builtins.concatStringsSep ", " bad}: nixoci writes them";
 
+  /**
+    Why the tool would refuse `path` as a place in the image (null when it
+    takes it): what `parse_destination` (src/spec.rs) refuses, and a
+    component named like an OCI whiteout (`.wh.NAME`, src/tree.rs), which
+    would delete a lower layer's file instead of adding this one.
+  */
+  pathProblem =
+    path:
+    let
+      rest = builtins.substring 1 (-1) path;
+      body = if endsWithSlash rest then builtins.substring 0 (builtins.stringLength rest - 1) rest else rest;
+      comps = builtins.filter builtins.isString (builtins.split "/" body);
+      first = cond: builtins.any cond comps;
+    in
+    if builtins.substring 0 1 path != "/" then
+      "must be an absolute path (start with /)"
+    else if rest == "" then
+      null
+    else if first (c: c == "") then
+      "has an empty component (//); write the normalised path"
+    else if first (c: c == "." || c == "..") then
+      "has a '.' or '..' component; write the normalised path"
+    else if first (c: builtins.stringLength c > 255) then
+      "has a component longer than 255 bytes, the limit of Linux file systems"
+    else if first (c: builtins.substring 0 4 c == ".wh.") then
+      "has a component named like an OCI whiteout (.wh.NAME), which would delete a lower layer's file; rename it"
+    else
+      null;
+
+  /** `path` if the tool takes it as a place in the image, else a throw. */
+  checkPath =
+    what: path:
+    let
+      problem = pathProblem path;
+    in
+    if problem == null then path else throw "${what} ${builtins.toJSON path} ${problem}";
+
+  /**
+    A source: a Nix path, a derivation, or a string that is an absolute
+    path (a store path such as "${pkg}/bin/x"); returned as it is.
+  */
+  checkSource =
+    what: src:
+    if builtins.isPath src || (builtins.isAttrs src && src ? outPath) then
+      src
+    else if builtins.isString src then
+      if builtins.substring 0 1 src == "/" then
+        src
+      else
+        throw "${what} ${builtins.toJSON src} must be an absolute path: a Nix path (./file), a derivation, or a store path string such as \"\${pkg}/bin/x\""
+    else
+      throw "${what} must be a path, a string or a derivation, not ${describe src}";
+
+  /**
+    A derivation name as the Nix store takes it: 1 to 211 of
+    A-Z a-z 0-9 + - . _ ? =, not starting with a dot.
+  */
+  checkName = what: expect what "a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ." (
+    v: builtins.isString v && builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}" v != null
+  );
+
   fileAttrs = [ "source" "destination" "mode" "uid" "gid" ];
 
   endsWithSlash = s: builtins.match ".*/" s != null;
+  /** A path without its trailing slashes. */
+  stripSlashes = s: let m = builtins.match "(.*[^/])/*" s; in if m == null then "" else builtins.head m;
 
   # A package: a derivation with a program name or several outputs (made by
   # mkDerivation with pname, ...). A single-file derivation (writeText,
@@ -281,30 +562,35 @@ rec {
       src = checked.source;
       mainProgram = src.meta.mainProgram or null;
       pkgName = src.pname or src.name or "pkg";
+      # The output given (drv.dev), so that a hint names it.
+      selected = if (src.outputName or "out") == "out" then pkgName else "${pkgName}.${src.outputName}";
       source =
         if !(checked ? source) then
           throw "${what}: source is required"
-        else if !(builtins.isString src || builtins.isPath src || (builtins.isAttrs src && src ? outPath)) then
-          throw "${what}.source must be a path, a string or a derivation, not ${describe src}"
         else if dest == null || endsWithSlash dest || !(isPackage src) then
-          "${src}"
+          "${checkSource "${what}.source" src}"
         else if mainProgram != null then
           "${src}/bin/${mainProgram}"
         else
           throw (
-            "${what}: the package ${pkgName} has no meta.mainProgram, so destination ${builtins.toJSON dest} "
+            "${what}: the package ${selected} has no meta.mainProgram, so destination ${builtins.toJSON dest} "
             + "(which does not end in /) cannot name its program. Write destination = \"${dest}/\" to copy "
-            + "the package's contents there, or source = \"\${${pkgName}}/bin/${baseNameOf dest}\" for one "
-            + "of its files (or source = \"\${${pkgName}}\" when the package's output is itself that file)"
+            + "the package's contents there, or source = \"\${${selected}}/bin/NAME\" (NAME: the file's "
+            + "path in the package) for one of its files (or source = \"\${${selected}}\" when the "
+            + "package's output is itself that file)"
           );
     in
     dropNulls {
-      inherit source;
+      source =
+        # Without a destination, the source's own path is its place.
+        if dest == null then builtins.seq (checkPath "${what}: source" (stripSlashes source)) source else source;
       destination =
-        if dest == null || (builtins.isString dest && builtins.substring 0 1 dest == "/") then
+        if dest == null then
           dest
+        else if builtins.isString dest then
+          checkPath "${what}: destination" dest
         else
-          throw "${what}: destination ${describe dest} must be an absolute path (start with /)";
+          throw "${what}: destination must be a string, an absolute path, not ${describe dest}";
       mode = checkNullOr checkMode "${what}.mode" (checked.mode or null);
       uid = checkNullOr checkId "${what}.uid" (checked.uid or null);
       gid = checkNullOr checkId "${what}.gid" (checked.gid or null);
@@ -334,7 +620,9 @@ rec {
         author = checkNullOr checkString "${fn}: author" (a.author or null);
         config = checkConfig "${fn}: config" (a.config or { });
       };
-      extraConfig = checkExtra "${fn}: extraConfig" [ "rootfs" ] (a.extraConfig or { });
+      extraConfig = checkDoc "${fn}: extraConfig" doc.extraConfig (
+        checkExtra "${fn}: extraConfig" [ "rootfs" ] (a.extraConfig or { })
+      );
     in
     builtins.deepSeq c (builtins.seq extraConfig (c // { inherit extraConfig; }));
 
@@ -344,6 +632,38 @@ rec {
     map (
       l: if (l.command or null) == "layer" then "${l}" else throw "${what} must list ociLayerTar results, not ${describe l}"
     ) (checkList what layers);
+
+  /** `checkLayers`, for the layers of an image: at least one. */
+  checkImageLayers =
+    what: layers:
+    let
+      l = checkLayers what layers;
+    in
+    if l == [ ] then throw "${what} is empty: an image needs at least one layer (an ociLayerTar result)" else l;
+
+  /**
+    The platform (as the tool writes it in an index) of an image config
+    made from the checked settings `args` (of `checkConfigArgs`): its own
+    fields, replaced by those `extraConfig` sets. Null when it is only
+    known at build time (architecture or os left to the tool's default).
+  */
+  platformOfConfig =
+    args:
+    let
+      extra = args.extraConfig;
+      pick = n: if extra ? ${n} then extra.${n} else args.${n} or null;
+      p = dropNulls {
+        architecture = pick "architecture";
+        os = pick "os";
+        variant = pick "variant";
+        "os.version" = extra."os.version" or null;
+        "os.features" = extra."os.features" or null;
+      };
+    in
+    if p ? architecture && p ? os then p else null;
+
+  /** The name of a platform's manifest under a tag: TAG-OS-ARCH[-VARIANT] (src/tags.rs). */
+  platformTag = tag: p: "${tag}-${p.os}-${p.architecture}${if p ? variant then "-${p.variant}" else ""}";
 
   /** A list of tags given to `fn`, each checked. */
   checkTags =

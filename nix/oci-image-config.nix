@@ -2,7 +2,9 @@
 let
   inherit (common)
     checkConfigArgs
-    checkLayers
+    checkImageLayers
+    checkName
+    platformOfConfig
     dropNulls
     hostPlatform
     mkStep
@@ -18,7 +20,7 @@ in
   # Inputs
 
   `layers` (list of `ociLayerTar` results)
-  : Bottom first.
+  : Bottom first; at least one.
 
   `config` (attrset, default `{}`)
   : The OCI `config` object, with OCI field names: `Entrypoint`, `Cmd`,
@@ -26,14 +28,22 @@ in
     `StopSignal`.
 
   `extraConfig` (attrset, default `{}`)
-  : Merged last into the config document: any other OCI config field.
+  : Merged last into the config document: any other OCI config field
+    (`config.Healthcheck`, `history`, ...). The fields the image spec gives
+    a type are checked at evaluation as the tool checks them: times are
+    RFC 3339 with an upper-case `T` and `Z` and no leap second, Healthcheck
+    durations integers (nanoseconds), `Env` entries `NAME=VALUE`;
+    `architecture` and `os` may be replaced, not unset; `rootfs` is
+    nixoci's.
 
   `architecture`, `os`, `variant`
   : Default: from the system the images are for (`x86_64-linux` gives
     `amd64`/`linux`, `aarch64-linux` gives `arm64`/`linux`/`v8`, ...).
 
   `created`, `author` (strings or null)
-  : `created` defaults to 1970-01-01T00:00:01Z.
+  : `created` is an RFC 3339 time as Go reads it (`2024-01-31T12:00:00Z`,
+    `2024-01-01T00:00:00.5+02:00`: upper-case `T` and `Z`, seconds 00-59);
+    it defaults to 1970-01-01T00:00:01Z.
 
   # Type
 
@@ -67,11 +77,16 @@ let
   };
 in
 mkStep {
-  inherit name;
+  name = checkName "${fn}: name" name;
   command = "config";
   spec = dropNulls {
-    layers = checkLayers "${fn}: layers" layers;
+    layers = checkImageLayers "${fn}: layers" layers;
     inherit (args) architecture os variant created author config;
     extraConfig = if args.extraConfig == { } then null else args.extraConfig;
   };
+}
+// {
+  # Known at evaluation, so that ociImageLayout can check its manifests'
+  # platforms and ociImageArchive its tag (null: known only at build time).
+  platform = platformOfConfig args;
 }

@@ -2,11 +2,17 @@
 let
   inherit (common)
     checkBool
+    checkDoc
     checkExtra
     checkList
+    checkName
     checkStringAttrs
+    checkTag
     checkTags
+    describe
+    doc
     mkStep
+    platformTag
     ;
 in
 /**
@@ -22,7 +28,8 @@ in
   : Name of the derivation.
 
   `manifests` (list of `ociImageManifest` results)
-  : One per platform.
+  : At least one; one per platform (checked at evaluation when the
+    platforms are known there: not when `architecture` is null).
 
   `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
   : The image's names. The first is its `org.opencontainers.image.ref.name`
@@ -34,10 +41,11 @@ in
   : Annotations of the image index (several manifests only).
 
   `extraIndex` (attrset, default `{}`)
-  : Merged last into `index.json`.
+  : Merged last into `index.json`; checked as `extraManifest` is.
 
   The result also has `.archive` (an OCI archive) and `.dockerArchive` (the
-  `docker save` format), files for `podman load -i`.
+  `docker save` format), files for `podman load -i`, and `.imageNames`,
+  every name the layout gives its image (tags, then platform tags).
 
   `platformTags` (bool, default `false`)
   : With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
@@ -67,22 +75,72 @@ in
   platformTags ? false,
 }:
 let
+  fn = "ociImageLayout";
+  list = checkList "${fn}: manifests" manifests;
+  checked =
+    if list == [ ] then
+      throw "${fn}: manifests is empty: a layout needs at least one manifest (an ociImageManifest result)"
+    else
+      map (
+        m: if (m.command or null) == "manifest" then m else throw "${fn}: manifests must list ociImageManifest results, not ${describe m}"
+      ) list;
+  # Platforms known at evaluation (an ociImageManifest result records its
+  # own; null when it is known only at build time, where the tool checks).
+  platforms = map (m: m.platform or null) checked;
+  known = builtins.filter (p: p != null) platforms;
+  several = builtins.length checked > 1;
+  samePlatform = builtins.filter (p: builtins.length (builtins.filter (q: q == p) known) > 1) known;
+  platformNames = p: builtins.concatStringsSep "/" ([ p.os p.architecture ] ++ (if p ? variant then [ p.variant ] else [ ]));
+  tagList = builtins.seq (checkTag "${fn}: tag" tag) (checkTags "${fn}: tags" tags);
+  # The tags as the tool keeps them: duplicates dropped, latest when none.
+  unique = builtins.foldl' (acc: t: if builtins.elem t acc then acc else acc ++ [ t ]) [ ] tagList;
+  finalTags = if unique == [ ] then [ "latest" ] else unique;
+  withPlatformTags = checkBool "${fn}: platformTags" platformTags && several;
+  platformTagNames = builtins.concatMap (t: map (p: { tag = t; platform = p; name = platformTag t p; }) known) finalTags;
+  checkPlatformTag =
+    pt:
+    if builtins.elem pt.name finalTags then
+      throw "${fn}: tags: ${builtins.toJSON pt.name} is also the platform tag of ${builtins.toJSON pt.tag} for ${platformNames pt.platform}; rename one, or leave platformTags off"
+    else
+      checkTag "${fn}: the platform tag ${builtins.toJSON pt.name} (of tag ${builtins.toJSON pt.tag})" pt.name;
+  spec =
+    if several && samePlatform != [ ] then
+      throw "${fn}: manifests: two are for the same platform ${platformNames (builtins.head samePlatform)}; an index needs one manifest per platform: give each its own architecture, os or variant"
+    else
+      builtins.deepSeq (if withPlatformTags then map checkPlatformTag platformTagNames else [ ]) (
+        {
+          manifests = map (m: "${m}") checked;
+          tags = tagList;
+          annotations = checkStringAttrs "${fn}: annotations" annotations;
+          platformTags = checkBool "${fn}: platformTags" platformTags;
+        }
+        // (
+          if extraIndex == { } then
+            { }
+          else
+            {
+              extraIndex = checkDoc "${fn}: extraIndex" doc.extraManifest (
+                checkExtra "${fn}: extraIndex" [ "schemaVersion" "mediaType" "manifests" ] extraIndex
+              );
+            }
+        )
+      );
   layout = mkStep {
-    inherit name;
+    name = checkName "${fn}: name" name;
     command = "layout";
-    spec = {
-      manifests = map (
-        m:
-        if (m.command or null) == "manifest" then "${m}" else throw "ociImageLayout: manifests must list ociImageManifest results"
-      ) (checkList "ociImageLayout: manifests" manifests);
-      tags = builtins.seq (common.checkTag "ociImageLayout: tag" tag) (checkTags "ociImageLayout: tags" tags);
-      annotations = checkStringAttrs "ociImageLayout: annotations" annotations;
-      platformTags = checkBool "ociImageLayout: platformTags" platformTags;
-    } // (if extraIndex == { } then { } else { extraIndex = checkExtra "ociImageLayout: extraIndex" [ "schemaVersion" "mediaType" "manifests" ] extraIndex; });
+    inherit spec;
   };
 in
 layout
 // {
+  # Every name the layout gives its image (what `nixoci archive LAYOUT:TAG`
+  # resolves), for ociImageArchive's tag; null when a platform tag depends
+  # on a platform known only at build time.
+  imageNames =
+    if withPlatformTags && builtins.length known < builtins.length checked then
+      null
+    else
+      finalTags ++ (if withPlatformTags then map (pt: pt.name) platformTagNames else [ ]);
   archive = ociImageArchive { image = layout; };
   dockerArchive = ociImageArchive {
     image = layout;

@@ -2,9 +2,12 @@
 let
   inherit (common)
     checkConfigArgs
+    checkDoc
     checkExtra
-    checkLayers
+    checkImageLayers
+    checkName
     checkStringAttrs
+    doc
     dropNulls
     hostPlatform
     mkStep
@@ -20,7 +23,7 @@ in
   # Inputs
 
   `layers` (list of `ociLayerTar` results)
-  : Bottom first. Not given when `imageConfig` is.
+  : Bottom first; at least one. Not given when `imageConfig` is.
 
   `config`, `extraConfig`, `architecture`, `os`, `variant`, `created`, `author`
   : As for `ociImageConfig`.
@@ -33,6 +36,9 @@ in
 
   `extraManifest` (attrset, default `{}`)
   : Merged last into the manifest document (e.g. `artifactType`, `subject`).
+    Checked at evaluation as the tool checks it: `artifactType` a string,
+    `subject` a descriptor (`mediaType`, `digest`, `size`), `annotations`
+    strings.
 
   # Type
 
@@ -69,7 +75,7 @@ let
     if imageConfig == null then
       # Checked here first, so that a message names this function.
       builtins.seq (checkConfigArgs fn { inherit config extraConfig architecture os variant created author; })
-        (builtins.deepSeq (checkLayers "${fn}: layers" layers) (ociImageConfig {
+        (builtins.deepSeq (checkImageLayers "${fn}: layers" layers) (ociImageConfig {
           name = "${name}-config";
           inherit layers config extraConfig architecture os variant created author;
         }))
@@ -81,7 +87,7 @@ let
       imageConfig;
 in
 mkStep {
-  inherit name;
+  name = checkName "${fn}: name" name;
   command = "manifest";
   spec = dropNulls {
     imageConfig = "${cfg}";
@@ -90,6 +96,13 @@ mkStep {
       if extraManifest == { } then
         null
       else
-        checkExtra "${fn}: extraManifest" [ "schemaVersion" "mediaType" "config" "layers" ] extraManifest;
+        checkDoc "${fn}: extraManifest" doc.extraManifest (
+          checkExtra "${fn}: extraManifest" [ "schemaVersion" "mediaType" "config" "layers" ] extraManifest
+        );
   };
+}
+// {
+  # The platform of its config, for ociImageLayout and ociImageArchive
+  # (null when known only at build time).
+  platform = cfg.platform or null;
 }

@@ -20,7 +20,8 @@
   : Tags in the layout.
 
   `contents` (list of packages, default `[]`)
-  : Each merged at `/` (its `bin/` becomes `/bin/`, ...).
+  : Each merged at `/` (its `bin/` becomes `/bin/`, ...). At least one of
+    `contents`, `files` and `layers` is given.
 
   `files` (list, default `[]`)
   : As in `ociLayerTar`.
@@ -73,10 +74,15 @@ let
   # Checked here, so that a message names this function and its attribute
   # rather than the function it is passed on to.
   checks = [
-    (common.checkString "${fn}: name" name)
+    (common.checkName "${fn}: name" name)
     (common.checkTag "${fn}: tag" tag)
     (common.checkTags "${fn}: tags" tags)
-    (map (c: "${c}") (common.checkList "${fn}: contents" contents))
+    (
+      let
+        l = common.checkList "${fn}: contents" contents;
+      in
+      builtins.genList (i: "${common.checkSource "${fn}: contents[${toString i}]" (builtins.elemAt l i)}") (builtins.length l)
+    )
     (common.normaliseFiles fn files)
     (common.checkLayers "${fn}: layers" layers)
     (common.checkStringAttrs "${fn}: annotations" annotations)
@@ -90,7 +96,11 @@ let
     inherit compression includeClosure;
     base = layers;
   };
-  allLayers = layers ++ (if contents == [ ] && files == [ ] then [ ] else [ own ]);
+  allLayers =
+    if layers == [ ] && contents == [ ] && files == [ ] then
+      throw "${fn}: give contents, files or layers: an image needs at least one layer"
+    else
+      layers ++ (if contents == [ ] && files == [ ] then [ ] else [ own ]);
   # Unset platform fields keep ociImageManifest's defaults.
   platform = common.dropNulls { inherit architecture os variant; };
   manifest = ociImageManifest (

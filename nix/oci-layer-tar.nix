@@ -4,6 +4,7 @@ let
     checkBool
     checkLevel
     checkList
+    checkName
     checkOneOf
     mkStep
     normaliseFiles
@@ -28,7 +29,11 @@ in
     program (`meta.mainProgram`) there when the destination does not end in
     `/`; a package without one (a derivation with `pname` or several
     outputs) is refused there: write `destination = "/bin/hello/"` to copy
-    its contents, or `source = "${hello}/bin/hello"` for one file.
+    its contents, or `source = "${hello}/bin/hello"` for one file. A string
+    source is an absolute path (a store path). A destination is absolute,
+    normalised (no empty, `.` or `..` component, none over 255 bytes), and
+    no component is named like an OCI whiteout (`.wh.NAME`); without one,
+    the source's own path must be such a path.
     Otherwise a file (or single-file derivation, such as `writeText`'s)
     lands at `destination`, a directory's contents are merged under it, a
     symlink stays a symlink. `mode` is an octal string (at most `"07777"`),
@@ -82,7 +87,7 @@ let
   withClosure = checkBool "ociLayerTar: includeClosure" includeClosure;
 in
 mkStep {
-  inherit name;
+  name = checkName "ociLayerTar: name" name;
   command = "layer";
   spec =
     {

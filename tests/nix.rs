@@ -246,7 +246,14 @@ fn nix_and_cli_give_the_same_manifest_digest() {
 
 #[test]
 fn evaluation_needs_no_import_from_derivation() {
-    for attr in ["hello", "twoLayers", "multiPlatform", "verified"] {
+    for attr in [
+        "hello",
+        "twoLayers",
+        "multiPlatform",
+        "verified",
+        "edgeCases",
+        "edgeArchive",
+    ] {
         run(images_cmd("nix-instantiate", attr).args([
             "--option",
             "allow-import-from-derivation",
@@ -380,12 +387,37 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("layerFilesNotList", "ociLayerTar: files must be a list"),
         ("layerBaseNotList", "ociLayerTar: base must be a list"),
         ("layerNoMainProgram", "ociLayerTar: files[0]: the package hello has no meta.mainProgram"),
+        ("layerDestinationDotDot", "ociLayerTar: files[0]: destination \"/a/../b\" has a '.' or '..' component; write the normalised path"),
+        ("layerDestinationDot", "ociLayerTar: files[0]: destination \"/a/./b\" has a '.' or '..' component"),
+        ("layerDestinationEmptyComponent", "ociLayerTar: files[0]: destination \"/a//b\" has an empty component (//)"),
+        ("layerDestinationLongComponent", "has a component longer than 255 bytes"),
+        ("layerDestinationWhiteout", "ociLayerTar: files[0]: destination \"/a/.wh.b\" has a component named like an OCI whiteout (.wh.NAME)"),
+        ("layerSourceRelative", "ociLayerTar: files[0].source \"rel\" must be an absolute path: a Nix path (./file), a derivation, or a store path string"),
+        ("layerSourceDotDotNoDestination", "ociLayerTar: files[0]: source \"/nix/store/abc-x/../y\" has a '.' or '..' component"),
+        ("layerName", "ociLayerTar: name must be a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ., not 5"),
+        ("layerNameStoreChars", "ociLayerTar: name must be a derivation name"),
+        ("layerSelectedOutputNoMainProgram", "ociLayerTar: files[0]: the package multi.dev has no meta.mainProgram"),
         ("layerMultiOutputNoMainProgram", "ociLayerTar: files[0]: the package tool has no meta.mainProgram"),
         ("configArchitecture", "ociImageConfig: architecture must be a platform name"),
         ("configOs", "ociImageConfig: os must be a platform name"),
         ("configVariant", "ociImageConfig: variant must be a platform name"),
-        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\", not \"yesterday\""),
+        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"yesterday\""),
         ("configCreatedBadDay", "ociImageConfig: created must be an RFC 3339 time"),
+        ("configCreatedLowerCase", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"2024-01-01t00:00:00z\""),
+        ("configCreatedLeapSecond", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"2016-12-31T23:59:60Z\""),
+        ("configNoLayers", "ociImageConfig: layers is empty: an image needs at least one layer (an ociLayerTar result)"),
+        ("configName", "ociImageConfig: name must be a derivation name"),
+        ("configEnvNoName", "ociImageConfig: config.Env[0] must be NAME=VALUE with a name, not \"=x\""),
+        ("configEnvNoEquals", "ociImageConfig: config.Env[0] must be NAME=VALUE with a name, not \"PATH\""),
+        ("configExtraCreated", "ociImageConfig: extraConfig.created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\""),
+        ("configExtraHistoryCreated", "ociImageConfig: extraConfig.history[0].created must be an RFC 3339 time"),
+        ("configExtraHistoryNotList", "ociImageConfig: extraConfig.history must be a list of history entries, not an attribute set"),
+        ("configExtraHealthcheckInterval", "ociImageConfig: extraConfig.config.Healthcheck.Interval must be an integer (nanoseconds for the Healthcheck times), not \"30s\""),
+        ("configExtraHealthcheckTest", "ociImageConfig: extraConfig.config.Healthcheck.Test must be a list of strings, not \"true\""),
+        ("configExtraEnv", "ociImageConfig: extraConfig.config.Env[0] must be NAME=VALUE with a name, not \"X\""),
+        ("configExtraExposedPorts", "ociImageConfig: extraConfig.config.ExposedPorts must be an attribute set like { \"80/tcp\" = { }; }, not a list"),
+        ("configExtraArchitectureNull", "ociImageConfig: extraConfig.architecture may not be null"),
+        ("configExtraOsFeatures", "ociImageConfig: extraConfig.\"os.features\" must be a list of strings, not \"x\""),
         ("configAuthor", "ociImageConfig: author must be a string"),
         ("configCmdString", "ociImageConfig: config.Cmd must be a list of strings, not \"echo\""),
         ("configUnknownField", "ociImageConfig: config: unknown field(s) Cmdd; known: Cmd, Entrypoint"),
@@ -398,12 +430,24 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("manifestCmdString", "ociImageManifest: config.Cmd must be a list of strings"),
         ("manifestCreated", "ociImageManifest: created must be an RFC 3339 time"),
         ("manifestAnnotation", "ociImageManifest: annotations.version must be a string, not 2"),
+        ("manifestNoLayers", "ociImageManifest: layers is empty: an image needs at least one layer"),
+        ("manifestExtraCreated", "ociImageManifest: extraConfig.created must be an RFC 3339 time"),
+        ("manifestArtifactType", "ociImageManifest: extraManifest.artifactType must be a string, not 5"),
+        ("manifestSubject", "ociImageManifest: extraManifest.subject must be an attribute set, not 5"),
+        ("manifestSubjectDigest", "ociImageManifest: extraManifest.subject.digest must be a digest like \"sha256:<64 hex digits>\", not \"sha256:abc\""),
+        ("manifestSubjectSize", "ociImageManifest: extraManifest.subject.size must be a whole number of bytes, not -1"),
+        ("manifestExtraAnnotation", "ociImageManifest: extraManifest.annotations.n must be a string, not 1"),
         ("manifestExtraLayers", "ociImageManifest: extraManifest may not set layers"),
         ("layoutTag", "ociImageLayout: tag must be a tag: 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -, not \"bad tag!\""),
         ("layoutTags", "ociImageLayout: tags[1] must be a tag"),
         ("layoutTagTooLong", "ociImageLayout: tags[0] must be a tag"),
         ("layoutAnnotation", "ociImageLayout: annotations.n must be a string, not 1"),
         ("layoutPlatformTags", "ociImageLayout: platformTags must be true or false"),
+        ("layoutNoManifests", "ociImageLayout: manifests is empty: a layout needs at least one manifest"),
+        ("layoutSamePlatform", "ociImageLayout: manifests: two are for the same platform linux/amd64; an index needs one manifest per platform"),
+        ("layoutName", "ociImageLayout: name must be a derivation name"),
+        ("layoutPlatformTagIsTag", "ociImageLayout: tags: \"latest-linux-amd64\" is also the platform tag of \"latest\" for linux/amd64; rename one, or leave platformTags off"),
+        ("layoutExtraIndexSubject", "ociImageLayout: extraIndex.subject must be an attribute set, not 5"),
         ("layoutExtraIndex", "ociImageLayout: extraIndex may not set manifests"),
         ("imageTag", "ociImage: tag must be a tag"),
         ("imageUid", "ociImage: files[0].uid must be an integer from 0 to 4294967295, not \"0\""),
@@ -412,10 +456,23 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("imageCmd", "ociImage: config.Cmd must be a list of strings"),
         ("imageCompression", "ociImage: compression: \"xz\" is not one of"),
         ("imageAnnotation", "ociImage: annotations.n must be a string, not 1"),
+        ("imageNothing", "ociImage: give contents, files or layers: an image needs at least one layer"),
+        ("imageContentsNumber", "ociImage: contents[0] must be a path, a string or a derivation, not 5"),
+        ("imageContentsRelative", "ociImage: contents[0] \"rel\" must be an absolute path"),
+        ("imageName", "ociImage: name must be a derivation name"),
         ("imageNoMainProgram", "ociImage: files[0]: the package hello has no meta.mainProgram"),
         ("archiveFormat", "ociImageArchive: format: \"zip\" is not one of oci, docker"),
         ("archiveTag", "ociImageArchive: tag must be a tag"),
         ("archiveImageName", "ociImageArchive: imageName must be a string, not 5"),
+        ("archiveImageNameDigest", "ociImageArchive: imageName \"a@sha256:"),
+        ("archiveImageNameDigest", "is a digest reference: a loaded image is named NAME[:TAG]; a digest (@sha256:...) cannot name it"),
+        ("archiveImageNameBad", "ociImageArchive: imageName \"Bad Name!\" has an invalid repository \"library/Bad Name!\""),
+        ("archiveImageNameBadTag", "ociImageArchive: imageName \"a:bad tag\" has an invalid tag \"bad tag\""),
+        ("archiveImageNameBadPort", "ociImageArchive: imageName \"localhost:99999/a\" has an invalid registry \"localhost:99999\""),
+        ("archiveOfLayer", "ociImageArchive: image must be an ociImageLayout or ociImage result (an OCI image layout), not the layer step"),
+        ("archiveOfManifest", "ociImageArchive: image must be an ociImageLayout or ociImage result (an OCI image layout), not the manifest step"),
+        ("archiveUnknownTag", "ociImageArchive: tag \"nope\" is not a name of image oci-image; its names: latest"),
+        ("archiveUnknownPlatformTag", "ociImageArchive: tag \"latest-linux-s390x\" is not a name of image oci-image; its names: latest, latest-linux-amd64, latest-linux-arm64-v8"),
     ];
     let mut wrong = Vec::new();
     for (attr, message) in cases {
@@ -426,6 +483,98 @@ fn argument_errors_name_the_function_and_the_attribute() {
         let err = stderr(&out);
         if out.status.success() || !err.contains(message) {
             wrong.push(format!("{attr}: expected {message:?}, got:\n{err}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// What the evaluation checks must still let through builds, and gives what
+/// the tool would: a fractional time with an offset, string store path
+/// sources, a destination ending in `/`, a Healthcheck (podman runs the
+/// image), and an archive of a platform tag named with a registry and port.
+#[test]
+fn valid_edge_cases_evaluate_and_build() {
+    let layout = nix_build("edgeCases");
+    run(nixoci().arg("verify").arg(&layout));
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let config = read_json(&blob_path(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    assert_eq!(config["created"], "2024-01-01T00:00:00.5+02:00");
+    assert_eq!(config["config"]["Healthcheck"]["Interval"], 30000000000u64);
+    let (_, output) = Podman::new().load_and_run(&layout);
+    assert_eq!(output, "edge cases\n");
+
+    let archive = nix_build("edgeArchive");
+    let index = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("index.json"));
+    let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "localhost:5000/multi/arm:1"
+    );
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+}
+
+/// `ociImageArchive`'s imageName check takes exactly the names
+/// `nixoci archive --tag` takes: each name's evaluation verdict is the
+/// tool's.
+#[test]
+fn image_name_check_agrees_with_the_tool() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = two_platform_layout(t.path(), "layout");
+    let names = [
+        "myapp",
+        "myapp:dev",
+        "registry.example.org/team/app:1.0",
+        "localhost:5000/a",
+        "localhost:5000",
+        "[::1]:5000/x/y:t",
+        "127.0.0.1:0080/a",
+        "a__b-c.d",
+        "a---b",
+        "Ex.com/a",
+        "a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "Bad Name!",
+        "a:bad tag",
+        "x:",
+        "localhost:99999/a",
+        "[::1/a",
+        "a//b",
+        "a___b",
+        "-a",
+        "A/b",
+        "",
+    ];
+    let expr = format!(
+        "let c = import ./nix/common.nix {{ nixoci = ./tests/nix/unit.nix; buildSystem = \"x86_64-linux\"; hostSystem = \"x86_64-linux\"; }}; in map (n: c.imageNameProblem n == null) (builtins.fromJSON ''{}'')",
+        json!(names)
+    );
+    let out = run(nix("nix-instantiate").args(["--eval", "--strict", "--json", "--expr", &expr]));
+    let nix_ok: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut wrong = Vec::new();
+    for (name, nix_ok) in names.iter().zip(nix_ok) {
+        let tool = nixoci()
+            .arg("archive")
+            .arg(format!("{}:multi", layout.display()))
+            .arg("-o")
+            .arg(t.path().join("a.tar"))
+            .args(["--tag", name, "-q"])
+            .output()
+            .unwrap();
+        if tool.status.success() != nix_ok {
+            wrong.push(format!(
+                "{name:?}: nix {nix_ok}, tool {}: {}",
+                tool.status.success(),
+                stderr(&tool)
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -443,7 +592,7 @@ fn package_without_main_program_is_refused_with_both_ways_to_write_it() {
     let err = stderr(&out);
     for way in [
         "destination = \"/bin/hello/\" to copy the package's contents there",
-        "source = \"${hello}/bin/hello\" for one of its files",
+        "source = \"${hello}/bin/NAME\" (NAME: the file's path in the package) for one of its files",
     ] {
         assert!(err.contains(way), "no {way:?} in:\n{err}");
     }

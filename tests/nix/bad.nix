@@ -26,9 +26,19 @@ let
   # A package without meta.mainProgram, and one with several outputs.
   hello = fake "hello-2.12" { pname = "hello"; meta = { }; };
   multi = fake "tool" { outputs = [ "out" "man" ]; };
+  # A derivation with two outputs, each selectable (drv.dev).
+  twoOutputs = derivation {
+    name = "multi";
+    system = "x86_64-linux";
+    builder = ./bad.nix;
+    outputs = [ "out" "dev" ];
+  };
   layer = ociLayerTar { files = [ { source = file; destination = "/f"; } ]; };
   manifest = ociImageManifest { layers = [ layer ]; };
   layout = ociImageLayout { manifests = [ manifest ]; };
+  arm = ociImageManifest { layers = [ layer ]; architecture = "arm64"; variant = "v8"; };
+  multiLayout = ociImageLayout { manifests = [ manifest arm ]; platformTags = true; };
+  digest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "a") 64)}";
   at = destination: extra: ociLayerTar { files = [ ({ source = file; inherit destination; } // extra) ]; };
 in
 {
@@ -47,6 +57,16 @@ in
   layerFilesNotList = ociLayerTar { files = { source = file; }; };
   layerBaseNotList = ociLayerTar { base = layer; };
   layerNoMainProgram = ociLayerTar { files = [ { source = hello; destination = "/bin/hello"; } ]; };
+  layerDestinationDotDot = at "/a/../b" { };
+  layerDestinationDot = at "/a/./b" { };
+  layerDestinationEmptyComponent = at "/a//b" { };
+  layerDestinationLongComponent = at "/${builtins.concatStringsSep "" (builtins.genList (_: "x") 256)}" { };
+  layerDestinationWhiteout = at "/a/.wh.b" { };
+  layerSourceRelative = ociLayerTar { files = [ { source = "rel"; destination = "/f"; } ]; };
+  layerSourceDotDotNoDestination = ociLayerTar { files = [ { source = "/nix/store/abc-x/../y"; } ]; };
+  layerName = ociLayerTar { name = 5; };
+  layerNameStoreChars = ociLayerTar { name = "bad name!"; };
+  layerSelectedOutputNoMainProgram = ociLayerTar { files = [ { source = twoOutputs.dev; destination = "/dev-out"; } ]; };
   layerMultiOutputNoMainProgram = ociLayerTar { files = [ { source = multi; destination = "/opt/tool"; } ]; };
 
   configArchitecture = ociImageConfig { layers = [ layer ]; architecture = 5; };
@@ -54,6 +74,21 @@ in
   configVariant = ociImageConfig { layers = [ layer ]; variant = ""; };
   configCreated = ociImageConfig { layers = [ layer ]; created = "yesterday"; };
   configCreatedBadDay = ociImageConfig { layers = [ layer ]; created = "2023-02-29T00:00:00Z"; };
+  configCreatedLowerCase = ociImageConfig { layers = [ layer ]; created = "2024-01-01t00:00:00z"; };
+  configCreatedLeapSecond = ociImageConfig { layers = [ layer ]; created = "2016-12-31T23:59:60Z"; };
+  configNoLayers = ociImageConfig { layers = [ ]; };
+  configName = ociImageConfig { name = 5; layers = [ layer ]; };
+  configEnvNoName = ociImageConfig { layers = [ layer ]; config.Env = [ "=x" ]; };
+  configEnvNoEquals = ociImageConfig { layers = [ layer ]; config.Env = [ "PATH" ]; };
+  configExtraCreated = ociImageConfig { layers = [ layer ]; extraConfig.created = "garbage"; };
+  configExtraHistoryCreated = ociImageConfig { layers = [ layer ]; extraConfig.history = [ { created = "garbage"; } ]; };
+  configExtraHistoryNotList = ociImageConfig { layers = [ layer ]; extraConfig.history = { }; };
+  configExtraHealthcheckInterval = ociImageConfig { layers = [ layer ]; extraConfig.config.Healthcheck.Interval = "30s"; };
+  configExtraHealthcheckTest = ociImageConfig { layers = [ layer ]; extraConfig.config.Healthcheck.Test = "true"; };
+  configExtraEnv = ociImageConfig { layers = [ layer ]; extraConfig.config.Env = [ "X" ]; };
+  configExtraExposedPorts = ociImageConfig { layers = [ layer ]; extraConfig.config.ExposedPorts = [ "80/tcp" ]; };
+  configExtraArchitectureNull = ociImageConfig { layers = [ layer ]; extraConfig.architecture = null; };
+  configExtraOsFeatures = ociImageConfig { layers = [ layer ]; extraConfig."os.features" = "x"; };
   configAuthor = ociImageConfig { layers = [ layer ]; author = [ "me" ]; };
   configCmdString = ociImageConfig { layers = [ layer ]; config.Cmd = "echo"; };
   configUnknownField = ociImageConfig { layers = [ layer ]; config.Cmdd = [ "echo" ]; };
@@ -67,6 +102,19 @@ in
   manifestCmdString = ociImageManifest { layers = [ layer ]; config.Cmd = "echo"; };
   manifestCreated = ociImageManifest { layers = [ layer ]; created = "yesterday"; };
   manifestAnnotation = ociImageManifest { layers = [ layer ]; annotations.version = 2; };
+  manifestNoLayers = ociImageManifest { layers = [ ]; };
+  manifestExtraCreated = ociImageManifest { layers = [ layer ]; extraConfig.created = "garbage"; };
+  manifestArtifactType = ociImageManifest { layers = [ layer ]; extraManifest.artifactType = 5; };
+  manifestSubject = ociImageManifest { layers = [ layer ]; extraManifest.subject = 5; };
+  manifestSubjectDigest = ociImageManifest {
+    layers = [ layer ];
+    extraManifest.subject = { mediaType = "application/vnd.oci.image.manifest.v1+json"; digest = "sha256:abc"; size = 1; };
+  };
+  manifestSubjectSize = ociImageManifest {
+    layers = [ layer ];
+    extraManifest.subject = { mediaType = "application/vnd.oci.image.manifest.v1+json"; inherit digest; size = -1; };
+  };
+  manifestExtraAnnotation = ociImageManifest { layers = [ layer ]; extraManifest.annotations.n = 1; };
   manifestExtraLayers = ociImageManifest { layers = [ layer ]; extraManifest.layers = [ ]; };
 
   layoutTag = ociImageLayout { manifests = [ manifest ]; tag = "bad tag!"; };
@@ -74,6 +122,11 @@ in
   layoutTagTooLong = ociImageLayout { manifests = [ manifest ]; tags = [ (builtins.concatStringsSep "" (builtins.genList (_: "x") 129)) ]; };
   layoutAnnotation = ociImageLayout { manifests = [ manifest ]; annotations.n = 1; };
   layoutPlatformTags = ociImageLayout { manifests = [ manifest ]; platformTags = "yes"; };
+  layoutNoManifests = ociImageLayout { manifests = [ ]; };
+  layoutSamePlatform = ociImageLayout { manifests = [ manifest manifest ]; };
+  layoutName = ociImageLayout { name = 5; manifests = [ manifest ]; };
+  layoutPlatformTagIsTag = ociImageLayout { manifests = [ manifest arm ]; platformTags = true; tags = [ "latest" "latest-linux-amd64" ]; };
+  layoutExtraIndexSubject = ociImageLayout { manifests = [ manifest ]; extraIndex.subject = 5; };
   layoutExtraIndex = ociImageLayout { manifests = [ manifest ]; extraIndex.manifests = [ ]; };
 
   imageTag = ociImage { name = "x"; tag = "bad tag!"; };
@@ -83,9 +136,21 @@ in
   imageCmd = ociImage { name = "x"; config.Cmd = "echo"; };
   imageCompression = ociImage { name = "x"; compression = "xz"; };
   imageAnnotation = ociImage { name = "x"; annotations.n = 1; };
+  imageNothing = ociImage { name = "x"; };
+  imageContentsNumber = ociImage { name = "x"; contents = [ 5 ]; };
+  imageContentsRelative = ociImage { name = "x"; contents = [ "rel" ]; };
+  imageName = ociImage { name = 5; files = [ { source = file; destination = "/f"; } ]; };
   imageNoMainProgram = ociImage { name = "x"; files = [ { source = hello; destination = "/bin/hello"; } ]; };
 
   archiveFormat = ociImageArchive { image = layout; format = "zip"; };
   archiveTag = ociImageArchive { image = layout; tag = "bad tag!"; };
   archiveImageName = ociImageArchive { image = layout; imageName = 5; };
+  archiveImageNameDigest = ociImageArchive { image = layout; imageName = "a@${digest}"; };
+  archiveImageNameBad = ociImageArchive { image = layout; imageName = "Bad Name!"; };
+  archiveImageNameBadTag = ociImageArchive { image = layout; imageName = "a:bad tag"; };
+  archiveImageNameBadPort = ociImageArchive { image = layout; imageName = "localhost:99999/a"; };
+  archiveOfLayer = ociImageArchive { image = layer; };
+  archiveOfManifest = ociImageArchive { image = manifest; };
+  archiveUnknownTag = ociImageArchive { image = layout; tag = "nope"; };
+  archiveUnknownPlatformTag = ociImageArchive { image = multiLayout; tag = "latest-linux-s390x"; };
 }

@@ -101,6 +101,26 @@ rec {
 
   verified = ociVerify twoLayers;
 
+  # Valid edge cases of the argument checks: a time with a fraction and an
+  # offset, a string store path source, a destination ending in /, a
+  # Healthcheck in extraConfig; an archive of a platform tag, named with a
+  # registry and a port.
+  edgeCases = ociImage {
+    name = "edge";
+    created = "2024-01-01T00:00:00.5+02:00";
+    files = [
+      { source = "${bb}/busybox"; destination = "/bin/"; }
+      { source = "${bb}/busybox"; destination = "/usr/bin/sh"; }
+    ];
+    config.Entrypoint = [ "/usr/bin/sh" "-c" "/bin/busybox echo edge cases" ];
+    extraConfig.config.Healthcheck = { Test = [ "NONE" ]; Interval = 30000000000; };
+  };
+  edgeArchive = lib.ociImageArchive {
+    image = multiPlatform;
+    tag = "latest-linux-arm64-v8";
+    imageName = "localhost:5000/multi/arm:1";
+  };
+
   # Bad arguments.
   badUnknownAttribute = ociLayerTar { files = [ ]; compresion = "gzip"; };
   badFileAttribute = ociLayerTar { files = [ { source = bb; dest = "/bin"; } ]; };

@@ -163,16 +163,146 @@ let
     testRfc3339 = {
       expr = map common.isRfc3339 [
         "2024-01-31T12:00:00Z"
-        "2024-02-29T23:59:60.5+01:00"
+        "2024-02-29T23:59:59.5+01:00"
+        "2024-01-01T00:00:00.5+02:00"
+        # As Go reads times: lower-case t and z, and a leap second, refused.
         "1970-01-01t00:00:01z"
+        "2024-01-31T12:00:00z"
+        "2016-12-31T23:59:60Z"
+        "2024-01-31T12:00:00.Z"
         "2023-02-29T00:00:00Z"
         "2024-01-31 12:00:00Z"
         "2024-01-31T12:00:00"
         "2024-01-31T12:00:00+24:00"
         "yesterday"
       ];
-      expected = [ true true true false false false false false ];
+      expected = [ true true true false false false false false false false false false ];
     };
+    testPathProblems = {
+      expr = map (p: common.pathProblem p == null) [
+        "/"
+        "/a/"
+        "/a/b"
+        "/a/.whx"
+        "/a/b.wh.c"
+        "/a//b"
+        "/a/../b"
+        "/a/./b"
+        "/.wh.x"
+        "/a/.wh..wh..opq"
+        "a/b"
+        ""
+      ];
+      expected = [ true true true true true false false false false false false false ];
+    };
+    testImageNames = {
+      expr = map (n: common.imageNameProblem n == null) [
+        "myapp"
+        "myapp:dev"
+        "registry.example.org/team/app:1.0"
+        "localhost:5000/a"
+        "[::1]:5000/x/y:t"
+        "a__b-c.d"
+        "a---b"
+        "Ex.com/a"
+        "a@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        "Bad Name!"
+        "a:bad tag"
+        "localhost:99999/a"
+        "a//b"
+        "a___b"
+        "-a"
+        ""
+      ];
+      expected = [ true true true true true true true true false false false false false false false false ];
+    };
+    # Valid edge cases pass through as they are.
+    testDestinationEndingInSlashAndStringSource = {
+      expr =
+        (lib.ociLayerTar {
+          files = [
+            { source = "${builtins.storeDir}/abc-tools/bin/tool"; destination = "/opt/bin/"; }
+            { source = "${builtins.storeDir}/abc-etc/"; }
+          ];
+        }).spec.files;
+      expected = [
+        { source = "${builtins.storeDir}/abc-tools/bin/tool"; destination = "/opt/bin/"; }
+        { source = "${builtins.storeDir}/abc-etc/"; }
+      ];
+    };
+    testCreatedWithFractionAndOffset = {
+      expr = (lib.ociImageConfig { layers = [ layer ]; created = "2024-01-01T00:00:00.5+02:00"; }).spec.created;
+      expected = "2024-01-01T00:00:00.5+02:00";
+    };
+    testExtraConfigAndManifestPassThrough = {
+      expr =
+        let
+          subject = {
+            mediaType = "application/vnd.oci.image.manifest.v1+json";
+            digest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}";
+            size = 2;
+            platform = { architecture = "amd64"; os = "linux"; };
+          };
+          extraConfig = {
+            config.Healthcheck = { Test = [ "CMD" "true" ]; Interval = 30000000000; Retries = 3.0; };
+            history = [ { created = "2024-01-01T00:00:00Z"; created_by = "x"; empty_layer = false; } ];
+            created = null;
+          };
+          m = lib.ociImageManifest {
+            layers = [ layer ];
+            inherit extraConfig;
+            extraManifest = { artifactType = "application/x.test"; inherit subject; annotations.a = "b"; };
+          };
+        in
+        [ (builtins.seq (builtins.deepSeq m.spec null) m.spec.extraManifest.subject) (lib.ociImageConfig { layers = [ layer ]; inherit extraConfig; }).spec.extraConfig ];
+      expected = [
+        {
+          mediaType = "application/vnd.oci.image.manifest.v1+json";
+          digest = "sha256:${builtins.concatStringsSep "" (builtins.genList (_: "0") 64)}";
+          size = 2;
+          platform = { architecture = "amd64"; os = "linux"; };
+        }
+        {
+          config.Healthcheck = { Test = [ "CMD" "true" ]; Interval = 30000000000; Retries = 3.0; };
+          history = [ { created = "2024-01-01T00:00:00Z"; created_by = "x"; empty_layer = false; } ];
+          created = null;
+        }
+      ];
+    };
+    # The platform an ociImageManifest records, and the names of a layout:
+    # tags (duplicates dropped), then platform tags; unknown (null) when a
+    # platform is left to the tool.
+    testPlatformsAndNames =
+      let
+        amd = lib.ociImageManifest { layers = [ layer ]; };
+        arm = lib.ociImageManifest {
+          layers = [ layer ];
+          architecture = "arm64";
+          extraConfig.variant = "v8";
+        };
+        unknown = lib.ociImageManifest { layers = [ layer ]; architecture = null; };
+      in
+      {
+        expr = [
+          arm.platform
+          unknown.platform
+          (lib.ociImageLayout { manifests = [ amd arm ]; tags = [ "1" "latest" "1" ]; platformTags = true; }).imageNames
+          (lib.ociImageLayout { manifests = [ amd arm ]; tags = [ ]; }).imageNames
+          (lib.ociImageLayout { manifests = [ amd unknown ]; platformTags = true; }).imageNames
+          (lib.ociImageArchive {
+            image = lib.ociImageLayout { manifests = [ amd arm ]; platformTags = true; };
+            tag = "latest-linux-arm64-v8";
+          }).spec.tag
+        ];
+        expected = [
+          { architecture = "arm64"; os = "linux"; variant = "v8"; }
+          null
+          [ "1" "latest" "1-linux-amd64" "1-linux-arm64-v8" "latest-linux-amd64" "latest-linux-arm64-v8" ]
+          [ "latest" ]
+          null
+          "latest-linux-arm64-v8"
+        ];
+      };
     testTags = {
       expr = map (t: (builtins.tryEval (common.checkTag "t" t)).success) [
         "latest"
