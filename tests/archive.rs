@@ -160,22 +160,7 @@ fn oci_archive_of_one_platform_or_of_a_nested_index() {
     let arm64 = inner["manifests"][1]["digest"].as_str().unwrap().to_owned();
 
     let one = t.path().join("arm64.tar");
-    run(nixoci()
-        .arg("archive")
-        .arg(&layout)
-        .arg("-o")
-        .arg(&one)
-        .args(["--platform", "linux/arm64", "-q"]));
-    let raw = run(std::process::Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci-archive:{}", one.display())));
-    assert_eq!(
-        format!(
-            "sha256:{}",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
-        ),
-        arm64
-    );
+    assert_eq!(archived_platform(&layout, &one, "linux/arm64"), arm64);
 
     // index.json -> an index -> the two-platform index.
     let outer = serde_json::to_vec(&json!({
@@ -202,20 +187,23 @@ fn oci_archive_of_one_platform_or_of_a_nested_index() {
         "{err}"
     );
     assert!(!nested.exists());
+    assert_eq!(archived_platform(&layout, &nested, "linux/arm64"), arm64);
+}
+
+/// Archive one `platform` of `layout` as an OCI archive at `out`; the
+/// digest of the manifest skopeo reads from it.
+fn archived_platform(layout: &Path, out: &Path, platform: &str) -> String {
     run(nixoci()
         .arg("archive")
-        .arg(&layout)
+        .arg(layout)
         .arg("-o")
-        .arg(&nested)
-        .args(["--platform", "linux/arm64", "-q"]));
+        .arg(out)
+        .args(["--platform", platform, "-q"]));
     let raw = run(std::process::Command::new("skopeo")
         .args(["inspect", "--raw"])
-        .arg(format!("oci-archive:{}", nested.display())));
-    assert_eq!(
-        format!(
-            "sha256:{}",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
-        ),
-        arm64
-    );
+        .arg(format!("oci-archive:{}", out.display())));
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout))
+    )
 }
