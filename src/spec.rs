@@ -132,9 +132,9 @@ impl<'de> Deserialize<'de> for LayerRef {
         use serde::de::Error as _;
         match Value::deserialize(d)? {
             Value::String(s) => Ok(LayerRef::Dir(PathBuf::from(s))),
-            v @ Value::Object(_) => serde_json::from_value(v)
+            v @ Value::Object(_) => from_value_at(v)
                 .map(|s| LayerRef::Inline(Box::new(s)))
-                .map_err(|e| D::Error::custom(format!("in layer spec: {e}"))),
+                .map_err(|e| D::Error::custom(at_path(".", &format!(".{e}")))),
             _ => Err(D::Error::custom(
                 "a layer is either a layer spec object or the path of a built layer directory",
             )),
@@ -325,10 +325,31 @@ fn object<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
 ) -> std::result::Result<T, D::Error> {
     use serde::de::Error as _;
     match Value::deserialize(d)? {
-        v @ Value::Object(_) => serde_json::from_value(v).map_err(D::Error::custom),
+        v @ Value::Object(_) => from_value_at(v).map_err(D::Error::custom),
         other => Err(D::Error::custom(format!(
             "expected an object, found {other}"
         ))),
+    }
+}
+
+/// `T` from a JSON value; an error leads with the path of the field at
+/// fault inside it (`files[0].uid: invalid type ...`).
+fn from_value_at<T: serde::de::DeserializeOwned>(v: Value) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let at = e.path().to_string();
+        at_path(&at, &e.into_inner().to_string())
+    })
+}
+
+/// `message` (which may itself start with a path, `[0].uid: ...` or
+/// `.files[0]: ...`, from a nested value) placed at the path `at`.
+fn at_path(at: &str, message: &str) -> String {
+    if at.is_empty() || at == "." {
+        message.trim_start_matches('.').to_owned()
+    } else if message.starts_with(['[', '.']) {
+        format!("{at}{message}")
+    } else {
+        format!("{at}: {message}")
     }
 }
 
@@ -343,10 +364,10 @@ fn objects<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
         .enumerate()
         .map(|(i, v)| match v {
             v @ Value::Object(_) => {
-                serde_json::from_value(v).map_err(|e| D::Error::custom(format!("files[{i}]: {e}")))
+                from_value_at(v).map_err(|e| D::Error::custom(format!("[{i}].{e}")))
             }
             other => Err(D::Error::custom(format!(
-                "files[{i}]: expected an object, found {other}"
+                "[{i}]: expected an object, found {other}"
             ))),
         })
         .collect()
@@ -385,13 +406,27 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Re
                 source,
             },
         })?;
-    serde_json::from_slice(bytes).map_err(|source| match source.classify() {
-        serde_json::error::Category::Data => Error::spec(path, source.to_string()),
-        _ => Error::Json {
-            path: path.to_owned(),
-            source,
-        },
-    })
+    // The path of the value at fault (`layers[0].files[1].uid`) leads the
+    // message: serde alone gives only a line and column.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let source = e.into_inner();
+        match source.classify() {
+            serde_json::error::Category::Data => {
+                Error::spec(path, at_path(&at, &source.to_string()))
+            }
+            _ => Error::Json {
+                path: path.to_owned(),
+                source,
+            },
+        }
+    })?;
+    de.end().map_err(|source| Error::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(value)
 }
 
 /// `Err` naming the key and where, when an object of the JSON document

@@ -2025,3 +2025,36 @@ fn force_keeps_an_input_reached_through_a_bind_mount() {
     assert!(err.contains(INPUT_IN_OUTPUT), "{err}");
     assert_eq!(fs::read(t.join("out/src/a")).unwrap(), b"precious\n");
 }
+
+/// A value of the wrong type is named by its path in the spec, not only by
+/// a line and column.
+#[test]
+fn error_wrong_type_names_the_field() {
+    let t = tempfile::tempdir().unwrap();
+    file(t.path(), "f", b"x", 0o644);
+    let files = json!([{"source": "f", "destination": "/f"}]);
+    for (spec, needle) in [
+        (
+            json!({"layers": [{"files": [{"source": "f", "destination": "/f", "uid": "0"}]}]}),
+            "layers[0]: files[0].uid: invalid type: string \"0\"",
+        ),
+        (
+            json!({"layers": [{"files": files}], "tags": null}),
+            "tags: invalid type: null",
+        ),
+        (
+            json!({"layers": [{"files": files}], "annotations": null}),
+            "annotations: invalid type: null",
+        ),
+        (
+            json!({"layers": [{"files": files}], "config": {"Env": [null]}}),
+            "config: Env[0]: invalid type: null",
+        ),
+        (
+            json!({"layers": [{"files": [5]}]}),
+            "layers[0]: files[0]: expected an object",
+        ),
+    ] {
+        expect_build_error(t.path(), &spec.to_string(), &[needle]);
+    }
+}
