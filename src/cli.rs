@@ -98,8 +98,9 @@ struct BuildArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Compression level for layers whose spec sets none [gzip 1-9, default
-    /// 6; zstd 1-19, default 3].
-    #[arg(long)]
+    /// 6; zstd 1-19, default 3]. Outside 1-19 it is a usage error; a level
+    /// the layer's compression does not have is an error naming the layer.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=19))]
     level: Option<u32>,
     /// Print a JSON report on standard output.
     #[arg(long)]

@@ -1484,7 +1484,21 @@ fn error_level_from_the_command_line_names_the_option() {
         &spec,
         &json!({"layers": [{"files": [{"source": "f", "destination": "/f"}]}]}),
     );
-    for level in ["0", "10"] {
+    // Outside every compression's range: a usage error (exit 2), as
+    // `--level -1` or `--level x` are.
+    for level in ["0", "20", "-1"] {
+        let out = nixoci()
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.path().join("o"))
+            .args(["--level", level])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--level {level}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--level"));
+    }
+    for level in ["10"] {
         let err = run_fail(
             nixoci()
                 .arg("build")
