@@ -1498,22 +1498,19 @@ fn error_level_from_the_command_line_names_the_option() {
         assert_eq!(out.status.code(), Some(2), "--level {level}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("--level"));
     }
-    for level in ["10"] {
-        let err = run_fail(
-            nixoci()
-                .arg("build")
-                .arg(&spec)
-                .arg("-o")
-                .arg(t.path().join("o"))
-                .args(["--level", level]),
-        );
-        assert!(
-            err.starts_with(&format!(
-                "error: --level: level {level} is out of range for gzip (1-9)"
-            )),
-            "{err}"
-        );
-    }
+    // A zstd level the layer's gzip lacks: an error naming the option.
+    let err = run_fail(
+        nixoci()
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.path().join("o"))
+            .args(["--level", "10"]),
+    );
+    assert!(
+        err.starts_with("error: --level: level 10 is out of range for gzip (1-9)"),
+        "{err}"
+    );
     assert!(!t.path().join("o").exists());
 }
 
