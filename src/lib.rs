@@ -21,7 +21,7 @@ pub mod nix;
 pub mod pargz;
 pub mod progress;
 pub mod reference;
-pub mod registry;
+pub mod remote;
 pub mod spec;
 pub mod tags;
 pub mod tar;
