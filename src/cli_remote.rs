@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nixoci::auth::{Credentials, Secret};
 use nixoci::inspect::human_size;
 use nixoci::progress::Progress;
 use nixoci::reference::Reference;
+use nixoci::remote::auth::{Credentials, Secret};
 use nixoci::remote::{self, RemoteOptions};
 use nixoci::verify::short;
 

@@ -9,7 +9,6 @@
 
 pub mod archive;
 pub mod artifact;
-pub mod auth;
 pub mod build;
 pub mod compress;
 pub mod digest;

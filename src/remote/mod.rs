@@ -26,13 +26,15 @@ use oci_client::{Client, RegistryOperation};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::{self, Credentials};
+pub mod auth;
+
 use crate::digest::Sha256Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::*;
 use crate::layout::{read_json, read_limited, BlobDir, Staging, OCI_LAYOUT};
 use crate::progress::Progress;
 use crate::reference::Reference;
+use auth::Credentials;
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
