@@ -209,7 +209,7 @@ fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
         platform: a
             .platform
             .as_deref()
-            .map(nixoci::registry::parse_platform)
+            .map(nixoci::remote::parse_platform)
             .transpose()?,
         force: a.force,
     };
@@ -254,7 +254,7 @@ fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let platform = a
         .platform
         .as_deref()
-        .map(nixoci::registry::parse_platform)
+        .map(nixoci::remote::parse_platform)
         .transpose()?;
     let report = nixoci::archive::archive(
         &layout,

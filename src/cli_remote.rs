@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nixoci::auth::{Credentials, Secret};
 use nixoci::inspect::human_size;
 use nixoci::progress::Progress;
 use nixoci::reference::Reference;
-use nixoci::registry::{self, RemoteOptions};
+use nixoci::remote::auth::{Credentials, Secret};
+use nixoci::remote::{self, RemoteOptions};
 use nixoci::verify::short;
 
 use crate::cli::emit;
@@ -271,7 +271,7 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
     let bars = Arc::new(TransferBars::new(a.output.quiet));
-    let report = registry::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
+    let report = remote::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
         .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
     bars.clear();
     emit(
@@ -306,11 +306,11 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let platform = a
         .platform
         .as_deref()
-        .map(registry::parse_platform)
+        .map(remote::parse_platform)
         .transpose()?;
     let opts = a.remote.options()?;
     let bars = Arc::new(TransferBars::new(a.output.quiet));
-    let report = registry::pull(
+    let report = remote::pull(
         &source,
         &a.dir,
         platform.as_ref(),
@@ -346,7 +346,7 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
 
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let digest = registry::tag(&source, &a.new_tag, &a.remote.options()?)
+    let digest = remote::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
     emit(
@@ -361,7 +361,7 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 /// when that cannot be told (unreachable, refused credentials, ...).
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
     let answer =
-        reference_arg(&a.reference).and_then(|r| Ok(registry::exists(&r, &a.remote.options()?)?));
+        reference_arg(&a.reference).and_then(|r| Ok(remote::exists(&r, &a.remote.options()?)?));
     match answer {
         Ok(Some(_)) => Ok(ExitCode::SUCCESS),
         Ok(None) => Ok(ExitCode::from(1)),
@@ -375,9 +375,8 @@ pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
 
 /// `inspect` of a registry reference.
 pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::inspect::Tagged>> {
-    Ok(vec![
-        registry::inspect(r, &remote.options()?).with_context(|| format!("cannot inspect {r}"))?
-    ])
+    Ok(vec![nixoci::remote::inspect(r, &remote.options()?)
+        .with_context(|| format!("cannot inspect {r}"))?])
 }
 
 /// One progress bar per blob in flight, on standard error when it is a

@@ -9,7 +9,6 @@
 
 pub mod archive;
 pub mod artifact;
-pub mod auth;
 pub mod build;
 pub mod compress;
 pub mod digest;
@@ -21,7 +20,7 @@ pub mod nix;
 pub mod pargz;
 pub mod progress;
 pub mod reference;
-pub mod registry;
+pub mod remote;
 pub mod spec;
 pub mod tags;
 pub mod tar;

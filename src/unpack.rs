@@ -85,7 +85,7 @@ pub fn unpack(
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
     let blobs = BlobDir::new(layout);
-    let root = crate::registry::select(layout, tag)?;
+    let root = crate::tags::select(layout, tag)?;
     let manifest = if is_index(&root.media_type) {
         let open = |d: &Descriptor| -> Result<Vec<Descriptor>> {
             let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, d)?)?;

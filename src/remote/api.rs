@@ -1,0 +1,267 @@
+//! The distribution-spec requests nixoci makes itself on a connection
+//! ([`super::client::Remote`]): HEAD and GET of manifests (bounded by
+//! [`crate::verify::MAX_DOCUMENT`] and checked against their digest), PUT
+//! of manifests, HEAD and GET of blobs (cut off at their declared size),
+//! and the walk of a remote image index. Each request goes through the
+//! retry wrapper and comes back explained.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::client::Remote;
+use super::errors::{read_capped, status_error, Failure};
+use crate::digest::Sha256Digest;
+use crate::error::{Error, Result};
+use crate::image::*;
+use crate::reference::Reference;
+
+/// Manifest media types asked for when reading.
+const ACCEPT: &[&str] = &[
+    MEDIA_TYPE_MANIFEST,
+    MEDIA_TYPE_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
+
+/// The path part of a reference: its digest, else its tag.
+fn manifest_path(r: &Reference) -> String {
+    let at = r
+        .digest
+        .clone()
+        .or_else(|| r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    format!("/v2/{}/manifests/{at}", r.repository)
+}
+
+impl Remote {
+    /// HEAD a blob: whether the repository of `r` has it.
+    pub(super) async fn blob_exists(&self, r: &Reference, digest: &str) -> Result<bool> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        self.retry(|| async {
+            let res = self.request(reqwest::Method::HEAD, &path).send().await?;
+            match res.status().as_u16() {
+                200..=299 => Ok(true),
+                404 => Ok(false),
+                _ => Err(status_error(res).await),
+            }
+        })
+        .await
+        .map_err(|e| self.explain(e))
+    }
+
+    /// The digest `r` names, `None` when the registry has no such manifest:
+    /// a HEAD, and a bounded GET when the registry gives no digest header.
+    pub(super) async fn manifest_digest(&self, r: &Reference) -> Result<Option<String>> {
+        let found = self
+            .retry(|| async {
+                let res = self
+                    .request(reqwest::Method::HEAD, &manifest_path(r))
+                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .send()
+                    .await?;
+                match res.status().as_u16() {
+                    200..=299 => Ok(Some(
+                        res.headers()
+                            .get("docker-content-digest")
+                            .and_then(|v| v.to_str().ok())
+                            .filter(|d| Sha256Digest::parse(d).is_some())
+                            .map(str::to_owned),
+                    )),
+                    404 => Ok(None),
+                    _ => Err(status_error(res).await),
+                }
+            })
+            .await
+            .map_err(|e| self.explain(e))?;
+        match found {
+            None => Ok(None),
+            Some(Some(d)) => Ok(Some(d)),
+            Some(None) => Ok(Some(self.manifest_raw(r).await?.1)),
+        }
+    }
+
+    /// GET the manifest or index `r` names, at most
+    /// [`crate::verify::MAX_DOCUMENT`] bytes, checked against the digest of
+    /// `r` when it has one.
+    pub(super) async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, String)> {
+        let max = crate::verify::MAX_DOCUMENT;
+        let bytes = self
+            .retry(|| async {
+                let mut res = self
+                    .request(reqwest::Method::GET, &manifest_path(r))
+                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .send()
+                    .await?;
+                if !res.status().is_success() {
+                    return Err(status_error(res).await);
+                }
+                read_capped(&mut res, max).await?.map_err(|why| {
+                    Failure::Local(why.explain(
+                        &r.to_string(),
+                        "the manifest the registry sent",
+                        max,
+                    ))
+                })
+            })
+            .await
+            .map_err(|e| self.explain(e))?;
+        let digest = Sha256Digest::of(&bytes).to_string();
+        if let Some(want) = &r.digest {
+            if *want != digest {
+                return Err(Error::DigestMismatch {
+                    context: format!("manifest of {r}"),
+                    expected: want.clone(),
+                    found: digest,
+                });
+            }
+        }
+        Ok((bytes, digest))
+    }
+
+    /// PUT a manifest or index at `r` (its tag, else its digest); the
+    /// digest the registry says it stored, when it says.
+    pub(super) async fn put_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Option<String>> {
+        let content_type = reqwest::header::HeaderValue::from_str(media_type)
+            .map_err(|_| Error::Invalid(format!("media type {media_type:?} cannot be sent")))?;
+        let path = match &r.tag {
+            Some(t) => format!("/v2/{}/manifests/{t}", r.repository),
+            None => manifest_path(r),
+        };
+        self.retry(|| async {
+            let res = self
+                .request(reqwest::Method::PUT, &path)
+                .header(reqwest::header::CONTENT_TYPE, content_type.clone())
+                .body(bytes.to_vec())
+                .send()
+                .await?;
+            if !res.status().is_success() {
+                return Err(status_error(res).await);
+            }
+            Ok(res
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned))
+        })
+        .await
+        .map_err(|e| self.explain(e))
+    }
+
+    /// GET a blob of the repository of `r` that must be `size` bytes,
+    /// handing its chunks to `sink`; a longer body is cut off and refused.
+    pub(super) async fn get_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    ) -> std::result::Result<(), Failure> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        let mut res = self.request(reqwest::Method::GET, &path).send().await?;
+        if !res.status().is_success() {
+            return Err(status_error(res).await);
+        }
+        let too_long = || {
+            Failure::Local(Error::DigestMismatch {
+                context: format!("blob {digest} of {r}"),
+                expected: format!("{size} bytes"),
+                found: "more".into(),
+            })
+        };
+        if res.content_length().is_some_and(|n| n > size) {
+            return Err(too_long());
+        }
+        let mut received = 0u64;
+        while let Some(chunk) = res.chunk().await? {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(too_long());
+            }
+            sink(&chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// The media type of a fetched manifest or index: its `mediaType`, else
+/// guessed from its fields.
+pub(super) fn media_type_of(doc: &Value) -> String {
+    match doc.get("mediaType").and_then(Value::as_str) {
+        Some(m) => m.to_owned(),
+        None if doc.get("manifests").is_some() => MEDIA_TYPE_INDEX.to_owned(),
+        None => MEDIA_TYPE_MANIFEST.to_owned(),
+    }
+}
+
+/// A manifest or index fetched from a registry while walking an index.
+pub(super) struct Node {
+    pub(super) descriptor: Descriptor,
+    pub(super) digest: String,
+    pub(super) bytes: Vec<u8>,
+    pub(super) doc: Value,
+    pub(super) is_index: bool,
+}
+
+/// Fetch `children` of an index and, depth-first, the children of every
+/// nested index among them, in the order listed: each digest once, at most
+/// [`crate::image::MAX_INDEX_DEPTH`] deep and
+/// [`crate::image::MAX_INDEX_NODES`] descriptors, as every reader of
+/// nested indexes does.
+pub(super) async fn fetch_graph(
+    remote: &Remote,
+    source: &Reference,
+    children: Vec<Descriptor>,
+) -> Result<Vec<Node>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(Descriptor, usize)> = children.into_iter().rev().map(|c| (c, 1)).collect();
+    let mut seen = BTreeSet::new();
+    while let Some((c, depth)) = stack.pop() {
+        if !seen.insert(c.digest.clone()) {
+            continue;
+        }
+        if seen.len() > crate::image::MAX_INDEX_NODES {
+            return Err(Error::Invalid(format!(
+                "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
+                crate::image::MAX_INDEX_NODES
+            )));
+        }
+        let (bytes, digest) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
+        if bytes.len() as u64 != c.size {
+            return Err(Error::DigestMismatch {
+                context: format!("size of manifest {}", c.digest),
+                expected: c.size.to_string(),
+                found: bytes.len().to_string(),
+            });
+        }
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{source}: manifest {digest} is not JSON: {e}")))?;
+        let is_index = is_index(&c.media_type) || is_index(&media_type_of(&doc));
+        if is_index {
+            if depth + 1 > crate::image::MAX_INDEX_DEPTH {
+                return Err(Error::Invalid(format!(
+                    "{source}: image index {digest} is nested more than {} deep; nixoci reads no deeper",
+                    crate::image::MAX_INDEX_DEPTH
+                )));
+            }
+            let nested: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| {
+                    Error::Invalid(format!("{source}: image index {digest} is not valid: {e}"))
+                })?;
+            stack.extend(nested.into_iter().rev().map(|g| (g, depth + 1)));
+        }
+        out.push(Node {
+            descriptor: c,
+            digest,
+            bytes,
+            doc,
+            is_index,
+        });
+    }
+    Ok(out)
+}

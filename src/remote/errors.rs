@@ -1,0 +1,299 @@
+//! Why a request to a registry failed, whether it is worth retrying, the
+//! one retry loop, and the failure explained in words that say what to do.
+//! Also the bounded reads of response bodies (documents, tokens, error
+//! bodies) and their refusals.
+//!
+//! Nothing here knows a connection: these are plain functions of errors and
+//! responses, used by [`super::client`] and the requests above it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+
+use crate::error::Error;
+
+/// The most of an error response's body nixoci reads (the rest is dropped
+/// unread; the message needs only its start).
+pub(super) const MAX_ERROR_BODY: u64 = 64 << 10;
+/// The most of an error body an error message shows, in characters.
+pub(super) const MAX_ERROR_MESSAGE: usize = 300;
+
+/// A size limit in words: `16 MiB`.
+pub(super) fn limit_text(max: u64) -> String {
+    if max >= 1 << 20 && max % (1 << 20) == 0 {
+        format!("{} MiB", max >> 20)
+    } else if max >= 1 << 10 && max % (1 << 10) == 0 {
+        format!("{} KiB", max >> 10)
+    } else {
+        format!("{max} bytes")
+    }
+}
+
+/// Why a request failed: the registry or the network (`Remote`, retried
+/// when transient, explained), or a check of ours (`Local`, as it is).
+pub(super) enum Failure {
+    Remote(OciDistributionError),
+    Local(Error),
+}
+
+impl From<OciDistributionError> for Failure {
+    fn from(e: OciDistributionError) -> Self {
+        Failure::Remote(e)
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Failure::Remote(OciDistributionError::RequestError(e))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Local(e)
+    }
+}
+
+/// Whether an error is worth retrying.
+pub(super) fn transient(e: &Failure) -> bool {
+    let Failure::Remote(e) = e else { return false };
+    match e {
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::RequestError(r) => {
+            r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()
+        }
+        OciDistributionError::IoError(_) => true,
+        // Docker Hub's rate limit: a 429 with a JSON error body.
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
+        _ => false,
+    }
+}
+
+/// The error and every cause, as one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Whether the registry said that what was asked for does not exist.
+fn not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
+            matches!(
+                x.code,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::BlobUnknown
+                    | OciErrorCode::NotFound
+            )
+        }),
+        _ => false,
+    }
+}
+
+/// How long reading one document's body (a manifest, an index, a token
+/// response, an error body) may take in all: each read has its own
+/// timeout, but a server dripping a byte at a time would pass that forever.
+/// 60 s, or `NIXOCI_DOCUMENT_TIMEOUT` seconds.
+pub(super) fn document_deadline() -> Duration {
+    std::env::var("NIXOCI_DOCUMENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// Why [`read_capped`] gave no body.
+pub(super) enum Capped {
+    TooLarge,
+    TooSlow,
+}
+
+impl Capped {
+    /// The refusal in words: `what` came from `from`, at most `max` bytes.
+    pub(super) fn explain(&self, from: &str, what: &str, max: u64) -> Error {
+        Error::Invalid(match self {
+            Capped::TooLarge => format!(
+                "{from}: {what} is larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
+                limit_text(max)
+            ),
+            Capped::TooSlow => format!(
+                "{from}: {what} did not arrive within {} s (NIXOCI_DOCUMENT_TIMEOUT); nixoci gives a document no longer (the server may be overloaded, or hostile)",
+                document_deadline().as_secs_f64()
+            ),
+        })
+    }
+}
+
+/// Read a response body of at most `max` bytes within
+/// [`document_deadline`]: `Err(Capped)` when the Content-Length or the
+/// bytes themselves go past it, or time runs out (reading stops there).
+pub(super) async fn read_capped(
+    res: &mut reqwest::Response,
+    max: u64,
+) -> std::result::Result<std::result::Result<Vec<u8>, Capped>, reqwest::Error> {
+    if res.content_length().is_some_and(|n| n > max) {
+        return Ok(Err(Capped::TooLarge));
+    }
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Ok(Err(Capped::TooLarge));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Ok(body))
+    };
+    match tokio::time::timeout(document_deadline(), read).await {
+        Ok(r) => r,
+        Err(_) => Ok(Err(Capped::TooSlow)),
+    }
+}
+
+/// A failed response as the error `oci-client` would give, reading at most
+/// [`MAX_ERROR_BODY`] of its body.
+pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
+    let status = res.status();
+    let url = res.url().to_string();
+    let mut body = Vec::new();
+    // What arrives within the deadline is enough to explain the error.
+    let _ = tokio::time::timeout(document_deadline(), async {
+        while let Ok(Some(chunk)) = res.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 >= MAX_ERROR_BODY {
+                body.truncate(MAX_ERROR_BODY as usize);
+                break;
+            }
+        }
+    })
+    .await;
+    // The message shows the start of the body, on one line.
+    let mut message: String = String::from_utf8_lossy(&body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if message.chars().count() > MAX_ERROR_MESSAGE {
+        message = message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "...";
+    }
+    Failure::Remote(match status.as_u16() {
+        401 => OciDistributionError::UnauthorizedError { url },
+        code if status.is_client_error() => {
+            match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
+                Ok(envelope) => OciDistributionError::RegistryError { envelope, url },
+                Err(_) => OciDistributionError::ServerError { code, url, message },
+            }
+        }
+        code => OciDistributionError::ServerError { code, url, message },
+    })
+}
+
+/// Run `f` until it succeeds, fails in a way `worth_retrying` turns down,
+/// or `retries` retries have run out (backoff 0.25 s, 0.5 s, 1 s, ... at
+/// most 8 s). The one retry loop of the remote code: every request goes
+/// through it, with [`transient`] as the predicate
+/// ([`super::client::Remote::retry`]).
+pub(super) async fn retry<T, E, F, Fut>(
+    retries: u32,
+    worth_retrying: impl Fn(&Failure) -> bool,
+    mut f: F,
+) -> std::result::Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+    E: Into<Failure>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await.map_err(Into::into) {
+            Err(e) if worth_retrying(&e) && attempt < retries => {
+                let wait =
+                    Duration::from_millis(250u64 << attempt.min(5)).min(Duration::from_secs(8));
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A failure in talking to `registry`, as a message that says what to do.
+/// Credentials never appear: only `who` (`as NAME`, `anonymously`).
+pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
+    let e = match e {
+        Failure::Local(e) => return e,
+        Failure::Remote(e) => e,
+    };
+    let text = chain(&e);
+    // Classified by the error's kind (status, registry error code,
+    // transport error), never by words that may appear in a name.
+    let codes: Vec<&OciErrorCode> = match &e {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().map(|x| &x.code).collect()
+        }
+        _ => Vec::new(),
+    };
+    let auth = matches!(
+        e,
+        OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. }
+    ) || matches!(
+        e,
+        OciDistributionError::ServerError {
+            code: 401 | 403,
+            ..
+        }
+    ) || matches!(&e, OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
+        || codes
+            .iter()
+            .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+    let hint = match &e {
+        _ if auth => format!(
+            "{registry} refused the credentials ({}): check them (--creds, --password-stdin, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
+            who
+        ),
+        OciDistributionError::RequestError(r) => {
+            let tls = chain(r).to_lowercase();
+            if tls.contains("notvalidforname") {
+                format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")
+            } else if tls.contains("unknownissuer") || tls.contains("invalid peer certificate") {
+                format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
+            } else if r.is_connect() || r.is_timeout() {
+                format!("cannot reach {registry}")
+            } else {
+                format!("registry {registry}")
+            }
+        }
+        e if not_found(e) => format!("{registry}: not found"),
+        _ => format!("registry {registry}"),
+    };
+    Error::Invalid(format!("{hint}: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_in_words() {
+        assert_eq!(limit_text(16 << 20), "16 MiB");
+        assert_eq!(limit_text(64 << 10), "64 KiB");
+        assert_eq!(limit_text(100), "100 bytes");
+    }
+}

@@ -1,0 +1,70 @@
+//! Push, pull, tag, exists and inspect against registries that speak the OCI
+//! distribution spec. nixoci makes the ping, the token request, manifest
+//! requests, blob checks and downloads itself, every body read with a
+//! bound; blob uploads and mounts go through the `oci-client` crate (the
+//! ORAS project's client), given the token found here.
+//!
+//! What this module adds: reading and writing image layouts, leaving tags
+//! that already name the image alone (a re-push writes nothing), skipping
+//! blobs the registry has (HEAD), mounting blobs from other repositories of
+//! the same registry, bounded parallel transfers, retries with backoff on
+//! transient failures, verification of every digest and size while
+//! reading, and reports. The manifest (or index) always goes last, so a
+//! registry never names an image whose blobs it lacks.
+//!
+//! # The files, lowest first
+//!
+//! Each file uses only those above it in this list (and the crate's
+//! offline modules: `image`, `layout`, `tags`, `reference`, `digest`):
+//!
+//! - [`auth`]: credentials, found where Docker, podman and skopeo keep them;
+//!   secrets that never print. Uses nothing else here.
+//! - `mounts`: the blob-location cache (which repositories hold which
+//!   blobs), a JSON file read before a push and added to after a push or a
+//!   pull. Uses nothing else here.
+//! - `errors`: why a request failed, the one retry loop (it takes the
+//!   predicate that says whether a failure is worth another try), the
+//!   failure explained in words that say what to do, and the bounded reads
+//!   of response bodies. Knows no connection.
+//! - `client`: [`RemoteOptions`] and the connection to one registry:
+//!   protocol, ping, credentials ([`auth`]), token; `Remote::retry` (the
+//!   loop of `errors` with `transient` as its predicate) and
+//!   `Remote::explain`. Uses `auth` and `errors`.
+//! - `api`: the distribution-spec requests on a connection: manifests
+//!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
+//!   cut off at their size), and the walk of a remote index. Uses `client`
+//!   and `errors`.
+//! - `push` ([`push()`]), `pull` ([`pull()`], [`parse_platform`]) and
+//!   `query` ([`tag()`], [`exists()`], [`inspect()`]): one job each, built
+//!   on `client` and `api`; `push` and `pull` also use `mounts`. None uses
+//!   another. `push` still reads the local layout itself (`collect`); that
+//!   walk belongs to the layout reader.
+//!
+//! This file holds only the public names and [`BlobReport`], which push
+//! and pull share.
+
+pub mod auth;
+
+mod api;
+mod client;
+mod errors;
+mod mounts;
+mod pull;
+mod push;
+mod query;
+
+use serde::Serialize;
+
+pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE};
+pub use pull::{parse_platform, pull, PullReport};
+pub use push::{push, PushReport, TagReport};
+pub use query::{exists, inspect, tag};
+
+/// What happened to one blob.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobReport {
+    pub digest: String,
+    pub size: u64,
+    /// `uploaded`, `skipped` (the registry had it), `mounted`, `downloaded`.
+    pub action: &'static str,
+}

@@ -1,0 +1,302 @@
+//! `pull`: an image of a registry into a new image layout, every digest
+//! and size verified while reading, the declared sizes checked against the
+//! free disk space before anything is written, and the layout committed
+//! only when complete.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::RegistryOperation;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::api::{fetch_graph, media_type_of};
+use super::client::{runtime, Remote, RemoteOptions};
+use super::errors::{Capped, Failure};
+use super::mounts::remember;
+use super::BlobReport;
+use crate::error::{Error, IoContext, Result};
+use crate::image::*;
+use crate::layout::{read_json, BlobDir, Staging, OCI_LAYOUT};
+use crate::progress::Progress;
+use crate::reference::Reference;
+
+/// What `pull` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    pub reference: String,
+    pub layout: PathBuf,
+    pub digest: String,
+    pub media_type: String,
+    pub tag: Option<String>,
+    pub blobs: Vec<BlobReport>,
+    pub bytes_received: u64,
+}
+
+/// A platform filter: `os/arch[/variant]`.
+pub fn parse_platform(text: &str) -> Result<Platform> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            os: (*os).to_owned(),
+            architecture: (*arch).to_owned(),
+            variant: parts.get(2).map(|v| (*v).to_owned()),
+            os_version: None,
+            os_features: None,
+        }),
+        _ => Err(Error::Invalid(format!(
+            "platform {text:?} is not OS/ARCH[/VARIANT], like linux/arm64"
+        ))),
+    }
+}
+
+/// Bytes free for this user on the file system holding `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Pull `source` into a new image layout at `dir`, verifying every digest
+/// and size while reading. For an index, `platform` picks one manifest
+/// (the layout then holds just that image); without it, every platform is
+/// pulled. The layout names the image with the reference's tag (or `tag`).
+pub fn pull(
+    source: &Reference,
+    dir: &Path,
+    platform: Option<&Platform>,
+    tag: Option<&str>,
+    force: bool,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<PullReport> {
+    let name = tag.map(str::to_owned).or_else(|| source.tag.clone());
+    if let Some(n) = &name {
+        crate::spec::validate_tag(n)?;
+    }
+    let staging = Staging::new(dir, force, &[])?;
+    let blobs_dir = staging.blobs();
+    let report = runtime()?.block_on(async {
+        let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
+        let (bytes, digest) = remote.manifest_raw(source).await?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
+        let mut root = Descriptor {
+            media_type: media_type_of(&doc),
+            digest,
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: BTreeMap::new(),
+        };
+        let mut docs: Vec<(String, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
+        let mut manifests: Vec<Value> = Vec::new();
+        let was_index = is_index(&root.media_type);
+        if was_index {
+            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
+            let chosen: Vec<Descriptor> = match platform {
+                Some(p) => {
+                    // Nested indexes are searched as everywhere (one rule:
+                    // `image::PlatformSearch`), fetched as they are opened.
+                    let mut search = PlatformSearch::new(children, Some(p));
+                    let c = loop {
+                        match search
+                            .next_step()
+                            .map_err(|e| e.within(source.to_string()))?
+                        {
+                            SearchStep::Found(d) => break d,
+                            SearchStep::Open(d) => {
+                                let (b, _) =
+                                    remote.manifest_raw(&source.with_digest(&d.digest)).await?;
+                                if b.len() as u64 != d.size {
+                                    return Err(Error::DigestMismatch {
+                                        context: format!("size of image index {}", d.digest),
+                                        expected: d.size.to_string(),
+                                        found: b.len().to_string(),
+                                    });
+                                }
+                                let nested: Refs = serde_json::from_slice(&b).map_err(|e| {
+                                    Error::Invalid(format!(
+                                        "{source}: image index {} is not valid: {e}",
+                                        d.digest
+                                    ))
+                                })?;
+                                search.enter(nested.manifests);
+                            }
+                        }
+                    };
+                    docs.clear();
+                    root = c.clone();
+                    vec![c]
+                }
+                None => children,
+            };
+            for node in fetch_graph(&remote, source, chosen).await? {
+                if !node.is_index {
+                    manifests.push(node.doc);
+                }
+                docs.push((node.digest, node.bytes));
+            }
+        } else {
+            manifests.push(doc);
+        }
+        let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+        for m in &manifests {
+            let refs: Refs = serde_json::from_value(m.clone())
+                .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
+            // A config is a document: bounded as `verify` bounds it.
+            if let Some(c) = &refs.config {
+                let max = crate::verify::MAX_DOCUMENT;
+                if c.size > max {
+                    return Err(Capped::TooLarge.explain(
+                        &source.to_string(),
+                        &format!("the config {} it declares", c.digest),
+                        max,
+                    ));
+                }
+            }
+            for d in refs.config.iter().chain(refs.layers.iter()) {
+                crate::layout::parse_digest(&d.digest, "remote descriptor")?;
+                wanted.insert(d.digest.clone(), d.size);
+            }
+        }
+        // Declared sizes must fit on the disk before anything is written:
+        // a hostile or mistaken manifest cannot fill it.
+        let need: u64 = wanted.values().fold(0u64, |a, b| a.saturating_add(*b));
+        if let Some(free) = free_space(blobs_dir.root()) {
+            if need > free {
+                return Err(Error::Invalid(format!(
+                    "{source}: its blobs declare {need} bytes ({}), but {} has {free} bytes ({}) free; refused before writing",
+                    crate::inspect::human_size(need),
+                    blobs_dir.root().display(),
+                    crate::inspect::human_size(free)
+                )));
+            }
+        }
+        let results: Vec<BlobReport> = futures_util::stream::iter(wanted)
+            .map(|(digest, size)| {
+                let remote = &remote;
+                let blobs_dir = &blobs_dir;
+                let progress = progress.clone();
+                async move { pull_blob(remote, source, blobs_dir, &digest, size, progress).await }
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .try_collect()
+            .await?;
+        // A single-platform image must be the platform asked for.
+        if let (Some(p), false) = (platform, was_index) {
+            let config_digest = manifests[0]["config"]["digest"]
+                .as_str()
+                .unwrap_or_default();
+            let config: Value =
+                read_json(&blobs_dir.path(&crate::layout::parse_digest(config_digest, "config")?))?;
+            let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
+            let have = Platform {
+                architecture: text("architecture"),
+                os: text("os"),
+                variant: config["variant"].as_str().map(str::to_owned),
+                os_version: None,
+                os_features: None,
+            };
+            if !p.accepts(Some(&have)) {
+                return Err(Error::Invalid(format!(
+                    "{source} is an image for {have}, not {p}"
+                )));
+            }
+        }
+        for (digest, bytes) in &docs {
+            let mut w = blobs_dir.writer()?;
+            std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
+            let (d, _) = w.complete()?;
+            debug_assert_eq!(d.to_string(), *digest);
+        }
+        remember(
+            opts.blob_cache.as_deref(),
+            &source.registry,
+            &source.repository,
+            results.iter().map(|r| r.digest.clone()),
+        );
+        Ok::<_, Error>((root, results))
+    })?;
+    let (mut root, blobs) = report;
+    if let Some(n) = &name {
+        root.annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());
+    }
+    staging.write_file("oci-layout", OCI_LAYOUT)?;
+    staging.write_file(
+        "index.json",
+        &canonical_json(&index_document(
+            std::slice::from_ref(&root),
+            &BTreeMap::new(),
+            None,
+        )?),
+    )?;
+    let layout = staging.commit()?;
+    Ok(PullReport {
+        reference: source.to_string(),
+        layout,
+        digest: root.digest.clone(),
+        media_type: root.media_type.clone(),
+        tag: name,
+        bytes_received: blobs.iter().map(|b| b.size).sum(),
+        blobs,
+    })
+}
+
+async fn pull_blob(
+    remote: &Remote,
+    source: &Reference,
+    blobs_dir: &BlobDir,
+    digest: &str,
+    size: u64,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<BlobReport> {
+    progress.blob_start(digest, size);
+    remote
+        .retry(|| pull_blob_once(remote, source, blobs_dir, digest, size, &*progress))
+        .await
+        .map_err(|e| remote.explain(e))?;
+    progress.blob_done(digest, "downloaded");
+    Ok(BlobReport {
+        digest: digest.to_owned(),
+        size,
+        action: "downloaded",
+    })
+}
+
+async fn pull_blob_once(
+    remote: &Remote,
+    source: &Reference,
+    blobs_dir: &BlobDir,
+    digest: &str,
+    size: u64,
+    progress: &dyn Progress,
+) -> std::result::Result<(), Failure> {
+    let mut w = blobs_dir.writer()?;
+    let root = blobs_dir.root().to_owned();
+    remote
+        .get_blob(source, digest, size, &mut |chunk| {
+            std::io::Write::write_all(&mut w, chunk).map_err(|e| Error::io(&root, e))?;
+            progress.blob_advance(digest, chunk.len() as u64);
+            Ok(())
+        })
+        .await?;
+    let (found, n) = w.complete()?;
+    if found.to_string() != digest || n != size {
+        let _ = std::fs::remove_file(blobs_dir.path(&found));
+        return Err(Failure::Local(Error::DigestMismatch {
+            context: format!("blob {digest} from the registry"),
+            expected: format!("{digest} ({size} bytes)"),
+            found: format!("{found} ({n} bytes)"),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `tag`, `exists` and `inspect` of a registry reference: questions about
+//! (and a new name for) a manifest, moving no blob.
+
+use oci_client::RegistryOperation;
+use serde_json::Value;
+
+use super::api::{fetch_graph, media_type_of};
+use super::client::{runtime, Remote, RemoteOptions};
+use super::errors::limit_text;
+use crate::digest::Sha256Digest;
+use crate::error::{Error, Result};
+use crate::image::*;
+use crate::reference::Reference;
+
+/// Give the manifest `source` names the tag `new_tag` in the same
+/// repository, moving no blob.
+pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<String> {
+    crate::spec::validate_tag(new_tag)?;
+    runtime()?.block_on(async {
+        let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
+        let (bytes, digest) = remote.manifest_raw(source).await?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
+        let media_type = media_type_of(&doc);
+        remote
+            .put_manifest(&source.with_tag(new_tag), &bytes, &media_type)
+            .await?;
+        Ok(digest)
+    })
+}
+
+/// Whether `r` names a manifest: `Ok(Some(digest))`, `Ok(None)` when the
+/// registry says it does not exist.
+pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<String>> {
+    runtime()?.block_on(async {
+        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+        remote.manifest_digest(r).await
+    })
+}
+
+/// What `r` names: its digest, platforms, layers and config, as
+/// [`crate::inspect::Tagged`].
+pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Tagged> {
+    runtime()?.block_on(async {
+        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+        let (bytes, digest) = remote.manifest_raw(r).await?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
+        let media_type = media_type_of(&doc);
+        let mut images = Vec::new();
+        let mut manifests: Vec<(Option<Platform>, String, Value)> = Vec::new();
+        if is_index(&media_type) {
+            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
+            for node in fetch_graph(&remote, r, children).await? {
+                if !node.is_index {
+                    manifests.push((node.descriptor.platform, node.digest, node.doc));
+                }
+            }
+        } else {
+            manifests.push((None, digest.clone(), doc));
+        }
+        for (platform, manifest, m) in manifests {
+            let refs: Refs = serde_json::from_value(m)
+                .map_err(|e| Error::Invalid(format!("{r}: invalid manifest: {e}")))?;
+            let Some(config_desc) = refs.config else {
+                continue;
+            };
+            let max = crate::verify::MAX_DOCUMENT;
+            if config_desc.size > max {
+                return Err(Error::Invalid(format!(
+                    "{r}: the config is {} bytes, more than {} ({max} bytes), the most nixoci reads (as `verify` does)",
+                    config_desc.size,
+                    limit_text(max)
+                )));
+            }
+            crate::layout::parse_digest(&config_desc.digest, "config descriptor")?;
+            let config_bytes = remote
+                .retry(|| async {
+                    let mut v: Vec<u8> = Vec::new();
+                    remote
+                        .get_blob(r, &config_desc.digest, config_desc.size, &mut |c| {
+                            v.extend_from_slice(c);
+                            Ok(())
+                        })
+                        .await
+                        .map(|_| v)
+                })
+                .await
+                .map_err(|e| {
+                    remote
+                        .explain(e)
+                        .within(format!("config of {r}, {} bytes", config_desc.size))
+                })?;
+            if Sha256Digest::of(&config_bytes).to_string() != config_desc.digest {
+                return Err(Error::DigestMismatch {
+                    context: format!("config of {r}"),
+                    expected: config_desc.digest.clone(),
+                    found: Sha256Digest::of(&config_bytes).to_string(),
+                });
+            }
+            let config: Value = serde_json::from_slice(&config_bytes).unwrap_or(Value::Null);
+            images.push(crate::inspect::summary(
+                platform,
+                manifest,
+                config_desc.digest.clone(),
+                &config,
+                refs.layers,
+            ));
+        }
+        Ok(crate::inspect::Tagged {
+            tag: r.tag.clone(),
+            tags: r.tag.clone().into_iter().collect(),
+            media_type,
+            digest,
+            images,
+        })
+    })
+}
