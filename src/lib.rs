@@ -5,7 +5,10 @@
 //! tree ([`tree`]), streamed as a deterministic tar ([`tar`]) through a
 //! hashing writer ([`digest`]) and a compressor ([`compress`]) into a blob
 //! ([`layout`]); the descriptors become the config, manifest and index
-//! documents ([`image`]) of an OCI image layout ([`build`]).
+//! documents ([`image`]) of an OCI image layout ([`build`]), whose names
+//! ([`tags`]) say which image each tag means. From a layout: [`verify`],
+//! [`inspect`], [`archive`], [`unpack`], and [`remote`] (push, pull, tag,
+//! exists, inspect of a registry; the only module that uses the network).
 
 pub mod archive;
 pub mod artifact;
