@@ -110,6 +110,15 @@ pub fn names(layout: &Path) -> Result<Vec<Named>> {
             == Some("true")
             && is_index(&d.media_type)
         {
+            if d.size > crate::verify::MAX_DOCUMENT {
+                return Err(Error::Invalid(format!(
+                    "{}: image index {} is {} bytes, more than the {} a document may have",
+                    layout.display(),
+                    d.digest,
+                    d.size,
+                    crate::verify::MAX_DOCUMENT
+                )));
+            }
             let bytes = read_blob_checked(&blobs, &d)?;
             let index: Refs = crate::spec::parse_json(layout, &bytes)?;
             for t in &tags {
