@@ -134,7 +134,7 @@ impl<'de> Deserialize<'de> for LayerRef {
             Value::String(s) => Ok(LayerRef::Dir(PathBuf::from(s))),
             v @ Value::Object(_) => from_value_at(v)
                 .map(|s| LayerRef::Inline(Box::new(s)))
-                .map_err(|e| D::Error::custom(at_path(".", &format!(".{e}")))),
+                .map_err(D::Error::custom),
             _ => Err(D::Error::custom(
                 "a layer is either a layer spec object or the path of a built layer directory",
             )),
@@ -393,49 +393,40 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Re
     if first.is_some_and(|b| *b != b'{') {
         return Err(Error::spec(path, "expected a JSON object ({ ... })"));
     }
+    // A document that does not fit is the spec's mistake, named at the
+    // path of the value at fault; malformed JSON is reported as such.
+    let error = |at: &str, source: serde_json::Error| match source.classify() {
+        serde_json::error::Category::Data => Error::spec(path, at_path(at, &source.to_string())),
+        _ => Error::Json {
+            path: path.to_owned(),
+            source,
+        },
+    };
     // serde keeps the last of two equal keys wherever a value passes
     // through `serde_json::Value` (file entries, inline layers, closure,
     // extraConfig), so duplicates are looked for first, at every level.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
-        .and_then(|()| de.end())
-        .map_err(|source| match source.classify() {
-            serde_json::error::Category::Data => Error::spec(path, source.to_string()),
-            _ => Error::Json {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+    duplicate_keys(bytes).map_err(|e| error("", e))?;
     // The path of the value at fault (`layers[0].files[1].uid`) leads the
     // message: serde alone gives only a line and column.
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
-        let source = e.into_inner();
-        match source.classify() {
-            serde_json::error::Category::Data => {
-                Error::spec(path, at_path(&at, &source.to_string()))
-            }
-            _ => Error::Json {
-                path: path.to_owned(),
-                source,
-            },
-        }
+        error(&at, e.into_inner())
     })?;
-    de.end().map_err(|source| Error::Json {
-        path: path.to_owned(),
-        source,
-    })?;
+    de.end().map_err(|e| error("", e))?;
     Ok(value)
 }
 
 /// `Err` naming the key and where, when an object of the JSON document
 /// `bytes` has a key twice (or when it is not JSON).
 pub fn check_duplicate_keys(bytes: &[u8]) -> std::result::Result<(), String> {
+    duplicate_keys(bytes).map_err(|e| e.to_string())
+}
+
+fn duplicate_keys(bytes: &[u8]) -> std::result::Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
         .and_then(|()| de.end())
-        .map_err(|e| e.to_string())
 }
 
 /// Walks a JSON document, refusing an object that has a key twice; `at`
