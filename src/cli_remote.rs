@@ -250,7 +250,13 @@ pub fn layout_arg(arg: &str) -> Result<(PathBuf, Option<String>)> {
 /// Docker's defaults apply (`nginx` is `docker.io/library/nginx:latest`),
 /// except to a bare name that is a local path: the user meant the layout.
 pub fn reference_arg(arg: &str) -> Result<Reference> {
-    let r = Reference::parse(arg)?;
+    reference_arg_as(arg, Reference::parse)
+}
+
+/// [`reference_arg`], parsed by `parse` (e.g. without Docker's default
+/// tag).
+fn reference_arg_as(arg: &str, parse: fn(&str) -> nixoci::Result<Reference>) -> Result<Reference> {
+    let r = parse(arg)?;
     if !names_a_registry(arg) && split_tag(arg).is_ok_and(|(dir, _)| dir.exists()) {
         anyhow::bail!(
             "{arg:?} is a local directory, but a registry reference is expected here; \
@@ -262,12 +268,9 @@ pub fn reference_arg(arg: &str) -> Result<Reference> {
 
 pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let mut target = reference_arg(&a.reference)?;
     // No tag (nor digest) in the destination: every tag the layout gives
-    // the image.
-    if target.digest.is_none() && !nixoci::reference::Reference::names_a_tag(&a.reference) {
-        target.tag = None;
-    }
+    // the image, so Docker's default `latest` is not filled in.
+    let target = reference_arg_as(&a.reference, Reference::parse_as_written)?;
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
     let bars = Arc::new(TransferBars::new(a.output.quiet));

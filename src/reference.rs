@@ -24,6 +24,17 @@ pub const DOCKER_HUB: &str = "docker.io";
 impl Reference {
     /// Parse a reference; see the module documentation for the forms.
     pub fn parse(text: &str) -> Result<Reference> {
+        let mut r = Self::parse_as_written(text)?;
+        if r.tag.is_none() && r.digest.is_none() {
+            r.tag = Some("latest".to_owned());
+        }
+        Ok(r)
+    }
+
+    /// Parse a reference without Docker's default tag: `tag` is `None`
+    /// unless the text gives one (a push without a tag sets the layout's
+    /// own tags).
+    pub fn parse_as_written(text: &str) -> Result<Reference> {
         let bad = |part: &str, why: String| {
             Error::Invalid(format!("invalid image reference {text:?}: {part} {why}"))
         };
@@ -73,25 +84,12 @@ impl Reference {
         };
         validate_repository(&repository)
             .map_err(|why| bad(&format!("repository {repository:?}"), why))?;
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_owned())
-        } else {
-            tag
-        };
         Ok(Reference {
             registry,
             repository,
             tag,
             digest,
         })
-    }
-
-    /// Whether `text` gives a tag itself (`Reference::parse` fills in
-    /// `latest` when neither a tag nor a digest is given).
-    pub fn names_a_tag(text: &str) -> bool {
-        let rest = text.split_once('@').map_or(text, |(r, _)| r);
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        rest[last_slash..].contains(':')
     }
 
     /// The same repository with another tag and no digest.
