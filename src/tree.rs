@@ -86,7 +86,8 @@ pub const RELATIVE_WITHOUT_DESTINATION: &str = "a relative source needs a destin
 /// Implicit parent directories: 0755, root.
 const PARENT_MODE: u32 = 0o755;
 
-fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
+/// `parent/child` as layer-relative path bytes (`child` alone at the root).
+pub(crate) fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
     if parent.is_empty() {
         child.to_vec()
     } else {

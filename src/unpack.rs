@@ -435,11 +435,7 @@ impl Extract<'_> {
     fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
         for child in fs::read_dir(dir).at(dir)? {
             let child = child.at(dir)?;
-            let mut crel = rel.to_vec();
-            if !crel.is_empty() {
-                crel.push(b'/');
-            }
-            crel.extend_from_slice(child.file_name().as_bytes());
+            let crel = crate::tree::join(rel, child.file_name().as_bytes());
             let path = child.path();
             if !self.current.contains(&crel) {
                 Self::clear(&path)?;
@@ -503,11 +499,7 @@ impl Extract<'_> {
         }
         if let Some(name) = last.strip_prefix(b".wh.") {
             let target = dir_path.join(OsStr::from_bytes(name));
-            let mut trel = parent_rel.clone();
-            if !trel.is_empty() {
-                trel.push(b'/');
-            }
-            trel.extend_from_slice(name);
+            let trel = crate::tree::join(&parent_rel, name);
             if !self.current.contains(&trel) {
                 return Self::clear(&target);
             }
