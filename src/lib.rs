@@ -29,6 +29,7 @@ pub mod tags;
 pub mod tar;
 pub mod tree;
 pub mod unpack;
+pub mod untar;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -18,7 +18,7 @@ use crate::compress::Compression;
 use crate::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::image::*;
 use crate::layout::{read_limited, BlobDir};
-use crate::unpack::{Budget, EntryMeta, Limits};
+use crate::untar::{Budget, EntryMeta, Limits};
 use std::cell::Cell;
 use std::rc::Rc;
 

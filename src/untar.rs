@@ -1,0 +1,506 @@
+//! Reading tar layers as Go's `archive/tar` (and so umoci, podman and
+//! containerd) reads them, for `unpack` and `verify` alike: one entry's
+//! metadata with the PAX and GNU extensions applied (`EntryMeta`), its
+//! content with sparse maps and zero runs as holes, and the bounds every
+//! reader of a layer applies ([`Limits`], `Budget`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+
+use serde::Serialize;
+
+/// Bounds on reading layers: what one unpack may create, what `verify`
+/// reads of each layer.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_file_size: u64,
+    pub max_total_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 1_000_000,
+            max_file_size: 16 << 30,
+            max_total_size: 64 << 30,
+        }
+    }
+}
+
+/// A reader of uncompressed layer content that fails once more than
+/// `limit` bytes came through, counting in `used` (shared, so that the
+/// caller can tell a limit from damage, and count across layers).
+pub(crate) struct Budget<R> {
+    pub inner: R,
+    pub used: std::rc::Rc<std::cell::Cell<u64>>,
+    pub limit: u64,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Never ask for more than one byte past the limit.
+        let room = self.limit.saturating_sub(self.used.get()).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.used.set(self.used.get() + n as u64);
+        if self.used.get() > self.limit {
+            return Err(io::Error::other("past --max-total-size"));
+        }
+        Ok(n)
+    }
+}
+
+/// One tar entry's metadata, with the PAX (`x`) and GNU (`L`, `K`, `S`)
+/// extensions applied the way Go's `archive/tar` applies them (umoci reads
+/// layers with it), so that nixoci unpacks the same tree:
+///
+/// - size: a PAX `size` record overrides the header (files over 8 GiB are
+///   written that way); the `tar` crate positions the stream by it too.
+/// - path and link: a GNU long name (`L`) or link (`K`) first, then a
+///   non-empty PAX `path`/`linkpath`, then the header (an empty PAX value
+///   keeps the header's, as in Go); `GNU.sparse.name` of a PAX sparse file
+///   wins over all.
+/// - uid, gid, mtime: PAX records over the header (mtime to the
+///   nanosecond); base-256 header numbers are read.
+/// - a `\0`-typed entry whose name ends in `/` is a directory (old tar).
+/// - sparse files: the PAX formats `GNU.sparse.*` 0.0, 0.1 and 1.0 (the
+///   map in the records or ahead of the data) are written with holes;
+///   other `GNU.sparse` versions are plain data, as Go reads them. Old GNU
+///   sparse entries (`S`) are refused, as umoci refuses them.
+/// - any run of 4 KiB of zeros is written as a hole: the content is the
+///   same, and an 8 GiB sparse file takes no 8 GiB of disk.
+///
+/// Where Go would refuse the entry, or where the `tar` crate and Go could
+/// read it differently, the entry is refused rather than guessed at:
+/// malformed PAX records, a key given twice, numbers that do not parse,
+/// a base-256 size or time wider than 63 bits, an invalid sparse map, or a
+/// sparse file whose data does not match its map.
+pub(crate) struct EntryMeta {
+    pub path: Vec<u8>,
+    pub link: Option<Vec<u8>>,
+    pub kind: tar::EntryType,
+    /// The file's size as unpacked (a sparse file's logical size).
+    pub size: u64,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: (i64, u32),
+    /// A PAX-format sparse file's map, when it is one.
+    pub sparse: Option<PaxSparse>,
+}
+
+/// How a PAX-format sparse file's data is laid out.
+pub(crate) enum PaxSparse {
+    /// 0.0 and 0.1: the map `(offset, length)` is in the PAX records.
+    Records(Vec<(u64, u64)>),
+    /// 1.0: the map is at the start of the data.
+    InData,
+}
+
+fn pax_number(key: &str, v: &[u8]) -> std::result::Result<i64, String> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "its PAX {key} record {:?} is not a number",
+                String::from_utf8_lossy(v)
+            )
+        })
+}
+
+fn pax_unsigned(key: &str, v: &[u8]) -> std::result::Result<u64, String> {
+    let n = pax_number(key, v)?;
+    u64::try_from(n).map_err(|_| format!("its PAX {key} record is negative"))
+}
+
+/// A PAX time, `SECONDS[.FRACTION]` (Go's `parsePAXTime`).
+fn pax_time(v: &[u8]) -> std::result::Result<(i64, u32), String> {
+    let bad = || {
+        format!(
+            "its PAX mtime record {:?} is not a time",
+            String::from_utf8_lossy(v)
+        )
+    };
+    let s = std::str::from_utf8(v).map_err(|_| bad())?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+        return Err(bad());
+    }
+    let mut ns: u32 = 0;
+    for (i, b) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .enumerate()
+    {
+        ns += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    let negative = secs.starts_with('-');
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    if negative && ns > 0 {
+        // -1.5 is 1.5 s before the epoch: -2 s + 0.5 s.
+        return Ok((secs - 1, 1_000_000_000 - ns));
+    }
+    Ok((secs, ns))
+}
+
+/// A 12-byte header number in base-256 must fit 63 bits (as in Go); the
+/// `tar` crate would read only its last 8 bytes.
+fn check_wide_number(field: &[u8], what: &str) -> std::result::Result<(), String> {
+    if field[0] & 0x80 != 0
+        && (field[0] != 0x80
+            || field[1..field.len() - 8].iter().any(|b| *b != 0)
+            || field[field.len() - 8] & 0x80 != 0)
+    {
+        return Err(format!(
+            "its header {what} is a base-256 number that is negative or over 63 bits"
+        ));
+    }
+    Ok(())
+}
+
+impl EntryMeta {
+    /// Read the metadata of `entry`; `Err` says why it is refused.
+    pub fn read<R: Read>(entry: &mut tar::Entry<R>) -> std::result::Result<EntryMeta, String> {
+        let header = entry.header().clone();
+        let raw = header.as_bytes();
+        check_wide_number(&raw[124..136], "size")?;
+        check_wide_number(&raw[136..148], "mtime")?;
+        let mut records: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut sparse_pairs: Vec<Vec<u8>> = Vec::new();
+        if let Some(exts) = entry.pax_extensions().map_err(|e| e.to_string())? {
+            for ext in exts {
+                let ext = ext.map_err(|_| "its PAX header holds a malformed record".to_owned())?;
+                let key = ext
+                    .key()
+                    .map_err(|_| "its PAX header has a key that is not UTF-8".to_owned())?;
+                let value = ext.value_bytes();
+                if key.is_empty() {
+                    return Err("its PAX header has a record with an empty key".into());
+                }
+                if key == "GNU.sparse.offset" || key == "GNU.sparse.numbytes" {
+                    // 0.0: pairs, in order (Go's parsePAX).
+                    let want = if sparse_pairs.len() % 2 == 0 {
+                        "GNU.sparse.offset"
+                    } else {
+                        "GNU.sparse.numbytes"
+                    };
+                    if key != want || value.contains(&b',') {
+                        return Err(
+                            "its PAX GNU.sparse.offset/numbytes records are out of order".into(),
+                        );
+                    }
+                    sparse_pairs.push(value.to_vec());
+                    continue;
+                }
+                if records.insert(key.to_owned(), value.to_vec()).is_some() {
+                    return Err(format!(
+                        "its PAX header gives {key:?} twice (readers disagree on which counts)"
+                    ));
+                }
+            }
+        }
+        if !sparse_pairs.is_empty() {
+            if records.contains_key("GNU.sparse.map") {
+                return Err("its PAX header gives a sparse map twice".into());
+            }
+            records.insert("GNU.sparse.map".into(), sparse_pairs.join(&b','));
+        }
+        let rec = |k: &str| records.get(k).filter(|v| !v.is_empty());
+
+        // Size: the tar crate has positioned the stream by the PAX size
+        // when it parses; one that does not parse is refused (Go refuses it,
+        // the tar crate would fall back to the header).
+        if let Some(v) = rec("size") {
+            let n = pax_unsigned("size", v)?;
+            if n != entry.size() {
+                return Err(format!(
+                    "its PAX size record says {n} bytes but the archive is read as {}",
+                    entry.size()
+                ));
+            }
+        }
+        let mut size = entry.size();
+        let mut kind = header.entry_type();
+        if kind == tar::EntryType::GNUSparse {
+            // Go reads these, but umoci (and the Go-based runtimes: podman,
+            // containerd) refuse the type: a layer holding one is not
+            // portable.
+            return Err("it is an old GNU sparse file (type 'S'), which umoci and container runtimes refuse; write the layer with PAX sparse files (GNU tar --posix) or without --sparse".into());
+        }
+        if kind == tar::EntryType::Continuous {
+            // A contiguous file is a regular file to every reader.
+            kind = tar::EntryType::Regular;
+        }
+
+        let mut path = entry.path_bytes().into_owned();
+        if path.is_empty() {
+            path = match rec("path") {
+                Some(p) => p.clone(),
+                None => header.path_bytes().into_owned(),
+            };
+        }
+        if raw[156] == 0 && path.ends_with(b"/") {
+            kind = tar::EntryType::Directory;
+        }
+        let mut link = entry.link_name_bytes().map(|l| l.into_owned());
+        if link.as_ref().is_none_or(|l| l.is_empty()) {
+            link = rec("linkpath")
+                .cloned()
+                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        }
+        // Go's archive/tar reads no content for these types, whatever size
+        // they declare, and takes the next block as the next header; the
+        // tar crate skips the declared bytes. Entries hidden in between
+        // would be seen by umoci and podman but not here: refused.
+        if matches!(
+            kind,
+            tar::EntryType::Directory
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+                | tar::EntryType::Char
+                | tar::EntryType::Block
+                | tar::EntryType::Fifo
+        ) && entry.size() > 0
+        {
+            return Err(format!(
+                "a {kind:?} entry that declares {} bytes of content: Go's archive/tar (umoci, podman) reads none and takes them as further entries, other readers skip them",
+                entry.size()
+            ));
+        }
+        let uid = match rec("uid") {
+            Some(v) => pax_unsigned("uid", v)?,
+            None => header.uid().map_err(|e| e.to_string())?,
+        };
+        let gid = match rec("gid") {
+            Some(v) => pax_unsigned("gid", v)?,
+            None => header.gid().map_err(|e| e.to_string())?,
+        };
+        let mtime = match rec("mtime") {
+            Some(v) => pax_time(v)?,
+            None => (header.mtime().map_err(|e| e.to_string())? as i64, 0),
+        };
+
+        // PAX sparse formats (Go's readGNUSparsePAXHeaders).
+        let major = records.get("GNU.sparse.major").map(Vec::as_slice);
+        let minor = records.get("GNU.sparse.minor").map(Vec::as_slice);
+        let version = match (major, minor) {
+            (Some(b"0"), Some(b"0" | b"1")) => Some(false),
+            (Some(b"1"), Some(b"0")) => Some(true),
+            (Some(_), _) | (_, Some(_)) => None, // unknown: plain data, as in Go
+            (None, None) if rec("GNU.sparse.map").is_some() => Some(false),
+            (None, None) => None,
+        };
+        let sparse = match version {
+            None => None,
+            Some(_) if !kind.is_file() => {
+                return Err("it carries a GNU sparse map but is not a regular file".into())
+            }
+            Some(in_data) => {
+                if let Some(name) = rec("GNU.sparse.name") {
+                    path = name.clone();
+                }
+                if let Some(v) = rec("GNU.sparse.size").or_else(|| rec("GNU.sparse.realsize")) {
+                    size = pax_unsigned("GNU.sparse.size", v)?;
+                }
+                if in_data {
+                    Some(PaxSparse::InData)
+                } else {
+                    let n = pax_unsigned(
+                        "GNU.sparse.numblocks",
+                        records.get("GNU.sparse.numblocks").map_or(&b""[..], |v| v),
+                    )?;
+                    let map = rec("GNU.sparse.map").map_or(&b""[..], |v| v);
+                    let nums: Vec<&[u8]> = if map.is_empty() {
+                        Vec::new()
+                    } else {
+                        map.split(|b| *b == b',').collect()
+                    };
+                    if nums.len() as u64 != n.saturating_mul(2) {
+                        return Err(format!(
+                            "its GNU sparse map has {} numbers for {n} blocks",
+                            nums.len()
+                        ));
+                    }
+                    let mut pairs = Vec::new();
+                    for p in nums.chunks(2) {
+                        pairs.push((
+                            pax_unsigned("GNU.sparse.map", p[0])?,
+                            pax_unsigned("GNU.sparse.map", p[1])?,
+                        ));
+                    }
+                    Some(PaxSparse::Records(pairs))
+                }
+            }
+        };
+        Ok(EntryMeta {
+            path,
+            link,
+            kind,
+            size,
+            uid,
+            gid,
+            mtime,
+            sparse,
+        })
+    }
+
+    /// Read the entry's content and write it to `out` (or nowhere, to
+    /// check it), zero runs and sparse holes as holes.
+    pub fn copy_content<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        out: Option<&mut File>,
+    ) -> std::result::Result<(), String> {
+        let mut w = HoleWriter { out, file_pos: 0 };
+        let damaged = |e: io::Error| format!("damaged: {e}");
+        let map = match &self.sparse {
+            None => {
+                let n = w.copy(&mut *entry, 0, self.size).map_err(damaged)?;
+                if n != self.size {
+                    return Err(format!("it declares {} bytes but holds {n}", self.size));
+                }
+                return w.finish(self.size).map_err(damaged);
+            }
+            Some(PaxSparse::Records(map)) => map.clone(),
+            Some(PaxSparse::InData) => read_sparse_map_1_0(&mut *entry)?,
+        };
+        let mut end = 0u64;
+        for &(off, len) in &map {
+            let stop = off
+                .checked_add(len)
+                .filter(|e| {
+                    *e <= self.size && off >= end && off <= i64::MAX as u64 && *e <= i64::MAX as u64
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "its GNU sparse map is invalid (block {off}+{len} of a {} byte file)",
+                        self.size
+                    )
+                })?;
+            let n = w.copy(&mut *entry, off, len).map_err(damaged)?;
+            if n != len {
+                return Err("its sparse data is shorter than its map says".into());
+            }
+            end = stop;
+        }
+        let mut extra = [0u8; 1];
+        if entry.read(&mut extra).map_err(damaged)? != 0 {
+            return Err("it holds more sparse data than its map says".into());
+        }
+        w.finish(self.size).map_err(damaged)
+    }
+}
+
+/// The map ahead of a PAX 1.0 sparse file's data: decimal numbers, one a
+/// line, the count first, read in whole 512-byte blocks (Go's
+/// `readGNUSparseMap1x0`: a block is read only when the next number is not
+/// complete yet).
+fn read_sparse_map_1_0<R: Read>(r: &mut R) -> std::result::Result<Vec<(u64, u64)>, String> {
+    fn next<R: Read>(
+        r: &mut R,
+        buf: &mut Vec<u8>,
+        pos: &mut usize,
+    ) -> std::result::Result<u64, String> {
+        loop {
+            if let Some(nl) = buf[*pos..].iter().position(|b| *b == b'\n') {
+                let token = &buf[*pos..*pos + nl];
+                *pos += nl + 1;
+                return pax_unsigned("GNU sparse map", token);
+            }
+            let mut block = [0u8; 512];
+            r.read_exact(&mut block)
+                .map_err(|_| "its GNU sparse map ends early".to_owned())?;
+            buf.extend_from_slice(&block);
+        }
+    }
+    let (mut buf, mut pos) = (Vec::new(), 0);
+    let n = next(r, &mut buf, &mut pos)?;
+    let mut map = Vec::new();
+    for _ in 0..n {
+        let off = next(r, &mut buf, &mut pos)?;
+        let len = next(r, &mut buf, &mut pos)?;
+        map.push((off, len));
+    }
+    Ok(map)
+}
+
+/// Writes file content, seeking over 4 KiB runs of zeros so that they
+/// become holes (the content read back is the same).
+struct HoleWriter<'a> {
+    out: Option<&'a mut File>,
+    file_pos: u64,
+}
+
+static ZEROS: [u8; 4096] = [0; 4096];
+
+impl HoleWriter<'_> {
+    /// Copy up to `len` bytes from `r` to offset `at`; returns the count.
+    fn copy(&mut self, r: &mut impl Read, mut at: u64, len: u64) -> io::Result<u64> {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut done = 0;
+        let mut r = r.take(len);
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(done),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            done += n as u64;
+            if let Some(out) = self.out.as_deref_mut() {
+                for chunk in buf[..n].chunks(ZEROS.len()) {
+                    if chunk != &ZEROS[..chunk.len()] {
+                        if self.file_pos != at {
+                            out.seek(io::SeekFrom::Start(at))?;
+                        }
+                        out.write_all(chunk)?;
+                        self.file_pos = at + chunk.len() as u64;
+                    }
+                    at += chunk.len() as u64;
+                }
+            }
+        }
+    }
+
+    /// The file's length is `size` (what was not written is a hole).
+    fn finish(self, size: u64) -> io::Result<()> {
+        match self.out {
+            Some(out) => out.set_len(size),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_as_go_reads_them() {
+        assert_eq!(pax_time(b"1234567890"), Ok((1234567890, 0)));
+        assert_eq!(pax_time(b"1234567890.5"), Ok((1234567890, 500_000_000)));
+        assert_eq!(pax_time(b"1.0000000019"), Ok((1, 1)));
+        assert_eq!(pax_time(b"-1.5"), Ok((-2, 500_000_000)));
+        assert!(pax_time(b"1.").is_err());
+        assert!(pax_time(b"1.x").is_err());
+        assert!(pax_time(b"").is_err());
+    }
+
+    #[test]
+    fn wide_base256_numbers_are_refused() {
+        let mut f = [0u8; 12];
+        f[0] = 0x80;
+        f[11] = 5;
+        assert!(check_wide_number(&f, "size").is_ok());
+        f[3] = 1;
+        assert!(check_wide_number(&f, "size").is_err());
+        let mut neg = [0xffu8; 12];
+        neg[11] = 0xfe;
+        assert!(check_wide_number(&neg, "size").is_err());
+        assert!(check_wide_number(b"00000000012\0", "size").is_ok());
+    }
+}
