@@ -18,6 +18,7 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod inspect;
+pub mod json;
 pub mod layout;
 pub mod nix;
 pub mod pargz;
@@ -30,6 +31,7 @@ pub mod tar;
 pub mod tree;
 pub mod unpack;
 pub mod untar;
+pub mod validate;
 pub mod verify;
 
 pub use error::{Error, Result};

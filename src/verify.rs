@@ -252,7 +252,7 @@ impl Verifier {
         }
         // The schema check reports; the walk below goes on wherever the
         // document can still be read, so that every problem is found.
-        if let Err(m) = document(bytes).and_then(|d| crate::image::validate_index(&d)) {
+        if let Err(m) = document(bytes).and_then(|d| crate::validate::validate_index(&d)) {
             self.problem(format!("{what}: not a valid OCI image index: {m}"));
         } else if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
             self.problem(format!("{what}: not a valid OCI image index: {e}"));
@@ -325,7 +325,7 @@ impl Verifier {
             return;
         };
         let what = format!("{what} manifest {}", short(&desc.digest));
-        if let Err(m) = document(&bytes).and_then(|d| crate::image::validate_manifest(&d)) {
+        if let Err(m) = document(&bytes).and_then(|d| crate::validate::validate_manifest(&d)) {
             return self.problem(format!("{what}: not a valid OCI image manifest: {m}"));
         }
         if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) {
@@ -357,7 +357,7 @@ impl Verifier {
         }
         let config_what = format!("{what} config");
         let config: Option<ConfigDoc> = self.read_doc(&doc.config, &config_what).and_then(|b| {
-            if let Err(m) = document(&b).and_then(|d| crate::image::validate_config(&d)) {
+            if let Err(m) = document(&b).and_then(|d| crate::validate::validate_config(&d)) {
                 self.problem(format!("{config_what}: not a valid OCI image config: {m}"));
                 return None;
             }
