@@ -53,18 +53,12 @@ fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
 /// under one tag is listed once, and the walk stops with an error past
 /// `image::MAX_INDEX_NODES` descriptors.
 pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
-    if !dir.join("oci-layout").exists() {
-        return Err(Error::Invalid(format!(
-            "{}: not an OCI image layout (no oci-layout file)",
-            dir.display()
-        )));
-    }
     let blobs = BlobDir::new(dir);
-    let index: Refs = read_json(&dir.join("index.json"))?;
-    let names = crate::tags::names(dir)?;
+    let entries = crate::tags::entries(dir)?;
+    let names = crate::tags::names_of_entries(dir, &entries)?;
     let mut out = Vec::new();
     let mut nodes = 0;
-    for desc in &index.manifests {
+    for desc in &entries {
         out.push(describe(
             &blobs,
             desc,

@@ -94,9 +94,14 @@ pub fn entries(layout: &Path) -> Result<Vec<Descriptor>> {
 /// Every name `layout` gives, in order: each `index.json` descriptor's
 /// tags, then, for an index with platform tags, each platform's names.
 pub fn names(layout: &Path) -> Result<Vec<Named>> {
+    names_of_entries(layout, &entries(layout)?)
+}
+
+/// [`names`], for `index.json` descriptors already read ([`entries`]).
+pub fn names_of_entries(layout: &Path, entries: &[Descriptor]) -> Result<Vec<Named>> {
     let blobs = BlobDir::new(layout);
     let mut out: Vec<Named> = Vec::new();
-    for d in entries(layout)? {
+    for d in entries.iter().cloned() {
         let tags = tags_of(&d);
         for t in &tags {
             out.push(Named {
