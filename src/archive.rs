@@ -12,10 +12,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::compress::Compression;
-use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
-use crate::image::*;
-use crate::layout::{parse_digest, read_blob_checked, BlobDir, OCI_LAYOUT};
+use crate::image::index_document;
+use crate::layout::{read_blob_checked, BlobDir, OCI_LAYOUT};
+use crate::oci::descriptor::*;
+use crate::oci::digest::HashReader;
+use crate::oci::json::canonical_json;
+use crate::oci::media_type::*;
 
 /// Which archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +104,7 @@ pub fn image_names(layout: &Path, tags: &[String], name: Option<&str>) -> Result
 /// A name must parse as a tagged reference (registry defaults apply only
 /// when pushing).
 fn check_name(full: String) -> Result<String> {
-    let r = crate::reference::Reference::parse(&full)
+    let r = crate::oci::reference::Reference::parse(&full)
         .map_err(|e| Error::Invalid(format!("image name {full:?} is not usable: {e}")))?;
     if r.digest.is_some() {
         return Err(Error::Invalid(format!(
@@ -159,7 +162,7 @@ pub fn archive(
     };
     let names = image_names(layout, &tags, name)?;
     let blobs = BlobDir::new(layout);
-    let mtime = crate::tar::default_mtime()?;
+    let mtime = crate::oci::time::default_mtime()?;
 
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -221,7 +224,7 @@ pub fn archive(
 /// A manifest or index blob, checked and parsed.
 fn doc(blobs: &BlobDir, d: &Descriptor) -> Result<Refs> {
     let bytes = read_blob_checked(blobs, d)?;
-    crate::spec::parse_json(&blobs.path(&parse_digest(&d.digest, "descriptor")?), &bytes)
+    crate::oci::json::parse_json(&blobs.path(&parse_digest(&d.digest, "descriptor")?), &bytes)
 }
 
 /// Copy a blob into the archive, checking its digest and size as it goes.

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{HashWriter, Sha256Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::image::{
-    self, config_document, index_document, manifest_document, Descriptor, Platform,
-    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
-};
-use crate::layout::{descriptor, parse_digest, read_json, BlobDir, Staging, OCI_LAYOUT};
+use crate::image::{config_document, index_document, manifest_document};
+use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
+use crate::oci::descriptor::{descriptor, parse_digest, Descriptor, Platform, ANNOTATION_REF_NAME};
+use crate::oci::digest::{HashWriter, Sha256Digest};
+use crate::oci::json::{canonical_json, read_json};
+use crate::oci::media_type::{MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 use crate::tags;
@@ -259,7 +259,7 @@ pub fn write_layer(
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
 
-    let mtime = crate::tar::default_mtime()?;
+    let mtime = crate::oci::time::default_mtime()?;
     progress.layer_start(index, tree.content_bytes());
     let writer = blobs.writer()?;
     let out_err = |e| Error::io("(layer blob)", e);
@@ -505,7 +505,7 @@ fn write_index(
         for t in tags {
             for m in manifests {
                 let name = tags::platform_tag(t, &m.platform);
-                spec::validate_tag(&name)?;
+                crate::oci::reference::validate_tag(&name)?;
                 if tags.contains(&name) {
                     return Err(Error::Invalid(format!(
                         "the tag {name:?} is also the platform tag of {t:?} for {}; rename one, or leave platformTags off",
@@ -522,7 +522,7 @@ fn write_index(
     staging.write_file("oci-layout", OCI_LAYOUT)?;
     staging.write_file(
         "index.json",
-        &image::canonical_json(&index_document(
+        &canonical_json(&index_document(
             &tagged,
             // No index blob for one manifest: its annotations go here.
             if manifests.len() == 1 {
@@ -551,7 +551,7 @@ pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> 
         &ctx,
         &at,
     )?;
-    staging.write_file(LAYER_JSON, &image::canonical_json(&info))?;
+    staging.write_file(LAYER_JSON, &canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -585,7 +585,7 @@ pub fn config(
     }
     let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_config(spec, spec_path, &staging.blobs(), false, &ctx)?;
-    staging.write_file(CONFIG_JSON, &image::canonical_json(&info))?;
+    staging.write_file(CONFIG_JSON, &canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -601,7 +601,7 @@ pub fn manifest(
     refuse_tags(spec, spec_path)?;
     let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_image(spec, spec_path, &staging.blobs(), false, &ctx)?;
-    staging.write_file(MANIFEST_JSON, &image::canonical_json(&info))?;
+    staging.write_file(MANIFEST_JSON, &canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }

@@ -209,7 +209,7 @@ fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
         platform: a
             .platform
             .as_deref()
-            .map(nixoci::remote::parse_platform)
+            .map(str::parse::<nixoci::oci::Platform>)
             .transpose()?,
         force: a.force,
     };
@@ -254,7 +254,7 @@ fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let platform = a
         .platform
         .as_deref()
-        .map(nixoci::remote::parse_platform)
+        .map(str::parse::<nixoci::oci::Platform>)
         .transpose()?;
     let report = nixoci::archive::archive(
         &layout,

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nixoci::inspect::human_size;
+use nixoci::oci::reference::Reference;
 use nixoci::progress::Progress;
-use nixoci::reference::Reference;
 use nixoci::remote::auth::{Credentials, Secret};
 use nixoci::remote::{self, RemoteOptions};
 use nixoci::verify::short;
@@ -309,7 +309,7 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let platform = a
         .platform
         .as_deref()
-        .map(remote::parse_platform)
+        .map(str::parse::<nixoci::oci::Platform>)
         .transpose()?;
     let opts = a.remote.options()?;
     let bars = Arc::new(TransferBars::new(a.output.quiet));

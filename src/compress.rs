@@ -66,15 +66,15 @@ impl Compression {
     /// The OCI media type of a layer compressed this way.
     pub fn layer_media_type(self) -> &'static str {
         match self {
-            Compression::Gzip => crate::image::MEDIA_TYPE_LAYER_GZIP,
-            Compression::Zstd => crate::image::MEDIA_TYPE_LAYER_ZSTD,
-            Compression::None => crate::image::MEDIA_TYPE_LAYER,
+            Compression::Gzip => crate::oci::media_type::MEDIA_TYPE_LAYER_GZIP,
+            Compression::Zstd => crate::oci::media_type::MEDIA_TYPE_LAYER_ZSTD,
+            Compression::None => crate::oci::media_type::MEDIA_TYPE_LAYER,
         }
     }
 
     /// The compression a layer media type implies, if nixoci knows it.
     pub fn from_layer_media_type(media_type: &str) -> Option<Self> {
-        use crate::image::*;
+        use crate::oci::media_type::*;
         match media_type {
             MEDIA_TYPE_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(Compression::Gzip),
             MEDIA_TYPE_LAYER_ZSTD => Some(Compression::Zstd),

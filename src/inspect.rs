@@ -8,8 +8,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::image::*;
-use crate::layout::{parse_digest, read_json, BlobDir};
+use crate::layout::BlobDir;
+use crate::oci::descriptor::*;
+use crate::oci::json::read_json;
+use crate::oci::media_type::*;
 
 /// One tag (or untagged descriptor) of the layout.
 #[derive(Debug, Serialize)]

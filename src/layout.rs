@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::image::{canonical_json, Descriptor};
+use crate::oci::descriptor::parse_digest;
+use crate::oci::descriptor::{descriptor, Descriptor};
+use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
+use crate::oci::json::{canonical_json, read_limited};
 
 /// The content of `oci-layout`.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -412,29 +414,12 @@ impl Write for BlobWriter {
     }
 }
 
-/// A descriptor with no platform or annotations.
-pub fn descriptor(media_type: &str, digest: &Sha256Digest, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_owned(),
-        digest: digest.to_string(),
-        size,
-        platform: None,
-        annotations: Default::default(),
-    }
-}
-
-/// Parse a descriptor's digest, naming `what` when it is malformed.
-pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
-    Sha256Digest::parse(digest).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{what}: digest {digest:?} is not of the form sha256:<64 lowercase hex digits>"
-        ))
-    })
-}
-
 /// A blob of at most its descriptor's size, checked against its digest
 /// (for the documents: manifests, indexes, configs).
-pub fn read_blob_checked(blobs: &BlobDir, d: &crate::image::Descriptor) -> Result<Vec<u8>> {
+pub fn read_blob_checked(
+    blobs: &BlobDir,
+    d: &crate::oci::descriptor::Descriptor,
+) -> Result<Vec<u8>> {
     let digest = parse_digest(&d.digest, "descriptor")?;
     let path = blobs.path(&digest);
     let bytes = read_limited(&path, d.size)?;
@@ -447,50 +432,6 @@ pub fn read_blob_checked(blobs: &BlobDir, d: &crate::image::Descriptor) -> Resul
         });
     }
     Ok(bytes)
-}
-
-/// The largest JSON document nixoci reads from a layout or a building
-/// block's output (OCI documents are far smaller; `layer.json` lists store
-/// paths).
-pub const MAX_JSON: u64 = 64 << 20;
-
-/// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
-/// device, a symlink to `/dev/zero`, a huge file) is refused before it is
-/// read, so untrusted layouts cannot make a reader hang or exhaust memory.
-pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).at(path)?;
-    if !meta.is_file() {
-        return Err(Error::Invalid(format!(
-            "{}: not a regular file",
-            path.display()
-        )));
-    }
-    if meta.len() > max {
-        return Err(Error::Invalid(format!(
-            "{}: {} bytes, more than the {max} this document may have",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    io::Read::read_to_end(
-        &mut io::Read::take(File::open(path).at(path)?, max + 1),
-        &mut bytes,
-    )
-    .at(path)?;
-    if bytes.len() as u64 > max {
-        return Err(Error::Invalid(format!(
-            "{}: grew past {max} bytes while read",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
-/// Read and parse a JSON file (at most [`MAX_JSON`] bytes).
-pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
-    let bytes = read_limited(path, MAX_JSON)?;
-    crate::spec::parse_json(path, &bytes)
 }
 
 #[cfg(test)]

@@ -14,16 +14,14 @@ pub mod archive;
 pub mod artifact;
 pub mod build;
 pub mod compress;
-pub mod digest;
 pub mod error;
 pub mod image;
 pub mod inspect;
-pub mod json;
 pub mod layout;
 pub mod nix;
+pub mod oci;
 pub mod pargz;
 pub mod progress;
-pub mod reference;
 pub mod remote;
 pub mod spec;
 pub mod tags;
@@ -31,7 +29,8 @@ pub mod tar;
 pub mod tree;
 pub mod unpack;
 pub mod untar;
-pub mod validate;
 pub mod verify;
 
 pub use error::{Error, Result};
+/// The digest types, where they have always been.
+pub use oci::digest;

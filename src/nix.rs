@@ -166,6 +166,6 @@ pub struct BuilderAttrs {
 /// Read the builder attrs of the running Nix build.
 pub fn builder_attrs() -> Result<(PathBuf, BuilderAttrs)> {
     let path = attrs_path()?;
-    let attrs: BuilderAttrs = crate::layout::read_json(&path)?;
+    let attrs: BuilderAttrs = crate::oci::json::read_json(&path)?;
     Ok((path, attrs))
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::compress::Compression;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
+use crate::oci::json::{at_path, parse_json};
+use crate::oci::reference::validate_tag;
 
 /// What goes into one layer.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -245,7 +247,7 @@ pub struct ImageSpec {
     /// Merged (recursively for objects) into the config document last: any
     /// OCI config field nixoci has no dedicated setting for.
     #[serde(default)]
-    pub extra_config: Option<crate::image::JsonObject>,
+    pub extra_config: Option<crate::oci::json::JsonObject>,
     /// A directory written by `nixoci config`: its config and layers are
     /// used, and the settings above (layers, platform, config) must be unset.
     #[serde(default)]
@@ -257,7 +259,7 @@ pub struct ImageSpec {
     /// `subject`); may not set `schemaVersion`, `mediaType`, `config` or
     /// `layers`.
     #[serde(default)]
-    pub extra_manifest: Option<crate::image::JsonObject>,
+    pub extra_manifest: Option<crate::oci::json::JsonObject>,
     /// Tags (`org.opencontainers.image.ref.name`). Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -310,7 +312,7 @@ pub struct LayoutSpec {
     pub annotations: BTreeMap<String, String>,
     /// Merged into `index.json` last (e.g. its `annotations`).
     #[serde(default)]
-    pub extra_index: Option<crate::image::JsonObject>,
+    pub extra_index: Option<crate::oci::json::JsonObject>,
     /// With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
     /// in `index.json`, for tools that cannot choose a platform from an
     /// index (umoci 0.4).
@@ -339,18 +341,6 @@ fn from_value_at<T: serde::de::DeserializeOwned>(v: Value) -> std::result::Resul
         let at = e.path().to_string();
         at_path(&at, &e.into_inner().to_string())
     })
-}
-
-/// `message` (which may itself start with a path, `[0].uid: ...` or
-/// `.files[0]: ...`, from a nested value) placed at the path `at`.
-fn at_path(at: &str, message: &str) -> String {
-    if at.is_empty() || at == "." {
-        message.trim_start_matches('.').to_owned()
-    } else if message.starts_with(['[', '.']) {
-        format!("{at}{message}")
-    } else {
-        format!("{at}: {message}")
-    }
 }
 
 /// The `files` list, each entry from a JSON object only (see [`object`]).
@@ -385,135 +375,6 @@ pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     parse_json(path, &bytes)
 }
 
-/// Parse a JSON document read from `path`, telling malformed JSON from JSON
-/// that does not fit the expected shape.
-pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Result<T> {
-    // Documents are objects; a top-level array would be read positionally.
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') {
-        return Err(Error::spec(path, "expected a JSON object ({ ... })"));
-    }
-    // A document that does not fit is the spec's mistake, named at the
-    // path of the value at fault; malformed JSON is reported as such.
-    let error = |at: &str, source: serde_json::Error| match source.classify() {
-        serde_json::error::Category::Data => Error::spec(path, at_path(at, &source.to_string())),
-        _ => Error::Json {
-            path: path.to_owned(),
-            source,
-        },
-    };
-    // serde keeps the last of two equal keys wherever a value passes
-    // through `serde_json::Value` (file entries, inline layers, closure,
-    // extraConfig), so duplicates are looked for first, at every level.
-    duplicate_keys(bytes).map_err(|e| error("", e))?;
-    // The path of the value at fault (`layers[0].files[1].uid`) leads the
-    // message: serde alone gives only a line and column.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        error(&at, e.into_inner())
-    })?;
-    de.end().map_err(|e| error("", e))?;
-    Ok(value)
-}
-
-/// `Err` naming the key and where, when an object of the JSON document
-/// `bytes` has a key twice (or when it is not JSON).
-pub fn check_duplicate_keys(bytes: &[u8]) -> std::result::Result<(), String> {
-    duplicate_keys(bytes).map_err(|e| e.to_string())
-}
-
-fn duplicate_keys(bytes: &[u8]) -> std::result::Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
-        .and_then(|()| de.end())
-}
-
-/// Walks a JSON document, refusing an object that has a key twice; `at`
-/// is where the value is (`layers[0].files[1]`, empty at the top).
-struct NoDuplicateKeys<'a> {
-    at: &'a str,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<(), A::Error> {
-        use serde::de::Error as _;
-        let mut seen = std::collections::BTreeSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let at = if self.at.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.at)
-            };
-            if seen.contains(&key) {
-                let place = if self.at.is_empty() {
-                    "at the top level".to_owned()
-                } else {
-                    format!("in {}", self.at)
-                };
-                return Err(A::Error::custom(format!(
-                    "duplicate key {key:?} {place}: each key may appear once in an object"
-                )));
-            }
-            map.next_value_seed(NoDuplicateKeys { at: &at })?;
-            seen.insert(key);
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<(), A::Error> {
-        let mut i = 0usize;
-        loop {
-            let at = format!("{}[{i}]", self.at);
-            if seq
-                .next_element_seed(NoDuplicateKeys { at: &at })?
-                .is_none()
-            {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> std::result::Result<(), E> {
-        Ok(())
-    }
-}
-
 /// The directory relative paths in the spec at `spec_path` are resolved
 /// against (the working directory for a spec read from standard input).
 pub fn base_dir(spec_path: &Path) -> PathBuf {
@@ -532,61 +393,6 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
         path.to_owned()
     } else {
         base.join(path)
-    }
-}
-
-/// A destination path in an image, checked: absolute, normalised, no `..`,
-/// no empty or `.` component, no NUL. Returns the components joined by `/`
-/// without the leading slash (empty for `/`) and whether it ended in `/`.
-pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
-    let bad = |reason: &str| Error::Destination {
-        destination: dest.to_owned(),
-        reason: reason.to_owned(),
-    };
-    if dest.contains('\0') {
-        return Err(bad("it contains a NUL byte"));
-    }
-    let rest = dest
-        .strip_prefix('/')
-        .ok_or_else(|| bad("destinations must be absolute (start with /)"))?;
-    if rest.is_empty() {
-        return Ok((String::new(), true));
-    }
-    let trailing = rest.ends_with('/');
-    let body = rest.strip_suffix('/').unwrap_or(rest);
-    for comp in body.split('/') {
-        match comp {
-            "" => return Err(bad("it has an empty component (//)")),
-            c if c.len() > 255 => {
-                return Err(bad(
-                    "a component is longer than 255 bytes, the limit of Linux file systems",
-                ))
-            }
-            "." => return Err(bad("it has a '.' component; write the normalised path")),
-            ".." => return Err(bad("'..' is not allowed in a destination")),
-            _ => {}
-        }
-    }
-    Ok((body.to_owned(), trailing))
-}
-
-/// Tags follow the distribution spec's grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn validate_tag(tag: &str) -> Result<()> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "invalid tag {tag:?}: a tag is 1-128 characters of [A-Za-z0-9_.-] and does not start with '.' or '-'"
-        )))
     }
 }
 
@@ -609,16 +415,6 @@ pub fn tags_or_default(tags: &[String]) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn destinations() {
-        assert_eq!(parse_destination("/").unwrap(), (String::new(), true));
-        assert_eq!(parse_destination("/a/b").unwrap(), ("a/b".into(), false));
-        assert_eq!(parse_destination("/a/b/").unwrap(), ("a/b".into(), true));
-        for bad in ["a/b", "", "/a//b", "/a/../b", "/..", "/a/./b", "/a\0b"] {
-            assert!(parse_destination(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn modes() {

@@ -22,8 +22,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Platform, Refs, ANNOTATION_REF_NAME};
-use crate::layout::{read_blob_checked, read_json, BlobDir};
+use crate::layout::{read_blob_checked, BlobDir};
+use crate::oci::descriptor::{Descriptor, Platform, Refs, ANNOTATION_REF_NAME};
+use crate::oci::json::read_json;
 
 /// Every tag of the image, comma-separated, in the order given (written
 /// only when there are several; the first is also the `ref.name`).
@@ -70,7 +71,7 @@ pub fn tags_of(d: &Descriptor) -> Vec<String> {
 fn is_index(media_type: &str) -> bool {
     matches!(
         media_type,
-        crate::image::MEDIA_TYPE_INDEX | crate::image::DOCKER_MANIFEST_LIST
+        crate::oci::media_type::MEDIA_TYPE_INDEX | crate::oci::media_type::DOCKER_MANIFEST_LIST
     )
 }
 
@@ -125,7 +126,7 @@ pub fn names_of_entries(layout: &Path, entries: &[Descriptor]) -> Result<Vec<Nam
                 )));
             }
             let bytes = read_blob_checked(&blobs, &d)?;
-            let index: Refs = crate::spec::parse_json(layout, &bytes)?;
+            let index: Refs = crate::oci::json::parse_json(layout, &bytes)?;
             for t in &tags {
                 for m in &index.manifests {
                     if let Some(p) = &m.platform {

@@ -14,21 +14,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::tree::{os, Kind, Tree};
 
-/// The mtime of every entry: `SOURCE_DATE_EPOCH` when set, else 1
-/// (1970-01-01T00:00:01Z; 0 is avoided because some tools treat it as unset).
-pub fn default_mtime() -> Result<u64> {
-    /// 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
-    const MAX: u64 = 253_402_300_799;
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().ok().filter(|t| *t <= MAX).ok_or_else(|| {
-            Error::Invalid(format!(
-                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds between 1970 and 9999"
-            ))
-        }),
-        _ => Ok(1),
-    }
-}
-
 /// Write `tree` as a tar stream into `out` (including the end-of-archive
 /// blocks) and return `out`.
 pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Progress) -> Result<W> {

@@ -16,7 +16,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::spec::parse_destination;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -485,6 +484,41 @@ pub fn os(path: &[u8]) -> &OsStr {
     OsStr::from_bytes(path)
 }
 
+/// A destination path in an image, checked: absolute, normalised, no `..`,
+/// no empty or `.` component, no NUL. Returns the components joined by `/`
+/// without the leading slash (empty for `/`) and whether it ended in `/`.
+pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
+    let bad = |reason: &str| Error::Destination {
+        destination: dest.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if dest.contains('\0') {
+        return Err(bad("it contains a NUL byte"));
+    }
+    let rest = dest
+        .strip_prefix('/')
+        .ok_or_else(|| bad("destinations must be absolute (start with /)"))?;
+    if rest.is_empty() {
+        return Ok((String::new(), true));
+    }
+    let trailing = rest.ends_with('/');
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    for comp in body.split('/') {
+        match comp {
+            "" => return Err(bad("it has an empty component (//)")),
+            c if c.len() > 255 => {
+                return Err(bad(
+                    "a component is longer than 255 bytes, the limit of Linux file systems",
+                ))
+            }
+            "." => return Err(bad("it has a '.' component; write the normalised path")),
+            ".." => return Err(bad("'..' is not allowed in a destination")),
+            _ => {}
+        }
+    }
+    Ok((body.to_owned(), trailing))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,5 +610,15 @@ mod tests {
             .add(Path::new("."), &Placement::default(), Path::new("spec"))
             .unwrap_err();
         assert!(e.to_string().contains("needs a destination"), "{e}");
+    }
+
+    #[test]
+    fn destinations() {
+        assert_eq!(parse_destination("/").unwrap(), (String::new(), true));
+        assert_eq!(parse_destination("/a/b").unwrap(), ("a/b".into(), false));
+        assert_eq!(parse_destination("/a/b/").unwrap(), ("a/b".into(), true));
+        for bad in ["a/b", "", "/a//b", "/a/../b", "/..", "/a/./b", "/a\0b"] {
+            assert!(parse_destination(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

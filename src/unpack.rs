@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::compress::Compression;
-use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
-use crate::image::*;
-use crate::layout::{parse_digest, read_blob_checked, BlobDir, Staging};
+use crate::layout::{read_blob_checked, BlobDir, Staging};
+use crate::oci::descriptor::*;
+use crate::oci::digest::HashReader;
+use crate::oci::media_type::*;
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
 
@@ -71,19 +72,19 @@ pub fn unpack(
     let root = crate::tags::select(layout, tag)?;
     let manifest = if is_index(&root.media_type) {
         let open = |d: &Descriptor| -> Result<Vec<Descriptor>> {
-            let index: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, d)?)?;
+            let index: Refs = crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, d)?)?;
             Ok(index.manifests)
         };
         choose_platform(&open(&root)?, opts.platform.as_ref(), open)?
     } else {
         root
     };
-    let refs: Refs = crate::spec::parse_json(layout, &read_blob_checked(&blobs, &manifest)?)?;
+    let refs: Refs = crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, &manifest)?)?;
     let config_desc = refs
         .config
         .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
     let config: serde_json::Value =
-        crate::spec::parse_json(layout, &read_blob_checked(&blobs, &config_desc)?)?;
+        crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, &config_desc)?)?;
     let diff_ids: Vec<Option<String>> = (0..refs.layers.len())
         .map(|i| {
             config

@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::compress::Compression;
-use crate::digest::{digest_reader, HashReader, Sha256Digest};
-use crate::image::*;
-use crate::layout::{read_limited, BlobDir};
+use crate::layout::BlobDir;
+use crate::oci::descriptor::*;
+use crate::oci::digest::{digest_reader, HashReader, Sha256Digest};
+use crate::oci::json::read_limited;
+use crate::oci::media_type::*;
 use crate::untar::{Budget, EntryMeta, Limits};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -90,7 +92,7 @@ struct Verifier {
 /// nixoci's own readers refuse such documents.
 fn document(bytes: &[u8]) -> std::result::Result<serde_json::Value, String> {
     let doc = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON ({e})"))?;
-    crate::spec::check_duplicate_keys(bytes)?;
+    crate::oci::json::check_duplicate_keys(bytes)?;
     Ok(doc)
 }
 
@@ -252,7 +254,7 @@ impl Verifier {
         }
         // The schema check reports; the walk below goes on wherever the
         // document can still be read, so that every problem is found.
-        if let Err(m) = document(bytes).and_then(|d| crate::validate::validate_index(&d)) {
+        if let Err(m) = document(bytes).and_then(|d| crate::oci::validate::validate_index(&d)) {
             self.problem(format!("{what}: not a valid OCI image index: {m}"));
         } else if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageIndex>(bytes) {
             self.problem(format!("{what}: not a valid OCI image index: {e}"));
@@ -325,7 +327,7 @@ impl Verifier {
             return;
         };
         let what = format!("{what} manifest {}", short(&desc.digest));
-        if let Err(m) = document(&bytes).and_then(|d| crate::validate::validate_manifest(&d)) {
+        if let Err(m) = document(&bytes).and_then(|d| crate::oci::validate::validate_manifest(&d)) {
             return self.problem(format!("{what}: not a valid OCI image manifest: {m}"));
         }
         if let Err(e) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) {
@@ -357,7 +359,7 @@ impl Verifier {
         }
         let config_what = format!("{what} config");
         let config: Option<ConfigDoc> = self.read_doc(&doc.config, &config_what).and_then(|b| {
-            if let Err(m) = document(&b).and_then(|d| crate::validate::validate_config(&d)) {
+            if let Err(m) = document(&b).and_then(|d| crate::oci::validate::validate_config(&d)) {
                 self.problem(format!("{config_what}: not a valid OCI image config: {m}"));
                 return None;
             }

@@ -11,10 +11,11 @@ use serde_json::Value;
 
 use super::client::Remote;
 use super::errors::{read_capped, status_error, Failure};
-use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::image::*;
-use crate::reference::Reference;
+use crate::oci::descriptor::*;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::media_type::*;
+use crate::oci::reference::Reference;
 
 /// Manifest media types asked for when reading.
 const ACCEPT: &[&str] = &[
@@ -210,8 +211,8 @@ pub(super) struct Node {
 
 /// Fetch `children` of an index and, depth-first, the children of every
 /// nested index among them, in the order listed: each digest once, at most
-/// [`crate::image::MAX_INDEX_DEPTH`] deep and
-/// [`crate::image::MAX_INDEX_NODES`] descriptors, as every reader of
+/// [`crate::oci::descriptor::MAX_INDEX_DEPTH`] deep and
+/// [`crate::oci::descriptor::MAX_INDEX_NODES`] descriptors, as every reader of
 /// nested indexes does.
 pub(super) async fn fetch_graph(
     remote: &Remote,
@@ -225,10 +226,10 @@ pub(super) async fn fetch_graph(
         if !seen.insert(c.digest.clone()) {
             continue;
         }
-        if seen.len() > crate::image::MAX_INDEX_NODES {
+        if seen.len() > crate::oci::descriptor::MAX_INDEX_NODES {
             return Err(Error::Invalid(format!(
                 "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
-                crate::image::MAX_INDEX_NODES
+                crate::oci::descriptor::MAX_INDEX_NODES
             )));
         }
         let (bytes, digest) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
@@ -243,10 +244,10 @@ pub(super) async fn fetch_graph(
             .map_err(|e| Error::Invalid(format!("{source}: manifest {digest} is not JSON: {e}")))?;
         let is_index = is_index(&c.media_type) || is_index(&media_type_of(&doc));
         if is_index {
-            if depth + 1 > crate::image::MAX_INDEX_DEPTH {
+            if depth + 1 > crate::oci::descriptor::MAX_INDEX_DEPTH {
                 return Err(Error::Invalid(format!(
                     "{source}: image index {digest} is nested more than {} deep; nixoci reads no deeper",
-                    crate::image::MAX_INDEX_DEPTH
+                    crate::oci::descriptor::MAX_INDEX_DEPTH
                 )));
             }
             let nested: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())

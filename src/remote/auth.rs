@@ -122,7 +122,7 @@ fn keys_for(registry: &str) -> Vec<String> {
         format!("https://{registry}/v1/"),
         format!("https://{registry}/v2/"),
     ];
-    if registry == crate::reference::DOCKER_HUB {
+    if registry == crate::oci::reference::DOCKER_HUB {
         keys.push("https://index.docker.io/v1/".into());
         keys.push("index.docker.io".into());
         keys.push("registry-1.docker.io".into());
@@ -152,7 +152,7 @@ pub fn lookup_in(registry: &str, files: &[PathBuf]) -> Result<Credentials> {
             ))
         })?;
         // Helpers know Docker Hub by its historical index address.
-        let server = if registry == crate::reference::DOCKER_HUB {
+        let server = if registry == crate::oci::reference::DOCKER_HUB {
             "https://index.docker.io/v1/"
         } else {
             registry

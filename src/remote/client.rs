@@ -19,7 +19,7 @@ use oci_client::{Client, RegistryOperation};
 use super::auth::{self, Credentials};
 use super::errors::{self, read_capped, status_error, transient, Failure};
 use crate::error::{Error, IoContext, Result};
-use crate::reference::Reference;
+use crate::oci::reference::Reference;
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]

@@ -56,7 +56,7 @@ mod query;
 use serde::Serialize;
 
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE};
-pub use pull::{parse_platform, pull, PullReport};
+pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, tag};
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::image::canonical_json;
+use crate::oci::json::canonical_json;
 
 pub(super) type Locations = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 

@@ -18,10 +18,13 @@ use super::errors::{Capped, Failure};
 use super::mounts::remember;
 use super::BlobReport;
 use crate::error::{Error, IoContext, Result};
-use crate::image::*;
-use crate::layout::{read_json, BlobDir, Staging, OCI_LAYOUT};
+use crate::image::index_document;
+use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
+use crate::oci::descriptor::*;
+use crate::oci::json::{canonical_json, read_json};
+use crate::oci::media_type::*;
+use crate::oci::reference::Reference;
 use crate::progress::Progress;
-use crate::reference::Reference;
 
 /// What `pull` did.
 #[derive(Clone, Debug, Serialize)]
@@ -34,23 +37,6 @@ pub struct PullReport {
     pub tag: Option<String>,
     pub blobs: Vec<BlobReport>,
     pub bytes_received: u64,
-}
-
-/// A platform filter: `os/arch[/variant]`.
-pub fn parse_platform(text: &str) -> Result<Platform> {
-    let parts: Vec<&str> = text.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-            os: (*os).to_owned(),
-            architecture: (*arch).to_owned(),
-            variant: parts.get(2).map(|v| (*v).to_owned()),
-            os_version: None,
-            os_features: None,
-        }),
-        _ => Err(Error::Invalid(format!(
-            "platform {text:?} is not OS/ARCH[/VARIANT], like linux/arm64"
-        ))),
-    }
 }
 
 /// Bytes free for this user on the file system holding `dir`.
@@ -79,7 +65,7 @@ pub fn pull(
 ) -> Result<PullReport> {
     let name = tag.map(str::to_owned).or_else(|| source.tag.clone());
     if let Some(n) = &name {
-        crate::spec::validate_tag(n)?;
+        crate::oci::reference::validate_tag(n)?;
     }
     let staging = Staging::new(dir, force, &[])?;
     let blobs_dir = staging.blobs();
@@ -163,7 +149,7 @@ pub fn pull(
                 }
             }
             for d in refs.config.iter().chain(refs.layers.iter()) {
-                crate::layout::parse_digest(&d.digest, "remote descriptor")?;
+                crate::oci::descriptor::parse_digest(&d.digest, "remote descriptor")?;
                 wanted.insert(d.digest.clone(), d.size);
             }
         }
@@ -196,7 +182,7 @@ pub fn pull(
                 .as_str()
                 .unwrap_or_default();
             let config: Value =
-                read_json(&blobs_dir.path(&crate::layout::parse_digest(config_digest, "config")?))?;
+                read_json(&blobs_dir.path(&crate::oci::descriptor::parse_digest(config_digest, "config")?))?;
             let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
             let have = Platform {
                 architecture: text("architecture"),

@@ -19,12 +19,13 @@ use serde::Serialize;
 use super::client::{oci_ref, runtime, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::{load_locations, remember};
 use super::BlobReport;
-use crate::digest::Sha256Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::*;
-use crate::layout::{read_limited, BlobDir};
+use crate::layout::BlobDir;
+use crate::oci::descriptor::*;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::json::read_limited;
+use crate::oci::reference::Reference;
 use crate::progress::Progress;
-use crate::reference::Reference;
 use crate::tags::select;
 
 /// What `push` did.
@@ -78,7 +79,7 @@ fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
     let mut docs = Vec::new();
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     let mut add_blob = |d: &Descriptor| -> Result<()> {
-        let digest = crate::layout::parse_digest(&d.digest, "descriptor")?;
+        let digest = crate::oci::descriptor::parse_digest(&d.digest, "descriptor")?;
         let path = blobs_dir.path(&digest);
         let meta = std::fs::metadata(&path).at(&path)?;
         if !meta.is_file() || meta.len() != d.size {
@@ -111,7 +112,7 @@ fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
         if depth > crate::verify::MAX_DEPTH {
             return Err(Error::Invalid("image indexes nested too deep".into()));
         }
-        let digest = crate::layout::parse_digest(&d.digest, "descriptor")?;
+        let digest = crate::oci::descriptor::parse_digest(&d.digest, "descriptor")?;
         let bytes = read_limited(&blobs_dir.path(&digest), d.size)?;
         if Sha256Digest::of(&bytes) != digest {
             return Err(Error::Invalid(format!(
@@ -121,7 +122,7 @@ fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
                 layout.display()
             )));
         }
-        let refs: Refs = crate::spec::parse_json(&blobs_dir.path(&digest), &bytes)?;
+        let refs: Refs = crate::oci::json::parse_json(&blobs_dir.path(&digest), &bytes)?;
         if let Some(c) = &refs.config {
             add_blob(c)?;
         }

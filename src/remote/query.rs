@@ -7,15 +7,16 @@ use serde_json::Value;
 use super::api::{fetch_graph, media_type_of};
 use super::client::{runtime, Remote, RemoteOptions};
 use super::errors::limit_text;
-use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::image::*;
-use crate::reference::Reference;
+use crate::oci::descriptor::*;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::media_type::*;
+use crate::oci::reference::Reference;
 
 /// Give the manifest `source` names the tag `new_tag` in the same
 /// repository, moving no blob.
 pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<String> {
-    crate::spec::validate_tag(new_tag)?;
+    crate::oci::reference::validate_tag(new_tag)?;
     runtime()?.block_on(async {
         let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
         let (bytes, digest) = remote.manifest_raw(source).await?;
@@ -74,7 +75,7 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
                     limit_text(max)
                 )));
             }
-            crate::layout::parse_digest(&config_desc.digest, "config descriptor")?;
+            crate::oci::descriptor::parse_digest(&config_desc.digest, "config descriptor")?;
             let config_bytes = remote
                 .retry(|| async {
                     let mut v: Vec<u8> = Vec::new();

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::image::is_rfc3339;
+use crate::oci::time::is_rfc3339;
 
 /// What a field of a document must hold. Checks stop at the first wrong
 /// field, which the message names (`history[0].created`).

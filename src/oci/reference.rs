@@ -43,7 +43,7 @@ impl Reference {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => {
-                if crate::digest::Sha256Digest::parse(d).is_none() {
+                if crate::oci::digest::Sha256Digest::parse(d).is_none() {
                     return Err(bad(
                         &format!("digest {d:?}"),
                         "is not sha256:<64 lowercase hex digits>".into(),
@@ -58,7 +58,7 @@ impl Reference {
         let (name, tag) = match rest[last_slash..].rfind(':') {
             Some(i) => {
                 let tag = &rest[last_slash + i + 1..];
-                crate::spec::validate_tag(tag).map_err(|_| {
+                crate::oci::reference::validate_tag(tag).map_err(|_| {
                     bad(
                         &format!("tag {tag:?}"),
                         "is not 1-128 characters of [A-Za-z0-9_.-] starting with a letter, digit or _".into(),
@@ -225,6 +225,26 @@ fn validate_repository(repository: &str) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Tags follow the distribution spec's grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid tag {tag:?}: a tag is 1-128 characters of [A-Za-z0-9_.-] and does not start with '.' or '-'"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,14 @@
 //! order or on the order fields were set.
 
 use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::error::{Error, IoContext, Result};
 
 /// A document in its one written form: compact JSON, keys sorted, numbers
 /// as they were written (see [`Json`]).
@@ -172,6 +177,191 @@ impl<'de> Deserialize<'de> for Json {
         let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
         Json::parse(raw.get()).map_err(D::Error::custom)
     }
+}
+
+/// Parse a JSON document read from `path`, telling malformed JSON from JSON
+/// that does not fit the expected shape.
+pub fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Result<T> {
+    // Documents are objects; a top-level array would be read positionally.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(Error::spec(path, "expected a JSON object ({ ... })"));
+    }
+    // A document that does not fit is the spec's mistake, named at the
+    // path of the value at fault; malformed JSON is reported as such.
+    let error = |at: &str, source: serde_json::Error| match source.classify() {
+        serde_json::error::Category::Data => Error::spec(path, at_path(at, &source.to_string())),
+        _ => Error::Json {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    // serde keeps the last of two equal keys wherever a value passes
+    // through `serde_json::Value` (file entries, inline layers, closure,
+    // extraConfig), so duplicates are looked for first, at every level.
+    duplicate_keys(bytes).map_err(|e| error("", e))?;
+    // The path of the value at fault (`layers[0].files[1].uid`) leads the
+    // message: serde alone gives only a line and column.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        error(&at, e.into_inner())
+    })?;
+    de.end().map_err(|e| error("", e))?;
+    Ok(value)
+}
+
+/// `Err` naming the key and where, when an object of the JSON document
+/// `bytes` has a key twice (or when it is not JSON).
+pub fn check_duplicate_keys(bytes: &[u8]) -> std::result::Result<(), String> {
+    duplicate_keys(bytes).map_err(|e| e.to_string())
+}
+
+fn duplicate_keys(bytes: &[u8]) -> std::result::Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::de::DeserializeSeed::deserialize(NoDuplicateKeys { at: "" }, &mut de)
+        .and_then(|()| de.end())
+}
+
+/// Walks a JSON document, refusing an object that has a key twice; `at`
+/// is where the value is (`layers[0].files[1]`, empty at the top).
+struct NoDuplicateKeys<'a> {
+    at: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        use serde::de::Error as _;
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = if self.at.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.at)
+            };
+            if seen.contains(&key) {
+                let place = if self.at.is_empty() {
+                    "at the top level".to_owned()
+                } else {
+                    format!("in {}", self.at)
+                };
+                return Err(A::Error::custom(format!(
+                    "duplicate key {key:?} {place}: each key may appear once in an object"
+                )));
+            }
+            map.next_value_seed(NoDuplicateKeys { at: &at })?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let at = format!("{}[{i}]", self.at);
+            if seq
+                .next_element_seed(NoDuplicateKeys { at: &at })?
+                .is_none()
+            {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+}
+
+/// `message` (which may itself start with a path, `[0].uid: ...` or
+/// `.files[0]: ...`, from a nested value) placed at the path `at`.
+pub(crate) fn at_path(at: &str, message: &str) -> String {
+    if at.is_empty() || at == "." {
+        message.trim_start_matches('.').to_owned()
+    } else if message.starts_with(['[', '.']) {
+        format!("{at}{message}")
+    } else {
+        format!("{at}: {message}")
+    }
+}
+
+/// The largest JSON document nixoci reads from a layout or a building
+/// block's output (OCI documents are far smaller; `layer.json` lists store
+/// paths).
+pub const MAX_JSON: u64 = 64 << 20;
+
+/// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
+/// device, a symlink to `/dev/zero`, a huge file) is refused before it is
+/// read, so untrusted layouts cannot make a reader hang or exhaust memory.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).at(path)?;
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(Error::Invalid(format!(
+            "{}: {} bytes, more than the {max} this document may have",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(
+        &mut io::Read::take(File::open(path).at(path)?, max + 1),
+        &mut bytes,
+    )
+    .at(path)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Invalid(format!(
+            "{}: grew past {max} bytes while read",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Read and parse a JSON file (at most [`MAX_JSON`] bytes).
+pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = read_limited(path, MAX_JSON)?;
+    crate::oci::json::parse_json(path, &bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,27 @@
+//! The ground floor: the OCI vocabulary every other module speaks, and
+//! nothing else. Nothing here imports a module outside `oci` (except the
+//! error type), so anything may import it.
+//!
+//! - [`media_type`]: media types and what kind of content each names;
+//! - [`digest`]: sha256 digests, validated once when parsed, and the
+//!   hashing reader and writer;
+//! - [`descriptor`]: descriptors, platforms, and the choice of a platform
+//!   from an image index;
+//! - [`json`]: the one canonical form of a document, and bounded, strict
+//!   parsing of documents;
+//! - [`validate`]: the type every field of a config, manifest and index must
+//!   have, as strict consumers read them;
+//! - [`reference`]: image references and the tag grammar;
+//! - [`time`]: `SOURCE_DATE_EPOCH` and RFC 3339 times.
+
+pub mod descriptor;
+pub mod digest;
+pub mod json;
+pub mod media_type;
+pub mod reference;
+pub mod time;
+pub mod validate;
+
+pub use descriptor::{Descriptor, Platform};
+pub use digest::Sha256Digest;
+pub use reference::Reference;
