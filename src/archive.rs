@@ -18,7 +18,6 @@ use crate::layout::{read_blob_checked, BlobDir, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::digest::HashReader;
 use crate::oci::json::canonical_json;
-use crate::oci::media_type::*;
 
 /// Which archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,14 +264,14 @@ fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> 
 /// it is, which podman and skopeo load only when an index lists manifests,
 /// not other indexes.
 fn oci_root(blobs: &BlobDir, root: &Descriptor, platform: Option<&Platform>) -> Result<Descriptor> {
-    if !is_index(&root.media_type) {
+    if !root.media_type.is_index() {
         return Ok(root.clone());
     }
     let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
     if platform.is_some() {
         return choose_platform(&open(root)?, platform, open);
     }
-    if let Some(nested) = open(root)?.iter().find(|m| is_index(&m.media_type)) {
+    if let Some(nested) = open(root)?.iter().find(|m| m.media_type.is_index()) {
         return Err(Error::Invalid(format!(
             "image index {} lists another image index ({}), which podman load and skopeo cannot take from an OCI archive; archive one platform with --platform OS/ARCH, or use --format docker",
             root.digest, nested.digest
@@ -339,7 +338,7 @@ fn write_docker<W: Write>(
 ) -> Result<String> {
     let io = |e| Error::io("(archive)", e);
     // The docker format holds one image: pick a platform from an index.
-    let manifest = if is_index(&root.media_type) {
+    let manifest = if root.media_type.is_index() {
         let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
         choose_platform(&open(root)?, platform, open)?
     } else {

@@ -19,7 +19,7 @@ use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
 use crate::oci::descriptor::{descriptor, parse_digest, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_json};
-use crate::oci::media_type::{MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 use crate::tags;
@@ -36,7 +36,7 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LayerInfo {
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: String,
     pub size: u64,
     pub diff_id: String,
@@ -60,7 +60,7 @@ impl LayerInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigInfo {
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: String,
     pub size: u64,
     pub platform: Platform,
@@ -76,7 +76,7 @@ pub struct ConfigInfo {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ManifestInfo {
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: String,
     pub size: u64,
     pub platform: Platform,
@@ -284,7 +284,7 @@ pub fn write_layer(
     let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
     progress.layer_done(&digest.to_string(), size);
     Ok(LayerInfo {
-        media_type: spec.compression.layer_media_type().to_owned(),
+        media_type: spec.compression.layer_media_type(),
         digest: digest.to_string(),
         size,
         diff_id: diff_id.to_string(),
@@ -369,7 +369,7 @@ pub fn write_config(
         .map(|l| parse_digest(&l.diff_id, "layer diff_id"))
         .collect::<Result<Vec<Sha256Digest>>>()?;
     let (config_doc, platform) = config_document(spec, &diff_ids)?;
-    let config = blobs.write_json(&config_doc, MEDIA_TYPE_CONFIG)?;
+    let config = blobs.write_json(&config_doc, MediaType::CONFIG)?;
     Ok(ConfigInfo {
         media_type: config.media_type,
         digest: config.digest,
@@ -422,7 +422,7 @@ pub fn write_image(
         }
     };
     let config_desc = descriptor(
-        &config.media_type,
+        config.media_type.clone(),
         &parse_digest(&config.digest, "config")?,
         config.size,
     );
@@ -433,7 +433,7 @@ pub fn write_image(
         &spec.annotations,
         spec.extra_manifest.as_ref(),
     )?;
-    let manifest = blobs.write_json(&manifest_doc, MEDIA_TYPE_MANIFEST)?;
+    let manifest = blobs.write_json(&manifest_doc, MediaType::MANIFEST)?;
     Ok(ManifestInfo {
         media_type: manifest.media_type,
         digest: manifest.digest,
@@ -460,7 +460,11 @@ fn write_index(
     let with_platform = |m: &ManifestInfo| -> Result<Descriptor> {
         Ok(Descriptor {
             platform: Some(m.platform.clone()),
-            ..descriptor(&m.media_type, &parse_digest(&m.digest, "manifest")?, m.size)
+            ..descriptor(
+                m.media_type.clone(),
+                &parse_digest(&m.digest, "manifest")?,
+                m.size,
+            )
         })
     };
     let target = match manifests {
@@ -482,7 +486,7 @@ fn write_index(
             }
             let descs: Vec<Descriptor> = many.iter().map(with_platform).collect::<Result<_>>()?;
             let doc = index_document(&descs, &layout.annotations, None)?;
-            staging.blobs().write_json(&doc, MEDIA_TYPE_INDEX)?
+            staging.blobs().write_json(&doc, MediaType::INDEX)?
         }
     };
     // One index.json descriptor, whatever the number of tags and

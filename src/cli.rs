@@ -436,7 +436,11 @@ fn print_layer(out: &mut dyn Write, dir: &Path, info: &LayerInfo) -> std::io::Re
         dir.display(),
         info.digest,
         human_size(info.size),
-        info.media_type.rsplit('.').next().unwrap_or_default(),
+        info.media_type
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default(),
         info.store_paths.len()
     )
 }
@@ -678,7 +682,11 @@ fn inspect(a: &InspectArgs) -> Result<ExitCode> {
                 t.tag.clone().unwrap_or_else(|| "(untagged)".into())
             },
             t.digest,
-            t.media_type.rsplit('.').nth(1).unwrap_or(&t.media_type)
+            t.media_type
+                .as_str()
+                .rsplit('.')
+                .nth(1)
+                .unwrap_or(t.media_type.as_str())
         )?;
         for img in &t.images {
             let platform = img

@@ -3,6 +3,7 @@
 //! `pargz`; zstd), pinned by Cargo.lock, so their output cannot drift with
 //! the host. Decompression uses zlib-rs (pure Rust) and zstd.
 
+use crate::oci::MediaType;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -64,21 +65,22 @@ const GZIP_LEVEL: u32 = 6;
 
 impl Compression {
     /// The OCI media type of a layer compressed this way.
-    pub fn layer_media_type(self) -> &'static str {
+    pub fn layer_media_type(self) -> MediaType {
         match self {
-            Compression::Gzip => crate::oci::media_type::MEDIA_TYPE_LAYER_GZIP,
-            Compression::Zstd => crate::oci::media_type::MEDIA_TYPE_LAYER_ZSTD,
-            Compression::None => crate::oci::media_type::MEDIA_TYPE_LAYER,
+            Compression::Gzip => MediaType::LAYER_GZIP,
+            Compression::Zstd => MediaType::LAYER_ZSTD,
+            Compression::None => MediaType::LAYER,
         }
     }
 
     /// The compression a layer media type implies, if nixoci knows it.
-    pub fn from_layer_media_type(media_type: &str) -> Option<Self> {
-        use crate::oci::media_type::*;
+    pub fn from_layer_media_type(media_type: &MediaType) -> Option<Self> {
         match media_type {
-            MEDIA_TYPE_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(Compression::Gzip),
-            MEDIA_TYPE_LAYER_ZSTD => Some(Compression::Zstd),
-            MEDIA_TYPE_LAYER => Some(Compression::None),
+            m if *m == MediaType::LAYER_GZIP || *m == MediaType::DOCKER_LAYER_GZIP => {
+                Some(Compression::Gzip)
+            }
+            m if *m == MediaType::LAYER_ZSTD => Some(Compression::Zstd),
+            m if *m == MediaType::LAYER => Some(Compression::None),
             _ => None,
         }
     }

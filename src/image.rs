@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::{Json, JsonObject};
-use crate::oci::media_type::*;
 use crate::oci::time::created_time;
 use crate::oci::validate::{validate_config, validate_index, validate_manifest};
+use crate::oci::MediaType;
 use crate::spec::ImageSpec;
 
 /// Merge `patch` into `base`: objects recursively, anything else replaced.
@@ -135,7 +135,7 @@ pub fn manifest_document(
 ) -> Result<Json> {
     let mut base = json!({
         "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
+        "mediaType": MediaType::MANIFEST,
         "config": config,
         "layers": layers,
     });
@@ -166,7 +166,7 @@ pub fn index_document(
 ) -> Result<Json> {
     let mut base = json!({
         "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_INDEX,
+        "mediaType": MediaType::INDEX,
         "manifests": manifests,
     });
     if !annotations.is_empty() {

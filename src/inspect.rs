@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::layout::BlobDir;
 use crate::oci::descriptor::*;
 use crate::oci::json::read_json;
-use crate::oci::media_type::*;
+use crate::oci::MediaType;
 
 /// One tag (or untagged descriptor) of the layout.
 #[derive(Debug, Serialize)]
@@ -22,7 +22,7 @@ pub struct Tagged {
     /// Every tag naming this image (see [`crate::tags`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: String,
     pub images: Vec<ImageSummary>,
 }
@@ -140,7 +140,7 @@ impl Walk<'_> {
             )));
         }
         let doc = read_blob(self.blobs, desc)?;
-        if is_index(&desc.media_type) {
+        if desc.media_type.is_index() {
             if depth + 1 > MAX_INDEX_DEPTH {
                 return Err(Error::Invalid(format!(
                     "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",

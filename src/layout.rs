@@ -18,6 +18,7 @@ use crate::oci::descriptor::parse_digest;
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_limited};
+use crate::oci::MediaType;
 
 /// The content of `oci-layout`.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -348,7 +349,7 @@ impl BlobDir {
     }
 
     /// Write a JSON document as a blob, canonically.
-    pub fn write_json<T: Serialize>(&self, doc: &T, media_type: &str) -> Result<Descriptor> {
+    pub fn write_json<T: Serialize>(&self, doc: &T, media_type: MediaType) -> Result<Descriptor> {
         let mut w = self.writer()?;
         w.write_all(&canonical_json(doc))
             .at(self.root.join("blobs/sha256"))?;
@@ -476,7 +477,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
         let blobs = BlobDir::new(dir.path());
         let d = blobs
-            .write_json(&serde_json::json!({}), "application/vnd.oci.empty.v1+json")
+            .write_json(&serde_json::json!({}), MediaType::EMPTY)
             .unwrap();
         assert_eq!(d.digest, Sha256Digest::of(b"{}").to_string());
         assert_eq!(d.size, 2);

@@ -68,13 +68,6 @@ pub fn tags_of(d: &Descriptor) -> Vec<String> {
     tags
 }
 
-fn is_index(media_type: &str) -> bool {
-    matches!(
-        media_type,
-        crate::oci::media_type::MEDIA_TYPE_INDEX | crate::oci::media_type::DOCKER_MANIFEST_LIST
-    )
-}
-
 fn check_layout(layout: &Path) -> Result<()> {
     if layout.join("oci-layout").is_file() {
         return Ok(());
@@ -114,7 +107,7 @@ pub fn names_of_entries(layout: &Path, entries: &[Descriptor]) -> Result<Vec<Nam
             .get(ANNOTATION_PLATFORM_TAGS)
             .map(String::as_str)
             == Some("true")
-            && is_index(&d.media_type)
+            && d.media_type.is_index()
         {
             if d.size > crate::verify::MAX_DOCUMENT {
                 return Err(Error::Invalid(format!(

@@ -26,7 +26,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::layout::{read_blob_checked, BlobDir, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::HashReader;
-use crate::oci::media_type::*;
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
 
@@ -70,7 +69,7 @@ pub fn unpack(
 ) -> Result<UnpackReport> {
     let blobs = BlobDir::new(layout);
     let root = crate::tags::select(layout, tag)?;
-    let manifest = if is_index(&root.media_type) {
+    let manifest = if root.media_type.is_index() {
         let open = |d: &Descriptor| -> Result<Vec<Descriptor>> {
             let index: Refs = crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, d)?)?;
             Ok(index.manifests)

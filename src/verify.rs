@@ -19,7 +19,7 @@ use crate::layout::BlobDir;
 use crate::oci::descriptor::*;
 use crate::oci::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::oci::json::read_limited;
-use crate::oci::media_type::*;
+use crate::oci::MediaType;
 use crate::untar::{Budget, EntryMeta, Limits};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -286,9 +286,10 @@ impl Verifier {
             ));
         }
         if let Some(mt) = &doc.media_type {
-            if mt != MEDIA_TYPE_INDEX && mt != DOCKER_MANIFEST_LIST {
+            if !MediaType::from(mt.as_str()).is_index() {
                 self.problem(format!(
-                    "{what}: mediaType is {mt:?}, expected {MEDIA_TYPE_INDEX:?}"
+                    "{what}: mediaType is {mt:?}, expected {:?}",
+                    MediaType::INDEX
                 ));
             }
         }
@@ -304,9 +305,9 @@ impl Verifier {
                 .get(ANNOTATION_REF_NAME)
                 .map(|t| format!("{what} manifests[{i}] ({t})"))
                 .unwrap_or_else(|| format!("{what} manifests[{i}]"));
-            match desc.media_type.as_str() {
-                MEDIA_TYPE_MANIFEST | DOCKER_MANIFEST => self.check_manifest(desc, &name),
-                MEDIA_TYPE_INDEX | DOCKER_MANIFEST_LIST => {
+            match &desc.media_type {
+                m if m.is_manifest() => self.check_manifest(desc, &name),
+                m if m.is_index() => {
                     if !self.indexes.insert(desc.digest.clone()) {
                         continue;
                     }
@@ -344,17 +345,18 @@ impl Verifier {
             ));
         }
         if let Some(mt) = &doc.media_type {
-            if *mt != desc.media_type {
+            if desc.media_type != *mt.as_str() {
                 self.problem(format!(
                     "{what}: mediaType {mt:?} differs from its descriptor's {:?}",
                     desc.media_type
                 ));
             }
         }
-        if doc.config.media_type != MEDIA_TYPE_CONFIG && doc.config.media_type != DOCKER_CONFIG {
+        if !doc.config.media_type.is_config() {
             self.problem(format!(
-                "{what}: config mediaType is {:?}, expected {MEDIA_TYPE_CONFIG:?}",
-                doc.config.media_type
+                "{what}: config mediaType is {:?}, expected {:?}",
+                doc.config.media_type,
+                MediaType::CONFIG
             ));
         }
         let config_what = format!("{what} config");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::oci::digest::Sha256Digest;
-use crate::oci::media_type::*;
+use crate::oci::media_type::MediaType;
 
 /// The annotation that names a manifest in an image layout's `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -17,7 +17,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: String,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,7 +152,7 @@ impl PlatformSearch {
                     "the image index lists more than {MAX_INDEX_NODES} descriptors (nested indexes included); nixoci stops there"
                 )));
             }
-            if is_index(&d.media_type) {
+            if d.media_type.is_index() {
                 if self.opened.insert(d.digest.clone()) {
                     // The index searched is at depth 1 (index.json's is 0).
                     if self.stack.len() + 1 > MAX_INDEX_DEPTH {
@@ -236,9 +236,9 @@ pub fn host_architecture() -> &'static str {
 }
 
 /// A descriptor with no platform or annotations.
-pub fn descriptor(media_type: &str, digest: &Sha256Digest, size: u64) -> Descriptor {
+pub fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> Descriptor {
     Descriptor {
-        media_type: media_type.to_owned(),
+        media_type,
         digest: digest.to_string(),
         size,
         platform: None,

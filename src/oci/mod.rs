@@ -24,4 +24,5 @@ pub mod validate;
 
 pub use descriptor::{Descriptor, Platform};
 pub use digest::Sha256Digest;
+pub use media_type::MediaType;
 pub use reference::Reference;

@@ -14,15 +14,15 @@ use super::errors::{read_capped, status_error, Failure};
 use crate::error::{Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
-use crate::oci::media_type::*;
 use crate::oci::reference::Reference;
+use crate::oci::MediaType;
 
 /// Manifest media types asked for when reading.
-const ACCEPT: &[&str] = &[
-    MEDIA_TYPE_MANIFEST,
-    MEDIA_TYPE_INDEX,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
+const ACCEPT: [MediaType; 4] = [
+    MediaType::MANIFEST,
+    MediaType::INDEX,
+    MediaType::DOCKER_MANIFEST,
+    MediaType::DOCKER_MANIFEST_LIST,
 ];
 
 /// The path part of a reference: its digest, else its tag.
@@ -58,7 +58,10 @@ impl Remote {
             .retry(|| async {
                 let res = self
                     .request(reqwest::Method::HEAD, &manifest_path(r))
-                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .header(
+                        reqwest::header::ACCEPT,
+                        ACCEPT.map(|m| m.to_string()).join(", "),
+                    )
                     .send()
                     .await?;
                 match res.status().as_u16() {
@@ -91,7 +94,10 @@ impl Remote {
             .retry(|| async {
                 let mut res = self
                     .request(reqwest::Method::GET, &manifest_path(r))
-                    .header(reqwest::header::ACCEPT, ACCEPT.join(", "))
+                    .header(
+                        reqwest::header::ACCEPT,
+                        ACCEPT.map(|m| m.to_string()).join(", "),
+                    )
                     .send()
                     .await?;
                 if !res.status().is_success() {
@@ -126,9 +132,9 @@ impl Remote {
         &self,
         r: &Reference,
         bytes: &[u8],
-        media_type: &str,
+        media_type: &MediaType,
     ) -> Result<Option<String>> {
-        let content_type = reqwest::header::HeaderValue::from_str(media_type)
+        let content_type = reqwest::header::HeaderValue::from_str(media_type.as_str())
             .map_err(|_| Error::Invalid(format!("media type {media_type:?} cannot be sent")))?;
         let path = match &r.tag {
             Some(t) => format!("/v2/{}/manifests/{t}", r.repository),
@@ -192,11 +198,11 @@ impl Remote {
 
 /// The media type of a fetched manifest or index: its `mediaType`, else
 /// guessed from its fields.
-pub(super) fn media_type_of(doc: &Value) -> String {
+pub(super) fn media_type_of(doc: &Value) -> MediaType {
     match doc.get("mediaType").and_then(Value::as_str) {
-        Some(m) => m.to_owned(),
-        None if doc.get("manifests").is_some() => MEDIA_TYPE_INDEX.to_owned(),
-        None => MEDIA_TYPE_MANIFEST.to_owned(),
+        Some(m) => m.into(),
+        None if doc.get("manifests").is_some() => MediaType::INDEX,
+        None => MediaType::MANIFEST,
     }
 }
 
@@ -242,7 +248,7 @@ pub(super) async fn fetch_graph(
         }
         let doc: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{source}: manifest {digest} is not JSON: {e}")))?;
-        let is_index = is_index(&c.media_type) || is_index(&media_type_of(&doc));
+        let is_index = c.media_type.is_index() || media_type_of(&doc).is_index();
         if is_index {
             if depth + 1 > crate::oci::descriptor::MAX_INDEX_DEPTH {
                 return Err(Error::Invalid(format!(

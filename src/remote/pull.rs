@@ -22,8 +22,8 @@ use crate::image::index_document;
 use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::json::{canonical_json, read_json};
-use crate::oci::media_type::*;
 use crate::oci::reference::Reference;
+use crate::oci::MediaType;
 use crate::progress::Progress;
 
 /// What `pull` did.
@@ -33,7 +33,7 @@ pub struct PullReport {
     pub reference: String,
     pub layout: PathBuf,
     pub digest: String,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub tag: Option<String>,
     pub blobs: Vec<BlobReport>,
     pub bytes_received: u64,
@@ -83,7 +83,7 @@ pub fn pull(
         };
         let mut docs: Vec<(String, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
         let mut manifests: Vec<Value> = Vec::new();
-        let was_index = is_index(&root.media_type);
+        let was_index = root.media_type.is_index();
         if was_index {
             let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
                 .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;

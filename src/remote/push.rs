@@ -25,6 +25,7 @@ use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::read_limited;
 use crate::oci::reference::Reference;
+use crate::oci::MediaType;
 use crate::progress::Progress;
 use crate::tags::select;
 
@@ -35,7 +36,7 @@ pub struct PushReport {
     pub reference: String,
     /// Digest of the manifest or index the reference now names.
     pub digest: String,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub blobs: Vec<BlobReport>,
     pub uploaded: usize,
     pub skipped: usize,
@@ -61,7 +62,7 @@ pub struct TagReport {
 /// A document (manifest or index) to push, with its bytes.
 struct Doc {
     digest: String,
-    media_type: String,
+    media_type: MediaType,
     bytes: Vec<u8>,
 }
 

@@ -10,7 +10,6 @@ use super::errors::limit_text;
 use crate::error::{Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
-use crate::oci::media_type::*;
 use crate::oci::reference::Reference;
 
 /// Give the manifest `source` names the tag `new_tag` in the same
@@ -50,7 +49,7 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
         let media_type = media_type_of(&doc);
         let mut images = Vec::new();
         let mut manifests: Vec<(Option<Platform>, String, Value)> = Vec::new();
-        if is_index(&media_type) {
+        if media_type.is_index() {
             let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
                 .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
             for node in fetch_graph(&remote, r, children).await? {
