@@ -223,12 +223,12 @@ pub fn archive(
 /// A manifest or index blob, checked and parsed.
 fn doc(blobs: &BlobDir, d: &Descriptor) -> Result<Refs> {
     let bytes = read_blob_checked(blobs, d)?;
-    crate::oci::json::parse_json(&blobs.path(&parse_digest(&d.digest, "descriptor")?), &bytes)
+    crate::oci::json::parse_json(&blobs.path(&d.digest), &bytes)
 }
 
 /// Copy a blob into the archive, checking its digest and size as it goes.
 fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> Result<()> {
-    let digest = parse_digest(&d.digest, "descriptor")?;
+    let digest = d.digest.clone();
     let path = blobs.path(&digest);
     let meta = std::fs::metadata(&path).at(&path)?;
     if !meta.is_file() || meta.len() != d.size {
@@ -252,7 +252,7 @@ fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> 
     if found != digest || n != d.size {
         return Err(Error::DigestMismatch {
             context: path.display().to_string(),
-            expected: d.digest.clone(),
+            expected: d.digest.to_string(),
             found: found.to_string(),
         });
     }
@@ -326,7 +326,7 @@ fn write_oci<W: Write>(
         .map_err(io)?;
     tar.file("oci-layout", OCI_LAYOUT.len() as u64, OCI_LAYOUT)
         .map_err(io)?;
-    Ok(root.digest.clone())
+    Ok(root.digest.to_string())
 }
 
 fn write_docker<W: Write>(
@@ -367,10 +367,7 @@ fn write_docker<W: Write>(
             refs.layers.len()
         )));
     }
-    let config_name = format!(
-        "{}.json",
-        parse_digest(&config_desc.digest, "config")?.hex()
-    );
+    let config_name = format!("{}.json", config_desc.digest.hex());
     let mut layer_names = Vec::new();
     let mut written = BTreeSet::new();
     // Entries in name order: config, layers by diff_id, manifest.json.
@@ -406,7 +403,7 @@ fn write_docker<W: Write>(
         &manifest_json[..],
     )
     .map_err(io)?;
-    Ok(manifest.digest)
+    Ok(manifest.digest.to_string())
 }
 
 /// A layer as an uncompressed tar entry: one pass to learn its size (and
@@ -424,7 +421,7 @@ fn write_layer_uncompressed<W: Write>(
             layer.digest, layer.media_type
         ))
     })?;
-    let path = blobs.path(&parse_digest(&layer.digest, "layer")?);
+    let path = blobs.path(&layer.digest);
     let open = || -> Result<HashReader<Box<dyn Read>>> {
         let file = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
         Ok(HashReader::new(compression.decoder(file).at(&path)?))

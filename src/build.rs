@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{config_document, index_document, manifest_document};
 use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
-use crate::oci::descriptor::{descriptor, parse_digest, Descriptor, Platform, ANNOTATION_REF_NAME};
+use crate::oci::descriptor::{descriptor, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_json};
 use crate::oci::MediaType;
@@ -37,9 +37,9 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LayerInfo {
     pub media_type: MediaType,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub size: u64,
-    pub diff_id: String,
+    pub diff_id: Sha256Digest,
     pub store_paths: BTreeSet<PathBuf>,
 }
 
@@ -61,7 +61,7 @@ impl LayerInfo {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigInfo {
     pub media_type: MediaType,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub size: u64,
     pub platform: Platform,
     pub layers: Vec<LayerInfo>,
@@ -77,7 +77,7 @@ pub struct ConfigInfo {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ManifestInfo {
     pub media_type: MediaType,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub size: u64,
     pub platform: Platform,
     pub config: Descriptor,
@@ -285,9 +285,9 @@ pub fn write_layer(
     progress.layer_done(&digest.to_string(), size);
     Ok(LayerInfo {
         media_type: spec.compression.layer_media_type(),
-        digest: digest.to_string(),
+        digest,
         size,
-        diff_id: diff_id.to_string(),
+        diff_id,
         store_paths: tree.store_paths,
     })
 }
@@ -350,9 +350,7 @@ pub fn write_config(
                 let dir = spec::resolve(&base, d);
                 let info: LayerInfo = read_json(&dir.join(LAYER_JSON))
                     .map_err(|e| e.within(format!("{}: layers[{index}]", spec_path.display())))?;
-                let what = dir.join(LAYER_JSON).display().to_string();
-                let digest = parse_digest(&info.digest, &what)?;
-                parse_digest(&info.diff_id, &what)?;
+                let digest = info.digest.clone();
                 if copy_layers {
                     blobs.import(&BlobDir::new(&dir), &digest, info.size)?;
                 } else {
@@ -364,10 +362,7 @@ pub fn write_config(
         below.extend(info.store_paths.iter().cloned());
         layers.push(info);
     }
-    let diff_ids = layers
-        .iter()
-        .map(|l| parse_digest(&l.diff_id, "layer diff_id"))
-        .collect::<Result<Vec<Sha256Digest>>>()?;
+    let diff_ids: Vec<Sha256Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let (config_doc, platform) = config_document(spec, &diff_ids)?;
     let config = blobs.write_json(&config_doc, MediaType::CONFIG)?;
     Ok(ConfigInfo {
@@ -401,15 +396,11 @@ pub fn write_image(
             let dir = spec::resolve(&spec::base_dir(spec_path), dir);
             let what = dir.join(CONFIG_JSON).display().to_string();
             let mut info: ConfigInfo = read_json(&dir.join(CONFIG_JSON))?;
-            blobs.import(
-                &BlobDir::new(&dir),
-                &parse_digest(&info.digest, &what)?,
-                info.size,
-            )?;
+            blobs.import(&BlobDir::new(&dir), &info.digest, info.size)?;
             let stores = blob_stores(&dir, &info.blob_dirs);
             let mut blob_dirs = Vec::new();
             for l in &info.layers {
-                let digest = parse_digest(&l.digest, &what)?;
+                let digest = l.digest.clone();
                 let store = find_blob(&digest, &stores, &what)?;
                 if copy_layers {
                     blobs.import(store, &digest, l.size)?;
@@ -421,11 +412,7 @@ pub fn write_image(
             info
         }
     };
-    let config_desc = descriptor(
-        config.media_type.clone(),
-        &parse_digest(&config.digest, "config")?,
-        config.size,
-    );
+    let config_desc = descriptor(config.media_type.clone(), &config.digest, config.size);
     let layer_descs: Vec<Descriptor> = config.layers.iter().map(LayerInfo::descriptor).collect();
     let manifest_doc = manifest_document(
         &config_desc,
@@ -460,11 +447,7 @@ fn write_index(
     let with_platform = |m: &ManifestInfo| -> Result<Descriptor> {
         Ok(Descriptor {
             platform: Some(m.platform.clone()),
-            ..descriptor(
-                m.media_type.clone(),
-                &parse_digest(&m.digest, "manifest")?,
-                m.size,
-            )
+            ..descriptor(m.media_type.clone(), &m.digest, m.size)
         })
     };
     let target = match manifests {
@@ -636,15 +619,11 @@ pub fn layout(
         let info: ManifestInfo = read_json(&dir.join(MANIFEST_JSON))?;
         let what = dir.join(MANIFEST_JSON).display().to_string();
         let own = BlobDir::new(&dir);
-        blobs.import(&own, &parse_digest(&info.digest, &what)?, info.size)?;
-        blobs.import(
-            &own,
-            &parse_digest(&info.config.digest, &what)?,
-            info.config.size,
-        )?;
+        blobs.import(&own, &info.digest, info.size)?;
+        blobs.import(&own, &info.config.digest, info.config.size)?;
         let stores = blob_stores(&dir, &info.blob_dirs);
         for l in &info.layers {
-            let digest = parse_digest(&l.digest, &what)?;
+            let digest = l.digest.clone();
             blobs.import(find_blob(&digest, &stores, &what)?, &digest, l.size)?;
         }
         manifests.push(info);

@@ -701,8 +701,8 @@ fn inspect(a: &InspectArgs) -> Result<ExitCode> {
             writeln!(
                 out,
                 "  {platform}  manifest {}  config {}  {} layers, {}",
-                short(&img.manifest),
-                short(&img.config),
+                &img.manifest.short(),
+                &img.config.short(),
                 img.layers.len(),
                 human_size(img.size)
             )?;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::layout::BlobDir;
 use crate::oci::descriptor::*;
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::read_json;
 use crate::oci::MediaType;
 
@@ -23,7 +24,7 @@ pub struct Tagged {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     pub media_type: MediaType,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub images: Vec<ImageSummary>,
 }
 
@@ -32,8 +33,8 @@ pub struct Tagged {
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
     pub platform: Option<Platform>,
-    pub manifest: String,
-    pub config: String,
+    pub manifest: Sha256Digest,
+    pub config: Sha256Digest,
     pub created: Option<String>,
     pub entrypoint: Option<Value>,
     pub cmd: Option<Value>,
@@ -46,8 +47,7 @@ pub struct ImageSummary {
 }
 
 fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
-    let digest = parse_digest(&desc.digest, "descriptor")?;
-    read_json(&blobs.path(&digest))
+    read_json(&blobs.path(&desc.digest))
 }
 
 /// Describe the layout at `dir`. Nested image indexes are followed as
@@ -121,7 +121,7 @@ fn describe(
 struct Walk<'a> {
     blobs: &'a BlobDir,
     /// Digests already met under this tag.
-    seen: BTreeSet<String>,
+    seen: BTreeSet<Sha256Digest>,
     /// Descriptors visited in the whole layout.
     nodes: &'a mut usize,
     images: Vec<ImageSummary>,
@@ -155,11 +155,7 @@ impl Walk<'_> {
         let config_desc = doc
             .config
             .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
-        let config: Value = read_json(
-            &self
-                .blobs
-                .path(&parse_digest(&config_desc.digest, "config")?),
-        )?;
+        let config: Value = read_json(&self.blobs.path(&config_desc.digest))?;
         self.images.push(summary(
             desc.platform.clone(),
             desc.digest.clone(),
@@ -175,8 +171,8 @@ impl Walk<'_> {
 /// (the platform falls back to the config's).
 pub fn summary(
     platform: Option<Platform>,
-    manifest: String,
-    config_digest: String,
+    manifest: Sha256Digest,
+    config_digest: Sha256Digest,
     config: &Value,
     layers: Vec<Descriptor>,
 ) -> ImageSummary {

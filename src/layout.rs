@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::oci::descriptor::parse_digest;
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_limited};
@@ -390,19 +389,44 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// Finish a blob that must be `expected` of `size` bytes: it is named
+    /// only if it is, and otherwise removed, with an error naming `what`
+    /// (where the bytes came from).
+    pub fn complete_verified(self, expected: &Sha256Digest, size: u64, what: &str) -> Result<()> {
+        let (buf, found, n) = self.inner.finish();
+        if found != *expected || n != size {
+            return Err(Error::DigestMismatch {
+                context: what.to_owned(),
+                expected: format!("{expected} ({size} bytes)"),
+                found: format!("{found} ({n} bytes)"),
+            });
+        }
+        Self::persist(&self.dir, buf, &found)
+    }
+
     /// Finish the blob; returns its digest and size.
     pub fn complete(self) -> Result<(Sha256Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
+        Self::persist(&self.dir, buf, &digest)?;
+        Ok((digest, size))
+    }
+
+    /// Name the written file `digest`.
+    fn persist(
+        dir: &BlobDir,
+        buf: BufWriter<tempfile::NamedTempFile>,
+        digest: &Sha256Digest,
+    ) -> Result<()> {
         let file = buf
             .into_inner()
-            .map_err(|e| Error::io(self.dir.root.join("blobs/sha256"), e.into_error()))?;
-        let target = self.dir.path(&digest);
+            .map_err(|e| Error::io(dir.root.join("blobs/sha256"), e.into_error()))?;
+        let target = dir.path(digest);
         file.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
             .at(file.path())?;
         file.persist(&target)
             .map_err(|e| Error::io(&target, e.error))?;
-        Ok((digest, size))
+        Ok(())
     }
 }
 
@@ -421,7 +445,7 @@ pub fn read_blob_checked(
     blobs: &BlobDir,
     d: &crate::oci::descriptor::Descriptor,
 ) -> Result<Vec<u8>> {
-    let digest = parse_digest(&d.digest, "descriptor")?;
+    let digest = d.digest.clone();
     let path = blobs.path(&digest);
     let bytes = read_limited(&path, d.size)?;
     let found = Sha256Digest::of(&bytes);
@@ -479,7 +503,7 @@ mod tests {
         let d = blobs
             .write_json(&serde_json::json!({}), MediaType::EMPTY)
             .unwrap();
-        assert_eq!(d.digest, Sha256Digest::of(b"{}").to_string());
+        assert_eq!(d.digest, Sha256Digest::of(b"{}"));
         assert_eq!(d.size, 2);
         assert_eq!(
             fs::read_dir(dir.path().join("blobs/sha256"))

@@ -24,6 +24,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::layout::{read_blob_checked, BlobDir};
 use crate::oci::descriptor::{Descriptor, Platform, Refs, ANNOTATION_REF_NAME};
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::read_json;
 
 /// Every tag of the image, comma-separated, in the order given (written
@@ -136,10 +137,10 @@ pub fn names_of_entries(layout: &Path, entries: &[Descriptor]) -> Result<Vec<Nam
 }
 
 /// The names `layout` gives the image `digest`, in order.
-pub fn names_of(layout: &Path, digest: &str) -> Result<Vec<String>> {
+pub fn names_of(layout: &Path, digest: &Sha256Digest) -> Result<Vec<String>> {
     Ok(names(layout)?
         .into_iter()
-        .filter(|n| n.descriptor.digest == digest)
+        .filter(|n| n.descriptor.digest == *digest)
         .map(|n| n.name)
         .collect())
 }
@@ -167,7 +168,7 @@ pub fn select(layout: &Path, tag: Option<&str>) -> Result<Descriptor> {
         }
         None => {
             let entries = entries(layout)?;
-            let digests: BTreeSet<&str> = entries.iter().map(|d| d.digest.as_str()).collect();
+            let digests: BTreeSet<&Sha256Digest> = entries.iter().map(|d| &d.digest).collect();
             match (digests.len(), entries.first()) {
                 (1, Some(d)) => Ok(d.clone()),
                 (0, _) => Err(Error::Invalid(format!(

@@ -25,7 +25,7 @@ use crate::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{read_blob_checked, BlobDir, Staging};
 use crate::oci::descriptor::*;
-use crate::oci::digest::HashReader;
+use crate::oci::digest::{HashReader, Sha256Digest};
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
 
@@ -47,7 +47,7 @@ pub struct UnpackOptions {
 #[serde(rename_all = "camelCase")]
 pub struct UnpackReport {
     pub dir: PathBuf,
-    pub manifest: String,
+    pub manifest: Sha256Digest,
     pub layers: usize,
     pub entries: u64,
     pub bytes: u64,
@@ -166,7 +166,7 @@ impl Extract<'_> {
         diff_id: Option<&str>,
     ) -> Result<()> {
         self.current.clear();
-        let digest = parse_digest(&desc.digest, "layer")?;
+        let digest = desc.digest.clone();
         let path = blobs.path(&digest);
         let meta = fs::metadata(&path).at(&path)?;
         if !meta.is_file() {
@@ -271,10 +271,10 @@ impl Extract<'_> {
         });
         io::copy(&mut reader, &mut out).at(&target)?;
         let (found, n) = reader.finish();
-        if found.to_string() != desc.digest || n != desc.size {
+        if found != desc.digest || n != desc.size {
             return Err(Error::DigestMismatch {
                 context: format!("layer {index}: artifact {name:?}"),
-                expected: desc.digest.clone(),
+                expected: desc.digest.to_string(),
                 found: found.to_string(),
             });
         }

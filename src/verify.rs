@@ -41,12 +41,27 @@ pub struct Report {
     pub blobs_checked: usize,
 }
 
+/// A descriptor as written: the digest is kept as a string, so that a
+/// malformed one is reported as a problem of that descriptor instead of
+/// failing the whole document.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    media_type: MediaType,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct IndexDoc {
     schema_version: u32,
     media_type: Option<String>,
-    manifests: Vec<Descriptor>,
+    manifests: Vec<RawDescriptor>,
 }
 
 #[derive(Deserialize)]
@@ -54,8 +69,8 @@ struct IndexDoc {
 struct ManifestDoc {
     schema_version: u32,
     media_type: Option<String>,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
+    config: RawDescriptor,
+    layers: Vec<RawDescriptor>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +185,7 @@ impl Verifier {
 
     /// Check a blob against its descriptor; returns its path when it is
     /// present and sound.
-    fn check_blob(&mut self, desc: &Descriptor, what: &str) -> Option<PathBuf> {
+    fn check_blob(&mut self, desc: &RawDescriptor, what: &str) -> Option<PathBuf> {
         let Some(digest) = Sha256Digest::parse(&desc.digest) else {
             self.problem(format!(
                 "{what}: digest {:?} is not sha256:<64 lowercase hex>",
@@ -228,7 +243,7 @@ impl Verifier {
         (sound && content_ok).then_some(path)
     }
 
-    fn read_doc(&mut self, desc: &Descriptor, what: &str) -> Option<Vec<u8>> {
+    fn read_doc(&mut self, desc: &RawDescriptor, what: &str) -> Option<Vec<u8>> {
         if desc.size > MAX_DOCUMENT {
             self.problem(format!(
                 "{what}: a {} byte document; nixoci reads documents of at most {MAX_DOCUMENT} bytes",
@@ -320,7 +335,7 @@ impl Verifier {
         }
     }
 
-    fn check_manifest(&mut self, desc: &Descriptor, what: &str) {
+    fn check_manifest(&mut self, desc: &RawDescriptor, what: &str) {
         if !self.manifests.insert(desc.digest.clone()) {
             return;
         }
@@ -411,7 +426,7 @@ impl Verifier {
         }
     }
 
-    fn check_layer(&mut self, desc: &Descriptor, diff_id: Option<&str>, what: &str) {
+    fn check_layer(&mut self, desc: &RawDescriptor, diff_id: Option<&str>, what: &str) {
         let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
             self.check_blob(desc, what);
             return self.problem(format!(

@@ -18,7 +18,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: MediaType,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
@@ -119,7 +119,7 @@ pub enum SearchStep {
 pub struct PlatformSearch {
     want: Platform,
     stack: Vec<std::vec::IntoIter<Descriptor>>,
-    opened: std::collections::BTreeSet<String>,
+    opened: std::collections::BTreeSet<Sha256Digest>,
     have: Vec<String>,
     unplatformed: usize,
     nodes: usize,
@@ -239,7 +239,7 @@ pub fn host_architecture() -> &'static str {
 pub fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> Descriptor {
     Descriptor {
         media_type,
-        digest: digest.to_string(),
+        digest: digest.clone(),
         size,
         platform: None,
         annotations: Default::default(),

@@ -16,6 +16,12 @@ impl Sha256Digest {
         hex::encode(self.0)
     }
 
+    /// The short form people read in listings: `sha256:` and the first 12
+    /// hex characters.
+    pub fn short(&self) -> String {
+        format!("sha256:{}", &self.hex()[..12])
+    }
+
     /// Digest of a byte string.
     pub fn of(bytes: &[u8]) -> Self {
         Sha256Digest(Sha256::digest(bytes).into())
@@ -40,6 +46,33 @@ impl Sha256Digest {
 impl std::fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl std::str::FromStr for Sha256Digest {
+    type Err = String;
+
+    /// [`Sha256Digest::parse`], with a message saying what is wrong.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Sha256Digest::parse(s).ok_or_else(|| {
+            format!("digest {s:?} is not of the form sha256:<64 lowercase hex digits>")
+        })
+    }
+}
+
+/// Written as `sha256:<hex>`.
+impl serde::Serialize for Sha256Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read from `sha256:<64 lowercase hex>`, and nothing else: a document
+/// whose digest is malformed does not parse (with the digest named).
+impl<'de> serde::Deserialize<'de> for Sha256Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::oci::digest::Sha256Digest;
 
 /// A parsed image reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,8 +16,7 @@ pub struct Reference {
     /// `namespace/name`, lowercase path components.
     pub repository: String,
     pub tag: Option<String>,
-    /// `sha256:<hex>`.
-    pub digest: Option<String>,
+    pub digest: Option<Sha256Digest>,
 }
 
 pub const DOCKER_HUB: &str = "docker.io";
@@ -43,13 +43,13 @@ impl Reference {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => {
-                if crate::oci::digest::Sha256Digest::parse(d).is_none() {
-                    return Err(bad(
+                let digest = Sha256Digest::parse(d).ok_or_else(|| {
+                    bad(
                         &format!("digest {d:?}"),
                         "is not sha256:<64 lowercase hex digits>".into(),
-                    ));
-                }
-                (r, Some(d.to_owned()))
+                    )
+                })?;
+                (r, Some(digest))
             }
             None => (text, None),
         };
@@ -102,10 +102,10 @@ impl Reference {
     }
 
     /// The same repository at a digest.
-    pub fn with_digest(&self, digest: &str) -> Reference {
+    pub fn with_digest(&self, digest: &Sha256Digest) -> Reference {
         Reference {
             tag: None,
-            digest: Some(digest.to_owned()),
+            digest: Some(digest.clone()),
             ..self.clone()
         }
     }
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(r.registry, "127.0.0.1:5000");
         assert_eq!(r.repository, "team/app");
         assert_eq!(r.tag.as_deref(), Some("v2"));
-        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.digest.as_ref().map(|x| x.to_string()), Some(d.clone()));
         assert!(r.is_local());
         let r = p(&format!("localhost/app@{d}"));
         assert_eq!((r.registry.as_str(), r.tag), ("localhost", None));

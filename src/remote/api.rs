@@ -29,7 +29,8 @@ const ACCEPT: [MediaType; 4] = [
 fn manifest_path(r: &Reference) -> String {
     let at = r
         .digest
-        .clone()
+        .as_ref()
+        .map(Sha256Digest::to_string)
         .or_else(|| r.tag.clone())
         .unwrap_or_else(|| "latest".into());
     format!("/v2/{}/manifests/{at}", r.repository)
@@ -37,7 +38,7 @@ fn manifest_path(r: &Reference) -> String {
 
 impl Remote {
     /// HEAD a blob: whether the repository of `r` has it.
-    pub(super) async fn blob_exists(&self, r: &Reference, digest: &str) -> Result<bool> {
+    pub(super) async fn blob_exists(&self, r: &Reference, digest: &Sha256Digest) -> Result<bool> {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         self.retry(|| async {
             let res = self.request(reqwest::Method::HEAD, &path).send().await?;
@@ -53,7 +54,7 @@ impl Remote {
 
     /// The digest `r` names, `None` when the registry has no such manifest:
     /// a HEAD, and a bounded GET when the registry gives no digest header.
-    pub(super) async fn manifest_digest(&self, r: &Reference) -> Result<Option<String>> {
+    pub(super) async fn manifest_digest(&self, r: &Reference) -> Result<Option<Sha256Digest>> {
         let found = self
             .retry(|| async {
                 let res = self
@@ -69,8 +70,7 @@ impl Remote {
                         res.headers()
                             .get("docker-content-digest")
                             .and_then(|v| v.to_str().ok())
-                            .filter(|d| Sha256Digest::parse(d).is_some())
-                            .map(str::to_owned),
+                            .and_then(Sha256Digest::parse),
                     )),
                     404 => Ok(None),
                     _ => Err(status_error(res).await),
@@ -88,7 +88,7 @@ impl Remote {
     /// GET the manifest or index `r` names, at most
     /// [`crate::verify::MAX_DOCUMENT`] bytes, checked against the digest of
     /// `r` when it has one.
-    pub(super) async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, String)> {
+    pub(super) async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, Sha256Digest)> {
         let max = crate::verify::MAX_DOCUMENT;
         let bytes = self
             .retry(|| async {
@@ -113,13 +113,13 @@ impl Remote {
             })
             .await
             .map_err(|e| self.explain(e))?;
-        let digest = Sha256Digest::of(&bytes).to_string();
+        let digest = Sha256Digest::of(&bytes);
         if let Some(want) = &r.digest {
             if *want != digest {
                 return Err(Error::DigestMismatch {
                     context: format!("manifest of {r}"),
-                    expected: want.clone(),
-                    found: digest,
+                    expected: want.to_string(),
+                    found: digest.to_string(),
                 });
             }
         }
@@ -165,7 +165,7 @@ impl Remote {
     pub(super) async fn get_blob(
         &self,
         r: &Reference,
-        digest: &str,
+        digest: &Sha256Digest,
         size: u64,
         sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
     ) -> std::result::Result<(), Failure> {
@@ -209,7 +209,7 @@ pub(super) fn media_type_of(doc: &Value) -> MediaType {
 /// A manifest or index fetched from a registry while walking an index.
 pub(super) struct Node {
     pub(super) descriptor: Descriptor,
-    pub(super) digest: String,
+    pub(super) digest: Sha256Digest,
     pub(super) bytes: Vec<u8>,
     pub(super) doc: Value,
     pub(super) is_index: bool,

@@ -104,11 +104,13 @@ pub(super) fn oci_ref(r: &Reference) -> oci_client::Reference {
             r.registry.clone(),
             r.repository.clone(),
             t.clone(),
-            d.clone(),
+            d.to_string(),
         ),
-        (_, Some(d)) => {
-            oci_client::Reference::with_digest(r.registry.clone(), r.repository.clone(), d.clone())
-        }
+        (_, Some(d)) => oci_client::Reference::with_digest(
+            r.registry.clone(),
+            r.repository.clone(),
+            d.to_string(),
+        ),
         (Some(t), None) => {
             oci_client::Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
         }

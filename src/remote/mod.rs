@@ -55,6 +55,8 @@ mod query;
 
 use serde::Serialize;
 
+use crate::oci::digest::Sha256Digest;
+
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
@@ -63,8 +65,33 @@ pub use query::{exists, inspect, tag};
 /// What happened to one blob.
 #[derive(Clone, Debug, Serialize)]
 pub struct BlobReport {
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub size: u64,
-    /// `uploaded`, `skipped` (the registry had it), `mounted`, `downloaded`.
-    pub action: &'static str,
+    pub action: BlobAction,
+}
+
+/// What a transfer did with a blob (written in reports in lowercase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobAction {
+    /// Sent to the registry.
+    Uploaded,
+    /// The registry had it already.
+    Skipped,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Fetched from the registry.
+    Downloaded,
+}
+
+impl BlobAction {
+    /// The word reports and progress use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobAction::Uploaded => "uploaded",
+            BlobAction::Skipped => "skipped",
+            BlobAction::Mounted => "mounted",
+            BlobAction::Downloaded => "downloaded",
+        }
+    }
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::canonical_json;
 
 pub(super) type Locations = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
@@ -23,13 +24,13 @@ pub(super) fn remember(
     path: Option<&Path>,
     registry: &str,
     repository: &str,
-    digests: impl Iterator<Item = String>,
+    digests: impl Iterator<Item = Sha256Digest>,
 ) {
     let Some(path) = path else { return };
     let mut all = load_locations(Some(path));
     let reg = all.entry(registry.to_owned()).or_default();
     for d in digests {
-        let repos = reg.entry(d).or_default();
+        let repos = reg.entry(d.to_string()).or_default();
         repos.insert(repository.to_owned());
         // Bounded: the most recent few repositories are plenty to mount from.
         while repos.len() > 8 {

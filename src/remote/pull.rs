@@ -16,11 +16,12 @@ use super::api::{fetch_graph, media_type_of};
 use super::client::{runtime, Remote, RemoteOptions};
 use super::errors::{Capped, Failure};
 use super::mounts::remember;
-use super::BlobReport;
+use super::{BlobAction, BlobReport};
 use crate::error::{Error, IoContext, Result};
 use crate::image::index_document;
 use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
 use crate::oci::descriptor::*;
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::{canonical_json, read_json};
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
@@ -32,7 +33,7 @@ use crate::progress::Progress;
 pub struct PullReport {
     pub reference: String,
     pub layout: PathBuf,
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub media_type: MediaType,
     pub tag: Option<String>,
     pub blobs: Vec<BlobReport>,
@@ -81,7 +82,7 @@ pub fn pull(
             platform: None,
             annotations: BTreeMap::new(),
         };
-        let mut docs: Vec<(String, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
+        let mut docs: Vec<(Sha256Digest, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
         let mut manifests: Vec<Value> = Vec::new();
         let was_index = root.media_type.is_index();
         if was_index {
@@ -133,7 +134,7 @@ pub fn pull(
         } else {
             manifests.push(doc);
         }
-        let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+        let mut wanted: BTreeMap<Sha256Digest, u64> = BTreeMap::new();
         for m in &manifests {
             let refs: Refs = serde_json::from_value(m.clone())
                 .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
@@ -149,7 +150,6 @@ pub fn pull(
                 }
             }
             for d in refs.config.iter().chain(refs.layers.iter()) {
-                crate::oci::descriptor::parse_digest(&d.digest, "remote descriptor")?;
                 wanted.insert(d.digest.clone(), d.size);
             }
         }
@@ -178,11 +178,12 @@ pub fn pull(
             .await?;
         // A single-platform image must be the platform asked for.
         if let (Some(p), false) = (platform, was_index) {
-            let config_digest = manifests[0]["config"]["digest"]
-                .as_str()
-                .unwrap_or_default();
-            let config: Value =
-                read_json(&blobs_dir.path(&crate::oci::descriptor::parse_digest(config_digest, "config")?))?;
+            let refs: Refs = serde_json::from_value(manifests[0].clone())
+                .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
+            let config_desc = refs
+                .config
+                .ok_or_else(|| Error::Invalid(format!("{source}: the manifest has no config")))?;
+            let config: Value = read_json(&blobs_dir.path(&config_desc.digest))?;
             let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
             let have = Platform {
                 architecture: text("architecture"),
@@ -200,8 +201,7 @@ pub fn pull(
         for (digest, bytes) in &docs {
             let mut w = blobs_dir.writer()?;
             std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
-            let (d, _) = w.complete()?;
-            debug_assert_eq!(d.to_string(), *digest);
+            w.complete_verified(digest, bytes.len() as u64, &format!("manifest {digest}"))?;
         }
         remember(
             opts.blob_cache.as_deref(),
@@ -241,20 +241,20 @@ async fn pull_blob(
     remote: &Remote,
     source: &Reference,
     blobs_dir: &BlobDir,
-    digest: &str,
+    digest: &Sha256Digest,
     size: u64,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<BlobReport> {
-    progress.blob_start(digest, size);
+    progress.blob_start(&digest.to_string(), size);
     remote
         .retry(|| pull_blob_once(remote, source, blobs_dir, digest, size, &*progress))
         .await
         .map_err(|e| remote.explain(e))?;
-    progress.blob_done(digest, "downloaded");
+    progress.blob_done(&digest.to_string(), BlobAction::Downloaded.as_str());
     Ok(BlobReport {
-        digest: digest.to_owned(),
+        digest: digest.clone(),
         size,
-        action: "downloaded",
+        action: BlobAction::Downloaded,
     })
 }
 
@@ -262,27 +262,21 @@ async fn pull_blob_once(
     remote: &Remote,
     source: &Reference,
     blobs_dir: &BlobDir,
-    digest: &str,
+    digest: &Sha256Digest,
     size: u64,
     progress: &dyn Progress,
 ) -> std::result::Result<(), Failure> {
     let mut w = blobs_dir.writer()?;
     let root = blobs_dir.root().to_owned();
+    let shown = digest.to_string();
     remote
         .get_blob(source, digest, size, &mut |chunk| {
             std::io::Write::write_all(&mut w, chunk).map_err(|e| Error::io(&root, e))?;
-            progress.blob_advance(digest, chunk.len() as u64);
+            progress.blob_advance(&shown, chunk.len() as u64);
             Ok(())
         })
         .await?;
-    let (found, n) = w.complete()?;
-    if found.to_string() != digest || n != size {
-        let _ = std::fs::remove_file(blobs_dir.path(&found));
-        return Err(Failure::Local(Error::DigestMismatch {
-            context: format!("blob {digest} from the registry"),
-            expected: format!("{digest} ({size} bytes)"),
-            found: format!("{found} ({n} bytes)"),
-        }));
-    }
+    w.complete_verified(digest, size, &format!("blob {digest} from the registry"))
+        .map_err(Failure::Local)?;
     Ok(())
 }

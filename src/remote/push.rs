@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::client::{oci_ref, runtime, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::{load_locations, remember};
-use super::BlobReport;
+use super::{BlobAction, BlobReport};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::BlobDir;
 use crate::oci::descriptor::*;
@@ -35,7 +35,7 @@ use crate::tags::select;
 pub struct PushReport {
     pub reference: String,
     /// Digest of the manifest or index the reference now names.
-    pub digest: String,
+    pub digest: Sha256Digest,
     pub media_type: MediaType,
     pub blobs: Vec<BlobReport>,
     pub uploaded: usize,
@@ -61,7 +61,7 @@ pub struct TagReport {
 
 /// A document (manifest or index) to push, with its bytes.
 struct Doc {
-    digest: String,
+    digest: Sha256Digest,
     media_type: MediaType,
     bytes: Vec<u8>,
 }
@@ -69,7 +69,7 @@ struct Doc {
 /// A blob to push.
 #[derive(Clone)]
 struct Blob {
-    digest: String,
+    digest: Sha256Digest,
     size: u64,
     path: PathBuf,
 }
@@ -78,10 +78,9 @@ struct Blob {
 fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
     let blobs_dir = BlobDir::new(layout);
     let mut docs = Vec::new();
-    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    let mut blobs: BTreeMap<Sha256Digest, Blob> = BTreeMap::new();
     let mut add_blob = |d: &Descriptor| -> Result<()> {
-        let digest = crate::oci::descriptor::parse_digest(&d.digest, "descriptor")?;
-        let path = blobs_dir.path(&digest);
+        let path = blobs_dir.path(&d.digest);
         let meta = std::fs::metadata(&path).at(&path)?;
         if !meta.is_file() || meta.len() != d.size {
             return Err(Error::Invalid(format!(
@@ -113,9 +112,8 @@ fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
         if depth > crate::verify::MAX_DEPTH {
             return Err(Error::Invalid("image indexes nested too deep".into()));
         }
-        let digest = crate::oci::descriptor::parse_digest(&d.digest, "descriptor")?;
-        let bytes = read_limited(&blobs_dir.path(&digest), d.size)?;
-        if Sha256Digest::of(&bytes) != digest {
+        let bytes = read_limited(&blobs_dir.path(&d.digest), d.size)?;
+        if Sha256Digest::of(&bytes) != d.digest {
             return Err(Error::Invalid(format!(
                 "{}: document {} does not match its digest; run `nixoci verify {}`",
                 layout.display(),
@@ -123,7 +121,7 @@ fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
                 layout.display()
             )));
         }
-        let refs: Refs = crate::oci::json::parse_json(&blobs_dir.path(&digest), &bytes)?;
+        let refs: Refs = crate::oci::json::parse_json(&blobs_dir.path(&d.digest), &bytes)?;
         if let Some(c) = &refs.config {
             add_blob(c)?;
         }
@@ -177,11 +175,11 @@ pub fn push(
     // (a reference with a tag and a digest names the tag; the digest was
     // checked above); with neither, every name the layout gives the image
     // or, through platform tags, one of its manifests.
-    let tags: Vec<(String, String)> = match (&target.tag, &target.digest) {
+    let tags: Vec<(String, Sha256Digest)> = match (&target.tag, &target.digest) {
         (Some(t), _) => vec![(t.clone(), root.digest.clone())],
         (None, Some(_)) => Vec::new(),
         (None, None) => {
-            let mut named: Vec<(String, String)> = Vec::new();
+            let mut named: Vec<(String, Sha256Digest)> = Vec::new();
             for n in crate::tags::names(layout)? {
                 if docs.iter().any(|d| d.digest == n.descriptor.digest)
                     && !named.iter().any(|(t, _)| *t == n.name)
@@ -201,7 +199,7 @@ pub fn push(
         let mut stale = Vec::new();
         for (t, digest) in &tags {
             let now = remote.manifest_digest(&target.with_tag(t)).await?;
-            if now.as_deref() == Some(digest.as_str()) {
+            if now.as_ref() == Some(digest) {
                 tag_reports.push(TagReport {
                     tag: t.clone(),
                     action: "unchanged",
@@ -212,24 +210,26 @@ pub fn push(
         }
         let by_digest = target.with_digest(&root.digest);
         let have_root = if tags.is_empty() || !stale.is_empty() {
-            remote.manifest_digest(&by_digest).await?.as_deref() == Some(root.digest.as_str())
+            remote.manifest_digest(&by_digest).await?.as_ref() == Some(&root.digest)
         } else {
             true
         };
         let report = |results: Vec<BlobReport>, manifests: usize, tag_reports: Vec<TagReport>| {
-            let count = |a: &str| results.iter().filter(|r| r.action == a).count();
+            let count = |a: BlobAction| results.iter().filter(|r| r.action == a).count();
             PushReport {
                 reference: target.to_string(),
                 digest: root.digest.clone(),
                 media_type: root.media_type.clone(),
-                up_to_date: manifests == 0 && count("uploaded") == 0 && count("mounted") == 0,
+                up_to_date: manifests == 0
+                    && count(BlobAction::Uploaded) == 0
+                    && count(BlobAction::Mounted) == 0,
                 tags: tag_reports,
-                uploaded: count("uploaded"),
-                skipped: count("skipped"),
-                mounted: count("mounted"),
+                uploaded: count(BlobAction::Uploaded),
+                skipped: count(BlobAction::Skipped),
+                mounted: count(BlobAction::Mounted),
                 bytes_sent: results
                     .iter()
-                    .filter(|r| r.action == "uploaded")
+                    .filter(|r| r.action == BlobAction::Uploaded)
                     .map(|r| r.size)
                     .sum(),
                 manifests,
@@ -255,8 +255,8 @@ pub fn push(
                 manifests += 1;
             }
         }
-        let doc_of = |digest: &str| {
-            docs.iter().find(|d| d.digest == digest).ok_or_else(|| {
+        let doc_of = |digest: &Sha256Digest| {
+            docs.iter().find(|d| d.digest == *digest).ok_or_else(|| {
                 Error::Invalid(format!(
                     "{}: manifest {digest} is missing",
                     layout.display()
@@ -276,15 +276,15 @@ pub fn push(
             manifests += 1;
             // What the tag now names, as the registry says (its answer to
             // the PUT, or a HEAD when it gave none).
-            let now = match stored.filter(|d| Sha256Digest::parse(d).is_some()) {
+            let now = match stored.as_deref().and_then(Sha256Digest::parse) {
                 Some(d) => Some(d),
                 None => remote.manifest_digest(at).await?,
             };
-            if now.as_deref() != Some(doc.digest.as_str()) {
+            if now.as_ref() != Some(&doc.digest) {
                 return Err(Error::DigestMismatch {
                     context: format!("{at} after the push"),
-                    expected: doc.digest.clone(),
-                    found: now.unwrap_or_else(|| "nothing".into()),
+                    expected: doc.digest.to_string(),
+                    found: now.map_or_else(|| "nothing".into(), |d| d.to_string()),
                 });
             }
             if let Some(t) = &at.tag {
@@ -322,11 +322,11 @@ async fn push_blobs(
     let mut missing = Vec::new();
     for (b, here) in blobs.iter().zip(present) {
         if here {
-            progress.blob_done(&b.digest, "skipped");
+            progress.blob_done(&b.digest.to_string(), BlobAction::Skipped.as_str());
             results.push(BlobReport {
                 digest: b.digest.clone(),
                 size: b.size,
-                action: "skipped",
+                action: BlobAction::Skipped,
             });
         } else {
             missing.push(b.clone());
@@ -347,7 +347,13 @@ async fn push_blobs(
                 .mount_from
                 .iter()
                 .cloned()
-                .chain(known.get(&b.digest).into_iter().flatten().cloned())
+                .chain(
+                    known
+                        .get(&b.digest.to_string())
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                )
                 .filter(|repo| *repo != target.repository)
                 .collect();
             async move { push_blob(remote, dest, target, &b, &candidates, progress).await }
@@ -377,23 +383,23 @@ async fn push_blob(
         let from = oci_ref(&target.in_repository(repo));
         if remote
             .client
-            .mount_blob(dest, &from, &b.digest)
+            .mount_blob(dest, &from, &b.digest.to_string())
             .await
             .is_ok()
             && remote.blob_exists(target, &b.digest).await.unwrap_or(false)
         {
-            progress.blob_done(&b.digest, "mounted");
-            return Ok(report("mounted"));
+            progress.blob_done(&b.digest.to_string(), BlobAction::Mounted.as_str());
+            return Ok(report(BlobAction::Mounted));
         }
     }
-    progress.blob_start(&b.digest, b.size);
+    progress.blob_start(&b.digest.to_string(), b.size);
     let pushed = remote
         .retry(|| {
             let path = b.path.clone();
             let size = b.size;
-            let digest = b.digest.clone();
+            let digest = b.digest.to_string();
             let progress = progress.clone();
-            let digest_for_commit = b.digest.clone();
+            let digest_for_commit = b.digest.to_string();
             let chunked_above = if remote.opts.chunked_above == 0 {
                 DEFAULT_CHUNKED_ABOVE
             } else {
@@ -426,7 +432,7 @@ async fn push_blob(
         .await
         .map_err(|e| remote.explain(e))?;
     if let Some((digest, size)) = pushed {
-        if digest != b.digest || size != b.size {
+        if digest != b.digest.to_string() || size != b.size {
             return Err(Error::DigestMismatch {
                 context: format!("blob {} sent from {}", b.digest, b.path.display()),
                 expected: format!("{} ({} bytes)", b.digest, b.size),
@@ -434,6 +440,6 @@ async fn push_blob(
             });
         }
     }
-    progress.blob_done(&b.digest, "uploaded");
-    Ok(report("uploaded"))
+    progress.blob_done(&b.digest.to_string(), BlobAction::Uploaded.as_str());
+    Ok(report(BlobAction::Uploaded))
 }

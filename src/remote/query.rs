@@ -14,7 +14,7 @@ use crate::oci::reference::Reference;
 
 /// Give the manifest `source` names the tag `new_tag` in the same
 /// repository, moving no blob.
-pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<String> {
+pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<Sha256Digest> {
     crate::oci::reference::validate_tag(new_tag)?;
     runtime()?.block_on(async {
         let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
@@ -31,7 +31,7 @@ pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<St
 
 /// Whether `r` names a manifest: `Ok(Some(digest))`, `Ok(None)` when the
 /// registry says it does not exist.
-pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<String>> {
+pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<Sha256Digest>> {
     runtime()?.block_on(async {
         let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
         remote.manifest_digest(r).await
@@ -48,7 +48,7 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
             .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
         let media_type = media_type_of(&doc);
         let mut images = Vec::new();
-        let mut manifests: Vec<(Option<Platform>, String, Value)> = Vec::new();
+        let mut manifests: Vec<(Option<Platform>, Sha256Digest, Value)> = Vec::new();
         if media_type.is_index() {
             let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
                 .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
@@ -74,7 +74,6 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
                     limit_text(max)
                 )));
             }
-            crate::oci::descriptor::parse_digest(&config_desc.digest, "config descriptor")?;
             let config_bytes = remote
                 .retry(|| async {
                     let mut v: Vec<u8> = Vec::new();
@@ -92,10 +91,10 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
                         .explain(e)
                         .within(format!("config of {r}, {} bytes", config_desc.size))
                 })?;
-            if Sha256Digest::of(&config_bytes).to_string() != config_desc.digest {
+            if Sha256Digest::of(&config_bytes) != config_desc.digest {
                 return Err(Error::DigestMismatch {
                     context: format!("config of {r}"),
-                    expected: config_desc.digest.clone(),
+                    expected: config_desc.digest.to_string(),
                     found: Sha256Digest::of(&config_bytes).to_string(),
                 });
             }
