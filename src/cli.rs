@@ -454,7 +454,8 @@ fn print_config(out: &mut dyn Write, dir: &Path, info: &ConfigInfo) -> std::io::
 
 /// `nixoci nix-builder`: one building block, as a Nix derivation's builder.
 fn nix_builder() -> Result<ExitCode> {
-    let (attrs_path, attrs) = nixoci::nix::builder_attrs()?;
+    use nixoci::nix::BuilderCommand as C;
+    let (path, attrs) = nixoci::nix::builder_attrs()?;
     let out = attrs
         .outputs
         .get("out")
@@ -468,101 +469,85 @@ fn nix_builder() -> Result<ExitCode> {
         progress: &nixoci::progress::Silent,
     };
     let mut stdout = std::io::stdout().lock();
-    match attrs.command.as_str() {
-        "layer" => print_layer(
-            &mut stdout,
-            &out,
-            &build::layer(
-                &builder_spec(&attrs, &attrs_path)?,
-                &attrs_path,
-                &out,
-                &opts,
-            )?,
-        )?,
-        "config" => print_config(
-            &mut stdout,
-            &out,
-            &build::config(
-                &builder_spec(&attrs, &attrs_path)?,
-                &attrs_path,
-                &out,
-                &opts,
-            )?,
-        )?,
-        "manifest" => print_manifest(
-            &mut stdout,
-            &out,
-            &build::manifest(
-                &builder_spec(&attrs, &attrs_path)?,
-                &attrs_path,
-                &out,
-                &opts,
-            )?,
-        )?,
-        "layout" => print_layout(
-            &mut stdout,
-            &build::layout(
-                &builder_spec(&attrs, &attrs_path)?,
-                &attrs_path,
-                &out,
-                &opts,
-            )?,
-        )?,
-        "archive" => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct ArchiveSpec {
-                layout: PathBuf,
-                #[serde(default)]
-                tag: Option<String>,
-                format: nixoci::archive::Format,
-                #[serde(default)]
-                name: Option<String>,
-            }
-            let a: ArchiveSpec = builder_spec(&attrs, &attrs_path)?;
-            let report = nixoci::archive::archive(
-                &a.layout,
-                a.tag.as_deref(),
-                &out,
-                a.format,
-                a.name.as_deref(),
-                None,
-                true,
-            )?;
-            writeln!(
-                stdout,
-                "{}: {:?} archive of {} as {}",
-                out.display(),
-                report.format,
-                report.digest,
-                report.name
-            )?;
+    match attrs.command {
+        C::Layer => {
+            let info = build::layer(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            print_layer(&mut stdout, &out, &info)?
         }
-        "verify" => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct VerifySpec {
-                layout: PathBuf,
-            }
-            let v: VerifySpec = builder_spec(&attrs, &attrs_path)?;
-            let report = nixoci::verify::verify(&v.layout);
-            if !report.ok {
-                anyhow::bail!(
-                    "{} is not a valid layout:\n  {}",
-                    v.layout.display(),
-                    report.problems.join("\n  ")
-                );
-            }
-            std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
-                .with_context(|| out.display().to_string())?;
-            writeln!(stdout, "{}: ok", v.layout.display())?;
+        C::Config => {
+            let info = build::config(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            print_config(&mut stdout, &out, &info)?
         }
-        other => anyhow::bail!(
-            "unknown command {other:?} in {}: expected layer, config, manifest, layout or verify",
-            attrs_path.display()
-        ),
+        C::Manifest => {
+            let info = build::manifest(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            print_manifest(&mut stdout, &out, &info)?
+        }
+        C::Layout => print_layout(
+            &mut stdout,
+            &build::layout(&builder_spec(&attrs, &path)?, &path, &out, &opts)?,
+        )?,
+        C::Archive => builder_archive(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
+        C::Verify => builder_verify(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec of the `archive` builder command.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveSpec {
+    layout: PathBuf,
+    #[serde(default)]
+    tag: Option<String>,
+    format: nixoci::archive::Format,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `archive` as a builder: the archive file is `$out`.
+fn builder_archive(a: ArchiveSpec, out: &Path, stdout: &mut dyn Write) -> Result<()> {
+    let report = nixoci::archive::archive(
+        &a.layout,
+        a.tag.as_deref(),
+        out,
+        a.format,
+        a.name.as_deref(),
+        None,
+        true,
+    )?;
+    writeln!(
+        stdout,
+        "{}: {:?} archive of {} as {}",
+        out.display(),
+        report.format,
+        report.digest,
+        report.name
+    )?;
+    Ok(())
+}
+
+/// The spec of the `verify` builder command.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifySpec {
+    layout: PathBuf,
+}
+
+/// `verify` as a builder: a valid layout's report is `$out`; a layout with
+/// problems fails the build, listing them.
+fn builder_verify(v: VerifySpec, out: &Path, stdout: &mut dyn Write) -> Result<()> {
+    let report = nixoci::verify::verify(&v.layout);
+    if !report.ok {
+        anyhow::bail!(
+            "{} is not a valid layout:\n  {}",
+            v.layout.display(),
+            report.problems.join("\n  ")
+        );
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| out.display().to_string())?;
+    writeln!(stdout, "{}: ok", v.layout.display())?;
+    Ok(())
 }
 
 /// The spec of a builder command.
