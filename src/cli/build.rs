@@ -3,7 +3,7 @@
 //! builder; progress bars while layers are written; the text line of each
 //! block's result.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ use nixoci::inspect::human_size;
 use nixoci::progress::Progress;
 use nixoci::verify::short;
 
-use super::output::emit;
+use super::output::{Output, OutputArgs};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -38,24 +38,11 @@ pub struct BuildArgs {
     /// the layer's compression does not have is an error naming the layer.
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=19))]
     level: Option<u32>,
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Print nothing on success.
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 impl BuildArgs {
-    /// The command's result on standard output (see [`emit`]).
-    fn print<T: serde::Serialize>(
-        &self,
-        value: &T,
-        text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> Result<ExitCode> {
-        emit(self.json, self.quiet, value, text)
-    }
-
     fn options<'a>(&self, progress: &'a Bars) -> Options<'a> {
         Options {
             force: self.force,
@@ -69,50 +56,55 @@ impl BuildArgs {
 
 /// `nixoci build`: a whole image layout from an image spec.
 pub fn image(a: &BuildArgs) -> Result<ExitCode> {
-    let bars = Bars::new(a.quiet);
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
     let report = nixoci::build::build(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
-    a.print(&report, |out| print_layout(out, &report))
+    mode.report(&report, |out| print_layout(out, &report))
 }
 
 /// `nixoci layer`.
 pub fn layer(a: &BuildArgs) -> Result<ExitCode> {
-    let bars = Bars::new(a.quiet);
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
     let info = nixoci::build::layer(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
-    a.print(&info, |out| print_layer(out, &a.output, &info))
+    mode.report(&info, |out| print_layer(out, &a.output, &info))
 }
 
 /// `nixoci config`.
 pub fn config(a: &BuildArgs) -> Result<ExitCode> {
-    let bars = Bars::new(a.quiet);
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
     let info = nixoci::build::config(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
-    a.print(&info, |out| print_config(out, &a.output, &info))
+    mode.report(&info, |out| print_config(out, &a.output, &info))
 }
 
 /// `nixoci manifest`.
 pub fn manifest(a: &BuildArgs) -> Result<ExitCode> {
-    let bars = Bars::new(a.quiet);
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
     let info = nixoci::build::manifest(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
-    a.print(&info, |out| print_manifest(out, &a.output, &info))
+    mode.report(&info, |out| print_manifest(out, &a.output, &info))
 }
 
 /// `nixoci layout`.
 pub fn layout(a: &BuildArgs) -> Result<ExitCode> {
-    let bars = Bars::new(a.quiet);
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
     let report = nixoci::build::layout(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
-    a.print(&report, |out| print_layout(out, &report))
+    mode.report(&report, |out| print_layout(out, &report))
 }
 
-/// Progress bars on standard error, drawn only when it is a terminal and
-/// `--quiet` was not given.
+/// Progress bars on standard error, drawn only when the output mode shows
+/// progress (a terminal, and not `--quiet`).
 struct Bars {
     enabled: bool,
     bar: Mutex<Option<ProgressBar>>,
 }
 
 impl Bars {
-    fn new(quiet: bool) -> Self {
+    fn new(mode: Output) -> Self {
         Bars {
-            enabled: !quiet && std::io::stderr().is_terminal(),
+            enabled: mode.shows_progress(),
             bar: Mutex::new(None),
         }
     }

@@ -12,7 +12,7 @@ use nixoci::inspect::human_size;
 use nixoci::verify::short;
 
 use super::args::{layout_arg, locate, Target};
-use super::output::emit;
+use super::output::{Output, OutputArgs};
 use super::remote;
 
 /// Bounds on reading layers (unpack: over the whole image; verify: for
@@ -52,21 +52,20 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// `nixoci verify`: exit status 1 when the layout has a problem; the
+/// problems go to standard error (or into the JSON report).
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if report.ok {
-        writeln!(
-            out,
-            "{}: ok ({} manifests, {} blobs verified)",
-            a.dir.display(),
-            report.manifests,
-            report.blobs_checked
-        )?;
-    } else {
+    Output::from_flags(a.json, false).print(&report, |out| {
+        if report.ok {
+            return writeln!(
+                out,
+                "{}: ok ({} manifests, {} blobs verified)",
+                a.dir.display(),
+                report.manifests,
+                report.blobs_checked
+            );
+        }
         for p in &report.problems {
             eprintln!("{}: {p}", a.dir.display());
         }
@@ -75,7 +74,8 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             a.dir.display(),
             report.problems.len()
         );
-    }
+        Ok(())
+    })?;
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
@@ -95,6 +95,7 @@ pub struct InspectArgs {
     remote: remote::RemoteArgs,
 }
 
+/// `nixoci inspect`, of a layout or of a registry reference.
 pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
     let tagged = match locate(&a.target)? {
         Target::Layout { dir, tag } => {
@@ -109,13 +110,13 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
         }
         Target::Remote(r) => remote::inspect_remote(&r, &a.remote)?,
     };
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &tagged)?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for t in &tagged {
+    Output::from_flags(a.json, false).report(&tagged, |out| print_tagged(out, &tagged))
+}
+
+/// What `inspect` prints as text: per tag its digest and kind, then per
+/// image its platform, manifest, config, size and layers.
+fn print_tagged(out: &mut dyn Write, tagged: &[nixoci::inspect::Tagged]) -> std::io::Result<()> {
+    for t in tagged {
         writeln!(
             out,
             "{}  {}  {}",
@@ -162,7 +163,7 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -185,12 +186,8 @@ pub struct ArchiveArgs {
     /// architecture); an OCI archive holds the whole index unless given.
     #[arg(long)]
     platform: Option<String>,
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Print nothing on success.
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -208,6 +205,7 @@ impl From<FormatArg> for nixoci::archive::Format {
     }
 }
 
+/// `nixoci archive`.
 pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     let platform = a
@@ -225,7 +223,7 @@ pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
         false,
     )
     .with_context(|| format!("cannot archive {}", layout.display()))?;
-    emit(a.json, a.quiet, &report, |out: &mut dyn Write| {
+    a.print.mode().report(&report, |out| {
         writeln!(
             out,
             "{}: {:?} archive of {} as {} ({})",
@@ -256,14 +254,11 @@ pub struct UnpackArgs {
     /// Replace DIR if it exists.
     #[arg(long)]
     force: bool,
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Print nothing on success.
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
+/// `nixoci unpack`.
 pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     let opts = nixoci::unpack::UnpackOptions {
@@ -284,7 +279,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
                 a.dir.display()
             )
         })?;
-    emit(a.json, a.quiet, &report, |out: &mut dyn Write| {
+    a.print.mode().report(&report, |out| {
         writeln!(
             out,
             "{}: {} layers of {}, {} entries, {}",

@@ -2,7 +2,7 @@
 //! remote reference), with transfer progress bars and JSON reports.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use nixoci::remote::{self, RemoteOptions};
 use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
-use super::output::emit;
+use super::output::{Output, TransferOutputArgs};
 
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
@@ -88,17 +88,6 @@ impl RemoteArgs {
     }
 }
 
-/// Output choices shared by the transfer commands.
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Print nothing on success (and draw no progress bars).
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
-}
-
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The image layout, with `:TAG` when it holds several images.
@@ -115,7 +104,7 @@ pub struct PushArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -136,7 +125,7 @@ pub struct PullArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -148,7 +137,7 @@ pub struct TagArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +148,7 @@ pub struct ExistsArgs {
     remote: RemoteArgs,
 }
 
+/// `nixoci push`.
 pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     // No tag (nor digest) in the destination: every tag the layout gives
@@ -166,37 +156,34 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let target = reference_arg_as(&a.reference, Reference::parse_as_written)?;
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
-    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
     let report = remote::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
         .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
     bars.clear();
-    emit(
-        a.output.json,
-        a.output.quiet,
-        &report,
-        |out: &mut dyn Write| {
-            let named = if target.digest.is_some() {
-                report.reference.clone()
-            } else {
-                format!("{}@{}", report.reference, report.digest)
-            };
-            if report.up_to_date {
-                return writeln!(out, "{named}: up to date, nothing sent");
-            }
-            writeln!(
-                out,
-                "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-                named,
-                report.uploaded,
-                human_size(report.bytes_sent),
-                report.skipped,
-                report.mounted,
-                report.manifests
-            )
-        },
-    )
+    mode.report(&report, |out| {
+        let named = if target.digest.is_some() {
+            report.reference.clone()
+        } else {
+            format!("{}@{}", report.reference, report.digest)
+        };
+        if report.up_to_date {
+            return writeln!(out, "{named}: up to date, nothing sent");
+        }
+        writeln!(
+            out,
+            "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+            named,
+            report.uploaded,
+            human_size(report.bytes_sent),
+            report.skipped,
+            report.mounted,
+            report.manifests
+        )
+    })
 }
 
+/// `nixoci pull`.
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let platform = a
@@ -205,7 +192,8 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
         .map(remote::parse_platform)
         .transpose()?;
     let opts = a.remote.options()?;
-    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
     let report = remote::pull(
         &source,
         &a.dir,
@@ -217,39 +205,33 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("cannot pull {source}"))?;
     bars.clear();
-    emit(
-        a.output.json,
-        a.output.quiet,
-        &report,
-        |out: &mut dyn Write| {
-            writeln!(
-                out,
-                "{}: {} {} ({} blobs, {}){}",
-                report.layout.display(),
-                report.reference,
-                report.digest,
-                report.blobs.len(),
-                human_size(report.bytes_received),
-                report
-                    .tag
-                    .as_deref()
-                    .map(|t| format!("; tag {t}"))
-                    .unwrap_or_default()
-            )
-        },
-    )
+    mode.report(&report, |out| {
+        writeln!(
+            out,
+            "{}: {} {} ({} blobs, {}){}",
+            report.layout.display(),
+            report.reference,
+            report.digest,
+            report.blobs.len(),
+            human_size(report.bytes_received),
+            report
+                .tag
+                .as_deref()
+                .map(|t| format!("; tag {t}"))
+                .unwrap_or_default()
+        )
+    })
 }
 
+/// `nixoci tag`: the new tag and the digest it names.
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let digest = remote::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
-    emit(
-        a.output.json,
-        a.output.quiet,
+    a.output.mode().report(
         &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
-        |out: &mut dyn Write| writeln!(out, "{dest}: {digest}"),
+        |out| writeln!(out, "{dest}: {digest}"),
     )
 }
 
@@ -275,18 +257,19 @@ pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::
         .with_context(|| format!("cannot inspect {r}"))?])
 }
 
-/// One progress bar per blob in flight, on standard error when it is a
-/// terminal and --quiet was not given.
+/// One progress bar per blob in flight, on standard error when the output
+/// mode shows progress (a terminal, and not --quiet).
 struct TransferBars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl TransferBars {
-    fn new(quiet: bool) -> Self {
-        let on = !quiet && std::io::stderr().is_terminal();
+    fn new(mode: Output) -> Self {
         TransferBars {
-            multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            multi: mode
+                .shows_progress()
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: Mutex::new(HashMap::new()),
         }
     }
