@@ -672,7 +672,4 @@ rec {
       list = checkList what tags;
     in
     builtins.genList (i: checkTag "${what}[${toString i}]" (builtins.elemAt list i)) (builtins.length list);
-
-  /** Whether a list is made only of derivations produced by `kind` steps. */
-  stepsOf = kind: builtins.all (x: builtins.isAttrs x && (x.command or null) == kind);
 }

@@ -1,7 +1,6 @@
 //! The `nixoci` command: parse the command line, run, report.
 
 mod cli;
-mod cli_remote;
 
 use std::process::ExitCode;
 

@@ -99,6 +99,105 @@ fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String> {
     Ok(paths)
 }
 
+/// The `.attrs.json` of the running Nix build (`__structuredAttrs = true`):
+/// `$NIX_ATTRS_JSON_FILE` where it exists (newer Nix), else
+/// `$NIX_BUILD_TOP/.attrs.json` (Nix 2.8 sets the variable to a path outside
+/// the sandbox), else `./.attrs.json`.
+pub fn attrs_path() -> Result<PathBuf> {
+    let candidates = [
+        std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from),
+        std::env::var_os("NIX_BUILD_TOP").map(|t| PathBuf::from(t).join(".attrs.json")),
+        Some(PathBuf::from(".attrs.json")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Invalid(
+                "no .attrs.json found: `nixoci nix-builder` runs as the builder of a derivation \
+                 with __structuredAttrs = true (see nix/)"
+                    .into(),
+            )
+        })
+}
+
+/// What the Nix functions put into a derivation's structured attrs.
+#[derive(serde::Deserialize)]
+pub struct BuilderAttrs {
+    /// The building block to make.
+    pub command: BuilderCommand,
+    /// The spec of that command (for `archive` and `verify`: `{"layout":
+    /// PATH, ...}`).
+    pub spec: Value,
+    pub outputs: std::collections::BTreeMap<String, PathBuf>,
+}
+
+/// The building blocks `nixoci nix-builder` makes, named in the attrs as
+/// the Nix functions write them (`"layer"`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum BuilderCommand {
+    Layer,
+    Config,
+    Manifest,
+    Layout,
+    Archive,
+    Verify,
+}
+
+impl BuilderCommand {
+    /// Every command, in the order an error message lists them.
+    pub const ALL: [BuilderCommand; 6] = [
+        BuilderCommand::Layer,
+        BuilderCommand::Config,
+        BuilderCommand::Manifest,
+        BuilderCommand::Layout,
+        BuilderCommand::Archive,
+        BuilderCommand::Verify,
+    ];
+
+    /// The name the attrs give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuilderCommand::Layer => "layer",
+            BuilderCommand::Config => "config",
+            BuilderCommand::Manifest => "manifest",
+            BuilderCommand::Layout => "layout",
+            BuilderCommand::Archive => "archive",
+            BuilderCommand::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for BuilderCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl TryFrom<String> for BuilderCommand {
+    type Error = String;
+
+    /// Any other name is refused with a message that lists the commands (the
+    /// attrs file is named by whoever reads it).
+    fn try_from(name: String) -> std::result::Result<Self, String> {
+        if let Some(c) = Self::ALL.into_iter().find(|c| c.name() == name) {
+            return Ok(c);
+        }
+        Err(format!(
+            "unknown command {name:?}: expected layer, config, manifest, layout, archive or verify"
+        ))
+    }
+}
+
+/// Read the builder attrs of the running Nix build.
+pub fn builder_attrs() -> Result<(PathBuf, BuilderAttrs)> {
+    let path = attrs_path()?;
+    let attrs: BuilderAttrs = crate::oci::json::read_json(&path)?;
+    Ok((path, attrs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,44 +227,19 @@ mod tests {
             .unwrap_err()
             .contains("not a list"));
     }
-}
 
-/// The `.attrs.json` of the running Nix build (`__structuredAttrs = true`):
-/// `$NIX_ATTRS_JSON_FILE` where it exists (newer Nix), else
-/// `$NIX_BUILD_TOP/.attrs.json` (Nix 2.8 sets the variable to a path outside
-/// the sandbox), else `./.attrs.json`.
-pub fn attrs_path() -> Result<PathBuf> {
-    let candidates = [
-        std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from),
-        std::env::var_os("NIX_BUILD_TOP").map(|t| PathBuf::from(t).join(".attrs.json")),
-        Some(PathBuf::from(".attrs.json")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::Invalid(
-                "no .attrs.json found: `nixoci nix-builder` runs as the builder of a derivation \
-                 with __structuredAttrs = true (see nix/)"
-                    .into(),
-            )
-        })
-}
-
-/// What the Nix functions put into a derivation's structured attrs.
-#[derive(serde::Deserialize)]
-pub struct BuilderAttrs {
-    /// `layer`, `config`, `manifest`, `layout` or `verify`.
-    pub command: String,
-    /// The spec of that command (for `verify`: `{"layout": PATH}`).
-    pub spec: Value,
-    pub outputs: std::collections::BTreeMap<String, PathBuf>,
-}
-
-/// Read the builder attrs of the running Nix build.
-pub fn builder_attrs() -> Result<(PathBuf, BuilderAttrs)> {
-    let path = attrs_path()?;
-    let attrs: BuilderAttrs = crate::oci::json::read_json(&path)?;
-    Ok((path, attrs))
+    #[test]
+    fn builder_command_names() {
+        for c in BuilderCommand::ALL {
+            assert_eq!(BuilderCommand::try_from(c.to_string()), Ok(c));
+        }
+        let err = BuilderCommand::try_from("image".to_owned()).unwrap_err();
+        assert!(
+            err.starts_with("unknown command \"image\": expected "),
+            "{err}"
+        );
+        for c in BuilderCommand::ALL {
+            assert!(err.contains(c.name()), "{err} lacks {c}");
+        }
+    }
 }

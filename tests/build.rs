@@ -1668,6 +1668,32 @@ fn error_duplicate_keys_anywhere() {
     );
 }
 
+/// A Nix builder's attrs with a command nixoci does not have: the error
+/// names the attrs file and every command the builder takes (archive was
+/// once left out of the list), and nothing is written.
+#[test]
+fn nix_builder_unknown_command_names_the_attrs_file_and_the_commands() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path();
+    let attrs = t.join(".attrs.json");
+    write_json(
+        &attrs,
+        &json!({"command": "image", "spec": {}, "outputs": {"out": t.join("nixout")}}),
+    );
+    let err = run_fail(
+        nixoci()
+            .env("NIX_ATTRS_JSON_FILE", &attrs)
+            .arg("nix-builder"),
+    );
+    assert!(err.contains("unknown command \"image\""), "{err}");
+    assert!(err.contains(&attrs.display().to_string()), "{err}");
+    assert!(
+        err.contains("expected layer, config, manifest, layout, archive or verify"),
+        "{err}"
+    );
+    assert!(!t.join("nixout").exists());
+}
+
 /// A one-layer image spec with `extra` merged into it.
 fn image_with(t: &Path, extra: serde_json::Value) -> std::path::PathBuf {
     file(t, "in/f", b"x\n", 0o644);

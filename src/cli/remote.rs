@@ -2,8 +2,8 @@
 //! remote reference), with transfer progress bars and JSON reports.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,8 @@ use nixoci::remote::auth::{Credentials, Secret};
 use nixoci::remote::{self, RemoteOptions};
 use nixoci::verify::short;
 
-use crate::cli::emit;
+use super::args::{layout_arg, reference_arg, reference_arg_as};
+use super::output::{Output, TransferOutputArgs};
 
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
@@ -87,17 +88,6 @@ impl RemoteArgs {
     }
 }
 
-/// Output choices shared by the transfer commands.
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Print nothing on success (and draw no progress bars).
-    #[arg(short, long, conflicts_with = "json")]
-    quiet: bool,
-}
-
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The image layout, with `:TAG` when it holds several images.
@@ -114,7 +104,7 @@ pub struct PushArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -135,7 +125,7 @@ pub struct PullArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -147,7 +137,7 @@ pub struct TagArgs {
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
-    output: OutputArgs,
+    output: TransferOutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,114 +148,7 @@ pub struct ExistsArgs {
     remote: RemoteArgs,
 }
 
-/// What a `DIR|REF` (or `LAYOUT[:TAG]`) argument names.
-#[derive(Debug)]
-pub enum Target {
-    /// An image layout directory, and the tag asked for (`LAYOUT:TAG`).
-    Layout { dir: PathBuf, tag: Option<String> },
-    /// An image in a registry.
-    Remote(Reference),
-}
-
-/// Whether `arg` is written as a path: `/x`, `./x`, `../x`, `.`, `..`, `~/x`.
-fn written_as_path(arg: &str) -> bool {
-    arg.starts_with('/')
-        || arg.starts_with("./")
-        || arg.starts_with("../")
-        || arg.starts_with("~/")
-        || arg == "."
-        || arg == ".."
-}
-
-/// Whether the first component of `arg` names a registry host (it has a
-/// `.` or a `:`, or is `localhost`, and a `/` follows it), as the
-/// reference grammar reads it.
-fn names_a_registry(arg: &str) -> bool {
-    match arg.split_once('/') {
-        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
-        None => false,
-    }
-}
-
-/// `LAYOUT[:TAG]` split when the whole is not an existing path: the part
-/// after the last `:` (with no `/` in it) is the tag.
-fn split_tag(arg: &str) -> Result<(PathBuf, Option<String>)> {
-    if Path::new(arg).exists() {
-        return Ok((PathBuf::from(arg), None));
-    }
-    match arg.rsplit_once(':') {
-        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
-            anyhow::ensure!(
-                !tag.is_empty(),
-                "{arg:?}: empty tag after ':'; write LAYOUT or LAYOUT:TAG"
-            );
-            Ok((PathBuf::from(path), Some(tag.to_owned())))
-        }
-        _ => Ok((PathBuf::from(arg), None)),
-    }
-}
-
-/// Read a `DIR|REF` argument by one rule, for every command that takes one
-/// (README, "Registries"):
-///
-/// 1. an existing path, or `LAYOUT:TAG` whose `LAYOUT` exists, is a layout;
-/// 2. a path written as one (`/x`, `./x`, `../x`, `~/x`) is a layout, and an
-///    error when it does not exist;
-/// 3. a name whose first component is a registry host (`ghcr.io/x`,
-///    `localhost:5000/x`, `docker.io/library/x`) is a registry reference;
-/// 4. anything else (`out`, `team/app:v1`) is an error that names both
-///    readings: nothing is sent to Docker Hub for a mistyped directory.
-pub fn locate(arg: &str) -> Result<Target> {
-    let (dir, tag) = split_tag(arg)?;
-    if dir.exists() || written_as_path(arg) {
-        return Ok(Target::Layout { dir, tag });
-    }
-    if names_a_registry(arg) {
-        return Ok(Target::Remote(Reference::parse(arg)?));
-    }
-    let hub = Reference::parse(arg)
-        .map(|r| format!(", or write {r} for the image on Docker Hub"))
-        .unwrap_or_default();
-    anyhow::bail!(
-        "no directory {arg:?} is here, and {arg:?} names no registry host: \
-         check the layout's path{hub}"
-    )
-}
-
-/// A `LAYOUT[:TAG]` argument (push, archive, unpack): the layout must exist.
-pub fn layout_arg(arg: &str) -> Result<(PathBuf, Option<String>)> {
-    let (dir, tag) = split_tag(arg)?;
-    if !dir.exists() {
-        let hint = if names_a_registry(arg) && Reference::parse(arg).is_ok() {
-            " (this looks like an image reference: give the LAYOUT[:TAG] first, then the reference)"
-        } else {
-            ""
-        };
-        anyhow::bail!("{}: no such image layout directory{hint}", dir.display());
-    }
-    Ok((dir, tag))
-}
-
-/// A registry reference argument (pull, push's target, tag, exists).
-/// Docker's defaults apply (`nginx` is `docker.io/library/nginx:latest`),
-/// except to a bare name that is a local path: the user meant the layout.
-pub fn reference_arg(arg: &str) -> Result<Reference> {
-    reference_arg_as(arg, Reference::parse)
-}
-
-/// [`reference_arg`], parsed by `parse` (e.g. without Docker's default
-/// tag).
-fn reference_arg_as(arg: &str, parse: fn(&str) -> nixoci::Result<Reference>) -> Result<Reference> {
-    let r = parse(arg)?;
-    if !names_a_registry(arg) && split_tag(arg).is_ok_and(|(dir, _)| dir.exists()) {
-        anyhow::bail!(
-            "{arg:?} is a local directory, but a registry reference is expected here; \
-             for the image on Docker Hub, write {r}"
-        );
-    }
-    Ok(r)
-}
-
+/// `nixoci push`.
 pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     // No tag (nor digest) in the destination: every tag the layout gives
@@ -273,37 +156,34 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let target = reference_arg_as(&a.reference, Reference::parse_as_written)?;
     let mut opts = a.remote.options()?;
     opts.mount_from = a.mount_from.clone();
-    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
     let report = remote::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
         .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
     bars.clear();
-    emit(
-        a.output.json,
-        a.output.quiet,
-        &report,
-        |out: &mut dyn Write| {
-            let named = if target.digest.is_some() {
-                report.reference.clone()
-            } else {
-                format!("{}@{}", report.reference, report.digest)
-            };
-            if report.up_to_date {
-                return writeln!(out, "{named}: up to date, nothing sent");
-            }
-            writeln!(
-                out,
-                "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
-                named,
-                report.uploaded,
-                human_size(report.bytes_sent),
-                report.skipped,
-                report.mounted,
-                report.manifests
-            )
-        },
-    )
+    mode.report(&report, |out| {
+        let named = if target.digest.is_some() {
+            report.reference.clone()
+        } else {
+            format!("{}@{}", report.reference, report.digest)
+        };
+        if report.up_to_date {
+            return writeln!(out, "{named}: up to date, nothing sent");
+        }
+        writeln!(
+            out,
+            "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+            named,
+            report.uploaded,
+            human_size(report.bytes_sent),
+            report.skipped,
+            report.mounted,
+            report.manifests
+        )
+    })
 }
 
+/// `nixoci pull`.
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let platform = a
@@ -312,7 +192,8 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
         .map(str::parse::<nixoci::oci::Platform>)
         .transpose()?;
     let opts = a.remote.options()?;
-    let bars = Arc::new(TransferBars::new(a.output.quiet));
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
     let report = remote::pull(
         &source,
         &a.dir,
@@ -324,39 +205,33 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("cannot pull {source}"))?;
     bars.clear();
-    emit(
-        a.output.json,
-        a.output.quiet,
-        &report,
-        |out: &mut dyn Write| {
-            writeln!(
-                out,
-                "{}: {} {} ({} blobs, {}){}",
-                report.layout.display(),
-                report.reference,
-                report.digest,
-                report.blobs.len(),
-                human_size(report.bytes_received),
-                report
-                    .tag
-                    .as_deref()
-                    .map(|t| format!("; tag {t}"))
-                    .unwrap_or_default()
-            )
-        },
-    )
+    mode.report(&report, |out| {
+        writeln!(
+            out,
+            "{}: {} {} ({} blobs, {}){}",
+            report.layout.display(),
+            report.reference,
+            report.digest,
+            report.blobs.len(),
+            human_size(report.bytes_received),
+            report
+                .tag
+                .as_deref()
+                .map(|t| format!("; tag {t}"))
+                .unwrap_or_default()
+        )
+    })
 }
 
+/// `nixoci tag`: the new tag and the digest it names.
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let digest = remote::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
-    emit(
-        a.output.json,
-        a.output.quiet,
+    a.output.mode().report(
         &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
-        |out: &mut dyn Write| writeln!(out, "{dest}: {digest}"),
+        |out| writeln!(out, "{dest}: {digest}"),
     )
 }
 
@@ -382,18 +257,19 @@ pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::
         .with_context(|| format!("cannot inspect {r}"))?])
 }
 
-/// One progress bar per blob in flight, on standard error when it is a
-/// terminal and --quiet was not given.
+/// One progress bar per blob in flight, on standard error when the output
+/// mode shows progress (a terminal, and not --quiet).
 struct TransferBars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl TransferBars {
-    fn new(quiet: bool) -> Self {
-        let on = !quiet && std::io::stderr().is_terminal();
+    fn new(mode: Output) -> Self {
         TransferBars {
-            multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            multi: mode
+                .shows_progress()
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: Mutex::new(HashMap::new()),
         }
     }

@@ -1,0 +1,296 @@
+//! The subcommands that read a local image layout: verify, inspect (which
+//! also takes a registry reference), archive and unpack.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use nixoci::inspect::human_size;
+
+use super::args::{layout_arg, locate, Target};
+use super::output::{Output, OutputArgs};
+use super::remote;
+
+/// Bounds on reading layers (unpack: over the whole image; verify: for
+/// each layer).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Most entries (files, directories, links).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_entries: u64,
+    /// Largest single file, in bytes (16 GiB).
+    #[arg(long, default_value_t = 16 << 30)]
+    max_file_size: u64,
+    /// Most bytes of file content, and most bytes of uncompressed layer
+    /// content (64 GiB); decompression stops there.
+    #[arg(long, default_value_t = 64 << 30)]
+    max_total_size: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> nixoci::unpack::Limits {
+        nixoci::unpack::Limits {
+            max_entries: self.max_entries,
+            max_file_size: self.max_file_size,
+            max_total_size: self.max_total_size,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An OCI image layout directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `nixoci verify`: exit status 1 when the layout has a problem; the
+/// problems go to standard error (or into the JSON report).
+pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
+    Output::from_flags(a.json, false).print(&report, |out| {
+        if report.ok {
+            return writeln!(
+                out,
+                "{}: ok ({} manifests, {} blobs verified)",
+                a.dir.display(),
+                report.manifests,
+                report.blobs_checked
+            );
+        }
+        for p in &report.problems {
+            eprintln!("{}: {p}", a.dir.display());
+        }
+        eprintln!(
+            "{}: {} problems found",
+            a.dir.display(),
+            report.problems.len()
+        );
+        Ok(())
+    })?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image layout directory, LAYOUT:TAG, or
+    /// REGISTRY/REPOSITORY[:TAG][@DIGEST].
+    target: String,
+    /// Print JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
+}
+
+/// `nixoci inspect`, of a layout or of a registry reference.
+pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
+    let tagged = match locate(&a.target)? {
+        Target::Layout { dir, tag } => {
+            if !dir.exists() {
+                anyhow::bail!("{}: no such image layout directory", dir.display());
+            }
+            match tag {
+                None => nixoci::inspect::inspect(&dir),
+                Some(t) => nixoci::inspect::inspect_tag(&dir, &t).map(|one| vec![one]),
+            }
+            .with_context(|| format!("cannot inspect {}", dir.display()))?
+        }
+        Target::Remote(r) => remote::inspect_remote(&r, &a.remote)?,
+    };
+    Output::from_flags(a.json, false).report(&tagged, |out| print_tagged(out, &tagged))
+}
+
+/// What `inspect` prints as text: per tag its digest and kind, then per
+/// image its platform, manifest, config, size and layers.
+fn print_tagged(out: &mut dyn Write, tagged: &[nixoci::inspect::Tagged]) -> std::io::Result<()> {
+    for t in tagged {
+        writeln!(
+            out,
+            "{}  {}  {}",
+            if t.tags.len() > 1 {
+                t.tags.join(",")
+            } else {
+                t.tag.clone().unwrap_or_else(|| "(untagged)".into())
+            },
+            t.digest,
+            t.media_type
+                .as_str()
+                .rsplit('.')
+                .nth(1)
+                .unwrap_or(t.media_type.as_str())
+        )?;
+        for img in &t.images {
+            let platform = img
+                .platform
+                .as_ref()
+                .map_or("unknown platform".into(), |p| p.to_string());
+            let platform = if img.tags.is_empty() {
+                platform
+            } else {
+                format!("{platform} [{}]", img.tags.join(","))
+            };
+            writeln!(
+                out,
+                "  {platform}  manifest {}  config {}  {} layers, {}",
+                &img.manifest.short(),
+                &img.config.short(),
+                img.layers.len(),
+                human_size(img.size)
+            )?;
+            if let Some(e) = &img.entrypoint {
+                writeln!(out, "    entrypoint {e}")?;
+            }
+            if let Some(c) = &img.cmd {
+                writeln!(out, "    cmd {c}")?;
+            }
+            for l in &img.layers {
+                writeln!(
+                    out,
+                    "    {}  {:>9}  {}",
+                    l.digest,
+                    human_size(l.size),
+                    l.media_type
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// The archive file to write (replaced if it exists).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// `oci`: the layout as a tar (podman load, skopeo copy oci-archive:);
+    /// `docker`: the docker save format (docker load, podman load).
+    #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
+    format: FormatArg,
+    /// The name the loaded image gets, NAME[:TAG] (default: the layout's
+    /// directory name, less a Nix store hash, and its tag).
+    #[arg(long, value_name = "NAME[:TAG]")]
+    tag: Option<String>,
+    /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]. The
+    /// docker format holds one (default: linux and this machine's
+    /// architecture); an OCI archive holds the whole index unless given.
+    #[arg(long)]
+    platform: Option<String>,
+    #[command(flatten)]
+    print: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Oci,
+    Docker,
+}
+
+impl From<FormatArg> for nixoci::archive::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Oci => nixoci::archive::Format::Oci,
+            FormatArg::Docker => nixoci::archive::Format::Docker,
+        }
+    }
+}
+
+/// `nixoci archive`.
+pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
+    let (layout, tag) = layout_arg(&a.layout)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(str::parse::<nixoci::oci::Platform>)
+        .transpose()?;
+    let report = nixoci::archive::archive(
+        &layout,
+        tag.as_deref(),
+        &a.output,
+        a.format.into(),
+        a.tag.as_deref(),
+        platform.as_ref(),
+        false,
+    )
+    .with_context(|| format!("cannot archive {}", layout.display()))?;
+    a.print.mode().report(&report, |out| {
+        writeln!(
+            out,
+            "{}: {:?} archive of {} as {} ({})",
+            report.archive.display(),
+            report.format,
+            report.digest,
+            report.name,
+            human_size(report.size)
+        )
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// The directory to create (it must not exist unless --force).
+    dir: PathBuf,
+    /// For a multi-platform image: OS/ARCH[/VARIANT] (default: linux and this
+    /// machine's architecture).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Create character and block device nodes instead of refusing them.
+    #[arg(long)]
+    allow_devices: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Replace DIR if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    print: OutputArgs,
+}
+
+/// `nixoci unpack`.
+pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
+    let (layout, tag) = layout_arg(&a.layout)?;
+    let opts = nixoci::unpack::UnpackOptions {
+        limits: a.limits.limits(),
+        allow_devices: a.allow_devices,
+        platform: a
+            .platform
+            .as_deref()
+            .map(str::parse::<nixoci::oci::Platform>)
+            .transpose()?,
+        force: a.force,
+    };
+    let report =
+        nixoci::unpack::unpack(&layout, tag.as_deref(), &a.dir, &opts).with_context(|| {
+            format!(
+                "cannot unpack {} into {}",
+                layout.display(),
+                a.dir.display()
+            )
+        })?;
+    a.print.mode().report(&report, |out| {
+        writeln!(
+            out,
+            "{}: {} layers of {}, {} entries, {}",
+            report.dir.display(),
+            report.layers,
+            report.manifest,
+            report.entries,
+            human_size(report.bytes)
+        )
+    })
+}

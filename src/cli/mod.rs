@@ -1,0 +1,111 @@
+//! Command-line interface: the clap types, and the dispatch of each
+//! subcommand to the function that runs it, by job:
+//!
+//! - [`build`]: the building blocks (build, layer, config, manifest,
+//!   layout) and `nix-builder`;
+//! - [`local`]: reading a local layout (verify, inspect, archive, unpack);
+//! - [`remote`]: registries (push, pull, tag, exists, inspect of a
+//!   reference);
+//! - [`output`]: how a command reports (text, JSON or nothing);
+//! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments.
+//!
+//! Imports go one way: this module uses the others; `local` uses `remote`
+//! (inspect of a reference); `build`, `local` and `remote` use `args` and
+//! `output`, which use none of them.
+
+mod args;
+mod build;
+mod local;
+mod output;
+mod remote;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Reproducible OCI images from Nix store paths and files.
+///
+/// Every output is a pure function of its inputs: the same spec gives the
+/// same bytes on any machine. Outputs are written to a temporary sibling and
+/// renamed into place, so a failed run leaves nothing behind.
+#[derive(Debug, Parser)]
+#[command(name = "nixoci", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a whole OCI image layout from an image spec.
+    Build(build::BuildArgs),
+    /// Build one layer: DIR/blobs/sha256/<layer> and DIR/layer.json.
+    Layer(build::BuildArgs),
+    /// Build an image config over layers: DIR/config.json.
+    Config(build::BuildArgs),
+    /// Build an image config and manifest over layers: DIR/manifest.json.
+    Manifest(build::BuildArgs),
+    /// Assemble an OCI image layout from manifest directories.
+    Layout(build::BuildArgs),
+    /// Check every digest, size, diff_id and media type of a layout.
+    ///
+    /// Reports every problem found and exits with status 1 if there is any.
+    /// Each layer is read within the limits unpack applies.
+    Verify(local::VerifyArgs),
+    /// Show the tags, platforms and layers of a layout directory
+    /// (`LAYOUT[:TAG]`), or of an image in a registry.
+    ///
+    /// An existing path, or one written as a path (./x, /x), is a layout; a
+    /// name starting with a registry host (ghcr.io/..., localhost:5000/...,
+    /// docker.io/...) is a reference; a bare name that is neither is an
+    /// error.
+    Inspect(local::InspectArgs),
+    /// Push an image (or a multi-platform index) from a layout to a registry.
+    ///
+    /// Blobs the registry has are not sent again; blobs another repository
+    /// of the registry has are mounted; the rest are uploaded in chunks, in
+    /// parallel, with retries. The manifest goes last.
+    Push(remote::PushArgs),
+    /// Pull an image from a registry into a new layout, verifying every
+    /// digest and size.
+    Pull(remote::PullArgs),
+    /// Give an image in a registry another tag, moving no blob.
+    Tag(remote::TagArgs),
+    /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
+    Exists(remote::ExistsArgs),
+    /// Write an image as a tarball for `podman load` / `docker load`.
+    Archive(local::ArchiveArgs),
+    /// Extract an image's root filesystem into a new directory, safely.
+    ///
+    /// Layers are applied in order with OCI whiteouts, digests checked while
+    /// reading. Entries that would land outside DIR (`..`, absolute paths,
+    /// hard links out, writing through a symlink) are refused, as are device
+    /// nodes unless --allow-devices; sizes and counts are bounded. On a
+    /// refusal nothing is left behind.
+    Unpack(local::UnpackArgs),
+    /// Run as the builder of a Nix derivation made by the nix/ functions:
+    /// reads the command and spec from the build's structured attrs
+    /// (.attrs.json) and writes $out.
+    NixBuilder,
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build(a) => build::image(&a),
+        Command::Layer(a) => build::layer(&a),
+        Command::Config(a) => build::config(&a),
+        Command::Manifest(a) => build::manifest(&a),
+        Command::Layout(a) => build::layout(&a),
+        Command::NixBuilder => build::nix_builder(),
+        Command::Verify(a) => local::verify(&a),
+        Command::Inspect(a) => local::inspect(&a),
+        Command::Push(a) => remote::push(&a),
+        Command::Pull(a) => remote::pull(&a),
+        Command::Tag(a) => remote::tag(&a),
+        Command::Exists(a) => remote::exists(&a),
+        Command::Archive(a) => local::archive(&a),
+        Command::Unpack(a) => local::unpack(&a),
+    }
+}
