@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::compress::Compression;
+use crate::layer::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::image::index_document;
 use crate::layout::{read_blob_checked, BlobDir, OCI_LAYOUT};

@@ -23,7 +23,7 @@ use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 use crate::tags;
-use crate::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
+use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
@@ -103,7 +103,7 @@ pub struct LayoutReport {
 pub struct Options<'a> {
     /// Replace an existing output directory.
     pub force: bool,
-    /// Compression threads (0: [`crate::compress::default_threads`]).
+    /// Compression threads (0: [`crate::layer::compress::default_threads`]).
     pub threads: usize,
     /// Compression level for layers whose spec gives none.
     pub level: Option<u32>,
@@ -149,7 +149,7 @@ impl Options<'_> {
                 progress: self.progress,
                 protect,
                 threads: if self.threads == 0 {
-                    crate::compress::default_threads()?
+                    crate::layer::compress::default_threads()?
                 } else {
                     self.threads
                 },
@@ -266,7 +266,7 @@ pub fn write_layer(
     let level = spec
         .level
         .or(ctx.level)
-        .filter(|_| spec.compression != crate::compress::Compression::None);
+        .filter(|_| spec.compression != crate::layer::compress::Compression::None);
     spec.compression.check_level(level).map_err(|m| {
         if spec.level.is_some() {
             Error::Invalid(format!("{at}: {m}"))
@@ -279,7 +279,7 @@ pub fn write_layer(
         .compression
         .encoder(writer, level, ctx.threads)
         .map_err(out_err)?;
-    let tar_out = crate::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
+    let tar_out = crate::layer::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
     let (encoder, diff_id, _tar_size) = tar_out.finish();
     let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
     progress.layer_done(&digest.to_string(), size);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::compress::Compression;
+use crate::layer::compress::Compression;
 use crate::error::{IoContext, Result};
 use crate::oci::json::{at_path, parse_json};
 use crate::oci::reference::validate_tag;

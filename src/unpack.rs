@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::compress::Compression;
+use crate::layer::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{read_blob_checked, BlobDir, Staging};
 use crate::oci::descriptor::*;
@@ -395,7 +395,7 @@ impl Extract<'_> {
     fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
         for child in fs::read_dir(dir).at(dir)? {
             let child = child.at(dir)?;
-            let crel = crate::tree::join(rel, child.file_name().as_bytes());
+            let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
             let path = child.path();
             if !self.current.contains(&crel) {
                 Self::clear(&path)?;
@@ -459,7 +459,7 @@ impl Extract<'_> {
         }
         if let Some(name) = last.strip_prefix(b".wh.") {
             let target = dir_path.join(OsStr::from_bytes(name));
-            let trel = crate::tree::join(&parent_rel, name);
+            let trel = crate::layer::tree::join(&parent_rel, name);
             if !self.current.contains(&trel) {
                 return Self::clear(&target);
             }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compress::Compression;
+use crate::layer::compress::Compression;
 use crate::layout::BlobDir;
 use crate::oci::descriptor::*;
 use crate::oci::digest::{digest_reader, HashReader, Sha256Digest};
@@ -439,7 +439,7 @@ impl Verifier {
         };
         let mut magic = [0u8; 4];
         let n = File::open(&path)
-            .and_then(|mut f| crate::tree::read_full(&mut f, &mut magic))
+            .and_then(|mut f| crate::layer::tree::read_full(&mut f, &mut magic))
             .unwrap_or(0);
         let sniffed = match &magic[..n] {
             [0x1f, 0x8b, ..] => Some(Compression::Gzip),

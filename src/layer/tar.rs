@@ -12,7 +12,7 @@ use tar::{EntryType, Header};
 
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::tree::{os, Kind, Tree};
+use crate::layer::tree::{os, Kind, Tree};
 
 /// Write `tree` as a tar stream into `out` (including the end-of-archive
 /// blocks) and return `out`.

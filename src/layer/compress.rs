@@ -116,7 +116,7 @@ impl Compression {
     ) -> io::Result<Encoder<W>> {
         self.check_level(level).map_err(io::Error::other)?;
         Ok(match self {
-            Compression::Gzip => Encoder::Gzip(crate::pargz::ParallelGzip::new(
+            Compression::Gzip => Encoder::Gzip(crate::layer::pargz::ParallelGzip::new(
                 out,
                 level.unwrap_or(GZIP_LEVEL),
                 threads,
@@ -156,7 +156,7 @@ impl std::fmt::Display for Compression {
 
 /// A streaming compressor; `finish` flushes the trailer and returns the sink.
 pub enum Encoder<W: Write> {
-    Gzip(crate::pargz::ParallelGzip<W>),
+    Gzip(crate::layer::pargz::ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
