@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::layer::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::image::index_document;
-use crate::layout::{read_blob_checked, BlobDir, OCI_LAYOUT};
+use crate::layer::compress::Compression;
+use crate::layout::{Layout, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::digest::HashReader;
 use crate::oci::json::canonical_json;
@@ -153,14 +153,14 @@ pub fn archive(
     platform: Option<&Platform>,
     in_place: bool,
 ) -> Result<ArchiveReport> {
-    let root = crate::tags::select(layout, tag)?;
+    let reader = Layout::open(layout)?;
+    let root = reader.select(tag)?;
     // The tag asked for, else every name the layout gives the image.
     let tags = match tag {
         Some(t) => vec![t.to_owned()],
-        None => crate::tags::names_of(layout, &root.digest)?,
+        None => reader.names_of(&root.digest)?,
     };
     let names = image_names(layout, &tags, name)?;
-    let blobs = BlobDir::new(layout);
     let mtime = crate::oci::time::default_mtime()?;
 
     let parent = match out.parent() {
@@ -192,10 +192,10 @@ pub fn archive(
     };
     let digest = match format {
         Format::Oci => {
-            let root = oci_root(&blobs, &root, platform)?;
-            write_oci(&mut tar, &blobs, &root, &names[0])?
+            let root = oci_root(&reader, &root, platform)?;
+            write_oci(&mut tar, &reader, &root, &names[0])?
         }
-        Format::Docker => write_docker(&mut tar, &blobs, &root, &names, platform)?,
+        Format::Docker => write_docker(&mut tar, &reader, &root, &names, platform)?,
     };
     let sink = |e| Error::io(out, e);
     tar.builder
@@ -220,58 +220,33 @@ pub fn archive(
     })
 }
 
-/// A manifest or index blob, checked and parsed.
-fn doc(blobs: &BlobDir, d: &Descriptor) -> Result<Refs> {
-    let bytes = read_blob_checked(blobs, d)?;
-    crate::oci::json::parse_json(&blobs.path(&d.digest), &bytes)
-}
-
 /// Copy a blob into the archive, checking its digest and size as it goes.
-fn copy_blob<W: Write>(tar: &mut TarOut<W>, blobs: &BlobDir, d: &Descriptor) -> Result<()> {
-    let digest = d.digest.clone();
-    let path = blobs.path(&digest);
-    let meta = std::fs::metadata(&path).at(&path)?;
-    if !meta.is_file() || meta.len() != d.size {
-        return Err(Error::Invalid(format!(
-            "{}: not a {} byte blob; run `nixoci verify` on the layout",
-            path.display(),
-            d.size
-        )));
-    }
-    let mut reader = HashReader::new(BufReader::with_capacity(
-        1 << 20,
-        File::open(&path).at(&path)?,
-    ));
+fn copy_blob<W: Write>(tar: &mut TarOut<W>, layout: &Layout, d: &Descriptor) -> Result<()> {
+    let path = layout.blob_file(d)?;
+    let mut reader = layout.open_blob(d)?;
     tar.file(
-        &format!("blobs/sha256/{}", digest.hex()),
+        &format!("blobs/sha256/{}", d.digest.hex()),
         d.size,
         &mut reader,
     )
     .map_err(|e| Error::io(&path, e))?;
-    let (found, n) = reader.finish();
-    if found != digest || n != d.size {
-        return Err(Error::DigestMismatch {
-            context: path.display().to_string(),
-            expected: d.digest.to_string(),
-            found: found.to_string(),
-        });
-    }
-    Ok(())
+    reader.finish(&path.display().to_string())
 }
 
 /// What an OCI archive holds: with `platform`, that platform's manifest
 /// alone (for tools that cannot choose from an index); else the image as
 /// it is, which podman and skopeo load only when an index lists manifests,
 /// not other indexes.
-fn oci_root(blobs: &BlobDir, root: &Descriptor, platform: Option<&Platform>) -> Result<Descriptor> {
-    if !root.media_type.is_index() {
-        return Ok(root.clone());
+fn oci_root(layout: &Layout, root: &Descriptor, platform: Option<&Platform>) -> Result<Descriptor> {
+    if !root.media_type.is_index() || platform.is_some() {
+        return layout.choose(root, platform);
     }
-    let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
-    if platform.is_some() {
-        return choose_platform(&open(root)?, platform, open);
-    }
-    if let Some(nested) = open(root)?.iter().find(|m| m.media_type.is_index()) {
+    if let Some(nested) = layout
+        .refs(root)?
+        .manifests
+        .iter()
+        .find(|m| m.media_type.is_index())
+    {
         return Err(Error::Invalid(format!(
             "image index {} lists another image index ({}), which podman load and skopeo cannot take from an OCI archive; archive one platform with --platform OS/ARCH, or use --format docker",
             root.digest, nested.digest
@@ -282,36 +257,16 @@ fn oci_root(blobs: &BlobDir, root: &Descriptor, platform: Option<&Platform>) -> 
 
 fn write_oci<W: Write>(
     tar: &mut TarOut<W>,
-    blobs: &BlobDir,
+    layout: &Layout,
     root: &Descriptor,
     name: &str,
 ) -> Result<String> {
-    // Every blob under the root, each once, in digest order.
-    let mut all: Vec<Descriptor> = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![(root.clone(), 0usize)];
-    while let Some((d, depth)) = stack.pop() {
-        if depth > crate::verify::MAX_DEPTH {
-            return Err(Error::Invalid("image indexes nested too deep".into()));
-        }
-        if !seen.insert(d.digest.clone()) {
-            continue;
-        }
-        let refs = doc(blobs, &d)?;
-        for c in refs.config.iter().chain(refs.layers.iter()) {
-            if seen.insert(c.digest.clone()) {
-                all.push(c.clone());
-            }
-        }
-        stack.extend(refs.manifests.into_iter().map(|m| (m, depth + 1)));
-        all.push(d);
-    }
-    all.sort_by(|a, b| a.digest.cmp(&b.digest));
     let io = |e| Error::io("(archive)", e);
     tar.dir("blobs/").map_err(io)?;
     tar.dir("blobs/sha256/").map_err(io)?;
-    for d in &all {
-        copy_blob(tar, blobs, d)?;
+    // Every blob under the root, each once, in digest order.
+    for d in layout.graph(root)?.all_by_digest() {
+        copy_blob(tar, layout, d)?;
     }
     // One descriptor: podman loads an archive naming exactly one image.
     let mut named = Descriptor {
@@ -331,26 +286,17 @@ fn write_oci<W: Write>(
 
 fn write_docker<W: Write>(
     tar: &mut TarOut<W>,
-    blobs: &BlobDir,
+    layout: &Layout,
     root: &Descriptor,
     names: &[String],
     platform: Option<&Platform>,
 ) -> Result<String> {
     let io = |e| Error::io("(archive)", e);
     // The docker format holds one image: pick a platform from an index.
-    let manifest = if root.media_type.is_index() {
-        let open = |d: &Descriptor| Ok(doc(blobs, d)?.manifests);
-        choose_platform(&open(root)?, platform, open)?
-    } else {
-        root.clone()
-    };
-    let refs = doc(blobs, &manifest)?;
-    let config_desc = refs
-        .config
-        .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
-    let config_bytes = read_blob_checked(blobs, &config_desc)?;
-    let config: Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| Error::Invalid(format!("config {}: {e}", config_desc.digest)))?;
+    let image = layout.image(&layout.choose(root, platform)?)?;
+    let (manifest, config_desc, config_bytes) =
+        (&image.manifest, &image.config, &image.config_bytes);
+    let config: Value = image.config_value()?;
     let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
         .as_array()
         .map(|a| {
@@ -359,12 +305,12 @@ fn write_docker<W: Write>(
                 .collect()
         })
         .unwrap_or_default();
-    if diff_ids.len() != refs.layers.len() {
+    if diff_ids.len() != image.layers.len() {
         return Err(Error::Invalid(format!(
             "config {} lists {} diff_ids for {} layers",
             config_desc.digest,
             diff_ids.len(),
-            refs.layers.len()
+            image.layers.len()
         )));
     }
     let config_name = format!("{}.json", config_desc.digest.hex());
@@ -373,7 +319,7 @@ fn write_docker<W: Write>(
     // Entries in name order: config, layers by diff_id, manifest.json.
     let mut entries: Vec<(String, Option<(Descriptor, String)>)> =
         vec![(config_name.clone(), None)];
-    for (layer, diff_id) in refs.layers.iter().zip(&diff_ids) {
+    for (layer, diff_id) in image.layers.iter().zip(&diff_ids) {
         let hex = parse_digest(diff_id, "diff_id")?.hex();
         let name = format!("{hex}.tar");
         layer_names.push(name.clone());
@@ -388,7 +334,7 @@ fn write_docker<W: Write>(
                 .file(&entry, config_bytes.len() as u64, &config_bytes[..])
                 .map_err(io)?,
             Some((layer, diff_id)) => {
-                write_layer_uncompressed(tar, blobs, &layer, &diff_id, &entry)?
+                write_layer_uncompressed(tar, layout, &layer, &diff_id, &entry)?
             }
         }
     }
@@ -410,7 +356,7 @@ fn write_docker<W: Write>(
 /// check its diff_id), one to write it.
 fn write_layer_uncompressed<W: Write>(
     tar: &mut TarOut<W>,
-    blobs: &BlobDir,
+    layout: &Layout,
     layer: &Descriptor,
     diff_id: &str,
     entry: &str,
@@ -421,14 +367,17 @@ fn write_layer_uncompressed<W: Write>(
             layer.digest, layer.media_type
         ))
     })?;
-    let path = blobs.path(&layer.digest);
+    let path = layout.blob_file(layer)?;
     let open = || -> Result<HashReader<Box<dyn Read>>> {
         let file = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
         Ok(HashReader::new(compression.decoder(file).at(&path)?))
     };
-    let mut first = open()?;
+    // The first pass also checks the compressed blob against its digest.
+    let mut blob = layout.open_blob(layer)?;
+    let mut first = HashReader::new(compression.decoder(&mut blob).at(&path)?);
     io::copy(&mut first, &mut io::sink()).at(&path)?;
     let (found, size) = first.finish();
+    blob.finish(&path.display().to_string())?;
     if found.to_string() != diff_id {
         return Err(Error::DigestMismatch {
             context: format!("uncompressed content of layer {}", layer.digest),

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::image::{config_document, index_document, manifest_document};
+use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
+use crate::layout::tags;
 use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
 use crate::oci::descriptor::{descriptor, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
@@ -22,8 +24,6 @@ use crate::oci::json::{canonical_json, read_json};
 use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
-use crate::tags;
-use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
@@ -436,7 +436,7 @@ pub fn write_image(
 /// manifest directly (the layout's `annotations` then go on `index.json`),
 /// several through an image index blob carrying them (and, with
 /// `platformTags`, each manifest also named `TAG-OS-ARCH[-VARIANT]`).
-/// `index.json` always holds exactly one descriptor (see [`crate::tags`]).
+/// `index.json` always holds exactly one descriptor (see [`crate::layout::tags`]).
 /// `extraIndex` is merged into `index.json`.
 fn write_index(
     staging: &Staging,

@@ -1,17 +1,17 @@
 //! `nixoci inspect`: what a layout holds: tags, platforms, layers and sizes.
-//! It trusts the layout (run `verify` to check it) but never panics on one.
+//! Its documents are read through the layout reader (bounded, each checked
+//! against its digest); layer contents are not read (`verify` does that).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::layout::BlobDir;
+use crate::layout::Layout;
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
-use crate::oci::json::read_json;
+use crate::oci::json::parse_json;
 use crate::oci::MediaType;
 
 /// One tag (or untagged descriptor) of the layout.
@@ -20,7 +20,7 @@ use crate::oci::MediaType;
 pub struct Tagged {
     /// The first tag (the `ref.name`).
     pub tag: Option<String>,
-    /// Every tag naming this image (see [`crate::tags`]).
+    /// Every tag naming this image (see [`crate::layout::tags`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     pub media_type: MediaType,
@@ -41,13 +41,9 @@ pub struct ImageSummary {
     pub layers: Vec<Descriptor>,
     /// Sum of the layer sizes (compressed, as stored).
     pub size: u64,
-    /// The platform tags naming this manifest (see [`crate::tags`]).
+    /// The platform tags naming this manifest (see [`crate::layout::tags`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-}
-
-fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
-    read_json(&blobs.path(&desc.digest))
 }
 
 /// Describe the layout at `dir`. Nested image indexes are followed as
@@ -55,59 +51,62 @@ fn read_blob(blobs: &BlobDir, desc: &Descriptor) -> Result<Refs> {
 /// under one tag is listed once, and the walk stops with an error past
 /// `image::MAX_INDEX_NODES` descriptors.
 pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
-    let blobs = BlobDir::new(dir);
-    let entries = crate::tags::entries(dir)?;
-    let names = crate::tags::names_of_entries(dir, &entries)?;
-    let mut out = Vec::new();
-    let mut nodes = 0;
-    for desc in &entries {
-        out.push(describe(
-            &blobs,
-            desc,
-            crate::tags::tags_of(desc),
-            &names,
-            &mut nodes,
-        )?);
-    }
-    Ok(out)
+    let layout = Layout::open(dir)?;
+    let entries = layout.entries()?;
+    let names = layout.names_of_entries(&entries)?;
+    entries
+        .iter()
+        .map(|desc| describe(&layout, desc, crate::layout::tags::tags_of(desc), &names))
+        .collect()
 }
 
 /// Describe the image `tag` names in the layout at `dir` (any name the
 /// layout records: a tag, or a platform tag).
 pub fn inspect_tag(dir: &Path, tag: &str) -> Result<Tagged> {
-    let desc = crate::tags::select(dir, Some(tag))?;
-    let names = crate::tags::names(dir)?;
+    let layout = Layout::open(dir)?;
+    let desc = layout.select(Some(tag))?;
+    let names = layout.names()?;
     let tags = names
         .iter()
         .filter(|n| n.descriptor.digest == desc.digest)
         .map(|n| n.name.clone())
         .collect();
-    describe(&BlobDir::new(dir), &desc, tags, &names, &mut 0)
+    describe(&layout, &desc, tags, &names)
 }
 
 /// One `index.json` descriptor (or the one a tag names), with `tags`, its
 /// images, and the platform tags `names` give them.
 fn describe(
-    blobs: &BlobDir,
+    layout: &Layout,
     desc: &Descriptor,
     tags: Vec<String>,
-    names: &[crate::tags::Named],
-    nodes: &mut usize,
+    names: &[crate::layout::tags::Named],
 ) -> Result<Tagged> {
-    let mut walk = Walk {
-        blobs,
-        seen: BTreeSet::new(),
-        nodes,
-        images: Vec::new(),
-    };
-    walk.summarise(desc, 0)?;
-    let mut images = walk.images;
-    for img in &mut images {
+    let mut images = Vec::new();
+    for doc in layout.graph(desc)?.manifests() {
+        let m = &doc.descriptor;
+        let config_desc = doc
+            .refs
+            .config
+            .clone()
+            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", m.digest)))?;
+        let config: Value = parse_json(
+            &layout.blobs().path(&config_desc.digest),
+            &layout.read_document(&config_desc)?,
+        )?;
+        let mut img = summary(
+            m.platform.clone(),
+            m.digest.clone(),
+            config_desc.digest,
+            &config,
+            doc.refs.layers.clone(),
+        );
         img.tags = names
             .iter()
             .filter(|n| n.descriptor.digest == img.manifest && !tags.contains(&n.name))
             .map(|n| n.name.clone())
             .collect();
+        images.push(img);
     }
     Ok(Tagged {
         tag: tags.first().cloned(),
@@ -116,55 +115,6 @@ fn describe(
         digest: desc.digest.clone(),
         images,
     })
-}
-
-struct Walk<'a> {
-    blobs: &'a BlobDir,
-    /// Digests already met under this tag.
-    seen: BTreeSet<Sha256Digest>,
-    /// Descriptors visited in the whole layout.
-    nodes: &'a mut usize,
-    images: Vec<ImageSummary>,
-}
-
-impl Walk<'_> {
-    /// `desc` is listed by an index at `depth` (index.json: 0).
-    fn summarise(&mut self, desc: &Descriptor, depth: usize) -> Result<()> {
-        if !self.seen.insert(desc.digest.clone()) {
-            return Ok(());
-        }
-        *self.nodes += 1;
-        if *self.nodes > MAX_INDEX_NODES {
-            return Err(Error::Invalid(format!(
-                "the layout's image indexes list more than {MAX_INDEX_NODES} distinct descriptors; inspect stops there"
-            )));
-        }
-        let doc = read_blob(self.blobs, desc)?;
-        if desc.media_type.is_index() {
-            if depth + 1 > MAX_INDEX_DEPTH {
-                return Err(Error::Invalid(format!(
-                    "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
-                    desc.digest
-                )));
-            }
-            for m in &doc.manifests {
-                self.summarise(m, depth + 1)?;
-            }
-            return Ok(());
-        }
-        let config_desc = doc
-            .config
-            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", desc.digest)))?;
-        let config: Value = read_json(&self.blobs.path(&config_desc.digest))?;
-        self.images.push(summary(
-            desc.platform.clone(),
-            desc.digest.clone(),
-            config_desc.digest,
-            &config,
-            doc.layers,
-        ));
-        Ok(())
-    }
 }
 
 /// One image's summary from its manifest's parts and its config document

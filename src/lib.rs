@@ -23,7 +23,6 @@ pub mod oci;
 pub mod progress;
 pub mod remote;
 pub mod spec;
-pub mod tags;
 pub mod unpack;
 pub mod untar;
 pub mod verify;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::layer::compress::Compression;
 use crate::error::{IoContext, Result};
+use crate::layer::compress::Compression;
 use crate::oci::json::{at_path, parse_json};
 use crate::oci::reference::validate_tag;
 

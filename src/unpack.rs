@@ -13,17 +13,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::layer::compress::Compression;
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{read_blob_checked, BlobDir, Staging};
+use crate::layer::compress::Compression;
+use crate::layout::{BlobReader, Layout, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
 pub use crate::untar::Limits;
@@ -67,31 +67,9 @@ pub fn unpack(
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
-    let blobs = BlobDir::new(layout);
-    let root = crate::tags::select(layout, tag)?;
-    let manifest = if root.media_type.is_index() {
-        let open = |d: &Descriptor| -> Result<Vec<Descriptor>> {
-            let index: Refs = crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, d)?)?;
-            Ok(index.manifests)
-        };
-        choose_platform(&open(&root)?, opts.platform.as_ref(), open)?
-    } else {
-        root
-    };
-    let refs: Refs = crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, &manifest)?)?;
-    let config_desc = refs
-        .config
-        .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
-    let config: serde_json::Value =
-        crate::oci::json::parse_json(layout, &read_blob_checked(&blobs, &config_desc)?)?;
-    let diff_ids: Vec<Option<String>> = (0..refs.layers.len())
-        .map(|i| {
-            config
-                .pointer(&format!("/rootfs/diff_ids/{i}"))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .collect();
+    let reader = Layout::open(layout)?;
+    let image = reader.resolve(tag, opts.platform.as_ref())?;
+    let diff_ids = image.diff_ids()?;
 
     let staging = Staging::empty(dir, opts.force, &[layout.to_owned()])?;
     let mut tree = Extract {
@@ -105,15 +83,15 @@ pub fn unpack(
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
     };
-    for (i, layer) in refs.layers.iter().enumerate() {
-        tree.layer(&blobs, i, layer, diff_ids[i].as_deref())?;
+    for (i, layer) in image.layers.iter().enumerate() {
+        tree.layer(&reader, i, layer, diff_ids[i].as_deref())?;
     }
     tree.finish()?;
     let dir = staging.commit()?;
     Ok(UnpackReport {
         dir,
-        manifest: manifest.digest,
-        layers: refs.layers.len(),
+        manifest: image.manifest.digest,
+        layers: image.layers.len(),
         entries: tree.entries,
         bytes: tree.bytes,
     })
@@ -137,51 +115,21 @@ struct Extract<'a> {
     stream: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
-/// A reader that fails once more than `max` bytes come through.
-struct Capped<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "more bytes than the descriptor's size",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
 impl Extract<'_> {
     fn layer(
         &mut self,
-        blobs: &BlobDir,
+        layout: &Layout,
         index: usize,
         desc: &Descriptor,
         diff_id: Option<&str>,
     ) -> Result<()> {
         self.current.clear();
-        let digest = desc.digest.clone();
-        let path = blobs.path(&digest);
-        let meta = fs::metadata(&path).at(&path)?;
-        if !meta.is_file() {
-            return Err(Error::Invalid(format!(
-                "layer {index}: blob {} is not a regular file",
-                desc.digest
-            )));
-        }
+        let mut compressed = layout
+            .open_blob(desc)
+            .map_err(|e| e.within(format!("layer {index}")))?;
         let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
-            return self.artifact_file(index, desc, &path);
+            return self.artifact_file(index, desc, compressed);
         };
-        let mut compressed = HashReader::new(Capped {
-            inner: BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?),
-            left: desc.size,
-        });
         let used = self.stream.clone();
         let limit = self.opts.limits.max_total_size;
         let damaged = |e: io::Error| {
@@ -230,19 +178,16 @@ impl Extract<'_> {
             }
         }
         io::copy(&mut compressed, &mut io::sink()).map_err(damaged)?;
-        let (found, n) = compressed.finish();
-        if found != digest || n != desc.size {
-            return Err(Error::DigestMismatch {
-                context: format!("layer {index}: blob"),
-                expected: format!("{} ({} bytes)", desc.digest, desc.size),
-                found: format!("{found} ({n} bytes)"),
-            });
-        }
-        Ok(())
+        compressed.finish(&format!("layer {index}: blob"))
     }
 
     /// An artifact layer (not a tar): a file named by its title annotation.
-    fn artifact_file(&mut self, index: usize, desc: &Descriptor, path: &Path) -> Result<()> {
+    fn artifact_file(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        mut reader: BlobReader,
+    ) -> Result<()> {
         let name = desc.annotations.get(crate::artifact::ANNOTATION_TITLE).ok_or_else(|| {
             Error::Invalid(format!(
                 "layer {index}: media type {:?} is not a layer nixoci can unpack (and it has no {} to name a file)",
@@ -265,20 +210,8 @@ impl Extract<'_> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&target)
             .at(&target)?;
-        let mut reader = HashReader::new(Capped {
-            inner: File::open(path).at(path)?,
-            left: desc.size,
-        });
         io::copy(&mut reader, &mut out).at(&target)?;
-        let (found, n) = reader.finish();
-        if found != desc.digest || n != desc.size {
-            return Err(Error::DigestMismatch {
-                context: format!("layer {index}: artifact {name:?}"),
-                expected: desc.digest.to_string(),
-                found: found.to_string(),
-            });
-        }
-        Ok(())
+        reader.finish(&format!("layer {index}: artifact {name:?}"))
     }
 
     fn count(&mut self, index: usize, path: &[u8], size: u64) -> Result<()> {

@@ -24,9 +24,7 @@ use crate::untar::{Budget, EntryMeta, Limits};
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// The largest manifest, index or config `verify` reads (registries commonly
-/// accept 4 MiB manifests).
-pub const MAX_DOCUMENT: u64 = 16 << 20;
+pub use crate::oci::json::MAX_DOCUMENT;
 /// Image indexes nested deeper than this are refused (as by every reader).
 pub const MAX_DEPTH: usize = MAX_INDEX_DEPTH;
 

@@ -11,8 +11,8 @@ use std::path::Path;
 use tar::{EntryType, Header};
 
 use crate::error::{Error, IoContext, Result};
-use crate::progress::Progress;
 use crate::layer::tree::{os, Kind, Tree};
+use crate::progress::Progress;
 
 /// Write `tree` as a tar stream into `out` (including the end-of-archive
 /// blocks) and return `out`.

@@ -325,6 +325,10 @@ pub(crate) fn at_path(at: &str, message: &str) -> String {
 /// paths).
 pub const MAX_JSON: u64 = 64 << 20;
 
+/// The largest manifest, index or config any reader takes, from a layout
+/// or a registry (registries commonly accept 4 MiB manifests).
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
 /// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
 /// device, a symlink to `/dev/zero`, a huge file) is refused before it is
 /// read, so untrusted layouts cannot make a reader hang or exhaust memory.

@@ -1,6 +1,6 @@
 //! The distribution-spec requests nixoci makes itself on a connection
 //! ([`super::client::Remote`]): HEAD and GET of manifests (bounded by
-//! [`crate::verify::MAX_DOCUMENT`] and checked against their digest), PUT
+//! [`crate::oci::json::MAX_DOCUMENT`] and checked against their digest), PUT
 //! of manifests, HEAD and GET of blobs (cut off at their declared size),
 //! and the walk of a remote image index. Each request goes through the
 //! retry wrapper and comes back explained.
@@ -86,10 +86,10 @@ impl Remote {
     }
 
     /// GET the manifest or index `r` names, at most
-    /// [`crate::verify::MAX_DOCUMENT`] bytes, checked against the digest of
+    /// [`crate::oci::json::MAX_DOCUMENT`] bytes, checked against the digest of
     /// `r` when it has one.
     pub(super) async fn manifest_raw(&self, r: &Reference) -> Result<(Vec<u8>, Sha256Digest)> {
-        let max = crate::verify::MAX_DOCUMENT;
+        let max = crate::oci::json::MAX_DOCUMENT;
         let bytes = self
             .retry(|| async {
                 let mut res = self

@@ -81,7 +81,7 @@ enum HttpAuth {
 ///
 /// nixoci makes the ping, the token request, every manifest request and
 /// the blob checks itself, reading every body with a bound: documents at
-/// most [`crate::verify::MAX_DOCUMENT`] (the limit `verify` applies),
+/// most [`crate::oci::json::MAX_DOCUMENT`] (the limit `verify` applies),
 /// tokens [`MAX_TOKEN_RESPONSE`], error bodies [`errors::MAX_ERROR_BODY`], blobs
 /// their descriptor's size. `oci-client` uploads and mounts blobs, with the
 /// authentication found here handed to it, so that it pings no more.

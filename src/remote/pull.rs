@@ -140,7 +140,7 @@ pub fn pull(
                 .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
             // A config is a document: bounded as `verify` bounds it.
             if let Some(c) = &refs.config {
-                let max = crate::verify::MAX_DOCUMENT;
+                let max = crate::oci::json::MAX_DOCUMENT;
                 if c.size > max {
                     return Err(Capped::TooLarge.explain(
                         &source.to_string(),

@@ -7,7 +7,6 @@
 //!
 //! [`collect`] reads the local layout (it is not network code).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,15 +18,13 @@ use serde::Serialize;
 use super::client::{oci_ref, runtime, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::{load_locations, remember};
 use super::{BlobAction, BlobReport};
-use crate::error::{Error, IoContext, Result};
-use crate::layout::BlobDir;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
-use crate::oci::json::read_limited;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
-use crate::tags::select;
 
 /// What `push` did.
 #[derive(Clone, Debug, Serialize)]
@@ -74,74 +71,32 @@ struct Blob {
     path: PathBuf,
 }
 
-/// Everything under `root`: documents children first, then unique blobs.
-fn collect(layout: &Path, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
-    let blobs_dir = BlobDir::new(layout);
-    let mut docs = Vec::new();
-    let mut blobs: BTreeMap<Sha256Digest, Blob> = BTreeMap::new();
-    let mut add_blob = |d: &Descriptor| -> Result<()> {
-        let path = blobs_dir.path(&d.digest);
-        let meta = std::fs::metadata(&path).at(&path)?;
-        if !meta.is_file() || meta.len() != d.size {
-            return Err(Error::Invalid(format!(
-                "{}: blob {} is not a {} byte file; run `nixoci verify {}`",
-                layout.display(),
-                d.digest,
-                d.size,
-                layout.display()
-            )));
-        }
-        blobs.insert(
-            d.digest.clone(),
-            Blob {
+/// Everything under `root`: documents children first, then unique blobs
+/// (in digest order), each a file of its descriptor's size.
+fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
+    let graph = layout.graph(root)?;
+    let mut blobs = graph
+        .blobs
+        .iter()
+        .map(|d| {
+            Ok(Blob {
                 digest: d.digest.clone(),
                 size: d.size,
-                path,
-            },
-        );
-        Ok(())
-    };
-    fn walk(
-        layout: &Path,
-        blobs_dir: &BlobDir,
-        d: &Descriptor,
-        depth: usize,
-        docs: &mut Vec<Doc>,
-        add_blob: &mut dyn FnMut(&Descriptor) -> Result<()>,
-    ) -> Result<()> {
-        if depth > crate::verify::MAX_DEPTH {
-            return Err(Error::Invalid("image indexes nested too deep".into()));
-        }
-        let bytes = read_limited(&blobs_dir.path(&d.digest), d.size)?;
-        if Sha256Digest::of(&bytes) != d.digest {
-            return Err(Error::Invalid(format!(
-                "{}: document {} does not match its digest; run `nixoci verify {}`",
-                layout.display(),
-                d.digest,
-                layout.display()
-            )));
-        }
-        let refs: Refs = crate::oci::json::parse_json(&blobs_dir.path(&d.digest), &bytes)?;
-        if let Some(c) = &refs.config {
-            add_blob(c)?;
-        }
-        for l in &refs.layers {
-            add_blob(l)?;
-        }
-        for m in &refs.manifests {
-            walk(layout, blobs_dir, m, depth + 1, docs, add_blob)?;
-        }
-        if !docs.iter().any(|x: &Doc| x.digest == d.digest) {
-            docs.push(Doc {
-                digest: d.digest.clone(),
-                media_type: d.media_type.clone(),
-                bytes,
-            });
-        }
-        Ok(())
-    }
-    walk(layout, &blobs_dir, root, 0, &mut docs, &mut add_blob)?;
-    Ok((docs, blobs.into_values().collect()))
+                path: layout.blob_file(d)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let docs = graph
+        .documents
+        .into_iter()
+        .map(|d| Doc {
+            digest: d.descriptor.digest,
+            media_type: d.descriptor.media_type,
+            bytes: d.bytes,
+        })
+        .collect();
+    Ok((docs, blobs))
 }
 
 /// Push the image `tag` of `layout` (or its only image) to `target`.
@@ -160,7 +115,8 @@ pub fn push(
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<PushReport> {
-    let root = select(layout, tag)?;
+    let reader = Layout::open(layout)?;
+    let root = reader.select(tag)?;
     if let Some(d) = &target.digest {
         if *d != root.digest {
             return Err(Error::Invalid(format!(
@@ -170,7 +126,7 @@ pub fn push(
             )));
         }
     }
-    let (docs, blobs) = collect(layout, &root)?;
+    let (docs, blobs) = collect(&reader, &root)?;
     // The tags to set, each with the digest it is to name: the target's tag
     // (a reference with a tag and a digest names the tag; the digest was
     // checked above); with neither, every name the layout gives the image
@@ -180,7 +136,7 @@ pub fn push(
         (None, Some(_)) => Vec::new(),
         (None, None) => {
             let mut named: Vec<(String, Sha256Digest)> = Vec::new();
-            for n in crate::tags::names(layout)? {
+            for n in reader.names()? {
                 if docs.iter().any(|d| d.digest == n.descriptor.digest)
                     && !named.iter().any(|(t, _)| *t == n.name)
                 {

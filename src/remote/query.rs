@@ -66,7 +66,7 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
             let Some(config_desc) = refs.config else {
                 continue;
             };
-            let max = crate::verify::MAX_DOCUMENT;
+            let max = crate::oci::json::MAX_DOCUMENT;
             if config_desc.size > max {
                 return Err(Error::Invalid(format!(
                     "{r}: the config is {} bytes, more than {} ({max} bytes), the most nixoci reads (as `verify` does)",

@@ -1,10 +1,14 @@
-//! Output directories and the OCI image layout (image-spec `image-layout.md`).
+//! The store: output directories and their blobs.
 //!
 //! Every output is first written into a temporary sibling of its final path
-//! and renamed into place only once complete, so a failed or interrupted run
-//! never leaves a directory that looks finished. Blobs are written through a
-//! [`BlobWriter`] that hashes while writing and is named by its digest only at
-//! the end.
+//! and renamed into place only once complete ([`Staging`]), so a failed or
+//! interrupted run never leaves a directory that looks finished. Blobs are
+//! written through a [`BlobWriter`] that hashes while writing and is named
+//! by its digest only at the end (and, when the digest is known beforehand,
+//! only if it matches: [`BlobWriter::complete_verified`]). Blobs are read
+//! back through a [`BlobReader`], which checks the digest and size of what
+//! it gave out: every copy of a blob, into another layout, an archive or an
+//! unpacked tree, goes through these two.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -16,7 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
-use crate::oci::json::{canonical_json, read_limited};
+use crate::oci::json::canonical_json;
 use crate::oci::MediaType;
 
 /// The content of `oci-layout`.
@@ -364,20 +368,84 @@ impl BlobDir {
             return Ok(());
         }
         let src = from.path(digest);
-        let file = File::open(&src).at(&src)?;
-        let mut reader = HashReader::new(io::BufReader::with_capacity(1 << 20, file));
         let mut w = self.writer()?;
-        io::copy(&mut reader, &mut w).at(&src)?;
-        let (found, n) = reader.finish();
-        if found != *digest || n != size {
+        io::copy(
+            &mut io::Read::take(File::open(&src).at(&src)?, size + 1),
+            &mut w,
+        )
+        .at(&src)?;
+        w.complete_verified(digest, size, &format!("blob {}", src.display()))
+    }
+
+    /// A reader of the blob `d` describes: a regular file, read through a
+    /// [`BlobReader`] that checks its digest and size.
+    pub fn open(&self, d: &Descriptor) -> Result<BlobReader> {
+        let path = self.path(&d.digest);
+        let file = File::open(&path).at(&path)?;
+        let meta = file.metadata().at(&path)?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: blob {} is not a regular file",
+                path.display(),
+                d.digest
+            )));
+        }
+        Ok(BlobReader {
+            inner: HashReader::new(io::BufReader::with_capacity(1 << 20, file)),
+            expected: d.digest.clone(),
+            size: d.size,
+            left: d.size,
+            path,
+        })
+    }
+}
+
+/// A blob being read: it gives at most its descriptor's size (more is an
+/// error), and [`BlobReader::finish`] says whether what it gave was the
+/// blob the descriptor names.
+pub struct BlobReader {
+    inner: HashReader<io::BufReader<File>>,
+    expected: Sha256Digest,
+    size: u64,
+    left: u64,
+    path: PathBuf,
+}
+
+impl BlobReader {
+    /// The blob's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read what is left (so a short read by the consumer is still
+    /// checked), then check digest and size; `what` names the blob in the
+    /// error.
+    pub fn finish(mut self, what: &str) -> Result<()> {
+        io::copy(&mut self, &mut io::sink())
+            .map_err(|e| Error::Invalid(format!("{what} ({}): {e}", self.expected)))?;
+        let (found, n) = self.inner.finish();
+        if found != self.expected || n != self.size {
             return Err(Error::DigestMismatch {
-                context: format!("blob {}", src.display()),
-                expected: format!("{digest} ({size} bytes)"),
+                context: what.to_owned(),
+                expected: format!("{} ({} bytes)", self.expected, self.size),
                 found: format!("{found} ({n} bytes)"),
             });
         }
-        w.complete()?;
         Ok(())
+    }
+}
+
+impl io::Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more bytes than the descriptor's size",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -437,26 +505,6 @@ impl Write for BlobWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// A blob of at most its descriptor's size, checked against its digest
-/// (for the documents: manifests, indexes, configs).
-pub fn read_blob_checked(
-    blobs: &BlobDir,
-    d: &crate::oci::descriptor::Descriptor,
-) -> Result<Vec<u8>> {
-    let digest = d.digest.clone();
-    let path = blobs.path(&digest);
-    let bytes = read_limited(&path, d.size)?;
-    let found = Sha256Digest::of(&bytes);
-    if found != digest || bytes.len() as u64 != d.size {
-        return Err(Error::DigestMismatch {
-            context: path.display().to_string(),
-            expected: format!("{} ({} bytes)", d.digest, d.size),
-            found: format!("{found} ({} bytes)", bytes.len()),
-        });
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

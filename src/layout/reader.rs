@@ -1,0 +1,361 @@
+//! The reader: one way to open an image layout, resolve a tag and a
+//! platform to an image, and walk the graph of documents under a
+//! descriptor. `inspect`, `archive`, `unpack` and `push` all read layouts
+//! through it, so they agree on what a layout means and on every limit:
+//! documents of at most [`MAX_DOCUMENT`] bytes, each checked against its
+//! digest; indexes nested at most [`MAX_INDEX_DEPTH`] deep; at most
+//! [`MAX_INDEX_NODES`] documents under one descriptor, each read once.
+//! (`verify` reads on its own, leniently, because it reports every problem
+//! instead of stopping at the first.)
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layout::store::{BlobDir, BlobReader};
+use crate::layout::tags::{has_platform_tags, platform_tag, tags_of, Named};
+use crate::oci::descriptor::{
+    choose_platform, Descriptor, Platform, Refs, MAX_INDEX_DEPTH, MAX_INDEX_NODES,
+};
+use crate::oci::digest::Sha256Digest;
+use crate::oci::json::{parse_json, read_json, read_limited, MAX_DOCUMENT};
+
+/// An OCI image layout, opened for reading.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    dir: PathBuf,
+    blobs: BlobDir,
+}
+
+/// One image of a layout: a manifest, its config and its layers.
+#[derive(Debug)]
+pub struct Image {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// Its config's descriptor.
+    pub config: Descriptor,
+    /// The config document as stored.
+    pub config_bytes: Vec<u8>,
+    /// The layers, in order.
+    pub layers: Vec<Descriptor>,
+}
+
+impl Image {
+    /// The config document, parsed.
+    pub fn config_value(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.config_bytes)
+            .map_err(|e| Error::Invalid(format!("config {}: {e}", self.config.digest)))
+    }
+
+    /// Each layer's diff_id as the config gives it (`None` where the
+    /// config lists none for that layer).
+    pub fn diff_ids(&self) -> Result<Vec<Option<String>>> {
+        let config = self.config_value()?;
+        Ok((0..self.layers.len())
+            .map(|i| {
+                config
+                    .pointer(&format!("/rootfs/diff_ids/{i}"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+}
+
+/// A manifest or an index of the graph, with its bytes.
+#[derive(Debug)]
+pub struct Document {
+    pub descriptor: Descriptor,
+    pub bytes: Vec<u8>,
+    pub refs: Refs,
+}
+
+/// Everything under a descriptor: its documents, children before the
+/// indexes listing them (each once, in the order first met), and the
+/// blobs they reference (configs and layers, each once, in the order first
+/// met).
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub documents: Vec<Document>,
+    pub blobs: Vec<Descriptor>,
+}
+
+impl Graph {
+    /// Every descriptor of the graph, documents and blobs, each once, in
+    /// digest order.
+    pub fn all_by_digest(&self) -> Vec<&Descriptor> {
+        let mut all: Vec<&Descriptor> = self
+            .documents
+            .iter()
+            .map(|d| &d.descriptor)
+            .chain(self.blobs.iter())
+            .collect();
+        all.sort_by(|a, b| a.digest.cmp(&b.digest));
+        all.dedup_by(|a, b| a.digest == b.digest);
+        all
+    }
+
+    /// The image manifests of the graph (not the indexes), in order.
+    pub fn manifests(&self) -> impl Iterator<Item = &Document> {
+        self.documents
+            .iter()
+            .filter(|d| !d.descriptor.media_type.is_index())
+    }
+}
+
+impl Layout {
+    /// Open the layout at `dir`: it must have an `oci-layout` file.
+    pub fn open(dir: &Path) -> Result<Layout> {
+        if !dir.join("oci-layout").is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: not an OCI image layout (no oci-layout file)",
+                dir.display()
+            )));
+        }
+        Ok(Layout {
+            dir: dir.to_owned(),
+            blobs: BlobDir::new(dir),
+        })
+    }
+
+    /// The layout's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its blob store.
+    pub fn blobs(&self) -> &BlobDir {
+        &self.blobs
+    }
+
+    /// The descriptors of `index.json`.
+    pub fn entries(&self) -> Result<Vec<Descriptor>> {
+        let index: Refs = read_json(&self.dir.join("index.json"))?;
+        Ok(index.manifests)
+    }
+
+    /// Every name the layout gives, in order: each `index.json`
+    /// descriptor's tags, then, for an index with platform tags, each
+    /// platform's names (see [`tags`]).
+    pub fn names(&self) -> Result<Vec<Named>> {
+        self.names_of_entries(&self.entries()?)
+    }
+
+    /// [`Layout::names`], for `index.json` descriptors already read.
+    pub fn names_of_entries(&self, entries: &[Descriptor]) -> Result<Vec<Named>> {
+        let mut out: Vec<Named> = Vec::new();
+        for d in entries {
+            let tags = tags_of(d);
+            for t in &tags {
+                out.push(Named {
+                    name: t.clone(),
+                    descriptor: d.clone(),
+                });
+            }
+            if has_platform_tags(d) {
+                let index = self.refs(d)?;
+                for t in &tags {
+                    for m in &index.manifests {
+                        if let Some(p) = &m.platform {
+                            out.push(Named {
+                                name: platform_tag(t, p),
+                                descriptor: m.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names the layout gives the image `digest`, in order.
+    pub fn names_of(&self, digest: &Sha256Digest) -> Result<Vec<String>> {
+        Ok(self
+            .names()?
+            .into_iter()
+            .filter(|n| n.descriptor.digest == *digest)
+            .map(|n| n.name)
+            .collect())
+    }
+
+    /// The descriptor `tag` names (any name the layout records); without a
+    /// tag, the layout's only image.
+    pub fn select(&self, tag: Option<&str>) -> Result<Descriptor> {
+        let layout = &self.dir;
+        let Some(t) = tag else {
+            let entries = self.entries()?;
+            let digests: BTreeSet<&Sha256Digest> = entries.iter().map(|d| &d.digest).collect();
+            return match (digests.len(), entries.first()) {
+                (1, Some(d)) => Ok(d.clone()),
+                (0, _) => Err(Error::Invalid(format!(
+                    "{}: the layout holds no image",
+                    layout.display()
+                ))),
+                _ => {
+                    let names: Vec<String> = entries.iter().flat_map(tags_of).collect();
+                    Err(Error::Invalid(format!(
+                        "{} holds several images ({}); say which: {}:TAG",
+                        layout.display(),
+                        names.join(", "),
+                        layout.display()
+                    )))
+                }
+            };
+        };
+        let all = self.names()?;
+        all.iter()
+            .find(|n| n.name == t)
+            .map(|n| n.descriptor.clone())
+            .ok_or_else(|| {
+                let names: Vec<&str> = all.iter().map(|n| n.name.as_str()).collect();
+                Error::Invalid(format!(
+                    "{}: no image is tagged {t:?} (tags: {})",
+                    layout.display(),
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// The document `d` describes: at most [`MAX_DOCUMENT`] bytes, checked
+    /// against its digest and size.
+    pub fn read_document(&self, d: &Descriptor) -> Result<Vec<u8>> {
+        let path = self.blobs.path(&d.digest);
+        if d.size > MAX_DOCUMENT {
+            return Err(Error::Invalid(format!(
+                "{}: document {} declares {} bytes, more than the {MAX_DOCUMENT} a document may have",
+                self.dir.display(),
+                d.digest,
+                d.size
+            )));
+        }
+        let bytes = read_limited(&path, d.size)?;
+        let found = Sha256Digest::of(&bytes);
+        if found != d.digest || bytes.len() as u64 != d.size {
+            return Err(Error::DigestMismatch {
+                context: path.display().to_string(),
+                expected: format!("{} ({} bytes)", d.digest, d.size),
+                found: format!("{found} ({} bytes)", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The descriptors the manifest or index `d` lists.
+    pub fn refs(&self, d: &Descriptor) -> Result<Refs> {
+        let bytes = self.read_document(d)?;
+        parse_json(&self.blobs.path(&d.digest), &bytes)
+    }
+
+    /// A blob of the layout, to read (its digest and size checked by
+    /// [`BlobReader::finish`]).
+    pub fn open_blob(&self, d: &Descriptor) -> Result<BlobReader> {
+        self.blobs.open(d)
+    }
+
+    /// The manifest for `platform` under `root`: `root` itself when it is a
+    /// manifest, else the search of [`choose_platform`] through the index
+    /// (default platform: linux on this machine's architecture).
+    pub fn choose(&self, root: &Descriptor, platform: Option<&Platform>) -> Result<Descriptor> {
+        if !root.media_type.is_index() {
+            return Ok(root.clone());
+        }
+        let open = |d: &Descriptor| Ok(self.refs(d)?.manifests);
+        choose_platform(&open(root)?, platform, open)
+    }
+
+    /// The image the manifest `manifest` describes.
+    pub fn image(&self, manifest: &Descriptor) -> Result<Image> {
+        let refs = self.refs(manifest)?;
+        let config = refs
+            .config
+            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
+        let config_bytes = self.read_document(&config)?;
+        Ok(Image {
+            manifest: manifest.clone(),
+            config,
+            config_bytes,
+            layers: refs.layers,
+        })
+    }
+
+    /// The image `tag` (or the only one) names, for `platform` when it is
+    /// an index.
+    pub fn resolve(&self, tag: Option<&str>, platform: Option<&Platform>) -> Result<Image> {
+        let root = self.select(tag)?;
+        self.image(&self.choose(&root, platform)?)
+    }
+
+    /// The graph under `root` (see [`Graph`]), each document read and
+    /// checked once.
+    pub fn graph(&self, root: &Descriptor) -> Result<Graph> {
+        let mut graph = Graph::default();
+        let mut seen_docs = BTreeSet::new();
+        let mut seen_blobs = BTreeSet::new();
+        self.visit(root, 0, &mut graph, &mut seen_docs, &mut seen_blobs)?;
+        Ok(graph)
+    }
+
+    /// `d` is listed by an index at `depth` (`index.json`: 0).
+    fn visit(
+        &self,
+        d: &Descriptor,
+        depth: usize,
+        graph: &mut Graph,
+        seen_docs: &mut BTreeSet<Sha256Digest>,
+        seen_blobs: &mut BTreeSet<Sha256Digest>,
+    ) -> Result<()> {
+        if !seen_docs.insert(d.digest.clone()) {
+            return Ok(());
+        }
+        if seen_docs.len() > MAX_INDEX_NODES {
+            return Err(Error::Invalid(format!(
+                "{}: the image indexes list more than {MAX_INDEX_NODES} distinct manifests and indexes; nixoci stops there",
+                self.dir.display()
+            )));
+        }
+        let bytes = self.read_document(d)?;
+        let refs: Refs = parse_json(&self.blobs.path(&d.digest), &bytes)?;
+        if d.media_type.is_index() && depth + 1 > MAX_INDEX_DEPTH {
+            return Err(Error::Invalid(format!(
+                "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
+                d.digest
+            )));
+        }
+        for b in refs.config.iter().chain(refs.layers.iter()) {
+            if seen_blobs.insert(b.digest.clone()) {
+                graph.blobs.push(b.clone());
+            }
+        }
+        for m in &refs.manifests {
+            self.visit(m, depth + 1, graph, seen_docs, seen_blobs)?;
+        }
+        graph.documents.push(Document {
+            descriptor: d.clone(),
+            bytes,
+            refs,
+        });
+        Ok(())
+    }
+
+    /// The path of blob `d`, which must be a regular file of its
+    /// descriptor's size (content is checked when it is read).
+    pub fn blob_file(&self, d: &Descriptor) -> Result<PathBuf> {
+        let path = self.blobs.path(&d.digest);
+        let meta = std::fs::metadata(&path).at(&path)?;
+        if !meta.is_file() || meta.len() != d.size {
+            return Err(Error::Invalid(format!(
+                "{}: blob {} is not a {} byte file; run `nixoci verify {}`",
+                self.dir.display(),
+                d.digest,
+                d.size,
+                self.dir.display()
+            )));
+        }
+        Ok(path)
+    }
+}
