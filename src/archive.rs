@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, IoContext, Result};
 use crate::image::index_document;
 use crate::layer::compress::Compression;
-use crate::layout::{Layout, OCI_LAYOUT};
+use crate::layout::{Layout, OutputFile, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::digest::HashReader;
 use crate::oci::json::canonical_json;
@@ -163,31 +163,14 @@ pub fn archive(
     let names = image_names(layout, &tags, name)?;
     let mtime = crate::oci::time::default_mtime()?;
 
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
     // The archive is always replaced: never when that replaces the layout
     // or a file of it.
     if !in_place && std::fs::symlink_metadata(out).is_ok() {
         crate::layout::check_not_an_input(out, &[layout.to_owned()])?;
     }
-    let (file, tmp) = if in_place {
-        (File::create_new(out).at(out)?, None)
-    } else {
-        let t = tempfile::Builder::new()
-            .prefix(".nixoci-archive-")
-            .tempfile_in(&parent)
-            .at(&parent)?;
-        (t.as_file().try_clone().at(t.path())?, Some(t))
-    };
-    // Removed by the signal handler if interrupted (the temp file's own
-    // drop does not run on exit).
-    let _unfinished = tmp
-        .as_ref()
-        .map(|t| crate::layout::UnfinishedFile::track(t.path()));
+    let output = OutputFile::new(out, in_place)?;
     let mut tar = TarOut {
-        builder: tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file)),
+        builder: tar::Builder::new(io::BufWriter::with_capacity(1 << 20, output.file()?)),
         mtime,
     };
     let digest = match format {
@@ -203,13 +186,7 @@ pub fn archive(
         .map_err(sink)?
         .flush()
         .map_err(sink)?;
-    if let Some(t) = tmp {
-        use std::os::unix::fs::PermissionsExt;
-        t.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .at(t.path())?;
-        t.persist(out).map_err(|e| Error::io(out, e.error))?;
-    }
+    output.commit()?;
     Ok(ArchiveReport {
         archive: out.to_owned(),
         format,

@@ -17,7 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::{config_document, index_document, manifest_document};
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::tags;
-use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
+use crate::layout::{BlobDir, Staging};
 use crate::oci::descriptor::{descriptor, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_json};
@@ -506,20 +506,16 @@ fn write_index(
             .insert(tags::ANNOTATION_PLATFORM_TAGS.to_owned(), "true".to_owned());
     }
     let tagged = vec![entry];
-    staging.write_file("oci-layout", OCI_LAYOUT)?;
-    staging.write_file(
-        "index.json",
-        &canonical_json(&index_document(
-            &tagged,
-            // No index blob for one manifest: its annotations go here.
-            if manifests.len() == 1 {
-                &layout.annotations
-            } else {
-                &no_annotations
-            },
-            layout.extra_index.as_ref(),
-        )?),
-    )?;
+    staging.write_layout(&index_document(
+        &tagged,
+        // No index blob for one manifest: its annotations go here.
+        if manifests.len() == 1 {
+            &layout.annotations
+        } else {
+            &no_annotations
+        },
+        layout.extra_index.as_ref(),
+    )?)?;
     Ok(target)
 }
 

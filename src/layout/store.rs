@@ -82,6 +82,68 @@ impl Drop for UnfinishedFile {
     }
 }
 
+/// A file output (an archive): written to a temporary sibling of its
+/// final path and renamed into place (mode 0644) by [`OutputFile::commit`];
+/// removed if dropped before, or if the process is interrupted. In place
+/// (Nix builders, whose failed outputs Nix discards), the final path is
+/// written directly and must not exist.
+pub struct OutputFile {
+    file: File,
+    tmp: Option<tempfile::NamedTempFile>,
+    dest: PathBuf,
+    _unfinished: Option<UnfinishedFile>,
+}
+
+impl OutputFile {
+    /// Start writing `dest`.
+    pub fn new(dest: &Path, in_place: bool) -> Result<Self> {
+        if in_place {
+            return Ok(OutputFile {
+                file: File::create_new(dest).at(dest)?,
+                tmp: None,
+                dest: dest.to_owned(),
+                _unfinished: None,
+            });
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a file name", dest.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .tempfile_in(&parent)
+            .at(&parent)?;
+        Ok(OutputFile {
+            file: tmp.as_file().try_clone().at(tmp.path())?,
+            // The temporary file's own drop does not run when a signal
+            // ends the process; the signal handler removes it.
+            _unfinished: Some(UnfinishedFile::track(tmp.path())),
+            tmp: Some(tmp),
+            dest: dest.to_owned(),
+        })
+    }
+
+    /// The file to write to.
+    pub fn file(&self) -> Result<File> {
+        self.file.try_clone().at(&self.dest)
+    }
+
+    /// Put the finished file at its final path.
+    pub fn commit(self) -> Result<()> {
+        if let Some(t) = self.tmp {
+            t.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .at(t.path())?;
+            t.persist(&self.dest)
+                .map_err(|e| Error::io(&self.dest, e.error))?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         let path = self.path().to_owned();
@@ -199,6 +261,13 @@ impl Staging {
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let p = self.path().join(name);
         fs::write(&p, bytes).at(&p)
+    }
+
+    /// Make the directory an image layout: `oci-layout`, and `index.json`
+    /// holding `index` (canonically written).
+    pub fn write_layout<T: Serialize>(&self, index: &T) -> Result<()> {
+        self.write_file("oci-layout", OCI_LAYOUT)?;
+        self.write_file("index.json", &canonical_json(index))
     }
 
     /// Move the finished directory to its final path.

@@ -19,10 +19,10 @@ use super::mounts::remember;
 use super::{BlobAction, BlobReport};
 use crate::error::{Error, IoContext, Result};
 use crate::image::index_document;
-use crate::layout::{BlobDir, Staging, OCI_LAYOUT};
+use crate::layout::{BlobDir, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
-use crate::oci::json::{canonical_json, read_json};
+use crate::oci::json::read_json;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
@@ -216,15 +216,11 @@ pub fn pull(
         root.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());
     }
-    staging.write_file("oci-layout", OCI_LAYOUT)?;
-    staging.write_file(
-        "index.json",
-        &canonical_json(&index_document(
-            std::slice::from_ref(&root),
-            &BTreeMap::new(),
-            None,
-        )?),
-    )?;
+    staging.write_layout(&index_document(
+        std::slice::from_ref(&root),
+        &BTreeMap::new(),
+        None,
+    )?)?;
     let layout = staging.commit()?;
     Ok(PullReport {
         reference: source.to_string(),
