@@ -100,7 +100,7 @@ struct Verifier {
     limits: Limits,
 }
 
-/// A document's JSON, for the `validate_*` checks of [`crate::image`]. A
+/// A document's JSON, for the `validate_*` checks of [`crate::oci::validate`]. A
 /// key given twice is a problem: readers disagree on which one counts, and
 /// nixoci's own readers refuse such documents.
 fn document(bytes: &[u8]) -> std::result::Result<serde_json::Value, String> {

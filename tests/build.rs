@@ -640,7 +640,7 @@ fn error_write_through_symlink() {
     );
 }
 
-// ---- verify catches each breakage (RECIPES.md section 2) ----
+// ---- verify catches each breakage a hand-edited or damaged layout can have ----
 
 fn good_layout(t: &Path) -> std::path::PathBuf {
     file(t, "in/bin/x", b"#!/bin/sh\n", 0o755);

@@ -1,5 +1,5 @@
-//! Real, strict consumers accept what nixoci writes (RECIPES.md sections 2
-//! and 4): oci-image-tool validates it, umoci unpacks it to exactly the input
+//! Real, strict consumers accept what nixoci writes (each run as the test
+//! helpers in common/ set them up): oci-image-tool validates it, umoci unpacks it to exactly the input
 //! tree, skopeo copies it (checking digests and sizes), podman loads and runs
 //! it, and GNU gzip, busybox and Python read its multi-member gzip layers
 //! whole. Each test fails, never skips, when its tool is missing.

@@ -1,5 +1,5 @@
 //! The nix/ functions and the flake, with the real Nix 2.8 (offline,
-//! single-user, sandboxed: RECIPES.md section 5), the tool under test as the
+//! single-user, sandboxed: `common::NIX_CONFIG`), the tool under test as the
 //! builder and busybox-static as the only other program.
 
 mod common;

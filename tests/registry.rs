@@ -1,5 +1,5 @@
 //! push / pull / tag / exists / inspect against a real Docker registry
-//! (distribution 2.8) on 127.0.0.1 (RECIPES.md section 3), checked with
+//! (distribution 2.8) on 127.0.0.1 (`common::registry`), checked with
 //! skopeo and with the registry's own access log.
 
 mod common;

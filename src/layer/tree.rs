@@ -1,4 +1,5 @@
-//! Sources to a sorted tree of layer entries (DESIGN.md, "Contracts").
+//! Sources to a sorted tree of layer entries: what a layer holds, decided
+//! before a byte is written, so the tar that follows depends on nothing else.
 //!
 //! The tree holds metadata only (file contents stay on disk until the tar
 //! writer streams them), keyed by the byte string of the path without its

@@ -46,7 +46,7 @@ pub fn require(tool: &str) {
 }
 
 /// Nix 2.8 as the tests run it: offline, single-user as root, sandboxed
-/// (RECIPES.md section 5).
+/// (the settings below).
 pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes
 substituters =
 sandbox = true
@@ -411,7 +411,8 @@ pub fn diff(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) -> Option<
         .map(|k| format!("{} missing from first", String::from_utf8_lossy(k)))
 }
 
-/// podman with its own graph root, runc, no network (RECIPES.md section 4).
+/// podman with its own graph root, runc, no network (`--network=none`
+/// always: the tests never give a container a network).
 pub struct Podman {
     dir: tempfile::TempDir,
 }

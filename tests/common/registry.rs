@@ -1,5 +1,6 @@
 //! A real Docker registry (distribution 2.8) on 127.0.0.1 for the tests
-//! (RECIPES.md section 3), with its access log, optional htpasswd auth and
+//! (the `docker-registry` Debian package, run from a config file written
+//! here), with its access log, optional htpasswd auth and
 //! TLS, stopped by PID when dropped.
 
 use std::fs;
