@@ -114,16 +114,9 @@ impl Error {
         }
     }
 
-    /// The message with all its causes, `a: b: c`.
+    /// The message with all its causes, `a: b: c` (see [`chain`]).
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
-            cause = c.source();
-        }
-        out
+        chain(self)
     }
 
     /// A problem with the content of the spec or document at `path`.
@@ -133,6 +126,23 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// An error and every cause, as one line: `a: b: c`. A cause whose text
+/// the line already holds (some errors repeat their source's message) is
+/// not written again.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Results of this crate.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
-use crate::error::Error;
+use crate::error::{chain, Error};
 
 /// The most of an error response's body nixoci reads (the rest is dropped
 /// unread; the message needs only its start).
@@ -71,21 +71,6 @@ pub(super) fn transient(e: &Failure) -> bool {
             .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
         _ => false,
     }
-}
-
-/// The error and every cause, as one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 /// Whether the registry said that what was asked for does not exist.
