@@ -2,13 +2,24 @@
 //! Nix store paths. Same inputs, same bytes, on every machine.
 //!
 //! The data path runs one way: a spec ([`spec`]) is resolved into a sorted
-//! tree ([`tree`]), streamed as a deterministic tar ([`tar`]) through a
-//! hashing writer ([`digest`]) and a compressor ([`compress`]) into a blob
-//! ([`layout`]); the descriptors become the config, manifest and index
-//! documents ([`image`]) of an OCI image layout ([`build`]), whose names
-//! ([`tags`]) say which image each tag means. From a layout: [`verify`],
-//! [`inspect`], [`archive`], [`unpack`], and [`remote`] (push, pull, tag,
-//! exists, inspect of a registry; the only module that uses the network).
+//! tree ([`layer::tree`]), streamed as a deterministic tar ([`layer::tar`])
+//! through a compressor ([`layer::compress`]) into a blob
+//! ([`layout::store`]); its descriptor ([`oci::descriptor`]) goes into the
+//! config, manifest and index documents ([`image`]) of an OCI image layout
+//! ([`layout`]), which [`build`] assembles and [`remote`] pushes.
+//!
+//! The modules come in layers, each importing only from its own layer or
+//! those listed before it (the README's "How the code is laid out" has the
+//! table; `tests/layering.rs` enforces it):
+//!
+//! 1. ground floor: [`error`], [`progress`], [`oci`];
+//! 2. the layer write path: [`layer`];
+//! 3. input: [`spec`], [`nix`];
+//! 4. documents: [`image`];
+//! 5. layouts: [`layout`] (store, reader, tags);
+//! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
+//!    (with [`untar`], [`artifact`]);
+//! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
 pub mod artifact;

@@ -7,10 +7,12 @@
 //! against its bytes, its tar structure, and its diff_id against the config;
 //! descriptor platforms against the configs.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +23,6 @@ use crate::oci::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::oci::json::read_limited;
 use crate::oci::MediaType;
 use crate::untar::{Budget, EntryMeta, Limits};
-use std::cell::Cell;
-use std::rc::Rc;
 
 pub use crate::oci::json::MAX_DOCUMENT;
 /// Image indexes nested deeper than this are refused (as by every reader).

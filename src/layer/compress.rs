@@ -3,10 +3,11 @@
 //! `pargz`; zstd), pinned by Cargo.lock, so their output cannot drift with
 //! the host. Decompression uses zlib-rs (pure Rust) and zstd.
 
-use crate::oci::MediaType;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::oci::MediaType;
 
 /// How a layer's tar stream is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

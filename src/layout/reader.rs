@@ -136,7 +136,7 @@ impl Layout {
 
     /// Every name the layout gives, in order: each `index.json`
     /// descriptor's tags, then, for an index with platform tags, each
-    /// platform's names (see [`tags`]).
+    /// platform's names (see [`crate::layout::tags`]).
     pub fn names(&self) -> Result<Vec<Named>> {
         self.names_of_entries(&self.entries()?)
     }

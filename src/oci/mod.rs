@@ -11,7 +11,7 @@
 //!   parsing of documents;
 //! - [`validate`]: the type every field of a config, manifest and index must
 //!   have, as strict consumers read them;
-//! - [`reference`]: image references and the tag grammar;
+//! - [`reference`](mod@reference): image references and the tag grammar;
 //! - [`time`]: `SOURCE_DATE_EPOCH` and RFC 3339 times.
 
 pub mod descriptor;

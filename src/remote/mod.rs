@@ -34,7 +34,7 @@
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
 //!   cut off at their size), and the walk of a remote index. Uses `client`
 //!   and `errors`.
-//! - `push` ([`push()`]), `pull` ([`pull()`], [`parse_platform`]) and
+//! - `push` ([`push()`]), `pull` ([`pull()`]) and
 //!   `query` ([`tag()`], [`exists()`], [`inspect()`]): one job each, built
 //!   on `client` and `api`; `push` and `pull` also use `mounts`. None uses
 //!   another. `push` still reads the local layout itself (`collect`); that
