@@ -15,7 +15,8 @@
 //! # The files, lowest first
 //!
 //! Each file uses only those above it in this list (and the crate's
-//! offline modules: `image`, `layout`, `tags`, `reference`, `digest`):
+//! offline modules: `oci`, `error`, `image`, `layout`, `inspect`,
+//! `progress`):
 //!
 //! - [`auth`]: credentials, found where Docker, podman and skopeo keep them;
 //!   secrets that never print. Uses nothing else here.
@@ -34,14 +35,18 @@
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
 //!   cut off at their size), and the walk of a remote index. Uses `client`
 //!   and `errors`.
-//! - `push` ([`push()`]), `pull` ([`pull()`], [`parse_platform`]) and
-//!   `query` ([`tag()`], [`exists()`], [`inspect()`]): one job each, built
-//!   on `client` and `api`; `push` and `pull` also use `mounts`. None uses
-//!   another. `push` still reads the local layout itself (`collect`); that
-//!   walk belongs to the layout reader.
+//! - `upload`: sending the blobs of a push: skipped when the repository
+//!   has them (HEAD), mounted from another repository of the registry, or
+//!   uploaded, in parallel. Uses `client`, `api` and `mounts`.
+//! - `push` ([`push()`]), `pull` ([`pull()`]) and `query` ([`tag()`],
+//!   [`exists()`], [`inspect()`]): one job each, built on `client`, `api`
+//!   and `errors`; `push` and `pull` also use `mounts`, and `push` sends
+//!   its blobs through `upload`. None uses another. `push` still reads the
+//!   local layout itself (`collect`); that walk belongs to the layout
+//!   reader.
 //!
-//! This file holds only the public names and [`BlobReport`], which push
-//! and pull share.
+//! This file holds only the public names and [`BlobReport`], which push,
+//! pull and upload share.
 
 pub mod auth;
 
@@ -52,6 +57,7 @@ mod mounts;
 mod pull;
 mod push;
 mod query;
+mod upload;
 
 use serde::Serialize;
 
