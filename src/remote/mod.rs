@@ -27,10 +27,13 @@
 //!   predicate that says whether a failure is worth another try), the
 //!   failure explained in words that say what to do, and the bounded reads
 //!   of response bodies. Knows no connection.
+//! - `ping`: what a registry says to `GET /v2/` (status and challenge,
+//!   parsed), and the probe of a registry on this machine for plain HTTP,
+//!   whose answer is its ping. Uses nothing else here.
 //! - `client`: [`RemoteOptions`] and the connection to one registry:
 //!   protocol, ping, credentials ([`auth`]), token; `Remote::retry` (the
 //!   loop of `errors` with `transient` as its predicate) and
-//!   `Remote::explain`. Uses `auth` and `errors`.
+//!   `Remote::explain`. Uses `auth`, `errors` and `ping`.
 //! - `api`: the distribution-spec requests on a connection: manifests
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
 //!   cut off at their size), and the walk of a remote index. Uses `client`
@@ -54,6 +57,7 @@ mod api;
 mod client;
 mod errors;
 mod mounts;
+mod ping;
 mod pull;
 mod push;
 mod query;
