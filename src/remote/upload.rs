@@ -3,6 +3,7 @@
 //! are mounted (the repositories given, then those [`super::mounts`]
 //! remembers), the rest uploaded, in parallel, with retries.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -64,19 +65,7 @@ pub(super) async fn push_blobs(
         .map(|b| {
             let dest = &dest;
             let progress = progress.clone();
-            let candidates: Vec<String> = opts
-                .mount_from
-                .iter()
-                .cloned()
-                .chain(
-                    known
-                        .get(&b.digest.to_string())
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                )
-                .filter(|repo| *repo != target.repository)
-                .collect();
+            let candidates = mount_candidates(opts, &known, target, &b);
             async move { push_blob(remote, dest, target, &b, &candidates, progress).await }
         })
         .buffer_unordered(opts.jobs.max(1))
@@ -84,6 +73,29 @@ pub(super) async fn push_blobs(
         .await?;
     results.extend(sent);
     Ok(results)
+}
+
+/// The repositories to try to mount `b` from, in order: those the
+/// command line gives, then those `known` (the blob-location cache of the
+/// registry) says hold it; never the target's own.
+fn mount_candidates(
+    opts: &RemoteOptions,
+    known: &BTreeMap<String, BTreeSet<String>>,
+    target: &Reference,
+    b: &Blob,
+) -> Vec<String> {
+    opts.mount_from
+        .iter()
+        .cloned()
+        .chain(
+            known
+                .get(&b.digest.to_string())
+                .into_iter()
+                .flatten()
+                .cloned(),
+        )
+        .filter(|repo| *repo != target.repository)
+        .collect()
 }
 
 /// Mount `b` from one of `mount_candidates`, else upload it.
