@@ -1,12 +1,12 @@
 //! A connection to one registry: the protocol chosen (HTTPS, or plain HTTP
-//! for a local registry that speaks no TLS), the ping, the credentials
-//! ([`super::auth`]) and the bearer token, and the retry wrapper and error
-//! explanation every request goes through ([`super::errors`]).
+//! for a local registry that speaks no TLS), the ping ([`super::ping`]),
+//! the credentials ([`super::auth`]) and the bearer token, and the retry
+//! wrapper and error explanation every request goes through
+//! ([`super::errors`]).
 //!
 //! Also [`RemoteOptions`], what the command line says about how to reach a
 //! registry.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use oci_client::{Client, RegistryOperation};
 
 use super::auth::{self, Credentials};
 use super::errors::{self, read_capped, status_error, transient, Failure};
+use super::ping::{parse_challenge, probe_plain_http, Ping};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::reference::Reference;
 
@@ -122,46 +123,67 @@ pub(super) fn oci_ref(r: &Reference) -> oci_client::Reference {
     }
 }
 
-/// The parameters of a `WWW-Authenticate` challenge: its scheme
-/// (lowercase) and `key="value"` pairs (values may hold commas).
-fn parse_challenge(header: &str) -> (String, BTreeMap<String, String>) {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = BTreeMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
+/// The CA certificates of [`RemoteOptions::ca_file`], to trust besides the
+/// system's; none without it.
+fn extra_certificates(opts: &RemoteOptions) -> Result<Vec<Certificate>> {
+    let mut extra = Vec::new();
+    if let Some(ca) = &opts.ca_file {
+        let data = std::fs::read(ca).at(ca)?;
+        if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::Invalid(format!(
+                "{}: not a PEM certificate file",
+                ca.display()
+            )));
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek().copied().filter(|c| *c != ',') {
-                value.push(c);
-                chars.next();
-            }
-        }
-        params.insert(key.trim().to_lowercase(), value);
+        extra.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
     }
-    (scheme.to_lowercase(), params)
+    Ok(extra)
 }
 
-/// What `GET /v2/` answered: its status and its `WWW-Authenticate`.
-struct Ping {
-    status: u16,
-    challenge: Option<String>,
+/// The two HTTP clients of a connection, both speaking plain HTTP when
+/// `plain` and trusting `extra`: `oci-client` (uploads and mounts) and
+/// nixoci's own (every other request).
+fn clients(
+    opts: &RemoteOptions,
+    plain: bool,
+    extra: Vec<Certificate>,
+) -> Result<(Client, reqwest::Client)> {
+    let connect_timeout = Duration::from_secs(10);
+    let read_timeout = Duration::from_secs(120);
+    let config = ClientConfig {
+        protocol: if plain {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        extra_root_certificates: extra.clone(),
+        max_concurrent_upload: opts.jobs.max(1),
+        // Blobs up to the chunking threshold go in one streamed request;
+        // `push_blob_stream_chunked` sends the bigger ones in chunks.
+        use_monolithic_push: true,
+        max_concurrent_download: opts.jobs.max(1),
+        connect_timeout: Some(connect_timeout),
+        read_timeout: Some(read_timeout),
+        ..Default::default()
+    };
+    let client = Client::new(config);
+    let mut certificates = Vec::new();
+    for c in &extra {
+        certificates.push(reqwest::Certificate::from_pem(&c.data).map_err(|e| {
+            Error::Invalid(format!("--ca-file: not a usable PEM certificate: {e}"))
+        })?);
+    }
+    let http = reqwest::Client::builder()
+        .tls_certs_merge(certificates)
+        .connect_timeout(connect_timeout)
+        .read_timeout(read_timeout)
+        .user_agent(concat!("nixoci/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot set up HTTP: {e}")))?;
+    Ok((client, http))
 }
 
 impl Remote {
@@ -172,20 +194,7 @@ impl Remote {
         opts: &RemoteOptions,
         op: RegistryOperation,
     ) -> Result<Remote> {
-        let mut extra = Vec::new();
-        if let Some(ca) = &opts.ca_file {
-            let data = std::fs::read(ca).at(ca)?;
-            if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(Error::Invalid(format!(
-                    "{}: not a PEM certificate file",
-                    ca.display()
-                )));
-            }
-            extra.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+        let extra = extra_certificates(opts)?;
         // The probe of a local registry is its ping too.
         let probed = if !opts.plain_http && r.is_local() {
             probe_plain_http(r).await
@@ -193,38 +202,7 @@ impl Remote {
             None
         };
         let plain = opts.plain_http || probed.is_some();
-        let connect_timeout = Duration::from_secs(10);
-        let read_timeout = Duration::from_secs(120);
-        let config = ClientConfig {
-            protocol: if plain {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            extra_root_certificates: extra.clone(),
-            max_concurrent_upload: opts.jobs.max(1),
-            // Blobs up to the chunking threshold go in one streamed request;
-            // `push_blob_stream_chunked` sends the bigger ones in chunks.
-            use_monolithic_push: true,
-            max_concurrent_download: opts.jobs.max(1),
-            connect_timeout: Some(connect_timeout),
-            read_timeout: Some(read_timeout),
-            ..Default::default()
-        };
-        let client = Client::new(config);
-        let mut certificates = Vec::new();
-        for c in &extra {
-            certificates.push(reqwest::Certificate::from_pem(&c.data).map_err(|e| {
-                Error::Invalid(format!("--ca-file: not a usable PEM certificate: {e}"))
-            })?);
-        }
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(certificates)
-            .connect_timeout(connect_timeout)
-            .read_timeout(read_timeout)
-            .user_agent(concat!("nixoci/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Invalid(format!("cannot set up HTTP: {e}")))?;
+        let (client, http) = clients(opts, plain, extra)?;
         let creds = match &opts.credentials {
             Some(c) => c.clone(),
             None => auth::lookup(&r.registry)?,
@@ -250,12 +228,26 @@ impl Remote {
                 .await
                 .map_err(|e| remote.explain(e))?,
         };
+        remote.auth = remote.authenticate(r, op, &ping, &creds).await?;
+        Ok(remote)
+    }
+
+    /// How to authenticate, as `ping` asks: a bearer token for `op` on the
+    /// repository of `r` (handed to `oci-client` too), Basic auth when the
+    /// registry answered 401 and there are credentials, else nothing.
+    async fn authenticate(
+        &self,
+        r: &Reference,
+        op: RegistryOperation,
+        ping: &Ping,
+        creds: &Credentials,
+    ) -> Result<HttpAuth> {
         let (scheme, params) = ping
             .challenge
             .as_deref()
             .map(parse_challenge)
             .unwrap_or_default();
-        remote.auth = match (scheme.as_str(), &creds) {
+        Ok(match (scheme.as_str(), creds) {
             ("bearer", _) => {
                 let realm = params.get("realm").cloned().ok_or_else(|| {
                     Error::Invalid(format!(
@@ -267,13 +259,12 @@ impl Remote {
                     RegistryOperation::Pull => format!("repository:{}:pull", r.repository),
                     RegistryOperation::Push => format!("repository:{}:pull,push", r.repository),
                 };
-                let token = remote
-                    .retry(|| remote.token(&realm, params.get("service"), &scope, &creds))
+                let token = self
+                    .retry(|| self.token(&realm, params.get("service"), &scope, creds))
                     .await
-                    .map_err(|e| remote.explain(e))?;
+                    .map_err(|e| self.explain(e))?;
                 // oci-client takes it as it is, with no request of its own.
-                remote
-                    .client
+                self.client
                     .store_auth_if_needed(
                         &r.registry,
                         &RegistryAuth::Bearer(token.expose().to_owned()),
@@ -285,8 +276,7 @@ impl Remote {
                 HttpAuth::Basic(username.clone(), password.clone())
             }
             _ => HttpAuth::None,
-        };
-        Ok(remote)
+        })
     }
 
     /// `GET /v2/`, its body unread.
@@ -328,17 +318,7 @@ impl Remote {
         }
         let mut res = req.send().await?;
         if !res.status().is_success() {
-            return Err(match status_error(res).await {
-                Failure::Remote(OciDistributionError::ServerError { code, message, .. })
-                    if code == 401 || code == 403 =>
-                {
-                    Failure::Remote(OciDistributionError::AuthenticationFailure(message))
-                }
-                Failure::Remote(OciDistributionError::UnauthorizedError { url }) => {
-                    Failure::Remote(OciDistributionError::AuthenticationFailure(url))
-                }
-                other => other,
-            });
+            return Err(refused_token(status_error(res).await));
         }
         let body = read_capped(&mut res, MAX_TOKEN_RESPONSE)
             .await?
@@ -349,12 +329,18 @@ impl Remote {
                     MAX_TOKEN_RESPONSE,
                 )
             })?;
+        self.token_in(realm, &body)
+    }
+
+    /// The token of a token response `body` from `realm` (`token`, or
+    /// `access_token` as OAuth 2 names it).
+    fn token_in(&self, realm: &str, body: &[u8]) -> std::result::Result<auth::Secret, Failure> {
         #[derive(serde::Deserialize)]
         struct TokenReply {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let reply: TokenReply = serde_json::from_slice(&body).map_err(|e| {
+        let reply: TokenReply = serde_json::from_slice(body).map_err(|e| {
             Error::Invalid(format!(
                 "{}: the token response from {realm} is not JSON: {e}",
                 self.registry
@@ -419,62 +405,21 @@ impl Remote {
     }
 }
 
-/// Whether the registry of `r` (on this machine) speaks plain HTTP: it does
-/// when `http://HOST/v2/` answers as a registry does (200 or 401 with the
-/// `Docker-Distribution-API-Version` header, or a JSON body). A TLS server
-/// answers plain HTTP with a 400, so HTTPS is used for it. The answer is
-/// the registry's ping: its status and challenge.
-async fn probe_plain_http(r: &Reference) -> Option<Ping> {
-    // One bare HTTP/1.0 request: a full HTTP client would set up TLS (and
-    // load the system's roots) just to ask this.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let ask = async {
-        let mut conn = tokio::net::TcpStream::connect(&r.registry).await.ok()?;
-        let request = format!(
-            "GET /v2/ HTTP/1.0\r\nHost: {}\r\nUser-Agent: nixoci\r\n\r\n",
-            r.registry
-        );
-        conn.write_all(request.as_bytes()).await.ok()?;
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-            let n = conn.read(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
+/// A token request the realm refused (401 or 403) as a failure of
+/// authentication, so that it is explained as one; any other failure as
+/// it is.
+fn refused_token(failure: Failure) -> Failure {
+    match failure {
+        Failure::Remote(OciDistributionError::ServerError { code, message, .. })
+            if code == 401 || code == 403 =>
+        {
+            Failure::Remote(OciDistributionError::AuthenticationFailure(message))
         }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let end = text.find("\r\n\r\n").unwrap_or(text.len());
-        let mut lines = text[..end].split("\r\n");
-        let status: u16 = lines
-            .next()?
-            .strip_prefix("HTTP/1.")?
-            .get(2..5)?
-            .parse()
-            .ok()?;
-        let mut challenge = None;
-        let mut api_header = false;
-        for l in lines {
-            if let Some((k, v)) = l.split_once(':') {
-                let k = k.trim().to_lowercase();
-                if k == "www-authenticate" {
-                    challenge = Some(v.trim().to_owned());
-                } else if k == "docker-distribution-api-version" {
-                    api_header = true;
-                }
-            }
+        Failure::Remote(OciDistributionError::UnauthorizedError { url }) => {
+            Failure::Remote(OciDistributionError::AuthenticationFailure(url))
         }
-        // A registry's answers, or a server error: a TLS server answers
-        // plain HTTP with 400 at most, so a 5xx comes from plain HTTP and is
-        // reported as it is, not as a TLS failure.
-        (status == 200 || status == 401 || status >= 500 || api_header)
-            .then_some(Ping { status, challenge })
-    };
-    tokio::time::timeout(Duration::from_secs(10), ask)
-        .await
-        .ok()
-        .flatten()
+        other => other,
+    }
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -483,22 +428,4 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start the I/O runtime: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenges_with_quoted_commas() {
-        let (scheme, p) = parse_challenge(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(scheme, "bearer");
-        assert_eq!(p["realm"], "https://auth.example/token");
-        assert_eq!(p["service"], "registry.example");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        let (scheme, p) = parse_challenge(r#"Basic realm="test""#);
-        assert_eq!((scheme.as_str(), p["realm"].as_str()), ("basic", "test"));
-    }
 }

@@ -15,7 +15,8 @@
 //! # The files, lowest first
 //!
 //! Each file uses only those above it in this list (and the crate's
-//! offline modules: `image`, `layout`, `tags`, `reference`, `digest`):
+//! offline modules: `oci`, `error`, `image`, `layout`, `inspect`,
+//! `progress`):
 //!
 //! - [`auth`]: credentials, found where Docker, podman and skopeo keep them;
 //!   secrets that never print. Uses nothing else here.
@@ -26,22 +27,28 @@
 //!   predicate that says whether a failure is worth another try), the
 //!   failure explained in words that say what to do, and the bounded reads
 //!   of response bodies. Knows no connection.
+//! - `ping`: what a registry says to `GET /v2/` (status and challenge,
+//!   parsed), and the probe of a registry on this machine for plain HTTP,
+//!   whose answer is its ping. Uses nothing else here.
 //! - `client`: [`RemoteOptions`] and the connection to one registry:
 //!   protocol, ping, credentials ([`auth`]), token; `Remote::retry` (the
 //!   loop of `errors` with `transient` as its predicate) and
-//!   `Remote::explain`. Uses `auth` and `errors`.
+//!   `Remote::explain`. Uses `auth`, `errors` and `ping`.
 //! - `api`: the distribution-spec requests on a connection: manifests
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
 //!   cut off at their size), and the walk of a remote index. Uses `client`
 //!   and `errors`.
-//! - `push` ([`push()`]), `pull` ([`pull()`]) and
-//!   `query` ([`tag()`], [`exists()`], [`inspect()`]): one job each, built
-//!   on `client` and `api`; `push` and `pull` also use `mounts`. None uses
-//!   another. `push` still reads the local layout itself (`collect`); that
-//!   walk belongs to the layout reader.
+//! - `upload`: sending the blobs of a push: skipped when the repository
+//!   has them (HEAD), mounted from another repository of the registry, or
+//!   uploaded, in parallel. Uses `client`, `api` and `mounts`.
+//! - `push` ([`push()`]), `pull` ([`pull()`]) and `query` ([`tag()`],
+//!   [`exists()`], [`inspect()`]): one job each, built on `client`, `api`
+//!   and `errors`; `push` and `pull` also use `mounts`, and `push` sends
+//!   its blobs through `upload`. None uses another. `push` reads the local
+//!   layout through [`crate::layout::Layout`] (its graph under the root).
 //!
-//! This file holds only the public names and [`BlobReport`], which push
-//! and pull share.
+//! This file holds only the public names and [`BlobReport`], which push,
+//! pull and upload share.
 
 pub mod auth;
 
@@ -49,9 +56,11 @@ mod api;
 mod client;
 mod errors;
 mod mounts;
+mod ping;
 mod pull;
 mod push;
 mod query;
+mod upload;
 
 use serde::Serialize;
 

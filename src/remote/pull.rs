@@ -69,149 +69,8 @@ pub fn pull(
         crate::oci::reference::validate_tag(n)?;
     }
     let staging = Staging::new(dir, force, &[])?;
-    let blobs_dir = staging.blobs();
-    let report = runtime()?.block_on(async {
-        let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
-        let (bytes, digest) = remote.manifest_raw(source).await?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
-        let mut root = Descriptor {
-            media_type: media_type_of(&doc),
-            digest,
-            size: bytes.len() as u64,
-            platform: None,
-            annotations: BTreeMap::new(),
-        };
-        let mut docs: Vec<(Sha256Digest, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
-        let mut manifests: Vec<Value> = Vec::new();
-        let was_index = root.media_type.is_index();
-        if was_index {
-            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
-                .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
-            let chosen: Vec<Descriptor> = match platform {
-                Some(p) => {
-                    // Nested indexes are searched as everywhere (one rule:
-                    // `image::PlatformSearch`), fetched as they are opened.
-                    let mut search = PlatformSearch::new(children, Some(p));
-                    let c = loop {
-                        match search
-                            .next_step()
-                            .map_err(|e| e.within(source.to_string()))?
-                        {
-                            SearchStep::Found(d) => break d,
-                            SearchStep::Open(d) => {
-                                let (b, _) =
-                                    remote.manifest_raw(&source.with_digest(&d.digest)).await?;
-                                if b.len() as u64 != d.size {
-                                    return Err(Error::DigestMismatch {
-                                        context: format!("size of image index {}", d.digest),
-                                        expected: d.size.to_string(),
-                                        found: b.len().to_string(),
-                                    });
-                                }
-                                let nested: Refs = serde_json::from_slice(&b).map_err(|e| {
-                                    Error::Invalid(format!(
-                                        "{source}: image index {} is not valid: {e}",
-                                        d.digest
-                                    ))
-                                })?;
-                                search.enter(nested.manifests);
-                            }
-                        }
-                    };
-                    docs.clear();
-                    root = c.clone();
-                    vec![c]
-                }
-                None => children,
-            };
-            for node in fetch_graph(&remote, source, chosen).await? {
-                if !node.is_index {
-                    manifests.push(node.doc);
-                }
-                docs.push((node.digest, node.bytes));
-            }
-        } else {
-            manifests.push(doc);
-        }
-        let mut wanted: BTreeMap<Sha256Digest, u64> = BTreeMap::new();
-        for m in &manifests {
-            let refs: Refs = serde_json::from_value(m.clone())
-                .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
-            // A config is a document: bounded as `verify` bounds it.
-            if let Some(c) = &refs.config {
-                let max = crate::oci::json::MAX_DOCUMENT;
-                if c.size > max {
-                    return Err(Capped::TooLarge.explain(
-                        &source.to_string(),
-                        &format!("the config {} it declares", c.digest),
-                        max,
-                    ));
-                }
-            }
-            for d in refs.config.iter().chain(refs.layers.iter()) {
-                wanted.insert(d.digest.clone(), d.size);
-            }
-        }
-        // Declared sizes must fit on the disk before anything is written:
-        // a hostile or mistaken manifest cannot fill it.
-        let need: u64 = wanted.values().fold(0u64, |a, b| a.saturating_add(*b));
-        if let Some(free) = free_space(blobs_dir.root()) {
-            if need > free {
-                return Err(Error::Invalid(format!(
-                    "{source}: its blobs declare {need} bytes ({}), but {} has {free} bytes ({}) free; refused before writing",
-                    crate::inspect::human_size(need),
-                    blobs_dir.root().display(),
-                    crate::inspect::human_size(free)
-                )));
-            }
-        }
-        let results: Vec<BlobReport> = futures_util::stream::iter(wanted)
-            .map(|(digest, size)| {
-                let remote = &remote;
-                let blobs_dir = &blobs_dir;
-                let progress = progress.clone();
-                async move { pull_blob(remote, source, blobs_dir, &digest, size, progress).await }
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .try_collect()
-            .await?;
-        // A single-platform image must be the platform asked for.
-        if let (Some(p), false) = (platform, was_index) {
-            let refs: Refs = serde_json::from_value(manifests[0].clone())
-                .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
-            let config_desc = refs
-                .config
-                .ok_or_else(|| Error::Invalid(format!("{source}: the manifest has no config")))?;
-            let config: Value = read_json(&blobs_dir.path(&config_desc.digest))?;
-            let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
-            let have = Platform {
-                architecture: text("architecture"),
-                os: text("os"),
-                variant: config["variant"].as_str().map(str::to_owned),
-                os_version: None,
-                os_features: None,
-            };
-            if !p.accepts(Some(&have)) {
-                return Err(Error::Invalid(format!(
-                    "{source} is an image for {have}, not {p}"
-                )));
-            }
-        }
-        for (digest, bytes) in &docs {
-            let mut w = blobs_dir.writer()?;
-            std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
-            w.complete_verified(digest, bytes.len() as u64, &format!("manifest {digest}"))?;
-        }
-        remember(
-            opts.blob_cache.as_deref(),
-            &source.registry,
-            &source.repository,
-            results.iter().map(|r| r.digest.clone()),
-        );
-        Ok::<_, Error>((root, results))
-    })?;
-    let (mut root, blobs) = report;
+    let (mut root, blobs) =
+        runtime()?.block_on(fetch_image(source, platform, &staging, opts, progress))?;
     if let Some(n) = &name {
         root.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());
@@ -231,6 +90,244 @@ pub fn pull(
         bytes_received: blobs.iter().map(|b| b.size).sum(),
         blobs,
     })
+}
+
+/// Everything of the image into `staging`'s blobs: its documents and
+/// blobs, fetched and verified. Returns the descriptor of the image the
+/// layout is to name, and what happened to each blob.
+async fn fetch_image(
+    source: &Reference,
+    platform: Option<&Platform>,
+    staging: &Staging,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<(Descriptor, Vec<BlobReport>)> {
+    let blobs_dir = staging.blobs();
+    let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
+    let image = fetch_documents(&remote, source, platform).await?;
+    let wanted = wanted_blobs(source, &image.manifests)?;
+    check_free_space(source, &blobs_dir, &wanted)?;
+    let results = pull_blobs(&remote, source, &blobs_dir, wanted, opts, progress).await?;
+    if let (Some(p), false) = (platform, image.was_index) {
+        check_platform(source, &image.manifests[0], &blobs_dir, p)?;
+    }
+    write_documents(staging, &blobs_dir, &image.documents)?;
+    remember(
+        opts.blob_cache.as_deref(),
+        &source.registry,
+        &source.repository,
+        results.iter().map(|r| r.digest.clone()),
+    );
+    Ok((image.root, results))
+}
+
+/// The documents of the image to pull, fetched and checked against their
+/// descriptors, not yet written.
+struct Documents {
+    /// What the layout is to name: the reference's manifest or index, or
+    /// the manifest the platform picked out of it.
+    root: Descriptor,
+    /// Every manifest and index under `root` (and `root`), with its bytes.
+    documents: Vec<(Sha256Digest, Vec<u8>)>,
+    /// The image manifests among them, parsed.
+    manifests: Vec<Value>,
+    /// Whether the reference named an index.
+    was_index: bool,
+}
+
+/// The document `source` names and, for an index, the manifests chosen
+/// out of it: the one for `platform`, or every one without it.
+async fn fetch_documents(
+    remote: &Remote,
+    source: &Reference,
+    platform: Option<&Platform>,
+) -> Result<Documents> {
+    let (bytes, digest) = remote.manifest_raw(source).await?;
+    let doc: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
+    let mut root = Descriptor {
+        media_type: media_type_of(&doc),
+        digest,
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: BTreeMap::new(),
+    };
+    let mut documents: Vec<(Sha256Digest, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
+    let mut manifests: Vec<Value> = Vec::new();
+    let was_index = root.media_type.is_index();
+    if was_index {
+        let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+            .map_err(|e| Error::Invalid(format!("{source}: invalid image index: {e}")))?;
+        let chosen: Vec<Descriptor> = match platform {
+            Some(p) => {
+                let c = find_platform(remote, source, children, p).await?;
+                documents.clear();
+                root = c.clone();
+                vec![c]
+            }
+            None => children,
+        };
+        for node in fetch_graph(remote, source, chosen).await? {
+            if !node.is_index {
+                manifests.push(node.doc);
+            }
+            documents.push((node.digest, node.bytes));
+        }
+    } else {
+        manifests.push(doc);
+    }
+    Ok(Documents {
+        root,
+        documents,
+        manifests,
+        was_index,
+    })
+}
+
+/// The manifest for `platform` among `children` of an index. Nested
+/// indexes are searched as everywhere (one rule: `PlatformSearch`),
+/// fetched as they are opened.
+async fn find_platform(
+    remote: &Remote,
+    source: &Reference,
+    children: Vec<Descriptor>,
+    platform: &Platform,
+) -> Result<Descriptor> {
+    let mut search = PlatformSearch::new(children, Some(platform));
+    loop {
+        match search
+            .next_step()
+            .map_err(|e| e.within(source.to_string()))?
+        {
+            SearchStep::Found(d) => return Ok(d),
+            SearchStep::Open(d) => {
+                let (b, _) = remote.manifest_raw(&source.with_digest(&d.digest)).await?;
+                if b.len() as u64 != d.size {
+                    return Err(Error::DigestMismatch {
+                        context: format!("size of image index {}", d.digest),
+                        expected: d.size.to_string(),
+                        found: b.len().to_string(),
+                    });
+                }
+                let nested: Refs = serde_json::from_slice(&b).map_err(|e| {
+                    Error::Invalid(format!(
+                        "{source}: image index {} is not valid: {e}",
+                        d.digest
+                    ))
+                })?;
+                search.enter(nested.manifests);
+            }
+        }
+    }
+}
+
+/// The configs and layers of `manifests`, each digest once with its
+/// declared size. A config is a document: bounded as `verify` bounds it.
+fn wanted_blobs(source: &Reference, manifests: &[Value]) -> Result<BTreeMap<Sha256Digest, u64>> {
+    let mut wanted: BTreeMap<Sha256Digest, u64> = BTreeMap::new();
+    for m in manifests {
+        let refs: Refs = serde_json::from_value(m.clone())
+            .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
+        if let Some(c) = &refs.config {
+            let max = crate::oci::json::MAX_DOCUMENT;
+            if c.size > max {
+                return Err(Capped::TooLarge.explain(
+                    &source.to_string(),
+                    &format!("the config {} it declares", c.digest),
+                    max,
+                ));
+            }
+        }
+        for d in refs.config.iter().chain(refs.layers.iter()) {
+            wanted.insert(d.digest.clone(), d.size);
+        }
+    }
+    Ok(wanted)
+}
+
+/// Declared sizes must fit on the disk before anything is written: a
+/// hostile or mistaken manifest cannot fill it.
+fn check_free_space(
+    source: &Reference,
+    blobs_dir: &BlobDir,
+    wanted: &BTreeMap<Sha256Digest, u64>,
+) -> Result<()> {
+    let need: u64 = wanted.values().fold(0u64, |a, b| a.saturating_add(*b));
+    if let Some(free) = free_space(blobs_dir.root()) {
+        if need > free {
+            return Err(Error::Invalid(format!(
+                "{source}: its blobs declare {need} bytes ({}), but {} has {free} bytes ({}) free; refused before writing",
+                crate::inspect::human_size(need),
+                blobs_dir.root().display(),
+                crate::inspect::human_size(free)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every blob of `wanted` into `blobs_dir`, `opts.jobs` at once.
+async fn pull_blobs(
+    remote: &Remote,
+    source: &Reference,
+    blobs_dir: &BlobDir,
+    wanted: BTreeMap<Sha256Digest, u64>,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<Vec<BlobReport>> {
+    futures_util::stream::iter(wanted)
+        .map(|(digest, size)| {
+            let progress = progress.clone();
+            async move { pull_blob(remote, source, blobs_dir, &digest, size, progress).await }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .try_collect()
+        .await
+}
+
+/// A single-platform image must be the platform asked for: its config
+/// (pulled already, in `blobs_dir`) says which it is.
+fn check_platform(
+    source: &Reference,
+    manifest: &Value,
+    blobs_dir: &BlobDir,
+    platform: &Platform,
+) -> Result<()> {
+    let refs: Refs = serde_json::from_value(manifest.clone())
+        .map_err(|e| Error::Invalid(format!("{source}: invalid manifest: {e}")))?;
+    let config_desc = refs
+        .config
+        .ok_or_else(|| Error::Invalid(format!("{source}: the manifest has no config")))?;
+    let config: Value = read_json(&blobs_dir.path(&config_desc.digest))?;
+    let text = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
+    let have = Platform {
+        architecture: text("architecture"),
+        os: text("os"),
+        variant: config["variant"].as_str().map(str::to_owned),
+        os_version: None,
+        os_features: None,
+    };
+    if !platform.accepts(Some(&have)) {
+        return Err(Error::Invalid(format!(
+            "{source} is an image for {have}, not {platform}"
+        )));
+    }
+    Ok(())
+}
+
+/// The fetched manifests and indexes into `blobs_dir`, each verified
+/// against its digest as it is named.
+fn write_documents(
+    staging: &Staging,
+    blobs_dir: &BlobDir,
+    documents: &[(Sha256Digest, Vec<u8>)],
+) -> Result<()> {
+    for (digest, bytes) in documents {
+        let mut w = blobs_dir.writer()?;
+        std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
+        w.complete_verified(digest, bytes.len() as u64, &format!("manifest {digest}"))?;
+    }
+    Ok(())
 }
 
 async fn pull_blob(

@@ -5,18 +5,18 @@
 //! manifest (or index) goes last, so a registry never names an image whose
 //! blobs it lacks.
 //!
-//! [`collect`] reads the local layout (it is not network code).
+//! [`collect`] reads the local layout (it is not network code); the blobs
+//! go through [`super::upload`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::{StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
 use oci_client::RegistryOperation;
 use serde::Serialize;
 
-use super::client::{oci_ref, runtime, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
-use super::mounts::{load_locations, remember};
+use super::client::{runtime, Remote, RemoteOptions};
+use super::mounts::remember;
+use super::upload::{push_blobs, Blob};
 use super::{BlobAction, BlobReport};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -63,14 +63,6 @@ struct Doc {
     bytes: Vec<u8>,
 }
 
-/// A blob to push.
-#[derive(Clone)]
-struct Blob {
-    digest: Sha256Digest,
-    size: u64,
-    path: PathBuf,
-}
-
 /// Everything under `root`: documents children first, then unique blobs
 /// (in digest order), each a file of its descriptor's size.
 fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
@@ -98,6 +90,34 @@ fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> 
         .collect();
     Ok((docs, blobs))
 }
+
+/// The image to push, as the local layout holds it.
+struct Image<'a> {
+    /// The layout's path, for messages.
+    layout: &'a Path,
+    /// The manifest or index pushed.
+    root: Descriptor,
+    docs: Vec<Doc>,
+    blobs: Vec<Blob>,
+}
+
+impl Image<'_> {
+    /// The document `digest` of the image.
+    fn doc(&self, digest: &Sha256Digest) -> Result<&Doc> {
+        self.docs
+            .iter()
+            .find(|d| d.digest == *digest)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: manifest {digest} is missing",
+                    self.layout.display()
+                ))
+            })
+    }
+}
+
+/// A tag to set, with the digest it is to name.
+type TagTarget = (String, Sha256Digest);
 
 /// Push the image `tag` of `layout` (or its only image) to `target`.
 ///
@@ -127,15 +147,32 @@ pub fn push(
         }
     }
     let (docs, blobs) = collect(&reader, &root)?;
-    // The tags to set, each with the digest it is to name: the target's tag
-    // (a reference with a tag and a digest names the tag; the digest was
-    // checked above); with neither, every name the layout gives the image
-    // or, through platform tags, one of its manifests.
-    let tags: Vec<(String, Sha256Digest)> = match (&target.tag, &target.digest) {
+    let tags = tags_to_set(&reader, target, &root, &docs)?;
+    let image = Image {
+        layout,
+        root,
+        docs,
+        blobs,
+    };
+    runtime()?.block_on(send(&image, target, &tags, opts, progress))
+}
+
+/// The tags to set, each with the digest it is to name: the target's tag
+/// (a reference with a tag and a digest names the tag; the digest was
+/// checked against the image); with neither, every name the layout gives
+/// the image or, through platform tags, one of its manifests (`latest`
+/// when it gives none).
+fn tags_to_set(
+    reader: &Layout,
+    target: &Reference,
+    root: &Descriptor,
+    docs: &[Doc],
+) -> Result<Vec<TagTarget>> {
+    Ok(match (&target.tag, &target.digest) {
         (Some(t), _) => vec![(t.clone(), root.digest.clone())],
         (None, Some(_)) => Vec::new(),
         (None, None) => {
-            let mut named: Vec<(String, Sha256Digest)> = Vec::new();
+            let mut named: Vec<TagTarget> = Vec::new();
             for n in reader.names()? {
                 if docs.iter().any(|d| d.digest == n.descriptor.digest)
                     && !named.iter().any(|(t, _)| *t == n.name)
@@ -148,254 +185,153 @@ pub fn push(
             }
             named
         }
-    };
-    runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
-        let mut tag_reports = Vec::new();
-        let mut stale = Vec::new();
-        for (t, digest) in &tags {
-            let now = remote.manifest_digest(&target.with_tag(t)).await?;
-            if now.as_ref() == Some(digest) {
-                tag_reports.push(TagReport {
-                    tag: t.clone(),
-                    action: "unchanged",
-                });
-            } else {
-                stale.push((t.clone(), digest.clone()));
-            }
-        }
-        let by_digest = target.with_digest(&root.digest);
-        let have_root = if tags.is_empty() || !stale.is_empty() {
-            remote.manifest_digest(&by_digest).await?.as_ref() == Some(&root.digest)
-        } else {
-            true
-        };
-        let report = |results: Vec<BlobReport>, manifests: usize, tag_reports: Vec<TagReport>| {
-            let count = |a: BlobAction| results.iter().filter(|r| r.action == a).count();
-            PushReport {
-                reference: target.to_string(),
-                digest: root.digest.clone(),
-                media_type: root.media_type.clone(),
-                up_to_date: manifests == 0
-                    && count(BlobAction::Uploaded) == 0
-                    && count(BlobAction::Mounted) == 0,
-                tags: tag_reports,
-                uploaded: count(BlobAction::Uploaded),
-                skipped: count(BlobAction::Skipped),
-                mounted: count(BlobAction::Mounted),
-                bytes_sent: results
-                    .iter()
-                    .filter(|r| r.action == BlobAction::Uploaded)
-                    .map(|r| r.size)
-                    .sum(),
-                manifests,
-                blobs: results,
-            }
-        };
-        if stale.is_empty() && have_root {
-            return Ok(report(Vec::new(), 0, tag_reports));
-        }
-
-        let mut results = Vec::new();
-        let mut manifests = 0;
-        if !have_root {
-            results = push_blobs(&remote, target, &blobs, opts, progress).await?;
-            for doc in docs.iter().filter(|d| d.digest != root.digest) {
-                remote
-                    .put_manifest(
-                        &target.with_digest(&doc.digest),
-                        &doc.bytes,
-                        &doc.media_type,
-                    )
-                    .await?;
-                manifests += 1;
-            }
-        }
-        let doc_of = |digest: &Sha256Digest| {
-            docs.iter().find(|d| d.digest == *digest).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: manifest {digest} is missing",
-                    layout.display()
-                ))
-            })
-        };
-        let places: Vec<(Reference, &Doc)> = if tags.is_empty() {
-            vec![(by_digest.clone(), doc_of(&root.digest)?)]
-        } else {
-            stale
-                .iter()
-                .map(|(t, d)| Ok((target.with_tag(t), doc_of(d)?)))
-                .collect::<Result<_>>()?
-        };
-        for (at, doc) in &places {
-            let stored = remote.put_manifest(at, &doc.bytes, &doc.media_type).await?;
-            manifests += 1;
-            // What the tag now names, as the registry says (its answer to
-            // the PUT, or a HEAD when it gave none).
-            let now = match stored.as_deref().and_then(Sha256Digest::parse) {
-                Some(d) => Some(d),
-                None => remote.manifest_digest(at).await?,
-            };
-            if now.as_ref() != Some(&doc.digest) {
-                return Err(Error::DigestMismatch {
-                    context: format!("{at} after the push"),
-                    expected: doc.digest.to_string(),
-                    found: now.map_or_else(|| "nothing".into(), |d| d.to_string()),
-                });
-            }
-            if let Some(t) = &at.tag {
-                tag_reports.push(TagReport {
-                    tag: t.clone(),
-                    action: "set",
-                });
-            }
-        }
-        remember(
-            opts.blob_cache.as_deref(),
-            &target.registry,
-            &target.repository,
-            blobs.iter().map(|b| b.digest.clone()),
-        );
-        Ok(report(results, manifests, tag_reports))
     })
 }
 
-/// Every blob the repository lacks, mounted or uploaded: HEADs first, in
-/// parallel; then mounts and uploads, in parallel.
-async fn push_blobs(
-    remote: &Remote,
+/// Send what the registry lacks of `image`, then name it under each tag
+/// still to set (or by digest, with no tag).
+async fn send(
+    image: &Image<'_>,
     target: &Reference,
-    blobs: &[Blob],
+    tags: &[TagTarget],
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
-) -> Result<Vec<BlobReport>> {
-    let present: Vec<bool> = futures_util::stream::iter(blobs)
-        .map(|b| remote.blob_exists(target, &b.digest))
-        .buffered(opts.jobs.max(1))
-        .try_collect()
-        .await?;
+) -> Result<PushReport> {
+    let root = &image.root;
+    let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
+    let (mut tag_reports, stale) = stale_tags(&remote, target, tags).await?;
+    let by_digest = target.with_digest(&root.digest);
+    let have_root = if tags.is_empty() || !stale.is_empty() {
+        remote.manifest_digest(&by_digest).await?.as_ref() == Some(&root.digest)
+    } else {
+        true
+    };
+    if stale.is_empty() && have_root {
+        return Ok(report(target, root, Vec::new(), 0, tag_reports));
+    }
     let mut results = Vec::new();
-    let mut missing = Vec::new();
-    for (b, here) in blobs.iter().zip(present) {
-        if here {
-            progress.blob_done(&b.digest.to_string(), BlobAction::Skipped.as_str());
-            results.push(BlobReport {
-                digest: b.digest.clone(),
-                size: b.size,
-                action: BlobAction::Skipped,
+    let mut manifests = 0;
+    if !have_root {
+        results = push_blobs(&remote, target, &image.blobs, opts, progress).await?;
+        manifests += push_child_manifests(&remote, target, image).await?;
+    }
+    let places: Vec<(Reference, &Doc)> = if tags.is_empty() {
+        vec![(by_digest, image.doc(&root.digest)?)]
+    } else {
+        stale
+            .iter()
+            .map(|(t, d)| Ok((target.with_tag(t), image.doc(d)?)))
+            .collect::<Result<_>>()?
+    };
+    for (at, doc) in &places {
+        put_top(&remote, at, doc).await?;
+        manifests += 1;
+        if let Some(t) = &at.tag {
+            tag_reports.push(TagReport {
+                tag: t.clone(),
+                action: "set",
             });
-        } else {
-            missing.push(b.clone());
         }
     }
-    if missing.is_empty() {
-        return Ok(results);
-    }
-    remote.prime(target).await?;
-    let dest = oci_ref(target);
-    let locations = load_locations(opts.blob_cache.as_deref());
-    let known = locations.get(&target.registry).cloned().unwrap_or_default();
-    let sent: Vec<BlobReport> = futures_util::stream::iter(missing)
-        .map(|b| {
-            let dest = &dest;
-            let progress = progress.clone();
-            let candidates: Vec<String> = opts
-                .mount_from
-                .iter()
-                .cloned()
-                .chain(
-                    known
-                        .get(&b.digest.to_string())
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                )
-                .filter(|repo| *repo != target.repository)
-                .collect();
-            async move { push_blob(remote, dest, target, &b, &candidates, progress).await }
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .try_collect()
-        .await?;
-    results.extend(sent);
-    Ok(results)
+    remember(
+        opts.blob_cache.as_deref(),
+        &target.registry,
+        &target.repository,
+        image.blobs.iter().map(|b| b.digest.clone()),
+    );
+    Ok(report(target, root, results, manifests, tag_reports))
 }
 
-/// Mount `b` from one of `mount_candidates`, else upload it.
-async fn push_blob(
+/// Asks the registry what each tag names (HEAD, in order): the tags that
+/// name their digest already, reported `unchanged`, and the tags still to
+/// set.
+async fn stale_tags(
     remote: &Remote,
-    dest: &oci_client::Reference,
     target: &Reference,
-    b: &Blob,
-    mount_candidates: &[String],
-    progress: Arc<dyn Progress + Send>,
-) -> Result<BlobReport> {
-    let report = |action| BlobReport {
-        digest: b.digest.clone(),
-        size: b.size,
-        action,
-    };
-    for repo in mount_candidates {
-        let from = oci_ref(&target.in_repository(repo));
-        if remote
-            .client
-            .mount_blob(dest, &from, &b.digest.to_string())
-            .await
-            .is_ok()
-            && remote.blob_exists(target, &b.digest).await.unwrap_or(false)
-        {
-            progress.blob_done(&b.digest.to_string(), BlobAction::Mounted.as_str());
-            return Ok(report(BlobAction::Mounted));
-        }
-    }
-    progress.blob_start(&b.digest.to_string(), b.size);
-    let pushed = remote
-        .retry(|| {
-            let path = b.path.clone();
-            let size = b.size;
-            let digest = b.digest.to_string();
-            let progress = progress.clone();
-            let digest_for_commit = b.digest.to_string();
-            let chunked_above = if remote.opts.chunked_above == 0 {
-                DEFAULT_CHUNKED_ABOVE
-            } else {
-                remote.opts.chunked_above
-            };
-            async move {
-                let file = tokio::fs::File::open(&path).await?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(
-                    tokio::io::AsyncReadExt::take(file, size),
-                    1 << 20,
-                )
-                .map_ok(move |chunk| {
-                    progress.blob_advance(&digest, chunk.len() as u64);
-                    chunk
-                })
-                .map_err(OciDistributionError::IoError);
-                if size > chunked_above {
-                    let pushed = remote.client.push_blob_stream_chunked(dest, stream).await?;
-                    Ok(Some((pushed.blob_digest, pushed.size)))
-                } else {
-                    // The registry checks the digest it is given on commit.
-                    remote
-                        .client
-                        .push_blob_stream(dest, stream, &digest_for_commit, Some(size))
-                        .await?;
-                    Ok::<_, OciDistributionError>(None)
-                }
-            }
-        })
-        .await
-        .map_err(|e| remote.explain(e))?;
-    if let Some((digest, size)) = pushed {
-        if digest != b.digest.to_string() || size != b.size {
-            return Err(Error::DigestMismatch {
-                context: format!("blob {} sent from {}", b.digest, b.path.display()),
-                expected: format!("{} ({} bytes)", b.digest, b.size),
-                found: format!("{digest} ({size} bytes); the file changed, run `nixoci verify`"),
+    tags: &[TagTarget],
+) -> Result<(Vec<TagReport>, Vec<TagTarget>)> {
+    let mut unchanged = Vec::new();
+    let mut stale = Vec::new();
+    for (t, digest) in tags {
+        let now = remote.manifest_digest(&target.with_tag(t)).await?;
+        if now.as_ref() == Some(digest) {
+            unchanged.push(TagReport {
+                tag: t.clone(),
+                action: "unchanged",
             });
+        } else {
+            stale.push((t.clone(), digest.clone()));
         }
     }
-    progress.blob_done(&b.digest.to_string(), BlobAction::Uploaded.as_str());
-    Ok(report(BlobAction::Uploaded))
+    Ok((unchanged, stale))
+}
+
+/// Every document of `image` but its top one, children first, by digest:
+/// how many were written.
+async fn push_child_manifests(
+    remote: &Remote,
+    target: &Reference,
+    image: &Image<'_>,
+) -> Result<usize> {
+    let mut written = 0;
+    for doc in image.docs.iter().filter(|d| d.digest != image.root.digest) {
+        remote
+            .put_manifest(
+                &target.with_digest(&doc.digest),
+                &doc.bytes,
+                &doc.media_type,
+            )
+            .await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Put `doc` at `at` and check that `at` now names it, as the registry
+/// says (its answer to the PUT, or a HEAD when it gave none).
+async fn put_top(remote: &Remote, at: &Reference, doc: &Doc) -> Result<()> {
+    let stored = remote.put_manifest(at, &doc.bytes, &doc.media_type).await?;
+    let now = match stored.as_deref().and_then(Sha256Digest::parse) {
+        Some(d) => Some(d),
+        None => remote.manifest_digest(at).await?,
+    };
+    if now.as_ref() != Some(&doc.digest) {
+        return Err(Error::DigestMismatch {
+            context: format!("{at} after the push"),
+            expected: doc.digest.to_string(),
+            found: now.map_or_else(|| "nothing".into(), |d| d.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// The report of a push of `root` to `target`: `blobs` as sent, the
+/// number of `manifests` written, what happened to each tag.
+fn report(
+    target: &Reference,
+    root: &Descriptor,
+    blobs: Vec<BlobReport>,
+    manifests: usize,
+    tags: Vec<TagReport>,
+) -> PushReport {
+    let count = |a: BlobAction| blobs.iter().filter(|r| r.action == a).count();
+    PushReport {
+        reference: target.to_string(),
+        digest: root.digest.clone(),
+        media_type: root.media_type.clone(),
+        up_to_date: manifests == 0
+            && count(BlobAction::Uploaded) == 0
+            && count(BlobAction::Mounted) == 0,
+        tags,
+        uploaded: count(BlobAction::Uploaded),
+        skipped: count(BlobAction::Skipped),
+        mounted: count(BlobAction::Mounted),
+        bytes_sent: blobs
+            .iter()
+            .filter(|r| r.action == BlobAction::Uploaded)
+            .map(|r| r.size)
+            .sum(),
+        manifests,
+        blobs,
+    }
 }

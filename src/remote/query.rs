@@ -48,57 +48,13 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
             .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
         let media_type = media_type_of(&doc);
         let mut images = Vec::new();
-        let mut manifests: Vec<(Option<Platform>, Sha256Digest, Value)> = Vec::new();
-        if media_type.is_index() {
-            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
-                .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
-            for node in fetch_graph(&remote, r, children).await? {
-                if !node.is_index {
-                    manifests.push((node.descriptor.platform, node.digest, node.doc));
-                }
-            }
-        } else {
-            manifests.push((None, digest.clone(), doc));
-        }
-        for (platform, manifest, m) in manifests {
+        for (platform, manifest, m) in image_manifests(&remote, r, &digest, doc).await? {
             let refs: Refs = serde_json::from_value(m)
                 .map_err(|e| Error::Invalid(format!("{r}: invalid manifest: {e}")))?;
             let Some(config_desc) = refs.config else {
                 continue;
             };
-            let max = crate::oci::json::MAX_DOCUMENT;
-            if config_desc.size > max {
-                return Err(Error::Invalid(format!(
-                    "{r}: the config is {} bytes, more than {} ({max} bytes), the most nixoci reads (as `verify` does)",
-                    config_desc.size,
-                    limit_text(max)
-                )));
-            }
-            let config_bytes = remote
-                .retry(|| async {
-                    let mut v: Vec<u8> = Vec::new();
-                    remote
-                        .get_blob(r, &config_desc.digest, config_desc.size, &mut |c| {
-                            v.extend_from_slice(c);
-                            Ok(())
-                        })
-                        .await
-                        .map(|_| v)
-                })
-                .await
-                .map_err(|e| {
-                    remote
-                        .explain(e)
-                        .within(format!("config of {r}, {} bytes", config_desc.size))
-                })?;
-            if Sha256Digest::of(&config_bytes) != config_desc.digest {
-                return Err(Error::DigestMismatch {
-                    context: format!("config of {r}"),
-                    expected: config_desc.digest.to_string(),
-                    found: Sha256Digest::of(&config_bytes).to_string(),
-                });
-            }
-            let config: Value = serde_json::from_slice(&config_bytes).unwrap_or(Value::Null);
+            let config = fetch_config(&remote, r, &config_desc).await?;
             images.push(crate::inspect::summary(
                 platform,
                 manifest,
@@ -115,4 +71,65 @@ pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Ta
             images,
         })
     })
+}
+
+/// The image manifests of `doc` (the document `r` names, of `digest`):
+/// `doc` itself, or every manifest under an index, nested indexes
+/// walked, each with the platform its index gives it.
+async fn image_manifests(
+    remote: &Remote,
+    r: &Reference,
+    digest: &Sha256Digest,
+    doc: Value,
+) -> Result<Vec<(Option<Platform>, Sha256Digest, Value)>> {
+    if !media_type_of(&doc).is_index() {
+        return Ok(vec![(None, digest.clone(), doc)]);
+    }
+    let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+        .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
+    Ok(fetch_graph(remote, r, children)
+        .await?
+        .into_iter()
+        .filter(|node| !node.is_index)
+        .map(|node| (node.descriptor.platform, node.digest, node.doc))
+        .collect())
+}
+
+/// The config `config_desc` of an image of `r`, fetched (bounded as
+/// `verify` bounds a document) and checked against its digest; JSON null
+/// when it is not JSON.
+async fn fetch_config(remote: &Remote, r: &Reference, config_desc: &Descriptor) -> Result<Value> {
+    let max = crate::oci::json::MAX_DOCUMENT;
+    if config_desc.size > max {
+        return Err(Error::Invalid(format!(
+            "{r}: the config is {} bytes, more than {} ({max} bytes), the most nixoci reads (as `verify` does)",
+            config_desc.size,
+            limit_text(max)
+        )));
+    }
+    let config_bytes = remote
+        .retry(|| async {
+            let mut v: Vec<u8> = Vec::new();
+            remote
+                .get_blob(r, &config_desc.digest, config_desc.size, &mut |c| {
+                    v.extend_from_slice(c);
+                    Ok(())
+                })
+                .await
+                .map(|_| v)
+        })
+        .await
+        .map_err(|e| {
+            remote
+                .explain(e)
+                .within(format!("config of {r}, {} bytes", config_desc.size))
+        })?;
+    if Sha256Digest::of(&config_bytes) != config_desc.digest {
+        return Err(Error::DigestMismatch {
+            context: format!("config of {r}"),
+            expected: config_desc.digest.to_string(),
+            found: Sha256Digest::of(&config_bytes).to_string(),
+        });
+    }
+    Ok(serde_json::from_slice(&config_bytes).unwrap_or(Value::Null))
 }
