@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::oci::digest::Sha256Digest;
+
 /// A nixoci error. Messages are lowercase and say what to do where that is
 /// not obvious.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,29 @@ pub enum Error {
         found: String,
     },
 
+    #[error("{}: not an OCI image layout (no oci-layout file)", .0.display())]
+    NotALayout(PathBuf),
+    #[error("{}: the layout holds no image", .0.display())]
+    NoImage(PathBuf),
+    #[error(
+        "{} holds several images ({}); say which: {}:TAG",
+        .layout.display(), .tags.join(", "), .layout.display()
+    )]
+    SeveralImages { layout: PathBuf, tags: Vec<String> },
+    #[error("{}: no image is tagged {tag:?} (tags: {})", .layout.display(), listed(.tags, "none"))]
+    NoSuchTag {
+        layout: PathBuf,
+        tag: String,
+        tags: Vec<String>,
+    },
+    #[error("the image index has no image for {want} (it has: {}); choose one with --platform", listed(.have, "nothing"))]
+    NoPlatform { want: String, have: Vec<String> },
+    #[error("manifest {manifest} has no config")]
+    NoConfig { manifest: Sha256Digest },
+    #[error("image index {index} is nested more than {max} deep; nixoci reads no deeper")]
+    NestedTooDeep { index: Sha256Digest, max: usize },
+    #[error("the image index lists more than {max} descriptors (nested indexes included); nixoci stops there")]
+    TooManyDescriptors { max: usize },
     #[error("{0}")]
     Invalid(String),
 
@@ -143,6 +168,15 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     out
+}
+
+/// `items`, comma-separated, or `empty` when there are none.
+fn listed(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_owned()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// Results of this crate.

@@ -85,11 +85,9 @@ fn describe(
     let mut images = Vec::new();
     for doc in layout.graph(desc)?.manifests() {
         let m = &doc.descriptor;
-        let config_desc = doc
-            .refs
-            .config
-            .clone()
-            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", m.digest)))?;
+        let config_desc = doc.refs.config.clone().ok_or_else(|| Error::NoConfig {
+            manifest: m.digest.clone(),
+        })?;
         let config: Value = parse_json(
             &layout.blobs().path(&config_desc.digest),
             &layout.read_document(&config_desc)?,

@@ -107,10 +107,7 @@ impl Layout {
     /// Open the layout at `dir`: it must have an `oci-layout` file.
     pub fn open(dir: &Path) -> Result<Layout> {
         if !dir.join("oci-layout").is_file() {
-            return Err(Error::Invalid(format!(
-                "{}: not an OCI image layout (no oci-layout file)",
-                dir.display()
-            )));
+            return Err(Error::NotALayout(dir.to_owned()));
         }
         Ok(Layout {
             dir: dir.to_owned(),
@@ -188,36 +185,21 @@ impl Layout {
             let digests: BTreeSet<&Sha256Digest> = entries.iter().map(|d| &d.digest).collect();
             return match (digests.len(), entries.first()) {
                 (1, Some(d)) => Ok(d.clone()),
-                (0, _) => Err(Error::Invalid(format!(
-                    "{}: the layout holds no image",
-                    layout.display()
-                ))),
-                _ => {
-                    let names: Vec<String> = entries.iter().flat_map(tags_of).collect();
-                    Err(Error::Invalid(format!(
-                        "{} holds several images ({}); say which: {}:TAG",
-                        layout.display(),
-                        names.join(", "),
-                        layout.display()
-                    )))
-                }
+                (0, _) => Err(Error::NoImage(layout.clone())),
+                _ => Err(Error::SeveralImages {
+                    layout: layout.clone(),
+                    tags: entries.iter().flat_map(tags_of).collect(),
+                }),
             };
         };
         let all = self.names()?;
         all.iter()
             .find(|n| n.name == t)
             .map(|n| n.descriptor.clone())
-            .ok_or_else(|| {
-                let names: Vec<&str> = all.iter().map(|n| n.name.as_str()).collect();
-                Error::Invalid(format!(
-                    "{}: no image is tagged {t:?} (tags: {})",
-                    layout.display(),
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
+            .ok_or_else(|| Error::NoSuchTag {
+                layout: layout.clone(),
+                tag: t.to_owned(),
+                tags: all.iter().map(|n| n.name.clone()).collect(),
             })
     }
 
@@ -271,9 +253,9 @@ impl Layout {
     /// The image the manifest `manifest` describes.
     pub fn image(&self, manifest: &Descriptor) -> Result<Image> {
         let refs = self.refs(manifest)?;
-        let config = refs
-            .config
-            .ok_or_else(|| Error::Invalid(format!("manifest {} has no config", manifest.digest)))?;
+        let config = refs.config.ok_or_else(|| Error::NoConfig {
+            manifest: manifest.digest.clone(),
+        })?;
         let config_bytes = self.read_document(&config)?;
         Ok(Image {
             manifest: manifest.clone(),
@@ -313,18 +295,18 @@ impl Layout {
             return Ok(());
         }
         if seen_docs.len() > MAX_INDEX_NODES {
-            return Err(Error::Invalid(format!(
-                "{}: the image indexes list more than {MAX_INDEX_NODES} distinct manifests and indexes; nixoci stops there",
-                self.dir.display()
-            )));
+            return Err(Error::TooManyDescriptors {
+                max: MAX_INDEX_NODES,
+            }
+            .within(self.dir.display().to_string()));
         }
         let bytes = self.read_document(d)?;
         let refs: Refs = parse_json(&self.blobs.path(&d.digest), &bytes)?;
         if d.media_type.is_index() && depth + 1 > MAX_INDEX_DEPTH {
-            return Err(Error::Invalid(format!(
-                "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
-                d.digest
-            )));
+            return Err(Error::NestedTooDeep {
+                index: d.digest.clone(),
+                max: MAX_INDEX_DEPTH,
+            });
         }
         for b in refs.config.iter().chain(refs.layers.iter()) {
             if seen_blobs.insert(b.digest.clone()) {

@@ -148,18 +148,18 @@ impl PlatformSearch {
             };
             self.nodes += 1;
             if self.nodes > MAX_INDEX_NODES {
-                return Err(Error::Invalid(format!(
-                    "the image index lists more than {MAX_INDEX_NODES} descriptors (nested indexes included); nixoci stops there"
-                )));
+                return Err(Error::TooManyDescriptors {
+                    max: MAX_INDEX_NODES,
+                });
             }
             if d.media_type.is_index() {
                 if self.opened.insert(d.digest.clone()) {
                     // The index searched is at depth 1 (index.json's is 0).
                     if self.stack.len() + 1 > MAX_INDEX_DEPTH {
-                        return Err(Error::Invalid(format!(
-                            "image index {} is nested more than {MAX_INDEX_DEPTH} deep; nixoci reads no deeper",
-                            d.digest
-                        )));
+                        return Err(Error::NestedTooDeep {
+                            index: d.digest,
+                            max: MAX_INDEX_DEPTH,
+                        });
                     }
                     return Ok(SearchStep::Open(d));
                 }
@@ -185,15 +185,10 @@ impl PlatformSearch {
                 self.unplatformed
             ));
         }
-        Err(Error::Invalid(format!(
-            "the image index has no image for {} (it has: {}); choose one with --platform",
-            self.want,
-            if have.is_empty() {
-                "nothing".to_owned()
-            } else {
-                have.join(", ")
-            }
-        )))
+        Err(Error::NoPlatform {
+            want: self.want.to_string(),
+            have,
+        })
     }
 
     /// The `manifests` of the index the last [`SearchStep::Open`] named.

@@ -233,10 +233,10 @@ pub(super) async fn fetch_graph(
             continue;
         }
         if seen.len() > crate::oci::descriptor::MAX_INDEX_NODES {
-            return Err(Error::Invalid(format!(
-                "{source}: the image index lists more than {} descriptors (nested indexes included); nixoci stops there",
-                crate::oci::descriptor::MAX_INDEX_NODES
-            )));
+            return Err(Error::TooManyDescriptors {
+                max: crate::oci::descriptor::MAX_INDEX_NODES,
+            }
+            .within(source.to_string()));
         }
         let (bytes, digest) = remote.manifest_raw(&source.with_digest(&c.digest)).await?;
         if bytes.len() as u64 != c.size {
@@ -251,10 +251,11 @@ pub(super) async fn fetch_graph(
         let is_index = c.media_type.is_index() || media_type_of(&doc).is_index();
         if is_index {
             if depth + 1 > crate::oci::descriptor::MAX_INDEX_DEPTH {
-                return Err(Error::Invalid(format!(
-                    "{source}: image index {digest} is nested more than {} deep; nixoci reads no deeper",
-                    crate::oci::descriptor::MAX_INDEX_DEPTH
-                )));
+                return Err(Error::NestedTooDeep {
+                    index: digest,
+                    max: crate::oci::descriptor::MAX_INDEX_DEPTH,
+                }
+                .within(source.to_string()));
             }
             let nested: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
                 .map_err(|e| {
