@@ -349,6 +349,9 @@ impl Extract<'_> {
         }
     }
 
+    /// One tar entry: its path checked and counted, then a whiteout
+    /// applied, or the entry created by its type (its mtime kept for the
+    /// end).
     fn entry<R: Read>(&mut self, index: usize, mut entry: tar::Entry<R>) -> Result<()> {
         if matches!(entry.header().entry_type(), tar::EntryType::XGlobalHeader) {
             return Ok(());
@@ -366,172 +369,30 @@ impl Extract<'_> {
         let rel = comps.join(&b'/');
         let parent_rel: Vec<u8> = comps[..comps.len() - 1].join(&b'/');
         let whiteout = last.starts_with(b".wh.");
-        if let Some(name) = last
-            .strip_prefix(b".wh.")
-            .filter(|_| last != b".wh..wh..opq")
-        {
-            if name.is_empty() || name == b".." || name == b"." {
-                return Err(refused(
-                    index,
-                    &raw,
-                    "a whiteout must name an entry of its directory",
-                ));
-            }
-        }
+        Self::check_whiteout_name(index, &raw, last)?;
         // A whiteout never creates the directories it names.
         let Some(dir_path) = self.parents(index, &raw, &comps, !whiteout)? else {
             return Ok(());
         };
         let path = dir_path.join(OsStr::from_bytes(last));
-
-        // Whiteouts hide what the layers below put there (image-spec
-        // layer.md), never what this layer put there, whatever the order of
-        // the entries (as umoci does).
-        if last == b".wh..wh..opq" {
-            return self.clear_lower(&dir_path, &parent_rel);
-        }
-        if let Some(name) = last.strip_prefix(b".wh.") {
-            let target = dir_path.join(OsStr::from_bytes(name));
-            let trel = crate::layer::tree::join(&parent_rel, name);
-            if !self.current.contains(&trel) {
-                return Self::clear(&target);
-            }
-            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                return self.clear_lower(&target, &trel);
-            }
-            return Ok(());
+        if whiteout {
+            return self.whiteout(&dir_path, &parent_rel, last);
         }
 
         let header = entry.header().clone();
         let mode = header.mode().map_err(|e| refused(index, &raw, e))? & 0o7777;
-        let (uid, gid, mtime) = (meta.uid, meta.gid, meta.mtime);
         match kind {
-            tar::EntryType::Directory => {
-                match fs::symlink_metadata(&path) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => {
-                        Self::clear(&path)?;
-                        fs::create_dir(&path).at(&path)?;
-                    }
-                    Err(_) => fs::create_dir(&path).at(&path)?,
-                }
-                self.modes.insert(rel.clone(), mode);
-            }
-            k if k.is_file() => {
-                Self::clear(&path)?;
-                let mut out = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .at(&path)?;
-                meta.copy_content(&mut entry, Some(&mut out))
-                    .map_err(|why| refused(index, &raw, why))?;
-                drop(out);
-                self.own(&path, uid, gid)?;
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = meta
-                    .link
-                    .clone()
-                    .ok_or_else(|| refused(index, &raw, "a symlink without a target"))?;
-                if target.contains(&0) || target.is_empty() {
-                    return Err(refused(
-                        index,
-                        &raw,
-                        "its symlink target is empty or holds a NUL byte",
-                    ));
-                }
-                Self::clear(&path)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).at(&path)?;
-                self.own(&path, uid, gid)?;
-            }
+            tar::EntryType::Directory => self.make_dir(&path, &rel, mode)?,
+            k if k.is_file() => self.make_file(index, &raw, &path, mode, &meta, &mut entry)?,
+            tar::EntryType::Symlink => self.make_symlink(index, &raw, &path, &meta)?,
             tar::EntryType::Link => {
-                let target = meta
-                    .link
-                    .clone()
-                    .ok_or_else(|| refused(index, &raw, "a hard link without a target"))?;
-                let tcomps = Self::components(index, &target).map_err(|_| {
-                    refused(
-                        index,
-                        &raw,
-                        format!(
-                            "its hard link target {:?} is outside the root",
-                            String::from_utf8_lossy(&target)
-                        ),
-                    )
-                })?;
-                if tcomps.is_empty() {
-                    return Err(refused(index, &raw, "a hard link to the root"));
-                }
-                let tdir = self.parents(index, &raw, &tcomps, false)?.ok_or_else(|| {
-                    refused(
-                        index,
-                        &raw,
-                        format!(
-                            "its hard link target {:?} does not exist (yet)",
-                            String::from_utf8_lossy(&target)
-                        ),
-                    )
-                })?;
-                let tpath = tdir.join(OsStr::from_bytes(tcomps[tcomps.len() - 1]));
-                match fs::symlink_metadata(&tpath) {
-                    Ok(m) if m.is_dir() => {
-                        return Err(refused(index, &raw, "a hard link to a directory"))
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        return Err(refused(
-                            index,
-                            &raw,
-                            format!(
-                                "its hard link target {:?} does not exist (yet)",
-                                String::from_utf8_lossy(&target)
-                            ),
-                        ))
-                    }
-                }
-                if tpath != path {
-                    Self::clear(&path)?;
-                    fs::hard_link(&tpath, &path).at(&path)?;
-                }
+                self.make_hard_link(index, &raw, &path, &meta)?;
                 return Ok(()); // metadata is the target's
             }
             tar::EntryType::Char | tar::EntryType::Block => {
-                if !self.opts.allow_devices {
-                    return Err(refused(
-                        index,
-                        &raw,
-                        "device nodes are refused (--allow-devices creates them)",
-                    ));
-                }
-                let dev = libc::makedev(
-                    header.device_major().ok().flatten().unwrap_or(0),
-                    header.device_minor().ok().flatten().unwrap_or(0),
-                );
-                let kind_bits = if kind == tar::EntryType::Char {
-                    libc::S_IFCHR
-                } else {
-                    libc::S_IFBLK
-                };
-                Self::clear(&path)?;
-                let c = cstring(&path)?;
-                if unsafe { libc::mknod(c.as_ptr(), kind_bits | mode, dev) } != 0 {
-                    return Err(Error::io(&path, io::Error::last_os_error()));
-                }
-                self.own(&path, uid, gid)?;
+                self.make_device(index, &raw, &path, mode, &meta, &header)?
             }
-            tar::EntryType::Fifo => {
-                Self::clear(&path)?;
-                let c = cstring(&path)?;
-                if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
-                    return Err(Error::io(&path, io::Error::last_os_error()));
-                }
-                self.own(&path, uid, gid)?;
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
-            }
+            tar::EntryType::Fifo => self.make_fifo(&path, mode, &meta)?,
             other => {
                 return Err(refused(
                     index,
@@ -541,7 +402,209 @@ impl Extract<'_> {
             }
         }
         self.current.insert(rel.clone());
-        self.times.insert(rel, mtime);
+        self.times.insert(rel, meta.mtime);
+        Ok(())
+    }
+
+    /// A whiteout `.wh.NAME` must name an entry of its directory.
+    fn check_whiteout_name(index: usize, raw: &[u8], last: &[u8]) -> Result<()> {
+        if let Some(name) = last
+            .strip_prefix(b".wh.")
+            .filter(|_| last != b".wh..wh..opq")
+        {
+            if name.is_empty() || name == b".." || name == b"." {
+                return Err(refused(
+                    index,
+                    raw,
+                    "a whiteout must name an entry of its directory",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the whiteout `last` found in the directory `dir_path` (relative
+    /// path `parent_rel`).
+    fn whiteout(&self, dir_path: &Path, parent_rel: &[u8], last: &[u8]) -> Result<()> {
+        // Whiteouts hide what the layers below put there (image-spec
+        // layer.md), never what this layer put there, whatever the order of
+        // the entries (as umoci does).
+        if last == b".wh..wh..opq" {
+            return self.clear_lower(dir_path, parent_rel);
+        }
+        if let Some(name) = last.strip_prefix(b".wh.") {
+            let target = dir_path.join(OsStr::from_bytes(name));
+            let trel = crate::layer::tree::join(parent_rel, name);
+            if !self.current.contains(&trel) {
+                return Self::clear(&target);
+            }
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return self.clear_lower(&target, &trel);
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory: kept if one is there (its mode is applied at the end).
+    fn make_dir(&mut self, path: &Path, rel: &[u8], mode: u32) -> Result<()> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                Self::clear(path)?;
+                fs::create_dir(path).at(path)?;
+            }
+            Err(_) => fs::create_dir(path).at(path)?,
+        }
+        self.modes.insert(rel.to_vec(), mode);
+        Ok(())
+    }
+
+    /// A regular file, created new (never opened through a symlink) and
+    /// filled from the entry.
+    fn make_file<R: Read>(
+        &self,
+        index: usize,
+        raw: &[u8],
+        path: &Path,
+        mode: u32,
+        meta: &EntryMeta,
+        entry: &mut tar::Entry<R>,
+    ) -> Result<()> {
+        Self::clear(path)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .at(path)?;
+        meta.copy_content(entry, Some(&mut out))
+            .map_err(|why| refused(index, raw, why))?;
+        drop(out);
+        self.own(path, meta.uid, meta.gid)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)?;
+        Ok(())
+    }
+
+    fn make_symlink(&self, index: usize, raw: &[u8], path: &Path, meta: &EntryMeta) -> Result<()> {
+        let target = meta
+            .link
+            .clone()
+            .ok_or_else(|| refused(index, raw, "a symlink without a target"))?;
+        if target.contains(&0) || target.is_empty() {
+            return Err(refused(
+                index,
+                raw,
+                "its symlink target is empty or holds a NUL byte",
+            ));
+        }
+        Self::clear(path)?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(&target), path).at(path)?;
+        self.own(path, meta.uid, meta.gid)?;
+        Ok(())
+    }
+
+    /// A hard link: its target must be an entry already inside the tree,
+    /// reached without going through a symlink, and not a directory.
+    fn make_hard_link(
+        &self,
+        index: usize,
+        raw: &[u8],
+        path: &Path,
+        meta: &EntryMeta,
+    ) -> Result<()> {
+        let target = meta
+            .link
+            .clone()
+            .ok_or_else(|| refused(index, raw, "a hard link without a target"))?;
+        let tcomps = Self::components(index, &target).map_err(|_| {
+            refused(
+                index,
+                raw,
+                format!(
+                    "its hard link target {:?} is outside the root",
+                    String::from_utf8_lossy(&target)
+                ),
+            )
+        })?;
+        if tcomps.is_empty() {
+            return Err(refused(index, raw, "a hard link to the root"));
+        }
+        let tdir = self.parents(index, raw, &tcomps, false)?.ok_or_else(|| {
+            refused(
+                index,
+                raw,
+                format!(
+                    "its hard link target {:?} does not exist (yet)",
+                    String::from_utf8_lossy(&target)
+                ),
+            )
+        })?;
+        let tpath = tdir.join(OsStr::from_bytes(tcomps[tcomps.len() - 1]));
+        match fs::symlink_metadata(&tpath) {
+            Ok(m) if m.is_dir() => return Err(refused(index, raw, "a hard link to a directory")),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(refused(
+                    index,
+                    raw,
+                    format!(
+                        "its hard link target {:?} does not exist (yet)",
+                        String::from_utf8_lossy(&target)
+                    ),
+                ))
+            }
+        }
+        if tpath != path {
+            Self::clear(path)?;
+            fs::hard_link(&tpath, path).at(path)?;
+        }
+        Ok(())
+    }
+
+    /// A character or block device: refused unless `--allow-devices`.
+    fn make_device(
+        &self,
+        index: usize,
+        raw: &[u8],
+        path: &Path,
+        mode: u32,
+        meta: &EntryMeta,
+        header: &tar::Header,
+    ) -> Result<()> {
+        if !self.opts.allow_devices {
+            return Err(refused(
+                index,
+                raw,
+                "device nodes are refused (--allow-devices creates them)",
+            ));
+        }
+        let dev = libc::makedev(
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
+        let kind_bits = if meta.kind == tar::EntryType::Char {
+            libc::S_IFCHR
+        } else {
+            libc::S_IFBLK
+        };
+        Self::clear(path)?;
+        let c = cstring(path)?;
+        if unsafe { libc::mknod(c.as_ptr(), kind_bits | mode, dev) } != 0 {
+            return Err(Error::io(path, io::Error::last_os_error()));
+        }
+        self.own(path, meta.uid, meta.gid)?;
+        Ok(())
+    }
+
+    fn make_fifo(&self, path: &Path, mode: u32, meta: &EntryMeta) -> Result<()> {
+        Self::clear(path)?;
+        let c = cstring(path)?;
+        if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
+            return Err(Error::io(path, io::Error::last_os_error()));
+        }
+        self.own(path, meta.uid, meta.gid)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)?;
         Ok(())
     }
 

@@ -154,18 +154,38 @@ impl Tree {
     /// Add one source as `place` says. `spec` names the file that asked for
     /// it, for the error when the source is missing.
     pub fn add(&mut self, source: &Path, place: &Placement, spec: &Path) -> Result<()> {
+        let meta = Self::source_metadata(source, spec)?;
+        let is_dir = meta.is_dir();
+        self.check_not_output(source, &meta)?;
+        let dest: Vec<u8> = match place.destination {
+            None => match self.own_path_destination(source)? {
+                Some(dest) => dest,
+                None => return Ok(()), // held by the base layers
+            },
+            Some(d) => Self::given_destination(source, d, is_dir)?,
+        };
+        if !is_dir {
+            return self.add_leaf(source, &meta, place, dest);
+        }
+        self.add_dir(source, place, dest)
+    }
+
+    /// The source's own metadata (a symlink is not followed).
+    fn source_metadata(source: &Path, spec: &Path) -> Result<fs::Metadata> {
         if source.as_os_str().is_empty() {
             return Err(Error::spec(spec, "a source is empty"));
         }
-        let meta = match fs::symlink_metadata(source) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::MissingSource {
-                    source_path: source.to_owned(),
-                })
-            }
-            Err(e) => return Err(Error::io(source, e)),
-        };
+        match fs::symlink_metadata(source) {
+            Ok(m) => Ok(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::MissingSource {
+                source_path: source.to_owned(),
+            }),
+            Err(e) => Err(Error::io(source, e)),
+        }
+    }
+
+    /// Refuse a directory source that contains an output being written.
+    fn check_not_output(&self, source: &Path, meta: &fs::Metadata) -> Result<()> {
         let is_dir = meta.is_dir();
         // Where the source really is (a symlink source is the link itself).
         let real = match (
@@ -193,59 +213,76 @@ impl Tree {
                 }
             }
         }
+        Ok(())
+    }
 
-        let dest: Vec<u8> = match place.destination {
-            None => {
-                let text = source.to_str().ok_or_else(|| Error::Destination {
-                    destination: source.to_string_lossy().into_owned(),
-                    reason: "a source without destination must be an absolute UTF-8 path".into(),
-                })?;
-                if !source.is_absolute() {
-                    return Err(Error::Destination {
-                        destination: text.to_owned(),
-                        reason: RELATIVE_WITHOUT_DESTINATION.into(),
-                    });
-                }
-                let (rel, _) = parse_destination(text.trim_end_matches('/'))?;
-                if source.parent() == Some(self.store_dir.as_path()) {
-                    if self.exclude.contains(source) {
-                        return Ok(());
-                    }
-                    self.store_paths.insert(source.to_owned());
-                }
-                rel.into_bytes()
-            }
-            Some(d) => {
-                let (rel, into_dir) = parse_destination(d)?;
-                if into_dir && !is_dir {
-                    let name = source.file_name().ok_or_else(|| Error::Destination {
-                        destination: d.to_owned(),
-                        reason: format!(
-                            "source {} has no file name to put inside it",
-                            source.display()
-                        ),
-                    })?;
-                    join(rel.as_bytes(), name.as_bytes())
-                } else {
-                    rel.into_bytes()
-                }
-            }
-        };
-
-        if !is_dir {
-            let entry = self.entry_for(source, &meta, place)?;
-            if dest.is_empty() {
-                return Err(Error::Destination {
-                    destination: "/".into(),
-                    reason: format!(
-                        "{} is not a directory and cannot be the root",
-                        source.display()
-                    ),
-                });
-            }
-            return self.insert(dest, entry);
+    /// A source without destination lands at its own (absolute, UTF-8)
+    /// path. A store path there is recorded as placed whole, or left out
+    /// (`None`) when the base layers hold it.
+    fn own_path_destination(&mut self, source: &Path) -> Result<Option<Vec<u8>>> {
+        let text = source.to_str().ok_or_else(|| Error::Destination {
+            destination: source.to_string_lossy().into_owned(),
+            reason: "a source without destination must be an absolute UTF-8 path".into(),
+        })?;
+        if !source.is_absolute() {
+            return Err(Error::Destination {
+                destination: text.to_owned(),
+                reason: RELATIVE_WITHOUT_DESTINATION.into(),
+            });
         }
+        let (rel, _) = parse_destination(text.trim_end_matches('/'))?;
+        if source.parent() == Some(self.store_dir.as_path()) {
+            if self.exclude.contains(source) {
+                return Ok(None);
+            }
+            self.store_paths.insert(source.to_owned());
+        }
+        Ok(Some(rel.into_bytes()))
+    }
 
+    /// The layer path for a source given the destination `d`: a
+    /// destination ending in `/` holds a file source under its own name.
+    fn given_destination(source: &Path, d: &str, is_dir: bool) -> Result<Vec<u8>> {
+        let (rel, into_dir) = parse_destination(d)?;
+        if into_dir && !is_dir {
+            let name = source.file_name().ok_or_else(|| Error::Destination {
+                destination: d.to_owned(),
+                reason: format!(
+                    "source {} has no file name to put inside it",
+                    source.display()
+                ),
+            })?;
+            Ok(join(rel.as_bytes(), name.as_bytes()))
+        } else {
+            Ok(rel.into_bytes())
+        }
+    }
+
+    /// A source that is not a directory (a file or a symlink): one entry
+    /// at `dest`, which cannot be the root.
+    fn add_leaf(
+        &mut self,
+        source: &Path,
+        meta: &fs::Metadata,
+        place: &Placement,
+        dest: Vec<u8>,
+    ) -> Result<()> {
+        let entry = self.entry_for(source, meta, place)?;
+        if dest.is_empty() {
+            return Err(Error::Destination {
+                destination: "/".into(),
+                reason: format!(
+                    "{} is not a directory and cannot be the root",
+                    source.display()
+                ),
+            });
+        }
+        self.insert(dest, entry)
+    }
+
+    /// A directory source: it and everything under it (symlinks not
+    /// followed), walked in name order, at `dest`.
+    fn add_dir(&mut self, source: &Path, place: &Placement, dest: Vec<u8>) -> Result<()> {
         let walk = walkdir::WalkDir::new(source)
             .follow_links(false)
             .sort_by(|a, b| a.file_name().cmp(b.file_name()));
