@@ -9,14 +9,14 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Content, Error, IoContext, Result};
 use crate::image::index_document;
 use crate::layer::compress::Compression;
 use crate::layout::{Layout, OutputFile, OCI_LAYOUT};
 use crate::oci::descriptor::*;
-use crate::oci::digest::HashReader;
+use crate::oci::digest::{HashReader, Sha256Digest};
 use crate::oci::json::canonical_json;
 
 /// Which archive.
@@ -273,16 +273,11 @@ fn write_docker<W: Write>(
     let image = layout.image(&layout.choose(root, platform)?)?;
     let (manifest, config_desc, config_bytes) =
         (&image.manifest, &image.config, &image.config_bytes);
-    let config: Value = image.config_value()?;
-    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+    let listed = image.config_value()?["rootfs"]["diff_ids"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if diff_ids.len() != image.layers.len() {
+        .map_or(0, Vec::len);
+    let diff_ids: Vec<Sha256Digest> = image.diff_ids()?.into_iter().flatten().collect();
+    if diff_ids.len() != image.layers.len() || listed != image.layers.len() {
         return Err(Error::Invalid(format!(
             "config {} lists {} diff_ids for {} layers",
             config_desc.digest,
@@ -294,11 +289,10 @@ fn write_docker<W: Write>(
     let mut layer_names = Vec::new();
     let mut written = BTreeSet::new();
     // Entries in name order: config, layers by diff_id, manifest.json.
-    let mut entries: Vec<(String, Option<(Descriptor, String)>)> =
+    let mut entries: Vec<(String, Option<(Descriptor, Sha256Digest)>)> =
         vec![(config_name.clone(), None)];
     for (layer, diff_id) in image.layers.iter().zip(&diff_ids) {
-        let hex = parse_digest(diff_id, "diff_id")?.hex();
-        let name = format!("{hex}.tar");
+        let name = format!("{}.tar", diff_id.hex());
         layer_names.push(name.clone());
         if written.insert(name.clone()) {
             entries.push((name, Some((layer.clone(), diff_id.clone()))));
@@ -335,7 +329,7 @@ fn write_layer_uncompressed<W: Write>(
     tar: &mut TarOut<W>,
     layout: &Layout,
     layer: &Descriptor,
-    diff_id: &str,
+    diff_id: &Sha256Digest,
     entry: &str,
 ) -> Result<()> {
     let compression = Compression::from_layer_media_type(&layer.media_type).ok_or_else(|| {
@@ -355,11 +349,11 @@ fn write_layer_uncompressed<W: Write>(
     io::copy(&mut first, &mut io::sink()).at(&path)?;
     let (found, size) = first.finish();
     blob.finish(&path.display().to_string())?;
-    if found.to_string() != diff_id {
+    if found != *diff_id {
         return Err(Error::DigestMismatch {
             context: format!("uncompressed content of layer {}", layer.digest),
-            expected: diff_id.to_owned(),
-            found: found.to_string(),
+            expected: Content::Digest(diff_id.clone()),
+            found: Content::Digest(found),
         });
     }
     let mut second = open()?;

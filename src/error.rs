@@ -83,8 +83,8 @@ pub enum Error {
     #[error("{context}: expected {expected}, found {found}")]
     DigestMismatch {
         context: String,
-        expected: String,
-        found: String,
+        expected: Content,
+        found: Content,
     },
 
     #[error("{}: not an OCI image layout (no oci-layout file)", .0.display())]
@@ -168,6 +168,33 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     out
+}
+
+/// What some content is, or was found to be, in a [`Error::DigestMismatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// This digest and size.
+    Blob(Sha256Digest, u64),
+    /// This digest.
+    Digest(Sha256Digest),
+    /// This many bytes.
+    Size(u64),
+    /// More than this many bytes.
+    MoreThan(u64),
+    /// Nothing at all.
+    Nothing,
+}
+
+impl std::fmt::Display for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Blob(d, n) => write!(f, "{d} ({n} bytes)"),
+            Content::Digest(d) => write!(f, "{d}"),
+            Content::Size(n) => write!(f, "{n} bytes"),
+            Content::MoreThan(n) => write!(f, "more than {n} bytes"),
+            Content::Nothing => f.write_str("nothing"),
+        }
+    }
 }
 
 /// `items`, comma-separated, or `empty` when there are none.

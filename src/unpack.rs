@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Content, Error, IoContext, Result};
 use crate::layer::compress::Compression;
 use crate::layout::{BlobReader, Layout, Staging};
 use crate::oci::descriptor::*;
@@ -84,7 +84,7 @@ pub fn unpack(
         stream: Default::default(),
     };
     for (i, layer) in image.layers.iter().enumerate() {
-        tree.layer(&reader, i, layer, diff_ids[i].as_deref())?;
+        tree.layer(&reader, i, layer, diff_ids[i].as_ref())?;
     }
     tree.finish()?;
     let dir = staging.commit()?;
@@ -121,7 +121,7 @@ impl Extract<'_> {
         layout: &Layout,
         index: usize,
         desc: &Descriptor,
-        diff_id: Option<&str>,
+        diff_id: Option<&Sha256Digest>,
     ) -> Result<()> {
         self.current.clear();
         let mut compressed = layout
@@ -165,14 +165,14 @@ impl Extract<'_> {
             io::copy(&mut tar_stream, &mut io::sink()).map_err(damaged)?;
             let (found, _) = tar_stream.finish();
             if let Some(want) = diff_id {
-                if found.to_string() != want {
+                if found != *want {
                     return Err(Error::DigestMismatch {
                         context: format!(
                             "layer {index} ({}): uncompressed content (diff_id)",
                             desc.digest
                         ),
-                        expected: want.to_owned(),
-                        found: found.to_string(),
+                        expected: Content::Digest(want.clone()),
+                        found: Content::Digest(found),
                     });
                 }
             }

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Content, Error, IoContext, Result};
 use crate::layout::store::{BlobDir, BlobReader};
 use crate::layout::tags::{has_platform_tags, platform_tag, tags_of, Named};
 use crate::oci::descriptor::{
@@ -48,17 +48,26 @@ impl Image {
     }
 
     /// Each layer's diff_id as the config gives it (`None` where the
-    /// config lists none for that layer).
-    pub fn diff_ids(&self) -> Result<Vec<Option<String>>> {
+    /// config lists no string for that layer; an error where it lists
+    /// something that is not a sha256 digest).
+    pub fn diff_ids(&self) -> Result<Vec<Option<Sha256Digest>>> {
         let config = self.config_value()?;
-        Ok((0..self.layers.len())
+        (0..self.layers.len())
             .map(|i| {
                 config
                     .pointer(&format!("/rootfs/diff_ids/{i}"))
                     .and_then(|v| v.as_str())
-                    .map(str::to_owned)
+                    .map(|d| {
+                        d.parse().map_err(|why| {
+                            Error::Invalid(format!(
+                                "config {}: rootfs.diff_ids[{i}]: {why}",
+                                self.config.digest
+                            ))
+                        })
+                    })
+                    .transpose()
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -220,8 +229,8 @@ impl Layout {
         if found != d.digest || bytes.len() as u64 != d.size {
             return Err(Error::DigestMismatch {
                 context: path.display().to_string(),
-                expected: format!("{} ({} bytes)", d.digest, d.size),
-                found: format!("{found} ({} bytes)", bytes.len()),
+                expected: Content::Blob(d.digest.clone(), d.size),
+                found: Content::Blob(found, bytes.len() as u64),
             });
         }
         Ok(bytes)

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Content, Error, IoContext, Result};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::oci::json::canonical_json;
@@ -496,8 +496,8 @@ impl BlobReader {
         if found != self.expected || n != self.size {
             return Err(Error::DigestMismatch {
                 context: what.to_owned(),
-                expected: format!("{} ({} bytes)", self.expected, self.size),
-                found: format!("{found} ({n} bytes)"),
+                expected: Content::Blob(self.expected.clone(), self.size),
+                found: Content::Blob(found, n),
             });
         }
         Ok(())
@@ -534,8 +534,8 @@ impl BlobWriter {
         if found != *expected || n != size {
             return Err(Error::DigestMismatch {
                 context: what.to_owned(),
-                expected: format!("{expected} ({size} bytes)"),
-                found: format!("{found} ({n} bytes)"),
+                expected: Content::Blob(expected.clone(), size),
+                found: Content::Blob(found, n),
             });
         }
         Self::persist(&self.dir, buf, &found)

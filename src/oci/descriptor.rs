@@ -241,15 +241,6 @@ pub fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> De
     }
 }
 
-/// Parse a descriptor's digest, naming `what` when it is malformed.
-pub fn parse_digest(digest: &str, what: &str) -> Result<Sha256Digest> {
-    Sha256Digest::parse(digest).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{what}: digest {digest:?} is not of the form sha256:<64 lowercase hex digits>"
-        ))
-    })
-}
-
 /// A platform as written on a command line: `os/arch[/variant]`.
 impl std::str::FromStr for Platform {
     type Err = Error;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::client::Remote;
 use super::errors::{read_capped, status_error, Failure};
-use crate::error::{Error, Result};
+use crate::error::{Content, Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
@@ -118,8 +118,8 @@ impl Remote {
             if *want != digest {
                 return Err(Error::DigestMismatch {
                     context: format!("manifest of {r}"),
-                    expected: want.to_string(),
-                    found: digest.to_string(),
+                    expected: Content::Digest(want.clone()),
+                    found: Content::Digest(digest.clone()),
                 });
             }
         }
@@ -177,8 +177,8 @@ impl Remote {
         let too_long = || {
             Failure::Local(Error::DigestMismatch {
                 context: format!("blob {digest} of {r}"),
-                expected: format!("{size} bytes"),
-                found: "more".into(),
+                expected: Content::Size(size),
+                found: Content::MoreThan(size),
             })
         };
         if res.content_length().is_some_and(|n| n > size) {
@@ -242,8 +242,8 @@ pub(super) async fn fetch_graph(
         if bytes.len() as u64 != c.size {
             return Err(Error::DigestMismatch {
                 context: format!("size of manifest {}", c.digest),
-                expected: c.size.to_string(),
-                found: bytes.len().to_string(),
+                expected: Content::Size(c.size),
+                found: Content::Size(bytes.len() as u64),
             });
         }
         let doc: Value = serde_json::from_slice(&bytes)

@@ -17,7 +17,7 @@ use super::client::{runtime, Remote, RemoteOptions};
 use super::errors::{Capped, Failure};
 use super::mounts::remember;
 use super::{BlobAction, BlobReport};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Content, Error, IoContext, Result};
 use crate::image::index_document;
 use crate::layout::{BlobDir, Staging};
 use crate::oci::descriptor::*;
@@ -205,8 +205,8 @@ async fn find_platform(
                 if b.len() as u64 != d.size {
                     return Err(Error::DigestMismatch {
                         context: format!("size of image index {}", d.digest),
-                        expected: d.size.to_string(),
-                        found: b.len().to_string(),
+                        expected: Content::Size(d.size),
+                        found: Content::Size(b.len() as u64),
                     });
                 }
                 let nested: Refs = serde_json::from_slice(&b).map_err(|e| {

@@ -18,7 +18,7 @@ use super::client::{runtime, Remote, RemoteOptions};
 use super::mounts::remember;
 use super::upload::{push_blobs, Blob};
 use super::{BlobAction, BlobReport};
-use crate::error::{Error, Result};
+use crate::error::{Content, Error, Result};
 use crate::layout::Layout;
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
@@ -298,8 +298,8 @@ async fn put_top(remote: &Remote, at: &Reference, doc: &Doc) -> Result<()> {
     if now.as_ref() != Some(&doc.digest) {
         return Err(Error::DigestMismatch {
             context: format!("{at} after the push"),
-            expected: doc.digest.to_string(),
-            found: now.map_or_else(|| "nothing".into(), |d| d.to_string()),
+            expected: Content::Digest(doc.digest.clone()),
+            found: now.map_or(Content::Nothing, Content::Digest),
         });
     }
     Ok(())

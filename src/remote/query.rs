@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::api::{fetch_graph, media_type_of};
 use super::client::{runtime, Remote, RemoteOptions};
 use super::errors::limit_text;
-use crate::error::{Error, Result};
+use crate::error::{Content, Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
@@ -127,8 +127,8 @@ async fn fetch_config(remote: &Remote, r: &Reference, config_desc: &Descriptor) 
     if Sha256Digest::of(&config_bytes) != config_desc.digest {
         return Err(Error::DigestMismatch {
             context: format!("config of {r}"),
-            expected: config_desc.digest.to_string(),
-            found: Sha256Digest::of(&config_bytes).to_string(),
+            expected: Content::Digest(config_desc.digest.clone()),
+            found: Content::Digest(Sha256Digest::of(&config_bytes)),
         });
     }
     Ok(serde_json::from_slice(&config_bytes).unwrap_or(Value::Null))

@@ -13,7 +13,7 @@ use oci_client::errors::OciDistributionError;
 use super::client::{oci_ref, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::load_locations;
 use super::{BlobAction, BlobReport};
-use crate::error::{Error, Result};
+use crate::error::{Content, Error, Result};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
 use crate::progress::Progress;
@@ -120,9 +120,16 @@ async fn push_blob(
     if let Some((digest, size)) = upload_blob(remote, dest, b, &progress).await? {
         if digest != b.digest.to_string() || size != b.size {
             return Err(Error::DigestMismatch {
-                context: format!("blob {} sent from {}", b.digest, b.path.display()),
-                expected: format!("{} ({} bytes)", b.digest, b.size),
-                found: format!("{digest} ({size} bytes); the file changed, run `nixoci verify`"),
+                context: format!(
+                    "blob {} sent from {} (the file changed while it was sent: run `nixoci verify`)",
+                    b.digest,
+                    b.path.display()
+                ),
+                expected: Content::Blob(b.digest.clone(), b.size),
+                found: match Sha256Digest::parse(&digest) {
+                    Some(d) => Content::Blob(d, size),
+                    None => Content::Size(size),
+                },
             });
         }
     }
