@@ -36,15 +36,17 @@ pub struct Image {
     pub config: Descriptor,
     /// The config document as stored.
     pub config_bytes: Vec<u8>,
+    /// Where it is stored (for messages).
+    pub config_path: PathBuf,
     /// The layers, in order.
     pub layers: Vec<Descriptor>,
 }
 
 impl Image {
-    /// The config document, parsed.
+    /// The config document, parsed as strictly as every document (a key
+    /// given twice is refused: readers disagree on which one counts).
     pub fn config_value(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.config_bytes)
-            .map_err(|e| Error::Invalid(format!("config {}: {e}", self.config.digest)))
+        parse_json(&self.config_path, &self.config_bytes)
     }
 
     /// Each layer's diff_id as the config gives it (`None` where the
@@ -268,6 +270,7 @@ impl Layout {
         let config_bytes = self.read_document(&config)?;
         Ok(Image {
             manifest: manifest.clone(),
+            config_path: self.blobs.path(&config.digest),
             config,
             config_bytes,
             layers: refs.layers,

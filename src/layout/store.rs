@@ -629,4 +629,56 @@ mod tests {
             1
         );
     }
+
+    /// A blob is named only once its digest and size are what was
+    /// expected; otherwise nothing is left in the store.
+    #[test]
+    fn complete_verified_names_only_the_expected_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::new(dir.path());
+        fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        let good = Sha256Digest::of(b"hello");
+        let mut w = blobs.writer().unwrap();
+        w.write_all(b"hellO").unwrap();
+        let err = w.complete_verified(&good, 5, "test blob").unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let mut w = blobs.writer().unwrap();
+        w.write_all(b"hello").unwrap();
+        w.complete_verified(&good, 5, "test blob").unwrap();
+        assert_eq!(fs::read(blobs.path(&good)).unwrap(), b"hello");
+    }
+
+    /// A blob read through a BlobReader is checked whole, even when the
+    /// consumer stopped early, and cannot give more than its size.
+    #[test]
+    fn blob_reader_checks_what_it_gave() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::new(dir.path());
+        fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        let digest = Sha256Digest::of(b"0123456789");
+        let d = descriptor(MediaType::LAYER, &digest, 10);
+        fs::write(blobs.path(&digest), b"0123456789").unwrap();
+        let mut r = blobs.open(&d).unwrap();
+        let mut first = [0u8; 3];
+        io::Read::read_exact(&mut r, &mut first).unwrap();
+        r.finish("blob").unwrap();
+
+        fs::write(blobs.path(&digest), b"0123456780").unwrap();
+        let err = blobs.open(&d).unwrap().finish("blob").unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+
+        fs::write(blobs.path(&digest), b"0123456789 and more").unwrap();
+        let mut r = blobs.open(&d).unwrap();
+        assert!(io::copy(&mut r, &mut io::sink()).is_err());
+        let short = descriptor(MediaType::LAYER, &digest, 11);
+        fs::write(blobs.path(&digest), b"0123456789").unwrap();
+        let err = blobs.open(&short).unwrap().finish("blob").unwrap_err();
+        assert!(err.to_string().contains("(10 bytes)"), "{err}");
+    }
 }
