@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::documents::index_document;
 use crate::error::{Content, Error, IoContext, Result};
-use crate::image::index_document;
 use crate::layer::compress::Compression;
 use crate::layout::{Layout, OutputFile, OCI_LAYOUT};
 use crate::oci::descriptor::*;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::documents::{config_document, index_document, manifest_document};
 use crate::error::{Error, IoContext, Result};
-use crate::image::{config_document, index_document, manifest_document};
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::tags;
 use crate::layout::{BlobDir, Staging};

@@ -47,9 +47,9 @@ pub struct ImageSummary {
 }
 
 /// Describe the layout at `dir`. Nested image indexes are followed as
-/// every reader follows them (`image::MAX_INDEX_DEPTH`), a digest met again
+/// every reader follows them (`oci::descriptor::MAX_INDEX_DEPTH`), a digest met again
 /// under one tag is listed once, and the walk stops with an error past
-/// `image::MAX_INDEX_NODES` descriptors.
+/// `oci::descriptor::MAX_INDEX_NODES` descriptors.
 pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     let layout = Layout::open(dir)?;
     let entries = layout.entries()?;

@@ -5,7 +5,7 @@
 //! tree ([`layer::tree`]), streamed as a deterministic tar ([`layer::tar`])
 //! through a compressor ([`layer::compress`]) into a blob
 //! ([`layout::store`]); its descriptor ([`oci::descriptor`]) goes into the
-//! config, manifest and index documents ([`image`]) of an OCI image layout
+//! config, manifest and index documents ([`documents`]) of an OCI image layout
 //! ([`layout`]), which [`build`] assembles and [`remote`] pushes.
 //!
 //! The modules come in layers, each importing only from its own layer or
@@ -15,7 +15,7 @@
 //! 1. ground floor: [`error`], [`progress`], [`oci`];
 //! 2. the layer write path: [`layer`];
 //! 3. input: [`spec`], [`nix`];
-//! 4. documents: [`image`];
+//! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
 //!    (with [`untar`], [`artifact`]);
@@ -24,8 +24,8 @@
 pub mod archive;
 pub mod artifact;
 pub mod build;
+pub mod documents;
 pub mod error;
-pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod layout;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
     &["spec", "nix"],
-    &["image"],
+    &["documents"],
     &["layout"],
     &[
         "build", "untar", "artifact", "verify", "inspect", "archive", "unpack",

@@ -1,6 +1,7 @@
-//! The OCI documents: image config, image manifest, image index (image-spec
-//! `config.md`, `manifest.md`, `image-index.md`), their descriptors and
-//! platforms, and the choice of a platform from an index.
+//! The OCI documents nixoci writes: image config, image manifest, image
+//! index (image-spec `config.md`, `manifest.md`, `image-index.md`), built
+//! over the descriptors of their blobs (the descriptors themselves, and
+//! platforms, are in [`crate::oci::descriptor`]).
 //!
 //! Documents are assembled as JSON values, checked against the types the
 //! image spec gives every field ([`crate::oci::validate`], which `verify` uses
