@@ -273,15 +273,15 @@ fn write_docker<W: Write>(
     let image = layout.image(&layout.choose(root, platform)?)?;
     let (manifest, config_desc, config_bytes) =
         (&image.manifest, &image.config, &image.config_bytes);
+    // The diff_ids the config lists (strings), one for each layer.
     let listed = image.config_value()?["rootfs"]["diff_ids"]
         .as_array()
-        .map_or(0, Vec::len);
+        .map_or(0, |a| a.iter().filter(|d| d.is_string()).count());
     let diff_ids: Vec<Sha256Digest> = image.diff_ids()?.into_iter().flatten().collect();
     if diff_ids.len() != image.layers.len() || listed != image.layers.len() {
         return Err(Error::Invalid(format!(
-            "config {} lists {} diff_ids for {} layers",
+            "config {} lists {listed} diff_ids for {} layers",
             config_desc.digest,
-            diff_ids.len(),
             image.layers.len()
         )));
     }

@@ -1302,3 +1302,49 @@ fn push_without_a_tag_sets_every_tag_the_layout_records() {
     let one = push_json(t.path(), &layout, &format!("{repo}:only"), &[]);
     assert_eq!(one["tags"], json!([{"tag": "only", "action": "set"}]));
 }
+
+/// The `blobs` of a push or pull `--json` report are listed in digest
+/// order, whatever order the parallel transfers ended in, so two runs
+/// report alike.
+#[test]
+fn transfer_reports_list_blobs_in_digest_order() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "ordered", 11, 12, 50_000);
+    let reference = reg.reference("ordered:v1");
+    let digests = |report: &Value| -> Vec<String> {
+        report["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    push_json(t.path(), &layout, &reference, &[]);
+    // A second image on the same base: its base layer is skipped (the
+    // registry has it), the rest uploaded; skipped blobs used to be listed
+    // first.
+    let second = image(t.path(), "second", 11, 13, 50_000);
+    let report = push_json(
+        t.path(),
+        &second,
+        &reg.reference("ordered:v2"),
+        &["--jobs", "4"],
+    );
+    assert_eq!(
+        (report["skipped"].as_u64(), report["uploaded"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let pushed = digests(&report);
+    let mut sorted = pushed.clone();
+    sorted.sort();
+    assert_eq!(pushed, sorted);
+    let reference = reg.reference("ordered:v2");
+    let out = run(tool(t.path())
+        .arg("pull")
+        .arg(&reference)
+        .arg(t.path().join("pulled"))
+        .arg("--json"));
+    let pulled = digests(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(pulled, sorted);
+}

@@ -69,8 +69,10 @@ pub fn pull(
         crate::oci::reference::validate_tag(n)?;
     }
     let staging = Staging::new(dir, force, &[])?;
-    let (mut root, blobs) =
+    let (mut root, mut blobs) =
         runtime()?.block_on(fetch_image(source, platform, &staging, opts, progress))?;
+    // Listed in digest order, whatever order the parallel downloads ended in.
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     if let Some(n) = &name {
         root.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());

@@ -305,15 +305,17 @@ async fn put_top(remote: &Remote, at: &Reference, doc: &Doc) -> Result<()> {
     Ok(())
 }
 
-/// The report of a push of `root` to `target`: `blobs` as sent, the
+/// The report of a push of `root` to `target`: `blobs` as sent (listed in
+/// digest order, whatever order the parallel transfers ended in), the
 /// number of `manifests` written, what happened to each tag.
 fn report(
     target: &Reference,
     root: &Descriptor,
-    blobs: Vec<BlobReport>,
+    mut blobs: Vec<BlobReport>,
     manifests: usize,
     tags: Vec<TagReport>,
 ) -> PushReport {
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     let count = |a: BlobAction| blobs.iter().filter(|r| r.action == a).count();
     PushReport {
         reference: target.to_string(),
