@@ -226,7 +226,9 @@ impl Layout {
                 d.size
             )));
         }
-        let bytes = read_limited(&path, d.size)?;
+        // Read up to the bound, not just the declared size, so a longer blob
+        // is reported as the mismatch it is.
+        let bytes = read_limited(&path, MAX_DOCUMENT)?;
         let found = Sha256Digest::of(&bytes);
         if found != d.digest || bytes.len() as u64 != d.size {
             return Err(Error::DigestMismatch {
