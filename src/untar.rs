@@ -9,6 +9,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::oci::digest::Sha256Digest;
 
 /// Bounds on reading layers: what one unpack may create, what `verify`
 /// reads of each layer.
@@ -418,7 +421,43 @@ impl EntryMeta {
         entry: &mut tar::Entry<R>,
         out: Option<&mut File>,
     ) -> std::result::Result<(), String> {
-        let mut w = HoleWriter { out, file_pos: 0 };
+        self.read_content(
+            entry,
+            HoleWriter {
+                out,
+                file_pos: 0,
+                hash: None,
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// Read the entry's content, as [`EntryMeta::copy_content`] checks it,
+    /// and return the sha256 of the file it makes: a sparse file's holes
+    /// count as the zeros they read as, so the digest is the same however
+    /// the file was stored.
+    pub fn content_digest<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+    ) -> std::result::Result<Sha256Digest, String> {
+        let w = HoleWriter {
+            out: None,
+            file_pos: 0,
+            hash: Some(ContentHash {
+                hasher: Sha256::new(),
+                pos: 0,
+            }),
+        };
+        self.read_content(entry, w)?
+            .ok_or_else(|| "its content was not hashed".to_owned())
+    }
+
+    /// Read the content into `w`; the digest when `w` hashes.
+    fn read_content<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        mut w: HoleWriter<'_>,
+    ) -> std::result::Result<Option<Sha256Digest>, String> {
         let damaged = |e: io::Error| format!("damaged: {e}");
         let map = match &self.sparse {
             None => {
@@ -492,10 +531,37 @@ fn read_sparse_map_1_0<R: Read>(r: &mut R) -> std::result::Result<Vec<(u64, u64)
 }
 
 /// Writes file content, seeking over 4 KiB runs of zeros so that they
-/// become holes (the content read back is the same).
+/// become holes (the content read back is the same); and, for `diff`,
+/// hashes the content the file reads as.
 struct HoleWriter<'a> {
     out: Option<&'a mut File>,
     file_pos: u64,
+    hash: Option<ContentHash>,
+}
+
+/// The sha256 of a file's content as it reads, holes included.
+struct ContentHash {
+    hasher: Sha256,
+    /// How many bytes of the file have been hashed.
+    pos: u64,
+}
+
+impl ContentHash {
+    /// Hash `bytes`, found at offset `at`: what lies between is a hole.
+    fn feed(&mut self, at: u64, bytes: &[u8]) {
+        self.zeros_to(at);
+        self.hasher.update(bytes);
+        self.pos = at + bytes.len() as u64;
+    }
+
+    /// Hash zeros up to offset `end`.
+    fn zeros_to(&mut self, end: u64) {
+        while self.pos < end {
+            let n = (end - self.pos).min(ZEROS.len() as u64);
+            self.hasher.update(&ZEROS[..n as usize]);
+            self.pos += n;
+        }
+    }
 }
 
 static ZEROS: [u8; 4096] = [0; 4096];
@@ -514,6 +580,9 @@ impl HoleWriter<'_> {
                 Err(e) => return Err(e),
             };
             done += n as u64;
+            if let Some(h) = self.hash.as_mut() {
+                h.feed(at, &buf[..n]);
+            }
             if let Some(out) = self.out.as_deref_mut() {
                 for chunk in buf[..n].chunks(ZEROS.len()) {
                     if chunk != &ZEROS[..chunk.len()] {
@@ -525,16 +594,22 @@ impl HoleWriter<'_> {
                     }
                     at += chunk.len() as u64;
                 }
+            } else {
+                at += n as u64;
             }
         }
     }
 
-    /// The file's length is `size` (what was not written is a hole).
-    fn finish(self, size: u64) -> io::Result<()> {
-        match self.out {
-            Some(out) => out.set_len(size),
-            None => Ok(()),
+    /// The file's length is `size` (what was not written is a hole); the
+    /// digest of its content when it was hashed.
+    fn finish(self, size: u64) -> io::Result<Option<Sha256Digest>> {
+        if let Some(out) = self.out {
+            out.set_len(size)?;
         }
+        Ok(self.hash.map(|mut h| {
+            h.zeros_to(size);
+            Sha256Digest(h.hasher.finalize().into())
+        }))
     }
 }
 
