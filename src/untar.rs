@@ -628,6 +628,76 @@ mod tests {
         assert!(pax_time(b"").is_err());
     }
 
+    /// A PAX extended header of `records`, then a regular file entry
+    /// holding `data`.
+    fn pax_then_file(records: &[(&str, &str)], name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}{rest}").len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeaders/f").unwrap();
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        b.append(&h, &body[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn digest_of_only_entry(tar_bytes: &[u8]) -> (u64, Sha256Digest) {
+        let mut archive = tar::Archive::new(tar_bytes);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let meta = EntryMeta::read(&mut entry).unwrap();
+        let digest = meta.content_digest(&mut entry).unwrap();
+        assert!(entries.next().is_none());
+        (meta.size, digest)
+    }
+
+    #[test]
+    fn a_sparse_file_hashes_as_the_file_it_makes() {
+        // 5 bytes at 0, 5 at 10,000, in a 12,000 byte file (PAX 0.1).
+        let sparse = pax_then_file(
+            &[
+                ("GNU.sparse.major", "0"),
+                ("GNU.sparse.minor", "1"),
+                ("GNU.sparse.name", "f"),
+                ("GNU.sparse.size", "12000"),
+                ("GNU.sparse.numblocks", "2"),
+                ("GNU.sparse.map", "0,5,10000,5"),
+            ],
+            "GNUSparseFile.0/f",
+            b"aaaaabbbbb",
+        );
+        let mut whole = vec![0u8; 12000];
+        whole[..5].copy_from_slice(b"aaaaa");
+        whole[10000..10005].copy_from_slice(b"bbbbb");
+        assert_eq!(
+            digest_of_only_entry(&sparse),
+            (12000, Sha256Digest::of(&whole))
+        );
+        let plain = pax_then_file(&[("uid", "0")], "f", &whole);
+        assert_eq!(
+            digest_of_only_entry(&plain),
+            (12000, Sha256Digest::of(&whole))
+        );
+    }
+
     #[test]
     fn wide_base256_numbers_are_refused() {
         let mut f = [0u8; 12];
