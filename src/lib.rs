@@ -18,12 +18,13 @@
 //! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
-//!    (with [`untar`], [`artifact`]);
+//!    (with [`untar`], [`artifact`]), [`diff`];
 //! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
 pub mod artifact;
 pub mod build;
+pub mod diff;
 pub mod documents;
 pub mod error;
 pub mod inspect;

@@ -9,6 +9,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::oci::digest::Sha256Digest;
 
 /// Bounds on reading layers: what one unpack may create, what `verify`
 /// reads of each layer.
@@ -418,7 +421,43 @@ impl EntryMeta {
         entry: &mut tar::Entry<R>,
         out: Option<&mut File>,
     ) -> std::result::Result<(), String> {
-        let mut w = HoleWriter { out, file_pos: 0 };
+        self.read_content(
+            entry,
+            HoleWriter {
+                out,
+                file_pos: 0,
+                hash: None,
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// Read the entry's content, as [`EntryMeta::copy_content`] checks it,
+    /// and return the sha256 of the file it makes: a sparse file's holes
+    /// count as the zeros they read as, so the digest is the same however
+    /// the file was stored.
+    pub fn content_digest<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+    ) -> std::result::Result<Sha256Digest, String> {
+        let w = HoleWriter {
+            out: None,
+            file_pos: 0,
+            hash: Some(ContentHash {
+                hasher: Sha256::new(),
+                pos: 0,
+            }),
+        };
+        self.read_content(entry, w)?
+            .ok_or_else(|| "its content was not hashed".to_owned())
+    }
+
+    /// Read the content into `w`; the digest when `w` hashes.
+    fn read_content<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        mut w: HoleWriter<'_>,
+    ) -> std::result::Result<Option<Sha256Digest>, String> {
         let damaged = |e: io::Error| format!("damaged: {e}");
         let map = match &self.sparse {
             None => {
@@ -492,10 +531,37 @@ fn read_sparse_map_1_0<R: Read>(r: &mut R) -> std::result::Result<Vec<(u64, u64)
 }
 
 /// Writes file content, seeking over 4 KiB runs of zeros so that they
-/// become holes (the content read back is the same).
+/// become holes (the content read back is the same); and, for `diff`,
+/// hashes the content the file reads as.
 struct HoleWriter<'a> {
     out: Option<&'a mut File>,
     file_pos: u64,
+    hash: Option<ContentHash>,
+}
+
+/// The sha256 of a file's content as it reads, holes included.
+struct ContentHash {
+    hasher: Sha256,
+    /// How many bytes of the file have been hashed.
+    pos: u64,
+}
+
+impl ContentHash {
+    /// Hash `bytes`, found at offset `at`: what lies between is a hole.
+    fn feed(&mut self, at: u64, bytes: &[u8]) {
+        self.zeros_to(at);
+        self.hasher.update(bytes);
+        self.pos = at + bytes.len() as u64;
+    }
+
+    /// Hash zeros up to offset `end`.
+    fn zeros_to(&mut self, end: u64) {
+        while self.pos < end {
+            let n = (end - self.pos).min(ZEROS.len() as u64);
+            self.hasher.update(&ZEROS[..n as usize]);
+            self.pos += n;
+        }
+    }
 }
 
 static ZEROS: [u8; 4096] = [0; 4096];
@@ -514,6 +580,9 @@ impl HoleWriter<'_> {
                 Err(e) => return Err(e),
             };
             done += n as u64;
+            if let Some(h) = self.hash.as_mut() {
+                h.feed(at, &buf[..n]);
+            }
             if let Some(out) = self.out.as_deref_mut() {
                 for chunk in buf[..n].chunks(ZEROS.len()) {
                     if chunk != &ZEROS[..chunk.len()] {
@@ -525,16 +594,22 @@ impl HoleWriter<'_> {
                     }
                     at += chunk.len() as u64;
                 }
+            } else {
+                at += n as u64;
             }
         }
     }
 
-    /// The file's length is `size` (what was not written is a hole).
-    fn finish(self, size: u64) -> io::Result<()> {
-        match self.out {
-            Some(out) => out.set_len(size),
-            None => Ok(()),
+    /// The file's length is `size` (what was not written is a hole); the
+    /// digest of its content when it was hashed.
+    fn finish(self, size: u64) -> io::Result<Option<Sha256Digest>> {
+        if let Some(out) = self.out {
+            out.set_len(size)?;
         }
+        Ok(self.hash.map(|mut h| {
+            h.zeros_to(size);
+            Sha256Digest(h.hasher.finalize().into())
+        }))
     }
 }
 
@@ -551,6 +626,76 @@ mod tests {
         assert!(pax_time(b"1.").is_err());
         assert!(pax_time(b"1.x").is_err());
         assert!(pax_time(b"").is_err());
+    }
+
+    /// A PAX extended header of `records`, then a regular file entry
+    /// holding `data`.
+    fn pax_then_file(records: &[(&str, &str)], name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}{rest}").len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeaders/f").unwrap();
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        b.append(&h, &body[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn digest_of_only_entry(tar_bytes: &[u8]) -> (u64, Sha256Digest) {
+        let mut archive = tar::Archive::new(tar_bytes);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let meta = EntryMeta::read(&mut entry).unwrap();
+        let digest = meta.content_digest(&mut entry).unwrap();
+        assert!(entries.next().is_none());
+        (meta.size, digest)
+    }
+
+    #[test]
+    fn a_sparse_file_hashes_as_the_file_it_makes() {
+        // 5 bytes at 0, 5 at 10,000, in a 12,000 byte file (PAX 0.1).
+        let sparse = pax_then_file(
+            &[
+                ("GNU.sparse.major", "0"),
+                ("GNU.sparse.minor", "1"),
+                ("GNU.sparse.name", "f"),
+                ("GNU.sparse.size", "12000"),
+                ("GNU.sparse.numblocks", "2"),
+                ("GNU.sparse.map", "0,5,10000,5"),
+            ],
+            "GNUSparseFile.0/f",
+            b"aaaaabbbbb",
+        );
+        let mut whole = vec![0u8; 12000];
+        whole[..5].copy_from_slice(b"aaaaa");
+        whole[10000..10005].copy_from_slice(b"bbbbb");
+        assert_eq!(
+            digest_of_only_entry(&sparse),
+            (12000, Sha256Digest::of(&whole))
+        );
+        let plain = pax_then_file(&[("uid", "0")], "f", &whole);
+        assert_eq!(
+            digest_of_only_entry(&plain),
+            (12000, Sha256Digest::of(&whole))
+        );
     }
 
     #[test]

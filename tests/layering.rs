@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["documents"],
     &["layout"],
     &[
-        "build", "untar", "artifact", "verify", "inspect", "archive", "unpack",
+        "build", "untar", "artifact", "verify", "inspect", "archive", "unpack", "diff",
     ],
     &["remote"],
 ];

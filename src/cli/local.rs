@@ -17,7 +17,7 @@ use super::remote;
 /// Bounds on reading layers (unpack: over the whole image; verify: for
 /// each layer).
 #[derive(Debug, Args)]
-struct LimitArgs {
+pub(super) struct LimitArgs {
     /// Most entries (files, directories, links).
     #[arg(long, default_value_t = 1_000_000)]
     max_entries: u64,
@@ -31,7 +31,7 @@ struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self) -> nixoci::unpack::Limits {
+    pub(super) fn limits(&self) -> nixoci::unpack::Limits {
         nixoci::unpack::Limits {
             max_entries: self.max_entries,
             max_file_size: self.max_file_size,

@@ -4,17 +4,21 @@
 //! - [`build`]: the building blocks (build, layer, config, manifest,
 //!   layout) and `nix-builder`;
 //! - [`local`]: reading a local layout (verify, inspect, archive, unpack);
+//! - [`diff`]: two images compared, each a layout or a reference (pulled
+//!   through `remote`);
 //! - [`remote`]: registries (push, pull, tag, exists, inspect of a
 //!   reference);
 //! - [`output`]: how a command reports (text, JSON or nothing);
 //! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments.
 //!
 //! Imports go one way: this module uses the others; `local` uses `remote`
-//! (inspect of a reference); `build`, `local` and `remote` use `args` and
+//! (inspect of a reference); `diff` uses `local` (its limits) and `remote`
+//! (its options); `build`, `local`, `remote` and `diff` use `args` and
 //! `output`, which use none of them.
 
 mod args;
 mod build;
+mod diff;
 mod local;
 mod output;
 mod remote;
@@ -74,6 +78,12 @@ enum Command {
     Tag(remote::TagArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
     Exists(remote::ExistsArgs),
+    /// Compare two images (layouts or registry references): layers same,
+    /// added or removed, the files that differ in a changed layer, and the
+    /// bytes a push of B over A would send.
+    ///
+    /// Exit status 0 whether or not they differ, unless --exit-code.
+    Diff(diff::DiffArgs),
     /// Write an image as a tarball for `podman load` / `docker load`.
     Archive(local::ArchiveArgs),
     /// Extract an image's root filesystem into a new directory, safely.
@@ -105,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(a) => remote::pull(&a),
         Command::Tag(a) => remote::tag(&a),
         Command::Exists(a) => remote::exists(&a),
+        Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),
         Command::Unpack(a) => local::unpack(&a),
     }

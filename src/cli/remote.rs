@@ -55,7 +55,7 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    fn options(&self) -> Result<RemoteOptions> {
+    pub(super) fn options(&self) -> Result<RemoteOptions> {
         let credentials = if let Some(c) = &self.creds {
             Some(Credentials::from_user_pass(c)?)
         } else if self.password_stdin {
