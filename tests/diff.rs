@@ -192,7 +192,7 @@ fn changed_layer_names_its_files_and_push_bytes_come_from_the_layouts() {
         "... and 2 more".to_owned(),
         format!("    {STORE_PATH}"),
         format!(
-            "bytes to push: {} ({want} bytes: 2 blobs, 1 manifests)",
+            "bytes to push: {} ({want} bytes: 2 blobs, 1 manifest)",
             nixoci_size(want)
         ),
     ] {

@@ -255,12 +255,14 @@ fn print_report(out: &mut dyn Write, r: &Report, max_files: usize) -> std::io::R
             }
         }
     }
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     writeln!(
         out,
-        "bytes to push: {} ({} bytes: {} blobs, {} manifests)",
+        "bytes to push: {} ({} bytes: {}, {})",
         human_size(r.push.bytes),
         r.push.bytes,
-        r.push.blobs.len(),
-        r.push.manifests.len()
+        count(r.push.blobs.len(), "blob", "blobs"),
+        count(r.push.manifests.len(), "manifest", "manifests")
     )
 }
