@@ -54,7 +54,7 @@ struct Opened {
     dir: PathBuf,
     tag: Option<String>,
     source: String,
-    _pulled: Option<tempfile::TempDir>,
+    _pulled: Option<(tempfile::TempDir, nixoci::layout::UnfinishedFile)>,
 }
 
 /// `nixoci diff`.
@@ -130,6 +130,8 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 .prefix("nixoci-diff-")
                 .tempdir()
                 .context("cannot create a temporary directory to pull into")?;
+            // Removed when done, and by the signal handler if interrupted.
+            let tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
             let dir = tmp.path().join("image");
             let mut opts = remote.options()?;
             // A diff changes nothing, not even the record of where blobs are.
@@ -148,7 +150,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 dir,
                 tag: None,
                 source: r.to_string(),
-                _pulled: Some(tmp),
+                _pulled: Some((tmp, tracked)),
             })
         }
     }

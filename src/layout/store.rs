@@ -64,7 +64,7 @@ pub fn remove_unfinished() {
     }
 }
 
-/// A temporary file (not a [`Staging`] directory) that
+/// A temporary file or directory (not a [`Staging`] directory) that
 /// [`remove_unfinished`] removes if the process is interrupted while this
 /// guard lives.
 pub struct UnfinishedFile(PathBuf);
