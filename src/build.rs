@@ -15,18 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::documents::{config_document, index_document, manifest_document};
 use crate::error::{Error, IoContext, Result};
+use crate::layer::compress::Compression;
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::tags;
 use crate::layout::{BlobDir, Staging};
 use crate::oci::descriptor::{descriptor, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
-use crate::oci::json::{canonical_json, read_json};
+use crate::oci::json::{canonical_json, read_json, Json};
 use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
+/// File name of a multi-layer directory's descriptor (`nixoci layers`).
+pub const LAYERS_JSON: &str = "layers.json";
 /// File name of a config directory's descriptor.
 pub const CONFIG_JSON: &str = "config.json";
 /// File name of a manifest directory's descriptor.
@@ -53,6 +56,26 @@ impl LayerInfo {
             annotations: Default::default(),
         }
     }
+}
+
+/// Several layers built at once (`nixoci layers`): each layer, in order,
+/// and the plan that grouped their store paths, as it was given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayersInfo {
+    pub layers: Vec<LayerInfo>,
+    pub plan: Json,
+}
+
+/// The layers a layer directory holds: one (`layer.json`, from `nixoci
+/// layer`), or several in order (`layers.json`, from `nixoci layers`).
+pub fn read_layer_dir(dir: &Path) -> Result<Vec<LayerInfo>> {
+    let many = dir.join(LAYERS_JSON);
+    if !dir.join(LAYER_JSON).exists() && many.exists() {
+        let info: LayersInfo = read_json(&many)?;
+        return Ok(info.layers);
+    }
+    Ok(vec![read_json(&dir.join(LAYER_JSON))?])
 }
 
 /// A built image config: its descriptor, platform, the layers it describes
@@ -219,9 +242,11 @@ pub fn write_layer(
     let mut exclude = exclude.clone();
     for dir in &spec.base {
         let dir = spec::resolve(&base, dir);
-        let info: LayerInfo = read_json(&dir.join(LAYER_JSON))
-            .map_err(|e| e.within(format!("{at}: base layer {}", dir.display())))?;
-        exclude.extend(info.store_paths);
+        for info in read_layer_dir(&dir)
+            .map_err(|e| e.within(format!("{at}: base layer {}", dir.display())))?
+        {
+            exclude.extend(info.store_paths);
+        }
     }
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
     tree.protect(&ctx.protect);
@@ -259,32 +284,55 @@ pub fn write_layer(
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
 
-    let mtime = crate::oci::time::default_mtime()?;
     progress.layer_start(index, tree.content_bytes());
-    let writer = blobs.writer()?;
-    let out_err = |e| Error::io("(layer blob)", e);
-    let level = spec
-        .level
-        .or(ctx.level)
-        .filter(|_| spec.compression != crate::layer::compress::Compression::None);
-    spec.compression.check_level(level).map_err(|m| {
-        if spec.level.is_some() {
+    let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
+    let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    progress.layer_done(&info.digest.to_string(), info.size);
+    Ok(info)
+}
+
+/// The level a layer is compressed at: its spec's, else the command line's
+/// (none for uncompressed layers), checked for the compression.
+fn layer_level(
+    compression: Compression,
+    spec_level: Option<u32>,
+    default: Option<u32>,
+    at: &str,
+) -> Result<Option<u32>> {
+    let level = spec_level
+        .or(default)
+        .filter(|_| compression != Compression::None);
+    compression.check_level(level).map_err(|m| {
+        if spec_level.is_some() {
             Error::Invalid(format!("{at}: {m}"))
         } else {
             // From the command line: not the spec's mistake.
             Error::Invalid(format!("--level: {m} (the compression of {at})"))
         }
     })?;
-    let encoder = spec
-        .compression
-        .encoder(writer, level, ctx.threads)
+    Ok(level)
+}
+
+/// Write `tree` as a layer blob into `blobs`: tar, compressed with
+/// `threads` threads, hashed on the way.
+fn write_blob(
+    tree: Tree,
+    compression: Compression,
+    level: Option<u32>,
+    threads: usize,
+    blobs: &BlobDir,
+    progress: &dyn Progress,
+) -> Result<LayerInfo> {
+    let mtime = crate::oci::time::default_mtime()?;
+    let out_err = |e| Error::io("(layer blob)", e);
+    let encoder = compression
+        .encoder(blobs.writer()?, level, threads)
         .map_err(out_err)?;
     let tar_out = crate::layer::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
     let (encoder, diff_id, _tar_size) = tar_out.finish();
     let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
-    progress.layer_done(&digest.to_string(), size);
     Ok(LayerInfo {
-        media_type: spec.compression.layer_media_type(),
+        media_type: compression.layer_media_type(),
         digest,
         size,
         diff_id,
@@ -348,15 +396,21 @@ pub fn write_config(
             }
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
-                let info: LayerInfo = read_json(&dir.join(LAYER_JSON))
+                let infos = read_layer_dir(&dir)
                     .map_err(|e| e.within(format!("{}: layers[{index}]", spec_path.display())))?;
-                let digest = info.digest.clone();
-                if copy_layers {
-                    blobs.import(&BlobDir::new(&dir), &digest, info.size)?;
-                } else {
+                for info in &infos {
+                    if copy_layers {
+                        blobs.import(&BlobDir::new(&dir), &info.digest, info.size)?;
+                    }
+                }
+                if !copy_layers {
                     add_blob_dir(&mut blob_dirs, &dir)?;
                 }
-                info
+                for info in infos {
+                    below.extend(info.store_paths.iter().cloned());
+                    layers.push(info);
+                }
+                continue;
             }
         };
         below.extend(info.store_paths.iter().cloned());
