@@ -24,7 +24,7 @@ use crate::oci::digest::{HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, read_json, Json};
 use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
-use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec};
+use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayersSpec, LayoutSpec};
 
 /// File name of a layer directory's descriptor.
 pub const LAYER_JSON: &str = "layer.json";
@@ -340,6 +340,98 @@ fn write_blob(
     })
 }
 
+/// Build one layer for each group of store paths into `blobs`, at once:
+/// every layer whose content is more than a `threads`-th of the whole is
+/// compressed first, one at a time, with all threads; the others then
+/// share the threads, one layer each, largest first. The bytes of each
+/// layer do not depend on this (compression gives the same bytes at any
+/// thread count); only the time does. Layers come back in the groups'
+/// order.
+pub fn write_groups(
+    groups: &[Vec<PathBuf>],
+    compression: Compression,
+    level: Option<u32>,
+    blobs: &BlobDir,
+    ctx: &Ctx,
+    spec_path: &Path,
+) -> Result<Vec<LayerInfo>> {
+    let store = crate::nix::store_dir();
+    let mut trees = Vec::with_capacity(groups.len());
+    for (i, paths) in groups.iter().enumerate() {
+        let mut tree = Tree::new(store.clone(), BTreeSet::new());
+        tree.protect(&ctx.protect);
+        for p in paths {
+            tree.add_store_path(p, spec_path)
+                .map_err(|e| e.within(format!("{}: layers[{i}]", spec_path.display())))?;
+        }
+        trees.push(Some(tree));
+    }
+    let total: u64 = trees.iter().flatten().map(Tree::content_bytes).sum();
+    let threads = ctx.threads.max(1);
+    ctx.progress.layer_start(0, total);
+    let progress = Forward(ctx.progress);
+    let mut order: Vec<usize> = (0..trees.len()).collect();
+    let size = |i: usize, trees: &[Option<Tree>]| trees[i].as_ref().map_or(0, Tree::content_bytes);
+    order.sort_by_key(|&i| (std::cmp::Reverse(size(i, &trees)), i));
+    let (big, small): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| size(i, &trees).saturating_mul(threads as u64) > total);
+    let mut out: Vec<Option<LayerInfo>> = vec![None; trees.len()];
+    for i in big {
+        let tree = trees[i].take().expect("each tree once");
+        out[i] = Some(write_blob(
+            tree,
+            compression,
+            level,
+            threads,
+            blobs,
+            &progress,
+        )?);
+    }
+    let queue = std::sync::Mutex::new(
+        small
+            .into_iter()
+            .map(|i| (i, trees[i].take().expect("each tree once")))
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some((i, tree)) = next else { break };
+                let written = write_blob(tree, compression, level, 1, blobs, &progress);
+                let failed = written.is_err();
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, written));
+                if failed {
+                    // Stop the others early: the build fails anyway.
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                }
+            });
+        }
+    });
+    for (i, written) in done.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        out[i] = Some(written?);
+    }
+    let infos: Vec<LayerInfo> = out.into_iter().flatten().collect();
+    let size: u64 = infos.iter().map(|l| l.size).sum();
+    ctx.progress
+        .layer_done(&format!("{} layers", infos.len()), size);
+    Ok(infos)
+}
+
+/// Progress of the layers of [`write_groups`]: their bytes add up on one
+/// bar, started and finished once for all of them.
+struct Forward<'a>(&'a dyn Progress);
+
+impl Progress for Forward<'_> {
+    fn advance(&self, n: u64) {
+        self.0.advance(n)
+    }
+}
+
 /// The first of `dirs` whose blob store holds `digest`.
 fn find_blob<'d>(digest: &Sha256Digest, dirs: &'d [BlobDir], what: &str) -> Result<&'d BlobDir> {
     dirs.iter().find(|b| b.path(digest).exists()).ok_or_else(|| {
@@ -589,6 +681,44 @@ pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> 
         &at,
     )?;
     staging.write_file(LAYER_JSON, &canonical_json(&info))?;
+    staging.commit()?;
+    Ok(info)
+}
+
+/// `nixoci layers`: a layer for each group of store paths the plan lists,
+/// built at once into one directory, described by `layers.json` (the
+/// layers in order, and the plan as given).
+pub fn layers(
+    spec: &LayersSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<LayersInfo> {
+    let plan_path = spec::resolve(&spec::base_dir(spec_path), &spec.plan);
+    let (staging, ctx) = opts.start(out, &[spec_path.to_owned(), plan_path.clone()])?;
+    let plan: Json = read_json(&plan_path)?;
+    #[derive(Deserialize)]
+    struct Plan {
+        layers: Vec<Group>,
+    }
+    #[derive(Deserialize)]
+    struct Group {
+        paths: Vec<PathBuf>,
+    }
+    let groups: Plan = read_json(&plan_path)?;
+    let groups: Vec<Vec<PathBuf>> = groups.layers.into_iter().map(|g| g.paths).collect();
+    let at = spec_path.display().to_string();
+    let level = layer_level(spec.compression, spec.level, ctx.level, &at)?;
+    let layers = write_groups(
+        &groups,
+        spec.compression,
+        level,
+        &staging.blobs(),
+        &ctx,
+        spec_path,
+    )?;
+    let info = LayersInfo { layers, plan };
+    staging.write_file(LAYERS_JSON, &canonical_json(&info))?;
     staging.commit()?;
     Ok(info)
 }

@@ -36,6 +36,22 @@ pub struct LayerSpec {
     pub base: Vec<PathBuf>,
 }
 
+/// Several layers at once (`nixoci layers`): one for each group of store
+/// paths of a plan (`nixoci plan`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayersSpec {
+    /// The plan: a JSON file whose `layers` each list the store `paths` of
+    /// one layer (the layers come out in its order).
+    pub plan: PathBuf,
+    /// How every layer's tar stream is compressed.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+    #[serde(default)]
+    pub level: Option<u32>,
+}
+
 /// One source and where it lands.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -70,6 +70,26 @@ pub fn layer(a: &BuildArgs) -> Result<ExitCode> {
     mode.report(&info, |out| print_layer(out, &a.output, &info))
 }
 
+/// `nixoci layers`.
+pub fn layers(a: &BuildArgs) -> Result<ExitCode> {
+    let mode = a.print.mode();
+    let bars = Bars::new(mode);
+    let info = nixoci::build::layers(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    mode.report(&info, |out| {
+        for (i, l) in info.layers.iter().enumerate() {
+            writeln!(
+                out,
+                "{}: layer {i}: {} ({}, {} store paths)",
+                a.output.display(),
+                l.digest,
+                human_size(l.size),
+                l.store_paths.len()
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// `nixoci config`.
 pub fn config(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();

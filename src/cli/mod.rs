@@ -46,6 +46,9 @@ enum Command {
     Build(build::BuildArgs),
     /// Build one layer: DIR/blobs/sha256/<layer> and DIR/layer.json.
     Layer(build::BuildArgs),
+    /// Build several layers at once, one per group of store paths of a plan:
+    /// DIR/blobs/sha256/<layers> and DIR/layers.json.
+    Layers(build::BuildArgs),
     /// Build an image config over layers: DIR/config.json.
     Config(build::BuildArgs),
     /// Build an image config and manifest over layers: DIR/manifest.json.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) => build::image(&a),
         Command::Layer(a) => build::layer(&a),
+        Command::Layers(a) => build::layers(&a),
         Command::Config(a) => build::config(&a),
         Command::Manifest(a) => build::manifest(&a),
         Command::Layout(a) => build::layout(&a),

@@ -1,0 +1,194 @@
+//! `nixoci layers`: several layers built at once from a plan's groups of
+//! store paths, with a stand-in store (`NIX_STORE`), and read as layers of
+//! an image by `nixoci manifest` / `build` / `layout` and by umoci.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A stand-in store with paths of a few sizes, and a plan over them.
+fn store_and_plan(t: &Path) -> (PathBuf, Vec<Vec<PathBuf>>) {
+    let store = t.join("store");
+    let noise = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(i as u8 >> 3))
+            .collect()
+    };
+    file(&store, "aaaa-big/share/data", &noise(3 << 20, 7), 0o444);
+    file(&store, "bbbb-mid/lib/libm.so", &noise(300_000, 11), 0o444);
+    file(&store, "cccc-small/etc/conf", b"small\n", 0o444);
+    file(&store, "dddd-tiny/bin/tool", b"#!/bin/sh\n", 0o555);
+    file(&store, "eeee-other/share/x", &noise(40_000, 13), 0o444);
+    let p = |n: &str| store.join(n);
+    let groups = vec![
+        vec![p("aaaa-big")],
+        vec![p("bbbb-mid"), p("eeee-other")],
+        vec![p("cccc-small"), p("dddd-tiny")],
+    ];
+    let plan = json!({
+        "strategy": "by hand",
+        "layers": groups.iter().map(|g| json!({"paths": g, "why": "a test"})).collect::<Vec<_>>(),
+    });
+    write_json(&t.join("plan.json"), &plan);
+    write_json(
+        &t.join("layers.json"),
+        &json!({"plan": "plan.json", "compression": "gzip"}),
+    );
+    (store, groups)
+}
+
+fn layers(t: &Path, store: &Path, out: &str, threads: &str) -> Value {
+    run(nixoci()
+        .env("NIX_STORE", store)
+        .arg("layers")
+        .arg(t.join("layers.json"))
+        .arg("-o")
+        .arg(t.join(out))
+        .args(["--threads", threads, "--quiet"]));
+    read_json(&t.join(out).join("layers.json"))
+}
+
+/// The store paths (top-level entries under the store) a layer blob holds.
+fn store_paths_in(blob: &Path, store: &Path) -> BTreeSet<PathBuf> {
+    let data = fs::read(blob).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&data[..]));
+    let rel = store.strip_prefix("/").unwrap();
+    tar.entries()
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path().unwrap().into_owned();
+            let under = path.strip_prefix(rel).ok()?;
+            let first = under.components().next()?;
+            Some(store.join(first))
+        })
+        .collect()
+}
+
+/// Each group becomes one layer, in the plan's order, holding exactly its
+/// store paths; the same bytes whatever the thread count; the plan is kept.
+#[test]
+fn one_layer_per_group_same_bytes_at_any_thread_count() {
+    let t = tempfile::tempdir().unwrap();
+    let (store, groups) = store_and_plan(t.path());
+    let one = layers(t.path(), &store, "one", "1");
+    let three = layers(t.path(), &store, "three", "3");
+    assert_eq!(one, three);
+    assert_eq!(blobs(&t.path().join("one")), blobs(&t.path().join("three")));
+    let listed = one["layers"].as_array().unwrap();
+    assert_eq!(listed.len(), groups.len());
+    for (layer, group) in listed.iter().zip(&groups) {
+        let want: BTreeSet<PathBuf> = group.iter().cloned().collect();
+        let blob = blob_path(&t.path().join("one"), layer["digest"].as_str().unwrap());
+        assert_eq!(store_paths_in(&blob, &store), want);
+        let paths: BTreeSet<PathBuf> = serde_json::from_value(layer["storePaths"].clone()).unwrap();
+        assert_eq!(paths, want);
+    }
+    assert_eq!(one["plan"], read_json(&t.path().join("plan.json")));
+}
+
+/// A layers directory is taken wherever a layer directory is: its layers
+/// go into the image in order, after an explicit layer; as a base, its
+/// store paths are left out; umoci unpacks the result to every file.
+#[test]
+fn a_layers_directory_is_a_list_of_layers_in_an_image() {
+    require("umoci");
+    let t = tempfile::tempdir().unwrap();
+    let (store, _) = store_and_plan(t.path());
+    let closure = layers(t.path(), &store, "closure", "2");
+    file(t.path(), "top/app", b"the app\n", 0o555);
+    write_json(
+        &t.path().join("top.json"),
+        &json!({
+            "files": [{"source": "top/app", "destination": "/bin/app"},
+                      {"source": store.join("bbbb-mid")}],
+            "base": ["closure"],
+        }),
+    );
+    run(nixoci()
+        .env("NIX_STORE", &store)
+        .arg("layer")
+        .arg(t.path().join("top.json"))
+        .arg("-o")
+        .arg(t.path().join("top-layer"))
+        .arg("-q"));
+    let top = read_json(&t.path().join("top-layer/layer.json"));
+    assert_eq!(top["storePaths"], json!([]), "bbbb-mid is in the base");
+    write_json(
+        &t.path().join("image.json"),
+        &json!({"layers": ["closure", "top-layer"], "config": {"Cmd": ["/bin/app"]}}),
+    );
+    let layout = build(&t.path().join("image.json"), &t.path().join("layout"));
+    run(nixoci().arg("verify").arg(&layout));
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let digests: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<&str> = closure["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    want.push(top["digest"].as_str().unwrap());
+    assert_eq!(digests, want);
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--rootless")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let root = bundle.join("rootfs");
+    let rel = |p: &str| root.join(store.strip_prefix("/").unwrap()).join(p);
+    assert_eq!(fs::read(rel("cccc-small/etc/conf")).unwrap(), b"small\n");
+    assert_eq!(
+        fs::read(rel("aaaa-big/share/data")).unwrap(),
+        fs::read(store.join("aaaa-big/share/data")).unwrap()
+    );
+    assert_eq!(fs::read(root.join("bin/app")).unwrap(), b"the app\n");
+}
+
+/// A plan that names a path outside the store, or a missing plan, is an
+/// error naming it, and nothing is left behind.
+#[test]
+fn bad_plans_are_named() {
+    let t = tempfile::tempdir().unwrap();
+    let (store, _) = store_and_plan(t.path());
+    write_json(
+        &t.path().join("plan.json"),
+        &json!({"layers": [{"paths": ["/elsewhere/x"]}]}),
+    );
+    let err = run_fail(
+        nixoci()
+            .env("NIX_STORE", &store)
+            .arg("layers")
+            .arg(t.path().join("layers.json"))
+            .arg("-o")
+            .arg(t.path().join("out")),
+    );
+    assert!(err.contains("/elsewhere/x"), "{err}");
+    assert!(!t.path().join("out").exists());
+    fs::remove_file(t.path().join("plan.json")).unwrap();
+    let err = run_fail(
+        nixoci()
+            .env("NIX_STORE", &store)
+            .arg("layers")
+            .arg(t.path().join("layers.json"))
+            .arg("-o")
+            .arg(t.path().join("out")),
+    );
+    assert!(err.contains("plan.json"), "{err}");
+}
