@@ -15,7 +15,9 @@ in
   One image layer: a reproducible tar of files and store paths, compressed,
   with its descriptor. The result is a directory holding
   `blobs/sha256/<digest>` and `layer.json` (descriptor, diff_id, and the
-  store paths the layer holds).
+  store paths the layer holds, written so that Nix does not record them as
+  references of the layer: see the README, "Outputs of the building
+  blocks").
 
   # Inputs
 

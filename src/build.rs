@@ -21,7 +21,7 @@ use crate::layout::tags;
 use crate::layout::{BlobDir, Staging};
 use crate::oci::descriptor::{descriptor, Descriptor, Platform, ANNOTATION_REF_NAME};
 use crate::oci::digest::{HashWriter, Sha256Digest};
-use crate::oci::json::{canonical_json, read_json, Json};
+use crate::oci::json::{canonical_json_with, read_json, Json};
 use crate::oci::MediaType;
 use crate::progress::{Progress, Silent};
 use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayersSpec, LayoutSpec};
@@ -665,6 +665,20 @@ fn write_index(
     Ok(target)
 }
 
+/// The bytes of a building block's `layer.json`, `layers.json`,
+/// `config.json` or `manifest.json`: canonical JSON, except that each store
+/// path of a `storePaths` list (and of a plan's `paths`) is written so that
+/// Nix's reference scanner does not find it ([`crate::nix::write_unscanned_path`]). An output then does not
+/// reference the store paths its layers pack, only the directories it
+/// reads blobs from (`blobDirs`, written as they are).
+fn info_json<T: Serialize>(info: &T) -> Vec<u8> {
+    canonical_json_with(
+        info,
+        &["storePaths", "paths"],
+        &crate::nix::write_unscanned_path,
+    )
+}
+
 /// `nixoci layer`: one layer directory.
 pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> Result<LayerInfo> {
     let mut inputs = vec![spec_path.to_owned()];
@@ -680,7 +694,7 @@ pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> 
         &ctx,
         &at,
     )?;
-    staging.write_file(LAYER_JSON, &canonical_json(&info))?;
+    staging.write_file(LAYER_JSON, &info_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -718,7 +732,7 @@ pub fn layers(
         spec_path,
     )?;
     let info = LayersInfo { layers, plan };
-    staging.write_file(LAYERS_JSON, &canonical_json(&info))?;
+    staging.write_file(LAYERS_JSON, &info_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -752,7 +766,7 @@ pub fn config(
     }
     let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_config(spec, spec_path, &staging.blobs(), false, &ctx)?;
-    staging.write_file(CONFIG_JSON, &canonical_json(&info))?;
+    staging.write_file(CONFIG_JSON, &info_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -768,7 +782,7 @@ pub fn manifest(
     refuse_tags(spec, spec_path)?;
     let (staging, ctx) = opts.start(out, &image_inputs(spec, spec_path))?;
     let info = write_image(spec, spec_path, &staging.blobs(), false, &ctx)?;
-    staging.write_file(MANIFEST_JSON, &canonical_json(&info))?;
+    staging.write_file(MANIFEST_JSON, &info_json(&info))?;
     staging.commit()?;
     Ok(info)
 }
@@ -852,4 +866,63 @@ pub fn build(
         descriptor,
         manifests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::json::canonical_json;
+
+    /// The info files hide the hashes of `storePaths` only: they read back
+    /// as the plain canonical JSON does, the store paths' hashes are not in
+    /// their bytes, `blobDirs` (which must stay references) is written as
+    /// it is, and undoing the escapes gives the canonical JSON byte for byte.
+    #[test]
+    fn info_json_hides_only_the_store_paths() {
+        let app = "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zl-app";
+        let dep = "/nix/store/yhkq1r9p9bl3hrww5wi8g4w6qqyf5j1m-dep";
+        let layer_dir = "/nix/store/2kvl9a1jfnv7krcvsj5gj3i95162zlfg-oci-layer";
+        let digest: Sha256Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let layer = LayerInfo {
+            media_type: MediaType::LAYER_GZIP,
+            digest: digest.clone(),
+            size: 12,
+            diff_id: digest.clone(),
+            store_paths: [app, dep].into_iter().map(PathBuf::from).collect(),
+        };
+        let config = ConfigInfo {
+            media_type: MediaType::CONFIG,
+            digest,
+            size: 34,
+            platform: "linux/amd64".parse().unwrap(),
+            layers: vec![layer.clone(), layer.clone()],
+            blob_dirs: vec![PathBuf::from(layer_dir)],
+        };
+        let check = |bytes: Vec<u8>, plain: Vec<u8>, count: usize| {
+            let text = String::from_utf8(bytes).unwrap();
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                read,
+                serde_json::from_slice::<serde_json::Value>(&plain).unwrap()
+            );
+            for p in [app, dep] {
+                let hash = &p["/nix/store/".len()..][..32];
+                assert!(!text.contains(hash), "{hash} in {text}");
+            }
+            assert_eq!(text.matches(layer_dir).count(), count, "{text}");
+            let undone = text
+                .replace("\\u006c-app", "l-app")
+                .replace("\\u006d-dep", "m-dep");
+            assert_eq!(undone.as_bytes(), plain, "{text}");
+        };
+        check(info_json(&layer), canonical_json(&layer), 0);
+        check(info_json(&config), canonical_json(&config), 1);
+        // A layers directory records the plan's `paths` too.
+        let plan = serde_json::json!({"layers": [{"paths": [app, dep], "why": "test"}]});
+        let layers = LayersInfo {
+            layers: vec![layer],
+            plan: Json::from_value(&plan),
+        };
+        check(info_json(&layers), canonical_json(&layers), 0);
+    }
 }

@@ -19,6 +19,62 @@ pub fn store_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/nix/store"))
 }
 
+/// Nix's base-32 alphabet, the characters of a store path's hash part.
+const BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Length of a store path's hash part.
+const HASH_LEN: usize = 32;
+
+/// Write `path` as a JSON string literal (quotes included) that every JSON
+/// reader reads as `path`, but whose bytes do not hold the hash part of the
+/// store path it names, so that Nix does not record that path as a
+/// reference of the output holding it.
+///
+/// This is how the building blocks write `storePaths` (a decision): Nix
+/// scans a build's output for the 32-character hash part of every store
+/// path among the build's inputs, and records each one it finds as a
+/// runtime reference. A layer's `layer.json` lists every store path the
+/// layer packs; written plainly, the layer output (and every config,
+/// manifest or layout output that copies that list) would keep the whole
+/// uncompressed closure alive and `nix copy` would carry it, although the
+/// layer blob already holds those bytes. So the last character of each
+/// hash part is written as a `\u00XX` escape
+/// (`"/nix/store/0c2k…z\u0037-app"` for `…z7-app`). serde, jq and Nix's
+/// `builtins.fromJSON` read the same path; the bytes hold at most 31
+/// base-32 characters in a row, between `/` and `\`, which the scanner
+/// cannot match. It is the last character because an escape ends with the
+/// hex digits of the character: escaping the first character of a hash
+/// starting with a digit (`0` is `\u0030`) would leave the whole hash in
+/// the bytes.
+///
+/// Any component of `path` that starts with 32 base-32 characters followed
+/// by `-` or nothing is taken as a hash part, whatever the store directory
+/// (`$NIX_STORE`) is; everything else is written as `serde_json` writes it.
+pub fn write_unscanned_path(path: &str, out: &mut Vec<u8>) {
+    let plain = |s: &str, out: &mut Vec<u8>| {
+        let literal = serde_json::to_vec(s).expect("a string serialises");
+        out.extend(&literal[1..literal.len() - 1]);
+    };
+    out.push(b'"');
+    for (i, component) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        let bytes = component.as_bytes();
+        let is_hash = bytes.len() >= HASH_LEN
+            && bytes[..HASH_LEN].iter().all(|c| BASE32.contains(c))
+            && bytes.get(HASH_LEN).is_none_or(|c| *c == b'-');
+        if is_hash {
+            plain(&component[..HASH_LEN - 1], out);
+            out.extend(format!("\\u{:04x}", bytes[HASH_LEN - 1]).as_bytes());
+            plain(&component[HASH_LEN..], out);
+        } else {
+            plain(component, out);
+        }
+    }
+    out.push(b'"');
+}
+
 /// Read the store paths listed in a closure file (either form; a file whose
 /// first non-blank character is `{` is taken as `.attrs.json`).
 pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<PathBuf>> {
@@ -201,6 +257,58 @@ pub fn builder_attrs() -> Result<(PathBuf, BuilderAttrs)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest run of base-32 characters in `bytes`: Nix's reference
+    /// scanner matches runs of 32.
+    fn longest_base32_run(bytes: &[u8]) -> usize {
+        bytes
+            .split(|b| !BASE32.contains(b))
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn unscanned_paths_read_back_and_hold_no_hash() {
+        let paths = [
+            // A hash starting with a digit: `\u0030` ends in `0`.
+            "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zl-app",
+            "/nix/store/yhkq1r9p9bl3hrww5wi8g4w6qqyf5j1m-app-1.0",
+            "/nix/store/39w2gs43qymwrwl84mprnh7vrpnffr30",
+            "/nix/store/39w2gs43qymwrwl84mprnh7vrpnffr3z-dep/bin/x y\"q\u{e9}",
+            // Another store directory.
+            "/gnu/store/8hzbz17vcmw97w1wpqpadxhfkj7crcps-busybox",
+        ];
+        for p in paths {
+            let mut out = Vec::new();
+            write_unscanned_path(p, &mut out);
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), p);
+            assert!(
+                longest_base32_run(&out) < HASH_LEN,
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        let mut out = Vec::new();
+        write_unscanned_path("/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zl-app", &mut out);
+        assert_eq!(
+            out,
+            br#""/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162z\u006c-app""#
+        );
+        // Not a hash part (too short, an `e`, no `-` after it): as serde_json
+        // writes it.
+        for p in [
+            "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162z-app",
+            "/nix/store/ec2kvl9a1jfnv7krcvsj5gj3i95162zl-app",
+            "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zlx",
+            "relative/\"path\"",
+            "",
+        ] {
+            let mut out = Vec::new();
+            write_unscanned_path(p, &mut out);
+            assert_eq!(out, serde_json::to_vec(p).unwrap(), "{p}");
+        }
+    }
 
     #[test]
     fn references_graph() {

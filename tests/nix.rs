@@ -809,3 +809,194 @@ fn nix_layout_links_layer_blobs_instead_of_copying_them() {
         .args(["inspect", "--raw", reg.skopeo_tls()])
         .arg(format!("docker://{}", reg.reference("linked:latest"))));
 }
+
+/// The references Nix recorded for a store path.
+fn references(path: &Path) -> Vec<String> {
+    let out = run(nix("nix-store").arg("-q").arg("--references").arg(path));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every path in the closure of `paths` (`nix-store -qR`).
+fn closure(paths: &[&Path]) -> Vec<String> {
+    let out = run(nix("nix-store").arg("-qR").args(paths));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The hash part of a store path: all Nix's reference scanner looks for.
+fn hash_part(store_path: &str) -> String {
+    let name = Path::new(store_path).file_name().unwrap().to_str().unwrap();
+    name[..32].to_owned()
+}
+
+/// The files under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A gzip or zstd layer output references nothing: the store paths it packs
+/// (app, and dep through app's closure) are in its blob, compressed, and in
+/// `layer.json` in a form whose bytes do not hold their hashes, which every
+/// JSON reader (serde, jq, Nix) reads as the paths. An uncompressed layer's
+/// tar holds the paths as they are written, so it references them (the
+/// README says so).
+#[test]
+fn compressed_layer_outputs_do_not_reference_the_store_paths_they_pack() {
+    require("jq");
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    for attr in ["appAlone", "appAloneZstd"] {
+        let layer = nix_build(attr);
+        assert_eq!(
+            references(&layer),
+            Vec::<String>::new(),
+            "{attr} references what it packs"
+        );
+        for packed in [&app, &dep] {
+            let holding = files_holding(&layer, &hash_part(packed));
+            assert!(holding.is_empty(), "{attr}: {holding:?} hold {packed}");
+        }
+        let layer_json = layer.join("layer.json");
+        assert_eq!(read_json(&layer_json)["storePaths"], json!([dep, app]));
+        let jq = run(Command::new("jq")
+            .args(["-c", ".storePaths"])
+            .arg(&layer_json));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&jq.stdout).unwrap(),
+            json!([dep, app]),
+            "{attr}: jq"
+        );
+        let expr = format!(
+            "(builtins.fromJSON (builtins.readFile {})).storePaths",
+            layer_json.display()
+        );
+        let nix_read = run(nix("nix-instantiate").args(["--eval", "--json", "--expr", &expr]));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&nix_read.stdout).unwrap(),
+            json!([dep, app]),
+            "{attr}: builtins.fromJSON"
+        );
+    }
+    let uncompressed = references(&nix_build("appAloneUncompressed"));
+    assert!(
+        uncompressed.contains(&app) && uncompressed.contains(&dep),
+        "an uncompressed layer holds the paths as written: {uncompressed:?}"
+    );
+}
+
+/// Config, manifest and layout outputs over packed layers reference the
+/// layer outputs whose blobs they read (`blobDirs`), never the packed store
+/// paths; copying the image's closure (`nix copy`) to another store leaves
+/// those paths behind, and what arrives is a whole image that `nixoci
+/// verify`, umoci and skopeo read.
+#[test]
+fn image_outputs_reference_the_layers_they_read_not_the_packed_paths() {
+    require("umoci");
+    require("skopeo");
+    let packed = [
+        nix_eval("appPath"),
+        nix_eval("depPath"),
+        nix_eval("busyboxPath"),
+    ];
+    let config = nix_build("appConfig");
+    let manifest = nix_build("appManifest");
+    let layout = nix_build("appLayout");
+    for (out, info) in [
+        (&config, Some("config.json")),
+        (&manifest, Some("manifest.json")),
+        (&layout, None),
+    ] {
+        let refs = references(out);
+        for p in &packed {
+            assert!(!refs.contains(p), "{} references {p}", out.display());
+        }
+        if let Some(info) = info {
+            let blob_dirs = read_json(&out.join(info))["blobDirs"].clone();
+            let blob_dirs: Vec<String> = serde_json::from_value(blob_dirs).unwrap();
+            assert_eq!(blob_dirs.len(), 2, "{info}: {blob_dirs:?}");
+            for d in &blob_dirs {
+                assert!(
+                    refs.contains(d),
+                    "{} reads blobs from {d}, which it does not reference: {refs:?}",
+                    out.display()
+                );
+            }
+        }
+    }
+    let image_closure = closure(&[&manifest, &layout]);
+    for p in &packed {
+        assert!(!image_closure.contains(p), "the closure holds {p}");
+    }
+
+    // What `nix copy` carries is enough to read the image.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    run(nix("nix")
+        .args(["copy", "--no-check-sigs", "--to"])
+        .arg(&root)
+        .arg(&manifest)
+        .arg(&layout));
+    let copied = |p: &str| root.join(p.trim_start_matches('/'));
+    for p in &packed {
+        assert!(!copied(p).exists(), "nix copy carried {p}");
+    }
+    let info = read_json(&manifest.join("manifest.json"));
+    for l in info["layers"].as_array().unwrap() {
+        let digest = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let found = info["blobDirs"].as_array().unwrap().iter().any(|d| {
+            copied(d.as_str().unwrap())
+                .join("blobs/sha256")
+                .join(digest)
+                .is_file()
+        });
+        assert!(found, "the copy lacks the blob of layer {digest}");
+    }
+    let copied_layout = copied(layout.to_str().unwrap());
+    run(nixoci().arg("verify").arg(&copied_layout));
+    run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:latest", copied_layout.display())));
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", copied_layout.display()))
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs::read(
+            rootfs
+                .join(packed[0].trim_start_matches('/'))
+                .join("bin/app-ref")
+        )
+        .unwrap(),
+        format!("{}\n", packed[1]).as_bytes()
+    );
+    assert_eq!(
+        fs::read(rootfs.join(packed[1].trim_start_matches('/'))).unwrap(),
+        b"dependency\n"
+    );
+}

@@ -16,14 +16,32 @@ use crate::error::{Error, IoContext, Result};
 /// A document in its one written form: compact JSON, keys sorted, numbers
 /// as they were written (see [`Json`]).
 pub fn canonical_json<T: Serialize>(doc: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    to_json(doc).write_canonical(&mut out, None, None);
+    out
+}
+
+/// Writes a string as a JSON string literal (quotes included) that reads
+/// back as the same string.
+pub type StringWriter<'a> = &'a dyn Fn(&str, &mut Vec<u8>);
+
+/// [`canonical_json`], except that each string in an array that is the value
+/// of a key named in `keys` (at any depth) is written by `write`, which must
+/// write a JSON string literal of that same string: the document reads back
+/// as [`canonical_json`]'s does, and its bytes still depend only on its
+/// content.
+pub fn canonical_json_with<T: Serialize>(doc: &T, keys: &[&str], write: StringWriter) -> Vec<u8> {
+    let mut out = Vec::new();
+    to_json(doc).write_canonical(&mut out, Some((keys, write)), None);
+    out
+}
+
+fn to_json<T: Serialize>(doc: &T) -> Json {
     // serde_json writes each number's text exactly (a `Json` number as
     // given); reading it back as `Json` keeps that text.
     let text = serde_json::to_vec(doc).expect("documents are plain JSON");
-    let value = Json::parse(std::str::from_utf8(&text).expect("serde_json writes UTF-8"))
-        .expect("serde_json writes JSON");
-    let mut out = Vec::new();
-    value.write_canonical(&mut out);
-    out
+    Json::parse(std::str::from_utf8(&text).expect("serde_json writes UTF-8"))
+        .expect("serde_json writes JSON")
 }
 
 /// An object of [`Json`] values, keys in byte order.
@@ -110,7 +128,15 @@ impl Json {
         }
     }
 
-    fn write_canonical(&self, out: &mut Vec<u8>) {
+    /// With `special`, the strings of an array under a key it names are
+    /// written by its writer ([`canonical_json_with`]); `strings` is that
+    /// writer when this value is under that key.
+    fn write_canonical(
+        &self,
+        out: &mut Vec<u8>,
+        special: Option<(&[&str], StringWriter)>,
+        strings: Option<StringWriter>,
+    ) {
         match self {
             Json::Object(m) => {
                 out.push(b'{');
@@ -121,7 +147,10 @@ impl Json {
                     }
                     out.extend(serde_json::to_vec(k).expect("a string serialises"));
                     out.push(b':');
-                    v.write_canonical(out);
+                    let strings = special
+                        .filter(|(keys, _)| keys.contains(&k.as_str()))
+                        .map(|(_, w)| w);
+                    v.write_canonical(out, special, strings);
                 }
                 out.push(b'}');
             }
@@ -131,7 +160,10 @@ impl Json {
                     if i > 0 {
                         out.push(b',');
                     }
-                    x.write_canonical(out);
+                    match (x, strings) {
+                        (Json::String(s), Some(write)) => write(s, out),
+                        _ => x.write_canonical(out, special, None),
+                    }
                 }
                 out.push(b']');
             }
@@ -380,6 +412,24 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":{"c":"é","z":[1,{"x":3,"y":2}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn canonical_with_writes_only_the_strings_of_arrays_under_the_key() {
+        let v = json!({
+            "p": ["a", 1, {"p": ["b"], "q": "c"}],
+            "q": ["d"],
+            "r": {"p": "e", "s": [{"p": ["f"]}]}
+        });
+        let upper = |s: &str, out: &mut Vec<u8>| {
+            out.extend(serde_json::to_vec(&s.to_uppercase()).unwrap());
+        };
+        assert_eq!(
+            String::from_utf8(canonical_json_with(&v, &["p"], &upper)).unwrap(),
+            r#"{"p":["A",1,{"p":["B"],"q":"c"}],"q":["d"],"r":{"p":"e","s":[{"p":["F"]}]}}"#
+        );
+        let same = |s: &str, out: &mut Vec<u8>| out.extend(serde_json::to_vec(s).unwrap());
+        assert_eq!(canonical_json_with(&v, &["p"], &same), canonical_json(&v));
     }
 
     #[test]

@@ -56,6 +56,19 @@ rec {
     base = [ depLayer ];
   };
   appAlone = ociLayerTar { files = [ { source = app; } ]; };
+
+  # What each output references: app (and dep, its closure) packed in
+  # layers of each compression, and an image over the gzip one through
+  # every building block.
+  appAloneZstd = ociLayerTar { files = [ { source = app; } ]; compression = "zstd"; };
+  appAloneUncompressed = ociLayerTar { files = [ { source = app; } ]; compression = "none"; };
+  appConfig = lib.ociImageConfig {
+    name = "app-config";
+    layers = [ busyboxLayer appAlone ];
+    config.Entrypoint = [ "/bin/busybox" "cat" ];
+  };
+  appManifest = ociImageManifest { name = "app-manifest"; imageConfig = appConfig; };
+  appLayout = ociImageLayout { name = "app-image"; manifests = [ appManifest ]; };
   twoLayers = ociImageLayout {
     name = "two-layers";
     manifests = [
