@@ -432,6 +432,18 @@ fn package_name(path: &str) -> String {
 /// ties are broken by name where dockerTools' unbounded integers would
 /// still tell the paths apart).
 pub fn popularity_order(graph: &Graph) -> Vec<(usize, u128)> {
+    // Bit sets of 16 MiB at most.
+    let score = popularity_scores(graph, 1 << 21);
+    let mut order: Vec<(usize, u128, String)> = (0..graph.len())
+        .map(|i| (i, score[i], package_name(&graph.paths[i])))
+        .collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(&b.2)));
+    order.into_iter().map(|(i, s, _)| (i, s)).collect()
+}
+
+/// The score of each path, with bit sets of at most `max_words` 64-bit
+/// words in all (more when one word per path is more).
+fn popularity_scores(graph: &Graph, max_words: usize) -> Vec<u128> {
     let n = graph.len();
     let mut routes = vec![0u128; n];
     for &y in &graph.topo {
@@ -444,9 +456,8 @@ pub fn popularity_order(graph: &Graph) -> Vec<(usize, u128)> {
         };
     }
     let mut score = vec![0u128; n];
-    // Chunks of target paths: `words` 64-bit words for each of the n paths,
-    // about 16 MiB at most.
-    let words = n.div_ceil(64).min((1usize << 21) / n.max(1)).max(1);
+    // Chunks of target paths: `words` 64-bit words for each of the n paths.
+    let words = n.div_ceil(64).min(max_words / n.max(1)).max(1);
     let chunk = words * 64;
     let mut below = vec![0u64; n * words];
     for lo in (0..n).step_by(chunk) {
@@ -477,11 +488,7 @@ pub fn popularity_order(graph: &Graph) -> Vec<(usize, u128)> {
             }
         }
     }
-    let mut order: Vec<(usize, u128, String)> = (0..n)
-        .map(|i| (i, score[i], package_name(&graph.paths[i])))
-        .collect();
-    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(&b.2)));
-    order.into_iter().map(|(i, s, _)| (i, s)).collect()
+    score
 }
 
 /// dockerTools' grouping: with at most `budget` paths, a layer each in
@@ -922,6 +929,14 @@ mod tests {
                 assert_eq!(got.len(), n);
                 for &(i, s) in &got {
                     assert_eq!(want.get(&i).copied().unwrap_or(0), s, "{}", g.paths[i]);
+                }
+                // In chunks of 64 and of 128 paths, as for graphs of
+                // more than about 12,000 paths.
+                for max_words in [0, 2 * n] {
+                    let chunked = popularity_scores(&g, max_words);
+                    for &(i, s) in &got {
+                        assert_eq!(chunked[i], s);
+                    }
                 }
                 for w in got.windows(2) {
                     let (a, b) = (&w[0], &w[1]);
