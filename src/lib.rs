@@ -14,7 +14,8 @@
 //!
 //! 1. ground floor: [`error`], [`progress`], [`oci`];
 //! 2. the layer write path: [`layer`];
-//! 3. input: [`spec`], [`nix`];
+//! 3. input: [`spec`], [`nix`], [`plan`] (automatic layering: which store
+//!    paths go into which layer);
 //! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
@@ -32,6 +33,7 @@ pub mod layer;
 pub mod layout;
 pub mod nix;
 pub mod oci;
+pub mod plan;
 pub mod progress;
 pub mod remote;
 pub mod spec;

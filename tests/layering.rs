@@ -11,7 +11,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
-    &["spec", "nix"],
+    &["spec", "nix", "plan"],
     &["documents"],
     &["layout"],
     &[

@@ -8,6 +8,7 @@
 //!   through `remote`);
 //! - [`remote`]: registries (push, pull, tag, exists, inspect of a
 //!   reference);
+//! - [`plan`]: the layering plan of a closure graph;
 //! - [`output`]: how a command reports (text, JSON or nothing);
 //! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments.
 //!
@@ -21,6 +22,7 @@ mod build;
 mod diff;
 mod local;
 mod output;
+mod plan;
 mod remote;
 
 use std::process::ExitCode;
@@ -97,6 +99,12 @@ enum Command {
     /// nodes unless --allow-devices; sizes and counts are bounded. On a
     /// refusal nothing is left behind.
     Unpack(local::UnpackArgs),
+    /// Split a closure into layers: which store paths go into which layer,
+    /// and why, as JSON (layers.json).
+    ///
+    /// Reads the closure graph Nix writes for exportReferencesGraph. The
+    /// plan depends only on the graph, never on the order of its entries.
+    Plan(plan::PlanArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -113,6 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Manifest(a) => build::manifest(&a),
         Command::Layout(a) => build::layout(&a),
         Command::NixBuilder => build::nix_builder(),
+        Command::Plan(a) => plan::run(&a),
         Command::Verify(a) => local::verify(&a),
         Command::Inspect(a) => local::inspect(&a),
         Command::Push(a) => remote::push(&a),

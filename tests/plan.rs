@@ -1,0 +1,358 @@
+//! `nixoci plan`: the layering plan of a closure graph, driven through the
+//! binary, on graph files written here and on one Nix 2.8 writes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A closure graph of 40 paths: an app over a chain of libraries, each
+/// referring to glibc; sizes from 2 KiB to 64 MiB.
+fn graph() -> Value {
+    let glibc = "/nix/store/00000000000000000000000000000000-glibc-2.38-44";
+    let mut entries = vec![json!({
+        "path": glibc, "narSize": 30 << 20, "references": [glibc],
+        "narHash": "sha256:x", "closureSize": 1
+    })];
+    let mut below = glibc.to_owned();
+    for i in 1..40 {
+        let path = format!("/nix/store/{i:032}-lib{i}-1.{i}");
+        entries.push(json!({
+            "path": path,
+            "narSize": 2048u64 << (i % 16),
+            "references": [below, glibc],
+        }));
+        below = path;
+    }
+    Value::Array(entries)
+}
+
+fn plan_cmd(graph: &Path) -> std::process::Command {
+    let mut c = nixoci();
+    c.arg("plan").arg(graph);
+    c
+}
+
+fn stdout(cmd: &mut std::process::Command) -> Vec<u8> {
+    run(cmd).stdout
+}
+
+/// Every path of the plan, checking that none is there twice.
+fn planned(plan: &Value) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for l in plan["layers"].as_array().unwrap() {
+        for p in l["paths"].as_array().unwrap() {
+            assert!(seen.insert(p.as_str().unwrap().to_owned()), "{p} twice");
+        }
+    }
+    seen
+}
+
+fn paths_of(graph: &Value) -> BTreeSet<String> {
+    graph
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn plan_to_a_file_and_to_stdout_same_bytes_every_path_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    write_json(&g, &graph());
+    for strategy in ["stable", "popularity"] {
+        let out = dir.path().join(format!("{strategy}.json"));
+        fs::write(&out, "old").unwrap();
+        let printed = run(plan_cmd(&g)
+            .args(["--max-layers", "10", "--strategy", strategy, "-o"])
+            .arg(&out))
+        .stdout;
+        assert!(printed.is_empty());
+        let to_stdout = stdout(plan_cmd(&g).args(["--max-layers", "10", "--strategy", strategy]));
+        assert_eq!(fs::read(&out).unwrap(), to_stdout);
+        let plan: Value = serde_json::from_slice(&to_stdout).unwrap();
+        assert_eq!(plan["strategy"], strategy);
+        assert_eq!(plan["maxLayers"], 10);
+        assert!(plan["layers"].as_array().unwrap().len() <= 10);
+        assert_eq!(planned(&plan), paths_of(&graph()));
+        for l in plan["layers"].as_array().unwrap() {
+            assert!(!l["why"].as_str().unwrap().is_empty());
+        }
+    }
+    // The default strategy is stable, and the default budget 100.
+    let plan: Value = serde_json::from_slice(&stdout(&mut plan_cmd(&g))).unwrap();
+    assert_eq!(plan["strategy"], "stable");
+    assert_eq!(plan["maxLayers"], 100);
+}
+
+/// The file's order of entries and of references changes no byte.
+#[test]
+fn shuffled_graph_file_same_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    write_json(&a, &graph());
+    let mut reversed = graph().as_array().unwrap().clone();
+    reversed.reverse();
+    for e in &mut reversed {
+        e["references"].as_array_mut().unwrap().reverse();
+    }
+    write_json(&b, &Value::Array(reversed));
+    for strategy in ["stable", "popularity"] {
+        let args = ["--max-layers", "7", "--strategy", strategy];
+        assert_eq!(
+            stdout(plan_cmd(&a).args(args)),
+            stdout(plan_cmd(&b).args(args))
+        );
+    }
+}
+
+#[test]
+fn bad_budgets_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    write_json(&g, &graph());
+    for (n, says) in [
+        ("0", "at least 1"),
+        ("128", "more than 127"),
+        ("-1", "not a number"),
+    ] {
+        let out = dir.path().join("layers.json");
+        let err = run_fail(
+            plan_cmd(&g)
+                .arg(format!("--max-layers={n}"))
+                .arg("-o")
+                .arg(&out),
+        );
+        assert!(err.contains("--max-layers"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists());
+    }
+    // 127 and 1 are budgets.
+    run(plan_cmd(&g).args(["--max-layers", "127"]));
+    let one: Value =
+        serde_json::from_slice(&stdout(plan_cmd(&g).args(["--max-layers", "1"]))).unwrap();
+    assert_eq!(one["layers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_graphs_name_the_file_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    let out = dir.path().join("layers.json");
+    let fail = |v: &Value, extra: &[&str]| {
+        write_json(&g, v);
+        let err = run_fail(plan_cmd(&g).args(extra).arg("-o").arg(&out));
+        assert!(err.contains(&g.display().to_string()), "{err}");
+        assert!(!out.exists(), "{err}");
+        err
+    };
+    let err = fail(
+        &json!([{"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]}]),
+        &[],
+    );
+    assert!(
+        err.contains("/nix/store/a-x refers to /nix/store/b-y, which the graph does not list"),
+        "{err}"
+    );
+    let err = fail(
+        &json!([
+            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
+            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
+        ]),
+        &[],
+    );
+    assert!(err.contains("/nix/store/a-x is listed twice"), "{err}");
+    let err = fail(
+        &json!([
+            {"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]},
+            {"path": "/nix/store/b-y", "narSize": 1, "references": ["/nix/store/a-x"]},
+        ]),
+        &[],
+    );
+    assert!(
+        err.contains("reference cycle: /nix/store/a-x -> /nix/store/b-y -> /nix/store/a-x"),
+        "{err}"
+    );
+    let err = fail(&json!([{"path": "/nix/store/a-x", "references": []}]), &[]);
+    assert!(err.contains("entry 0 (/nix/store/a-x)"), "{err}");
+    assert!(err.contains("narSize"), "{err}");
+    let err = fail(&json!({"other": []}), &[]);
+    assert!(err.contains("no attribute \"closure\""), "{err}");
+    assert!(err.contains("--attr"), "{err}");
+    let err = fail(&json!([]), &["--attr", "graph"]);
+    assert!(err.contains("is a list, not an object"), "{err}");
+    let err = fail(&json!("x"), &[]);
+    assert!(err.contains("expected a list"), "{err}");
+    // The output is not written over an input.
+    write_json(&g, &graph());
+    let err = run_fail(plan_cmd(&g).arg("-o").arg(&g));
+    assert!(err.contains("graph.json"), "{err}");
+    assert_eq!(read_json(&g), graph());
+}
+
+/// A .attrs.json: the graph under the attribute --attr names, beside the
+/// other attributes.
+#[test]
+fn attrs_json_with_attr() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join(".attrs.json");
+    write_json(
+        &g,
+        &json!({"name": "x", "outputs": {"out": "/nix/store/o-x"}, "graph": graph()}),
+    );
+    let plan: Value =
+        serde_json::from_slice(&stdout(plan_cmd(&g).args(["--attr", "graph"]))).unwrap();
+    assert_eq!(planned(&plan), paths_of(&graph()));
+}
+
+/// Excluded paths, and only they, are left out: what they refer to stays
+/// unless excluded too; paths the graph does not list are ignored. Both
+/// forms of the file, and two files at once.
+#[test]
+fn exclude_leaves_out_those_paths_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    write_json(&g, &graph());
+    let glibc = "/nix/store/00000000000000000000000000000000-glibc-2.38-44";
+    let lib5 = format!("/nix/store/{:032}-lib5-1.5", 5);
+    let lib9 = format!("/nix/store/{:032}-lib9-1.9", 9);
+    let lines = dir.path().join("base.txt");
+    fs::write(&lines, format!("{glibc}\n\n/nix/store/zzz-elsewhere\n")).unwrap();
+    let list = dir.path().join("explicit.json");
+    write_json(&list, &json!([lib5, lib9]));
+    for strategy in ["stable", "popularity"] {
+        let plan: Value = serde_json::from_slice(&stdout(
+            plan_cmd(&g)
+                .args(["--max-layers", "5", "--strategy", strategy, "--exclude"])
+                .arg(&lines)
+                .arg("--exclude")
+                .arg(&list),
+        ))
+        .unwrap();
+        let mut want = paths_of(&graph());
+        for p in [glibc, &lib5, &lib9] {
+            assert!(want.remove(p));
+        }
+        assert_eq!(planned(&plan), want, "{strategy}");
+    }
+    let bad = dir.path().join("bad.txt");
+    fs::write(&bad, "nix/store/relative\n").unwrap();
+    let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+    assert!(err.contains("bad.txt"), "{err}");
+    assert!(
+        err.contains("\"nix/store/relative\" is not an absolute store path"),
+        "{err}"
+    );
+}
+
+/// The graph Nix 2.8 writes (exportReferencesGraph with structured attrs)
+/// is read as it is. app -> lib, mid, busybox; mid -> lib; lib -> busybox.
+/// Popularity: contest(bb) = {}; contest(lib) = {bb:1}; contest(mid) =
+/// {lib:1, bb:2}; contest(app) = {lib:1+2, bb:2+3+1, mid:1} = {lib:3,
+/// bb:6, mid:1}; with app the only root: bb 7, lib 4, mid 2, app 1. With 3
+/// layers: bb, lib, and mid with app.
+#[test]
+fn graph_written_by_nix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bb = dir.path().join("bb");
+    fs::create_dir(&bb).unwrap();
+    fs::copy(busybox(), bb.join("busybox")).unwrap();
+    let expr = dir.path().join("graph.nix");
+    fs::write(
+        &expr,
+        format!(
+            r#"
+let
+  bb = builtins.path {{ path = {bb}; name = "busybox"; }};
+  sh = script: {{
+    system = builtins.currentSystem;
+    builder = "${{bb}}/busybox";
+    args = [ "sh" "-c" script ];
+  }};
+  mk = name: deps: derivation (sh "echo ${{toString deps}} > $out" // {{ inherit name; }});
+  lib = mk "lib-1.0" [ bb ];
+  mid = mk "mid-2.0" [ lib ];
+  app = mk "app" [ lib mid bb ];
+in
+{{
+  inherit app;
+  graph = derivation (sh ''
+    out=$(${{bb}}/busybox sed -n 's/.*"outputs":{{"out":"\([^"]*\)"}}.*/\1/p' .attrs.json)
+    ${{bb}}/busybox cp .attrs.json "$out"
+  '' // {{
+    name = "graph";
+    __structuredAttrs = true;
+    exportReferencesGraph.graph = [ app ];
+  }});
+}}
+"#,
+            bb = bb.display()
+        ),
+    )
+    .unwrap();
+    let build = |attr: &str| {
+        let out = run(nix_command("nix-build")
+            .arg(&expr)
+            .args(["-A", attr, "--no-out-link"]));
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let app = build("app");
+    let attrs = build("graph");
+    let closure = run(nix_command("nix-store").arg("-qR").arg(&app)).stdout;
+    let closure: BTreeSet<String> = String::from_utf8(closure)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(closure.len(), 4);
+    for strategy in ["stable", "popularity"] {
+        let plan: Value = serde_json::from_slice(&stdout(plan_cmd(&attrs).args([
+            "--attr",
+            "graph",
+            "--max-layers",
+            "3",
+            "--strategy",
+            strategy,
+        ])))
+        .unwrap();
+        assert_eq!(planned(&plan), closure, "{strategy}");
+        let sizes: u64 = plan["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["narSize"].as_u64().unwrap())
+            .sum();
+        assert!(sizes > fs::metadata(busybox()).unwrap().len(), "{plan}");
+        if strategy == "popularity" {
+            let name = |p: &Value| {
+                let p = p.as_str().unwrap();
+                p[p.find('-').unwrap() + 1..].to_owned()
+            };
+            let layers: Vec<Vec<String>> = plan["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["paths"].as_array().unwrap().iter().map(name).collect())
+                .collect();
+            let mut last = vec!["app".to_owned(), "mid-2.0".to_owned()];
+            last.sort_by_key(|n| {
+                closure
+                    .iter()
+                    .find(|p| p.ends_with(&format!("-{n}")))
+                    .unwrap()
+                    .clone()
+            });
+            assert_eq!(
+                layers,
+                [vec!["busybox".to_owned()], vec!["lib-1.0".to_owned()], last]
+            );
+        }
+    }
+}
