@@ -630,7 +630,11 @@ rec {
   checkLayers =
     what: layers:
     map (
-      l: if (l.command or null) == "layer" then "${l}" else throw "${what} must list ociLayerTar results, not ${describe l}"
+      l:
+      if builtins.elem (l.command or null) [ "layer" "layers" ] then
+        "${l}"
+      else
+        throw "${what} must list ociLayerTar results (or ociLayers results), not ${describe l}"
     ) (checkList what layers);
 
   /** `checkLayers`, for the layers of an image: at least one. */

@@ -19,7 +19,7 @@
 
   ```nix
   import ./nix { nixoci = pkgs.nixoci; buildSystem = "x86_64-linux"; }
-  => { ociLayerTar = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImageArchive = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
+  => { ociLayerTar = «lambda»; ociLayers = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImageArchive = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
   ```
 */
 {
@@ -30,15 +30,25 @@
 let
   common = import ./common.nix { inherit nixoci buildSystem hostSystem; };
   ociLayerTar = import ./oci-layer-tar.nix { inherit common; };
+  ociLayers = import ./oci-layers.nix { inherit common; };
   ociImageConfig = import ./oci-image-config.nix { inherit common; };
   ociImageManifest = import ./oci-image-manifest.nix { inherit common ociImageConfig; };
   ociImageArchive = import ./oci-image-archive.nix { inherit common; };
   ociImageLayout = import ./oci-image-layout.nix { inherit common ociImageArchive; };
-  ociImage = import ./oci-image.nix { inherit common ociLayerTar ociImageManifest ociImageLayout; };
+  ociImage = import ./oci-image.nix {
+    inherit
+      common
+      ociLayerTar
+      ociLayers
+      ociImageManifest
+      ociImageLayout
+      ;
+  };
 in
 {
   inherit
     ociLayerTar
+    ociLayers
     ociImageConfig
     ociImageManifest
     ociImageLayout

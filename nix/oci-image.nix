@@ -1,6 +1,7 @@
 {
   common,
   ociLayerTar,
+  ociLayers,
   ociImageManifest,
   ociImageLayout,
 }:
@@ -36,6 +37,18 @@
   `compression` (default `"gzip"`), `includeClosure` (default `true`)
   : As in `ociLayerTar`.
 
+  `maxLayers` (int from 2 to 127, or null; default null)
+  : Split the runtime closure automatically (`ociLayers`): the image then
+    has at most this many layers, counting every layer: `layers` (an
+    `ociLayers` result counts as its own `maxLayers`), the closure's
+    layers, and the layer of `contents` and `files` themselves, which then
+    holds only what they put at their destinations. Null: the closure
+    goes into that one layer, as before. More than 127, or fewer than the
+    layers already fixed plus one, is an error at evaluation.
+
+  `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
+  : How `ociLayers` groups the closure, with `maxLayers`.
+
   # Type
 
   ```
@@ -64,6 +77,8 @@
   annotations ? { },
   compression ? "gzip",
   includeClosure ? true,
+  maxLayers ? null,
+  strategy ? "stable",
   architecture ? null,
   os ? null,
   variant ? null,
@@ -88,19 +103,48 @@ let
     (common.checkStringAttrs "${fn}: annotations" annotations)
     (common.checkOneOf "${fn}: compression" [ "gzip" "zstd" "none" ] compression)
     (common.checkBool "${fn}: includeClosure" includeClosure)
+    (common.checkOneOf "${fn}: strategy" [ "stable" "popularity" ] strategy)
+    (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
   ];
+  ownFiles = map (c: { source = c; destination = "/"; }) contents ++ files;
+  hasOwn = contents != [ ] || files != [ ];
+  # Layers fixed before the closure is split: the given ones (an ociLayers
+  # result counts as the most it may hold) and the image's own.
+  fixedLayers =
+    builtins.foldl' (n: l: n + (if (l.command or null) == "layers" then l.spec.maxLayers else 1)) 0 layers
+    + (if hasOwn then 1 else 0);
+  roots = builtins.filter (r: r != null) (
+    map (f: common.storeRoot f.source) (common.normaliseFiles fn ownFiles)
+  );
+  split = maxLayers != null && includeClosure && roots != [ ];
+  budget =
+    if !builtins.isInt maxLayers then
+      throw "${fn}: maxLayers must be an integer or null, not ${builtins.typeOf maxLayers}"
+    else if maxLayers > 127 then
+      throw "${fn}: maxLayers is ${toString maxLayers}: at most 127 (overlay file systems refuse more than about 127 layers)"
+    else if maxLayers - fixedLayers < 1 then
+      throw "${fn}: maxLayers is ${toString maxLayers}, but ${toString fixedLayers} layers are already fixed (layers, and the image's own layer): give at least ${toString (fixedLayers + 1)}"
+    else
+      maxLayers - fixedLayers;
+  closureLayers = ociLayers {
+    name = "${name}-closure";
+    inherit roots compression strategy;
+    maxLayers = budget;
+    base = layers;
+  };
+  below = layers ++ (if split then [ closureLayers ] else [ ]);
   own = ociLayerTar {
     name = "${name}-layer";
-    files = map (c: { source = c; destination = "/"; }) contents ++ files;
+    files = ownFiles;
     inherit compression includeClosure;
-    base = layers;
+    base = below;
   };
   allLayers =
     if layers == [ ] && contents == [ ] && files == [ ] then
       throw "${fn}: give contents, files or layers: an image needs at least one layer"
     else
-      layers ++ (if contents == [ ] && files == [ ] then [ ] else [ own ]);
+      below ++ (if hasOwn then [ own ] else [ ]);
   # Unset platform fields keep ociImageManifest's defaults.
   platform = common.dropNulls { inherit architecture os variant; };
   manifest = ociImageManifest (

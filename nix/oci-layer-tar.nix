@@ -50,7 +50,7 @@ in
   `includeClosure` (bool, default `true`)
   : Add the runtime closure of every store path used, each at its own path.
 
-  `base` (list of `ociLayerTar` results, default `[]`)
+  `base` (list of `ociLayerTar` or `ociLayers` results, default `[]`)
   : Layers below this one: store paths they hold are left out.
 
   # Type
@@ -83,7 +83,11 @@ let
   normalised = normaliseFiles "ociLayerTar" files;
   roots = builtins.filter (r: r != null) (map (f: storeRoot f.source) normalised);
   baseDirs = map (
-    l: if (l.command or null) == "layer" then "${l}" else throw "ociLayerTar: base must list ociLayerTar results"
+    l:
+    if builtins.elem (l.command or null) [ "layer" "layers" ] then
+      "${l}"
+    else
+      throw "ociLayerTar: base must list ociLayerTar results (or ociLayers results)"
   ) (checkList "ociLayerTar: base" base);
   compression' = checkOneOf "ociLayerTar: compression" [ "gzip" "zstd" "none" ] compression;
   withClosure = checkBool "ociLayerTar: includeClosure" includeClosure;

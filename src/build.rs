@@ -708,9 +708,13 @@ pub fn layers(
     out: &Path,
     opts: &Options,
 ) -> Result<LayersInfo> {
-    let plan_path = spec::resolve(&spec::base_dir(spec_path), &spec.plan);
-    let (staging, ctx) = opts.start(out, &[spec_path.to_owned(), plan_path.clone()])?;
-    let plan: Json = read_json(&plan_path)?;
+    let base = spec::base_dir(spec_path);
+    let mut inputs = vec![spec_path.to_owned()];
+    inputs.extend(spec.plan.iter().map(|p| spec::resolve(&base, p)));
+    inputs.extend(spec.graph.iter().map(|g| spec::resolve(&base, &g.file)));
+    inputs.extend(spec.base.iter().map(|d| spec::resolve(&base, d)));
+    let (staging, ctx) = opts.start(out, &inputs)?;
+    let plan = layers_plan(spec, spec_path)?;
     #[derive(Deserialize)]
     struct Plan {
         layers: Vec<Group>,
@@ -719,7 +723,8 @@ pub fn layers(
     struct Group {
         paths: Vec<PathBuf>,
     }
-    let groups: Plan = read_json(&plan_path)?;
+    let groups: Plan = serde_json::from_value(plan.to_value())
+        .map_err(|e| Error::spec(spec_path, format!("the plan: {e}")))?;
     let groups: Vec<Vec<PathBuf>> = groups.layers.into_iter().map(|g| g.paths).collect();
     let at = spec_path.display().to_string();
     let level = layer_level(spec.compression, spec.level, ctx.level, &at)?;
@@ -735,6 +740,52 @@ pub fn layers(
     staging.write_file(LAYERS_JSON, &info_json(&info))?;
     staging.commit()?;
     Ok(info)
+}
+
+/// The plan of a `layers` spec: the file it names, or one made from its
+/// graph, less the store paths of its base layers.
+fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
+    let base = spec::base_dir(spec_path);
+    match (&spec.plan, &spec.graph) {
+        (Some(plan), None) => {
+            if spec.max_layers.is_some() || spec.strategy.is_some() || !spec.base.is_empty() {
+                return Err(Error::spec(
+                    spec_path,
+                    "\"maxLayers\", \"strategy\" and \"base\" go with \"graph\": a \"plan\" is used as it is",
+                ));
+            }
+            read_json(&spec::resolve(&base, plan))
+        }
+        (None, Some(g)) => {
+            let graph = crate::plan::Graph::read(&spec::resolve(&base, &g.file), g.attr.as_deref())?;
+            let strategy: crate::plan::Strategy = spec
+                .strategy
+                .as_deref()
+                .unwrap_or("stable")
+                .parse()
+                .map_err(|m| Error::spec(spec_path, format!("strategy: {m}")))?;
+            let max = spec.max_layers.unwrap_or(100);
+            crate::plan::check_budget(max)
+                .map_err(|m| Error::spec(spec_path, format!("maxLayers: {m}")))?;
+            let mut exclude = BTreeSet::new();
+            for dir in &spec.base {
+                let dir = spec::resolve(&base, dir);
+                for info in read_layer_dir(&dir)
+                    .map_err(|e| e.within(format!("base layer {}", dir.display())))?
+                {
+                    exclude.extend(info.store_paths.iter().map(|p| p.display().to_string()));
+                }
+            }
+            let plan = crate::plan::plan(&graph, strategy, max, &exclude)?;
+            Ok(Json::from_value(
+                &serde_json::to_value(&plan).expect("a plan serialises"),
+            ))
+        }
+        _ => Err(Error::spec(
+            spec_path,
+            "give either \"plan\" (a file from `nixoci plan`) or \"graph\" (a closure graph to plan)",
+        )),
+    }
 }
 
 fn refuse_tags(spec: &ImageSpec, spec_path: &Path) -> Result<()> {

@@ -195,6 +195,7 @@ pub struct BuilderAttrs {
 #[serde(try_from = "String")]
 pub enum BuilderCommand {
     Layer,
+    Layers,
     Config,
     Manifest,
     Layout,
@@ -204,8 +205,9 @@ pub enum BuilderCommand {
 
 impl BuilderCommand {
     /// Every command, in the order an error message lists them.
-    pub const ALL: [BuilderCommand; 6] = [
+    pub const ALL: [BuilderCommand; 7] = [
         BuilderCommand::Layer,
+        BuilderCommand::Layers,
         BuilderCommand::Config,
         BuilderCommand::Manifest,
         BuilderCommand::Layout,
@@ -217,6 +219,7 @@ impl BuilderCommand {
     pub fn name(self) -> &'static str {
         match self {
             BuilderCommand::Layer => "layer",
+            BuilderCommand::Layers => "layers",
             BuilderCommand::Config => "config",
             BuilderCommand::Manifest => "manifest",
             BuilderCommand::Layout => "layout",
@@ -242,7 +245,7 @@ impl TryFrom<String> for BuilderCommand {
             return Ok(c);
         }
         Err(format!(
-            "unknown command {name:?}: expected layer, config, manifest, layout, archive or verify"
+            "unknown command {name:?}: expected layer, layers, config, manifest, layout, archive or verify"
         ))
     }
 }

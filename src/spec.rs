@@ -37,19 +37,44 @@ pub struct LayerSpec {
 }
 
 /// Several layers at once (`nixoci layers`): one for each group of store
-/// paths of a plan (`nixoci plan`).
+/// paths of a plan, given (`plan`, written by `nixoci plan`) or made here
+/// from a closure graph (`graph`, with `maxLayers`, `strategy`, `base`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LayersSpec {
     /// The plan: a JSON file whose `layers` each list the store `paths` of
     /// one layer (the layers come out in its order).
-    pub plan: PathBuf,
+    #[serde(default)]
+    pub plan: Option<PathBuf>,
+    /// Or the closure graph to plan (`exportReferencesGraph` with
+    /// structured attrs): a file, and the attribute holding the list.
+    #[serde(default)]
+    pub graph: Option<GraphSpec>,
+    /// With `graph`: the most layers (1 to 127, default 100).
+    #[serde(default)]
+    pub max_layers: Option<usize>,
+    /// With `graph`: `stable` (default) or `popularity`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// With `graph`: built layer directories whose store paths are left out.
+    #[serde(default)]
+    pub base: Vec<PathBuf>,
     /// How every layer's tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
     /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
     #[serde(default)]
     pub level: Option<u32>,
+}
+
+/// A closure graph file, and the attribute of it holding the list (none: the
+/// file is the list).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    pub file: PathBuf,
+    #[serde(default)]
+    pub attr: Option<String>,
 }
 
 /// One source and where it lands.

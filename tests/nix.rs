@@ -1000,3 +1000,116 @@ fn image_outputs_reference_the_layers_they_read_not_the_packed_paths() {
         b"dependency\n"
     );
 }
+
+/// The store paths each layer of an `ociLayers` output holds.
+fn layer_groups(dir: &Path) -> Vec<Vec<String>> {
+    read_json(&dir.join("layers.json"))["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_value(l["storePaths"].clone()).unwrap())
+        .collect()
+}
+
+/// `ociLayers` splits a runtime closure within its budget, every path in
+/// exactly one layer, as its plan (kept in layers.json) says; popularity
+/// and stable both; a base's paths are left out.
+#[test]
+fn oci_layers_split_a_closure_within_the_budget() {
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    let bb = nix_eval("busyboxPath");
+    for attr in ["closureStable", "closurePopularity"] {
+        let out = nix_build(attr);
+        let groups = layer_groups(&out);
+        assert!(groups.len() <= 2, "{attr}: {groups:?}");
+        let mut all: Vec<String> = groups.concat();
+        all.sort();
+        let mut want = vec![app.clone(), dep.clone(), bb.clone()];
+        want.sort();
+        assert_eq!(all, want, "{attr}: every closure path once");
+        let plan = read_json(&out.join("layers.json"))["plan"].clone();
+        let planned: Vec<Vec<String>> = plan["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_value(l["paths"].clone()).unwrap())
+            .collect();
+        assert_eq!(planned, groups, "{attr}: the layers are the plan's");
+        assert!(plan["layers"][0]["why"]
+            .as_str()
+            .is_some_and(|w| !w.is_empty()));
+    }
+    // dockerTools' grouping with 2 layers: the most popular path alone
+    // (dep: referenced by app), the rest together.
+    let popular = layer_groups(&nix_build("closurePopularity"));
+    assert_eq!(popular[0], vec![dep.clone()]);
+    let over = layer_groups(&nix_build("closureOverDep"));
+    assert_eq!(over.concat(), vec![app.clone()], "dep is in the base");
+}
+
+/// `ociImage { maxLayers }` builds a layered image that verifies, unpacks
+/// to the same tree with umoci and runs in podman; a change to the app
+/// leaves every other layer byte-identical; bad budgets fail evaluation
+/// with a message naming maxLayers.
+#[test]
+fn layered_oci_image_runs_and_only_the_changed_layer_changes() {
+    require("umoci");
+    let layout = nix_build("layered");
+    run(nixoci().arg("verify").arg(&layout));
+    let manifest = |layout: &Path| {
+        let index = read_json(&layout.join("index.json"));
+        read_json(&blob_path(
+            layout,
+            index["manifests"][0]["digest"].as_str().unwrap(),
+        ))
+    };
+    let layers = |layout: &Path| -> Vec<String> {
+        manifest(layout)["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let one = layers(&layout);
+    assert!(one.len() <= 4 && one.len() >= 2, "{one:?}");
+    let (_, output) = Podman::new().load_and_run(&layout);
+    assert_eq!(output, format!("{}\n", nix_eval("depPath")));
+    let t = tempfile::tempdir().unwrap();
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(t.path().join("bundle")));
+    let rootfs = t.path().join("bundle/rootfs");
+    assert_eq!(
+        fs::read(rootfs.join("bin/busybox")).unwrap(),
+        fs::read("/bin/busybox").unwrap()
+    );
+    let dep = nix_eval("depPath");
+    assert_eq!(
+        fs::read(rootfs.join(dep.trim_start_matches('/'))).unwrap(),
+        b"dependency\n"
+    );
+    // The app changed: its layer and the image's own layer change; the
+    // layers of busybox and dep do not.
+    let two = layers(&nix_build("layered2"));
+    assert_eq!(one.len(), two.len());
+    let same = one.iter().zip(&two).filter(|(a, b)| a == b).count();
+    assert!(same >= 1 && same < one.len(), "{one:?} vs {two:?}");
+    let unchanged: Vec<&String> = one.iter().filter(|d| two.contains(d)).collect();
+    assert_eq!(unchanged.len(), same);
+    for (attr, want) in [
+        ("layeredTooMany", "maxLayers is 128: at most 127"),
+        (
+            "layeredTooFew",
+            "maxLayers is 2, but 2 layers are already fixed",
+        ),
+    ] {
+        let out = images_cmd("nix-instantiate", attr).output().unwrap();
+        assert!(!out.status.success(), "{attr} evaluated");
+        let err = stderr(&out);
+        assert!(err.contains(want), "{attr}: {err}");
+    }
+}

@@ -252,6 +252,10 @@ pub fn nix_builder() -> Result<ExitCode> {
             let info = nixoci::build::layer(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             print_layer(&mut stdout, &out, &info)?
         }
+        C::Layers => {
+            let info = nixoci::build::layers(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            writeln!(stdout, "{}: {} layers", out.display(), info.layers.len())?
+        }
         C::Config => {
             let info = nixoci::build::config(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             print_config(&mut stdout, &out, &info)?

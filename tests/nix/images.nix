@@ -23,6 +23,23 @@ let
   # b is referenced by a; neither is listed anywhere else.
   dep = sh "dep" "echo dependency > $out";
   app = (sh "app" "mkdir -p $out/bin && echo '${dep}' > $out/bin/app-ref") // { meta.mainProgram = "app-ref"; };
+  # The app changed, its dependency not.
+  app2 = (sh "app" "mkdir -p $out/bin && echo '${dep}' > $out/bin/app-ref && echo v2 >> $out/bin/app-ref") // {
+    meta.mainProgram = "app-ref";
+  };
+
+  # An image whose closure (busybox, app, dep) is split automatically.
+  layeredWith =
+    a:
+    lib.ociImage {
+      name = "layered";
+      files = [
+        { source = bb; destination = "/bin"; }
+        { source = a; destination = "/usr/bin/app"; }
+      ];
+      config.Entrypoint = [ "/bin/busybox" "cat" "/usr/bin/app" ];
+      maxLayers = 4;
+    };
 
   busyboxLayer = lib.ociLayerTar { files = [ { source = bb; destination = "/bin"; } ]; };
 in
@@ -34,6 +51,32 @@ rec {
     ociImage
     ociVerify
     ;
+  inherit (lib) ociLayers;
+  app2Path = "${app2}";
+  layered = layeredWith app;
+  layered2 = layeredWith app2;
+  # Three store paths in two layers, by each strategy; and over a base.
+  closureStable = lib.ociLayers { roots = [ app bb ]; maxLayers = 2; };
+  closurePopularity = lib.ociLayers {
+    roots = [ app bb ];
+    maxLayers = 2;
+    strategy = "popularity";
+  };
+  closureOverDep = lib.ociLayers {
+    roots = [ app ];
+    base = [ depLayer ];
+  };
+  layeredTooMany = lib.ociImage {
+    name = "x";
+    files = [ { source = app; } ];
+    maxLayers = 128;
+  };
+  layeredTooFew = lib.ociImage {
+    name = "x";
+    files = [ { source = app; } ];
+    layers = [ busyboxLayer ];
+    maxLayers = 2;
+  };
   busyboxPath = "${bb}";
   depPath = "${dep}";
   appPath = "${app}";

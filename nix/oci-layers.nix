@@ -1,0 +1,110 @@
+{ common }:
+let
+  inherit (common)
+    checkList
+    checkName
+    checkOneOf
+    checkSource
+    mkStep
+    ;
+in
+/**
+  The runtime closure of `roots`, split automatically into at most
+  `maxLayers` layers, all built by one step (in parallel). The result is a
+  directory holding `blobs/sha256/…` and `layers.json` (each layer's
+  descriptor and store paths, and the plan: which store paths went into
+  which layer, with their sizes, and why). Give it to `ociImageManifest` (or
+  `ociImage`) in `layers`, with or among `ociLayerTar` results; as `base`
+  of another layer, its store paths are left out there.
+
+  Any change to the closure rebuilds this one step (every layer is written
+  again), but a layer whose store paths did not change comes out
+  byte-identical, so a push sends only the layers that changed. See the
+  README, "Automatic layering".
+
+  # Inputs
+
+  `name` (string, default `"oci-layers"`)
+  : Name of the derivation.
+
+  `roots` (list of packages or store paths)
+  : Their runtime closure is what the layers hold, each store path at its
+    own path.
+
+  `maxLayers` (int, 1 to 127, default 100)
+  : The most layers this makes. Overlay file systems refuse more than
+    about 127 layers in an image: count the image's other layers too.
+
+  `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
+  : How store paths are grouped (README, "Automatic layering"):
+    `popularity` groups as nixpkgs' dockerTools does; `stable` keeps each
+    store path's layer independent of unrelated paths.
+
+  `base` (list of `ociLayerTar` or `ociLayers` results, default `[]`)
+  : Layers below these: store paths they hold are left out.
+
+  `compression`, `level`
+  : As in `ociLayerTar`, for every layer.
+
+  # Type
+
+  ```
+  ociLayers :: { name? :: String; roots :: [Derivation]; maxLayers? :: Int; strategy? :: String; base? :: [Derivation]; compression? :: String; level? :: Int; } -> Derivation
+  ```
+
+  # Examples
+
+  ```nix
+  ociLayers {
+    roots = [ pkgs.nginx pkgs.bash ];
+    maxLayers = 60;
+  }
+  ```
+*/
+{
+  name ? "oci-layers",
+  roots,
+  maxLayers ? 100,
+  strategy ? "stable",
+  base ? [ ],
+  compression ? "gzip",
+  level ? null,
+}:
+let
+  fn = "ociLayers";
+  roots' =
+    let
+      l = checkList "${fn}: roots" roots;
+    in
+    if l == [ ] then
+      throw "${fn}: roots is empty: give the packages whose runtime closure the layers hold"
+    else
+      builtins.genList (i: "${checkSource "${fn}: roots[${toString i}]" (builtins.elemAt l i)}") (
+        builtins.length l
+      );
+  maxLayers' =
+    if !builtins.isInt maxLayers then
+      throw "${fn}: maxLayers must be an integer, not ${builtins.typeOf maxLayers}"
+    else if maxLayers < 1 || maxLayers > 127 then
+      throw "${fn}: maxLayers is ${toString maxLayers}: it must be from 1 to 127 (overlay file systems refuse more than about 127 layers)"
+    else
+      maxLayers;
+  compression' = checkOneOf "${fn}: compression" [ "gzip" "zstd" "none" ] compression;
+in
+mkStep {
+  name = checkName "${fn}: name" name;
+  command = "layers";
+  spec =
+    {
+      graph = {
+        file = ".attrs.json";
+        attr = "closure";
+      };
+      maxLayers = maxLayers';
+      strategy = checkOneOf "${fn}: strategy" [ "stable" "popularity" ] strategy;
+      base = common.checkLayers "${fn}: base" base;
+      compression = compression';
+    }
+    // (if level == null then { } else { level = common.checkLevel "${fn}: level" compression' level; });
+  closure = roots';
+}
