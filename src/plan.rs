@@ -2,7 +2,7 @@
 //!
 //! The input is the closure graph Nix writes for `exportReferencesGraph`
 //! with structured attrs (a list of `{path, narSize, references}`); the
-//! output is a plan (`layers.json`): the layers, each with its store paths,
+//! output is a plan (`plan.json` in the README): the layers, each with its store paths,
 //! their total NAR size and why they are together. The plan is a pure
 //! function of the graph *as a set*: the order of its entries and of their
 //! references changes nothing, nor do thread counts or the machine.
@@ -324,7 +324,7 @@ pub fn read_exclude(file: &Path) -> Result<BTreeSet<String>> {
     Ok(paths.into_iter().collect())
 }
 
-/// A layering plan: `layers.json`.
+/// A layering plan (what `nixoci plan` writes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub strategy: Strategy,

@@ -100,7 +100,7 @@ enum Command {
     /// refusal nothing is left behind.
     Unpack(local::UnpackArgs),
     /// Split a closure into layers: which store paths go into which layer,
-    /// and why, as JSON (layers.json).
+    /// and why, as JSON.
     ///
     /// Reads the closure graph Nix writes for exportReferencesGraph. The
     /// plan depends only on the graph, never on the order of its entries.
