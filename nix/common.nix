@@ -533,7 +533,7 @@ rec {
     v: builtins.isString v && builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}" v != null
   );
 
-  fileAttrs = [ "source" "destination" "mode" "uid" "gid" ];
+  fileAttrs = [ "source" "destination" "mode" "uid" "gid" "link" ];
 
   endsWithSlash = s: builtins.match ".*/" s != null;
   /** A path without its trailing slashes. */
@@ -556,7 +556,7 @@ rec {
     let
       what = "${fn}: files[${toString i}]";
       checked = checkAttrs what fileAttrs (
-        if builtins.isAttrs f && !(f ? outPath) then f else throw "${what}: expected { source, destination?, mode?, uid?, gid? }, not ${describe f}"
+        if builtins.isAttrs f && !(f ? outPath) then f else throw "${what}: expected { source, destination?, mode?, uid?, gid?, link? }, not ${describe f}"
       );
       dest = checked.destination or null;
       src = checked.source;
@@ -594,6 +594,17 @@ rec {
       mode = checkNullOr checkMode "${what}.mode" (checked.mode or null);
       uid = checkNullOr checkId "${what}.uid" (checked.uid or null);
       gid = checkNullOr checkId "${what}.gid" (checked.gid or null);
+      # Only when set: a spec without it is the spec it always was.
+      link =
+        let
+          l = checkBool "${what}.link" (checked.link or false);
+        in
+        if !l then
+          null
+        else if dest == null then
+          throw "${what}: link needs a destination (without one, the store path is at its own path already)"
+        else
+          true;
     };
 
   /** The checked `files` list of function `fn` (as `ociLayerTar` takes it). */

@@ -21,7 +21,10 @@
   : Tags in the layout.
 
   `contents` (list of packages, default `[]`)
-  : Each merged at `/` (its `bin/` becomes `/bin/`, ...). At least one of
+  : Each merged at `/` as links into the store, as a Nix profile or
+    `buildEnv` is (its `bin/x` becomes `/bin/x`, a symbolic link to
+    `${pkg}/bin/x`): the package's files are in the image once, in its
+    store path, which the closure brings. At least one of
     `contents`, `files` and `layers` is given.
 
   `files` (list, default `[]`)
@@ -107,7 +110,10 @@ let
     (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
   ];
-  ownFiles = map (c: { source = c; destination = "/"; }) contents ++ files;
+  # A package in contents is linked at `/` (its bin/x becomes /bin/x, a
+  # link into the store), not copied: its files are in the image once, in
+  # its store path.
+  ownFiles = map (c: { source = c; destination = "/"; link = true; }) contents ++ files;
   hasOwn = contents != [ ] || files != [ ];
   # Layers fixed before the closure is split: the given ones (an ociLayers
   # result counts as the most it may hold) and the image's own.

@@ -39,7 +39,9 @@ in
     Otherwise a file (or single-file derivation, such as `writeText`'s)
     lands at `destination`, a directory's contents are merged under it, a
     symlink stays a symlink. `mode` is an octal string (at most `"07777"`),
-    `uid` and `gid` integers from 0 to 4294967295.
+    `uid` and `gid` integers from 0 to 4294967295. `link = true` (with a
+    destination, for a store path) puts symbolic links to the source's
+    files there instead of copies, as a Nix profile does.
 
   `compression` (`"gzip"` | `"zstd"` | `"none"`, default `"gzip"`)
   : Layer compression.

@@ -257,6 +257,7 @@ pub fn write_layer(
             mode: f.mode,
             uid: f.uid,
             gid: f.gid,
+            link: f.link,
         };
         // Decided on the source as the spec writes it: resolved, every
         // source is absolute when the spec's own name is.

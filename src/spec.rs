@@ -95,6 +95,12 @@ pub struct FileSpec {
     pub uid: Option<u32>,
     #[serde(default)]
     pub gid: Option<u32>,
+    /// Put symbolic links to the source's files (absolute, into the Nix
+    /// store) instead of copies: directories are made, every file and
+    /// symlink under the source becomes a link to it. The source must be in
+    /// the store, whose path the image then holds (its closure).
+    #[serde(default)]
+    pub link: bool,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

@@ -192,3 +192,90 @@ fn bad_plans_are_named() {
     );
     assert!(err.contains("plan.json"), "{err}");
 }
+
+/// `link`: a store path's files are put at a destination as symbolic links
+/// into the store (directories made), not copied; a source outside the
+/// store is refused, naming it.
+#[test]
+fn link_puts_symlinks_into_the_store_not_copies() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    file(
+        &store,
+        "ffff-pkg/bin/tool",
+        b"#!/bin/sh\necho tool\n",
+        0o555,
+    );
+    file(
+        &store,
+        "ffff-pkg/share/doc/readme",
+        &vec![b'x'; 100_000],
+        0o444,
+    );
+    std::os::unix::fs::symlink("tool", store.join("ffff-pkg/bin/alias")).unwrap();
+    let pkg = store.join("ffff-pkg");
+    write_json(
+        &t.path().join("spec.json"),
+        &json!({"files": [{"source": pkg, "destination": "/", "link": true}, {"source": pkg}],
+                "compression": "none"}),
+    );
+    run(nixoci()
+        .env("NIX_STORE", &store)
+        .arg("layer")
+        .arg(t.path().join("spec.json"))
+        .arg("-o")
+        .arg(t.path().join("out"))
+        .arg("-q"));
+    let info = read_json(&t.path().join("out/layer.json"));
+    let blob = blob_path(&t.path().join("out"), info["digest"].as_str().unwrap());
+    let data = fs::read(&blob).unwrap();
+    let mut tar = tar::Archive::new(&data[..]);
+    let mut seen = std::collections::BTreeMap::new();
+    for e in tar.entries().unwrap() {
+        let e = e.unwrap();
+        let path = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
+        seen.insert(path, (e.header().entry_type(), link, e.size()));
+    }
+    for (rel, target) in [
+        ("bin/tool", pkg.join("bin/tool")),
+        ("bin/alias", pkg.join("bin/alias")),
+        ("share/doc/readme", pkg.join("share/doc/readme")),
+    ] {
+        let (kind, link, _) = &seen[rel];
+        assert!(kind.is_symlink(), "{rel}: {kind:?}");
+        assert_eq!(link.as_deref(), Some(target.to_str().unwrap()), "{rel}");
+    }
+    assert!(seen["share/doc"].0.is_dir());
+    // The content is in the layer once: at the store path.
+    let store_rel = pkg.strip_prefix("/").unwrap().join("share/doc/readme");
+    assert_eq!(seen[store_rel.to_str().unwrap()].2, 100_000);
+    let copies = seen
+        .values()
+        .filter(|(_, _, size)| *size == 100_000)
+        .count();
+    assert_eq!(copies, 1);
+
+    file(t.path(), "outside/x", b"x", 0o444);
+    write_json(
+        &t.path().join("bad.json"),
+        &json!({"files": [{"source": "outside", "destination": "/", "link": true}]}),
+    );
+    let err = run_fail(
+        nixoci()
+            .env("NIX_STORE", &store)
+            .arg("layer")
+            .arg(t.path().join("bad.json"))
+            .arg("-o")
+            .arg(t.path().join("bad")),
+    );
+    assert!(err.contains("outside") && err.contains("link"), "{err}");
+}

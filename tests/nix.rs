@@ -1113,3 +1113,29 @@ fn layered_oci_image_runs_and_only_the_changed_layer_changes() {
         assert!(err.contains(want), "{attr}: {err}");
     }
 }
+
+/// `ociImage { contents }` links a package's files at `/` into its store
+/// path (as a profile does) instead of copying them: the image holds each
+/// file once, and runs.
+#[test]
+fn contents_are_linked_not_copied() {
+    require("umoci");
+    let layout = nix_build("withContents");
+    run(nixoci().arg("verify").arg(&layout));
+    let app = nix_eval("appPath");
+    let (_, output) = Podman::new().load_and_run(&layout);
+    assert_eq!(output, format!("{}\n", nix_eval("depPath")));
+    let t = tempfile::tempdir().unwrap();
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(t.path().join("bundle")));
+    let rootfs = t.path().join("bundle/rootfs");
+    let link = fs::read_link(rootfs.join("bin/app-ref")).unwrap();
+    assert_eq!(link, Path::new(&app).join("bin/app-ref"));
+    assert!(rootfs
+        .join(app.trim_start_matches('/'))
+        .join("bin/app-ref")
+        .is_file());
+}

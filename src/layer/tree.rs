@@ -78,6 +78,8 @@ pub struct Placement<'a> {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Files and symlinks become symlinks to their source (in the store).
+    pub link: bool,
 }
 
 /// Why a relative source without destination is refused.
@@ -157,6 +159,16 @@ impl Tree {
         let meta = Self::source_metadata(source, spec)?;
         let is_dir = meta.is_dir();
         self.check_not_output(source, &meta)?;
+        if place.link && !source.starts_with(&self.store_dir) {
+            return Err(Error::Destination {
+                destination: place.destination.unwrap_or_default().to_owned(),
+                reason: format!(
+                    "\"link\" puts links into the Nix store, but {} is not in {}",
+                    source.display(),
+                    self.store_dir.display()
+                ),
+            });
+        }
         let dest: Vec<u8> = match place.destination {
             None => match self.own_path_destination(source)? {
                 Some(dest) => dest,
@@ -321,7 +333,10 @@ impl Tree {
 
     fn entry_for(&self, path: &Path, meta: &fs::Metadata, place: &Placement) -> Result<Entry> {
         let ft = meta.file_type();
-        let (kind, mode) = if ft.is_dir() {
+        let (kind, mode) = if place.link && !ft.is_dir() {
+            // A link to the file in the store (which the image holds).
+            (Kind::Symlink(path.as_os_str().as_bytes().to_vec()), 0o777)
+        } else if ft.is_dir() {
             // An override keeps directories traversable where readable.
             let mode = place.mode.map_or(0o555, |m| m | ((m & 0o444) >> 2));
             (Kind::Dir, mode)

@@ -77,6 +77,13 @@ rec {
     layers = [ busyboxLayer ];
     maxLayers = 2;
   };
+  # contents: the app's files at / as links into its store path.
+  withContents = lib.ociImage {
+    name = "with-contents";
+    contents = [ app ];
+    files = [ { source = bb; destination = "/bin"; } ];
+    config.Entrypoint = [ "/bin/busybox" "cat" "/bin/app-ref" ];
+  };
   busyboxPath = "${bb}";
   depPath = "${dep}";
   appPath = "${app}";
