@@ -1055,8 +1055,16 @@ fn oci_layers_split_a_closure_within_the_budget() {
 #[test]
 fn layered_oci_image_runs_and_only_the_changed_layer_changes() {
     require("umoci");
+    require("oci-image-tool");
+    require("skopeo");
     let layout = nix_build("layered");
     run(nixoci().arg("verify").arg(&layout));
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref", "name=latest"])
+        .arg(&layout));
+    run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:latest", layout.display())));
     let manifest = |layout: &Path| {
         let index = read_json(&layout.join("index.json"));
         read_json(&blob_path(
