@@ -29,7 +29,7 @@
         };
     in
     {
-      # nixoci, and ociLayerTar, ociImageConfig, ociImageManifest,
+      # nixoci, and ociLayerTar, ociLayers, ociImageConfig, ociImageManifest,
       # ociImageLayout, ociImage and ociVerify, added to pkgs.
       overlays.default =
         final: prev:
