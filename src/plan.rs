@@ -33,7 +33,17 @@ pub const MAX_LAYERS: usize = 127;
 /// The smallest tier for a path of its own under [`Strategy::Stable`]:
 /// below it, a layer of its own saves too little on a re-push to be worth
 /// a slot of the budget.
-pub const MIN_TIER: u64 = 1 << 20;
+pub const MIN_TIER: u64 = 64 << 10;
+
+/// The tiers are [`MIN_TIER`] times a power of the fourth root of two:
+/// these are the fourth root's first four powers, in ten-thousandths, so
+/// that every machine computes the same tiers (no floating point).
+const TIER_STEPS: [u128; 4] = [10_000, 11_892, 14_142, 16_818];
+
+/// The `k`-th tier: [`MIN_TIER`] · 2^(k/4), rounded down.
+fn tier(k: u32) -> u128 {
+    ((MIN_TIER as u128) << (k / 4)) * TIER_STEPS[(k % 4) as usize] / 10_000
+}
 
 /// The most buckets of small paths under [`Strategy::Stable`].
 pub const MAX_BUCKETS: usize = 16;
@@ -571,13 +581,9 @@ fn size_text(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A tier, a power of two of at least 1 MiB: `16 MiB`, `2 GiB`.
+/// A tier as people read it: `1.0 MiB`, `76.1 KiB`.
 fn tier_text(tier: u128) -> String {
-    if tier >= 1 << 30 {
-        format!("{} GiB", tier >> 30)
-    } else {
-        format!("{} MiB", tier >> 20)
-    }
+    size_text(u64::try_from(tier).unwrap_or(u64::MAX))
 }
 
 /// The stable grouping of `paths` (see the README):
@@ -585,7 +591,7 @@ fn tier_text(tier: u128) -> String {
 /// - all of them fit: a layer each;
 /// - a budget of 1: one layer;
 /// - else `K` = [`bucket_count`] buckets and `B − K` slots for big paths:
-///   the tier `T` is the smallest power of two of at least [`MIN_TIER`]
+///   the tier `T` is the smallest of the tiers [`MIN_TIER`] · 2^(k/4)
 ///   such that at most `B − K` paths are of `T` bytes or more; those get a
 ///   layer each, the others go to the bucket [`bucket_of`] their name;
 ///   empty buckets are dropped.
@@ -626,16 +632,17 @@ fn group_stable(graph: &Graph, paths: &[usize], budget: usize) -> Vec<PlanLayer>
     }
     let buckets = bucket_count(budget);
     let slots = budget - buckets;
-    let mut tier = MIN_TIER as u128;
+    let mut k = 0;
     // Ends: past the largest size no path is that big.
     while paths
         .iter()
-        .filter(|&&i| graph.sizes[i] as u128 >= tier)
+        .filter(|&&i| graph.sizes[i] as u128 >= tier(k))
         .count()
         > slots
     {
-        tier *= 2;
+        k += 1;
     }
+    let tier = tier(k);
     let (mut big, small): (Vec<usize>, Vec<usize>) =
         paths.iter().partition(|&&i| graph.sizes[i] as u128 >= tier);
     by_size(&mut big);
@@ -1083,16 +1090,27 @@ mod tests {
 
     const B: usize = 20;
 
+    /// The tiers are whole numbers every machine computes alike.
+    #[test]
+    fn tiers() {
+        assert_eq!(tier(0), 64 << 10);
+        assert_eq!(tier(1), 65_536 * 11_892 / 10_000);
+        assert_eq!(tier(4), 128 << 10);
+        assert_eq!(tier(32), 16 << 20);
+        assert!((0..200).all(|k| tier(k) < tier(k + 1)));
+    }
+
     #[test]
     fn stable_shape() {
         let g = graph(&stable_fixture());
         let p = plan(&g, Strategy::Stable, B, &none()).unwrap();
-        // K = 5 buckets, 15 slots: the 6 big paths at the 1 MiB tier.
+        // K = 5 buckets, 15 slots: the 6 big paths at the lowest tier,
+        // 64 KiB.
         assert_eq!(p.layers.len(), 6 + 5);
         assert_eq!(p.layers[0].paths, ["/nix/store/0005b-big5-1.0"]);
         assert_eq!(
             p.layers[0].why,
-            "own layer: 38.0 MiB, at or over the 1 MiB tier"
+            "own layer: 38.0 MiB, at or over the 64.0 KiB tier"
         );
         assert!(
             p.layers[6].why.starts_with("bucket "),
@@ -1101,16 +1119,17 @@ mod tests {
         );
         assert!(p.layers[6]
             .why
-            .ends_with(" of 5 for paths under the 1 MiB tier (by name)"));
-        // A budget of 8: K = 2, 6 slots; still the 1 MiB tier.
+            .ends_with(" of 5 for paths under the 64.0 KiB tier (by name)"));
+        // A budget of 8: K = 2, 6 slots; still the lowest tier.
         let p = plan(&g, Strategy::Stable, 8, &none()).unwrap();
         assert_eq!(p.layers.len(), 8);
         // A budget of 5: K = 1, 4 slots: the tier rises until at most 4
-        // paths reach it: 16 MiB (20, 26, 32 and 38 MiB).
+        // paths reach it: 16 MiB, 64 KiB · 2^(32/4) (20, 26, 32 and 38
+        // MiB); the tier below, 13.5 MiB, holds 14 MiB too.
         let p = plan(&g, Strategy::Stable, 5, &none()).unwrap();
         assert_eq!(p.layers.len(), 5);
         assert!(
-            p.layers[4].why.contains("under the 16 MiB tier"),
+            p.layers[4].why.contains("under the 16.0 MiB tier"),
             "{:?}",
             p.layers[4]
         );
