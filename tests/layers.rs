@@ -167,29 +167,25 @@ fn a_layers_directory_is_a_list_of_layers_in_an_image() {
 fn bad_plans_are_named() {
     let t = tempfile::tempdir().unwrap();
     let (store, _) = store_and_plan(t.path());
+    let fail = || {
+        run_fail(
+            nixoci()
+                .env("NIX_STORE", &store)
+                .arg("layers")
+                .arg(t.path().join("layers.json"))
+                .arg("-o")
+                .arg(t.path().join("out")),
+        )
+    };
     write_json(
         &t.path().join("plan.json"),
         &json!({"layers": [{"paths": ["/elsewhere/x"]}]}),
     );
-    let err = run_fail(
-        nixoci()
-            .env("NIX_STORE", &store)
-            .arg("layers")
-            .arg(t.path().join("layers.json"))
-            .arg("-o")
-            .arg(t.path().join("out")),
-    );
+    let err = fail();
     assert!(err.contains("/elsewhere/x"), "{err}");
     assert!(!t.path().join("out").exists());
     fs::remove_file(t.path().join("plan.json")).unwrap();
-    let err = run_fail(
-        nixoci()
-            .env("NIX_STORE", &store)
-            .arg("layers")
-            .arg(t.path().join("layers.json"))
-            .arg("-o")
-            .arg(t.path().join("out")),
-    );
+    let err = fail();
     assert!(err.contains("plan.json"), "{err}");
 }
 

@@ -1084,13 +1084,7 @@ fn layered_oci_image_runs_and_only_the_changed_layer_changes() {
     assert!(one.len() <= 4 && one.len() >= 2, "{one:?}");
     let (_, output) = Podman::new().load_and_run(&layout);
     assert_eq!(output, format!("{}\n", nix_eval("depPath")));
-    let t = tempfile::tempdir().unwrap();
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(t.path().join("bundle")));
-    let rootfs = t.path().join("bundle/rootfs");
+    let (_t, rootfs) = umoci_unpack(&layout);
     assert_eq!(
         fs::read(rootfs.join("bin/busybox")).unwrap(),
         fs::read("/bin/busybox").unwrap()
@@ -1133,6 +1127,18 @@ fn contents_are_linked_not_copied() {
     let app = nix_eval("appPath");
     let (_, output) = Podman::new().load_and_run(&layout);
     assert_eq!(output, format!("{}\n", nix_eval("depPath")));
+    let (_t, rootfs) = umoci_unpack(&layout);
+    let link = fs::read_link(rootfs.join("bin/app-ref")).unwrap();
+    assert_eq!(link, Path::new(&app).join("bin/app-ref"));
+    assert!(rootfs
+        .join(app.trim_start_matches('/'))
+        .join("bin/app-ref")
+        .is_file());
+}
+
+/// `umoci unpack` of the layout's `latest` image: the directory that holds
+/// it (removed when dropped) and its root filesystem.
+fn umoci_unpack(layout: &Path) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     run(Command::new("umoci")
         .arg("unpack")
@@ -1140,10 +1146,5 @@ fn contents_are_linked_not_copied() {
         .arg(format!("{}:latest", layout.display()))
         .arg(t.path().join("bundle")));
     let rootfs = t.path().join("bundle/rootfs");
-    let link = fs::read_link(rootfs.join("bin/app-ref")).unwrap();
-    assert_eq!(link, Path::new(&app).join("bin/app-ref"));
-    assert!(rootfs
-        .join(app.trim_start_matches('/'))
-        .join("bin/app-ref")
-        .is_file());
+    (t, rootfs)
 }
