@@ -1,0 +1,302 @@
+//! Writing layers: one from a layer spec, or several at once from a plan's
+//! groups of store paths (`nixoci layers`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::info::{base_store_paths, info_json, LayerInfo, LayersInfo, LAYERS_JSON};
+use super::options::{Ctx, Options};
+use crate::error::{Error, Result};
+use crate::layer::compress::Compression;
+use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
+use crate::layout::BlobDir;
+use crate::oci::digest::HashWriter;
+use crate::oci::json::{read_json, Json};
+use crate::progress::Progress;
+use crate::spec::{self, ClosureSpec, LayerSpec, LayersSpec};
+
+/// Build one layer into `blobs`. Store paths in `exclude` (besides those
+/// held by the spec's `base` layers) are left out. `index` is the layer's
+/// position in its image, for progress reports.
+pub fn write_layer(
+    spec: &LayerSpec,
+    spec_path: &Path,
+    blobs: &BlobDir,
+    exclude: &BTreeSet<PathBuf>,
+    index: usize,
+    ctx: &Ctx,
+    at: &str,
+) -> Result<LayerInfo> {
+    let base = spec::base_dir(spec_path);
+    let mut exclude = exclude.clone();
+    exclude.extend(base_store_paths(&base, &spec.base).map_err(|e| e.within(at))?);
+    let mut tree = Tree::new(crate::nix::store_dir(), exclude);
+    tree.protect(&ctx.protect);
+    let progress = ctx.progress;
+    for (i, f) in spec.files.iter().enumerate() {
+        let place = Placement {
+            destination: f.destination.as_deref(),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+            link: f.link,
+        };
+        // Decided on the source as the spec writes it: resolved, every
+        // source is absolute when the spec's own name is.
+        if f.destination.is_none() && f.source.is_relative() {
+            return Err(Error::Destination {
+                destination: f.source.display().to_string(),
+                reason: RELATIVE_WITHOUT_DESTINATION.into(),
+            }
+            .within(format!("{at}: files[{i}]")));
+        }
+        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
+            .map_err(|e| e.within(format!("{at}: files[{i}]")))?;
+    }
+    let closure = match &spec.closure {
+        None => Vec::new(),
+        Some(ClosureSpec::Paths(p)) => p.clone(),
+        Some(ClosureSpec::File { file, attr }) => {
+            let file = spec::resolve(&base, file);
+            crate::nix::read_closure_file(&file, attr.as_deref())
+                .map_err(|e| e.within(format!("{at}: closure file {}", file.display())))?
+        }
+    };
+    for p in &closure {
+        tree.add_store_path(p, spec_path)
+            .map_err(|e| e.within(format!("{at}: closure")))?;
+    }
+
+    progress.layer_start(index, tree.content_bytes());
+    let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
+    let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    progress.layer_done(&info.digest.to_string(), info.size);
+    Ok(info)
+}
+
+/// The level a layer is compressed at: its spec's, else the command line's
+/// (none for uncompressed layers), checked for the compression.
+fn layer_level(
+    compression: Compression,
+    spec_level: Option<u32>,
+    default: Option<u32>,
+    at: &str,
+) -> Result<Option<u32>> {
+    let level = spec_level
+        .or(default)
+        .filter(|_| compression != Compression::None);
+    compression.check_level(level).map_err(|m| {
+        if spec_level.is_some() {
+            Error::Invalid(format!("{at}: {m}"))
+        } else {
+            // From the command line: not the spec's mistake.
+            Error::Invalid(format!("--level: {m} (the compression of {at})"))
+        }
+    })?;
+    Ok(level)
+}
+
+/// Write `tree` as a layer blob into `blobs`: tar, compressed with
+/// `threads` threads, hashed on the way.
+fn write_blob(
+    tree: Tree,
+    compression: Compression,
+    level: Option<u32>,
+    threads: usize,
+    blobs: &BlobDir,
+    progress: &dyn Progress,
+) -> Result<LayerInfo> {
+    let mtime = crate::oci::time::default_mtime()?;
+    let out_err = |e| Error::io("(layer blob)", e);
+    let encoder = compression
+        .encoder(blobs.writer()?, level, threads)
+        .map_err(out_err)?;
+    let tar_out = crate::layer::tar::write_tree(&tree, mtime, HashWriter::new(encoder), progress)?;
+    let (encoder, diff_id, _tar_size) = tar_out.finish();
+    let (digest, size) = encoder.finish().map_err(out_err)?.complete()?;
+    Ok(LayerInfo {
+        media_type: compression.layer_media_type(),
+        digest,
+        size,
+        diff_id,
+        store_paths: tree.store_paths,
+    })
+}
+
+/// Build one layer for each group of store paths into `blobs`, at once:
+/// every layer whose content is more than a `threads`-th of the whole is
+/// compressed first, one at a time, with all threads; the others then
+/// share the threads, one layer each, largest first. The bytes of each
+/// layer do not depend on this (compression gives the same bytes at any
+/// thread count); only the time does. Layers come back in the groups'
+/// order.
+pub fn write_groups(
+    groups: &[Vec<PathBuf>],
+    compression: Compression,
+    level: Option<u32>,
+    blobs: &BlobDir,
+    ctx: &Ctx,
+    spec_path: &Path,
+) -> Result<Vec<LayerInfo>> {
+    let store = crate::nix::store_dir();
+    let mut trees = Vec::with_capacity(groups.len());
+    for (i, paths) in groups.iter().enumerate() {
+        let mut tree = Tree::new(store.clone(), BTreeSet::new());
+        tree.protect(&ctx.protect);
+        for p in paths {
+            tree.add_store_path(p, spec_path)
+                .map_err(|e| e.within(format!("{}: layers[{i}]", spec_path.display())))?;
+        }
+        trees.push(Some(tree));
+    }
+    let total: u64 = trees.iter().flatten().map(Tree::content_bytes).sum();
+    let threads = ctx.threads.max(1);
+    ctx.progress.layer_start(0, total);
+    let progress = Forward(ctx.progress);
+    let mut order: Vec<usize> = (0..trees.len()).collect();
+    let size = |i: usize, trees: &[Option<Tree>]| trees[i].as_ref().map_or(0, Tree::content_bytes);
+    order.sort_by_key(|&i| (std::cmp::Reverse(size(i, &trees)), i));
+    let (big, small): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| size(i, &trees).saturating_mul(threads as u64) > total);
+    let mut out: Vec<Option<LayerInfo>> = vec![None; trees.len()];
+    for i in big {
+        let tree = trees[i].take().expect("each tree once");
+        out[i] = Some(write_blob(
+            tree,
+            compression,
+            level,
+            threads,
+            blobs,
+            &progress,
+        )?);
+    }
+    let queue = std::sync::Mutex::new(
+        small
+            .into_iter()
+            .map(|i| (i, trees[i].take().expect("each tree once")))
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some((i, tree)) = next else { break };
+                let written = write_blob(tree, compression, level, 1, blobs, &progress);
+                let failed = written.is_err();
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, written));
+                if failed {
+                    // Stop the others early: the build fails anyway.
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                }
+            });
+        }
+    });
+    for (i, written) in done.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        out[i] = Some(written?);
+    }
+    let infos: Vec<LayerInfo> = out.into_iter().flatten().collect();
+    let size: u64 = infos.iter().map(|l| l.size).sum();
+    ctx.progress
+        .layer_done(&format!("{} layers", infos.len()), size);
+    Ok(infos)
+}
+
+/// Progress of the layers of [`write_groups`]: their bytes add up on one
+/// bar, started and finished once for all of them.
+struct Forward<'a>(&'a dyn Progress);
+
+impl Progress for Forward<'_> {
+    fn advance(&self, n: u64) {
+        self.0.advance(n)
+    }
+}
+
+/// `nixoci layers`: a layer for each group of store paths the plan lists,
+/// built at once into one directory, described by `layers.json` (the
+/// layers in order, and the plan as given).
+pub fn layers(
+    spec: &LayersSpec,
+    spec_path: &Path,
+    out: &Path,
+    opts: &Options,
+) -> Result<LayersInfo> {
+    let base = spec::base_dir(spec_path);
+    let mut inputs = vec![spec_path.to_owned()];
+    inputs.extend(spec.plan.iter().map(|p| spec::resolve(&base, p)));
+    inputs.extend(spec.graph.iter().map(|g| spec::resolve(&base, &g.file)));
+    inputs.extend(spec.base.iter().map(|d| spec::resolve(&base, d)));
+    let (staging, ctx) = opts.start(out, &inputs)?;
+    let plan = layers_plan(spec, spec_path)?;
+    #[derive(Deserialize)]
+    struct Plan {
+        layers: Vec<Group>,
+    }
+    #[derive(Deserialize)]
+    struct Group {
+        paths: Vec<PathBuf>,
+    }
+    let groups: Plan = serde_json::from_value(plan.to_value())
+        .map_err(|e| Error::spec(spec_path, format!("the plan: {e}")))?;
+    let groups: Vec<Vec<PathBuf>> = groups.layers.into_iter().map(|g| g.paths).collect();
+    let at = spec_path.display().to_string();
+    let level = layer_level(spec.compression, spec.level, ctx.level, &at)?;
+    let layers = write_groups(
+        &groups,
+        spec.compression,
+        level,
+        &staging.blobs(),
+        &ctx,
+        spec_path,
+    )?;
+    let info = LayersInfo { layers, plan };
+    staging.write_file(LAYERS_JSON, &info_json(&info))?;
+    staging.commit()?;
+    Ok(info)
+}
+
+/// The plan of a `layers` spec: the file it names, or one made from its
+/// graph, less the store paths of its base layers.
+fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
+    let base = spec::base_dir(spec_path);
+    match (&spec.plan, &spec.graph) {
+        (Some(plan), None) => {
+            if spec.max_layers.is_some() || spec.strategy.is_some() || !spec.base.is_empty() {
+                return Err(Error::spec(
+                    spec_path,
+                    "\"maxLayers\", \"strategy\" and \"base\" go with \"graph\": a \"plan\" is used as it is",
+                ));
+            }
+            read_json(&spec::resolve(&base, plan))
+        }
+        (None, Some(g)) => {
+            let graph = crate::plan::Graph::read(&spec::resolve(&base, &g.file), g.attr.as_deref())?;
+            let strategy: crate::plan::Strategy = spec
+                .strategy
+                .as_deref()
+                .unwrap_or("stable")
+                .parse()
+                .map_err(|m| Error::spec(spec_path, format!("strategy: {m}")))?;
+            let max = spec.max_layers.unwrap_or(100);
+            crate::plan::check_budget(max)
+                .map_err(|m| Error::spec(spec_path, format!("maxLayers: {m}")))?;
+            let exclude: BTreeSet<String> = base_store_paths(&base, &spec.base)?
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let plan = crate::plan::plan(&graph, strategy, max, &exclude)?;
+            Ok(Json::from_value(
+                &serde_json::to_value(&plan).expect("a plan serialises"),
+            ))
+        }
+        _ => Err(Error::spec(
+            spec_path,
+            "give either \"plan\" (a file from `nixoci plan`) or \"graph\" (a closure graph to plan)",
+        )),
+    }
+}
