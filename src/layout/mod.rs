@@ -1,12 +1,14 @@
-//! OCI image layouts (image-spec `image-layout.md`): the [`store`] that
-//! writes them (staging directories, blob writers that name a blob only by
-//! its checked digest, verified blob readers), the [`reader`] every command
+//! OCI image layouts (image-spec `image-layout.md`): the [`staging`] every
+//! output is written in, the blob [`store`] (blob writers that name a blob
+//! only by its checked digest, verified blob readers), the [`reader`] every command
 //! reads them through (tag and platform to image, the graph under a
 //! descriptor), and the [`tags`] a layout gives its image.
 
 pub mod reader;
+pub mod staging;
 pub mod store;
 pub mod tags;
 
 pub use reader::{Graph, Image, Layout};
+pub use staging::*;
 pub use store::*;

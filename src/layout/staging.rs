@@ -1,0 +1,414 @@
+//! Output directories and files: each is written into a temporary sibling
+//! of its final path and renamed into place only once complete
+//! ([`Staging`], [`OutputFile`]), so a failed or interrupted run never
+//! leaves an output that looks finished; what an interrupted run started is
+//! removed by [`remove_unfinished`]. Replacing an output never deletes or
+//! changes one of the inputs ([`check_not_an_input`]).
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::layout::store::BlobDir;
+use crate::oci::json::canonical_json;
+
+/// The content of `oci-layout`.
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An output directory being written: a temporary sibling of `dest` until
+/// [`Staging::commit`] (or `dest` itself, for [`Staging::in_place`]).
+/// Dropping it without committing removes it.
+pub struct Staging {
+    place: Place,
+    dest: PathBuf,
+    force: bool,
+    /// The topmost parent directory this run created, removed again if the
+    /// output is never committed.
+    created_parent: Option<PathBuf>,
+    committed: bool,
+}
+
+/// Temporary outputs of this process not yet committed, for
+/// [`remove_unfinished`].
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove every output this process has started and not committed (and the
+/// parents it created for them). For a signal handler that is about to exit:
+/// an interrupted run leaves nothing behind.
+pub fn remove_unfinished() {
+    for p in unfinished().drain(..) {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir_all(p);
+            }
+            Ok(_) => {
+                let _ = fs::remove_file(p);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A temporary file or directory (not a [`Staging`] directory) that
+/// [`remove_unfinished`] removes if the process is interrupted while this
+/// guard lives.
+pub struct UnfinishedFile(PathBuf);
+
+impl UnfinishedFile {
+    pub fn track(path: &Path) -> Self {
+        unfinished().push(path.to_owned());
+        UnfinishedFile(path.to_owned())
+    }
+}
+
+impl Drop for UnfinishedFile {
+    fn drop(&mut self) {
+        unfinished().retain(|p| *p != self.0);
+    }
+}
+
+/// A file output (an archive): written to a temporary sibling of its
+/// final path and renamed into place (mode 0644) by [`OutputFile::commit`];
+/// removed if dropped before, or if the process is interrupted. In place
+/// (Nix builders, whose failed outputs Nix discards), the final path is
+/// written directly and must not exist.
+pub struct OutputFile {
+    file: File,
+    tmp: Option<tempfile::NamedTempFile>,
+    dest: PathBuf,
+    _unfinished: Option<UnfinishedFile>,
+}
+
+impl OutputFile {
+    /// Start writing `dest`.
+    pub fn new(dest: &Path, in_place: bool) -> Result<Self> {
+        if in_place {
+            return Ok(OutputFile {
+                file: File::create_new(dest).at(dest)?,
+                tmp: None,
+                dest: dest.to_owned(),
+                _unfinished: None,
+            });
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a file name", dest.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .tempfile_in(&parent)
+            .at(&parent)?;
+        Ok(OutputFile {
+            file: tmp.as_file().try_clone().at(tmp.path())?,
+            // The temporary file's own drop does not run when a signal
+            // ends the process; the signal handler removes it.
+            _unfinished: Some(UnfinishedFile::track(tmp.path())),
+            tmp: Some(tmp),
+            dest: dest.to_owned(),
+        })
+    }
+
+    /// The file to write to.
+    pub fn file(&self) -> Result<File> {
+        self.file.try_clone().at(&self.dest)
+    }
+
+    /// Put the finished file at its final path.
+    pub fn commit(self) -> Result<()> {
+        if let Some(t) = self.tmp {
+            t.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .at(t.path())?;
+            t.persist(&self.dest)
+                .map_err(|e| Error::io(&self.dest, e.error))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let path = self.path().to_owned();
+        unfinished().retain(|p| *p != path && Some(p) != self.created_parent.as_ref());
+        if !self.committed {
+            if let Some(p) = &self.created_parent {
+                let _ = fs::remove_dir_all(p);
+            }
+        }
+    }
+}
+
+enum Place {
+    Temp(tempfile::TempDir),
+    Final(InPlace),
+}
+
+/// A directory written in place: `Some` until committed, removed on drop.
+struct InPlace(Option<PathBuf>);
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+impl Staging {
+    /// Start writing `dest` (with an empty `blobs/sha256`). It must not
+    /// exist unless `force`, and replacing it must not touch any of
+    /// `inputs` (see [`check_not_an_input`]).
+    pub fn new(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<Self> {
+        let staging = Self::empty(dest, force, inputs)?;
+        fs::create_dir_all(staging.path().join("blobs/sha256")).at(staging.path())?;
+        Ok(staging)
+    }
+
+    /// Start writing `dest`, an empty directory. It must not exist unless
+    /// `force`, and replacing it must not touch any of `inputs`.
+    pub fn empty(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<Self> {
+        if dest.as_os_str().is_empty() {
+            return Err(Error::Invalid("the output path is empty".into()));
+        }
+        if fs::symlink_metadata(dest).is_ok() {
+            if !force {
+                return Err(Error::OutputExists(dest.to_owned()));
+            }
+            check_not_an_input(dest, inputs)?;
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let created_parent = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .last()
+            .map(Path::to_owned);
+        fs::create_dir_all(&parent).at(&parent)?;
+        if let Some(p) = &created_parent {
+            unfinished().push(p.clone());
+        }
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{}: not a directory name", dest.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .at(&parent)?;
+        unfinished().push(tmp.path().to_owned());
+        let staging = Staging {
+            place: Place::Temp(tmp),
+            dest: dest.to_owned(),
+            force,
+            created_parent,
+            committed: false,
+        };
+        Ok(staging)
+    }
+
+    /// Write `dest` directly (it must not exist); removed again unless
+    /// committed. For Nix builders, whose store directory is not writable
+    /// and whose failed outputs Nix discards itself.
+    pub fn in_place(dest: &Path) -> Result<Self> {
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(Error::OutputExists(dest.to_owned()));
+        }
+        fs::create_dir(dest).at(dest)?;
+        let staging = Staging {
+            place: Place::Final(InPlace(Some(dest.to_owned()))),
+            dest: dest.to_owned(),
+            force: false,
+            created_parent: None,
+            committed: false,
+        };
+        fs::create_dir_all(dest.join("blobs/sha256")).at(dest)?;
+        Ok(staging)
+    }
+
+    /// Where the content is written until commit.
+    pub fn path(&self) -> &Path {
+        match &self.place {
+            Place::Temp(t) => t.path(),
+            Place::Final(_) => &self.dest,
+        }
+    }
+
+    /// The blob store inside.
+    pub fn blobs(&self) -> BlobDir {
+        BlobDir::new(self.path())
+    }
+
+    /// Write a small file (JSON descriptor, `oci-layout`, `index.json`).
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.path().join(name);
+        fs::write(&p, bytes).at(&p)
+    }
+
+    /// Make the directory an image layout: `oci-layout`, and `index.json`
+    /// holding `index` (canonically written).
+    pub fn write_layout<T: Serialize>(&self, index: &T) -> Result<()> {
+        self.write_file("oci-layout", OCI_LAYOUT)?;
+        self.write_file("index.json", &canonical_json(index))
+    }
+
+    /// Move the finished directory to its final path.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let tmp = match std::mem::replace(&mut self.place, Place::Final(InPlace(None))) {
+            Place::Final(mut in_place) => {
+                in_place.0 = None;
+                self.committed = true;
+                return Ok(self.dest.clone());
+            }
+            Place::Temp(tmp) => tmp,
+        };
+        let tmp_path = tmp.path().to_owned();
+        fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o755)).at(&tmp_path)?;
+        let kept = tmp.keep();
+        // From here on the rename decides; the parents stay either way.
+        self.committed = true;
+        let undo = |e: io::Error, path: &Path| {
+            let _ = fs::remove_dir_all(&kept);
+            Error::io(path, e)
+        };
+        if self.force && fs::symlink_metadata(&self.dest).is_ok() {
+            // Swap: the old one is moved aside first, so `dest` is always
+            // either the old complete output or the new one.
+            let aside = tmp_path.with_extension("old");
+            fs::rename(&self.dest, &aside).map_err(|e| undo(e, &self.dest))?;
+            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+            let meta = fs::symlink_metadata(&aside).at(&aside)?;
+            if meta.is_dir() {
+                fs::remove_dir_all(&aside).at(&aside)?;
+            } else {
+                fs::remove_file(&aside).at(&aside)?;
+            }
+        } else {
+            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+        }
+        Ok(self.dest.clone())
+    }
+}
+
+/// Refuse to replace `dest` (an existing output about to be deleted and
+/// written anew) when that would delete or change one of `inputs`: an input
+/// that is `dest` or lies inside it, or an input directory that `dest` lies
+/// inside. Paths are compared as named and once symlinks are resolved (the
+/// path itself and what it points to), so a relative, absolute or linked
+/// name of an input is the same input. Inputs that do not exist are left to the
+/// code that reads them; `-` (standard input) is no file.
+pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let Some(replaced) = real_path(dest) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if input.as_os_str().is_empty() || input == Path::new("-") {
+            continue;
+        }
+        // The input as named (without `..`, which only resolving can
+        // interpret), the input itself, and what it points to.
+        let named = std::path::absolute(input)
+            .ok()
+            .filter(|p| !p.components().any(|c| c == std::path::Component::ParentDir));
+        let real = [named, real_path(input), fs::canonicalize(input).ok()];
+        // The same directory under another name (a bind mount): compared
+        // by device and inode, every ancestor of the input's real path.
+        if let (Ok(out), Some(canon)) = (fs::symlink_metadata(&replaced), &real[2]) {
+            if !out.file_type().is_symlink() {
+                let same = |p: &Path, m: &fs::Metadata| {
+                    fs::metadata(p).is_ok_and(|x| x.dev() == m.dev() && x.ino() == m.ino())
+                };
+                if canon.ancestors().any(|a| same(a, &out)) {
+                    return Err(Error::InputInOutput {
+                        input: input.clone(),
+                        output: dest.to_owned(),
+                    });
+                }
+                if let (Ok(inp), Ok(dest_real)) = (fs::metadata(canon), fs::canonicalize(&replaced))
+                {
+                    if inp.is_dir() && dest_real.ancestors().any(|a| same(a, &inp)) {
+                        return Err(Error::OutputInInput {
+                            input: input.clone(),
+                            output: dest.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        for r in real.iter().flatten() {
+            if r.starts_with(&replaced) {
+                return Err(Error::InputInOutput {
+                    input: input.clone(),
+                    output: dest.to_owned(),
+                });
+            }
+            if fs::metadata(r).is_ok_and(|m| m.is_dir()) && replaced.starts_with(r) {
+                return Err(Error::OutputInInput {
+                    input: input.clone(),
+                    output: dest.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with its parent's symlinks resolved, but not a symlink at `path`
+/// itself (which is what replacing `path` deletes). `None` if the parent
+/// does not exist.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(fs::canonicalize(parent).ok()?.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_is_removed_unless_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        {
+            let s = Staging::new(&dest, false, &[]).unwrap();
+            s.write_file("x", b"1").unwrap();
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
+        let s = Staging::new(&dest, false, &[]).unwrap();
+        s.write_file("x", b"1").unwrap();
+        s.commit().unwrap();
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"1");
+        assert!(matches!(
+            Staging::new(&dest, false, &[]),
+            Err(Error::OutputExists(_))
+        ));
+        let s = Staging::new(&dest, true, &[]).unwrap();
+        s.write_file("y", b"2").unwrap();
+        s.commit().unwrap();
+        assert!(!dest.join("x").exists() && dest.join("y").exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no leftovers after --force"
+        );
+    }
+}
