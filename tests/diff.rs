@@ -17,16 +17,7 @@ use serde_json::{json, Value};
 /// that holds one.
 const STORE_PATH: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-app-1.0";
 
-/// nixoci with a private credential and cache environment.
-fn tool(env: &Path) -> Command {
-    let mut c = nixoci();
-    c.env("HOME", env)
-        .env("XDG_CACHE_HOME", env.join("cache"))
-        .env("DOCKER_CONFIG", env.join("docker"))
-        .env("REGISTRY_AUTH_FILE", env.join("auth.json"))
-        .env_remove("XDG_RUNTIME_DIR");
-    c
-}
+use common::nixoci_in as tool;
 
 /// An image of two layers: layer 0 the files of `app` (given as
 /// name -> content) under the store path, layer 1 a data file the same in

@@ -180,13 +180,7 @@ fn nix_built_layout_passes_verify_umoci_and_oci_image_tool() {
         serde_json::from_slice(&run(nixoci().arg("inspect").arg("--json").arg(&layout)).stdout)
             .unwrap();
     assert_eq!(inspected[0]["tags"], json!(["latest", "v1"]));
-    let t = tempfile::tempdir().unwrap();
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(t.path().join("bundle")));
-    let rootfs = t.path().join("bundle/rootfs");
+    let (_t, rootfs) = umoci_unpack(&layout);
     let app = nix_eval("appPath");
     let dep = nix_eval("depPath");
     // The main program at its destination, its closure at its own paths.

@@ -15,16 +15,7 @@ use common::registry::*;
 use common::*;
 use serde_json::{json, Value};
 
-/// nixoci with a private credential and cache environment.
-fn tool(env: &Path) -> Command {
-    let mut c = nixoci();
-    c.env("HOME", env)
-        .env("XDG_CACHE_HOME", env.join("cache"))
-        .env("DOCKER_CONFIG", env.join("docker"))
-        .env("REGISTRY_AUTH_FILE", env.join("auth.json"))
-        .env_remove("XDG_RUNTIME_DIR");
-    c
-}
+use common::nixoci_in as tool;
 
 /// A deterministic, incompressible file of `len` bytes.
 fn noise(path: &Path, len: usize, seed: u64) {

@@ -23,6 +23,19 @@ pub fn nixoci() -> Command {
     c
 }
 
+/// nixoci with a private credential and cache environment under `env`
+/// (home, cache, Docker and podman auth files), so that no test reads or
+/// writes the machine's.
+pub fn nixoci_in(env: &Path) -> Command {
+    let mut c = nixoci();
+    c.env("HOME", env)
+        .env("XDG_CACHE_HOME", env.join("cache"))
+        .env("DOCKER_CONFIG", env.join("docker"))
+        .env("REGISTRY_AUTH_FILE", env.join("auth.json"))
+        .env_remove("XDG_RUNTIME_DIR");
+    c
+}
+
 /// busybox-static, which the image tests put in layers; fails (never
 /// skips) when it is missing.
 pub fn busybox() -> &'static Path {
