@@ -423,7 +423,7 @@ fn package_name(path: &str) -> String {
 }
 
 /// Every path with its popularity, most popular first, ties by
-/// [`package_name`]: the order of dockerTools' popularity contest.
+/// `package_name`: the order of dockerTools' popularity contest.
 ///
 /// The contest expands each root (a path nothing refers to) into a tree and
 /// scores bottom-up: `contest(x)` gives each child `c` 1, and each path `s`

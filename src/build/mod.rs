@@ -4,9 +4,11 @@
 //!
 //! The building blocks are what the Nix functions chain: each writes its
 //! blob(s) under `blobs/sha256/` plus a small JSON file describing them
-//! (`layer.json`, `layers.json`, `config.json`, `manifest.json`: [`info`])
-//! that the next step reads at build time; [`layers`] writes the layers. Blobs a step only references (layers under a manifest) stay
-//! where they are; their directories are listed in `blobDirs`.
+//! (`layer.json`, `layers.json`, `config.json`, `manifest.json`: `info`)
+//! that the next step reads at build time; `layers` writes the layers,
+//! `options` holds how a step runs. Blobs a step only references (layers
+//! under a manifest) stay where they are; their directories are listed in
+//! `blobDirs`.
 
 mod info;
 mod layers;
