@@ -1,0 +1,187 @@
+//! Automatic layering: which store paths of a closure go into which layer.
+//!
+//! The input is the closure graph Nix writes for `exportReferencesGraph`
+//! with structured attrs (a list of `{path, narSize, references}`); the
+//! output is a plan (`plan.json` in the README): the layers, each with its store paths,
+//! their total NAR size and why they are together. The plan is a pure
+//! function of the graph *as a set*: the order of its entries and of their
+//! references changes nothing, nor do thread counts or the machine.
+//!
+//! Two strategies (the README's "Automatic layering" explains both):
+//!
+//! - [`Strategy::Popularity`]: dockerTools' popularity contest, the same
+//!   grouping on the same graph (tested against a direct transcription of
+//!   its recurrence, and on hand-computed graphs);
+//! - [`Strategy::Stable`] (the default): big paths in their own layers, the
+//!   rest in buckets chosen by a hash of their package name, so that a
+//!   path's layer does not depend on unrelated paths.
+
+mod graph;
+mod popularity;
+mod stable;
+
+pub use graph::{read_exclude, Graph, GraphEntry};
+use popularity::group_by_popularity;
+pub use popularity::popularity_order;
+use stable::group_stable;
+pub use stable::{bucket_count, bucket_of, stable_name, MAX_BUCKETS, MIN_TIER};
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The most layers a plan may have: overlay filesystems refuse images of
+/// more than about 128 layers, and one is kept for the customisation layer.
+pub const MAX_LAYERS: usize = 127;
+
+/// How store paths are grouped into layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// dockerTools' popularity contest: the most popular paths get a layer
+    /// each, the rest share the last one.
+    Popularity,
+    /// nixoci's default, built for stability under change.
+    Stable,
+}
+
+impl Strategy {
+    /// The name the command line and the plan give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Popularity => "popularity",
+            Strategy::Stable => "stable",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "popularity" => Ok(Strategy::Popularity),
+            "stable" => Ok(Strategy::Stable),
+            _ => Err(format!(
+                "unknown strategy {s:?}: expected popularity or stable"
+            )),
+        }
+    }
+}
+
+/// `Err` with the reason when `n` is not a layer budget: at least 1, at
+/// most [`MAX_LAYERS`].
+pub fn check_budget(n: usize) -> std::result::Result<(), String> {
+    if n == 0 {
+        return Err("a budget of 0 layers holds no store path: give at least 1".into());
+    }
+    if n > MAX_LAYERS {
+        return Err(format!(
+            "{n} layers is more than {MAX_LAYERS}: overlay filesystems refuse images of \
+             more layers; give at most {MAX_LAYERS}"
+        ));
+    }
+    Ok(())
+}
+
+/// A layering plan (what `nixoci plan` writes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub strategy: Strategy,
+    #[serde(rename = "maxLayers")]
+    pub max_layers: usize,
+    pub layers: Vec<PlanLayer>,
+}
+
+/// One layer of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlanLayer {
+    /// Its store paths, sorted.
+    pub paths: Vec<String>,
+    /// The sum of their NAR sizes.
+    #[serde(rename = "narSize")]
+    pub nar_size: u64,
+    /// Why these paths are together.
+    pub why: String,
+}
+
+impl Plan {
+    /// The plan as written: canonical JSON (compact, keys sorted) and a
+    /// newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = crate::oci::json::canonical_json(self);
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Plan the layers of `graph`, less the paths in `exclude` (paths already
+/// in other layers: they and only they are left out; what they refer to is
+/// planned unless excluded too; excluded paths the graph does not list are
+/// ignored), in at most `max_layers` layers.
+pub fn plan(
+    graph: &Graph,
+    strategy: Strategy,
+    max_layers: usize,
+    exclude: &BTreeSet<String>,
+) -> Result<Plan> {
+    check_budget(max_layers).map_err(Error::Invalid)?;
+    let kept = |i: &usize| !exclude.contains(&graph.paths[*i]);
+    let layers = match strategy {
+        Strategy::Popularity => {
+            let order: Vec<(usize, u128)> = popularity_order(graph)
+                .into_iter()
+                .filter(|(i, _)| kept(i))
+                .collect();
+            group_by_popularity(graph, &order, max_layers)
+        }
+        Strategy::Stable => {
+            let paths: Vec<usize> = (0..graph.len()).filter(kept).collect();
+            group_stable(graph, &paths, max_layers)
+        }
+    };
+    debug_assert!(layers.len() <= max_layers);
+    Ok(Plan {
+        strategy,
+        max_layers,
+        layers,
+    })
+}
+
+fn layer(graph: &Graph, members: &[usize], why: String) -> PlanLayer {
+    let mut paths: Vec<String> = members.iter().map(|&i| graph.paths[i].clone()).collect();
+    paths.sort();
+    PlanLayer {
+        nar_size: members
+            .iter()
+            .fold(0u64, |s, &i| s.saturating_add(graph.sizes[i])),
+        paths,
+        why,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// popularity
+
+// ---------------------------------------------------------------------------
+// stable
+
+/// A size for people: `512 B`, `3.4 KiB`, `41.2 MiB`, `1.5 GiB`.
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests;
