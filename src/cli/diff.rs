@@ -208,13 +208,17 @@ fn print_report(out: &mut dyn Write, r: &Report, max_files: usize) -> std::io::R
     for c in &r.changed {
         writeln!(
             out,
-            "changed layer A[{}] {} -> B[{}] {}: {} {} differ",
+            "changed layer A[{}] {} -> B[{}] {}: {} {}",
             c.a_index,
             c.a_digest.short(),
             c.b_index,
             c.b_digest.short(),
             c.files_total,
-            if c.files_total == 1 { "path" } else { "paths" }
+            if c.files_total == 1 {
+                "path differs"
+            } else {
+                "paths differ"
+            }
         )?;
         if let Some(n) = &c.note {
             writeln!(out, "  {n}")?;
