@@ -1,8 +1,9 @@
 //! The layering of the code, as the README's "How the code is laid out"
 //! gives it: every module imports only modules of its own layer or the
 //! layers below, and no two modules import each other, directly or round a
-//! loop. Read from the source: a `crate::` path outside a comment is an
-//! import.
+//! loop. Read from the source: outside a comment, a `crate::` path, a
+//! `super::` path (the parent module) and a `use` of a child module by its
+//! name are imports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -67,7 +68,25 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         // Unit tests may reach anywhere.
         let code = text.split("#[cfg(test)]").next().unwrap();
         let mut deps = BTreeSet::new();
+        // `super::` is the parent module, written out.
+        let parent = module
+            .rsplit_once("::")
+            .map_or("crate::".to_owned(), |(p, _)| format!("crate::{p}::"));
         for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            let line = line.replace("super::", &parent);
+            // A child module used by its own name (`use child::x;`).
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed
+                .strip_prefix("pub use ")
+                .or_else(|| trimmed.strip_prefix("use "))
+            {
+                if let Some((first, _)) = rest.split_once("::") {
+                    let child = format!("{module}::{first}");
+                    if modules.contains(&child) {
+                        deps.insert(child);
+                    }
+                }
+            }
             for (i, _) in line.match_indices("crate::") {
                 let path: String = line[i + 7..]
                     .chars()

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
 
-use super::FileMeta;
 use crate::error::{Content, Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::Layout;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
 use crate::untar::{Budget, EntryMeta, Limits};
+use serde::Serialize;
 
 /// A tar path as it lands in the tree: no leading `./` or `/`, no
 /// trailing `/`.
@@ -190,6 +190,28 @@ pub(super) fn read_entries(
     io::copy(&mut blob, &mut io::sink()).map_err(damaged)?;
     blob.finish(&what)?;
     Ok(files)
+}
+
+/// A tar entry as the comparison sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileMeta {
+    /// `file`, `directory`, `symlink`, `hardlink`, `char`, `block`, `fifo`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits, octal (`0755`).
+    pub mode: String,
+    pub uid: u64,
+    pub gid: u64,
+    /// A symlink's target, a hard link's source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// sha256 of a regular file's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Sha256Digest>,
+    /// Seconds since the epoch, with a fraction when there is one.
+    pub mtime: String,
 }
 
 #[cfg(test)]

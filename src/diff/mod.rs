@@ -21,6 +21,7 @@
 mod entries;
 
 use entries::read_entries;
+pub use entries::FileMeta;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -145,28 +146,6 @@ pub struct FileChange {
     /// The entry in B's layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b: Option<FileMeta>,
-}
-
-/// A tar entry as the comparison sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileMeta {
-    /// `file`, `directory`, `symlink`, `hardlink`, `char`, `block`, `fifo`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub size: u64,
-    /// Permission bits, octal (`0755`).
-    pub mode: String,
-    pub uid: u64,
-    pub gid: u64,
-    /// A symlink's target, a hard link's source.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    /// sha256 of a regular file's content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Sha256Digest>,
-    /// Seconds since the epoch, with a fraction when there is one.
-    pub mtime: String,
 }
 
 /// A blob or document a push would send.

@@ -17,10 +17,12 @@
 //!   path's layer does not depend on unrelated paths.
 
 mod graph;
+mod group;
 mod popularity;
 mod stable;
 
 pub use graph::{read_exclude, Graph, GraphEntry};
+pub use group::PlanLayer;
 use popularity::group_by_popularity;
 pub use popularity::popularity_order;
 use stable::group_stable;
@@ -95,18 +97,6 @@ pub struct Plan {
     pub layers: Vec<PlanLayer>,
 }
 
-/// One layer of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlanLayer {
-    /// Its store paths, sorted.
-    pub paths: Vec<String>,
-    /// The sum of their NAR sizes.
-    #[serde(rename = "narSize")]
-    pub nar_size: u64,
-    /// Why these paths are together.
-    pub why: String,
-}
-
 impl Plan {
     /// The plan as written: canonical JSON (compact, keys sorted) and a
     /// newline.
@@ -148,39 +138,6 @@ pub fn plan(
         max_layers,
         layers,
     })
-}
-
-fn layer(graph: &Graph, members: &[usize], why: String) -> PlanLayer {
-    let mut paths: Vec<String> = members.iter().map(|&i| graph.paths[i].clone()).collect();
-    paths.sort();
-    PlanLayer {
-        nar_size: members
-            .iter()
-            .fold(0u64, |s, &i| s.saturating_add(graph.sizes[i])),
-        paths,
-        why,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// popularity
-
-// ---------------------------------------------------------------------------
-// stable
-
-/// A size for people: `512 B`, `3.4 KiB`, `41.2 MiB`, `1.5 GiB`.
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! popularity contest and its grouping.
 
 use super::graph::Graph;
-use super::{layer, PlanLayer};
+use super::group::{layer, PlanLayer};
 
 /// dockerTools' sort key for ties: the path with its first `-`-separated
 /// part (`/nix/store/HASH`) moved to the end, `NAME-/nix/store/HASH`.

@@ -1,8 +1,8 @@
-//! [`Strategy::Stable`](super::Strategy::Stable)(super::Strategy::Stable): big paths in layers of
+//! [`Strategy::Stable`](super::Strategy::Stable): big paths in layers of
 //! their own, the rest in buckets by package name.
 
 use super::graph::Graph;
-use super::{layer, size_text, PlanLayer};
+use super::group::{layer, size_text, PlanLayer};
 
 /// The smallest tier for a path of its own under [`Strategy::Stable`](super::Strategy::Stable):
 /// below it, a layer of its own saves too little on a re-push to be worth

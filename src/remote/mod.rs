@@ -47,8 +47,9 @@
 //!   its blobs through `upload`. None uses another. `push` reads the local
 //!   layout through [`crate::layout::Layout`] (its graph under the root).
 //!
-//! This file holds only the public names and [`BlobReport`], which push,
-//! pull and upload share.
+//! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
+//! each blob, is shared by push, pull and upload and uses nothing else
+//! here. This file holds only the public names.
 
 pub mod auth;
 
@@ -60,47 +61,11 @@ mod ping;
 mod pull;
 mod push;
 mod query;
+mod report;
 mod upload;
-
-use serde::Serialize;
-
-use crate::oci::digest::Sha256Digest;
 
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, tag};
-
-/// What happened to one blob.
-#[derive(Clone, Debug, Serialize)]
-pub struct BlobReport {
-    pub digest: Sha256Digest,
-    pub size: u64,
-    pub action: BlobAction,
-}
-
-/// What a transfer did with a blob (written in reports in lowercase).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BlobAction {
-    /// Sent to the registry.
-    Uploaded,
-    /// The registry had it already.
-    Skipped,
-    /// Mounted from another repository of the registry.
-    Mounted,
-    /// Fetched from the registry.
-    Downloaded,
-}
-
-impl BlobAction {
-    /// The word reports and progress use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BlobAction::Uploaded => "uploaded",
-            BlobAction::Skipped => "skipped",
-            BlobAction::Mounted => "mounted",
-            BlobAction::Downloaded => "downloaded",
-        }
-    }
-}
+pub use report::{BlobAction, BlobReport};

@@ -16,7 +16,7 @@ use super::api::{fetch_graph, media_type_of};
 use super::client::{runtime, Remote, RemoteOptions};
 use super::errors::{Capped, Failure};
 use super::mounts::remember;
-use super::{BlobAction, BlobReport};
+use super::report::{BlobAction, BlobReport};
 use crate::documents::index_document;
 use crate::error::{Content, Error, IoContext, Result};
 use crate::layout::{BlobDir, Staging};

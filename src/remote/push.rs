@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::client::{runtime, Remote, RemoteOptions};
 use super::mounts::remember;
+use super::report::{BlobAction, BlobReport};
 use super::upload::{push_blobs, Blob};
-use super::{BlobAction, BlobReport};
 use crate::error::{Content, Error, Result};
 use crate::layout::Layout;
 use crate::oci::descriptor::*;

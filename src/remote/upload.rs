@@ -12,7 +12,7 @@ use oci_client::errors::OciDistributionError;
 
 use super::client::{oci_ref, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::load_locations;
-use super::{BlobAction, BlobReport};
+use super::report::{BlobAction, BlobReport};
 use crate::error::{Content, Error, Result};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;

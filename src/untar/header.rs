@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use super::PaxSparse;
-
 pub(super) fn pax_number(key: &str, v: &[u8]) -> std::result::Result<i64, String> {
     std::str::from_utf8(v)
         .ok()
@@ -313,4 +311,12 @@ pub(super) fn read_sparse_map_1_0<R: Read>(
         map.push((off, len));
     }
     Ok(map)
+}
+
+/// How a PAX-format sparse file's data is laid out.
+pub(crate) enum PaxSparse {
+    /// 0.0 and 0.1: the map `(offset, length)` is in the PAX records.
+    Records(Vec<(u64, u64)>),
+    /// 1.0: the map is at the start of the data.
+    InData,
 }

@@ -96,14 +96,6 @@ pub(crate) struct EntryMeta {
     pub sparse: Option<PaxSparse>,
 }
 
-/// How a PAX-format sparse file's data is laid out.
-pub(crate) enum PaxSparse {
-    /// 0.0 and 0.1: the map `(offset, length)` is in the PAX records.
-    Records(Vec<(u64, u64)>),
-    /// 1.0: the map is at the start of the data.
-    InData,
-}
-
 impl EntryMeta {
     /// Read the metadata of `entry`; `Err` says why it is refused.
     pub fn read<R: Read>(entry: &mut tar::Entry<R>) -> std::result::Result<EntryMeta, String> {
