@@ -1,8 +1,12 @@
 """Helpers of benches/layering.sh: the ideal plan, the bytes a push sent
-(from the registry's access log), and the table."""
+(from the registry's access log), the sweep over every single-path
+update, and the table."""
 
+import hashlib
 import json
 import os
+import statistics
+import subprocess
 import sys
 from urllib.parse import unquote
 
@@ -87,6 +91,74 @@ def pushed(diff_path, log_path, layout):
     )
 
 
+def sweep(nixoci, graph, ideal_layers, work, budget="100"):
+    """For every store path x of the closure: the update where x gets a
+    new hash and so does every path that refers to it, directly or not (as
+    in Nix, where they are rebuilt with it), names and sizes kept. Each
+    strategy plans the closure before and after (`nixoci plan`, the real
+    planner); the bytes pushed are the compressed sizes of the layers of
+    the new plan that the old one lacks, a layer's size being the sum of
+    its paths' (each path's compressed size comes from the ideal image,
+    whose layers are a path each). Prints, per strategy, the ratio of
+    those bytes to the ideal's (the changed paths' own), over all x."""
+    entries = load(graph)
+    size = {}
+    for layer in load(ideal_layers)["layers"]:
+        (path,) = layer["storePaths"]
+        size[path] = layer["size"]
+    users = {e["path"]: set() for e in entries}
+    for e in entries:
+        for r in e["references"]:
+            if r != e["path"]:
+                users[r].add(e["path"])
+
+    def dependants(x):
+        seen, todo = {x}, [x]
+        while todo:
+            for u in users[todo.pop()]:
+                if u not in seen:
+                    seen.add(u)
+                    todo.append(u)
+        return seen
+
+    def renamed(p):
+        h = hashlib.sha256(p.encode()).hexdigest()[:32]
+        return "/nix/store/" + h + p[len("/nix/store/") + 32 :]
+
+    def plan(graph_entries, strategy, name):
+        path = os.path.join(work, f"sweep-{name}.json")
+        with open(path, "w") as f:
+            json.dump(graph_entries, f)
+        out = subprocess.run(
+            [nixoci, "plan", path, "--max-layers", budget, "--strategy", strategy],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        return [frozenset(l["paths"]) for l in json.loads(out)["layers"]]
+
+    strategies = ("popularity", "stable")
+    before = {s: set(plan(entries, s, "base")) for s in strategies}
+    ratios = {s: [] for s in strategies}
+    for e in sorted(entries, key=lambda e: e["path"]):
+        changed = dependants(e["path"])
+        m = {p: (renamed(p) if p in changed else p) for p in users}
+        after = [
+            {"path": m[x["path"]], "narSize": x["narSize"], "references": [m[r] for r in x["references"]]}
+            for x in entries
+        ]
+        for p in changed:
+            size[m[p]] = size[p]
+        ideal = sum(size[p] for p in changed)
+        for s in strategies:
+            sent = sum(sum(size[p] for p in l) for l in plan(after, s, "after") if l not in before[s])
+            ratios[s].append(sent / ideal)
+    for s in strategies:
+        v = sorted(ratios[s])
+        print(
+            f"sweep {s} updates {len(v)} mean {statistics.mean(v):.3f} median {statistics.median(v):.3f} "
+            f"p90 {v[int(0.9 * len(v))]:.3f} max {v[-1]:.3f}"
+        )
+
+
 def fmt_bytes(n):
     if n >= 1e6:
         return f"{n / 1e6:.1f} MB"
@@ -104,6 +176,8 @@ def table(results, nproc, runs):
                 r[("closure", w[1])] = (int(w[3]), int(w[5]))
             elif w[0] == "cli":
                 r[("cli", w[1])] = float(w[2])
+            elif w[0] == "sweep":
+                r[("sweep", w[1])] = dict(zip(w[2::2], w[3::2]))
             elif w[1] == "build":
                 r[(w[0], "build")] = float(w[2])
                 r[(w[0], "layers")] = int(w[4])
@@ -154,6 +228,13 @@ def table(results, nproc, runs):
         + ("equal to the access log of every push (uploaded blobs and the manifest, no mounts)" if checked else "MISMATCH with the access log where marked")
     )
 
+    sw = r.get(("sweep", "stable"))
+    if sw:
+        print(f"\nevery single-path update ({sw['updates']}: a path and its dependants get new hashes), bytes pushed over the ideal's:")
+    for s in ("popularity", "stable") if sw else ():
+        x = r[("sweep", s)]
+        print(f"  {s:11} mean {float(x['mean']):.2f}x, median {float(x['median']):.2f}x, 90th percentile {float(x['p90']):.2f}x, worst {float(x['max']):.2f}x")
+
     print(f"\nwriting every layer against one layer of the whole closure, outside Nix, {nproc} threads, median of {runs} runs:")
     one = r[("cli", "one")]
     print(f"  one layer (`nixoci layer`):   {one:6.2f}s")
@@ -200,6 +281,7 @@ def main():
         "one-spec": one_spec,
         "layers": layers,
         "pushed": pushed,
+        "sweep": sweep,
         "table": table,
     }[cmd](*args)
 

@@ -29,6 +29,10 @@
 # the real `nixoci push`: each uploaded blob's size and the manifest), and
 # the wall time of the rebuild (`nix-build` of B's image, its closure built
 # beforehand) plus `nixoci push` of B into the repository holding A.
+# Then, beyond those three: for every store path of the closure, the update
+# where it and its dependants get new hashes, planned by each strategy; the
+# bytes it would push over the ideal's, from each path's compressed size
+# (mean, median, 90th percentile, worst).
 # Last, outside Nix and at the same thread count: writing all layers of
 # each plan (`nixoci layers`) over writing the closure as one layer
 # (`nixoci layer`), median of RUNS runs after one untimed run.
@@ -145,6 +149,11 @@ for s in one popularity stable ideal; do
   done
   [ "$s" = ideal ] || rm -rf "$W/ideal-"*
 done
+
+# Beyond the three scenarios: every single-path update of the base closure
+# (the path and its dependants get new hashes), planned by both strategies.
+echo "every single-path update, planned..." >&2
+python3 "$HELPER" sweep "$NIXOCI" "$W/graph-base.json" "$W/ideal-layers-base/layers.json" "$W" >> "$RES"
 
 # Writing all layers against writing the closure as one layer, outside
 # Nix, same thread count (the default: every core), same base closure.

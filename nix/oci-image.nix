@@ -8,9 +8,10 @@
 /**
   A whole image in one call, for when layers are not worth thinking about:
   the packages in `contents` are merged at `/` (like a profile), `files`
-  placed as in `ociLayerTar`, all in one layer over the optional prebuilt
-  `layers`, and the runtime closure included. The result is an OCI image
-  layout; `.manifest` and `.layers` give the parts.
+  placed as in `ociLayerTar`, in one layer over the optional prebuilt
+  `layers`, and the runtime closure below it, split into stable layers
+  (`ociLayers`; at most 100 layers in all by default). The result is an
+  OCI image layout; `.manifest` and `.layers` give the parts.
 
   # Inputs
 
@@ -40,14 +41,17 @@
   `compression` (default `"gzip"`), `includeClosure` (default `true`)
   : As in `ociLayerTar`.
 
-  `maxLayers` (int from 2 to 127, or null; default null)
-  : Split the runtime closure automatically (`ociLayers`): the image then
+  `maxLayers` (int from 2 to 127, or null; default 100)
+  : The runtime closure is split automatically (`ociLayers`): the image
     has at most this many layers, counting every layer: `layers` (an
     `ociLayers` result counts as its own `maxLayers`), the closure's
     layers, and the layer of `contents` and `files` themselves, which then
-    holds only what they put at their destinations. Null: the closure
-    goes into that one layer, as before. More than 127, or fewer than the
-    layers already fixed plus one, is an error at evaluation.
+    holds only what they put at their destinations. Given, more than 127
+    or fewer than the layers already fixed plus one is an error at
+    evaluation. Not given, the closure takes what the fixed layers leave
+    of 100, and if they leave none it goes into the image's own layer (so
+    that no image is refused for a budget it did not ask for). Null: the
+    closure goes into the image's own layer, one layer for all.
 
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
   : How `ociLayers` groups the closure, with `maxLayers`.
@@ -80,13 +84,13 @@
   annotations ? { },
   compression ? "gzip",
   includeClosure ? true,
-  maxLayers ? null,
+  maxLayers ? 100,
   strategy ? "stable",
   architecture ? null,
   os ? null,
   variant ? null,
   created ? null,
-}:
+}@args:
 let
   fn = "ociImage";
   # Checked here, so that a message names this function and its attribute
@@ -123,9 +127,14 @@ let
   roots = builtins.filter (r: r != null) (
     map (f: common.storeRoot f.source) (common.normaliseFiles fn ownFiles)
   );
-  split = maxLayers != null && includeClosure && roots != [ ];
+  # An ociImage without maxLayers keeps to 100 layers if it can, and never
+  # fails for it: its closure is split only into what is left.
+  chosen = args ? maxLayers;
+  split = maxLayers != null && includeClosure && roots != [ ] && (chosen || 100 - fixedLayers >= 1);
   budget =
-    if !builtins.isInt maxLayers then
+    if !chosen then
+      100 - fixedLayers
+    else if !builtins.isInt maxLayers then
       throw "${fn}: maxLayers must be an integer or null, not ${builtins.typeOf maxLayers}"
     else if maxLayers > 127 then
       throw "${fn}: maxLayers is ${toString maxLayers}: at most 127 (overlay file systems refuse more than about 127 layers)"

@@ -1110,6 +1110,75 @@ fn layered_oci_image_runs_and_only_the_changed_layer_changes() {
     }
 }
 
+/// The store paths (`/nix/store/NAME`) each layer of a layout's image
+/// holds, in layer order, read from the layer tars.
+fn image_store_paths(layout: &Path) -> Vec<Vec<String>> {
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let data = fs::read(blob_path(layout, l["digest"].as_str().unwrap())).unwrap();
+            let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&data[..]));
+            let mut paths = std::collections::BTreeSet::new();
+            for e in tar.entries().unwrap() {
+                let name = e.unwrap().path().unwrap().to_string_lossy().into_owned();
+                let name = name.trim_start_matches("./").trim_start_matches('/');
+                let parts: Vec<&str> = name.split('/').collect();
+                if parts.len() >= 3
+                    && parts[0] == "nix"
+                    && parts[1] == "store"
+                    && !parts[2].is_empty()
+                {
+                    paths.insert(format!("/nix/store/{}", parts[2]));
+                }
+            }
+            paths.into_iter().collect()
+        })
+        .collect()
+}
+
+/// Without `maxLayers`, `ociImage` splits the closure (within 100 layers);
+/// `maxLayers = null` keeps one layer; and layers that already take the
+/// default budget leave the closure in the image's own layer instead of
+/// failing. Every path is in the image once.
+#[test]
+fn oci_image_is_layered_by_default() {
+    let (app, dep) = (nix_eval("appPath"), nix_eval("depPath"));
+    let with_app_dep = |groups: &[Vec<String>]| {
+        let all: Vec<&String> = groups.iter().flatten().collect();
+        assert_eq!(all.iter().filter(|p| **p == &app).count(), 1, "{groups:?}");
+        assert_eq!(all.iter().filter(|p| **p == &dep).count(), 1, "{groups:?}");
+    };
+    // The closure's layers each name their store paths; the image's own
+    // layer (the last) holds /usr/bin/app and, unsplit, the closure too.
+    let layered = nix_build("layeredDefault");
+    run(nixoci().arg("verify").arg(&layered));
+    let groups = image_store_paths(&layered);
+    assert_eq!(groups.len(), 3, "app, dep, and the image's own: {groups:?}");
+    assert_eq!(groups[2], Vec::<String>::new(), "{groups:?}");
+    with_app_dep(&groups);
+    let one = nix_build("unlayered");
+    let groups = image_store_paths(&one);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    with_app_dep(&groups);
+    let full = nix_build("defaultOverFullBudget");
+    run(nixoci().arg("verify").arg(&full));
+    let groups = image_store_paths(&full);
+    assert_eq!(
+        groups.len(),
+        2,
+        "dep's ociLayers, then the image's own: {groups:?}"
+    );
+    assert_eq!(groups[0], vec![dep.clone()]);
+    assert_eq!(groups[1], vec![app.clone()]);
+}
+
 /// `ociImage { contents }` links a package's files at `/` into its store
 /// path (as a profile does) instead of copying them: the image holds each
 /// file once, and runs.

@@ -19,13 +19,15 @@ pub(super) fn tier(k: u32) -> u128 {
     ((MIN_TIER as u128) << (k / 4)) * TIER_STEPS[(k % 4) as usize] / 10_000
 }
 
-/// The most buckets of small paths under [`Strategy::Stable`](super::Strategy::Stable).
+/// The most buckets reserved for small paths under
+/// [`Strategy::Stable`](super::Strategy::Stable).
 pub const MAX_BUCKETS: usize = 16;
 
-/// The number of buckets of small paths for a budget of `budget` layers
-/// (at least 2): a quarter of the budget, 1 to [`MAX_BUCKETS`]. It depends
-/// on the budget alone, so that no change to the graph moves a path from
-/// one bucket to another.
+/// The buckets reserved for small paths for a budget of `budget` layers
+/// (at least 2): a quarter of the budget, 1 to [`MAX_BUCKETS`]. It sets
+/// the slots big paths may take (`budget` minus it), so it depends on the
+/// budget alone. The slots big paths leave free become buckets too (see
+/// [`group_stable`]).
 pub fn bucket_count(budget: usize) -> usize {
     (budget / 4).clamp(1, MAX_BUCKETS)
 }
@@ -43,14 +45,29 @@ pub fn stable_name(path: &str) -> &str {
         .map_or(name, |i| &name[..i])
 }
 
-/// The bucket (0-based) of a path among `buckets`: the first 8 bytes of
-/// the sha256 of its [`stable_name`], modulo the count.
+/// The bucket (0-based) of a path among `buckets`, by rendezvous hashing
+/// of its [`stable_name`]: each bucket `j` scores the name (the first 8
+/// bytes of its sha256, mixed with `j` by the SplitMix64 finalizer) and
+/// the highest score wins (the lowest `j` on a tie). With one bucket more,
+/// a path either stays where it was or moves to the new bucket (about one
+/// path in `buckets + 1` does), never from one old bucket to another; with
+/// one fewer, only the paths of the bucket that goes move.
 pub fn bucket_of(path: &str, buckets: usize) -> usize {
     use sha2::{Digest as _, Sha256};
     let d = Sha256::digest(stable_name(path).as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&d[..8]);
-    (u64::from_be_bytes(first) % buckets as u64) as usize
+    let seed = u64::from_be_bytes(first);
+    let score = |j: usize| {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(j as u64 + 1));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..buckets.max(1))
+        .map(|j| (score(j), std::cmp::Reverse(j)))
+        .max()
+        .map_or(0, |(_, std::cmp::Reverse(j))| j)
 }
 
 /// A tier as people read it: `1.0 MiB`, `76.1 KiB`.
@@ -62,11 +79,12 @@ pub(super) fn tier_text(tier: u128) -> String {
 ///
 /// - all of them fit: a layer each;
 /// - a budget of 1: one layer;
-/// - else `K` = [`bucket_count`] buckets and `B − K` slots for big paths:
-///   the tier `T` is the smallest of the tiers [`MIN_TIER`] · 2^(k/4)
-///   such that at most `B − K` paths are of `T` bytes or more; those get a
-///   layer each, the others go to the bucket [`bucket_of`] their name;
-///   empty buckets are dropped.
+/// - else `R` = [`bucket_count`] buckets reserved and `B − R` slots for
+///   big paths: the tier `T` is the smallest of the tiers [`MIN_TIER`] ·
+///   2^(k/4) such that at most `B − R` paths are of `T` bytes or more;
+///   those `H` paths get a layer each, and the others go to one of `B − H`
+///   buckets (the reserved ones and the slots big paths left free), the
+///   one [`bucket_of`] their name; empty buckets are dropped.
 ///
 /// Big layers come first, largest first (ties by path), then the buckets
 /// in order.
@@ -102,8 +120,7 @@ pub(super) fn group_stable(graph: &Graph, paths: &[usize], budget: usize) -> Vec
             "every path: a budget of 1 layer".into(),
         )];
     }
-    let buckets = bucket_count(budget);
-    let slots = budget - buckets;
+    let slots = budget - bucket_count(budget);
     let mut k = 0;
     // Ends: past the largest size no path is that big.
     while paths
@@ -118,6 +135,10 @@ pub(super) fn group_stable(graph: &Graph, paths: &[usize], budget: usize) -> Vec
     let (mut big, small): (Vec<usize>, Vec<usize>) =
         paths.iter().partition(|&&i| graph.sizes[i] as u128 >= tier);
     by_size(&mut big);
+    // Every slot is used: what big paths leave is buckets, so buckets are
+    // smaller; `bucket_of` keeps a change of their count from moving paths
+    // between the others.
+    let buckets = budget - big.len();
     let mut layers: Vec<PlanLayer> = big
         .iter()
         .map(|&i| {

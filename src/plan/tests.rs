@@ -423,9 +423,9 @@ fn tiers() {
 fn stable_shape() {
     let g = graph(&stable_fixture());
     let p = plan(&g, Strategy::Stable, B, &none()).unwrap();
-    // K = 5 buckets, 15 slots: the 6 big paths at the lowest tier,
-    // 64 KiB.
-    assert_eq!(p.layers.len(), 6 + 5);
+    // 5 buckets reserved, 15 slots: the 6 big paths at the lowest tier,
+    // 64 KiB; the 9 slots they leave are buckets too: 14 buckets.
+    assert_eq!(p.layers.len(), 6 + 14);
     assert_eq!(p.layers[0].paths, ["/nix/store/0005b-big5-1.0"]);
     assert_eq!(
         p.layers[0].why,
@@ -438,7 +438,7 @@ fn stable_shape() {
     );
     assert!(p.layers[6]
         .why
-        .ends_with(" of 5 for paths under the 64.0 KiB tier (by name)"));
+        .ends_with(" of 14 for paths under the 64.0 KiB tier (by name)"));
     // A budget of 8: K = 2, 6 slots; still the lowest tier.
     let p = plan(&g, Strategy::Stable, 8, &none()).unwrap();
     assert_eq!(p.layers.len(), 8);
@@ -515,9 +515,11 @@ fn stable_added_path_changes_at_most_one_layer() {
     }
 }
 
-/// (3) A big path removed changes only its layer.
+/// (3) A big path removed frees a slot, which becomes a bucket: the
+/// paths that move all go to that new bucket, none from one old bucket to
+/// another, and no big layer changes but the removed one.
 #[test]
-fn stable_removed_big_path_changes_only_its_layer() {
+fn stable_removed_big_path_only_feeds_a_new_bucket() {
     let base = stable_fixture();
     let before = plan(&graph(&base), Strategy::Stable, B, &none()).unwrap();
     let gone = "/nix/store/0003b-big3-1.0";
@@ -535,8 +537,72 @@ fn stable_removed_big_path_changes_only_its_layer() {
         })
         .collect();
     let after = plan(&graph(&e), Strategy::Stable, B, &none()).unwrap();
-    assert_eq!(changed(&before, &after), (1, 0));
     assert!(before.layers.iter().any(|l| l.paths == [gone]));
+    let buckets_of = |p: &Plan| -> Vec<BTreeSet<String>> {
+        p.layers
+            .iter()
+            .filter(|l| l.why.starts_with("bucket "))
+            .map(|l| l.paths.iter().cloned().collect())
+            .collect()
+    };
+    let (old, new) = (buckets_of(&before), buckets_of(&after));
+    assert_eq!(before.layers.len() - old.len(), 6);
+    assert_eq!(after.layers.len() - new.len(), 5);
+    // 14 buckets before, 15 after; what is not in bucket 15 stayed in its
+    // bucket, and bucket 15 holds only paths moved out of old ones.
+    let last = after
+        .layers
+        .iter()
+        .find(|l| l.why.starts_with("bucket 15 of 15 "))
+        .expect("a 15th bucket");
+    assert!(before.layers.iter().any(|l| l.why.contains(" of 14 ")));
+    let moved: BTreeSet<String> = last.paths.iter().cloned().collect();
+    for o in &old {
+        let kept: BTreeSet<String> = o.difference(&moved).cloned().collect();
+        assert!(
+            kept.is_empty() || new.contains(&kept),
+            "{o:?} split other than into the new bucket"
+        );
+    }
+    // The big layers left are byte for byte the same.
+    let (gone_layers, new_layers) = changed(&before, &after);
+    assert!(gone_layers >= 2 && new_layers >= 1);
+    assert!(after
+        .layers
+        .iter()
+        .filter(|l| l.why.starts_with("own layer"))
+        .all(|l| before.layers.iter().any(|b| b.paths == l.paths)));
+}
+
+/// Rendezvous buckets: one bucket more moves a path only into the new
+/// bucket, about one path in `K + 1`.
+#[test]
+fn bucket_of_moves_only_into_a_new_bucket() {
+    let names: Vec<String> = (0..2000)
+        .map(|i| format!("/nix/store/{i:04}-lib{i}-1.0"))
+        .collect();
+    let (mut moved_all, mut expected_all) = (0, 0);
+    for k in 1..=126 {
+        let moved = names
+            .iter()
+            .filter(|n| {
+                let (a, b) = (bucket_of(n, k), bucket_of(n, k + 1));
+                assert!(
+                    a < k && (b == a || b == k),
+                    "{n}: {a} of {k}, {b} of {}",
+                    k + 1
+                );
+                b != a
+            })
+            .count();
+        moved_all += moved;
+        expected_all += 2000 / (k + 1);
+    }
+    // 1/2 + 1/3 + … + 1/127 of the paths, within 10%.
+    assert!(
+        moved_all * 10 >= expected_all * 9 && moved_all * 10 <= expected_all * 11,
+        "{moved_all} moved, about {expected_all} expected"
+    );
 }
 
 /// (4) The order of entries and references changes no byte, for either

@@ -77,6 +77,23 @@ rec {
     layers = [ busyboxLayer ];
     maxLayers = 2;
   };
+  # No maxLayers: the closure is split within 100 layers; with null, one
+  # layer; with layers that take the whole default budget, the closure goes
+  # into the image's own layer rather than failing.
+  layeredDefault = lib.ociImage {
+    name = "layered-default";
+    files = [ { source = app; destination = "/usr/bin/app"; } ];
+  };
+  unlayered = lib.ociImage {
+    name = "unlayered";
+    files = [ { source = app; destination = "/usr/bin/app"; } ];
+    maxLayers = null;
+  };
+  defaultOverFullBudget = lib.ociImage {
+    name = "over-full";
+    layers = [ (lib.ociLayers { roots = [ dep ]; }) ];
+    files = [ { source = app; destination = "/usr/bin/app"; } ];
+  };
   # contents: the app's files at / as links into its store path.
   withContents = lib.ociImage {
     name = "with-contents";
@@ -88,9 +105,12 @@ rec {
   depPath = "${dep}";
   appPath = "${app}";
 
-  # Runs in podman: /bin/busybox echo.
+  # Runs in podman: /bin/busybox echo. One layer (maxLayers = null), so
+  # that helloEquivalentSpec, one layer for `nixoci build`, gives the same
+  # bytes.
   hello = ociImage {
     name = "hello";
+    maxLayers = null;
     files = [ { source = bb; destination = "/bin"; } ];
     config.Entrypoint = [ "/bin/busybox" "echo" "hello from a nix-built image" ];
   };
