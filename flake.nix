@@ -30,7 +30,8 @@
     in
     {
       # nixoci, and ociLayerTar, ociLayers, ociImageConfig, ociImageManifest,
-      # ociImageLayout, ociImage and ociVerify, added to pkgs.
+      # ociImageLayout, ociImageArchive, ociImage, ociPullImage and ociVerify,
+      # added to pkgs.
       overlays.default =
         final: prev:
         {

@@ -19,7 +19,7 @@
 
   ```nix
   import ./nix { nixoci = pkgs.nixoci; buildSystem = "x86_64-linux"; }
-  => { ociLayerTar = «lambda»; ociLayers = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImageArchive = «lambda»; ociImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
+  => { ociLayerTar = «lambda»; ociLayers = «lambda»; ociImageConfig = «lambda»; ociImageManifest = «lambda»; ociImageLayout = «lambda»; ociImageArchive = «lambda»; ociImage = «lambda»; ociPullImage = «lambda»; ociVerify = «lambda»; platformOf = «lambda»; }
   ```
 */
 {
@@ -34,6 +34,7 @@ let
   ociImageConfig = import ./oci-image-config.nix { inherit common; };
   ociImageManifest = import ./oci-image-manifest.nix { inherit common ociImageConfig; };
   ociImageArchive = import ./oci-image-archive.nix { inherit common; };
+  ociPullImage = import ./oci-pull-image.nix { inherit common; };
   ociImageLayout = import ./oci-image-layout.nix { inherit common ociImageArchive; };
   ociImage = import ./oci-image.nix {
     inherit
@@ -54,6 +55,7 @@ in
     ociImageLayout
     ociImageArchive
     ociImage
+    ociPullImage
     ;
   inherit (common) platformOf;
 

@@ -14,8 +14,8 @@
 //!
 //! 1. ground floor: [`error`], [`progress`], [`oci`];
 //! 2. the layer write path: [`layer`];
-//! 3. input: [`spec`], [`nix`], [`plan`] (automatic layering: which store
-//!    paths go into which layer);
+//! 3. input: [`spec`], [`nix`], [`nar`] (the Nix archive hash of a tree),
+//!    [`plan`] (automatic layering: which store paths go into which layer);
 //! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
@@ -31,6 +31,7 @@ pub mod error;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
+pub mod nar;
 pub mod nix;
 pub mod oci;
 pub mod plan;

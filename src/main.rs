@@ -8,6 +8,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Before any thread starts: it may set SSL_CERT_FILE. Kept to the end.
+    let _roots = if args.may_use_network() {
+        match nixoci::remote::trust_builtin_roots_if_none() {
+            Ok(f) => f,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     // Interrupted (Ctrl-C, SIGTERM, SIGHUP): remove what was being written.
     let _ = ctrlc::set_handler(|| {
         nixoci::layout::remove_unfinished();

@@ -79,6 +79,10 @@ enum Command {
     /// Pull an image from a registry into a new layout, verifying every
     /// digest and size.
     Pull(remote::PullArgs),
+    /// Print the arguments of `ociPullImage` for an image in a registry:
+    /// the digest of the platform's image and the hash of the layout the
+    /// pull writes.
+    Prefetch(remote::PrefetchArgs),
     /// Give an image in a registry another tag, moving no blob.
     Tag(remote::TagArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
@@ -111,6 +115,22 @@ enum Command {
     NixBuilder,
 }
 
+impl Cli {
+    /// Whether the command may speak to a registry (and so need CA roots).
+    pub fn may_use_network(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Push(_)
+                | Command::Pull(_)
+                | Command::Prefetch(_)
+                | Command::Tag(_)
+                | Command::Exists(_)
+                | Command::Diff(_)
+                | Command::Inspect(_)
+        )
+    }
+}
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -126,6 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => local::inspect(&a),
         Command::Push(a) => remote::push(&a),
         Command::Pull(a) => remote::pull(&a),
+        Command::Prefetch(a) => remote::prefetch(&a),
         Command::Tag(a) => remote::tag(&a),
         Command::Exists(a) => remote::exists(&a),
         Command::Diff(a) => diff::diff(&a),

@@ -20,12 +20,18 @@ use nixoci::verify::short;
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::output::{Output, TransferOutputArgs};
 
+/// `USER:PASSWORD` in the environment, used when neither `--creds` nor
+/// `--password-stdin` is given, before the credential files: how a Nix
+/// fixed-output derivation (`ociPullImage`, through `impureEnvVars`) gets
+/// credentials without writing them into the store.
+pub const CREDS_ENV: &str = "NIXOCI_CREDS";
+
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
-    /// USER:PASSWORD. Prefer --password-stdin or a credentials file
-    /// (~/.docker/config.json, REGISTRY_AUTH_FILE): a command line is visible
-    /// to other users of the machine.
+    /// USER:PASSWORD. Prefer --password-stdin, NIXOCI_CREDS or a credentials
+    /// file (~/.docker/config.json, REGISTRY_AUTH_FILE): a command line is
+    /// visible to other users of the machine.
     #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "password_stdin")]
     creds: Option<String>,
     /// The user name for --password-stdin.
@@ -72,6 +78,11 @@ impl RemoteArgs {
                 username: self.username.clone().unwrap_or_default(),
                 password: Secret::new(password),
             })
+        } else if let Some(c) = std::env::var_os(CREDS_ENV).filter(|v| !v.is_empty()) {
+            let c = c
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{CREDS_ENV} is not UTF-8"))?;
+            Some(Credentials::from_user_pass(&c).with_context(|| format!("in {CREDS_ENV}"))?)
         } else {
             None
         };
@@ -126,6 +137,44 @@ pub struct PullArgs {
     remote: RemoteArgs,
     #[command(flatten)]
     output: TransferOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PrefetchArgs {
+    /// The image: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// From a multi-platform image, this platform's image: OS/ARCH[/VARIANT]
+    /// (default: Linux on this machine's architecture).
+    #[arg(long, conflicts_with = "all_platforms")]
+    platform: Option<String>,
+    /// Pin the multi-platform image itself: every platform is pulled.
+    #[arg(long)]
+    all_platforms: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    output: TransferOutputArgs,
+}
+
+/// What `nixoci prefetch` prints: the arguments of `ociPullImage`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Prefetched {
+    image_name: String,
+    image_digest: nixoci::digest::Sha256Digest,
+    hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    all_platforms: bool,
+    /// How many layers the image has (with `allPlatforms`, this machine's
+    /// platform's image, if there is one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +269,112 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
                 .map(|t| format!("; tag {t}"))
                 .unwrap_or_default()
         )
+    })
+}
+
+/// `nixoci prefetch`: resolve the reference to the platform's image (or
+/// the index, with `--all-platforms`), pull it by digest exactly as
+/// `ociPullImage` will, and hash the layout as Nix will (the NAR hash).
+pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
+    let source = reference_arg(&a.reference)?;
+    let asked = a
+        .platform
+        .as_deref()
+        .map(str::parse::<nixoci::oci::Platform>)
+        .transpose()?;
+    let opts = a.remote.options()?;
+    let choice = if a.all_platforms {
+        None
+    } else {
+        Some(
+            asked
+                .clone()
+                .unwrap_or_else(nixoci::oci::Platform::host_linux),
+        )
+    };
+    let resolved = remote::resolve(&source, choice.as_ref(), &opts)
+        .with_context(|| format!("cannot resolve {source}"))?;
+    let pinned = source.with_digest(&resolved.digest);
+    // The platform ociPullImage passes on: the one chosen from an index,
+    // the one asked for a single image (which the pull then checks), and
+    // for a single image without one, none (it is read from the config).
+    let pass = if resolved.was_index { choice } else { asked };
+    let tmp = tempfile::Builder::new()
+        .prefix("nixoci-prefetch-")
+        .tempdir()
+        .context("cannot create a temporary directory to pull into")?;
+    // Removed when done, and by the signal handler if interrupted.
+    let _tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
+    let dir = tmp.path().join("image");
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
+    remote::pull(
+        &pinned,
+        &dir,
+        pass.as_ref(),
+        None,
+        false,
+        &opts,
+        bars.clone(),
+    )
+    .with_context(|| format!("cannot pull {pinned}"))?;
+    bars.clear();
+    let hash = nixoci::nar::hash(&dir)?;
+    let layout = nixoci::layout::Layout::open(&dir)?;
+    // With every platform, the layers of this machine's, if it has one.
+    let image = layout
+        .resolve(
+            None,
+            Some(
+                &pass
+                    .clone()
+                    .unwrap_or_else(nixoci::oci::Platform::host_linux),
+            ),
+        )
+        .ok();
+    let platform = match (&pass, a.all_platforms, &image) {
+        (_, true, _) | (None, false, None) => None,
+        (Some(p), false, _) => Some(p.clone()),
+        (None, false, Some(image)) => {
+            let c = image.config_value()?;
+            let text = |k: &str| c[k].as_str().map(str::to_owned);
+            Some(nixoci::oci::Platform {
+                architecture: text("architecture").unwrap_or_default(),
+                os: text("os").unwrap_or_default(),
+                variant: text("variant"),
+                os_version: None,
+                os_features: None,
+            })
+        }
+    };
+    let out = Prefetched {
+        image_name: format!("{}/{}", source.registry, source.repository),
+        image_digest: resolved.digest,
+        hash: nixoci::nar::sri(&hash),
+        os: platform.as_ref().map(|p| p.os.clone()),
+        arch: platform.as_ref().map(|p| p.architecture.clone()),
+        variant: platform.as_ref().and_then(|p| p.variant.clone()),
+        all_platforms: a.all_platforms,
+        layers: image.as_ref().map(|i| i.layers.len()),
+    };
+    mode.report(&out, |w| {
+        writeln!(w, "{{")?;
+        writeln!(w, "  imageName = \"{}\";", out.image_name)?;
+        writeln!(w, "  imageDigest = \"{}\";", out.image_digest)?;
+        writeln!(w, "  hash = \"{}\";", out.hash)?;
+        for (k, v) in [
+            ("os", &out.os),
+            ("arch", &out.arch),
+            ("variant", &out.variant),
+        ] {
+            if let Some(v) = v {
+                writeln!(w, "  {k} = \"{v}\";")?;
+            }
+        }
+        if out.all_platforms {
+            writeln!(w, "  allPlatforms = true;")?;
+        }
+        writeln!(w, "}}")
     })
 }
 

@@ -123,6 +123,42 @@ pub(super) fn oci_ref(r: &Reference) -> oci_client::Reference {
     }
 }
 
+/// When this machine offers no CA roots where TLS clients look for them
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the distribution's bundle), as in the
+/// Nix sandbox of a fixed-output derivation, which has no `/etc/ssl`:
+/// write the public roots built into nixoci (Mozilla's, from
+/// `webpki-root-certs`) to a temporary file and point `SSL_CERT_FILE` at
+/// it for the rest of the process. A file and not a list of extra roots
+/// because the registry client builds an HTTP client of its own that
+/// trusts only the system's, and fails without any. Returns the file, to
+/// keep until the process ends; `None` when the system has roots.
+///
+/// Call it before any thread starts: it sets an environment variable.
+pub fn trust_builtin_roots_if_none() -> Result<Option<tempfile::NamedTempFile>> {
+    if !rustls_native_certs::load_native_certs().certs.is_empty() {
+        return Ok(None);
+    }
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix("nixoci-ca-roots-")
+        .suffix(".pem")
+        .tempfile()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    std::io::Write::write_all(&mut file, pem.as_bytes()).at(file.path())?;
+    std::env::set_var("SSL_CERT_FILE", file.path());
+    Ok(Some(file))
+}
+
 /// The CA certificates of [`RemoteOptions::ca_file`], to trust besides the
 /// system's; none without it.
 fn extra_certificates(opts: &RemoteOptions) -> Result<Vec<Certificate>> {
@@ -172,7 +208,13 @@ fn clients(
     let client = Client::new(config);
     let mut certificates = Vec::new();
     for c in &extra {
-        certificates.push(reqwest::Certificate::from_pem(&c.data).map_err(|e| {
+        // A PEM file may hold several certificates (a CA and its
+        // intermediates): all are trusted.
+        let certs = match c.encoding {
+            CertificateEncoding::Pem => reqwest::Certificate::from_pem_bundle(&c.data),
+            CertificateEncoding::Der => reqwest::Certificate::from_der(&c.data).map(|c| vec![c]),
+        };
+        certificates.extend(certs.map_err(|e| {
             Error::Invalid(format!("--ca-file: not a usable PEM certificate: {e}"))
         })?);
     }

@@ -250,7 +250,7 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
             .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
     let hint = match &e {
         _ if auth => format!(
-            "{registry} refused the credentials ({}): check them (--creds, --password-stdin, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
+            "{registry} refused the credentials ({}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
             who
         ),
         OciDistributionError::RequestError(r) => {

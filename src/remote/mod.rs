@@ -64,8 +64,8 @@ mod query;
 mod report;
 mod upload;
 
-pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE};
+pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
-pub use query::{exists, inspect, tag};
+pub use query::{exists, inspect, resolve, tag, Resolved};
 pub use report::{BlobAction, BlobReport};

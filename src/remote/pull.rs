@@ -189,7 +189,7 @@ async fn fetch_documents(
 /// The manifest for `platform` among `children` of an index. Nested
 /// indexes are searched as everywhere (one rule: `PlatformSearch`),
 /// fetched as they are opened.
-async fn find_platform(
+pub(super) async fn find_platform(
     remote: &Remote,
     source: &Reference,
     children: Vec<Descriptor>,

@@ -29,6 +29,56 @@ pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<Sh
     })
 }
 
+/// What [`resolve`] found a reference to name.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The image manifest for the platform, or the index when no
+    /// platform was asked for.
+    pub digest: Sha256Digest,
+    pub media_type: crate::oci::MediaType,
+    /// Whether the reference named an index.
+    pub was_index: bool,
+}
+
+/// The digest of what `r` names: for an index and a `platform`, of that
+/// platform's image manifest (nested indexes searched as `pull` searches
+/// them); otherwise of the document itself.
+pub fn resolve(
+    r: &Reference,
+    platform: Option<&Platform>,
+    opts: &RemoteOptions,
+) -> Result<Resolved> {
+    runtime()?.block_on(async {
+        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+        let (bytes, digest) = remote.manifest_raw(r).await?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
+        let media_type = media_type_of(&doc);
+        if !media_type.is_index() {
+            return Ok(Resolved {
+                digest,
+                media_type,
+                was_index: false,
+            });
+        }
+        let Some(p) = platform else {
+            return Ok(Resolved {
+                digest,
+                media_type,
+                was_index: true,
+            });
+        };
+        let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+            .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
+        let chosen = super::pull::find_platform(&remote, r, children, p).await?;
+        Ok(Resolved {
+            digest: chosen.digest,
+            media_type: chosen.media_type,
+            was_index: true,
+        })
+    })
+}
+
 /// Whether `r` names a manifest: `Ok(Some(digest))`, `Ok(None)` when the
 /// registry says it does not exist.
 pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<Sha256Digest>> {

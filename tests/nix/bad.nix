@@ -13,8 +13,14 @@ let
     ociImageLayout
     ociImage
     ociImageArchive
+    ociPullImage
     ;
   file = builtins.toFile "file" "x\n";
+  pull = extra: ociPullImage ({
+    imageName = "registry.example/app";
+    imageDigest = digest;
+    hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  } // extra);
   fake =
     name: extra:
     derivation {
@@ -141,6 +147,15 @@ in
   imageContentsRelative = ociImage { name = "x"; contents = [ "rel" ]; };
   imageName = ociImage { name = 5; files = [ { source = file; destination = "/f"; } ]; };
   imageNoMainProgram = ociImage { name = "x"; files = [ { source = hello; destination = "/bin/hello"; } ]; };
+
+  pullNameTag = pull { imageName = "registry.example/app:1.0"; };
+  pullNameUpper = pull { imageName = "Registry/App"; };
+  pullDigest = pull { imageDigest = "latest"; };
+  pullHash = pull { hash = "0000"; };
+  pullOsAlone = pull { os = "linux"; };
+  pullAllAndArch = pull { allPlatforms = true; os = "linux"; arch = "amd64"; };
+  pullArch = pull { os = "linux"; arch = "x86 64"; };
+  pullCaFile = pull { caFile = 5; };
 
   archiveFormat = ociImageArchive { image = layout; format = "zip"; };
   archiveTag = ociImageArchive { image = layout; tag = "bad tag!"; };
