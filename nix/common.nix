@@ -648,6 +648,33 @@ rec {
         throw "${what} must list ociLayerTar results (or ociLayers results), not ${describe l}"
     ) (checkList what layers);
 
+  /**
+    The `fromImage` of a spec: null, or `{ path; name?; tag?; symlinks; }`
+    for a base image given as an `ociPullImage` or `ociImageLayout` (or
+    `ociImage`) result, a layout directory, or an image archive (a path, or
+    a derivation whose output is one, such as dockerTools' `buildImage`).
+    A layer, config or manifest step is refused.
+  */
+  checkFromImage =
+    fn: fromImage: fromImageTag: baseSymlinks:
+    let
+      step = if builtins.isAttrs fromImage then fromImage.command or null else null;
+      symlinks = checkOneOf "${fn}: baseSymlinks" [ "error" "follow" ] baseSymlinks;
+    in
+    if fromImage == null then
+      (if fromImageTag != null then throw "${fn}: fromImageTag is given without fromImage" else null)
+    else if builtins.elem step [ "layer" "layers" "config" "manifest" ] then
+      throw "${fn}: fromImage must be an image (an ociPullImage, ociImageLayout or ociImage result, a layout directory or an image archive), not the ${step} step"
+    else if !(builtins.isPath fromImage || builtins.isString fromImage || (builtins.isAttrs fromImage && fromImage ? outPath)) then
+      throw "${fn}: fromImage must be an image (an ociPullImage, ociImageLayout or ociImage result, a layout directory or an image archive), not ${describe fromImage}"
+    else
+      dropNulls {
+        path = "${checkSource "${fn}: fromImage" fromImage}";
+        name = if builtins.isAttrs fromImage then fromImage.imageName or null else null;
+        tag = checkNullOr checkTag "${fn}: fromImageTag" fromImageTag;
+        inherit symlinks;
+      };
+
   /** `checkLayers`, for the layers of an image: at least one. */
   checkImageLayers =
     what: layers:

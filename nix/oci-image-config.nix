@@ -2,7 +2,9 @@
 let
   inherit (common)
     checkConfigArgs
+    checkFromImage
     checkImageLayers
+    checkLayers
     checkName
     platformOfConfig
     dropNulls
@@ -20,7 +22,27 @@ in
   # Inputs
 
   `layers` (list of `ociLayerTar` results)
-  : Bottom first; at least one.
+  : Bottom first; at least one, unless `fromImage` is given.
+
+  `fromImage` (an image, or null)
+  : The base image: an `ociPullImage`, `ociImageLayout` or `ociImage`
+    result, a layout directory, or an image archive such as dockerTools'
+    `buildImage` makes. Its layers go first, byte for byte; its config is
+    inherited (the README, "Base images: fromImage", has the rules); its
+    platform must be the image's; the manifest records it
+    (`org.opencontainers.image.base.name`, `.base.digest`). Every layer is
+    checked at build time against the base's files: a directory over one
+    of its symbolic links (`/bin` over `/bin -> usr/bin`), a file over one
+    of its directories, anything placed through one of its links, are
+    errors.
+
+  `fromImageTag` (string or null)
+  : Which image of `fromImage`, when it holds several.
+
+  `baseSymlinks` (`"error"` | `"follow"`, default `"error"`)
+  : With `"follow"`, layers built with this base (`ociImage`'s own, or an
+    `ociLayerTar` given `fromImage`) are placed through the base's symbolic
+    links (`/bin/x` into `/usr/bin/x`); here it only reaches the check.
 
   `config` (attrset, default `{}`)
   : The OCI `config` object, with OCI field names: `Entrypoint`, `Cmd`,
@@ -48,7 +70,7 @@ in
   # Type
 
   ```
-  ociImageConfig :: { layers :: [Derivation]; config? :: AttrSet; extraConfig? :: AttrSet; ... } -> Derivation
+  ociImageConfig :: { layers :: [Derivation]; config? :: AttrSet; extraConfig? :: AttrSet; fromImage? :: Derivation; ... } -> Derivation
   ```
 
   # Examples
@@ -62,7 +84,7 @@ in
 */
 {
   name ? "oci-image-config",
-  layers,
+  layers ? [ ],
   config ? { },
   extraConfig ? { },
   architecture ? hostPlatform.architecture,
@@ -70,17 +92,22 @@ in
   variant ? hostPlatform.variant or null,
   created ? null,
   author ? null,
+  fromImage ? null,
+  fromImageTag ? null,
+  baseSymlinks ? "error",
 }:
 let
   args = checkConfigArgs fn {
     inherit config extraConfig architecture os variant created author;
   };
+  from = checkFromImage fn fromImage fromImageTag baseSymlinks;
 in
 mkStep {
   name = checkName "${fn}: name" name;
   command = "config";
   spec = dropNulls {
-    layers = checkImageLayers "${fn}: layers" layers;
+    layers = if from == null then checkImageLayers "${fn}: layers" layers else checkLayers "${fn}: layers" layers;
+    fromImage = from;
     inherit (args) architecture os variant created author config;
     extraConfig = if args.extraConfig == { } then null else args.extraConfig;
   };

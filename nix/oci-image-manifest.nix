@@ -4,7 +4,9 @@ let
     checkConfigArgs
     checkDoc
     checkExtra
+    checkFromImage
     checkImageLayers
+    checkLayers
     checkName
     checkStringAttrs
     doc
@@ -27,6 +29,9 @@ in
 
   `config`, `extraConfig`, `architecture`, `os`, `variant`, `created`, `author`
   : As for `ociImageConfig`.
+
+  `fromImage`, `fromImageTag`, `baseSymlinks`
+  : As for `ociImageConfig`: the base image.
 
   `imageConfig` (an `ociImageConfig` result, or null)
   : Use this config (and its layers) instead.
@@ -69,18 +74,26 @@ in
   variant ? hostPlatform.variant or null,
   created ? null,
   author ? null,
+  fromImage ? null,
+  fromImageTag ? null,
+  baseSymlinks ? "error",
 }:
 let
   cfg =
     if imageConfig == null then
       # Checked here first, so that a message names this function.
       builtins.seq (checkConfigArgs fn { inherit config extraConfig architecture os variant created author; })
-        (builtins.deepSeq (checkImageLayers "${fn}: layers" layers) (ociImageConfig {
+        (builtins.deepSeq (
+          if checkFromImage fn fromImage fromImageTag baseSymlinks == null then
+            checkImageLayers "${fn}: layers" layers
+          else
+            checkLayers "${fn}: layers" layers
+        ) (ociImageConfig {
           name = "${name}-config";
-          inherit layers config extraConfig architecture os variant created author;
+          inherit layers config extraConfig architecture os variant created author fromImage fromImageTag baseSymlinks;
         }))
-    else if layers != [ ] || config != { } || extraConfig != { } then
-      throw "${fn}: give layers and config settings to ociImageConfig when imageConfig is set"
+    else if layers != [ ] || config != { } || extraConfig != { } || fromImage != null then
+      throw "${fn}: give layers, config settings and fromImage to ociImageConfig when imageConfig is set"
     else if (imageConfig.command or null) != "config" then
       throw "${fn}: imageConfig must be an ociImageConfig result"
     else

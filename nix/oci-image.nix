@@ -56,6 +56,15 @@
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
   : How `ociLayers` groups the closure, with `maxLayers`.
 
+  `fromImage`, `fromImageTag` (default null), `baseSymlinks` (default `"error"`)
+  : The base image, as for `ociImageConfig`: its layers first, its config
+    inherited, its store paths not repeated, its layers counted in
+    `maxLayers` (at build time: only the build sees them). The image's own
+    layer is placed onto it (parent directories keep the base's modes;
+    with `baseSymlinks = "follow"`, `/bin/x` goes through the base's
+    `/bin -> usr/bin` to `/usr/bin/x`). `contents`, `files` and `layers`
+    may then all be empty: the base with a new config.
+
   # Type
 
   ```
@@ -90,6 +99,9 @@
   os ? null,
   variant ? null,
   created ? null,
+  fromImage ? null,
+  fromImageTag ? null,
+  baseSymlinks ? "error",
 }@args:
 let
   fn = "ociImage";
@@ -113,7 +125,9 @@ let
     (common.checkOneOf "${fn}: strategy" [ "stable" "popularity" ] strategy)
     (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
+    from
   ];
+  from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
   # A package in contents is linked at `/` (its bin/x becomes /bin/x, a
   # link into the store), not copied: its files are in the image once, in
   # its store path.
@@ -142,21 +156,33 @@ let
       throw "${fn}: maxLayers is ${toString maxLayers}, but ${toString fixedLayers} layers are already fixed (layers, and the image's own layer): give at least ${toString (fixedLayers + 1)}"
     else
       maxLayers - fixedLayers;
-  closureLayers = ociLayers {
-    name = "${name}-closure";
-    inherit roots compression strategy;
-    maxLayers = budget;
-    base = layers;
-  };
+  closureLayers = ociLayers (
+    {
+      name = "${name}-closure";
+      inherit roots compression strategy;
+      maxLayers = budget;
+      base = layers;
+    }
+    // (
+      if from == null then
+        { }
+      else
+        {
+          inherit fromImage fromImageTag;
+          # Only the build sees how many layers the base has.
+          budgetIncludesBase = if chosen then "strict" else "atLeastOne";
+        }
+    )
+  );
   below = layers ++ (if split then [ closureLayers ] else [ ]);
   own = ociLayerTar {
     name = "${name}-layer";
     files = ownFiles;
-    inherit compression includeClosure;
+    inherit compression includeClosure fromImage fromImageTag baseSymlinks;
     base = below;
   };
   allLayers =
-    if layers == [ ] && contents == [ ] && files == [ ] then
+    if layers == [ ] && contents == [ ] && files == [ ] && fromImage == null then
       throw "${fn}: give contents, files or layers: an image needs at least one layer"
     else
       below ++ (if hasOwn then [ own ] else [ ]);
@@ -166,7 +192,7 @@ let
     {
       name = "${name}-manifest";
       layers = allLayers;
-      inherit config extraConfig annotations created;
+      inherit config extraConfig annotations created fromImage fromImageTag baseSymlinks;
     }
     // platform
   );

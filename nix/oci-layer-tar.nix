@@ -2,6 +2,7 @@
 let
   inherit (common)
     checkBool
+    checkFromImage
     checkLevel
     checkList
     checkName
@@ -55,6 +56,13 @@ in
   `base` (list of `ociLayerTar` or `ociLayers` results, default `[]`)
   : Layers below this one: store paths they hold are left out.
 
+  `fromImage`, `fromImageTag` (default null), `baseSymlinks` (default `"error"`)
+  : The base image this layer goes on (as for `ociImageConfig`): the store
+    paths it holds are left out; parent directories the layer needs take
+    the base's mode and owner (so `/tmp` stays 1777); with `baseSymlinks =
+    "follow"`, paths are placed through the base's symbolic links
+    (`/bin/x` into `/usr/bin/x` when the base has `/bin -> usr/bin`).
+
   # Type
 
   ```
@@ -80,8 +88,12 @@ in
   level ? null,
   includeClosure ? true,
   base ? [ ],
+  fromImage ? null,
+  fromImageTag ? null,
+  baseSymlinks ? "error",
 }:
 let
+  from = checkFromImage "ociLayerTar" fromImage fromImageTag baseSymlinks;
   normalised = normaliseFiles "ociLayerTar" files;
   roots = builtins.filter (r: r != null) (map (f: storeRoot f.source) normalised);
   baseDirs = map (
@@ -103,6 +115,7 @@ mkStep {
       compression = compression';
       base = baseDirs;
     }
+    // (if from == null then { } else { fromImage = from; })
     // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
     // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
   closure = if withClosure then roots else null;

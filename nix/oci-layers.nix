@@ -43,6 +43,15 @@ in
   `base` (list of `ociLayerTar` or `ociLayers` results, default `[]`)
   : Layers below these: store paths they hold are left out.
 
+  `fromImage`, `fromImageTag` (default null)
+  : A base image: the store paths it holds are left out.
+
+  `budgetIncludesBase` (`"strict"` | `"atLeastOne"` | null, default null)
+  : With `fromImage`: `maxLayers` counts the base image's layers too,
+    which only the build knows (no import-from-derivation); when they
+    leave none for the closure, `"strict"` fails the build and
+    `"atLeastOne"` puts the closure in one layer. `ociImage` uses it.
+
   `compression`, `level`
   : As in `ociLayerTar`, for every layer.
 
@@ -69,9 +78,13 @@ in
   base ? [ ],
   compression ? "gzip",
   level ? null,
+  fromImage ? null,
+  fromImageTag ? null,
+  budgetIncludesBase ? null,
 }:
 let
   fn = "ociLayers";
+  from = common.checkFromImage fn fromImage fromImageTag "error";
   roots' =
     let
       l = checkList "${fn}: roots" roots;
@@ -105,6 +118,15 @@ mkStep {
       base = common.checkLayers "${fn}: base" base;
       compression = compression';
     }
+    // (if from == null then { } else { fromImage = from; })
+    // (
+      if budgetIncludesBase == null then
+        { }
+      else if from == null then
+        throw "${fn}: budgetIncludesBase goes with fromImage"
+      else
+        { budgetIncludesBase = checkOneOf "${fn}: budgetIncludesBase" [ "strict" "atLeastOne" ] budgetIncludesBase; }
+    )
     // (if level == null then { } else { level = common.checkLevel "${fn}: level" compression' level; });
   closure = roots';
 }

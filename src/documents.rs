@@ -39,8 +39,14 @@ fn merge(base: &mut Json, patch: &Json) {
 }
 
 /// The image config document for `spec` over layers with these diff_ids,
-/// and the platform it declares.
-pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(Json, Platform)> {
+/// and the platform it declares. With a base image's config (`base`, whose
+/// layers are the first of `diff_ids`), what it sets is inherited (see
+/// [`inherit_config`]).
+pub fn config_document(
+    spec: &ImageSpec,
+    diff_ids: &[Sha256Digest],
+    base: Option<&Value>,
+) -> Result<(Json, Platform)> {
     let created = created_time(spec.created.as_deref())?;
     for (field, value) in [
         ("architecture", &spec.architecture),
@@ -59,19 +65,34 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(J
             }
         }
     }
+    let from = base
+        .map(|b| inherited(b, spec, diff_ids.len()))
+        .transpose()?;
+    let own_layers = diff_ids.len() - from.as_ref().map_or(0, |f| f.layers);
+    let mut history: Vec<Value> = from.as_ref().map(|f| f.history.clone()).unwrap_or_default();
+    history.extend((0..own_layers).map(|_| json!({"created": created, "created_by": "nixoci"})));
     let mut base = json!({
-        "architecture": spec.architecture.as_deref().unwrap_or(host_architecture()),
-        "os": spec.os.as_deref().unwrap_or("linux"),
+        "architecture": spec.architecture.as_deref()
+            .or(from.as_ref().map(|f| f.architecture.as_str()))
+            .unwrap_or(host_architecture()),
+        "os": spec.os.as_deref().or(from.as_ref().map(|f| f.os.as_str())).unwrap_or("linux"),
         "created": created,
-        "config": serde_json::to_value(&spec.config).expect("config serialises"),
+        "config": match &from {
+            Some(f) => Value::Object(f.config.clone()),
+            None => serde_json::to_value(&spec.config).expect("config serialises"),
+        },
         "rootfs": {
             "type": "layers",
             "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         },
-        "history": diff_ids.iter().map(|_| json!({"created": created, "created_by": "nixoci"})).collect::<Vec<_>>(),
+        "history": history,
     });
     let obj = base.as_object_mut().expect("an object");
-    if let Some(v) = &spec.variant {
+    if let Some(v) = spec
+        .variant
+        .as_ref()
+        .or(from.as_ref().and_then(|f| f.variant.as_ref()))
+    {
         obj.insert("variant".into(), json!(v));
     }
     if let Some(a) = &spec.author {
@@ -102,6 +123,142 @@ pub fn config_document(spec: &ImageSpec, diff_ids: &[Sha256Digest]) -> Result<(J
         os_features: parsed.os_features().clone(),
     };
     Ok((doc, platform))
+}
+
+/// What an image inherits from its base's config.
+struct Inherited {
+    /// The `config` object: the base's, with the new image's settings.
+    config: serde_json::Map<String, Value>,
+    history: Vec<Value>,
+    architecture: String,
+    os: String,
+    variant: Option<String>,
+    /// How many layers the base has.
+    layers: usize,
+}
+
+/// The base config `base` (of an image whose layers are the first of
+/// `total`), with `spec`'s settings applied by these rules (the README's
+/// "Base images"):
+///
+/// - `Env`: merged by variable name; a variable the new image sets keeps
+///   the base's place, a new one comes after the base's;
+/// - `ExposedPorts`, `Volumes`: the union; `Labels`: merged by name, the
+///   new image's value winning;
+/// - `Entrypoint`, `Cmd`, `WorkingDir`, `User`, `StopSignal`: the new
+///   image's when it sets them; setting `Entrypoint` without `Cmd` drops
+///   the base's `Cmd`, as a Dockerfile's `ENTRYPOINT` does (the base's
+///   arguments were for the base's entrypoint);
+/// - every other field of the base's `config` (`Healthcheck`, ...) is kept;
+/// - `history`: the base's, then one entry per new layer;
+/// - the platform must be the base's: a different one is an error.
+fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> {
+    let text = |k: &str| base[k].as_str().map(str::to_owned);
+    let (architecture, os) = (
+        text("architecture").unwrap_or_default(),
+        text("os").unwrap_or_default(),
+    );
+    let variant = text("variant");
+    for (field, asked, has) in [
+        ("architecture", &spec.architecture, Some(&architecture)),
+        ("os", &spec.os, Some(&os)),
+        ("variant", &spec.variant, variant.as_ref()),
+    ] {
+        if let Some(a) = asked {
+            if Some(a) != has {
+                return Err(Error::Invalid(format!(
+                    "the image's {field} is {a:?}, but its base image's is {:?}: build for the base's platform, or choose the base image for this one",
+                    has.map(String::as_str).unwrap_or("unset")
+                )));
+            }
+        }
+    }
+    let layers = base["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
+    if layers > total {
+        return Err(Error::Invalid(format!(
+            "the base image's config lists {layers} diff_ids, more than the image's {total} layers"
+        )));
+    }
+    let history: Vec<Value> = base["history"].as_array().cloned().unwrap_or_default();
+    // The base's settings, nulls dropped (Docker writes "Cmd": null).
+    let mut config: serde_json::Map<String, Value> = base["config"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let new = &spec.config;
+    if let Some(env) = &new.env {
+        let mut merged: Vec<String> = config
+            .get("Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = |e: &str| e.split_once('=').map_or(e, |(n, _)| n).to_owned();
+        for e in env {
+            match merged.iter().position(|b| name(b) == name(e)) {
+                Some(i) => merged[i] = e.clone(),
+                None => merged.push(e.clone()),
+            }
+        }
+        config.insert("Env".into(), json!(merged));
+    }
+    for (key, set) in [
+        ("ExposedPorts", &new.exposed_ports),
+        ("Volumes", &new.volumes),
+    ] {
+        if let Some(set) = set {
+            let mut m = config
+                .get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for k in set.keys() {
+                m.insert(k.clone(), json!({}));
+            }
+            config.insert(key.into(), Value::Object(m));
+        }
+    }
+    if let Some(labels) = &new.labels {
+        let mut m = config
+            .get("Labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in labels {
+            m.insert(k.clone(), json!(v));
+        }
+        config.insert("Labels".into(), Value::Object(m));
+    }
+    if new.entrypoint.is_some() && new.cmd.is_none() {
+        config.remove("Cmd");
+    }
+    for (key, value) in [
+        ("Entrypoint", new.entrypoint.as_ref().map(|v| json!(v))),
+        ("Cmd", new.cmd.as_ref().map(|v| json!(v))),
+        ("WorkingDir", new.working_dir.as_ref().map(|v| json!(v))),
+        ("User", new.user.as_ref().map(|v| json!(v))),
+        ("StopSignal", new.stop_signal.as_ref().map(|v| json!(v))),
+    ] {
+        if let Some(v) = value {
+            config.insert(key.into(), v);
+        }
+    }
+    Ok(Inherited {
+        config,
+        history,
+        architecture,
+        os,
+        variant,
+        layers,
+    })
 }
 
 /// Merge user-given `extra` into `base`, refusing the fields nixoci
@@ -207,13 +364,13 @@ mod tests {
         spec.extra_config = extra(
             json!({"config": {"Env": ["B=2"], "Healthcheck": {"Test": ["NONE"]}}, "os.features": ["x"]}),
         );
-        let (doc, platform) = config_document(&spec, &[]).unwrap();
+        let (doc, platform) = config_document(&spec, &[], None).unwrap();
         let doc = doc.to_value();
         assert_eq!(doc["config"]["Env"], json!(["B=2"]));
         assert_eq!(doc["config"]["Healthcheck"]["Test"], json!(["NONE"]));
         assert_eq!(platform.architecture, "arm64");
         spec.extra_config = extra(json!({"rootfs": {}}));
-        assert!(config_document(&spec, &[])
+        assert!(config_document(&spec, &[], None)
             .unwrap_err()
             .to_string()
             .contains("rootfs"));

@@ -18,12 +18,14 @@
 //!    [`plan`] (automatic layering: which store paths go into which layer);
 //! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
-//! 6. commands: [`build`], [`verify`], [`inspect`], [`archive`], [`unpack`]
-//!    (with [`untar`], [`artifact`]), [`diff`];
+//! 6. commands: [`build`] (with [`base`]: base images), [`verify`],
+//!    [`inspect`], [`archive`], [`unpack`] (with [`untar`], [`artifact`]),
+//!    [`diff`];
 //! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
 pub mod artifact;
+pub mod base;
 pub mod build;
 pub mod diff;
 pub mod documents;

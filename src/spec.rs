@@ -34,6 +34,81 @@ pub struct LayerSpec {
     /// Built layer directories whose store paths this layer leaves out.
     #[serde(default)]
     pub base: Vec<PathBuf>,
+    /// The base image this layer goes on: with `"symlinks": "follow"`,
+    /// its paths are placed through the base's symbolic links (`/bin/x`
+    /// into `/usr/bin/x` when the base has `/bin -> usr/bin`), and the
+    /// store paths it holds are left out.
+    #[serde(default)]
+    pub from_image: Option<FromImage>,
+}
+
+/// A base image (`fromImage`): an OCI image layout directory, or an
+/// archive (a `docker save` / dockerTools tarball, gzipped or not, or an
+/// OCI archive). Written as its path alone, or as an object.
+#[derive(Clone, Debug, Default)]
+pub struct FromImage {
+    pub path: PathBuf,
+    /// Which image of the layout or archive, when it holds several.
+    pub tag: Option<String>,
+    /// The reference recorded as `org.opencontainers.image.base.name`
+    /// (default: none for a layout, the archive's first `RepoTags` for a
+    /// docker archive).
+    pub name: Option<String>,
+    /// What a layer over the base does where the base has a symbolic link
+    /// on the way: refuse (default), or follow it.
+    pub symlinks: BaseSymlinks,
+}
+
+/// See [`FromImage::symlinks`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseSymlinks {
+    #[default]
+    Error,
+    Follow,
+}
+
+impl<'de> Deserialize<'de> for FromImage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            path: PathBuf,
+            #[serde(default)]
+            tag: Option<String>,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            symlinks: BaseSymlinks,
+        }
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(FromImage {
+                path: PathBuf::from(s),
+                ..Default::default()
+            }),
+            v @ Value::Object(_) => {
+                let f: Full = from_value_at(v).map_err(D::Error::custom)?;
+                Ok(FromImage {
+                    path: f.path,
+                    tag: f.tag,
+                    name: f.name,
+                    symlinks: f.symlinks,
+                })
+            }
+            _ => Err(D::Error::custom(
+                "fromImage is the path of an image layout or archive, or {\"path\", \"tag\", \"name\", \"symlinks\"}",
+            )),
+        }
+    }
+}
+
+/// See [`LayersSpec::budget_includes_base`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BudgetRule {
+    Strict,
+    AtLeastOne,
 }
 
 /// Several layers at once (`nixoci layers`): one for each group of store
@@ -59,6 +134,15 @@ pub struct LayersSpec {
     /// With `graph`: built layer directories whose store paths are left out.
     #[serde(default)]
     pub base: Vec<PathBuf>,
+    /// With `graph`: a base image whose store paths are left out too.
+    #[serde(default)]
+    pub from_image: Option<FromImage>,
+    /// With `fromImage`: `maxLayers` counts the base image's layers too
+    /// (how `ociImage` keeps its whole image within its budget); `strict`
+    /// fails when they leave none for the closure, `atLeastOne` then puts
+    /// the closure in one layer.
+    #[serde(default)]
+    pub budget_includes_base: Option<BudgetRule>,
     /// How every layer's tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -310,6 +394,10 @@ pub struct ImageSpec {
     /// Tags (`org.opencontainers.image.ref.name`). Default: `["latest"]`.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The image this one is built on: its layers first, byte for byte, its
+    /// config inherited (see the README, "Base images").
+    #[serde(default)]
+    pub from_image: Option<FromImage>,
 }
 
 impl ImageSpec {

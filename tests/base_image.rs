@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::registry::{Registry, Setup, PASSWORD, USER};
 use common::*;
@@ -65,6 +65,19 @@ fn fresh_name(what: &str) -> String {
 
 /// `nix-build tests/nix/base.nix -A pulled` with the prefetched arguments.
 fn pull_in_nix(args: &Value, name: &str, ca: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    build_on(args, name, ca, env, "pulled", None)
+}
+
+/// `nix-build tests/nix/base.nix -A attr` over the base the prefetched
+/// arguments name (`otherBase`: an archive or layout path).
+fn build_on(
+    args: &Value,
+    name: &str,
+    ca: Option<&Path>,
+    env: &[(&str, &str)],
+    attr: &str,
+    other: Option<&Path>,
+) -> Output {
     let mut c = nix_command("nix-build");
     c.current_dir(repo())
         .arg("tests/nix/base.nix")
@@ -73,8 +86,11 @@ fn pull_in_nix(args: &Value, name: &str, ca: Option<&Path>, env: &[(&str, &str)]
         .arg(env!("CARGO_BIN_EXE_nixoci"))
         .args(["--argstr", "name", name])
         .arg("--no-out-link")
-        .args(["-A", "pulled"])
+        .args(["-A", attr])
         .envs(env.iter().copied());
+    if let Some(o) = other {
+        c.arg("--arg").arg("otherBase").arg(o);
+    }
     for key in ["imageName", "imageDigest", "hash", "os", "arch", "variant"] {
         if let Some(v) = args[key].as_str() {
             c.args(["--argstr", key, v]);
@@ -293,4 +309,532 @@ fn nar_hash_is_the_nix_hash_of_the_tree() {
     assert!(ours == theirs, "the NAR differs from nix-store --dump's");
     let hash = nixoci::nar::hash(&root).unwrap();
     assert_eq!(nixoci::nar::sri(&hash), nix_hash(&root));
+}
+
+/// A usr-merged busybox base (`/bin -> usr/bin`, `/tmp` 1777) with
+/// settings of every kind in its config, built by `nixoci build` into
+/// `dir/name`.
+fn usr_merged_base(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-root"));
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::copy(busybox(), root.join("usr/bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    let spec = dir.join(format!("{name}.json"));
+    write_json(
+        &spec,
+        &json!({
+            "layers": [
+                {"files": [{"source": root, "destination": "/"}]},
+                {"files": [{"source": root.join("tmp"), "destination": "/tmp", "mode": "1777"}]},
+            ],
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
+                "Cmd": ["/bin/busybox", "sh"],
+                "WorkingDir": "/tmp",
+                "User": "0",
+                "Labels": {"base": "yes", "layer": "base"},
+                "ExposedPorts": ["8080/tcp"],
+                "Volumes": ["/data"],
+                "StopSignal": "SIGTERM",
+            },
+        }),
+    );
+    build(&spec, &dir.join(name))
+}
+
+fn manifest_of(layout: &Path) -> Value {
+    read_json(&blob_path(layout, &index_digest(layout)))
+}
+
+fn config_of(layout: &Path) -> Value {
+    let m = manifest_of(layout);
+    read_json(&blob_path(layout, m["config"]["digest"].as_str().unwrap()))
+}
+
+fn layer_digests(layout: &Path) -> Vec<Value> {
+    manifest_of(layout)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].clone())
+        .collect()
+}
+
+/// An image built with Nix onto a base pulled by ociPullImage: the base's
+/// layers first, byte for byte; its config inherited field by field, the
+/// new settings winning; the base recorded in the annotations; it runs in
+/// podman, the base's busybox reading the new layer's file. A layer
+/// through the base's /bin link is refused, naming the base layer and
+/// the path, and placed through the link with baseSymlinks = "follow"
+/// (umoci unpack shows it). A budget the base's layers exhaust is named.
+#[test]
+fn nix_image_on_a_pulled_base() {
+    require("umoci");
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let base = usr_merged_base(t.path(), "base");
+    let reference = reg.reference("base/merged:1");
+    push(&base, &reference, &[]);
+    let args = prefetch(&reference, &[], &[]);
+    let base_layers = layer_digests(&base);
+
+    let image = built(&build_on(
+        &args,
+        &fresh_name("pulled"),
+        None,
+        &[],
+        "onBase",
+        None,
+    ));
+    run(nixoci().arg("verify").arg(&image));
+    let layers = layer_digests(&image);
+    assert_eq!(layers[..base_layers.len()], base_layers[..]);
+    assert!(layers.len() > base_layers.len());
+    let annotations = &manifest_of(&image)["annotations"];
+    assert_eq!(
+        annotations["org.opencontainers.image.base.name"],
+        args["imageName"]
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.base.digest"],
+        args["imageDigest"]
+    );
+    let c = &config_of(&image)["config"];
+    assert_eq!(
+        c["Env"],
+        json!(["PATH=/usr/bin:/bin", "GREETING=hi", "NEW=1"])
+    );
+    assert_eq!(
+        c["Entrypoint"],
+        json!(["/bin/busybox", "cat", "/usr/share/hello.txt"])
+    );
+    assert_eq!(
+        c.get("Cmd"),
+        None,
+        "an Entrypoint without Cmd drops the base's Cmd"
+    );
+    assert_eq!(c["WorkingDir"], json!("/tmp"));
+    assert_eq!(c["User"], json!("0"));
+    assert_eq!(c["Labels"], json!({"base": "yes", "layer": "new"}));
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}}));
+    assert_eq!(c["Volumes"], json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], json!("SIGTERM"));
+    let history = config_of(&image)["history"].as_array().unwrap().len();
+    assert_eq!(history, layers.len());
+    let (_, out) = Podman::new().load_and_run(&image);
+    assert_eq!(out, "hello from the new layer\n");
+    // /tmp keeps the base's mode under the new layer (whose /usr/share
+    // needed parents), and the new file is where it was put.
+    let (_t, rootfs) = umoci_unpack(&image);
+    assert_eq!(
+        fs::read(rootfs.join("usr/share/hello.txt")).unwrap(),
+        b"hello from the new layer\n"
+    );
+    assert!(fs::symlink_metadata(rootfs.join("bin"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    let refused = build_on(&args, &fresh_name("link"), None, &[], "throughLink", None);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("does not merge safely onto the base image"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/bin: a directory, where its layer 1"),
+        "{err}"
+    );
+    assert!(err.contains("has a symbolic link to usr/bin"), "{err}");
+    assert!(err.contains("baseSymlinks = \"follow\""), "{err}");
+    let followed = built(&build_on(
+        &args,
+        &fresh_name("follow"),
+        None,
+        &[],
+        "throughLinkFollowed",
+        None,
+    ));
+    let (_t2, rootfs) = umoci_unpack(&followed);
+    assert_eq!(
+        fs::read(rootfs.join("usr/bin/hello")).unwrap(),
+        b"hello from the new layer\n"
+    );
+    assert!(fs::symlink_metadata(rootfs.join("bin"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(rootfs.join("usr/bin/busybox").is_file());
+    let (_, out) = Podman::new().load_and_run(&followed);
+    assert_eq!(out, "hello from the new layer\n");
+
+    // The base with a new config and no layer of its own.
+    let only = built(&build_on(
+        &args,
+        &fresh_name("only"),
+        None,
+        &[],
+        "manifestOnly",
+        None,
+    ));
+    assert_eq!(layer_digests(&only), base_layers);
+    let (_, out) = Podman::new().load_and_run(&only);
+    assert_eq!(out, "only the base\n");
+
+    let few = build_on(&args, &fresh_name("few"), None, &[], "tooFewForBase", None);
+    assert!(!few.status.success());
+    let err = String::from_utf8_lossy(&few.stderr);
+    assert!(
+        err.contains(
+            "maxLayers: the image's budget leaves 1 layers for its closure, but its base image"
+        ),
+        "{err}"
+    );
+}
+
+fn umoci_unpack(layout: &Path) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    (t, bundle.join("rootfs"))
+}
+
+/// A docker archive as the base: what `nixoci archive --format docker`
+/// and `skopeo copy ... docker-archive:` write (dockerTools' format),
+/// plain and gzipped: its layers first (as the archive holds them), its
+/// config inherited; the image runs in podman.
+#[test]
+fn docker_archive_as_base() {
+    require("skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let base = usr_merged_base(t.path(), "base");
+    let ours = t.path().join("ours.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&base)
+        .args(["--format", "docker", "-o"])
+        .arg(&ours)
+        .arg("-q"));
+    let skopeos = t.path().join("skopeo.tar");
+    run(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:latest", base.display()))
+        .arg(format!(
+            "docker-archive:{}:example.org/base:1",
+            skopeos.display()
+        )));
+    let gz = t.path().join("skopeo.tar.gz");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "gzip -c {} > {}",
+        skopeos.display(),
+        gz.display()
+    )));
+    let hello = t.path().join("hello.txt");
+    fs::write(&hello, "hello from the new layer\n").unwrap();
+    let base_diff_ids = config_of(&base)["rootfs"]["diff_ids"].clone();
+    for archive in [&ours, &skopeos, &gz] {
+        let spec = t.path().join("on.json");
+        write_json(
+            &spec,
+            &json!({
+                "fromImage": archive,
+                "layers": [{"files": [{"source": hello, "destination": "/usr/share/hello.txt"}]}],
+                "config": {"Entrypoint": ["/bin/busybox", "cat", "/usr/share/hello.txt"]},
+            }),
+        );
+        let out = t.path().join(format!(
+            "on-{}",
+            archive.file_name().unwrap().to_string_lossy()
+        ));
+        build(&spec, &out);
+        run(nixoci().arg("verify").arg(&out));
+        let config = config_of(&out);
+        let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+        assert_eq!(json!(diff_ids[..2]), base_diff_ids, "{}", archive.display());
+        assert_eq!(
+            config["config"]["Labels"],
+            json!({"base": "yes", "layer": "base"})
+        );
+        let annotations = &manifest_of(&out)["annotations"];
+        if archive != &ours {
+            assert_eq!(
+                annotations["org.opencontainers.image.base.name"],
+                json!("example.org/base:1")
+            );
+        }
+        assert!(annotations
+            .get("org.opencontainers.image.base.digest")
+            .is_none());
+        let (_, ran) = Podman::new().load_and_run(&out);
+        assert_eq!(ran, "hello from the new layer\n", "{}", archive.display());
+    }
+    // Through Nix: ociImage { fromImage = ./base.tar.gz; }.
+    let image = built(&build_on(
+        &json!({}),
+        &fresh_name("archive"),
+        None,
+        &[],
+        "onArchive",
+        Some(&gz),
+    ));
+    run(nixoci().arg("verify").arg(&image));
+    assert_eq!(
+        json!(config_of(&image)["rootfs"]["diff_ids"].as_array().unwrap()[..2]),
+        base_diff_ids
+    );
+    let (_, ran) = Podman::new().load_and_run(&image);
+    assert_eq!(ran, "hello from the new layer\n");
+}
+
+/// Build `spec` (a JSON value) in `dir` as `name`; the command's output.
+fn try_build(dir: &Path, name: &str, spec: Value) -> Output {
+    let path = dir.join(format!("{name}.json"));
+    write_json(&path, &spec);
+    nixoci()
+        .arg("build")
+        .arg(&path)
+        .arg("-o")
+        .arg(dir.join(name))
+        .arg("-q")
+        .output()
+        .unwrap()
+}
+
+/// Each merge-safety case with `nixoci build`: refused with the base
+/// layer, the path and the new layer named, nothing written; the allowed
+/// cases pass; `"symlinks": "follow"` places /bin/x at /usr/bin/x; parent
+/// directories keep the base's mode (/tmp 1777); the config rules field by
+/// field; the platform picked from a multi-platform base, and a platform
+/// the base is not for refused.
+#[test]
+fn merge_safety_and_config_rules() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let base = usr_merged_base(d, "base");
+    let f = d.join("f.txt");
+    fs::write(&f, "new\n").unwrap();
+    let dir_src = d.join("adir");
+    fs::create_dir_all(dir_src.join("sub")).unwrap();
+    fs::write(dir_src.join("sub/x"), "x\n").unwrap();
+    let on = |files: Value| json!({"fromImage": base, "layers": [{"files": files}]});
+    for (name, files, want) in [
+        (
+            "dir-over-link",
+            json!([{"source": dir_src, "destination": "/bin/"}]),
+            "/bin: a directory, where its layer 1 (sha256:",
+        ),
+        (
+            "through-link",
+            json!([{"source": f, "destination": "/bin/f"}]),
+            "/bin/f: under /bin, which is a symbolic link to usr/bin in its layer 1",
+        ),
+        (
+            "file-over-dir",
+            json!([{"source": f, "destination": "/tmp"}]),
+            "/tmp: a file, where its layer 2 (sha256:",
+        ),
+        (
+            "dir-over-file",
+            json!([{"source": dir_src, "destination": "/usr/bin/busybox/"}]),
+            "/usr/bin/busybox: a directory, where its layer 1 (sha256:",
+        ),
+    ] {
+        let out = try_build(d, name, on(files));
+        assert!(!out.status.success(), "{name} built");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{name}: {want:?} in\n{err}");
+        assert!(
+            err.contains(&format!("{name}.json: layers[0] (sha256:")),
+            "{name}: the new layer named: {err}"
+        );
+        assert!(
+            err.contains("does not merge safely onto the base image"),
+            "{err}"
+        );
+        assert!(!d.join(name).exists(), "{name}: an output was left");
+    }
+    // Allowed: a file over a base file, new directories, a file in /tmp
+    // (whose 1777 mode the layer keeps), a link over the link.
+    let ok = try_build(
+        d,
+        "ok",
+        on(json!([
+            {"source": f, "destination": "/usr/bin/busybox-note"},
+            {"source": f, "destination": "/tmp/note"},
+            {"source": f, "destination": "/opt/app/f"},
+        ])),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let tmp_entry = {
+        let m = manifest_of(&d.join("ok"));
+        let top = m["layers"].as_array().unwrap().last().unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let data = fs::read(blob_path(&d.join("ok"), &top)).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&data[..]));
+        let mut mode = None;
+        for e in tar.entries().unwrap() {
+            let e = e.unwrap();
+            if e.path().unwrap().to_string_lossy().trim_end_matches('/') == "tmp" {
+                mode = Some(e.header().mode().unwrap() & 0o7777);
+            }
+        }
+        mode
+    };
+    assert_eq!(tmp_entry, Some(0o1777), "the layer keeps /tmp's mode");
+    // Followed: /bin/f lands in /usr/bin/f, /bin stays the link.
+    let followed = try_build(
+        d,
+        "followed",
+        json!({
+            "fromImage": {"path": base, "symlinks": "follow"},
+            "layers": [{"files": [{"source": f, "destination": "/bin/f"}, {"source": dir_src, "destination": "/bin/tools/"}]}],
+        }),
+    );
+    assert!(
+        followed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    let root = d.join("followed-root");
+    run(nixoci()
+        .arg("unpack")
+        .arg(d.join("followed"))
+        .arg(&root)
+        .arg("-q"));
+    assert_eq!(fs::read(root.join("usr/bin/f")).unwrap(), b"new\n");
+    assert_eq!(fs::read(root.join("usr/bin/tools/sub/x")).unwrap(), b"x\n");
+    assert_eq!(
+        fs::read_link(root.join("bin")).unwrap(),
+        PathBuf::from("usr/bin")
+    );
+
+    // Config: Entrypoint and Cmd both set; Env merged in place; the base's
+    // Labels kept and merged.
+    let cfg = try_build(
+        d,
+        "cfg",
+        json!({
+            "fromImage": base,
+            "config": {"Entrypoint": ["/bin/busybox"], "Cmd": ["echo", "x"], "Env": ["GREETING=bye"], "WorkingDir": "/", "User": "1000", "StopSignal": "SIGINT", "Labels": {"extra": "1"}, "ExposedPorts": ["9090/tcp"], "Volumes": ["/cache"]},
+        }),
+    );
+    assert!(
+        cfg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cfg.stderr)
+    );
+    let c = &config_of(&d.join("cfg"))["config"];
+    assert_eq!(c["Env"], json!(["PATH=/usr/bin:/bin", "GREETING=bye"]));
+    assert_eq!(
+        (&c["Entrypoint"], &c["Cmd"]),
+        (&json!(["/bin/busybox"]), &json!(["echo", "x"]))
+    );
+    assert_eq!(
+        (&c["WorkingDir"], &c["User"], &c["StopSignal"]),
+        (&json!("/"), &json!("1000"), &json!("SIGINT"))
+    );
+    assert_eq!(
+        c["Labels"],
+        json!({"base": "yes", "layer": "base", "extra": "1"})
+    );
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}, "9090/tcp": {}}));
+    assert_eq!(c["Volumes"], json!({"/cache": {}, "/data": {}}));
+    // Only Cmd: the base's Entrypoint (none here) stays, Cmd replaced.
+    let cmd = try_build(
+        d,
+        "cmd",
+        json!({"fromImage": base, "config": {"Cmd": ["/bin/busybox", "true"]}}),
+    );
+    assert!(cmd.status.success());
+    assert_eq!(
+        config_of(&d.join("cmd"))["config"]["Cmd"],
+        json!(["/bin/busybox", "true"])
+    );
+    // Nothing set: the base's config as it was.
+    let same = try_build(d, "same", json!({"fromImage": base}));
+    assert!(same.status.success());
+    assert_eq!(
+        config_of(&d.join("same"))["config"],
+        config_of(&base)["config"]
+    );
+    assert_eq!(layer_digests(&d.join("same")), layer_digests(&base));
+
+    // A multi-platform base: the image's platform picks; a platform the base
+    // is not for is refused.
+    let multi = two_platform_layout(d, "multi");
+    let arm = try_build(
+        d,
+        "arm",
+        json!({"fromImage": {"path": multi, "tag": "multi"}, "architecture": "arm64"}),
+    );
+    assert!(
+        arm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&arm.stderr)
+    );
+    let index = read_json(&blob_path(&multi, &index_digest(&multi)));
+    let arm_manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == json!("arm64"))
+        .unwrap()["digest"]
+        .clone();
+    assert_eq!(
+        manifest_of(&d.join("arm"))["annotations"]["org.opencontainers.image.base.digest"],
+        arm_manifest
+    );
+    assert_eq!(config_of(&d.join("arm"))["architecture"], json!("arm64"));
+    let wrong = try_build(
+        d,
+        "wrong",
+        json!({"fromImage": base, "architecture": "arm64"}),
+    );
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("amd64") && err.contains("arm64"), "{err}");
+
+    // Bad bases: not an image; an archive with a name that climbs out.
+    let nothing = try_build(d, "nothing", json!({"fromImage": d.join("f.txt")}));
+    assert!(!nothing.status.success());
+    let err = String::from_utf8_lossy(&nothing.stderr);
+    assert!(
+        err.contains("f.txt") && err.contains("not a readable tar archive")
+            || err.contains("neither a docker archive"),
+        "{err}"
+    );
+    let evil = d.join("evil.tar");
+    {
+        let mut b = tar::Builder::new(fs::File::create(&evil).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let name = b"../escape";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &b"x\n"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let out = try_build(d, "evil", json!({"fromImage": evil}));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("../escape") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(!d.parent().unwrap().join("escape").exists());
 }

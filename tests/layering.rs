@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["documents"],
     &["layout"],
     &[
-        "build", "untar", "artifact", "verify", "inspect", "archive", "unpack", "diff",
+        "build", "base", "untar", "artifact", "verify", "inspect", "archive", "unpack", "diff",
     ],
     &["remote"],
 ];

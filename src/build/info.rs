@@ -98,6 +98,20 @@ pub struct ConfigInfo {
     /// layer blobs.
     #[serde(default)]
     pub blob_dirs: Vec<PathBuf>,
+    /// The base image (`fromImage`), for the manifest's annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// What the manifest records of the base (`config.json`'s `base`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaseRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The base's manifest (none for a docker archive, which has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Sha256Digest>,
 }
 
 /// A built image manifest: its descriptor with platform, the config and
@@ -171,6 +185,7 @@ mod tests {
             platform: "linux/amd64".parse().unwrap(),
             layers: vec![layer.clone(), layer.clone()],
             blob_dirs: vec![PathBuf::from(layer_dir)],
+            base: None,
         };
         let check = |bytes: Vec<u8>, plain: Vec<u8>, count: usize| {
             let text = String::from_utf8(bytes).unwrap();

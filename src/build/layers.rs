@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::info::{base_store_paths, info_json, LayerInfo, LayersInfo, LAYERS_JSON};
+use super::onto::Onto;
 use super::options::{Ctx, Options};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
@@ -15,11 +16,12 @@ use crate::layout::BlobDir;
 use crate::oci::digest::HashWriter;
 use crate::oci::json::{read_json, Json};
 use crate::progress::Progress;
-use crate::spec::{self, ClosureSpec, LayerSpec, LayersSpec};
+use crate::spec::{self, BudgetRule, ClosureSpec, LayerSpec, LayersSpec};
 
 /// Build one layer into `blobs`. Store paths in `exclude` (besides those
 /// held by the spec's `base` layers) are left out. `index` is the layer's
 /// position in its image, for progress reports.
+#[allow(clippy::too_many_arguments)]
 pub fn write_layer(
     spec: &LayerSpec,
     spec_path: &Path,
@@ -28,10 +30,14 @@ pub fn write_layer(
     index: usize,
     ctx: &Ctx,
     at: &str,
+    onto: Option<&Onto>,
 ) -> Result<LayerInfo> {
     let base = spec::base_dir(spec_path);
     let mut exclude = exclude.clone();
     exclude.extend(base_store_paths(&base, &spec.base).map_err(|e| e.within(at))?);
+    if let Some(o) = onto {
+        exclude.extend(o.store_paths());
+    }
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
     tree.protect(&ctx.protect);
     let progress = ctx.progress;
@@ -69,6 +75,9 @@ pub fn write_layer(
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
 
+    if let Some(o) = onto {
+        o.place(&mut tree).map_err(|e| e.within(at.to_owned()))?;
+    }
     progress.layer_start(index, tree.content_bytes());
     let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
     let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
@@ -231,6 +240,11 @@ pub fn layers(
     inputs.extend(spec.plan.iter().map(|p| spec::resolve(&base, p)));
     inputs.extend(spec.graph.iter().map(|g| spec::resolve(&base, &g.file)));
     inputs.extend(spec.base.iter().map(|d| spec::resolve(&base, d)));
+    inputs.extend(
+        spec.from_image
+            .iter()
+            .map(|f| spec::resolve(&base, &f.path)),
+    );
     let (staging, ctx) = opts.start(out, &inputs)?;
     let plan = layers_plan(spec, spec_path)?;
     #[derive(Deserialize)]
@@ -266,10 +280,14 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
     let base = spec::base_dir(spec_path);
     match (&spec.plan, &spec.graph) {
         (Some(plan), None) => {
-            if spec.max_layers.is_some() || spec.strategy.is_some() || !spec.base.is_empty() {
+            if spec.max_layers.is_some()
+                || spec.strategy.is_some()
+                || !spec.base.is_empty()
+                || spec.from_image.is_some()
+            {
                 return Err(Error::spec(
                     spec_path,
-                    "\"maxLayers\", \"strategy\" and \"base\" go with \"graph\": a \"plan\" is used as it is",
+                    "\"maxLayers\", \"strategy\", \"base\" and \"fromImage\" go with \"graph\": a \"plan\" is used as it is",
                 ));
             }
             read_json(&spec::resolve(&base, plan))
@@ -282,10 +300,34 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
                 .unwrap_or("stable")
                 .parse()
                 .map_err(|m| Error::spec(spec_path, format!("strategy: {m}")))?;
-            let max = spec.max_layers.unwrap_or(100);
+            let mut max = spec.max_layers.unwrap_or(100);
             crate::plan::check_budget(max)
                 .map_err(|m| Error::spec(spec_path, format!("maxLayers: {m}")))?;
-            let exclude: BTreeSet<String> = base_store_paths(&base, &spec.base)?
+            let mut exclude_paths = base_store_paths(&base, &spec.base)?;
+            if let Some(f) = &spec.from_image {
+                let onto = Onto::open_for(f, &base, None)
+                    .map_err(|e| e.within(format!("{}: fromImage", spec_path.display())))?;
+                exclude_paths.extend(onto.store_paths());
+                let n = onto.image.layers.len();
+                match spec.budget_includes_base {
+                    None => {}
+                    Some(_) if n < max => max -= n,
+                    Some(BudgetRule::AtLeastOne) => max = 1,
+                    Some(BudgetRule::Strict) => {
+                        return Err(Error::spec(
+                            spec_path,
+                            format!(
+                                "maxLayers: the image's budget leaves {max} layers for its closure, but its {} has {n} layers: raise maxLayers by at least {}",
+                                onto.image.source,
+                                n + 1 - max
+                            ),
+                        ))
+                    }
+                }
+            } else if spec.budget_includes_base.is_some() {
+                return Err(Error::spec(spec_path, "\"budgetIncludesBase\" goes with \"fromImage\""));
+            }
+            let exclude: BTreeSet<String> = exclude_paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();

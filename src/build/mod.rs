@@ -12,10 +12,12 @@
 
 mod info;
 mod layers;
+mod onto;
 mod options;
 
 pub use info::*;
 pub use layers::{layers, write_groups, write_layer};
+pub use onto::{Onto, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 pub use options::{Ctx, Options};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +37,7 @@ use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec}
 fn layer_inputs(spec: &LayerSpec, base: &Path, inputs: &mut Vec<PathBuf>) {
     inputs.extend(spec.files.iter().map(|f| spec::resolve(base, &f.source)));
     inputs.extend(spec.base.iter().map(|d| spec::resolve(base, d)));
+    inputs.extend(spec.from_image.iter().map(|f| spec::resolve(base, &f.path)));
     match &spec.closure {
         None => {}
         Some(ClosureSpec::Paths(p)) => inputs.extend(p.iter().cloned()),
@@ -52,6 +55,9 @@ fn image_inputs(spec: &ImageSpec, spec_path: &Path) -> Vec<PathBuf> {
             LayerRef::Dir(d) => inputs.push(spec::resolve(&base, d)),
             LayerRef::Inline(l) => layer_inputs(l, &base, &mut inputs),
         }
+    }
+    if let Some(f) = &spec.from_image {
+        inputs.push(spec::resolve(&base, &f.path));
     }
     if let Some(dir) = &spec.image_config {
         let dir = spec::resolve(&base, dir);
@@ -102,7 +108,7 @@ pub fn write_config(
     copy_layers: bool,
     ctx: &Ctx,
 ) -> Result<ConfigInfo> {
-    if spec.layers.is_empty() {
+    if spec.layers.is_empty() && spec.from_image.is_none() {
         return Err(Error::spec(
             spec_path,
             "an image needs at least one layer (\"layers\" is empty)",
@@ -112,16 +118,44 @@ pub fn write_config(
     let mut layers = Vec::new();
     let mut blob_dirs = Vec::new();
     let mut below = BTreeSet::new();
+    let onto = match &spec.from_image {
+        None => None,
+        Some(f) => Some(
+            Onto::open(f, spec, &base)
+                .map_err(|e| e.within(format!("{}: fromImage", spec_path.display())))?,
+        ),
+    };
+    if let Some(o) = &onto {
+        let (infos, stays) = o.layers(blobs, copy_layers)?;
+        layers = infos;
+        if let Some(dir) = stays {
+            add_blob_dir(&mut blob_dirs, dir)?;
+        }
+        below.extend(o.store_paths());
+    }
+    let base_layers = layers.len();
+    // Each new layer, and the blob store holding it, for the merge check.
+    let mut new_layers: Vec<(String, BlobDir)> = Vec::new();
     for (index, layer) in spec.layers.iter().enumerate() {
+        let at = format!("{}: layers[{index}]", spec_path.display());
         let info = match layer {
             LayerRef::Inline(l) => {
-                let at = format!("{}: layers[{index}]", spec_path.display());
-                write_layer(l, spec_path, blobs, &below, index, ctx, &at)?
+                if l.from_image.is_some() {
+                    return Err(Error::spec(
+                        spec_path,
+                        format!(
+                            "layers[{index}]: \"fromImage\" goes on the image, not on its layers"
+                        ),
+                    ));
+                }
+                let info =
+                    write_layer(l, spec_path, blobs, &below, index, ctx, &at, onto.as_ref())?;
+                new_layers.push((at, blobs.clone()));
+                info
             }
             LayerRef::Dir(d) => {
                 let dir = spec::resolve(&base, d);
-                let infos = read_layer_dir(&dir)
-                    .map_err(|e| e.within(format!("{}: layers[{index}]", spec_path.display())))?;
+                let infos = read_layer_dir(&dir).map_err(|e| e.within(at.clone()))?;
                 for info in &infos {
                     if copy_layers {
                         blobs.import(&BlobDir::new(&dir), &info.digest, info.size)?;
@@ -130,9 +164,10 @@ pub fn write_config(
                 if !copy_layers {
                     add_blob_dir(&mut blob_dirs, &dir)?;
                 }
-                for info in infos {
+                for (k, info) in infos.into_iter().enumerate() {
                     below.extend(info.store_paths.iter().cloned());
                     layers.push(info);
+                    new_layers.push((format!("{at} (its layer {})", k + 1), BlobDir::new(&dir)));
                 }
                 continue;
             }
@@ -140,8 +175,19 @@ pub fn write_config(
         below.extend(info.store_paths.iter().cloned());
         layers.push(info);
     }
+    if let Some(o) = &onto {
+        for (info, (what, store)) in layers[base_layers..].iter().zip(&new_layers) {
+            o.check(info, store, &format!("{what} ({})", info.digest.short()))?;
+        }
+    }
     let diff_ids: Vec<Sha256Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-    let (config_doc, platform) = config_document(spec, &diff_ids)?;
+    let (config_doc, platform) =
+        config_document(spec, &diff_ids, onto.as_ref().map(|o| &o.image.config)).map_err(|e| {
+            match &onto {
+                Some(o) => e.within(o.image.source.clone()),
+                None => e,
+            }
+        })?;
     let config = blobs.write_json(&config_doc, MediaType::CONFIG)?;
     Ok(ConfigInfo {
         media_type: config.media_type,
@@ -150,6 +196,7 @@ pub fn write_config(
         platform,
         layers,
         blob_dirs,
+        base: onto.as_ref().map(Onto::base_ref),
     })
 }
 
@@ -164,6 +211,9 @@ pub fn write_image(
 ) -> Result<ManifestInfo> {
     let config = match &spec.image_config {
         None => write_config(spec, spec_path, blobs, copy_layers, ctx)?,
+        Some(_) if spec.from_image.is_some() => {
+            return Err(onto::refuse_with_image_config(spec_path))
+        }
         Some(dir) => {
             if let Some(field) = spec.config_settings().first() {
                 return Err(Error::spec(
@@ -192,10 +242,24 @@ pub fn write_image(
     };
     let config_desc = descriptor(config.media_type.clone(), &config.digest, config.size);
     let layer_descs: Vec<Descriptor> = config.layers.iter().map(LayerInfo::descriptor).collect();
+    // The base, recorded unless the spec's own annotations say otherwise.
+    let mut annotations = spec.annotations.clone();
+    if let Some(b) = &config.base {
+        if let Some(n) = &b.name {
+            annotations
+                .entry(ANNOTATION_BASE_NAME.to_owned())
+                .or_insert_with(|| n.clone());
+        }
+        if let Some(d) = &b.digest {
+            annotations
+                .entry(ANNOTATION_BASE_DIGEST.to_owned())
+                .or_insert_with(|| d.to_string());
+        }
+    }
     let manifest_doc = manifest_document(
         &config_desc,
         &layer_descs,
-        &spec.annotations,
+        &annotations,
         spec.extra_manifest.as_ref(),
     )?;
     let manifest = blobs.write_json(&manifest_doc, MediaType::MANIFEST)?;
@@ -303,6 +367,13 @@ pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> 
     layer_inputs(spec, &spec::base_dir(spec_path), &mut inputs);
     let (staging, ctx) = opts.start(out, &inputs)?;
     let at = spec_path.display().to_string();
+    let onto = match &spec.from_image {
+        None => None,
+        Some(f) => Some(
+            Onto::open_for(f, &spec::base_dir(spec_path), None)
+                .map_err(|e| e.within(format!("{at}: fromImage")))?,
+        ),
+    };
     let info = write_layer(
         spec,
         spec_path,
@@ -311,6 +382,7 @@ pub fn layer(spec: &LayerSpec, spec_path: &Path, out: &Path, opts: &Options) -> 
         0,
         &ctx,
         &at,
+        onto.as_ref(),
     )?;
     staging.write_file(LAYER_JSON, &info_json(&info))?;
     staging.commit()?;

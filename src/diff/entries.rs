@@ -12,29 +12,8 @@ use crate::layer::compress::Compression;
 use crate::layout::Layout;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
-use crate::untar::{Budget, EntryMeta, Limits};
+use crate::untar::{normalise, Budget, EntryMeta, Limits};
 use serde::Serialize;
-
-/// A tar path as it lands in the tree: no leading `./` or `/`, no
-/// trailing `/`.
-fn normalise(mut path: &[u8]) -> Vec<u8> {
-    loop {
-        if let Some(rest) = path.strip_prefix(b"./") {
-            path = rest;
-        } else if let Some(rest) = path.strip_prefix(b"/") {
-            path = rest;
-        } else {
-            break;
-        }
-    }
-    while let Some(rest) = path.strip_suffix(b"/") {
-        path = rest;
-    }
-    if path == b"." {
-        path = b"";
-    }
-    path.to_vec()
-}
 
 fn kind_name(kind: tar::EntryType) -> String {
     match kind {

@@ -385,6 +385,46 @@ impl Tree {
         })
     }
 
+    /// Move every entry to the path `to(path, is_directory)` gives (or fail
+    /// with the message it gives): how a layer is placed through a base
+    /// image's symbolic links. Entries that meet at one path merge as if
+    /// placed there (or conflict, named), and parent directories are made
+    /// anew where they are needed.
+    pub fn remap(
+        &mut self,
+        to: impl Fn(&[u8], bool) -> std::result::Result<Vec<u8>, String>,
+    ) -> Result<()> {
+        let old = std::mem::take(&mut self.entries);
+        for (path, entry) in old {
+            if entry.implicit {
+                continue;
+            }
+            let dir = entry.kind == Kind::Dir;
+            let new = to(&path, dir).map_err(|why| {
+                Error::Invalid(format!("{} ({}): {why}", display(&path), entry.describe()))
+            })?;
+            if new.is_empty() {
+                // The root itself: nothing to place.
+                continue;
+            }
+            self.insert(new, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Give each parent directory nobody asked for the mode and owner
+    /// `existing` reports for its path (what the image below has there),
+    /// so that the layer does not change them (`/tmp` stays 1777).
+    pub fn adopt_parents(&mut self, existing: impl Fn(&[u8]) -> Option<(u32, u64, u64)>) {
+        for (path, e) in self.entries.iter_mut() {
+            if e.implicit {
+                if let Some((mode, uid, gid)) = existing(path) {
+                    (e.mode, e.uid, e.gid) = (mode, uid, gid);
+                }
+            }
+        }
+    }
+
     fn insert(&mut self, path: Vec<u8>, entry: Entry) -> Result<()> {
         // A `.wh.` name is an OCI whiteout: it would delete a lower layer's
         // file when the image is unpacked, not add this one.

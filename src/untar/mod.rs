@@ -15,6 +15,27 @@ use sha2::{Digest, Sha256};
 
 use crate::oci::digest::Sha256Digest;
 
+/// A tar path as it lands in the tree: no leading `./` or `/`, no
+/// trailing `/`.
+pub(crate) fn normalise(mut path: &[u8]) -> Vec<u8> {
+    loop {
+        if let Some(rest) = path.strip_prefix(b"./") {
+            path = rest;
+        } else if let Some(rest) = path.strip_prefix(b"/") {
+            path = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    if path == b"." {
+        path = b"";
+    }
+    path.to_vec()
+}
+
 /// Bounds on reading layers: what one unpack may create, what `verify`
 /// reads of each layer.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -1,0 +1,326 @@
+//! A base image from an archive: a `docker save` tarball (what dockerTools'
+//! `buildImage` and `buildLayeredImage` make, and `nixoci archive --format
+//! docker`), gzipped, zstd-compressed or plain, or an OCI archive (a
+//! layout as a tar). It is read into a temporary directory, every name
+//! checked (relative, no `..`, regular files, directories and links
+//! within the archive only).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::BaseImage;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::BlobDir;
+use crate::oci::descriptor::{Descriptor, Platform};
+use crate::oci::digest::Sha256Digest;
+use crate::oci::json::parse_json;
+use crate::oci::MediaType;
+
+/// One image of a docker archive's `manifest.json`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// The compression a blob starts with, as a layer media type.
+fn media_type_of(head: &[u8]) -> MediaType {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        MediaType::LAYER_GZIP
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        MediaType::LAYER_ZSTD
+    } else {
+        MediaType::LAYER
+    }
+}
+
+/// The archive's stream, decompressed when it is gzip or zstd.
+fn decompressed(path: &Path) -> Result<Box<dyn Read>> {
+    let mut r = BufReader::new(fs::File::open(path).at(path)?);
+    let head = r.fill_buf().at(path)?.to_vec();
+    Ok(match media_type_of(&head) {
+        m if m == MediaType::LAYER_GZIP => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        m if m == MediaType::LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(r).at(path)?),
+        _ => Box::new(r),
+    })
+}
+
+/// `name` as a relative path of plain components (`./` and trailing `/`
+/// dropped), or why not.
+fn clean(name: &[u8]) -> std::result::Result<PathBuf, &'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = PathBuf::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err("it has a .. component"),
+            p => out.push(std::ffi::OsStr::from_bytes(p)),
+        }
+    }
+    if name.starts_with(b"/") {
+        return Err("it is absolute");
+    }
+    if out.as_os_str().is_empty() {
+        return Err("it is empty");
+    }
+    Ok(out)
+}
+
+/// Read the archive at `path` into a new temporary directory: its regular
+/// files and directories; its symbolic and hard links, which must point at
+/// a regular file of the archive, as copies. Returns the directory.
+fn extract(path: &Path) -> Result<tempfile::TempDir> {
+    let tmp = tempfile::Builder::new()
+        .prefix("nixoci-base-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let root = tmp.path().join("archive");
+    fs::create_dir(&root).at(&root)?;
+    let damaged = |e: io::Error| Error::Invalid(format!("not a readable tar archive: {e}"));
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut archive = tar::Archive::new(decompressed(path)?);
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let raw = entry.path_bytes().into_owned();
+        let refuse = |why: &str| {
+            Error::Invalid(format!(
+                "entry {:?} refused: {why}",
+                String::from_utf8_lossy(&raw)
+            ))
+        };
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            continue;
+        }
+        let rel = clean(&raw).map_err(refuse)?;
+        let dest = root.join(&rel);
+        match kind {
+            tar::EntryType::Directory => fs::create_dir_all(&dest).at(&dest)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p).at(p)?;
+                }
+                let mut f = fs::File::create_new(&dest)
+                    .map_err(|_| refuse("the archive holds it twice"))?;
+                io::copy(&mut entry, &mut f).map_err(damaged)?;
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("a link without a target"))?
+                    .into_owned();
+                // A symbolic link is relative to its directory; a hard
+                // link names a path of the archive.
+                let joined = if kind == tar::EntryType::Symlink {
+                    let mut t = raw.rsplit_once_dir();
+                    t.extend_from_slice(&target);
+                    t
+                } else {
+                    target
+                };
+                let resolved =
+                    resolve_dots(&joined).ok_or_else(|| refuse("its link leaves the archive"))?;
+                links.push((rel, clean(&resolved).map_err(refuse)?));
+            }
+            _ => {
+                return Err(refuse(
+                    "only files, directories and links belong in an image archive",
+                ))
+            }
+        }
+    }
+    for (rel, target) in links {
+        let (dest, src) = (root.join(&rel), root.join(&target));
+        if !fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
+            return Err(Error::Invalid(format!(
+                "entry {:?} links to {:?}, which is not a file of the archive",
+                rel.display(),
+                target.display()
+            )));
+        }
+        if let Some(p) = dest.parent() {
+            fs::create_dir_all(p).at(p)?;
+        }
+        fs::copy(&src, &dest).at(&dest)?;
+    }
+    Ok(tmp)
+}
+
+trait DirOf {
+    /// The directory part of a path, with its trailing `/` (empty at the
+    /// top).
+    fn rsplit_once_dir(&self) -> Vec<u8>;
+}
+
+impl DirOf for Vec<u8> {
+    fn rsplit_once_dir(&self) -> Vec<u8> {
+        match self.iter().rposition(|&b| b == b'/') {
+            Some(i) => self[..=i].to_vec(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `a/b/../c` as `a/c`; `None` when `..` would go above the top.
+fn resolve_dots(path: &[u8]) -> Option<Vec<u8>> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for p in path.split(|&b| b == b'/') {
+        match p {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join(&b'/'))
+}
+
+/// The base image in the archive at `path`: `tag` chooses among the images
+/// of a docker archive (by `RepoTags`) or an OCI archive (by name).
+pub fn open(path: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Result<BaseImage> {
+    let tmp = extract(path)?;
+    let root = tmp.path().join("archive");
+    if root.join("oci-layout").is_file() {
+        return BaseImage::from_layout(&root, tag, platform, Some(tmp));
+    }
+    let manifest_path = root.join("manifest.json");
+    if !manifest_path.is_file() {
+        return Err(Error::Invalid(
+            "neither a docker archive (no manifest.json) nor an OCI archive (no oci-layout)".into(),
+        ));
+    }
+    let bytes = fs::read(&manifest_path).at(&manifest_path)?;
+    let entries: Vec<DockerEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "its manifest.json is not a docker archive manifest: {e}"
+        ))
+    })?;
+    let tags = |e: &DockerEntry| e.repo_tags.clone().unwrap_or_default();
+    let chosen: Vec<&DockerEntry> = match tag {
+        Some(t) => entries
+            .iter()
+            .filter(|e| {
+                tags(e)
+                    .iter()
+                    .any(|r| r == t || r.rsplit_once(':').is_some_and(|(_, x)| x == t))
+            })
+            .collect(),
+        None => entries.iter().collect(),
+    };
+    let entry = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            let all: Vec<String> = entries.iter().flat_map(tags).collect();
+            return Err(Error::Invalid(format!(
+                "no image named {:?} in it; its images: {}",
+                tag.unwrap_or_default(),
+                all.join(", ")
+            )));
+        }
+        _ => {
+            return Err(Error::Invalid(format!(
+                "it holds {} images: give a tag (one of {})",
+                chosen.len(),
+                entries.iter().flat_map(tags).collect::<Vec<_>>().join(", ")
+            )))
+        }
+    };
+    let file_of = |name: &str, what: &str| -> Result<PathBuf> {
+        let rel = clean(name.as_bytes())
+            .map_err(|why| Error::Invalid(format!("manifest.json names {what} {name:?}: {why}")))?;
+        let p = root.join(rel);
+        if !p.is_file() {
+            return Err(Error::Invalid(format!(
+                "manifest.json names {what} {name:?}, which the archive does not hold"
+            )));
+        }
+        Ok(p)
+    };
+    let config_path = file_of(&entry.config, "the config")?;
+    let config_bytes = fs::read(&config_path).at(&config_path)?;
+    // Named as the archive names it (the temporary copy means nothing).
+    let config: Value = parse_json(Path::new(&entry.config), &config_bytes)?;
+    let diff_ids: Vec<Sha256Digest> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    d.as_str()
+                        .unwrap_or_default()
+                        .parse::<Sha256Digest>()
+                        .map_err(|e| Error::Invalid(format!("its config has a bad diff_id: {e}")))
+                })
+                .collect::<Result<_>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    if diff_ids.len() != entry.layers.len() {
+        return Err(Error::Invalid(format!(
+            "its config lists {} diff_ids for {} layers",
+            diff_ids.len(),
+            entry.layers.len()
+        )));
+    }
+    let blobs = BlobDir::new(tmp.path());
+    fs::create_dir_all(tmp.path().join("blobs/sha256")).at(tmp.path())?;
+    let mut layers = Vec::new();
+    for (name, diff_id) in entry.layers.iter().zip(diff_ids) {
+        let file = file_of(name, "the layer")?;
+        let mut r = BufReader::new(fs::File::open(&file).at(&file)?);
+        let media_type = media_type_of(r.fill_buf().at(&file)?);
+        let mut w = blobs.writer()?;
+        io::copy(&mut r, &mut w).at(&file)?;
+        let (digest, size) = w.complete()?;
+        layers.push((
+            Descriptor {
+                media_type,
+                digest,
+                size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            },
+            diff_id,
+        ));
+    }
+    Ok(BaseImage {
+        source: path.display().to_string(),
+        blobs,
+        layout_dir: None,
+        manifest: None,
+        config,
+        layers,
+        name: tags(entry).first().cloned(),
+        _extracted: Some(tmp),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_links() {
+        assert_eq!(clean(b"./a/b/").unwrap(), PathBuf::from("a/b"));
+        assert!(clean(b"/etc/x").is_err());
+        assert!(clean(b"a/../../x").is_err());
+        assert!(clean(b"./").is_err());
+        assert_eq!(resolve_dots(b"a/b/../c").unwrap(), b"a/c");
+        assert_eq!(resolve_dots(b"a/../../c"), None);
+        assert_eq!(b"x/y/layer.tar".to_vec().rsplit_once_dir(), b"x/y/");
+        assert_eq!(b"layer.tar".to_vec().rsplit_once_dir(), b"");
+        assert_eq!(media_type_of(&[0x1f, 0x8b, 8]), MediaType::LAYER_GZIP);
+        assert_eq!(media_type_of(b"abc"), MediaType::LAYER);
+    }
+}

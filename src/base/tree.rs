@@ -1,0 +1,496 @@
+//! The file tree a base image's layers make, whiteouts applied, and the
+//! merge rules for layers put over it:
+//!
+//! - a directory where the base has a symbolic link (`/bin -> usr/bin`):
+//!   the runtime's overlay would replace the link with the directory and
+//!   hide everything the link led to;
+//! - a file or link where the base has a directory: it would hide the
+//!   directory's content;
+//! - a directory where the base has a file;
+//! - anything placed through a symbolic link of the base (`/bin/x` when
+//!   `/bin` is a link): the layer would make a directory there.
+//!
+//! Each is an error naming the base layer, the path and the new layer; or,
+//! for the links, followed ([`BaseTree::follow`]) when asked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::PathBuf;
+
+use super::BaseImage;
+use crate::error::{Content, Error, Result};
+use crate::layer::compress::Compression;
+use crate::oci::descriptor::Descriptor;
+use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::{normalise, EntryMeta, Limits};
+
+/// What a path of the tree is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    File,
+    Symlink(Vec<u8>),
+    /// A device, fifo or socket.
+    Other,
+}
+
+impl Node {
+    fn noun(&self) -> String {
+        match self {
+            Node::Dir => "a directory".into(),
+            Node::File => "a file".into(),
+            Node::Symlink(t) => format!("a symbolic link to {}", String::from_utf8_lossy(t)),
+            Node::Other => "a special file".into(),
+        }
+    }
+}
+
+/// The most symbolic links followed in one path (as Linux's 40).
+const MAX_LINKS: usize = 40;
+
+/// Mode (permission bits), uid and gid of a tree entry.
+pub type Meta = (u32, u64, u64);
+
+/// The base image's file tree: every path, what it is, which base layer
+/// (0-based) last put it there, and its mode and owner.
+#[derive(Debug, Default)]
+pub struct BaseTree {
+    nodes: BTreeMap<Vec<u8>, (Node, usize, Meta)>,
+    /// For messages: each base layer's digest.
+    layers: Vec<Sha256Digest>,
+    source: String,
+}
+
+/// Each entry of a tar layer as (normalised path, node, mode and owner),
+/// in order, its stream checked against `diff_id` when given, read within
+/// `limits`.
+pub fn layer_entries(
+    blob: impl io::Read,
+    desc: &Descriptor,
+    diff_id: Option<&Sha256Digest>,
+    limits: &Limits,
+    what: &str,
+) -> Result<Vec<(Vec<u8>, Node, Meta)>> {
+    let compression = Compression::from_layer_media_type(&desc.media_type).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what}: media type {:?} is not a tar layer",
+            desc.media_type
+        ))
+    })?;
+    let damaged = |e: io::Error| {
+        Error::Invalid(format!(
+            "{what}: not a readable {compression} tar stream: {e}"
+        ))
+    };
+    let mut stream = HashReader::new(io::Read::take(
+        compression.decoder(blob).map_err(damaged)?,
+        limits.max_total_size,
+    ));
+    let mut out = Vec::new();
+    {
+        let mut archive = tar::Archive::new(&mut stream);
+        for entry in archive.entries().map_err(damaged)? {
+            let mut entry = entry.map_err(damaged)?;
+            if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+                continue;
+            }
+            if out.len() as u64 >= limits.max_entries {
+                return Err(Error::Invalid(format!(
+                    "{what}: more than {} entries",
+                    limits.max_entries
+                )));
+            }
+            let raw = entry.path_bytes().into_owned();
+            let meta = EntryMeta::read(&mut entry).map_err(|why| {
+                Error::Invalid(format!(
+                    "{what}: entry {:?} refused: {why}",
+                    String::from_utf8_lossy(&raw)
+                ))
+            })?;
+            let node = match meta.kind {
+                tar::EntryType::Directory => Node::Dir,
+                tar::EntryType::Symlink => Node::Symlink(meta.link.clone().unwrap_or_default()),
+                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
+                    Node::File
+                }
+                _ => Node::Other,
+            };
+            let mode = entry.header().mode().unwrap_or(0) & 0o7777;
+            out.push((normalise(&meta.path), node, (mode, meta.uid, meta.gid)));
+        }
+    }
+    io::copy(&mut stream, &mut io::sink()).map_err(damaged)?;
+    let (found, _) = stream.finish();
+    if let Some(want) = diff_id {
+        if found != *want {
+            return Err(Error::DigestMismatch {
+                context: format!("{what}: uncompressed content (diff_id)"),
+                expected: Content::Digest(want.clone()),
+                found: Content::Digest(found),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `(parent, name)` of a normalised path (`parent` empty at the top).
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b"", path),
+    }
+}
+
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        name.to_vec()
+    } else {
+        [parent, b"/", name].concat()
+    }
+}
+
+fn show(path: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(path))
+}
+
+impl BaseTree {
+    /// Read every layer of `base`, bottom first, applying whiteouts as a
+    /// runtime does; each layer's diff_id is checked.
+    pub fn read(base: &BaseImage, limits: &Limits) -> Result<BaseTree> {
+        let mut tree = BaseTree {
+            source: base.source.clone(),
+            ..Default::default()
+        };
+        for (i, (desc, diff_id)) in base.layers.iter().enumerate() {
+            let what = format!("{}: layer {} ({})", base.source, i + 1, desc.digest);
+            let mut blob = base.blobs.open(desc).map_err(|e| e.within(what.clone()))?;
+            let entries = layer_entries(&mut blob, desc, Some(diff_id), limits, &what)?;
+            io::copy(&mut blob, &mut io::sink())
+                .map_err(|e| Error::io(base.blobs.path(&desc.digest), e))?;
+            blob.finish(&what)?;
+            tree.apply(entries, i);
+            tree.layers.push(desc.digest.clone());
+        }
+        Ok(tree)
+    }
+
+    /// Apply one layer's entries (whiteouts included) as layer `index`.
+    fn apply(&mut self, entries: Vec<(Vec<u8>, Node, Meta)>, index: usize) {
+        for (path, node, meta) in entries {
+            let (parent, name) = split(&path);
+            if name == b".wh..wh..opq" {
+                self.remove_under(parent);
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(b".wh.") {
+                let target = join(parent, hidden);
+                self.nodes.remove(&target);
+                self.remove_under(&target);
+                continue;
+            }
+            if path.is_empty() {
+                continue;
+            }
+            // A non-directory replaces a directory and all under it.
+            if node != Node::Dir {
+                self.remove_under(&path);
+            }
+            self.nodes.insert(path, (node, index, meta));
+        }
+    }
+
+    /// Remove every path under the directory `dir` (everything, for the
+    /// root, `""`).
+    fn remove_under(&mut self, dir: &[u8]) {
+        let prefix = join(dir, b"");
+        let doomed: Vec<Vec<u8>> = self
+            .nodes
+            .keys()
+            .filter(|k| dir.is_empty() || k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.nodes.remove(&k);
+        }
+    }
+
+    /// What the base has at `path`.
+    pub fn get(&self, path: &[u8]) -> Option<&Node> {
+        self.nodes.get(path).map(|(n, _, _)| n)
+    }
+
+    /// The mode and owner of the directory at `path`, if the base has one.
+    pub fn dir_meta(&self, path: &[u8]) -> Option<Meta> {
+        match self.nodes.get(path) {
+            Some((Node::Dir, _, meta)) => Some(*meta),
+            _ => None,
+        }
+    }
+
+    /// The store paths (`STORE/NAME`) the base holds, `store` being the
+    /// store directory without its leading `/` (`nix/store`).
+    pub fn store_paths(&self, store: &[u8]) -> BTreeSet<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let prefix = join(store, b"");
+        self.nodes
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix.as_slice()))
+            .filter(|rest| !rest.is_empty() && !rest.contains(&b'/'))
+            .map(|name| PathBuf::from("/").join(std::ffi::OsStr::from_bytes(&join(store, name))))
+            .collect()
+    }
+
+    fn layer_name(&self, index: usize) -> String {
+        format!(
+            "layer {} ({})",
+            index + 1,
+            self.layers
+                .get(index)
+                .map(|d| d.short())
+                .unwrap_or_default()
+        )
+    }
+
+    /// `path` with every symbolic link of the base on the way followed
+    /// (a relative target from its directory, an absolute one from the
+    /// image's root, `..` stopping at the root); the last component too
+    /// when `whole`. `None` past [`MAX_LINKS`] links (a loop).
+    pub fn follow(&self, path: &[u8], whole: bool) -> Option<Vec<u8>> {
+        let mut todo: Vec<Vec<u8>> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .rev()
+            .collect();
+        let mut done: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop() {
+            match part.as_slice() {
+                b"." => continue,
+                b".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let here = join(&done.join(&b'/'), &part);
+            let last = todo.is_empty();
+            match self.get(&here) {
+                Some(Node::Symlink(target)) if !last || whole => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return None;
+                    }
+                    if target.starts_with(b"/") {
+                        done.clear();
+                    }
+                    todo.extend(
+                        target
+                            .split(|&b| b == b'/')
+                            .filter(|p| !p.is_empty())
+                            .map(<[u8]>::to_vec)
+                            .rev(),
+                    );
+                }
+                _ => done.push(part),
+            }
+        }
+        Some(done.join(&b'/'))
+    }
+
+    /// Check the entries of a new layer (`what` names it) against the
+    /// base: every problem, up to 20, in one error.
+    pub fn check<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a [u8], &'a Node)>,
+        what: &str,
+    ) -> Result<()> {
+        let mut problems = BTreeMap::new();
+        for (path, node) in entries {
+            if path.is_empty() || problems.len() >= 20 {
+                continue;
+            }
+            // Ancestors: a link on the way, or a file where a directory
+            // would have to be.
+            let mut ancestor = Vec::new();
+            let mut found = None;
+            for part in path
+                .split(|&b| b == b'/')
+                .take(path.split(|&b| b == b'/').count() - 1)
+            {
+                ancestor = join(&ancestor, part);
+                if let Some((n @ (Node::Symlink(_) | Node::File | Node::Other), layer, _)) =
+                    self.nodes.get(&ancestor)
+                {
+                    found = Some((ancestor.clone(), n.clone(), *layer));
+                    break;
+                }
+            }
+            let problem = if let Some((at, base_node, layer)) = found {
+                let how = match base_node {
+                    Node::Symlink(_) => "the layer would put a directory there, which replaces the link and hides what it leads to",
+                    _ => "a directory would have to replace it",
+                };
+                Some(format!(
+                    "{}: under {}, which is {} in its {}: {how}",
+                    show(path),
+                    show(&at),
+                    base_node.noun(),
+                    self.layer_name(layer)
+                ))
+            } else {
+                match (self.nodes.get(path), node) {
+                    (Some((b @ Node::Symlink(_), layer, _)), Node::Dir) => Some(format!(
+                        "{}: a directory, where its {} has {}: the directory would replace the link and hide what it leads to",
+                        show(path),
+                        self.layer_name(*layer),
+                        b.noun()
+                    )),
+                    (Some((Node::Dir, layer, _)), n) if *n != Node::Dir => Some(format!(
+                        "{}: {}, where its {} has a directory: it would hide the directory's content",
+                        show(path),
+                        n.noun(),
+                        self.layer_name(*layer)
+                    )),
+                    (Some((b @ (Node::File | Node::Other), layer, _)), Node::Dir) => Some(format!(
+                        "{}: a directory, where its {} has {}",
+                        show(path),
+                        self.layer_name(*layer),
+                        b.noun()
+                    )),
+                    _ => None,
+                }
+            };
+            if let Some(m) = problem {
+                problems.entry(path.to_vec()).or_insert(m);
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = problems.into_values().collect();
+        Err(Error::Invalid(format!(
+            "{what} does not merge safely onto the {}:\n  {}\nPut the content where the base has directories (for a usr-merged base, /usr/bin rather than /bin), or follow the base's symbolic links (\"symlinks\": \"follow\" in fromImage; baseSymlinks = \"follow\" with Nix)",
+            self.source,
+            list.join("\n  ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, Node)]) -> BaseTree {
+        let mut t = BaseTree {
+            source: "base image test".into(),
+            layers: vec![
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                    .parse()
+                    .unwrap(),
+            ],
+            ..Default::default()
+        };
+        t.apply(
+            entries
+                .iter()
+                .map(|(p, n)| (p.as_bytes().to_vec(), n.clone(), (0o755, 0, 0)))
+                .collect(),
+            0,
+        );
+        t
+    }
+
+    fn usr_merged() -> BaseTree {
+        tree(&[
+            ("usr", Node::Dir),
+            ("usr/bin", Node::Dir),
+            ("usr/bin/sh", Node::File),
+            ("bin", Node::Symlink(b"usr/bin".to_vec())),
+            ("lib", Node::Symlink(b"/usr/lib".to_vec())),
+            ("etc", Node::Dir),
+            ("etc/os-release", Node::File),
+            ("loop", Node::Symlink(b"loop".to_vec())),
+        ])
+    }
+
+    #[test]
+    fn follows_links_in_the_path() {
+        let t = usr_merged();
+        assert_eq!(t.follow(b"bin/x", false).unwrap(), b"usr/bin/x");
+        assert_eq!(t.follow(b"bin", true).unwrap(), b"usr/bin");
+        assert_eq!(t.follow(b"bin", false).unwrap(), b"bin");
+        assert_eq!(t.follow(b"lib/libc.so", false).unwrap(), b"usr/lib/libc.so");
+        assert_eq!(t.follow(b"etc/x", false).unwrap(), b"etc/x");
+        assert_eq!(t.follow(b"loop/x", false), None);
+    }
+
+    #[test]
+    fn the_merge_rules() {
+        let t = usr_merged();
+        let check = |p: &str, n: Node| t.check([(p.as_bytes(), &n)], "layer 2");
+        // A directory over the /bin link, a file through it, a file over a
+        // directory, a directory over a file: refused, naming the layer.
+        let e = check("bin", Node::Dir).unwrap_err().to_string();
+        assert!(e.contains("/bin: a directory, where its layer 1 (sha256:000000000000) has a symbolic link to usr/bin"), "{e}");
+        assert!(
+            e.starts_with("layer 2 does not merge safely onto the base image test:"),
+            "{e}"
+        );
+        let e = check("bin/hello", Node::File).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "/bin/hello: under /bin, which is a symbolic link to usr/bin in its layer 1"
+            ),
+            "{e}"
+        );
+        assert!(check("etc", Node::File).is_err());
+        assert!(check("etc/os-release", Node::Dir).is_err());
+        assert!(check("etc/os-release/x", Node::File).is_err());
+        // Allowed: new paths, a file over a file, a directory over a
+        // directory, a link over a link, a file over a link.
+        for (p, n) in [
+            ("usr/bin/hello", Node::File),
+            ("usr/bin/sh", Node::File),
+            ("usr", Node::Dir),
+            ("bin", Node::Symlink(b"usr/bin".to_vec())),
+            ("etc/os-release", Node::Symlink(b"x".to_vec())),
+            ("opt/app", Node::File),
+        ] {
+            check(p, n.clone()).unwrap_or_else(|e| panic!("{p}: {e}"));
+        }
+    }
+
+    #[test]
+    fn whiteouts() {
+        let mut t = usr_merged();
+        t.apply(
+            vec![
+                (b"etc/.wh.os-release".to_vec(), Node::File, (0, 0, 0)),
+                (b"usr/bin/.wh..wh..opq".to_vec(), Node::File, (0, 0, 0)),
+                (b".wh.bin".to_vec(), Node::File, (0, 0, 0)),
+            ],
+            1,
+        );
+        assert_eq!(t.get(b"etc/os-release"), None);
+        assert_eq!(t.get(b"usr/bin/sh"), None);
+        assert_eq!(t.get(b"usr/bin"), Some(&Node::Dir));
+        assert_eq!(t.get(b"bin"), None);
+        // A file over a directory removes what was under it.
+        t.apply(vec![(b"usr".to_vec(), Node::File, (0, 0, 0))], 2);
+        assert_eq!(t.get(b"usr/bin"), None);
+        let s = tree(&[
+            ("nix/store/abc-x", Node::Dir),
+            ("nix/store/abc-x/bin", Node::Dir),
+            ("nix/store/def-y", Node::File),
+        ]);
+        let paths: Vec<PathBuf> = s.store_paths(b"nix/store").into_iter().collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("/nix/store/abc-x"),
+                PathBuf::from("/nix/store/def-y")
+            ]
+        );
+    }
+}

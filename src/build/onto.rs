@@ -1,0 +1,155 @@
+//! An image built onto a base image (`fromImage`): the base's layers
+//! first, byte for byte; the store paths it holds left out of the new
+//! layers; every new layer checked against the base's file tree
+//! ([`crate::base::tree`]); the base recorded in the manifest's
+//! annotations.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::info::{BaseRef, LayerInfo};
+use crate::base::tree::{layer_entries, BaseTree};
+use crate::base::BaseImage;
+use crate::error::{Error, Result};
+use crate::layer::tree::Tree;
+use crate::layout::BlobDir;
+use crate::oci::descriptor::Platform;
+use crate::spec::{BaseSymlinks, FromImage, ImageSpec};
+use crate::untar::Limits;
+
+/// `org.opencontainers.image.base.name`.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// `org.opencontainers.image.base.digest`.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// A base image, opened, with its file tree.
+pub struct Onto {
+    pub image: BaseImage,
+    pub tree: BaseTree,
+    pub symlinks: BaseSymlinks,
+}
+
+impl Onto {
+    /// Open `from` for an image of `spec` (its platform picks the image out
+    /// of an index).
+    pub fn open(from: &FromImage, spec: &ImageSpec, base_dir: &Path) -> Result<Onto> {
+        let platform = spec.architecture.as_ref().map(|a| Platform {
+            architecture: a.clone(),
+            os: spec.os.clone().unwrap_or_else(|| "linux".into()),
+            variant: spec.variant.clone(),
+            os_version: None,
+            os_features: None,
+        });
+        Self::open_for(from, base_dir, platform.as_ref())
+    }
+
+    /// Open `from` for `platform` (this machine's Linux when `None`).
+    pub fn open_for(
+        from: &FromImage,
+        base_dir: &Path,
+        platform: Option<&Platform>,
+    ) -> Result<Onto> {
+        let image = BaseImage::open(from, base_dir, platform)?;
+        let tree = BaseTree::read(&image, &Limits::default())?;
+        Ok(Onto {
+            image,
+            tree,
+            symlinks: from.symlinks,
+        })
+    }
+
+    /// The store paths the base holds.
+    pub fn store_paths(&self) -> BTreeSet<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let store = crate::nix::store_dir();
+        let rel = store.as_os_str().as_bytes();
+        self.tree.store_paths(rel.strip_prefix(b"/").unwrap_or(rel))
+    }
+
+    /// The base's layers, their blobs put into `blobs` (copied), or, for a
+    /// layout on disk when `!copy`, left where they are: then the layout's
+    /// directory is returned, to list with the blob directories.
+    pub fn layers(&self, blobs: &BlobDir, copy: bool) -> Result<(Vec<LayerInfo>, Option<&Path>)> {
+        let stays = match (&self.image.layout_dir, copy) {
+            (Some(dir), false) => Some(dir.as_path()),
+            _ => {
+                for (d, _) in &self.image.layers {
+                    blobs.import(&self.image.blobs, &d.digest, d.size)?;
+                }
+                None
+            }
+        };
+        let store_paths = self.store_paths();
+        let infos = self
+            .image
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, (d, diff_id))| LayerInfo {
+                media_type: d.media_type.clone(),
+                digest: d.digest.clone(),
+                size: d.size,
+                diff_id: diff_id.clone(),
+                // Listed once, with the top layer: they leave the new
+                // layers; which base layer holds which is not needed.
+                store_paths: if i + 1 == self.image.layers.len() {
+                    store_paths.clone()
+                } else {
+                    BTreeSet::new()
+                },
+            })
+            .collect();
+        Ok((infos, stays))
+    }
+
+    /// Check the new layer `info` (its blob in `store`; `what` names it)
+    /// against the base's tree.
+    pub fn check(&self, info: &LayerInfo, store: &BlobDir, what: &str) -> Result<()> {
+        let desc = info.descriptor();
+        let mut blob = store.open(&desc).map_err(|e| e.within(what.to_owned()))?;
+        let entries = layer_entries(
+            &mut blob,
+            &desc,
+            Some(&info.diff_id),
+            &Limits::default(),
+            what,
+        )?;
+        self.tree
+            .check(entries.iter().map(|(p, n, _)| (p.as_slice(), n)), what)
+    }
+
+    /// Fit a new layer's `tree` onto the base: through the base's symbolic
+    /// links when asked (`"symlinks": "follow"`), and with the parent
+    /// directories nobody asked for taking the base's mode and owner where
+    /// the base has them (so that `/tmp` stays 1777).
+    pub fn place(&self, tree: &mut Tree) -> Result<()> {
+        if self.symlinks == BaseSymlinks::Follow {
+            tree.remap(|path, dir| {
+                self.tree.follow(path, dir).ok_or_else(|| {
+                    format!(
+                        "the {}'s symbolic links on the way loop (more than 40 followed)",
+                        self.image.source
+                    )
+                })
+            })?;
+        }
+        tree.adopt_parents(|p| self.tree.dir_meta(p));
+        Ok(())
+    }
+
+    /// What the manifest records of the base.
+    pub fn base_ref(&self) -> BaseRef {
+        BaseRef {
+            name: self.image.name.clone(),
+            digest: self.image.manifest.as_ref().map(|m| m.digest.clone()),
+        }
+    }
+}
+
+/// An error for a spec that combines `fromImage` with what cannot go with it.
+pub fn refuse_with_image_config(spec_path: &Path) -> Error {
+    Error::spec(
+        spec_path,
+        "\"fromImage\" cannot be combined with \"imageConfig\": give it to the config step",
+    )
+}
