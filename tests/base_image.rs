@@ -373,22 +373,19 @@ fn layer_digests(layout: &Path) -> Vec<Value> {
 #[test]
 fn nix_image_on_a_pulled_base() {
     require("umoci");
-    let reg = Registry::start(Setup::default());
+    let mut reg = Registry::start(Setup::default());
     let t = tempfile::tempdir().unwrap();
     let base = usr_merged_base(t.path(), "base");
     let reference = reg.reference("base/merged:1");
     push(&base, &reference, &[]);
     let args = prefetch(&reference, &[], &[]);
     let base_layers = layer_digests(&base);
+    // Fetched once; from then on everything builds offline.
+    let name = fresh_name("pulled");
+    built(&pull_in_nix(&args, &name, None, &[]));
+    reg.stop();
 
-    let image = built(&build_on(
-        &args,
-        &fresh_name("pulled"),
-        None,
-        &[],
-        "onBase",
-        None,
-    ));
+    let image = built(&build_on(&args, &name, None, &[], "onBase", None));
     run(nixoci().arg("verify").arg(&image));
     let layers = layer_digests(&image);
     assert_eq!(layers[..base_layers.len()], base_layers[..]);
@@ -438,7 +435,7 @@ fn nix_image_on_a_pulled_base() {
         .file_type()
         .is_symlink());
 
-    let refused = build_on(&args, &fresh_name("link"), None, &[], "throughLink", None);
+    let refused = build_on(&args, &name, None, &[], "throughLink", None);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -451,9 +448,13 @@ fn nix_image_on_a_pulled_base() {
     );
     assert!(err.contains("has a symbolic link to usr/bin"), "{err}");
     assert!(err.contains("baseSymlinks = \"follow\""), "{err}");
+    assert!(
+        err.contains("-through-link-layer), blob sha256:"),
+        "the new layer's output named: {err}"
+    );
     let followed = built(&build_on(
         &args,
-        &fresh_name("follow"),
+        &name,
         None,
         &[],
         "throughLinkFollowed",
@@ -473,19 +474,12 @@ fn nix_image_on_a_pulled_base() {
     assert_eq!(out, "hello from the new layer\n");
 
     // The base with a new config and no layer of its own.
-    let only = built(&build_on(
-        &args,
-        &fresh_name("only"),
-        None,
-        &[],
-        "manifestOnly",
-        None,
-    ));
+    let only = built(&build_on(&args, &name, None, &[], "manifestOnly", None));
     assert_eq!(layer_digests(&only), base_layers);
     let (_, out) = Podman::new().load_and_run(&only);
     assert_eq!(out, "only the base\n");
 
-    let few = build_on(&args, &fresh_name("few"), None, &[], "tooFewForBase", None);
+    let few = build_on(&args, &name, None, &[], "tooFewForBase", None);
     assert!(!few.status.success());
     let err = String::from_utf8_lossy(&few.stderr);
     assert!(
@@ -651,7 +645,7 @@ fn merge_safety_and_config_rules() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{name}: {want:?} in\n{err}");
         assert!(
-            err.contains(&format!("{name}.json: layers[0] (sha256:")),
+            err.contains(&format!("{name}.json: layers[0], blob sha256:")),
             "{name}: the new layer named: {err}"
         );
         assert!(

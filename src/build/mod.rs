@@ -164,10 +164,17 @@ pub fn write_config(
                 if !copy_layers {
                     add_blob_dir(&mut blob_dirs, &dir)?;
                 }
+                let several = infos.len() > 1;
                 for (k, info) in infos.into_iter().enumerate() {
                     below.extend(info.store_paths.iter().cloned());
                     layers.push(info);
-                    new_layers.push((format!("{at} (its layer {})", k + 1), BlobDir::new(&dir)));
+                    // Named by its directory: with Nix, the layer's output.
+                    let what = if several {
+                        format!("{at} ({}, its layer {})", dir.display(), k + 1)
+                    } else {
+                        format!("{at} ({})", dir.display())
+                    };
+                    new_layers.push((what, BlobDir::new(&dir)));
                 }
                 continue;
             }
@@ -177,7 +184,11 @@ pub fn write_config(
     }
     if let Some(o) = &onto {
         for (info, (what, store)) in layers[base_layers..].iter().zip(&new_layers) {
-            o.check(info, store, &format!("{what} ({})", info.digest.short()))?;
+            o.check(
+                info,
+                store,
+                &format!("{what}, blob {}", info.digest.short()),
+            )?;
         }
     }
     let diff_ids: Vec<Sha256Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
