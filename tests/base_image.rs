@@ -832,3 +832,62 @@ fn merge_safety_and_config_rules() {
     );
     assert!(!d.parent().unwrap().join("escape").exists());
 }
+
+/// A base from a Docker registry speaks Docker's media types (schema 2):
+/// its layers keep their bytes and digests and take the OCI names in the
+/// new image's OCI manifest, which oci-image-tool accepts.
+#[test]
+fn docker_media_types_of_a_base_become_oci() {
+    require("skopeo");
+    require("oci-image-tool");
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let base = usr_merged_base(t.path(), "base");
+    let reference = reg.reference("base/v2s2:1");
+    run(Command::new("skopeo")
+        .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", base.display()))
+        .arg(format!("docker://{reference}")));
+    let pulled = t.path().join("pulled");
+    run(nixoci().arg("pull").arg(&reference).arg(&pulled).arg("-q"));
+    assert_eq!(
+        manifest_of(&pulled)["mediaType"],
+        json!("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    let out = try_build(
+        t.path(),
+        "on",
+        json!({"fromImage": pulled, "config": {"Cmd": ["/bin/busybox", "true"]}}),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on = t.path().join("on");
+    let m = manifest_of(&on);
+    let pulled_layers = manifest_of(&pulled)["layers"].clone();
+    for (new, old) in m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(pulled_layers.as_array().unwrap())
+    {
+        assert_eq!(
+            new["mediaType"],
+            json!("application/vnd.oci.image.layer.v1.tar+gzip")
+        );
+        assert_eq!(
+            old["mediaType"],
+            json!("application/vnd.docker.image.rootfs.diff.tar.gzip")
+        );
+        assert_eq!(
+            (&new["digest"], &new["size"]),
+            (&old["digest"], &old["size"])
+        );
+    }
+    run(nixoci().arg("verify").arg(&on));
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref", "name=latest"])
+        .arg(&on));
+}

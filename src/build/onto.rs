@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::layer::tree::Tree;
 use crate::layout::BlobDir;
 use crate::oci::descriptor::Platform;
+use crate::oci::MediaType;
 use crate::spec::{BaseSymlinks, FromImage, ImageSpec};
 use crate::untar::Limits;
 
@@ -86,7 +87,13 @@ impl Onto {
             .iter()
             .enumerate()
             .map(|(i, (d, diff_id))| LayerInfo {
-                media_type: d.media_type.clone(),
+                // The same bytes under the OCI name, for an OCI manifest
+                // (a base from a Docker registry says docker's).
+                media_type: if d.media_type == MediaType::DOCKER_LAYER_GZIP {
+                    MediaType::LAYER_GZIP
+                } else {
+                    d.media_type.clone()
+                },
                 digest: d.digest.clone(),
                 size: d.size,
                 diff_id: diff_id.clone(),
