@@ -675,6 +675,23 @@ rec {
         inherit symlinks;
       };
 
+  /** The `remove` list of a layer: absolute paths, not the root. */
+  checkRemove =
+    what: remove:
+    builtins.genList (
+      i:
+      let
+        r = builtins.elemAt remove i;
+        at = "${what}[${toString i}]";
+      in
+      if !builtins.isString r then
+        throw "${at} must be a string (an absolute path in the image), not ${describe r}"
+      else if builtins.substring 0 1 r != "/" || builtins.match "/+" r != null then
+        throw "${at} ${builtins.toJSON r} must be an absolute path in the image other than /"
+      else
+        r
+    ) (builtins.length (checkList what remove));
+
   /** `checkLayers`, for the layers of an image: at least one. */
   checkImageLayers =
     what: layers:

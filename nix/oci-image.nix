@@ -56,6 +56,10 @@
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
   : How `ociLayers` groups the closure, with `maxLayers`.
 
+  `remove` (list of absolute paths, default `[]`)
+  : Paths of the base (or of `layers`) to delete, as OCI whiteouts in the
+    image's own layer (as in `ociLayerTar`).
+
   `fromImage`, `fromImageTag` (default null), `baseSymlinks` (default `"error"`)
   : The base image, as for `ociImageConfig`: its layers first, its config
     inherited, its store paths not repeated, its layers counted in
@@ -102,6 +106,7 @@
   fromImage ? null,
   fromImageTag ? null,
   baseSymlinks ? "error",
+  remove ? [ ],
 }@args:
 let
   fn = "ociImage";
@@ -132,7 +137,7 @@ let
   # link into the store), not copied: its files are in the image once, in
   # its store path.
   ownFiles = map (c: { source = c; destination = "/"; link = true; }) contents ++ files;
-  hasOwn = contents != [ ] || files != [ ];
+  hasOwn = contents != [ ] || files != [ ] || remove != [ ];
   # Layers fixed before the closure is split: the given ones (an ociLayers
   # result counts as the most it may hold) and the image's own.
   fixedLayers =
@@ -178,7 +183,7 @@ let
   own = ociLayerTar {
     name = "${name}-layer";
     files = ownFiles;
-    inherit compression includeClosure fromImage fromImageTag baseSymlinks;
+    inherit compression includeClosure fromImage fromImageTag baseSymlinks remove;
     base = below;
   };
   allLayers =

@@ -7,6 +7,7 @@ let
     checkList
     checkName
     checkOneOf
+    checkRemove
     mkStep
     normaliseFiles
     storeRoot
@@ -56,6 +57,11 @@ in
   `base` (list of `ociLayerTar` or `ociLayers` results, default `[]`)
   : Layers below this one: store paths they hold are left out.
 
+  `remove` (list of absolute paths, default `[]`)
+  : Paths of the layers below to delete, written as OCI whiteouts
+    (`.wh.NAME`). Onto `fromImage`, each must be there; the layer may not
+    also put something there.
+
   `fromImage`, `fromImageTag` (default null), `baseSymlinks` (default `"error"`)
   : The base image this layer goes on (as for `ociImageConfig`): the store
     paths it holds are left out; parent directories the layer needs take
@@ -88,6 +94,7 @@ in
   level ? null,
   includeClosure ? true,
   base ? [ ],
+  remove ? [ ],
   fromImage ? null,
   fromImageTag ? null,
   baseSymlinks ? "error",
@@ -116,6 +123,7 @@ mkStep {
       base = baseDirs;
     }
     // (if from == null then { } else { fromImage = from; })
+    // (if remove == [ ] then { } else { remove = checkRemove "ociLayerTar: remove" remove; })
     // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
     // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
   closure = if withClosure then roots else null;

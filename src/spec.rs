@@ -34,6 +34,10 @@ pub struct LayerSpec {
     /// Built layer directories whose store paths this layer leaves out.
     #[serde(default)]
     pub base: Vec<PathBuf>,
+    /// Absolute paths of the layers below to delete, with OCI whiteouts.
+    /// Onto a base image (`fromImage`), each must be there.
+    #[serde(default)]
+    pub remove: Vec<String>,
     /// The base image this layer goes on: with `"symlinks": "follow"`,
     /// its paths are placed through the base's symbolic links (`/bin/x`
     /// into `/usr/bin/x` when the base has `/bin -> usr/bin`), and the

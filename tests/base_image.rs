@@ -320,6 +320,8 @@ fn usr_merged_base(dir: &Path, name: &str) -> PathBuf {
     fs::copy(busybox(), root.join("usr/bin/busybox")).unwrap();
     std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
     fs::create_dir_all(root.join("tmp")).unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/motd"), "from the base\n").unwrap();
     let spec = dir.join(format!("{name}.json"));
     write_json(
         &spec,
@@ -478,6 +480,10 @@ fn nix_image_on_a_pulled_base() {
     assert_eq!(layer_digests(&only), base_layers);
     let (_, out) = Podman::new().load_and_run(&only);
     assert_eq!(out, "only the base\n");
+    // remove: the base's /etc/motd is gone in the running container.
+    let removal = built(&build_on(&args, &name, None, &[], "withRemoval", None));
+    let (_, out) = Podman::new().load_and_run(&removal);
+    assert_eq!(out, "absent\n");
 
     let few = build_on(&args, &name, None, &[], "tooFewForBase", None);
     assert!(!few.status.success());
@@ -713,6 +719,52 @@ fn merge_safety_and_config_rules() {
     assert_eq!(
         fs::read_link(root.join("bin")).unwrap(),
         PathBuf::from("usr/bin")
+    );
+
+    // remove: a whiteout deletes the base's file; a path the base lacks, or
+    // one the layer also places, is refused.
+    let removed = try_build(
+        d,
+        "removed",
+        json!({"fromImage": base, "layers": [{"remove": ["/etc/motd"]}]}),
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let root = d.join("removed-root");
+    run(nixoci()
+        .arg("unpack")
+        .arg(d.join("removed"))
+        .arg(&root)
+        .arg("-q"));
+    assert!(!root.join("etc/motd").exists() && root.join("etc").is_dir());
+    let (_u, umoci_root) = umoci_unpack(&d.join("removed"));
+    assert!(!umoci_root.join("etc/motd").exists() && umoci_root.join("usr/bin/busybox").exists());
+    let missing = try_build(
+        d,
+        "missing",
+        json!({"fromImage": base, "layers": [{"remove": ["/etc/nothing"]}]}),
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("remove[0]")
+            && err.contains("/etc/nothing: the base image")
+            && err.contains("has nothing there to remove"),
+        "{err}"
+    );
+    let both = try_build(
+        d,
+        "both",
+        json!({"fromImage": base, "layers": [{"remove": ["/etc/motd"], "files": [{"source": f, "destination": "/etc/motd"}]}]}),
+    );
+    assert!(!both.status.success());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        err.contains("/etc/motd is removed (remove) and also placed"),
+        "{err}"
     );
 
     // Config: Entrypoint and Cmd both set; Env merged in place; the base's

@@ -75,6 +75,15 @@ pub fn write_layer(
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
 
+    for (i, r) in spec.remove.iter().enumerate() {
+        tree.add_whiteout(r)
+            .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
+        if let Some(o) = onto {
+            o.check_removal(r)
+                .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
+        }
+    }
+    tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     if let Some(o) = onto {
         o.place(&mut tree).map_err(|e| e.within(at.to_owned()))?;
     }

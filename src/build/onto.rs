@@ -144,6 +144,27 @@ impl Onto {
         Ok(())
     }
 
+    /// A path to remove (`remove`) must be in the base (through its
+    /// symbolic links, when they are followed).
+    pub fn check_removal(&self, dest: &str) -> Result<()> {
+        let rel = dest
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .as_bytes();
+        let at = if self.symlinks == BaseSymlinks::Follow {
+            self.tree.follow(rel, false)
+        } else {
+            Some(rel.to_vec())
+        };
+        match at {
+            Some(p) if self.tree.get(&p).is_some() => Ok(()),
+            _ => Err(Error::Invalid(format!(
+                "{dest}: the {} has nothing there to remove",
+                self.image.source
+            ))),
+        }
+    }
+
     /// What the manifest records of the base.
     pub fn base_ref(&self) -> BaseRef {
         BaseRef {

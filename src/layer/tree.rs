@@ -44,12 +44,16 @@ pub struct Entry {
     pub origin: PathBuf,
     /// A parent directory nobody asked for: any explicit directory replaces it.
     pub implicit: bool,
+    /// For a whiteout: the path it removes, as the spec gave it.
+    pub removes: Option<String>,
 }
 
 impl Entry {
     /// Where the entry came from, for messages.
     fn describe(&self) -> String {
-        if self.implicit {
+        if let Some(r) = &self.removes {
+            format!("the whiteout removing {r}")
+        } else if self.implicit {
             format!("a parent directory made for {}", self.origin.display())
         } else {
             self.origin.display().to_string()
@@ -69,6 +73,8 @@ pub struct Tree {
     /// Outputs being written or replaced: no source may contain one (a
     /// source inside one is refused before, by `Staging`).
     protect: Vec<PathBuf>,
+    /// Paths removed by whiteouts.
+    removed: Vec<Vec<u8>>,
 }
 
 /// How one source is placed.
@@ -87,6 +93,26 @@ pub const RELATIVE_WITHOUT_DESTINATION: &str = "a relative source needs a destin
 
 /// Implicit parent directories: 0755, root.
 const PARENT_MODE: u32 = 0o755;
+
+/// The name prefix of an OCI whiteout.
+const WHITEOUT: &str = ".wh.";
+
+/// The entry of a whiteout deleting `dest`: an empty file (read from
+/// `/dev/null`), 0644, root.
+fn whiteout_entry(dest: &str) -> Entry {
+    Entry {
+        kind: Kind::File {
+            size: 0,
+            link_key: None,
+        },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        origin: PathBuf::from("/dev/null"),
+        implicit: false,
+        removes: Some(dest.to_owned()),
+    }
+}
 
 /// `parent/child` as layer-relative path bytes (`child` alone at the root).
 pub(crate) fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
@@ -382,6 +408,7 @@ impl Tree {
             gid: place.gid.unwrap_or(0).into(),
             origin: path.to_owned(),
             implicit: false,
+            removes: None,
         })
     }
 
@@ -407,9 +434,61 @@ impl Tree {
                 // The root itself: nothing to place.
                 continue;
             }
+            if entry.removes.is_some() {
+                self.ensure_parents(&new, &entry.origin)?;
+                self.entries.insert(new, entry);
+                continue;
+            }
             self.insert(new, entry)?;
         }
         Ok(())
+    }
+
+    /// Delete `dest` (an absolute path) from the layers below, with an OCI
+    /// whiteout: an empty file `.wh.NAME` in its directory. The layer may
+    /// not also put something at `dest` or under it ([`Tree::check_removals`]).
+    pub fn add_whiteout(&mut self, dest: &str) -> Result<()> {
+        let (rel, _) = parse_destination(dest)?;
+        let (parent, name) = match rel.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => ("", rel.as_str()),
+        };
+        if name.is_empty() {
+            return Err(Error::Destination {
+                destination: dest.to_owned(),
+                reason: "the root cannot be removed".into(),
+            });
+        }
+        let path = join(parent.as_bytes(), format!("{WHITEOUT}{name}").as_bytes());
+        self.ensure_parents(&path, Path::new(dest))?;
+        self.entries.insert(path, whiteout_entry(dest));
+        self.removed.push(rel.into_bytes());
+        Ok(())
+    }
+
+    /// A removed path may not also be placed, nor anything under it.
+    pub fn check_removals(&self) -> Result<()> {
+        for r in &self.removed {
+            let under = join(r, b"");
+            if let Some((p, e)) = self
+                .entries
+                .iter()
+                .find(|(p, _)| *p == r || p.starts_with(&under))
+            {
+                return Err(Error::Invalid(format!(
+                    "{} is removed (remove) and also placed ({} at {}): do one or the other",
+                    display(r),
+                    e.describe(),
+                    display(p)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths [`Tree::add_whiteout`] removes.
+    pub fn removed(&self) -> &[Vec<u8>] {
+        &self.removed
     }
 
     /// Give each parent directory nobody asked for the mode and owner
@@ -506,6 +585,7 @@ impl Tree {
                             gid: 0,
                             origin: origin.to_owned(),
                             implicit: true,
+                            removes: None,
                         },
                     );
                 }

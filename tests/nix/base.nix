@@ -71,6 +71,14 @@ rec {
     manifests = [ (lib.ociImageManifest { fromImage = pulled; config.Cmd = [ "/bin/busybox" "echo" "only the base" ]; }) ];
   };
 
+  # remove: the base's /etc/motd deleted by a whiteout.
+  withRemoval = lib.ociImage {
+    name = "with-removal";
+    fromImage = pulled;
+    remove = [ "/etc/motd" ];
+    config.Entrypoint = [ "/bin/busybox" "sh" "-c" "test -e /etc/motd && echo present || echo absent" ];
+  };
+
   # An image archive (docker or OCI) as the base.
   onArchive = lib.ociImage {
     name = "on-archive";
