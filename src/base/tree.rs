@@ -18,11 +18,11 @@ use std::io;
 use std::path::PathBuf;
 
 use super::BaseImage;
-use crate::error::{Content, Error, Result};
+use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
-use crate::untar::{normalise, EntryMeta, Limits};
+use crate::untar::{check_diff_id, normalise, EntryMeta, Limits};
 
 /// What a path of the tree is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,16 +120,7 @@ pub fn layer_entries(
         }
     }
     io::copy(&mut stream, &mut io::sink()).map_err(damaged)?;
-    let (found, _) = stream.finish();
-    if let Some(want) = diff_id {
-        if found != *want {
-            return Err(Error::DigestMismatch {
-                context: format!("{what}: uncompressed content (diff_id)"),
-                expected: Content::Digest(want.clone()),
-                found: Content::Digest(found),
-            });
-        }
-    }
+    check_diff_id(stream.finish().0, diff_id, what)?;
     Ok(out)
 }
 

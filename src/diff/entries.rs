@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
 
-use crate::error::{Content, Error, Result};
+use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::Layout;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
-use crate::untar::{normalise, Budget, EntryMeta, Limits};
+use crate::untar::{check_diff_id, normalise, Budget, EntryMeta, Limits};
 use serde::Serialize;
 
 fn kind_name(kind: tar::EntryType) -> String {
@@ -156,16 +156,7 @@ pub(super) fn read_entries(
         }
     }
     io::copy(&mut stream, &mut io::sink()).map_err(damaged)?;
-    let (found, _) = stream.finish();
-    if let Some(want) = diff_id {
-        if found != *want {
-            return Err(Error::DigestMismatch {
-                context: format!("{what}: uncompressed content (diff_id)"),
-                expected: Content::Digest(want.clone()),
-                found: Content::Digest(found),
-            });
-        }
-    }
+    check_diff_id(stream.finish().0, diff_id, &what)?;
     io::copy(&mut blob, &mut io::sink()).map_err(damaged)?;
     blob.finish(&what)?;
     Ok(files)

@@ -18,15 +18,24 @@ pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<Sh
     crate::oci::reference::validate_tag(new_tag)?;
     runtime()?.block_on(async {
         let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
-        let (bytes, digest) = remote.manifest_raw(source).await?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{source}: the manifest is not JSON: {e}")))?;
-        let media_type = media_type_of(&doc);
+        let (bytes, digest, _, media_type) = fetch_root(&remote, source).await?;
         remote
             .put_manifest(&source.with_tag(new_tag), &bytes, &media_type)
             .await?;
         Ok(digest)
     })
+}
+
+/// The document `r` names: its bytes, digest, JSON and media type.
+async fn fetch_root(
+    remote: &Remote,
+    r: &Reference,
+) -> Result<(Vec<u8>, Sha256Digest, Value, crate::oci::MediaType)> {
+    let (bytes, digest) = remote.manifest_raw(r).await?;
+    let doc: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
+    let media_type = media_type_of(&doc);
+    Ok((bytes, digest, doc, media_type))
 }
 
 /// What [`resolve`] found a reference to name.
@@ -50,10 +59,7 @@ pub fn resolve(
 ) -> Result<Resolved> {
     runtime()?.block_on(async {
         let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        let (bytes, digest) = remote.manifest_raw(r).await?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
-        let media_type = media_type_of(&doc);
+        let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
         if !media_type.is_index() {
             return Ok(Resolved {
                 digest,
@@ -93,10 +99,7 @@ pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<Sha256Digest
 pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Tagged> {
     runtime()?.block_on(async {
         let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        let (bytes, digest) = remote.manifest_raw(r).await?;
-        let doc: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{r}: the manifest is not JSON: {e}")))?;
-        let media_type = media_type_of(&doc);
+        let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
         let mut images = Vec::new();
         for (platform, manifest, m) in image_manifests(&remote, r, &digest, doc).await? {
             let refs: Refs = serde_json::from_value(m)

@@ -36,6 +36,23 @@ pub(crate) fn normalise(mut path: &[u8]) -> Vec<u8> {
     path.to_vec()
 }
 
+/// A layer's uncompressed content, `found`, must be its `diff_id` when
+/// one is given (`what` names the layer).
+pub(crate) fn check_diff_id(
+    found: Sha256Digest,
+    diff_id: Option<&Sha256Digest>,
+    what: &str,
+) -> crate::error::Result<()> {
+    match diff_id {
+        Some(want) if found != *want => Err(crate::error::Error::DigestMismatch {
+            context: format!("{what}: uncompressed content (diff_id)"),
+            expected: crate::error::Content::Digest(want.clone()),
+            found: crate::error::Content::Digest(found),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Bounds on reading layers: what one unpack may create, what `verify`
 /// reads of each layer.
 #[derive(Clone, Copy, Debug, Serialize)]
