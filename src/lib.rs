@@ -20,7 +20,7 @@
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`] (with [`base`]: base images), [`verify`],
 //!    [`inspect`], [`archive`], [`unpack`] (with [`untar`], [`artifact`]),
-//!    [`diff`];
+//!    [`diff`], [`sbom`];
 //! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
@@ -39,6 +39,7 @@ pub mod oci;
 pub mod plan;
 pub mod progress;
 pub mod remote;
+pub mod sbom;
 pub mod spec;
 pub mod unpack;
 pub mod untar;

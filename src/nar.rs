@@ -17,6 +17,7 @@
 //! and `")"`. Nothing else of a file (owner, times, other mode bits) is
 //! in it.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -48,6 +49,111 @@ pub fn sri(hash: &[u8; 32]) -> String {
         "sha256-{}",
         base64::engine::general_purpose::STANDARD.encode(hash)
     )
+}
+
+/// What [`info`] finds of a tree: the NAR's sha256 and size, and which
+/// of the hash parts asked about it holds.
+#[derive(Clone, Debug)]
+pub struct NarInfo {
+    pub hash: [u8; 32],
+    pub size: u64,
+    /// The store path hash parts (32 base-32 characters) found in the
+    /// NAR: file contents, names and link targets, as Nix's reference
+    /// scanner finds them.
+    pub references: BTreeSet<[u8; 32]>,
+}
+
+/// The NAR hash and size of `path`, and which of `wanted` (store path hash
+/// parts) occur in its NAR: what Nix records as the store path's
+/// `narHash`, `narSize` and `references` (when `wanted` holds the hash
+/// parts of every path that could be referred to).
+pub fn info(path: &Path, wanted: &HashSet<[u8; 32]>) -> Result<NarInfo> {
+    let mut sink = InfoWriter {
+        hash: Sha256::new(),
+        size: 0,
+        tail: Vec::new(),
+        wanted,
+        found: BTreeSet::new(),
+    };
+    dump(path, &mut sink)?;
+    Ok(NarInfo {
+        hash: sink.hash.finalize().into(),
+        size: sink.size,
+        references: sink.found,
+    })
+}
+
+/// Nix's base-32 alphabet (no e, o, u, t).
+const BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+fn is_base32(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'd' | b'f'..=b'n' | b'p'..=b's' | b'v'..=b'z')
+}
+
+/// A hash in Nix's base-32 form (`nix path-info` prints a NAR hash as
+/// `sha256:` and this): five bits a character, the last byte's high
+/// bits first.
+pub fn nix_base32(bytes: &[u8]) -> String {
+    let len = (bytes.len() * 8).div_ceil(5);
+    (0..len)
+        .rev()
+        .map(|n| {
+            let (b, j) = ((n * 5) / 8, (n * 5) % 8);
+            let low = bytes[b] >> j;
+            let high = bytes.get(b + 1).map_or(0, |x| (*x as u16) << (8 - j)) as u8;
+            BASE32[((low | high) & 0x1f) as usize] as char
+        })
+        .collect()
+}
+
+/// Hashes, counts and scans a NAR as it is written.
+struct InfoWriter<'a> {
+    hash: Sha256,
+    size: u64,
+    /// The end of the last buffer, when it ends in a run of base-32
+    /// characters (at most 31 of them): a hash part may span two writes.
+    tail: Vec<u8>,
+    wanted: &'a HashSet<[u8; 32]>,
+    found: BTreeSet<[u8; 32]>,
+}
+
+impl Write for InfoWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hash.update(buf);
+        self.size += buf.len() as u64;
+        let mut i = 0;
+        while i < buf.len() {
+            if !is_base32(buf[i]) {
+                self.tail.clear();
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < buf.len() && is_base32(buf[i]) {
+                i += 1;
+            }
+            let mut run = std::mem::take(&mut self.tail);
+            if start != 0 {
+                run.clear();
+            }
+            run.extend_from_slice(&buf[start..i]);
+            for w in run.windows(32) {
+                if let Ok(part) = <[u8; 32]>::try_from(w) {
+                    if self.wanted.contains(&part) {
+                        self.found.insert(part);
+                    }
+                }
+            }
+            if i == buf.len() {
+                let keep = run.len().min(31);
+                self.tail = run[run.len() - keep..].to_vec();
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 struct HashWriter(Sha256);
@@ -153,6 +259,45 @@ mod tests {
         assert_eq!(
             sri(&[0; 32]),
             "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        );
+    }
+
+    /// Hash parts are found in contents, names and link targets, across
+    /// write boundaries.
+    #[test]
+    fn references_are_found_as_nix_finds_them() {
+        let t = tempfile::tempdir().unwrap();
+        let a = "0a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r";
+        let b = "zyxwvsrqpnmlkjihgfdcba9876543210";
+        let c = "00000000000000000000000000000000";
+        let root = t.path().join("p");
+        fs::create_dir(&root).unwrap();
+        // A long file: the hash part straddles the copy's buffers.
+        let mut big = vec![b'.'; 8192 - 10];
+        big.extend_from_slice(format!("/nix/store/{a}-x").as_bytes());
+        fs::write(root.join("big"), &big).unwrap();
+        std::os::unix::fs::symlink(format!("/nix/store/{b}-y/bin"), root.join("link")).unwrap();
+        fs::write(root.join(format!("x{c}")), b"name only").unwrap();
+        let wanted: HashSet<[u8; 32]> = [a, b, c, "11111111111111111111111111111111"]
+            .iter()
+            .map(|s| <[u8; 32]>::try_from(s.as_bytes()).unwrap())
+            .collect();
+        let got = info(&root, &wanted).unwrap();
+        let names: Vec<String> = got
+            .references
+            .iter()
+            .map(|r| String::from_utf8(r.to_vec()).unwrap())
+            .collect();
+        assert_eq!(names, [c, a, b]);
+        assert_eq!(got.hash, hash(&root).unwrap());
+        let mut nar = Vec::new();
+        dump(&root, &mut nar).unwrap();
+        assert_eq!(got.size, nar.len() as u64);
+        // Nix's own rendering of a known hash: sha256 of "" in base 32.
+        let empty: [u8; 32] = Sha256::digest(b"").into();
+        assert_eq!(
+            nix_base32(&empty),
+            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
         );
     }
 }

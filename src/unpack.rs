@@ -60,6 +60,22 @@ fn refused(layer: usize, entry: &[u8], why: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// Give the owner write and search permission on every directory under
+/// `root` (and `root`), so that it can be removed: an image's directories
+/// may be read-only (a Nix store path's are), which stops even its owner
+/// from deleting what they hold. Best effort.
+pub fn make_removable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(root).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            if let Ok(m) = e.metadata() {
+                let mode = m.permissions().mode() | 0o700;
+                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+}
+
 /// Unpack the image `tag` of `layout` (or its only one) into `dir`.
 pub fn unpack(
     layout: &Path,

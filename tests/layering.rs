@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["layout"],
     &[
         "build", "base", "untar", "artifact", "verify", "inspect", "archive", "unpack", "diff",
+        "sbom",
     ],
     &["remote"],
 ];

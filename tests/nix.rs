@@ -4,13 +4,14 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1218,4 +1219,132 @@ fn umoci_unpack(layout: &Path) -> (tempfile::TempDir, PathBuf) {
         .arg(t.path().join("bundle")));
     let rootfs = t.path().join("bundle/rootfs");
     (t, rootfs)
+}
+
+/// `nixoci sbom` of a Nix-built layered image: one package or component
+/// per store path of the closure, with the NAR hash, size and references
+/// Nix itself records (`nix path-info --json`), and the layer whose
+/// `layers.json` lists the path; both formats pass the reference
+/// validators; the same bytes every time.
+#[test]
+fn sbom_of_a_nix_image_is_the_closure_nix_records() {
+    let layout = nix_build("layered");
+    let t = tempfile::tempdir().unwrap();
+    let sbom = |format: &str, out: &Path| {
+        run(nixoci()
+            .arg("sbom")
+            .arg(&layout)
+            .args(["--format", format, "-o"])
+            .arg(out));
+        validate_sbom(out, format);
+        read_json(out)
+    };
+    let spdx = sbom("spdx", &t.path().join("a.spdx.json"));
+    let cdx = sbom("cyclonedx", &t.path().join("a.cdx.json"));
+    // Deterministic: again, elsewhere, the same bytes.
+    let again = t.path().join("again.json");
+    run(nixoci()
+        .arg("sbom")
+        .arg(&layout)
+        .args(["--format", "cyclonedx", "-o"])
+        .arg(&again));
+    assert_eq!(
+        fs::read(&again).unwrap(),
+        fs::read(t.path().join("a.cdx.json")).unwrap()
+    );
+
+    // What Nix records of the closure.
+    let (app, dep, bb) = (
+        nix_eval("appPath"),
+        nix_eval("depPath"),
+        nix_eval("busyboxPath"),
+    );
+    let info = run(nix("nix")
+        .args(["path-info", "--json", "--recursive"])
+        .arg(&app)
+        .arg(&bb));
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let mut want = BTreeMap::new();
+    for e in info.as_array().unwrap() {
+        let path = e["path"].as_str().unwrap().to_owned();
+        let sri = e["narHash"].as_str().unwrap();
+        let b32 = run(nix("nix").args(["hash", "to-base32", sri]));
+        let b32 = String::from_utf8(b32.stdout).unwrap().trim().to_owned();
+        let mut refs: Vec<String> = e["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .filter(|r| *r != path)
+            .collect();
+        refs.sort();
+        want.insert(path, (format!("sha256:{b32}"), e["narSize"].clone(), refs));
+    }
+    assert_eq!(want.len(), 3, "{want:?}");
+    // The layer listing each path.
+    let layers_json = read_json(&PathBuf::from(nix_eval("layeredClosurePath")).join("layers.json"));
+    let mut layer_of = BTreeMap::new();
+    for l in layers_json["layers"].as_array().unwrap() {
+        for p in l["storePaths"].as_array().unwrap() {
+            layer_of.insert(p.as_str().unwrap().to_owned(), l["digest"].clone());
+        }
+    }
+
+    let components = cdx["components"].as_array().unwrap();
+    assert_eq!(components.len(), want.len());
+    let prop = |c: &Value, k: &str| {
+        c["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == json!(k))
+            .map(|p| p["value"].clone())
+            .unwrap()
+    };
+    let deps: BTreeMap<String, Value> = cdx["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["ref"].as_str().unwrap().to_owned(),
+                d["dependsOn"].clone(),
+            )
+        })
+        .collect();
+    for c in components {
+        let path = c["bom-ref"].as_str().unwrap();
+        let (hash, size, refs) = &want[path];
+        assert_eq!(prop(c, "nix:store_path"), json!(path));
+        assert_eq!(prop(c, "nix:narinfo:nar_hash"), json!(hash), "{path}");
+        assert_eq!(
+            prop(c, "nix:narinfo:nar_size"),
+            json!(size.to_string()),
+            "{path}"
+        );
+        assert_eq!(prop(c, "nixoci:layer"), layer_of[path], "{path}");
+        assert_eq!(deps[path], json!(refs), "{path}: references");
+        let hash_part = &path["/nix/store/".len()..][..32];
+        assert!(c["purl"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("?hash={hash_part}")));
+    }
+    let dep_name = dep.rsplit_once('-').unwrap().1;
+    assert!(components.iter().any(|c| c["name"] == json!(dep_name)));
+
+    // SPDX: the image and a package per path; DEPENDS_ON as the references.
+    let packages = spdx["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), want.len() + 1);
+    let depends = spdx["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["relationshipType"] == json!("DEPENDS_ON"))
+        .count();
+    assert_eq!(depends, want.values().map(|w| w.2.len()).sum::<usize>());
+    assert_eq!(
+        spdx["creationInfo"]["created"],
+        json!("1970-01-01T00:00:01Z")
+    );
 }

@@ -210,6 +210,11 @@ impl BaseTree {
         self.nodes.get(path).map(|(n, _, _)| n)
     }
 
+    /// Which layer (0-based) last put `path` there.
+    pub fn layer_of(&self, path: &[u8]) -> Option<usize> {
+        self.nodes.get(path).map(|(_, layer, _)| *layer)
+    }
+
     /// The mode and owner of the directory at `path`, if the base has one.
     pub fn dir_meta(&self, path: &[u8]) -> Option<Meta> {
         match self.nodes.get(path) {

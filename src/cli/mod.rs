@@ -24,6 +24,7 @@ mod local;
 mod output;
 mod plan;
 mod remote;
+mod sbom;
 
 use std::process::ExitCode;
 
@@ -109,6 +110,9 @@ enum Command {
     /// Reads the closure graph Nix writes for exportReferencesGraph. The
     /// plan depends only on the graph, never on the order of its entries.
     Plan(plan::PlanArgs),
+    /// The SBOM of an image's Nix closure: every store path with its NAR
+    /// hash, references and layer, as SPDX 2.3 or CycloneDX 1.6 JSON.
+    Sbom(sbom::SbomArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -142,6 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Layout(a) => build::layout(&a),
         Command::NixBuilder => build::nix_builder(),
         Command::Plan(a) => plan::run(&a),
+        Command::Sbom(a) => sbom::run(&a),
         Command::Verify(a) => local::verify(&a),
         Command::Inspect(a) => local::inspect(&a),
         Command::Push(a) => remote::push(&a),

@@ -39,6 +39,32 @@ pub fn format_epoch(secs: u64) -> String {
     )
 }
 
+/// An RFC 3339 time (as [`is_rfc3339`] accepts it) in UTC, to the second
+/// (`YYYY-MM-DDTHH:MM:SSZ`, what SPDX and CycloneDX want), for times from
+/// 1970 on; `None` for anything else.
+pub fn utc_seconds(s: &str) -> Option<String> {
+    if !is_rfc3339(s) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    // Days since 1970 of a civil date (proleptic Gregorian).
+    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut secs = days * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?;
+    let zone = s.rfind(['Z', '+', '-']).filter(|&i| i >= 19)?;
+    if &s[zone..] != "Z" {
+        let sign = if s.as_bytes()[zone] == b'+' { 1 } else { -1 };
+        let off = n(zone + 1..zone + 3)? * 3600 + n(zone + 4..zone + 6)? * 60;
+        secs -= sign * off;
+    }
+    u64::try_from(secs).ok().map(format_epoch)
+}
+
 /// An RFC 3339 `date-time` as Go's `time.Time` reads it (skopeo, umoci,
 /// podman): an upper-case `T` and `Z`, and no leap second (`:60`), which
 /// RFC 3339 allows and Go refuses.
@@ -115,6 +141,24 @@ pub fn default_mtime() -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_seconds_of_rfc3339() {
+        assert_eq!(
+            utc_seconds("1970-01-01T00:00:01Z").unwrap(),
+            "1970-01-01T00:00:01Z"
+        );
+        assert_eq!(
+            utc_seconds("2024-01-01T00:00:00.5+02:00").unwrap(),
+            "2023-12-31T22:00:00Z"
+        );
+        assert_eq!(
+            utc_seconds("2024-02-29T23:30:00-01:00").unwrap(),
+            "2024-03-01T00:30:00Z"
+        );
+        assert_eq!(utc_seconds("1969-12-31T23:59:59Z"), None);
+        assert_eq!(utc_seconds("yesterday"), None);
+    }
 
     #[test]
     fn epoch_formatting() {

@@ -58,6 +58,63 @@ pub fn require(tool: &str) {
     );
 }
 
+/// A program of the python peers' virtualenv (`.venv-peers`, made by
+/// `.ci/install-deps`: the SPDX and CycloneDX validators, the `oras`
+/// client); fails (never skips) when it is missing.
+pub fn peer(program: &str) -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv-peers/bin")
+        .join(program);
+    assert!(
+        bin.is_file(),
+        "this test needs {program} from the python peers: run `bash .ci/install-deps`"
+    );
+    bin
+}
+
+/// Validate `file` with the reference validators: SPDX 2.3 JSON with
+/// `pyspdxtools -i`, CycloneDX 1.6 JSON with cyclonedx-python-lib's
+/// `JsonStrictValidator`. Panics with their report when it is not valid.
+pub fn validate_sbom(file: &Path, format: &str) {
+    match format {
+        "spdx" => {
+            let out = Command::new(peer("pyspdxtools"))
+                .arg("-i")
+                .arg(file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pyspdxtools refuses {}:\n{}{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        "cyclonedx" => {
+            let script = "import sys\n\
+from cyclonedx.validation.json import JsonStrictValidator\n\
+from cyclonedx.schema import SchemaVersion\n\
+errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+print(errors if errors else 'valid')\n\
+sys.exit(1 if errors else 0)\n";
+            let out = Command::new(peer("python"))
+                .args(["-c", script])
+                .arg(file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "the CycloneDX 1.6 strict validator refuses {}:\n{}{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        other => panic!("no validator for {other}"),
+    }
+}
+
 /// Nix 2.8 as the tests run it: offline, single-user as root, sandboxed
 /// (the settings below).
 pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes

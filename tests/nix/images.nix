@@ -54,6 +54,8 @@ rec {
   inherit (lib) ociLayers;
   app2Path = "${app2}";
   layered = layeredWith app;
+  # The closure step of `layered` (its layers.json lists the paths).
+  layeredClosurePath = "${builtins.elemAt layered.layers 0}";
   layered2 = layeredWith app2;
   # Three store paths in two layers, by each strategy; and over a base.
   closureStable = lib.ociLayers { roots = [ app bb ]; maxLayers = 2; };

@@ -1,0 +1,61 @@
+//! `nixoci sbom`: the SBOM of an image's Nix closure, SPDX or CycloneDX.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::args::layout_arg;
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The image layout, with `:TAG` when it holds several images.
+    layout: String,
+    /// `spdx` (SPDX 2.3 JSON) or `cyclonedx` (CycloneDX 1.6 JSON).
+    #[arg(long, value_enum, default_value_t = FormatArg::Spdx)]
+    format: FormatArg,
+    /// Write it to FILE (replaced atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
+    /// (default: linux and this machine's architecture).
+    #[arg(long)]
+    platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Spdx,
+    Cyclonedx,
+}
+
+/// `nixoci sbom`.
+pub fn run(a: &SbomArgs) -> Result<ExitCode> {
+    let (layout, tag) = layout_arg(&a.layout)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(str::parse::<nixoci::oci::Platform>)
+        .transpose()?;
+    let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
+        .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
+    let doc = match a.format {
+        FormatArg::Spdx => nixoci::sbom::spdx(&sbom),
+        FormatArg::Cyclonedx => nixoci::sbom::cyclonedx(&sbom),
+    };
+    let mut bytes = nixoci::oci::json::canonical_json(&doc);
+    bytes.push(b'\n');
+    match &a.output {
+        Some(path) => {
+            let out = nixoci::layout::OutputFile::new(path, false)?;
+            out.file()?
+                .write_all(&bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            out.commit()?;
+        }
+        None => std::io::stdout().lock().write_all(&bytes)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
