@@ -53,6 +53,14 @@ in
     `nixoci archive result:latest-linux-arm64-v8` gives that platform alone
     for tools that cannot pick one from an index (umoci 0.4).
 
+  `sbom` (`false`, `true`, `"spdx"`, `"cyclonedx"`, or a list of those;
+  default `false`)
+  : Attach the SBOM of each image's Nix closure (`nixoci sbom`: store
+    paths, NAR hashes, references, layers) to it, in the layout, as a
+    referrer: an OCI 1.1 artifact whose subject is the image's manifest,
+    listed in `index.json` without a tag. `nixoci push` sends it after the
+    image. `true` is SPDX. Built in the sandbox, from the image itself.
+
   # Type
 
   ```
@@ -73,9 +81,25 @@ in
   annotations ? { },
   extraIndex ? { },
   platformTags ? false,
+  sbom ? false,
 }:
 let
   fn = "ociImageLayout";
+  sbomFormats =
+    let
+      formats = [ "spdx" "cyclonedx" ];
+      one = f: if builtins.elem f formats then f else throw "${fn}: sbom: ${builtins.toJSON f} is not one of spdx, cyclonedx (or true, false)";
+    in
+    if sbom == false then
+      [ ]
+    else if sbom == true then
+      [ "spdx" ]
+    else if builtins.isString sbom then
+      [ (one sbom) ]
+    else if builtins.isList sbom then
+      map one sbom
+    else
+      throw "${fn}: sbom must be true, false, a format or a list of formats, not ${describe sbom}";
   list = checkList "${fn}: manifests" manifests;
   checked =
     if list == [ ] then
@@ -114,6 +138,7 @@ let
           annotations = checkStringAttrs "${fn}: annotations" annotations;
           platformTags = checkBool "${fn}: platformTags" platformTags;
         }
+        // (if sbomFormats == [ ] then { } else { sbom = sbomFormats; })
         // (
           if extraIndex == { } then
             { }

@@ -56,6 +56,10 @@
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
   : How `ociLayers` groups the closure, with `maxLayers`.
 
+  `sbom` (default `false`)
+  : As in `ociImageLayout`: the SBOM of the image's closure, attached to
+    it in the layout (`true`: SPDX; `"cyclonedx"`; or both in a list).
+
   `remove` (list of absolute paths, default `[]`)
   : Paths of the base (or of `layers`) to delete, as OCI whiteouts in the
     image's own layer (as in `ociLayerTar`).
@@ -107,6 +111,7 @@
   fromImageTag ? null,
   baseSymlinks ? "error",
   remove ? [ ],
+  sbom ? false,
 }@args:
 let
   fn = "ociImage";
@@ -202,7 +207,7 @@ let
     // platform
   );
   layout = ociImageLayout {
-    inherit name tags;
+    inherit name tags sbom;
     manifests = [ manifest ];
   };
 in

@@ -20,7 +20,7 @@
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`] (with [`base`]: base images), [`verify`],
 //!    [`inspect`], [`archive`], [`unpack`] (with [`untar`], [`artifact`]),
-//!    [`diff`], [`sbom`];
+//!    [`diff`], [`sbom`], [`referrers`] (artifacts attached to images);
 //! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
@@ -38,6 +38,7 @@ pub mod nix;
 pub mod oci;
 pub mod plan;
 pub mod progress;
+pub mod referrers;
 pub mod remote;
 pub mod sbom;
 pub mod spec;

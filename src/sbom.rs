@@ -99,6 +99,9 @@ pub fn name_version(name: &str) -> (String, String) {
 pub struct Sbom {
     /// The image's manifest digest.
     pub manifest: Sha256Digest,
+    /// The image's manifest descriptor (what an attached SBOM's subject
+    /// names).
+    pub subject: crate::oci::descriptor::Descriptor,
     /// A name for the image (its tag, or the manifest digest).
     pub name: String,
     /// The image's `created`, to the second in UTC.
@@ -115,11 +118,11 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
         ..Default::default()
     };
     let image = BaseImage::open(&from, Path::new("."), platform)?;
-    let manifest = image
+    let subject = image
         .manifest
-        .as_ref()
-        .map(|m| m.digest.clone())
+        .clone()
         .ok_or_else(|| Error::Invalid(format!("{}: no manifest", dir.display())))?;
+    let manifest = subject.digest.clone();
     let tree = BaseTree::read(&image, &crate::untar::Limits::default())?;
     let created = image.config["created"]
         .as_str()
@@ -185,10 +188,87 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
     crate::unpack::make_removable(&root);
     Ok(Sbom {
         name: tag.map_or_else(|| manifest.to_string(), str::to_owned),
+        subject: crate::oci::descriptor::Descriptor {
+            platform: None,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+            ..subject
+        },
         manifest,
         created,
         paths,
     })
+}
+
+/// The formats of an SBOM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Spdx,
+    CycloneDx,
+}
+
+impl Format {
+    /// The document of `sbom` in this format.
+    pub fn document(self, sbom: &Sbom) -> Value {
+        match self {
+            Format::Spdx => spdx(sbom),
+            Format::CycloneDx => cyclonedx(sbom),
+        }
+    }
+
+    /// Its media type, which is also the artifact type of an attached one.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Spdx => "application/spdx+json",
+            Format::CycloneDx => "application/vnd.cyclonedx+json",
+        }
+    }
+
+    /// The file name of an attached one.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Spdx => "sbom.spdx.json",
+            Format::CycloneDx => "sbom.cdx.json",
+        }
+    }
+}
+
+/// The document's bytes: canonical JSON and a newline.
+pub fn bytes(doc: &Value) -> Vec<u8> {
+    let mut b = crate::oci::json::canonical_json(doc);
+    b.push(b'\n');
+    b
+}
+
+/// Attach `sbom` to its image in the layout at `dir`, one referrer per
+/// format ([`crate::referrers::attach`]), dated as the image is. Returns
+/// their descriptors.
+pub fn attach(
+    dir: &Path,
+    sbom: &Sbom,
+    formats: &[Format],
+) -> Result<Vec<crate::oci::descriptor::Descriptor>> {
+    formats
+        .iter()
+        .map(|f| {
+            let file = crate::referrers::ArtifactFile {
+                name: f.file_name().to_owned(),
+                media_type: crate::oci::MediaType::from(f.media_type().to_owned()),
+                bytes: bytes(&f.document(sbom)),
+            };
+            crate::referrers::attach(
+                dir,
+                &sbom.subject,
+                f.media_type(),
+                &[file],
+                &[(
+                    "org.opencontainers.image.created".to_owned(),
+                    sbom.created.clone(),
+                )]
+                .into(),
+            )
+        })
+        .collect()
 }
 
 /// A UUID (version-5 layout) from `what` and the manifest digest: the same

@@ -457,6 +457,10 @@ pub struct LayoutSpec {
     /// index (umoci 0.4).
     #[serde(default)]
     pub platform_tags: bool,
+    /// SBOM formats (`spdx`, `cyclonedx`) to attach to each image of the
+    /// layout, as referrers (`nixoci sbom --attach`).
+    #[serde(default)]
+    pub sbom: Vec<String>,
 }
 
 /// A struct from a JSON object only: serde would also take a positional

@@ -69,6 +69,9 @@ struct ManifestDoc {
     media_type: Option<String>,
     config: RawDescriptor,
     layers: Vec<RawDescriptor>,
+    /// An artifact's subject (OCI 1.1): the manifest it is attached to.
+    #[serde(default)]
+    subject: Option<RawDescriptor>,
 }
 
 #[derive(Deserialize)]
@@ -365,12 +368,30 @@ impl Verifier {
                 ));
             }
         }
+        if let Some(subject) = &doc.subject {
+            // A referrer: its subject must be in the layout.
+            if self
+                .check_blob(subject, &format!("{what} subject"))
+                .is_some()
+                && !subject.media_type.is_manifest()
+                && !subject.media_type.is_index()
+            {
+                self.problem(format!(
+                    "{what}: its subject {} is not a manifest or index ({:?})",
+                    short(&subject.digest),
+                    subject.media_type
+                ));
+            }
+        }
         if !doc.config.media_type.is_config() {
-            self.problem(format!(
-                "{what}: config mediaType is {:?}, expected {:?}",
-                doc.config.media_type,
-                MediaType::CONFIG
-            ));
+            // An artifact (OCI 1.1: any other config, often the empty
+            // descriptor): its config and files are blobs, checked by
+            // digest and size; nothing of an image applies.
+            self.check_blob(&doc.config, &format!("{what} config"));
+            for (i, layer) in doc.layers.iter().enumerate() {
+                self.check_blob(layer, &format!("{what} file {i}"));
+            }
+            return;
         }
         let config_what = format!("{what} config");
         let config: Option<ConfigDoc> = self.read_doc(&doc.config, &config_what).and_then(|b| {

@@ -16,8 +16,17 @@ const LAYERS: &[&[&str]] = &[
     &["documents"],
     &["layout"],
     &[
-        "build", "base", "untar", "artifact", "verify", "inspect", "archive", "unpack", "diff",
+        "build",
+        "base",
+        "untar",
+        "artifact",
+        "verify",
+        "inspect",
+        "archive",
+        "unpack",
+        "diff",
         "sbom",
+        "referrers",
     ],
     &["remote"],
 ];

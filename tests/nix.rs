@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::registry::{Registry, Setup};
 use common::*;
 use serde_json::{json, Value};
 
@@ -1347,4 +1348,146 @@ fn sbom_of_a_nix_image_is_the_closure_nix_records() {
         spdx["creationInfo"]["created"],
         json!("1970-01-01T00:00:01Z")
     );
+}
+
+/// `ociImage { sbom = [ "spdx" "cyclonedx" ]; }`: both SBOMs attached to
+/// the image in the layout (referrers listed in index.json without a tag,
+/// their subject the image's manifest), valid, equal to what `nixoci sbom`
+/// writes; the layout still verifies and is read by tag (skopeo, umoci,
+/// podman); `nixoci push` sends the referrers after the image and lists
+/// them under the fallback tag (registry 2.8 has no referrers API); a
+/// second push writes nothing.
+#[test]
+fn sbom_attached_in_nix_travels_with_the_image() {
+    require("umoci");
+    require("skopeo");
+    let layout = nix_build("withSbom");
+    run(nixoci().arg("verify").arg(&layout));
+    let index = read_json(&layout.join("index.json"));
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{index}");
+    let image = &entries[0];
+    assert_eq!(
+        image["annotations"]["org.opencontainers.image.ref.name"],
+        json!("latest")
+    );
+    let t = tempfile::tempdir().unwrap();
+    for (format, artifact_type) in [
+        ("spdx", "application/spdx+json"),
+        ("cyclonedx", "application/vnd.cyclonedx+json"),
+    ] {
+        let r = entries
+            .iter()
+            .find(|e| e["artifactType"] == json!(artifact_type))
+            .unwrap_or_else(|| panic!("no {artifact_type} referrer in {index}"));
+        assert!(r["annotations"]
+            .get("org.opencontainers.image.ref.name")
+            .is_none());
+        let m = read_json(&blob_path(&layout, r["digest"].as_str().unwrap()));
+        assert_eq!(m["subject"]["digest"], image["digest"]);
+        assert_eq!(m["artifactType"], json!(artifact_type));
+        assert_eq!(
+            m["config"]["mediaType"],
+            json!("application/vnd.oci.empty.v1+json")
+        );
+        let file = blob_path(&layout, m["layers"][0]["digest"].as_str().unwrap());
+        let copy = t.path().join(format!("sbom.{format}.json"));
+        fs::copy(&file, &copy).unwrap();
+        validate_sbom(&copy, format);
+        let cli = run(nixoci()
+            .arg("sbom")
+            .arg(format!("{}:latest", layout.display()))
+            .args(["--format", format]));
+        assert_eq!(
+            cli.stdout,
+            fs::read(&file).unwrap(),
+            "{format}: as nixoci sbom writes it"
+        );
+    }
+    run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:latest", layout.display())));
+    let (_t, rootfs) = umoci_unpack(&layout);
+    assert!(rootfs.join("bin/busybox").is_file());
+    // An archive (what podman load -i takes) holds the image alone.
+    let archive = t.path().join("image.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&archive)
+        .arg("-q"));
+    let listing = run(Command::new("tar")
+        .args(["-xOf"])
+        .arg(&archive)
+        .arg("index.json"));
+    let archived: Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert_eq!(
+        archived["manifests"].as_array().unwrap().len(),
+        1,
+        "{archived}"
+    );
+    assert_eq!(archived["manifests"][0]["digest"], image["digest"]);
+
+    let reg = Registry::start(Setup::default());
+    let reference = reg.reference("sbom/app:1");
+    let push = |what: &str| -> Value {
+        let out = run(nixoci()
+            .arg("push")
+            .arg(&layout)
+            .arg(&reference)
+            .arg("--json"));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["referrers"].is_array(), "{what}: {v}");
+        v
+    };
+    let first = push("first");
+    assert_eq!(first["referrers"].as_array().unwrap().len(), 2);
+    assert!(first["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["listed"] == json!("fallback")));
+    let fallback = format!(
+        "http://{}/v2/sbom/app/manifests/sha256-{}",
+        reg.host(),
+        image["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    );
+    let listed = run(Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json",
+        ])
+        .arg(&fallback));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let types: Vec<&Value> = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["artifactType"])
+        .collect();
+    assert_eq!(types.len(), 2, "{listed}");
+    assert!(
+        types.contains(&&json!("application/spdx+json"))
+            && types.contains(&&json!("application/vnd.cyclonedx+json"))
+    );
+    let before = reg.log().lines().count();
+    let second = push("second");
+    assert_eq!(second["upToDate"], json!(true), "{second}");
+    assert!(second["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["listed"] == json!("unchanged")));
+    let writes = reg
+        .log()
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"PATCH "))
+        .count();
+    assert_eq!(writes, 0, "a re-push wrote:\n{}", reg.log());
 }

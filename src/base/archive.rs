@@ -290,6 +290,7 @@ pub fn open(path: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Resu
                 size,
                 platform: None,
                 annotations: BTreeMap::new(),
+                artifact_type: None,
             },
             diff_id,
         ));

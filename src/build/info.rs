@@ -45,6 +45,7 @@ impl LayerInfo {
             size: self.size,
             platform: None,
             annotations: Default::default(),
+            artifact_type: None,
         }
     }
 }

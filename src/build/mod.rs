@@ -490,6 +490,25 @@ pub fn layout(
         manifests.push(info);
     }
     let descriptor = write_index(&staging, &manifests, &tags, spec)?;
+    let formats = spec
+        .sbom
+        .iter()
+        .map(|f| match f.as_str() {
+            "spdx" => Ok(crate::sbom::Format::Spdx),
+            "cyclonedx" => Ok(crate::sbom::Format::CycloneDx),
+            other => Err(Error::spec(
+                spec_path,
+                format!("sbom: {other:?} is not spdx or cyclonedx"),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !formats.is_empty() {
+        for m in &manifests {
+            let sbom = crate::sbom::collect(staging.path(), Some(&tags[0]), Some(&m.platform))
+                .map_err(|e| e.within(format!("the SBOM of {}", m.platform)))?;
+            crate::sbom::attach(staging.path(), &sbom, &formats)?;
+        }
+    }
     let layout = staging.commit()?;
     Ok(LayoutReport {
         layout,

@@ -23,6 +23,11 @@ pub struct SbomArgs {
     /// (default: linux and this machine's architecture).
     #[arg(long)]
     platform: Option<String>,
+    /// Also attach it to the image in the layout, as a referrer (an OCI
+    /// 1.1 artifact whose subject is the image's manifest), which `nixoci
+    /// push` sends with the image.
+    #[arg(long)]
+    attach: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -41,12 +46,27 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         .transpose()?;
     let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
         .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
-    let doc = match a.format {
-        FormatArg::Spdx => nixoci::sbom::spdx(&sbom),
-        FormatArg::Cyclonedx => nixoci::sbom::cyclonedx(&sbom),
+    let format = match a.format {
+        FormatArg::Spdx => nixoci::sbom::Format::Spdx,
+        FormatArg::Cyclonedx => nixoci::sbom::Format::CycloneDx,
     };
-    let mut bytes = nixoci::oci::json::canonical_json(&doc);
-    bytes.push(b'\n');
+    let bytes = nixoci::sbom::bytes(&format.document(&sbom));
+    if a.attach {
+        let attached = nixoci::sbom::attach(&layout, &sbom, &[format])
+            .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?;
+        for d in attached {
+            eprintln!(
+                "{}: {} SBOM {} attached to {}",
+                layout.display(),
+                format.media_type(),
+                d.digest,
+                sbom.manifest
+            );
+        }
+        if a.output.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     match &a.output {
         Some(path) => {
             let out = nixoci::layout::OutputFile::new(path, false)?;

@@ -9,6 +9,6 @@ pub mod staging;
 pub mod store;
 pub mod tags;
 
-pub use reader::{Graph, Image, Layout};
+pub use reader::{is_referrer, Graph, Image, Layout};
 pub use staging::*;
 pub use store::*;

@@ -114,6 +114,18 @@ impl Graph {
     }
 }
 
+/// Whether an `index.json` descriptor is a referrer: an artifact attached
+/// to an image of the layout (an SBOM, a signature), which the layout
+/// records with its `artifactType` and no `ref.name` (the manifest's
+/// `subject` names the image). Such entries name no image: a layout's only
+/// image is the only other entry.
+pub fn is_referrer(d: &Descriptor) -> bool {
+    d.artifact_type.is_some()
+        && !d
+            .annotations
+            .contains_key(crate::oci::descriptor::ANNOTATION_REF_NAME)
+}
+
 impl Layout {
     /// Open the layout at `dir`: it must have an `oci-layout` file.
     pub fn open(dir: &Path) -> Result<Layout> {
@@ -187,12 +199,26 @@ impl Layout {
             .collect())
     }
 
+    /// The `index.json` descriptors of images (not [`is_referrer`]).
+    pub fn images(&self) -> Result<Vec<Descriptor>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|d| !is_referrer(d))
+            .collect())
+    }
+
+    /// The `index.json` descriptors of referrers (see [`is_referrer`]).
+    pub fn referrers(&self) -> Result<Vec<Descriptor>> {
+        Ok(self.entries()?.into_iter().filter(is_referrer).collect())
+    }
+
     /// The descriptor `tag` names (any name the layout records); without a
-    /// tag, the layout's only image.
+    /// tag, the layout's only image (referrers do not count).
     pub fn select(&self, tag: Option<&str>) -> Result<Descriptor> {
         let layout = &self.dir;
         let Some(t) = tag else {
-            let entries = self.entries()?;
+            let entries = self.images()?;
             let digests: BTreeSet<&Sha256Digest> = entries.iter().map(|d| &d.digest).collect();
             return match (digests.len(), entries.first()) {
                 (1, Some(d)) => Ok(d.clone()),

@@ -24,6 +24,14 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The artifact type of the manifest it points to (OCI 1.1), as an
+    /// index lists referrers.
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
 }
 
 /// The platform of an image (image-spec `image-index.md`).
@@ -238,6 +246,7 @@ pub fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> De
         size,
         platform: None,
         annotations: Default::default(),
+        artifact_type: None,
     }
 }
 

@@ -134,6 +134,18 @@ impl Remote {
         bytes: &[u8],
         media_type: &MediaType,
     ) -> Result<Option<String>> {
+        Ok(self.put_manifest_answer(r, bytes, media_type).await?.0)
+    }
+
+    /// [`Remote::put_manifest`], and whether the registry answered with an
+    /// `OCI-Subject` header: then it keeps the referrers of the manifest's
+    /// subject itself (distribution spec 1.1), and no fallback tag is due.
+    pub(super) async fn put_manifest_answer(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &MediaType,
+    ) -> Result<(Option<String>, bool)> {
         let content_type = reqwest::header::HeaderValue::from_str(media_type.as_str())
             .map_err(|_| Error::Invalid(format!("media type {media_type:?} cannot be sent")))?;
         let path = match &r.tag {
@@ -150,11 +162,12 @@ impl Remote {
             if !res.status().is_success() {
                 return Err(status_error(res).await);
             }
-            Ok(res
+            let digest = res
                 .headers()
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned))
+                .map(str::to_owned);
+            Ok((digest, res.headers().contains_key("oci-subject")))
         })
         .await
         .map_err(|e| self.explain(e))

@@ -61,6 +61,7 @@ mod ping;
 mod pull;
 mod push;
 mod query;
+mod referrers;
 mod report;
 mod upload;
 
@@ -68,4 +69,5 @@ pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABO
 pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
+pub use referrers::{fallback_tag, ReferrerReport};
 pub use report::{BlobAction, BlobReport};

@@ -153,6 +153,7 @@ async fn fetch_documents(
         size: bytes.len() as u64,
         platform: None,
         annotations: BTreeMap::new(),
+        artifact_type: None,
     };
     let mut documents: Vec<(Sha256Digest, Vec<u8>)> = vec![(root.digest.clone(), bytes)];
     let mut manifests: Vec<Value> = Vec::new();

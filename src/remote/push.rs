@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::client::{runtime, Remote, RemoteOptions};
 use super::mounts::remember;
 use super::report::{BlobAction, BlobReport};
-use super::upload::{push_blobs, Blob};
+use super::upload::{collect, push_blobs, Blob, Doc};
 use crate::error::{Content, Error, Result};
 use crate::layout::Layout;
 use crate::oci::descriptor::*;
@@ -46,6 +46,35 @@ pub struct PushReport {
     pub up_to_date: bool,
     /// What happened to each tag.
     pub tags: Vec<TagReport>,
+    /// The layout's referrers of the image, pushed after it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<super::referrers::ReferrerReport>,
+}
+
+impl PushReport {
+    /// Count in the referrers pushed after the image, and their blobs.
+    fn add_referrers(
+        &mut self,
+        listed: Vec<super::referrers::ReferrerReport>,
+        blobs: Vec<BlobReport>,
+    ) {
+        let written = listed.iter().filter(|r| r.listed != "unchanged").count();
+        let sent = |a: BlobAction| blobs.iter().filter(|b| b.action == a).count();
+        self.uploaded += sent(BlobAction::Uploaded);
+        self.skipped += sent(BlobAction::Skipped);
+        self.mounted += sent(BlobAction::Mounted);
+        self.bytes_sent += blobs
+            .iter()
+            .filter(|b| b.action == BlobAction::Uploaded)
+            .map(|b| b.size)
+            .sum::<u64>();
+        // A referrer's manifest, and for the fallback its tag's index.
+        self.manifests += written + listed.iter().filter(|r| r.listed == "fallback").count();
+        self.up_to_date &= written == 0 && sent(BlobAction::Uploaded) == 0;
+        self.blobs.extend(blobs);
+        self.blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+        self.referrers = listed;
+    }
 }
 
 /// What a push did to one tag.
@@ -54,41 +83,6 @@ pub struct TagReport {
     pub tag: String,
     /// `set`, or `unchanged` (it already named the image: nothing sent).
     pub action: &'static str,
-}
-
-/// A document (manifest or index) to push, with its bytes.
-struct Doc {
-    digest: Sha256Digest,
-    media_type: MediaType,
-    bytes: Vec<u8>,
-}
-
-/// Everything under `root`: documents children first, then unique blobs
-/// (in digest order), each a file of its descriptor's size.
-fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
-    let graph = layout.graph(root)?;
-    let mut blobs = graph
-        .blobs
-        .iter()
-        .map(|d| {
-            Ok(Blob {
-                digest: d.digest.clone(),
-                size: d.size,
-                path: layout.blob_file(d)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
-    let docs = graph
-        .documents
-        .into_iter()
-        .map(|d| Doc {
-            digest: d.descriptor.digest,
-            media_type: d.descriptor.media_type,
-            bytes: d.bytes,
-        })
-        .collect();
-    Ok((docs, blobs))
 }
 
 /// The image to push, as the local layout holds it.
@@ -148,13 +142,27 @@ pub fn push(
     }
     let (docs, blobs) = collect(&reader, &root)?;
     let tags = tags_to_set(&reader, target, &root, &docs)?;
+    // The layout's referrers of the image (of its index or any of its
+    // manifests) go after it.
+    let subjects = docs.iter().map(|d| d.digest.clone()).collect();
+    let referrers = super::referrers::of_subjects(&reader, &subjects)?;
     let image = Image {
         layout,
         root,
         docs,
         blobs,
     };
-    runtime()?.block_on(send(&image, target, &tags, opts, progress))
+    runtime()?.block_on(async {
+        let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
+        let mut report = send(&remote, &image, target, &tags, opts, progress.clone()).await?;
+        if !referrers.is_empty() {
+            let (listed, blobs) =
+                super::referrers::push(&remote, &reader, target, &referrers, opts, progress)
+                    .await?;
+            report.add_referrers(listed, blobs);
+        }
+        Ok(report)
+    })
 }
 
 /// The tags to set, each with the digest it is to name: the target's tag
@@ -191,6 +199,7 @@ fn tags_to_set(
 /// Send what the registry lacks of `image`, then name it under each tag
 /// still to set (or by digest, with no tag).
 async fn send(
+    remote: &Remote,
     image: &Image<'_>,
     target: &Reference,
     tags: &[TagTarget],
@@ -198,8 +207,7 @@ async fn send(
     progress: Arc<dyn Progress + Send>,
 ) -> Result<PushReport> {
     let root = &image.root;
-    let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
-    let (mut tag_reports, stale) = stale_tags(&remote, target, tags).await?;
+    let (mut tag_reports, stale) = stale_tags(remote, target, tags).await?;
     let by_digest = target.with_digest(&root.digest);
     let have_root = if tags.is_empty() || !stale.is_empty() {
         remote.manifest_digest(&by_digest).await?.as_ref() == Some(&root.digest)
@@ -212,8 +220,8 @@ async fn send(
     let mut results = Vec::new();
     let mut manifests = 0;
     if !have_root {
-        results = push_blobs(&remote, target, &image.blobs, opts, progress).await?;
-        manifests += push_child_manifests(&remote, target, image).await?;
+        results = push_blobs(remote, target, &image.blobs, opts, progress).await?;
+        manifests += push_child_manifests(remote, target, image).await?;
     }
     let places: Vec<(Reference, &Doc)> = if tags.is_empty() {
         vec![(by_digest, image.doc(&root.digest)?)]
@@ -224,7 +232,7 @@ async fn send(
             .collect::<Result<_>>()?
     };
     for (at, doc) in &places {
-        put_top(&remote, at, doc).await?;
+        put_top(remote, at, doc).await?;
         manifests += 1;
         if let Some(t) = &at.tag {
             tag_reports.push(TagReport {
@@ -335,5 +343,6 @@ fn report(
             .sum(),
         manifests,
         blobs,
+        referrers: Vec::new(),
     }
 }

@@ -14,8 +14,11 @@ use super::client::{oci_ref, Remote, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 use super::mounts::load_locations;
 use super::report::{BlobAction, BlobReport};
 use crate::error::{Content, Error, Result};
+use crate::layout::Layout;
+use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
+use crate::oci::MediaType;
 use crate::progress::Progress;
 
 /// A blob to push: a file of the local layout.
@@ -24,6 +27,41 @@ pub(super) struct Blob {
     pub(super) digest: Sha256Digest,
     pub(super) size: u64,
     pub(super) path: PathBuf,
+}
+
+/// A document (manifest or index) to push, with its bytes.
+pub(super) struct Doc {
+    pub(super) digest: Sha256Digest,
+    pub(super) media_type: MediaType,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// Everything under `root`: documents children first, then unique blobs
+/// (in digest order), each a file of its descriptor's size.
+pub(super) fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
+    let graph = layout.graph(root)?;
+    let mut blobs = graph
+        .blobs
+        .iter()
+        .map(|d| {
+            Ok(Blob {
+                digest: d.digest.clone(),
+                size: d.size,
+                path: layout.blob_file(d)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let docs = graph
+        .documents
+        .into_iter()
+        .map(|d| Doc {
+            digest: d.descriptor.digest,
+            media_type: d.descriptor.media_type,
+            bytes: d.bytes,
+        })
+        .collect();
+    Ok((docs, blobs))
 }
 
 /// Every blob the repository lacks, mounted or uploaded: HEADs first, in

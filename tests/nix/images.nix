@@ -96,6 +96,16 @@ rec {
     layers = [ (lib.ociLayers { roots = [ dep ]; }) ];
     files = [ { source = app; destination = "/usr/bin/app"; } ];
   };
+  # Its closure's SBOM, both formats, attached in the layout.
+  withSbom = lib.ociImage {
+    name = "with-sbom";
+    files = [
+      { source = bb; destination = "/bin"; }
+      { source = app; destination = "/usr/bin/app"; }
+    ];
+    config.Entrypoint = [ "/bin/busybox" "cat" "/usr/bin/app" ];
+    sbom = [ "spdx" "cyclonedx" ];
+  };
   # contents: the app's files at / as links into its store path.
   withContents = lib.ociImage {
     name = "with-contents";

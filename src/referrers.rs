@@ -1,0 +1,134 @@
+//! Referrers in a layout: artifacts attached to an image (an SBOM, a
+//! signature) as the OCI 1.1 image spec makes them: an image manifest with
+//! an `artifactType`, the empty config, the files as layers named by
+//! `org.opencontainers.image.title`, and a `subject` naming the image's
+//! manifest. The layout lists each in `index.json` with its `artifactType`
+//! and without `ref.name` ([`crate::layout::is_referrer`]), as the
+//! referrers API lists them; `push` sends them after their subject.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layout::BlobDir;
+use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
+use crate::oci::json::{canonical_json, read_json};
+use crate::oci::MediaType;
+
+use crate::artifact::ANNOTATION_TITLE;
+
+/// The digest of the empty descriptor's content, `{}` (image spec).
+const EMPTY_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+/// One file of an artifact.
+#[derive(Clone, Debug)]
+pub struct ArtifactFile {
+    pub name: String,
+    pub media_type: MediaType,
+    pub bytes: Vec<u8>,
+}
+
+/// The artifact manifest document: `files` as layers, the empty config,
+/// `subject`, `annotations` (canonical JSON, so the same inputs give the
+/// same digest).
+pub fn artifact_manifest(
+    artifact_type: &str,
+    subject: Option<&Descriptor>,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Value {
+    let mut doc = json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": MediaType::EMPTY,
+            "digest": EMPTY_DIGEST,
+            "size": 2,
+            "data": "e30=",
+        },
+        "layers": layers,
+    });
+    if let Some(s) = subject {
+        doc["subject"] = json!({
+            "mediaType": s.media_type,
+            "digest": s.digest,
+            "size": s.size,
+        });
+    }
+    if !annotations.is_empty() {
+        doc["annotations"] = json!(annotations);
+    }
+    doc
+}
+
+/// Write an artifact of `files` whose subject is `subject` into the layout
+/// at `dir` (blobs, then the manifest), and list it in `index.json` as a
+/// referrer (once: attaching the same artifact again changes nothing).
+/// `index.json` is replaced atomically. Returns the manifest's descriptor.
+pub fn attach(
+    dir: &Path,
+    subject: &Descriptor,
+    artifact_type: &str,
+    files: &[ArtifactFile],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Descriptor> {
+    for f in files {
+        crate::artifact::validate_name(&f.name)?;
+    }
+    let blobs = BlobDir::new(dir);
+    blobs.write_json(&json!({}), MediaType::EMPTY)?;
+    let mut layers = Vec::new();
+    for f in files {
+        let mut w = blobs.writer()?;
+        w.write_all(&f.bytes).at(dir)?;
+        let (digest, size) = w.complete()?;
+        layers.push(Descriptor {
+            media_type: f.media_type.clone(),
+            digest,
+            size,
+            platform: None,
+            annotations: [(ANNOTATION_TITLE.to_owned(), f.name.clone())].into(),
+            artifact_type: None,
+        });
+    }
+    let doc = artifact_manifest(artifact_type, Some(subject), &layers, annotations);
+    let mut desc = blobs.write_json(&doc, MediaType::MANIFEST)?;
+    desc.artifact_type = Some(artifact_type.to_owned());
+    desc.annotations = annotations.clone();
+    desc.annotations.remove(ANNOTATION_REF_NAME);
+    add_to_index(dir, &desc)?;
+    Ok(desc)
+}
+
+/// List `desc` in the `index.json` of the layout at `dir` (unless it is
+/// there), replacing the file atomically.
+fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
+    let path = dir.join("index.json");
+    let mut index: Value = read_json(&path)?;
+    let manifests = index["manifests"]
+        .as_array_mut()
+        .ok_or_else(|| Error::Invalid(format!("{}: no manifests list", path.display())))?;
+    let digest = desc.digest.to_string();
+    if manifests.iter().any(|m| m["digest"] == json!(digest)) {
+        return Ok(());
+    }
+    manifests.push(serde_json::to_value(desc).expect("a descriptor serialises"));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".index.json.tmp-")
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.write_all(&canonical_json(&index)).at(tmp.path())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .at(tmp.path())?;
+    }
+    tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+    Ok(())
+}
