@@ -77,8 +77,11 @@ pub fn attach(
     files: &[ArtifactFile],
     annotations: &BTreeMap<String, String>,
 ) -> Result<Descriptor> {
+    crate::oci::media_type::validate_media_type(artifact_type).map_err(Error::Invalid)?;
     for f in files {
         crate::artifact::validate_name(&f.name)?;
+        crate::oci::media_type::validate_media_type(f.media_type.as_str())
+            .map_err(Error::Invalid)?;
     }
     let blobs = BlobDir::new(dir);
     blobs.write_json(&json!({}), MediaType::EMPTY)?;

@@ -1339,3 +1339,143 @@ fn transfer_reports_list_blobs_in_digest_order() {
     let pulled = digests(&serde_json::from_slice(&out.stdout).unwrap());
     assert_eq!(pulled, sorted);
 }
+
+/// `nixoci attach` and `nixoci referrers` on registry 2.8 (no referrers
+/// API: the fallback tag): two artifacts attached and listed, filtered by
+/// type; an artifact manifest as OCI 1.1 has it (artifactType, the empty
+/// config, titled files, subject); the same attachment again lists it once
+/// and writes nothing but the manifest; a malformed media type, a
+/// directory and two files of one name are refused before anything is
+/// sent.
+#[test]
+fn attach_and_list_referrers() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 1, 2, 1000);
+    let reference = reg.reference("ref/app:1");
+    push_json(t.path(), &layout, &reference, &[]);
+    let subject = manifest_digest(&layout);
+    let sig = t.path().join("sig.json");
+    fs::write(&sig, "{\"signed\": true}\n").unwrap();
+    let report_txt = t.path().join("report.txt");
+    fs::write(&report_txt, "all tests passed\n").unwrap();
+    let attach = |args: &[&str]| -> Value {
+        let out = run(tool(t.path())
+            .arg("attach")
+            .arg(&reference)
+            .args(args)
+            .arg("--json"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let sig_arg = format!("{}:application/json", sig.display());
+    let first = attach(&[
+        "--artifact-type",
+        "application/vnd.example.sig",
+        &sig_arg,
+        "--annotation",
+        "k=v",
+    ]);
+    assert_eq!(first["subject"], json!(subject));
+    assert_eq!(first["listed"], json!("fallback"));
+    let second = attach(&[
+        "--artifact-type",
+        "text/plain",
+        report_txt.to_str().unwrap(),
+    ]);
+    assert_eq!(second["listed"], json!("fallback"));
+
+    // The artifact manifest, as the registry holds it.
+    let m = run(Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!(
+            "http://{}/v2/ref/app/manifests/{}",
+            reg.host(),
+            first["digest"].as_str().unwrap()
+        )));
+    let m: Value = serde_json::from_slice(&m.stdout).unwrap();
+    assert_eq!(m["artifactType"], json!("application/vnd.example.sig"));
+    assert_eq!(
+        m["config"]["mediaType"],
+        json!("application/vnd.oci.empty.v1+json")
+    );
+    assert_eq!(m["config"]["size"], json!(2));
+    assert_eq!(m["subject"]["digest"], json!(subject));
+    assert_eq!(m["layers"][0]["mediaType"], json!("application/json"));
+    assert_eq!(
+        m["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        json!("sig.json")
+    );
+    assert_eq!(m["annotations"]["k"], json!("v"));
+
+    let list = |extra: &[&str]| -> Value {
+        let out = run(tool(t.path())
+            .arg("referrers")
+            .arg(&reference)
+            .args(extra)
+            .arg("--json"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all = list(&[]);
+    assert_eq!(all["source"], json!("fallback"));
+    assert_eq!(all["manifests"].as_array().unwrap().len(), 2, "{all}");
+    let sigs = list(&["--artifact-type", "application/vnd.example.sig"]);
+    assert_eq!(sigs["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(sigs["manifests"][0]["digest"], first["digest"]);
+    assert_eq!(sigs["manifests"][0]["annotations"]["k"], json!("v"));
+
+    // Again: listed once.
+    let again = attach(&[
+        "--artifact-type",
+        "application/vnd.example.sig",
+        &sig_arg,
+        "--annotation",
+        "k=v",
+    ]);
+    assert_eq!(again["digest"], first["digest"]);
+    assert_eq!(again["listed"], json!("unchanged"));
+    assert_eq!(list(&[])["manifests"].as_array().unwrap().len(), 2);
+
+    // Refused before anything is sent.
+    let before = reg.log().lines().count();
+    for (args, want) in [
+        (
+            vec!["--artifact-type", "not a type", sig.to_str().unwrap()],
+            "is not type/subtype",
+        ),
+        (
+            vec!["--artifact-type", "a/b", t.path().to_str().unwrap()],
+            "not a regular file",
+        ),
+        (
+            vec![
+                "--artifact-type",
+                "a/b",
+                sig.to_str().unwrap(),
+                sig.to_str().unwrap(),
+            ],
+            "two files are named \"sig.json\"",
+        ),
+        (
+            vec![
+                "--artifact-type",
+                "a/b",
+                &format!("{}:text/plain; charset=utf-8", sig.display()),
+            ],
+            "is not type/subtype",
+        ),
+    ] {
+        let err = run_fail(tool(t.path()).arg("attach").arg(&reference).args(&args));
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let after: Vec<String> = reg.log().lines().skip(before).map(str::to_owned).collect();
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.contains("\"PUT ") || l.contains("\"POST ")),
+        "sent: {after:?}"
+    );
+}

@@ -86,6 +86,12 @@ enum Command {
     Prefetch(remote::PrefetchArgs),
     /// Give an image in a registry another tag, moving no blob.
     Tag(remote::TagArgs),
+    /// Attach files to an image in a registry as an OCI 1.1 artifact
+    /// (an SBOM, a signature, a report) whose subject is the image.
+    Attach(remote::AttachArgs),
+    /// List what is attached to an image in a registry (the referrers API,
+    /// or the fallback tag).
+    Referrers(remote::ReferrersArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
     Exists(remote::ExistsArgs),
     /// Compare two images (layouts or registry references): layers same,
@@ -128,6 +134,8 @@ impl Cli {
                 | Command::Pull(_)
                 | Command::Prefetch(_)
                 | Command::Tag(_)
+                | Command::Attach(_)
+                | Command::Referrers(_)
                 | Command::Exists(_)
                 | Command::Diff(_)
                 | Command::Inspect(_)
@@ -153,6 +161,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(a) => remote::pull(&a),
         Command::Prefetch(a) => remote::prefetch(&a),
         Command::Tag(a) => remote::tag(&a),
+        Command::Attach(a) => remote::attach(&a),
+        Command::Referrers(a) => remote::referrers(&a),
         Command::Exists(a) => remote::exists(&a),
         Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),

@@ -178,6 +178,118 @@ struct Prefetched {
 }
 
 #[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The image to attach to: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// The artifact's type (a media type, e.g. application/spdx+json).
+    #[arg(long, value_name = "MEDIATYPE")]
+    artifact_type: String,
+    /// The files, each FILE or FILE:MEDIATYPE (default
+    /// application/octet-stream), named by their file name.
+    #[arg(required = true, value_name = "FILE[:MEDIATYPE]")]
+    files: Vec<String>,
+    /// An annotation of the artifact manifest (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    output: TransferOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReferrersArgs {
+    /// The image: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    /// Only the referrers of this artifact type.
+    #[arg(long, value_name = "MEDIATYPE")]
+    artifact_type: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Print a JSON report on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `FILE[:MEDIATYPE]`: the media type is what follows the last `:` when
+/// it has a `/` (a path may hold a `:` too).
+fn file_and_type(arg: &str) -> (std::path::PathBuf, String) {
+    match arg.rsplit_once(':') {
+        Some((f, t)) if t.contains('/') && !f.is_empty() => (f.into(), t.to_owned()),
+        _ => (arg.into(), "application/octet-stream".to_owned()),
+    }
+}
+
+/// `KEY=VALUE` pairs.
+fn annotations(pairs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("--annotation {p:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// `nixoci attach`.
+pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
+    let target = reference_arg(&a.reference)?;
+    let files: Vec<remote::AttachFile> = a
+        .files
+        .iter()
+        .map(|f| {
+            let (path, media_type) = file_and_type(f);
+            remote::AttachFile {
+                path,
+                media_type: media_type.into(),
+            }
+        })
+        .collect();
+    let opts = a.remote.options()?;
+    let mode = a.output.mode();
+    let bars = Arc::new(TransferBars::new(mode));
+    let report = remote::attach(
+        &target,
+        &a.artifact_type,
+        &files,
+        &annotations(&a.annotation)?,
+        &nixoci::untar::Limits::default(),
+        &opts,
+        bars.clone(),
+    )
+    .with_context(|| format!("cannot attach to {target}"))?;
+    bars.clear();
+    mode.report(&report, |out| {
+        writeln!(
+            out,
+            "{}: {} {} attached to {} ({})",
+            report.reference, report.artifact_type, report.digest, report.subject, report.listed
+        )
+    })
+}
+
+/// `nixoci referrers`.
+pub fn referrers(a: &ReferrersArgs) -> Result<ExitCode> {
+    let target = reference_arg(&a.reference)?;
+    let list = remote::referrers(&target, a.artifact_type.as_deref(), &a.remote.options()?)
+        .with_context(|| format!("cannot list the referrers of {target}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for m in &list.manifests {
+        println!(
+            "{}  {}",
+            m.digest,
+            m.artifact_type.as_deref().unwrap_or("(no artifact type)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
 pub struct TagArgs {
     /// The image to tag: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
     reference: String,

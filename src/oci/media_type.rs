@@ -83,6 +83,27 @@ impl MediaType {
     }
 }
 
+/// A media type as RFC 6838 (section 4.2) allows one to be named:
+/// `type/subtype`, each 1 to 127 of letters, digits and `!#$&-^_.+`,
+/// starting with a letter or digit; no parameters. Checked before one is
+/// sent or written.
+pub fn validate_media_type(s: &str) -> std::result::Result<(), String> {
+    let name = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part.as_bytes()[0].is_ascii_alphanumeric()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match s.split_once('/') {
+        Some((t, sub)) if name(t) && name(sub) => Ok(()),
+        _ => Err(format!(
+            "media type {s:?} is not type/subtype as RFC 6838 names them (letters, digits and !#$&-^_.+, each part 1 to 127 long, starting with a letter or digit)"
+        )),
+    }
+}
+
 impl From<String> for MediaType {
     fn from(s: String) -> Self {
         MediaType(Cow::Owned(s))
@@ -117,6 +138,31 @@ impl fmt::Display for MediaType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc6838_names() {
+        for ok in [
+            "application/spdx+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "text/plain",
+            "a/b",
+        ] {
+            validate_media_type(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "text",
+            "text/",
+            "/plain",
+            "text/plain; charset=utf-8",
+            "te xt/plain",
+            "text/pl\nain",
+            "-a/b",
+            "a/b/c",
+        ] {
+            assert!(validate_media_type(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn kinds_and_serde() {

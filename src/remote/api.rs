@@ -126,6 +126,37 @@ impl Remote {
         Ok((bytes, digest))
     }
 
+    /// The referrers API (distribution spec 1.1): the image index of the
+    /// manifests whose subject is `digest`, or `None` when the registry
+    /// has no such API (404), at most [`crate::oci::json::MAX_DOCUMENT`]
+    /// bytes.
+    pub(super) async fn referrers_api(
+        &self,
+        r: &Reference,
+        digest: &Sha256Digest,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = format!("/v2/{}/referrers/{digest}", r.repository);
+        let max = crate::oci::json::MAX_DOCUMENT;
+        self.retry(|| async {
+            let mut res = self
+                .request(reqwest::Method::GET, &path)
+                .header(reqwest::header::ACCEPT, MediaType::INDEX.as_str())
+                .send()
+                .await?;
+            if res.status().as_u16() == 404 {
+                return Ok(None);
+            }
+            if !res.status().is_success() {
+                return Err(status_error(res).await);
+            }
+            read_capped(&mut res, max).await?.map(Some).map_err(|why| {
+                Failure::Local(why.explain(&r.to_string(), "the referrers the registry sent", max))
+            })
+        })
+        .await
+        .map_err(|e| self.explain(e))
+    }
+
     /// PUT a manifest or index at `r` (its tag, else its digest); the
     /// digest the registry says it stored, when it says.
     pub(super) async fn put_manifest(

@@ -69,5 +69,7 @@ pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABO
 pub use pull::{pull, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
-pub use referrers::{fallback_tag, ReferrerReport};
+pub use referrers::{
+    attach, fallback_tag, list as referrers, AttachFile, AttachReport, ReferrerReport, Referrers,
+};
 pub use report::{BlobAction, BlobReport};

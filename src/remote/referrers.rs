@@ -194,3 +194,223 @@ async fn list_under_fallback(
         .await?;
     Ok("fallback")
 }
+
+/// What `attach` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachReport {
+    pub reference: String,
+    /// The manifest the artifact is attached to.
+    pub subject: Sha256Digest,
+    /// The artifact manifest.
+    pub digest: Sha256Digest,
+    pub artifact_type: String,
+    /// `api`, `fallback` or `unchanged` (see [`ReferrerReport::listed`]).
+    pub listed: &'static str,
+    pub files: Vec<Descriptor>,
+    pub blobs: Vec<BlobReport>,
+}
+
+/// A file to attach: its path, and its media type.
+#[derive(Clone, Debug)]
+pub struct AttachFile {
+    pub path: std::path::PathBuf,
+    pub media_type: MediaType,
+}
+
+/// Attach `files` to the image `target` names, as an artifact of
+/// `artifact_type` (OCI 1.1: the empty config, each file a layer titled
+/// with its name, `subject` the image's manifest), then list it as the
+/// registry lists referrers (its own API, or the fallback tag). Names,
+/// media types and sizes are checked before anything is sent.
+pub fn attach(
+    target: &Reference,
+    artifact_type: &str,
+    files: &[AttachFile],
+    annotations: &std::collections::BTreeMap<String, String>,
+    limits: &crate::untar::Limits,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<AttachReport> {
+    crate::oci::media_type::validate_media_type(artifact_type).map_err(Error::Invalid)?;
+    if files.is_empty() {
+        return Err(Error::Invalid("attach needs at least one file".into()));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let empty = tmp.path().join("empty.json");
+    std::fs::write(&empty, b"{}").map_err(|e| Error::io(&empty, e))?;
+    let mut blobs = vec![super::upload::Blob {
+        digest: Sha256Digest::of(b"{}"),
+        size: 2,
+        path: empty,
+    }];
+    let mut layers = Vec::new();
+    let mut total = 0u64;
+    let mut names = BTreeSet::new();
+    for f in files {
+        crate::oci::media_type::validate_media_type(f.media_type.as_str())
+            .map_err(Error::Invalid)?;
+        let name = f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        crate::artifact::validate_name(&name)?;
+        if !names.insert(name.clone()) {
+            return Err(Error::Invalid(format!(
+                "two files are named {name:?}: an artifact's files need distinct names"
+            )));
+        }
+        let meta = std::fs::metadata(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: not a regular file",
+                f.path.display()
+            )));
+        }
+        if meta.len() > limits.max_file_size {
+            return Err(Error::Invalid(format!(
+                "{}: {} bytes, more than the {} a file may have",
+                f.path.display(),
+                meta.len(),
+                limits.max_file_size
+            )));
+        }
+        total = total.saturating_add(meta.len());
+        if total > limits.max_total_size {
+            return Err(Error::Invalid(format!(
+                "the files add up to more than the {} bytes an artifact may hold",
+                limits.max_total_size
+            )));
+        }
+        let file = std::fs::File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        let (digest, size) =
+            crate::oci::digest::digest_reader(file).map_err(|e| Error::io(&f.path, e))?;
+        layers.push(Descriptor {
+            media_type: f.media_type.clone(),
+            digest: digest.clone(),
+            size,
+            platform: None,
+            annotations: [(crate::artifact::ANNOTATION_TITLE.to_owned(), name)].into(),
+            artifact_type: None,
+        });
+        blobs.push(super::upload::Blob {
+            digest,
+            size,
+            path: f.path.clone(),
+        });
+    }
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    blobs.dedup_by(|a, b| a.digest == b.digest);
+    super::client::runtime()?.block_on(async {
+        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
+        let (bytes, subject_digest) = remote.manifest_raw(target).await?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{target}: the manifest is not JSON: {e}")))?;
+        let subject = Descriptor {
+            media_type: super::api::media_type_of(&doc),
+            digest: subject_digest.clone(),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+            artifact_type: None,
+        };
+        let sent = super::upload::push_blobs(&remote, target, &blobs, opts, progress).await?;
+        let manifest = crate::referrers::artifact_manifest(
+            artifact_type,
+            Some(&subject),
+            &layers,
+            annotations,
+        );
+        let manifest_bytes = canonical_json(&manifest);
+        let digest = Sha256Digest::of(&manifest_bytes);
+        let desc = Descriptor {
+            media_type: MediaType::MANIFEST,
+            digest: digest.clone(),
+            size: manifest_bytes.len() as u64,
+            platform: None,
+            annotations: annotations.clone(),
+            artifact_type: Some(artifact_type.to_owned()),
+        };
+        let (_, keeps) = remote
+            .put_manifest_answer(
+                &target.with_digest(&digest),
+                &manifest_bytes,
+                &MediaType::MANIFEST,
+            )
+            .await?;
+        let listed = if keeps {
+            "api"
+        } else {
+            list_under_fallback(&remote, target, &subject_digest, &desc, &manifest_bytes).await?
+        };
+        Ok(AttachReport {
+            reference: target.to_string(),
+            subject: subject_digest,
+            digest,
+            artifact_type: artifact_type.to_owned(),
+            listed,
+            files: layers,
+            blobs: sent,
+        })
+    })
+}
+
+/// The referrers of the image a reference names.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referrers {
+    pub reference: String,
+    pub subject: Sha256Digest,
+    /// Where the list came from: `api` (the registry's referrers API) or
+    /// `fallback` (the fallback tag; `none` when it does not exist).
+    pub source: &'static str,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// The referrers of the manifest `target` names, of `artifact_type` when
+/// given: from the registry's referrers API when it has one, else from
+/// the fallback tag.
+pub fn list(
+    target: &Reference,
+    artifact_type: Option<&str>,
+    opts: &RemoteOptions,
+) -> Result<Referrers> {
+    super::client::runtime()?.block_on(async {
+        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Pull).await?;
+        let subject = remote
+            .manifest_digest(target)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("{target}: no such image in the registry")))?;
+        let (source, index) = match remote.referrers_api(target, &subject).await? {
+            Some(b) => (
+                "api",
+                Some(serde_json::from_slice::<Value>(&b).map_err(|e| {
+                    Error::Invalid(format!(
+                        "{target}: the referrers the registry sent are not JSON: {e}"
+                    ))
+                })?),
+            ),
+            None => match fallback_index(&remote, &target.with_tag(&fallback_tag(&subject))).await?
+            {
+                Some(i) => ("fallback", Some(i)),
+                None => ("none", None),
+            },
+        };
+        let mut manifests: Vec<Descriptor> = match index {
+            Some(i) => serde_json::from_value(i["manifests"].clone()).map_err(|e| {
+                Error::Invalid(format!("{target}: the referrers index is not valid: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        if let Some(t) = artifact_type {
+            manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
+        }
+        Ok(Referrers {
+            reference: target.to_string(),
+            subject,
+            source,
+            manifests,
+        })
+    })
+}
