@@ -1439,6 +1439,36 @@ fn attach_and_list_referrers() {
     assert_eq!(again["listed"], json!("unchanged"));
     assert_eq!(list(&[])["manifests"].as_array().unwrap().len(), 2);
 
+    // pull --referrers brings them into the layout, which verifies, and a
+    // push of it to another repository carries them along.
+    let pulled = t.path().join("pulled");
+    let out = run(tool(t.path())
+        .arg("pull")
+        .arg(&reference)
+        .arg(&pulled)
+        .args(["--referrers", "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
+    let index = read_json(&pulled.join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    run(tool(t.path()).arg("verify").arg(&pulled));
+    let copy = reg.reference("ref/copy:1");
+    let pushed = push_json(t.path(), &pulled, &copy, &[]);
+    assert_eq!(pushed["referrers"].as_array().unwrap().len(), 2, "{pushed}");
+    let copied = run(tool(t.path()).arg("referrers").arg(&copy).arg("--json"));
+    let copied: Value = serde_json::from_slice(&copied.stdout).unwrap();
+    let digests = |v: &Value| -> Vec<Value> {
+        let mut d: Vec<Value> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].clone())
+            .collect();
+        d.sort_by_key(|x| x.to_string());
+        d
+    };
+    assert_eq!(digests(&copied), digests(&list(&[])));
+
     // Refused before anything is sent.
     let before = reg.log().lines().count();
     for (args, want) in [

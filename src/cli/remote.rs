@@ -127,6 +127,10 @@ pub struct PullArgs {
     /// For a multi-platform image, pull only this one: OS/ARCH[/VARIANT].
     #[arg(long)]
     platform: Option<String>,
+    /// Also pull what is attached to the image (its referrers: SBOMs,
+    /// signatures), listed in the layout's index.json without a tag.
+    #[arg(long)]
+    referrers: bool,
     /// The tag to give the image in the layout (default: the reference's).
     #[arg(long)]
     tag: Option<String>,
@@ -355,12 +359,13 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = remote::pull(
+    let report = remote::pull_with(
         &source,
         &a.dir,
         platform.as_ref(),
         a.tag.as_deref(),
         a.force,
+        a.referrers,
         &opts,
         bars.clone(),
     )

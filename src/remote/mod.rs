@@ -66,7 +66,7 @@ mod report;
 mod upload;
 
 pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
-pub use pull::{pull, PullReport};
+pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
 pub use referrers::{

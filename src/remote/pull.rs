@@ -38,6 +38,9 @@ pub struct PullReport {
     pub tag: Option<String>,
     pub blobs: Vec<BlobReport>,
     pub bytes_received: u64,
+    /// The referrers pulled with it (`--referrers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Sha256Digest>,
 }
 
 /// Bytes free for this user on the file system holding `dir`.
@@ -64,24 +67,40 @@ pub fn pull(
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<PullReport> {
+    pull_with(source, dir, platform, tag, force, false, opts, progress)
+}
+
+/// [`pull`], and with `referrers` the image's referrers too (of its
+/// manifest, or of its index and each manifest pulled): each artifact's
+/// manifest and blobs, listed in `index.json` as referrers.
+#[allow(clippy::too_many_arguments)]
+pub fn pull_with(
+    source: &Reference,
+    dir: &Path,
+    platform: Option<&Platform>,
+    tag: Option<&str>,
+    force: bool,
+    referrers: bool,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<PullReport> {
     let name = tag.map(str::to_owned).or_else(|| source.tag.clone());
     if let Some(n) = &name {
         crate::oci::reference::validate_tag(n)?;
     }
     let staging = Staging::new(dir, force, &[])?;
-    let (mut root, mut blobs) =
-        runtime()?.block_on(fetch_image(source, platform, &staging, opts, progress))?;
+    let (mut root, mut blobs, attached) = runtime()?.block_on(fetch_image(
+        source, platform, referrers, &staging, opts, progress,
+    ))?;
     // Listed in digest order, whatever order the parallel downloads ended in.
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     if let Some(n) = &name {
         root.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());
     }
-    staging.write_layout(&index_document(
-        std::slice::from_ref(&root),
-        &BTreeMap::new(),
-        None,
-    )?)?;
+    let mut entries = vec![root.clone()];
+    entries.extend(attached.iter().cloned());
+    staging.write_layout(&index_document(&entries, &BTreeMap::new(), None)?)?;
     let layout = staging.commit()?;
     Ok(PullReport {
         reference: source.to_string(),
@@ -91,6 +110,7 @@ pub fn pull(
         tag: name,
         bytes_received: blobs.iter().map(|b| b.size).sum(),
         blobs,
+        referrers: attached.into_iter().map(|d| d.digest).collect(),
     })
 }
 
@@ -100,13 +120,44 @@ pub fn pull(
 async fn fetch_image(
     source: &Reference,
     platform: Option<&Platform>,
+    with_referrers: bool,
     staging: &Staging,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
-) -> Result<(Descriptor, Vec<BlobReport>)> {
+) -> Result<(Descriptor, Vec<BlobReport>, Vec<Descriptor>)> {
     let blobs_dir = staging.blobs();
     let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
-    let image = fetch_documents(&remote, source, platform).await?;
+    let mut image = fetch_documents(&remote, source, platform).await?;
+    // The referrers of every document pulled: their manifests join the
+    // documents, their blobs the wanted ones.
+    let mut attached: Vec<Descriptor> = Vec::new();
+    if with_referrers {
+        let subjects: Vec<Sha256Digest> = image.documents.iter().map(|(d, _)| d.clone()).collect();
+        for s in subjects {
+            let (_, found) = super::referrers::of_subject(&remote, source, &s).await?;
+            for r in found {
+                if attached.iter().any(|a| a.digest == r.digest) {
+                    continue;
+                }
+                let (bytes, _) = remote.manifest_raw(&source.with_digest(&r.digest)).await?;
+                let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Invalid(format!("{source}: referrer {} is not JSON: {e}", r.digest))
+                })?;
+                if doc["subject"]["digest"].as_str() != Some(s.to_string().as_str()) {
+                    return Err(Error::Invalid(format!(
+                        "{source}: referrer {} is listed for {s} but names another subject",
+                        r.digest
+                    )));
+                }
+                image.documents.push((r.digest.clone(), bytes));
+                image.manifests.push(doc);
+                let mut entry = r.clone();
+                entry.platform = None;
+                entry.annotations.remove(ANNOTATION_REF_NAME);
+                attached.push(entry);
+            }
+        }
+    }
     let wanted = wanted_blobs(source, &image.manifests)?;
     check_free_space(source, &blobs_dir, &wanted)?;
     let results = pull_blobs(&remote, source, &blobs_dir, wanted, opts, progress).await?;
@@ -120,7 +171,7 @@ async fn fetch_image(
         &source.repository,
         results.iter().map(|r| r.digest.clone()),
     );
-    Ok((image.root, results))
+    Ok((image.root, results, attached))
 }
 
 /// The documents of the image to pull, fetched and checked against their

@@ -356,6 +356,37 @@ pub fn attach(
     })
 }
 
+/// The referrers of `subject` in the repository of `target`, and where the
+/// list came from: the referrers API (`api`), the fallback tag
+/// (`fallback`), or neither (`none`, no referrers).
+pub(super) async fn of_subject(
+    remote: &Remote,
+    target: &Reference,
+    subject: &Sha256Digest,
+) -> Result<(&'static str, Vec<Descriptor>)> {
+    let (source, index) = match remote.referrers_api(target, subject).await? {
+        Some(b) => (
+            "api",
+            Some(serde_json::from_slice::<Value>(&b).map_err(|e| {
+                Error::Invalid(format!(
+                    "{target}: the referrers the registry sent are not JSON: {e}"
+                ))
+            })?),
+        ),
+        None => match fallback_index(remote, &target.with_tag(&fallback_tag(subject))).await? {
+            Some(i) => ("fallback", Some(i)),
+            None => ("none", None),
+        },
+    };
+    let manifests: Vec<Descriptor> = match index {
+        Some(i) => serde_json::from_value(i["manifests"].clone()).map_err(|e| {
+            Error::Invalid(format!("{target}: the referrers index is not valid: {e}"))
+        })?,
+        None => Vec::new(),
+    };
+    Ok((source, manifests))
+}
+
 /// The referrers of the image a reference names.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -382,27 +413,7 @@ pub fn list(
             .manifest_digest(target)
             .await?
             .ok_or_else(|| Error::Invalid(format!("{target}: no such image in the registry")))?;
-        let (source, index) = match remote.referrers_api(target, &subject).await? {
-            Some(b) => (
-                "api",
-                Some(serde_json::from_slice::<Value>(&b).map_err(|e| {
-                    Error::Invalid(format!(
-                        "{target}: the referrers the registry sent are not JSON: {e}"
-                    ))
-                })?),
-            ),
-            None => match fallback_index(&remote, &target.with_tag(&fallback_tag(&subject))).await?
-            {
-                Some(i) => ("fallback", Some(i)),
-                None => ("none", None),
-            },
-        };
-        let mut manifests: Vec<Descriptor> = match index {
-            Some(i) => serde_json::from_value(i["manifests"].clone()).map_err(|e| {
-                Error::Invalid(format!("{target}: the referrers index is not valid: {e}"))
-            })?,
-            None => Vec::new(),
-        };
+        let (source, mut manifests) = of_subject(&remote, target, &subject).await?;
         if let Some(t) = artifact_type {
             manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
         }
