@@ -675,6 +675,53 @@ rec {
         inherit symlinks;
       };
 
+  /**
+    The provenance annotations of an image: `source` (a URL), `revision`,
+    `version`, and from a flake's `self` its revision (`rev`, or
+    `dirtyRev` for a tree with uncommitted changes) and its time
+    (`lastModifiedDate`, never the wall clock) as
+    `org.opencontainers.image.revision` and `.created`. What is given
+    explicitly wins over what `self` says.
+  */
+  provenance =
+    fn:
+    {
+      source ? null,
+      revision ? null,
+      version ? null,
+      self ? null,
+    }:
+    let
+      str = what: v: if v == null || builtins.isString v then v else throw "${fn}: ${what} must be a string, not ${describe v}";
+      fromSelf =
+        if self == null then
+          { }
+        else if !builtins.isAttrs self then
+          throw "${fn}: self must be the flake's self (an attribute set), not ${describe self}"
+        else
+          {
+            revision = self.rev or self.dirtyRev or null;
+            created =
+              let
+                d = self.lastModifiedDate or null;
+                at = i: n: builtins.substring i n d;
+              in
+              if d == null then
+                null
+              else if builtins.match "[0-9]{14}" d == null then
+                throw "${fn}: self.lastModifiedDate ${builtins.toJSON d} is not YYYYMMDDHHMMSS"
+              else
+                "${at 0 4}-${at 4 2}-${at 6 2}T${at 8 2}:${at 10 2}:${at 12 2}Z";
+          };
+      rev = if revision != null then str "revision" revision else fromSelf.revision or null;
+    in
+    dropNulls {
+      "org.opencontainers.image.source" = str "source" source;
+      "org.opencontainers.image.revision" = rev;
+      "org.opencontainers.image.version" = str "version" version;
+      "org.opencontainers.image.created" = fromSelf.created or null;
+    };
+
   /** The `remove` list of a layer: absolute paths, not the root. */
   checkRemove =
     what: remove:

@@ -39,6 +39,13 @@ in
   `annotations` (attrset of strings, default `{}`)
   : Manifest annotations.
 
+  `source`, `revision`, `version` (strings or null), `self` (a flake's `self`, or null)
+  : Where the image came from, as annotations:
+    `org.opencontainers.image.source`, `.revision` (default: `self.rev`,
+    or `self.dirtyRev`), `.version`, and `.created` (from
+    `self.lastModifiedDate`, never the wall clock). `annotations` given
+    explicitly win.
+
   `extraManifest` (attrset, default `{}`)
   : Merged last into the manifest document (e.g. `artifactType`, `subject`).
     Checked at evaluation as the tool checks it: `artifactType` a string,
@@ -77,8 +84,13 @@ in
   fromImage ? null,
   fromImageTag ? null,
   baseSymlinks ? "error",
+  source ? null,
+  revision ? null,
+  version ? null,
+  self ? null,
 }:
 let
+  origin = common.provenance fn { inherit source revision version self; };
   cfg =
     if imageConfig == null then
       # Checked here first, so that a message names this function.
@@ -104,7 +116,7 @@ mkStep {
   command = "manifest";
   spec = dropNulls {
     imageConfig = "${cfg}";
-    annotations = checkStringAttrs "${fn}: annotations" annotations;
+    annotations = origin // checkStringAttrs "${fn}: annotations" annotations;
     extraManifest =
       if extraManifest == { } then
         null

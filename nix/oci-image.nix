@@ -56,6 +56,9 @@
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
   : How `ociLayers` groups the closure, with `maxLayers`.
 
+  `source`, `revision`, `version`, `self`
+  : As in `ociImageManifest`: where the image came from, as annotations.
+
   `sbom` (default `false`)
   : As in `ociImageLayout`: the SBOM of the image's closure, attached to
     it in the layout (`true`: SPDX; `"cyclonedx"`; or both in a list).
@@ -112,6 +115,10 @@
   baseSymlinks ? "error",
   remove ? [ ],
   sbom ? false,
+  source ? null,
+  revision ? null,
+  version ? null,
+  self ? null,
 }@args:
 let
   fn = "ociImage";
@@ -203,6 +210,7 @@ let
       name = "${name}-manifest";
       layers = allLayers;
       inherit config extraConfig annotations created fromImage fromImageTag baseSymlinks;
+      inherit source revision version self;
     }
     // platform
   );

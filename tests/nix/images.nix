@@ -96,6 +96,19 @@ rec {
     layers = [ (lib.ociLayers { roots = [ dep ]; }) ];
     files = [ { source = app; destination = "/usr/bin/app"; } ];
   };
+  # Where it came from, as a flake's self says: annotations.
+  withOrigin = lib.ociImage {
+    name = "with-origin";
+    files = [ { source = bb; destination = "/bin"; } ];
+    source = "https://example.org/app";
+    version = "1.2.3";
+    self = { rev = "0123456789abcdef0123456789abcdef01234567"; lastModifiedDate = "20240131120500"; lastModified = 1706702700; };
+  };
+  withDirtyOrigin = lib.ociImageManifest {
+    layers = [ busyboxLayer ];
+    self = { dirtyRev = "0123456789abcdef0123456789abcdef01234567-dirty"; lastModifiedDate = "20240131120500"; };
+    annotations."org.opencontainers.image.created" = "2025-01-01T00:00:00Z";
+  };
   # Its closure's SBOM, both formats, attached in the layout.
   withSbom = lib.ociImage {
     name = "with-sbom";
