@@ -145,6 +145,12 @@ let
     from
   ];
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
+  # The image's platform, for choosing from a multi-platform base.
+  imagePlatform =
+    let
+      p = common.hostPlatform // common.dropNulls { inherit architecture os variant; };
+    in
+    "${p.os}/${p.architecture}${if (p.variant or null) != null then "/${p.variant}" else ""}";
   # A package in contents is linked at `/` (its bin/x becomes /bin/x, a
   # link into the store), not copied: its files are in the image once, in
   # its store path.
@@ -186,6 +192,7 @@ let
       else
         {
           inherit fromImage fromImageTag;
+          fromImagePlatform = imagePlatform;
           # Only the build sees how many layers the base has.
           budgetIncludesBase = if chosen then "strict" else "atLeastOne";
         }
@@ -196,6 +203,7 @@ let
     name = "${name}-layer";
     files = ownFiles;
     inherit compression includeClosure fromImage fromImageTag baseSymlinks remove;
+    fromImagePlatform = if fromImage == null then null else imagePlatform;
     base = below;
   };
   allLayers =

@@ -97,6 +97,9 @@ in
   remove ? [ ],
   fromImage ? null,
   fromImageTag ? null,
+  # From a multi-platform base, which image (OS/ARCH[/VARIANT]; default:
+  # the build machine's Linux); ociImage passes its own platform.
+  fromImagePlatform ? null,
   baseSymlinks ? "error",
 }:
 let
@@ -122,7 +125,12 @@ mkStep {
       compression = compression';
       base = baseDirs;
     }
-    // (if from == null then { } else { fromImage = from; })
+    // (
+      if from == null then
+        { }
+      else
+        { fromImage = from // (if fromImagePlatform == null then { } else { platform = fromImagePlatform; }); }
+    )
     // (if remove == [ ] then { } else { remove = checkRemove "ociLayerTar: remove" remove; })
     // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
     // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });

@@ -80,6 +80,9 @@ in
   level ? null,
   fromImage ? null,
   fromImageTag ? null,
+  # From a multi-platform base, which image (OS/ARCH[/VARIANT]; default:
+  # the build machine's Linux); ociImage passes its own platform.
+  fromImagePlatform ? null,
   budgetIncludesBase ? null,
 }:
 let
@@ -118,7 +121,12 @@ mkStep {
       base = common.checkLayers "${fn}: base" base;
       compression = compression';
     }
-    // (if from == null then { } else { fromImage = from; })
+    // (
+      if from == null then
+        { }
+      else
+        { fromImage = from // (if fromImagePlatform == null then { } else { platform = fromImagePlatform; }); }
+    )
     // (
       if budgetIncludesBase == null then
         { }

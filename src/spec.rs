@@ -61,6 +61,10 @@ pub struct FromImage {
     /// What a layer over the base does where the base has a symbolic link
     /// on the way: refuse (default), or follow it.
     pub symlinks: BaseSymlinks,
+    /// From a multi-platform base, which image (`OS/ARCH[/VARIANT]`) a
+    /// layer step takes (an image spec takes its own platform; default:
+    /// this machine's Linux).
+    pub platform: Option<String>,
 }
 
 /// See [`FromImage::symlinks`].
@@ -85,6 +89,8 @@ impl<'de> Deserialize<'de> for FromImage {
             name: Option<String>,
             #[serde(default)]
             symlinks: BaseSymlinks,
+            #[serde(default)]
+            platform: Option<String>,
         }
         match Value::deserialize(d)? {
             Value::String(s) => Ok(FromImage {
@@ -98,6 +104,7 @@ impl<'de> Deserialize<'de> for FromImage {
                     tag: f.tag,
                     name: f.name,
                     symlinks: f.symlinks,
+                    platform: f.platform,
                 })
             }
             _ => Err(D::Error::custom(

@@ -196,6 +196,16 @@ fn prefetch_then_pull_in_nix_by_digest() {
         assert_eq!(json!(index_digest(&out)), args["imageDigest"]);
         run(nixoci().arg("verify").arg(&out));
     }
+    // An image for arm64 on the whole index takes the arm64 image.
+    let name = fresh_name("all");
+    let arm_image = built(&build_on(&all, &name, None, &[], "onArm", None));
+    run(nixoci().arg("verify").arg(&arm_image));
+    let m = manifest_of(&arm_image);
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.base.digest"],
+        arm["imageDigest"]
+    );
+    assert_eq!(config_of(&arm_image)["architecture"], json!("arm64"));
     // A platform the index lacks is an error naming it.
     let err = run_fail(
         nixoci()

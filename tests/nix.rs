@@ -1499,16 +1499,34 @@ fn sbom_attached_in_nix_travels_with_the_image() {
 fn provenance_annotations_from_a_flake_self() {
     let layout = nix_build("withOrigin");
     let index = read_json(&layout.join("index.json"));
-    let m = read_json(&blob_path(&layout, index["manifests"][0]["digest"].as_str().unwrap()));
+    let m = read_json(&blob_path(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
     let a = &m["annotations"];
-    assert_eq!(a["org.opencontainers.image.source"], json!("https://example.org/app"));
-    assert_eq!(a["org.opencontainers.image.revision"], json!("0123456789abcdef0123456789abcdef01234567"));
+    assert_eq!(
+        a["org.opencontainers.image.source"],
+        json!("https://example.org/app")
+    );
+    assert_eq!(
+        a["org.opencontainers.image.revision"],
+        json!("0123456789abcdef0123456789abcdef01234567")
+    );
     assert_eq!(a["org.opencontainers.image.version"], json!("1.2.3"));
-    assert_eq!(a["org.opencontainers.image.created"], json!("2024-01-31T12:05:00Z"));
+    assert_eq!(
+        a["org.opencontainers.image.created"],
+        json!("2024-01-31T12:05:00Z")
+    );
     let dirty = nix_build("withDirtyOrigin");
     let m = read_json(&dirty.join("manifest.json"));
     let doc = read_json(&blob_path(&dirty, m["digest"].as_str().unwrap()));
     let a = &doc["annotations"];
-    assert_eq!(a["org.opencontainers.image.revision"], json!("0123456789abcdef0123456789abcdef01234567-dirty"));
-    assert_eq!(a["org.opencontainers.image.created"], json!("2025-01-01T00:00:00Z"));
+    assert_eq!(
+        a["org.opencontainers.image.revision"],
+        json!("0123456789abcdef0123456789abcdef01234567-dirty")
+    );
+    assert_eq!(
+        a["org.opencontainers.image.created"],
+        json!("2025-01-01T00:00:00Z")
+    );
 }

@@ -44,13 +44,19 @@ impl Onto {
         Self::open_for(from, base_dir, platform.as_ref())
     }
 
-    /// Open `from` for `platform` (this machine's Linux when `None`).
+    /// Open `from` for `platform` (else the one `from` names, else this
+    /// machine's Linux).
     pub fn open_for(
         from: &FromImage,
         base_dir: &Path,
         platform: Option<&Platform>,
     ) -> Result<Onto> {
-        let image = BaseImage::open(from, base_dir, platform)?;
+        let named = from
+            .platform
+            .as_deref()
+            .map(str::parse::<Platform>)
+            .transpose()?;
+        let image = BaseImage::open(from, base_dir, platform.or(named.as_ref()))?;
         let tree = BaseTree::read(&image, &Limits::default())?;
         Ok(Onto {
             image,

@@ -87,6 +87,15 @@ rec {
     config.Entrypoint = [ "/bin/busybox" "cat" "/usr/share/hello.txt" ];
   };
 
+  # On a multi-platform base (allPlatforms), for arm64: the image's
+  # platform picks the base's arm64 image, in every step.
+  onArm = lib.ociImage {
+    name = "on-arm";
+    fromImage = pulled;
+    architecture = "arm64";
+    files = [ { source = hello; destination = "/usr/share/hello.txt"; } ];
+  };
+
   # maxLayers counts the base's layers, at build time.
   tooFewForBase = lib.ociImage {
     name = "too-few";
