@@ -143,6 +143,23 @@ impl Extract<'_> {
         let mut compressed = layout
             .open_blob(desc)
             .map_err(|e| e.within(format!("layer {index}")))?;
+        // An artifact's file (ORAS): named by its title, without a diff_id,
+        // it is the file's bytes, whatever its media type says (ORAS gives
+        // single files the media type of an uncompressed layer); unless it
+        // is a packed directory: ORAS's mark (`io.deis.oras.content.unpack`,
+        // the Go client's) or the tar+gzip media type (the python client's
+        // only sign).
+        let titled = desc
+            .annotations
+            .contains_key(crate::artifact::ANNOTATION_TITLE);
+        let packed = desc
+            .annotations
+            .get("io.deis.oras.content.unpack")
+            .is_some_and(|v| v == "true")
+            || desc.media_type == crate::oci::MediaType::LAYER_GZIP;
+        if titled && !packed && diff_id.is_none() {
+            return self.artifact_file(index, desc, compressed);
+        }
         let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
             return self.artifact_file(index, desc, compressed);
         };

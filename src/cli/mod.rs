@@ -18,6 +18,7 @@
 //! `output`, which use none of them.
 
 mod args;
+mod artifact;
 mod build;
 mod diff;
 mod local;
@@ -86,6 +87,10 @@ enum Command {
     Prefetch(remote::PrefetchArgs),
     /// Give an image in a registry another tag, moving no blob.
     Tag(remote::TagArgs),
+    /// Files and directories through a registry as an OCI artifact, the
+    /// way ORAS clients move them.
+    #[command(subcommand)]
+    Artifact(artifact::ArtifactCommand),
     /// Attach files to an image in a registry as an OCI 1.1 artifact
     /// (an SBOM, a signature, a report) whose subject is the image.
     Attach(remote::AttachArgs),
@@ -135,6 +140,7 @@ impl Cli {
                 | Command::Prefetch(_)
                 | Command::Tag(_)
                 | Command::Attach(_)
+                | Command::Artifact(_)
                 | Command::Referrers(_)
                 | Command::Exists(_)
                 | Command::Diff(_)
@@ -162,6 +168,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prefetch(a) => remote::prefetch(&a),
         Command::Tag(a) => remote::tag(&a),
         Command::Attach(a) => remote::attach(&a),
+        Command::Artifact(c) => artifact::run(&c),
         Command::Referrers(a) => remote::referrers(&a),
         Command::Exists(a) => remote::exists(&a),
         Command::Diff(a) => diff::diff(&a),

@@ -531,13 +531,13 @@ pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::
 
 /// One progress bar per blob in flight, on standard error when the output
 /// mode shows progress (a terminal, and not --quiet).
-struct TransferBars {
+pub(super) struct TransferBars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl TransferBars {
-    fn new(mode: Output) -> Self {
+    pub(super) fn new(mode: Output) -> Self {
         TransferBars {
             multi: mode
                 .shows_progress()
@@ -546,7 +546,7 @@ impl TransferBars {
         }
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         if let Some(m) = &self.multi {
             let _ = m.clear();
         }

@@ -54,6 +54,7 @@
 pub mod auth;
 
 mod api;
+pub mod artifact;
 mod client;
 mod errors;
 mod mounts;

@@ -151,7 +151,7 @@ fn lists(index: &Value, digest: &Sha256Digest) -> bool {
 /// Add `desc` (the referrer manifest `bytes`) to the index the fallback tag
 /// of `subject` names: read it (none yet: a new one), leave it if it lists
 /// the referrer, else append and write it back.
-async fn list_under_fallback(
+pub(super) async fn list_under_fallback(
     remote: &Remote,
     target: &Reference,
     subject: &Sha256Digest,

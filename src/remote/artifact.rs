@@ -1,0 +1,439 @@
+//! `artifact push` and `artifact pull`: files and directories as an OCI
+//! artifact, the way ORAS clients move them, so that each side reads what
+//! the other writes.
+//!
+//! - A file is a layer holding its bytes, named by
+//!   `org.opencontainers.image.title`.
+//! - A directory is a tar+gzip layer titled with the directory's name,
+//!   holding it under that name, annotated `io.deis.oras.content.unpack:
+//!   "true"` and `io.deis.oras.content.digest` (the tar's sha256), as ORAS
+//!   packs one; nixoci's tar is deterministic (sorted, owners 0, fixed
+//!   times), so the same directory gives the same digest.
+//! - Without a config, the OCI 1.1 empty descriptor, and `artifactType`
+//!   set (the image spec requires it then).
+//! - The manifest is canonical JSON: the same inputs, the same digest.
+//!
+//! A pull unpacks into a temporary directory beside the target with the
+//! safe extractor ([`crate::unpack`]: names, links, sizes and counts
+//! checked, digests verified), then moves each file or directory into
+//! place; an existing one is an error unless `overwrite`, and that is
+//! checked before anything moves.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::client::{runtime, Remote, RemoteOptions};
+use super::report::BlobReport;
+use super::upload::{push_blobs, Blob};
+use crate::artifact::{validate_name, ANNOTATION_TITLE};
+use crate::error::{Error, IoContext, Result};
+use crate::oci::descriptor::Descriptor;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::json::canonical_json;
+use crate::oci::media_type::validate_media_type;
+use crate::oci::reference::Reference;
+use crate::oci::MediaType;
+use crate::progress::Progress;
+
+/// ORAS's annotation marking a packed directory.
+pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
+/// ORAS's annotation giving a packed directory's tar digest.
+pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
+/// The artifact type when none is given and there is no config (as the
+/// ORAS command line names it).
+pub const DEFAULT_ARTIFACT_TYPE: &str = "application/vnd.unknown.artifact.v1";
+
+/// One thing to push: a file (with its media type) or a directory.
+#[derive(Clone, Debug)]
+pub enum Input {
+    File { path: PathBuf, media_type: String },
+    Dir { path: PathBuf },
+}
+
+/// What to push besides the inputs.
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    pub artifact_type: Option<String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Annotations of files, by title (ORAS's annotations file).
+    pub file_annotations: BTreeMap<String, BTreeMap<String, String>>,
+    /// Annotations of the config (`$config`).
+    pub config_annotations: BTreeMap<String, String>,
+    /// A config file and its media type.
+    pub config: Option<(PathBuf, String)>,
+    /// The manifest this artifact refers to (same repository).
+    pub subject: Option<Reference>,
+    pub limits: crate::untar::Limits,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactPushReport {
+    pub reference: String,
+    pub digest: Sha256Digest,
+    pub artifact_type: Option<String>,
+    pub layers: Vec<Descriptor>,
+    pub blobs: Vec<BlobReport>,
+    /// With a subject: `api`, `fallback` or `unchanged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed: Option<&'static str>,
+}
+
+/// ORAS's annotations file, read: the manifest's, the config's, and each
+/// file's (by name).
+#[derive(Clone, Debug, Default)]
+pub struct AnnotationsFile {
+    pub manifest: BTreeMap<String, String>,
+    pub config: BTreeMap<String, String>,
+    pub files: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Parse ORAS's annotations file: `$manifest`, `$config`, and one object
+/// per file title, each of string values.
+pub fn read_annotations_file(path: &Path) -> Result<AnnotationsFile> {
+    let bytes = crate::oci::json::read_limited(path, crate::oci::json::MAX_DOCUMENT)?;
+    let mut files: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_slice(&bytes)
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not an annotations file (an object of objects of strings, with \"$manifest\", \"$config\" and file names): {e}",
+                path.display()
+            ))
+        })?;
+    let manifest = files.remove("$manifest").unwrap_or_default();
+    let config = files.remove("$config").unwrap_or_default();
+    Ok(AnnotationsFile {
+        manifest,
+        config,
+        files,
+    })
+}
+
+/// Refuse a symbolic link under `root` that leads out of it (absolute, or
+/// climbing above it): the packed directory would point outside itself.
+fn check_links(root: &Path) -> Result<()> {
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.map_err(|e| Error::Invalid(format!("{}: {e}", root.display())))?;
+        if !e.path_is_symlink() {
+            continue;
+        }
+        let target = std::fs::read_link(e.path()).at(e.path())?;
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+        let mut depth = rel.components().count() as i64 - 1;
+        let escapes = target.is_absolute()
+            || target.components().any(|c| {
+                match c {
+                    std::path::Component::ParentDir => depth -= 1,
+                    std::path::Component::Normal(_) => depth += 1,
+                    _ => {}
+                }
+                depth < 0
+            });
+        if escapes {
+            return Err(Error::Invalid(format!(
+                "{}: a symbolic link to {} leads out of the directory; refused",
+                e.path().display(),
+                target.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Push `inputs` as an artifact to `target` (its tag, else by digest).
+pub fn push(
+    target: &Reference,
+    inputs: &[Input],
+    o: &PushOptions,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<ArtifactPushReport> {
+    if inputs.is_empty() {
+        return Err(Error::Invalid(
+            "artifact push needs at least one file or directory".into(),
+        ));
+    }
+    if let Some(t) = &o.artifact_type {
+        validate_media_type(t).map_err(Error::Invalid)?;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("nixoci-artifact-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut layers: Vec<Descriptor> = Vec::new();
+    let mut total = 0u64;
+    for (i, input) in inputs.iter().enumerate() {
+        let (path, dir) = match input {
+            Input::File { path, .. } => (path, false),
+            Input::Dir { path } => (path, true),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Invalid(format!("{}: no file name", path.display())))?;
+        validate_name(&name)?;
+        if layers
+            .iter()
+            .any(|l| l.annotations.get(ANNOTATION_TITLE) == Some(&name))
+        {
+            return Err(Error::Invalid(format!(
+                "two inputs are named {name:?}: an artifact's files need distinct names"
+            )));
+        }
+        let mut annotations = o.file_annotations.get(&name).cloned().unwrap_or_default();
+        annotations.insert(ANNOTATION_TITLE.to_owned(), name.clone());
+        let (media_type, digest, size, file) = if dir {
+            check_links(path)?;
+            let spec: crate::spec::LayerSpec = serde_json::from_value(json!({
+                "files": [{"source": std::fs::canonicalize(path).at(path)?, "destination": format!("/{name}/")}],
+                "compression": "gzip",
+            }))
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+            let out = tmp.path().join(format!("dir-{i}"));
+            let info = crate::build::layer(&spec, path, &out, &crate::build::Options::default())?;
+            annotations.insert(ANNOTATION_UNPACK.to_owned(), "true".to_owned());
+            annotations.insert(
+                ANNOTATION_CONTENT_DIGEST.to_owned(),
+                info.diff_id.to_string(),
+            );
+            let file = crate::layout::BlobDir::new(&out).path(&info.digest);
+            (MediaType::LAYER_GZIP, info.digest, info.size, file)
+        } else {
+            let Input::File { media_type, .. } = input else {
+                unreachable!()
+            };
+            validate_media_type(media_type).map_err(Error::Invalid)?;
+            let meta = std::fs::metadata(path).at(path)?;
+            if !meta.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{}: not a regular file (a directory is packed; give it without :MEDIATYPE)",
+                    path.display()
+                )));
+            }
+            let f = std::fs::File::open(path).at(path)?;
+            let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;
+            (
+                MediaType::from(media_type.clone()),
+                digest,
+                size,
+                path.clone(),
+            )
+        };
+        if size > o.limits.max_file_size {
+            return Err(Error::Invalid(format!(
+                "{}: {size} bytes, more than the {} a file may have",
+                path.display(),
+                o.limits.max_file_size
+            )));
+        }
+        total = total.saturating_add(size);
+        if total > o.limits.max_total_size {
+            return Err(Error::Invalid(format!(
+                "the inputs add up to more than the {} bytes an artifact may hold",
+                o.limits.max_total_size
+            )));
+        }
+        layers.push(Descriptor {
+            media_type,
+            digest: digest.clone(),
+            size,
+            platform: None,
+            annotations,
+            artifact_type: None,
+        });
+        blobs.push(Blob {
+            digest,
+            size,
+            path: file,
+        });
+    }
+    let config = match &o.config {
+        Some((path, media_type)) => {
+            validate_media_type(media_type).map_err(Error::Invalid)?;
+            let f = std::fs::File::open(path).at(path)?;
+            let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;
+            blobs.push(Blob {
+                digest: digest.clone(),
+                size,
+                path: path.clone(),
+            });
+            let mut c = json!({"mediaType": media_type, "digest": digest, "size": size});
+            if !o.config_annotations.is_empty() {
+                c["annotations"] = json!(o.config_annotations);
+            }
+            c
+        }
+        None => {
+            let empty = tmp.path().join("empty.json");
+            std::fs::write(&empty, b"{}").at(&empty)?;
+            blobs.push(Blob {
+                digest: Sha256Digest::of(b"{}"),
+                size: 2,
+                path: empty,
+            });
+            json!({"mediaType": MediaType::EMPTY, "digest": Sha256Digest::of(b"{}"), "size": 2, "data": "e30="})
+        }
+    };
+    let artifact_type = o
+        .artifact_type
+        .clone()
+        .or_else(|| o.config.is_none().then(|| DEFAULT_ARTIFACT_TYPE.to_owned()));
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    blobs.dedup_by(|a, b| a.digest == b.digest);
+    runtime()?.block_on(async {
+        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        if let Some(t) = &artifact_type {
+            manifest["artifactType"] = json!(t);
+        }
+        if !o.annotations.is_empty() {
+            manifest["annotations"] = json!(o.annotations);
+        }
+        let mut subject_digest = None;
+        if let Some(s) = &o.subject {
+            if s.registry != target.registry || s.repository != target.repository {
+                return Err(Error::Invalid(format!(
+                    "--subject {s}: a subject must be in the artifact's repository {}/{}",
+                    target.registry, target.repository
+                )));
+            }
+            let (bytes, digest) = remote.manifest_raw(s).await?;
+            let doc: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{s}: the manifest is not JSON: {e}")))?;
+            manifest["subject"] = json!({
+                "mediaType": super::api::media_type_of(&doc),
+                "digest": digest,
+                "size": bytes.len(),
+            });
+            subject_digest = Some(digest);
+        }
+        let sent = push_blobs(&remote, target, &blobs, opts, progress).await?;
+        let bytes = canonical_json(&manifest);
+        let digest = Sha256Digest::of(&bytes);
+        let at = if target.tag.is_some() {
+            target.clone()
+        } else {
+            target.with_digest(&digest)
+        };
+        if let Some(d) = &target.digest {
+            if *d != digest {
+                return Err(Error::Invalid(format!(
+                    "{target} names digest {d}, but the artifact's manifest is {digest}"
+                )));
+            }
+        }
+        let (_, keeps) = remote
+            .put_manifest_answer(&at, &bytes, &MediaType::MANIFEST)
+            .await?;
+        let listed = match &subject_digest {
+            None => None,
+            Some(_) if keeps => Some("api"),
+            Some(s) => {
+                let desc = Descriptor {
+                    media_type: MediaType::MANIFEST,
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                    platform: None,
+                    annotations: o.annotations.clone(),
+                    artifact_type: artifact_type.clone(),
+                };
+                Some(
+                    super::referrers::list_under_fallback(&remote, target, s, &desc, &bytes)
+                        .await?,
+                )
+            }
+        };
+        Ok(ArtifactPushReport {
+            reference: at.to_string(),
+            digest,
+            artifact_type,
+            layers,
+            blobs: sent,
+            listed,
+        })
+    })
+}
+
+/// What a pull wrote.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactPullReport {
+    pub reference: String,
+    pub digest: Sha256Digest,
+    pub dir: PathBuf,
+    /// The files and directories written, by name.
+    pub written: Vec<String>,
+}
+
+/// Pull the artifact `source` names into the directory `dir` (made when
+/// missing): each file under its title, each packed directory unpacked.
+pub fn pull(
+    source: &Reference,
+    dir: &Path,
+    overwrite: bool,
+    limits: &crate::untar::Limits,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<ArtifactPullReport> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let work = tempfile::Builder::new()
+        .prefix(".nixoci-artifact-")
+        .tempdir_in(dir)
+        .at(dir)?;
+    let _tracked = crate::layout::UnfinishedFile::track(work.path());
+    let layout = work.path().join("layout");
+    let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
+    let unpacked = work.path().join("files");
+    let uopts = crate::unpack::UnpackOptions {
+        limits: *limits,
+        ..Default::default()
+    };
+    crate::unpack::unpack(&layout, None, &unpacked, &uopts)
+        .map_err(|e| e.within(format!("the artifact {source}")))?;
+    let mut names: Vec<String> = std::fs::read_dir(&unpacked)
+        .at(&unpacked)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .at(&unpacked)?;
+    names.sort();
+    // Every conflict before anything moves.
+    for n in &names {
+        let target = dir.join(n);
+        if std::fs::symlink_metadata(&target).is_ok() && !overwrite {
+            return Err(Error::Invalid(format!(
+                "{}: already exists; give --overwrite to replace it",
+                target.display()
+            )));
+        }
+    }
+    for n in &names {
+        let target = dir.join(n);
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            if m.is_dir() {
+                crate::unpack::make_removable(&target);
+                std::fs::remove_dir_all(&target).at(&target)?;
+            } else {
+                std::fs::remove_file(&target).at(&target)?;
+            }
+        }
+        std::fs::rename(unpacked.join(n), &target).at(&target)?;
+    }
+    crate::unpack::make_removable(work.path());
+    Ok(ArtifactPullReport {
+        reference: source.to_string(),
+        digest: pulled.digest,
+        dir: dir.to_owned(),
+        written: names,
+    })
+}
