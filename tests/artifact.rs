@@ -106,6 +106,31 @@ fn oras_pushes_nixoci_pulls() {
             }
         }
     }
+    // In a layout: nixoci pull writes the artifact as one, which
+    // verifies, unpacks to the same files, and pushes back.
+    let layout = t.path().join("layout");
+    run(nixoci()
+        .arg("pull")
+        .arg(reg.reference("oras/x:dir"))
+        .arg(&layout)
+        .arg("-q"));
+    run(nixoci().arg("verify").arg(&layout));
+    let unpacked = t.path().join("unpacked");
+    run(nixoci().arg("unpack").arg(&layout).arg(&unpacked).arg("-q"));
+    same_tree(&d, &unpacked.join("site"));
+    run(nixoci()
+        .arg("push")
+        .arg(&layout)
+        .arg(reg.reference("oras/copy:dir"))
+        .arg("-q"));
+    let again = t.path().join("again");
+    run(nixoci()
+        .args(["artifact", "pull"])
+        .arg(reg.reference("oras/copy:dir"))
+        .arg(&again)
+        .arg("-q"));
+    same_tree(&d, &again.join("site"));
+
     // A second pull into the same place: refused, nothing replaced;
     // --overwrite replaces.
     let out = t.path().join("out-several");
