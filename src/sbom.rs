@@ -134,6 +134,15 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let root = tmp.path().join("rootfs");
+    // Removable however this ends: an image's directories may be
+    // read-only, and then even their owner cannot delete what they hold.
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            crate::unpack::make_removable(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(root.clone());
     let opts = UnpackOptions {
         platform: platform.cloned(),
         ..Default::default()
@@ -185,7 +194,6 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
             layer: image.layers[layer_index].0.digest.clone(),
         });
     }
-    crate::unpack::make_removable(&root);
     Ok(Sbom {
         name: tag.map_or_else(|| manifest.to_string(), str::to_owned),
         subject: crate::oci::descriptor::Descriptor {

@@ -232,6 +232,44 @@ fn nixoci_pushes_oras_pulls() {
     let second = push(&copy, "2");
     assert_eq!(first["digest"], second["digest"]);
 
+    // The size limits: a file, and the whole, refused on push before
+    // anything is sent, and on pull with nothing written.
+    let err = run_fail(
+        nixoci()
+            .args(["artifact", "push", "--max-file-size", "100"])
+            .arg(reg.reference("nix/art:big"))
+            .arg(work.join("data.bin")),
+    );
+    assert!(err.contains("5000 bytes, more than the 100"), "{err}");
+    let err = run_fail(
+        nixoci()
+            .args(["artifact", "push", "--max-total-size", "5010"])
+            .arg(reg.reference("nix/art:big"))
+            .arg(work.join("data.bin"))
+            .arg(work.join("notes.txt")),
+    );
+    assert!(err.contains("add up to more than the 5010 bytes"), "{err}");
+    let small = t.path().join("small");
+    let err = run_fail(
+        nixoci()
+            .args(["artifact", "pull", "--max-file-size", "100"])
+            .arg(reg.reference("nix/art:1"))
+            .arg(&small),
+    );
+    assert!(
+        err.contains("--max-file-size") || err.contains("100"),
+        "{err}"
+    );
+    let left: Vec<_> = fs::read_dir(&small)
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(
+        left.iter().all(|n| *n == 0),
+        "left behind in {}",
+        small.display()
+    );
+
     // A link out of a directory is refused, before anything is sent.
     let bad = t.path().join("bad");
     fs::create_dir_all(&bad).unwrap();

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use nixoci::remote::artifact::{self, Input, PushOptions};
 
 use super::args::reference_arg;
+use super::local::LimitArgs;
 use super::output::TransferOutputArgs;
 use super::remote::{RemoteArgs, TransferBars};
 
@@ -50,6 +51,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "REFERENCE")]
     subject: Option<String>,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     output: TransferOutputArgs,
@@ -64,6 +67,8 @@ pub struct PullArgs {
     /// Replace files and directories that exist.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
@@ -121,6 +126,7 @@ fn push(a: &PushArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|c| split(c, "application/vnd.unknown.config.v1+json"));
     o.subject = a.subject.as_deref().map(reference_arg).transpose()?;
+    o.limits = a.limits.limits();
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
     let report = artifact::push(&target, &inputs, &o, &a.remote.options()?, bars.clone())
@@ -149,7 +155,7 @@ fn pull(a: &PullArgs) -> Result<ExitCode> {
         &source,
         &a.dir,
         a.overwrite,
-        &nixoci::untar::Limits::default(),
+        &a.limits.limits(),
         &a.remote.options()?,
         bars.clone(),
     )

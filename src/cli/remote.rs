@@ -196,6 +196,8 @@ pub struct AttachArgs {
     #[arg(long, value_name = "KEY=VALUE")]
     annotation: Vec<String>,
     #[command(flatten)]
+    limits: super::local::LimitArgs,
+    #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     output: TransferOutputArgs,
@@ -259,7 +261,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         &a.artifact_type,
         &files,
         &annotations(&a.annotation)?,
-        &nixoci::untar::Limits::default(),
+        &a.limits.limits(),
         &opts,
         bars.clone(),
     )

@@ -392,6 +392,16 @@ pub fn pull(
         .tempdir_in(dir)
         .at(dir)?;
     let _tracked = crate::layout::UnfinishedFile::track(work.path());
+    // Removed however this ends, read-only directories and all (a packed
+    // directory may hold some, and even their owner cannot delete what
+    // they hold).
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            crate::unpack::make_removable(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(work.path().to_owned());
     let layout = work.path().join("layout");
     let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
     let unpacked = work.path().join("files");
@@ -429,7 +439,6 @@ pub fn pull(
         }
         std::fs::rename(unpacked.join(n), &target).at(&target)?;
     }
-    crate::unpack::make_removable(work.path());
     Ok(ArtifactPullReport {
         reference: source.to_string(),
         digest: pulled.digest,
