@@ -1470,7 +1470,30 @@ fn attach_and_list_referrers() {
     assert_eq!(digests(&copied), digests(&list(&[])));
 
     // Refused before anything is sent.
+    let bad_name = t.path().join("bad\nname");
+    fs::write(&bad_name, "x").unwrap();
     let before = reg.log().lines().count();
+    let err = run_fail(
+        tool(t.path())
+            .arg("attach")
+            .arg(&reference)
+            .args(["--artifact-type", "a/b"])
+            .arg(&bad_name),
+    );
+    assert!(
+        err.contains("artifact file name") && err.contains("control character"),
+        "{err}"
+    );
+    let err = run_fail(
+        tool(t.path())
+            .args(["artifact", "push"])
+            .arg(reg.reference("ref/bad:1"))
+            .arg(&bad_name),
+    );
+    assert!(
+        err.contains("artifact file name") && err.contains("control character"),
+        "{err}"
+    );
     for (args, want) in [
         (
             vec!["--artifact-type", "not a type", sig.to_str().unwrap()],
@@ -1508,4 +1531,105 @@ fn attach_and_list_referrers() {
             .any(|l| l.contains("\"PUT ") || l.contains("\"POST ")),
         "sent: {after:?}"
     );
+}
+
+/// A registry that keeps referrers (OCI 1.1): registry 2.8 behind
+/// `tests/peers/referrers_proxy.py`, which answers `OCI-Subject` and serves
+/// the referrers API. Stopped by PID when dropped.
+struct ReferrersProxy {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ReferrersProxy {
+    fn start(upstream: u16) -> ReferrersProxy {
+        require("python3");
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/referrers_proxy.py"))
+            .arg(upstream.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("the proxy prints its port");
+        ReferrersProxy { child, port }
+    }
+}
+
+impl Drop for ReferrersProxy {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// With a registry that keeps referrers, nixoci uses its API and writes no
+/// fallback tag: `attach` and a layout's referrers on `push` are listed by
+/// the registry (`OCI-Subject`), `referrers` and `pull --referrers` read
+/// its referrers API.
+#[test]
+fn the_referrers_api_when_the_registry_has_one() {
+    let reg = Registry::start(Setup::default());
+    let proxy = ReferrersProxy::start(reg.port);
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 3, 4, 1000);
+    let via = |repo: &str| format!("127.0.0.1:{}/{repo}", proxy.port);
+    push_json(t.path(), &layout, &via("api/app:1"), &[]);
+    let subject = manifest_digest(&layout);
+    let note = t.path().join("note.txt");
+    fs::write(&note, "attached\n").unwrap();
+    let out = run(tool(t.path())
+        .arg("attach")
+        .arg(via("api/app:1"))
+        .args(["--artifact-type", "text/plain"])
+        .arg(&note)
+        .arg("--json"));
+    let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(attached["listed"], json!("api"), "{attached}");
+    // No fallback tag in the registry itself.
+    let fallback = format!(
+        "http://{}/v2/api/app/manifests/sha256-{}",
+        reg.host(),
+        subject.trim_start_matches("sha256:")
+    );
+    let code = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(&fallback));
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
+    let out = run(tool(t.path())
+        .arg("referrers")
+        .arg(via("api/app:1"))
+        .arg("--json"));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["source"], json!("api"));
+    assert_eq!(listed["manifests"][0]["digest"], attached["digest"]);
+    // pull --referrers through the API, then push the layout elsewhere:
+    // its referrer is listed by the registry again.
+    let pulled = t.path().join("pulled");
+    run(tool(t.path())
+        .arg("pull")
+        .arg(via("api/app:1"))
+        .arg(&pulled)
+        .args(["--referrers", "-q"]));
+    let pushed = push_json(t.path(), &pulled, &via("api/copy:1"), &[]);
+    assert_eq!(pushed["referrers"][0]["listed"], json!("api"), "{pushed}");
+    // Again: the registry lists it already; nothing is written.
+    let again = push_json(t.path(), &pulled, &via("api/copy:1"), &[]);
+    assert_eq!(
+        again["referrers"][0]["listed"],
+        json!("unchanged"),
+        "{again}"
+    );
+    assert_eq!(again["upToDate"], json!(true), "{again}");
+    let code = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(fallback.replace("/api/app/", "/api/copy/")));
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
 }

@@ -82,12 +82,14 @@ pub(super) async fn push(
     let mut blobs = Vec::new();
     for (desc, subject) in referrers {
         let by_digest = target.with_digest(&desc.digest);
-        let at = target.with_tag(&fallback_tag(subject));
-        // Already there and listed: nothing to write.
+        // Already there and listed (by the registry's referrers API, or
+        // under the fallback tag): nothing to write.
         if remote.manifest_digest(&by_digest).await?.as_ref() == Some(&desc.digest)
-            && fallback_index(remote, &at)
+            && of_subject(remote, target, subject)
                 .await?
-                .is_some_and(|i| lists(&i, &desc.digest))
+                .1
+                .iter()
+                .any(|d| d.digest == desc.digest)
         {
             reports.push(ReferrerReport {
                 digest: desc.digest.clone(),
