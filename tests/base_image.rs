@@ -214,6 +214,27 @@ fn prefetch_then_pull_in_nix_by_digest() {
             .args(["--platform", "linux/s390x"]),
     );
     assert!(err.contains("s390x"), "{err}");
+    // An artifact, pinned the same way: into the Nix store, and out again
+    // as its files.
+    let files = t.path().join("artifact-in");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("report.txt"), "all green\n").unwrap();
+    let art_ref = reg.reference("base/report:1");
+    run(nixoci()
+        .args(["artifact", "push"])
+        .arg(&art_ref)
+        .arg(format!("{}:text/plain", files.join("report.txt").display()))
+        .arg("-q"));
+    let art = prefetch(&art_ref, &[], &[]);
+    assert!(
+        art.get("os").is_none() && art.get("arch").is_none(),
+        "{art}"
+    );
+    let stored = built(&pull_in_nix(&art, &fresh_name("report"), None, &[]));
+    assert_eq!(nix_hash(&stored), art["hash"].as_str().unwrap());
+    let out = t.path().join("artifact-out");
+    run(nixoci().arg("unpack").arg(&stored).arg(&out).arg("-q"));
+    assert_eq!(fs::read(out.join("report.txt")).unwrap(), b"all green\n");
     // A wrong hash fails the build and names the right one, as Nix does.
     let mut wrong = args.clone();
     wrong["hash"] = json!("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");

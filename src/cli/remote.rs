@@ -455,15 +455,19 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
         (_, true, _) | (None, false, None) => None,
         (Some(p), false, _) => Some(p.clone()),
         (None, false, Some(image)) => {
+            // An artifact's config names no platform: none is printed.
             let c = image.config_value()?;
-            let text = |k: &str| c[k].as_str().map(str::to_owned);
-            Some(nixoci::oci::Platform {
-                architecture: text("architecture").unwrap_or_default(),
-                os: text("os").unwrap_or_default(),
-                variant: text("variant"),
-                os_version: None,
-                os_features: None,
-            })
+            let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+            match (text("architecture"), text("os")) {
+                (Some(architecture), Some(os)) => Some(nixoci::oci::Platform {
+                    architecture,
+                    os,
+                    variant: text("variant"),
+                    os_version: None,
+                    os_features: None,
+                }),
+                _ => None,
+            }
         }
     };
     let out = Prefetched {
