@@ -20,7 +20,8 @@
 //! 5. layouts: [`layout`] (store, reader, tags);
 //! 6. commands: [`build`] (with [`base`]: base images), [`verify`],
 //!    [`inspect`], [`archive`], [`unpack`] (with [`untar`], [`artifact`]),
-//!    [`diff`], [`sbom`], [`referrers`] (artifacts attached to images);
+//!    [`diff`], [`sbom`], [`referrers`] (artifacts attached to images),
+//!    `fuzz` (the fuzzing entry points);
 //! 7. the network: [`remote`], the only module that uses it.
 
 pub mod archive;
@@ -30,6 +31,8 @@ pub mod build;
 pub mod diff;
 pub mod documents;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod inspect;
 pub mod layer;
 pub mod layout;

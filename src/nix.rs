@@ -100,7 +100,7 @@ pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<PathBuf>
     Ok(paths)
 }
 
-fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let list = doc
         .get(attr)
@@ -124,7 +124,7 @@ fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, String> {
         .collect()
 }
 
-fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String> {
     let mut lines = text.lines().enumerate();
     let mut paths = Vec::new();
     while let Some((n, path)) = lines.next() {
