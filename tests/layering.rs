@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
         "diff",
         "sbom",
         "referrers",
+        "fuzz",
     ],
     &["remote"],
 ];
