@@ -80,6 +80,9 @@ pub struct ArtifactPushReport {
     pub artifact_type: Option<String>,
     pub layers: Vec<Descriptor>,
     pub blobs: Vec<BlobReport>,
+    /// The manifest the artifact refers to (`--subject`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Sha256Digest>,
     /// With a subject: `api`, `fallback` or `unchanged`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listed: Option<&'static str>,
@@ -183,7 +186,7 @@ pub fn push(
             .any(|l| l.annotations.get(ANNOTATION_TITLE) == Some(&name))
         {
             return Err(Error::Invalid(format!(
-                "two inputs are named {name:?}: an artifact's files need distinct names"
+                "two files are named {name:?}: an artifact's files need distinct names"
             )));
         }
         let mut annotations = o.file_annotations.get(&name).cloned().unwrap_or_default();
@@ -360,8 +363,81 @@ pub fn push(
             artifact_type,
             layers,
             blobs: sent,
+            subject: subject_digest,
             listed,
         })
+    })
+}
+
+/// What `attach` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachReport {
+    pub reference: String,
+    /// The manifest the artifact is attached to.
+    pub subject: Sha256Digest,
+    /// The artifact manifest.
+    pub digest: Sha256Digest,
+    pub artifact_type: String,
+    /// `api`, `fallback` or `unchanged` (see
+    /// [`super::referrers::ReferrerReport::listed`]).
+    pub listed: &'static str,
+    pub files: Vec<Descriptor>,
+    pub blobs: Vec<BlobReport>,
+}
+
+/// A file to attach: its path, and its media type.
+#[derive(Clone, Debug)]
+pub struct AttachFile {
+    pub path: PathBuf,
+    pub media_type: MediaType,
+}
+
+/// Attach `files` to the image `target` names: an artifact [`push`] of
+/// them, by digest into the image's repository, with the image as its
+/// `subject` (listed as the registry lists referrers: its own API, or the
+/// fallback tag). Names, media types and sizes are checked before
+/// anything is sent.
+pub fn attach(
+    target: &Reference,
+    artifact_type: &str,
+    files: &[AttachFile],
+    annotations: &BTreeMap<String, String>,
+    limits: &crate::untar::Limits,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<AttachReport> {
+    if files.is_empty() {
+        return Err(Error::Invalid("attach needs at least one file".into()));
+    }
+    let inputs: Vec<Input> = files
+        .iter()
+        .map(|f| Input::File {
+            path: f.path.clone(),
+            media_type: f.media_type.as_str().to_owned(),
+        })
+        .collect();
+    let o = PushOptions {
+        artifact_type: Some(artifact_type.to_owned()),
+        annotations: annotations.clone(),
+        subject: Some(target.clone()),
+        limits: *limits,
+        ..Default::default()
+    };
+    let repository = Reference {
+        tag: None,
+        digest: None,
+        ..target.clone()
+    };
+    let pushed = push(&repository, &inputs, &o, opts, progress)?;
+    Ok(AttachReport {
+        reference: target.to_string(),
+        subject: pushed.subject.expect("a push with a subject names it"),
+        digest: pushed.digest,
+        artifact_type: artifact_type.to_owned(),
+        listed: pushed.listed.expect("a push with a subject is listed"),
+        files: pushed.layers,
+        blobs: pushed.blobs,
     })
 }
 

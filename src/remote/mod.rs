@@ -66,11 +66,10 @@ mod referrers;
 mod report;
 mod upload;
 
+pub use artifact::{attach, AttachFile, AttachReport};
 pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
-pub use referrers::{
-    attach, fallback_tag, list as referrers, AttachFile, AttachReport, ReferrerReport, Referrers,
-};
+pub use referrers::{fallback_tag, list as referrers, ReferrerReport, Referrers};
 pub use report::{BlobAction, BlobReport};
