@@ -136,13 +136,7 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
     let root = tmp.path().join("rootfs");
     // Removable however this ends: an image's directories may be
     // read-only, and then even their owner cannot delete what they hold.
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            crate::unpack::make_removable(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(root.clone());
+    let _cleanup = crate::unpack::MakeRemovableOnDrop(root.clone());
     let opts = UnpackOptions {
         platform: platform.cloned(),
         ..Default::default()

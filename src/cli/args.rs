@@ -39,6 +39,15 @@ fn names_a_registry(arg: &str) -> bool {
 
 /// `LAYOUT[:TAG]` split when the whole is not an existing path: the part
 /// after the last `:` (with no `/` in it) is the tag.
+/// `FILE[:MEDIATYPE]`: the media type is what follows the last `:` when
+/// it has a `/` (a path may hold a `:` too), else `default`.
+pub(super) fn file_and_media_type(arg: &str, default: &str) -> (PathBuf, String) {
+    match arg.rsplit_once(':') {
+        Some((f, t)) if t.contains('/') && !f.is_empty() => (f.into(), t.to_owned()),
+        _ => (arg.into(), default.to_owned()),
+    }
+}
+
 fn split_tag(arg: &str) -> Result<(PathBuf, Option<String>)> {
     if Path::new(arg).exists() {
         return Ok((PathBuf::from(arg), None));

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use nixoci::remote::artifact::{self, Input, PushOptions};
 
-use super::args::reference_arg;
+use super::args::{file_and_media_type, reference_arg};
 use super::local::LimitArgs;
 use super::output::TransferOutputArgs;
 use super::remote::{RemoteArgs, TransferBars};
@@ -75,14 +75,6 @@ pub struct PullArgs {
     output: TransferOutputArgs,
 }
 
-/// `FILE[:MEDIATYPE]`, the media type after the last `:` when it has a `/`.
-fn split(arg: &str, default: &str) -> (PathBuf, String) {
-    match arg.rsplit_once(':') {
-        Some((f, t)) if t.contains('/') && !f.is_empty() => (f.into(), t.to_owned()),
-        _ => (arg.into(), default.to_owned()),
-    }
-}
-
 pub fn run(c: &ArtifactCommand) -> Result<ExitCode> {
     match c {
         ArtifactCommand::Push(a) => push(a),
@@ -96,7 +88,8 @@ fn push(a: &PushArgs) -> Result<ExitCode> {
         .inputs
         .iter()
         .map(|i| {
-            let (path, media_type) = split(i, "application/vnd.oci.image.layer.v1.tar");
+            let (path, media_type) =
+                file_and_media_type(i, "application/vnd.oci.image.layer.v1.tar");
             if path.is_dir() && !i.ends_with(media_type.as_str()) {
                 Input::Dir { path }
             } else {
@@ -114,17 +107,12 @@ fn push(a: &PushArgs) -> Result<ExitCode> {
         o.config_annotations = read.config;
         o.file_annotations = read.files;
     }
-    for p in &a.annotation {
-        let (k, v) = p
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("--annotation {p:?}: expected KEY=VALUE"))?;
-        o.annotations.insert(k.to_owned(), v.to_owned());
-    }
+    o.annotations
+        .extend(super::remote::annotations(&a.annotation)?);
     o.config = a
         .config
         .as_deref()
-        .map(|c| split(c, "application/vnd.unknown.config.v1+json"));
+        .map(|c| file_and_media_type(c, "application/vnd.unknown.config.v1+json"));
     o.subject = a.subject.as_deref().map(reference_arg).transpose()?;
     o.limits = a.limits.limits();
     let mode = a.output.mode();

@@ -217,17 +217,8 @@ pub struct ReferrersArgs {
     json: bool,
 }
 
-/// `FILE[:MEDIATYPE]`: the media type is what follows the last `:` when
-/// it has a `/` (a path may hold a `:` too).
-fn file_and_type(arg: &str) -> (std::path::PathBuf, String) {
-    match arg.rsplit_once(':') {
-        Some((f, t)) if t.contains('/') && !f.is_empty() => (f.into(), t.to_owned()),
-        _ => (arg.into(), "application/octet-stream".to_owned()),
-    }
-}
-
 /// `KEY=VALUE` pairs.
-fn annotations(pairs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+pub(super) fn annotations(pairs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|p| {
@@ -246,7 +237,8 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         .files
         .iter()
         .map(|f| {
-            let (path, media_type) = file_and_type(f);
+            let (path, media_type) =
+                super::args::file_and_media_type(f, "application/octet-stream");
             remote::AttachFile {
                 path,
                 media_type: media_type.into(),

@@ -471,13 +471,7 @@ pub fn pull(
     // Removed however this ends, read-only directories and all (a packed
     // directory may hold some, and even their owner cannot delete what
     // they hold).
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            crate::unpack::make_removable(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(work.path().to_owned());
+    let _cleanup = crate::unpack::MakeRemovableOnDrop(work.path().to_owned());
     let layout = work.path().join("layout");
     let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
     let unpacked = work.path().join("files");
