@@ -20,6 +20,15 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    // RUST_LOG=nixoci=debug: what nixoci does (retries and why) on stderr.
+    if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+        use std::io::IsTerminal as _;
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
     // Interrupted (Ctrl-C, SIGTERM, SIGHUP): remove what was being written.
     let _ = ctrlc::set_handler(|| {
         nixoci::layout::remove_unfinished();

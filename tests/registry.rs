@@ -17,54 +17,6 @@ use serde_json::{json, Value};
 
 use common::nixoci_in as tool;
 
-/// A deterministic, incompressible file of `len` bytes.
-fn noise(path: &Path, len: usize, seed: u64) {
-    let mut x = seed | 1;
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
-    buf.truncate(len);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, buf).unwrap();
-}
-
-/// An image layout: a base layer (shared by every image with the same
-/// `base_seed`) and one layer of its own, both uncompressed (the data is
-/// noise: compression would only cost time).
-fn image(dir: &Path, name: &str, base_seed: u64, own_seed: u64, size: usize) -> PathBuf {
-    image_with(dir, name, base_seed, own_seed, size, "none")
-}
-
-fn image_with(
-    dir: &Path,
-    name: &str,
-    base_seed: u64,
-    own_seed: u64,
-    size: usize,
-    compression: &str,
-) -> PathBuf {
-    noise(&dir.join(format!("{name}-in/base/blob")), size, base_seed);
-    noise(&dir.join(format!("{name}-in/own/blob")), size, own_seed);
-    let spec = dir.join(format!("{name}.json"));
-    write_json(
-        &spec,
-        &json!({
-            "layers": [
-                {"files": [{"source": format!("{name}-in/base/blob"), "destination": "/base/blob"}], "compression": compression},
-                {"files": [{"source": format!("{name}-in/own/blob"), "destination": format!("/{name}/blob")}], "compression": compression}
-            ],
-            "architecture": "amd64",
-            "config": {"Cmd": ["/bin/true"]},
-            "tags": ["latest"]
-        }),
-    );
-    build(&spec, &dir.join(name))
-}
-
 fn push_json(env: &Path, layout: &Path, reference: &str, extra: &[&str]) -> Value {
     let out = run(tool(env)
         .arg("push")

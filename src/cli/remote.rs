@@ -54,6 +54,10 @@ pub struct RemoteArgs {
     /// with exponential backoff.
     #[arg(long, default_value_t = 4)]
     retries: u32,
+    /// Give up on a request when the registry sends nothing for this many
+    /// seconds (the request is then retried, as a transient failure).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = positive_seconds)]
+    timeout: f64,
     /// Upload blobs larger than this many MiB in 4 MiB chunks (smaller ones
     /// go in one streamed request, which is faster).
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
@@ -95,7 +99,15 @@ impl RemoteArgs {
             mount_from: Vec::new(),
             blob_cache: RemoteOptions::default_blob_cache(),
             chunked_above: self.chunked_above_mib << 20,
+            timeout: std::time::Duration::from_secs_f64(self.timeout),
         })
+    }
+}
+
+fn positive_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?}: seconds, more than 0 and at most 86400")),
     }
 }
 

@@ -47,7 +47,14 @@ pub struct RemoteOptions {
     /// chunk); smaller ones in one streamed request, which is faster.
     /// 0: the default, [`DEFAULT_CHUNKED_ABOVE`].
     pub chunked_above: u64,
+    /// How long a connection may send nothing before the request fails
+    /// (and is retried as a transient failure). Zero: the default,
+    /// [`DEFAULT_TIMEOUT`].
+    pub timeout: Duration,
 }
+
+/// Default of [`RemoteOptions::timeout`]: 120 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default of [`RemoteOptions::chunked_above`]: 512 MiB.
 pub const DEFAULT_CHUNKED_ABOVE: u64 = 512 << 20;
@@ -188,7 +195,11 @@ fn clients(
     extra: Vec<Certificate>,
 ) -> Result<(Client, reqwest::Client)> {
     let connect_timeout = Duration::from_secs(10);
-    let read_timeout = Duration::from_secs(120);
+    let read_timeout = if opts.timeout.is_zero() {
+        DEFAULT_TIMEOUT
+    } else {
+        opts.timeout
+    };
     let config = ClientConfig {
         protocol: if plain {
             ClientProtocol::Http
@@ -444,6 +455,17 @@ impl Remote {
     /// A failure as a message that says what to do ([`errors::explain`]).
     pub(super) fn explain(&self, e: impl Into<Failure>) -> Error {
         errors::explain(&self.registry, &self.who, e.into())
+    }
+
+    /// [`Remote::explain`] for a failure in moving `what` (a blob): the
+    /// message names it, unless it is one of ours that does already.
+    pub(super) fn explain_about(&self, what: &str, e: Failure) -> Error {
+        match e {
+            Failure::Remote(_) | Failure::Later(..) => {
+                Error::Invalid(format!("{what}: {}", self.explain(e)))
+            }
+            e => self.explain(e),
+        }
     }
 }
 

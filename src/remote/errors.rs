@@ -31,10 +31,39 @@ pub(super) fn limit_text(max: u64) -> String {
 }
 
 /// Why a request failed: the registry or the network (`Remote`, retried
-/// when transient, explained), or a check of ours (`Local`, as it is).
+/// when transient, explained), the registry asking to be asked again later
+/// (`Later`: a 429 or 503 with `Retry-After`, retried after that wait), or
+/// a download whose bytes are not the ones asked for (`Garbled`: a wrong
+/// digest or a short body, fetched again, then the error as it is), or a
+/// check of ours (`Local`, as it is).
 pub(super) enum Failure {
     Remote(OciDistributionError),
+    Later(OciDistributionError, Duration),
+    Garbled(Error),
     Local(Error),
+}
+
+/// The longest `Retry-After` nixoci waits for. A registry asking for more
+/// gets no retry: the command fails at once and says so (a CI job should
+/// not sleep for an hour on a rate limit).
+pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` header's wait: seconds, or an HTTP date (the time from
+/// now until then). `None` without one, or when it cannot be read.
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 impl From<OciDistributionError> for Failure {
@@ -49,6 +78,19 @@ impl From<reqwest::Error> for Failure {
     }
 }
 
+impl Failure {
+    /// The failure in a line, for the retry log.
+    fn describe(&self) -> String {
+        match self {
+            Failure::Remote(e) => chain(e),
+            Failure::Later(e, wait) => {
+                format!("{} (Retry-After: {} s)", chain(e), wait.as_secs_f64())
+            }
+            Failure::Garbled(e) | Failure::Local(e) => chain(e),
+        }
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Local(e)
@@ -57,11 +99,18 @@ impl From<Error> for Failure {
 
 /// Whether an error is worth retrying.
 pub(super) fn transient(e: &Failure) -> bool {
-    let Failure::Remote(e) = e else { return false };
+    let e = match e {
+        Failure::Remote(e) => e,
+        Failure::Later(..) | Failure::Garbled(_) => return true,
+        Failure::Local(_) => return false,
+    };
     match e {
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
         OciDistributionError::RequestError(r) => {
-            r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()
+            // A body cut off mid-way (a reset connection) comes as a
+            // "decode" error: reqwest decompresses nothing here, so it can
+            // only be the transport.
+            r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode()
         }
         OciDistributionError::IoError(_) => true,
         // Docker Hub's rate limit: a 429 with a JSON error body.
@@ -156,6 +205,10 @@ pub(super) async fn read_capped(
 /// [`MAX_ERROR_BODY`] of its body.
 pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
     let status = res.status();
+    let later = match status.as_u16() {
+        429 | 503 => retry_after(res.headers()),
+        _ => None,
+    };
     let url = res.url().to_string();
     let mut body = Vec::new();
     // What arrives within the deadline is enough to explain the error.
@@ -177,7 +230,7 @@ pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
     if message.chars().count() > MAX_ERROR_MESSAGE {
         message = message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "...";
     }
-    Failure::Remote(match status.as_u16() {
+    let error = match status.as_u16() {
         401 => OciDistributionError::UnauthorizedError { url },
         code if status.is_client_error() => {
             match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
@@ -186,14 +239,20 @@ pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
             }
         }
         code => OciDistributionError::ServerError { code, url, message },
-    })
+    };
+    match later {
+        Some(wait) => Failure::Later(error, wait),
+        None => Failure::Remote(error),
+    }
 }
 
 /// Run `f` until it succeeds, fails in a way `worth_retrying` turns down,
 /// or `retries` retries have run out (backoff 0.25 s, 0.5 s, 1 s, ... at
-/// most 8 s). The one retry loop of the remote code: every request goes
-/// through it, with [`transient`] as the predicate
-/// ([`super::client::Remote::retry`]).
+/// most 8 s; or the registry's `Retry-After`, when it gives one of at most
+/// [`MAX_RETRY_AFTER`]). The one retry loop of the remote code: every
+/// request goes through it, with [`transient`] as the predicate
+/// ([`super::client::Remote::retry`]). Each retry is logged (a warning,
+/// shown with `RUST_LOG=nixoci=warn`).
 pub(super) async fn retry<T, E, F, Fut>(
     retries: u32,
     worth_retrying: impl Fn(&Failure) -> bool,
@@ -208,8 +267,19 @@ where
     loop {
         match f().await.map_err(Into::into) {
             Err(e) if worth_retrying(&e) && attempt < retries => {
-                let wait =
+                let backoff =
                     Duration::from_millis(250u64 << attempt.min(5)).min(Duration::from_secs(8));
+                let wait = match &e {
+                    Failure::Later(_, asked) if *asked > MAX_RETRY_AFTER => return Err(e),
+                    Failure::Later(_, asked) => (*asked).max(Duration::from_millis(100)),
+                    _ => backoff,
+                };
+                tracing::warn!(
+                    "retry {} of {retries} in {:.2} s after: {}",
+                    attempt + 1,
+                    wait.as_secs_f64(),
+                    e.describe()
+                );
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -222,8 +292,16 @@ where
 /// Credentials never appear: only `who` (`as NAME`, `anonymously`).
 pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
     let e = match e {
-        Failure::Local(e) => return e,
-        Failure::Remote(e) => e,
+        Failure::Local(e) | Failure::Garbled(e) => return e,
+        Failure::Later(e, wait) if wait > MAX_RETRY_AFTER => {
+            return Error::Invalid(format!(
+                "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({})",
+                wait.as_secs(),
+                MAX_RETRY_AFTER.as_secs(),
+                chain(&e)
+            ))
+        }
+        Failure::Remote(e) | Failure::Later(e, _) => e,
     };
     let text = chain(&e);
     // Classified by the error's kind (status, registry error code,
@@ -259,8 +337,10 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
                 format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")
             } else if tls.contains("unknownissuer") || tls.contains("invalid peer certificate") {
                 format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
-            } else if r.is_connect() || r.is_timeout() {
+            } else if r.is_connect() {
                 format!("cannot reach {registry}")
+            } else if r.is_timeout() {
+                format!("{registry} sent nothing for too long (--timeout)")
             } else {
                 format!("registry {registry}")
             }
@@ -268,12 +348,50 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
         e if not_found(e) => format!("{registry}: not found"),
         _ => format!("registry {registry}"),
     };
-    Error::Invalid(format!("{hint}: {text}"))
+    Error::Invalid(format!("{hint}: {}", without_queries(&text)))
+}
+
+/// `text` with the query of every URL in it cut to `?…`: an upload
+/// location's query is the registry's opaque state (hundreds of
+/// characters that say nothing to a reader, and are not for logs).
+pub(super) fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, url) = rest.split_at(at);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | ',' | '"' | '\''))
+            .unwrap_or(url.len());
+        match url[..end].find('?') {
+            Some(q) => {
+                out.push_str(&url[..q]);
+                out.push_str("?…");
+            }
+            None => out.push_str(&url[..end]),
+        }
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_queries_are_cut() {
+        assert_eq!(
+            without_queries("error sending request for url (http://h:5000/v2/a/blobs/uploads/u?_state=abc%3D&digest=sha256%3A12): reset"),
+            "error sending request for url (http://h:5000/v2/a/blobs/uploads/u?…): reset"
+        );
+        assert_eq!(
+            without_queries("Server error: url https://r/token?scope=x, code: 500"),
+            "Server error: url https://r/token?…, code: 500"
+        );
+        assert_eq!(without_queries("no url here"), "no url here");
+    }
 
     #[test]
     fn limits_in_words() {

@@ -396,7 +396,7 @@ async fn pull_blob(
     remote
         .retry(|| pull_blob_once(remote, source, blobs_dir, digest, size, &*progress))
         .await
-        .map_err(|e| remote.explain(e))?;
+        .map_err(|e| remote.explain_about(&format!("blob {digest} ({size} bytes)"), e))?;
     progress.blob_done(&digest.to_string(), BlobAction::Downloaded.as_str());
     Ok(BlobReport {
         digest: digest.clone(),
@@ -424,6 +424,10 @@ async fn pull_blob_once(
         })
         .await?;
     w.complete_verified(digest, size, &format!("blob {digest} from the registry"))
-        .map_err(Failure::Local)?;
+        .map_err(|e| match e {
+            // Fetched again (a proxy or a cache may have garbled it).
+            Error::DigestMismatch { .. } => Failure::Garbled(e),
+            e => Failure::Local(e),
+        })?;
     Ok(())
 }

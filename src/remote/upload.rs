@@ -246,5 +246,8 @@ async fn upload_blob(
             }
         })
         .await
-        .map_err(|e| remote.explain(e))
+        .map_err(|e| {
+            let what = format!("blob {} ({} bytes, {})", b.digest, b.size, b.path.display());
+            remote.explain_about(&what, e)
+        })
 }

@@ -1,0 +1,479 @@
+//! Registry faults: a fault-injecting proxy (tests/faults/proxy.rs, tokio
+//! and hyper on 127.0.0.1) between nixoci and a real registry (distribution
+//! 2.8, `common::registry`) breaks uploads, downloads, PUTs, the token
+//! endpoint, and says "later" (429). For every fault, once and always:
+//!
+//! - push completes after retries, or fails with a message naming the
+//!   fault, and no tag of the registry names an incomplete image;
+//! - pull completes with the right bytes, or fails naming the fault and
+//!   leaves no layout (and no temporary) behind.
+//!
+//! And with a password and a token crossing every fault at
+//! `RUST_LOG=trace`, neither appears in any output or file nixoci writes.
+//! The README's fault table ("Reliability") is what these tests check.
+
+mod common;
+#[path = "faults/proxy.rs"]
+mod proxy;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::registry::{Registry, Setup};
+use common::*;
+use proxy::{Fault, FaultProxy, TokenAuth};
+
+const ALWAYS: usize = usize::MAX;
+
+/// A registry, the proxy in front of it, and an image to move.
+struct Bench {
+    reg: Registry,
+    proxy: FaultProxy,
+    t: tempfile::TempDir,
+    layout: PathBuf,
+}
+
+impl Bench {
+    fn new(auth: Option<TokenAuth>) -> Bench {
+        let reg = Registry::start(Setup::default());
+        let proxy = FaultProxy::start(reg.port, auth);
+        let t = tempfile::tempdir().unwrap();
+        // Two layers of 300 kB (uncompressed noise) and a config.
+        let layout = image(t.path(), "app", 11, 12, 300_000);
+        Bench {
+            reg,
+            proxy,
+            t,
+            layout,
+        }
+    }
+
+    fn env(&self) -> &Path {
+        self.t.path()
+    }
+
+    /// nixoci with this bench's private environment, few retries (quick
+    /// to run out) and a short timeout (for the stall).
+    fn tool(&self, args: &[&str]) -> Command {
+        let mut c = nixoci_in(self.env());
+        c.args(args)
+            .args(["--retries", "2", "--timeout", "2", "--quiet"]);
+        c
+    }
+
+    fn push(&self, repo_tag: &str) -> Output {
+        self.push_layout(&self.layout, repo_tag)
+    }
+
+    fn push_layout(&self, layout: &Path, repo_tag: &str) -> Output {
+        self.tool(&[
+            "push",
+            layout.to_str().unwrap(),
+            &self.proxy.reference(repo_tag),
+        ])
+        .output()
+        .unwrap()
+    }
+
+    /// An image of blobs no other has (so that a push of it uploads every
+    /// blob: none can be mounted from another repository).
+    fn fresh_image(&self, name: &str, seed: u64) -> PathBuf {
+        image(self.env(), name, seed, seed + 1, 300_000)
+    }
+
+    /// Pull through the proxy into a new directory under a parent of its
+    /// own, so that anything left beside it shows.
+    fn pull(&self, repo_tag: &str, name: &str) -> (Output, PathBuf) {
+        let dir = self.env().join("pulls").join(name).join("out");
+        let out = self
+            .tool(&["pull", &self.proxy.reference(repo_tag)])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        (out, dir)
+    }
+
+    /// Every tag of `repo` in the registry (not through the proxy) names a
+    /// complete image: `nixoci pull` of each gets every blob, and `verify`
+    /// passes. Returns the tags.
+    fn assert_tags_complete(&self, repo: &str) -> Vec<String> {
+        require("skopeo");
+        let out = Command::new("skopeo")
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{}", self.reg.reference(repo)))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("unknown") || err.contains("404"),
+                "skopeo list-tags {repo}: {err}"
+            );
+            return Vec::new();
+        }
+        let tags: Vec<String> = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+            ["Tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        for tag in &tags {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("check");
+            run(nixoci_in(self.env())
+                .args(["pull", "--quiet"])
+                .arg(self.reg.reference(&format!("{repo}:{tag}")))
+                .arg(&out));
+            run(nixoci().arg("verify").arg(&out));
+        }
+        tags
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `out` failed, and its message says one of `words`.
+fn assert_failed_naming(out: &Output, words: &[&str], what: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{what}: succeeded, should fail");
+    // Shown with --nocapture: the README's fault table quotes these.
+    eprintln!("{what}: {}", err.trim());
+    assert!(
+        words.iter().any(|w| err.contains(w)),
+        "{what}: the message names none of {words:?}:\n{err}"
+    );
+}
+
+/// After a pull: either it succeeded and the layout is the pushed image,
+/// byte for byte, or it failed and nothing at all is left in the parent.
+fn assert_pull_sound(b: &Bench, out: &Output, dir: &Path, what: &str) {
+    if out.status.success() {
+        run(nixoci().arg("verify").arg(dir));
+        assert_eq!(blobs(dir), blobs(&b.layout), "{what}: other bytes");
+    } else {
+        let left: Vec<_> = fs::read_dir(dir.parent().unwrap())
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
+    }
+}
+
+#[test]
+fn upload_faults_are_retried_or_named_and_no_tag_names_an_incomplete_image() {
+    let b = Bench::new(None);
+    // Once: retried, and the image arrives whole.
+    for (fault, repo, seed) in [
+        (Fault::ResetUpload, "reset-once", 100),
+        (Fault::ServerErrorOnPut, "put500-once", 110),
+    ] {
+        let layout = b.fresh_image(repo, seed);
+        b.proxy.inject(fault, 1);
+        let out = b.push_layout(&layout, &format!("{repo}:v1"));
+        assert!(out.status.success(), "{fault:?} once: {}", stderr(&out));
+        assert_eq!(b.proxy.fired(), 1, "{fault:?} was injected");
+        assert_eq!(b.assert_tags_complete(repo), ["v1"]);
+    }
+    // Always: the push fails, naming the fault, and sets no tag.
+    for (fault, repo, seed, words) in [
+        (
+            Fault::ResetUpload,
+            "reset-always",
+            120,
+            &["connection", "reset", "sending request", "error"][..],
+        ),
+        (Fault::ServerErrorOnPut, "put500-always", 130, &["500"][..]),
+    ] {
+        let layout = b.fresh_image(repo, seed);
+        b.proxy.inject(fault, ALWAYS);
+        let out = b.push_layout(&layout, &format!("{repo}:v1"));
+        assert_failed_naming(&out, words, &format!("{fault:?} always"));
+        assert!(b.proxy.fired() >= 3, "{fault:?}: tried 1 + 2 retries");
+        assert_eq!(
+            b.assert_tags_complete(repo),
+            Vec::<String>::new(),
+            "{fault:?}"
+        );
+    }
+    // Over the failed pushes, the image is pushed whole.
+    b.proxy.inject(Fault::None, 0);
+    let out = b.push("put500-always:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(b.assert_tags_complete("put500-always"), ["v1"]);
+}
+
+#[test]
+fn too_many_requests_waits_as_long_as_retry_after_says() {
+    let b = Bench::new(None);
+    b.proxy.inject(Fault::TooManyRequests { retry_after: 2 }, 2);
+    let out = nixoci_in(b.env())
+        .args(["push", "--quiet", "--jobs", "1", "--retries", "3"])
+        .arg(&b.layout)
+        .arg(b.proxy.reference("busy:v1"))
+        .env("RUST_LOG", "nixoci=warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(b.proxy.fired(), 2);
+    assert_eq!(b.assert_tags_complete("busy"), ["v1"]);
+    // The retry log says why it waited.
+    assert!(
+        stderr(&out).contains("Retry-After: 2 s"),
+        "{}",
+        stderr(&out)
+    );
+    // Each 429 is followed by nothing for the 2 s asked (one job: requests
+    // go one at a time; the backoff alone would be 0.25 s, then 0.5 s).
+    let log = b.proxy.requests();
+    let mut gaps = Vec::new();
+    for w in log.windows(2) {
+        if w[0].3 {
+            gaps.push(w[1].0 - w[0].0);
+        }
+    }
+    assert_eq!(gaps.len(), 2, "{log:?}");
+    for g in gaps {
+        assert!(g >= Duration::from_millis(1900), "waited only {g:?}");
+    }
+
+    // A registry that asks for an hour: no retry, a message saying so.
+    b.proxy
+        .inject(Fault::TooManyRequests { retry_after: 3600 }, ALWAYS);
+    let started = Instant::now();
+    let out = b.push("busy:v2");
+    assert_failed_naming(&out, &["Retry-After"], "Retry-After: 3600");
+    assert!(stderr(&out).contains("3600 s"), "{}", stderr(&out));
+    assert_eq!(b.proxy.fired(), 1, "asked once, not retried");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(b.assert_tags_complete("busy"), ["v1"]);
+}
+
+#[test]
+fn download_faults_never_leave_a_wrong_blob() {
+    let b = Bench::new(None);
+    b.proxy.inject(Fault::None, 0);
+    let out = b.push("app:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // (fault, whether a pull survives it once, what the message says when
+    // it never stops)
+    for (fault, once_ok, words) in [
+        (Fault::ResetDownload, true, &["Connection reset"][..]),
+        (
+            Fault::StallDownload,
+            true,
+            &["sent nothing for too long (--timeout)"][..],
+        ),
+        (Fault::TruncateBlob, true, &["), found sha256:"][..]),
+        (Fault::CorruptBlob, true, &["), found sha256:"][..]),
+        (Fault::MissingBlob, false, &["blob unknown to registry"][..]),
+    ] {
+        for (times, name) in [(1, "once"), (ALWAYS, "always")] {
+            b.proxy.inject(fault, times);
+            let what = format!("{fault:?} {name}");
+            let (out, dir) = b.pull("app:v1", &format!("{fault:?}-{name}"));
+            assert!(b.proxy.fired() >= 1, "{what}: not injected");
+            assert_pull_sound(&b, &out, &dir, &what);
+            if times == ALWAYS {
+                assert_failed_naming(&out, words, &what);
+                let err = stderr(&out);
+                assert!(err.contains("blob sha256:"), "{what}: names no blob: {err}");
+            } else {
+                assert_eq!(out.status.success(), once_ok, "{what}: {}", stderr(&out));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_token_endpoint_failing_once_is_retried() {
+    let auth = TokenAuth {
+        user: "ci".into(),
+        password: "pw-a-0f3e".into(),
+        token: "tok-a-77c1".into(),
+    };
+    let b = Bench::new(Some(auth));
+    let creds = "ci:pw-a-0f3e";
+    b.proxy.inject(Fault::TokenFails, 1);
+    let out = b
+        .tool(&[
+            "push",
+            b.layout.to_str().unwrap(),
+            &b.proxy.reference("tok:v1"),
+        ])
+        .env("NIXOCI_CREDS", creds)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(b.proxy.fired(), 1);
+    assert_eq!(b.assert_tags_complete("tok"), ["v1"]);
+
+    b.proxy.inject(Fault::TokenFails, ALWAYS);
+    let (out, dir) = {
+        let dir = b.env().join("pulls/tok/out");
+        let out = b
+            .tool(&["pull", &b.proxy.reference("tok:v1")])
+            .arg(&dir)
+            .env("NIXOCI_CREDS", creds)
+            .output()
+            .unwrap();
+        (out, dir)
+    };
+    assert_failed_naming(&out, &["500"], "token endpoint always failing");
+    assert_pull_sound(&b, &out, &dir, "token endpoint always failing");
+    // The wrong password is told apart from a failing token service.
+    b.proxy.inject(Fault::None, 0);
+    let out = nixoci_in(b.env())
+        .args(["exists", &b.proxy.reference("tok:v1")])
+        .env("NIXOCI_CREDS", "ci:wrong")
+        .output()
+        .unwrap();
+    assert_failed_naming(&out, &["refused the credentials"], "wrong password");
+}
+
+/// Issue "Hardening", secrets: every registry command at `RUST_LOG=trace`
+/// (nixoci's and its HTTP stack's most verbose logging), with a password
+/// and a bearer token, through every fault above, once and always. Neither
+/// the password, nor the token, nor the Basic header made of them appears
+/// on stdout, stderr, or in any file nixoci wrote.
+#[test]
+fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
+    use std::io::Write as _;
+    const PASSWORD: &str = "pw-Zq81-never-shown";
+    const TOKEN: &str = "tok-Hh27-never-shown";
+    let auth = TokenAuth {
+        user: "ci".into(),
+        password: PASSWORD.into(),
+        token: TOKEN.into(),
+    };
+    let b = Bench::new(Some(auth));
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("ci:{PASSWORD}"),
+    );
+    let secrets = [PASSWORD, TOKEN, basic.as_str()];
+    let sbom = b.env().join("sbom.json");
+    fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    let files = b.env().join("files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("report.txt"), b"report").unwrap();
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut traced = false;
+    // Every command without a fault and under every fault that never stops
+    // (the error paths); push and pull under the faults that happen once.
+    let mut run_all = |label: &str, every: bool| {
+        let r = |t: &str| b.proxy.reference(t);
+        let scratch = b.env().join(format!("out-{label}"));
+        let d = |n: &str| scratch.join(n).to_str().unwrap().to_owned();
+        let layout = b.layout.to_str().unwrap();
+        let commands: Vec<Vec<String>> = [
+            vec!["push", layout, &r("s:v1")],
+            vec!["pull", &r("s:v1"), &d("pulled")],
+            vec!["pull", "--referrers", &r("s:v1"), &d("pulled-refs")],
+            vec!["exists", &r("s:v1")],
+            vec!["inspect", &r("s:v1")],
+            vec!["tag", &r("s:v1"), "v2"],
+            vec!["prefetch", &r("s:v1")],
+            vec!["diff", layout, &r("s:v1")],
+            vec![
+                "attach",
+                "--artifact-type",
+                "application/spdx+json",
+                &r("s:v1"),
+                sbom.to_str().unwrap(),
+            ],
+            vec!["referrers", &r("s:v1")],
+            vec!["artifact", "push", &r("a:v1"), files.to_str().unwrap()],
+            vec!["artifact", "pull", &r("a:v1"), &d("artifact")],
+        ]
+        .iter()
+        .filter(|c| every || c[0] == "push" || c[0] == "pull")
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect();
+        for c in &commands {
+            let mut cmd = nixoci_in(b.env());
+            cmd.args(c)
+                .env("RUST_LOG", "trace")
+                .env("NIXOCI_CREDS", format!("ci:{PASSWORD}"));
+            cmd.args(["--retries", "1", "--timeout", "2"]);
+            let out = cmd.output().unwrap();
+            traced |= String::from_utf8_lossy(&out.stderr).contains("TRACE");
+            outputs.push((format!("{label}: {c:?}"), [out.stdout, out.stderr].concat()));
+        }
+        // And once with the password on standard input.
+        let mut child = nixoci_in(b.env())
+            .args([
+                "push",
+                "--username",
+                "ci",
+                "--password-stdin",
+                layout,
+                &r("s:v3"),
+            ])
+            .env("RUST_LOG", "trace")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PASSWORD.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        outputs.push((
+            format!("{label}: push --password-stdin"),
+            [out.stdout, out.stderr].concat(),
+        ));
+    };
+    run_all("no-fault", true);
+    for fault in [
+        Fault::ResetUpload,
+        Fault::ResetDownload,
+        Fault::ServerErrorOnPut,
+        Fault::TooManyRequests { retry_after: 1 },
+        Fault::StallDownload,
+        Fault::TruncateBlob,
+        Fault::CorruptBlob,
+        Fault::MissingBlob,
+        Fault::TokenFails,
+    ] {
+        for (times, name) in [(1, "once"), (ALWAYS, "always")] {
+            b.proxy.inject(fault, times);
+            run_all(&format!("{fault:?}-{name}"), times == ALWAYS);
+        }
+    }
+    assert!(
+        traced,
+        "RUST_LOG=trace logged nothing: the test would prove nothing"
+    );
+    for (what, bytes) in &outputs {
+        let text = String::from_utf8_lossy(bytes);
+        for s in secrets {
+            assert!(!text.contains(s), "{what}: a secret in the output:\n{text}");
+        }
+    }
+    // Every file under the private home, cache and outputs.
+    let mut checked = 0;
+    for e in walkdir::WalkDir::new(b.env()) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let bytes = fs::read(e.path()).unwrap();
+            checked += 1;
+            for s in secrets {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "{}: holds a secret",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} files written: nothing was tested"
+    );
+}
