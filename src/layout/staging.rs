@@ -105,8 +105,9 @@ impl OutputFile {
         let name = dest
             .file_name()
             .ok_or_else(|| Error::Invalid(format!("{}: not a file name", dest.display())))?;
+        remove_stale_temporaries(&parent, name);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .prefix(&temporary_prefix(name))
             .tempfile_in(&parent)
             .at(&parent)?;
         Ok(OutputFile {
@@ -203,8 +204,9 @@ impl Staging {
         let name = dest
             .file_name()
             .ok_or_else(|| Error::Invalid(format!("{}: not a directory name", dest.display())))?;
+        remove_stale_temporaries(&parent, name);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .prefix(&temporary_prefix(name))
             .tempdir_in(&parent)
             .at(&parent)?;
         unfinished().push(tmp.path().to_owned());
@@ -283,11 +285,20 @@ impl Staging {
             Error::io(path, e)
         };
         if self.force && fs::symlink_metadata(&self.dest).is_ok() {
-            // Swap: the old one is moved aside first, so `dest` is always
-            // either the old complete output or the new one.
-            let aside = tmp_path.with_extension("old");
-            fs::rename(&self.dest, &aside).map_err(|e| undo(e, &self.dest))?;
-            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+            // Swap, in one step where the file system can: `dest` is
+            // always either the old complete output or the new one. The
+            // old one, now at the temporary name, is then removed.
+            let aside = match rename_exchange(&kept, &self.dest) {
+                Ok(()) => kept.clone(),
+                Err(_) => {
+                    let mut aside = kept.clone().into_os_string();
+                    aside.push(".old");
+                    let aside = PathBuf::from(aside);
+                    fs::rename(&self.dest, &aside).map_err(|e| undo(e, &self.dest))?;
+                    fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+                    aside
+                }
+            };
             let meta = fs::symlink_metadata(&aside).at(&aside)?;
             if meta.is_dir() {
                 fs::remove_dir_all(&aside).at(&aside)?;
@@ -295,10 +306,115 @@ impl Staging {
                 fs::remove_file(&aside).at(&aside)?;
             }
         } else {
-            fs::rename(&kept, &self.dest).map_err(|e| undo(e, &self.dest))?;
+            // Never over an output another run put there meanwhile: of two
+            // runs to the same path, one wins and the other fails here.
+            match rename_no_replace(&kept, &self.dest) {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {
+                    let _ = fs::remove_dir_all(&kept);
+                    return Err(Error::OutputExists(self.dest.clone()));
+                }
+                Err(e) => return Err(undo(e, &self.dest)),
+            }
         }
         Ok(self.dest.clone())
     }
+}
+
+/// The start of the name of a temporary sibling of output `name`:
+/// `.NAME.tmp-PID-`, so that a later run can tell it from an output (it is
+/// hidden, and no output is named so) and tell whether the run that made it
+/// is still alive ([`remove_stale_temporaries`]).
+fn temporary_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.tmp-{}-", name.to_string_lossy(), std::process::id())
+}
+
+/// Remove the temporary siblings of output `name` in `parent` that a run
+/// killed before it could clean up left behind (SIGKILL, a power cut):
+/// those whose process (the PID in the name) no longer exists on this
+/// machine. Those of live processes, and names of any other form, are left
+/// alone. Best effort: what cannot be removed stays.
+pub fn remove_stale_temporaries(parent: &Path, name: &std::ffi::OsStr) {
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        if pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let p = e.path();
+        let _ = match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+            Ok(_) => fs::remove_file(&p),
+            Err(_) => Ok(()),
+        };
+    }
+}
+
+/// Whether process `pid` exists (it may belong to another user).
+fn process_alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"))
+}
+
+/// `renameat2` with `flags`.
+fn rename_with(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let (f, t) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both are NUL-terminated paths, relative to the working
+    // directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Rename `from` to `to`, failing (EEXIST) if `to` exists. Where the file
+/// system cannot (EINVAL, ENOSYS), a plain rename, which fails over a
+/// non-empty directory anyway.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match rename_with(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            fs::rename(from, to)
+        }
+        r => r,
+    }
+}
+
+/// Swap `a` and `b` in one step.
+fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    rename_with(a, b, libc::RENAME_EXCHANGE)
 }
 
 /// Refuse to replace `dest` (an existing output about to be deleted and
@@ -410,5 +526,50 @@ mod tests {
             1,
             "no leftovers after --force"
         );
+    }
+
+    #[test]
+    fn temporaries_of_dead_runs_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A PID no process has: above the largest the kernel hands out.
+        let dead = ".out.tmp-2147483646-abc";
+        let alive = format!(".out.tmp-{}-def", std::os::unix::process::parent_id());
+        let other = ".other.tmp-2147483646-abc";
+        let odd = ".out.tmp-xyz";
+        for n in [dead, alive.as_str(), other, odd] {
+            fs::create_dir(dir.path().join(n)).unwrap();
+            fs::write(dir.path().join(n).join("blob"), b"x").unwrap();
+        }
+        fs::write(dir.path().join(".out.tmp-2147483645-f"), b"x").unwrap();
+        let s = Staging::new(&dir.path().join("out"), false, &[]).unwrap();
+        s.commit().unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want = vec![alive.clone(), other.into(), odd.into(), "out".into()];
+        want.sort();
+        assert_eq!(left, want);
+    }
+
+    #[test]
+    fn a_commit_never_replaces_an_output_written_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let first = Staging::new(&dest, false, &[]).unwrap();
+        let second = Staging::new(&dest, false, &[]).unwrap();
+        first.write_file("x", b"first").unwrap();
+        second.write_file("x", b"second").unwrap();
+        first.commit().unwrap();
+        assert!(matches!(second.commit(), Err(Error::OutputExists(_))));
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no leftovers");
+        // With force, the swap leaves the new one and nothing else.
+        let third = Staging::new(&dest, true, &[]).unwrap();
+        third.write_file("x", b"third").unwrap();
+        third.commit().unwrap();
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"third");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no leftovers");
     }
 }
