@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::registry::{Registry, Setup};
 use common::*;
@@ -1528,5 +1529,186 @@ fn provenance_annotations_from_a_flake_self() {
     assert_eq!(
         a["org.opencontainers.image.created"],
         json!("2025-01-01T00:00:00Z")
+    );
+}
+
+/// Issue "Hardening", kill trials of the Nix builder: `nix-build` of an
+/// image through every building block, its builders (`nixoci
+/// nix-builder`, found by the salt in their `.attrs.json`) killed with
+/// SIGKILL at a random moment of the chain. After each kill, the layout's
+/// output path is either not valid (and not on disk) or valid and complete;
+/// the build run again succeeds, and its blobs are the uninterrupted
+/// build's. `NIXOCI_KILL_NIX_TRIALS` (default 3; the README's campaign ran
+/// 50) and `NIXOCI_KILL_SEED` as in tests/kill.rs, printed.
+#[test]
+fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
+    let trials: usize = std::env::var("NIXOCI_KILL_NIX_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seed: u64 = std::env::var("NIXOCI_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1;
+    eprintln!("nix kill trials: NIXOCI_KILL_SEED={seed} NIXOCI_KILL_NIX_TRIALS={trials}");
+    let mut x = seed;
+    let mut rng = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("input");
+    for j in 0..12 {
+        noise(&input.join(format!("f{j}")), 500_000, j + 1);
+    }
+    // Distinct per test run, so that no earlier run's output is reused.
+    let run_id = format!("{:x}", seed % 0xffff_ffff);
+    let cmd = |salt: &str| {
+        let mut c = nix("nix-build");
+        c.arg("tests/nix/kill.nix")
+            .arg("--arg")
+            .arg("tool")
+            .arg(env!("CARGO_BIN_EXE_nixoci"))
+            .arg("--arg")
+            .arg("input")
+            .arg(&input)
+            .args(["--argstr", "salt", salt, "--no-out-link"]);
+        c
+    };
+    let out_path = |salt: &str| {
+        let o = run(nix("nix-instantiate")
+            .arg("tests/nix/kill.nix")
+            .arg("--arg")
+            .arg("tool")
+            .arg(env!("CARGO_BIN_EXE_nixoci"))
+            .arg("--arg")
+            .arg("input")
+            .arg(&input)
+            .args(["--argstr", "salt", salt]));
+        let drv = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+        let o = run(nix("nix-store").args(["-q", "--outputs", &drv]));
+        PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+    };
+    // The builders of a trial's chain: processes running `nix-builder`
+    // whose .attrs.json names the trial's salt.
+    let builders = |salt: &str| -> Vec<i32> {
+        let mut found = Vec::new();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !cmdline.windows(11).any(|w| w == b"nix-builder") {
+                continue;
+            }
+            let attrs =
+                fs::read_to_string(format!("/proc/{pid}/cwd/.attrs.json")).unwrap_or_default();
+            if attrs.contains(&format!("kill-{salt}")) {
+                found.push(pid);
+            }
+        }
+        found
+    };
+
+    // The uninterrupted build: its blobs, and how long its chain takes.
+    let reference_salt = format!("{run_id}-reference");
+    let mut child = cmd(&reference_salt)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_builder = None;
+    while child.try_wait().unwrap().is_none() {
+        if first_builder.is_none() && !builders(&reference_salt).is_empty() {
+            first_builder = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let chain = first_builder.map_or(Duration::from_secs(1), |s| s.elapsed());
+    let reference = out_path(&reference_salt);
+    assert!(child.wait().unwrap().success());
+    run(nixoci().arg("verify").arg(&reference));
+    let want = blobs(&reference);
+
+    let (mut landed, mut missed) = (0, 0);
+    for n in 0..trials {
+        let salt = format!("{run_id}-{n}");
+        let again = format!("Nix trial {n} (NIXOCI_KILL_SEED={seed})");
+        let mut child = cmd(&salt)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the chain to start, then a random moment of it, then
+        // kill the builder running then (or the next one to start).
+        let mut delay = None;
+        let mut killed = false;
+        while child.try_wait().unwrap().is_none() {
+            let live = builders(&salt);
+            match delay {
+                None if !live.is_empty() => {
+                    let nanos = rng() % (chain.as_nanos() as u64).max(1);
+                    delay = Some(std::time::Instant::now() + Duration::from_nanos(nanos));
+                }
+                Some(at) if std::time::Instant::now() >= at && !live.is_empty() => {
+                    for pid in live {
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                    killed = true;
+                    break;
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let status = child.wait().unwrap();
+        if killed {
+            landed += 1;
+        } else {
+            missed += 1;
+        }
+        let out = out_path(&salt);
+        let valid = nix("nix-store")
+            .args(["--check-validity"])
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if valid {
+            run(nixoci().arg("verify").arg(&out));
+            assert_eq!(blobs(&out), want, "{again}: other blobs");
+        } else {
+            assert!(
+                !status.success(),
+                "{again}: nix-build succeeded, the output is not valid"
+            );
+            assert!(
+                !out.exists(),
+                "{again}: {} exists but is not valid",
+                out.display()
+            );
+        }
+        let o = run(&mut cmd(&salt));
+        let built = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
+        assert_eq!(built, out);
+        run(nixoci().arg("verify").arg(&out));
+        assert_eq!(blobs(&out), want, "{again}: the re-run gave other blobs");
+    }
+    eprintln!(
+        "nix-builder: {trials} trials, {landed} builders killed, {missed} chains ended first (a chain takes {:.0} ms)",
+        chain.as_secs_f64() * 1000.0
+    );
+    assert!(
+        landed * 2 >= trials,
+        "most kills should land: the trials would prove little"
     );
 }

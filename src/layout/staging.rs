@@ -325,7 +325,7 @@ impl Staging {
 /// `.NAME.tmp-PID-`, so that a later run can tell it from an output (it is
 /// hidden, and no output is named so) and tell whether the run that made it
 /// is still alive ([`remove_stale_temporaries`]).
-fn temporary_prefix(name: &std::ffi::OsStr) -> String {
+pub fn temporary_prefix(name: &std::ffi::OsStr) -> String {
     format!(".{}.tmp-{}-", name.to_string_lossy(), std::process::id())
 }
 

@@ -20,6 +20,12 @@ pub(super) fn load_locations(path: Option<&Path>) -> Locations {
 
 /// Remember that `repository` of `registry` holds `digests` (best effort:
 /// a cache that cannot be written only costs a future mount).
+///
+/// Concurrent processes (parallel pushes in CI) each add what they learnt:
+/// the read, the change and the write happen under an exclusive lock on
+/// `PATH.lock`, and the file is replaced in one step (a temporary sibling
+/// renamed over it), so no reader sees half a file and no writer loses
+/// another's entries.
 pub(super) fn remember(
     path: Option<&Path>,
     registry: &str,
@@ -27,23 +33,43 @@ pub(super) fn remember(
     digests: impl Iterator<Item = Sha256Digest>,
 ) {
     let Some(path) = path else { return };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(dir);
+    let mut lock_name = name.to_owned();
+    lock_name.push(".lock");
+    let Ok(lock) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(lock_name))
+    else {
+        return;
+    };
+    // SAFETY: flock on a descriptor this function owns; released when
+    // `lock` is closed, at the end of the function.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return;
+    }
     let mut all = load_locations(Some(path));
     let reg = all.entry(registry.to_owned()).or_default();
     for d in digests {
         let repos = reg.entry(d.to_string()).or_default();
         repos.insert(repository.to_owned());
-        // Bounded: the most recent few repositories are plenty to mount from.
+        // Bounded: a few repositories are plenty to mount from.
         while repos.len() > 8 {
             let first = repos.iter().next().cloned().unwrap_or_default();
             repos.remove(&first);
         }
     }
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-        if let Ok(tmp) = tempfile::NamedTempFile::new_in(dir) {
-            if std::fs::write(tmp.path(), canonical_json(&all)).is_ok() {
-                let _ = tmp.persist(path);
-            }
+    crate::layout::remove_stale_temporaries(dir, name);
+    if let Ok(tmp) = tempfile::Builder::new()
+        .prefix(&crate::layout::temporary_prefix(name))
+        .tempfile_in(dir)
+    {
+        if std::fs::write(tmp.path(), canonical_json(&all)).is_ok() {
+            let _ = tmp.persist(path);
         }
     }
 }

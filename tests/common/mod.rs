@@ -606,8 +606,14 @@ impl Podman {
 /// amd64 and arm64, made with `manifest` and `layout`; written to
 /// `dir/out`.
 pub fn two_platform_layout(dir: &Path, out: &str) -> PathBuf {
+    platform_layout(dir, out, &["amd64", "arm64"])
+}
+
+/// A layout of one index (tag `multi`) over an image for each of `archs`
+/// (Linux), each with one small layer of its own.
+pub fn platform_layout(dir: &Path, out: &str, archs: &[&str]) -> PathBuf {
     file(dir, "f", b"x\n", 0o644);
-    for arch in ["amd64", "arm64"] {
+    for arch in archs {
         write_json(
             &dir.join(format!("{arch}.json")),
             &serde_json::json!({"layers": [{"files": [{"source": "f", "destination": format!("/{arch}")}]}], "architecture": arch}),
@@ -621,7 +627,7 @@ pub fn two_platform_layout(dir: &Path, out: &str) -> PathBuf {
     }
     write_json(
         &dir.join("layout.json"),
-        &serde_json::json!({"manifests": ["amd64", "arm64"], "tags": ["multi"]}),
+        &serde_json::json!({"manifests": archs, "tags": ["multi"]}),
     );
     run(nixoci()
         .arg("layout")
