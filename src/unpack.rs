@@ -107,6 +107,7 @@ pub fn unpack(
         times: BTreeMap::new(),
         modes: BTreeMap::new(),
         current: BTreeSet::new(),
+        known_dirs: Default::default(),
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
     };
@@ -137,6 +138,11 @@ struct Extract<'a> {
     modes: BTreeMap<Vec<u8>, u32>,
     /// Paths the current layer created (an opaque whiteout keeps them).
     current: BTreeSet<Vec<u8>>,
+    /// Directories of the tree checked to be real directories (not
+    /// symlinks), so that the parents of the next entry need no check
+    /// again. Only this run writes the tree (a private temporary
+    /// directory), and anything it removes empties this set.
+    known_dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
     as_root: bool,
     /// Uncompressed layer bytes read so far (bounded by --max-total-size).
     stream: std::rc::Rc<std::cell::Cell<u64>>,
@@ -334,6 +340,9 @@ impl Extract<'_> {
         let mut p = self.root.clone();
         for (i, c) in comps[..comps.len().saturating_sub(1)].iter().enumerate() {
             p.push(OsStr::from_bytes(c));
+            if self.known_dirs.borrow().contains(&p) {
+                continue;
+            }
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(refused(
@@ -345,7 +354,9 @@ impl Extract<'_> {
                         ),
                     ))
                 }
-                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.is_dir() => {
+                    self.known_dirs.borrow_mut().insert(p.clone());
+                }
                 Ok(_) => {
                     return Err(refused(
                         index,
@@ -357,7 +368,8 @@ impl Extract<'_> {
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fs::create_dir(&p).at(&p)?
+                    fs::create_dir(&p).at(&p)?;
+                    self.known_dirs.borrow_mut().insert(p.clone());
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io(&p, e)),
@@ -375,7 +387,7 @@ impl Extract<'_> {
             let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
             let path = child.path();
             if !self.current.contains(&crel) {
-                Self::clear(&path)?;
+                self.clear(&path)?;
             } else if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                 self.clear_lower(&path, &crel)?;
             }
@@ -384,10 +396,16 @@ impl Extract<'_> {
     }
 
     /// Remove whatever is at `path` (not following a symlink).
-    fn clear(path: &Path) -> Result<()> {
+    fn clear(&self, path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(path).at(path),
-            Ok(_) => fs::remove_file(path).at(path),
+            Ok(m) => {
+                self.known_dirs.borrow_mut().clear();
+                if m.is_dir() {
+                    fs::remove_dir_all(path).at(path)
+                } else {
+                    fs::remove_file(path).at(path)
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(path, e)),
         }
@@ -480,7 +498,7 @@ impl Extract<'_> {
             let target = dir_path.join(OsStr::from_bytes(name));
             let trel = crate::layer::tree::join(parent_rel, name);
             if !self.current.contains(&trel) {
-                return Self::clear(&target);
+                return self.clear(&target);
             }
             if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
                 return self.clear_lower(&target, &trel);
@@ -494,7 +512,7 @@ impl Extract<'_> {
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                Self::clear(path)?;
+                self.clear(path)?;
                 fs::create_dir(path).at(path)?;
             }
             Err(_) => fs::create_dir(path).at(path)?,
@@ -514,19 +532,37 @@ impl Extract<'_> {
         meta: &EntryMeta,
         entry: &mut tar::Entry<R>,
     ) -> Result<()> {
-        Self::clear(path)?;
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .at(path)?;
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        };
+        // Created new; what a lower layer (or an earlier entry) put there
+        // is removed first, only when there is something.
+        let mut out = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.clear(path)?;
+                create()
+            }
+            r => r,
+        }
+        .at(path)?;
         meta.copy_content(entry, Some(&mut out))
             .map_err(|why| refused(index, raw, why))?;
-        drop(out);
-        self.own(path, meta.uid, meta.gid)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)?;
+        // Owner, then mode (a change of owner drops set-id bits), on the
+        // open file.
+        if self.as_root {
+            use std::os::fd::AsRawFd as _;
+            let (uid, gid) = (meta.uid as libc::uid_t, meta.gid as libc::gid_t);
+            if unsafe { libc::fchown(out.as_raw_fd(), uid, gid) } != 0 {
+                return Err(Error::io(path, io::Error::last_os_error()));
+            }
+        }
+        out.set_permissions(fs::Permissions::from_mode(mode))
+            .at(path)?;
         Ok(())
     }
 
@@ -542,7 +578,7 @@ impl Extract<'_> {
                 "its symlink target is empty or holds a NUL byte",
             ));
         }
-        Self::clear(path)?;
+        self.clear(path)?;
         std::os::unix::fs::symlink(OsStr::from_bytes(&target), path).at(path)?;
         self.own(path, meta.uid, meta.gid)?;
         Ok(())
@@ -600,7 +636,7 @@ impl Extract<'_> {
             }
         }
         if tpath != path {
-            Self::clear(path)?;
+            self.clear(path)?;
             fs::hard_link(&tpath, path).at(path)?;
         }
         Ok(())
@@ -632,7 +668,7 @@ impl Extract<'_> {
         } else {
             libc::S_IFBLK
         };
-        Self::clear(path)?;
+        self.clear(path)?;
         let c = cstring(path)?;
         if unsafe { libc::mknod(c.as_ptr(), kind_bits | mode, dev) } != 0 {
             return Err(Error::io(path, io::Error::last_os_error()));
@@ -642,7 +678,7 @@ impl Extract<'_> {
     }
 
     fn make_fifo(&self, path: &Path, mode: u32, meta: &EntryMeta) -> Result<()> {
-        Self::clear(path)?;
+        self.clear(path)?;
         let c = cstring(path)?;
         if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
             return Err(Error::io(path, io::Error::last_os_error()));

@@ -396,7 +396,7 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
             cmd.args(c)
                 .env("RUST_LOG", "trace")
                 .env("NIXOCI_CREDS", format!("ci:{PASSWORD}"));
-            cmd.args(["--retries", "1", "--timeout", "2"]);
+            cmd.args(["--retries", "1", "--timeout", "1"]);
             let out = cmd.output().unwrap();
             traced |= String::from_utf8_lossy(&out.stderr).contains("TRACE");
             outputs.push((format!("{label}: {c:?}"), [out.stdout, out.stderr].concat()));

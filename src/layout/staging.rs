@@ -322,17 +322,40 @@ impl Staging {
 }
 
 /// The start of the name of a temporary sibling of output `name`:
-/// `.NAME.tmp-PID-`, so that a later run can tell it from an output (it is
-/// hidden, and no output is named so) and tell whether the run that made it
-/// is still alive ([`remove_stale_temporaries`]).
+/// `.NAME.tmp-PID-HOST-`, so that a later run can tell it from an output
+/// (it is hidden, and no output is named so) and tell whether the run that
+/// made it is still alive ([`remove_stale_temporaries`]). HOST is
+/// [`machine_tag`]: a PID means something only on the machine (and in the
+/// PID namespace) that gave it.
 pub fn temporary_prefix(name: &std::ffi::OsStr) -> String {
-    format!(".{}.tmp-{}-", name.to_string_lossy(), std::process::id())
+    format!(
+        ".{}.tmp-{}-{}-",
+        name.to_string_lossy(),
+        std::process::id(),
+        machine_tag()
+    )
+}
+
+/// 8 hex digits naming this machine and PID namespace: of the host name
+/// and the namespace's identity. Two containers sharing a directory, or
+/// two machines sharing a network file system, get different tags, so
+/// neither removes the other's temporaries.
+fn machine_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use sha2::Digest as _;
+        let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let ns = fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+        let digest = sha2::Sha256::digest(format!("{}\n{}", host.trim(), ns.display()));
+        hex::encode(&digest[..4])
+    })
 }
 
 /// Remove the temporary siblings of output `name` in `parent` that a run
 /// killed before it could clean up left behind (SIGKILL, a power cut):
-/// those whose process (the PID in the name) no longer exists on this
-/// machine. Those of live processes, and names of any other form, are left
+/// those made on this machine (the tag in the name, [`machine_tag`]) by a
+/// process (the PID in the name) that no longer exists. Those of live
+/// processes, of other machines, and names of any other form are left
 /// alone. Best effort: what cannot be removed stays.
 pub fn remove_stale_temporaries(parent: &Path, name: &std::ffi::OsStr) {
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
@@ -344,13 +367,16 @@ pub fn remove_stale_temporaries(parent: &Path, name: &std::ffi::OsStr) {
         let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
             continue;
         };
-        let Some(pid) = rest
-            .split_once('-')
-            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
-            .filter(|p| *p > 0)
-        else {
+        let mut parts = rest.splitn(3, '-');
+        let (Some(pid), Some(tag)) = (parts.next(), parts.next()) else {
             continue;
         };
+        let Some(pid) = pid.parse::<libc::pid_t>().ok().filter(|p| *p > 0) else {
+            continue;
+        };
+        if tag != machine_tag() {
+            continue;
+        }
         if pid as u32 == std::process::id() || process_alive(pid) {
             continue;
         }
@@ -532,15 +558,21 @@ mod tests {
     fn temporaries_of_dead_runs_are_removed_and_others_kept() {
         let dir = tempfile::tempdir().unwrap();
         // A PID no process has: above the largest the kernel hands out.
-        let dead = ".out.tmp-2147483646-abc";
-        let alive = format!(".out.tmp-{}-def", std::os::unix::process::parent_id());
-        let other = ".other.tmp-2147483646-abc";
-        let odd = ".out.tmp-xyz";
-        for n in [dead, alive.as_str(), other, odd] {
+        let tag = machine_tag();
+        let dead = format!(".out.tmp-2147483646-{tag}-abc");
+        let alive = format!(".out.tmp-{}-{tag}-def", std::os::unix::process::parent_id());
+        let other = format!(".other.tmp-2147483646-{tag}-abc");
+        let elsewhere = ".out.tmp-2147483646-0badc0de-abc".to_owned();
+        let odd = ".out.tmp-xyz".to_owned();
+        for n in [&dead, &alive, &other, &elsewhere, &odd] {
             fs::create_dir(dir.path().join(n)).unwrap();
             fs::write(dir.path().join(n).join("blob"), b"x").unwrap();
         }
-        fs::write(dir.path().join(".out.tmp-2147483645-f"), b"x").unwrap();
+        fs::write(
+            dir.path().join(format!(".out.tmp-2147483645-{tag}-f")),
+            b"x",
+        )
+        .unwrap();
         let s = Staging::new(&dir.path().join("out"), false, &[]).unwrap();
         s.commit().unwrap();
         let mut left: Vec<String> = fs::read_dir(dir.path())
@@ -548,7 +580,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        let mut want = vec![alive.clone(), other.into(), odd.into(), "out".into()];
+        let mut want = vec![alive, other, elsewhere, odd, "out".into()];
         want.sort();
         assert_eq!(left, want);
     }

@@ -332,7 +332,8 @@ impl HoleWriter<'_> {
     /// The file's length is `size` (what was not written is a hole); the
     /// digest of its content when it was hashed.
     fn finish(self, size: u64) -> io::Result<Option<Sha256Digest>> {
-        if let Some(out) = self.out {
+        // Only a file that ends in a hole needs its length set.
+        if let Some(out) = self.out.filter(|_| self.file_pos != size) {
             out.set_len(size)?;
         }
         Ok(self.hash.map(|mut h| {
