@@ -52,19 +52,6 @@ fn trials() -> usize {
         .unwrap_or(8)
 }
 
-fn seed() -> u64 {
-    std::env::var("NIXOCI_KILL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1
-}
-
 /// What an output is, to compare a killed run's leftovers and a re-run with
 /// an uninterrupted run: every file's path, mode and bytes (hashed).
 fn fingerprint(path: &Path) -> BTreeMap<String, String> {
@@ -226,7 +213,7 @@ fn assert_tags_complete(reg: &Registry, env: &Path, repo: &str, what: &str) {
 #[test]
 fn sigkill_at_random_moments_leaves_nothing_incomplete() {
     require("skopeo");
-    let seed = seed();
+    let seed = kill_seed();
     eprintln!(
         "kill trials: NIXOCI_KILL_SEED={seed} NIXOCI_KILL_TRIALS={}",
         trials()

@@ -1536,7 +1536,9 @@ fn provenance_annotations_from_a_flake_self() {
 /// image through every building block, its builders (`nixoci
 /// nix-builder`, found by the salt in their `.attrs.json`) killed with
 /// SIGKILL at a random moment of the chain. After each kill, the layout's
-/// output path is either not valid (and not on disk) or valid and complete;
+/// output path is either not valid (Nix may leave a partial one on disk,
+/// which it never hands out and deletes before building it again) or valid
+/// and complete;
 /// the build run again succeeds, and its blobs are the uninterrupted
 /// build's. `NIXOCI_KILL_NIX_TRIALS` (default 3; the README's campaign ran
 /// 50) and `NIXOCI_KILL_SEED` as in tests/kill.rs, printed.
@@ -1546,16 +1548,7 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let seed: u64 = std::env::var("NIXOCI_KILL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1;
+    let seed = kill_seed();
     eprintln!("nix kill trials: NIXOCI_KILL_SEED={seed} NIXOCI_KILL_NIX_TRIALS={trials}");
     let mut x = seed;
     let mut rng = move || {
@@ -1569,10 +1562,18 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
     for j in 0..12 {
         noise(&input.join(format!("f{j}")), 500_000, j + 1);
     }
-    // Distinct per test run, so that no earlier run's output is reused.
-    let run_id = format!("{:x}", seed % 0xffff_ffff);
-    let cmd = |salt: &str| {
-        let mut c = nix("nix-build");
+    // Distinct per test run (not per seed: a seed is run again), so that
+    // no earlier run's output is reused.
+    let run_id = format!(
+        "{:x}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+        std::process::id()
+    );
+    let expr = |program: &str, salt: &str| {
+        let mut c = nix(program);
         c.arg("tests/nix/kill.nix")
             .arg("--arg")
             .arg("tool")
@@ -1580,19 +1581,16 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
             .arg("--arg")
             .arg("input")
             .arg(&input)
-            .args(["--argstr", "salt", salt, "--no-out-link"]);
+            .args(["--argstr", "salt", salt]);
+        c
+    };
+    let cmd = |salt: &str| {
+        let mut c = expr("nix-build", salt);
+        c.arg("--no-out-link");
         c
     };
     let out_path = |salt: &str| {
-        let o = run(nix("nix-instantiate")
-            .arg("tests/nix/kill.nix")
-            .arg("--arg")
-            .arg("tool")
-            .arg(env!("CARGO_BIN_EXE_nixoci"))
-            .arg("--arg")
-            .arg("input")
-            .arg(&input)
-            .args(["--argstr", "salt", salt]));
+        let o = run(&mut expr("nix-instantiate", salt));
         let drv = String::from_utf8(o.stdout).unwrap().trim().to_owned();
         let o = run(nix("nix-store").args(["-q", "--outputs", &drv]));
         PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
@@ -1638,7 +1636,7 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
     run(nixoci().arg("verify").arg(&reference));
     let want = blobs(&reference);
 
-    let (mut landed, mut missed) = (0, 0);
+    let (mut landed, mut missed, mut invalid_leftovers) = (0, 0, 0);
     for n in 0..trials {
         let salt = format!("{run_id}-{n}");
         let again = format!("Nix trial {n} (NIXOCI_KILL_SEED={seed})");
@@ -1691,11 +1689,11 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
                 !status.success(),
                 "{again}: nix-build succeeded, the output is not valid"
             );
-            assert!(
-                !out.exists(),
-                "{again}: {} exists but is not valid",
-                out.display()
-            );
+            // Nix 2.8 leaves a failed build's partial output on disk, not
+            // valid: no result link names it, Nix hands it to nothing and
+            // deletes it before it builds that path again (the re-run
+            // below) or at garbage collection.
+            invalid_leftovers += usize::from(out.exists());
         }
         let o = run(&mut cmd(&salt));
         let built = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
@@ -1704,7 +1702,7 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
         assert_eq!(blobs(&out), want, "{again}: the re-run gave other blobs");
     }
     eprintln!(
-        "nix-builder: {trials} trials, {landed} builders killed, {missed} chains ended first (a chain takes {:.0} ms)",
+        "nix-builder: {trials} trials, {landed} builders killed, {missed} chains ended first, {invalid_leftovers} partial outputs left on disk, not valid (a chain takes {:.0} ms)",
         chain.as_secs_f64() * 1000.0
     );
     assert!(

@@ -275,6 +275,22 @@ pub fn image_with(
     build(&spec, &dir.join(name))
 }
 
+/// The seed of the kill trials (tests/kill.rs, tests/nix.rs):
+/// `NIXOCI_KILL_SEED`, else from the clock; odd (a xorshift state must not
+/// be 0).
+pub fn kill_seed() -> u64 {
+    std::env::var("NIXOCI_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1
+}
+
 /// The manifest digest the `latest` tag names in a layout.
 pub fn manifest_digest(layout: &Path) -> String {
     let index = read_json(&layout.join("index.json"));
