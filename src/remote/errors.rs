@@ -81,13 +81,13 @@ impl From<reqwest::Error> for Failure {
 impl Failure {
     /// The failure in a line, for the retry log.
     fn describe(&self) -> String {
-        match self {
+        without_queries(&match self {
             Failure::Remote(e) => chain(e),
             Failure::Later(e, wait) => {
                 format!("{} (Retry-After: {} s)", chain(e), wait.as_secs_f64())
             }
             Failure::Garbled(e) | Failure::Local(e) => chain(e),
-        }
+        })
     }
 }
 
