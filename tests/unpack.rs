@@ -480,6 +480,31 @@ fn malicious_and_broken_layers_are_refused() {
             &[],
         ),
         (
+            // The directory was checked (and remembered) as a parent
+            // before it became a link.
+            "directory written into, replaced by a symlink, then written through",
+            vec![vec![
+                E::Dir("a/", 0o755),
+                E::File("a/x", b"x", 0o644),
+                E::Symlink("a", o("OUT")),
+                E::File("a/victim", b"pwned", 0o644),
+            ]],
+            &["a/victim", "through the symlink \"a\""],
+            &[],
+        ),
+        (
+            "directory of one layer, a symlink in its place in the next, then written through",
+            vec![
+                vec![E::Dir("a/", 0o755), E::File("a/x", b"x", 0o644)],
+                vec![
+                    E::Symlink("a", o("OUT")),
+                    E::File("a/victim", b"pwned", 0o644),
+                ],
+            ],
+            &["layer 1", "a/victim", "symlink"],
+            &[],
+        ),
+        (
             "symlink in one layer, write in the next",
             vec![
                 vec![E::Symlink("etc", o("OUT"))],
