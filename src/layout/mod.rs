@@ -2,13 +2,17 @@
 //! output is written in, the blob [`store`] (blob writers that name a blob
 //! only by its checked digest, verified blob readers), the [`reader`] every command
 //! reads them through (tag and platform to image, the graph under a
-//! descriptor), and the [`tags`] a layout gives its image.
+//! descriptor), the [`tags`] a layout gives its image, and the
+//! [`temporaries`] outputs are written as (named by run and machine, those
+//! of dead runs removed, renamed into place without replacing another's).
 
 pub mod reader;
 pub mod staging;
 pub mod store;
 pub mod tags;
+pub mod temporaries;
 
 pub use reader::{is_referrer, Graph, Image, Layout};
 pub use staging::*;
 pub use store::*;
+pub use temporaries::{remove_stale_temporaries, temporary_prefix};
