@@ -41,7 +41,7 @@ fn merge(base: &mut Json, patch: &Json) {
 /// The image config document for `spec` over layers with these diff_ids,
 /// and the platform it declares. With a base image's config (`base`, whose
 /// layers are the first of `diff_ids`), what it sets is inherited (see
-/// [`inherit_config`]).
+/// `inherited`).
 pub fn config_document(
     spec: &ImageSpec,
     diff_ids: &[Sha256Digest],

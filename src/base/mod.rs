@@ -3,7 +3,7 @@
 //! image, anything that writes a layout) or from an archive: a `docker
 //! save` tarball as dockerTools builds it (gzipped or not), or an OCI
 //! archive. Its layers go first, byte for byte; its config is inherited
-//! ([`crate::documents::inherit_config`]); its file tree ([`tree`]) is
+//! (`documents::inherited`); its file tree ([`tree`]) is
 //! what the new layers are checked against.
 
 pub mod archive;

@@ -250,7 +250,7 @@ impl BaseTree {
     /// `path` with every symbolic link of the base on the way followed
     /// (a relative target from its directory, an absolute one from the
     /// image's root, `..` stopping at the root); the last component too
-    /// when `whole`. `None` past [`MAX_LINKS`] links (a loop).
+    /// when `whole`. `None` past `MAX_LINKS` links (a loop).
     pub fn follow(&self, path: &[u8], whole: bool) -> Option<Vec<u8>> {
         let mut todo: Vec<Vec<u8>> = path
             .split(|&b| b == b'/')

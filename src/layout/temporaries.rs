@@ -12,7 +12,7 @@ use std::path::Path;
 /// `.NAME.tmp-PID-HOST-`, so that a later run can tell it from an output
 /// (it is hidden, and no output is named so) and tell whether the run that
 /// made it is still alive ([`remove_stale_temporaries`]). HOST is
-/// [`machine_tag`]: a PID means something only on the machine (and in the
+/// `machine_tag`: a PID means something only on the machine (and in the
 /// PID namespace) that gave it.
 pub fn temporary_prefix(name: &std::ffi::OsStr) -> String {
     format!(
@@ -40,7 +40,7 @@ fn machine_tag() -> &'static str {
 
 /// Remove the temporary siblings of output `name` in `parent` that a run
 /// killed before it could clean up left behind (SIGKILL, a power cut):
-/// those made on this machine (the tag in the name, [`machine_tag`]) by a
+/// those made on this machine (the tag in the name, `machine_tag`) by a
 /// process (the PID in the name) that no longer exists. Those of live
 /// processes, of other machines, and names of any other form are left
 /// alone. Best effort: what cannot be removed stays.

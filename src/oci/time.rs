@@ -39,7 +39,7 @@ pub fn format_epoch(secs: u64) -> String {
     )
 }
 
-/// An RFC 3339 time (as [`is_rfc3339`] accepts it) in UTC, to the second
+/// An RFC 3339 time (as `is_rfc3339` accepts it) in UTC, to the second
 /// (`YYYY-MM-DDTHH:MM:SSZ`, what SPDX and CycloneDX want), for times from
 /// 1970 on; `None` for anything else.
 pub fn utc_seconds(s: &str) -> Option<String> {

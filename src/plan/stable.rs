@@ -27,7 +27,7 @@ pub const MAX_BUCKETS: usize = 16;
 /// (at least 2): a quarter of the budget, 1 to [`MAX_BUCKETS`]. It sets
 /// the slots big paths may take (`budget` minus it), so it depends on the
 /// budget alone. The slots big paths leave free become buckets too (see
-/// [`group_stable`]).
+/// `group_stable`).
 pub fn bucket_count(budget: usize) -> usize {
     (budget / 4).clamp(1, MAX_BUCKETS)
 }

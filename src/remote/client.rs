@@ -49,7 +49,7 @@ pub struct RemoteOptions {
     pub chunked_above: u64,
     /// How long a connection may send nothing before the request fails
     /// (and is retried as a transient failure). Zero: the default,
-    /// [`DEFAULT_TIMEOUT`].
+    /// `DEFAULT_TIMEOUT` (120 s).
     pub timeout: Duration,
 }
 
