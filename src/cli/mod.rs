@@ -25,6 +25,7 @@ mod local;
 mod output;
 mod plan;
 mod remote;
+mod remote_args;
 mod sbom;
 
 use std::process::ExitCode;

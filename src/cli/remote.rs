@@ -2,7 +2,6 @@
 //! remote reference), with transfer progress bars and JSON reports.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -13,103 +12,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nixoci::inspect::human_size;
 use nixoci::oci::reference::Reference;
 use nixoci::progress::Progress;
-use nixoci::remote::auth::{Credentials, Secret};
-use nixoci::remote::{self, RemoteOptions};
+use nixoci::remote;
 use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::output::{Output, TransferOutputArgs};
-
-/// `USER:PASSWORD` in the environment, used when neither `--creds` nor
-/// `--password-stdin` is given, before the credential files: how a Nix
-/// fixed-output derivation (`ociPullImage`, through `impureEnvVars`) gets
-/// credentials without writing them into the store.
-pub const CREDS_ENV: &str = "NIXOCI_CREDS";
-
-/// How to reach and authenticate to the registry.
-#[derive(Debug, Args)]
-pub struct RemoteArgs {
-    /// USER:PASSWORD. Prefer --password-stdin, NIXOCI_CREDS or a credentials
-    /// file (~/.docker/config.json, REGISTRY_AUTH_FILE): a command line is
-    /// visible to other users of the machine.
-    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "password_stdin")]
-    creds: Option<String>,
-    /// The user name for --password-stdin.
-    #[arg(long, requires = "password_stdin")]
-    username: Option<String>,
-    /// Read the password from standard input (with --username).
-    #[arg(long, requires = "username")]
-    password_stdin: bool,
-    /// Speak plain HTTP to the registry. Without it HTTPS is used, except
-    /// for a registry on this machine that does not speak TLS.
-    #[arg(long)]
-    plain_http: bool,
-    /// Trust the CA certificates in this PEM file (for a private CA).
-    #[arg(long, value_name = "PEM")]
-    ca_file: Option<PathBuf>,
-    /// Blob transfers at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
-    /// Retries of a transient failure (5xx, connection reset, timeout),
-    /// with exponential backoff.
-    #[arg(long, default_value_t = 4)]
-    retries: u32,
-    /// Give up on a request when the registry sends nothing for this many
-    /// seconds (the request is then retried, as a transient failure).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = positive_seconds)]
-    timeout: f64,
-    /// Upload blobs larger than this many MiB in 4 MiB chunks (smaller ones
-    /// go in one streamed request, which is faster).
-    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
-    chunked_above_mib: u64,
-}
-
-impl RemoteArgs {
-    pub(super) fn options(&self) -> Result<RemoteOptions> {
-        let credentials = if let Some(c) = &self.creds {
-            Some(Credentials::from_user_pass(c)?)
-        } else if self.password_stdin {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("cannot read the password from standard input")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
-            anyhow::ensure!(
-                !password.is_empty(),
-                "--password-stdin: standard input is empty"
-            );
-            Some(Credentials::Basic {
-                username: self.username.clone().unwrap_or_default(),
-                password: Secret::new(password),
-            })
-        } else if let Some(c) = std::env::var_os(CREDS_ENV).filter(|v| !v.is_empty()) {
-            let c = c
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("{CREDS_ENV} is not UTF-8"))?;
-            Some(Credentials::from_user_pass(&c).with_context(|| format!("in {CREDS_ENV}"))?)
-        } else {
-            None
-        };
-        Ok(RemoteOptions {
-            credentials,
-            plain_http: self.plain_http,
-            ca_file: self.ca_file.clone(),
-            jobs: self.jobs.into(),
-            retries: self.retries,
-            mount_from: Vec::new(),
-            blob_cache: RemoteOptions::default_blob_cache(),
-            chunked_above: self.chunked_above_mib << 20,
-            timeout: std::time::Duration::from_secs_f64(self.timeout),
-        })
-    }
-}
-
-fn positive_seconds(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
-        _ => Err(format!("{s:?}: seconds, more than 0 and at most 86400")),
-    }
-}
+pub use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {

@@ -238,17 +238,11 @@ const HELPER_MAX_OUTPUT: u64 = 1 << 20;
 fn helper_timeout() -> Result<Duration> {
     match std::env::var("NIXOCI_CREDENTIAL_HELPER_TIMEOUT") {
         Err(_) => Ok(HELPER_TIMEOUT),
-        Ok(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "NIXOCI_CREDENTIAL_HELPER_TIMEOUT={v:?}: expected a number of seconds (0 to 86400, like 30 or 0.5)"
-                ))
-            }),
+        Ok(v) => super::client::parse_seconds(v.trim()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "NIXOCI_CREDENTIAL_HELPER_TIMEOUT={v:?}: expected a number of seconds (0 to 86400, like 30 or 0.5)"
+            ))
+        }),
     }
 }
 

@@ -298,7 +298,7 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
                 "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({})",
                 wait.as_secs(),
                 MAX_RETRY_AFTER.as_secs(),
-                chain(&e)
+                without_queries(&chain(&e))
             ))
         }
         Failure::Remote(e) | Failure::Later(e, _) => e,

@@ -67,7 +67,10 @@ mod report;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachReport};
-pub use client::{trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE};
+pub use client::{
+    parse_seconds, trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE,
+    DEFAULT_TIMEOUT,
+};
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};

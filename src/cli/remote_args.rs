@@ -1,0 +1,100 @@
+//! How to reach and authenticate to a registry, as every registry command
+//! takes it (`RemoteArgs`): credentials (flags, standard input,
+//! `NIXOCI_CREDS`, then the credential files), plain HTTP, a CA file,
+//! parallelism, retries, the timeout and the chunk size.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use nixoci::remote::auth::{Credentials, Secret};
+use nixoci::remote::{self, RemoteOptions};
+
+/// `USER:PASSWORD` in the environment, used when neither `--creds` nor
+/// `--password-stdin` is given, before the credential files: how a Nix
+/// fixed-output derivation (`ociPullImage`, through `impureEnvVars`) gets
+/// credentials without writing them into the store.
+pub const CREDS_ENV: &str = "NIXOCI_CREDS";
+
+/// How to reach and authenticate to the registry.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// USER:PASSWORD. Prefer --password-stdin, NIXOCI_CREDS or a credentials
+    /// file (~/.docker/config.json, REGISTRY_AUTH_FILE): a command line is
+    /// visible to other users of the machine.
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "password_stdin")]
+    creds: Option<String>,
+    /// The user name for --password-stdin.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password from standard input (with --username).
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Speak plain HTTP to the registry. Without it HTTPS is used, except
+    /// for a registry on this machine that does not speak TLS.
+    #[arg(long)]
+    plain_http: bool,
+    /// Trust the CA certificates in this PEM file (for a private CA).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Blob transfers at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Retries of a transient failure (5xx, connection reset, timeout),
+    /// with exponential backoff.
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// Give up on a request when the registry sends nothing for this many
+    /// seconds (the request is then retried, as a transient failure).
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    timeout: std::time::Duration,
+    /// Upload blobs larger than this many MiB in 4 MiB chunks (smaller ones
+    /// go in one streamed request, which is faster).
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    chunked_above_mib: u64,
+}
+
+impl RemoteArgs {
+    pub(super) fn options(&self) -> Result<RemoteOptions> {
+        let credentials = if let Some(c) = &self.creds {
+            Some(Credentials::from_user_pass(c)?)
+        } else if self.password_stdin {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            anyhow::ensure!(
+                !password.is_empty(),
+                "--password-stdin: standard input is empty"
+            );
+            Some(Credentials::Basic {
+                username: self.username.clone().unwrap_or_default(),
+                password: Secret::new(password),
+            })
+        } else if let Some(c) = std::env::var_os(CREDS_ENV).filter(|v| !v.is_empty()) {
+            let c = c
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{CREDS_ENV} is not UTF-8"))?;
+            Some(Credentials::from_user_pass(&c).with_context(|| format!("in {CREDS_ENV}"))?)
+        } else {
+            None
+        };
+        Ok(RemoteOptions {
+            credentials,
+            plain_http: self.plain_http,
+            ca_file: self.ca_file.clone(),
+            jobs: self.jobs.into(),
+            retries: self.retries,
+            mount_from: Vec::new(),
+            blob_cache: RemoteOptions::default_blob_cache(),
+            chunked_above: self.chunked_above_mib << 20,
+            timeout: self.timeout,
+        })
+    }
+}
+
+fn seconds(s: &str) -> std::result::Result<std::time::Duration, String> {
+    remote::parse_seconds(s).ok_or_else(|| format!("{s:?}: seconds, more than 0 and at most 86400"))
+}
