@@ -238,7 +238,7 @@ const HELPER_MAX_OUTPUT: u64 = 1 << 20;
 fn helper_timeout() -> Result<Duration> {
     match std::env::var("NIXOCI_CREDENTIAL_HELPER_TIMEOUT") {
         Err(_) => Ok(HELPER_TIMEOUT),
-        Ok(v) => super::client::parse_seconds(v.trim()).ok_or_else(|| {
+        Ok(v) => super::errors::parse_seconds(v.trim()).ok_or_else(|| {
             Error::Invalid(format!(
                 "NIXOCI_CREDENTIAL_HELPER_TIMEOUT={v:?}: expected a number of seconds (0 to 86400, like 30 or 0.5)"
             ))

@@ -56,16 +56,6 @@ pub struct RemoteOptions {
 /// Default of [`RemoteOptions::timeout`]: 120 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A wait as a user writes it, in seconds (`30`, `0.5`): finite, more than
-/// 0 and at most a day (86400). `--timeout` and
-/// `NIXOCI_CREDENTIAL_HELPER_TIMEOUT` take it.
-pub fn parse_seconds(text: &str) -> Option<Duration> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-}
-
 /// Default of [`RemoteOptions::chunked_above`]: 512 MiB.
 pub const DEFAULT_CHUNKED_ABOVE: u64 = 512 << 20;
 

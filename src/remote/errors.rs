@@ -153,6 +153,16 @@ pub(super) fn document_deadline() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }
 
+/// A wait as a user writes it, in seconds (`30`, `0.5`): finite, more than
+/// 0 and at most a day (86400). `--timeout` and
+/// `NIXOCI_CREDENTIAL_HELPER_TIMEOUT` take it.
+pub fn parse_seconds(text: &str) -> Option<Duration> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+}
+
 /// Why [`read_capped`] gave no body.
 pub(super) enum Capped {
     TooLarge,

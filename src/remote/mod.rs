@@ -68,9 +68,9 @@ mod upload;
 
 pub use artifact::{attach, AttachFile, AttachReport};
 pub use client::{
-    parse_seconds, trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE,
-    DEFAULT_TIMEOUT,
+    trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
 };
+pub use errors::parse_seconds;
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
