@@ -1098,7 +1098,7 @@ fn whiteouts_spare_their_own_layer_as_umoci_does() {
 }
 
 /// An 8 GiB sparse file (PAX 1.0, as GNU tar --posix writes it) unpacks
-/// to its content, fast, as holes: nixoci writes only its data blocks.
+/// to its content, as holes: nixoci writes only its data blocks.
 /// (umoci reads the same format the same way, as
 /// `pax_and_gnu_extensions_unpack_as_umoci_does` checks on a small file,
 /// but writes the holes out as zeros: 8 GiB and half a minute here, so it
@@ -1131,14 +1131,13 @@ fn an_8_gib_sparse_file_unpacks_as_holes() {
         assert!(err.contains("--max-total-size"), "{cmd}: {err}");
     }
     let mine = t.path().join("mine");
-    let started = std::time::Instant::now();
+    // No clock: writing the holes out would show in the blocks allocated,
+    // checked below, whatever the machine's speed.
     run(nixoci()
         .arg("unpack")
         .arg(format!("{}:latest", layout.display()))
         .arg(&mine)
         .arg("-q"));
-    let took = started.elapsed();
-    assert!(took.as_secs() < 5, "unpack took {took:?}");
     use std::os::unix::fs::{FileExt, MetadataExt};
     let f = fs::File::open(mine.join("big")).unwrap();
     assert_eq!(f.metadata().unwrap().len(), size);
