@@ -739,6 +739,312 @@ fn artifact_files_are_named_by_their_title() {
     }
 }
 
+/// A layout of one artifact (the empty config, an `artifactType`): each
+/// layer a blob with its media type and annotations.
+fn artifact_layout(dir: &Path, layers: &[(Vec<u8>, &str, serde_json::Value)]) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|(blob, media_type, annotations)| {
+            let (d, n) = put(blob);
+            json!({"mediaType": media_type, "digest": d, "size": n, "annotations": annotations})
+        })
+        .collect();
+    let (cd, cs) = put(b"{}");
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.thing",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": cs},
+        "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
+/// A packed directory (ORAS's tar+gzip, marked to unpack) titled `title`.
+fn packed(title: &str, entries: &[E]) -> (Vec<u8>, &'static str, serde_json::Value) {
+    (
+        gzip(&tar_bytes(entries)),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        json!({"org.opencontainers.image.title": title, "io.deis.oras.content.unpack": "true"}),
+    )
+}
+
+/// Regression: a packed directory titled `site` whose tar also held
+/// `.envrc`, `Makefile` or `keep` wrote them beside `site`. A packed
+/// directory writes only under its title (the title itself a directory),
+/// with no whiteout, and its links (hard links, and symbolic ones resolved
+/// through the tar's own links) stay inside it; anything else is refused,
+/// naming the entry and the title, before anything is written.
+#[test]
+fn packed_directories_write_only_under_their_title() {
+    let base = tempfile::tempdir().unwrap();
+    let page = E::File("site/index.html", b"<p>hi</p>\n", 0o644);
+    let site = E::Dir("site/", 0o755);
+    let cases: Vec<(&str, Vec<E>, &str)> = vec![
+        (
+            "a dot file beside",
+            vec![site.clone(), page.clone(), E::File(".envrc", b"x", 0o644)],
+            ".envrc",
+        ),
+        (
+            "a file beside",
+            vec![site.clone(), page.clone(), E::File("Makefile", b"x", 0o644)],
+            "Makefile",
+        ),
+        (
+            "a directory beside",
+            vec![site.clone(), E::Dir("keep/", 0o755)],
+            "keep",
+        ),
+        (
+            "a name behind ./",
+            vec![site.clone(), E::File("./x", b"x", 0o644)],
+            "./x",
+        ),
+        (
+            "a name behind ..",
+            vec![site.clone(), E::File("site/../x", b"x", 0o644)],
+            "site/../x",
+        ),
+        (
+            "an absolute name",
+            vec![E::File("/site/x", b"x", 0o644)],
+            "/site/x",
+        ),
+        (
+            "the title a file",
+            vec![E::File("site", b"x", 0o644)],
+            "is a file",
+        ),
+        (
+            "the title a link",
+            vec![E::Symlink("site", "/etc")],
+            "is a symbolic link",
+        ),
+        (
+            "a link climbing out",
+            vec![site.clone(), E::Symlink("site/up", "../x")],
+            "site/up",
+        ),
+        (
+            "a link to the parent",
+            vec![site.clone(), E::Symlink("site/up", "..")],
+            "site/up",
+        ),
+        (
+            "an absolute link",
+            vec![site.clone(), E::Symlink("site/abs", "/etc/passwd")],
+            "site/abs",
+        ),
+        (
+            "a link out through a link",
+            vec![
+                site.clone(),
+                E::Symlink("site/here", "."),
+                E::Symlink("site/out", "here/../x"),
+            ],
+            "site/out",
+        ),
+        (
+            "a hard link to a link",
+            vec![
+                E::Dir("site/sub/", 0o755),
+                page.clone(),
+                E::Symlink("site/sub/l", "../index.html"),
+                E::Hard("site/h", "site/sub/l"),
+            ],
+            "site/h",
+        ),
+        (
+            "a hard link out",
+            vec![site.clone(), E::Hard("site/h", "etc/passwd")],
+            "etc/passwd",
+        ),
+        (
+            "a whiteout",
+            vec![
+                site.clone(),
+                page.clone(),
+                E::File("site/.wh.index.html", b"", 0o644),
+            ],
+            "whiteout",
+        ),
+        (
+            "a whiteout of the title",
+            vec![E::File(".wh.site", b"", 0o644)],
+            ".wh.site",
+        ),
+    ];
+    for (i, (name, entries, needle)) in cases.into_iter().enumerate() {
+        let t = base.path().join(format!("case-{i}"));
+        let layout = artifact_layout(&t.join("layout"), &[packed("site", &entries)]);
+        let out = t.join("out");
+        let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&out));
+        for n in [needle, "packed directory \"site\"", "refused"] {
+            assert!(err.contains(n), "{name}: {n:?} not in:\n{err}");
+        }
+        assert!(!out.exists(), "{name}: {} was written", out.display());
+    }
+
+    // Into another packed directory: refused as outside its own title.
+    let t = base.path().join("two");
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[
+            packed("site", &[site.clone(), page.clone()]),
+            packed(
+                "docs",
+                &[E::Dir("docs/", 0o755), E::File("site/evil", b"x", 0o644)],
+            ),
+        ],
+    );
+    let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(t.join("out")));
+    assert!(
+        err.contains("layer 1")
+            && err.contains("\"site/evil\"")
+            && err.contains("outside \"docs\""),
+        "{err}"
+    );
+
+    // Titled and untitled layers mixed: the untitled one is named.
+    let t = base.path().join("mixed");
+    let rootfs = (
+        gzip(&tar_bytes(&[E::File("etc/x", b"x", 0o644)])),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        json!({}),
+    );
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[packed("site", &[site.clone(), page.clone()]), rootfs],
+    );
+    let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(t.join("out")));
+    assert!(
+        err.contains("layer 1 (sha256:") && err.contains("has no title"),
+        "{err}"
+    );
+
+    // What stays inside is written: "./" names, links inside, a hard link.
+    let t = base.path().join("good");
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[packed(
+            "site",
+            &[
+                E::Dir("./", 0o755),
+                E::Dir("./site/", 0o755),
+                E::File("./site/index.html", b"<p>hi</p>\n", 0o644),
+                E::Dir("site/css/", 0o755),
+                E::Symlink("site/home.html", "index.html"),
+                E::Symlink("site/css/up", "../index.html"),
+                E::Symlink("site/here", "."),
+                E::Symlink("site/css/again", "../here/css/up"),
+                E::Hard("site/copy.html", "site/index.html"),
+            ],
+        )],
+    );
+    let out = t.join("out");
+    run(nixoci().arg("unpack").arg(&layout).arg(&out).arg("-q"));
+    assert_eq!(
+        fs::read(out.join("site/css/again")).unwrap(),
+        b"<p>hi</p>\n"
+    );
+    assert_eq!(
+        fs::read(out.join("site/copy.html")).unwrap(),
+        b"<p>hi</p>\n"
+    );
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("site")]);
+}
+
+/// Regression: `unpack` took an image whose config lists fewer diff_ids
+/// than it has layers (an artifact's layers are the exception): refused,
+/// as the docker archive and `verify` refuse it.
+#[test]
+fn an_image_config_needs_a_diff_id_for_every_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = vec![
+        tar_bytes(&[E::File("a", b"a", 0o644)]),
+        tar_bytes(&[E::File("b", b"b", 0o644)]),
+    ];
+    let (d0, d1) = (sha(&layers[0]), sha(&layers[1]));
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [d0, d1]}});
+    // With both, it unpacks.
+    let layout = craft_config(&t.path().join("both"), &layers, &config);
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("both/out"))
+        .arg("-q"));
+    for (name, diff_ids, listed) in [
+        ("one of two", json!([d0]), 1),
+        ("none", json!([]), 0),
+        ("three for two", json!([d0, d1, d0]), 3),
+    ] {
+        let dir = t.path().join(name);
+        let mut c = config.clone();
+        c["rootfs"]["diff_ids"] = diff_ids;
+        // The same layout with this config, digests made right.
+        let layout = craft_config(&dir, &layers, &c);
+        let out = dir.join("out");
+        let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&out));
+        let want = format!("lists {listed} diff_ids (rootfs.diff_ids) for 2 layers");
+        assert!(
+            err.contains(&want) && err.contains("config sha256:"),
+            "{name}: {err}"
+        );
+        assert!(!out.exists(), "{name}");
+        let err = run_fail(nixoci().arg("verify").arg(&layout));
+        assert!(
+            err.contains(&format!("{listed} diff_ids for 2 layers")),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// [`craft`]'s layout of `layers` (gzip), with `config` as the config.
+fn craft_config(dir: &Path, layers: &[Vec<u8>], config: &serde_json::Value) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|tar| {
+            let (d, n) = put(&gzip(tar));
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+        })
+        .collect();
+    let (cd, cs) = put(&serde_json::to_vec(config).unwrap());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
 // ---- archives ----
 
 fn busybox_layout(t: &Path) -> PathBuf {

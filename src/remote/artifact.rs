@@ -17,7 +17,9 @@
 //! safe extractor ([`crate::unpack`]: names, links, sizes and counts
 //! checked, digests verified), then moves each file or directory into
 //! place; an existing one is an error unless `overwrite`, and that is
-//! checked before anything moves.
+//! checked before anything moves. Only titled layers are an artifact's
+//! files, and a packed directory writes only under its title
+//! ([`crate::artifact::check_files`], before anything is written).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,8 +41,7 @@ use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
 
-/// ORAS's annotation marking a packed directory.
-pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
+pub use crate::artifact::ANNOTATION_UNPACK;
 /// ORAS's annotation giving a packed directory's tar digest.
 pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
 /// The artifact type when none is given and there is no config (as the
@@ -474,6 +475,10 @@ pub fn pull(
     let _cleanup = crate::unpack::MakeRemovableOnDrop(work.path().to_owned());
     let layout = work.path().join("layout");
     let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
+    // An ordinary image is no artifact: its root filesystem would land in
+    // `dir`. (`unpack` checks the packed directories of an artifact.)
+    let image = crate::layout::Layout::open(&layout)?.resolve(None, None)?;
+    crate::artifact::check_titles(&image)?;
     let unpacked = work.path().join("files");
     let uopts = crate::unpack::UnpackOptions {
         limits: *limits,

@@ -98,7 +98,20 @@ pub fn unpack(
 ) -> Result<UnpackReport> {
     let reader = Layout::open(layout)?;
     let image = reader.resolve(tag, opts.platform.as_ref())?;
-    let diff_ids = image.diff_ids()?;
+    let diff_ids = if !crate::artifact::is_artifact(&image) {
+        image_diff_ids(&image)?
+    } else if image
+        .layers
+        .iter()
+        .any(|l| crate::artifact::title(l).is_some())
+    {
+        // ORAS's files, which have no diff_ids: written as `artifact pull`
+        // writes them, checked before anything is.
+        crate::artifact::check_files(&reader, &image, &opts.limits)?;
+        vec![None; image.layers.len()]
+    } else {
+        image.diff_ids()?
+    };
 
     let staging = Staging::empty(dir, opts.force, &[layout.to_owned()])?;
     let mut tree = Extract {
@@ -125,6 +138,23 @@ pub fn unpack(
         entries: tree.entries,
         bytes: tree.bytes,
     })
+}
+
+/// An image's diff_ids, one for each layer, as the docker archive and
+/// `verify` require them: a config that lists fewer or more is refused.
+fn image_diff_ids(image: &crate::layout::Image) -> Result<Vec<Option<Sha256Digest>>> {
+    let listed = image.config_value()?["rootfs"]["diff_ids"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let diff_ids = image.diff_ids()?;
+    if listed != image.layers.len() || diff_ids.iter().any(Option::is_none) {
+        return Err(Error::Invalid(format!(
+            "config {} lists {listed} diff_ids (rootfs.diff_ids) for {} layers: an image's config gives one for each layer; the image is damaged (build or pull it again)",
+            image.config.digest,
+            image.layers.len()
+        )));
+    }
+    Ok(diff_ids)
 }
 
 struct Extract<'a> {
