@@ -3,12 +3,14 @@
 //! tar+gzip titled with its name). A name is a name, never a path: it
 //! lands directly in the target directory or is refused; a packed
 //! directory writes only under its own title, and its links stay inside
-//! it (as oras-go's file store requires).
+//! it (as oras-go's file store requires); what a pull writes belongs to
+//! the user who pulls, writable by them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::Compression;
 use crate::layout::{Image, Layout};
 use crate::oci::descriptor::Descriptor;
@@ -288,6 +290,38 @@ fn resolve_inside(
                         todo.push_front(c);
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Give what a pull wrote under `root` (and `root`) to the user who
+/// pulls, as ORAS's clients write it: their own (when running as root,
+/// the tar's owners are not kept), with the tar's permission bits plus
+/// read and write for the owner, and search for directories, so that they
+/// can change and remove it (a directory nixoci packs holds Nix's
+/// 0555/0444, which comes out 0755/0644, as ORAS packs one). Links are
+/// left as they are.
+pub fn make_own(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut todo = vec![root.to_owned()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).at(&p)?;
+        if as_root {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).at(&p)?;
+        }
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        let add = if m.is_dir() { 0o700 } else { 0o600 };
+        let mode = m.permissions().mode() & 0o7777 | add;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).at(&p)?;
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).at(&p)? {
+                todo.push(e.at(&p)?.path());
             }
         }
     }

@@ -485,3 +485,104 @@ fn artifact_pull_writes_only_what_titles_name() {
         assert!(listing(&out).is_empty(), "{:?}", listing(&out));
     }
 }
+
+/// Regression: a directory nixoci pushed came back 0555/0444, which a
+/// user who is not root cannot remove; one ORAS pushed came back
+/// 0755/0644. Both now come back as ORAS packs an ordinary directory: the
+/// tar's modes with the owner's read and write (and search, for
+/// directories) added, owned by the user who pulls (not the tar's 1234).
+#[test]
+fn pulled_directories_are_the_users_whoever_packed_them() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("in");
+    let (_, _, d) = inputs(&work);
+    fs::write(d.join("run.sh"), "#!/bin/sh\n").unwrap();
+    for (rel, mode) in [
+        ("", 0o755),
+        ("css", 0o755),
+        ("index.html", 0o644),
+        ("css/a.css", 0o644),
+        ("run.sh", 0o755),
+    ] {
+        fs::set_permissions(d.join(rel), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let modes = |root: &Path| -> Vec<(String, u32)> {
+        let mut all: Vec<(String, u32)> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| !e.path_is_symlink())
+            .map(|e| {
+                let m = e.metadata().unwrap();
+                assert_eq!(
+                    (m.uid(), m.gid()),
+                    unsafe { (libc::geteuid(), libc::getegid()) },
+                    "{}",
+                    e.path().display()
+                );
+                (
+                    e.path().strip_prefix(root).unwrap().display().to_string(),
+                    m.mode() & 0o7777,
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let want = modes(&d);
+    run(nixoci()
+        .args(["artifact", "push"])
+        .arg(reg.reference("modes/x:nixoci"))
+        .arg(&d)
+        .arg("-q"));
+    oras(
+        &reg.host(),
+        &work,
+        "c.push(target=HOST + '/modes/x:oras', files=['site'])",
+    );
+    for by in ["nixoci", "oras"] {
+        let out = t.path().join(format!("out-{by}"));
+        run(nixoci()
+            .args(["artifact", "pull"])
+            .arg(reg.reference(&format!("modes/x:{by}")))
+            .arg(&out)
+            .arg("-q"));
+        assert_eq!(modes(&out.join("site")), want, "pushed by {by}");
+    }
+
+    // Read-only and owned by someone else in the tar: the user's, writable.
+    use tar::EntryType::{Directory as D, Regular as F};
+    let entries = [
+        ("site/", D, &b""[..], 0o500),
+        ("site/sub/", D, b"", 0o500),
+        ("site/sub/a", F, b"a\n", 0o400),
+        ("site/run", F, b"#!/bin/sh\n", 0o500),
+    ];
+    push_crafted(
+        &reg.reference("modes/x:readonly"),
+        &t.path().join("readonly"),
+        &[(
+            gzip(&tar_of(&entries)),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            json!({"org.opencontainers.image.title": "site", "io.deis.oras.content.unpack": "true"}),
+        )],
+        false,
+    );
+    let out = t.path().join("out-readonly");
+    run(nixoci()
+        .args(["artifact", "pull"])
+        .arg(reg.reference("modes/x:readonly"))
+        .arg(&out)
+        .arg("-q"));
+    assert_eq!(
+        modes(&out.join("site")),
+        vec![
+            (String::new(), 0o700),
+            ("run".to_owned(), 0o700),
+            ("sub".to_owned(), 0o700),
+            ("sub/a".to_owned(), 0o600),
+        ]
+    );
+    fs::remove_dir_all(&out).unwrap();
+}

@@ -19,7 +19,8 @@
 //! place; an existing one is an error unless `overwrite`, and that is
 //! checked before anything moves. Only titled layers are an artifact's
 //! files, and a packed directory writes only under its title
-//! ([`crate::artifact::check_files`], before anything is written).
+//! ([`crate::artifact::check_files`], before anything is written); what
+//! is written becomes the user's ([`crate::artifact::make_own`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -492,6 +493,9 @@ pub fn pull(
         .collect::<std::io::Result<_>>()
         .at(&unpacked)?;
     names.sort();
+    for n in &names {
+        crate::artifact::make_own(&unpacked.join(n))?;
+    }
     // Every conflict before anything moves.
     for n in &names {
         let target = dir.join(n);
