@@ -990,10 +990,24 @@ fn an_image_config_needs_a_diff_id_for_every_layer() {
         .arg(&layout)
         .arg(t.path().join("both/out"))
         .arg("-q"));
-    for (name, diff_ids, listed) in [
-        ("one of two", json!([d0]), 1),
-        ("none", json!([]), 0),
-        ("three for two", json!([d0, d1, d0]), 3),
+    let few = |n: usize| {
+        (
+            format!("lists {n} diff_ids (rootfs.diff_ids) for 2 layers"),
+            format!("{n} diff_ids for 2 layers"),
+        )
+    };
+    for (name, diff_ids, (unpack_says, verify_says)) in [
+        ("one of two", json!([d0]), few(1)),
+        ("none", json!([]), few(0)),
+        ("three for two", json!([d0, d1, d0]), few(3)),
+        (
+            "a number for one",
+            json!([d0, 5]),
+            (
+                "rootfs.diff_ids[1] is not a string".to_owned(),
+                "not a valid OCI image config".to_owned(),
+            ),
+        ),
     ] {
         let dir = t.path().join(name);
         let mut c = config.clone();
@@ -1002,17 +1016,13 @@ fn an_image_config_needs_a_diff_id_for_every_layer() {
         let layout = craft_config(&dir, &layers, &c);
         let out = dir.join("out");
         let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&out));
-        let want = format!("lists {listed} diff_ids (rootfs.diff_ids) for 2 layers");
         assert!(
-            err.contains(&want) && err.contains("config sha256:"),
+            err.contains(&unpack_says) && err.contains("config sha256:"),
             "{name}: {err}"
         );
         assert!(!out.exists(), "{name}");
         let err = run_fail(nixoci().arg("verify").arg(&layout));
-        assert!(
-            err.contains(&format!("{listed} diff_ids for 2 layers")),
-            "{name}: {err}"
-        );
+        assert!(err.contains(&verify_says), "{name}: {err}");
     }
 }
 

@@ -147,7 +147,13 @@ fn image_diff_ids(image: &crate::layout::Image) -> Result<Vec<Option<Sha256Diges
         .as_array()
         .map_or(0, Vec::len);
     let diff_ids = image.diff_ids()?;
-    if listed != image.layers.len() || diff_ids.iter().any(Option::is_none) {
+    if let Some(i) = diff_ids.iter().take(listed).position(Option::is_none) {
+        return Err(Error::Invalid(format!(
+            "config {}: rootfs.diff_ids[{i}] is not a string; the image is damaged (build or pull it again)",
+            image.config.digest
+        )));
+    }
+    if listed != image.layers.len() {
         return Err(Error::Invalid(format!(
             "config {} lists {listed} diff_ids (rootfs.diff_ids) for {} layers: an image's config gives one for each layer; the image is damaged (build or pull it again)",
             image.config.digest,
