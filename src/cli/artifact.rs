@@ -20,7 +20,9 @@ pub enum ArtifactCommand {
     /// as ORAS packs them) as an OCI artifact.
     Push(PushArgs),
     /// Pull an artifact's files into a directory (packed directories
-    /// unpacked safely); an existing file is an error unless --overwrite.
+    /// unpacked safely, each only under its own title; every layer must
+    /// be titled; the files are yours, writable by you); an existing file
+    /// is an error unless --overwrite.
     Pull(PullArgs),
 }
 
