@@ -196,8 +196,22 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
             layer: image.layers[layer_index].0.digest.clone(),
         });
     }
+    // Named by the tag asked for, else by the image's one tag in the
+    // layout; by its manifest digest when it has none or several.
+    let name = match tag {
+        Some(t) => t.to_owned(),
+        None => {
+            let layout = crate::layout::Layout::open(dir)?;
+            let mut tags = layout.names_of(&layout.select(None)?.digest)?;
+            tags.dedup();
+            match tags.as_slice() {
+                [one] => one.clone(),
+                _ => manifest.to_string(),
+            }
+        }
+    };
     Ok(Sbom {
-        name: tag.map_or_else(|| manifest.to_string(), str::to_owned),
+        name,
         subject: crate::oci::descriptor::Descriptor {
             platform: None,
             annotations: BTreeMap::new(),

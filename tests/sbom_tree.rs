@@ -2,7 +2,7 @@
 //! an image whose `/nix/store` or `/nix` is a symbolic link (absolute, or
 //! relative with more `..` than it has directories) has it resolved
 //! inside the image, as a container would (issue 21, 1.1), or is refused
-//! when no container could open it.
+//! when no container could open it. And the image is named by its tag.
 
 mod common;
 
@@ -237,4 +237,44 @@ fn links_inside_the_image_are_followed_there() {
         fs::write(&file, &text).unwrap();
         validate_sbom(&file, "cyclonedx");
     }
+}
+
+/// The image is named by its tag (SPDX `name`, CycloneDX metadata
+/// component), as the README says, when the layout gives it exactly one
+/// and none is asked for; by the tag asked for; by its manifest digest
+/// when it has several and none is asked for. The old code named it by
+/// digest unless a tag was given.
+#[test]
+fn the_image_is_named_by_its_tag() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    file(&root, "etc/motd", b"hello\n", 0o644);
+    let one = image_of(t.path(), "one", &root);
+    let cdx = sbom(&one, "cyclonedx");
+    assert_eq!(cdx["metadata"]["component"]["name"], "latest");
+    let spdx = sbom(&one, "spdx");
+    assert_eq!(spdx["name"], "latest (Nix closure)");
+    assert_eq!(spdx["packages"][0]["name"], "latest");
+
+    let spec = t.path().join("two.json");
+    write_json(
+        &spec,
+        &json!({
+            "layers": [{"files": [{"source": root, "destination": "/"}]}],
+            "architecture": "amd64",
+            "tags": ["latest", "1.0"]
+        }),
+    );
+    let two = build(&spec, &t.path().join("two"));
+    let digest = manifest_digest(&two);
+    assert_eq!(
+        sbom(&two, "cyclonedx")["metadata"]["component"]["name"],
+        digest
+    );
+    let out = run(nixoci()
+        .arg("sbom")
+        .arg(format!("{}:1.0", two.display()))
+        .args(["--format", "cyclonedx"]));
+    let named: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(named["metadata"]["component"]["name"], "1.0");
 }
