@@ -184,6 +184,29 @@ impl Dir {
         Ok(Dir { fd, shown })
     }
 
+    /// Set the permission bits of the directory `name` (opened without
+    /// following a link, then changed through its descriptor).
+    pub fn set_dir_mode(&self, name: &OsStr, mode: u32) -> Result<()> {
+        let dir = self.open_dir(name)?;
+        rustix::fs::fchmod(&dir.fd, Mode::from_raw_mode(mode))
+            .map_err(|e| Error::io(&dir.shown, io_err(e)))
+    }
+
+    /// Set the access and modification times of `name` itself (of a link,
+    /// not of what it names).
+    pub fn set_times(&self, name: &OsStr, seconds: i64, nanoseconds: u32) -> Result<()> {
+        let t = rustix::fs::Timespec {
+            tv_sec: seconds as _,
+            tv_nsec: nanoseconds as _,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        rustix::fs::utimensat(&self.fd, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io(self.shown.join(name), io_err(e)))
+    }
+
     /// A descriptor of the same directory that only serves to look up
     /// names in it (`O_PATH`: search permission is enough).
     fn path_handle(&self, name: &OsStr, shown: PathBuf) -> std::result::Result<Dir, Errno> {
@@ -349,6 +372,36 @@ impl Root {
             name,
             meta,
         })
+    }
+
+    /// The entry at exactly `path` (relative to the root), reached without
+    /// following any link: the directory holding it and its name. `None`
+    /// when a component on the way is missing, or is not a directory (a
+    /// link included): the path no longer names what was made there.
+    /// (`unpack` sets what it made through this, at its end.)
+    pub fn exact(&self, path: &[u8]) -> Result<Option<(Dir, OsString)>> {
+        let mut parts = components(path);
+        let Some(last) = parts.first().cloned() else {
+            return Ok(None);
+        };
+        parts.remove(0);
+        if parts.iter().chain([&last]).any(|c| c == b".." || c == b".") {
+            return Ok(None);
+        }
+        let mut dir = self
+            .dir
+            .path_handle(OsStr::new("."), self.dir.shown.clone())
+            .map_err(|e| Error::io(&self.dir.shown, io_err(e)))?;
+        while let Some(name) = parts.pop() {
+            let os = OsStr::from_bytes(&name);
+            let shown = dir.shown.join(os);
+            dir = match dir.path_handle(os, shown.clone()) {
+                Ok(d) => d,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+                Err(e) => return Err(Error::io(&shown, io_err(e))),
+            };
+        }
+        Ok(Some((dir, OsString::from_vec(last))))
     }
 
     /// The directory `path` resolves to inside the image, and where it is
