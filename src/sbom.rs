@@ -6,7 +6,10 @@
 //! CycloneDX 1.6 JSON.
 //!
 //! The image is unpacked (safely, within the unpack limits) into a
-//! temporary directory and each store path hashed there: a layer keeps
+//! temporary directory, its `/nix/store` found there as a container would
+//! find it (links resolved inside the image, never on this machine:
+//! [`crate::rootfs`]) and each store path hashed there, read through
+//! descriptors without following a link: a layer keeps
 //! every byte, name, link and execute bit a NAR holds, so the hash is the
 //! one Nix records. It needs nothing but the layout: images that nixoci,
 //! dockerTools or nix2container made all have their store paths in
@@ -176,7 +179,9 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
         // The layer that holds it where it really is in the image (under
         // the directory `/nix/store` leads to).
         let mut at = store_at.clone();
-        at.push(b'/');
+        if !at.is_empty() {
+            at.push(b'/'); // (empty: `/nix/store` leads to the root)
+        }
         at.extend_from_slice(name.as_bytes());
         let layer_index = tree.layer_of(&at).unwrap_or_default();
         paths.push(StorePath {

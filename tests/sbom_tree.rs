@@ -50,6 +50,26 @@ fn image_of(dir: &Path, name: &str, root: &Path) -> PathBuf {
     build(&spec, &dir.join(name))
 }
 
+/// [`image_of`], with a first layer of its own below (`/filler`), so that
+/// the layer a store path is found in is the second one.
+fn image_over_filler(dir: &Path, name: &str, root: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    file(&filler, "motd", b"below\n", 0o644);
+    let spec = dir.join(format!("{name}.json"));
+    write_json(
+        &spec,
+        &json!({
+            "layers": [
+                {"files": [{"source": filler, "destination": "/filler"}]},
+                {"files": [{"source": root, "destination": "/"}]}
+            ],
+            "architecture": "amd64",
+            "tags": ["latest"]
+        }),
+    );
+    build(&spec, &dir.join(name))
+}
+
 fn sbom(layout: &Path, format: &str) -> Value {
     let out = run(nixoci().arg("sbom").arg(layout).args(["--format", format]));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -151,8 +171,9 @@ fn links_out_of_the_image_never_reach_the_host_store() {
 }
 
 /// Links that lead to a store inside the image are followed there, as a
-/// container follows them (`/nix -> /opt/nix`, and `/nix/store` as a
-/// relative link with more `..` than directories): the SBOM lists exactly
+/// container follows them (`/nix -> /opt/nix`, `/nix/store` as a
+/// relative link with more `..` than directories, `/nix/store -> /`): the
+/// SBOM lists exactly
 /// the image's own store paths, as `/nix/store/...` (what a container
 /// and the references see), each in the layer that holds it. A store
 /// path that is itself a link is hashed as the link (`nix-store --dump`
@@ -191,9 +212,14 @@ fn links_inside_the_image_are_followed_there() {
     let b_paths = make(&b, "srv/store");
     fs::create_dir_all(b.join("nix")).unwrap();
     symlink(format!("{up}srv/store"), b.join("nix/store")).unwrap();
-    for (name, root, paths) in [("a", &a, a_paths), ("b", &b, b_paths)] {
-        let layout = image_of(t.path(), name, root);
-        let layer = read_json(&blob_path(&layout, &manifest_digest(&layout)))["layers"][0]
+    // /nix/store -> /: the store is the image's root.
+    let c = t.path().join("c-root");
+    let c_paths = make(&c, "");
+    fs::create_dir_all(c.join("nix")).unwrap();
+    symlink("/", c.join("nix/store")).unwrap();
+    for (name, root, paths) in [("a", &a, a_paths), ("b", &b, b_paths), ("c", &c, c_paths)] {
+        let layout = image_over_filler(t.path(), name, root);
+        let layer = read_json(&blob_path(&layout, &manifest_digest(&layout)))["layers"][1]
             ["digest"]
             .as_str()
             .unwrap()
