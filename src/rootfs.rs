@@ -552,5 +552,25 @@ mod tests {
         assert_eq!(store.names().unwrap(), [OsString::from("bbb")]);
         assert_eq!(store.shown(), Path::new("/real/store"));
         assert!(root.open_dir(b"file").unwrap().is_none());
+        // `exact` follows no link at all, not even to a path inside.
+        let (dir, name) = root.exact(b"usr/bin/sh").unwrap().unwrap();
+        assert_eq!(
+            (dir.shown(), name.as_os_str()),
+            (r.join("usr/bin").as_path(), OsStr::new("sh"))
+        );
+        for through_a_link in [
+            "bin/sh",
+            "data/abs/store",
+            "data/host/x",
+            "file/x",
+            "missing/x",
+        ] {
+            assert!(
+                root.exact(through_a_link.as_bytes()).unwrap().is_none(),
+                "{through_a_link}"
+            );
+        }
+        let (_, name) = root.exact(b"bin").unwrap().unwrap();
+        assert_eq!(name, "bin", "the link itself");
     }
 }
