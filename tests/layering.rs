@@ -12,7 +12,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
-    &["spec", "nix", "nar", "plan"],
+    &["spec", "nix", "nar", "rootfs", "plan"],
     &["documents"],
     &["layout"],
     &[

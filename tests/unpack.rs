@@ -1824,3 +1824,40 @@ fn pull_finds_a_platform_in_a_nested_index() {
         .collect();
     assert_eq!(platforms, ["linux/arm64", "linux/amd64"], "{inspected}");
 }
+
+/// Modes and times are set at the end of an unpack, by path: a directory
+/// a later layer replaced with a link must not have them set through the
+/// link, on a directory outside the tree (issue 21, 1.1: nothing outside
+/// the tree is touched).
+#[test]
+fn modes_and_times_never_land_through_a_later_link() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir_all(outside.join("victim")).unwrap();
+    fs::set_permissions(outside.join("victim"), fs::Permissions::from_mode(0o755)).unwrap();
+    let before = fs::metadata(outside.join("victim")).unwrap();
+    let target = outside.to_str().unwrap().as_bytes().to_vec();
+    let layers = vec![
+        tar_bytes(&[E::Dir("a/", 0o755), E::Dir("a/victim/", 0o700)]),
+        tar_bytes(&[E::Raw(header(b"a", b'2', 0, 0o777, &target).to_vec())]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("mine"))
+        .arg("-q"));
+    let after = fs::metadata(outside.join("victim")).unwrap();
+    assert_eq!(
+        after.permissions().mode() & 0o7777,
+        0o755,
+        "mode set outside the tree"
+    );
+    assert_eq!(after.mtime(), before.mtime(), "time set outside the tree");
+    assert_eq!(
+        fs::read_link(t.path().join("mine/a")).unwrap(),
+        outside,
+        "the link itself is kept"
+    );
+}

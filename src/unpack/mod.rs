@@ -5,8 +5,10 @@
 //! Nothing lands outside the target directory: paths with `..` or a leading
 //! `/` are refused; no path is ever resolved through a symlink (every parent
 //! directory is checked with `lstat` and must be a real directory), so a
-//! symlink placed by an earlier entry cannot be written through; hard links
-//! must name an entry inside the tree. Device nodes are refused unless
+//! symlink placed by an earlier entry cannot be written through, and the
+//! modes and times set at the end reach each path through
+//! [`crate::rootfs::Root::exact`], never through a link a later entry put
+//! on the way; hard links must name an entry inside the tree. Device nodes are refused unless
 //! asked for. Entry count, single file size and total size are bounded. The
 //! tree is built in a temporary sibling and renamed into place only when
 //! every layer applied and verified, so a refusal leaves nothing behind.
@@ -16,7 +18,7 @@ use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -545,30 +547,28 @@ impl Extract<'_> {
         Ok(())
     }
 
-    /// Directory modes and owners, then mtimes, deepest first.
+    /// Directory modes, then mtimes, deepest first. Each is set on what
+    /// is at its path now, reached without following a link
+    /// ([`crate::rootfs::Root::exact`]): a later entry may have put a link
+    /// where a directory was, and a mode or time set through it would land
+    /// outside the tree.
     fn finish(&mut self) -> Result<()> {
+        let tree = crate::rootfs::Root::open(&self.root, "the unpacked tree")?;
         for (rel, mode) in self.modes.iter().rev() {
-            let p = self.root.join(OsStr::from_bytes(rel));
-            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-                fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).at(&p)?;
+            if let Some((dir, name)) = tree.exact(rel)? {
+                if dir
+                    .meta(&name)
+                    .is_ok_and(|m| m.kind == crate::rootfs::Kind::Dir)
+                {
+                    dir.set_dir_mode(&name, *mode)?;
+                }
             }
         }
         for (rel, mtime) in self.times.iter().rev() {
-            let p = self.root.join(OsStr::from_bytes(rel));
-            let c = cstring(&p)?;
-            let t = libc::timespec {
-                tv_sec: mtime.0 as libc::time_t,
-                tv_nsec: mtime.1 as _,
-            };
             // Best effort: the entry may have been whited out since.
-            unsafe {
-                libc::utimensat(
-                    libc::AT_FDCWD,
-                    c.as_ptr(),
-                    [t, t].as_ptr(),
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
+            if let Ok(Some((dir, name))) = tree.exact(rel) {
+                let _ = dir.set_times(&name, mtime.0, mtime.1);
+            }
         }
         Ok(())
     }
