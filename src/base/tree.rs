@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::whiteout::{OwnPaths, Whiteout};
 use crate::untar::{check_diff_id, normalise, EntryMeta, Limits};
 
 /// What a path of the tree is.
@@ -101,12 +102,14 @@ pub fn layer_entries(
                 )));
             }
             let raw = entry.path_bytes().into_owned();
-            let meta = EntryMeta::read(&mut entry).map_err(|why| {
+            let refused = |why: &dyn std::fmt::Display| {
                 Error::Invalid(format!(
                     "{what}: entry {:?} refused: {why}",
                     String::from_utf8_lossy(&raw)
                 ))
-            })?;
+            };
+            let meta = EntryMeta::read(&mut entry).map_err(|why| refused(&why))?;
+            Whiteout::of(&meta.path).map_err(|why| refused(&why))?;
             let node = match meta.kind {
                 tar::EntryType::Directory => Node::Dir,
                 tar::EntryType::Symlink => Node::Symlink(meta.link.clone().unwrap_or_default()),
@@ -165,18 +168,14 @@ impl BaseTree {
         Ok(tree)
     }
 
-    /// Apply one layer's entries (whiteouts included) as layer `index`.
+    /// Apply one layer's entries (whiteouts included, by the rule of
+    /// [`crate::untar::whiteout`]) as layer `index`.
     fn apply(&mut self, entries: Vec<(Vec<u8>, Node, Meta)>, index: usize) {
+        let mut own = OwnPaths::default();
         for (path, node, meta) in entries {
-            let (parent, name) = split(&path);
-            if name == b".wh..wh..opq" {
-                self.remove_under(parent);
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(b".wh.") {
-                let target = join(parent, hidden);
-                self.nodes.remove(&target);
-                self.remove_under(&target);
+            // `layer_entries` refused the whiteouts that name nothing.
+            if let Ok(Some(w)) = Whiteout::of(&path) {
+                self.hide(&w, &own);
                 continue;
             }
             if path.is_empty() {
@@ -186,7 +185,33 @@ impl BaseTree {
             if node != Node::Dir {
                 self.remove_under(&path);
             }
+            // The parents the layer does not name are made as a runtime
+            // makes them: root's, 0755.
+            let mut parent = split(&path).0;
+            while !parent.is_empty() && !self.nodes.contains_key(parent) {
+                self.nodes
+                    .insert(parent.to_vec(), (Node::Dir, index, (0o755, 0, 0)));
+                parent = split(parent).0;
+            }
+            own.put(&path);
             self.nodes.insert(path, (node, index, meta));
+        }
+    }
+
+    /// Remove what the whiteout `w` hides, `own` being what its layer put
+    /// so far.
+    fn hide(&mut self, w: &Whiteout, own: &OwnPaths) {
+        let top = w.top();
+        let doomed: Vec<Vec<u8>> = self
+            .nodes
+            .range(top.to_vec()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(top))
+            .filter(|k| w.hides(k, own))
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.nodes.remove(&k);
         }
     }
 
@@ -208,6 +233,12 @@ impl BaseTree {
     /// What the base has at `path`.
     pub fn get(&self, path: &[u8]) -> Option<&Node> {
         self.nodes.get(path).map(|(n, _, _)| n)
+    }
+
+    /// Every path of the tree (normalised, no leading `/`) and what it is,
+    /// sorted by path.
+    pub fn paths(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(p, (n, _, _))| (p.as_slice(), n))
     }
 
     /// Which layer (0-based) last put `path` there.
@@ -475,6 +506,28 @@ mod tests {
         // A file over a directory removes what was under it.
         t.apply(vec![(b"usr".to_vec(), Node::File, (0, 0, 0))], 2);
         assert_eq!(t.get(b"usr/bin"), None);
+        // Whiteouts hide the layers below, never their own layer's
+        // entries, before or after them; parents nobody named are
+        // directories of the layer that needed them.
+        let mut t = usr_merged();
+        let entry = |p: &str, n: Node| (p.as_bytes().to_vec(), n, (0o644, 0, 0));
+        t.apply(
+            vec![
+                entry("usr/bin/own", Node::File),
+                entry("usr/lib/x/y", Node::File),
+                entry("usr/.wh..wh..opq", Node::File),
+                entry(".wh.etc", Node::File),
+                entry("etc/new", Node::File),
+            ],
+            1,
+        );
+        assert_eq!(t.get(b"usr/bin/own"), Some(&Node::File));
+        assert_eq!(t.get(b"usr/bin/sh"), None);
+        assert_eq!(t.get(b"usr/bin"), Some(&Node::Dir));
+        assert_eq!(t.get(b"usr/lib/x"), Some(&Node::Dir));
+        assert_eq!(t.layer_of(b"usr/lib/x"), Some(1));
+        assert_eq!(t.get(b"etc/os-release"), None);
+        assert_eq!(t.get(b"etc/new"), Some(&Node::File));
         let s = tree(&[
             ("nix/store/abc-x", Node::Dir),
             ("nix/store/abc-x/bin", Node::Dir),
