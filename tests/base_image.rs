@@ -654,7 +654,51 @@ fn merge_safety_and_config_rules() {
     let dir_src = d.join("adir");
     fs::create_dir_all(dir_src.join("sub")).unwrap();
     fs::write(dir_src.join("sub/x"), "x\n").unwrap();
+    let elsewhere = d.join("elsewhere");
+    std::os::unix::fs::symlink("/opt", &elsewhere).unwrap();
+    let to_usr_bin = d.join("to-usr-bin");
+    std::os::unix::fs::symlink("/usr/bin", &to_usr_bin).unwrap();
     let on = |files: Value| json!({"fromImage": base, "layers": [{"files": files}]});
+    let following = |files: Value| json!({"fromImage": {"path": base, "symlinks": "follow"}, "layers": [{"files": files}]});
+    // A file or another link where the base has /bin -> usr/bin: /bin/sh
+    // would vanish, with or without following the base's links.
+    let over_link = "where its layer 1 (sha256:";
+    let gone = "a directory: it would replace the link, and what the link leads to would be gone from /bin";
+    for (name, spec, want) in [
+        (
+            "file-over-link",
+            on(json!([{"source": f, "destination": "/bin"}])),
+            format!("/bin: a file, {over_link}"),
+        ),
+        (
+            "link-over-link",
+            on(json!([{"source": elsewhere, "destination": "/bin"}])),
+            format!("/bin: a symbolic link to /opt, {over_link}"),
+        ),
+        (
+            "file-over-link-followed",
+            following(json!([{"source": f, "destination": "/bin"}])),
+            format!("/bin: a file, {over_link}"),
+        ),
+        (
+            "link-over-link-followed",
+            following(json!([{"source": elsewhere, "destination": "/bin"}])),
+            format!("/bin: a symbolic link to /opt, {over_link}"),
+        ),
+    ] {
+        let out = try_build(d, name, spec);
+        assert!(!out.status.success(), "{name} built");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&want) && err.contains(gone),
+            "{name}: {want:?} in\n{err}"
+        );
+        assert!(
+            err.contains(&format!("{name}.json: layers[0], blob sha256:")),
+            "{name}: the new layer named: {err}"
+        );
+        assert!(!d.join(name).exists(), "{name}: an output was left");
+    }
     for (name, files, want) in [
         (
             "dir-over-link",
@@ -692,7 +736,7 @@ fn merge_safety_and_config_rules() {
         assert!(!d.join(name).exists(), "{name}: an output was left");
     }
     // Allowed: a file over a base file, new directories, a file in /tmp
-    // (whose 1777 mode the layer keeps), a link over the link.
+    // (whose 1777 mode the layer keeps), a link to where the link leads.
     let ok = try_build(
         d,
         "ok",
@@ -700,6 +744,7 @@ fn merge_safety_and_config_rules() {
             {"source": f, "destination": "/usr/bin/busybox-note"},
             {"source": f, "destination": "/tmp/note"},
             {"source": f, "destination": "/opt/app/f"},
+            {"source": to_usr_bin, "destination": "/bin"},
         ])),
     );
     assert!(

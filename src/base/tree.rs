@@ -4,6 +4,9 @@
 //! - a directory where the base has a symbolic link (`/bin -> usr/bin`):
 //!   the runtime's overlay would replace the link with the directory and
 //!   hide everything the link led to;
+//! - a file, a special file or a link elsewhere where the base has a
+//!   symbolic link to a directory: the same (a link to the same directory
+//!   passes);
 //! - a file or link where the base has a directory: it would hide the
 //!   directory's content;
 //! - a directory where the base has a file;
@@ -325,6 +328,28 @@ impl BaseTree {
         Some(done.join(&b'/'))
     }
 
+    /// The directory the base's link at `path` leads to (through every
+    /// link on the way), if it leads to one.
+    fn leads_to_directory(&self, path: &[u8]) -> Option<Vec<u8>> {
+        self.follow(path, true)
+            .filter(|to| self.get(to) == Some(&Node::Dir))
+    }
+
+    /// Whether `node`, put at `path`, is a link that leads where the
+    /// base's link there does (`/bin -> /usr/bin` over `/bin -> usr/bin`).
+    fn same_directory(&self, path: &[u8], node: &Node) -> bool {
+        let Node::Symlink(target) = node else {
+            return false;
+        };
+        let from = if target.starts_with(b"/") {
+            target.clone()
+        } else {
+            join(split(path).0, target)
+        };
+        self.follow(&from, true).is_some()
+            && self.follow(&from, true) == self.leads_to_directory(path)
+    }
+
     /// Check the entries of a new layer (`what` names it) against the
     /// base: every problem, up to 20, in one error.
     pub fn check<'a>(
@@ -373,6 +398,21 @@ impl BaseTree {
                         self.layer_name(*layer),
                         b.noun()
                     )),
+                    // A file, special file or other link over a link to a
+                    // directory: what the link led to is gone from there.
+                    (Some((b @ Node::Symlink(_), layer, _)), n)
+                        if self.leads_to_directory(path).is_some()
+                            && !self.same_directory(path, n) =>
+                    {
+                        Some(format!(
+                            "{}: {}, where its {} has {}, a directory: it would replace the link, and what the link leads to would be gone from {}",
+                            show(path),
+                            n.noun(),
+                            self.layer_name(*layer),
+                            b.noun(),
+                            show(path)
+                        ))
+                    }
                     (Some((Node::Dir, layer, _)), n) if *n != Node::Dir => Some(format!(
                         "{}: {}, where its {} has a directory: it would hide the directory's content",
                         show(path),
@@ -471,6 +511,20 @@ mod tests {
             ),
             "{e}"
         );
+        // A file, a special file or another link over the link to a
+        // directory: refused; a link to the same directory passes.
+        for n in [Node::File, Node::Other, Node::Symlink(b"/opt".to_vec())] {
+            let e = check("bin", n.clone()).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("/bin: {}, where its layer 1 (sha256:000000000000) has a symbolic link to usr/bin, a directory: it would replace the link, and what the link leads to would be gone from /bin", n.noun())),
+                "{e}"
+            );
+        }
+        for same in [&b"/usr/bin"[..], b"usr/bin/", b"./usr/bin"] {
+            check("bin", Node::Symlink(same.to_vec())).unwrap();
+        }
+        // lib -> /usr/lib leads nowhere in this base: nothing is hidden.
+        check("lib", Node::File).unwrap();
         assert!(check("etc", Node::File).is_err());
         assert!(check("etc/os-release", Node::Dir).is_err());
         assert!(check("etc/os-release/x", Node::File).is_err());
