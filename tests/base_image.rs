@@ -842,6 +842,37 @@ fn merge_safety_and_config_rules() {
         err.contains("/etc/motd is removed (remove) and also placed"),
         "{err}"
     );
+    // Through the base's links, the paths are compared where they land:
+    // /bin/busybox removed and /usr/bin/busybox placed meet at
+    // /usr/bin/busybox, either way round.
+    for (name, remove, place, want) in [
+        (
+            "both-followed",
+            "/bin/busybox",
+            "/usr/bin/busybox",
+            "/bin/busybox (at /usr/bin/busybox through the base's symbolic links) is removed (remove) and also placed",
+        ),
+        (
+            "both-followed-reversed",
+            "/usr/bin/busybox",
+            "/bin/busybox",
+            "/usr/bin/busybox is removed (remove) and also placed",
+        ),
+    ] {
+        let out = try_build(
+            d,
+            name,
+            json!({"fromImage": {"path": base, "symlinks": "follow"},
+                   "layers": [{"remove": [remove], "files": [{"source": f, "destination": place}]}]}),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} built");
+        assert!(
+            err.contains(want) && err.contains("at /usr/bin/busybox): do one or the other"),
+            "{name}: {err}"
+        );
+        assert!(!d.join(name).exists(), "{name}: an output was left");
+    }
 
     // Config: Entrypoint and Cmd both set; Env merged in place; the base's
     // Labels kept and merged.
