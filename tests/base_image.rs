@@ -1050,3 +1050,94 @@ fn docker_media_types_of_a_base_become_oci() {
         .args(["validate", "--type", "image", "--ref", "name=latest"])
         .arg(&on));
 }
+
+/// A copy of the layout `from` at `to` whose config is `change`d (the
+/// manifest and index rewritten to match).
+fn with_config(from: &Path, to: &Path, change: impl Fn(&mut Value)) {
+    run(Command::new("cp").arg("-r").arg(from).arg(to));
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        fs::write(to.join("blobs/sha256").join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let mut config = config_of(to);
+    change(&mut config);
+    let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+    let mut manifest = manifest_of(to);
+    manifest["config"]["digest"] = json!(digest);
+    manifest["config"]["size"] = json!(size);
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let mut index = read_json(&to.join("index.json"));
+    index["manifests"][0]["digest"] = json!(digest);
+    index["manifests"][0]["size"] = json!(size);
+    write_json(&to.join("index.json"), &index);
+}
+
+/// Regression: a bad `Env` in the image's own config was blamed on the
+/// base image, and named no spec file; a base next to the spec's
+/// directory printed as `./../base`. The spec is named; the base only
+/// when its config is to blame; paths as the spec writes them.
+#[test]
+fn config_errors_name_the_spec_and_blame_what_is_wrong() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    usr_merged_base(d, "base");
+    with_config(&d.join("base"), &d.join("bad-base"), |c| {
+        c["config"]["Env"] = json!(["PATH=/usr/bin", "BROKEN"]);
+    });
+    let specs = d.join("specs");
+    fs::create_dir(&specs).unwrap();
+    fs::write(specs.join("f.txt"), "new\n").unwrap();
+    let fail = |name: &str, spec: Value| {
+        write_json(&specs.join(format!("{name}.json")), &spec);
+        run_fail(nixoci().current_dir(&specs).args([
+            "build",
+            &format!("{name}.json"),
+            "-o",
+            name,
+            "-q",
+        ]))
+    };
+    let own = fail(
+        "own-env",
+        json!({"fromImage": "../base", "config": {"Env": ["NOEQUALS"]}}),
+    );
+    assert!(
+        own.contains("own-env.json: the image config is not valid: config.Env[0] must be NAME=VALUE with a name, not \"NOEQUALS\""),
+        "{own}"
+    );
+    assert!(!own.contains("base image"), "{own}");
+    let inherited = fail(
+        "inherited-env",
+        json!({"fromImage": "../bad-base", "config": {"Env": ["A=1"]}}),
+    );
+    assert!(
+        inherited.contains("inherited-env.json: the config it inherits from the base image ../bad-base is not valid: config.Env[1] must be NAME=VALUE with a name, not \"BROKEN\""),
+        "{inherited}"
+    );
+    let platform = fail(
+        "platform",
+        json!({"fromImage": "../base", "architecture": "arm64"}),
+    );
+    assert!(
+        platform.contains("platform.json: the image's architecture is \"arm64\", but the base image ../base's is \"amd64\""),
+        "{platform}"
+    );
+    let merge = fail(
+        "merge",
+        json!({"fromImage": "../base", "layers": [{"files": [{"source": "f.txt", "destination": "/bin"}]}]}),
+    );
+    assert!(
+        merge.contains("merge.json: layers[0], blob sha256:")
+            && merge.contains("does not merge safely onto the base image ../base:"),
+        "{merge}"
+    );
+    let missing = fail("missing", json!({"fromImage": "../nothing"}));
+    assert!(
+        missing.contains("missing.json: fromImage: base image ../nothing: cannot read it"),
+        "{missing}"
+    );
+    for text in [&own, &inherited, &platform, &merge, &missing] {
+        assert!(!text.contains(" ./"), "{text}");
+    }
+}
