@@ -1100,7 +1100,8 @@ fn whiteouts_spare_their_own_layer_as_umoci_does() {
 /// Regression: only `unpack` refused a whiteout that names no entry
 /// (`.wh.`, `.wh..`, `.wh...`); `verify` passed it, `diff` listed it and
 /// the base tree of `fromImage` applied it (`.wh.` hid its own directory).
-/// Every reader now refuses it, naming the entry, by the same rule.
+/// Every reader now refuses it, naming the entry, by the same rule, and
+/// `sbom` does not call the image it reads a base image.
 #[test]
 fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
     let t = tempfile::tempdir().unwrap();
@@ -1148,6 +1149,10 @@ fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
             "diff",
             &run_fail(nixoci().arg("diff").arg(&other).arg(&layout)),
         );
+        // sbom reads the image itself, not a base: none is blamed.
+        let sbom = run_fail(nixoci().arg("sbom").arg(&layout));
+        check("sbom", &sbom);
+        assert!(!sbom.contains("base image"), "{sbom}");
         let spec = t.path().join(format!("spec{i}.json"));
         write_json(
             &spec,
@@ -1165,6 +1170,20 @@ fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
             ),
         );
     }
+    // Nor on a layer whose diff_id is wrong (it was called one then too).
+    let wrong = craft_with(
+        &t.path().join("wrong"),
+        &[tar_bytes(&[E::File("x", b"x", 0o644)])],
+        |_, _| {},
+        true,
+    );
+    let sbom = run_fail(nixoci().arg("sbom").arg(&wrong));
+    assert!(
+        sbom.contains("layer 1 (sha256:")
+            && sbom.contains("diff_id")
+            && !sbom.contains("base image"),
+        "{sbom}"
+    );
 }
 
 /// What the base tree of `fromImage` (and of `sbom`) makes of a layout:

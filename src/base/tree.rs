@@ -159,7 +159,10 @@ impl BaseTree {
             ..Default::default()
         };
         for (i, (desc, diff_id)) in base.layers.iter().enumerate() {
-            let what = format!("{}: layer {} ({})", base.source, i + 1, desc.digest);
+            let what = match base.source.as_str() {
+                "" => format!("layer {} ({})", i + 1, desc.digest),
+                source => format!("{source}: layer {} ({})", i + 1, desc.digest),
+            };
             let mut blob = base.blobs.open(desc).map_err(|e| e.within(what.clone()))?;
             let entries = layer_entries(&mut blob, desc, Some(diff_id), limits, &what)?;
             io::copy(&mut blob, &mut io::sink())
