@@ -39,13 +39,15 @@ fn merge(base: &mut Json, patch: &Json) {
 }
 
 /// The image config document for `spec` over layers with these diff_ids,
-/// and the platform it declares. With a base image's config (`base`, whose
-/// layers are the first of `diff_ids`), what it sets is inherited (see
-/// `inherited`).
+/// and the platform it declares. With a base image's config (`base`: the
+/// config, and how messages name the base; its layers are the first of
+/// `diff_ids`), what it sets is inherited (see `inherited`). An error
+/// blames what is wrong: the spec's own `config`, the config inherited
+/// from the base, or `extraConfig`.
 pub fn config_document(
     spec: &ImageSpec,
     diff_ids: &[Sha256Digest],
-    base: Option<&Value>,
+    base: Option<(&Value, &str)>,
 ) -> Result<(Json, Platform)> {
     let created = created_time(spec.created.as_deref())?;
     for (field, value) in [
@@ -65,8 +67,9 @@ pub fn config_document(
             }
         }
     }
+    let base_name = base.map(|(_, name)| name);
     let from = base
-        .map(|b| inherited(b, spec, diff_ids.len()))
+        .map(|(b, name)| inherited(b, name, spec, diff_ids.len()))
         .transpose()?;
     let own_layers = diff_ids.len() - from.as_ref().map_or(0, |f| f.layers);
     let mut history: Vec<Value> = from.as_ref().map(|f| f.history.clone()).unwrap_or_default();
@@ -98,6 +101,23 @@ pub fn config_document(
     if let Some(a) = &spec.author {
         obj.insert("author".into(), json!(a));
     }
+    if let Err(m) = validate_config(&base) {
+        // The spec's own settings, or what the base gave them?
+        let own = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": serde_json::to_value(&spec.config).expect("config serialises"),
+        });
+        return Err(Error::Invalid(match (validate_config(&own), base_name) {
+            // Named as the spec writes it (`Env[0]` of its own list).
+            (Err(own), _) => format!("the image config is not valid: {own}"),
+            (Ok(()), Some(name)) => {
+                format!("the config it inherits from the {name} is not valid: {m}")
+            }
+            (Ok(()), None) => format!("the image config is not valid: {m}"),
+        }));
+    }
     let (doc, value) = merge_extra(
         &base,
         spec.extra_config.as_ref(),
@@ -112,7 +132,12 @@ pub fn config_document(
     let parsed: oci_spec::image::ImageConfiguration =
         serde_json::from_value(value).map_err(|e| {
             Error::Invalid(format!(
-                "the image config is not valid (check extraConfig): {e}"
+                "the image config is not valid: {e}{}",
+                if spec.extra_config.is_some() {
+                    " (check extraConfig)"
+                } else {
+                    ""
+                }
             ))
         })?;
     let platform = Platform {
@@ -138,7 +163,8 @@ struct Inherited {
 }
 
 /// The base config `base` (of an image whose layers are the first of
-/// `total`), with `spec`'s settings applied by these rules (the README's
+/// `total`; `name` names it), with `spec`'s settings applied by these
+/// rules (the README's
 /// "Base images"):
 ///
 /// - `Env`: merged by variable name; a variable the new image sets keeps
@@ -152,7 +178,7 @@ struct Inherited {
 /// - every other field of the base's `config` (`Healthcheck`, ...) is kept;
 /// - `history`: the base's, then one entry per new layer;
 /// - the platform must be the base's: a different one is an error.
-fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> {
+fn inherited(base: &Value, name: &str, spec: &ImageSpec, total: usize) -> Result<Inherited> {
     let text = |k: &str| base[k].as_str().map(str::to_owned);
     let (architecture, os) = (
         text("architecture").unwrap_or_default(),
@@ -167,7 +193,7 @@ fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> 
         if let Some(a) = asked {
             if Some(a) != has {
                 return Err(Error::Invalid(format!(
-                    "the image's {field} is {a:?}, but its base image's is {:?}: build for the base's platform, or choose the base image for this one",
+                    "the image's {field} is {a:?}, but the {name}'s is {:?}: build for the base's platform, or choose the base image for this one",
                     has.map(String::as_str).unwrap_or("unset")
                 )));
             }
@@ -176,7 +202,7 @@ fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> 
     let layers = base["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
     if layers > total {
         return Err(Error::Invalid(format!(
-            "the base image's config lists {layers} diff_ids, more than the image's {total} layers"
+            "the {name}'s config lists {layers} diff_ids, more than the image's {total} layers"
         )));
     }
     let history: Vec<Value> = base["history"].as_array().cloned().unwrap_or_default();

@@ -114,12 +114,7 @@ pub struct Sbom {
 /// The SBOM of image `tag` of the layout at `dir` (for `platform`, from an
 /// index).
 pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Result<Sbom> {
-    let from = crate::spec::FromImage {
-        path: dir.to_owned(),
-        tag: tag.map(str::to_owned),
-        ..Default::default()
-    };
-    let image = BaseImage::open(&from, Path::new("."), platform)?;
+    let image = BaseImage::open_image(dir, tag, platform)?;
     let subject = image
         .manifest
         .clone()

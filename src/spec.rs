@@ -537,9 +537,11 @@ pub fn base_dir(spec_path: &Path) -> PathBuf {
     }
 }
 
-/// `path` if absolute, else `base/path`.
+/// `path` if absolute, else `base/path`; `path` as written when `base` is
+/// `.` (a spec in the working directory), so that messages name it as
+/// the user wrote it, not as `./path`.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    if path.is_absolute() || base == Path::new(".") {
         path.to_owned()
     } else {
         base.join(path)

@@ -1413,6 +1413,272 @@ fn whiteouts_spare_their_own_layer_as_umoci_does() {
     assert!(!mine.join("opq/sub/lower").exists() && !mine.join("opq/lower").exists());
 }
 
+/// Regression: only `unpack` refused a whiteout that names no entry
+/// (`.wh.`, `.wh..`, `.wh...`); `verify` passed it, `diff` listed it and
+/// the base tree of `fromImage` applied it (`.wh.` hid its own directory).
+/// Every reader now refuses it, naming the entry, by the same rule, and
+/// `sbom` does not call the image it reads a base image.
+#[test]
+fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
+    let t = tempfile::tempdir().unwrap();
+    let other = craft(
+        &t.path().join("other"),
+        &[tar_bytes(&[E::File("x", b"x", 0o644)])],
+        |_, _| {},
+    );
+    file(t.path(), "app", b"app\n", 0o644);
+    for (i, bad) in ["etc/.wh.", ".wh..", "etc/.wh..."].into_iter().enumerate() {
+        let layout = craft(
+            &t.path().join(format!("bad{i}")),
+            &[tar_bytes(&[
+                E::Dir("etc/", 0o755),
+                E::File("etc/keep", b"k", 0o644),
+                E::File(bad, b"", 0o644),
+            ])],
+            |_, _| {},
+        );
+        let needles = [
+            format!("{bad:?}"),
+            "a whiteout must name an entry of its directory".into(),
+        ];
+        let check = |who: &str, text: &str| {
+            for n in &needles {
+                assert!(
+                    text.contains(n.as_str()),
+                    "{who} of {bad}: {n} not in:\n{text}"
+                );
+            }
+        };
+        check(
+            "unpack",
+            &run_fail(
+                nixoci()
+                    .arg("unpack")
+                    .arg(&layout)
+                    .arg(t.path().join(format!("rootfs{i}"))),
+            ),
+        );
+        let out = nixoci().arg("verify").arg(&layout).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "verify of {bad}");
+        check("verify", &String::from_utf8_lossy(&out.stderr));
+        check(
+            "diff",
+            &run_fail(nixoci().arg("diff").arg(&other).arg(&layout)),
+        );
+        // sbom reads the image itself, not a base: none is blamed.
+        let sbom = run_fail(nixoci().arg("sbom").arg(&layout));
+        check("sbom", &sbom);
+        assert!(!sbom.contains("base image"), "{sbom}");
+        let spec = t.path().join(format!("spec{i}.json"));
+        write_json(
+            &spec,
+            &json!({"fromImage": format!("bad{i}"), "architecture": "amd64",
+                    "layers": [{"files": [{"source": "app", "destination": "/app"}]}]}),
+        );
+        check(
+            "build",
+            &run_fail(
+                nixoci()
+                    .arg("build")
+                    .arg(&spec)
+                    .arg("-o")
+                    .arg(t.path().join(format!("img{i}"))),
+            ),
+        );
+    }
+    // Nor on a layer whose diff_id is wrong (it was called one then too).
+    let wrong = craft_with(
+        &t.path().join("wrong"),
+        &[tar_bytes(&[E::File("x", b"x", 0o644)])],
+        |_, _| {},
+        true,
+    );
+    let sbom = run_fail(nixoci().arg("sbom").arg(&wrong));
+    assert!(
+        sbom.contains("layer 1 (sha256:")
+            && sbom.contains("diff_id")
+            && !sbom.contains("base image"),
+        "{sbom}"
+    );
+}
+
+/// What the base tree of `fromImage` (and of `sbom`) makes of a layout:
+/// every path and whether it is a directory, a file or a link (to what).
+fn base_tree(layout: &Path) -> std::collections::BTreeMap<Vec<u8>, String> {
+    use nixoci::base::tree::{BaseTree, Node as B};
+    let from = nixoci::spec::FromImage {
+        path: layout.to_owned(),
+        tag: Some("latest".into()),
+        ..Default::default()
+    };
+    let image = nixoci::base::BaseImage::open(&from, Path::new("."), None).unwrap();
+    let tree = BaseTree::read(&image, &nixoci::untar::Limits::default()).unwrap();
+    tree.paths()
+        .map(|(p, n)| {
+            let kind = match n {
+                B::Dir => "dir".to_owned(),
+                B::File | B::Other => "file".to_owned(),
+                B::Symlink(t) => format!("link {}", String::from_utf8_lossy(t)),
+            };
+            (p.to_vec(), kind)
+        })
+        .collect()
+}
+
+/// Regression: the base tree's reader let an opaque whiteout hide what its
+/// own layer had put before it (and parents it made, and hard links),
+/// where `nixoci unpack` and umoci keep them. One rule now serves every
+/// reader: here umoci, `nixoci unpack` and the base tree see the same tree
+/// of crafted layers (opaque whiteouts after and before their layer's
+/// entries, whiteouts of lower and of their own layer's entries, a
+/// directory whited out and made again, in its layer and the next), and
+/// `sbom` names the layer that holds a store path its layer's opaque
+/// whiteout spares.
+#[test]
+fn every_reader_applies_whiteouts_as_umoci_does() {
+    let t = tempfile::tempdir().unwrap();
+    let lower_path = "nix/store/00000000000000000000000000000000-lower-1.0";
+    let upper_path = "nix/store/11111111111111111111111111111111-upper-2.0";
+    let layers = vec![
+        tar_bytes(&[
+            E::Dir("a/", 0o755),
+            E::File("a/lower", b"l", 0o644),
+            E::Dir("a/sub/", 0o755),
+            E::File("a/sub/lower", b"l", 0o644),
+            E::Dir("b/", 0o755),
+            E::File("b/lower", b"l", 0o644),
+            E::Dir("c/", 0o755),
+            E::File("c/lower", b"l", 0o644),
+            E::File("d/lower", b"l", 0o644),
+            E::Dir("e/", 0o755),
+            E::Dir("e/x/", 0o755),
+            E::File("e/x/lower", b"l", 0o644),
+            E::File("g", b"l", 0o644),
+            E::Dir("h/", 0o755),
+            E::File("h/lower", b"l", 0o644),
+            E::File(
+                "nix/store/00000000000000000000000000000000-lower-1.0/f",
+                b"l",
+                0o444,
+            ),
+        ]),
+        tar_bytes(&[
+            // An opaque whiteout after its layer's entries, one of them in
+            // a lower directory it does not name.
+            E::File("a/own", b"u", 0o644),
+            E::File("a/sub/own", b"u", 0o644),
+            E::File("a/.wh..wh..opq", b"", 0o644),
+            // An opaque whiteout before its layer's entries.
+            E::File("b/.wh..wh..opq", b"", 0o644),
+            E::File("b/own", b"u", 0o644),
+            // Whiteouts of a lower entry, and of entries of their own
+            // layer: a file, and a hard link to it.
+            E::File("c/.wh.lower", b"", 0o644),
+            E::File("c/own", b"u", 0o644),
+            E::Hard("c/own-link", "c/own"),
+            E::File("c/.wh.own", b"", 0o644),
+            E::File("c/.wh.own-link", b"", 0o644),
+            // Parents made for an entry, then an opaque whiteout above.
+            E::File("d/new/deep", b"u", 0o644),
+            E::File("d/.wh..wh..opq", b"", 0o644),
+            // A directory whited out, then made again in the same layer.
+            E::File(".wh.e", b"", 0o644),
+            E::Dir("e/", 0o700),
+            E::File("e/y", b"u", 0o644),
+            // A file whited out and made a directory.
+            E::File(".wh.g", b"", 0o644),
+            E::Dir("g/", 0o755),
+            E::File("g/z", b"u", 0o644),
+            // A directory whited out after its layer put something in it.
+            E::File("h/own", b"u", 0o644),
+            E::File(".wh.h", b"", 0o644),
+            // A store path, then an opaque whiteout of the store.
+            E::File(
+                "nix/store/11111111111111111111111111111111-upper-2.0/f",
+                b"u",
+                0o444,
+            ),
+            E::File("nix/store/.wh..wh..opq", b"", 0o644),
+        ]),
+        tar_bytes(&[
+            // A directory of the layer below whited out and made again.
+            E::File(".wh.b", b"", 0o644),
+            E::File("b/again", b"2", 0o644),
+            E::File("a/.wh.own", b"", 0o644),
+        ]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    let umoci: std::collections::BTreeMap<Vec<u8>, String> = snapshot(&theirs)
+        .into_iter()
+        .map(|(p, n)| {
+            let kind = match n {
+                Node::Dir { .. } => "dir".to_owned(),
+                Node::File { .. } => "file".to_owned(),
+                Node::Symlink { target } => format!("link {}", String::from_utf8_lossy(&target)),
+            };
+            (p, kind)
+        })
+        .collect();
+    let base = base_tree(&layout);
+    let show = |m: &std::collections::BTreeMap<Vec<u8>, String>| {
+        m.iter()
+            .map(|(p, k)| format!("{} {k}", String::from_utf8_lossy(p)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(show(&base), show(&umoci), "the base tree, then umoci's");
+    // What the rule keeps and hides, spelled out.
+    for kept in [
+        "a/sub/own",
+        "b/again",
+        "c/own",
+        "c/own-link",
+        "d/new/deep",
+        "e/y",
+        "g/z",
+        "h/own",
+        upper_path,
+    ] {
+        assert!(mine.join(kept).exists(), "{kept} was hidden");
+    }
+    for gone in [
+        "a/lower",
+        "a/own",
+        "a/sub/lower",
+        "b/lower",
+        "b/own",
+        "c/lower",
+        "d/lower",
+        "e/x",
+        "h/lower",
+        lower_path,
+    ] {
+        assert!(!mine.join(gone).exists(), "{gone} is left");
+    }
+    // The SBOM lists the store path in the layer that holds it.
+    let out = run(nixoci()
+        .arg("sbom")
+        .arg(format!("{}:latest", layout.display()))
+        .args(["--format", "cyclonedx"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer_1 = read_json(&blob_path(&layout, &manifest_digest(&layout)))["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let components = doc["components"].as_array().unwrap();
+    assert_eq!(components.len(), 1, "{doc:#}");
+    let layer = components[0]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "nixoci:layer")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(layer, layer_1.as_str(), "{doc:#}");
+}
+
 /// An 8 GiB sparse file (PAX 1.0, as GNU tar --posix writes it) unpacks
 /// to its content, as holes: nixoci writes only its data blocks.
 /// (umoci reads the same format the same way, as

@@ -10,9 +10,10 @@ use clap::{Args, Subcommand};
 use nixoci::remote::artifact::{self, Input, PushOptions};
 
 use super::args::{file_and_media_type, reference_arg};
-use super::local::LimitArgs;
+use super::limit_args::LimitArgs;
 use super::output::TransferOutputArgs;
-use super::remote::{RemoteArgs, TransferBars};
+use super::remote::TransferBars;
+use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ArtifactCommand {

@@ -466,18 +466,40 @@ impl Tree {
         Ok(())
     }
 
-    /// A removed path may not also be placed, nor anything under it.
+    /// A removed path may not also be placed, nor anything under it:
+    /// checked where the entries finally are, so after [`Tree::remap`]
+    /// too (`remove = ["/bin/x"]` and `/usr/bin/x` meet there when `/bin`
+    /// leads to `/usr/bin`).
     pub fn check_removals(&self) -> Result<()> {
-        for r in &self.removed {
-            let under = join(r, b"");
+        for (path, whiteout) in &self.entries {
+            let Some(dest) = &whiteout.removes else {
+                continue;
+            };
+            let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&b""[..], &path[..]),
+            };
+            let r = join(
+                parent,
+                name.strip_prefix(WHITEOUT.as_bytes()).unwrap_or(name),
+            );
+            let under = join(&r, b"");
             if let Some((p, e)) = self
                 .entries
                 .iter()
-                .find(|(p, _)| *p == r || p.starts_with(&under))
+                .find(|(p, _)| **p == r || p.starts_with(&under))
             {
+                let moved = parse_destination(dest).is_ok_and(|(rel, _)| rel.as_bytes() != r);
+                let removed = if !moved {
+                    dest.clone()
+                } else {
+                    format!(
+                        "{dest} (at {} through the base's symbolic links)",
+                        display(&r)
+                    )
+                };
                 return Err(Error::Invalid(format!(
-                    "{} is removed (remove) and also placed ({} at {}): do one or the other",
-                    display(r),
+                    "{removed} is removed (remove) and also placed ({} at {}): do one or the other",
                     e.describe(),
                     display(p)
                 )));

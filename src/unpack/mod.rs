@@ -1,6 +1,7 @@
 //! Safe extraction of an image's root filesystem (image-spec `layer.md`):
-//! layers applied in order, OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`),
-//! digests and diff_ids verified while reading.
+//! layers applied in order, OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`, by
+//! the rule of [`crate::untar::whiteout`]), digests and diff_ids verified
+//! while reading.
 //!
 //! Nothing lands outside the target directory: paths with `..` or a leading
 //! `/` are refused; no path is ever resolved through a symlink (every parent
@@ -13,7 +14,7 @@
 //! tree is built in a temporary sibling and renamed into place only when
 //! every layer applied and verified, so a refusal leaves nothing behind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
@@ -28,6 +29,7 @@ use crate::layer::compress::Compression;
 use crate::layout::{BlobReader, Layout, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::whiteout::{OwnPaths, Whiteout};
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
 
@@ -123,7 +125,7 @@ pub fn unpack(
         bytes: 0,
         times: BTreeMap::new(),
         modes: BTreeMap::new(),
-        current: BTreeSet::new(),
+        own: OwnPaths::default(),
         known_dirs: Default::default(),
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
@@ -176,8 +178,9 @@ struct Extract<'a> {
     /// Directory modes, applied at the end (so read-only directories can
     /// still be filled by later entries).
     modes: BTreeMap<Vec<u8>, u32>,
-    /// Paths the current layer created (an opaque whiteout keeps them).
-    current: BTreeSet<Vec<u8>>,
+    /// Paths the current layer created, and their parents: what its
+    /// whiteouts keep.
+    own: OwnPaths,
     /// Directories of the tree checked to be real directories (not
     /// symlinks), so that the parents of the next entry need no check
     /// again. Only this run writes the tree (a private temporary
@@ -196,7 +199,7 @@ impl Extract<'_> {
         desc: &Descriptor,
         diff_id: Option<&Sha256Digest>,
     ) -> Result<()> {
-        self.current.clear();
+        self.own.clear();
         let mut compressed = layout
             .open_blob(desc)
             .map_err(|e| e.within(format!("layer {index}")))?;
@@ -418,23 +421,6 @@ impl Extract<'_> {
         Ok(Some(p))
     }
 
-    /// Remove what the layers below put in the directory `dir` (relative
-    /// path `rel`): every child this layer did not create, and the same
-    /// inside the directories it did create.
-    fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
-        for child in fs::read_dir(dir).at(dir)? {
-            let child = child.at(dir)?;
-            let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
-            let path = child.path();
-            if !self.current.contains(&crel) {
-                self.clear(&path)?;
-            } else if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                self.clear_lower(&path, &crel)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Remove whatever is at `path` (not following a symlink).
     fn clear(&self, path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
@@ -469,16 +455,15 @@ impl Extract<'_> {
             return Ok(()); // the root itself ("./")
         };
         let rel = comps.join(&b'/');
-        let parent_rel: Vec<u8> = comps[..comps.len() - 1].join(&b'/');
-        let whiteout = last.starts_with(b".wh.");
-        Self::check_whiteout_name(index, &raw, last)?;
+        let whiteout = Whiteout::of(&rel).map_err(|why| refused(index, &raw, why))?;
         // A whiteout never creates the directories it names.
-        let Some(dir_path) = self.parents(index, &raw, &comps, !whiteout)? else {
+        let Some(dir_path) = self.parents(index, &raw, &comps, whiteout.is_none())? else {
             return Ok(());
         };
         let path = dir_path.join(OsStr::from_bytes(last));
-        if whiteout {
-            return self.whiteout(&dir_path, &parent_rel, last);
+        if let Some(w) = whiteout {
+            let top = w.top();
+            return self.hide(&w, &self.root.join(OsStr::from_bytes(top)), top);
         }
 
         let header = entry.header().clone();
@@ -489,6 +474,7 @@ impl Extract<'_> {
             tar::EntryType::Symlink => self.make_symlink(index, &raw, &path, &meta)?,
             tar::EntryType::Link => {
                 self.make_hard_link(index, &raw, &path, &meta)?;
+                self.own.put(&rel);
                 return Ok(()); // metadata is the target's
             }
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -503,45 +489,23 @@ impl Extract<'_> {
                 ))
             }
         }
-        self.current.insert(rel.clone());
+        self.own.put(&rel);
         self.times.insert(rel, meta.mtime);
         Ok(())
     }
 
-    /// A whiteout `.wh.NAME` must name an entry of its directory.
-    fn check_whiteout_name(index: usize, raw: &[u8], last: &[u8]) -> Result<()> {
-        if let Some(name) = last
-            .strip_prefix(b".wh.")
-            .filter(|_| last != b".wh..wh..opq")
-        {
-            if name.is_empty() || name == b".." || name == b"." {
-                return Err(refused(
-                    index,
-                    raw,
-                    "a whiteout must name an entry of its directory",
-                ));
-            }
+    /// Apply the whiteout `w` from `path` (relative path `rel`) down:
+    /// what it hides goes, whole; a directory it spares (its layer's own)
+    /// is walked for what the layers below left inside.
+    fn hide(&self, w: &Whiteout, path: &Path, rel: &[u8]) -> Result<()> {
+        if w.hides(rel, &self.own) {
+            return self.clear(path);
         }
-        Ok(())
-    }
-
-    /// Apply the whiteout `last` found in the directory `dir_path` (relative
-    /// path `parent_rel`).
-    fn whiteout(&self, dir_path: &Path, parent_rel: &[u8], last: &[u8]) -> Result<()> {
-        // Whiteouts hide what the layers below put there (image-spec
-        // layer.md), never what this layer put there, whatever the order of
-        // the entries (as umoci does).
-        if last == b".wh..wh..opq" {
-            return self.clear_lower(dir_path, parent_rel);
-        }
-        if let Some(name) = last.strip_prefix(b".wh.") {
-            let target = dir_path.join(OsStr::from_bytes(name));
-            let trel = crate::layer::tree::join(parent_rel, name);
-            if !self.current.contains(&trel) {
-                return self.clear(&target);
-            }
-            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                return self.clear_lower(&target, &trel);
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            for child in fs::read_dir(path).at(path)? {
+                let child = child.at(path)?;
+                let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
+                self.hide(w, &child.path(), &crel)?;
             }
         }
         Ok(())
