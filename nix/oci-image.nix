@@ -161,9 +161,19 @@ let
   fixedLayers =
     builtins.foldl' (n: l: n + (if (l.command or null) == "layers" then l.spec.maxLayers else 1)) 0 layers
     + (if hasOwn then 1 else 0);
-  roots = builtins.filter (r: r != null) (
-    map (f: common.storeRoot f.source) (common.normaliseFiles fn ownFiles)
-  );
+  normalised = common.normaliseFiles fn ownFiles;
+  rootsOf = fs: builtins.filter (r: r != null) (map (f: common.storeRoot f.source) fs);
+  roots = rootsOf normalised;
+  # Store paths whose files are only copied to destinations: the closure
+  # step leaves them out (the copies are their files) unless something
+  # refers to them, and keeps their references, as the image's own layer
+  # does.
+  copied =
+    let
+      isCopy = f: f ? destination && !(f.link or false);
+      kept = rootsOf (builtins.filter (f: !(isCopy f)) normalised);
+    in
+    builtins.filter (r: !(builtins.elem r kept)) (rootsOf (builtins.filter isCopy normalised));
   # An ociImage without maxLayers keeps to 100 layers if it can, and never
   # fails for it: its closure is split only into what is left.
   chosen = args ? maxLayers;
@@ -182,7 +192,7 @@ let
   closureLayers = ociLayers (
     {
       name = "${name}-closure";
-      inherit roots compression strategy;
+      inherit roots copied compression strategy;
       maxLayers = budget;
       base = layers;
     }

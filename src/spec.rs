@@ -154,6 +154,12 @@ pub struct LayersSpec {
     /// the closure in one layer.
     #[serde(default)]
     pub budget_includes_base: Option<BudgetRule>,
+    /// With `graph`: store paths the image only copies files from (to
+    /// destinations elsewhere; `ociImage` passes them): left out, their
+    /// references kept, unless they or another path of the graph refer to
+    /// them ([`crate::nix::copied_only`]).
+    #[serde(default)]
+    pub copied: Vec<PathBuf>,
     /// How every layer's tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,

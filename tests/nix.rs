@@ -186,15 +186,13 @@ fn nix_built_layout_passes_verify_umoci_and_oci_image_tool() {
     let (_t, rootfs) = umoci_unpack(&layout);
     let app = nix_eval("appPath");
     let dep = nix_eval("depPath");
-    // The main program at its destination, its closure at its own paths.
+    // The main program at its destination, what it refers to at its own
+    // path; app's store path itself is not there (the copy is its file).
     assert_eq!(
         fs::read(rootfs.join("bin/app")).unwrap(),
         fs::read(Path::new(&app).join("bin/app-ref")).unwrap()
     );
-    assert!(rootfs
-        .join(app.trim_start_matches('/'))
-        .join("bin/app-ref")
-        .is_file());
+    assert!(!rootfs.join(app.trim_start_matches('/')).exists());
     assert_eq!(
         fs::read(rootfs.join(dep.trim_start_matches('/'))).unwrap(),
         b"dependency\n"
@@ -1161,23 +1159,25 @@ fn image_store_paths(layout: &Path) -> Vec<Vec<String>> {
 #[test]
 fn oci_image_is_layered_by_default() {
     let (app, dep) = (nix_eval("appPath"), nix_eval("depPath"));
-    let with_app_dep = |groups: &[Vec<String>]| {
+    let with_dep = |groups: &[Vec<String>]| {
         let all: Vec<&String> = groups.iter().flatten().collect();
-        assert_eq!(all.iter().filter(|p| **p == &app).count(), 1, "{groups:?}");
+        assert_eq!(all.iter().filter(|p| **p == &app).count(), 0, "{groups:?}");
         assert_eq!(all.iter().filter(|p| **p == &dep).count(), 1, "{groups:?}");
     };
     // The closure's layers each name their store paths; the image's own
     // layer (the last) holds /usr/bin/app and, unsplit, the closure too.
+    // app is only copied to /usr/bin/app: what it refers to (dep) is in
+    // the image, app's store path is not.
     let layered = nix_build("layeredDefault");
     run(nixoci().arg("verify").arg(&layered));
     let groups = image_store_paths(&layered);
-    assert_eq!(groups.len(), 3, "app, dep, and the image's own: {groups:?}");
-    assert_eq!(groups[2], Vec::<String>::new(), "{groups:?}");
-    with_app_dep(&groups);
+    assert_eq!(groups.len(), 2, "dep, and the image's own: {groups:?}");
+    assert_eq!(groups[1], Vec::<String>::new(), "{groups:?}");
+    with_dep(&groups);
     let one = nix_build("unlayered");
     let groups = image_store_paths(&one);
     assert_eq!(groups.len(), 1, "{groups:?}");
-    with_app_dep(&groups);
+    with_dep(&groups);
     let full = nix_build("defaultOverFullBudget");
     run(nixoci().arg("verify").arg(&full));
     let groups = image_store_paths(&full);
@@ -1188,6 +1188,73 @@ fn oci_image_is_layered_by_default() {
     );
     assert_eq!(groups[0], vec![dep.clone()]);
     assert_eq!(groups[1], vec![app.clone()]);
+}
+
+/// The sizes of the layer blobs of a layout's image, in layer order.
+fn layer_sizes(layout: &Path) -> Vec<u64> {
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .collect()
+}
+
+/// Issue 21, "files are packed twice": a file `ociImage` copies to its
+/// destination brings its references into the image, not its own store
+/// path, whose bytes would be there a second time. 1 MB of random bytes
+/// naming dep: the image holds /data/big and dep, about 1 MB in all, split
+/// or in one layer, and the layer step and the closure step agree; linked
+/// as well, the store path is needed and is there once.
+#[test]
+fn copied_files_bring_their_references_not_themselves() {
+    let (big, dep) = (nix_eval("bigPath"), nix_eval("depPath"));
+    for attr in ["copiedBig", "copiedBigOneLayer"] {
+        let layout = nix_build(attr);
+        run(nixoci().arg("verify").arg(&layout));
+        let paths: Vec<String> = image_store_paths(&layout).concat();
+        assert_eq!(paths, vec![dep.clone()], "{attr}");
+        let total: u64 = layer_sizes(&layout).iter().sum();
+        assert!(
+            (1_000_000..1_200_000).contains(&total),
+            "{attr}: {total} bytes of layers for a 1 MB file"
+        );
+        let (_t, rootfs) = umoci_unpack(&layout);
+        assert_eq!(
+            fs::read(rootfs.join("data/big")).unwrap(),
+            fs::read(&big).unwrap()
+        );
+        assert!(rootfs.join(dep.trim_start_matches('/')).is_file(), "{attr}");
+    }
+    let layout = nix_build("copiedAndLinkedBig");
+    run(nixoci().arg("verify").arg(&layout));
+    let mut paths: Vec<String> = image_store_paths(&layout).concat();
+    paths.sort();
+    let mut want = vec![big.clone(), dep.clone()];
+    want.sort();
+    assert_eq!(paths, want);
+}
+
+/// Issue 21: `destination = "/etc/"` for `./motd` (a path literal, whose
+/// store name carries a hash) gives `/etc/motd`, and a derivation named
+/// `dep` gives `/etc/dep`, not `/etc/<hash>-dep`.
+#[test]
+fn store_paths_into_a_directory_keep_their_own_names() {
+    require("umoci");
+    let layout = nix_build("motdImage");
+    let (_t, rootfs) = umoci_unpack(&layout);
+    assert_eq!(fs::read(rootfs.join("etc/motd")).unwrap(), b"welcome\n");
+    assert_eq!(fs::read(rootfs.join("etc/dep")).unwrap(), b"dependency\n");
+    let names: Vec<String> = fs::read_dir(rootfs.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }
 
 /// `ociImage { contents }` links a package's files at `/` into its store
@@ -1255,16 +1322,12 @@ fn sbom_of_a_nix_image_is_the_closure_nix_records() {
         fs::read(t.path().join("a.cdx.json")).unwrap()
     );
 
-    // What Nix records of the closure.
-    let (app, dep, bb) = (
-        nix_eval("appPath"),
-        nix_eval("depPath"),
-        nix_eval("busyboxPath"),
-    );
+    // What Nix records of the closure (busybox is only copied to /bin: it
+    // is not in the image's closure).
+    let (app, dep) = (nix_eval("appPath"), nix_eval("depPath"));
     let info = run(nix("nix")
         .args(["path-info", "--json", "--recursive"])
-        .arg(&app)
-        .arg(&bb));
+        .arg(&app));
     let info: Value = serde_json::from_slice(&info.stdout).unwrap();
     let mut want = BTreeMap::new();
     for e in info.as_array().unwrap() {
@@ -1282,7 +1345,7 @@ fn sbom_of_a_nix_image_is_the_closure_nix_records() {
         refs.sort();
         want.insert(path, (format!("sha256:{b32}"), e["narSize"].clone(), refs));
     }
-    assert_eq!(want.len(), 3, "{want:?}");
+    assert_eq!(want.len(), 2, "{want:?}");
     // The layer listing each path.
     let layers_json = read_json(&PathBuf::from(nix_eval("layeredClosurePath")).join("layers.json"));
     let mut layer_of = BTreeMap::new();

@@ -28,7 +28,8 @@ let
     meta.mainProgram = "app-ref";
   };
 
-  # An image whose closure (busybox, app, dep) is split automatically.
+  # An image whose closure (app and dep; busybox is only copied to /bin)
+  # is split automatically.
   layeredWith =
     a:
     lib.ociImage {
@@ -36,6 +37,7 @@ let
       files = [
         { source = bb; destination = "/bin"; }
         { source = a; destination = "/usr/bin/app"; }
+        { source = a; }
       ];
       config.Entrypoint = [ "/bin/busybox" "cat" "/usr/bin/app" ];
       maxLayers = 4;
@@ -94,7 +96,7 @@ rec {
   defaultOverFullBudget = lib.ociImage {
     name = "over-full";
     layers = [ (lib.ociLayers { roots = [ dep ]; }) ];
-    files = [ { source = app; destination = "/usr/bin/app"; } ];
+    files = [ { source = app; } ];
   };
   # Where it came from, as a flake's self says: annotations.
   withOrigin = lib.ociImage {
@@ -125,6 +127,37 @@ rec {
     contents = [ app ];
     files = [ { source = bb; destination = "/bin"; } ];
     config.Entrypoint = [ "/bin/busybox" "cat" "/bin/app-ref" ];
+  };
+  # 1 MB of random bytes that name dep: copied to a destination, its
+  # references go in, its own store path does not (it would be its bytes a
+  # second time); once split, once in one layer, once also linked (which
+  # needs the store path).
+  big = sh "big" "${bb}/busybox head -c 1000000 /dev/urandom > $out && echo ${dep} >> $out";
+  bigPath = "${big}";
+  copiedBig = lib.ociImage {
+    name = "copied-big";
+    files = [ { source = big; destination = "/data/big"; } ];
+  };
+  copiedBigOneLayer = lib.ociImage {
+    name = "copied-big-one";
+    files = [ { source = big; destination = "/data/big"; } ];
+    maxLayers = null;
+  };
+  copiedAndLinkedBig = lib.ociImage {
+    name = "copied-linked-big";
+    files = [
+      { source = big; destination = "/data/big"; }
+      { source = big; destination = "/data/link"; link = true; }
+    ];
+  };
+  # A path literal and a single-file derivation into a directory: each
+  # under its own name, without the store path's hash part.
+  motdImage = lib.ociImage {
+    name = "motd";
+    files = [
+      { source = ./motd; destination = "/etc/"; }
+      { source = dep; destination = "/etc/"; }
+    ];
   };
   busyboxPath = "${bb}";
   depPath = "${dep}";
@@ -184,7 +217,6 @@ rec {
     layers = [
       {
         files = [ { source = "${bb}"; destination = "/bin"; } ];
-        closure = [ "${bb}" ];
       }
     ];
     architecture = "amd64";
