@@ -85,21 +85,7 @@ in
 }:
 let
   fn = "ociImageLayout";
-  sbomFormats =
-    let
-      formats = [ "spdx" "cyclonedx" ];
-      one = f: if builtins.elem f formats then f else throw "${fn}: sbom: ${builtins.toJSON f} is not one of spdx, cyclonedx (or true, false)";
-    in
-    if sbom == false then
-      [ ]
-    else if sbom == true then
-      [ "spdx" ]
-    else if builtins.isString sbom then
-      [ (one sbom) ]
-    else if builtins.isList sbom then
-      map one sbom
-    else
-      throw "${fn}: sbom must be true, false, a format or a list of formats, not ${describe sbom}";
+  sbomFormats = common.checkSbom fn sbom;
   list = checkList "${fn}: manifests" manifests;
   checked =
     if list == [ ] then

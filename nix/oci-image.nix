@@ -142,6 +142,7 @@ let
     (common.checkOneOf "${fn}: strategy" [ "stable" "popularity" ] strategy)
     (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
+    (common.checkSbom fn sbom)
     from
   ];
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
@@ -154,7 +155,11 @@ let
   # A package in contents is linked at `/` (its bin/x becomes /bin/x, a
   # link into the store), not copied: its files are in the image once, in
   # its store path.
-  ownFiles = map (c: { source = c; destination = "/"; link = true; }) contents ++ files;
+  # Labelled, so that a build-time message names the user's own entry
+  # (files[0], not its place after the contents).
+  ownFiles =
+    builtins.genList (i: { source = builtins.elemAt contents i; destination = "/"; link = true; label = "${fn}: contents[${toString i}]"; }) (builtins.length contents)
+    ++ builtins.genList (i: builtins.elemAt files i // { label = "${fn}: files[${toString i}]"; }) (builtins.length files);
   hasOwn = contents != [ ] || files != [ ] || remove != [ ];
   # Layers fixed before the closure is split: the given ones (an ociLayers
   # result counts as the most it may hold) and the image's own.

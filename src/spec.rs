@@ -202,6 +202,11 @@ pub struct FileSpec {
     /// the store, whose path the image then holds (its closure).
     #[serde(default)]
     pub link: bool,
+    /// How messages name this entry instead of `files[N]`: the Nix
+    /// functions write the argument it came from (`ociImage: contents[0]`),
+    /// whose index may differ from its place in this list.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

@@ -346,6 +346,10 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
         ),
         ("badMode", "mode must be an octal string"),
         ("badConflict", "conflicting content at /etc/x"),
+        (
+            "badConflictLabels",
+            "ociImage: files[0]: conflicting content at /etc/x",
+        ),
     ];
     for (attr, message) in cases {
         let out = images_cmd("nix-build", attr)
@@ -416,6 +420,7 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("configAuthor", "ociImageConfig: author must be a string"),
         ("configCmdString", "ociImageConfig: config.Cmd must be a list of strings, not \"echo\""),
         ("configUnknownField", "ociImageConfig: config: unknown field(s) Cmdd; known: Cmd, Entrypoint"),
+        ("configUnknownField", "; did you mean config.Cmd?"),
         ("configEnvNumbers", "ociImageConfig: config.Env[0] must be a string, not 1"),
         ("configLabels", "ociImageConfig: config.Labels.version must be a string, not 2"),
         ("configUser", "ociImageConfig: config.User must be a string, not 1000"),
@@ -476,6 +481,24 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("archiveOfManifest", "ociImageArchive: image must be an ociImageLayout or ociImage result (an OCI image layout), not the manifest step"),
         ("archiveUnknownTag", "ociImageArchive: tag \"nope\" is not a name of image oci-image; its names: latest"),
         ("archiveUnknownPlatformTag", "ociImageArchive: tag \"latest-linux-s390x\" is not a name of image oci-image; its names: latest, latest-linux-amd64, latest-linux-arm64-v8"),
+        // Issue 21: what a Nix user following the README hit.
+        ("extraHealthcheckAtTop", "ociImage: extraConfig.Healthcheck is not a field the OCI image spec or Docker defines there; did you mean extraConfig.config.Healthcheck? (a deliberate extension is named in reverse-domain notation, like \"com.example.field\")"),
+        ("extraArchitectureTypo", "ociImageConfig: extraConfig.archtecture is not a field the OCI image spec or Docker defines there; did you mean extraConfig.architecture?"),
+        ("extraEntrypointTypo", "ociImageConfig: extraConfig.config.Entrypiont is not a field the OCI image spec or Docker defines there; did you mean extraConfig.config.Entrypoint?"),
+        ("extraUnknown", "ociImageConfig: extraConfig.zzzzzzzz is not a field the OCI image spec or Docker defines there; its fields: architecture, author,"),
+        ("extraManifestTypo", "ociImageManifest: extraManifest.artifactTyp is not a field the OCI image spec or Docker defines there; did you mean extraManifest.artifactType?"),
+        ("extraIndexTypo", "ociImageLayout: extraIndex.anotations is not a field the OCI image spec or Docker defines there; did you mean extraIndex.annotations?"),
+        ("configHealthcheck", "ociImageConfig: config: unknown field(s) Healthcheck; known: Cmd, Entrypoint, Env, ExposedPorts, Labels, StopSignal, User, Volumes, WorkingDir; Healthcheck is an OCI config field nixoci does not take here: write extraConfig.config.Healthcheck"),
+        ("configExposedPortsNumbers", "ociImage: config.ExposedPorts[0] must be a string like \"8080/tcp\", not 8080"),
+        ("configWorkingDirRelative", "ociImage: config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\""),
+        ("extraWorkingDirRelative", "ociImageConfig: extraConfig.config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\""),
+        ("imageArchitectureNix", "ociImage: architecture \"x86_64\" is the Nix (uname) name; OCI images and registries call it \"amd64\": write architecture = \"amd64\""),
+        ("extraArchitectureNix", "ociImageConfig: extraConfig.architecture \"aarch64\" is the Nix (uname) name; OCI images and registries call it \"arm64\""),
+        ("imageSbom", "ociImage: sbom: \"xml\" is not one of spdx, cyclonedx (or true, false)"),
+        ("imageNameReference", "ociImage: name must be a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ., not \"ghcr.io/org/app:1.0\"; it names the derivation and the layout, not where the image goes: write name = \"app\" and give the reference when pushing (nixoci push result ghcr.io/org/app:1.0), or as imageName of ociImageArchive"),
+        ("imageFromRegistryName", "ociImage: fromImage \"docker.io/library/alpine:3.20\" is not a path: an image from a registry is pinned first, with ociPullImage { imageName; imageDigest; hash; } (`nixoci prefetch docker.io/library/alpine:3.20` prints them), and its result given as fromImage"),
+        ("verifyList", "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not a list; to check several, write map ociVerify [ ... ]"),
+        ("verifyLayer", "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not the layer step"),
     ];
     let mut wrong = Vec::new();
     for (attr, message) in cases {
@@ -1257,6 +1280,26 @@ fn store_paths_into_a_directory_keep_their_own_names() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// Issue 21: a store path written in the config (`Env`) makes the layout
+/// reference it, so `nix copy` carries it beside the layer that holds it;
+/// written with `builtins.unsafeDiscardStringContext` (README, "With
+/// Nix"), the same config bytes name it and the layout does not reference
+/// it.
+#[test]
+fn config_store_paths_without_context_are_not_references() {
+    let app = nix_eval("appPath");
+    let with = nix_build("envReferenced");
+    let without = nix_build("envNotReferenced");
+    assert!(closure(&[&with]).contains(&app));
+    assert!(
+        !closure(&[&without]).contains(&app),
+        "{:?}",
+        closure(&[&without])
+    );
+    assert_eq!(manifest_digest(&with), manifest_digest(&without));
+    run(nixoci().arg("verify").arg(&without));
+}
+
 /// `ociImage { contents }` links a package's files at `/` into its store
 /// path (as a profile does) instead of copying them: the image holds each
 /// file once, and runs.
@@ -1581,6 +1624,9 @@ fn provenance_annotations_from_a_flake_self() {
         a["org.opencontainers.image.created"],
         json!("2024-01-31T12:05:00Z")
     );
+    // Issue 21: the config's created too, as the README says.
+    let config = read_json(&blob_path(&layout, m["config"]["digest"].as_str().unwrap()));
+    assert_eq!(config["created"], json!("2024-01-31T12:05:00Z"));
     let dirty = nix_build("withDirtyOrigin");
     let m = read_json(&dirty.join("manifest.json"));
     let doc = read_json(&blob_path(&dirty, m["digest"].as_str().unwrap()));

@@ -56,10 +56,10 @@ pub fn write_layer(
                 destination: f.source.display().to_string(),
                 reason: RELATIVE_WITHOUT_DESTINATION.into(),
             }
-            .within(format!("{at}: files[{i}]")));
+            .within(format!("{at}: {}", file_label(f, i))));
         }
         tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
-            .map_err(|e| e.within(format!("{at}: files[{i}]")))?;
+            .map_err(|e| e.within(format!("{at}: {}", file_label(f, i))))?;
     }
     let closure = match &spec.closure {
         None => Vec::new(),
@@ -100,6 +100,12 @@ pub fn write_layer(
     let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
     progress.layer_done(&info.digest.to_string(), info.size);
     Ok(info)
+}
+
+/// How messages name the `i`th entry of a layer's files: its `label` (the
+/// argument it came from, as the Nix functions write it), else `files[i]`.
+fn file_label(f: &spec::FileSpec, i: usize) -> String {
+    f.label.clone().unwrap_or_else(|| format!("files[{i}]"))
 }
 
 /// The store paths a layer spec only copies files from: the store path of

@@ -159,6 +159,19 @@ rec {
       { source = dep; destination = "/etc/"; }
     ];
   };
+  # A store path in the config: as written, the layout references it;
+  # with its string context discarded, only the layer (which holds app)
+  # does.
+  envWith =
+    path:
+    lib.ociImage {
+      name = "env";
+      files = [ { source = app; } ];
+      config.Env = [ "PATH=${path}/bin" ];
+      maxLayers = null;
+    };
+  envReferenced = envWith app;
+  envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}");
   busyboxPath = "${bb}";
   depPath = "${dep}";
   appPath = "${app}";
@@ -266,6 +279,12 @@ rec {
   badFileAttribute = ociLayerTar { files = [ { source = bb; dest = "/bin"; } ]; };
   badRelativeDestination = ociLayerTar { files = [ { source = bb; destination = "bin/"; } ]; };
   badMode = ociLayerTar { files = [ { source = bb; destination = "/bin/"; mode = 755; } ]; };
+  # The user's files[0] is named so, not by its place after contents.
+  badConflictLabels = ociImage {
+    name = "conflict";
+    contents = [ (sh "etc-x" "mkdir -p $out/etc && echo c > $out/etc/x") ];
+    files = [ { source = dep; destination = "/etc/x"; } ];
+  };
   badConflict = ociLayerTar {
     files = [
       { source = "${dep}"; destination = "/etc/x"; }
