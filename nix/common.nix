@@ -326,7 +326,8 @@ rec {
   /** What a time must be, as messages say it. */
   rfc3339 = "an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59)";
 
-  checkCreated = what: checkNullOr (w: expect w rfc3339 isRfc3339) what;
+  # "now": the build's time, as dockerTools takes it (impure: see the README).
+  checkCreated = what: checkNullOr (w: expect w "${rfc3339}, or \"now\"" (v: v == "now" || isRfc3339 v)) what;
 
   /**
     The OCI `config` object, with the fields nixoci knows and their types;
@@ -846,7 +847,9 @@ rec {
     else
       dropNulls {
         path = "${checkSource "${fn}: fromImage" fromImage}";
-        name = if builtins.isAttrs fromImage then fromImage.imageName or null else null;
+        # An ociPullImage result's registry reference (a layout made here
+        # names its image by tag only).
+        name = if builtins.isAttrs fromImage && step != "layout" then fromImage.imageName or null else null;
         tag = checkNullOr checkTag "${fn}: fromImageTag" fromImageTag;
         inherit symlinks;
       };

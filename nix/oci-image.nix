@@ -18,8 +18,11 @@
   `name` (string)
   : Name of the image (and of the derivation).
 
-  `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
-  : Tags in the layout.
+  `tag` (string or null, default `"latest"`), `tags` (list, default `[ tag ]`)
+  : Tags in the layout; a null tag is the hash of the image's manifest
+    output, as in `ociImageLayout`, which also gives the result's
+    `imageName`, `imageTag`, `copyToRegistry`, `copyTo` and
+    `copyToPodman`.
 
   `contents` (list of packages, default `[]`)
   : Each merged at `/` as links into the store, as a Nix profile or
@@ -126,8 +129,8 @@ let
   # rather than the function it is passed on to.
   checks = [
     (common.checkName "${fn}: name" name)
-    (common.checkTag "${fn}: tag" tag)
-    (common.checkTags "${fn}: tags" tags)
+    (if tag == null then null else common.checkTag "${fn}: tag" tag)
+    (common.checkList "${fn}: tags" tags)
     (
       let
         l = common.checkList "${fn}: contents" contents;

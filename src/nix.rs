@@ -265,11 +265,12 @@ pub enum BuilderCommand {
     Layout,
     Archive,
     Verify,
+    Script,
 }
 
 impl BuilderCommand {
     /// Every command, in the order an error message lists them.
-    pub const ALL: [BuilderCommand; 7] = [
+    pub const ALL: [BuilderCommand; 8] = [
         BuilderCommand::Layer,
         BuilderCommand::Layers,
         BuilderCommand::Config,
@@ -277,6 +278,7 @@ impl BuilderCommand {
         BuilderCommand::Layout,
         BuilderCommand::Archive,
         BuilderCommand::Verify,
+        BuilderCommand::Script,
     ];
 
     /// The name the attrs give it.
@@ -289,6 +291,7 @@ impl BuilderCommand {
             BuilderCommand::Layout => "layout",
             BuilderCommand::Archive => "archive",
             BuilderCommand::Verify => "verify",
+            BuilderCommand::Script => "script",
         }
     }
 }
@@ -309,7 +312,7 @@ impl TryFrom<String> for BuilderCommand {
             return Ok(c);
         }
         Err(format!(
-            "unknown command {name:?}: expected layer, layers, config, manifest, layout, archive or verify"
+            "unknown command {name:?}: expected layer, layers, config, manifest, layout, archive, verify or script"
         ))
     }
 }

@@ -1688,7 +1688,7 @@ fn nix_builder_unknown_command_names_the_attrs_file_and_the_commands() {
     assert!(err.contains("unknown command \"image\""), "{err}");
     assert!(err.contains(&attrs.display().to_string()), "{err}");
     assert!(
-        err.contains("expected layer, layers, config, manifest, layout, archive or verify"),
+        err.contains("expected layer, layers, config, manifest, layout, archive, verify or script"),
         "{err}"
     );
     assert!(!t.join("nixout").exists());

@@ -400,10 +400,10 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("configArchitecture", "ociImageConfig: architecture must be a platform name"),
         ("configOs", "ociImageConfig: os must be a platform name"),
         ("configVariant", "ociImageConfig: variant must be a platform name"),
-        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"yesterday\""),
+        ("configCreated", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), or \"now\", not \"yesterday\""),
         ("configCreatedBadDay", "ociImageConfig: created must be an RFC 3339 time"),
-        ("configCreatedLowerCase", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"2024-01-01t00:00:00z\""),
-        ("configCreatedLeapSecond", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), not \"2016-12-31T23:59:60Z\""),
+        ("configCreatedLowerCase", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), or \"now\", not \"2024-01-01t00:00:00z\""),
+        ("configCreatedLeapSecond", "ociImageConfig: created must be an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59), or \"now\", not \"2016-12-31T23:59:60Z\""),
         ("configNoLayers", "ociImageConfig: layers is empty: an image needs at least one layer (an ociLayerTar result)"),
         ("configName", "ociImageConfig: name must be a derivation name"),
         ("configEnvNoName", "ociImageConfig: config.Env[0] must be NAME=VALUE with a name, not \"=x\""),
@@ -1298,6 +1298,79 @@ fn config_store_paths_without_context_are_not_references() {
     );
     assert_eq!(manifest_digest(&with), manifest_digest(&without));
     run(nixoci().arg("verify").arg(&without));
+}
+
+/// Issue 21, what dockerTools and nix2container users look for: `tag =
+/// null` is the hash part of the manifest's output path, `created =
+/// "now"` the build's time, `imageName`/`imageTag` are attributes, and
+/// `copyTo`, `copyToPodman` and `copyToRegistry` are programs (`nix run`)
+/// calling the tool with the layout: an archive, an image podman lists by
+/// name and tag, every tag in a registry.
+#[test]
+fn helpers_as_dockertools_and_nix2container_users_expect() {
+    let names: Value = serde_json::from_str(&{
+        let out =
+            run(images_cmd("nix-instantiate", "helpersNames")
+                .args(["--eval", "--json", "--strict"]));
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .unwrap();
+    let tag = names["imageTag"].as_str().unwrap().to_owned();
+    let manifest = names["manifest"].as_str().unwrap();
+    assert_eq!(names["imageName"], json!("helpers"));
+    // The hash part of /nix/store/<hash>-helpers-manifest.
+    let hash = manifest.trim_start_matches("/nix/store/");
+    assert_eq!(tag, hash[..32]);
+    let layout = nix_build("withHelpers");
+    let index = read_json(&layout.join("index.json"));
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        json!(tag)
+    );
+    let m = read_json(&blob_path(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let config = read_json(&blob_path(&layout, m["config"]["digest"].as_str().unwrap()));
+    let created = config["created"].as_str().unwrap();
+    assert!(created[..4] >= *"2025", "{created}");
+
+    let program = |attr: &str, name: &str| -> PathBuf {
+        nix_build(&format!("withHelpers.{attr}"))
+            .join("bin")
+            .join(name)
+    };
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("h.tar");
+    run(Command::new(program("copyTo", "helpers-copy-to"))
+        .arg("-o")
+        .arg(&archive)
+        .args(["--format", "docker"]));
+    assert!(fs::metadata(&archive).unwrap().len() > 0);
+
+    let podman = Podman::new();
+    let mut load = Command::new(program("copyToPodman", "helpers-copy-to-podman"));
+    for (k, v) in podman.cmd().get_envs() {
+        if let Some(v) = v {
+            load.env(k, v);
+        }
+    }
+    run(&mut load);
+    let listed = run(podman
+        .cmd()
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(&format!("helpers:{tag}")), "{listed}");
+
+    let reg = Registry::start(Setup::default());
+    run(
+        Command::new(program("copyToRegistry", "helpers-copy-to-registry"))
+            .arg(reg.reference("helpers"))
+            .env_remove("SOURCE_DATE_EPOCH"),
+    );
+    run(nixoci()
+        .arg("exists")
+        .arg(reg.reference(&format!("helpers:{tag}"))));
 }
 
 /// `ociImage { contents }` links a package's files at `/` into its store

@@ -172,6 +172,21 @@ rec {
     };
   envReferenced = envWith app;
   envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}");
+  # What dockerTools and nix2container users look for: a tag from the
+  # image's hash, the build's time, imageName and imageTag, and programs
+  # for `nix run`.
+  withHelpers = lib.ociImage {
+    name = "helpers";
+    tag = null;
+    created = "now";
+    maxLayers = null;
+    files = [ { source = bb; destination = "/bin"; } ];
+    config.Entrypoint = [ "/bin/busybox" "echo" "helpers" ];
+  };
+  helpersNames = {
+    inherit (withHelpers) imageName imageTag;
+    manifest = "${withHelpers.manifest}";
+  };
   busyboxPath = "${bb}";
   depPath = "${dep}";
   appPath = "${app}";
