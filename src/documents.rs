@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
+use crate::oci::fields::{check_extra_keys, Document};
 use crate::oci::json::{Json, JsonObject};
 use crate::oci::time::created_time;
 use crate::oci::validate::{validate_config, validate_index, validate_manifest};
@@ -65,6 +66,13 @@ pub fn config_document(
                     "{field} {v:?} is not a platform name like amd64, arm64, linux or v8"
                 )));
             }
+        }
+    }
+    if let Some(a) = &spec.architecture {
+        if let Some(oci) = crate::oci::descriptor::oci_architecture(a) {
+            return Err(Error::Invalid(format!(
+                "architecture {a:?} is the Nix (uname) name; OCI images and registries call it {oci:?}: write \"architecture\": {oci:?}"
+            )));
         }
     }
     let base_name = base.map(|(_, name)| name);
@@ -303,6 +311,13 @@ fn merge_extra(
                 "{what} may not set {k:?}: nixoci computes it"
             )));
         }
+        let document = match what {
+            "extraConfig" => Document::Config,
+            "extraManifest" => Document::Manifest,
+            _ => Document::Index,
+        };
+        check_extra_keys(&Json::Object(extra.clone()).to_value(), document, what)
+            .map_err(Error::Invalid)?;
         merge(&mut doc, &Json::Object(extra.clone()));
     }
     let value = doc.to_value();
@@ -400,5 +415,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rootfs"));
+        // Issue 21: a key no spec defines there, a relative working
+        // directory, the Nix name of an architecture.
+        spec.extra_config = extra(json!({"Healthcheck": {"Test": ["NONE"]}}));
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("extraConfig.Healthcheck is not a field the OCI image spec or Docker defines there; did you mean extraConfig.config.Healthcheck?"),
+            "{err}"
+        );
+        spec.extra_config = extra(json!({"config": {"WorkingDir": "app"}}));
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\""),
+            "{err}"
+        );
+        spec.extra_config = None;
+        spec.architecture = Some("x86_64".into());
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("architecture \"x86_64\" is the Nix (uname) name; OCI images and registries call it \"amd64\""),
+            "{err}"
+        );
     }
 }
