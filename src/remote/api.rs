@@ -183,7 +183,13 @@ impl Remote {
             Some(t) => format!("/v2/{}/manifests/{t}", r.repository),
             None => manifest_path(r),
         };
-        self.retry(|| async {
+        // A registry that is still committing a blob another client sent
+        // at the same time (distribution 2.8 rewrites the repository's
+        // link to it in place) may refuse the manifest as naming an
+        // unknown or invalid blob; every blob was sent before the manifest,
+        // so that is retried like a transient failure.
+        let worth_retrying = |f: &Failure| super::errors::transient(f) || blob_race(f);
+        super::errors::retry(self.opts.retries, worth_retrying, || async {
             let res = self
                 .request(reqwest::Method::PUT, &path)
                 .header(reqwest::header::CONTENT_TYPE, content_type.clone())
@@ -237,6 +243,26 @@ impl Remote {
             sink(&chunk)?;
         }
         Ok(())
+    }
+}
+
+/// Whether a manifest PUT was refused for naming a blob the registry does
+/// not know or whose digest it cannot check: what a registry says while
+/// another upload of the same blob is being committed.
+fn blob_race(f: &Failure) -> bool {
+    use oci_client::errors::{OciDistributionError, OciErrorCode};
+    match f {
+        Failure::Remote(OciDistributionError::RegistryError { envelope, .. }) => {
+            envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    OciErrorCode::BlobUnknown
+                        | OciErrorCode::ManifestBlobUnknown
+                        | OciErrorCode::DigestInvalid
+                )
+            })
+        }
+        _ => false,
     }
 }
 

@@ -351,10 +351,10 @@ pub fn push(
                     annotations: o.annotations.clone(),
                     artifact_type: artifact_type.clone(),
                 };
-                Some(
-                    super::referrers::list_under_fallback(&remote, target, s, &desc, &bytes)
-                        .await?,
-                )
+                let entry = crate::referrers::listing_entry(&desc, &bytes);
+                let how =
+                    super::referrers::list_under_fallback(&remote, target, s, &[entry]).await?;
+                how.first().copied()
             }
         };
         Ok(ArtifactPushReport {
