@@ -29,8 +29,8 @@ pub struct DiffArgs {
     b: String,
     /// For an image index (on either side): OS/ARCH[/VARIANT] (default:
     /// linux and this machine's architecture).
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// How many differing files to list per changed layer (default 10;
     /// with --json 10000). All are counted.
     #[arg(long, value_name = "N")]
@@ -73,11 +73,7 @@ pub fn diff(a: &DiffArgs) -> Result<ExitCode> {
 
 fn run(a: &DiffArgs) -> Result<ExitCode> {
     let mode = Output::from_flags(a.json, false);
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let platform = a.platform.clone();
     let opts = nixoci::diff::DiffOptions {
         platform: platform.clone(),
         limits: a.limits.limits(),

