@@ -151,3 +151,60 @@ fn prefetch_prints_the_platform_of_the_image() {
         .arg(env.join("pulled"))
         .args(["--platform", "linux/arm64/v8", "-q"]));
 }
+
+/// `tag` of a digest the tag already names writes nothing (as a re-push):
+/// one HEAD of the tag, no PUT in the registry's access log; a tag that
+/// names something else is written.
+#[test]
+fn tag_that_names_the_digest_already_writes_nothing() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path();
+    let one = image_for(env, "one", "amd64", None);
+    let two = image_for(env, "two", "amd64", None);
+    for (layout, tag) in [(&one, "1"), (&two, "2")] {
+        run(tool(env)
+            .arg("push")
+            .arg(layout)
+            .arg(reg.reference(&format!("edges/tag:{tag}")))
+            .arg("-q"));
+    }
+    let tag = |from: &str, json: bool| -> (Vec<String>, String) {
+        let start = reg.requests().len();
+        let mut cmd = tool(env);
+        cmd.arg("tag")
+            .arg(reg.reference(&format!("edges/tag:{from}")))
+            .arg("stable");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = run(&mut cmd);
+        (
+            reg.requests()[start..].to_vec(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let puts = |r: &[String]| r.iter().filter(|l| l.starts_with("PUT ")).count();
+    let (first, _) = tag("1", false);
+    assert_eq!(puts(&first), 1, "{first:#?}");
+    let (again, text) = tag("1", false);
+    assert_eq!(
+        puts(&again),
+        0,
+        "the tag named the digest already: {again:#?}"
+    );
+    assert!(
+        text.contains(&manifest_digest(&one)) && text.contains("unchanged"),
+        "{text}"
+    );
+    let (_, json) = tag("1", true);
+    let report: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["action"], "unchanged", "{report}");
+    assert_eq!(report["digest"], json!(manifest_digest(&one)));
+    // Moved to another image: written.
+    let (moved, json) = tag("2", true);
+    assert_eq!(puts(&moved), 1, "{moved:#?}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["action"], "set", "{report}");
+    assert_eq!(report["digest"], json!(manifest_digest(&two)));
+}

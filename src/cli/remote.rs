@@ -415,12 +415,19 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
 /// `nixoci tag`: the new tag and the digest it names.
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let digest = remote::tag(&source, &a.new_tag, &a.remote.options()?)
+    let (digest, written) = remote::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
+    let action = if written { "set" } else { "unchanged" };
     a.output.mode().report(
-        &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
-        |out| writeln!(out, "{dest}: {digest}"),
+        &serde_json::json!({"reference": dest.to_string(), "digest": digest, "action": action}),
+        |out| {
+            if written {
+                writeln!(out, "{dest}: {digest}")
+            } else {
+                writeln!(out, "{dest}: {digest} (unchanged: nothing written)")
+            }
+        },
     )
 }
 
