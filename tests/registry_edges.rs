@@ -208,3 +208,103 @@ fn tag_that_names_the_digest_already_writes_nothing() {
     assert_eq!(report["action"], "set", "{report}");
     assert_eq!(report["digest"], json!(manifest_digest(&two)));
 }
+
+/// sha256 of `bytes`, as `sha256:HEX`.
+fn sha256(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// A config over 16 MiB (the most `pull` and `verify` read): `build`
+/// refuses to write it, naming the limit; `push` of a layout that holds
+/// one (made by hand) refuses before sending anything, as does
+/// `artifact push --config`.
+#[test]
+fn a_config_over_16_mib_is_refused_at_build_and_at_push() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path();
+    let big = "x".repeat(17 << 20);
+    file(&env.join("in"), "f", b"f\n", 0o644);
+    write_json(
+        &env.join("big.json"),
+        &json!({
+            "layers": [{"files": [{"source": "in/f", "destination": "/f"}]}],
+            "architecture": "amd64",
+            "config": {"Labels": {"big": big}}
+        }),
+    );
+    let err = run_fail(
+        nixoci()
+            .arg("build")
+            .arg(env.join("big.json"))
+            .arg("-o")
+            .arg(env.join("big")),
+    );
+    assert!(
+        err.contains("the image config would be") && err.contains("16 MiB (16777216 bytes)"),
+        "{err}"
+    );
+    assert!(!env.join("big").exists());
+
+    // The same config, put in a layout by hand.
+    let layout = image_for(env, "small", "amd64", None);
+    let index_path = layout.join("index.json");
+    let mut index = read_json(&index_path);
+    let manifest_path = blob_path(&layout, index["manifests"][0]["digest"].as_str().unwrap());
+    let mut manifest = read_json(&manifest_path);
+    let mut config = read_json(&blob_path(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    config["config"]["Labels"] = json!({"big": big});
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_digest = sha256(&config_bytes);
+    std::fs::write(blob_path(&layout, &config_digest), &config_bytes).unwrap();
+    manifest["config"]["digest"] = json!(config_digest);
+    manifest["config"]["size"] = json!(config_bytes.len());
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = sha256(&manifest_bytes);
+    std::fs::write(blob_path(&layout, &manifest_digest), &manifest_bytes).unwrap();
+    index["manifests"][0]["digest"] = json!(manifest_digest);
+    index["manifests"][0]["size"] = json!(manifest_bytes.len());
+    write_json(&index_path, &index);
+
+    let start = reg.requests().len();
+    let err = run_fail(
+        tool(env)
+            .arg("push")
+            .arg(&layout)
+            .arg(reg.reference("edges/big:1")),
+    );
+    assert!(
+        err.contains(&format!("the config {config_digest}"))
+            && err.contains("more than 16 MiB (16777216 bytes)"),
+        "{err}"
+    );
+    let sent: Vec<String> = reg.requests()[start..]
+        .iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .cloned()
+        .collect();
+    assert!(sent.is_empty(), "sent: {sent:#?}");
+
+    let config_file = env.join("config.json");
+    std::fs::write(&config_file, &config_bytes).unwrap();
+    let err = run_fail(
+        tool(env)
+            .args(["artifact", "push", "--config"])
+            .arg(format!("{}:application/json", config_file.display()))
+            .arg(reg.reference("edges/art:1"))
+            .arg(env.join("in/f")),
+    );
+    assert!(err.contains("16 MiB (16777216 bytes)"), "{err}");
+    let sent: Vec<String> = reg.requests()[start..]
+        .iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .cloned()
+        .collect();
+    assert!(sent.is_empty(), "sent: {sent:#?}");
+}
