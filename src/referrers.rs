@@ -11,15 +11,16 @@
 //! ([`fallback_document`]), which `push` writes to a registry without the
 //! referrers API and `diff` counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::layout::BlobDir;
+use crate::layout::{BlobDir, Layout};
 use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::{canonical_json, read_json};
 use crate::oci::MediaType;
 
@@ -69,6 +70,33 @@ pub fn artifact_manifest(
         doc["annotations"] = json!(annotations);
     }
     doc
+}
+
+/// The referrers of `layout` whose subject is one of `subjects`, each
+/// with its subject's digest, in the order `index.json` lists them: what
+/// `push` sends after the image, and `diff` counts.
+pub fn of_subjects(
+    layout: &Layout,
+    subjects: &BTreeSet<Sha256Digest>,
+) -> Result<Vec<(Descriptor, Sha256Digest)>> {
+    let mut out = Vec::new();
+    for r in layout.referrers()? {
+        let bytes = layout.read_document(&r)?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: referrer {}: {e}",
+                layout.dir().display(),
+                r.digest
+            ))
+        })?;
+        let subject = doc["subject"]["digest"]
+            .as_str()
+            .and_then(Sha256Digest::parse);
+        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
+            out.push((r, s));
+        }
+    }
+    Ok(out)
 }
 
 /// The descriptor a referrers list gives the referrer manifest `bytes`

@@ -145,7 +145,7 @@ pub fn push(
     // The layout's referrers of the image (of its index or any of its
     // manifests) go after it.
     let subjects = docs.iter().map(|d| d.digest.clone()).collect();
-    let referrers = super::referrers::of_subjects(&reader, &subjects)?;
+    let referrers = crate::referrers::of_subjects(&reader, &subjects)?;
     let image = Image {
         layout,
         root,

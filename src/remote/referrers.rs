@@ -7,7 +7,7 @@
 //! de-duplicates, appends to and writes back, then reads back until it
 //! is sure the referrers stay listed ([`list_under_fallback`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,32 +42,6 @@ pub struct ReferrerReport {
 /// The fallback tag of `subject`: `sha256-<hex>`.
 pub fn fallback_tag(subject: &Sha256Digest) -> String {
     format!("sha256-{}", subject.hex())
-}
-
-/// The referrers of `layout` whose subject is one of `subjects`, each
-/// with its subject's digest.
-pub(super) fn of_subjects(
-    layout: &Layout,
-    subjects: &BTreeSet<Sha256Digest>,
-) -> Result<Vec<(Descriptor, Sha256Digest)>> {
-    let mut out = Vec::new();
-    for r in layout.referrers()? {
-        let bytes = layout.read_document(&r)?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: referrer {}: {e}",
-                layout.dir().display(),
-                r.digest
-            ))
-        })?;
-        let subject = doc["subject"]["digest"]
-            .as_str()
-            .and_then(Sha256Digest::parse);
-        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
-            out.push((r, s));
-        }
-    }
-    Ok(out)
 }
 
 /// Push each referrer of `referrers` (manifest and blobs from `layout`)
