@@ -334,6 +334,55 @@ fn a_dripping_download_is_cut_off_by_the_minimum_rate() {
     }
 }
 
+/// A registry without the referrers API whose fallback tag loses what
+/// nixoci writes (as when other clients keep replacing the index): once,
+/// `attach` writes it again and succeeds, listed; every time, it gives up
+/// after its 10 writes, exit 1, saying why and what to do, and never
+/// reports the referrer attached.
+#[test]
+fn a_lost_fallback_write_is_written_again_or_named() {
+    let b = Bench::new(None);
+    let out = b.push("refs:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (times, name) in [(1, "once"), (ALWAYS, "always")] {
+        let file = b.env().join(format!("note-{name}.txt"));
+        fs::write(&file, format!("{name}\n")).unwrap();
+        b.proxy.inject(Fault::LoseFallbackWrite, times);
+        let out = b
+            .tool(&[
+                "attach",
+                "--artifact-type",
+                "text/plain",
+                &b.proxy.reference("refs:v1"),
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        b.proxy.inject(Fault::None, 0);
+        let listed = nixoci_in(b.env())
+            .args(["referrers", &b.proxy.reference("refs:v1")])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).lines().count();
+        if times == 1 {
+            assert!(out.status.success(), "{name}: {}", stderr(&out));
+            assert_eq!(listed, 1, "{name}");
+        } else {
+            assert_failed_naming(
+                &out,
+                &["other clients replaced the fallback index each of the 10 times nixoci wrote it"],
+                "fallback writes always lost",
+            );
+            assert!(
+                stderr(&out).contains("run the command again"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(listed, 1, "only the first is listed");
+        }
+    }
+}
+
 #[test]
 fn a_token_endpoint_failing_once_is_retried() {
     let auth = TokenAuth {

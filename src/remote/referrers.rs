@@ -201,11 +201,16 @@ pub(super) async fn list_under_fallback(
                 keep.push(e.clone());
             }
         }
-        let missing: Vec<Value> = keep
+        let mut missing: Vec<Value> = keep
             .iter()
             .filter(|k| !listed(digest_of(k)))
             .cloned()
             .collect();
+        let exhausted = writes >= FALLBACK_WRITES || reads > 4 * FALLBACK_WRITES;
+        if exhausted {
+            // No more writes: only this run's referrers still matter.
+            missing.retain(|m| entries.iter().any(|e| digest_of(e) == digest_of(m)));
+        }
         if missing.is_empty() {
             confirmed += 1;
             if confirmed >= 2 {
@@ -218,15 +223,11 @@ pub(super) async fn list_under_fallback(
             continue;
         }
         confirmed = 0;
-        if writes >= FALLBACK_WRITES || reads > 4 * FALLBACK_WRITES {
-            let lost: Vec<&str> = entries
-                .iter()
-                .map(digest_of)
-                .filter(|d| !listed(d))
-                .collect();
+        if exhausted {
+            let lost: Vec<&str> = missing.iter().map(digest_of).collect();
             return Err(Error::Invalid(format!(
                 "{at}: cannot list the referrers {} of {subject}: this registry has no referrers API, and other clients replaced the fallback index each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); the referrers' manifests are in the repository but not listed: run the command again (it writes only what is missing)",
-                if lost.is_empty() { entries.iter().map(digest_of).collect::<Vec<_>>().join(", ") } else { lost.join(", ") }
+                lost.join(", ")
             )));
         }
         // After a lost write: wait a random while, then merge a fresh read.

@@ -54,6 +54,10 @@ pub enum Fault {
     MissingBlob,
     /// The token endpoint answers 500.
     TokenFails,
+    /// A PUT of a referrers fallback tag (`/manifests/sha256-…`): answered
+    /// 201 and not forwarded, as if another client had replaced the index
+    /// at once.
+    LoseFallbackWrite,
 }
 
 /// The proxy as a token service: `user`/`password` get `token`.
@@ -340,6 +344,10 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
                 r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"fault: slow down"}]}"#,
             ));
         }
+    }
+    let fallback_put = method == "PUT" && bare.contains("/manifests/sha256-");
+    if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
+        return Ok(full(201, &[], ""));
     }
     if fires(&s, n, Fault::ServerErrorOnPut, method == "PUT") {
         return Ok(full(500, &[], "fault: internal server error on PUT"));
