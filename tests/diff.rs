@@ -660,7 +660,14 @@ fn referrers_are_counted_in_the_push_figure() {
         .arg(&note));
     let over = diff_json(tool(env).arg("diff").arg(&ref_c).arg(&b));
     let start = reg.requests().len();
-    run(tool(env).arg("push").arg(&b).arg(&ref_c).arg("-q"));
+    let report = run(tool(env).arg("push").arg(&b).arg(&ref_c).arg("--json"));
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    // The push report counts the documents as diff does.
+    assert_eq!(
+        report["manifests"].as_u64().map(|n| n as usize),
+        over["push"]["manifests"].as_array().map(Vec::len),
+        "{report:#}"
+    );
     let pushed = reg.requests()[start..].to_vec();
     let index_bytes = registry_manifest(&reg, "other", &fallback_tag);
     let listed: Value = serde_json::from_slice(&index_bytes).unwrap();
