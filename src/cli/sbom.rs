@@ -21,8 +21,8 @@ pub struct SbomArgs {
     output: Option<PathBuf>,
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
     /// (default: linux and this machine's architecture).
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// Also attach it to the image in the layout, as a referrer (an OCI
     /// 1.1 artifact whose subject is the image's manifest), which `nixoci
     /// push` sends with the image.
@@ -39,11 +39,7 @@ enum FormatArg {
 /// `nixoci sbom`.
 pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let platform = a.platform.clone();
     let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
         .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
     let format = match a.format {
