@@ -57,22 +57,7 @@ pub fn config_document(
         ("variant", &spec.variant),
     ] {
         if let Some(v) = value {
-            if v.is_empty()
-                || !v
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            {
-                return Err(Error::Invalid(format!(
-                    "{field} {v:?} is not a platform name like amd64, arm64, linux or v8"
-                )));
-            }
-        }
-    }
-    if let Some(a) = &spec.architecture {
-        if let Some(oci) = crate::oci::descriptor::oci_architecture(a) {
-            return Err(Error::Invalid(format!(
-                "architecture {a:?} is the Nix (uname) name; OCI images and registries call it {oci:?}: write \"architecture\": {oci:?}"
-            )));
+            platform_field(field, v).map_err(Error::Invalid)?;
         }
     }
     let base_name = base.map(|(_, name)| name);
@@ -137,6 +122,21 @@ pub fn config_document(
             "the image config is not valid: {m} (check extraConfig)"
         ))
     })?;
+    if let Some(extra) = &spec.extra_config {
+        // What extraConfig sets is held to the rules of the spec's own
+        // fields: it is the same config.
+        for field in ["architecture", "os", "variant"] {
+            if let Some(v) = extra.get(field).map(|_| &value[field]) {
+                let v = v.as_str().unwrap_or_default();
+                platform_field(field, v)
+                    .map_err(|m| Error::Invalid(format!("extraConfig: {m}")))?;
+            }
+        }
+        if extra.contains_key("history") {
+            history_matches_layers(&value, diff_ids.len())
+                .map_err(|m| Error::Invalid(format!("extraConfig: {m}")))?;
+        }
+    }
     let parsed: oci_spec::image::ImageConfiguration =
         serde_json::from_value(value).map_err(|e| {
             Error::Invalid(format!(
@@ -156,6 +156,49 @@ pub fn config_document(
         os_features: parsed.os_features().clone(),
     };
     Ok((doc, platform))
+}
+
+/// A platform field (`architecture`, `os`, `variant`) of a config: a
+/// non-empty name of letters, digits, `.`, `_` and `-`, and for the
+/// architecture the OCI (Go) name, not the Nix or `uname` one (`x86_64`),
+/// which no runtime or registry matches.
+fn platform_field(field: &str, v: &str) -> std::result::Result<(), String> {
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "{field} {v:?} is not a platform name like amd64, arm64, linux or v8"
+        ));
+    }
+    if field == "architecture" {
+        if let Some(oci) = crate::oci::descriptor::oci_architecture(v) {
+            return Err(format!(
+                "architecture {v:?} is the Nix (uname) name; OCI images and registries call it {oci:?}: write \"architecture\": {oci:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A config's `history`, when given, has one entry that is not
+/// `empty_layer` for each layer (image-spec `config.md`): tools that show
+/// an image's history pair them in order.
+fn history_matches_layers(config: &Value, layers: usize) -> std::result::Result<(), String> {
+    let Some(history) = config.get("history").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let own = history
+        .iter()
+        .filter(|h| h.get("empty_layer").and_then(Value::as_bool) != Some(true))
+        .count();
+    if own != layers {
+        return Err(format!(
+            "history has {own} entries that are not \"empty_layer\": true for {layers} layer(s); it needs one per layer, in order (mark the others \"empty_layer\": true, or leave history to nixoci)"
+        ));
+    }
+    Ok(())
 }
 
 /// What an image inherits from its base's config.
@@ -429,6 +472,36 @@ mod tests {
             err.contains("config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\""),
             "{err}"
         );
+        // What extraConfig sets is checked as the spec's own fields are
+        // (the platform names, history against the layers), and Docker's
+        // fields have their types.
+        spec.architecture = None;
+        let layer: Sha256Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        for (extra_json, message) in [
+            (json!({"architecture": "x86_64"}), "extraConfig: architecture \"x86_64\" is the Nix (uname) name; OCI images and registries call it \"amd64\""),
+            (json!({"architecture": "aarch64"}), "call it \"arm64\""),
+            (json!({"os": ""}), "extraConfig: os \"\" is not a platform name"),
+            (json!({"variant": ""}), "extraConfig: variant \"\" is not a platform name"),
+            (json!({"history": []}), "extraConfig: history has 0 entries that are not \"empty_layer\": true for 1 layer(s)"),
+            (json!({"history": [{"created_by": "a"}, {"created_by": "b"}]}), "history has 2 entries"),
+            (json!({"config": {"Domainname": 5}}), "config.Domainname must be a string, not 5"),
+            (json!({"config": {"Tty": "yes"}}), "config.Tty must be"),
+        ] {
+            spec.extra_config = extra(extra_json.clone());
+            let err = config_document(&spec, std::slice::from_ref(&layer), None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{extra_json}: {err}");
+        }
+        for fine in [
+            json!({"architecture": "arm64", "variant": "v8"}),
+            json!({"history": [{"created_by": "a"}, {"created_by": "env", "empty_layer": true}]}),
+        ] {
+            spec.extra_config = extra(fine.clone());
+            config_document(&spec, std::slice::from_ref(&layer), None)
+                .unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
         spec.extra_config = None;
         spec.architecture = Some("x86_64".into());
         let err = config_document(&spec, &[], None).unwrap_err().to_string();

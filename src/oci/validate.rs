@@ -241,9 +241,30 @@ pub fn validate_config(doc: &Value) -> Checked {
     f.optional("os.features", strings)?;
     f.optional("config", |v, at| {
         let c = Fields::of(v, at)?;
-        for key in ["User", "StopSignal"] {
+        // Docker's fields too (moby's container Config), with the types
+        // Docker writes.
+        for key in [
+            "User",
+            "StopSignal",
+            "Hostname",
+            "Domainname",
+            "Image",
+            "MacAddress",
+        ] {
             c.optional(key, string)?;
         }
+        for key in [
+            "AttachStdin",
+            "AttachStdout",
+            "AttachStderr",
+            "Tty",
+            "OpenStdin",
+            "StdinOnce",
+            "NetworkDisabled",
+        ] {
+            c.optional(key, boolean)?;
+        }
+        c.optional("StopTimeout", integer)?;
         c.optional("WorkingDir", working_dir)?;
         for key in ["Entrypoint", "Cmd", "Shell", "OnBuild"] {
             c.optional(key, strings)?;
