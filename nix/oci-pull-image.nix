@@ -3,6 +3,7 @@ let
   inherit (common)
     checkBool
     checkName
+    checkArchitecture
     checkPlatformName
     describe
     tool
@@ -129,7 +130,7 @@ let
     else
       [
         "--platform"
-        "${checkPlatformName "${fn}: os" os}/${checkPlatformName "${fn}: arch" arch}${
+        "${checkPlatformName "${fn}: os" os}/${checkArchitecture "${fn}: arch" arch}${
           if variant == null then "" else "/${checkPlatformName "${fn}: variant" variant}"
         }"
       ];

@@ -468,6 +468,7 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("pullOsAlone", "ociPullImage: give os and arch together (or neither)"),
         ("pullAllAndArch", "ociPullImage: allPlatforms keeps every platform: give it without os, arch and variant"),
         ("pullArch", "ociPullImage: arch must be a platform name"),
+        ("pullArchNix", "ociPullImage: arch \"aarch64\" is the Nix (uname) name; OCI images and registries call it \"arm64\""),
         ("pullCaFile", "ociPullImage: caFile must be a path (./ca.pem), not 5"),
         ("archiveFormat", "ociImageArchive: format: \"zip\" is not one of oci, docker"),
         ("archiveTag", "ociImageArchive: tag must be a tag"),

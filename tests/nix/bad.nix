@@ -174,6 +174,7 @@ in
   pullOsAlone = pull { os = "linux"; };
   pullAllAndArch = pull { allPlatforms = true; os = "linux"; arch = "amd64"; };
   pullArch = pull { os = "linux"; arch = "x86 64"; };
+  pullArchNix = pull { os = "linux"; arch = "aarch64"; };
   pullCaFile = pull { caFile = 5; };
 
   archiveFormat = ociImageArchive { image = layout; format = "zip"; };
