@@ -14,6 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::Compression;
 use crate::layout::{Image, Layout};
 use crate::oci::descriptor::Descriptor;
+use crate::oci::digest::HashReader;
 use crate::oci::MediaType;
 use crate::untar::{Budget, EntryMeta, Limits};
 
@@ -21,6 +22,9 @@ use crate::untar::{Budget, EntryMeta, Limits};
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 /// ORAS's annotation marking a packed directory.
 pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
+/// ORAS's annotation giving a packed directory's tar digest (of the tar
+/// before compression): checked when present, as ORAS's clients check it.
+pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
 
 /// Check an artifact file name: not empty, at most 255 bytes, no `/`, `\`,
 /// NUL or other control character, not `.` or `..` (nor containing `..`),
@@ -162,7 +166,7 @@ fn check_packed(layout: &Layout, index: usize, desc: &Descriptor, limits: &Limit
         used: used.clone(),
         limit: limits.max_total_size,
     };
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(HashReader::new(stream));
     // The symbolic links of the tree the tar makes (a hard link to one is
     // one too), by path.
     let mut links: BTreeMap<Vec<Vec<u8>>, Vec<u8>> = BTreeMap::new();
@@ -245,6 +249,19 @@ fn check_packed(layout: &Layout, index: usize, desc: &Descriptor, limits: &Limit
                     String::from_utf8_lossy(target)
                 ),
             ));
+        }
+    }
+    // The tar's own digest, when the pusher gave one: the whole stream,
+    // its end-of-archive blocks and padding too.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(damaged)?;
+    let (found, _) = rest.finish();
+    if let Some(expected) = desc.annotations.get(ANNOTATION_CONTENT_DIGEST) {
+        if *expected != found.to_string() {
+            return Err(Error::Invalid(format!(
+                "layer {index} ({}), the packed directory {name:?}: its tar has digest {found}, but its {ANNOTATION_CONTENT_DIGEST} annotation says {expected}; the artifact is damaged or was changed after it was packed, and nothing was written",
+                desc.digest
+            )));
         }
     }
     Ok(())

@@ -424,6 +424,53 @@ fn artifact_pull_writes_only_what_titles_name() {
         assert_eq!(listing(&out), vec![extra.to_owned()], "{tag}");
     }
 
+    // ORAS's io.deis.oras.content.digest (the tar's digest) is checked when
+    // given: a wrong one is refused before anything is written, the right
+    // one pulls.
+    let tar = tar_of(&site);
+    let tar_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tar))
+    );
+    for (tag, digest) in [
+        ("wrong", format!("sha256:{}", "0".repeat(64))),
+        ("right", tar_digest.clone()),
+    ] {
+        let layer = (
+            gzip(&tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            json!({"org.opencontainers.image.title": "site", "io.deis.oras.content.unpack": "true", "io.deis.oras.content.digest": digest}),
+        );
+        let reference = reg.reference(&format!("digest/site:{tag}"));
+        push_crafted(
+            &reference,
+            &t.path().join(format!("digest-{tag}")),
+            &[layer],
+            false,
+        );
+        let out = t.path().join(format!("out-digest-{tag}"));
+        let mut pull = nixoci();
+        pull.args(["artifact", "pull"]).arg(&reference).arg(&out);
+        if tag == "wrong" {
+            let err = run_fail(&mut pull);
+            assert!(
+                err.contains(&format!("its tar has digest {tar_digest}, but its io.deis.oras.content.digest annotation says {digest}")),
+                "{err}"
+            );
+            assert!(
+                !out.exists() || listing(&out).is_empty(),
+                "{:?}",
+                listing(&out)
+            );
+        } else {
+            run(&mut pull);
+            assert_eq!(
+                fs::read(out.join("site/index.html")).unwrap(),
+                b"<p>hi</p>\n"
+            );
+        }
+    }
+
     // An ordinary image: no titles.
     let spec = t.path().join("image.json");
     fs::write(t.path().join("hello"), "hello\n").unwrap();

@@ -42,9 +42,7 @@ use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
 
-pub use crate::artifact::ANNOTATION_UNPACK;
-/// ORAS's annotation giving a packed directory's tar digest.
-pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
+pub use crate::artifact::{ANNOTATION_CONTENT_DIGEST, ANNOTATION_UNPACK};
 /// The artifact type when none is given and there is no config (as the
 /// ORAS command line names it).
 pub const DEFAULT_ARTIFACT_TYPE: &str = "application/vnd.unknown.artifact.v1";
