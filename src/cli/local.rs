@@ -173,9 +173,12 @@ fn print_tagged(out: &mut dyn Write, tagged: &[nixoci::inspect::Tagged]) -> std:
 pub struct ArchiveArgs {
     /// The image layout, with `:TAG` when it holds several images.
     layout: String,
-    /// The archive file to write (replaced if it exists).
+    /// The archive file to write (it must not exist unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
+    /// Replace FILE if it exists (never the layout or a file of it).
+    #[arg(long)]
+    force: bool,
     /// `oci`: the layout as a tar (podman load, skopeo copy oci-archive:);
     /// `docker`: the docker save format (docker load, podman load).
     #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
@@ -223,7 +226,7 @@ pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
         a.format.into(),
         a.tag.as_deref(),
         platform.as_ref(),
-        false,
+        nixoci::layout::WriteMode::forced(a.force),
     )
     .with_context(|| format!("cannot archive {}", layout.display()))?;
     a.print.mode().report(&report, |out| {

@@ -34,10 +34,13 @@ pub struct PlanArgs {
     /// given more than once.
     #[arg(long, value_name = "FILE")]
     exclude: Vec<PathBuf>,
-    /// Write the plan here (replaced if it exists) instead of standard
-    /// output.
+    /// Write the plan here instead of standard output (it must not exist
+    /// unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the -o FILE if it exists (never an input).
+    #[arg(long, requires = "output")]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -71,8 +74,8 @@ pub fn run(a: &PlanArgs) -> Result<ExitCode> {
         Some(out) => {
             let mut inputs = vec![a.graph.clone()];
             inputs.extend(a.exclude.iter().cloned());
-            nixoci::layout::check_not_an_input(out, &inputs)?;
-            let file = nixoci::layout::OutputFile::new(out, false)?;
+            let mode = nixoci::layout::WriteMode::forced(a.force);
+            let file = nixoci::layout::OutputFile::new(out, mode, &inputs)?;
             file.file()?
                 .write_all(&bytes)
                 .map_err(|e| nixoci::Error::io(out, e))?;

@@ -16,9 +16,13 @@ pub struct SbomArgs {
     /// `spdx` (SPDX 2.3 JSON) or `cyclonedx` (CycloneDX 1.6 JSON).
     #[arg(long, value_enum, default_value_t = FormatArg::Spdx)]
     format: FormatArg,
-    /// Write it to FILE (replaced atomically) instead of standard output.
+    /// Write it to FILE instead of standard output (it must not exist
+    /// unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the -o FILE if it exists (never the layout or a file of it).
+    #[arg(long, requires = "output")]
+    force: bool,
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
     /// (default: linux and this machine's architecture).
     #[arg(long)]
@@ -44,6 +48,21 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         .as_deref()
         .map(str::parse::<nixoci::oci::Platform>)
         .transpose()?;
+    // Before any work: nothing is changed that may not be.
+    if a.attach {
+        nixoci::layout::check_may_change(&layout).with_context(|| {
+            format!(
+                "cannot attach the SBOM to {} (a Nix-built image gets one with \
+                 ociImage {{ sbom = true; }})",
+                layout.display()
+            )
+        })?;
+    }
+    let mode = nixoci::layout::WriteMode::forced(a.force);
+    let inputs = [layout.clone()];
+    if let Some(path) = &a.output {
+        nixoci::layout::check_output(path, a.force, &inputs)?;
+    }
     let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
         .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
     let format = match a.format {
@@ -69,7 +88,7 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     }
     match &a.output {
         Some(path) => {
-            let out = nixoci::layout::OutputFile::new(path, false)?;
+            let out = nixoci::layout::OutputFile::new(path, mode, &inputs)?;
             out.file()?
                 .write_all(&bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;

@@ -462,6 +462,7 @@ pub fn pull(
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<ArtifactPullReport> {
+    crate::layout::check_may_change(dir)?;
     std::fs::create_dir_all(dir).at(dir)?;
     let work = tempfile::Builder::new()
         .prefix(".nixoci-artifact-")
