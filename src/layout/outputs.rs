@@ -10,8 +10,10 @@
 //!   in the Nix store, and never read-only by its mode, whoever the user is
 //!   (root can write anything, so the mode is what says "do not").
 //!
-//! Only a Nix builder's own `$out` is written in the store, in place, by
-//! code that does not come through here.
+//! Only the outputs of the Nix build nixoci runs in are written in the
+//! store: `$out` of a derivation whose builder is `nixoci pull`, and what
+//! `nixoci nix-builder` writes in place, by code that does not come
+//! through here.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -28,7 +30,9 @@ pub fn check_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<()> 
     if dest.as_os_str().is_empty() {
         return Err(Error::Invalid("the output path is empty".into()));
     }
-    check_outside_store(dest)?;
+    if !own_nix_output(dest) {
+        check_outside_store(dest)?;
+    }
     check_not_an_input(dest, inputs)?;
     if !force && fs::symlink_metadata(dest).is_ok() {
         return Err(Error::OutputExists(dest.to_owned()));
@@ -67,6 +71,24 @@ pub fn check_may_change(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dest` is an output of the Nix build this process is part of
+/// (`$NIX_BUILD_TOP` is set, and `dest` is the path one of `$outputs`
+/// names): what a derivation's builder writes, such as `ociPullImage`'s
+/// `nixoci pull REF $out`.
+fn own_nix_output(dest: &Path) -> bool {
+    if std::env::var_os("NIX_BUILD_TOP").is_none() {
+        return false;
+    }
+    let Ok(dest) = std::path::absolute(dest) else {
+        return false;
+    };
+    let names = std::env::var("outputs").unwrap_or_else(|_| "out".into());
+    names
+        .split_whitespace()
+        .filter_map(std::env::var_os)
+        .any(|p| Path::new(&p) == dest)
 }
 
 /// The Nix store directories: `$NIX_STORE_DIR` (Nix's setting),
