@@ -54,7 +54,7 @@ struct Opened {
     dir: PathBuf,
     tag: Option<String>,
     source: String,
-    _pulled: Option<(tempfile::TempDir, nixoci::layout::UnfinishedFile)>,
+    _pulled: Option<nixoci::layout::Scratch>,
 }
 
 /// `nixoci diff`.
@@ -126,12 +126,9 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
             })
         }
         Target::Remote(r) => {
-            let tmp = tempfile::Builder::new()
-                .prefix("nixoci-diff-")
-                .tempdir()
-                .context("cannot create a temporary directory to pull into")?;
             // Removed when done, and by the signal handler if interrupted.
-            let tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
+            let tmp = nixoci::layout::Scratch::new("diff")
+                .context("cannot create a temporary directory to pull into")?;
             let dir = tmp.path().join("image");
             let mut opts = remote.options()?;
             // A diff changes nothing, not even the record of where blobs are.
@@ -150,7 +147,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 dir,
                 tag: None,
                 source: r.to_string(),
-                _pulled: Some((tmp, tracked)),
+                _pulled: Some(tmp),
             })
         }
     }

@@ -330,12 +330,9 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     // the one asked for a single image (which the pull then checks), and
     // for a single image without one, none (it is read from the config).
     let pass = if resolved.was_index { choice } else { asked };
-    let tmp = tempfile::Builder::new()
-        .prefix("nixoci-prefetch-")
-        .tempdir()
-        .context("cannot create a temporary directory to pull into")?;
     // Removed when done, and by the signal handler if interrupted.
-    let _tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
+    let tmp = nixoci::layout::Scratch::new("prefetch")
+        .context("cannot create a temporary directory to pull into")?;
     let dir = tmp.path().join("image");
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));

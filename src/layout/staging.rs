@@ -2,7 +2,7 @@
 //! of its final path and renamed into place only once complete
 //! ([`Staging`], [`OutputFile`]), so a failed or interrupted run never
 //! leaves an output that looks finished; what an interrupted run started is
-//! removed by [`remove_unfinished`]. Whether an output may be written at
+//! removed by [`crate::layout::remove_unfinished`]. Whether an output may be written at
 //! all is [`check_output`]'s to say.
 
 use std::fs::{self, File};
@@ -16,7 +16,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::layout::outputs::check_output;
 use crate::layout::store::BlobDir;
 use crate::layout::temporaries::{
-    remove_stale_temporaries, rename_exchange, rename_no_replace, temporary_prefix,
+    remove_stale_temporaries, rename_exchange, rename_no_replace, temporary_prefix, unfinished,
+    UnfinishedFile,
 };
 use crate::oci::json::canonical_json;
 
@@ -34,49 +35,6 @@ pub struct Staging {
     /// output is never committed.
     created_parent: Option<PathBuf>,
     committed: bool,
-}
-
-/// Temporary outputs of this process not yet committed, for
-/// [`remove_unfinished`].
-static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Remove every output this process has started and not committed (and the
-/// parents it created for them). For a signal handler that is about to exit:
-/// an interrupted run leaves nothing behind.
-pub fn remove_unfinished() {
-    for p in unfinished().drain(..) {
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(p);
-            }
-            Ok(_) => {
-                let _ = fs::remove_file(p);
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// A temporary file or directory (not a [`Staging`] directory) that
-/// [`remove_unfinished`] removes if the process is interrupted while this
-/// guard lives.
-pub struct UnfinishedFile(PathBuf);
-
-impl UnfinishedFile {
-    pub fn track(path: &Path) -> Self {
-        unfinished().push(path.to_owned());
-        UnfinishedFile(path.to_owned())
-    }
-}
-
-impl Drop for UnfinishedFile {
-    fn drop(&mut self) {
-        unfinished().retain(|p| *p != self.0);
-    }
 }
 
 /// How a file output is written ([`OutputFile::new`]).
