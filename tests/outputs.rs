@@ -336,3 +336,105 @@ fn artifact_pull_writes_nothing_into_the_store_or_a_read_only_dir() {
     assert_eq!(fs::read_dir(&store).unwrap().count(), 0);
     assert_eq!(fs::read_dir(&read_only).unwrap().count(), 0);
 }
+
+/// Regression: `verify` and `sbom` took no `-q/--quiet` (nor did inspect,
+/// diff, referrers, exists or plan). Every command takes `--json` and
+/// `-q`: quiet prints nothing on success (a failed `verify` still lists its
+/// problems); `sbom` and `plan` report what `-o` or `--attach` wrote, and
+/// without them print the document itself, whatever the mode.
+#[test]
+fn every_command_takes_quiet_and_json() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = store_image(t.path());
+    let quiet = |c: &mut Command| {
+        let out = run(c.arg("-q"));
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{c:?}: {out:?}"
+        );
+    };
+    quiet(nixoci().arg("verify").arg(&layout));
+    quiet(nixoci().arg("inspect").arg(&layout));
+    quiet(nixoci().arg("diff").arg(&layout).arg(&layout));
+    quiet(
+        nixoci()
+            .arg("sbom")
+            .arg(&layout)
+            .arg("-o")
+            .arg(t.path().join("q.json")),
+    );
+    quiet(
+        nixoci()
+            .arg("plan")
+            .arg(graph(t.path()))
+            .arg("-o")
+            .arg(t.path().join("p.json")),
+    );
+
+    // sbom: the report, in JSON or as text; the document when it is the
+    // result.
+    let report: serde_json::Value = serde_json::from_slice(
+        &run(nixoci()
+            .arg("sbom")
+            .arg(&layout)
+            .args(["--json", "--format", "cyclonedx", "-o"])
+            .arg(t.path().join("r.json")))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(report["packages"], 1, "{report}");
+    assert_eq!(
+        report["format"], "application/vnd.cyclonedx+json",
+        "{report}"
+    );
+    assert_eq!(
+        read_json(&t.path().join("r.json"))["bomFormat"],
+        "CycloneDX"
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&run(nixoci().arg("sbom").arg(&layout).arg("-q")).stdout).unwrap();
+    assert_eq!(document["spdxVersion"], "SPDX-2.3");
+    let copy = t.path().join("copy");
+    run(Command::new("cp").arg("-r").arg(&layout).arg(&copy));
+    let text = run(nixoci().arg("sbom").arg(&copy).arg("--attach"));
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("application/spdx+json SBOM sha256:") && text.contains(" attached to "),
+        "{text}"
+    );
+    let plan: serde_json::Value = serde_json::from_slice(
+        &run(nixoci()
+            .arg("plan")
+            .arg(graph(t.path()))
+            .args(["--json", "-o"])
+            .arg(t.path().join("p2.json")))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(plan["layers"], 1, "{plan}");
+
+    // A failed verify lists its problems, quiet or not.
+    fs::write(layout.join("index.json"), b"{}").unwrap();
+    let err = run_fail(nixoci().arg("verify").arg(&layout).arg("-q"));
+    assert!(err.contains("problems found"), "{err}");
+
+    // The registry commands take them too (here, of a port nothing
+    // listens on: the error is the registry's, not the command line's).
+    for (cmd, says) in [
+        ("exists", "cannot tell whether"),
+        ("referrers", "cannot list the referrers"),
+        ("inspect", "cannot inspect"),
+    ] {
+        for flag in ["-q", "--json"] {
+            let err = run_fail(nixoci_in(t.path()).args([
+                cmd,
+                "127.0.0.1:9/none/x:1",
+                flag,
+                "--plain-http",
+                "--retries",
+                "0",
+            ]));
+            assert!(err.contains(says), "{cmd} {flag}: {err}");
+        }
+    }
+}

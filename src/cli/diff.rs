@@ -17,7 +17,7 @@ use nixoci::layout::Layout;
 
 use super::args::{locate, Target};
 use super::local::LimitArgs;
-use super::output::Output;
+use super::output::{Output, OutputArgs};
 use super::remote::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -41,9 +41,8 @@ pub struct DiffArgs {
     exit_code: bool,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -72,7 +71,7 @@ pub fn diff(a: &DiffArgs) -> Result<ExitCode> {
 }
 
 fn run(a: &DiffArgs) -> Result<ExitCode> {
-    let mode = Output::from_flags(a.json, false);
+    let mode = a.print.mode();
     let platform = a
         .platform
         .as_deref()
@@ -81,9 +80,11 @@ fn run(a: &DiffArgs) -> Result<ExitCode> {
     let opts = nixoci::diff::DiffOptions {
         platform: platform.clone(),
         limits: a.limits.limits(),
-        max_files: a
-            .files
-            .unwrap_or(if a.json { nixoci::diff::JSON_FILES } else { 10 }),
+        max_files: a.files.unwrap_or(if mode == Output::Json {
+            nixoci::diff::JSON_FILES
+        } else {
+            10
+        }),
     };
     let side_a = open(&a.a, &a.remote)?;
     let side_b = open(&a.b, &a.remote)?;

@@ -46,16 +46,20 @@ pub struct VerifyArgs {
     dir: PathBuf,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 /// `nixoci verify`: exit status 1 when the layout has a problem; the
-/// problems go to standard error (or into the JSON report).
+/// problems go to standard error (or into the JSON report), with
+/// `--quiet` too.
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
-    Output::from_flags(a.json, false).print(&report, |out| {
+    let mode = match a.print.mode() {
+        Output::Quiet if !report.ok => Output::Text,
+        mode => mode,
+    };
+    mode.print(&report, |out| {
         if report.ok {
             return writeln!(
                 out,
@@ -87,9 +91,8 @@ pub struct InspectArgs {
     /// An image layout directory, LAYOUT:TAG, or
     /// REGISTRY/REPOSITORY[:TAG][@DIGEST].
     target: String,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
     #[command(flatten)]
     remote: remote::RemoteArgs,
 }
@@ -109,7 +112,9 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
         }
         Target::Remote(r) => remote::inspect_remote(&r, &a.remote)?,
     };
-    Output::from_flags(a.json, false).report(&tagged, |out| print_tagged(out, &tagged))
+    a.print
+        .mode()
+        .report(&tagged, |out| print_tagged(out, &tagged))
 }
 
 /// What `inspect` prints as text: per tag its digest and kind, then per

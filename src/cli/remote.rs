@@ -16,7 +16,7 @@ use nixoci::remote;
 use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
-use super::output::{Output, TransferOutputArgs};
+use super::output::{Output, OutputArgs, TransferOutputArgs};
 pub use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -132,9 +132,8 @@ pub struct ReferrersArgs {
     artifact_type: Option<String>,
     #[command(flatten)]
     remote: RemoteArgs,
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `KEY=VALUE` pairs.
@@ -193,18 +192,17 @@ pub fn referrers(a: &ReferrersArgs) -> Result<ExitCode> {
     let target = reference_arg(&a.reference)?;
     let list = remote::referrers(&target, a.artifact_type.as_deref(), &a.remote.options()?)
         .with_context(|| format!("cannot list the referrers of {target}"))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for m in &list.manifests {
-        println!(
-            "{}  {}",
-            m.digest,
-            m.artifact_type.as_deref().unwrap_or("(no artifact type)")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    a.output.mode().report(&list, |out| {
+        for m in &list.manifests {
+            writeln!(
+                out,
+                "{}  {}",
+                m.digest,
+                m.artifact_type.as_deref().unwrap_or("(no artifact type)")
+            )?;
+        }
+        Ok(())
+    })
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +223,8 @@ pub struct ExistsArgs {
     reference: String,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `nixoci push`.
@@ -427,9 +427,14 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
     let answer =
         reference_arg(&a.reference).and_then(|r| Ok(remote::exists(&r, &a.remote.options()?)?));
+    let report = |digest: Option<&nixoci::digest::Sha256Digest>| {
+        let value = serde_json::json!({"reference": a.reference, "exists": digest.is_some(), "digest": digest});
+        // The text says nothing: the exit status is the answer.
+        a.output.mode().print(&value, |_| Ok(()))
+    };
     match answer {
-        Ok(Some(_)) => Ok(ExitCode::SUCCESS),
-        Ok(None) => Ok(ExitCode::from(1)),
+        Ok(Some(d)) => report(Some(&d)).map(|()| ExitCode::SUCCESS),
+        Ok(None) => report(None).map(|()| ExitCode::from(1)),
         // Anything else is "cannot tell", never "no".
         Err(e) => {
             eprintln!("error: cannot tell whether {} exists: {e:#}", a.reference);

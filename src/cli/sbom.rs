@@ -8,8 +8,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::layout_arg;
+use super::output::OutputArgs;
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("json", |a| a.help("Print a JSON report of what -o or --attach wrote on standard output")),
+    mut_arg("quiet", |a| a.help(
+        "Print no report of what -o or --attach wrote (without them, the SBOM itself is still printed)"
+    ))
+)]
 pub struct SbomArgs {
     /// The image layout, with `:TAG` when it holds several images.
     layout: String,
@@ -32,6 +39,10 @@ pub struct SbomArgs {
     /// push` sends with the image.
     #[arg(long)]
     attach: bool,
+    // A report of what -o or --attach wrote; without either, the SBOM
+    // itself is printed, whatever the output mode.
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -70,21 +81,20 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         FormatArg::Cyclonedx => nixoci::sbom::Format::CycloneDx,
     };
     let bytes = nixoci::sbom::bytes(&format.document(&sbom));
+    let mut report = Report {
+        layout: layout.clone(),
+        manifest: sbom.manifest.clone(),
+        format: format.media_type(),
+        packages: sbom.paths.len(),
+        output: a.output.clone(),
+        attached: Vec::new(),
+    };
     if a.attach {
-        let attached = nixoci::sbom::attach(&layout, &sbom, &[format])
-            .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?;
-        for d in attached {
-            eprintln!(
-                "{}: {} SBOM {} attached to {}",
-                layout.display(),
-                format.media_type(),
-                d.digest,
-                sbom.manifest
-            );
-        }
-        if a.output.is_none() {
-            return Ok(ExitCode::SUCCESS);
-        }
+        report.attached = nixoci::sbom::attach(&layout, &sbom, &[format])
+            .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
     }
     match &a.output {
         Some(path) => {
@@ -94,7 +104,52 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             out.commit()?;
         }
-        None => std::io::stdout().lock().write_all(&bytes)?,
+        // The SBOM itself is what is printed, whatever the output mode.
+        None if !a.attach => {
+            std::io::stdout().lock().write_all(&bytes)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
     }
-    Ok(ExitCode::SUCCESS)
+    a.print.mode().report(&report, |out| {
+        if let Some(path) = &report.output {
+            writeln!(
+                out,
+                "{}: {} SBOM of {}, {} packages",
+                path.display(),
+                report.format,
+                report.manifest,
+                report.packages
+            )?;
+        }
+        for d in &report.attached {
+            writeln!(
+                out,
+                "{}: {} SBOM {d} attached to {}",
+                report.layout.display(),
+                report.format,
+                report.manifest
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// What `sbom` reports when it wrote the SBOM to a file or attached it
+/// (otherwise the SBOM itself is printed).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    layout: PathBuf,
+    /// The image's manifest.
+    manifest: nixoci::digest::Sha256Digest,
+    /// The SBOM's media type.
+    format: &'static str,
+    /// Store paths listed.
+    packages: usize,
+    /// The file written (`-o`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<PathBuf>,
+    /// The referrers attached (`--attach`).
+    attached: Vec<nixoci::digest::Sha256Digest>,
 }
