@@ -223,7 +223,7 @@ pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
                     output: dest.to_owned(),
                 });
             }
-            if fs::metadata(r).is_ok_and(|m| m.is_dir()) && replaced.starts_with(r) {
+            if replaced.starts_with(r) && fs::metadata(r).is_ok_and(|m| m.is_dir()) {
                 return Err(Error::OutputInInput {
                     input: input.clone(),
                     output: dest.to_owned(),
