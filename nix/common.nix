@@ -248,6 +248,48 @@ rec {
     else
       throw "${what} ${builtins.toJSON v} ${problem}; write NAME[:TAG], e.g. \"myapp:dev\" or \"registry.example.org/team/app:1.0\"";
 
+  /** A working directory: absolute, or empty (unset, as Docker writes it). */
+  isWorkingDir = v: builtins.isString v && (v == "" || builtins.substring 0 1 v == "/");
+
+  /**
+    The OCI names of architectures that Nix (and uname) spell otherwise;
+    src/oci/descriptor.rs `oci_architecture` has the same list.
+  */
+  nixArchitectures = {
+    x86_64 = "amd64";
+    "x86-64" = "amd64";
+    aarch64 = "arm64";
+    armv8 = "arm64";
+    i686 = "386";
+    i386 = "386";
+    i586 = "386";
+    x86 = "386";
+    armv7l = "arm";
+    armv7 = "arm";
+    armv6l = "arm";
+    armv6 = "arm";
+    armhf = "arm";
+    powerpc64le = "ppc64le";
+    ppc64el = "ppc64le";
+    powerpc64 = "ppc64";
+    mips64el = "mips64le";
+  };
+
+  /**
+    An architecture as OCI names it: a Nix spelling (`x86_64`) is refused
+    with the OCI name (`amd64`), not mapped (a decision: the config says
+    what was written, and registries and runtimes look for the OCI name).
+  */
+  checkArchitecture =
+    what: v:
+    let
+      a = checkPlatformName what v;
+    in
+    if nixArchitectures ? ${a} then
+      throw "${what} ${builtins.toJSON a} is the Nix (uname) name; OCI images and registries call it ${builtins.toJSON nixArchitectures.${a}}: write architecture = ${builtins.toJSON nixArchitectures.${a}} (or leave it unset: it comes from the package set's host platform)"
+    else
+      a;
+
   /** A platform name (architecture, os, variant): like amd64, linux, v8. */
   checkPlatformName = what: expect what "a platform name like amd64, arm64, linux or v8 ([A-Za-z0-9._-])" (
     v: builtins.isString v && builtins.match "[A-Za-z0-9._-]+" v != null
@@ -284,7 +326,8 @@ rec {
   /** What a time must be, as messages say it. */
   rfc3339 = "an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59)";
 
-  checkCreated = what: checkNullOr (w: expect w rfc3339 isRfc3339) what;
+  # "now": the build's time, as dockerTools takes it (impure: see the README).
+  checkCreated = what: checkNullOr (w: expect w "${rfc3339}, or \"now\"" (v: v == "now" || isRfc3339 v)) what;
 
   /**
     The OCI `config` object, with the fields nixoci knows and their types;
@@ -295,21 +338,41 @@ rec {
     let
       fields = {
         User = checkString;
-        WorkingDir = checkString;
+        WorkingDir = w: expect w "an absolute path (runtimes refuse a relative working directory)" isWorkingDir;
         StopSignal = checkString;
         Env = w: checkDoc w doc.env;
         Entrypoint = checkStringList;
         Cmd = checkStringList;
         Labels = checkStringAttrs;
-        ExposedPorts = w: expect w "a list of strings or an attribute set" (v: isStringList v || isPlainAttrs v);
-        Volumes = w: expect w "a list of strings or an attribute set" (v: isStringList v || isPlainAttrs v);
+        ExposedPorts = setOrList "\"8080/tcp\"";
+        Volumes = setOrList "\"/data\"";
       };
+      # A list of strings (each checked, so that a message names the entry)
+      # or an attribute set.
+      setOrList =
+        example: w: v:
+        if builtins.isList v then
+          builtins.genList (i: expect "${w}[${toString i}]" "a string like ${example}" builtins.isString (builtins.elemAt v i)) (builtins.length v)
+        else
+          expect w "a list of strings or an attribute set" isPlainAttrs v;
       known = builtins.attrNames fields;
       c = checkAttrset what config;
       unknown = builtins.filter (n: !(fields ? ${n})) (builtins.attrNames c);
+      first = builtins.head unknown;
+      close = nearest first (map (k: { key = k; name = k; }) known);
     in
     if unknown != [ ] then
-      throw "${what}: unknown field(s) ${builtins.concatStringsSep ", " unknown}; known: ${builtins.concatStringsSep ", " known} (any other OCI config field goes in extraConfig)"
+      throw (
+        "${what}: unknown field(s) ${builtins.concatStringsSep ", " unknown}; known: ${builtins.concatStringsSep ", " known}"
+        + (
+          if doc.containerConfigFields ? ${first} then
+            "; ${first} is an OCI config field nixoci does not take here: write extraConfig.config.${attrName first}"
+          else if close != null then
+            "; did you mean config.${close.name}?"
+          else
+            " (another field of the OCI config object goes in extraConfig.config, e.g. extraConfig.config.Healthcheck)"
+        )
+      )
     else
       builtins.mapAttrs (n: v: checkNullOr fields.${n} "${what}.${n}" v) c;
 
@@ -373,19 +436,28 @@ rec {
           builtins.match "[A-Za-z0-9=_-]+" enc != null
       )
     );
+    # A field the OCI or Docker documents define, taken as it is.
+    any = what: v: true;
     /**
       An attribute set whose fields in `spec` are checked; null counts as
-      unset, except for the `required` fields, which must be set.
+      unset, except for the `required` fields, which must be set. Any
+      other name is refused with the nearest known one (of `spec`, or of
+      `elsewhere`: `{ Healthcheck = "config.Healthcheck"; }` for fields
+      that belong in a nested object), unless it is an extension named in
+      reverse-domain notation (`isExtension`).
     */
-    fields =
-      required: spec: what: v:
+    fieldsOr =
+      elsewhere: required: spec: what: v:
       let
         missing = builtins.filter (n: (v.${n} or null) == null) required;
         set = builtins.filter (n: spec ? ${n} && v.${n} != null) (builtins.attrNames v);
+        unknown = builtins.filter (n: !(spec ? ${n}) && !(isExtension n)) (builtins.attrNames v);
       in
       object what v
       && (if missing == [ ] then true else throw "${what}.${attrName (builtins.head missing)} must be set (not null)")
+      && (if unknown == [ ] then true else throw (unknownField what (builtins.head unknown) spec elsewhere))
       && builtins.all (n: spec.${n} "${what}.${attrName n}" v.${n}) set;
+    fields = fieldsOr { };
     platform = fields [ "architecture" "os" ] {
       architecture = string;
       os = string;
@@ -404,9 +476,10 @@ rec {
       inherit platform;
     };
     # The container settings; Env also as `config.Env` is checked.
-    containerConfig = fields [ ] {
+    containerConfig = fields [ ] containerConfigFields;
+    containerConfigFields = {
       User = string;
-      WorkingDir = string;
+      WorkingDir = leaf "an absolute path (runtimes refuse a relative working directory)" isWorkingDir;
       StopSignal = string;
       Entrypoint = strings;
       Cmd = strings;
@@ -428,13 +501,21 @@ rec {
         StartInterval = integer;
         Retries = integer;
       };
-    };
+    } // dockerContainerFields;
+    # Fields of Docker's container config (moby's api/types/container
+    # Config) that the OCI image spec does not define: taken as they are.
+    dockerContainerFields = builtins.listToAttrs (
+      map (n: { name = n; value = any; }) [
+        "Hostname" "Domainname" "AttachStdin" "AttachStdout" "AttachStderr" "Tty" "OpenStdin"
+        "StdinOnce" "Image" "NetworkDisabled" "MacAddress" "StopTimeout"
+      ]
+    );
     # An image config's fields, as `extraConfig` may set them: architecture
     # and os may be replaced, not unset.
     extraConfig =
       what: v:
-      fields [ ] {
-        architecture = string;
+      fieldsOr (builtins.mapAttrs (n: _: "config.${n}") containerConfigFields) [ ] {
+        architecture = what: v: string what v && builtins.seq (checkArchitecture what v) true;
         os = string;
         created = time;
         author = string;
@@ -449,6 +530,14 @@ rec {
           comment = string;
           empty_layer = bool;
         });
+        # Docker's image config (moby's image/spec) beyond the OCI fields.
+        id = any;
+        parent = any;
+        comment = any;
+        container = any;
+        container_config = any;
+        docker_version = any;
+        size = any;
       } what v
       && builtins.all (n: (v.${n} or "") != null || throw "${what}.${n} may not be null: an image config needs one") [ "architecture" "os" ];
     # An image manifest's or index's fields, as `extraManifest` or
@@ -459,6 +548,74 @@ rec {
       annotations = stringMap;
     };
   };
+
+  /**
+    Whether a field name is an extension of a document rather than a field
+    its spec defines: reverse-domain notation, three or more lower-case
+    components joined by dots (`com.example.field`,
+    `moby.buildkit.buildinfo.v1`), as OCI's annotation rules name keys.
+    `os.version` has two: a misspelt field is never taken for one.
+  */
+  isExtension = n: builtins.match "[a-z0-9-]+(\\.[a-z0-9_-]+){2,}" n != null;
+
+  /** A string in lower case (ASCII). */
+  toLower = builtins.replaceStrings (stringChars "ABCDEFGHIJKLMNOPQRSTUVWXYZ") (stringChars "abcdefghijklmnopqrstuvwxyz");
+  stringChars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
+
+  /** The edit distance of two strings, letter case ignored. */
+  editDistance =
+    a: b:
+    let
+      ca = stringChars (toLower a);
+      cb = stringChars (toLower b);
+      n = builtins.length cb;
+      row =
+        prev: i: x:
+        builtins.foldl' (
+          r: j:
+          let
+            best = m: k: if m < k then m else k;
+            cost = if x == builtins.elemAt cb j then 0 else 1;
+          in
+          r ++ [ (best (best (builtins.elemAt prev (j + 1) + 1) (builtins.elemAt r j + 1)) (builtins.elemAt prev j + cost)) ]
+        ) [ (i + 1) ] (builtins.genList (j: j) n);
+      last = builtins.foldl' (acc: x: { prev = row acc.prev acc.i x; i = acc.i + 1; }) {
+        prev = builtins.genList (j: j) (n + 1);
+        i = 0;
+      } ca;
+    in
+    builtins.elemAt last.prev n;
+
+  /**
+    The candidate (`{ key; name; }`) whose key is nearest to `n`, when one
+    is close enough to be a misspelling of it; else null.
+  */
+  nearest =
+    n: candidates:
+    let
+      scored = map (c: c // { d = editDistance n c.key; }) candidates;
+      best = builtins.foldl' (b: c: if b == null || c.d < b.d then c else b) null scored;
+      len = builtins.stringLength n;
+    in
+    if best != null && best.d <= (if len < 6 then 1 else if len < 12 then 2 else 3) then best else null;
+
+  /**
+    The message for an unknown field `n` of the object at `what`
+    ("function: attribute.path"): the nearest of the fields `spec` defines,
+    or of `elsewhere` (name -> where it belongs), when one is close.
+  */
+  unknownField =
+    what: n: spec: elsewhere:
+    let
+      path = let m = builtins.match "[^:]*: (.*)" what; in if m == null then what else builtins.head m;
+      best = nearest n (
+        map (k: { key = k; name = "${path}.${attrName k}"; }) (builtins.attrNames spec)
+        ++ map (k: { key = k; name = "${path}.${elsewhere.${k}}"; }) (builtins.attrNames elsewhere)
+      );
+    in
+    "${what}.${attrName n} is not a field the OCI image spec or Docker defines there"
+    + (if best != null then "; did you mean ${best.name}?" else "; its fields: ${builtins.concatStringsSep ", " (builtins.attrNames spec)}")
+    + " (a deliberate extension is named in reverse-domain notation, like \"com.example.field\")";
 
   /** `value` once `check` (one of `doc`'s) has passed for it. */
   checkDoc = what: check: value: builtins.seq (check what value) value;
@@ -529,11 +686,28 @@ rec {
     A derivation name as the Nix store takes it: 1 to 211 of
     A-Z a-z 0-9 + - . _ ? =, not starting with a dot.
   */
-  checkName = what: expect what "a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ." (
-    v: builtins.isString v && builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}" v != null
-  );
+  checkName =
+    what: v:
+    let
+      ok = builtins.isString v && builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}" v != null;
+      # A registry reference (ghcr.io/org/app, app:1.0) given as a name.
+      parts = builtins.match "(.*/)?([^/:@]*)([:@].*)?" v;
+      short = if parts == null then "" else builtins.elemAt parts 1;
+    in
+    if ok then
+      v
+    else if builtins.isString v && builtins.match ".*[/:@].*" v != null then
+      throw (
+        "${what} must be a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ., not ${describe v}; "
+        + "it names the derivation and the layout, not where the image goes: write name = ${builtins.toJSON (if short == "" then "app" else short)} "
+        + "and give the reference when pushing (nixoci push result ${v}), or as imageName of ociImageArchive"
+      )
+    else
+      throw "${what} must be a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ., not ${describe v}";
 
-  fileAttrs = [ "source" "destination" "mode" "uid" "gid" "link" ];
+  # `label`: how the tool's messages name the entry (set by ociImage, whose
+  # layer lists contents and files together).
+  fileAttrs = [ "source" "destination" "mode" "uid" "gid" "link" "label" ];
 
   endsWithSlash = s: builtins.match ".*/" s != null;
   /** A path without its trailing slashes. */
@@ -594,6 +768,7 @@ rec {
       mode = checkNullOr checkMode "${what}.mode" (checked.mode or null);
       uid = checkNullOr checkId "${what}.uid" (checked.uid or null);
       gid = checkNullOr checkId "${what}.gid" (checked.gid or null);
+      label = checkNullOr checkString "${what}.label" (checked.label or null);
       # Only when set: a spec without it is the spec it always was.
       link =
         let
@@ -624,7 +799,7 @@ rec {
     fn: a:
     let
       c = {
-        architecture = checkNullOr checkPlatformName "${fn}: architecture" (a.architecture or null);
+        architecture = checkNullOr checkArchitecture "${fn}: architecture" (a.architecture or null);
         os = checkNullOr checkPlatformName "${fn}: os" (a.os or null);
         variant = checkNullOr checkPlatformName "${fn}: variant" (a.variant or null);
         created = checkCreated "${fn}: created" (a.created or null);
@@ -665,12 +840,16 @@ rec {
       (if fromImageTag != null then throw "${fn}: fromImageTag is given without fromImage" else null)
     else if builtins.elem step [ "layer" "layers" "config" "manifest" ] then
       throw "${fn}: fromImage must be an image (an ociPullImage, ociImageLayout or ociImage result, a layout directory or an image archive), not the ${step} step"
+    else if builtins.isString fromImage && builtins.substring 0 1 fromImage != "/" then
+      throw "${fn}: fromImage ${builtins.toJSON fromImage} is not a path: an image from a registry is pinned first, with ociPullImage { imageName; imageDigest; hash; } (`nixoci prefetch ${fromImage}` prints them), and its result given as fromImage"
     else if !(builtins.isPath fromImage || builtins.isString fromImage || (builtins.isAttrs fromImage && fromImage ? outPath)) then
       throw "${fn}: fromImage must be an image (an ociPullImage, ociImageLayout or ociImage result, a layout directory or an image archive), not ${describe fromImage}"
     else
       dropNulls {
         path = "${checkSource "${fn}: fromImage" fromImage}";
-        name = if builtins.isAttrs fromImage then fromImage.imageName or null else null;
+        # An ociPullImage result's registry reference (a layout made here
+        # names its image by tag only).
+        name = if builtins.isAttrs fromImage && step != "layout" then fromImage.imageName or null else null;
         tag = checkNullOr checkTag "${fn}: fromImageTag" fromImageTag;
         inherit symlinks;
       };
@@ -770,6 +949,27 @@ rec {
 
   /** The name of a platform's manifest under a tag: TAG-OS-ARCH[-VARIANT] (src/tags.rs). */
   platformTag = tag: p: "${tag}-${p.os}-${p.architecture}${if p ? variant then "-${p.variant}" else ""}";
+
+  /**
+    The SBOM formats of an `sbom` argument of function `fn`: `false` (none),
+    `true` (SPDX), a format, or a list of formats.
+  */
+  checkSbom =
+    fn: sbom:
+    let
+      formats = [ "spdx" "cyclonedx" ];
+      one = f: if builtins.elem f formats then f else throw "${fn}: sbom: ${builtins.toJSON f} is not one of spdx, cyclonedx (or true, false)";
+    in
+    if sbom == false then
+      [ ]
+    else if sbom == true then
+      [ "spdx" ]
+    else if builtins.isString sbom then
+      [ (one sbom) ]
+    else if builtins.isList sbom then
+      map one sbom
+    else
+      throw "${fn}: sbom must be true, false, a format or a list of formats, not ${describe sbom}";
 
   /** A list of tags given to `fn`, each checked. */
   checkTags =

@@ -77,9 +77,21 @@ in
   */
   ociVerify =
     layout:
+    let
+      step = if builtins.isAttrs layout then layout.command or null else null;
+      checked =
+        if !(builtins.isAttrs layout && layout ? outPath) && !builtins.isPath layout then
+          throw "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not ${common.describe layout}${
+            if builtins.isList layout then "; to check several, write map ociVerify [ ... ]" else ""
+          }"
+        else if step != null && step != "layout" then
+          throw "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not the ${step} step ${layout.name or ""}"
+        else
+          layout;
+    in
     common.mkStep {
-      name = "${layout.name or "oci-image"}-verified";
+      name = "${checked.name or "oci-image"}-verified";
       command = "verify";
-      spec.layout = "${layout}";
+      spec.layout = "${checked}";
     };
 }

@@ -63,7 +63,9 @@ in
     `amd64`/`linux`, `aarch64-linux` gives `arm64`/`linux`/`v8`, ...).
 
   `created`, `author` (strings or null)
-  : `created` is an RFC 3339 time as Go reads it (`2024-01-31T12:00:00Z`,
+  : `created` is `"now"` (the time of the build, as dockerTools takes it:
+    impure, so the image is not reproducible; prefer a flake's `self`),
+    or an RFC 3339 time as Go reads it (`2024-01-31T12:00:00Z`,
     `2024-01-01T00:00:00.5+02:00`: upper-case `T` and `Z`, seconds 00-59);
     it defaults to 1970-01-01T00:00:01Z.
 

@@ -31,8 +31,10 @@ in
   : At least one; one per platform (checked at evaluation when the
     platforms are known there: not when `architecture` is null).
 
-  `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
-  : The image's names. The first is its `org.opencontainers.image.ref.name`
+  `tag` (string or null, default `"latest"`), `tags` (list, default `[ tag ]`)
+  : The image's names. A null tag is the hash part of the (first)
+    manifest's output path, as dockerTools does: it changes exactly when
+    the image does. The first is its `org.opencontainers.image.ref.name`
     (what skopeo, podman and umoci look up); all are recorded in the
     `dev.nixoci.image.tags` annotation, and `nixoci push result REPO` sets
     them all.
@@ -44,8 +46,14 @@ in
   : Merged last into `index.json`; checked as `extraManifest` is.
 
   The result also has `.archive` (an OCI archive) and `.dockerArchive` (the
-  `docker save` format), files for `podman load -i`, and `.imageNames`,
-  every name the layout gives its image (tags, then platform tags).
+  `docker save` format), files for `podman load -i`, `.imageNames`,
+  every name the layout gives its image (tags, then platform tags),
+  `.imageName` (`name`) and `.imageTag` (the first tag), and three
+  programs for `nix run` that call the tool with the layout:
+  `.copyToRegistry` (`nixoci push LAYOUT ARGS...`: give `REGISTRY/REPO`,
+  every tag is set), `.copyTo` (`nixoci archive LAYOUT ARGS...`: give
+  `-o FILE`, maybe `--format docker`) and `.copyToPodman` (a docker
+  archive named `imageName:imageTag`, then `podman load -i` with ARGS).
 
   `platformTags` (bool, default `false`)
   : With several manifests, also name each one `TAG-OS-ARCH[-VARIANT]`
@@ -85,21 +93,7 @@ in
 }:
 let
   fn = "ociImageLayout";
-  sbomFormats =
-    let
-      formats = [ "spdx" "cyclonedx" ];
-      one = f: if builtins.elem f formats then f else throw "${fn}: sbom: ${builtins.toJSON f} is not one of spdx, cyclonedx (or true, false)";
-    in
-    if sbom == false then
-      [ ]
-    else if sbom == true then
-      [ "spdx" ]
-    else if builtins.isString sbom then
-      [ (one sbom) ]
-    else if builtins.isList sbom then
-      map one sbom
-    else
-      throw "${fn}: sbom must be true, false, a format or a list of formats, not ${describe sbom}";
+  sbomFormats = common.checkSbom fn sbom;
   list = checkList "${fn}: manifests" manifests;
   checked =
     if list == [ ] then
@@ -115,7 +109,11 @@ let
   several = builtins.length checked > 1;
   samePlatform = builtins.filter (p: builtins.length (builtins.filter (q: q == p) known) > 1) known;
   platformNames = p: builtins.concatStringsSep "/" ([ p.os p.architecture ] ++ (if p ? variant then [ p.variant ] else [ ]));
-  tagList = builtins.seq (checkTag "${fn}: tag" tag) (checkTags "${fn}: tags" tags);
+  # A null tag: the hash part of the first manifest's output path.
+  hashTag = builtins.substring 0 32 (baseNameOf (builtins.unsafeDiscardStringContext "${builtins.head checked}"));
+  tagList = builtins.seq (if tag == null then null else checkTag "${fn}: tag" tag) (
+    checkTags "${fn}: tags" (map (t: if t == null then hashTag else t) (checkList "${fn}: tags" tags))
+  );
   # The tags as the tool keeps them: duplicates dropped, latest when none.
   unique = builtins.foldl' (acc: t: if builtins.elem t acc then acc else acc ++ [ t ]) [ ] tagList;
   finalTags = if unique == [ ] then [ "latest" ] else unique;
@@ -155,9 +153,34 @@ let
     command = "layout";
     inherit spec;
   };
+  imageTag = builtins.head finalTags;
+  # A program for `nix run`: /bin/sh running the tool with the layout.
+  program =
+    suffix: text:
+    mkStep {
+      name = "${name}-${suffix}";
+      command = "script";
+      spec = {
+        name = "${name}-${suffix}";
+        text = "#!/bin/sh\nset -e\n${text}\n";
+      };
+    }
+    // {
+      meta.mainProgram = "${name}-${suffix}";
+    };
+  tool = "'${common.tool}'";
 in
 layout
 // {
+  imageName = name;
+  inherit imageTag;
+  copyToRegistry = program "copy-to-registry" "exec ${tool} push '${layout}' \"$@\"";
+  copyTo = program "copy-to" "exec ${tool} archive '${layout}' \"$@\"";
+  copyToPodman = program "copy-to-podman" (
+    "f=$(mktemp \"\${TMPDIR:-/tmp}/${name}.XXXXXX\")\ntrap 'rm -f \"$f\"' EXIT\n"
+    + "${tool} archive '${layout}' --format docker --tag '${name}:${imageTag}' -o \"$f\" -q\n"
+    + "podman load -i \"$f\" \"$@\""
+  );
   # Every name the layout gives its image (what `nixoci archive LAYOUT:TAG`
   # resolves), for ociImageArchive's tag; null when a platform tag depends
   # on a platform known only at build time.

@@ -44,7 +44,8 @@ in
     `org.opencontainers.image.source`, `.revision` (default: `self.rev`,
     or `self.dirtyRev`), `.version`, and `.created` (from
     `self.lastModifiedDate`, never the wall clock). `annotations` given
-    explicitly win.
+    explicitly win. Without `created`, the config's `created` is
+    `self.lastModifiedDate` too.
 
   `extraManifest` (attrset, default `{}`)
   : Merged last into the manifest document (e.g. `artifactType`, `subject`).
@@ -91,10 +92,12 @@ in
 }:
 let
   origin = common.provenance fn { inherit source revision version self; };
+  # The config's time: as given, else the flake's lastModifiedDate.
+  created' = if created != null then created else origin."org.opencontainers.image.created" or null;
   cfg =
     if imageConfig == null then
       # Checked here first, so that a message names this function.
-      builtins.seq (checkConfigArgs fn { inherit config extraConfig architecture os variant created author; })
+      builtins.seq (checkConfigArgs fn { inherit config extraConfig architecture os variant author; created = created'; })
         (builtins.deepSeq (
           if checkFromImage fn fromImage fromImageTag baseSymlinks == null then
             checkImageLayers "${fn}: layers" layers
@@ -102,7 +105,8 @@ let
             checkLayers "${fn}: layers" layers
         ) (ociImageConfig {
           name = "${name}-config";
-          inherit layers config extraConfig architecture os variant created author fromImage fromImageTag baseSymlinks;
+          inherit layers config extraConfig architecture os variant author fromImage fromImageTag baseSymlinks;
+          created = created';
         }))
     else if layers != [ ] || config != { } || extraConfig != { } || fromImage != null then
       throw "${fn}: give layers, config settings and fromImage to ociImageConfig when imageConfig is set"

@@ -18,8 +18,11 @@
   `name` (string)
   : Name of the image (and of the derivation).
 
-  `tag` (string, default `"latest"`), `tags` (list, default `[ tag ]`)
-  : Tags in the layout.
+  `tag` (string or null, default `"latest"`), `tags` (list, default `[ tag ]`)
+  : Tags in the layout; a null tag is the hash of the image's manifest
+    output, as in `ociImageLayout`, which also gives the result's
+    `imageName`, `imageTag`, `copyToRegistry`, `copyTo` and
+    `copyToPodman`.
 
   `contents` (list of packages, default `[]`)
   : Each merged at `/` as links into the store, as a Nix profile or
@@ -126,8 +129,8 @@ let
   # rather than the function it is passed on to.
   checks = [
     (common.checkName "${fn}: name" name)
-    (common.checkTag "${fn}: tag" tag)
-    (common.checkTags "${fn}: tags" tags)
+    (if tag == null then null else common.checkTag "${fn}: tag" tag)
+    (common.checkList "${fn}: tags" tags)
     (
       let
         l = common.checkList "${fn}: contents" contents;
@@ -142,6 +145,7 @@ let
     (common.checkOneOf "${fn}: strategy" [ "stable" "popularity" ] strategy)
     (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
+    (common.checkSbom fn sbom)
     from
   ];
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
@@ -154,16 +158,30 @@ let
   # A package in contents is linked at `/` (its bin/x becomes /bin/x, a
   # link into the store), not copied: its files are in the image once, in
   # its store path.
-  ownFiles = map (c: { source = c; destination = "/"; link = true; }) contents ++ files;
+  # Labelled, so that a build-time message names the user's own entry
+  # (files[0], not its place after the contents).
+  ownFiles =
+    builtins.genList (i: { source = builtins.elemAt contents i; destination = "/"; link = true; label = "${fn}: contents[${toString i}]"; }) (builtins.length contents)
+    ++ builtins.genList (i: builtins.elemAt files i // { label = "${fn}: files[${toString i}]"; }) (builtins.length files);
   hasOwn = contents != [ ] || files != [ ] || remove != [ ];
   # Layers fixed before the closure is split: the given ones (an ociLayers
   # result counts as the most it may hold) and the image's own.
   fixedLayers =
     builtins.foldl' (n: l: n + (if (l.command or null) == "layers" then l.spec.maxLayers else 1)) 0 layers
     + (if hasOwn then 1 else 0);
-  roots = builtins.filter (r: r != null) (
-    map (f: common.storeRoot f.source) (common.normaliseFiles fn ownFiles)
-  );
+  normalised = common.normaliseFiles fn ownFiles;
+  rootsOf = fs: builtins.filter (r: r != null) (map (f: common.storeRoot f.source) fs);
+  roots = rootsOf normalised;
+  # Store paths whose files are only copied to destinations: the closure
+  # step leaves them out (the copies are their files) unless something
+  # refers to them, and keeps their references, as the image's own layer
+  # does.
+  copied =
+    let
+      isCopy = f: f ? destination && !(f.link or false);
+      kept = rootsOf (builtins.filter (f: !(isCopy f)) normalised);
+    in
+    builtins.filter (r: !(builtins.elem r kept)) (rootsOf (builtins.filter isCopy normalised));
   # An ociImage without maxLayers keeps to 100 layers if it can, and never
   # fails for it: its closure is split only into what is left.
   chosen = args ? maxLayers;
@@ -182,7 +200,7 @@ let
   closureLayers = ociLayers (
     {
       name = "${name}-closure";
-      inherit roots compression strategy;
+      inherit roots copied compression strategy;
       maxLayers = budget;
       base = layers;
     }

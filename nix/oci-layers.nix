@@ -52,6 +52,12 @@ in
     leave none for the closure, `"strict"` fails the build and
     `"atLeastOne"` puts the closure in one layer. `ociImage` uses it.
 
+  `copied` (list of store paths, default `[]`)
+  : Roots whose files the image copies to destinations elsewhere
+    (`ociImage` passes those of its `files`): each is left out, its
+    references kept, unless it or another path of the closure refers to
+    it.
+
   `compression`, `level`
   : As in `ociLayerTar`, for every layer.
 
@@ -84,6 +90,7 @@ in
   # the build machine's Linux); ociImage passes its own platform.
   fromImagePlatform ? null,
   budgetIncludesBase ? null,
+  copied ? [ ],
 }:
 let
   fn = "ociLayers";
@@ -135,6 +142,16 @@ mkStep {
       else
         { budgetIncludesBase = checkOneOf "${fn}: budgetIncludesBase" [ "strict" "atLeastOne" ] budgetIncludesBase; }
     )
-    // (if level == null then { } else { level = common.checkLevel "${fn}: level" compression' level; });
+    // (if level == null then { } else { level = common.checkLevel "${fn}: level" compression' level; })
+    // (
+      if copied == [ ] then
+        { }
+      else
+        {
+          copied = builtins.genList (i: "${checkSource "${fn}: copied[${toString i}]" (builtins.elemAt copied i)}") (
+            builtins.length (checkList "${fn}: copied" copied)
+          );
+        }
+    );
   closure = roots';
 }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
+use crate::oci::fields::{check_extra_keys, Document};
 use crate::oci::json::{Json, JsonObject};
 use crate::oci::time::created_time;
 use crate::oci::validate::{validate_config, validate_index, validate_manifest};
@@ -39,13 +40,15 @@ fn merge(base: &mut Json, patch: &Json) {
 }
 
 /// The image config document for `spec` over layers with these diff_ids,
-/// and the platform it declares. With a base image's config (`base`, whose
-/// layers are the first of `diff_ids`), what it sets is inherited (see
-/// `inherited`).
+/// and the platform it declares. With a base image's config (`base`: the
+/// config, and how messages name the base; its layers are the first of
+/// `diff_ids`), what it sets is inherited (see `inherited`). An error
+/// blames what is wrong: the spec's own `config`, the config inherited
+/// from the base, or `extraConfig`.
 pub fn config_document(
     spec: &ImageSpec,
     diff_ids: &[Sha256Digest],
-    base: Option<&Value>,
+    base: Option<(&Value, &str)>,
 ) -> Result<(Json, Platform)> {
     let created = created_time(spec.created.as_deref())?;
     for (field, value) in [
@@ -65,8 +68,16 @@ pub fn config_document(
             }
         }
     }
+    if let Some(a) = &spec.architecture {
+        if let Some(oci) = crate::oci::descriptor::oci_architecture(a) {
+            return Err(Error::Invalid(format!(
+                "architecture {a:?} is the Nix (uname) name; OCI images and registries call it {oci:?}: write \"architecture\": {oci:?}"
+            )));
+        }
+    }
+    let base_name = base.map(|(_, name)| name);
     let from = base
-        .map(|b| inherited(b, spec, diff_ids.len()))
+        .map(|(b, name)| inherited(b, name, spec, diff_ids.len()))
         .transpose()?;
     let own_layers = diff_ids.len() - from.as_ref().map_or(0, |f| f.layers);
     let mut history: Vec<Value> = from.as_ref().map(|f| f.history.clone()).unwrap_or_default();
@@ -98,6 +109,23 @@ pub fn config_document(
     if let Some(a) = &spec.author {
         obj.insert("author".into(), json!(a));
     }
+    if let Err(m) = validate_config(&base) {
+        // The spec's own settings, or what the base gave them?
+        let own = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": serde_json::to_value(&spec.config).expect("config serialises"),
+        });
+        return Err(Error::Invalid(match (validate_config(&own), base_name) {
+            // Named as the spec writes it (`Env[0]` of its own list).
+            (Err(own), _) => format!("the image config is not valid: {own}"),
+            (Ok(()), Some(name)) => {
+                format!("the config it inherits from the {name} is not valid: {m}")
+            }
+            (Ok(()), None) => format!("the image config is not valid: {m}"),
+        }));
+    }
     let (doc, value) = merge_extra(
         &base,
         spec.extra_config.as_ref(),
@@ -112,7 +140,12 @@ pub fn config_document(
     let parsed: oci_spec::image::ImageConfiguration =
         serde_json::from_value(value).map_err(|e| {
             Error::Invalid(format!(
-                "the image config is not valid (check extraConfig): {e}"
+                "the image config is not valid: {e}{}",
+                if spec.extra_config.is_some() {
+                    " (check extraConfig)"
+                } else {
+                    ""
+                }
             ))
         })?;
     let platform = Platform {
@@ -138,7 +171,8 @@ struct Inherited {
 }
 
 /// The base config `base` (of an image whose layers are the first of
-/// `total`), with `spec`'s settings applied by these rules (the README's
+/// `total`; `name` names it), with `spec`'s settings applied by these
+/// rules (the README's
 /// "Base images"):
 ///
 /// - `Env`: merged by variable name; a variable the new image sets keeps
@@ -152,7 +186,7 @@ struct Inherited {
 /// - every other field of the base's `config` (`Healthcheck`, ...) is kept;
 /// - `history`: the base's, then one entry per new layer;
 /// - the platform must be the base's: a different one is an error.
-fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> {
+fn inherited(base: &Value, name: &str, spec: &ImageSpec, total: usize) -> Result<Inherited> {
     let text = |k: &str| base[k].as_str().map(str::to_owned);
     let (architecture, os) = (
         text("architecture").unwrap_or_default(),
@@ -167,7 +201,7 @@ fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> 
         if let Some(a) = asked {
             if Some(a) != has {
                 return Err(Error::Invalid(format!(
-                    "the image's {field} is {a:?}, but its base image's is {:?}: build for the base's platform, or choose the base image for this one",
+                    "the image's {field} is {a:?}, but the {name}'s is {:?}: build for the base's platform, or choose the base image for this one",
                     has.map(String::as_str).unwrap_or("unset")
                 )));
             }
@@ -176,7 +210,7 @@ fn inherited(base: &Value, spec: &ImageSpec, total: usize) -> Result<Inherited> 
     let layers = base["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
     if layers > total {
         return Err(Error::Invalid(format!(
-            "the base image's config lists {layers} diff_ids, more than the image's {total} layers"
+            "the {name}'s config lists {layers} diff_ids, more than the image's {total} layers"
         )));
     }
     let history: Vec<Value> = base["history"].as_array().cloned().unwrap_or_default();
@@ -277,6 +311,13 @@ fn merge_extra(
                 "{what} may not set {k:?}: nixoci computes it"
             )));
         }
+        let document = match what {
+            "extraConfig" => Document::Config,
+            "extraManifest" => Document::Manifest,
+            _ => Document::Index,
+        };
+        check_extra_keys(&Json::Object(extra.clone()).to_value(), document, what)
+            .map_err(Error::Invalid)?;
         merge(&mut doc, &Json::Object(extra.clone()));
     }
     let value = doc.to_value();
@@ -374,5 +415,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("rootfs"));
+        // Issue 21: a key no spec defines there, a relative working
+        // directory, the Nix name of an architecture.
+        spec.extra_config = extra(json!({"Healthcheck": {"Test": ["NONE"]}}));
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("extraConfig.Healthcheck is not a field the OCI image spec or Docker defines there; did you mean extraConfig.config.Healthcheck?"),
+            "{err}"
+        );
+        spec.extra_config = extra(json!({"config": {"WorkingDir": "app"}}));
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\""),
+            "{err}"
+        );
+        spec.extra_config = None;
+        spec.architecture = Some("x86_64".into());
+        let err = config_document(&spec, &[], None).unwrap_err().to_string();
+        assert!(
+            err.contains("architecture \"x86_64\" is the Nix (uname) name; OCI images and registries call it \"amd64\""),
+            "{err}"
+        );
     }
 }

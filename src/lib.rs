@@ -15,6 +15,7 @@
 //! 1. ground floor: [`error`], [`progress`], [`oci`];
 //! 2. the layer write path: [`layer`];
 //! 3. input: [`spec`], [`nix`], [`nar`] (the Nix archive hash of a tree),
+//!    [`rootfs`] (an unpacked image's tree, read as a container sees it),
 //!    [`plan`] (automatic layering: which store paths go into which layer);
 //! 4. documents: [`documents`];
 //! 5. layouts: [`layout`] (store, reader, tags);
@@ -43,6 +44,7 @@ pub mod plan;
 pub mod progress;
 pub mod referrers;
 pub mod remote;
+pub mod rootfs;
 pub mod sbom;
 pub mod spec;
 pub mod unpack;

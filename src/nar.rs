@@ -18,21 +18,50 @@
 //! in it.
 
 use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::rootfs::{Dir, Kind};
 
 /// Write the NAR of `path` (not following a symbolic link at `path`
-/// itself) to `out`.
+/// itself, nor any below it) to `out`. `path` is a path of this machine
+/// (what `nixoci prefetch` hashes); a path of an unpacked image is read
+/// with [`dump_at`].
 pub fn dump(path: &Path, out: &mut impl Write) -> Result<()> {
     string(out, b"nix-archive-1").at(path)?;
-    node(path, out)
+    let meta = fs::symlink_metadata(path).at(path)?;
+    if meta.is_dir() {
+        strings(out, &[b"(", b"type"]).at(path)?;
+        directory(&Dir::open_host(path)?, out)?;
+        return string(out, b")").at(path);
+    }
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            },
+            n,
+        ),
+        _ => (Path::new("."), path.as_os_str()),
+    };
+    node(&Dir::open_host(parent)?, name, out)
+}
+
+/// Write the NAR of the entry `name` of `dir` (an unpacked image's
+/// directory, found through [`crate::rootfs`]) to `out`: every entry read
+/// by name from its directory's descriptor, links hashed as links, never
+/// followed.
+pub fn dump_at(dir: &Dir, name: &OsStr, out: &mut impl Write) -> Result<()> {
+    string(out, b"nix-archive-1").at(dir.shown())?;
+    node(dir, name, out)
 }
 
 /// The sha256 of the NAR of `path`.
@@ -67,7 +96,7 @@ pub struct NarInfo {
 /// parts) occur in its NAR: what Nix records as the store path's
 /// `narHash`, `narSize` and `references` (when `wanted` holds the hash
 /// parts of every path that could be referred to).
-pub fn info(path: &Path, wanted: &HashSet<[u8; 32]>) -> Result<NarInfo> {
+pub fn info(dir: &Dir, name: &OsStr, wanted: &HashSet<[u8; 32]>) -> Result<NarInfo> {
     let mut sink = InfoWriter {
         hash: Sha256::new(),
         size: 0,
@@ -75,7 +104,7 @@ pub fn info(path: &Path, wanted: &HashSet<[u8; 32]>) -> Result<NarInfo> {
         wanted,
         found: BTreeSet::new(),
     };
-    dump(path, &mut sink)?;
+    dump_at(dir, name, &mut sink)?;
     Ok(NarInfo {
         hash: sink.hash.finalize().into(),
         size: sink.size,
@@ -182,55 +211,63 @@ fn strings(out: &mut impl Write, all: &[&[u8]]) -> io::Result<()> {
     all.iter().try_for_each(|s| string(out, s))
 }
 
-fn node(path: &Path, out: &mut impl Write) -> Result<()> {
-    let meta = fs::symlink_metadata(path).at(path)?;
-    let ft = meta.file_type();
+/// The node of the entry `name` of `dir`.
+fn node(dir: &Dir, name: &OsStr, out: &mut impl Write) -> Result<()> {
+    let path = dir.shown().join(name);
+    let path = path.as_path();
+    let meta = dir.meta(name)?;
     strings(out, &[b"(", b"type"]).at(path)?;
-    if ft.is_symlink() {
-        let target = fs::read_link(path).at(path)?;
-        strings(out, &[b"symlink", b"target", target.as_os_str().as_bytes()]).at(path)?;
-    } else if ft.is_file() {
-        string(out, b"regular").at(path)?;
-        if meta.permissions().mode() & 0o111 != 0 {
-            strings(out, &[b"executable", b""]).at(path)?;
+    match meta.kind {
+        Kind::Symlink => {
+            let target = dir.read_link(name)?;
+            strings(out, &[b"symlink", b"target", &target]).at(path)?;
         }
-        string(out, b"contents").at(path)?;
-        let len = meta.len();
-        out.write_all(&len.to_le_bytes()).at(path)?;
-        let mut f = fs::File::open(path).at(path)?;
-        let copied = io::copy(&mut (&mut f).take(len), out).at(path)?;
-        if copied != len {
+        Kind::File => {
+            // Mode and size of what is read: the open file's.
+            let (mut f, meta) = dir.open_file(name)?;
+            string(out, b"regular").at(path)?;
+            if meta.mode & 0o111 != 0 {
+                strings(out, &[b"executable", b""]).at(path)?;
+            }
+            string(out, b"contents").at(path)?;
+            let len = meta.size;
+            out.write_all(&len.to_le_bytes()).at(path)?;
+            let copied = io::copy(&mut (&mut f).take(len), out).at(path)?;
+            if copied != len {
+                return Err(Error::Invalid(format!(
+                    "{}: changed while being read ({len} bytes expected, {copied} read)",
+                    path.display()
+                )));
+            }
+            out.write_all(&[0u8; 8][..padding(len)]).at(path)?;
+        }
+        Kind::Dir => directory(&dir.open_dir(name)?, out)?,
+        Kind::Other => {
             return Err(Error::Invalid(format!(
-                "{}: changed while being read ({len} bytes expected, {copied} read)",
+                "{}: not a file, directory or symbolic link; a Nix archive holds only those",
                 path.display()
-            )));
+            )))
         }
-        out.write_all(&[0u8; 8][..padding(len)]).at(path)?;
-    } else if ft.is_dir() {
-        string(out, b"directory").at(path)?;
-        let mut names: Vec<_> = fs::read_dir(path)
-            .at(path)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .at(path)?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            strings(out, &[b"entry", b"(", b"name", name.as_bytes(), b"node"]).at(path)?;
-            node(&path.join(&name), out)?;
-            string(out, b")").at(path)?;
-        }
-    } else {
-        return Err(Error::Invalid(format!(
-            "{}: not a file, directory or symbolic link; a Nix archive holds only those",
-            path.display()
-        )));
     }
     string(out, b")").at(path)
+}
+
+/// A directory node's body and end: its entries in byte order of names.
+fn directory(dir: &Dir, out: &mut impl Write) -> Result<()> {
+    let path = dir.shown();
+    string(out, b"directory").at(path)?;
+    for name in dir.names()? {
+        strings(out, &[b"entry", b"(", b"name", name.as_bytes(), b"node"]).at(path)?;
+        node(dir, &name, out)?;
+        string(out, b")").at(path)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A single file's archive, byte for byte as the format gives it.
     #[test]
@@ -282,7 +319,7 @@ mod tests {
             .iter()
             .map(|s| <[u8; 32]>::try_from(s.as_bytes()).unwrap())
             .collect();
-        let got = info(&root, &wanted).unwrap();
+        let got = info(&Dir::open_host(t.path()).unwrap(), OsStr::new("p"), &wanted).unwrap();
         let names: Vec<String> = got
             .references
             .iter()

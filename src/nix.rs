@@ -5,6 +5,7 @@
 //! - With `__structuredAttrs = true`, `.attrs.json` holds the attribute as a
 //!   list of `{path, references, narSize, narHash, closureSize}` objects.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -19,11 +20,7 @@ pub fn store_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/nix/store"))
 }
 
-/// Nix's base-32 alphabet, the characters of a store path's hash part.
-const BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
-
-/// Length of a store path's hash part.
-const HASH_LEN: usize = 32;
+use crate::layer::tree::{BASE32, HASH_LEN};
 
 /// Write `path` as a JSON string literal (quotes included) that every JSON
 /// reader reads as `path`, but whose bytes do not hold the hash part of the
@@ -75,11 +72,19 @@ pub fn write_unscanned_path(path: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// One store path of a closure file, and its references when the file
+/// gives them (both of Nix's forms do; a bare list of paths does not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosureEntry {
+    pub path: PathBuf,
+    pub references: Option<Vec<PathBuf>>,
+}
+
 /// Read the store paths listed in a closure file (either form; a file whose
 /// first non-blank character is `{` is taken as `.attrs.json`).
-pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<PathBuf>> {
+pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<ClosureEntry>> {
     let text = std::fs::read_to_string(path).at(path)?;
-    let paths = if text.trim_start().starts_with('{') {
+    let entries = if text.trim_start().starts_with('{') {
         parse_attrs_json(&text, attr.unwrap_or("closure"))
     } else if let Some(a) = attr {
         Err(format!(
@@ -89,18 +94,46 @@ pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<PathBuf>
         parse_references_graph(&text)
     }
     .map_err(|m| Error::spec(path, m))?;
-    for p in &paths {
-        if !p.is_absolute() {
+    for e in &entries {
+        if !e.path.is_absolute() {
             return Err(Error::spec(
                 path,
-                format!("closure path {} is not absolute", p.display()),
+                format!("closure path {} is not absolute", e.path.display()),
             ));
         }
     }
-    Ok(paths)
+    Ok(entries)
 }
 
-pub(crate) fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, String> {
+/// The store paths of `copied` that the image needs no copy of at their
+/// own path: sources whose files a layer copies to a destination (not
+/// linked, not at their own path), which refer neither to themselves nor
+/// are referred to by another path of the closure. The copies carry what
+/// such a path refers to, so its references stay; the path itself would
+/// be its files a second time. When an entry of the closure has no
+/// references (a bare list of paths), nothing is left out.
+pub fn copied_only(entries: &[ClosureEntry], copied: &BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+    let mut left_out = BTreeSet::new();
+    if copied.is_empty() || entries.iter().any(|e| e.references.is_none()) {
+        return left_out;
+    }
+    let mut referred = BTreeSet::new();
+    for e in entries {
+        for r in e.references.iter().flatten() {
+            // A path referring to itself counts: its files name its own
+            // store path, which the copies then name too.
+            referred.insert(r.as_path());
+        }
+    }
+    for e in entries {
+        if copied.contains(&e.path) && !referred.contains(e.path.as_path()) {
+            left_out.insert(e.path.clone());
+        }
+    }
+    left_out
+}
+
+pub(crate) fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<ClosureEntry>, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let list = doc
         .get(attr)
@@ -111,12 +144,38 @@ pub(crate) fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, S
         .ok_or_else(|| format!("attribute {attr:?} is not a list"))?;
     list.iter()
         .map(|item| match item {
-            Value::String(s) => Ok(PathBuf::from(s)),
-            Value::Object(o) => o
-                .get("path")
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("an entry of {attr:?} has no \"path\" string")),
+            Value::String(s) => Ok(ClosureEntry {
+                path: PathBuf::from(s),
+                references: None,
+            }),
+            Value::Object(o) => {
+                let path = o
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from)
+                    .ok_or_else(|| format!("an entry of {attr:?} has no \"path\" string"))?;
+                let references = match o.get("references") {
+                    None => None,
+                    Some(Value::Array(refs)) => Some(
+                        refs.iter()
+                            .map(|r| r.as_str().map(PathBuf::from))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| {
+                                format!(
+                                    "the references of {} in {attr:?} are not all strings",
+                                    path.display()
+                                )
+                            })?,
+                    ),
+                    Some(_) => {
+                        return Err(format!(
+                            "the references of {} in {attr:?} are not a list",
+                            path.display()
+                        ))
+                    }
+                };
+                Ok(ClosureEntry { path, references })
+            }
             _ => Err(format!(
                 "an entry of {attr:?} is neither a path nor an object"
             )),
@@ -124,9 +183,9 @@ pub(crate) fn parse_attrs_json(text: &str, attr: &str) -> Result<Vec<PathBuf>, S
         .collect()
 }
 
-pub(crate) fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn parse_references_graph(text: &str) -> Result<Vec<ClosureEntry>, String> {
     let mut lines = text.lines().enumerate();
-    let mut paths = Vec::new();
+    let mut entries = Vec::new();
     while let Some((n, path)) = lines.next() {
         if path.is_empty() {
             // Tolerate trailing blank lines only.
@@ -147,12 +206,17 @@ pub(crate) fn parse_references_graph(text: &str) -> Result<Vec<PathBuf>, String>
                 cn + 1
             )
         })?;
+        let mut references = Vec::with_capacity(count.min(4096));
         for _ in 0..count {
-            lines.next().ok_or_else(|| eof("references"))?;
+            let (_, r) = lines.next().ok_or_else(|| eof("references"))?;
+            references.push(PathBuf::from(r));
         }
-        paths.push(PathBuf::from(path));
+        entries.push(ClosureEntry {
+            path: PathBuf::from(path),
+            references: Some(references),
+        });
     }
-    Ok(paths)
+    Ok(entries)
 }
 
 /// The `.attrs.json` of the running Nix build (`__structuredAttrs = true`):
@@ -201,11 +265,12 @@ pub enum BuilderCommand {
     Layout,
     Archive,
     Verify,
+    Script,
 }
 
 impl BuilderCommand {
     /// Every command, in the order an error message lists them.
-    pub const ALL: [BuilderCommand; 7] = [
+    pub const ALL: [BuilderCommand; 8] = [
         BuilderCommand::Layer,
         BuilderCommand::Layers,
         BuilderCommand::Config,
@@ -213,6 +278,7 @@ impl BuilderCommand {
         BuilderCommand::Layout,
         BuilderCommand::Archive,
         BuilderCommand::Verify,
+        BuilderCommand::Script,
     ];
 
     /// The name the attrs give it.
@@ -225,6 +291,7 @@ impl BuilderCommand {
             BuilderCommand::Layout => "layout",
             BuilderCommand::Archive => "archive",
             BuilderCommand::Verify => "verify",
+            BuilderCommand::Script => "script",
         }
     }
 }
@@ -245,7 +312,7 @@ impl TryFrom<String> for BuilderCommand {
             return Ok(c);
         }
         Err(format!(
-            "unknown command {name:?}: expected layer, layers, config, manifest, layout, archive or verify"
+            "unknown command {name:?}: expected layer, layers, config, manifest, layout, archive, verify or script"
         ))
     }
 }
@@ -316,8 +383,13 @@ mod tests {
     #[test]
     fn references_graph() {
         let text = "/nix/store/a-x\n\n1\n/nix/store/b-y\n/nix/store/b-y\n/nix/store/q.drv\n0\n";
+        let paths: Vec<PathBuf> = parse_references_graph(text)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
         assert_eq!(
-            parse_references_graph(text).unwrap(),
+            paths,
             vec![
                 PathBuf::from("/nix/store/a-x"),
                 PathBuf::from("/nix/store/b-y")
@@ -337,6 +409,37 @@ mod tests {
         assert!(parse_attrs_json(text, "x")
             .unwrap_err()
             .contains("not a list"));
+    }
+
+    /// A store path whose files are copied elsewhere is left out unless it
+    /// or another path of the closure refers to it; its references stay.
+    #[test]
+    fn copied_only_keeps_references_and_what_is_referred_to() {
+        let e = |p: &str, refs: &[&str]| ClosureEntry {
+            path: PathBuf::from(p),
+            references: Some(refs.iter().map(PathBuf::from).collect()),
+        };
+        let graph = [
+            e("/s/app", &["/s/dep"]),
+            e("/s/dep", &[]),
+            e("/s/self", &["/s/self"]),
+            e("/s/lib", &[]),
+            e("/s/user", &["/s/lib"]),
+        ];
+        let copied: BTreeSet<PathBuf> = ["/s/app", "/s/self", "/s/lib", "/s/dep"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            copied_only(&graph, &copied),
+            BTreeSet::from([PathBuf::from("/s/app")])
+        );
+        let mut bare = graph.to_vec();
+        bare[1].references = None;
+        assert!(copied_only(&bare, &copied).is_empty());
+        let text = r#"{"c":[{"path":"/s/app","references":["/s/dep"]},{"path":"/s/dep","references":[]}]}"#;
+        let read = parse_attrs_json(text, "c").unwrap();
+        assert_eq!(read, graph[..2].to_vec());
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! CycloneDX 1.6 JSON.
 //!
 //! The image is unpacked (safely, within the unpack limits) into a
-//! temporary directory and each store path hashed there: a layer keeps
+//! temporary directory, its `/nix/store` found there as a container would
+//! find it (links resolved inside the image, never on this machine:
+//! [`crate::rootfs`]) and each store path hashed there, read through
+//! descriptors without following a link: a layer keeps
 //! every byte, name, link and execute bit a NAR holds, so the hash is the
 //! one Nix records. It needs nothing but the layout: images that nixoci,
 //! dockerTools or nix2container made all have their store paths in
@@ -17,15 +20,14 @@
 //! is sorted.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::base::tree::BaseTree;
 use crate::base::BaseImage;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::oci::descriptor::Platform;
 use crate::oci::digest::Sha256Digest;
 use crate::unpack::{unpack, UnpackOptions};
@@ -112,12 +114,7 @@ pub struct Sbom {
 /// The SBOM of image `tag` of the layout at `dir` (for `platform`, from an
 /// index).
 pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Result<Sbom> {
-    let from = crate::spec::FromImage {
-        path: dir.to_owned(),
-        tag: tag.map(str::to_owned),
-        ..Default::default()
-    };
-    let image = BaseImage::open(&from, Path::new("."), platform)?;
+    let image = BaseImage::open_image(dir, tag, platform)?;
     let subject = image
         .manifest
         .clone()
@@ -137,35 +134,46 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
         ..Default::default()
     };
     unpack(dir, tag, &root, &opts)?;
-    let store = root.join("nix/store");
-    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
-    if store.is_dir() {
-        for e in fs::read_dir(&store).at(&store)? {
-            let e = e.at(&store)?;
-            let name = e.file_name().to_string_lossy().into_owned();
+    // The store as a container of the image sees it: links resolved
+    // inside the image, never on this machine (`crate::rootfs`).
+    let image_root = crate::rootfs::Root::open(&root, "the image")?;
+    let store = image_root.open_dir(b"nix/store")?;
+    let mut found: BTreeSet<String> = BTreeSet::new();
+    if let Some((store_dir, _)) = &store {
+        for name in store_dir.names()? {
+            // Store path names are ASCII (Nix allows `[A-Za-z0-9+-._?=]`).
+            let Some(name) = name.to_str() else { continue };
             let valid = name.len() > 33
                 && name.as_bytes()[32] == b'-'
                 && name.as_bytes()[..32]
                     .iter()
                     .all(|b| b"0123456789abcdfghijklmnpqrsvwxyz".contains(b));
             if valid {
-                found.insert(name, e.path());
+                found.insert(name.to_owned());
             }
         }
     }
     let wanted: HashSet<[u8; 32]> = found
-        .keys()
+        .iter()
         .map(|n| <[u8; 32]>::try_from(&n.as_bytes()[..32]).expect("32 bytes"))
         .collect();
     let by_hash: BTreeMap<&[u8], &String> =
-        found.keys().map(|n| (&n.as_bytes()[..32], n)).collect();
+        found.iter().map(|n| (&n.as_bytes()[..32], n)).collect();
     let mut paths = Vec::new();
-    for (name, at) in &found {
-        let info = crate::nar::info(at, &wanted)?;
+    for name in &found {
+        let (store_dir, store_at) = store.as_ref().expect("names come from the store");
+        // A store path that is a link is hashed as the link (its NAR is
+        // a symlink node), never followed.
+        let info = crate::nar::info(store_dir, std::ffi::OsStr::new(name), &wanted)?;
         let (pname, version) = name_version(&name[33..]);
-        let layer_index = tree
-            .layer_of(format!("nix/store/{name}").as_bytes())
-            .unwrap_or_default();
+        // The layer that holds it where it really is in the image (under
+        // the directory `/nix/store` leads to).
+        let mut at = store_at.clone();
+        if !at.is_empty() {
+            at.push(b'/'); // (empty: `/nix/store` leads to the root)
+        }
+        at.extend_from_slice(name.as_bytes());
+        let layer_index = tree.layer_of(&at).unwrap_or_default();
         paths.push(StorePath {
             path: format!("/nix/store/{name}"),
             hash_part: name[..32].to_owned(),
@@ -183,8 +191,22 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
             layer: image.layers[layer_index].0.digest.clone(),
         });
     }
+    // Named by the tag asked for, else by the image's one tag in the
+    // layout; by its manifest digest when it has none or several.
+    let name = match tag {
+        Some(t) => t.to_owned(),
+        None => {
+            let layout = crate::layout::Layout::open(dir)?;
+            let mut tags = layout.names_of(&layout.select(None)?.digest)?;
+            tags.dedup();
+            match tags.as_slice() {
+                [one] => one.clone(),
+                _ => manifest.to_string(),
+            }
+        }
+    };
     Ok(Sbom {
-        name: tag.map_or_else(|| manifest.to_string(), str::to_owned),
+        name,
         subject: crate::oci::descriptor::Descriptor {
             platform: None,
             annotations: BTreeMap::new(),

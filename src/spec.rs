@@ -154,6 +154,12 @@ pub struct LayersSpec {
     /// the closure in one layer.
     #[serde(default)]
     pub budget_includes_base: Option<BudgetRule>,
+    /// With `graph`: store paths the image only copies files from (to
+    /// destinations elsewhere; `ociImage` passes them): left out, their
+    /// references kept, unless they or another path of the graph refer to
+    /// them ([`crate::nix::copied_only`]).
+    #[serde(default)]
+    pub copied: Vec<PathBuf>,
     /// How every layer's tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -196,6 +202,11 @@ pub struct FileSpec {
     /// the store, whose path the image then holds (its closure).
     #[serde(default)]
     pub link: bool,
+    /// How messages name this entry instead of `files[N]`: the Nix
+    /// functions write the argument it came from (`ociImage: contents[0]`),
+    /// whose index may differ from its place in this list.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.
@@ -537,9 +548,11 @@ pub fn base_dir(spec_path: &Path) -> PathBuf {
     }
 }
 
-/// `path` if absolute, else `base/path`.
+/// `path` if absolute, else `base/path`; `path` as written when `base` is
+/// `.` (a spec in the working directory), so that messages name it as
+/// the user wrote it, not as `./path`.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    if path.is_absolute() || base == Path::new(".") {
         path.to_owned()
     } else {
         base.join(path)

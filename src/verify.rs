@@ -537,6 +537,12 @@ fn tar_diff_id(
             }
             let meta = EntryMeta::read(&mut entry)
                 .map_err(|w| format!("entry {:?} refused: {w}", name(&entry)))?;
+            crate::untar::whiteout::Whiteout::of(&meta.path).map_err(|w| {
+                format!(
+                    "entry {:?} refused: {w}",
+                    String::from_utf8_lossy(&meta.path)
+                )
+            })?;
             if meta.kind.is_file() && meta.size > limits.max_file_size {
                 return Err(format!(
                     "entry {:?} declares {} bytes, more than --max-file-size {}",

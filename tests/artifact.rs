@@ -289,3 +289,300 @@ fn nixoci_pushes_oras_pulls() {
     );
     assert!(err.contains("is not type/subtype"), "{err}");
 }
+
+/// A tar of `(name, kind, content or link target, mode)` entries, owned
+/// by 1234:1234.
+fn tar_of(entries: &[(&str, tar::EntryType, &[u8], u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(1234);
+        h.set_gid(1234);
+        h.set_mtime(1);
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name(std::str::from_utf8(data).unwrap()).unwrap();
+            h.set_size(0);
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        } else {
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Push a layout of one manifest whose layers are `layers` (bytes, media
+/// type, annotations), with the empty config (or an image config listing
+/// no diff_ids when `image`), to `reference`.
+fn push_crafted(reference: &str, dir: &Path, layers: &[(Vec<u8>, &str, Value)], image: bool) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+        );
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let descs: Vec<Value> = layers
+        .iter()
+        .map(|(bytes, media_type, annotations)| {
+            let (d, n) = put(bytes);
+            json!({"mediaType": media_type, "digest": d, "size": n, "annotations": annotations})
+        })
+        .collect();
+    let mut manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": descs});
+    if image {
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let (cd, cs) = put(config);
+        manifest["config"] = json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs});
+    } else {
+        let (cd, cs) = put(b"{}");
+        manifest["config"] =
+            json!({"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": cs});
+        manifest["artifactType"] = json!("application/vnd.example.thing");
+    }
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    run(nixoci().arg("push").arg(dir).arg(reference).arg("-q"));
+}
+
+/// Names of what is in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Regressions: a packed directory titled `site` whose tar also held
+/// `.envrc` wrote it beside `site`, and with `--overwrite` replaced an
+/// unrelated file there; an ordinary image (untitled layers) was
+/// extracted whole into the target. Now each is refused, naming the entry
+/// or the layer, and nothing in the target changes; a mix of titled and
+/// untitled layers is refused too, naming the untitled one.
+#[test]
+fn artifact_pull_writes_only_what_titles_name() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    use tar::EntryType::{Directory as D, Regular as F};
+    let packed = |entries: &[(&str, tar::EntryType, &[u8], u32)]| {
+        (
+            gzip(&tar_of(entries)),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            json!({"org.opencontainers.image.title": "site", "io.deis.oras.content.unpack": "true"}),
+        )
+    };
+    let site = [
+        ("site/", D, &b""[..], 0o755),
+        ("site/index.html", F, b"<p>hi</p>\n", 0o644),
+    ];
+    for (tag, extra) in [
+        (".envrc", ".envrc"),
+        ("makefile", "Makefile"),
+        ("keep", "keep"),
+    ] {
+        let mut entries = site.to_vec();
+        entries.push((extra, F, b"export EVIL=1\n", 0o644));
+        let reference = reg.reference(&format!("hostile/site:{}", tag.trim_start_matches('.')));
+        push_crafted(&reference, &t.path().join(tag), &[packed(&entries)], false);
+        let out = t.path().join(format!("out-{tag}"));
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join(extra), "mine\n").unwrap();
+        let err = run_fail(
+            nixoci()
+                .args(["artifact", "pull", "--overwrite"])
+                .arg(&reference)
+                .arg(&out),
+        );
+        assert!(
+            err.contains(&format!("entry {extra:?} refused: it is outside \"site\"")),
+            "{err}"
+        );
+        assert_eq!(fs::read(out.join(extra)).unwrap(), b"mine\n");
+        assert_eq!(listing(&out), vec![extra.to_owned()], "{tag}");
+    }
+
+    // An ordinary image: no titles.
+    let spec = t.path().join("image.json");
+    fs::write(t.path().join("hello"), "hello\n").unwrap();
+    write_json(
+        &spec,
+        &json!({"layers": [{"files": [{"source": t.path().join("hello"), "destination": "/etc/hello"}]}]}),
+    );
+    let image = build(&spec, &t.path().join("image"));
+    run(nixoci()
+        .arg("push")
+        .arg(&image)
+        .arg(reg.reference("plain/image:1"))
+        .arg("-q"));
+    let out = t.path().join("out-image");
+    let err = run_fail(
+        nixoci()
+            .args(["artifact", "pull"])
+            .arg(reg.reference("plain/image:1"))
+            .arg(&out),
+    );
+    assert!(
+        err.contains(
+            "not an artifact: its layers have no titles (org.opencontainers.image.title); use `nixoci pull` then `unpack`"
+        ),
+        "{err}"
+    );
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+
+    // Titled and untitled mixed, under either config: the untitled named.
+    let file = (
+        b"notes\n".to_vec(),
+        "text/plain",
+        json!({"org.opencontainers.image.title": "notes.txt"}),
+    );
+    let rootfs = (
+        gzip(&tar_of(&[("etc/evil", F, b"x", 0o644)])),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        json!({}),
+    );
+    for image in [false, true] {
+        let reference = reg.reference(&format!("hostile/mixed:{image}"));
+        push_crafted(
+            &reference,
+            &t.path().join(format!("mixed-{image}")),
+            &[file.clone(), rootfs.clone()],
+            image,
+        );
+        let out = t.path().join(format!("out-mixed-{image}"));
+        let err = run_fail(
+            nixoci()
+                .args(["artifact", "pull"])
+                .arg(&reference)
+                .arg(&out),
+        );
+        assert!(
+            err.contains("layer 1 (sha256:") && err.contains("has no title"),
+            "{err}"
+        );
+        assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+    }
+}
+
+/// Regression: a directory nixoci pushed came back 0555/0444, which a
+/// user who is not root cannot remove; one ORAS pushed came back
+/// 0755/0644. Both now come back as ORAS packs an ordinary directory: the
+/// tar's modes with the owner's read and write (and search, for
+/// directories) added, owned by the user who pulls (not the tar's 1234).
+#[test]
+fn pulled_directories_are_the_users_whoever_packed_them() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("in");
+    let (_, _, d) = inputs(&work);
+    fs::write(d.join("run.sh"), "#!/bin/sh\n").unwrap();
+    for (rel, mode) in [
+        ("", 0o755),
+        ("css", 0o755),
+        ("index.html", 0o644),
+        ("css/a.css", 0o644),
+        ("run.sh", 0o755),
+    ] {
+        fs::set_permissions(d.join(rel), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let modes = |root: &Path| -> Vec<(String, u32)> {
+        let mut all: Vec<(String, u32)> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| !e.path_is_symlink())
+            .map(|e| {
+                let m = e.metadata().unwrap();
+                assert_eq!(
+                    (m.uid(), m.gid()),
+                    unsafe { (libc::geteuid(), libc::getegid()) },
+                    "{}",
+                    e.path().display()
+                );
+                (
+                    e.path().strip_prefix(root).unwrap().display().to_string(),
+                    m.mode() & 0o7777,
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let want = modes(&d);
+    run(nixoci()
+        .args(["artifact", "push"])
+        .arg(reg.reference("modes/x:nixoci"))
+        .arg(&d)
+        .arg("-q"));
+    oras(
+        &reg.host(),
+        &work,
+        "c.push(target=HOST + '/modes/x:oras', files=['site'])",
+    );
+    for by in ["nixoci", "oras"] {
+        let out = t.path().join(format!("out-{by}"));
+        run(nixoci()
+            .args(["artifact", "pull"])
+            .arg(reg.reference(&format!("modes/x:{by}")))
+            .arg(&out)
+            .arg("-q"));
+        assert_eq!(modes(&out.join("site")), want, "pushed by {by}");
+    }
+
+    // Read-only and owned by someone else in the tar: the user's, writable.
+    use tar::EntryType::{Directory as D, Regular as F};
+    let entries = [
+        ("site/", D, &b""[..], 0o500),
+        ("site/sub/", D, b"", 0o500),
+        ("site/sub/a", F, b"a\n", 0o400),
+        ("site/run", F, b"#!/bin/sh\n", 0o500),
+    ];
+    push_crafted(
+        &reg.reference("modes/x:readonly"),
+        &t.path().join("readonly"),
+        &[(
+            gzip(&tar_of(&entries)),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            json!({"org.opencontainers.image.title": "site", "io.deis.oras.content.unpack": "true"}),
+        )],
+        false,
+    );
+    let out = t.path().join("out-readonly");
+    run(nixoci()
+        .args(["artifact", "pull"])
+        .arg(reg.reference("modes/x:readonly"))
+        .arg(&out)
+        .arg("-q"));
+    assert_eq!(
+        modes(&out.join("site")),
+        vec![
+            (String::new(), 0o700),
+            ("run".to_owned(), 0o700),
+            ("sub".to_owned(), 0o700),
+            ("sub/a".to_owned(), 0o600),
+        ]
+    );
+    fs::remove_dir_all(&out).unwrap();
+}

@@ -654,7 +654,51 @@ fn merge_safety_and_config_rules() {
     let dir_src = d.join("adir");
     fs::create_dir_all(dir_src.join("sub")).unwrap();
     fs::write(dir_src.join("sub/x"), "x\n").unwrap();
+    let elsewhere = d.join("elsewhere");
+    std::os::unix::fs::symlink("/opt", &elsewhere).unwrap();
+    let to_usr_bin = d.join("to-usr-bin");
+    std::os::unix::fs::symlink("/usr/bin", &to_usr_bin).unwrap();
     let on = |files: Value| json!({"fromImage": base, "layers": [{"files": files}]});
+    let following = |files: Value| json!({"fromImage": {"path": base, "symlinks": "follow"}, "layers": [{"files": files}]});
+    // A file or another link where the base has /bin -> usr/bin: /bin/sh
+    // would vanish, with or without following the base's links.
+    let over_link = "where its layer 1 (sha256:";
+    let gone = "a directory: it would replace the link, and what the link leads to would be gone from /bin";
+    for (name, spec, want) in [
+        (
+            "file-over-link",
+            on(json!([{"source": f, "destination": "/bin"}])),
+            format!("/bin: a file, {over_link}"),
+        ),
+        (
+            "link-over-link",
+            on(json!([{"source": elsewhere, "destination": "/bin"}])),
+            format!("/bin: a symbolic link to /opt, {over_link}"),
+        ),
+        (
+            "file-over-link-followed",
+            following(json!([{"source": f, "destination": "/bin"}])),
+            format!("/bin: a file, {over_link}"),
+        ),
+        (
+            "link-over-link-followed",
+            following(json!([{"source": elsewhere, "destination": "/bin"}])),
+            format!("/bin: a symbolic link to /opt, {over_link}"),
+        ),
+    ] {
+        let out = try_build(d, name, spec);
+        assert!(!out.status.success(), "{name} built");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&want) && err.contains(gone),
+            "{name}: {want:?} in\n{err}"
+        );
+        assert!(
+            err.contains(&format!("{name}.json: layers[0], blob sha256:")),
+            "{name}: the new layer named: {err}"
+        );
+        assert!(!d.join(name).exists(), "{name}: an output was left");
+    }
     for (name, files, want) in [
         (
             "dir-over-link",
@@ -692,7 +736,7 @@ fn merge_safety_and_config_rules() {
         assert!(!d.join(name).exists(), "{name}: an output was left");
     }
     // Allowed: a file over a base file, new directories, a file in /tmp
-    // (whose 1777 mode the layer keeps), a link over the link.
+    // (whose 1777 mode the layer keeps), a link to where the link leads.
     let ok = try_build(
         d,
         "ok",
@@ -700,6 +744,7 @@ fn merge_safety_and_config_rules() {
             {"source": f, "destination": "/usr/bin/busybox-note"},
             {"source": f, "destination": "/tmp/note"},
             {"source": f, "destination": "/opt/app/f"},
+            {"source": to_usr_bin, "destination": "/bin"},
         ])),
     );
     assert!(
@@ -797,6 +842,37 @@ fn merge_safety_and_config_rules() {
         err.contains("/etc/motd is removed (remove) and also placed"),
         "{err}"
     );
+    // Through the base's links, the paths are compared where they land:
+    // /bin/busybox removed and /usr/bin/busybox placed meet at
+    // /usr/bin/busybox, either way round.
+    for (name, remove, place, want) in [
+        (
+            "both-followed",
+            "/bin/busybox",
+            "/usr/bin/busybox",
+            "/bin/busybox (at /usr/bin/busybox through the base's symbolic links) is removed (remove) and also placed",
+        ),
+        (
+            "both-followed-reversed",
+            "/usr/bin/busybox",
+            "/bin/busybox",
+            "/usr/bin/busybox is removed (remove) and also placed",
+        ),
+    ] {
+        let out = try_build(
+            d,
+            name,
+            json!({"fromImage": {"path": base, "symlinks": "follow"},
+                   "layers": [{"remove": [remove], "files": [{"source": f, "destination": place}]}]}),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} built");
+        assert!(
+            err.contains(want) && err.contains("at /usr/bin/busybox): do one or the other"),
+            "{name}: {err}"
+        );
+        assert!(!d.join(name).exists(), "{name}: an output was left");
+    }
 
     // Config: Entrypoint and Cmd both set; Env merged in place; the base's
     // Labels kept and merged.
@@ -973,4 +1049,95 @@ fn docker_media_types_of_a_base_become_oci() {
     run(Command::new("oci-image-tool")
         .args(["validate", "--type", "image", "--ref", "name=latest"])
         .arg(&on));
+}
+
+/// A copy of the layout `from` at `to` whose config is `change`d (the
+/// manifest and index rewritten to match).
+fn with_config(from: &Path, to: &Path, change: impl Fn(&mut Value)) {
+    run(Command::new("cp").arg("-r").arg(from).arg(to));
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        fs::write(to.join("blobs/sha256").join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let mut config = config_of(to);
+    change(&mut config);
+    let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+    let mut manifest = manifest_of(to);
+    manifest["config"]["digest"] = json!(digest);
+    manifest["config"]["size"] = json!(size);
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let mut index = read_json(&to.join("index.json"));
+    index["manifests"][0]["digest"] = json!(digest);
+    index["manifests"][0]["size"] = json!(size);
+    write_json(&to.join("index.json"), &index);
+}
+
+/// Regression: a bad `Env` in the image's own config was blamed on the
+/// base image, and named no spec file; a base next to the spec's
+/// directory printed as `./../base`. The spec is named; the base only
+/// when its config is to blame; paths as the spec writes them.
+#[test]
+fn config_errors_name_the_spec_and_blame_what_is_wrong() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    usr_merged_base(d, "base");
+    with_config(&d.join("base"), &d.join("bad-base"), |c| {
+        c["config"]["Env"] = json!(["PATH=/usr/bin", "BROKEN"]);
+    });
+    let specs = d.join("specs");
+    fs::create_dir(&specs).unwrap();
+    fs::write(specs.join("f.txt"), "new\n").unwrap();
+    let fail = |name: &str, spec: Value| {
+        write_json(&specs.join(format!("{name}.json")), &spec);
+        run_fail(nixoci().current_dir(&specs).args([
+            "build",
+            &format!("{name}.json"),
+            "-o",
+            name,
+            "-q",
+        ]))
+    };
+    let own = fail(
+        "own-env",
+        json!({"fromImage": "../base", "config": {"Env": ["NOEQUALS"]}}),
+    );
+    assert!(
+        own.contains("own-env.json: the image config is not valid: config.Env[0] must be NAME=VALUE with a name, not \"NOEQUALS\""),
+        "{own}"
+    );
+    assert!(!own.contains("base image"), "{own}");
+    let inherited = fail(
+        "inherited-env",
+        json!({"fromImage": "../bad-base", "config": {"Env": ["A=1"]}}),
+    );
+    assert!(
+        inherited.contains("inherited-env.json: the config it inherits from the base image ../bad-base is not valid: config.Env[1] must be NAME=VALUE with a name, not \"BROKEN\""),
+        "{inherited}"
+    );
+    let platform = fail(
+        "platform",
+        json!({"fromImage": "../base", "architecture": "arm64"}),
+    );
+    assert!(
+        platform.contains("platform.json: the image's architecture is \"arm64\", but the base image ../base's is \"amd64\""),
+        "{platform}"
+    );
+    let merge = fail(
+        "merge",
+        json!({"fromImage": "../base", "layers": [{"files": [{"source": "f.txt", "destination": "/bin"}]}]}),
+    );
+    assert!(
+        merge.contains("merge.json: layers[0], blob sha256:")
+            && merge.contains("does not merge safely onto the base image ../base:"),
+        "{merge}"
+    );
+    let missing = fail("missing", json!({"fromImage": "../nothing"}));
+    assert!(
+        missing.contains("missing.json: fromImage: base image ../nothing: cannot read it"),
+        "{missing}"
+    );
+    for text in [&own, &inherited, &platform, &merge, &missing] {
+        assert!(!text.contains(" ./"), "{text}");
+    }
 }

@@ -1695,7 +1695,7 @@ fn nix_builder_unknown_command_names_the_attrs_file_and_the_commands() {
     assert!(err.contains("unknown command \"image\""), "{err}");
     assert!(err.contains(&attrs.display().to_string()), "{err}");
     assert!(
-        err.contains("expected layer, layers, config, manifest, layout, archive or verify"),
+        err.contains("expected layer, layers, config, manifest, layout, archive, verify or script"),
         "{err}"
     );
     assert!(!t.join("nixout").exists());
@@ -1774,7 +1774,7 @@ fn valid_extra_config_is_accepted_by_skopeo_and_umoci() {
         json!({"created": "2024-01-31T12:00:00.123+02:00", "author": "me"}),
         json!({"history": [{"created": "2024-01-31T12:00:00Z", "created_by": "step", "comment": "c", "empty_layer": false}]}),
         json!({"config": {"Healthcheck": {"Test": ["CMD", "true"], "Interval": 30000000000i64, "Retries": 3}, "ArgsEscaped": true, "Labels": {"a": "b"}, "Env": null, "Shell": ["/bin/sh", "-c"]}}),
-        json!({"os.version": "1", "os.features": ["f"], "variant": "v1", "unknown": {"kept": [1, "x"]}}),
+        json!({"os.version": "1", "os.features": ["f"], "variant": "v1", "com.example.unknown": {"kept": [1, "x"]}}),
     ]
     .into_iter()
     .enumerate()
@@ -1785,6 +1785,51 @@ fn valid_extra_config_is_accepted_by_skopeo_and_umoci() {
         run(nixoci().arg("verify").arg(&layout));
         consumers_accept(&layout).unwrap_or_else(|e| panic!("{extra}: {e}"));
     }
+}
+
+/// Issue 21: a key of `extraConfig`, `extraManifest` or `extraIndex` that
+/// neither the OCI image spec nor Docker defines there is refused, with the
+/// nearest known name; an extension in reverse-domain notation is kept.
+#[test]
+fn unknown_extra_keys_are_refused_with_the_nearest_name() {
+    let t = tempfile::tempdir().unwrap();
+    for (i, (extra, message)) in [
+        (
+            json!({"extraConfig": {"Healthcheck": {"Test": ["NONE"]}}}),
+            "extraConfig.Healthcheck is not a field the OCI image spec or Docker defines there; did you mean extraConfig.config.Healthcheck?",
+        ),
+        (
+            json!({"extraConfig": {"config": {"Entrypiont": ["/bin/sh"]}}}),
+            "did you mean extraConfig.config.Entrypoint?",
+        ),
+        (
+            json!({"extraManifest": {"artifactTyp": "a/b"}}),
+            "did you mean extraManifest.artifactType?",
+        ),
+        (
+            json!({"architecture": "x86_64"}),
+            "architecture \"x86_64\" is the Nix (uname) name; OCI images and registries call it \"amd64\"",
+        ),
+        (
+            json!({"config": {"WorkingDir": "app"}}),
+            "config.WorkingDir must be an absolute path (runtimes refuse a relative working directory), not \"app\"",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = image_with(t.path(), extra);
+        let out = t.path().join(format!("out{i}"));
+        let err = run_fail(nixoci().arg("build").arg(&spec).arg("-o").arg(&out));
+        assert!(err.contains(message), "{err}");
+        assert!(!out.exists());
+    }
+    let spec = image_with(
+        t.path(),
+        json!({"extraConfig": {"moby.buildkit.buildinfo.v1": "e30="}}),
+    );
+    let layout = build(&spec, &t.path().join("ok"));
+    run(nixoci().arg("verify").arg(&layout));
 }
 
 /// Config documents strict consumers reject fail the build, naming the
@@ -1962,7 +2007,7 @@ fn extra_numbers_are_kept_as_written() {
         &spec,
         format!(
             r#"{{"layers": [{{"files": [{{"source": "f", "destination": "/f"}}]}}], "architecture": "amd64",
-                "extraConfig": {{"x-numbers": {numbers}}}, "extraManifest": {{"x-numbers": {numbers}}}}}"#
+                "extraConfig": {{"com.example.numbers": {numbers}}}, "extraManifest": {{"com.example.numbers": {numbers}}}}}"#
         ),
     )
     .unwrap();
@@ -1970,7 +2015,7 @@ fn extra_numbers_are_kept_as_written() {
     let manifest_path = blob_path(&layout, &manifest_digest(&layout));
     let manifest = fs::read_to_string(&manifest_path).unwrap();
     assert!(
-        manifest.contains(&format!("\"x-numbers\":{written}")),
+        manifest.contains(&format!("\"com.example.numbers\":{written}")),
         "{manifest}"
     );
     let config_digest = read_json(&manifest_path)["config"]["digest"]
@@ -1979,7 +2024,7 @@ fn extra_numbers_are_kept_as_written() {
         .to_owned();
     let config = fs::read_to_string(blob_path(&layout, &config_digest)).unwrap();
     assert!(
-        config.contains(&format!("\"x-numbers\":{written}")),
+        config.contains(&format!("\"com.example.numbers\":{written}")),
         "{config}"
     );
     run(nixoci().arg("verify").arg(&layout));
@@ -1992,7 +2037,7 @@ fn extra_numbers_are_kept_as_written() {
     let layout_spec = t.path().join("layout.json");
     fs::write(
         &layout_spec,
-        format!(r#"{{"manifests": ["m"], "extraIndex": {{"x-numbers": {numbers}}}}}"#),
+        format!(r#"{{"manifests": ["m"], "extraIndex": {{"com.example.numbers": {numbers}}}}}"#),
     )
     .unwrap();
     run(nixoci()
@@ -2002,7 +2047,7 @@ fn extra_numbers_are_kept_as_written() {
         .arg(t.path().join("l")));
     let index = fs::read_to_string(t.path().join("l/index.json")).unwrap();
     assert!(
-        index.contains(&format!("\"x-numbers\":{written}")),
+        index.contains(&format!("\"com.example.numbers\":{written}")),
         "{index}"
     );
 }

@@ -1,9 +1,10 @@
 //! The layering of the code, as the README's "How the code is laid out"
-//! gives it: every module imports only modules of its own layer or the
-//! layers below, and no two modules import each other, directly or round a
-//! loop. Read from the source: outside a comment, a `crate::` path, a
-//! `super::` path (the parent module) and a `use` of a child module by its
-//! name are imports.
+//! gives it: every module, of the library and of the binary (`main.rs`,
+//! `cli/`), imports only modules of its own layer or the layers below, and
+//! no two modules import each other, directly or round a loop. Read from
+//! the source: outside a comment, a `crate::` path, a `super::` path (the
+//! parent module), a `use` of a child module by its name and, in the
+//! binary, a `nixoci::` path (the library) are imports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
-    &["spec", "nix", "nar", "plan"],
+    &["spec", "nix", "nar", "rootfs", "plan"],
     &["documents"],
     &["layout"],
     &[
@@ -30,6 +31,8 @@ const LAYERS: &[&[&str]] = &[
         "fuzz",
     ],
     &["remote"],
+    // The binary: `main.rs` and `cli/`.
+    &["cli", "main"],
 ];
 
 fn layer_of(module: &str) -> usize {
@@ -55,68 +58,114 @@ fn module_of(path: &Path, src: &Path) -> String {
     parts.join("::")
 }
 
-/// Every library module and the modules it imports.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
+/// The source files of the library (`lib`) or of the binary (`main.rs`
+/// and `cli/`), by module name; the binary's root is `main`.
+fn sources(binary: bool) -> BTreeMap<String, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = BTreeMap::new();
     for entry in walkdir::WalkDir::new(&src) {
         let entry = entry.unwrap();
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "rs")
-            && !path.starts_with(src.join("cli"))
-            && path != src.join("main.rs")
-            && path != src.join("lib.rs")
-        {
-            files.insert(
-                module_of(path, &src),
-                std::fs::read_to_string(path).unwrap(),
-            );
+        if path.extension().is_none_or(|e| e != "rs") || path == src.join("lib.rs") {
+            continue;
+        }
+        let in_binary = path.starts_with(src.join("cli")) || path == src.join("main.rs");
+        if in_binary == binary {
+            let module = if path == src.join("main.rs") {
+                "main".to_owned()
+            } else {
+                module_of(path, &src)
+            };
+            files.insert(module, std::fs::read_to_string(path).unwrap());
         }
     }
-    let modules: BTreeSet<String> = files.keys().cloned().collect();
+    files
+}
+
+/// The longest prefix of `path` (`a::b::C`) that is one of `modules`.
+fn module_in(path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
+    (1..=parts.len())
+        .rev()
+        .map(|k| parts[..k].join("::"))
+        .find(|m| modules.contains(m))
+}
+
+/// Each path that follows `prefix` (`crate::`, `nixoci::`) on `line`.
+fn paths_after<'a>(line: &'a str, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+    line.match_indices(prefix)
+        // `nixoci::` only where a path starts, not inside `other_nixoci::`.
+        .filter(|(i, _)| {
+            !line[..*i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        })
+        .map(move |(i, _)| {
+            line[i + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect()
+        })
+}
+
+/// Every module of the library and of the binary, and the modules it
+/// imports: the binary's modules import each other through `crate::` and
+/// the library's through `nixoci::`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let library = sources(false);
+    let binary = sources(true);
+    let library_modules: BTreeSet<String> = library.keys().cloned().collect();
+    let binary_modules: BTreeSet<String> = binary.keys().cloned().collect();
+    assert!(
+        library_modules.is_disjoint(&binary_modules),
+        "a binary module has a library module's name"
+    );
     let mut out = BTreeMap::new();
-    for (module, text) in &files {
-        // Unit tests may reach anywhere.
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        let mut deps = BTreeSet::new();
-        // `super::` is the parent module, written out.
-        let parent = module
-            .rsplit_once("::")
-            .map_or("crate::".to_owned(), |(p, _)| format!("crate::{p}::"));
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            let line = line.replace("super::", &parent);
-            // A child module used by its own name (`use child::x;`).
-            let trimmed = line.trim_start();
-            if let Some(rest) = trimmed
-                .strip_prefix("pub use ")
-                .or_else(|| trimmed.strip_prefix("use "))
-            {
-                if let Some((first, _)) = rest.split_once("::") {
-                    let child = format!("{module}::{first}");
-                    if modules.contains(&child) {
-                        deps.insert(child);
-                    }
-                }
-            }
-            for (i, _) in line.match_indices("crate::") {
-                let path: String = line[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-                    .collect();
-                let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
-                // The longest prefix that is a module.
-                if let Some(dep) = (1..=parts.len())
-                    .rev()
-                    .map(|k| parts[..k].join("::"))
-                    .find(|m| modules.contains(m))
+    for (files, own, is_binary) in [
+        (&library, &library_modules, false),
+        (&binary, &binary_modules, true),
+    ] {
+        for (module, text) in files {
+            // Unit tests may reach anywhere.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            let mut deps = BTreeSet::new();
+            // `super::` is the parent module, written out.
+            let parent = module
+                .rsplit_once("::")
+                .map_or("crate::".to_owned(), |(p, _)| format!("crate::{p}::"));
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                let line = line.replace("super::", &parent);
+                // A child module used by its own name (`use child::x;`).
+                let trimmed = line.trim_start();
+                if let Some(rest) = trimmed
+                    .strip_prefix("pub use ")
+                    .or_else(|| trimmed.strip_prefix("use "))
                 {
-                    if dep != *module {
-                        deps.insert(dep);
+                    if let Some((first, _)) = rest.split_once("::") {
+                        let child = format!("{module}::{first}");
+                        if own.contains(&child) {
+                            deps.insert(child);
+                        }
+                    }
+                }
+                for path in paths_after(&line, "crate::") {
+                    if let Some(dep) = module_in(&path, own) {
+                        if dep != *module {
+                            deps.insert(dep);
+                        }
+                    }
+                }
+                if is_binary {
+                    for path in paths_after(&line, "nixoci::") {
+                        if let Some(dep) = module_in(&path, &library_modules) {
+                            deps.insert(dep);
+                        }
                     }
                 }
             }
+            out.insert(module.clone(), deps);
         }
-        out.insert(module.clone(), deps);
     }
     out
 }
@@ -138,9 +187,8 @@ fn no_module_imports_a_higher_layer() {
     );
 }
 
-#[test]
-fn no_import_loop() {
-    let graph = imports();
+/// A loop of imports in `graph`, as the modules round it, if there is one.
+fn find_loop(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     // Depth-first search; a module met again while on the stack closes a loop.
     fn visit(
         m: &str,
@@ -167,15 +215,21 @@ fn no_import_loop() {
         None
     }
     let mut done = BTreeSet::new();
-    for m in graph.keys() {
-        if let Some(cycle) = visit(m, &graph, &mut Vec::new(), &mut done) {
-            panic!("import loop: {}", cycle.join(" -> "));
-        }
+    graph
+        .keys()
+        .find_map(|m| visit(m, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_import_loop() {
+    if let Some(cycle) = find_loop(&imports()) {
+        panic!("import loop: {}", cycle.join(" -> "));
     }
 }
 
 /// The check reads what it means to: a module the layering forbids is
-/// found, and so is a loop.
+/// found, and so is a loop, in the library and in the binary (whose
+/// `cli::local` and `cli::remote` once imported each other, unseen).
 #[test]
 fn the_reader_sees_imports() {
     let graph = imports();
@@ -185,4 +239,21 @@ fn the_reader_sees_imports() {
             || graph["remote::push"].contains("layout")
     );
     assert!(!graph["oci::digest"].iter().any(|d| !d.starts_with("oci")));
+    // The binary's modules, among themselves and into the library.
+    assert!(graph["cli::diff"].contains("cli::args"));
+    assert!(graph["cli::local"].contains("inspect"));
+    assert!(graph["main"].contains("remote"));
+    let mut looped = graph.clone();
+    looped
+        .get_mut("cli::args")
+        .unwrap()
+        .insert("cli::diff".to_owned());
+    assert_eq!(
+        find_loop(&looped),
+        Some(vec![
+            "cli::args".to_owned(),
+            "cli::diff".to_owned(),
+            "cli::args".to_owned()
+        ])
+    );
 }

@@ -739,6 +739,322 @@ fn artifact_files_are_named_by_their_title() {
     }
 }
 
+/// A layout of one artifact (the empty config, an `artifactType`): each
+/// layer a blob with its media type and annotations.
+fn artifact_layout(dir: &Path, layers: &[(Vec<u8>, &str, serde_json::Value)]) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|(blob, media_type, annotations)| {
+            let (d, n) = put(blob);
+            json!({"mediaType": media_type, "digest": d, "size": n, "annotations": annotations})
+        })
+        .collect();
+    let (cd, cs) = put(b"{}");
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.thing",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": cs},
+        "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
+/// A packed directory (ORAS's tar+gzip, marked to unpack) titled `title`.
+fn packed(title: &str, entries: &[E]) -> (Vec<u8>, &'static str, serde_json::Value) {
+    (
+        gzip(&tar_bytes(entries)),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        json!({"org.opencontainers.image.title": title, "io.deis.oras.content.unpack": "true"}),
+    )
+}
+
+/// Regression: a packed directory titled `site` whose tar also held
+/// `.envrc`, `Makefile` or `keep` wrote them beside `site`. A packed
+/// directory writes only under its title (the title itself a directory),
+/// with no whiteout, and its links (hard links, and symbolic ones resolved
+/// through the tar's own links) stay inside it; anything else is refused,
+/// naming the entry and the title, before anything is written.
+#[test]
+fn packed_directories_write_only_under_their_title() {
+    let base = tempfile::tempdir().unwrap();
+    let page = E::File("site/index.html", b"<p>hi</p>\n", 0o644);
+    let site = E::Dir("site/", 0o755);
+    let cases: Vec<(&str, Vec<E>, &str)> = vec![
+        (
+            "a dot file beside",
+            vec![site.clone(), page.clone(), E::File(".envrc", b"x", 0o644)],
+            ".envrc",
+        ),
+        (
+            "a file beside",
+            vec![site.clone(), page.clone(), E::File("Makefile", b"x", 0o644)],
+            "Makefile",
+        ),
+        (
+            "a directory beside",
+            vec![site.clone(), E::Dir("keep/", 0o755)],
+            "keep",
+        ),
+        (
+            "a name behind ./",
+            vec![site.clone(), E::File("./x", b"x", 0o644)],
+            "./x",
+        ),
+        (
+            "a name behind ..",
+            vec![site.clone(), E::File("site/../x", b"x", 0o644)],
+            "site/../x",
+        ),
+        (
+            "an absolute name",
+            vec![E::File("/site/x", b"x", 0o644)],
+            "/site/x",
+        ),
+        (
+            "the title a file",
+            vec![E::File("site", b"x", 0o644)],
+            "is a file",
+        ),
+        (
+            "the title a link",
+            vec![E::Symlink("site", "/etc")],
+            "is a symbolic link",
+        ),
+        (
+            "a link climbing out",
+            vec![site.clone(), E::Symlink("site/up", "../x")],
+            "site/up",
+        ),
+        (
+            "a link to the parent",
+            vec![site.clone(), E::Symlink("site/up", "..")],
+            "site/up",
+        ),
+        (
+            "an absolute link",
+            vec![site.clone(), E::Symlink("site/abs", "/etc/passwd")],
+            "site/abs",
+        ),
+        (
+            "a link out through a link",
+            vec![
+                site.clone(),
+                E::Symlink("site/here", "."),
+                E::Symlink("site/out", "here/../x"),
+            ],
+            "site/out",
+        ),
+        (
+            "a hard link to a link",
+            vec![
+                E::Dir("site/sub/", 0o755),
+                page.clone(),
+                E::Symlink("site/sub/l", "../index.html"),
+                E::Hard("site/h", "site/sub/l"),
+            ],
+            "site/h",
+        ),
+        (
+            "a hard link out",
+            vec![site.clone(), E::Hard("site/h", "etc/passwd")],
+            "etc/passwd",
+        ),
+        (
+            "a whiteout",
+            vec![
+                site.clone(),
+                page.clone(),
+                E::File("site/.wh.index.html", b"", 0o644),
+            ],
+            "whiteout",
+        ),
+        (
+            "a whiteout of the title",
+            vec![E::File(".wh.site", b"", 0o644)],
+            ".wh.site",
+        ),
+    ];
+    for (i, (name, entries, needle)) in cases.into_iter().enumerate() {
+        let t = base.path().join(format!("case-{i}"));
+        let layout = artifact_layout(&t.join("layout"), &[packed("site", &entries)]);
+        let out = t.join("out");
+        let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&out));
+        for n in [needle, "packed directory \"site\"", "refused"] {
+            assert!(err.contains(n), "{name}: {n:?} not in:\n{err}");
+        }
+        assert!(!out.exists(), "{name}: {} was written", out.display());
+    }
+
+    // Into another packed directory: refused as outside its own title.
+    let t = base.path().join("two");
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[
+            packed("site", &[site.clone(), page.clone()]),
+            packed(
+                "docs",
+                &[E::Dir("docs/", 0o755), E::File("site/evil", b"x", 0o644)],
+            ),
+        ],
+    );
+    let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(t.join("out")));
+    assert!(
+        err.contains("layer 1")
+            && err.contains("\"site/evil\"")
+            && err.contains("outside \"docs\""),
+        "{err}"
+    );
+
+    // Titled and untitled layers mixed: the untitled one is named.
+    let t = base.path().join("mixed");
+    let rootfs = (
+        gzip(&tar_bytes(&[E::File("etc/x", b"x", 0o644)])),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        json!({}),
+    );
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[packed("site", &[site.clone(), page.clone()]), rootfs],
+    );
+    let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(t.join("out")));
+    assert!(
+        err.contains("layer 1 (sha256:") && err.contains("has no title"),
+        "{err}"
+    );
+
+    // What stays inside is written: "./" names, links inside, a hard link.
+    let t = base.path().join("good");
+    let layout = artifact_layout(
+        &t.join("layout"),
+        &[packed(
+            "site",
+            &[
+                E::Dir("./", 0o755),
+                E::Dir("./site/", 0o755),
+                E::File("./site/index.html", b"<p>hi</p>\n", 0o644),
+                E::Dir("site/css/", 0o755),
+                E::Symlink("site/home.html", "index.html"),
+                E::Symlink("site/css/up", "../index.html"),
+                E::Symlink("site/here", "."),
+                E::Symlink("site/css/again", "../here/css/up"),
+                E::Hard("site/copy.html", "site/index.html"),
+            ],
+        )],
+    );
+    let out = t.join("out");
+    run(nixoci().arg("unpack").arg(&layout).arg(&out).arg("-q"));
+    assert_eq!(
+        fs::read(out.join("site/css/again")).unwrap(),
+        b"<p>hi</p>\n"
+    );
+    assert_eq!(
+        fs::read(out.join("site/copy.html")).unwrap(),
+        b"<p>hi</p>\n"
+    );
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("site")]);
+}
+
+/// Regression: `unpack` took an image whose config lists fewer diff_ids
+/// than it has layers (an artifact's layers are the exception): refused,
+/// as the docker archive and `verify` refuse it.
+#[test]
+fn an_image_config_needs_a_diff_id_for_every_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let layers = vec![
+        tar_bytes(&[E::File("a", b"a", 0o644)]),
+        tar_bytes(&[E::File("b", b"b", 0o644)]),
+    ];
+    let (d0, d1) = (sha(&layers[0]), sha(&layers[1]));
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [d0, d1]}});
+    // With both, it unpacks.
+    let layout = craft_config(&t.path().join("both"), &layers, &config);
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("both/out"))
+        .arg("-q"));
+    let few = |n: usize| {
+        (
+            format!("lists {n} diff_ids (rootfs.diff_ids) for 2 layers"),
+            format!("{n} diff_ids for 2 layers"),
+        )
+    };
+    for (name, diff_ids, (unpack_says, verify_says)) in [
+        ("one of two", json!([d0]), few(1)),
+        ("none", json!([]), few(0)),
+        ("three for two", json!([d0, d1, d0]), few(3)),
+        (
+            "a number for one",
+            json!([d0, 5]),
+            (
+                "rootfs.diff_ids[1] is not a string".to_owned(),
+                "not a valid OCI image config".to_owned(),
+            ),
+        ),
+    ] {
+        let dir = t.path().join(name);
+        let mut c = config.clone();
+        c["rootfs"]["diff_ids"] = diff_ids;
+        // The same layout with this config, digests made right.
+        let layout = craft_config(&dir, &layers, &c);
+        let out = dir.join("out");
+        let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&out));
+        assert!(
+            err.contains(&unpack_says) && err.contains("config sha256:"),
+            "{name}: {err}"
+        );
+        assert!(!out.exists(), "{name}");
+        let err = run_fail(nixoci().arg("verify").arg(&layout));
+        assert!(err.contains(&verify_says), "{name}: {err}");
+    }
+}
+
+/// [`craft`]'s layout of `layers` (gzip), with `config` as the config.
+fn craft_config(dir: &Path, layers: &[Vec<u8>], config: &serde_json::Value) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|tar| {
+            let (d, n) = put(&gzip(tar));
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+        })
+        .collect();
+    let (cd, cs) = put(&serde_json::to_vec(config).unwrap());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
+
 // ---- archives ----
 
 fn busybox_layout(t: &Path) -> PathBuf {
@@ -1095,6 +1411,272 @@ fn whiteouts_spare_their_own_layer_as_umoci_does() {
     assert!(mine.join("dir/upper").exists() && !mine.join("dir/lower").exists());
     assert!(mine.join("opq/sub/upper").exists());
     assert!(!mine.join("opq/sub/lower").exists() && !mine.join("opq/lower").exists());
+}
+
+/// Regression: only `unpack` refused a whiteout that names no entry
+/// (`.wh.`, `.wh..`, `.wh...`); `verify` passed it, `diff` listed it and
+/// the base tree of `fromImage` applied it (`.wh.` hid its own directory).
+/// Every reader now refuses it, naming the entry, by the same rule, and
+/// `sbom` does not call the image it reads a base image.
+#[test]
+fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
+    let t = tempfile::tempdir().unwrap();
+    let other = craft(
+        &t.path().join("other"),
+        &[tar_bytes(&[E::File("x", b"x", 0o644)])],
+        |_, _| {},
+    );
+    file(t.path(), "app", b"app\n", 0o644);
+    for (i, bad) in ["etc/.wh.", ".wh..", "etc/.wh..."].into_iter().enumerate() {
+        let layout = craft(
+            &t.path().join(format!("bad{i}")),
+            &[tar_bytes(&[
+                E::Dir("etc/", 0o755),
+                E::File("etc/keep", b"k", 0o644),
+                E::File(bad, b"", 0o644),
+            ])],
+            |_, _| {},
+        );
+        let needles = [
+            format!("{bad:?}"),
+            "a whiteout must name an entry of its directory".into(),
+        ];
+        let check = |who: &str, text: &str| {
+            for n in &needles {
+                assert!(
+                    text.contains(n.as_str()),
+                    "{who} of {bad}: {n} not in:\n{text}"
+                );
+            }
+        };
+        check(
+            "unpack",
+            &run_fail(
+                nixoci()
+                    .arg("unpack")
+                    .arg(&layout)
+                    .arg(t.path().join(format!("rootfs{i}"))),
+            ),
+        );
+        let out = nixoci().arg("verify").arg(&layout).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "verify of {bad}");
+        check("verify", &String::from_utf8_lossy(&out.stderr));
+        check(
+            "diff",
+            &run_fail(nixoci().arg("diff").arg(&other).arg(&layout)),
+        );
+        // sbom reads the image itself, not a base: none is blamed.
+        let sbom = run_fail(nixoci().arg("sbom").arg(&layout));
+        check("sbom", &sbom);
+        assert!(!sbom.contains("base image"), "{sbom}");
+        let spec = t.path().join(format!("spec{i}.json"));
+        write_json(
+            &spec,
+            &json!({"fromImage": format!("bad{i}"), "architecture": "amd64",
+                    "layers": [{"files": [{"source": "app", "destination": "/app"}]}]}),
+        );
+        check(
+            "build",
+            &run_fail(
+                nixoci()
+                    .arg("build")
+                    .arg(&spec)
+                    .arg("-o")
+                    .arg(t.path().join(format!("img{i}"))),
+            ),
+        );
+    }
+    // Nor on a layer whose diff_id is wrong (it was called one then too).
+    let wrong = craft_with(
+        &t.path().join("wrong"),
+        &[tar_bytes(&[E::File("x", b"x", 0o644)])],
+        |_, _| {},
+        true,
+    );
+    let sbom = run_fail(nixoci().arg("sbom").arg(&wrong));
+    assert!(
+        sbom.contains("layer 1 (sha256:")
+            && sbom.contains("diff_id")
+            && !sbom.contains("base image"),
+        "{sbom}"
+    );
+}
+
+/// What the base tree of `fromImage` (and of `sbom`) makes of a layout:
+/// every path and whether it is a directory, a file or a link (to what).
+fn base_tree(layout: &Path) -> std::collections::BTreeMap<Vec<u8>, String> {
+    use nixoci::base::tree::{BaseTree, Node as B};
+    let from = nixoci::spec::FromImage {
+        path: layout.to_owned(),
+        tag: Some("latest".into()),
+        ..Default::default()
+    };
+    let image = nixoci::base::BaseImage::open(&from, Path::new("."), None).unwrap();
+    let tree = BaseTree::read(&image, &nixoci::untar::Limits::default()).unwrap();
+    tree.paths()
+        .map(|(p, n)| {
+            let kind = match n {
+                B::Dir => "dir".to_owned(),
+                B::File | B::Other => "file".to_owned(),
+                B::Symlink(t) => format!("link {}", String::from_utf8_lossy(t)),
+            };
+            (p.to_vec(), kind)
+        })
+        .collect()
+}
+
+/// Regression: the base tree's reader let an opaque whiteout hide what its
+/// own layer had put before it (and parents it made, and hard links),
+/// where `nixoci unpack` and umoci keep them. One rule now serves every
+/// reader: here umoci, `nixoci unpack` and the base tree see the same tree
+/// of crafted layers (opaque whiteouts after and before their layer's
+/// entries, whiteouts of lower and of their own layer's entries, a
+/// directory whited out and made again, in its layer and the next), and
+/// `sbom` names the layer that holds a store path its layer's opaque
+/// whiteout spares.
+#[test]
+fn every_reader_applies_whiteouts_as_umoci_does() {
+    let t = tempfile::tempdir().unwrap();
+    let lower_path = "nix/store/00000000000000000000000000000000-lower-1.0";
+    let upper_path = "nix/store/11111111111111111111111111111111-upper-2.0";
+    let layers = vec![
+        tar_bytes(&[
+            E::Dir("a/", 0o755),
+            E::File("a/lower", b"l", 0o644),
+            E::Dir("a/sub/", 0o755),
+            E::File("a/sub/lower", b"l", 0o644),
+            E::Dir("b/", 0o755),
+            E::File("b/lower", b"l", 0o644),
+            E::Dir("c/", 0o755),
+            E::File("c/lower", b"l", 0o644),
+            E::File("d/lower", b"l", 0o644),
+            E::Dir("e/", 0o755),
+            E::Dir("e/x/", 0o755),
+            E::File("e/x/lower", b"l", 0o644),
+            E::File("g", b"l", 0o644),
+            E::Dir("h/", 0o755),
+            E::File("h/lower", b"l", 0o644),
+            E::File(
+                "nix/store/00000000000000000000000000000000-lower-1.0/f",
+                b"l",
+                0o444,
+            ),
+        ]),
+        tar_bytes(&[
+            // An opaque whiteout after its layer's entries, one of them in
+            // a lower directory it does not name.
+            E::File("a/own", b"u", 0o644),
+            E::File("a/sub/own", b"u", 0o644),
+            E::File("a/.wh..wh..opq", b"", 0o644),
+            // An opaque whiteout before its layer's entries.
+            E::File("b/.wh..wh..opq", b"", 0o644),
+            E::File("b/own", b"u", 0o644),
+            // Whiteouts of a lower entry, and of entries of their own
+            // layer: a file, and a hard link to it.
+            E::File("c/.wh.lower", b"", 0o644),
+            E::File("c/own", b"u", 0o644),
+            E::Hard("c/own-link", "c/own"),
+            E::File("c/.wh.own", b"", 0o644),
+            E::File("c/.wh.own-link", b"", 0o644),
+            // Parents made for an entry, then an opaque whiteout above.
+            E::File("d/new/deep", b"u", 0o644),
+            E::File("d/.wh..wh..opq", b"", 0o644),
+            // A directory whited out, then made again in the same layer.
+            E::File(".wh.e", b"", 0o644),
+            E::Dir("e/", 0o700),
+            E::File("e/y", b"u", 0o644),
+            // A file whited out and made a directory.
+            E::File(".wh.g", b"", 0o644),
+            E::Dir("g/", 0o755),
+            E::File("g/z", b"u", 0o644),
+            // A directory whited out after its layer put something in it.
+            E::File("h/own", b"u", 0o644),
+            E::File(".wh.h", b"", 0o644),
+            // A store path, then an opaque whiteout of the store.
+            E::File(
+                "nix/store/11111111111111111111111111111111-upper-2.0/f",
+                b"u",
+                0o444,
+            ),
+            E::File("nix/store/.wh..wh..opq", b"", 0o644),
+        ]),
+        tar_bytes(&[
+            // A directory of the layer below whited out and made again.
+            E::File(".wh.b", b"", 0o644),
+            E::File("b/again", b"2", 0o644),
+            E::File("a/.wh.own", b"", 0o644),
+        ]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_tree(&mine, &theirs);
+    let umoci: std::collections::BTreeMap<Vec<u8>, String> = snapshot(&theirs)
+        .into_iter()
+        .map(|(p, n)| {
+            let kind = match n {
+                Node::Dir { .. } => "dir".to_owned(),
+                Node::File { .. } => "file".to_owned(),
+                Node::Symlink { target } => format!("link {}", String::from_utf8_lossy(&target)),
+            };
+            (p, kind)
+        })
+        .collect();
+    let base = base_tree(&layout);
+    let show = |m: &std::collections::BTreeMap<Vec<u8>, String>| {
+        m.iter()
+            .map(|(p, k)| format!("{} {k}", String::from_utf8_lossy(p)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(show(&base), show(&umoci), "the base tree, then umoci's");
+    // What the rule keeps and hides, spelled out.
+    for kept in [
+        "a/sub/own",
+        "b/again",
+        "c/own",
+        "c/own-link",
+        "d/new/deep",
+        "e/y",
+        "g/z",
+        "h/own",
+        upper_path,
+    ] {
+        assert!(mine.join(kept).exists(), "{kept} was hidden");
+    }
+    for gone in [
+        "a/lower",
+        "a/own",
+        "a/sub/lower",
+        "b/lower",
+        "b/own",
+        "c/lower",
+        "d/lower",
+        "e/x",
+        "h/lower",
+        lower_path,
+    ] {
+        assert!(!mine.join(gone).exists(), "{gone} is left");
+    }
+    // The SBOM lists the store path in the layer that holds it.
+    let out = run(nixoci()
+        .arg("sbom")
+        .arg(format!("{}:latest", layout.display()))
+        .args(["--format", "cyclonedx"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer_1 = read_json(&blob_path(&layout, &manifest_digest(&layout)))["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let components = doc["components"].as_array().unwrap();
+    assert_eq!(components.len(), 1, "{doc:#}");
+    let layer = components[0]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "nixoci:layer")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(layer, layer_1.as_str(), "{doc:#}");
 }
 
 /// An 8 GiB sparse file (PAX 1.0, as GNU tar --posix writes it) unpacks
@@ -1507,4 +2089,41 @@ fn pull_finds_a_platform_in_a_nested_index() {
         })
         .collect();
     assert_eq!(platforms, ["linux/arm64", "linux/amd64"], "{inspected}");
+}
+
+/// Modes and times are set at the end of an unpack, by path: a directory
+/// a later layer replaced with a link must not have them set through the
+/// link, on a directory outside the tree (issue 21, 1.1: nothing outside
+/// the tree is touched).
+#[test]
+fn modes_and_times_never_land_through_a_later_link() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir_all(outside.join("victim")).unwrap();
+    fs::set_permissions(outside.join("victim"), fs::Permissions::from_mode(0o755)).unwrap();
+    let before = fs::metadata(outside.join("victim")).unwrap();
+    let target = outside.to_str().unwrap().as_bytes().to_vec();
+    let layers = vec![
+        tar_bytes(&[E::Dir("a/", 0o755), E::Dir("a/victim/", 0o700)]),
+        tar_bytes(&[E::Raw(header(b"a", b'2', 0, 0o777, &target).to_vec())]),
+    ];
+    let layout = craft(&t.path().join("layout"), &layers, |_, _| {});
+    run(nixoci()
+        .arg("unpack")
+        .arg(&layout)
+        .arg(t.path().join("mine"))
+        .arg("-q"));
+    let after = fs::metadata(outside.join("victim")).unwrap();
+    assert_eq!(
+        after.permissions().mode() & 0o7777,
+        0o755,
+        "mode set outside the tree"
+    );
+    assert_eq!(after.mtime(), before.mtime(), "time set outside the tree");
+    assert_eq!(
+        fs::read_link(t.path().join("mine/a")).unwrap(),
+        outside,
+        "the link itself is kept"
+    );
 }

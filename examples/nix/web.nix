@@ -23,6 +23,8 @@ let
       { source = pkgs.jq; destination = "/bin/jq"; }
       { source = entrypoint; destination = "/entrypoint.sh"; }
       { source = config; destination = "/etc/app/config.json"; }
+      # nginx on the PATH: a link into its store path, which nginxLayer holds.
+      { source = "${pkgs.nginx}/bin/nginx"; destination = "/bin/nginx"; link = true; }
     ];
     base = [ nginxLayer ];
   };
@@ -35,7 +37,9 @@ pkgs.ociImageLayout {
       layers = [ nginxLayer appLayer ];
       config = {
         Entrypoint = [ "/bin/bash" "/entrypoint.sh" ];
-        Env = [ "PATH=/bin:${pkgs.nginx}/bin" ];
+        # No store path here: the config would reference nginx, and
+        # `nix copy` of the image would carry it (README, "With Nix").
+        Env = [ "PATH=/bin" ];
         ExposedPorts."8080/tcp" = { };
       };
       annotations."org.opencontainers.image.title" = "web";

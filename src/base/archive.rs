@@ -3,7 +3,10 @@
 //! docker`), gzipped, zstd-compressed or plain, or an OCI archive (a
 //! layout as a tar). It is read into a temporary directory, every name
 //! checked (relative, no `..`, regular files, directories and links
-//! within the archive only).
+//! within the archive only). Links become copies of the archive's own
+//! files, so the directory holds no link to follow; a link's target is
+//! read as inside a root, as `crate::rootfs` reads an image (an absolute
+//! one from the archive's top), and one that climbs out is refused.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -117,9 +120,12 @@ fn extract(path: &Path) -> Result<Scratch> {
                     .link_name_bytes()
                     .ok_or_else(|| refuse("a link without a target"))?
                     .into_owned();
-                // A symbolic link is relative to its directory; a hard
-                // link names a path of the archive.
-                let joined = if kind == tar::EntryType::Symlink {
+                // A symbolic link is read as inside a root, as a
+                // container reads an image's (`crate::rootfs`): a relative
+                // target from its directory, an absolute one from the
+                // archive's top (never this machine's); a hard link names
+                // a path of the archive.
+                let joined = if kind == tar::EntryType::Symlink && !target.starts_with(b"/") {
                     let mut t = raw.rsplit_once_dir();
                     t.extend_from_slice(&target);
                     t
@@ -320,5 +326,41 @@ mod tests {
         assert_eq!(b"layer.tar".to_vec().rsplit_once_dir(), b"");
         assert_eq!(media_type_of(&[0x1f, 0x8b, 8]), MediaType::LAYER_GZIP);
         assert_eq!(media_type_of(b"abc"), MediaType::LAYER);
+    }
+
+    /// Links in an archive are resolved inside it: an absolute target from
+    /// the archive's top (the old code read it from the link's directory,
+    /// and refused `b/abs`), a relative one from the link's directory;
+    /// one that climbs out is refused; each becomes a copy.
+    #[test]
+    fn links_resolve_inside_the_archive() {
+        let t = tempfile::tempdir().unwrap();
+        let tar_of = |links: &[(&str, &str)]| -> PathBuf {
+            let path = t.path().join(format!("a{}.tar", links.len()));
+            let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "a/file", &b"hello"[..]).unwrap();
+            for (name, target) in links {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, target).unwrap();
+            }
+            b.finish().unwrap();
+            path
+        };
+        let ok = tar_of(&[("b/abs", "/a/file"), ("b/rel", "../a/file")]);
+        let dir = extract(&ok).unwrap();
+        for l in ["b/abs", "b/rel"] {
+            let p = dir.path().join("archive").join(l);
+            assert_eq!(fs::read(&p).unwrap(), b"hello", "{l}");
+            assert!(fs::symlink_metadata(&p).unwrap().is_file(), "{l}: a copy");
+        }
+        let out = tar_of(&[("b/x", "../a/file"), ("b/out", "../../etc/passwd")]);
+        let err = extract(&out).unwrap_err().to_string();
+        assert_eq!(err, "entry \"b/out\" refused: its link leaves the archive");
     }
 }

@@ -21,7 +21,8 @@ use crate::spec::FromImage;
 
 /// A base image, opened.
 pub struct BaseImage {
-    /// How messages name it: its path, and tag if one was asked for.
+    /// How messages name it: its path, and tag if one was asked for (empty
+    /// when read for itself, [`BaseImage::open_image`]).
     pub source: String,
     /// Where its blobs are.
     pub blobs: BlobDir,
@@ -66,6 +67,15 @@ impl BaseImage {
         if from.name.is_some() {
             image.name = from.name.clone();
         }
+        Ok(image)
+    }
+
+    /// The image `tag` of the layout at `dir` read for itself, not as a
+    /// base (`sbom` reads its tree so): its messages name its layers only,
+    /// as the caller names the layout.
+    pub fn open_image(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Result<Self> {
+        let mut image = Self::from_layout(dir, tag, platform, None)?;
+        image.source = String::new();
         Ok(image)
     }
 

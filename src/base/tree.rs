@@ -4,6 +4,9 @@
 //! - a directory where the base has a symbolic link (`/bin -> usr/bin`):
 //!   the runtime's overlay would replace the link with the directory and
 //!   hide everything the link led to;
+//! - a file, a special file or a link elsewhere where the base has a
+//!   symbolic link to a directory: the same (a link to the same directory
+//!   passes);
 //! - a file or link where the base has a directory: it would hide the
 //!   directory's content;
 //! - a directory where the base has a file;
@@ -22,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::whiteout::{OwnPaths, Whiteout};
 use crate::untar::{check_diff_id, normalise, EntryMeta, Limits};
 
 /// What a path of the tree is.
@@ -101,12 +105,14 @@ pub fn layer_entries(
                 )));
             }
             let raw = entry.path_bytes().into_owned();
-            let meta = EntryMeta::read(&mut entry).map_err(|why| {
+            let refused = |why: &dyn std::fmt::Display| {
                 Error::Invalid(format!(
                     "{what}: entry {:?} refused: {why}",
                     String::from_utf8_lossy(&raw)
                 ))
-            })?;
+            };
+            let meta = EntryMeta::read(&mut entry).map_err(|why| refused(&why))?;
+            Whiteout::of(&meta.path).map_err(|why| refused(&why))?;
             let node = match meta.kind {
                 tar::EntryType::Directory => Node::Dir,
                 tar::EntryType::Symlink => Node::Symlink(meta.link.clone().unwrap_or_default()),
@@ -153,7 +159,10 @@ impl BaseTree {
             ..Default::default()
         };
         for (i, (desc, diff_id)) in base.layers.iter().enumerate() {
-            let what = format!("{}: layer {} ({})", base.source, i + 1, desc.digest);
+            let what = match base.source.as_str() {
+                "" => format!("layer {} ({})", i + 1, desc.digest),
+                source => format!("{source}: layer {} ({})", i + 1, desc.digest),
+            };
             let mut blob = base.blobs.open(desc).map_err(|e| e.within(what.clone()))?;
             let entries = layer_entries(&mut blob, desc, Some(diff_id), limits, &what)?;
             io::copy(&mut blob, &mut io::sink())
@@ -165,18 +174,14 @@ impl BaseTree {
         Ok(tree)
     }
 
-    /// Apply one layer's entries (whiteouts included) as layer `index`.
+    /// Apply one layer's entries (whiteouts included, by the rule of
+    /// [`crate::untar::whiteout`]) as layer `index`.
     fn apply(&mut self, entries: Vec<(Vec<u8>, Node, Meta)>, index: usize) {
+        let mut own = OwnPaths::default();
         for (path, node, meta) in entries {
-            let (parent, name) = split(&path);
-            if name == b".wh..wh..opq" {
-                self.remove_under(parent);
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(b".wh.") {
-                let target = join(parent, hidden);
-                self.nodes.remove(&target);
-                self.remove_under(&target);
+            // `layer_entries` refused the whiteouts that name nothing.
+            if let Ok(Some(w)) = Whiteout::of(&path) {
+                self.hide(&w, &own);
                 continue;
             }
             if path.is_empty() {
@@ -186,7 +191,33 @@ impl BaseTree {
             if node != Node::Dir {
                 self.remove_under(&path);
             }
+            // The parents the layer does not name are made as a runtime
+            // makes them: root's, 0755.
+            let mut parent = split(&path).0;
+            while !parent.is_empty() && !self.nodes.contains_key(parent) {
+                self.nodes
+                    .insert(parent.to_vec(), (Node::Dir, index, (0o755, 0, 0)));
+                parent = split(parent).0;
+            }
+            own.put(&path);
             self.nodes.insert(path, (node, index, meta));
+        }
+    }
+
+    /// Remove what the whiteout `w` hides, `own` being what its layer put
+    /// so far.
+    fn hide(&mut self, w: &Whiteout, own: &OwnPaths) {
+        let top = w.top();
+        let doomed: Vec<Vec<u8>> = self
+            .nodes
+            .range(top.to_vec()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(top))
+            .filter(|k| w.hides(k, own))
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.nodes.remove(&k);
         }
     }
 
@@ -208,6 +239,12 @@ impl BaseTree {
     /// What the base has at `path`.
     pub fn get(&self, path: &[u8]) -> Option<&Node> {
         self.nodes.get(path).map(|(n, _, _)| n)
+    }
+
+    /// Every path of the tree (normalised, no leading `/`) and what it is,
+    /// sorted by path.
+    pub fn paths(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(p, (n, _, _))| (p.as_slice(), n))
     }
 
     /// Which layer (0-based) last put `path` there.
@@ -294,6 +331,28 @@ impl BaseTree {
         Some(done.join(&b'/'))
     }
 
+    /// The directory the base's link at `path` leads to (through every
+    /// link on the way), if it leads to one.
+    fn leads_to_directory(&self, path: &[u8]) -> Option<Vec<u8>> {
+        self.follow(path, true)
+            .filter(|to| self.get(to) == Some(&Node::Dir))
+    }
+
+    /// Whether `node`, put at `path`, is a link that leads where the
+    /// base's link there does (`/bin -> /usr/bin` over `/bin -> usr/bin`).
+    fn same_directory(&self, path: &[u8], node: &Node) -> bool {
+        let Node::Symlink(target) = node else {
+            return false;
+        };
+        let from = if target.starts_with(b"/") {
+            target.clone()
+        } else {
+            join(split(path).0, target)
+        };
+        self.follow(&from, true).is_some()
+            && self.follow(&from, true) == self.leads_to_directory(path)
+    }
+
     /// Check the entries of a new layer (`what` names it) against the
     /// base: every problem, up to 20, in one error.
     pub fn check<'a>(
@@ -342,6 +401,21 @@ impl BaseTree {
                         self.layer_name(*layer),
                         b.noun()
                     )),
+                    // A file, special file or other link over a link to a
+                    // directory: what the link led to is gone from there.
+                    (Some((b @ Node::Symlink(_), layer, _)), n)
+                        if self.leads_to_directory(path).is_some()
+                            && !self.same_directory(path, n) =>
+                    {
+                        Some(format!(
+                            "{}: {}, where its {} has {}, a directory: it would replace the link, and what the link leads to would be gone from {}",
+                            show(path),
+                            n.noun(),
+                            self.layer_name(*layer),
+                            b.noun(),
+                            show(path)
+                        ))
+                    }
                     (Some((Node::Dir, layer, _)), n) if *n != Node::Dir => Some(format!(
                         "{}: {}, where its {} has a directory: it would hide the directory's content",
                         show(path),
@@ -440,6 +514,20 @@ mod tests {
             ),
             "{e}"
         );
+        // A file, a special file or another link over the link to a
+        // directory: refused; a link to the same directory passes.
+        for n in [Node::File, Node::Other, Node::Symlink(b"/opt".to_vec())] {
+            let e = check("bin", n.clone()).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("/bin: {}, where its layer 1 (sha256:000000000000) has a symbolic link to usr/bin, a directory: it would replace the link, and what the link leads to would be gone from /bin", n.noun())),
+                "{e}"
+            );
+        }
+        for same in [&b"/usr/bin"[..], b"usr/bin/", b"./usr/bin"] {
+            check("bin", Node::Symlink(same.to_vec())).unwrap();
+        }
+        // lib -> /usr/lib leads nowhere in this base: nothing is hidden.
+        check("lib", Node::File).unwrap();
         assert!(check("etc", Node::File).is_err());
         assert!(check("etc/os-release", Node::Dir).is_err());
         assert!(check("etc/os-release/x", Node::File).is_err());
@@ -475,6 +563,28 @@ mod tests {
         // A file over a directory removes what was under it.
         t.apply(vec![(b"usr".to_vec(), Node::File, (0, 0, 0))], 2);
         assert_eq!(t.get(b"usr/bin"), None);
+        // Whiteouts hide the layers below, never their own layer's
+        // entries, before or after them; parents nobody named are
+        // directories of the layer that needed them.
+        let mut t = usr_merged();
+        let entry = |p: &str, n: Node| (p.as_bytes().to_vec(), n, (0o644, 0, 0));
+        t.apply(
+            vec![
+                entry("usr/bin/own", Node::File),
+                entry("usr/lib/x/y", Node::File),
+                entry("usr/.wh..wh..opq", Node::File),
+                entry(".wh.etc", Node::File),
+                entry("etc/new", Node::File),
+            ],
+            1,
+        );
+        assert_eq!(t.get(b"usr/bin/own"), Some(&Node::File));
+        assert_eq!(t.get(b"usr/bin/sh"), None);
+        assert_eq!(t.get(b"usr/bin"), Some(&Node::Dir));
+        assert_eq!(t.get(b"usr/lib/x"), Some(&Node::Dir));
+        assert_eq!(t.layer_of(b"usr/lib/x"), Some(1));
+        assert_eq!(t.get(b"etc/os-release"), None);
+        assert_eq!(t.get(b"etc/new"), Some(&Node::File));
         let s = tree(&[
             ("nix/store/abc-x", Node::Dir),
             ("nix/store/abc-x/bin", Node::Dir),

@@ -56,18 +56,26 @@ pub fn write_layer(
                 destination: f.source.display().to_string(),
                 reason: RELATIVE_WITHOUT_DESTINATION.into(),
             }
-            .within(format!("{at}: files[{i}]")));
+            .within(format!("{at}: {}", file_label(f, i))));
         }
         tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
-            .map_err(|e| e.within(format!("{at}: files[{i}]")))?;
+            .map_err(|e| e.within(format!("{at}: {}", file_label(f, i))))?;
     }
     let closure = match &spec.closure {
         None => Vec::new(),
         Some(ClosureSpec::Paths(p)) => p.clone(),
         Some(ClosureSpec::File { file, attr }) => {
             let file = spec::resolve(&base, file);
-            crate::nix::read_closure_file(&file, attr.as_deref())
-                .map_err(|e| e.within(format!("{at}: closure file {}", file.display())))?
+            let entries = crate::nix::read_closure_file(&file, attr.as_deref())
+                .map_err(|e| e.within(format!("{at}: closure file {}", file.display())))?;
+            // A store path whose files are only copied to destinations
+            // brings its references, not itself (its files are there once).
+            let left_out = crate::nix::copied_only(&entries, &copied_roots(spec, &base));
+            entries
+                .into_iter()
+                .map(|e| e.path)
+                .filter(|p| !left_out.contains(p))
+                .collect()
         }
     };
     for p in &closure {
@@ -83,15 +91,51 @@ pub fn write_layer(
                 .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
         }
     }
-    tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     if let Some(o) = onto {
         o.place(&mut tree).map_err(|e| e.within(at.to_owned()))?;
     }
+    // Where the paths finally are: through the base's links when followed.
+    tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     progress.layer_start(index, tree.content_bytes());
     let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
     let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
     progress.layer_done(&info.digest.to_string(), info.size);
     Ok(info)
+}
+
+/// How messages name the `i`th entry of a layer's files: its `label` (the
+/// argument it came from, as the Nix functions write it), else `files[i]`.
+fn file_label(f: &spec::FileSpec, i: usize) -> String {
+    f.label.clone().unwrap_or_else(|| format!("files[{i}]"))
+}
+
+/// The store paths a layer spec only copies files from: the store path of
+/// each source given a destination and not linked, less those also put at
+/// their own path or linked.
+fn copied_roots(spec: &LayerSpec, base: &Path) -> BTreeSet<PathBuf> {
+    let store = crate::nix::store_dir();
+    let root = |source: &Path| -> Option<PathBuf> {
+        let rest = spec::resolve(base, source)
+            .strip_prefix(&store)
+            .ok()?
+            .components()
+            .next()?
+            .as_os_str()
+            .to_owned();
+        Some(store.join(rest))
+    };
+    let (mut copied, mut kept) = (BTreeSet::new(), BTreeSet::new());
+    for f in &spec.files {
+        if let Some(r) = root(&f.source) {
+            if f.destination.is_some() && !f.link {
+                copied.insert(r);
+            } else {
+                kept.insert(r);
+            }
+        }
+    }
+    copied.retain(|r| !kept.contains(r));
+    copied
 }
 
 /// The level a layer is compressed at: its spec's, else the command line's
@@ -293,10 +337,11 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
                 || spec.strategy.is_some()
                 || !spec.base.is_empty()
                 || spec.from_image.is_some()
+                || !spec.copied.is_empty()
             {
                 return Err(Error::spec(
                     spec_path,
-                    "\"maxLayers\", \"strategy\", \"base\" and \"fromImage\" go with \"graph\": a \"plan\" is used as it is",
+                    "\"maxLayers\", \"strategy\", \"base\", \"fromImage\" and \"copied\" go with \"graph\": a \"plan\" is used as it is",
                 ));
             }
             read_json(&spec::resolve(&base, plan))
@@ -335,6 +380,12 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
                 }
             } else if spec.budget_includes_base.is_some() {
                 return Err(Error::spec(spec_path, "\"budgetIncludesBase\" goes with \"fromImage\""));
+            }
+            if !spec.copied.is_empty() {
+                let file = spec::resolve(&base, &g.file);
+                let entries = crate::nix::read_closure_file(&file, g.attr.as_deref())?;
+                let copied = spec.copied.iter().cloned().collect();
+                exclude_paths.extend(crate::nix::copied_only(&entries, &copied));
             }
             let exclude: BTreeSet<String> = exclude_paths
                 .iter()

@@ -192,13 +192,14 @@ pub fn write_config(
         }
     }
     let diff_ids: Vec<Sha256Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-    let (config_doc, platform) =
-        config_document(spec, &diff_ids, onto.as_ref().map(|o| &o.image.config)).map_err(|e| {
-            match &onto {
-                Some(o) => e.within(o.image.source.clone()),
-                None => e,
-            }
-        })?;
+    // The spec is named; the base too when its config is to blame.
+    let (config_doc, platform) = config_document(
+        spec,
+        &diff_ids,
+        onto.as_ref()
+            .map(|o| (&o.image.config, o.image.source.as_str())),
+    )
+    .map_err(|e| e.within(spec_path.display().to_string()))?;
     let config = blobs.write_json(&config_doc, MediaType::CONFIG)?;
     Ok(ConfigInfo {
         media_type: config.media_type,

@@ -10,9 +10,10 @@ use clap::{Args, Subcommand};
 use nixoci::remote::artifact::{self, Input, PushOptions};
 
 use super::args::{file_and_media_type, reference_arg};
-use super::local::LimitArgs;
+use super::limit_args::LimitArgs;
 use super::output::TransferOutputArgs;
-use super::remote::{RemoteArgs, TransferBars};
+use super::remote::TransferBars;
+use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ArtifactCommand {
@@ -20,7 +21,9 @@ pub enum ArtifactCommand {
     /// as ORAS packs them) as an OCI artifact.
     Push(PushArgs),
     /// Pull an artifact's files into a directory (packed directories
-    /// unpacked safely); an existing file is an error unless --overwrite.
+    /// unpacked safely, each only under its own title; every layer must
+    /// be titled; the files are yours, writable by you); an existing file
+    /// is an error unless --overwrite.
     Pull(PullArgs),
 }
 

@@ -270,8 +270,33 @@ pub fn nix_builder() -> Result<ExitCode> {
         )?,
         C::Archive => builder_archive(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
         C::Verify => builder_verify(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
+        C::Script => builder_script(builder_spec(&attrs, &path)?, &out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec of the `script` builder command: a program for `nix run`
+/// (`copyToRegistry`, ...), whose text the Nix functions write.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptSpec {
+    name: String,
+    text: String,
+}
+
+/// `script` as a builder: `$out/bin/NAME`, executable, holding the text.
+fn builder_script(s: ScriptSpec, out: &Path) -> Result<()> {
+    if s.name.is_empty() || s.name.contains('/') || s.name.starts_with('.') {
+        anyhow::bail!("script name {:?} is not a file name", s.name);
+    }
+    let bin = out.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
+    let file = bin.join(&s.name);
+    std::fs::write(&file, s.text).with_context(|| format!("cannot write {}", file.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o555))
+        .with_context(|| format!("cannot make {} executable", file.display()))?;
+    Ok(())
 }
 
 /// The spec of the `archive` builder command.

@@ -16,9 +16,9 @@ use nixoci::inspect::human_size;
 use nixoci::layout::Layout;
 
 use super::args::{locate, Target};
-use super::local::LimitArgs;
+use super::limit_args::LimitArgs;
 use super::output::{Output, OutputArgs};
-use super::remote::RemoteArgs;
+use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {

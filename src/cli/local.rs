@@ -11,34 +11,9 @@ use clap::Args;
 use nixoci::inspect::human_size;
 
 use super::args::{layout_arg, locate, Target};
+use super::limit_args::LimitArgs;
 use super::output::{Output, OutputArgs};
-use super::remote;
-
-/// Bounds on reading layers (unpack: over the whole image; verify: for
-/// each layer).
-#[derive(Debug, Args)]
-pub(super) struct LimitArgs {
-    /// Most entries (files, directories, links).
-    #[arg(long, default_value_t = 1_000_000)]
-    max_entries: u64,
-    /// Largest single file, in bytes (16 GiB).
-    #[arg(long, default_value_t = 16 << 30)]
-    max_file_size: u64,
-    /// Most bytes of file content, and most bytes of uncompressed layer
-    /// content (64 GiB); decompression stops there.
-    #[arg(long, default_value_t = 64 << 30)]
-    max_total_size: u64,
-}
-
-impl LimitArgs {
-    pub(super) fn limits(&self) -> nixoci::unpack::Limits {
-        nixoci::unpack::Limits {
-            max_entries: self.max_entries,
-            max_file_size: self.max_file_size,
-            max_total_size: self.max_total_size,
-        }
-    }
-}
+use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -94,7 +69,7 @@ pub struct InspectArgs {
     #[command(flatten)]
     print: OutputArgs,
     #[command(flatten)]
-    remote: remote::RemoteArgs,
+    remote: RemoteArgs,
 }
 
 /// `nixoci inspect`, of a layout or of a registry reference.
@@ -110,7 +85,8 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
             }
             .with_context(|| format!("cannot inspect {}", dir.display()))?
         }
-        Target::Remote(r) => remote::inspect_remote(&r, &a.remote)?,
+        Target::Remote(r) => vec![nixoci::remote::inspect(&r, &a.remote.options()?)
+            .with_context(|| format!("cannot inspect {r}"))?],
     };
     a.print
         .mode()

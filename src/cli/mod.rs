@@ -10,17 +10,20 @@
 //!   reference);
 //! - [`plan`]: the layering plan of a closure graph;
 //! - [`output`]: how a command reports (text, JSON or nothing);
-//! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments.
+//! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
+//! - [`remote_args`] and [`limit_args`]: the options every registry
+//!   command, and every command that reads layers, takes.
 //!
-//! Imports go one way: this module uses the others; `local` uses `remote`
-//! (inspect of a reference); `diff` uses `local` (its limits) and `remote`
-//! (its options); `build`, `local`, `remote` and `diff` use `args` and
-//! `output`, which use none of them.
+//! Imports go one way: this module uses the others; `artifact` uses
+//! `remote` (its progress bars); the commands use `args`, `output`,
+//! `remote_args` and `limit_args`, which use none of them
+//! (`tests/layering.rs` checks that no two import each other).
 
 mod args;
 mod artifact;
 mod build;
 mod diff;
+mod limit_args;
 mod local;
 mod output;
 mod plan;

@@ -16,8 +16,9 @@ use nixoci::remote;
 use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
+use super::limit_args::LimitArgs;
 use super::output::{Output, OutputArgs, TransferOutputArgs};
-pub use super::remote_args::RemoteArgs;
+use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -116,7 +117,7 @@ pub struct AttachArgs {
     #[arg(long, value_name = "KEY=VALUE")]
     annotation: Vec<String>,
     #[command(flatten)]
-    limits: super::local::LimitArgs,
+    limits: LimitArgs,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
@@ -441,12 +442,6 @@ pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
-}
-
-/// `inspect` of a registry reference.
-pub fn inspect_remote(r: &Reference, remote: &RemoteArgs) -> Result<Vec<nixoci::inspect::Tagged>> {
-    Ok(vec![nixoci::remote::inspect(r, &remote.options()?)
-        .with_context(|| format!("cannot inspect {r}"))?])
 }
 
 /// One progress bar per blob in flight, on standard error when the output

@@ -1,6 +1,8 @@
 //! The entries of one layer, read for comparison: every path with what a
 //! change to it would show (type, content digest, size, mode, owner, link,
 //! mtime), through the reader `unpack` and `verify` use, never extracted.
+//! A whiteout is compared as the entry it is; one that names nothing is
+//! refused, as every reader refuses it ([`crate::untar::whiteout`]).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -12,6 +14,7 @@ use crate::layer::compress::Compression;
 use crate::layout::Layout;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::whiteout::Whiteout;
 use crate::untar::{check_diff_id, normalise, Budget, EntryMeta, Limits};
 use serde::Serialize;
 
@@ -94,6 +97,7 @@ pub(super) fn read_entries(
             }
             let raw = entry.path_bytes().into_owned();
             let meta = EntryMeta::read(&mut entry).map_err(|w| refused(&raw, w))?;
+            Whiteout::of(&meta.path).map_err(|w| refused(&meta.path, w.to_owned()))?;
             let mode = entry
                 .header()
                 .mode()

@@ -114,6 +114,22 @@ fn whiteout_entry(dest: &str) -> Entry {
     }
 }
 
+/// Nix's base-32 alphabet, the characters of a store path's hash part.
+pub(crate) const BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Length of a store path's hash part.
+pub(crate) const HASH_LEN: usize = 32;
+
+/// The name of a store path without its hash part (`motd` for
+/// `<hash>-motd`), or None when `name` does not start with one.
+pub(crate) fn name_without_hash(name: &str) -> Option<&str> {
+    let bytes = name.as_bytes();
+    let hashed = bytes.len() > HASH_LEN + 1
+        && bytes[..HASH_LEN].iter().all(|c| BASE32.contains(c))
+        && bytes[HASH_LEN] == b'-';
+    hashed.then(|| &name[HASH_LEN + 1..])
+}
+
 /// `parent/child` as layer-relative path bytes (`child` alone at the root).
 pub(crate) fn join(parent: &[u8], child: &[u8]) -> Vec<u8> {
     if parent.is_empty() {
@@ -200,7 +216,7 @@ impl Tree {
                 Some(dest) => dest,
                 None => return Ok(()), // held by the base layers
             },
-            Some(d) => Self::given_destination(source, d, is_dir)?,
+            Some(d) => self.given_destination(source, d, is_dir)?,
         };
         if !is_dir {
             return self.add_leaf(source, &meta, place, dest);
@@ -280,7 +296,7 @@ impl Tree {
 
     /// The layer path for a source given the destination `d`: a
     /// destination ending in `/` holds a file source under its own name.
-    fn given_destination(source: &Path, d: &str, is_dir: bool) -> Result<Vec<u8>> {
+    fn given_destination(&self, source: &Path, d: &str, is_dir: bool) -> Result<Vec<u8>> {
         let (rel, into_dir) = parse_destination(d)?;
         if into_dir && !is_dir {
             let name = source.file_name().ok_or_else(|| Error::Destination {
@@ -290,7 +306,14 @@ impl Tree {
                     source.display()
                 ),
             })?;
-            Ok(join(rel.as_bytes(), name.as_bytes()))
+            // A whole store path (a Nix path literal `./motd`, a
+            // `writeText` output) goes in under its name without the hash
+            // part: `/etc/motd`, not `/etc/<hash>-motd`.
+            let stripped = (source.parent() == Some(self.store_dir.as_path()))
+                .then(|| name.to_str().and_then(name_without_hash))
+                .flatten();
+            let name = stripped.map_or(name.as_bytes(), str::as_bytes);
+            Ok(join(rel.as_bytes(), name))
         } else {
             Ok(rel.into_bytes())
         }
@@ -466,18 +489,40 @@ impl Tree {
         Ok(())
     }
 
-    /// A removed path may not also be placed, nor anything under it.
+    /// A removed path may not also be placed, nor anything under it:
+    /// checked where the entries finally are, so after [`Tree::remap`]
+    /// too (`remove = ["/bin/x"]` and `/usr/bin/x` meet there when `/bin`
+    /// leads to `/usr/bin`).
     pub fn check_removals(&self) -> Result<()> {
-        for r in &self.removed {
-            let under = join(r, b"");
+        for (path, whiteout) in &self.entries {
+            let Some(dest) = &whiteout.removes else {
+                continue;
+            };
+            let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&b""[..], &path[..]),
+            };
+            let r = join(
+                parent,
+                name.strip_prefix(WHITEOUT.as_bytes()).unwrap_or(name),
+            );
+            let under = join(&r, b"");
             if let Some((p, e)) = self
                 .entries
                 .iter()
-                .find(|(p, _)| *p == r || p.starts_with(&under))
+                .find(|(p, _)| **p == r || p.starts_with(&under))
             {
+                let moved = parse_destination(dest).is_ok_and(|(rel, _)| rel.as_bytes() != r);
+                let removed = if !moved {
+                    dest.clone()
+                } else {
+                    format!(
+                        "{dest} (at {} through the base's symbolic links)",
+                        display(&r)
+                    )
+                };
                 return Err(Error::Invalid(format!(
-                    "{} is removed (remove) and also placed ({} at {}): do one or the other",
-                    display(r),
+                    "{removed} is removed (remove) and also placed ({} at {}): do one or the other",
                     e.describe(),
                     display(p)
                 )));
@@ -706,6 +751,37 @@ mod tests {
             destination: Some(d),
             ..Default::default()
         }
+    }
+
+    /// Issue 21: a whole store path put into a directory (`./motd` to
+    /// `/etc/`) goes in under its name without the hash part; a file
+    /// elsewhere, or inside a store path, keeps its name.
+    #[test]
+    fn store_path_into_a_directory_drops_its_hash_part() {
+        let store = tempfile::tempdir().unwrap();
+        let motd = store.path().join("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-motd");
+        fs::write(&motd, "hi\n").unwrap();
+        let inner = store.path().join("1c2kvl9a1jfnv7krcvsj5gj3i95162zl-pkg");
+        fs::create_dir(&inner).unwrap();
+        fs::write(inner.join("2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x"), "x").unwrap();
+        let mut t = Tree::new(store.path().to_owned(), BTreeSet::new());
+        t.add(&motd, &dest("/etc/"), Path::new("spec")).unwrap();
+        t.add(
+            &inner.join("2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x"),
+            &dest("/opt/"),
+            Path::new("spec"),
+        )
+        .unwrap();
+        assert!(t.entries.contains_key(b"etc/motd".as_slice()));
+        assert!(t
+            .entries
+            .contains_key(b"opt/2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x".as_slice()));
+        assert_eq!(name_without_hash("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-"), None);
+        assert_eq!(name_without_hash("motd"), None);
+        assert_eq!(
+            name_without_hash("ec2kvl9a1jfnv7krcvsj5gj3i95162zl-x"),
+            None
+        );
     }
 
     #[test]

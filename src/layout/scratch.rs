@@ -57,6 +57,12 @@ impl Scratch {
     }
 }
 
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Scratch").field(&self.path).finish()
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         // Removed before it is no longer tracked: an interruption in

@@ -270,3 +270,21 @@ impl std::str::FromStr for Platform {
         }
     }
 }
+
+/// The OCI name of an architecture given by its Nix (uname) name, such as
+/// `x86_64` for `amd64`; None for any other name. Images are refused with
+/// such a name rather than mapped (a decision, README "With Nix"): a
+/// config names what the user wrote, and an index with `x86_64` is one in
+/// which podman and skopeo on amd64 find no image.
+pub fn oci_architecture(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" | "armv8" => "arm64",
+        "i686" | "i386" | "i586" | "x86" => "386",
+        "armv7l" | "armv7" | "armv6l" | "armv6" | "armhf" => "arm",
+        "powerpc64le" | "ppc64el" => "ppc64le",
+        "powerpc64" => "ppc64",
+        "mips64el" => "mips64le",
+        _ => return None,
+    })
+}

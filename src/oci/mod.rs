@@ -9,6 +9,8 @@
 //!   from an image index;
 //! - [`json`]: the one canonical form of a document, and bounded, strict
 //!   parsing of documents;
+//! - [`fields`]: the fields each document defines, for the keys of what
+//!   a user merges into one;
 //! - [`validate`]: the type every field of a config, manifest and index must
 //!   have, as strict consumers read them;
 //! - [`reference`](mod@reference): image references and the tag grammar;
@@ -16,6 +18,7 @@
 
 pub mod descriptor;
 pub mod digest;
+pub mod fields;
 pub mod json;
 pub mod media_type;
 pub mod reference;

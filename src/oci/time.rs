@@ -1,11 +1,21 @@
 //! Times in documents and tar headers: never the wall clock, always
-//! `SOURCE_DATE_EPOCH` or a fixed time, written as RFC 3339 as Go reads it.
+//! `SOURCE_DATE_EPOCH` or a fixed time, written as RFC 3339 as Go reads it;
+//! the one exception is an image's `created` when its spec asks for
+//! `"now"`, by name.
 
 use crate::error::{Error, Result};
 
 /// The image creation time: the spec's, else `SOURCE_DATE_EPOCH`, else
-/// 1970-01-01T00:00:01Z. Never the wall clock.
+/// 1970-01-01T00:00:01Z. The wall clock only when the spec says `"now"`
+/// (as dockerTools takes it; the image is then not reproducible).
 pub fn created_time(spec_created: Option<&str>) -> Result<String> {
+    if spec_created == Some("now") {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Invalid("created \"now\": the clock is before 1970".into()))?
+            .as_secs();
+        return Ok(format_epoch(secs));
+    }
     if let Some(c) = spec_created {
         if !is_rfc3339(c) {
             return Err(Error::Invalid(format!(
@@ -141,6 +151,19 @@ pub fn default_mtime() -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `"now"` is the wall clock, asked for by name (issue 21); anything
+    /// else that is not RFC 3339 is still refused.
+    #[test]
+    fn created_now_is_the_clock() {
+        let now = created_time(Some("now")).unwrap();
+        assert!(is_rfc3339(&now), "{now}");
+        assert!(now.as_str() >= "2025", "{now}");
+        assert!(created_time(Some("Now"))
+            .unwrap_err()
+            .to_string()
+            .contains("is not an RFC 3339 time"));
+    }
 
     #[test]
     fn utc_seconds_of_rfc3339() {

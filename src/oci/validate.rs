@@ -70,6 +70,19 @@ fn string(v: &Value, at: &str) -> Checked {
         .ok_or_else(|| wrong(at, "a string", v))
 }
 
+/// A working directory: absolute, or empty (unset, as Docker writes it);
+/// runtimes refuse a relative one ("Cwd must be an absolute path").
+fn working_dir(v: &Value, at: &str) -> Checked {
+    match v.as_str() {
+        Some(s) if s.is_empty() || s.starts_with('/') => Ok(()),
+        _ => Err(wrong(
+            at,
+            "an absolute path (runtimes refuse a relative working directory)",
+            v,
+        )),
+    }
+}
+
 fn boolean(v: &Value, at: &str) -> Checked {
     v.is_boolean()
         .then_some(())
@@ -228,9 +241,10 @@ pub fn validate_config(doc: &Value) -> Checked {
     f.optional("os.features", strings)?;
     f.optional("config", |v, at| {
         let c = Fields::of(v, at)?;
-        for key in ["User", "WorkingDir", "StopSignal"] {
+        for key in ["User", "StopSignal"] {
             c.optional(key, string)?;
         }
+        c.optional("WorkingDir", working_dir)?;
         for key in ["Entrypoint", "Cmd", "Shell", "OnBuild"] {
             c.optional(key, strings)?;
         }

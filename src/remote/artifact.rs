@@ -17,7 +17,10 @@
 //! safe extractor ([`crate::unpack`]: names, links, sizes and counts
 //! checked, digests verified), then moves each file or directory into
 //! place; an existing one is an error unless `overwrite`, and that is
-//! checked before anything moves.
+//! checked before anything moves. Only titled layers are an artifact's
+//! files, and a packed directory writes only under its title
+//! ([`crate::artifact::check_files`], before anything is written); what
+//! is written becomes the user's ([`crate::artifact::make_own`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,8 +42,7 @@ use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
 
-/// ORAS's annotation marking a packed directory.
-pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
+pub use crate::artifact::ANNOTATION_UNPACK;
 /// ORAS's annotation giving a packed directory's tar digest.
 pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
 /// The artifact type when none is given and there is no config (as the
@@ -466,6 +468,10 @@ pub fn pull(
     let work = crate::layout::Scratch::new_in(dir, "artifact")?;
     let layout = work.path().join("layout");
     let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
+    // An ordinary image is no artifact: its root filesystem would land in
+    // `dir`. (`unpack` checks the packed directories of an artifact.)
+    let image = crate::layout::Layout::open(&layout)?.resolve(None, None)?;
+    crate::artifact::check_titles(&image)?;
     let unpacked = work.path().join("files");
     let uopts = crate::unpack::UnpackOptions {
         limits: *limits,
@@ -479,6 +485,9 @@ pub fn pull(
         .collect::<std::io::Result<_>>()
         .at(&unpacked)?;
     names.sort();
+    for n in &names {
+        crate::artifact::make_own(&unpacked.join(n))?;
+    }
     // Every conflict before anything moves.
     for n in &names {
         let target = dir.join(n);

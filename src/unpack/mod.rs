@@ -1,22 +1,25 @@
 //! Safe extraction of an image's root filesystem (image-spec `layer.md`):
-//! layers applied in order, OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`),
-//! digests and diff_ids verified while reading.
+//! layers applied in order, OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`, by
+//! the rule of [`crate::untar::whiteout`]), digests and diff_ids verified
+//! while reading.
 //!
 //! Nothing lands outside the target directory: paths with `..` or a leading
 //! `/` are refused; no path is ever resolved through a symlink (every parent
 //! directory is checked with `lstat` and must be a real directory), so a
-//! symlink placed by an earlier entry cannot be written through; hard links
-//! must name an entry inside the tree. Device nodes are refused unless
+//! symlink placed by an earlier entry cannot be written through, and the
+//! modes and times set at the end reach each path through
+//! [`crate::rootfs::Root::exact`], never through a link a later entry put
+//! on the way; hard links must name an entry inside the tree. Device nodes are refused unless
 //! asked for. Entry count, single file size and total size are bounded. The
 //! tree is built in a temporary sibling and renamed into place only when
 //! every layer applied and verified, so a refusal leaves nothing behind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,6 +29,7 @@ use crate::layer::compress::Compression;
 use crate::layout::{BlobReader, Layout, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::whiteout::{OwnPaths, Whiteout};
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
 
@@ -98,7 +102,20 @@ pub fn unpack(
 ) -> Result<UnpackReport> {
     let reader = Layout::open(layout)?;
     let image = reader.resolve(tag, opts.platform.as_ref())?;
-    let diff_ids = image.diff_ids()?;
+    let diff_ids = if !crate::artifact::is_artifact(&image) {
+        image_diff_ids(&image)?
+    } else if image
+        .layers
+        .iter()
+        .any(|l| crate::artifact::title(l).is_some())
+    {
+        // ORAS's files, which have no diff_ids: written as `artifact pull`
+        // writes them, checked before anything is.
+        crate::artifact::check_files(&reader, &image, &opts.limits)?;
+        vec![None; image.layers.len()]
+    } else {
+        image.diff_ids()?
+    };
 
     let staging = Staging::empty(dir, opts.force, &[layout.to_owned()])?;
     let mut tree = Extract {
@@ -108,7 +125,7 @@ pub fn unpack(
         bytes: 0,
         times: BTreeMap::new(),
         modes: BTreeMap::new(),
-        current: BTreeSet::new(),
+        own: OwnPaths::default(),
         known_dirs: Default::default(),
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
@@ -127,6 +144,29 @@ pub fn unpack(
     })
 }
 
+/// An image's diff_ids, one for each layer, as the docker archive and
+/// `verify` require them: a config that lists fewer or more is refused.
+fn image_diff_ids(image: &crate::layout::Image) -> Result<Vec<Option<Sha256Digest>>> {
+    let listed = image.config_value()?["rootfs"]["diff_ids"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let diff_ids = image.diff_ids()?;
+    if let Some(i) = diff_ids.iter().take(listed).position(Option::is_none) {
+        return Err(Error::Invalid(format!(
+            "config {}: rootfs.diff_ids[{i}] is not a string; the image is damaged (build or pull it again)",
+            image.config.digest
+        )));
+    }
+    if listed != image.layers.len() {
+        return Err(Error::Invalid(format!(
+            "config {} lists {listed} diff_ids (rootfs.diff_ids) for {} layers: an image's config gives one for each layer; the image is damaged (build or pull it again)",
+            image.config.digest,
+            image.layers.len()
+        )));
+    }
+    Ok(diff_ids)
+}
+
 struct Extract<'a> {
     root: PathBuf,
     opts: &'a UnpackOptions,
@@ -138,8 +178,9 @@ struct Extract<'a> {
     /// Directory modes, applied at the end (so read-only directories can
     /// still be filled by later entries).
     modes: BTreeMap<Vec<u8>, u32>,
-    /// Paths the current layer created (an opaque whiteout keeps them).
-    current: BTreeSet<Vec<u8>>,
+    /// Paths the current layer created, and their parents: what its
+    /// whiteouts keep.
+    own: OwnPaths,
     /// Directories of the tree checked to be real directories (not
     /// symlinks), so that the parents of the next entry need no check
     /// again. Only this run writes the tree (a private temporary
@@ -158,7 +199,7 @@ impl Extract<'_> {
         desc: &Descriptor,
         diff_id: Option<&Sha256Digest>,
     ) -> Result<()> {
-        self.current.clear();
+        self.own.clear();
         let mut compressed = layout
             .open_blob(desc)
             .map_err(|e| e.within(format!("layer {index}")))?;
@@ -380,23 +421,6 @@ impl Extract<'_> {
         Ok(Some(p))
     }
 
-    /// Remove what the layers below put in the directory `dir` (relative
-    /// path `rel`): every child this layer did not create, and the same
-    /// inside the directories it did create.
-    fn clear_lower(&self, dir: &Path, rel: &[u8]) -> Result<()> {
-        for child in fs::read_dir(dir).at(dir)? {
-            let child = child.at(dir)?;
-            let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
-            let path = child.path();
-            if !self.current.contains(&crel) {
-                self.clear(&path)?;
-            } else if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                self.clear_lower(&path, &crel)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Remove whatever is at `path` (not following a symlink).
     fn clear(&self, path: &Path) -> Result<()> {
         match fs::symlink_metadata(path) {
@@ -431,16 +455,15 @@ impl Extract<'_> {
             return Ok(()); // the root itself ("./")
         };
         let rel = comps.join(&b'/');
-        let parent_rel: Vec<u8> = comps[..comps.len() - 1].join(&b'/');
-        let whiteout = last.starts_with(b".wh.");
-        Self::check_whiteout_name(index, &raw, last)?;
+        let whiteout = Whiteout::of(&rel).map_err(|why| refused(index, &raw, why))?;
         // A whiteout never creates the directories it names.
-        let Some(dir_path) = self.parents(index, &raw, &comps, !whiteout)? else {
+        let Some(dir_path) = self.parents(index, &raw, &comps, whiteout.is_none())? else {
             return Ok(());
         };
         let path = dir_path.join(OsStr::from_bytes(last));
-        if whiteout {
-            return self.whiteout(&dir_path, &parent_rel, last);
+        if let Some(w) = whiteout {
+            let top = w.top();
+            return self.hide(&w, &self.root.join(OsStr::from_bytes(top)), top);
         }
 
         let header = entry.header().clone();
@@ -451,6 +474,7 @@ impl Extract<'_> {
             tar::EntryType::Symlink => self.make_symlink(index, &raw, &path, &meta)?,
             tar::EntryType::Link => {
                 self.make_hard_link(index, &raw, &path, &meta)?;
+                self.own.put(&rel);
                 return Ok(()); // metadata is the target's
             }
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -465,74 +489,50 @@ impl Extract<'_> {
                 ))
             }
         }
-        self.current.insert(rel.clone());
+        self.own.put(&rel);
         self.times.insert(rel, meta.mtime);
         Ok(())
     }
 
-    /// A whiteout `.wh.NAME` must name an entry of its directory.
-    fn check_whiteout_name(index: usize, raw: &[u8], last: &[u8]) -> Result<()> {
-        if let Some(name) = last
-            .strip_prefix(b".wh.")
-            .filter(|_| last != b".wh..wh..opq")
-        {
-            if name.is_empty() || name == b".." || name == b"." {
-                return Err(refused(
-                    index,
-                    raw,
-                    "a whiteout must name an entry of its directory",
-                ));
+    /// Apply the whiteout `w` from `path` (relative path `rel`) down:
+    /// what it hides goes, whole; a directory it spares (its layer's own)
+    /// is walked for what the layers below left inside.
+    fn hide(&self, w: &Whiteout, path: &Path, rel: &[u8]) -> Result<()> {
+        if w.hides(rel, &self.own) {
+            return self.clear(path);
+        }
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            for child in fs::read_dir(path).at(path)? {
+                let child = child.at(path)?;
+                let crel = crate::layer::tree::join(rel, child.file_name().as_bytes());
+                self.hide(w, &child.path(), &crel)?;
             }
         }
         Ok(())
     }
 
-    /// Apply the whiteout `last` found in the directory `dir_path` (relative
-    /// path `parent_rel`).
-    fn whiteout(&self, dir_path: &Path, parent_rel: &[u8], last: &[u8]) -> Result<()> {
-        // Whiteouts hide what the layers below put there (image-spec
-        // layer.md), never what this layer put there, whatever the order of
-        // the entries (as umoci does).
-        if last == b".wh..wh..opq" {
-            return self.clear_lower(dir_path, parent_rel);
-        }
-        if let Some(name) = last.strip_prefix(b".wh.") {
-            let target = dir_path.join(OsStr::from_bytes(name));
-            let trel = crate::layer::tree::join(parent_rel, name);
-            if !self.current.contains(&trel) {
-                return self.clear(&target);
-            }
-            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                return self.clear_lower(&target, &trel);
-            }
-        }
-        Ok(())
-    }
-
-    /// Directory modes and owners, then mtimes, deepest first.
+    /// Directory modes, then mtimes, deepest first. Each is set on what
+    /// is at its path now, reached without following a link
+    /// ([`crate::rootfs::Root::exact`]): a later entry may have put a link
+    /// where a directory was, and a mode or time set through it would land
+    /// outside the tree.
     fn finish(&mut self) -> Result<()> {
+        let tree = crate::rootfs::Root::open(&self.root, "the unpacked tree")?;
         for (rel, mode) in self.modes.iter().rev() {
-            let p = self.root.join(OsStr::from_bytes(rel));
-            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-                fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).at(&p)?;
+            if let Some((dir, name)) = tree.exact(rel)? {
+                if dir
+                    .meta(&name)
+                    .is_ok_and(|m| m.kind == crate::rootfs::Kind::Dir)
+                {
+                    dir.set_dir_mode(&name, *mode)?;
+                }
             }
         }
         for (rel, mtime) in self.times.iter().rev() {
-            let p = self.root.join(OsStr::from_bytes(rel));
-            let c = cstring(&p)?;
-            let t = libc::timespec {
-                tv_sec: mtime.0 as libc::time_t,
-                tv_nsec: mtime.1 as _,
-            };
             // Best effort: the entry may have been whited out since.
-            unsafe {
-                libc::utimensat(
-                    libc::AT_FDCWD,
-                    c.as_ptr(),
-                    [t, t].as_ptr(),
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
+            if let Ok(Some((dir, name))) = tree.exact(rel) {
+                let _ = dir.set_times(&name, mtime.0, mtime.1);
+            }
         }
         Ok(())
     }

@@ -1,10 +1,12 @@
 //! Reading tar layers as Go's `archive/tar` (and so umoci, podman and
 //! containerd) reads them, for `unpack` and `verify` alike: one entry's
 //! metadata with the PAX and GNU extensions applied (`EntryMeta`), its
-//! content with sparse maps and zero runs as holes, and the bounds every
-//! reader of a layer applies ([`Limits`], `Budget`).
+//! content with sparse maps and zero runs as holes, the bounds every
+//! reader of a layer applies ([`Limits`], `Budget`), and the one rule for
+//! whiteouts ([`whiteout`]).
 
 mod header;
+pub mod whiteout;
 
 use header::*;
 use std::fs::File;

@@ -148,6 +148,25 @@ in
   imageName = ociImage { name = 5; files = [ { source = file; destination = "/f"; } ]; };
   imageNoMainProgram = ociImage { name = "x"; files = [ { source = hello; destination = "/bin/hello"; } ]; };
 
+  # Issue 21: what a Nix user following the README hit.
+  extraHealthcheckAtTop = ociImage { name = "x"; files = [ { source = file; destination = "/f"; } ]; extraConfig.Healthcheck.Test = [ "NONE" ]; };
+  extraArchitectureTypo = ociImageConfig { layers = [ layer ]; extraConfig.archtecture = "amd64"; };
+  extraEntrypointTypo = ociImageConfig { layers = [ layer ]; extraConfig.config.Entrypiont = [ "/bin/sh" ]; };
+  extraUnknown = ociImageConfig { layers = [ layer ]; extraConfig.zzzzzzzz = 1; };
+  extraManifestTypo = ociImageManifest { layers = [ layer ]; extraManifest.artifactTyp = "a/b"; };
+  extraIndexTypo = ociImageLayout { manifests = [ manifest ]; extraIndex.anotations = { }; };
+  configHealthcheck = ociImageConfig { layers = [ layer ]; config.Healthcheck.Test = [ "NONE" ]; };
+  configExposedPortsNumbers = ociImage { name = "x"; files = [ { source = file; destination = "/f"; } ]; config.ExposedPorts = [ 8080 ]; };
+  configWorkingDirRelative = ociImage { name = "x"; files = [ { source = file; destination = "/f"; } ]; config.WorkingDir = "app"; };
+  extraWorkingDirRelative = ociImageConfig { layers = [ layer ]; extraConfig.config.WorkingDir = "app"; };
+  imageArchitectureNix = ociImage { name = "x"; files = [ { source = file; destination = "/f"; } ]; architecture = "x86_64"; };
+  extraArchitectureNix = ociImageConfig { layers = [ layer ]; extraConfig.architecture = "aarch64"; };
+  imageSbom = ociImage { name = "x"; files = [ { source = file; destination = "/f"; } ]; sbom = "xml"; };
+  imageNameReference = ociImage { name = "ghcr.io/org/app:1.0"; files = [ { source = file; destination = "/f"; } ]; };
+  imageFromRegistryName = ociImage { name = "x"; fromImage = "docker.io/library/alpine:3.20"; };
+  verifyList = lib.ociVerify [ layout ];
+  verifyLayer = lib.ociVerify layer;
+
   pullNameTag = pull { imageName = "registry.example/app:1.0"; };
   pullNameUpper = pull { imageName = "Registry/App"; };
   pullDigest = pull { imageDigest = "latest"; };

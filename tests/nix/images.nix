@@ -28,7 +28,8 @@ let
     meta.mainProgram = "app-ref";
   };
 
-  # An image whose closure (busybox, app, dep) is split automatically.
+  # An image whose closure (app and dep; busybox is only copied to /bin)
+  # is split automatically.
   layeredWith =
     a:
     lib.ociImage {
@@ -36,6 +37,7 @@ let
       files = [
         { source = bb; destination = "/bin"; }
         { source = a; destination = "/usr/bin/app"; }
+        { source = a; }
       ];
       config.Entrypoint = [ "/bin/busybox" "cat" "/usr/bin/app" ];
       maxLayers = 4;
@@ -94,7 +96,7 @@ rec {
   defaultOverFullBudget = lib.ociImage {
     name = "over-full";
     layers = [ (lib.ociLayers { roots = [ dep ]; }) ];
-    files = [ { source = app; destination = "/usr/bin/app"; } ];
+    files = [ { source = app; } ];
   };
   # Where it came from, as a flake's self says: annotations.
   withOrigin = lib.ociImage {
@@ -125,6 +127,65 @@ rec {
     contents = [ app ];
     files = [ { source = bb; destination = "/bin"; } ];
     config.Entrypoint = [ "/bin/busybox" "cat" "/bin/app-ref" ];
+  };
+  # 1 MB of random bytes that name dep: copied to a destination, its
+  # references go in, its own store path does not (it would be its bytes a
+  # second time); once split, once in one layer, once also linked (which
+  # needs the store path).
+  big = sh "big" "${bb}/busybox head -c 1000000 /dev/urandom > $out && echo ${dep} >> $out";
+  bigPath = "${big}";
+  copiedBig = lib.ociImage {
+    name = "copied-big";
+    files = [ { source = big; destination = "/data/big"; } ];
+  };
+  copiedBigOneLayer = lib.ociImage {
+    name = "copied-big-one";
+    files = [ { source = big; destination = "/data/big"; } ];
+    maxLayers = null;
+  };
+  copiedAndLinkedBig = lib.ociImage {
+    name = "copied-linked-big";
+    files = [
+      { source = big; destination = "/data/big"; }
+      { source = big; destination = "/data/link"; link = true; }
+    ];
+  };
+  # A path literal and a single-file derivation into a directory: each
+  # under its own name, without the store path's hash part.
+  motdImage = lib.ociImage {
+    name = "motd";
+    files = [
+      { source = ./motd; destination = "/etc/"; }
+      { source = dep; destination = "/etc/"; }
+    ];
+  };
+  # A store path in the config: as written, the layout references it;
+  # with its string context discarded, only the layer (which holds app)
+  # does.
+  envWith =
+    path:
+    lib.ociImage {
+      name = "env";
+      files = [ { source = app; } ];
+      config.Env = [ "PATH=${path}/bin" ];
+      maxLayers = null;
+    };
+  envReferenced = envWith app;
+  envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}");
+  # What dockerTools and nix2container users look for: a tag from the
+  # image's hash, the build's time, imageName and imageTag, and programs
+  # for `nix run`.
+  withHelpers = lib.ociImage {
+    name = "helpers";
+    tag = null;
+    created = "now";
+    maxLayers = null;
+    files = [ { source = bb; destination = "/bin"; } ];
+    config.Entrypoint = [ "/bin/busybox" "echo" "helpers" ];
+  };
+  helpersNames = {
+    inherit (withHelpers) imageName imageTag;
+    manifest = "${withHelpers.manifest}";
   };
   busyboxPath = "${bb}";
   depPath = "${dep}";
@@ -184,7 +245,6 @@ rec {
     layers = [
       {
         files = [ { source = "${bb}"; destination = "/bin"; } ];
-        closure = [ "${bb}" ];
       }
     ];
     architecture = "amd64";
@@ -234,6 +294,12 @@ rec {
   badFileAttribute = ociLayerTar { files = [ { source = bb; dest = "/bin"; } ]; };
   badRelativeDestination = ociLayerTar { files = [ { source = bb; destination = "bin/"; } ]; };
   badMode = ociLayerTar { files = [ { source = bb; destination = "/bin/"; mode = 755; } ]; };
+  # The user's files[0] is named so, not by its place after contents.
+  badConflictLabels = ociImage {
+    name = "conflict";
+    contents = [ (sh "etc-x" "mkdir -p $out/etc && echo c > $out/etc/x") ];
+    files = [ { source = dep; destination = "/etc/x"; } ];
+  };
   badConflict = ociLayerTar {
     files = [
       { source = "${dep}"; destination = "/etc/x"; }
