@@ -9,9 +9,10 @@
 //! run left ([`crate::layout::remove_stale_temporaries`]).
 
 use std::ffi::OsStr;
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::layout::temporaries::{
     remove_stale_temporaries, remove_tree, temporary_prefix, UnfinishedFile,
 };
@@ -38,16 +39,21 @@ impl Scratch {
     /// scratch directories there of runs that died are removed.
     pub fn new_in(parent: &Path, kind: &str) -> Result<Self> {
         remove_stale_temporaries(parent, OsStr::new(NAME));
-        let path = tempfile::Builder::new()
+        let made = tempfile::Builder::new()
             .prefix(&format!("{}{kind}-", temporary_prefix(OsStr::new(NAME))))
-            .tempdir_in(parent)
-            .at(parent)?
-            // Removed by this type's drop, which also copes with
-            // read-only directories inside.
-            .keep();
+            // Tracked before it exists, so that no moment passes when a
+            // signal would find it there and untracked.
+            .make_in(parent, |path| {
+                let tracked = UnfinishedFile::track(path);
+                fs::create_dir(path).map(|()| tracked)
+            })
+            .at(parent)?;
+        // Kept: removed by this type's drop, which also copes with
+        // read-only directories inside.
+        let (tracked, path) = made.keep().map_err(|e| Error::io(parent, e.error))?;
         Ok(Scratch {
-            _tracked: UnfinishedFile::track(&path),
             path,
+            _tracked: tracked,
         })
     }
 
@@ -74,7 +80,6 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
