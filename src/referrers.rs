@@ -5,16 +5,22 @@
 //! manifest. The layout lists each in `index.json` with its `artifactType`
 //! and without `ref.name` ([`crate::layout::is_referrer`]), as the
 //! referrers API lists them; `push` sends them after their subject.
+//!
+//! Also the form a referrers list gives each referrer
+//! ([`listing_entry`]) and the fallback index holding such a list
+//! ([`fallback_document`]), which `push` writes to a registry without the
+//! referrers API and `diff` counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::layout::BlobDir;
+use crate::layout::{BlobDir, Layout};
 use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
+use crate::oci::digest::Sha256Digest;
 use crate::oci::json::{canonical_json, read_json};
 use crate::oci::MediaType;
 
@@ -64,6 +70,64 @@ pub fn artifact_manifest(
         doc["annotations"] = json!(annotations);
     }
     doc
+}
+
+/// The referrers of `layout` whose subject is one of `subjects`, each
+/// with its subject's digest, in the order `index.json` lists them: what
+/// `push` sends after the image, and `diff` counts.
+pub fn of_subjects(
+    layout: &Layout,
+    subjects: &BTreeSet<Sha256Digest>,
+) -> Result<Vec<(Descriptor, Sha256Digest)>> {
+    let mut out = Vec::new();
+    for r in layout.referrers()? {
+        let bytes = layout.read_document(&r)?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: referrer {}: {e}",
+                layout.dir().display(),
+                r.digest
+            ))
+        })?;
+        let subject = doc["subject"]["digest"]
+            .as_str()
+            .and_then(Sha256Digest::parse);
+        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
+            out.push((r, s));
+        }
+    }
+    Ok(out)
+}
+
+/// The descriptor a referrers list gives the referrer manifest `bytes`
+/// described by `desc`, as the referrers API gives it (distribution spec
+/// 1.1) and the fallback index copies it: media type, digest and size, the
+/// manifest's `artifactType` (else its config's media type) and its
+/// annotations.
+pub fn listing_entry(desc: &Descriptor, bytes: &[u8]) -> Value {
+    let manifest: Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut entry = json!({
+        "mediaType": desc.media_type,
+        "digest": desc.digest,
+        "size": desc.size,
+    });
+    let artifact_type = manifest["artifactType"]
+        .as_str()
+        .or_else(|| manifest["config"]["mediaType"].as_str());
+    if let Some(t) = artifact_type {
+        entry["artifactType"] = json!(t);
+    }
+    if let Some(a) = manifest.get("annotations").filter(|a| a.is_object()) {
+        entry["annotations"] = a.clone();
+    }
+    entry
+}
+
+/// The referrers fallback index (an image index, tagged
+/// `sha256-<subject hex>` in a registry without the referrers API)
+/// listing `entries` ([`listing_entry`]), in that order.
+pub fn fallback_document(entries: Vec<Value>) -> Value {
+    json!({"schemaVersion": 2, "mediaType": MediaType::INDEX, "manifests": entries})
 }
 
 /// Write an artifact of `files` whose subject is `subject` into the layout

@@ -556,3 +556,133 @@ fn a_missing_layout_an_unknown_tag_and_a_damaged_blob_are_named() {
     let err = fail(&a, again.to_str().unwrap());
     assert!(err.contains(&layer1), "{err}");
 }
+
+/// The index the registry's tag `repo_tag` names, as its bytes (the
+/// referrers fallback index a push wrote).
+fn registry_manifest(reg: &Registry, repo: &str, reference: &str) -> Vec<u8> {
+    run(Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json",
+        ])
+        .arg(format!(
+            "http://{}/v2/{repo}/manifests/{reference}",
+            reg.host()
+        )))
+    .stdout
+}
+
+/// Issue 21: B carries an SBOM (a referrer). `diff` counts what `push B`
+/// sends for it: the SBOM blob, the empty config, the referrer manifest
+/// and the fallback index (registry 2.8 has no referrers API), checked
+/// against the registry's access log: over A; over B's own image with
+/// another referrer already listed (the index then holds both); over B
+/// itself, nothing.
+#[test]
+fn referrers_are_counted_in_the_push_figure() {
+    let reg = Registry::start(Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let env = t.path();
+    let (a, b) = a_and_b(env);
+    let plain = env.join("b-plain");
+    run(Command::new("cp").arg("-a").arg(&b).arg(&plain));
+    run(nixoci().arg("sbom").arg(&b).arg("--attach"));
+    let index = read_json(&b.join("index.json"));
+    let referrer = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m.get("artifactType").is_some())
+        .unwrap()
+        .clone();
+    let referrer_doc = read_json(&blob_path(&b, referrer["digest"].as_str().unwrap()));
+    let sbom_blob = referrer_doc["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let subject = manifest_digest(&b);
+    let fallback_tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+
+    let local = without_sources(diff_json(nixoci().arg("diff").arg(&a).arg(&b)));
+    let blobs: Vec<&str> = local["push"]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["digest"].as_str().unwrap())
+        .collect();
+    assert!(blobs.contains(&sbom_blob.as_str()), "{local:#}");
+    let manifests = local["push"]["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{local:#}");
+    assert_eq!(manifests[1]["digest"], referrer["digest"]);
+    assert_eq!(
+        manifests[2]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+
+    let (ref_a, ref_b) = (reg.reference("app:a"), reg.reference("app:b"));
+    run(tool(env).arg("push").arg(&a).arg(&ref_a).arg("-q"));
+    let half = diff_json(tool(env).arg("diff").arg(&ref_a).arg(&b));
+    assert_eq!(without_sources(half), local);
+    let start = reg.requests().len();
+    run(tool(env).arg("push").arg(&b).arg(&ref_b).arg("-q"));
+    let pushed = reg.requests()[start..].to_vec();
+    let index_bytes = registry_manifest(&reg, "app", &fallback_tag);
+    let docs = [
+        ("b".to_owned(), size_of(&b, &subject)),
+        (
+            referrer["digest"].as_str().unwrap().to_owned(),
+            referrer["size"].as_u64().unwrap(),
+        ),
+        (fallback_tag.clone(), index_bytes.len() as u64),
+    ];
+    assert_eq!(
+        Some(uploaded_bytes(&pushed, &b, &docs)),
+        local["push"]["bytes"].as_u64(),
+        "{pushed:#?}\n{local:#}"
+    );
+    assert_eq!(manifests[2]["size"], json!(index_bytes.len()));
+
+    // B over B in the registry: the referrer is listed, nothing to send.
+    let same = diff_json(tool(env).arg("diff").arg(&ref_b).arg(&b));
+    assert_eq!(same["push"]["bytes"], 0, "{same:#}");
+
+    // B's image alone, with another referrer listed: B's SBOM is new, and
+    // the index written lists both.
+    let ref_c = reg.reference("other:c");
+    run(tool(env).arg("push").arg(&plain).arg(&ref_c).arg("-q"));
+    let note = env.join("note.txt");
+    fs::write(&note, "a note\n").unwrap();
+    run(tool(env)
+        .arg("attach")
+        .arg(&ref_c)
+        .args(["--artifact-type", "text/plain", "-q"])
+        .arg(&note));
+    let over = diff_json(tool(env).arg("diff").arg(&ref_c).arg(&b));
+    let start = reg.requests().len();
+    let report = run(tool(env).arg("push").arg(&b).arg(&ref_c).arg("--json"));
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    // The push report counts the documents as diff does.
+    assert_eq!(
+        report["manifests"].as_u64().map(|n| n as usize),
+        over["push"]["manifests"].as_array().map(Vec::len),
+        "{report:#}"
+    );
+    let pushed = reg.requests()[start..].to_vec();
+    let index_bytes = registry_manifest(&reg, "other", &fallback_tag);
+    let listed: Value = serde_json::from_slice(&index_bytes).unwrap();
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "{listed}");
+    let docs = [
+        (
+            referrer["digest"].as_str().unwrap().to_owned(),
+            referrer["size"].as_u64().unwrap(),
+        ),
+        (fallback_tag.clone(), index_bytes.len() as u64),
+    ];
+    assert_eq!(
+        Some(uploaded_bytes(&pushed, &b, &docs)),
+        over["push"]["bytes"].as_u64(),
+        "{pushed:#?}\n{over:#}"
+    );
+    assert_eq!(over["push"]["manifests"].as_array().unwrap().len(), 2);
+}

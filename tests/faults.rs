@@ -286,6 +286,103 @@ fn download_faults_never_leave_a_wrong_blob() {
     }
 }
 
+/// A registry that drips a blob, a byte every 100 ms: each byte comes well
+/// within `--timeout` (2 s), so only the minimum rate (1 KiB/s over each
+/// `--timeout` period) ends it. Once: the pull retries and completes;
+/// every time: it fails naming the blob and the rate, and leaves nothing.
+/// The old code kept pulling (the blob would take 8 hours): a pull still
+/// running after 5 minutes fails the test, whatever the machine's speed.
+#[test]
+fn a_dripping_download_is_cut_off_by_the_minimum_rate() {
+    let b = Bench::new(None);
+    let out = b.push("drip:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (times, name) in [(1, "once"), (ALWAYS, "always")] {
+        b.proxy.inject(Fault::DripDownload, times);
+        let dir = b
+            .env()
+            .join("pulls")
+            .join(format!("drip-{name}"))
+            .join("out");
+        let mut child = b
+            .tool(&["pull", &b.proxy.reference("drip:v1")])
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(300) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("drip {name}: the pull still runs after 5 minutes: no minimum rate");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = child.wait_with_output().unwrap();
+        let what = format!("drip {name}");
+        assert!(b.proxy.fired() >= 1, "{what}: not injected");
+        assert_pull_sound(&b, &out, &dir, &what);
+        if times == ALWAYS {
+            assert_failed_naming(&out, &["less than 1 KiB/s"], &what);
+            assert!(stderr(&out).contains("blob sha256:"), "{}", stderr(&out));
+            assert!(b.proxy.fired() >= 3, "{what}: tried 1 + 2 retries");
+        } else {
+            assert!(out.status.success(), "{what}: {}", stderr(&out));
+        }
+    }
+}
+
+/// A registry without the referrers API whose fallback tag loses what
+/// nixoci writes (as when other clients keep replacing the index): once,
+/// `attach` writes it again and succeeds, listed; every time, it gives up
+/// after its 10 writes, exit 1, saying why and what to do, and never
+/// reports the referrer attached.
+#[test]
+fn a_lost_fallback_write_is_written_again_or_named() {
+    let b = Bench::new(None);
+    let out = b.push("refs:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (times, name) in [(1, "once"), (ALWAYS, "always")] {
+        let file = b.env().join(format!("note-{name}.txt"));
+        fs::write(&file, format!("{name}\n")).unwrap();
+        b.proxy.inject(Fault::LoseFallbackWrite, times);
+        let out = b
+            .tool(&[
+                "attach",
+                "--artifact-type",
+                "text/plain",
+                &b.proxy.reference("refs:v1"),
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        b.proxy.inject(Fault::None, 0);
+        let listed = nixoci_in(b.env())
+            .args(["referrers", &b.proxy.reference("refs:v1")])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).lines().count();
+        if times == 1 {
+            assert!(out.status.success(), "{name}: {}", stderr(&out));
+            assert_eq!(listed, 1, "{name}");
+        } else {
+            assert_failed_naming(
+                &out,
+                &["other clients replaced the fallback index each of the 10 times nixoci wrote it"],
+                "fallback writes always lost",
+            );
+            assert!(
+                stderr(&out).contains("run the command again"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(listed, 1, "only the first is listed");
+        }
+    }
+}
+
 #[test]
 fn a_token_endpoint_failing_once_is_retried() {
     let auth = TokenAuth {

@@ -127,3 +127,20 @@ pub fn reference_arg_as(
     }
     Ok(r)
 }
+
+/// A `--platform` value, `OS/ARCH[/VARIANT]`, checked while the command
+/// line is read: a malformed one is a usage error (exit 2, with the
+/// option named), as any malformed option value is. Every command that
+/// takes `--platform` uses this.
+pub fn platform_arg(text: &str) -> std::result::Result<nixoci::oci::Platform, String> {
+    text.parse()
+        .map_err(|e: nixoci::error::Error| e.to_string())
+}
+
+/// An `--artifact-type` value: a media type (`type/subtype`, RFC 6838),
+/// checked as `attach` and `artifact push` check the types they write, so
+/// that `referrers` refuses what no artifact can have. A usage error
+/// (exit 2) when malformed.
+pub fn artifact_type_arg(text: &str) -> std::result::Result<String, String> {
+    nixoci::oci::media_type::validate_media_type(text).map(|()| text.to_owned())
+}

@@ -37,7 +37,7 @@ pub struct PushArgs {
     inputs: Vec<String>,
     /// The artifact type (default, without --config:
     /// application/vnd.unknown.artifact.v1).
-    #[arg(long, value_name = "MEDIATYPE")]
+    #[arg(long, value_name = "MEDIATYPE", value_parser = super::args::artifact_type_arg)]
     artifact_type: Option<String>,
     /// A manifest annotation (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]

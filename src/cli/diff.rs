@@ -1,7 +1,7 @@
 //! `nixoci diff A B`: two images, each a layout (`DIR[:TAG]`) or a
 //! registry reference, read by the `DIR|REF` rule; a reference is pulled
-//! (whole, quietly, into a temporary directory removed afterwards) and
-//! compared as a layout.
+//! (whole, with its referrers, quietly, into a temporary directory removed
+//! afterwards) and compared as a layout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,8 +29,8 @@ pub struct DiffArgs {
     b: String,
     /// For an image index (on either side): OS/ARCH[/VARIANT] (default:
     /// linux and this machine's architecture).
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// How many differing files to list per changed layer (default 10;
     /// with --json 10000). All are counted.
     #[arg(long, value_name = "N")]
@@ -53,6 +53,8 @@ struct Opened {
     dir: PathBuf,
     tag: Option<String>,
     source: String,
+    /// A pulled image's registry keeps referrers itself (referrers API).
+    referrers_api: bool,
     _pulled: Option<nixoci::layout::Scratch>,
 }
 
@@ -72,12 +74,8 @@ pub fn diff(a: &DiffArgs) -> Result<ExitCode> {
 
 fn run(a: &DiffArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
-    let opts = nixoci::diff::DiffOptions {
+    let platform = a.platform.clone();
+    let mut opts = nixoci::diff::DiffOptions {
         platform: platform.clone(),
         limits: a.limits.limits(),
         max_files: a.files.unwrap_or(if mode == Output::Json {
@@ -85,9 +83,13 @@ fn run(a: &DiffArgs) -> Result<ExitCode> {
         } else {
             10
         }),
+        referrers_api: false,
     };
     let side_a = open(&a.a, &a.remote)?;
     let side_b = open(&a.b, &a.remote)?;
+    // Where A is, a push of B goes: its registry's way of listing
+    // referrers counts.
+    opts.referrers_api = side_a.referrers_api;
     let layout =
         |s: &Opened| Layout::open(&s.dir).with_context(|| format!("cannot read {}", s.source));
     let mut report = nixoci::diff::diff(
@@ -123,6 +125,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 source: dir.display().to_string(),
                 dir,
                 tag,
+                referrers_api: false,
                 _pulled: None,
             })
         }
@@ -134,12 +137,14 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
             let mut opts = remote.options()?;
             // A diff changes nothing, not even the record of where blobs are.
             opts.blob_cache = None;
-            nixoci::remote::pull(
+            // With its referrers: those a push of B need not send.
+            let pulled = nixoci::remote::pull_with(
                 &r,
                 &dir,
                 None,
                 None,
                 false,
+                true,
                 &opts,
                 Arc::new(nixoci::progress::Silent),
             )
@@ -148,6 +153,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 dir,
                 tag: None,
                 source: r.to_string(),
+                referrers_api: pulled.referrers_api,
                 _pulled: Some(tmp),
             })
         }

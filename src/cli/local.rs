@@ -171,8 +171,8 @@ pub struct ArchiveArgs {
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]. The
     /// docker format holds one (default: linux and this machine's
     /// architecture); an OCI archive holds the whole index unless given.
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     #[command(flatten)]
     print: OutputArgs,
 }
@@ -195,11 +195,7 @@ impl From<FormatArg> for nixoci::archive::Format {
 /// `nixoci archive`.
 pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let platform = a.platform.clone();
     let report = nixoci::archive::archive(
         &layout,
         tag.as_deref(),
@@ -231,8 +227,8 @@ pub struct UnpackArgs {
     dir: PathBuf,
     /// For a multi-platform image: OS/ARCH[/VARIANT] (default: linux and this
     /// machine's architecture).
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// Create character and block device nodes instead of refusing them.
     #[arg(long)]
     allow_devices: bool,
@@ -251,11 +247,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
     let opts = nixoci::unpack::UnpackOptions {
         limits: a.limits.limits(),
         allow_devices: a.allow_devices,
-        platform: a
-            .platform
-            .as_deref()
-            .map(str::parse::<nixoci::oci::Platform>)
-            .transpose()?,
+        platform: a.platform.clone(),
         force: a.force,
     };
     let report =

@@ -46,8 +46,8 @@ pub struct PullArgs {
     /// The image layout directory to write (must not exist unless --force).
     dir: PathBuf,
     /// For a multi-platform image, pull only this one: OS/ARCH[/VARIANT].
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// Also pull what is attached to the image (its referrers: SBOMs,
     /// signatures), listed in the layout's index.json without a tag.
     #[arg(long)]
@@ -70,8 +70,8 @@ pub struct PrefetchArgs {
     reference: String,
     /// From a multi-platform image, this platform's image: OS/ARCH[/VARIANT]
     /// (default: Linux on this machine's architecture).
-    #[arg(long, conflicts_with = "all_platforms")]
-    platform: Option<String>,
+    #[arg(long, conflicts_with = "all_platforms", value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// Pin the multi-platform image itself: every platform is pulled.
     #[arg(long)]
     all_platforms: bool,
@@ -107,7 +107,7 @@ pub struct AttachArgs {
     /// The image to attach to: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
     reference: String,
     /// The artifact's type (a media type, e.g. application/spdx+json).
-    #[arg(long, value_name = "MEDIATYPE")]
+    #[arg(long, value_name = "MEDIATYPE", value_parser = super::args::artifact_type_arg)]
     artifact_type: String,
     /// The files, each FILE or FILE:MEDIATYPE (default
     /// application/octet-stream), named by their file name.
@@ -129,7 +129,7 @@ pub struct ReferrersArgs {
     /// The image: [REGISTRY/]REPOSITORY[:TAG][@DIGEST].
     reference: String,
     /// Only the referrers of this artifact type.
-    #[arg(long, value_name = "MEDIATYPE")]
+    #[arg(long, value_name = "MEDIATYPE", value_parser = super::args::artifact_type_arg)]
     artifact_type: Option<String>,
     #[command(flatten)]
     remote: RemoteArgs,
@@ -266,11 +266,7 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
 /// `nixoci pull`.
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let platform = a.platform.clone();
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
@@ -309,11 +305,7 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
 /// `ociPullImage` will, and hash the layout as Nix will (the NAR hash).
 pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let asked = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let asked = a.platform.clone();
     let opts = a.remote.options()?;
     let choice = if a.all_platforms {
         None
@@ -361,24 +353,31 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
             ),
         )
         .ok();
-    let platform = match (&pass, a.all_platforms, &image) {
-        (_, true, _) | (None, false, None) => None,
-        (Some(p), false, _) => Some(p.clone()),
-        (None, false, Some(image)) => {
-            // An artifact's config names no platform: none is printed.
-            let c = image.config_value()?;
-            let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-            match (text("architecture"), text("os")) {
-                (Some(architecture), Some(os)) => Some(nixoci::oci::Platform {
-                    architecture,
-                    os,
-                    variant: text("variant"),
-                    os_version: None,
-                    os_features: None,
-                }),
-                _ => None,
+    // The image's own platform, from its config, not the request's: asked
+    // for linux/arm64, a linux/arm64/v8 image prints its variant (the pull
+    // ociPullImage makes checks the config, which then agrees). An
+    // artifact's config names none: the request's, if any, is printed.
+    let platform = if a.all_platforms {
+        None
+    } else {
+        let own = match &image {
+            Some(image) => {
+                let c = image.config_value()?;
+                let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+                match (text("architecture"), text("os")) {
+                    (Some(architecture), Some(os)) => Some(nixoci::oci::Platform {
+                        architecture,
+                        os,
+                        variant: text("variant"),
+                        os_version: None,
+                        os_features: None,
+                    }),
+                    _ => None,
+                }
             }
-        }
+            None => None,
+        };
+        own.or(pass)
     };
     let out = Prefetched {
         image_name: format!("{}/{}", source.registry, source.repository),
@@ -414,12 +413,19 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
 /// `nixoci tag`: the new tag and the digest it names.
 pub fn tag(a: &TagArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let digest = remote::tag(&source, &a.new_tag, &a.remote.options()?)
+    let (digest, written) = remote::tag(&source, &a.new_tag, &a.remote.options()?)
         .with_context(|| format!("cannot tag {source} as {}", a.new_tag))?;
     let dest = source.with_tag(&a.new_tag);
+    let action = if written { "set" } else { "unchanged" };
     a.output.mode().report(
-        &serde_json::json!({"reference": dest.to_string(), "digest": digest}),
-        |out| writeln!(out, "{dest}: {digest}"),
+        &serde_json::json!({"reference": dest.to_string(), "digest": digest, "action": action}),
+        |out| {
+            if written {
+                writeln!(out, "{dest}: {digest}")
+            } else {
+                writeln!(out, "{dest}: {digest} (unchanged: nothing written)")
+            }
+        },
     )
 }
 

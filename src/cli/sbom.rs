@@ -32,8 +32,8 @@ pub struct SbomArgs {
     force: bool,
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
     /// (default: linux and this machine's architecture).
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = super::args::platform_arg)]
+    platform: Option<nixoci::oci::Platform>,
     /// Also attach it to the image in the layout, as a referrer (an OCI
     /// 1.1 artifact whose subject is the image's manifest), which `nixoci
     /// push` sends with the image.
@@ -54,11 +54,7 @@ enum FormatArg {
 /// `nixoci sbom`.
 pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(str::parse::<nixoci::oci::Platform>)
-        .transpose()?;
+    let platform = a.platform.clone();
     // Before any work: nothing is changed that may not be.
     if a.attach {
         nixoci::layout::check_may_change(&layout).with_context(|| {

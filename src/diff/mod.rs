@@ -16,13 +16,17 @@
 //! repository holding B's manifest or index by digest is sent that
 //! document alone (under the tag); otherwise every blob of B's graph that
 //! A's graph lacks is sent, then every manifest of B's graph (push writes
-//! each child manifest of an index again) and B's top document.
+//! each child manifest of an index again) and B's top document. Then B's
+//! referrers (of its manifest or index, as `push` sends them) that A does
+//! not list: their blobs that neither side has, their manifests, and per
+//! subject the fallback index `push` writes (A's referrers of it and the
+//! new ones), unless the registry keeps referrers itself.
 
 mod entries;
 
 use entries::read_entries;
 pub use entries::FileMeta;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -49,6 +53,10 @@ pub struct DiffOptions {
     /// How many differing files to list per changed layer (all are
     /// counted).
     pub max_files: usize,
+    /// The registry holding A keeps referrers itself (the referrers API):
+    /// a push lists B's referrers without a fallback index. Otherwise (a
+    /// registry without it, or A a layout) the fallback index is counted.
+    pub referrers_api: bool,
 }
 
 /// One side of the comparison.
@@ -164,9 +172,12 @@ pub struct Sent {
 pub struct Push {
     /// The sizes of `blobs` and `manifests`.
     pub bytes: u64,
-    /// Configs and layers of B that A lacks.
+    /// Configs and layers of B that A lacks, then the blobs of B's
+    /// referrers that A lacks.
     pub blobs: Vec<Sent>,
-    /// Manifests and indexes written, B's top one last.
+    /// Manifests and indexes written, B's top one last; then B's
+    /// referrers that A does not list, and for each subject of theirs the
+    /// fallback index written (unless the registry keeps referrers).
     pub manifests: Vec<Sent>,
 }
 
@@ -304,13 +315,13 @@ pub fn diff(
         identical: a.root.digest == b.root.digest,
         layers,
         changed,
-        push: push_over(&a, &b),
+        push: push_over(&a, &b, opts.referrers_api)?,
     })
 }
 
 /// What a push of B sends to a repository holding A (see the module
 /// documentation).
-fn push_over(a: &Opened, b: &Opened) -> Push {
+fn push_over(a: &Opened, b: &Opened, referrers_api: bool) -> Result<Push> {
     let sent = |d: &Descriptor| Sent {
         digest: d.digest.clone(),
         size: d.size,
@@ -345,11 +356,91 @@ fn push_over(a: &Opened, b: &Opened) -> Push {
             .collect();
         (blobs, manifests)
     };
-    Push {
+    let (mut blobs, mut manifests) = (blobs, manifests);
+    referrers_over(a, b, referrers_api, &mut blobs, &mut manifests)?;
+    Ok(Push {
         bytes: blobs.iter().chain(&manifests).map(|s| s.size).sum(),
         blobs,
         manifests,
+    })
+}
+
+/// What a push of B's referrers sends to a repository holding A and A's
+/// referrers, as `push` does it: a referrer A lists already is left
+/// alone; each other one sends the blobs of its that neither image nor an
+/// earlier referrer has, then its manifest; then, per subject, the
+/// fallback index listing A's referrers of it and the new ones, written
+/// once (none when the registry keeps referrers).
+fn referrers_over(
+    a: &Opened,
+    b: &Opened,
+    referrers_api: bool,
+    blobs: &mut Vec<Sent>,
+    manifests: &mut Vec<Sent>,
+) -> Result<()> {
+    let subjects = |o: &Opened| -> BTreeSet<Sha256Digest> {
+        o.graph
+            .documents
+            .iter()
+            .map(|d| d.descriptor.digest.clone())
+            .collect()
+    };
+    let in_a = crate::referrers::of_subjects(&a.layout, &subjects(a))?;
+    let in_b = crate::referrers::of_subjects(&b.layout, &subjects(b))?;
+    let listed: BTreeSet<&Sha256Digest> = in_a.iter().map(|(d, _)| &d.digest).collect();
+    let mut have: BTreeSet<Sha256Digest> = a
+        .graph
+        .blobs
+        .iter()
+        .chain(b.graph.blobs.iter())
+        .map(|d| d.digest.clone())
+        .collect();
+    for (r, _) in &in_a {
+        have.extend(a.layout.graph(r)?.blobs.into_iter().map(|d| d.digest));
     }
+    let mut new: BTreeMap<Sha256Digest, Vec<serde_json::Value>> = BTreeMap::new();
+    for (r, subject) in &in_b {
+        if listed.contains(&r.digest) {
+            continue;
+        }
+        let graph = b.layout.graph(r)?;
+        for d in &graph.blobs {
+            if have.insert(d.digest.clone()) {
+                blobs.push(Sent {
+                    digest: d.digest.clone(),
+                    size: d.size,
+                    media_type: d.media_type.clone(),
+                });
+            }
+        }
+        manifests.push(Sent {
+            digest: r.digest.clone(),
+            size: r.size,
+            media_type: r.media_type.clone(),
+        });
+        let bytes = b.layout.read_document(r)?;
+        new.entry(subject.clone())
+            .or_default()
+            .push(crate::referrers::listing_entry(r, &bytes));
+    }
+    if referrers_api {
+        return Ok(());
+    }
+    for (subject, entries) in new {
+        let mut all = Vec::new();
+        for (r, _) in in_a.iter().filter(|(_, s)| *s == subject) {
+            let bytes = a.layout.read_document(r)?;
+            all.push(crate::referrers::listing_entry(r, &bytes));
+        }
+        all.extend(entries);
+        let index = crate::oci::json::canonical_json(&crate::referrers::fallback_document(all));
+        manifests.push(Sent {
+            digest: Sha256Digest::of(&index),
+            size: index.len() as u64,
+            media_type: MediaType::INDEX,
+        });
+    }
+    Ok(())
 }
 
 /// Compare A's layer `ia` with B's layer `ib`, file by file.

@@ -72,11 +72,28 @@ impl BlobDir {
         remove_stale_temporaries(&self.root.join("blobs/sha256"), OsStr::new(INCOMING));
     }
 
-    /// Write a JSON document as a blob, canonically.
+    /// Write a JSON document as a blob, canonically. A document larger
+    /// than [`crate::oci::json::MAX_DOCUMENT`] is refused, nothing written:
+    /// no reader (`pull`, `verify`, the layout reader) would take it back.
     pub fn write_json<T: Serialize>(&self, doc: &T, media_type: MediaType) -> Result<Descriptor> {
+        let bytes = canonical_json(doc);
+        let max = crate::oci::json::MAX_DOCUMENT;
+        if bytes.len() as u64 > max {
+            let what = if media_type == MediaType::CONFIG {
+                "image config"
+            } else if media_type.is_index() {
+                "image index"
+            } else {
+                "manifest"
+            };
+            return Err(Error::Invalid(format!(
+                "the {what} would be {} bytes, more than the {} MiB ({max} bytes) a document may have: nixoci pull and verify (and many registries) refuse a bigger one; make it smaller (Env, Labels, history, annotations)",
+                bytes.len(),
+                max >> 20
+            )));
+        }
         let mut w = self.writer()?;
-        w.write_all(&canonical_json(doc))
-            .at(self.root.join("blobs/sha256"))?;
+        w.write_all(&bytes).at(self.root.join("blobs/sha256"))?;
         let (digest, size) = w.complete()?;
         Ok(descriptor(media_type, &digest, size))
     }

@@ -257,13 +257,17 @@ impl std::str::FromStr for Platform {
     fn from_str(text: &str) -> Result<Platform> {
         let parts: Vec<&str> = text.split('/').collect();
         match parts.as_slice() {
-            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: (*os).to_owned(),
-                architecture: (*arch).to_owned(),
-                variant: parts.get(2).map(|v| (*v).to_owned()),
-                os_version: None,
-                os_features: None,
-            }),
+            [os, arch] | [os, arch, _]
+                if !os.is_empty() && !arch.is_empty() && parts.get(2) != Some(&"") =>
+            {
+                Ok(Platform {
+                    os: (*os).to_owned(),
+                    architecture: (*arch).to_owned(),
+                    variant: parts.get(2).map(|v| (*v).to_owned()),
+                    os_version: None,
+                    os_features: None,
+                })
+            }
             _ => Err(Error::Invalid(format!(
                 "platform {text:?} is not OS/ARCH[/VARIANT], like linux/arm64"
             ))),

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::client::Remote;
-use super::errors::{read_capped, status_error, Failure};
+use super::errors::{read_capped, status_error, Failure, MIN_RATE};
 use crate::error::{Content, Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
@@ -183,7 +183,13 @@ impl Remote {
             Some(t) => format!("/v2/{}/manifests/{t}", r.repository),
             None => manifest_path(r),
         };
-        self.retry(|| async {
+        // A registry that is still committing a blob another client sent
+        // at the same time (distribution 2.8 rewrites the repository's
+        // link to it in place) may refuse the manifest as naming an
+        // unknown or invalid blob; every blob was sent before the manifest,
+        // so that is retried like a transient failure.
+        let worth_retrying = |f: &Failure| super::errors::transient(f) || blob_race(f);
+        super::errors::retry(self.opts.retries, worth_retrying, || async {
             let res = self
                 .request(reqwest::Method::PUT, &path)
                 .header(reqwest::header::CONTENT_TYPE, content_type.clone())
@@ -228,6 +234,13 @@ impl Remote {
         if res.content_length().is_some_and(|n| n > size) {
             return Err(too_long());
         }
+        // The minimum rate, over each period of --timeout seconds.
+        let period = if self.opts.timeout.is_zero() {
+            super::client::DEFAULT_TIMEOUT
+        } else {
+            self.opts.timeout
+        };
+        let (mut since, mut at_start) = (std::time::Instant::now(), 0u64);
         let mut received = 0u64;
         while let Some(chunk) = res.chunk().await? {
             received += chunk.len() as u64;
@@ -235,8 +248,43 @@ impl Remote {
                 return Err(too_long());
             }
             sink(&chunk)?;
+            let elapsed = since.elapsed();
+            if elapsed >= period {
+                let got = received - at_start;
+                let needed =
+                    ((MIN_RATE as f64 * elapsed.as_secs_f64()) as u64).min(size - at_start);
+                if got < needed {
+                    return Err(Failure::Slow(Error::Invalid(format!(
+                        "blob {digest} of {r}: the registry sent {got} bytes in {:.1} s, less than {} KiB/s, the least nixoci takes over each --timeout period ({} s); the registry or the network is too slow, or the server is hostile",
+                        elapsed.as_secs_f64(),
+                        MIN_RATE >> 10,
+                        period.as_secs_f64()
+                    ))));
+                }
+                (since, at_start) = (std::time::Instant::now(), received);
+            }
         }
         Ok(())
+    }
+}
+
+/// Whether a manifest PUT was refused for naming a blob the registry does
+/// not know or whose digest it cannot check: what a registry says while
+/// another upload of the same blob is being committed.
+fn blob_race(f: &Failure) -> bool {
+    use oci_client::errors::{OciDistributionError, OciErrorCode};
+    match f {
+        Failure::Remote(OciDistributionError::RegistryError { envelope, .. }) => {
+            envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    OciErrorCode::BlobUnknown
+                        | OciErrorCode::ManifestBlobUnknown
+                        | OciErrorCode::DigestInvalid
+                )
+            })
+        }
+        _ => false,
     }
 }
 

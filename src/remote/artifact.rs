@@ -260,6 +260,14 @@ pub fn push(
             validate_media_type(media_type).map_err(Error::Invalid)?;
             let f = std::fs::File::open(path).at(path)?;
             let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;
+            let max = crate::oci::json::MAX_DOCUMENT;
+            if size > max {
+                return Err(Error::Invalid(format!(
+                    "{}: a config of {size} bytes, more than the {} MiB ({max} bytes) nixoci pull reads; refused",
+                    path.display(),
+                    max >> 20
+                )));
+            }
             blobs.push(Blob {
                 digest: digest.clone(),
                 size,
@@ -350,10 +358,10 @@ pub fn push(
                     annotations: o.annotations.clone(),
                     artifact_type: artifact_type.clone(),
                 };
-                Some(
-                    super::referrers::list_under_fallback(&remote, target, s, &desc, &bytes)
-                        .await?,
-                )
+                let entry = crate::referrers::listing_entry(&desc, &bytes);
+                let how =
+                    super::referrers::list_under_fallback(&remote, target, s, &[entry]).await?;
+                how.first().copied()
             }
         };
         Ok(ArtifactPushReport {

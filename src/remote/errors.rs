@@ -35,13 +35,22 @@ pub(super) fn limit_text(max: u64) -> String {
 /// (`Later`: a 429 or 503 with `Retry-After`, retried after that wait), or
 /// a download whose bytes are not the ones asked for (`Garbled`: a wrong
 /// digest or a short body, fetched again, then the error as it is), or a
-/// check of ours (`Local`, as it is).
+/// check of ours (`Local`, as it is), or a blob download slower than
+/// [`MIN_RATE`] (`Slow`: retried, then the error as it is).
 pub(super) enum Failure {
     Remote(OciDistributionError),
     Later(OciDistributionError, Duration),
     Garbled(Error),
     Local(Error),
+    Slow(Error),
 }
+
+/// The least a blob download may average, in bytes per second, over each
+/// period of `--timeout` seconds (or what is left of the blob, when that
+/// is less): a registry dripping a byte now and then passes the timeout,
+/// which only asks for something at least every `--timeout` seconds, but
+/// not this. A slower download is retried, as a stalled one is.
+pub(super) const MIN_RATE: u64 = 1024;
 
 /// The longest `Retry-After` nixoci waits for. A registry asking for more
 /// gets no retry: the command fails at once and says so (a CI job should
@@ -86,7 +95,7 @@ impl Failure {
             Failure::Later(e, wait) => {
                 format!("{} (Retry-After: {} s)", chain(e), wait.as_secs_f64())
             }
-            Failure::Garbled(e) | Failure::Local(e) => chain(e),
+            Failure::Garbled(e) | Failure::Local(e) | Failure::Slow(e) => chain(e),
         })
     }
 }
@@ -101,7 +110,7 @@ impl From<Error> for Failure {
 pub(super) fn transient(e: &Failure) -> bool {
     let e = match e {
         Failure::Remote(e) => e,
-        Failure::Later(..) | Failure::Garbled(_) => return true,
+        Failure::Later(..) | Failure::Garbled(_) | Failure::Slow(_) => return true,
         Failure::Local(_) => return false,
     };
     match e {
@@ -302,7 +311,7 @@ where
 /// Credentials never appear: only `who` (`as NAME`, `anonymously`).
 pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
     let e = match e {
-        Failure::Local(e) | Failure::Garbled(e) => return e,
+        Failure::Local(e) | Failure::Garbled(e) | Failure::Slow(e) => return e,
         Failure::Later(e, wait) if wait > MAX_RETRY_AFTER => {
             return Error::Invalid(format!(
                 "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({})",

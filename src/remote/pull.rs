@@ -41,6 +41,10 @@ pub struct PullReport {
     /// The referrers pulled with it (`--referrers`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<Sha256Digest>,
+    /// With `--referrers`: the registry listed them through its referrers
+    /// API (it keeps referrers itself), not a fallback tag.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub referrers_api: bool,
 }
 
 /// Bytes free for this user on the file system holding `dir`.
@@ -89,7 +93,7 @@ pub fn pull_with(
         crate::oci::reference::validate_tag(n)?;
     }
     let staging = Staging::new(dir, force, &[])?;
-    let (mut root, mut blobs, attached) = runtime()?.block_on(fetch_image(
+    let (mut root, mut blobs, attached, referrers_api) = runtime()?.block_on(fetch_image(
         source, platform, referrers, &staging, opts, progress,
     ))?;
     // Listed in digest order, whatever order the parallel downloads ended in.
@@ -111,12 +115,14 @@ pub fn pull_with(
         bytes_received: blobs.iter().map(|b| b.size).sum(),
         blobs,
         referrers: attached.into_iter().map(|d| d.digest).collect(),
+        referrers_api,
     })
 }
 
 /// Everything of the image into `staging`'s blobs: its documents and
 /// blobs, fetched and verified. Returns the descriptor of the image the
-/// layout is to name, and what happened to each blob.
+/// layout is to name, what happened to each blob, the referrers, and
+/// whether the registry listed them through its referrers API.
 async fn fetch_image(
     source: &Reference,
     platform: Option<&Platform>,
@@ -124,17 +130,19 @@ async fn fetch_image(
     staging: &Staging,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
-) -> Result<(Descriptor, Vec<BlobReport>, Vec<Descriptor>)> {
+) -> Result<(Descriptor, Vec<BlobReport>, Vec<Descriptor>, bool)> {
     let blobs_dir = staging.blobs();
     let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
     let mut image = fetch_documents(&remote, source, platform).await?;
     // The referrers of every document pulled: their manifests join the
     // documents, their blobs the wanted ones.
     let mut attached: Vec<Descriptor> = Vec::new();
+    let mut api = false;
     if with_referrers {
         let subjects: Vec<Sha256Digest> = image.documents.iter().map(|(d, _)| d.clone()).collect();
         for s in subjects {
-            let (_, found) = super::referrers::of_subject(&remote, source, &s).await?;
+            let (from, found) = super::referrers::of_subject(&remote, source, &s).await?;
+            api |= from == "api";
             for r in found {
                 if attached.iter().any(|a| a.digest == r.digest) {
                     continue;
@@ -171,7 +179,7 @@ async fn fetch_image(
         &source.repository,
         results.iter().map(|r| r.digest.clone()),
     );
-    Ok((image.root, results, attached))
+    Ok((image.root, results, attached, api))
 }
 
 /// The documents of the image to pull, fetched and checked against their

@@ -68,8 +68,15 @@ impl PushReport {
             .filter(|b| b.action == BlobAction::Uploaded)
             .map(|b| b.size)
             .sum::<u64>();
-        // A referrer's manifest, and for the fallback its tag's index.
-        self.manifests += written + listed.iter().filter(|r| r.listed == "fallback").count();
+        // A referrer's manifest, and for the fallback its subject's index
+        // (written once for all of a subject's referrers, as `diff`
+        // counts it; rewrites after a lost write are not counted).
+        let indexes: std::collections::BTreeSet<&Sha256Digest> = listed
+            .iter()
+            .filter(|r| r.listed == "fallback")
+            .map(|r| &r.subject)
+            .collect();
+        self.manifests += written + indexes.len();
         self.up_to_date &= written == 0 && sent(BlobAction::Uploaded) == 0;
         self.blobs.extend(blobs);
         self.blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -145,7 +152,7 @@ pub fn push(
     // The layout's referrers of the image (of its index or any of its
     // manifests) go after it.
     let subjects = docs.iter().map(|d| d.digest.clone()).collect();
-    let referrers = super::referrers::of_subjects(&reader, &subjects)?;
+    let referrers = crate::referrers::of_subjects(&reader, &subjects)?;
     let image = Image {
         layout,
         root,

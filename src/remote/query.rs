@@ -13,16 +13,24 @@ use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
 
 /// Give the manifest `source` names the tag `new_tag` in the same
-/// repository, moving no blob.
-pub fn tag(source: &Reference, new_tag: &str, opts: &RemoteOptions) -> Result<Sha256Digest> {
+/// repository, moving no blob. A tag that names that digest already is
+/// left alone (asked with a HEAD), as a re-push leaves it: nothing is
+/// written. Returns the digest, and whether the tag was written.
+pub fn tag(
+    source: &Reference,
+    new_tag: &str,
+    opts: &RemoteOptions,
+) -> Result<(Sha256Digest, bool)> {
     crate::oci::reference::validate_tag(new_tag)?;
     runtime()?.block_on(async {
         let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
         let (bytes, digest, _, media_type) = fetch_root(&remote, source).await?;
-        remote
-            .put_manifest(&source.with_tag(new_tag), &bytes, &media_type)
-            .await?;
-        Ok(digest)
+        let at = source.with_tag(new_tag);
+        if remote.manifest_digest(&at).await?.as_ref() == Some(&digest) {
+            return Ok((digest, false));
+        }
+        remote.put_manifest(&at, &bytes, &media_type).await?;
+        Ok((digest, true))
     })
 }
 

@@ -4,13 +4,15 @@
 //! an `OCI-Subject` header on that push. One that does not (Docker's
 //! registry 2.8) gets the fallback: the tag `sha256-<subject hex>` names an
 //! image index listing the subject's referrers, which the client reads,
-//! de-duplicates, appends to and writes back.
+//! de-duplicates, appends to and writes back, then reads back until it
+//! is sure the referrers stay listed ([`list_under_fallback`]).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::client::{Remote, RemoteOptions};
 use super::report::BlobReport;
@@ -22,6 +24,7 @@ use crate::oci::json::canonical_json;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
+use crate::referrers::{fallback_document, listing_entry};
 
 /// What happened to one referrer on a push.
 #[derive(Clone, Debug, Serialize)]
@@ -41,35 +44,10 @@ pub fn fallback_tag(subject: &Sha256Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 
-/// The referrers of `layout` whose subject is one of `subjects`, each
-/// with its subject's digest.
-pub(super) fn of_subjects(
-    layout: &Layout,
-    subjects: &BTreeSet<Sha256Digest>,
-) -> Result<Vec<(Descriptor, Sha256Digest)>> {
-    let mut out = Vec::new();
-    for r in layout.referrers()? {
-        let bytes = layout.read_document(&r)?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: referrer {}: {e}",
-                layout.dir().display(),
-                r.digest
-            ))
-        })?;
-        let subject = doc["subject"]["digest"]
-            .as_str()
-            .and_then(Sha256Digest::parse);
-        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
-            out.push((r, s));
-        }
-    }
-    Ok(out)
-}
-
 /// Push each referrer of `referrers` (manifest and blobs from `layout`)
-/// into the repository of `target`, after the subject is there; list it
-/// under the fallback tag unless the registry keeps referrers itself.
+/// into the repository of `target`, after the subject is there; list them
+/// under the fallback tag of their subject (all of one subject at once)
+/// unless the registry keeps referrers itself.
 pub(super) async fn push(
     remote: &Remote,
     layout: &Layout,
@@ -80,8 +58,17 @@ pub(super) async fn push(
 ) -> Result<(Vec<ReferrerReport>, Vec<BlobReport>)> {
     let mut reports = Vec::new();
     let mut blobs = Vec::new();
+    // Per subject, the referrers to list under its fallback tag: their
+    // place in `reports`, and their entries.
+    let mut to_list: BTreeMap<Sha256Digest, Vec<(usize, Value)>> = BTreeMap::new();
     for (desc, subject) in referrers {
         let by_digest = target.with_digest(&desc.digest);
+        let mut report = ReferrerReport {
+            digest: desc.digest.clone(),
+            artifact_type: desc.artifact_type.clone(),
+            subject: subject.clone(),
+            listed: "unchanged",
+        };
         // Already there and listed (by the registry's referrers API, or
         // under the fallback tag): nothing to write.
         if remote.manifest_digest(&by_digest).await?.as_ref() == Some(&desc.digest)
@@ -91,12 +78,7 @@ pub(super) async fn push(
                 .iter()
                 .any(|d| d.digest == desc.digest)
         {
-            reports.push(ReferrerReport {
-                digest: desc.digest.clone(),
-                artifact_type: desc.artifact_type.clone(),
-                subject: subject.clone(),
-                listed: "unchanged",
-            });
+            reports.push(report);
             continue;
         }
         let (docs, files) = super::upload::collect(layout, desc)?;
@@ -108,23 +90,24 @@ pub(super) async fn push(
             .find(|d| d.digest == desc.digest)
             .ok_or_else(|| Error::Invalid(format!("referrer {} has no manifest", desc.digest)))?;
         let (_, keeps) = remote
-            .put_manifest_answer(
-                &target.with_digest(&desc.digest),
-                &doc.bytes,
-                &doc.media_type,
-            )
+            .put_manifest_answer(&by_digest, &doc.bytes, &doc.media_type)
             .await?;
-        let listed = if keeps {
-            "api"
+        if keeps {
+            report.listed = "api";
         } else {
-            list_under_fallback(remote, target, subject, desc, &doc.bytes).await?
-        };
-        reports.push(ReferrerReport {
-            digest: desc.digest.clone(),
-            artifact_type: desc.artifact_type.clone(),
-            subject: subject.clone(),
-            listed,
-        });
+            to_list
+                .entry(subject.clone())
+                .or_default()
+                .push((reports.len(), listing_entry(desc, &doc.bytes)));
+        }
+        reports.push(report);
+    }
+    for (subject, listed) in to_list {
+        let entries: Vec<Value> = listed.iter().map(|(_, e)| e.clone()).collect();
+        let how = list_under_fallback(remote, target, &subject, &entries).await?;
+        for ((i, _), how) in listed.iter().zip(how) {
+            reports[*i].listed = how;
+        }
     }
     Ok((reports, blobs))
 }
@@ -142,59 +125,132 @@ async fn fallback_index(remote: &Remote, at: &Reference) -> Result<Option<Value>
     })
 }
 
-/// Whether the index lists `digest`.
-fn lists(index: &Value, digest: &Sha256Digest) -> bool {
-    let d = digest.to_string();
-    index["manifests"]
-        .as_array()
-        .is_some_and(|m| m.iter().any(|e| e["digest"].as_str() == Some(d.as_str())))
+/// The digest an index entry names.
+fn digest_of(entry: &Value) -> &str {
+    entry["digest"].as_str().unwrap_or_default()
 }
 
-/// Add `desc` (the referrer manifest `bytes`) to the index the fallback tag
-/// of `subject` names: read it (none yet: a new one), leave it if it lists
-/// the referrer, else append and write it back.
+/// How many times [`list_under_fallback`] writes the fallback index before
+/// it gives up.
+const FALLBACK_WRITES: u32 = 10;
+/// The shortest wait between writing the fallback index and reading it
+/// back; longer when the registry answers slowly (four times its slowest
+/// answer), at most [`MAX_SETTLE`].
+const MIN_SETTLE: Duration = Duration::from_millis(250);
+const MAX_SETTLE: Duration = Duration::from_secs(5);
+
+/// A random wait of up to `max`, so that clients that collided do not
+/// collide again.
+fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    max.mul_f64((random % 10_000) as f64 / 10_000.0)
+}
+
+/// List `entries` (referrers of `subject`, as [`listing_entry`] makes
+/// them) in the index the fallback tag of `subject` names, and make sure
+/// they stay listed: the read-append-write of the tag has no atomic form
+/// in the distribution spec, so a client writing it at the same time can
+/// replace the index with one that lacks them.
+///
+/// So: read the index (none yet: a new one); write it back with what it
+/// lacks; read it again after a wait ([`MIN_SETTLE`], longer when the
+/// registry is slow), and once more after another: done when both list
+/// every entry. An index that lacks one is merged and written again, after
+/// a random wait that grows with each try, at most [`FALLBACK_WRITES`]
+/// times; then an error. Entries of other referrers seen in the index
+/// during this are kept listed too, so that a client that replaced the
+/// index with an older one does not make another lose its referrer
+/// silently. A write is skipped (and the index read again) when more than
+/// half the wait passed since the read it merges, which a busy machine can
+/// make happen. Returns, for each entry, `fallback` (listed now) or
+/// `unchanged` (the index listed it already).
 pub(super) async fn list_under_fallback(
     remote: &Remote,
     target: &Reference,
     subject: &Sha256Digest,
-    desc: &Descriptor,
-    bytes: &[u8],
-) -> Result<&'static str> {
+    entries: &[Value],
+) -> Result<Vec<&'static str>> {
     let at = target.with_tag(&fallback_tag(subject));
-    let mut index = fallback_index(remote, &at).await?.unwrap_or_else(
-        || json!({"schemaVersion": 2, "mediaType": MediaType::INDEX, "manifests": []}),
-    );
-    if lists(&index, &desc.digest) {
-        return Ok("unchanged");
+    let mut keep: Vec<Value> = entries.to_vec();
+    let mut before: Option<Vec<bool>> = None;
+    let mut settle = MIN_SETTLE;
+    let (mut writes, mut reads, mut confirmed, mut backed_off) = (0u32, 0u32, 0u32, false);
+    loop {
+        reads += 1;
+        let started = Instant::now();
+        let index = fallback_index(remote, &at).await?;
+        let read_at = Instant::now();
+        settle = settle.max((read_at - started) * 4).min(MAX_SETTLE);
+        let mut index = index.unwrap_or_else(|| fallback_document(Vec::new()));
+        let current = index["manifests"].as_array().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{at}: the referrers fallback index has no manifests list"
+            ))
+        })?;
+        let listed = |d: &str| current.iter().any(|e| digest_of(e) == d);
+        let before =
+            before.get_or_insert_with(|| entries.iter().map(|e| listed(digest_of(e))).collect());
+        if writes == 0 && before.iter().all(|b| *b) {
+            return Ok(vec!["unchanged"; entries.len()]);
+        }
+        for e in current {
+            if !keep.iter().any(|k| digest_of(k) == digest_of(e)) {
+                keep.push(e.clone());
+            }
+        }
+        let mut missing: Vec<Value> = keep
+            .iter()
+            .filter(|k| !listed(digest_of(k)))
+            .cloned()
+            .collect();
+        let exhausted = writes >= FALLBACK_WRITES || reads > 4 * FALLBACK_WRITES;
+        if exhausted {
+            // No more writes: only this run's referrers still matter.
+            missing.retain(|m| entries.iter().any(|e| digest_of(e) == digest_of(m)));
+        }
+        if missing.is_empty() {
+            confirmed += 1;
+            if confirmed >= 2 {
+                return Ok(before
+                    .iter()
+                    .map(|b| if *b { "unchanged" } else { "fallback" })
+                    .collect());
+            }
+            tokio::time::sleep(settle).await;
+            continue;
+        }
+        confirmed = 0;
+        if exhausted {
+            let lost: Vec<&str> = missing.iter().map(digest_of).collect();
+            return Err(Error::Invalid(format!(
+                "{at}: cannot list the referrers {} of {subject}: this registry has no referrers API, and other clients replaced the fallback index each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); the referrers' manifests are in the repository but not listed: run the command again (it writes only what is missing)",
+                lost.join(", ")
+            )));
+        }
+        // After a lost write: wait a random while, then merge a fresh read.
+        if writes > 0 && !backed_off {
+            backed_off = true;
+            tokio::time::sleep(jitter(settle * (1 << writes.min(4)))).await;
+            continue;
+        }
+        // A merge of a read this old may drop what others wrote since.
+        if read_at.elapsed() > settle / 2 {
+            continue;
+        }
+        backed_off = false;
+        index["manifests"]
+            .as_array_mut()
+            .expect("checked above")
+            .extend(missing);
+        remote
+            .put_manifest(&at, &canonical_json(&index), &MediaType::INDEX)
+            .await?;
+        writes += 1;
+        tokio::time::sleep(settle).await;
     }
-    let manifests = index["manifests"].as_array_mut().ok_or_else(|| {
-        Error::Invalid(format!(
-            "{at}: the referrers fallback index has no manifests list"
-        ))
-    })?;
-    // The descriptor as the referrers API gives it: the manifest's
-    // artifactType and annotations.
-    let manifest: Value = serde_json::from_slice(bytes).unwrap_or_default();
-    let mut entry = json!({
-        "mediaType": desc.media_type,
-        "digest": desc.digest,
-        "size": desc.size,
-    });
-    let artifact_type = manifest["artifactType"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| manifest["config"]["mediaType"].as_str().map(str::to_owned));
-    if let Some(t) = artifact_type {
-        entry["artifactType"] = json!(t);
-    }
-    if let Some(a) = manifest.get("annotations").filter(|a| a.is_object()) {
-        entry["annotations"] = a.clone();
-    }
-    manifests.push(entry);
-    remote
-        .put_manifest(&at, &canonical_json(&index), &MediaType::INDEX)
-        .await?;
-    Ok("fallback")
 }
 
 /// The referrers of `subject` in the repository of `target`, and where the

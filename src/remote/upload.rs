@@ -40,6 +40,21 @@ pub(super) struct Doc {
 /// (in digest order), each a file of its descriptor's size.
 pub(super) fn collect(layout: &Layout, root: &Descriptor) -> Result<(Vec<Doc>, Vec<Blob>)> {
     let graph = layout.graph(root)?;
+    // A config is a document: one `pull` (and `verify`) would refuse is
+    // not sent.
+    let max = crate::oci::json::MAX_DOCUMENT;
+    for d in &graph.documents {
+        if let Some(c) = d.refs.config.as_ref().filter(|c| c.size > max) {
+            return Err(Error::Invalid(format!(
+                "{}: the config {} of manifest {} is {} bytes, more than {} ({max} bytes), the most nixoci pull and verify read; refused before sending anything",
+                layout.dir().display(),
+                c.digest,
+                d.descriptor.digest,
+                c.size,
+                super::errors::limit_text(max)
+            )));
+        }
+    }
     let mut blobs = graph
         .blobs
         .iter()

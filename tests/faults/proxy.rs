@@ -40,6 +40,10 @@ pub enum Fault {
     /// A blob download: send the headers and half of the body, then
     /// nothing, ever.
     StallDownload,
+    /// A blob download: the headers, then the blob one byte every 100 ms
+    /// (10 bytes a second, however fast the machine), never stalling for
+    /// as long as a timeout.
+    DripDownload,
     /// A blob download: half of the blob, with a Content-Length that says
     /// so (a clean, short response).
     TruncateBlob,
@@ -50,6 +54,10 @@ pub enum Fault {
     MissingBlob,
     /// The token endpoint answers 500.
     TokenFails,
+    /// A PUT of a referrers fallback tag (`/manifests/sha256-…`): answered
+    /// 201 and not forwarded, as if another client had replaced the index
+    /// at once.
+    LoseFallbackWrite,
 }
 
 /// The proxy as a token service: `user`/`password` get `token`.
@@ -241,6 +249,21 @@ fn broken_body(fd: i32, head: Bytes, stall: bool) -> Body {
     BodyExt::boxed(StreamBody::new(frames))
 }
 
+/// A body of `bytes`, one byte every 100 ms.
+fn drip_body(bytes: Bytes) -> Body {
+    let frames = futures_util::stream::unfold(0usize, move |i| {
+        let bytes = bytes.clone();
+        async move {
+            if i >= bytes.len() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some((Ok(Frame::data(bytes.slice(i..i + 1))), i + 1))
+        }
+    });
+    BodyExt::boxed(StreamBody::new(frames))
+}
+
 async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Response<Body>, String> {
     let method = req.method().as_str().to_owned();
     let path = req
@@ -322,6 +345,10 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             ));
         }
     }
+    let fallback_put = method == "PUT" && bare.contains("/manifests/sha256-");
+    if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
+        return Ok(full(201, &[], ""));
+    }
     if fires(&s, n, Fault::ServerErrorOnPut, method == "PUT") {
         return Ok(full(500, &[], "fault: internal server error on PUT"));
     }
@@ -397,6 +424,9 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
     } else if blob_body && fires(&s, n, Fault::StallDownload, true) {
         out = out.header("content-length", bytes.len());
         broken_body(fd, half, true)
+    } else if blob_body && fires(&s, n, Fault::DripDownload, true) {
+        out = out.header("content-length", bytes.len());
+        drip_body(bytes)
     } else if blob_body && fires(&s, n, Fault::TruncateBlob, true) {
         out = out.header("content-length", half.len());
         Full::new(half).map_err(|e: Infallible| match e {}).boxed()
