@@ -178,7 +178,7 @@ layout
   copyTo = program "copy-to" "exec ${tool} archive '${layout}' \"$@\"";
   copyToPodman = program "copy-to-podman" (
     "f=$(mktemp \"\${TMPDIR:-/tmp}/${name}.XXXXXX\")\ntrap 'rm -f \"$f\"' EXIT\n"
-    + "${tool} archive '${layout}' --format docker --tag '${name}:${imageTag}' -o \"$f\" -q\n"
+    + "${tool} archive '${layout}' --format docker --tag '${name}:${imageTag}' --force -o \"$f\" -q\n"
     + "podman load -i \"$f\" \"$@\""
   );
   # Every name the layout gives its image (what `nixoci archive LAYOUT:TAG`

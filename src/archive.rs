@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::documents::index_document;
 use crate::error::{Content, Error, IoContext, Result};
 use crate::layer::compress::Compression;
-use crate::layout::{Layout, OutputFile, OCI_LAYOUT};
+use crate::layout::{Layout, OutputFile, WriteMode, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
 use crate::oci::json::canonical_json;
@@ -143,7 +143,9 @@ impl<W: Write> TarOut<W> {
 }
 
 /// Write `layout`'s image `tag` (or its only one) as an archive at `out`,
-/// through a temporary sibling unless `in_place` (Nix builders).
+/// through a temporary sibling unless `mode` is in place (Nix builders).
+/// An existing file is replaced only by [`WriteMode::Replace`], and never
+/// when it is the layout or inside it.
 pub fn archive(
     layout: &Path,
     tag: Option<&str>,
@@ -151,7 +153,7 @@ pub fn archive(
     format: Format,
     name: Option<&str>,
     platform: Option<&Platform>,
-    in_place: bool,
+    mode: WriteMode,
 ) -> Result<ArchiveReport> {
     let reader = Layout::open(layout)?;
     let root = reader.select(tag)?;
@@ -163,12 +165,7 @@ pub fn archive(
     let names = image_names(layout, &tags, name)?;
     let mtime = crate::oci::time::default_mtime()?;
 
-    // The archive is always replaced: never when that replaces the layout
-    // or a file of it.
-    if !in_place && std::fs::symlink_metadata(out).is_ok() {
-        crate::layout::check_not_an_input(out, &[layout.to_owned()])?;
-    }
-    let output = OutputFile::new(out, in_place)?;
+    let output = OutputFile::new(out, mode, &[layout.to_owned()])?;
     let mut tar = TarOut {
         builder: tar::Builder::new(io::BufWriter::with_capacity(1 << 20, output.file()?)),
         mtime,

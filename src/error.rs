@@ -65,8 +65,26 @@ pub enum Error {
     #[error("{path}: unsupported file type ({kind}); only files, directories and symlinks go into a layer")]
     UnsupportedFileType { path: PathBuf, kind: &'static str },
 
-    #[error("{0}: output directory already exists; remove it or pass --force")]
+    #[error("{0}: the output already exists; remove it or pass --force")]
     OutputExists(PathBuf),
+
+    #[error(
+        "{path} is in the Nix store ({store}), which nixoci never writes into or changes, \
+         even as root: write the output elsewhere, or work on a writable copy \
+         (cp -rL {path} COPY && chmod -R u+w COPY)"
+    )]
+    InNixStore { path: PathBuf, store: PathBuf },
+
+    #[error(
+        "{path} is read-only ({part} has mode {mode:04o}), and nixoci changes nothing that is \
+         read-only by its mode, even as root: work on a writable copy \
+         (cp -rL {path} COPY && chmod -R u+w COPY)"
+    )]
+    ReadOnly {
+        path: PathBuf,
+        part: PathBuf,
+        mode: u32,
+    },
 
     #[error(
         "the input {input} is inside (or is) the output {output}, which would be deleted \
@@ -75,7 +93,7 @@ pub enum Error {
     InputInOutput { input: PathBuf, output: PathBuf },
 
     #[error(
-        "the output {output} is inside the input {input}, which replacing it would change: \
+        "the output {output} is inside the input {input}, which writing it would change: \
          write the output elsewhere"
     )]
     OutputInInput { input: PathBuf, output: PathBuf },

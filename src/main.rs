@@ -34,7 +34,16 @@ fn main() -> ExitCode {
         nixoci::layout::remove_unfinished();
         std::process::exit(130);
     });
-    match cli::run(args) {
+    let result = cli::run(args);
+    if nixoci::layout::interrupted() {
+        // The signal handler is removing what the run was writing, and
+        // exits with 130 when done: the run's own end (often an error, as
+        // its files vanish) is no result to report.
+        loop {
+            std::thread::park();
+        }
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe (`nixoci inspect DIR | head`) is not a failure.

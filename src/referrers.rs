@@ -148,6 +148,7 @@ pub fn attach(
             .map_err(Error::Invalid)?;
     }
     let blobs = BlobDir::new(dir);
+    blobs.remove_stale();
     blobs.write_json(&json!({}), MediaType::EMPTY)?;
     let mut layers = Vec::new();
     for f in files {
@@ -185,10 +186,15 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         return Ok(());
     }
     manifests.push(serde_json::to_value(desc).expect("a descriptor serialises"));
+    // Named as outputs' temporaries are, removed if interrupted, and by the
+    // next run if killed.
+    let name = std::ffi::OsStr::new("index.json");
+    crate::layout::remove_stale_temporaries(dir, name);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".index.json.tmp-")
+        .prefix(&crate::layout::temporary_prefix(name))
         .tempfile_in(dir)
         .at(dir)?;
+    let _tracked = crate::layout::UnfinishedFile::track(tmp.path());
     tmp.write_all(&canonical_json(&index)).at(tmp.path())?;
     {
         use std::os::unix::fs::PermissionsExt;

@@ -126,14 +126,9 @@ pub fn collect(dir: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Re
         .and_then(crate::oci::time::utc_seconds)
         .unwrap_or_else(|| crate::oci::time::format_epoch(0));
 
-    let tmp = tempfile::Builder::new()
-        .prefix("nixoci-sbom-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    // Removed however this ends, read-only directories and all.
+    let tmp = crate::layout::Scratch::new("sbom")?;
     let root = tmp.path().join("rootfs");
-    // Removable however this ends: an image's directories may be
-    // read-only, and then even their owner cannot delete what they hold.
-    let _cleanup = crate::unpack::MakeRemovableOnDrop(root.clone());
     let opts = UnpackOptions {
         platform: platform.cloned(),
         ..Default::default()

@@ -836,7 +836,14 @@ fn output_inside_a_source_is_refused() {
             .arg("-o")
             .arg(t.path().join("tree/out")),
     );
-    assert!(err.contains("output directory is inside source"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the output {} is inside the input {}",
+            t.path().join("tree/out").display(),
+            t.path().join("tree").display()
+        )),
+        "{err}"
+    );
     assert!(!t.path().join("tree/out").exists());
 }
 

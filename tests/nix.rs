@@ -593,7 +593,7 @@ fn image_name_check_agrees_with_the_tool() {
             .arg(format!("{}:multi", layout.display()))
             .arg("-o")
             .arg(t.path().join("a.tar"))
-            .args(["--tag", name, "-q"])
+            .args(["--tag", name, "-q", "--force"])
             .output()
             .unwrap();
         if tool.status.success() != nix_ok {

@@ -69,8 +69,26 @@ fn plan_to_a_file_and_to_stdout_same_bytes_every_path_once() {
     for strategy in ["stable", "popularity"] {
         let out = dir.path().join(format!("{strategy}.json"));
         fs::write(&out, "old").unwrap();
+        // An existing file is replaced only with --force.
+        let err = run_fail(
+            plan_cmd(&g)
+                .args(["--max-layers", "10", "--strategy", strategy, "-o"])
+                .arg(&out),
+        );
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&out).unwrap(), b"old");
         let printed = run(plan_cmd(&g)
-            .args(["--max-layers", "10", "--strategy", strategy, "-o"])
+            .args([
+                "--max-layers",
+                "10",
+                "--strategy",
+                strategy,
+                "--force",
+                "-o",
+            ])
             .arg(&out))
         .stdout;
         assert!(printed.is_empty());

@@ -983,12 +983,12 @@ fn an_image_config_needs_a_diff_id_for_every_layer() {
     let (d0, d1) = (sha(&layers[0]), sha(&layers[1]));
     let config = json!({"architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": [d0, d1]}});
-    // With both, it unpacks.
+    // With both, it unpacks (beside the layout: never into it).
     let layout = craft_config(&t.path().join("both"), &layers, &config);
     run(nixoci()
         .arg("unpack")
         .arg(&layout)
-        .arg(t.path().join("both/out"))
+        .arg(t.path().join("both-out"))
         .arg("-q"));
     let few = |n: usize| {
         (

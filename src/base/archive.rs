@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::BaseImage;
 use crate::error::{Error, IoContext, Result};
-use crate::layout::BlobDir;
+use crate::layout::{BlobDir, Scratch};
 use crate::oci::descriptor::{Descriptor, Platform};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::parse_json;
@@ -80,11 +80,8 @@ fn clean(name: &[u8]) -> std::result::Result<PathBuf, &'static str> {
 /// Read the archive at `path` into a new temporary directory: its regular
 /// files and directories; its symbolic and hard links, which must point at
 /// a regular file of the archive, as copies. Returns the directory.
-fn extract(path: &Path) -> Result<tempfile::TempDir> {
-    let tmp = tempfile::Builder::new()
-        .prefix("nixoci-base-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+fn extract(path: &Path) -> Result<Scratch> {
+    let tmp = Scratch::new("base")?;
     let root = tmp.path().join("archive");
     fs::create_dir(&root).at(&root)?;
     let damaged = |e: io::Error| Error::Invalid(format!("not a readable tar archive: {e}"));

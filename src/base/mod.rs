@@ -40,7 +40,7 @@ pub struct BaseImage {
     /// What `org.opencontainers.image.base.name` records, if known.
     pub name: Option<String>,
     /// A temporary directory the archive was read into, removed on drop.
-    _extracted: Option<tempfile::TempDir>,
+    _extracted: Option<crate::layout::Scratch>,
 }
 
 impl BaseImage {
@@ -85,7 +85,7 @@ impl BaseImage {
         dir: &Path,
         tag: Option<&str>,
         platform: Option<&Platform>,
-        extracted: Option<tempfile::TempDir>,
+        extracted: Option<crate::layout::Scratch>,
     ) -> Result<Self> {
         let layout = Layout::open(dir)?;
         let host = Platform::host_linux();

@@ -320,7 +320,7 @@ fn builder_archive(a: ArchiveSpec, out: &Path, stdout: &mut dyn Write) -> Result
         a.format,
         a.name.as_deref(),
         None,
-        true,
+        nixoci::layout::WriteMode::InPlace,
     )?;
     writeln!(
         stdout,

@@ -17,7 +17,7 @@ use nixoci::layout::Layout;
 
 use super::args::{locate, Target};
 use super::limit_args::LimitArgs;
-use super::output::Output;
+use super::output::{Output, OutputArgs};
 use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -41,9 +41,8 @@ pub struct DiffArgs {
     exit_code: bool,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -56,7 +55,7 @@ struct Opened {
     source: String,
     /// A pulled image's registry keeps referrers itself (referrers API).
     referrers_api: bool,
-    _pulled: Option<(tempfile::TempDir, nixoci::layout::UnfinishedFile)>,
+    _pulled: Option<nixoci::layout::Scratch>,
 }
 
 /// `nixoci diff`.
@@ -74,14 +73,16 @@ pub fn diff(a: &DiffArgs) -> Result<ExitCode> {
 }
 
 fn run(a: &DiffArgs) -> Result<ExitCode> {
-    let mode = Output::from_flags(a.json, false);
+    let mode = a.print.mode();
     let platform = a.platform.clone();
     let mut opts = nixoci::diff::DiffOptions {
         platform: platform.clone(),
         limits: a.limits.limits(),
-        max_files: a
-            .files
-            .unwrap_or(if a.json { nixoci::diff::JSON_FILES } else { 10 }),
+        max_files: a.files.unwrap_or(if mode == Output::Json {
+            nixoci::diff::JSON_FILES
+        } else {
+            10
+        }),
         referrers_api: false,
     };
     let side_a = open(&a.a, &a.remote)?;
@@ -129,12 +130,9 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
             })
         }
         Target::Remote(r) => {
-            let tmp = tempfile::Builder::new()
-                .prefix("nixoci-diff-")
-                .tempdir()
-                .context("cannot create a temporary directory to pull into")?;
             // Removed when done, and by the signal handler if interrupted.
-            let tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
+            let tmp = nixoci::layout::Scratch::new("diff")
+                .context("cannot create a temporary directory to pull into")?;
             let dir = tmp.path().join("image");
             let mut opts = remote.options()?;
             // A diff changes nothing, not even the record of where blobs are.
@@ -156,7 +154,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 tag: None,
                 source: r.to_string(),
                 referrers_api: pulled.referrers_api,
-                _pulled: Some((tmp, tracked)),
+                _pulled: Some(tmp),
             })
         }
     }

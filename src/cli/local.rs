@@ -21,16 +21,20 @@ pub struct VerifyArgs {
     dir: PathBuf,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 /// `nixoci verify`: exit status 1 when the layout has a problem; the
-/// problems go to standard error (or into the JSON report).
+/// problems go to standard error (or into the JSON report), with
+/// `--quiet` too.
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
-    Output::from_flags(a.json, false).print(&report, |out| {
+    let mode = match a.print.mode() {
+        Output::Quiet if !report.ok => Output::Text,
+        mode => mode,
+    };
+    mode.print(&report, |out| {
         if report.ok {
             return writeln!(
                 out,
@@ -62,9 +66,8 @@ pub struct InspectArgs {
     /// An image layout directory, LAYOUT:TAG, or
     /// REGISTRY/REPOSITORY[:TAG][@DIGEST].
     target: String,
-    /// Print JSON on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: OutputArgs,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -85,7 +88,9 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
         Target::Remote(r) => vec![nixoci::remote::inspect(&r, &a.remote.options()?)
             .with_context(|| format!("cannot inspect {r}"))?],
     };
-    Output::from_flags(a.json, false).report(&tagged, |out| print_tagged(out, &tagged))
+    a.print
+        .mode()
+        .report(&tagged, |out| print_tagged(out, &tagged))
 }
 
 /// What `inspect` prints as text: per tag its digest and kind, then per
@@ -149,9 +154,12 @@ fn print_tagged(out: &mut dyn Write, tagged: &[nixoci::inspect::Tagged]) -> std:
 pub struct ArchiveArgs {
     /// The image layout, with `:TAG` when it holds several images.
     layout: String,
-    /// The archive file to write (replaced if it exists).
+    /// The archive file to write (it must not exist unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
+    /// Replace FILE if it exists (never the layout or a file of it).
+    #[arg(long)]
+    force: bool,
     /// `oci`: the layout as a tar (podman load, skopeo copy oci-archive:);
     /// `docker`: the docker save format (docker load, podman load).
     #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
@@ -195,7 +203,7 @@ pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
         a.format.into(),
         a.tag.as_deref(),
         platform.as_ref(),
-        false,
+        nixoci::layout::WriteMode::forced(a.force),
     )
     .with_context(|| format!("cannot archive {}", layout.display()))?;
     a.print.mode().report(&report, |out| {

@@ -68,7 +68,8 @@ impl Output {
     }
 }
 
-/// `--json` and `--quiet` of the building blocks, archive and unpack.
+/// `--json` and `--quiet` of every command that draws no transfer progress
+/// bars (those that do take [`TransferOutputArgs`]).
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Print a JSON report on standard output.

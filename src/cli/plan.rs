@@ -11,7 +11,15 @@ use clap::Args;
 
 use nixoci::plan::{check_budget, plan, read_exclude, Graph, Strategy};
 
+use super::output::OutputArgs;
+
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("json", |a| a.help("Print a JSON report of what -o wrote on standard output")),
+    mut_arg("quiet", |a| a.help(
+        "Print nothing on success (a plan without -o is still printed: it is the result)"
+    ))
+)]
 pub struct PlanArgs {
     /// The closure graph Nix writes for `exportReferencesGraph` with
     /// structured attrs: a JSON list of {path, narSize, references}, or a
@@ -34,10 +42,17 @@ pub struct PlanArgs {
     /// given more than once.
     #[arg(long, value_name = "FILE")]
     exclude: Vec<PathBuf>,
-    /// Write the plan here (replaced if it exists) instead of standard
-    /// output.
+    /// Write the plan here instead of standard output (it must not exist
+    /// unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the -o FILE if it exists (never an input).
+    #[arg(long, requires = "output")]
+    force: bool,
+    // A report of what -o wrote; without it, the plan itself is printed,
+    // whatever the output mode.
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -65,18 +80,27 @@ pub fn run(a: &PlanArgs) -> Result<ExitCode> {
         StrategyArg::Stable => Strategy::Stable,
         StrategyArg::Popularity => Strategy::Popularity,
     };
-    let bytes = plan(&graph, strategy, a.max_layers, &exclude)?.to_bytes();
+    let plan = plan(&graph, strategy, a.max_layers, &exclude)?;
+    let bytes = plan.to_bytes();
     match &a.output {
         None => std::io::stdout().lock().write_all(&bytes)?,
         Some(out) => {
             let mut inputs = vec![a.graph.clone()];
             inputs.extend(a.exclude.iter().cloned());
-            nixoci::layout::check_not_an_input(out, &inputs)?;
-            let file = nixoci::layout::OutputFile::new(out, false)?;
+            let mode = nixoci::layout::WriteMode::forced(a.force);
+            let file = nixoci::layout::OutputFile::new(out, mode, &inputs)?;
             file.file()?
                 .write_all(&bytes)
                 .map_err(|e| nixoci::Error::io(out, e))?;
             file.commit()?;
+            let report = serde_json::json!({
+                "output": out,
+                "strategy": plan.strategy,
+                "maxLayers": plan.max_layers,
+                "layers": plan.layers.len(),
+            });
+            // As `cp`, the text says nothing.
+            return a.print.mode().report(&report, |_| Ok(()));
         }
     }
     Ok(ExitCode::SUCCESS)

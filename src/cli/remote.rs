@@ -17,7 +17,7 @@ use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::limit_args::LimitArgs;
-use super::output::{Output, TransferOutputArgs};
+use super::output::{Output, OutputArgs, TransferOutputArgs};
 use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -133,9 +133,8 @@ pub struct ReferrersArgs {
     artifact_type: Option<String>,
     #[command(flatten)]
     remote: RemoteArgs,
-    /// Print a JSON report on standard output.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `KEY=VALUE` pairs.
@@ -194,18 +193,17 @@ pub fn referrers(a: &ReferrersArgs) -> Result<ExitCode> {
     let target = reference_arg(&a.reference)?;
     let list = remote::referrers(&target, a.artifact_type.as_deref(), &a.remote.options()?)
         .with_context(|| format!("cannot list the referrers of {target}"))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for m in &list.manifests {
-        println!(
-            "{}  {}",
-            m.digest,
-            m.artifact_type.as_deref().unwrap_or("(no artifact type)")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    a.output.mode().report(&list, |out| {
+        for m in &list.manifests {
+            writeln!(
+                out,
+                "{}  {}",
+                m.digest,
+                m.artifact_type.as_deref().unwrap_or("(no artifact type)")
+            )?;
+        }
+        Ok(())
+    })
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +224,8 @@ pub struct ExistsArgs {
     reference: String,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `nixoci push`.
@@ -323,12 +323,9 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     // the one asked for a single image (which the pull then checks), and
     // for a single image without one, none (it is read from the config).
     let pass = if resolved.was_index { choice } else { asked };
-    let tmp = tempfile::Builder::new()
-        .prefix("nixoci-prefetch-")
-        .tempdir()
-        .context("cannot create a temporary directory to pull into")?;
     // Removed when done, and by the signal handler if interrupted.
-    let _tracked = nixoci::layout::UnfinishedFile::track(tmp.path());
+    let tmp = nixoci::layout::Scratch::new("prefetch")
+        .context("cannot create a temporary directory to pull into")?;
     let dir = tmp.path().join("image");
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
@@ -437,9 +434,14 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
     let answer =
         reference_arg(&a.reference).and_then(|r| Ok(remote::exists(&r, &a.remote.options()?)?));
+    let report = |digest: Option<&nixoci::digest::Sha256Digest>| {
+        let value = serde_json::json!({"reference": a.reference, "exists": digest.is_some(), "digest": digest});
+        // The text says nothing: the exit status is the answer.
+        a.output.mode().print(&value, |_| Ok(()))
+    };
     match answer {
-        Ok(Some(_)) => Ok(ExitCode::SUCCESS),
-        Ok(None) => Ok(ExitCode::from(1)),
+        Ok(Some(d)) => report(Some(&d)).map(|()| ExitCode::SUCCESS),
+        Ok(None) => report(None).map(|()| ExitCode::from(1)),
         // Anything else is "cannot tell", never "no".
         Err(e) => {
             eprintln!("error: cannot tell whether {} exists: {e:#}", a.reference);

@@ -8,17 +8,28 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::layout_arg;
+use super::output::OutputArgs;
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("json", |a| a.help("Print a JSON report of what -o or --attach wrote on standard output")),
+    mut_arg("quiet", |a| a.help(
+        "Print no report of what -o or --attach wrote (without them, the SBOM itself is still printed)"
+    ))
+)]
 pub struct SbomArgs {
     /// The image layout, with `:TAG` when it holds several images.
     layout: String,
     /// `spdx` (SPDX 2.3 JSON) or `cyclonedx` (CycloneDX 1.6 JSON).
     #[arg(long, value_enum, default_value_t = FormatArg::Spdx)]
     format: FormatArg,
-    /// Write it to FILE (replaced atomically) instead of standard output.
+    /// Write it to FILE instead of standard output (it must not exist
+    /// unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the -o FILE if it exists (never the layout or a file of it).
+    #[arg(long, requires = "output")]
+    force: bool,
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
     /// (default: linux and this machine's architecture).
     #[arg(long, value_parser = super::args::platform_arg)]
@@ -28,6 +39,10 @@ pub struct SbomArgs {
     /// push` sends with the image.
     #[arg(long)]
     attach: bool,
+    // A report of what -o or --attach wrote; without either, the SBOM
+    // itself is printed, whatever the output mode.
+    #[command(flatten)]
+    print: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -40,6 +55,21 @@ enum FormatArg {
 pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     let platform = a.platform.clone();
+    // Before any work: nothing is changed that may not be.
+    if a.attach {
+        nixoci::layout::check_may_change(&layout).with_context(|| {
+            format!(
+                "cannot attach the SBOM to {} (a Nix-built image gets one with \
+                 ociImage {{ sbom = true; }})",
+                layout.display()
+            )
+        })?;
+    }
+    let mode = nixoci::layout::WriteMode::forced(a.force);
+    let inputs = [layout.clone()];
+    if let Some(path) = &a.output {
+        nixoci::layout::check_output(path, a.force, &inputs)?;
+    }
     let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
         .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
     let format = match a.format {
@@ -47,31 +77,75 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         FormatArg::Cyclonedx => nixoci::sbom::Format::CycloneDx,
     };
     let bytes = nixoci::sbom::bytes(&format.document(&sbom));
+    let mut report = Report {
+        layout: layout.clone(),
+        manifest: sbom.manifest.clone(),
+        format: format.media_type(),
+        packages: sbom.paths.len(),
+        output: a.output.clone(),
+        attached: Vec::new(),
+    };
     if a.attach {
-        let attached = nixoci::sbom::attach(&layout, &sbom, &[format])
-            .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?;
-        for d in attached {
-            eprintln!(
-                "{}: {} SBOM {} attached to {}",
-                layout.display(),
-                format.media_type(),
-                d.digest,
-                sbom.manifest
-            );
-        }
-        if a.output.is_none() {
-            return Ok(ExitCode::SUCCESS);
-        }
+        report.attached = nixoci::sbom::attach(&layout, &sbom, &[format])
+            .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
     }
     match &a.output {
         Some(path) => {
-            let out = nixoci::layout::OutputFile::new(path, false)?;
+            let out = nixoci::layout::OutputFile::new(path, mode, &inputs)?;
             out.file()?
                 .write_all(&bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             out.commit()?;
         }
-        None => std::io::stdout().lock().write_all(&bytes)?,
+        // The SBOM itself is what is printed, whatever the output mode.
+        None if !a.attach => {
+            std::io::stdout().lock().write_all(&bytes)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
     }
-    Ok(ExitCode::SUCCESS)
+    a.print.mode().report(&report, |out| {
+        if let Some(path) = &report.output {
+            writeln!(
+                out,
+                "{}: {} SBOM of {}, {} packages",
+                path.display(),
+                report.format,
+                report.manifest,
+                report.packages
+            )?;
+        }
+        for d in &report.attached {
+            writeln!(
+                out,
+                "{}: {} SBOM {d} attached to {}",
+                report.layout.display(),
+                report.format,
+                report.manifest
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// What `sbom` reports when it wrote the SBOM to a file or attached it
+/// (otherwise the SBOM itself is printed).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    layout: PathBuf,
+    /// The image's manifest.
+    manifest: nixoci::digest::Sha256Digest,
+    /// The SBOM's media type.
+    format: &'static str,
+    /// Store paths listed.
+    packages: usize,
+    /// The file written (`-o`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<PathBuf>,
+    /// The referrers attached (`--attach`).
+    attached: Vec<nixoci::digest::Sha256Digest>,
 }

@@ -1,18 +1,27 @@
 //! OCI image layouts (image-spec `image-layout.md`): the [`staging`] every
-//! output is written in, the blob [`store`] (blob writers that name a blob
-//! only by its checked digest, verified blob readers), the [`reader`] every command
-//! reads them through (tag and platform to image, the graph under a
-//! descriptor), the [`tags`] a layout gives its image, and the
-//! [`temporaries`] outputs are written as (named by run and machine, those
-//! of dead runs removed, renamed into place without replacing another's).
+//! output is written in, the one rule of which [`outputs`] may be written
+//! and what may be changed in place, the blob [`store`] (blob writers that
+//! name a blob only by its checked digest, verified blob readers), the
+//! [`reader`] every command reads them through (tag and platform to image,
+//! the graph under a descriptor), the [`tags`] a layout gives its image,
+//! the [`scratch`] space commands work in, and the [`temporaries`] outputs
+//! are written as (named by run and
+//! machine, those of dead runs removed, renamed into place without
+//! replacing another's).
 
+pub mod outputs;
 pub mod reader;
+pub mod scratch;
 pub mod staging;
 pub mod store;
 pub mod tags;
 pub mod temporaries;
 
+pub use outputs::{check_may_change, check_not_an_input, check_output};
 pub use reader::{is_referrer, Graph, Image, Layout};
+pub use scratch::Scratch;
 pub use staging::*;
 pub use store::*;
-pub use temporaries::{remove_stale_temporaries, temporary_prefix};
+pub use temporaries::{
+    interrupted, remove_stale_temporaries, remove_unfinished, temporary_prefix, UnfinishedFile,
+};

@@ -2,20 +2,22 @@
 //! of its final path and renamed into place only once complete
 //! ([`Staging`], [`OutputFile`]), so a failed or interrupted run never
 //! leaves an output that looks finished; what an interrupted run started is
-//! removed by [`remove_unfinished`]. Replacing an output never deletes or
-//! changes one of the inputs ([`check_not_an_input`]).
+//! removed by [`crate::layout::remove_unfinished`]. Whether an output may be written at
+//! all is [`check_output`]'s to say.
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout::outputs::check_output;
 use crate::layout::store::BlobDir;
 use crate::layout::temporaries::{
-    remove_stale_temporaries, rename_exchange, rename_no_replace, temporary_prefix,
+    remove_stale_temporaries, rename_exchange, rename_no_replace, temporary_prefix, unfinished,
+    UnfinishedFile,
 };
 use crate::oci::json::canonical_json;
 
@@ -35,72 +37,57 @@ pub struct Staging {
     committed: bool,
 }
 
-/// Temporary outputs of this process not yet committed, for
-/// [`remove_unfinished`].
-static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
+/// How a file output is written ([`OutputFile::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Through a temporary sibling; an existing output is an error.
+    New,
+    /// Through a temporary sibling; an existing output is replaced
+    /// (`--force`), unless that would delete or change an input.
+    Replace,
+    /// Directly at its path, which must not exist: Nix builders, whose
+    /// store directory is not writable and whose failed outputs Nix
+    /// discards itself.
+    InPlace,
 }
 
-/// Remove every output this process has started and not committed (and the
-/// parents it created for them). For a signal handler that is about to exit:
-/// an interrupted run leaves nothing behind.
-pub fn remove_unfinished() {
-    for p in unfinished().drain(..) {
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(p);
-            }
-            Ok(_) => {
-                let _ = fs::remove_file(p);
-            }
-            Err(_) => {}
+impl WriteMode {
+    /// [`WriteMode::Replace`] with `--force`, else [`WriteMode::New`].
+    pub fn forced(force: bool) -> Self {
+        if force {
+            WriteMode::Replace
+        } else {
+            WriteMode::New
         }
     }
 }
 
-/// A temporary file or directory (not a [`Staging`] directory) that
-/// [`remove_unfinished`] removes if the process is interrupted while this
-/// guard lives.
-pub struct UnfinishedFile(PathBuf);
-
-impl UnfinishedFile {
-    pub fn track(path: &Path) -> Self {
-        unfinished().push(path.to_owned());
-        UnfinishedFile(path.to_owned())
-    }
-}
-
-impl Drop for UnfinishedFile {
-    fn drop(&mut self) {
-        unfinished().retain(|p| *p != self.0);
-    }
-}
-
-/// A file output (an archive): written to a temporary sibling of its
-/// final path and renamed into place (mode 0644) by [`OutputFile::commit`];
-/// removed if dropped before, or if the process is interrupted. In place
-/// (Nix builders, whose failed outputs Nix discards), the final path is
-/// written directly and must not exist.
+/// A file output (an archive, an SBOM, a plan): written to a temporary
+/// sibling of its final path and renamed into place (mode 0644) by
+/// [`OutputFile::commit`]; removed if dropped before, or if the process is
+/// interrupted. In place, the final path is written directly.
 pub struct OutputFile {
     file: File,
     tmp: Option<tempfile::NamedTempFile>,
     dest: PathBuf,
+    replace: bool,
     _unfinished: Option<UnfinishedFile>,
 }
 
 impl OutputFile {
-    /// Start writing `dest`.
-    pub fn new(dest: &Path, in_place: bool) -> Result<Self> {
-        if in_place {
+    /// Start writing `dest`, an output of a command whose inputs are
+    /// `inputs`: [`check_output`] says whether it may.
+    pub fn new(dest: &Path, mode: WriteMode, inputs: &[PathBuf]) -> Result<Self> {
+        if mode == WriteMode::InPlace {
             return Ok(OutputFile {
                 file: File::create_new(dest).at(dest)?,
                 tmp: None,
                 dest: dest.to_owned(),
+                replace: false,
                 _unfinished: None,
             });
         }
+        check_output(dest, mode == WriteMode::Replace, inputs)?;
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -120,6 +107,7 @@ impl OutputFile {
             _unfinished: Some(UnfinishedFile::track(tmp.path())),
             tmp: Some(tmp),
             dest: dest.to_owned(),
+            replace: mode == WriteMode::Replace,
         })
     }
 
@@ -134,8 +122,19 @@ impl OutputFile {
             t.as_file()
                 .set_permissions(fs::Permissions::from_mode(0o644))
                 .at(t.path())?;
-            t.persist(&self.dest)
-                .map_err(|e| Error::io(&self.dest, e.error))?;
+            if self.replace {
+                t.persist(&self.dest)
+                    .map_err(|e| Error::io(&self.dest, e.error))?;
+            } else {
+                // Never over an output another run put there meanwhile.
+                t.persist_noclobber(&self.dest).map_err(|e| {
+                    if e.error.kind() == io::ErrorKind::AlreadyExists {
+                        Error::OutputExists(self.dest.clone())
+                    } else {
+                        Error::io(&self.dest, e.error)
+                    }
+                })?;
+            }
         }
         Ok(())
     }
@@ -182,15 +181,7 @@ impl Staging {
     /// Start writing `dest`, an empty directory. It must not exist unless
     /// `force`, and replacing it must not touch any of `inputs`.
     pub fn empty(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<Self> {
-        if dest.as_os_str().is_empty() {
-            return Err(Error::Invalid("the output path is empty".into()));
-        }
-        if fs::symlink_metadata(dest).is_ok() {
-            if !force {
-                return Err(Error::OutputExists(dest.to_owned()));
-            }
-            check_not_an_input(dest, inputs)?;
-        }
+        check_output(dest, force, inputs)?;
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -322,81 +313,6 @@ impl Staging {
         }
         Ok(self.dest.clone())
     }
-}
-
-/// Refuse to replace `dest` (an existing output about to be deleted and
-/// written anew) when that would delete or change one of `inputs`: an input
-/// that is `dest` or lies inside it, or an input directory that `dest` lies
-/// inside. Paths are compared as named and once symlinks are resolved (the
-/// path itself and what it points to), so a relative, absolute or linked
-/// name of an input is the same input. Inputs that do not exist are left to the
-/// code that reads them; `-` (standard input) is no file.
-pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
-    let Some(replaced) = real_path(dest) else {
-        return Ok(());
-    };
-    for input in inputs {
-        if input.as_os_str().is_empty() || input == Path::new("-") {
-            continue;
-        }
-        // The input as named (without `..`, which only resolving can
-        // interpret), the input itself, and what it points to.
-        let named = std::path::absolute(input)
-            .ok()
-            .filter(|p| !p.components().any(|c| c == std::path::Component::ParentDir));
-        let real = [named, real_path(input), fs::canonicalize(input).ok()];
-        // The same directory under another name (a bind mount): compared
-        // by device and inode, every ancestor of the input's real path.
-        if let (Ok(out), Some(canon)) = (fs::symlink_metadata(&replaced), &real[2]) {
-            if !out.file_type().is_symlink() {
-                let same = |p: &Path, m: &fs::Metadata| {
-                    fs::metadata(p).is_ok_and(|x| x.dev() == m.dev() && x.ino() == m.ino())
-                };
-                if canon.ancestors().any(|a| same(a, &out)) {
-                    return Err(Error::InputInOutput {
-                        input: input.clone(),
-                        output: dest.to_owned(),
-                    });
-                }
-                if let (Ok(inp), Ok(dest_real)) = (fs::metadata(canon), fs::canonicalize(&replaced))
-                {
-                    if inp.is_dir() && dest_real.ancestors().any(|a| same(a, &inp)) {
-                        return Err(Error::OutputInInput {
-                            input: input.clone(),
-                            output: dest.to_owned(),
-                        });
-                    }
-                }
-            }
-        }
-        for r in real.iter().flatten() {
-            if r.starts_with(&replaced) {
-                return Err(Error::InputInOutput {
-                    input: input.clone(),
-                    output: dest.to_owned(),
-                });
-            }
-            if fs::metadata(r).is_ok_and(|m| m.is_dir()) && replaced.starts_with(r) {
-                return Err(Error::OutputInInput {
-                    input: input.clone(),
-                    output: dest.to_owned(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `path` with its parent's symlinks resolved, but not a symlink at `path`
-/// itself (which is what replacing `path` deletes). `None` if the parent
-/// does not exist.
-fn real_path(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Some(fs::canonicalize(parent).ok()?.join(name))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! and size of what it gave out: every copy of a blob, into another layout,
 //! an archive or an unpacked tree, goes through these two.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,10 +15,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Content, Error, IoContext, Result};
+use crate::layout::temporaries::{remove_stale_temporaries, temporary_prefix, UnfinishedFile};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::oci::json::canonical_json;
 use crate::oci::MediaType;
+
+/// The name blob temporaries are named from (see [`temporary_prefix`]).
+const INCOMING: &str = "incoming";
 
 /// The `blobs/sha256` directory of a layout or building-block output.
 #[derive(Clone, Debug)]
@@ -44,16 +49,27 @@ impl BlobDir {
     }
 
     /// A writer for a new blob.
+    /// Its temporary file is named as outputs' temporaries are
+    /// (`.incoming.tmp-PID-HOST-…`, see [`BlobDir::remove_stale`]) and
+    /// removed if the process is interrupted.
     pub fn writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs/sha256");
         let file = tempfile::Builder::new()
-            .prefix(".incoming-")
+            .prefix(&temporary_prefix(OsStr::new(INCOMING)))
             .tempfile_in(&dir)
             .at(&dir)?;
         Ok(BlobWriter {
+            _tracked: UnfinishedFile::track(file.path()),
             inner: HashWriter::new(BufWriter::with_capacity(1 << 20, file)),
             dir: self.clone(),
         })
+    }
+
+    /// Remove the blob temporaries that runs killed before they could
+    /// clean up left here: before writing into a blob store that is not
+    /// new (a layout changed in place).
+    pub fn remove_stale(&self) {
+        remove_stale_temporaries(&self.root.join("blobs/sha256"), OsStr::new(INCOMING));
     }
 
     /// Write a JSON document as a blob, canonically. A document larger
@@ -186,6 +202,7 @@ impl io::Read for BlobReader {
 pub struct BlobWriter {
     inner: HashWriter<BufWriter<tempfile::NamedTempFile>>,
     dir: BlobDir,
+    _tracked: UnfinishedFile,
 }
 
 impl BlobWriter {
@@ -193,6 +210,7 @@ impl BlobWriter {
     /// only if it is, and otherwise removed, with an error naming `what`
     /// (where the bytes came from).
     pub fn complete_verified(self, expected: &Sha256Digest, size: u64, what: &str) -> Result<()> {
+        let _tracked = self._tracked;
         let (buf, found, n) = self.inner.finish();
         if found != *expected || n != size {
             return Err(Error::DigestMismatch {
@@ -206,6 +224,7 @@ impl BlobWriter {
 
     /// Finish the blob; returns its digest and size.
     pub fn complete(self) -> Result<(Sha256Digest, u64)> {
+        let _tracked = self._tracked;
         let (buf, digest, size) = self.inner.finish();
         Self::persist(&self.dir, buf, &digest)?;
         Ok((digest, size))

@@ -1,12 +1,76 @@
-//! Temporary siblings of outputs: their names, which say which run on
-//! which machine made them, and the removal of those whose run died
-//! (SIGKILL, a power cut) by the next run writing the same output; and the
-//! renames that put a finished output in place without replacing one
-//! written meanwhile (`renameat2`).
+//! Temporary siblings of outputs, and scratch directories
+//! ([`crate::layout::scratch`]): their names, which say which run on which
+//! machine made them, and the removal of those whose run died (SIGKILL, a
+//! power cut) by the next run writing the same output or making scratch
+//! space in the same directory, and by the signal handler of an
+//! interrupted run ([`remove_unfinished`]); and the renames that put a finished output
+//! in place without replacing one written meanwhile (`renameat2`).
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Temporary outputs and scratch directories of this process not yet
+/// committed or removed, for [`remove_unfinished`].
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+pub(super) fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove every output this process has started and not committed (and the
+/// parents it created for them), every temporary file it has not renamed
+/// into place and every scratch directory it has not removed yet. For a
+/// signal handler that is about to exit: an interrupted run leaves nothing
+/// behind.
+pub fn remove_unfinished() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let paths: Vec<PathBuf> = unfinished().drain(..).collect();
+    // The interrupted work goes on in other threads until the process
+    // exits, and may make a directory again just after it was removed
+    // (`create_dir_all` of a path inside it): a second look after a
+    // moment removes that too. What is left even then bears the name of
+    // a dead run, which the next run removes.
+    for pass in 0..3 {
+        for p in &paths {
+            remove_tree(p);
+        }
+        if pass < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Set once [`remove_unfinished`] has begun.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`remove_unfinished`] has begun: the process is being
+/// interrupted, and its signal handler is about to exit. The work it
+/// interrupted may fail meanwhile (its files vanish); that failure is not
+/// the command's result, and must not be reported as such.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A temporary file or directory (not a [`crate::layout::Staging`]
+/// directory, which keeps its own entry) that
+/// [`remove_unfinished`] removes if the process is interrupted while this
+/// guard lives.
+pub struct UnfinishedFile(PathBuf);
+
+impl UnfinishedFile {
+    /// Track `path` until this guard is dropped.
+    pub fn track(path: &Path) -> Self {
+        unfinished().push(path.to_owned());
+        UnfinishedFile(path.to_owned())
+    }
+}
+
+impl Drop for UnfinishedFile {
+    fn drop(&mut self) {
+        unfinished().retain(|p| *p != self.0);
+    }
+}
 
 /// The start of the name of a temporary sibling of output `name`:
 /// `.NAME.tmp-PID-HOST-`, so that a later run can tell it from an output
@@ -67,12 +131,47 @@ pub fn remove_stale_temporaries(parent: &Path, name: &std::ffi::OsStr) {
         if pid as u32 == std::process::id() || process_alive(pid) {
             continue;
         }
-        let p = e.path();
-        let _ = match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
-            Ok(_) => fs::remove_file(&p),
-            Err(_) => Ok(()),
+        remove_tree(&e.path());
+    }
+}
+
+/// Remove the file or directory tree at `path`, if it is there, best
+/// effort: read-only directories in it (an unpacked image has some, and
+/// even root's `remove_dir_all` stops at none of them but their owner's
+/// does) are made writable first, and a removal that fails because a
+/// thread of this process is still writing into the tree (a signal
+/// handler removing what the interrupted work is making) is tried again.
+pub fn remove_tree(path: &Path) {
+    for attempt in 0..5 {
+        let removed = match fs::symlink_metadata(path) {
+            Err(_) => return,
+            Ok(m) if m.is_dir() => {
+                make_writable(path);
+                fs::remove_dir_all(path)
+            }
+            Ok(_) => fs::remove_file(path),
         };
+        match removed.map_err(|e| e.raw_os_error()) {
+            // Not ours to remove, or never removable: no second try.
+            Ok(()) | Err(Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::EBUSY)) => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5 << attempt)),
+        }
+    }
+}
+
+/// Give the owner write and search permission on every directory under
+/// `root` (links are not followed), so that what they hold can be removed.
+fn make_writable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(root).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            if let Ok(m) = e.metadata() {
+                let mode = m.permissions().mode();
+                if mode & 0o700 != 0o700 {
+                    let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(mode | 0o700));
+                }
+            }
+        }
     }
 }
 

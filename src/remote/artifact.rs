@@ -164,10 +164,7 @@ pub fn push(
     if let Some(t) = &o.artifact_type {
         validate_media_type(t).map_err(Error::Invalid)?;
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("nixoci-artifact-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = crate::layout::Scratch::new("artifact")?;
     let mut blobs: Vec<Blob> = Vec::new();
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut total = 0u64;
@@ -470,16 +467,11 @@ pub fn pull(
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<ArtifactPullReport> {
+    crate::layout::check_may_change(dir)?;
     std::fs::create_dir_all(dir).at(dir)?;
-    let work = tempfile::Builder::new()
-        .prefix(".nixoci-artifact-")
-        .tempdir_in(dir)
-        .at(dir)?;
-    let _tracked = crate::layout::UnfinishedFile::track(work.path());
     // Removed however this ends, read-only directories and all (a packed
-    // directory may hold some, and even their owner cannot delete what
-    // they hold).
-    let _cleanup = crate::unpack::MakeRemovableOnDrop(work.path().to_owned());
+    // directory may hold some); one a killed pull left is removed here.
+    let work = crate::layout::Scratch::new_in(dir, "artifact")?;
     let layout = work.path().join("layout");
     let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
     // An ordinary image is no artifact: its root filesystem would land in

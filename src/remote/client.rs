@@ -137,11 +137,12 @@ pub(super) fn oci_ref(r: &Reference) -> oci_client::Reference {
 /// `webpki-root-certs`) to a temporary file and point `SSL_CERT_FILE` at
 /// it for the rest of the process. A file and not a list of extra roots
 /// because the registry client builds an HTTP client of its own that
-/// trusts only the system's, and fails without any. Returns the file, to
-/// keep until the process ends; `None` when the system has roots.
+/// trusts only the system's, and fails without any. Returns the scratch
+/// directory holding the file, to keep until the process ends (it is
+/// removed then, or when interrupted); `None` when the system has roots.
 ///
 /// Call it before any thread starts: it sets an environment variable.
-pub fn trust_builtin_roots_if_none() -> Result<Option<tempfile::NamedTempFile>> {
+pub fn trust_builtin_roots_if_none() -> Result<Option<crate::layout::Scratch>> {
     if !rustls_native_certs::load_native_certs().certs.is_empty() {
         return Ok(None);
     }
@@ -156,14 +157,11 @@ pub fn trust_builtin_roots_if_none() -> Result<Option<tempfile::NamedTempFile>> 
         }
         pem.push_str("-----END CERTIFICATE-----\n");
     }
-    let mut file = tempfile::Builder::new()
-        .prefix("nixoci-ca-roots-")
-        .suffix(".pem")
-        .tempfile()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    std::io::Write::write_all(&mut file, pem.as_bytes()).at(file.path())?;
-    std::env::set_var("SSL_CERT_FILE", file.path());
-    Ok(Some(file))
+    let scratch = crate::layout::Scratch::new("ca-roots")?;
+    let file = scratch.path().join("roots.pem");
+    std::fs::write(&file, pem.as_bytes()).at(&file)?;
+    std::env::set_var("SSL_CERT_FILE", &file);
+    Ok(Some(scratch))
 }
 
 /// The CA certificates of [`RemoteOptions::ca_file`], to trust besides the
