@@ -153,35 +153,39 @@ fn bad_graphs_name_the_file_and_the_path() {
         assert!(!out.exists(), "{err}");
         err
     };
+    let ax = format!("/nix/store/{}-x", "a".repeat(32));
+    let by = format!("/nix/store/{}-y", "b".repeat(32));
     let err = fail(
-        &json!([{"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]}]),
+        &json!([{"path": ax, "narSize": 1, "references": [by]}]),
         &[],
     );
     assert!(
-        err.contains("/nix/store/a-x refers to /nix/store/b-y, which the graph does not list"),
+        err.contains(&format!(
+            "{ax} refers to {by}, which the graph does not list"
+        )),
         "{err}"
     );
     let err = fail(
         &json!([
-            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
-            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
+            {"path": ax, "narSize": 1, "references": []},
+            {"path": ax, "narSize": 1, "references": []},
         ]),
         &[],
     );
-    assert!(err.contains("/nix/store/a-x is listed twice"), "{err}");
+    assert!(err.contains(&format!("{ax} is listed twice")), "{err}");
     let err = fail(
         &json!([
-            {"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]},
-            {"path": "/nix/store/b-y", "narSize": 1, "references": ["/nix/store/a-x"]},
+            {"path": ax, "narSize": 1, "references": [by]},
+            {"path": by, "narSize": 1, "references": [ax]},
         ]),
         &[],
     );
     assert!(
-        err.contains("reference cycle: /nix/store/a-x -> /nix/store/b-y -> /nix/store/a-x"),
+        err.contains(&format!("reference cycle: {ax} -> {by} -> {ax}")),
         "{err}"
     );
-    let err = fail(&json!([{"path": "/nix/store/a-x", "references": []}]), &[]);
-    assert!(err.contains("entry 0 (/nix/store/a-x)"), "{err}");
+    let err = fail(&json!([{"path": ax, "references": []}]), &[]);
+    assert!(err.contains(&format!("entry 0 ({ax})")), "{err}");
     assert!(err.contains("narSize"), "{err}");
     let err = fail(&json!({"other": []}), &[]);
     assert!(err.contains("no attribute \"closure\""), "{err}");
@@ -190,6 +194,35 @@ fn bad_graphs_name_the_file_and_the_path() {
     assert!(err.contains("is a list, not an object"), "{err}");
     let err = fail(&json!("x"), &[]);
     assert!(err.contains("expected a list"), "{err}");
+    // Only store paths of the store in use: not "/", a name with NUL, a
+    // path with no hash part, a file inside a store path, another store.
+    for (bad, why) in [
+        ("/".to_owned(), "not under /nix/store"),
+        (
+            format!("/nix/store/{}-x\0y", "a".repeat(32)),
+            "'\\0' in its name",
+        ),
+        ("/nix/store/abc-x".to_owned(), "no hash part"),
+        (format!("{ax}/bin/x"), "a path inside a store path"),
+        (
+            format!("/gnu/store/{}-x", "a".repeat(32)),
+            "not under /nix/store",
+        ),
+        (
+            format!("/nix/store/{}", "a".repeat(32)),
+            "no name after the hash part",
+        ),
+    ] {
+        let err = fail(&json!([{"path": bad, "narSize": 1, "references": []}]), &[]);
+        assert!(
+            err.contains(&format!("entry 0: {:?} is not a store path ({why}", bad)),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected /nix/store/<32 base-32 characters>-<name>"),
+            "{err}"
+        );
+    }
     // The output is not written over an input.
     write_json(&g, &graph());
     let err = run_fail(plan_cmd(&g).arg("-o").arg(&g));
@@ -224,7 +257,8 @@ fn exclude_leaves_out_those_paths_only() {
     let lib5 = format!("/nix/store/{:032}-lib5-1.5", 5);
     let lib9 = format!("/nix/store/{:032}-lib9-1.9", 9);
     let lines = dir.path().join("base.txt");
-    fs::write(&lines, format!("{glibc}\n\n/nix/store/zzz-elsewhere\n")).unwrap();
+    let elsewhere = format!("/nix/store/{}-elsewhere", "z".repeat(32));
+    fs::write(&lines, format!("{glibc}\n\n{elsewhere}\n")).unwrap();
     let list = dir.path().join("explicit.json");
     write_json(&list, &json!([lib5, lib9]));
     for strategy in ["stable", "popularity"] {
@@ -243,13 +277,54 @@ fn exclude_leaves_out_those_paths_only() {
         assert_eq!(planned(&plan), want, "{strategy}");
     }
     let bad = dir.path().join("bad.txt");
-    fs::write(&bad, "nix/store/relative\n").unwrap();
+    fs::write(&bad, format!("{glibc}\nnix/store/relative\n")).unwrap();
     let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
-    assert!(err.contains("bad.txt"), "{err}");
+    assert!(err.contains("bad.txt: line 2: "), "{err}");
     assert!(
-        err.contains("\"nix/store/relative\" is not an absolute store path"),
+        err.contains("\"nix/store/relative\" is not a store path (not under /nix/store)"),
         "{err}"
     );
+    write_json(&bad, &json!(["/", glibc]));
+    let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+    assert!(
+        err.contains("bad.txt: [0]: \"/\" is not a store path"),
+        "{err}"
+    );
+}
+
+/// An exclude file of the wrong shape (a JSON object, a string) gets a
+/// short message saying what was expected, not the file quoted back; a
+/// long line is cut.
+#[test]
+fn exclude_of_the_wrong_shape_says_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    write_json(&g, &graph());
+    let bad = dir.path().join("exclude.json");
+    let long = "x".repeat(5000);
+    for (content, want) in [
+        (
+            json!({"paths": [long.clone()]}).to_string(),
+            "not a JSON object",
+        ),
+        (json!(long.clone()).to_string(), "not a JSON string"),
+    ] {
+        fs::write(&bad, content).unwrap();
+        let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+        assert!(
+            err.contains(&format!(
+                "exclude.json: expected a JSON list of store paths, or one store path per line, {want}"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("xxxx"), "the file quoted back: {err}");
+        assert!(err.len() < 400, "{err}");
+    }
+    fs::write(&bad, format!("/nix/store/{long}\n")).unwrap();
+    let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+    assert!(err.contains("line 1: "), "{err}");
+    assert!(err.contains("… (5011 bytes)"), "{err}");
+    assert!(err.len() < 400, "{err}");
 }
 
 /// The graph Nix 2.8 writes (exportReferencesGraph with structured attrs)

@@ -19,12 +19,14 @@
 mod graph;
 mod group;
 mod popularity;
+mod read;
 mod stable;
 
 pub use graph::{read_exclude, Graph, GraphEntry};
 pub use group::PlanLayer;
 use popularity::group_by_popularity;
 pub use popularity::popularity_order;
+pub use read::read_plan;
 use stable::group_stable;
 pub use stable::{bucket_count, bucket_of, stable_name, MAX_BUCKETS, MIN_TIER};
 
