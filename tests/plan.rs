@@ -431,3 +431,111 @@ in
         }
     }
 }
+
+fn layer_sets(plan: &Value) -> BTreeSet<Vec<String>> {
+    plan["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_value(l["paths"].clone()).unwrap())
+        .collect()
+}
+
+fn plan_of(dir: &Path, graph: &Value, budget: usize) -> Value {
+    let g = dir.join("graph.json");
+    write_json(&g, graph);
+    serde_json::from_slice(&stdout(
+        plan_cmd(&g).args(["--max-layers", &budget.to_string()]),
+    ))
+    .unwrap()
+}
+
+/// The roots of the closure (what an image names; they change with every
+/// release) get a layer of their own when the budget allows, even when
+/// small: an app of 200 bytes over 40 libraries of up to 64 MiB, in 12
+/// layers (and in 11, as `ociImage { maxLayers = 12; }` leaves the
+/// closure), is alone in the last layer, and a new version of it changes
+/// that layer and no other. Before, it shared a bucket with libraries.
+#[test]
+fn stable_roots_get_a_layer_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = graph();
+    let top = format!("/nix/store/{:032}-lib39-1.39", 39);
+    let glibc = "/nix/store/00000000000000000000000000000000-glibc-2.38-44";
+    let with_app = |hash: &str| {
+        let app = format!("/nix/store/{hash}-app-1.0");
+        let mut g = base.as_array().unwrap().clone();
+        g.push(json!({"path": app, "narSize": 200, "references": [top, glibc]}));
+        (app, Value::Array(g))
+    };
+    let (app, g) = with_app(&"a".repeat(32));
+    let (app2, g2) = with_app(&"b".repeat(32));
+    for budget in [11, 12, 20] {
+        let plan = plan_of(dir.path(), &g, budget);
+        let layers = plan["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), budget, "{plan}");
+        let last = layers.last().unwrap();
+        assert_eq!(last["paths"], json!([app]), "{plan}");
+        assert_eq!(
+            last["why"],
+            "own layer: a root of the closure (nothing refers to it), 200 B"
+        );
+        assert_eq!(planned(&plan), paths_of(&g));
+        let after = plan_of(dir.path(), &g2, budget);
+        let (a, b) = (layer_sets(&plan), layer_sets(&after));
+        assert_eq!(
+            a.difference(&b).cloned().collect::<Vec<_>>(),
+            [vec![app.clone()]],
+            "{budget}"
+        );
+        assert_eq!(
+            b.difference(&a).cloned().collect::<Vec<_>>(),
+            [vec![app2.clone()]],
+            "{budget}"
+        );
+    }
+}
+
+/// Every slot of the budget is used, also when names share a bucket
+/// (`openssl`, `openssl-dev` and `openssl-bin` have one bucket key) and
+/// when hashing leaves buckets empty: 141 small paths in 127 layers give
+/// 127 layers (before: 88). And it stays stable: a new hash for any one
+/// path changes that path's layer and no other.
+#[test]
+fn stable_fills_every_slot_and_an_update_moves_one_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..140)
+        .map(|i| match i {
+            0 => "openssl-3.0.12".to_owned(),
+            1 => "openssl-3.0.12-dev".to_owned(),
+            2 => "openssl-3.0.12-bin".to_owned(),
+            _ => format!("lib{i}-1.{i}"),
+        })
+        .collect();
+    let make = |changed: Option<usize>| {
+        let path = |i: usize| {
+            let h = if changed == Some(i) { 'z' } else { '0' };
+            format!("/nix/store/{}{:031}-{}", h, i, names[i])
+        };
+        let mut g: Vec<Value> = (0..140)
+            .map(|i| json!({"path": path(i), "narSize": 1000 + i, "references": []}))
+            .collect();
+        let all: Vec<String> = (0..140).map(path).collect();
+        g.push(json!({
+            "path": format!("/nix/store/{}-app-1", "a".repeat(32)),
+            "narSize": 500, "references": all,
+        }));
+        Value::Array(g)
+    };
+    let g = make(None);
+    let plan = plan_of(dir.path(), &g, 127);
+    assert_eq!(plan["layers"].as_array().unwrap().len(), 127, "{plan}");
+    assert_eq!(planned(&plan), paths_of(&g));
+    let before = layer_sets(&plan);
+    for i in 0..140 {
+        let after = layer_sets(&plan_of(dir.path(), &make(Some(i)), 127));
+        assert_eq!(after.len(), 127);
+        assert_eq!(before.difference(&after).count(), 1, "path {i}");
+        assert_eq!(after.difference(&before).count(), 1, "path {i}");
+    }
+}

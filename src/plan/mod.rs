@@ -12,9 +12,10 @@
 //! - [`Strategy::Popularity`]: dockerTools' popularity contest, the same
 //!   grouping on the same graph (tested against a direct transcription of
 //!   its recurrence, and on hand-computed graphs);
-//! - [`Strategy::Stable`] (the default): big paths in their own layers, the
-//!   rest in buckets chosen by a hash of their package name, so that a
-//!   path's layer does not depend on unrelated paths.
+//! - [`Strategy::Stable`] (the default): the roots (what an image names)
+//!   and big paths in their own layers, the rest in buckets chosen by a
+//!   hash of their package name, so that a path's layer does not depend on
+//!   unrelated paths, every slot of the budget used.
 
 mod graph;
 mod group;
