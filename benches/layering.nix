@@ -32,6 +32,8 @@
   busybox,
   variant ? "base",
   sizeMB ? 500,
+  # The budget of the popularity and stable images.
+  maxLayers ? 100,
   # Goes into the names of the image derivations (not of the closure), so
   # that each run of the benchmark builds its images afresh.
   salt ? "",
@@ -174,10 +176,10 @@ in
 {
   inherit app;
   # The strategies: one layer (what ociImage does without maxLayers), the
-  # popularity and stable plans in 100 layers.
+  # popularity and stable plans in `maxLayers` layers (100 by default).
   one = image [ (lib.ociLayerTar { name = "bench-layer${salt}"; files = [ { source = app; } ]; }) ];
   popularity = image [
-    (lib.ociLayers { name = "bench-layers${salt}"; roots = [ app ]; maxLayers = 100; strategy = "popularity"; })
+    (lib.ociLayers { name = "bench-layers${salt}"; roots = [ app ]; inherit maxLayers; strategy = "popularity"; })
   ];
-  stable = image [ (lib.ociLayers { name = "bench-layers${salt}"; roots = [ app ]; maxLayers = 100; }) ];
+  stable = image [ (lib.ociLayers { name = "bench-layers${salt}"; roots = [ app ]; inherit maxLayers; }) ];
 }

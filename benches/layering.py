@@ -11,6 +11,9 @@ import sys
 from urllib.parse import unquote
 
 
+NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
 def load(path):
     with open(path) as f:
         return json.load(f)
@@ -37,13 +40,16 @@ def closure(work):
         print(f"closure {v} paths {len(new)} bytes {sum(new.values())}")
 
 
-def ideal_plan(graph, out):
-    """A plan of a layer per store path, largest first (as the stable
-    plan orders its big layers)."""
+def ideal_plan(graph, prefix):
+    """Plans of a layer per store path, largest first (as the stable plan
+    orders its big layers), in parts of at most 127 layers (what a plan
+    may hold): PREFIX-0.json, PREFIX-1.json, ..."""
     entries = sorted(load(graph), key=lambda e: (-e["narSize"], e["path"]))
-    layers = [{"narSize": e["narSize"], "paths": [e["path"]], "why": "a layer per store path"} for e in entries]
-    with open(out, "w") as f:
-        json.dump({"layers": layers, "maxLayers": len(layers), "strategy": "ideal"}, f)
+    for i in range(0, len(entries), 127):
+        part = entries[i : i + 127]
+        layers = [{"narSize": e["narSize"], "paths": [e["path"]], "why": "a layer per store path"} for e in part]
+        with open(f"{prefix}-{i // 127}.json", "w") as f:
+            json.dump({"layers": layers, "maxLayers": len(layers), "strategy": "stable"}, f)
 
 
 def one_spec(graph):
@@ -103,9 +109,10 @@ def sweep(nixoci, graph, ideal_layers, work, budget="100"):
     those bytes to the ideal's (the changed paths' own), over all x."""
     entries = load(graph)
     size = {}
-    for layer in load(ideal_layers)["layers"]:
-        (path,) = layer["storePaths"]
-        size[path] = layer["size"]
+    for part in os.listdir(ideal_layers):
+        for layer in load(os.path.join(ideal_layers, part, "layers.json"))["layers"]:
+            (path,) = layer["storePaths"]
+            size[path] = layer["size"]
     users = {e["path"]: set() for e in entries}
     for e in entries:
         for r in e["references"]:
@@ -122,7 +129,8 @@ def sweep(nixoci, graph, ideal_layers, work, budget="100"):
         return seen
 
     def renamed(p):
-        h = hashlib.sha256(p.encode()).hexdigest()[:32]
+        # A new hash part in Nix's base-32 alphabet, as a store path has.
+        h = "".join(NIX_BASE32[b % 32] for b in hashlib.sha256(p.encode()).digest())
         return "/nix/store/" + h + p[len("/nix/store/") + 32 :]
 
     def plan(graph_entries, strategy, name):
@@ -167,7 +175,7 @@ def fmt_bytes(n):
     return f"{n} B"
 
 
-def table(results, nproc, runs):
+def table(results, nproc, runs, budget="100"):
     r = {}
     with open(results) as f:
         for line in f:
@@ -187,8 +195,8 @@ def table(results, nproc, runs):
     strategies = ["one", "popularity", "stable", "ideal"]
     names = {
         "one": "one layer",
-        "popularity": "popularity, 100",
-        "stable": "stable, 100",
+        "popularity": f"popularity, {budget}",
+        "stable": f"stable, {budget}",
         "ideal": "a layer per path*",
     }
     scen = {"app": "(a) app", "lib": "(b) mid-level lib", "dep": "(c) added dependency"}

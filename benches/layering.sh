@@ -6,6 +6,8 @@
 #   bash benches/layering.sh            # a 300-path closure of ~500 MB
 #   bash benches/layering.sh --small    # the same graph at ~50 MB
 #   bash benches/layering.sh --size-mb N --runs N
+#   bash benches/layering.sh --max-layers 12   # the budget of popularity and stable
+#   bash benches/layering.sh --nixoci FILE     # another build (a baseline), not this tree's
 #
 # The closure (benches/layering.nix) is synthetic and deterministic: 299
 # libraries in a DAG and an app, built with busybox. The strategies:
@@ -13,10 +15,12 @@
 #               without maxLayers)
 #   popularity  ociLayers { maxLayers = 100; strategy = "popularity"; }
 #   stable      ociLayers { maxLayers = 100; } (the default strategy)
+#               (100, or what --max-layers gives)
 #   ideal       a layer per store path, no limit. ociLayers refuses more
 #               than 127 layers, so this one is built outside Nix by the
-#               same step (`nixoci layers` from a plan with a layer per
-#               path, then `nixoci build`): a real image of 300 layers,
+#               same step (`nixoci layers` from plans with a layer per
+#               path, 127 at most each, then `nixoci build`): a real image
+#               of 300 layers,
 #               which the registry stores (a runtime would refuse it).
 # For each: the layer count and the build time of the image (its closure
 # built beforehand; wall time of `nix-build`), then for each scenario
@@ -40,12 +44,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=500
 RUNS=3
+MAX_LAYERS=100
+NIXOCI=
 while [ $# -gt 0 ]; do
   case "$1" in
     --small) SIZE_MB=50 ;;
     --size-mb) SIZE_MB=$2; shift ;;
     --runs) RUNS=$2; shift ;;
-    *) echo "usage: bash benches/layering.sh [--small] [--size-mb N] [--runs N]" >&2; exit 2 ;;
+    --max-layers) MAX_LAYERS=$2; shift ;;
+    --nixoci) NIXOCI=$(realpath "$2"); shift ;;
+    *) echo "usage: bash benches/layering.sh [--small] [--size-mb N] [--runs N] [--max-layers N] [--nixoci FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -53,8 +61,11 @@ for tool in nix-build nix nix-store docker-registry curl python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool: run bash .ci/install-deps" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "needs busybox-static: run bash .ci/install-deps" >&2; exit 1; }
-cargo build --release --quiet
-NIXOCI=$PWD/target/release/nixoci
+if [ -z "$NIXOCI" ]; then
+  cargo build --release --quiet
+  NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+fi
+[ -x "$NIXOCI" ] || { echo "no nixoci binary at $NIXOCI" >&2; exit 1; }
 HELPER=$PWD/benches/layering.py
 export NIX_CONFIG=$'experimental-features = nix-command flakes
 substituters =
@@ -82,7 +93,7 @@ put() { echo "$*" >> "$RES"; }
 now() { date +%s.%N; }
 nixb() { # VARIANT ATTR [extra args] -> the store path built
   nix-build benches/layering.nix --arg tool "$NIXOCI" --arg busybox "$W/bb" \
-    --argstr variant "$1" --arg sizeMB "$SIZE_MB" --argstr salt "$SALT" -A "$2" \
+    --argstr variant "$1" --arg sizeMB "$SIZE_MB" --arg maxLayers "$MAX_LAYERS" --argstr salt "$SALT" -A "$2" \
     --no-out-link -j "$NPROC" "${@:3}" 2>"$W/nix.log" || { cat "$W/nix.log" >&2; exit 1; }
 }
 
@@ -111,12 +122,33 @@ until curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null; do sleep 0.05; done
 push() { XDG_CACHE_HOME="$3" "$NIXOCI" push "$1:latest" "127.0.0.1:$PORT/$2" -q; }
 
 # The ideal, outside Nix: a layer per store path of variant V's closure.
+# A plan holds at most 127 layers, so the plan is cut in parts of at most
+# 127 paths, a `nixoci layers` step each, and the image takes them all.
+ideal_layers() { # V DIR: the parts' layers, in DIR/0, DIR/1, ...
+  rm -rf "$W/ideal-plan-$1-"* "$W/ideal-spec-$1-"*
+  python3 "$HELPER" ideal-plan "$W/graph-$1.json" "$W/ideal-plan-$1"
+  local i=0
+  while [ -f "$W/ideal-plan-$1-$i.json" ]; do
+    printf '{"plan":"%s"}' "$W/ideal-plan-$1-$i.json" > "$W/ideal-spec-$1-$i.json"
+    i=$((i + 1))
+  done
+  write_ideal "$1" "$2"
+}
+write_ideal() { # V DIR: the layers of the parts planned by ideal_layers
+  rm -rf "$2"
+  mkdir -p "$2"
+  local i=0
+  while [ -f "$W/ideal-spec-$1-$i.json" ]; do
+    "$NIXOCI" layers "$W/ideal-spec-$1-$i.json" -o "$2/$i" -q
+    i=$((i + 1))
+  done
+}
 ideal() { # V OUT
-  python3 "$HELPER" ideal-plan "$W/graph-$1.json" "$W/ideal-plan-$1.json"
-  printf '{"plan":"%s"}' "$W/ideal-plan-$1.json" > "$W/ideal-layers-$1.json"
-  rm -rf "$W/ideal-layers-$1" "$2"
-  "$NIXOCI" layers "$W/ideal-layers-$1.json" -o "$W/ideal-layers-$1" -q
-  printf '{"layers":["%s"],"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/true"]}}' "$W/ideal-layers-$1" > "$W/ideal-image-$1.json"
+  ideal_layers "$1" "$W/ideal-layers-$1"
+  rm -rf "$2"
+  local dirs
+  dirs=$(cd "$W/ideal-layers-$1" && ls | sort -n | sed "s|^|\"$W/ideal-layers-$1/|; s|\$|\"|" | paste -sd,)
+  printf '{"layers":[%s],"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/true"]}}' "$dirs" > "$W/ideal-image-$1.json"
   "$NIXOCI" build "$W/ideal-image-$1.json" -o "$2" -q
 }
 build_image() { # STRATEGY VARIANT -> prints the layout path
@@ -153,7 +185,7 @@ done
 # Beyond the three scenarios: every single-path update of the base closure
 # (the path and its dependants get new hashes), planned by both strategies.
 echo "every single-path update, planned..." >&2
-python3 "$HELPER" sweep "$NIXOCI" "$W/graph-base.json" "$W/ideal-layers-base/layers.json" "$W" >> "$RES"
+python3 "$HELPER" sweep "$NIXOCI" "$W/graph-base.json" "$W/ideal-layers-base" "$W" "$MAX_LAYERS" >> "$RES"
 
 # Writing all layers against writing the closure as one layer, outside
 # Nix, same thread count (the default: every core), same base closure.
@@ -172,11 +204,10 @@ measure() { # OUT_DIR COMMAND... -> median seconds over RUNS runs after one unti
 python3 "$HELPER" one-spec "$W/graph-base.json" > "$W/one.json"
 put "cli one $(measure "$W/o" "$NIXOCI" layer "$W/one.json" -o "$W/o" -q)"
 for s in popularity stable; do
-  printf '{"graph":{"file":"%s"},"maxLayers":100,"strategy":"%s"}' "$W/graph-base.json" "$s" > "$W/$s.json"
+  printf '{"graph":{"file":"%s"},"maxLayers":%s,"strategy":"%s"}' "$W/graph-base.json" "$MAX_LAYERS" "$s" > "$W/$s.json"
   put "cli $s $(measure "$W/o" "$NIXOCI" layers "$W/$s.json" -o "$W/o" -q)"
 done
-python3 "$HELPER" ideal-plan "$W/graph-base.json" "$W/ideal-plan.json"
-printf '{"plan":"%s"}' "$W/ideal-plan.json" > "$W/ideal.json"
-put "cli ideal $(measure "$W/o" "$NIXOCI" layers "$W/ideal.json" -o "$W/o" -q)"
+ideal_layers base "$W/o"
+put "cli ideal $(measure "$W/o" write_ideal base "$W/o")"
 
-python3 "$HELPER" table "$RES" "$NPROC" "$RUNS"
+python3 "$HELPER" table "$RES" "$NPROC" "$RUNS" "$MAX_LAYERS"

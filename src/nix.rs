@@ -22,6 +22,57 @@ pub fn store_dir() -> PathBuf {
 
 use crate::layer::tree::{BASE32, HASH_LEN};
 
+/// `Err` with the reason when `path` is not a store path in `store`, as
+/// Nix makes them: `STORE/HASH-NAME`, `HASH` 32 characters of Nix's
+/// base-32 alphabet, `NAME` 1 to 211 of `A-Z a-z 0-9 + - . _ ? =`, not
+/// starting with `.`. The message quotes the path (cut when long, control
+/// characters escaped) and says what was expected.
+pub fn check_store_path(path: &str, store: &Path) -> std::result::Result<(), String> {
+    let store_text = store.to_string_lossy();
+    let store_text = store_text.trim_end_matches('/');
+    let reason = match path
+        .strip_prefix(store_text)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        None => format!("not under {store_text}"),
+        Some(base) if base.contains('/') => "a path inside a store path, not a store path".into(),
+        Some(base) => {
+            let b = base.as_bytes();
+            let name = base.get(HASH_LEN + 1..).unwrap_or("");
+            if b.len() < HASH_LEN || !b[..HASH_LEN].iter().all(|c| BASE32.contains(c)) {
+                "no hash part of 32 base-32 characters".into()
+            } else if b.get(HASH_LEN) != Some(&b'-') || name.is_empty() {
+                "no name after the hash part".into()
+            } else if name.len() > 211 {
+                "a name longer than 211 characters".into()
+            } else if name.starts_with('.') {
+                "a name starting with '.'".into()
+            } else if let Some(c) = name
+                .chars()
+                .find(|c| !c.is_ascii_alphanumeric() && !"+-._?=".contains(*c))
+            {
+                format!("{c:?} in its name")
+            } else {
+                return Ok(());
+            }
+        }
+    };
+    Err(format!(
+        "{} is not a store path ({reason}): expected {store_text}/<32 base-32 characters>-<name>",
+        quoted(path)
+    ))
+}
+
+/// `text` quoted for a message: control characters escaped, and cut after
+/// 80 characters (a file's whole content is no name).
+pub fn quoted(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &text[..end], text.len()),
+    }
+}
+
 /// Write `path` as a JSON string literal (quotes included) that every JSON
 /// reader reads as `path`, but whose bytes do not hold the hash part of the
 /// store path it names, so that Nix does not record that path as a

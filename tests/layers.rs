@@ -20,19 +20,51 @@ fn store_and_plan(t: &Path) -> (PathBuf, Vec<Vec<PathBuf>>) {
             .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(i as u8 >> 3))
             .collect()
     };
-    file(&store, "aaaa-big/share/data", &noise(3 << 20, 7), 0o444);
-    file(&store, "bbbb-mid/lib/libm.so", &noise(300_000, 11), 0o444);
-    file(&store, "cccc-small/etc/conf", b"small\n", 0o444);
-    file(&store, "dddd-tiny/bin/tool", b"#!/bin/sh\n", 0o555);
-    file(&store, "eeee-other/share/x", &noise(40_000, 13), 0o444);
+    file(
+        &store,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big/share/data",
+        &noise(3 << 20, 7),
+        0o444,
+    );
+    file(
+        &store,
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-mid/lib/libm.so",
+        &noise(300_000, 11),
+        0o444,
+    );
+    file(
+        &store,
+        "cccccccccccccccccccccccccccccccc-small/etc/conf",
+        b"small\n",
+        0o444,
+    );
+    file(
+        &store,
+        "dddddddddddddddddddddddddddddddd-tiny/bin/tool",
+        b"#!/bin/sh\n",
+        0o555,
+    );
+    file(
+        &store,
+        "55555555555555555555555555555555-other/share/x",
+        &noise(40_000, 13),
+        0o444,
+    );
     let p = |n: &str| store.join(n);
     let groups = vec![
-        vec![p("aaaa-big")],
-        vec![p("bbbb-mid"), p("eeee-other")],
-        vec![p("cccc-small"), p("dddd-tiny")],
+        vec![p("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big")],
+        vec![
+            p("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-mid"),
+            p("55555555555555555555555555555555-other"),
+        ],
+        vec![
+            p("cccccccccccccccccccccccccccccccc-small"),
+            p("dddddddddddddddddddddddddddddddd-tiny"),
+        ],
     ];
     let plan = json!({
-        "strategy": "by hand",
+        "strategy": "stable",
+        "maxLayers": 3,
         "layers": groups.iter().map(|g| json!({"paths": g, "why": "a test"})).collect::<Vec<_>>(),
     });
     write_json(&t.join("plan.json"), &plan);
@@ -106,7 +138,7 @@ fn a_layers_directory_is_a_list_of_layers_in_an_image() {
         &t.path().join("top.json"),
         &json!({
             "files": [{"source": "top/app", "destination": "/bin/app"},
-                      {"source": store.join("bbbb-mid")}],
+                      {"source": store.join("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-mid")}],
             "base": ["closure"],
         }),
     );
@@ -118,7 +150,11 @@ fn a_layers_directory_is_a_list_of_layers_in_an_image() {
         .arg(t.path().join("top-layer"))
         .arg("-q"));
     let top = read_json(&t.path().join("top-layer/layer.json"));
-    assert_eq!(top["storePaths"], json!([]), "bbbb-mid is in the base");
+    assert_eq!(
+        top["storePaths"],
+        json!([]),
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-mid is in the base"
+    );
     write_json(
         &t.path().join("image.json"),
         &json!({"layers": ["closure", "top-layer"], "config": {"Cmd": ["/bin/app"]}}),
@@ -153,10 +189,13 @@ fn a_layers_directory_is_a_list_of_layers_in_an_image() {
         .arg(&bundle));
     let root = bundle.join("rootfs");
     let rel = |p: &str| root.join(store.strip_prefix("/").unwrap()).join(p);
-    assert_eq!(fs::read(rel("cccc-small/etc/conf")).unwrap(), b"small\n");
     assert_eq!(
-        fs::read(rel("aaaa-big/share/data")).unwrap(),
-        fs::read(store.join("aaaa-big/share/data")).unwrap()
+        fs::read(rel("cccccccccccccccccccccccccccccccc-small/etc/conf")).unwrap(),
+        b"small\n"
+    );
+    assert_eq!(
+        fs::read(rel("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big/share/data")).unwrap(),
+        fs::read(store.join("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-big/share/data")).unwrap()
     );
     assert_eq!(fs::read(root.join("bin/app")).unwrap(), b"the app\n");
 }
@@ -179,7 +218,7 @@ fn bad_plans_are_named() {
     };
     write_json(
         &t.path().join("plan.json"),
-        &json!({"layers": [{"paths": ["/elsewhere/x"]}]}),
+        &json!({"strategy": "stable", "maxLayers": 1, "layers": [{"paths": ["/elsewhere/x"]}]}),
     );
     let err = fail();
     assert!(err.contains("/elsewhere/x"), "{err}");
@@ -187,6 +226,91 @@ fn bad_plans_are_named() {
     fs::remove_file(t.path().join("plan.json")).unwrap();
     let err = fail();
     assert!(err.contains("plan.json"), "{err}");
+}
+
+/// A hand-edited plan is taken only as `nixoci plan` would have made it:
+/// each broken rule is refused before anything is written, with the plan
+/// file named once and the layer or path at fault.
+#[test]
+fn hand_edited_plans_that_break_the_rules_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (store, groups) = store_and_plan(t.path());
+    let plan_file = t.path().join("plan.json");
+    let try_plan = |plan: Value| {
+        write_json(&plan_file, &plan);
+        let err = run_fail(
+            nixoci()
+                .env("NIX_STORE", &store)
+                .arg("layers")
+                .arg(t.path().join("layers.json"))
+                .arg("-o")
+                .arg(t.path().join("out")),
+        );
+        assert!(!t.path().join("out").exists(), "{err}");
+        let name = plan_file.display().to_string();
+        assert_eq!(err.matches(&name).count(), 1, "the plan named once: {err}");
+        assert!(!err.contains("layers.json"), "{err}");
+        err
+    };
+    let plan = |layers: Value, max: usize| json!({"strategy": "stable", "maxLayers": max, "layers": layers});
+    let layer = |paths: &[&PathBuf]| json!({"paths": paths, "narSize": 1, "why": "by hand"});
+    let (a, b, c) = (&groups[0][0], &groups[1][0], &groups[2][0]);
+
+    let err = try_plan(plan(json!([layer(&[a, b]), layer(&[c, b])]), 3));
+    assert!(
+        err.contains(&format!(
+            "{} is in layers[0] and layers[1]: a store path goes in one layer only",
+            b.display()
+        )),
+        "{err}"
+    );
+    let err = try_plan(plan(json!([layer(&[a, a])]), 3));
+    assert!(err.contains("is twice in layers[0]"), "{err}");
+    let err = try_plan(plan(json!([layer(&[a]), {"paths": []}]), 3));
+    assert!(err.contains("layers[1] is empty"), "{err}");
+    let err = try_plan(plan(json!([layer(&[a]), layer(&[b]), layer(&[c])]), 2));
+    assert!(
+        err.contains("3 layers, more than its maxLayers (2)"),
+        "{err}"
+    );
+    let many: Vec<Value> = (0..128).map(|_| layer(&[a])).collect();
+    let err = try_plan(plan(json!(many), 128));
+    assert!(
+        err.contains("maxLayers: 128 layers is more than 127"),
+        "{err}"
+    );
+    let mut p = plan(json!([layer(&[a])]), 3);
+    p["strategy"] = json!("by hand");
+    let err = try_plan(p);
+    assert!(
+        err.contains("strategy: unknown strategy \"by hand\": expected popularity or stable"),
+        "{err}"
+    );
+    let err = try_plan(json!({"maxLayers": 3, "layers": [layer(&[a])]}));
+    assert!(err.contains("missing field `strategy`"), "{err}");
+    let mut p = plan(json!([layer(&[a])]), 3);
+    p["maxlayers"] = json!(4);
+    let err = try_plan(p);
+    assert!(err.contains("unknown field `maxlayers`"), "{err}");
+    for (bad, why) in [
+        ("/".to_owned(), "not under"),
+        (
+            format!("{}/{}-x\0y", store.display(), "a".repeat(32)),
+            "'\\0' in its name",
+        ),
+        (format!("{}/short-x", store.display()), "no hash part"),
+        (
+            format!("{}/etc/conf", a.display()),
+            "a path inside a store path",
+        ),
+    ] {
+        let err = try_plan(plan(json!([layer(&[a]), {"paths": [bad]}]), 3));
+        assert!(err.contains("layers[1].paths[0]: "), "{err}");
+        assert!(
+            err.contains(&format!("is not a store path ({why}")),
+            "{err}"
+        );
+    }
 }
 
 /// `link`: a store path's files are put at a destination as symbolic links

@@ -171,35 +171,39 @@ fn bad_graphs_name_the_file_and_the_path() {
         assert!(!out.exists(), "{err}");
         err
     };
+    let ax = format!("/nix/store/{}-x", "a".repeat(32));
+    let by = format!("/nix/store/{}-y", "b".repeat(32));
     let err = fail(
-        &json!([{"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]}]),
+        &json!([{"path": ax, "narSize": 1, "references": [by]}]),
         &[],
     );
     assert!(
-        err.contains("/nix/store/a-x refers to /nix/store/b-y, which the graph does not list"),
+        err.contains(&format!(
+            "{ax} refers to {by}, which the graph does not list"
+        )),
         "{err}"
     );
     let err = fail(
         &json!([
-            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
-            {"path": "/nix/store/a-x", "narSize": 1, "references": []},
+            {"path": ax, "narSize": 1, "references": []},
+            {"path": ax, "narSize": 1, "references": []},
         ]),
         &[],
     );
-    assert!(err.contains("/nix/store/a-x is listed twice"), "{err}");
+    assert!(err.contains(&format!("{ax} is listed twice")), "{err}");
     let err = fail(
         &json!([
-            {"path": "/nix/store/a-x", "narSize": 1, "references": ["/nix/store/b-y"]},
-            {"path": "/nix/store/b-y", "narSize": 1, "references": ["/nix/store/a-x"]},
+            {"path": ax, "narSize": 1, "references": [by]},
+            {"path": by, "narSize": 1, "references": [ax]},
         ]),
         &[],
     );
     assert!(
-        err.contains("reference cycle: /nix/store/a-x -> /nix/store/b-y -> /nix/store/a-x"),
+        err.contains(&format!("reference cycle: {ax} -> {by} -> {ax}")),
         "{err}"
     );
-    let err = fail(&json!([{"path": "/nix/store/a-x", "references": []}]), &[]);
-    assert!(err.contains("entry 0 (/nix/store/a-x)"), "{err}");
+    let err = fail(&json!([{"path": ax, "references": []}]), &[]);
+    assert!(err.contains(&format!("entry 0 ({ax})")), "{err}");
     assert!(err.contains("narSize"), "{err}");
     let err = fail(&json!({"other": []}), &[]);
     assert!(err.contains("no attribute \"closure\""), "{err}");
@@ -208,6 +212,35 @@ fn bad_graphs_name_the_file_and_the_path() {
     assert!(err.contains("is a list, not an object"), "{err}");
     let err = fail(&json!("x"), &[]);
     assert!(err.contains("expected a list"), "{err}");
+    // Only store paths of the store in use: not "/", a name with NUL, a
+    // path with no hash part, a file inside a store path, another store.
+    for (bad, why) in [
+        ("/".to_owned(), "not under /nix/store"),
+        (
+            format!("/nix/store/{}-x\0y", "a".repeat(32)),
+            "'\\0' in its name",
+        ),
+        ("/nix/store/abc-x".to_owned(), "no hash part"),
+        (format!("{ax}/bin/x"), "a path inside a store path"),
+        (
+            format!("/gnu/store/{}-x", "a".repeat(32)),
+            "not under /nix/store",
+        ),
+        (
+            format!("/nix/store/{}", "a".repeat(32)),
+            "no name after the hash part",
+        ),
+    ] {
+        let err = fail(&json!([{"path": bad, "narSize": 1, "references": []}]), &[]);
+        assert!(
+            err.contains(&format!("entry 0: {:?} is not a store path ({why}", bad)),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected /nix/store/<32 base-32 characters>-<name>"),
+            "{err}"
+        );
+    }
     // The output is not written over an input.
     write_json(&g, &graph());
     let err = run_fail(plan_cmd(&g).arg("-o").arg(&g));
@@ -242,7 +275,8 @@ fn exclude_leaves_out_those_paths_only() {
     let lib5 = format!("/nix/store/{:032}-lib5-1.5", 5);
     let lib9 = format!("/nix/store/{:032}-lib9-1.9", 9);
     let lines = dir.path().join("base.txt");
-    fs::write(&lines, format!("{glibc}\n\n/nix/store/zzz-elsewhere\n")).unwrap();
+    let elsewhere = format!("/nix/store/{}-elsewhere", "z".repeat(32));
+    fs::write(&lines, format!("{glibc}\n\n{elsewhere}\n")).unwrap();
     let list = dir.path().join("explicit.json");
     write_json(&list, &json!([lib5, lib9]));
     for strategy in ["stable", "popularity"] {
@@ -261,13 +295,54 @@ fn exclude_leaves_out_those_paths_only() {
         assert_eq!(planned(&plan), want, "{strategy}");
     }
     let bad = dir.path().join("bad.txt");
-    fs::write(&bad, "nix/store/relative\n").unwrap();
+    fs::write(&bad, format!("{glibc}\nnix/store/relative\n")).unwrap();
     let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
-    assert!(err.contains("bad.txt"), "{err}");
+    assert!(err.contains("bad.txt: line 2: "), "{err}");
     assert!(
-        err.contains("\"nix/store/relative\" is not an absolute store path"),
+        err.contains("\"nix/store/relative\" is not a store path (not under /nix/store)"),
         "{err}"
     );
+    write_json(&bad, &json!(["/", glibc]));
+    let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+    assert!(
+        err.contains("bad.txt: [0]: \"/\" is not a store path"),
+        "{err}"
+    );
+}
+
+/// An exclude file of the wrong shape (a JSON object, a string) gets a
+/// short message saying what was expected, not the file quoted back; a
+/// long line is cut.
+#[test]
+fn exclude_of_the_wrong_shape_says_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    write_json(&g, &graph());
+    let bad = dir.path().join("exclude.json");
+    let long = "x".repeat(5000);
+    for (content, want) in [
+        (
+            json!({"paths": [long.clone()]}).to_string(),
+            "not a JSON object",
+        ),
+        (json!(long.clone()).to_string(), "not a JSON string"),
+    ] {
+        fs::write(&bad, content).unwrap();
+        let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+        assert!(
+            err.contains(&format!(
+                "exclude.json: expected a JSON list of store paths, or one store path per line, {want}"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("xxxx"), "the file quoted back: {err}");
+        assert!(err.len() < 400, "{err}");
+    }
+    fs::write(&bad, format!("/nix/store/{long}\n")).unwrap();
+    let err = run_fail(plan_cmd(&g).arg("--exclude").arg(&bad));
+    assert!(err.contains("line 1: "), "{err}");
+    assert!(err.contains("… (5011 bytes)"), "{err}");
+    assert!(err.len() < 400, "{err}");
 }
 
 /// The graph Nix 2.8 writes (exportReferencesGraph with structured attrs)
@@ -372,5 +447,113 @@ in
                 [vec!["busybox".to_owned()], vec!["lib-1.0".to_owned()], last]
             );
         }
+    }
+}
+
+fn layer_sets(plan: &Value) -> BTreeSet<Vec<String>> {
+    plan["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_value(l["paths"].clone()).unwrap())
+        .collect()
+}
+
+fn plan_of(dir: &Path, graph: &Value, budget: usize) -> Value {
+    let g = dir.join("graph.json");
+    write_json(&g, graph);
+    serde_json::from_slice(&stdout(
+        plan_cmd(&g).args(["--max-layers", &budget.to_string()]),
+    ))
+    .unwrap()
+}
+
+/// The roots of the closure (what an image names; they change with every
+/// release) get a layer of their own when the budget allows, even when
+/// small: an app of 200 bytes over 40 libraries of up to 64 MiB, in 12
+/// layers (and in 11, as `ociImage { maxLayers = 12; }` leaves the
+/// closure), is alone in the last layer, and a new version of it changes
+/// that layer and no other. Before, it shared a bucket with libraries.
+#[test]
+fn stable_roots_get_a_layer_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = graph();
+    let top = format!("/nix/store/{:032}-lib39-1.39", 39);
+    let glibc = "/nix/store/00000000000000000000000000000000-glibc-2.38-44";
+    let with_app = |hash: &str| {
+        let app = format!("/nix/store/{hash}-app-1.0");
+        let mut g = base.as_array().unwrap().clone();
+        g.push(json!({"path": app, "narSize": 200, "references": [top, glibc]}));
+        (app, Value::Array(g))
+    };
+    let (app, g) = with_app(&"a".repeat(32));
+    let (app2, g2) = with_app(&"b".repeat(32));
+    for budget in [11, 12, 20] {
+        let plan = plan_of(dir.path(), &g, budget);
+        let layers = plan["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), budget, "{plan}");
+        let last = layers.last().unwrap();
+        assert_eq!(last["paths"], json!([app]), "{plan}");
+        assert_eq!(
+            last["why"],
+            "own layer: a root of the closure (nothing refers to it), 200 B"
+        );
+        assert_eq!(planned(&plan), paths_of(&g));
+        let after = plan_of(dir.path(), &g2, budget);
+        let (a, b) = (layer_sets(&plan), layer_sets(&after));
+        assert_eq!(
+            a.difference(&b).cloned().collect::<Vec<_>>(),
+            [vec![app.clone()]],
+            "{budget}"
+        );
+        assert_eq!(
+            b.difference(&a).cloned().collect::<Vec<_>>(),
+            [vec![app2.clone()]],
+            "{budget}"
+        );
+    }
+}
+
+/// Every slot of the budget is used, also when names share a bucket
+/// (`openssl`, `openssl-dev` and `openssl-bin` have one bucket key) and
+/// when hashing leaves buckets empty: 141 small paths in 127 layers give
+/// 127 layers (before: 88). And it stays stable: a new hash for any one
+/// path changes that path's layer and no other.
+#[test]
+fn stable_fills_every_slot_and_an_update_moves_one_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..140)
+        .map(|i| match i {
+            0 => "openssl-3.0.12".to_owned(),
+            1 => "openssl-3.0.12-dev".to_owned(),
+            2 => "openssl-3.0.12-bin".to_owned(),
+            _ => format!("lib{i}-1.{i}"),
+        })
+        .collect();
+    let make = |changed: Option<usize>| {
+        let path = |i: usize| {
+            let h = if changed == Some(i) { 'z' } else { '0' };
+            format!("/nix/store/{}{:031}-{}", h, i, names[i])
+        };
+        let mut g: Vec<Value> = (0..140)
+            .map(|i| json!({"path": path(i), "narSize": 1000 + i, "references": []}))
+            .collect();
+        let all: Vec<String> = (0..140).map(path).collect();
+        g.push(json!({
+            "path": format!("/nix/store/{}-app-1", "a".repeat(32)),
+            "narSize": 500, "references": all,
+        }));
+        Value::Array(g)
+    };
+    let g = make(None);
+    let plan = plan_of(dir.path(), &g, 127);
+    assert_eq!(plan["layers"].as_array().unwrap().len(), 127, "{plan}");
+    assert_eq!(planned(&plan), paths_of(&g));
+    let before = layer_sets(&plan);
+    for i in 0..140 {
+        let after = layer_sets(&plan_of(dir.path(), &make(Some(i)), 127));
+        assert_eq!(after.len(), 127);
+        assert_eq!(before.difference(&after).count(), 1, "path {i}");
+        assert_eq!(after.difference(&before).count(), 1, "path {i}");
     }
 }

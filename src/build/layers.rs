@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::info::{base_store_paths, info_json, LayerInfo, LayersInfo, LAYERS_JSON};
 use super::onto::Onto;
 use super::options::{Ctx, Options};
@@ -14,7 +12,7 @@ use crate::layer::compress::Compression;
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::BlobDir;
 use crate::oci::digest::HashWriter;
-use crate::oci::json::{read_json, Json};
+use crate::oci::json::Json;
 use crate::progress::Progress;
 use crate::spec::{self, BudgetRule, ClosureSpec, LayerSpec, LayersSpec};
 
@@ -193,7 +191,8 @@ fn write_blob(
 /// share the threads, one layer each, largest first. The bytes of each
 /// layer do not depend on this (compression gives the same bytes at any
 /// thread count); only the time does. Layers come back in the groups'
-/// order.
+/// order. An error names the group as `layers[i]` of `plan` (where the
+/// groups come from: a plan file, or the plan made from a graph).
 pub fn write_groups(
     groups: &[Vec<PathBuf>],
     compression: Compression,
@@ -201,6 +200,7 @@ pub fn write_groups(
     blobs: &BlobDir,
     ctx: &Ctx,
     spec_path: &Path,
+    plan: &str,
 ) -> Result<Vec<LayerInfo>> {
     let store = crate::nix::store_dir();
     let mut trees = Vec::with_capacity(groups.len());
@@ -209,7 +209,7 @@ pub fn write_groups(
         tree.protect(&ctx.protect);
         for p in paths {
             tree.add_store_path(p, spec_path)
-                .map_err(|e| e.within(format!("{}: layers[{i}]", spec_path.display())))?;
+                .map_err(|e| e.within(format!("{plan}: layers[{i}]")))?;
         }
         trees.push(Some(tree));
     }
@@ -299,18 +299,7 @@ pub fn layers(
             .map(|f| spec::resolve(&base, &f.path)),
     );
     let (staging, ctx) = opts.start(out, &inputs)?;
-    let plan = layers_plan(spec, spec_path)?;
-    #[derive(Deserialize)]
-    struct Plan {
-        layers: Vec<Group>,
-    }
-    #[derive(Deserialize)]
-    struct Group {
-        paths: Vec<PathBuf>,
-    }
-    let groups: Plan = serde_json::from_value(plan.to_value())
-        .map_err(|e| Error::spec(spec_path, format!("the plan: {e}")))?;
-    let groups: Vec<Vec<PathBuf>> = groups.layers.into_iter().map(|g| g.paths).collect();
+    let (plan, groups, source) = layers_plan(spec, spec_path)?;
     let at = spec_path.display().to_string();
     let level = layer_level(spec.compression, spec.level, ctx.level, &at)?;
     let layers = write_groups(
@@ -320,6 +309,7 @@ pub fn layers(
         &staging.blobs(),
         &ctx,
         spec_path,
+        &source,
     )?;
     let info = LayersInfo { layers, plan };
     staging.write_file(LAYERS_JSON, &info_json(&info))?;
@@ -327,9 +317,11 @@ pub fn layers(
     Ok(info)
 }
 
-/// The plan of a `layers` spec: the file it names, or one made from its
-/// graph, less the store paths of its base layers.
-fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
+/// The plan of a `layers` spec: the file it names (checked as `nixoci
+/// plan` would have made it), or one made from its graph, less the store
+/// paths of its base layers. Gives the plan as `layers.json` keeps it, its
+/// groups of store paths, and where it comes from for messages.
+fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<(Json, Vec<Vec<PathBuf>>, String)> {
     let base = spec::base_dir(spec_path);
     match (&spec.plan, &spec.graph) {
         (Some(plan), None) => {
@@ -344,7 +336,9 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
                     "\"maxLayers\", \"strategy\", \"base\", \"fromImage\" and \"copied\" go with \"graph\": a \"plan\" is used as it is",
                 ));
             }
-            read_json(&spec::resolve(&base, plan))
+            let file = spec::resolve(&base, plan);
+            let (plan, json) = crate::plan::read_plan(&file)?;
+            Ok((json, groups_of(&plan), file.display().to_string()))
         }
         (None, Some(g)) => {
             let graph = crate::plan::Graph::read(&spec::resolve(&base, &g.file), g.attr.as_deref())?;
@@ -392,8 +386,10 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
                 .map(|p| p.display().to_string())
                 .collect();
             let plan = crate::plan::plan(&graph, strategy, max, &exclude)?;
-            Ok(Json::from_value(
-                &serde_json::to_value(&plan).expect("a plan serialises"),
+            Ok((
+                Json::from_value(&serde_json::to_value(&plan).expect("a plan serialises")),
+                groups_of(&plan),
+                format!("{}: the plan of {}", spec_path.display(), g.file.display()),
             ))
         }
         _ => Err(Error::spec(
@@ -401,4 +397,12 @@ fn layers_plan(spec: &LayersSpec, spec_path: &Path) -> Result<Json> {
             "give either \"plan\" (a file from `nixoci plan`) or \"graph\" (a closure graph to plan)",
         )),
     }
+}
+
+/// The groups of store paths of a plan, in its order.
+fn groups_of(plan: &crate::plan::Plan) -> Vec<Vec<PathBuf>> {
+    plan.layers
+        .iter()
+        .map(|l| l.paths.iter().map(PathBuf::from).collect())
+        .collect()
 }

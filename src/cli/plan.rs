@@ -33,8 +33,9 @@ pub struct PlanArgs {
     /// filesystems refuse more).
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = parse_budget)]
     max_layers: usize,
-    /// `stable`: big paths alone, the rest in buckets by name, so that an
-    /// update moves few layers; `popularity`: dockerTools' grouping.
+    /// `stable`: the roots and big paths alone, the rest in buckets by
+    /// name, so that an update moves few layers; `popularity`:
+    /// dockerTools' grouping.
     #[arg(long, value_enum, default_value_t = StrategyArg::Stable)]
     strategy: StrategyArg,
     /// Store paths already in other layers (base or explicit layers), one

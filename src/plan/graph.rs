@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::nix::check_store_path;
 use crate::oci::json::{check_duplicate_keys, read_limited, MAX_JSON};
 
 /// One entry of a closure graph as Nix writes it (other fields, such as
@@ -143,6 +144,13 @@ impl Graph {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // References must be listed paths (from_entries), so checking the
+        // listed paths checks them all.
+        let store = crate::nix::store_dir();
+        for (i, e) in entries.iter().enumerate() {
+            check_store_path(&e.path, &store)
+                .map_err(|m| Error::spec(file, format!("entry {i}: {m}")))?;
+        }
         Graph::from_entries(entries).map_err(|m| Error::spec(file, m))
     }
 
@@ -216,32 +224,40 @@ fn topological_order(
 }
 
 /// Read a list of store paths to leave out: a JSON list of strings, or one
-/// path per line (blank lines ignored).
+/// path per line (blank lines ignored); each must be a store path of the
+/// store in use ([`crate::nix::store_dir`]).
 pub fn read_exclude(file: &Path) -> Result<BTreeSet<String>> {
+    const SHAPE: &str = "expected a JSON list of store paths, or one store path per line";
     let bytes = read_limited(file, MAX_JSON)?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| Error::spec(file, "not UTF-8 text: expected store paths"))?;
-    let paths: Vec<String> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text).map_err(|e| {
-            Error::spec(
-                file,
-                format!("expected a JSON list of store paths, or one per line: {e}"),
-            )
-        })?
-    } else {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    for p in &paths {
-        if !p.starts_with('/') {
-            return Err(Error::spec(
-                file,
-                format!("{p:?} is not an absolute store path"),
-            ));
+        .map_err(|_| Error::spec(file, format!("not UTF-8 text: {SHAPE}")))?;
+    let store = crate::nix::store_dir();
+    let first = text.trim_start().chars().next();
+    if first == Some('[') {
+        let paths: Vec<String> =
+            serde_json::from_str(&text).map_err(|e| Error::spec(file, format!("{SHAPE}: {e}")))?;
+        for (i, p) in paths.iter().enumerate() {
+            check_store_path(p, &store).map_err(|m| Error::spec(file, format!("[{i}]: {m}")))?;
         }
+        return Ok(paths.into_iter().collect());
     }
-    Ok(paths.into_iter().collect())
+    // Other JSON is not a list of lines either: say so, not which line.
+    if let Some(kind) = match first {
+        Some('{') => Some("a JSON object"),
+        Some('"') => Some("a JSON string"),
+        _ => None,
+    } {
+        return Err(Error::spec(file, format!("{SHAPE}, not {kind}")));
+    }
+    let mut paths = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        check_store_path(line, &store)
+            .map_err(|m| Error::spec(file, format!("line {}: {m} ({SHAPE})", n + 1)))?;
+        paths.insert(line.to_owned());
+    }
+    Ok(paths)
 }

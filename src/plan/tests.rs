@@ -442,15 +442,21 @@ fn stable_shape() {
     // A budget of 8: K = 2, 6 slots; still the lowest tier.
     let p = plan(&g, Strategy::Stable, 8, &none()).unwrap();
     assert_eq!(p.layers.len(), 8);
-    // A budget of 5: K = 1, 4 slots: the tier rises until at most 4
-    // paths reach it: 16 MiB, 64 KiB · 2^(32/4) (20, 26, 32 and 38
-    // MiB); the tier below, 13.5 MiB, holds 14 MiB too.
+    // A budget of 5: K = 1, 4 slots, one for the root (big0, 8 MiB): the
+    // tier rises until at most 3 other paths reach it: 22.6 MiB, 64 KiB ·
+    // 2^(34/4) (26, 32 and 38 MiB); the tier below, 19.0 MiB, holds 20
+    // MiB too. Then the bucket, then the root on top.
     let p = plan(&g, Strategy::Stable, 5, &none()).unwrap();
     assert_eq!(p.layers.len(), 5);
     assert!(
-        p.layers[4].why.contains("under the 16.0 MiB tier"),
+        p.layers[3].why.contains("under the 22.6 MiB tier"),
         "{:?}",
-        p.layers[4]
+        p.layers[3]
+    );
+    assert_eq!(p.layers[4].paths, ["/nix/store/0000b-big0-1.0"]);
+    assert_eq!(
+        p.layers[4].why,
+        "own layer: a root of the closure (nothing refers to it), 8.0 MiB"
     );
     // A budget of 1: one layer; enough for all: one each.
     let p = plan(&g, Strategy::Stable, 1, &none()).unwrap();
@@ -501,14 +507,19 @@ fn stable_new_hash_changes_one_layer() {
     }
 }
 
-/// (2) An unrelated small path added changes at most one layer.
+/// (2) An unrelated small path added changes at most one layer. It is a
+/// new dependency of a path (here the root, whose own change is left out
+/// to see that nothing else moves): alone, nothing referring to it, it
+/// would be a root and get a layer of its own.
 #[test]
 fn stable_added_path_changes_at_most_one_layer() {
     let base = stable_fixture();
     let before = plan(&graph(&base), Strategy::Stable, B, &none()).unwrap();
     for name in ["libnew-0.1", "zstd-1.5.5", "a", "tzdata-2024a"] {
         let mut e = base.clone();
-        e.push(entry(&format!("/nix/store/7777-{name}"), 5000, &[]));
+        let new = format!("/nix/store/7777-{name}");
+        e[0].references.push(new.clone());
+        e.push(entry(&new, 5000, &[]));
         let after = plan(&graph(&e), Strategy::Stable, B, &none()).unwrap();
         let (gone, new) = changed(&before, &after);
         assert!(gone <= 1 && new == 1, "{name}: {gone} {new}");
@@ -632,7 +643,8 @@ fn shuffled_graph_same_bytes() {
 }
 
 /// (5) Every path in exactly one layer, within the budget, for many
-/// graphs and budgets, with and without exclusions.
+/// graphs and budgets, with and without exclusions; the stable plan uses
+/// every slot of the budget.
 #[test]
 fn every_path_once_within_budget() {
     let mut rng = Rng(1);
@@ -653,6 +665,11 @@ fn every_path_once_within_budget() {
             for strategy in [Strategy::Stable, Strategy::Popularity] {
                 let p = plan(&g, strategy, budget, &exclude).unwrap();
                 assert!(p.layers.len() <= budget);
+                let kept = e.iter().filter(|x| !exclude.contains(&x.path)).count();
+                if strategy == Strategy::Stable {
+                    // Every slot used: a layer each, or the whole budget.
+                    assert_eq!(p.layers.len(), kept.min(budget), "{round} {budget}");
+                }
                 let mut seen = BTreeSet::new();
                 for l in &p.layers {
                     assert!(!l.paths.is_empty());
@@ -696,7 +713,8 @@ fn plan_json_form() {
     assert_eq!(
         String::from_utf8(p.to_bytes()).unwrap(),
         "{\"layers\":[{\"narSize\":3,\"paths\":[\"/nix/store/a-x\"],\"why\":\"own layer: \
-         3 B; the budget of 100 holds every path\"}],\"maxLayers\":100,\"strategy\":\
+         a root of the closure (nothing refers to it), 3 B; the budget of 100 holds every \
+         path\"}],\"maxLayers\":100,\"strategy\":\
          \"stable\"}\n"
     );
 }
