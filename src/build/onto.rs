@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::info::{BaseRef, LayerInfo};
-use crate::base::tree::{layer_entries, BaseTree};
+use crate::base::tree::{layer_entries, BaseTree, Node};
 use crate::base::BaseImage;
 use crate::error::{Error, Result};
 use crate::layer::tree::Tree;
@@ -127,8 +127,9 @@ impl Onto {
             &Limits::default(),
             what,
         )?;
+        let entries: Vec<(Vec<u8>, Node)> = entries.iter().map(|e| (e.rel(), e.node())).collect();
         self.tree
-            .check(entries.iter().map(|(p, n, _)| (p.as_slice(), n)), what)
+            .check(entries.iter().map(|(p, n)| (p.as_slice(), n)), what)
     }
 
     /// Fit a new layer's `tree` onto the base: through the base's symbolic
@@ -162,13 +163,32 @@ impl Onto {
         } else {
             Some(rel.to_vec())
         };
-        match at {
-            Some(p) if self.tree.get(&p).is_some() => Ok(()),
-            _ => Err(Error::Invalid(format!(
-                "{dest}: the {} has nothing there to remove",
-                self.image.source
-            ))),
+        if at.is_some_and(|p| self.tree.get(&p).is_some()) {
+            return Ok(());
         }
+        let mut why = format!(
+            "{dest}: the {} has nothing there to remove",
+            self.image.source
+        );
+        // Not followed: a link of the base on the way may lead to it.
+        let link = (self.symlinks != BaseSymlinks::Follow)
+            .then(|| self.tree.link_on_the_way(rel))
+            .flatten();
+        if let Some((link, node)) = link {
+            let through = self
+                .tree
+                .follow(rel, false)
+                .filter(|p| self.tree.get(p).is_some());
+            why.push_str(&format!(
+                " (/{} is {} in it); remove the path it leads to{}, or follow the base's symbolic links (\"symlinks\": \"follow\" in fromImage; baseSymlinks = \"follow\" with Nix)",
+                String::from_utf8_lossy(&link),
+                node.noun(),
+                through
+                    .map(|p| format!(" (/{})", String::from_utf8_lossy(&p)))
+                    .unwrap_or_default()
+            ));
+        }
+        Err(Error::Invalid(why))
     }
 
     /// What the manifest records of the base.

@@ -2,10 +2,12 @@
 //! containerd) reads them, for `unpack` and `verify` alike: one entry's
 //! metadata with the PAX and GNU extensions applied (`EntryMeta`), its
 //! content with sparse maps and zero runs as holes, the bounds every
-//! reader of a layer applies ([`Limits`], `Budget`), and the one rule for
-//! whiteouts ([`whiteout`]).
+//! reader of a layer applies ([`Limits`], `Budget`), the one rule for
+//! whiteouts ([`whiteout`]), and the entries every reader refuses
+//! ([`shape`]).
 
 mod header;
+pub mod shape;
 pub mod whiteout;
 
 use header::*;

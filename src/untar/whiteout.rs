@@ -86,7 +86,7 @@ impl Whiteout {
 
 /// The paths one layer put so far, with every parent of each: what the
 /// layer's whiteouts leave alone.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct OwnPaths(HashSet<Vec<u8>>);
 
 impl OwnPaths {
