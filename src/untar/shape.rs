@@ -15,8 +15,8 @@
 //!   directory is missing, or is not a directory, hides nothing (as
 //!   umoci);
 //! - a symbolic link has no target; a hard link's target is outside the
-//!   root, the root, a directory, or not (or no longer, once whited out)
-//!   in the tree.
+//!   root, the root, a directory, not (or no longer, once whited out)
+//!   in the tree, or under the link's own path (which the link replaces).
 //!
 //! Whiteouts hide by the rule of [`super::whiteout`].
 
@@ -138,7 +138,16 @@ impl<T: Clone> Shape<T> {
                 }
                 Some(t) => Node::Symlink(t.to_vec()),
             },
-            tar::EntryType::Link => self.hard_link_target(link)?,
+            tar::EntryType::Link => {
+                let (to, node) = self.hard_link_target(link)?;
+                if to.len() > rel.len() && to.starts_with(&rel) && to[rel.len()] == b'/' {
+                    return Err(format!(
+                        "its hard link target {:?} is under the entry, which replaces it",
+                        String::from_utf8_lossy(&to)
+                    ));
+                }
+                node
+            }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => Node::Other,
             other => return Err(format!("unsupported entry type {other:?}")),
         };
@@ -183,9 +192,9 @@ impl<T: Clone> Shape<T> {
         Ok(true)
     }
 
-    /// What a hard link to `link` is: what is there now, which must not
-    /// be a directory.
-    fn hard_link_target(&mut self, link: Option<&[u8]>) -> Result<Node, String> {
+    /// Where a hard link to `link` leads (normalised) and what it is:
+    /// what is there now, which must not be a directory.
+    fn hard_link_target(&mut self, link: Option<&[u8]>) -> Result<(Vec<u8>, Node), String> {
         let target = link.ok_or("a hard link without a target")?;
         let shown = String::from_utf8_lossy(target);
         let tcomps = components(target)
@@ -197,9 +206,10 @@ impl<T: Clone> Shape<T> {
         if !self.parents(&tcomps, None)? {
             return Err(missing());
         }
-        match self.nodes.get(&tcomps.join(&b'/')) {
+        let to = tcomps.join(&b'/');
+        match self.nodes.get(&to) {
             Some((Node::Dir, _)) => Err("a hard link to a directory".into()),
-            Some((n, _)) => Ok(n.clone()),
+            Some((n, _)) => Ok((to, n.clone())),
             None => Err(missing()),
         }
     }
