@@ -249,7 +249,7 @@ fn a_whiteout_under_a_file_hides_nothing_in_every_reader() {
     }
 }
 
-/// A usr-merged base (`/bin -> usr/bin`, `/usr/bin/sh`) and the spec of
+/// A usr-merged base (`/bin -> usr/bin`, `/sbin -> bin`, `/usr/bin/sh`) and the spec of
 /// one layer `layer` onto it, following its links when `follow`.
 fn onto_usr_merged(t: &Path, layer: serde_json::Value, follow: bool) -> PathBuf {
     if !t.join("merged").exists() {
@@ -260,6 +260,7 @@ fn onto_usr_merged(t: &Path, layer: serde_json::Value, follow: bool) -> PathBuf 
                 T::Dir("usr/bin/"),
                 T::File("usr/bin/sh"),
                 T::Sym("bin", "usr/bin"),
+                T::Sym("sbin", "bin"),
             ]],
         );
         fs::write(t.join("f"), b"f\n").unwrap();
@@ -280,7 +281,8 @@ fn onto_usr_merged(t: &Path, layer: serde_json::Value, follow: bool) -> PathBuf 
 /// Regression: with `"symlinks": "follow"`, a layer that removed the
 /// base's link `/bin` and placed `/bin/sh` built: the image had no `/bin`,
 /// and `/usr/bin/sh` was replaced through the link the layer removes.
-/// It is refused as it is without follow. And `remove ["/bin/sh"]`
+/// It is refused as it is without follow, and so is a path placed
+/// through a link to the link the layer removes (`/sbin -> bin`). And `remove ["/bin/sh"]`
 /// without follow said only that the base has nothing there: it names the
 /// link and says what to do.
 #[test]
@@ -304,6 +306,28 @@ fn a_layer_never_places_through_a_link_it_removes() {
         );
         assert!(!t.join(format!("img-{follow}")).exists());
     }
+    // Nor through a link to the link it removes.
+    let spec = onto_usr_merged(
+        t,
+        json!({"remove": ["/bin"], "files": [{"source": "f", "destination": "/sbin/x"}]}),
+        true,
+    );
+    let e = run_fail(
+        nixoci()
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(t.join("img")),
+    );
+    assert!(
+        e.contains("/sbin/x (")
+            && e.contains("): it is placed through the base image ")
+            && e.contains(
+                "'s symbolic link /bin, which the layer removes (remove): do one or the other"
+            ),
+        "{e}"
+    );
+    assert!(!t.join("img").exists());
     let spec = onto_usr_merged(t, json!({"remove": ["/bin/sh"]}), false);
     let e = run_fail(
         nixoci()

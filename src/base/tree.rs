@@ -14,7 +14,8 @@
 //!   `/bin` is a link): the layer would make a directory there.
 //!
 //! Each is an error naming the base layer, the path and the new layer; or,
-//! for the links, followed ([`BaseTree::follow`]) when asked.
+//! for the links, followed ([`BaseTree::follow`], in `links.rs`) when
+//! asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -30,9 +31,6 @@ use crate::untar::whiteout::Whiteout;
 use crate::untar::{check_diff_id, normalise, EntryMeta, Limits};
 
 pub use crate::untar::shape::Node;
-
-/// The most symbolic links followed in one path (as Linux's 40).
-const MAX_LINKS: usize = 40;
 
 /// Mode (permission bits), uid and gid of a tree entry.
 pub type Meta = (u32, u64, u64);
@@ -139,14 +137,14 @@ pub fn layer_entries(
 }
 
 /// `(parent, name)` of a normalised path (`parent` empty at the top).
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
+pub(super) fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (b"", path),
     }
 }
 
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     if parent.is_empty() {
         name.to_vec()
     } else {
@@ -160,7 +158,8 @@ fn show(path: &[u8]) -> String {
 
 impl BaseTree {
     /// Read every layer of `base`, bottom first, applying whiteouts as a
-    /// runtime does; each layer's diff_id is checked.
+    /// runtime does and refusing what `unpack` refuses
+    /// ([`crate::untar::shape`]); each layer's diff_id is checked.
     pub fn read(base: &BaseImage, limits: &Limits) -> Result<BaseTree> {
         let mut tree = BaseTree {
             source: base.source.clone(),
@@ -249,89 +248,6 @@ impl BaseTree {
                 .map(|d| d.short())
                 .unwrap_or_default()
         )
-    }
-
-    /// `path` with every symbolic link of the base on the way followed
-    /// (a relative target from its directory, an absolute one from the
-    /// image's root, `..` stopping at the root); the last component too
-    /// when `whole`. `None` past `MAX_LINKS` links (a loop).
-    pub fn follow(&self, path: &[u8], whole: bool) -> Option<Vec<u8>> {
-        let mut todo: Vec<Vec<u8>> = path
-            .split(|&b| b == b'/')
-            .filter(|p| !p.is_empty())
-            .map(<[u8]>::to_vec)
-            .rev()
-            .collect();
-        let mut done: Vec<Vec<u8>> = Vec::new();
-        let mut links = 0;
-        while let Some(part) = todo.pop() {
-            match part.as_slice() {
-                b"." => continue,
-                b".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            let here = join(&done.join(&b'/'), &part);
-            let last = todo.is_empty();
-            match self.get(&here) {
-                Some(Node::Symlink(target)) if !last || whole => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return None;
-                    }
-                    if target.starts_with(b"/") {
-                        done.clear();
-                    }
-                    todo.extend(
-                        target
-                            .split(|&b| b == b'/')
-                            .filter(|p| !p.is_empty())
-                            .map(<[u8]>::to_vec)
-                            .rev(),
-                    );
-                }
-                _ => done.push(part),
-            }
-        }
-        Some(done.join(&b'/'))
-    }
-
-    /// The first symbolic link of the base among the parents of `path`,
-    /// and what it is.
-    pub fn link_on_the_way(&self, path: &[u8]) -> Option<(Vec<u8>, &Node)> {
-        let mut at = Vec::new();
-        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
-        for part in &parts[..parts.len().saturating_sub(1)] {
-            at = join(&at, part);
-            if let Some(n @ Node::Symlink(_)) = self.get(&at) {
-                return Some((at, n));
-            }
-        }
-        None
-    }
-
-    /// The directory the base's link at `path` leads to (through every
-    /// link on the way), if it leads to one.
-    fn leads_to_directory(&self, path: &[u8]) -> Option<Vec<u8>> {
-        self.follow(path, true)
-            .filter(|to| self.get(to) == Some(&Node::Dir))
-    }
-
-    /// Whether `node`, put at `path`, is a link that leads where the
-    /// base's link there does (`/bin -> /usr/bin` over `/bin -> usr/bin`).
-    fn same_directory(&self, path: &[u8], node: &Node) -> bool {
-        let Node::Symlink(target) = node else {
-            return false;
-        };
-        let from = if target.starts_with(b"/") {
-            target.clone()
-        } else {
-            join(split(path).0, target)
-        };
-        self.follow(&from, true).is_some()
-            && self.follow(&from, true) == self.leads_to_directory(path)
     }
 
     /// Check the entries of a new layer (`what` names it) against the

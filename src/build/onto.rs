@@ -138,13 +138,29 @@ impl Onto {
     /// the base has them (so that `/tmp` stays 1777).
     pub fn place(&self, tree: &mut Tree) -> Result<()> {
         if self.symlinks == BaseSymlinks::Follow {
+            // Where the layer's removals land: no entry may be placed
+            // through a link the layer removes (`/sbin/x` through
+            // `/sbin -> bin` when `/bin` is removed).
+            let removed: Vec<Vec<u8>> = tree
+                .removed()
+                .iter()
+                .filter_map(|r| self.tree.follow(r, false))
+                .collect();
             tree.remap(|path, dir| {
-                self.tree.follow(path, dir).ok_or_else(|| {
+                let (to, crossed) = self.tree.follow_through(path, dir).ok_or_else(|| {
                     format!(
                         "the {}'s symbolic links on the way loop (more than 40 followed)",
                         self.image.source
                     )
-                })
+                })?;
+                match crossed.iter().find(|l| removed.contains(l)) {
+                    Some(link) => Err(format!(
+                        "it is placed through the {}'s symbolic link /{}, which the layer removes (remove): do one or the other",
+                        self.image.source,
+                        String::from_utf8_lossy(link)
+                    )),
+                    None => Ok(to),
+                }
             })?;
         }
         tree.adopt_parents(|p| self.tree.dir_meta(p));

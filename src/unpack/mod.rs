@@ -3,6 +3,10 @@
 //! the rule of [`crate::untar::whiteout`]), digests and diff_ids verified
 //! while reading.
 //!
+//! Each entry is first applied to the tree's [`crate::untar::shape`], which
+//! refuses it as every reader of layers does (`verify`, the base tree);
+//! the checks on disk below hold besides.
+//!
 //! Nothing lands outside the target directory: paths with `..` or a leading
 //! `/` are refused; no path is ever resolved through a symlink (every parent
 //! directory is checked with `lstat` and must be a real directory), so a
