@@ -18,6 +18,8 @@ use serde_json::json;
 /// A tar entry: a directory, an empty file, a symbolic link or a hard
 /// link (name, target), any name (`./` too).
 enum T {
+    /// A file whose mode field is not an octal number.
+    BadMode(&'static str),
     Dir(&'static str),
     File(&'static str),
     Sym(&'static str, &'static str),
@@ -28,8 +30,8 @@ fn tar_layer(entries: &[T]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let (name, link, kind, mode) = match e {
+            T::BadMode(n) | T::File(n) => (*n, "", tar::EntryType::Regular, 0o644),
             T::Dir(n) => (*n, "", tar::EntryType::Directory, 0o755),
-            T::File(n) => (*n, "", tar::EntryType::Regular, 0o644),
             T::Sym(n, l) => (*n, *l, tar::EntryType::Symlink, 0o777),
             T::Hard(n, l) => (*n, *l, tar::EntryType::Link, 0o644),
         };
@@ -43,6 +45,9 @@ fn tar_layer(entries: &[T]) -> Vec<u8> {
         h.set_mtime(1);
         h.set_uid(0);
         h.set_gid(0);
+        if let T::BadMode(_) = e {
+            h.as_old_mut().mode = *b"0000x44\0";
+        }
         h.set_cksum();
         b.append(&h, &[][..]).unwrap();
     }
@@ -158,9 +163,10 @@ type Case<'a> = (&'a str, Vec<&'a [T]>, Vec<&'a str>, bool);
 /// Regression: `verify` said ok, and the base tree (so `build`) took,
 /// layers `unpack` refuses: a whiteout or an entry written through a link
 /// of a lower layer (umoci follows it; nixoci never writes through a
-/// link), a hard link to what its layer whited out (umoci refuses it too),
-/// and a root entry that is a link (umoci refuses it; `unpack` dropped it
-/// silently). Each reader now refuses each, naming the entry and why.
+/// link), a hard link to what its layer whited out or under its own path
+/// (umoci refuses both), a root entry that is a link (umoci refuses it;
+/// `unpack` dropped it silently), and a mode field that is not a number.
+/// Each reader now refuses each, naming the entry and why.
 #[test]
 fn every_reader_refuses_what_unpack_refuses() {
     let t = tempfile::tempdir().unwrap();
@@ -196,6 +202,12 @@ fn every_reader_refuses_what_unpack_refuses() {
             vec![&[T::Dir("a/"), T::File("a/b")], &[T::Hard("a", "a/b")]],
             vec!["\"a\"", "its hard link target \"a/b\" is under the entry"],
             true,
+        ),
+        (
+            "mode_not_a_number",
+            vec![&[T::BadMode("m")]],
+            vec!["\"m\"", "numeric field was not a number"],
+            false,
         ),
         (
             "root_is_a_link",

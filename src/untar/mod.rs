@@ -167,6 +167,9 @@ impl EntryMeta {
         }
         check_no_content(kind, entry.size())?;
         let (uid, gid, mtime) = owner_and_mtime(&header, &records)?;
+        // A mode that does not parse: refused by every reader, as unpack
+        // refuses it (the base tree read it as 0, verify not at all).
+        header.mode().map_err(|e| e.to_string())?;
         let sparse = pax_sparse(&records, kind, &mut path, &mut size)?;
         Ok(EntryMeta {
             path,
