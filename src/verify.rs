@@ -22,6 +22,7 @@ use crate::oci::descriptor::*;
 use crate::oci::digest::{digest_reader, HashReader, Sha256Digest};
 use crate::oci::json::read_limited;
 use crate::oci::MediaType;
+use crate::untar::shape::Shape;
 use crate::untar::{Budget, EntryMeta, Limits};
 
 pub use crate::oci::json::MAX_DOCUMENT;
@@ -437,15 +438,34 @@ impl Verifier {
                 }
             }
         }
+        // The tree the layers make, as `unpack` makes it: a layer it would
+        // refuse on top of the layers below is a problem. Once a layer
+        // cannot be read, the tree is not known above it.
+        let mut shape = Some(Shape::default());
         for (i, layer) in doc.layers.iter().enumerate() {
             let expected = config
                 .as_ref()
                 .and_then(|c| c.rootfs.diff_ids.get(i).cloned());
-            self.check_layer(layer, expected.as_deref(), &format!("{what} layer {i}"));
+            let before = self.problems.len();
+            self.check_layer(
+                layer,
+                expected.as_deref(),
+                &format!("{what} layer {i}"),
+                shape.as_mut(),
+            );
+            if self.problems.len() != before {
+                shape = None;
+            }
         }
     }
 
-    fn check_layer(&mut self, desc: &RawDescriptor, diff_id: Option<&str>, what: &str) {
+    fn check_layer(
+        &mut self,
+        desc: &RawDescriptor,
+        diff_id: Option<&str>,
+        what: &str,
+        shape: Option<&mut Shape<()>>,
+    ) {
         let Some(compression) = Compression::from_layer_media_type(&desc.media_type) else {
             self.check_blob(desc, what);
             return self.problem(format!(
@@ -473,7 +493,7 @@ impl Verifier {
                 ));
             }
         }
-        match tar_diff_id(&path, compression, desc.size, &self.limits) {
+        match tar_diff_id(&path, compression, desc.size, &self.limits, shape) {
             Ok(found) => {
                 if let Some(expected) = diff_id {
                     if found.to_string() != expected {
@@ -491,13 +511,19 @@ impl Verifier {
 /// sha256 of the uncompressed stream, reading it as a tar archive on the way
 /// with unpack's entry rules (so a stream that is not a tar, or that unpack
 /// would refuse, is reported), bounded by the descriptor's size and by
-/// `limits`, which apply to the layer. `Err` is the problem, in words.
+/// `limits`, which apply to the layer; its entries applied to `shape`, the
+/// tree of the layers below, when it is known. `Err` is the problem, in
+/// words.
 fn tar_diff_id(
     path: &Path,
     compression: Compression,
     size: u64,
     limits: &Limits,
+    mut shape: Option<&mut Shape<()>>,
 ) -> Result<Sha256Digest, String> {
+    if let Some(s) = shape.as_deref_mut() {
+        s.layer();
+    }
     let file =
         BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| e.to_string())?).take(size);
     let used: Rc<Cell<u64>> = Default::default();
@@ -537,12 +563,17 @@ fn tar_diff_id(
             }
             let meta = EntryMeta::read(&mut entry)
                 .map_err(|w| format!("entry {:?} refused: {w}", name(&entry)))?;
-            crate::untar::whiteout::Whiteout::of(&meta.path).map_err(|w| {
+            let refused = |w: &dyn std::fmt::Display| {
                 format!(
                     "entry {:?} refused: {w}",
                     String::from_utf8_lossy(&meta.path)
                 )
-            })?;
+            };
+            crate::untar::whiteout::Whiteout::of(&meta.path).map_err(|w| refused(&w))?;
+            if let Some(s) = shape.as_deref_mut() {
+                s.entry(&meta.path, meta.kind, meta.link.as_deref(), (), &())
+                    .map_err(|w| refused(&w))?;
+            }
             if meta.kind.is_file() && meta.size > limits.max_file_size {
                 return Err(format!(
                     "entry {:?} declares {} bytes, more than --max-file-size {}",

@@ -7,6 +7,7 @@
 //! what the new layers are checked against.
 
 pub mod archive;
+mod links;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -14,7 +14,8 @@
 //!   `/bin` is a link): the layer would make a directory there.
 //!
 //! Each is an error naming the base layer, the path and the new layer; or,
-//! for the links, followed ([`BaseTree::follow`]) when asked.
+//! for the links, followed ([`BaseTree::follow`], in `links.rs`) when
+//! asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -25,32 +26,11 @@ use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::{HashReader, Sha256Digest};
-use crate::untar::whiteout::{OwnPaths, Whiteout};
+use crate::untar::shape::Shape;
+use crate::untar::whiteout::Whiteout;
 use crate::untar::{check_diff_id, normalise, EntryMeta, Limits};
 
-/// What a path of the tree is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Node {
-    Dir,
-    File,
-    Symlink(Vec<u8>),
-    /// A device, fifo or socket.
-    Other,
-}
-
-impl Node {
-    fn noun(&self) -> String {
-        match self {
-            Node::Dir => "a directory".into(),
-            Node::File => "a file".into(),
-            Node::Symlink(t) => format!("a symbolic link to {}", String::from_utf8_lossy(t)),
-            Node::Other => "a special file".into(),
-        }
-    }
-}
-
-/// The most symbolic links followed in one path (as Linux's 40).
-const MAX_LINKS: usize = 40;
+pub use crate::untar::shape::Node;
 
 /// Mode (permission bits), uid and gid of a tree entry.
 pub type Meta = (u32, u64, u64);
@@ -59,22 +39,51 @@ pub type Meta = (u32, u64, u64);
 /// (0-based) last put it there, and its mode and owner.
 #[derive(Debug, Default)]
 pub struct BaseTree {
-    nodes: BTreeMap<Vec<u8>, (Node, usize, Meta)>,
+    /// Each path: what it is, the layer that put it, its mode and owner.
+    nodes: Shape<(usize, Meta)>,
     /// For messages: each base layer's digest.
     layers: Vec<Sha256Digest>,
     source: String,
 }
 
-/// Each entry of a tar layer as (normalised path, node, mode and owner),
-/// in order, its stream checked against `diff_id` when given, read within
-/// `limits`.
+/// One entry of a tar layer, as [`layer_entries`] reads it.
+#[derive(Clone, Debug)]
+pub struct LayerEntry {
+    /// The path as the layer gives it.
+    pub path: Vec<u8>,
+    pub kind: tar::EntryType,
+    pub link: Option<Vec<u8>>,
+    pub meta: Meta,
+}
+
+impl LayerEntry {
+    /// The path as it lands in the tree (`a/b`).
+    pub fn rel(&self) -> Vec<u8> {
+        normalise(&self.path)
+    }
+
+    /// What the entry makes (a hard link: a file).
+    pub fn node(&self) -> Node {
+        match self.kind {
+            tar::EntryType::Directory => Node::Dir,
+            tar::EntryType::Symlink => Node::Symlink(self.link.clone().unwrap_or_default()),
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
+                Node::File
+            }
+            _ => Node::Other,
+        }
+    }
+}
+
+/// Each entry of a tar layer, in order, its stream checked against
+/// `diff_id` when given, read within `limits`.
 pub fn layer_entries(
     blob: impl io::Read,
     desc: &Descriptor,
     diff_id: Option<&Sha256Digest>,
     limits: &Limits,
     what: &str,
-) -> Result<Vec<(Vec<u8>, Node, Meta)>> {
+) -> Result<Vec<LayerEntry>> {
     let compression = Compression::from_layer_media_type(&desc.media_type).ok_or_else(|| {
         Error::Invalid(format!(
             "{what}: media type {:?} is not a tar layer",
@@ -113,16 +122,13 @@ pub fn layer_entries(
             };
             let meta = EntryMeta::read(&mut entry).map_err(|why| refused(&why))?;
             Whiteout::of(&meta.path).map_err(|why| refused(&why))?;
-            let node = match meta.kind {
-                tar::EntryType::Directory => Node::Dir,
-                tar::EntryType::Symlink => Node::Symlink(meta.link.clone().unwrap_or_default()),
-                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
-                    Node::File
-                }
-                _ => Node::Other,
-            };
             let mode = entry.header().mode().unwrap_or(0) & 0o7777;
-            out.push((normalise(&meta.path), node, (mode, meta.uid, meta.gid)));
+            out.push(LayerEntry {
+                path: meta.path,
+                kind: meta.kind,
+                link: meta.link,
+                meta: (mode, meta.uid, meta.gid),
+            });
         }
     }
     io::copy(&mut stream, &mut io::sink()).map_err(damaged)?;
@@ -131,14 +137,14 @@ pub fn layer_entries(
 }
 
 /// `(parent, name)` of a normalised path (`parent` empty at the top).
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
+pub(super) fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (b"", path),
     }
 }
 
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     if parent.is_empty() {
         name.to_vec()
     } else {
@@ -152,7 +158,8 @@ fn show(path: &[u8]) -> String {
 
 impl BaseTree {
     /// Read every layer of `base`, bottom first, applying whiteouts as a
-    /// runtime does; each layer's diff_id is checked.
+    /// runtime does and refusing what `unpack` refuses
+    /// ([`crate::untar::shape`]); each layer's diff_id is checked.
     pub fn read(base: &BaseImage, limits: &Limits) -> Result<BaseTree> {
         let mut tree = BaseTree {
             source: base.source.clone(),
@@ -168,94 +175,53 @@ impl BaseTree {
             io::copy(&mut blob, &mut io::sink())
                 .map_err(|e| Error::io(base.blobs.path(&desc.digest), e))?;
             blob.finish(&what)?;
-            tree.apply(entries, i);
+            tree.apply(entries, i, &what)?;
             tree.layers.push(desc.digest.clone());
         }
         Ok(tree)
     }
 
-    /// Apply one layer's entries (whiteouts included, by the rule of
-    /// [`crate::untar::whiteout`]) as layer `index`.
-    fn apply(&mut self, entries: Vec<(Vec<u8>, Node, Meta)>, index: usize) {
-        let mut own = OwnPaths::default();
-        for (path, node, meta) in entries {
-            // `layer_entries` refused the whiteouts that name nothing.
-            if let Ok(Some(w)) = Whiteout::of(&path) {
-                self.hide(&w, &own);
-                continue;
-            }
-            if path.is_empty() {
-                continue;
-            }
-            // A non-directory replaces a directory and all under it.
-            if node != Node::Dir {
-                self.remove_under(&path);
-            }
-            // The parents the layer does not name are made as a runtime
-            // makes them: root's, 0755.
-            let mut parent = split(&path).0;
-            while !parent.is_empty() && !self.nodes.contains_key(parent) {
-                self.nodes
-                    .insert(parent.to_vec(), (Node::Dir, index, (0o755, 0, 0)));
-                parent = split(parent).0;
-            }
-            own.put(&path);
-            self.nodes.insert(path, (node, index, meta));
+    /// Apply one layer's entries as layer `index` (`what` names it), as
+    /// `unpack` applies them ([`crate::untar::shape`]): what it refuses is
+    /// refused here, with its words.
+    fn apply(&mut self, entries: Vec<LayerEntry>, index: usize, what: &str) -> Result<()> {
+        self.nodes.layer();
+        // The parents the layer does not name are made as a runtime makes
+        // them: root's, 0755.
+        let made = (index, (0o755, 0, 0));
+        for e in entries {
+            self.nodes
+                .entry(&e.path, e.kind, e.link.as_deref(), (index, e.meta), &made)
+                .map_err(|why| {
+                    Error::Invalid(format!(
+                        "{what}: entry {:?} refused: {why}",
+                        String::from_utf8_lossy(&e.path)
+                    ))
+                })?;
         }
-    }
-
-    /// Remove what the whiteout `w` hides, `own` being what its layer put
-    /// so far.
-    fn hide(&mut self, w: &Whiteout, own: &OwnPaths) {
-        let top = w.top();
-        let doomed: Vec<Vec<u8>> = self
-            .nodes
-            .range(top.to_vec()..)
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(top))
-            .filter(|k| w.hides(k, own))
-            .cloned()
-            .collect();
-        for k in doomed {
-            self.nodes.remove(&k);
-        }
-    }
-
-    /// Remove every path under the directory `dir` (everything, for the
-    /// root, `""`).
-    fn remove_under(&mut self, dir: &[u8]) {
-        let prefix = join(dir, b"");
-        let doomed: Vec<Vec<u8>> = self
-            .nodes
-            .keys()
-            .filter(|k| dir.is_empty() || k.starts_with(&prefix))
-            .cloned()
-            .collect();
-        for k in doomed {
-            self.nodes.remove(&k);
-        }
+        Ok(())
     }
 
     /// What the base has at `path`.
     pub fn get(&self, path: &[u8]) -> Option<&Node> {
-        self.nodes.get(path).map(|(n, _, _)| n)
+        self.nodes.get(path).map(|(n, _)| n)
     }
 
     /// Every path of the tree (normalised, no leading `/`) and what it is,
     /// sorted by path.
     pub fn paths(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.nodes.iter().map(|(p, (n, _, _))| (p.as_slice(), n))
+        self.nodes.iter().map(|(p, (n, _))| (p.as_slice(), n))
     }
 
     /// Which layer (0-based) last put `path` there.
     pub fn layer_of(&self, path: &[u8]) -> Option<usize> {
-        self.nodes.get(path).map(|(_, layer, _)| *layer)
+        self.nodes.get(path).map(|(_, (layer, _))| *layer)
     }
 
     /// The mode and owner of the directory at `path`, if the base has one.
     pub fn dir_meta(&self, path: &[u8]) -> Option<Meta> {
         match self.nodes.get(path) {
-            Some((Node::Dir, _, meta)) => Some(*meta),
+            Some((Node::Dir, (_, meta))) => Some(*meta),
             _ => None,
         }
     }
@@ -266,8 +232,8 @@ impl BaseTree {
         use std::os::unix::ffi::OsStrExt;
         let prefix = join(store, b"");
         self.nodes
-            .keys()
-            .filter_map(|k| k.strip_prefix(prefix.as_slice()))
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(prefix.as_slice()))
             .filter(|rest| !rest.is_empty() && !rest.contains(&b'/'))
             .map(|name| PathBuf::from("/").join(std::ffi::OsStr::from_bytes(&join(store, name))))
             .collect()
@@ -282,75 +248,6 @@ impl BaseTree {
                 .map(|d| d.short())
                 .unwrap_or_default()
         )
-    }
-
-    /// `path` with every symbolic link of the base on the way followed
-    /// (a relative target from its directory, an absolute one from the
-    /// image's root, `..` stopping at the root); the last component too
-    /// when `whole`. `None` past `MAX_LINKS` links (a loop).
-    pub fn follow(&self, path: &[u8], whole: bool) -> Option<Vec<u8>> {
-        let mut todo: Vec<Vec<u8>> = path
-            .split(|&b| b == b'/')
-            .filter(|p| !p.is_empty())
-            .map(<[u8]>::to_vec)
-            .rev()
-            .collect();
-        let mut done: Vec<Vec<u8>> = Vec::new();
-        let mut links = 0;
-        while let Some(part) = todo.pop() {
-            match part.as_slice() {
-                b"." => continue,
-                b".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            let here = join(&done.join(&b'/'), &part);
-            let last = todo.is_empty();
-            match self.get(&here) {
-                Some(Node::Symlink(target)) if !last || whole => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return None;
-                    }
-                    if target.starts_with(b"/") {
-                        done.clear();
-                    }
-                    todo.extend(
-                        target
-                            .split(|&b| b == b'/')
-                            .filter(|p| !p.is_empty())
-                            .map(<[u8]>::to_vec)
-                            .rev(),
-                    );
-                }
-                _ => done.push(part),
-            }
-        }
-        Some(done.join(&b'/'))
-    }
-
-    /// The directory the base's link at `path` leads to (through every
-    /// link on the way), if it leads to one.
-    fn leads_to_directory(&self, path: &[u8]) -> Option<Vec<u8>> {
-        self.follow(path, true)
-            .filter(|to| self.get(to) == Some(&Node::Dir))
-    }
-
-    /// Whether `node`, put at `path`, is a link that leads where the
-    /// base's link there does (`/bin -> /usr/bin` over `/bin -> usr/bin`).
-    fn same_directory(&self, path: &[u8], node: &Node) -> bool {
-        let Node::Symlink(target) = node else {
-            return false;
-        };
-        let from = if target.starts_with(b"/") {
-            target.clone()
-        } else {
-            join(split(path).0, target)
-        };
-        self.follow(&from, true).is_some()
-            && self.follow(&from, true) == self.leads_to_directory(path)
     }
 
     /// Check the entries of a new layer (`what` names it) against the
@@ -374,7 +271,7 @@ impl BaseTree {
                 .take(path.split(|&b| b == b'/').count() - 1)
             {
                 ancestor = join(&ancestor, part);
-                if let Some((n @ (Node::Symlink(_) | Node::File | Node::Other), layer, _)) =
+                if let Some((n @ (Node::Symlink(_) | Node::File | Node::Other), (layer, _))) =
                     self.nodes.get(&ancestor)
                 {
                     found = Some((ancestor.clone(), n.clone(), *layer));
@@ -395,7 +292,7 @@ impl BaseTree {
                 ))
             } else {
                 match (self.nodes.get(path), node) {
-                    (Some((b @ Node::Symlink(_), layer, _)), Node::Dir) => Some(format!(
+                    (Some((b @ Node::Symlink(_), (layer, _))), Node::Dir) => Some(format!(
                         "{}: a directory, where its {} has {}: the directory would replace the link and hide what it leads to",
                         show(path),
                         self.layer_name(*layer),
@@ -403,7 +300,7 @@ impl BaseTree {
                     )),
                     // A file, special file or other link over a link to a
                     // directory: what the link led to is gone from there.
-                    (Some((b @ Node::Symlink(_), layer, _)), n)
+                    (Some((b @ Node::Symlink(_), (layer, _))), n)
                         if self.leads_to_directory(path).is_some()
                             && !self.same_directory(path, n) =>
                     {
@@ -416,13 +313,13 @@ impl BaseTree {
                             show(path)
                         ))
                     }
-                    (Some((Node::Dir, layer, _)), n) if *n != Node::Dir => Some(format!(
+                    (Some((Node::Dir, (layer, _))), n) if *n != Node::Dir => Some(format!(
                         "{}: {}, where its {} has a directory: it would hide the directory's content",
                         show(path),
                         n.noun(),
                         self.layer_name(*layer)
                     )),
-                    (Some((b @ (Node::File | Node::Other), layer, _)), Node::Dir) => Some(format!(
+                    (Some((b @ (Node::File | Node::Other), (layer, _))), Node::Dir) => Some(format!(
                         "{}: a directory, where its {} has {}",
                         show(path),
                         self.layer_name(*layer),
@@ -451,6 +348,28 @@ impl BaseTree {
 mod tests {
     use super::*;
 
+    /// Apply `entries` as layer `index`, each given by the node it makes.
+    fn apply(t: &mut BaseTree, entries: Vec<(Vec<u8>, Node, Meta)>, index: usize) {
+        let entries = entries
+            .into_iter()
+            .map(|(path, node, meta)| {
+                let (kind, link) = match node {
+                    Node::Dir => (tar::EntryType::Directory, None),
+                    Node::File => (tar::EntryType::Regular, None),
+                    Node::Symlink(to) => (tar::EntryType::Symlink, Some(to)),
+                    Node::Other => (tar::EntryType::Fifo, None),
+                };
+                LayerEntry {
+                    path,
+                    kind,
+                    link,
+                    meta,
+                }
+            })
+            .collect();
+        t.apply(entries, index, "test layer").unwrap();
+    }
+
     fn tree(entries: &[(&str, Node)]) -> BaseTree {
         let mut t = BaseTree {
             source: "base image test".into(),
@@ -461,7 +380,8 @@ mod tests {
             ],
             ..Default::default()
         };
-        t.apply(
+        apply(
+            &mut t,
             entries
                 .iter()
                 .map(|(p, n)| (p.as_bytes().to_vec(), n.clone(), (0o755, 0, 0)))
@@ -548,7 +468,8 @@ mod tests {
     #[test]
     fn whiteouts() {
         let mut t = usr_merged();
-        t.apply(
+        apply(
+            &mut t,
             vec![
                 (b"etc/.wh.os-release".to_vec(), Node::File, (0, 0, 0)),
                 (b"usr/bin/.wh..wh..opq".to_vec(), Node::File, (0, 0, 0)),
@@ -561,14 +482,15 @@ mod tests {
         assert_eq!(t.get(b"usr/bin"), Some(&Node::Dir));
         assert_eq!(t.get(b"bin"), None);
         // A file over a directory removes what was under it.
-        t.apply(vec![(b"usr".to_vec(), Node::File, (0, 0, 0))], 2);
+        apply(&mut t, vec![(b"usr".to_vec(), Node::File, (0, 0, 0))], 2);
         assert_eq!(t.get(b"usr/bin"), None);
         // Whiteouts hide the layers below, never their own layer's
         // entries, before or after them; parents nobody named are
         // directories of the layer that needed them.
         let mut t = usr_merged();
         let entry = |p: &str, n: Node| (p.as_bytes().to_vec(), n, (0o644, 0, 0));
-        t.apply(
+        apply(
+            &mut t,
             vec![
                 entry("usr/bin/own", Node::File),
                 entry("usr/lib/x/y", Node::File),

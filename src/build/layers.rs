@@ -89,10 +89,13 @@ pub fn write_layer(
                 .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
         }
     }
+    // Where the spec puts the paths (a layer that removes the base's link
+    // `/bin` may place nothing through it, followed or not), then where
+    // they finally are: through the base's links when followed.
+    tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     if let Some(o) = onto {
         o.place(&mut tree).map_err(|e| e.within(at.to_owned()))?;
     }
-    // Where the paths finally are: through the base's links when followed.
     tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     progress.layer_start(index, tree.content_bytes());
     let level = layer_level(spec.compression, spec.level, ctx.level, at)?;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::info::{BaseRef, LayerInfo};
-use crate::base::tree::{layer_entries, BaseTree};
+use crate::base::tree::{layer_entries, BaseTree, Node};
 use crate::base::BaseImage;
 use crate::error::{Error, Result};
 use crate::layer::tree::Tree;
@@ -127,8 +127,9 @@ impl Onto {
             &Limits::default(),
             what,
         )?;
+        let entries: Vec<(Vec<u8>, Node)> = entries.iter().map(|e| (e.rel(), e.node())).collect();
         self.tree
-            .check(entries.iter().map(|(p, n, _)| (p.as_slice(), n)), what)
+            .check(entries.iter().map(|(p, n)| (p.as_slice(), n)), what)
     }
 
     /// Fit a new layer's `tree` onto the base: through the base's symbolic
@@ -137,13 +138,29 @@ impl Onto {
     /// the base has them (so that `/tmp` stays 1777).
     pub fn place(&self, tree: &mut Tree) -> Result<()> {
         if self.symlinks == BaseSymlinks::Follow {
+            // Where the layer's removals land: no entry may be placed
+            // through a link the layer removes (`/sbin/x` through
+            // `/sbin -> bin` when `/bin` is removed).
+            let removed: Vec<Vec<u8>> = tree
+                .removed()
+                .iter()
+                .filter_map(|r| self.tree.follow(r, false))
+                .collect();
             tree.remap(|path, dir| {
-                self.tree.follow(path, dir).ok_or_else(|| {
+                let (to, crossed) = self.tree.follow_through(path, dir).ok_or_else(|| {
                     format!(
                         "the {}'s symbolic links on the way loop (more than 40 followed)",
                         self.image.source
                     )
-                })
+                })?;
+                match crossed.iter().find(|l| removed.contains(l)) {
+                    Some(link) => Err(format!(
+                        "it is placed through the {}'s symbolic link /{}, which the layer removes (remove): do one or the other",
+                        self.image.source,
+                        String::from_utf8_lossy(link)
+                    )),
+                    None => Ok(to),
+                }
             })?;
         }
         tree.adopt_parents(|p| self.tree.dir_meta(p));
@@ -162,13 +179,32 @@ impl Onto {
         } else {
             Some(rel.to_vec())
         };
-        match at {
-            Some(p) if self.tree.get(&p).is_some() => Ok(()),
-            _ => Err(Error::Invalid(format!(
-                "{dest}: the {} has nothing there to remove",
-                self.image.source
-            ))),
+        if at.is_some_and(|p| self.tree.get(&p).is_some()) {
+            return Ok(());
         }
+        let mut why = format!(
+            "{dest}: the {} has nothing there to remove",
+            self.image.source
+        );
+        // Not followed: a link of the base on the way may lead to it.
+        let link = (self.symlinks != BaseSymlinks::Follow)
+            .then(|| self.tree.link_on_the_way(rel))
+            .flatten();
+        if let Some((link, node)) = link {
+            let through = self
+                .tree
+                .follow(rel, false)
+                .filter(|p| self.tree.get(p).is_some());
+            why.push_str(&format!(
+                " (/{} is {} in it); remove the path it leads to{}, or follow the base's symbolic links (\"symlinks\": \"follow\" in fromImage; baseSymlinks = \"follow\" with Nix)",
+                String::from_utf8_lossy(&link),
+                node.noun(),
+                through
+                    .map(|p| format!(" (/{})", String::from_utf8_lossy(&p)))
+                    .unwrap_or_default()
+            ));
+        }
+        Err(Error::Invalid(why))
     }
 
     /// What the manifest records of the base.

@@ -3,6 +3,10 @@
 //! the rule of [`crate::untar::whiteout`]), digests and diff_ids verified
 //! while reading.
 //!
+//! Each entry is first applied to the tree's [`crate::untar::shape`], which
+//! refuses it as every reader of layers does (`verify`, the base tree);
+//! the checks on disk below hold besides.
+//!
 //! Nothing lands outside the target directory: paths with `..` or a leading
 //! `/` are refused; no path is ever resolved through a symlink (every parent
 //! directory is checked with `lstat` and must be a real directory), so a
@@ -29,6 +33,7 @@ use crate::layer::compress::Compression;
 use crate::layout::{BlobReader, Layout, Staging};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
+use crate::untar::shape::Shape;
 use crate::untar::whiteout::{OwnPaths, Whiteout};
 pub use crate::untar::Limits;
 use crate::untar::{Budget, EntryMeta};
@@ -126,6 +131,7 @@ pub fn unpack(
         times: BTreeMap::new(),
         modes: BTreeMap::new(),
         own: OwnPaths::default(),
+        shape: Shape::default(),
         known_dirs: Default::default(),
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
@@ -181,6 +187,10 @@ struct Extract<'a> {
     /// Paths the current layer created, and their parents: what its
     /// whiteouts keep.
     own: OwnPaths,
+    /// The tree's paths and what they are, which refuses an entry as
+    /// every reader refuses it ([`crate::untar::shape`]), before anything
+    /// is written for it.
+    shape: Shape<()>,
     /// Directories of the tree checked to be real directories (not
     /// symlinks), so that the parents of the next entry need no check
     /// again. Only this run writes the tree (a private temporary
@@ -200,6 +210,7 @@ impl Extract<'_> {
         diff_id: Option<&Sha256Digest>,
     ) -> Result<()> {
         self.own.clear();
+        self.shape.layer();
         let mut compressed = layout
             .open_blob(desc)
             .map_err(|e| e.within(format!("layer {index}")))?;
@@ -343,36 +354,13 @@ impl Extract<'_> {
 
     /// The components of an entry path, refused if it could leave the tree.
     fn components(index: usize, raw: &[u8]) -> Result<Vec<&[u8]>> {
-        if raw.contains(&0) {
-            return Err(refused(index, raw, "its name contains a NUL byte"));
-        }
-        if raw.starts_with(b"/") {
-            return Err(refused(
-                index,
-                raw,
-                "absolute paths are not allowed in a layer",
-            ));
-        }
-        let comps: Vec<&[u8]> = raw
-            .split(|b| *b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .collect();
-        if comps.iter().any(|c| *c == b"..") {
-            return Err(refused(index, raw, "'..' would leave the root"));
-        }
-        if comps.iter().any(|c| c.len() > 255) {
-            return Err(refused(
-                index,
-                raw,
-                "a name component is longer than 255 bytes",
-            ));
-        }
-        Ok(comps)
+        crate::untar::shape::components(raw).map_err(|why| refused(index, raw, why))
     }
 
     /// Make sure every parent of `comps` is a real directory (creating
     /// missing ones when `create`); never go through a symlink. `None`: a
-    /// parent is missing and `create` is off.
+    /// parent is missing, or is not a directory, and `create` is off (a
+    /// whiteout there hides nothing; a hard link target is not there).
     fn parents(
         &self,
         index: usize,
@@ -400,6 +388,7 @@ impl Extract<'_> {
                 Ok(m) if m.is_dir() => {
                     self.known_dirs.borrow_mut().insert(p.clone());
                 }
+                Ok(_) if !create => return Ok(None),
                 Ok(_) => {
                     return Err(refused(
                         index,
@@ -451,8 +440,11 @@ impl Extract<'_> {
         let comps = Self::components(index, &raw)?;
         let size = meta.size;
         self.count(index, &raw, if kind.is_file() { size } else { 0 })?;
+        self.shape
+            .entry(&raw, kind, meta.link.as_deref(), (), &())
+            .map_err(|why| refused(index, &raw, why))?;
         let Some(last) = comps.last().copied() else {
-            return Ok(()); // the root itself ("./")
+            return Ok(()); // the root itself ("./"), a directory
         };
         let rel = comps.join(&b'/');
         let whiteout = Whiteout::of(&rel).map_err(|why| refused(index, &raw, why))?;

@@ -2,10 +2,12 @@
 //! containerd) reads them, for `unpack` and `verify` alike: one entry's
 //! metadata with the PAX and GNU extensions applied (`EntryMeta`), its
 //! content with sparse maps and zero runs as holes, the bounds every
-//! reader of a layer applies ([`Limits`], `Budget`), and the one rule for
-//! whiteouts ([`whiteout`]).
+//! reader of a layer applies ([`Limits`], `Budget`), the one rule for
+//! whiteouts ([`whiteout`]), and the entries every reader refuses
+//! ([`shape`]).
 
 mod header;
+pub mod shape;
 pub mod whiteout;
 
 use header::*;
@@ -165,6 +167,9 @@ impl EntryMeta {
         }
         check_no_content(kind, entry.size())?;
         let (uid, gid, mtime) = owner_and_mtime(&header, &records)?;
+        // A mode that does not parse: refused by every reader, as unpack
+        // refuses it (the base tree read it as 0, verify not at all).
+        header.mode().map_err(|e| e.to_string())?;
         let sparse = pax_sparse(&records, kind, &mut path, &mut size)?;
         Ok(EntryMeta {
             path,

@@ -13,6 +13,10 @@
 //!   else at or under the whiteout's path goes, whole. This is umoci's
 //!   rule (its `upperPaths`), and so what a runtime that reads layers
 //!   with umoci's library sees.
+//! - Where: a whiteout whose directory is missing, or is not a directory,
+//!   hides nothing (as in umoci); one whose directory is reached through
+//!   a symbolic link is refused, as any entry written through a link is
+//!   ([`super::shape`], which every reader applies).
 
 use std::collections::HashSet;
 
@@ -86,7 +90,7 @@ impl Whiteout {
 
 /// The paths one layer put so far, with every parent of each: what the
 /// layer's whiteouts leave alone.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct OwnPaths(HashSet<Vec<u8>>);
 
 impl OwnPaths {
