@@ -153,6 +153,40 @@ fn sbom_never_writes_into_its_layout() {
     run(nixoci().arg("verify").arg(&layout));
 }
 
+/// Regression: a `..` after a directory that does not exist yet hid where
+/// an output goes: `unpack L L/new/../blobs --force` passed the input
+/// check (`L/new/../blobs` did not exist), the writer made `L/new`, and
+/// the commit replaced the layout's own `blobs`. Now refused, for a file
+/// output (sbom) and a directory output (unpack), nothing written.
+#[test]
+fn a_dot_dot_after_a_missing_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = store_image(t.path());
+    let before = snapshot(&layout);
+    for (cmd, out) in [
+        ("unpack", layout.join("new/../blobs")),
+        ("sbom", layout.join("new/../index.json")),
+    ] {
+        let mut c = nixoci();
+        c.arg(cmd).arg(&layout);
+        if cmd == "sbom" {
+            c.arg("-o");
+        }
+        c.arg(&out).arg("--force");
+        let err = run_fail(&mut c);
+        assert!(
+            err.contains("a '..' follows a directory that does not exist yet"),
+            "{cmd}: {err}"
+        );
+        assert!(!layout.join("new").exists(), "{cmd} made new/");
+    }
+    assert!(
+        diff(&before, &snapshot(&layout)).is_none(),
+        "layout changed"
+    );
+    run(nixoci().arg("verify").arg(&layout));
+}
+
 /// Regression: `sbom -o FILE` (and `archive -o`, `plan -o`) replaced an
 /// unrelated existing file without --force. Every command that writes:
 /// an existing output stays as it is without --force (and the message

@@ -179,8 +179,14 @@ fn resolved(path: &Path) -> Option<PathBuf> {
 /// that do not exist are left to the code that reads them; `-` (standard
 /// input) is no file.
 pub fn check_not_an_input(dest: &Path, inputs: &[PathBuf]) -> Result<()> {
+    // Without a place to compare, nothing could be said: a `..` after a
+    // directory not made yet (`L/new/../blobs`) is where the writer's own
+    // `create_dir_all` would decide, so it is refused, not waved through.
     let Some(replaced) = resolved(dest) else {
-        return Ok(());
+        return Err(Error::Invalid(format!(
+            "{}: a '..' follows a directory that does not exist yet, so where the output would go cannot be checked against the inputs: name it without '..'",
+            dest.display()
+        )));
     };
     for input in inputs {
         if input.as_os_str().is_empty() || input == Path::new("-") {
