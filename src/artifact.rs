@@ -318,12 +318,14 @@ fn resolve_inside(
 /// the tar's owners are not kept), with the tar's permission bits plus
 /// read and write for the owner, and search for directories, so that they
 /// can change and remove it (a directory nixoci packs holds Nix's
-/// 0555/0444, which comes out 0755/0644, as ORAS packs one). Links are
-/// left as they are.
+/// 0555/0444, which comes out 0755/0644, as ORAS packs one). The
+/// set-user-ID, set-group-ID and sticky bits are dropped. Links are left
+/// as they are.
 pub fn make_own(root: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let as_root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: geteuid and getegid take nothing and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let as_root = uid == 0;
     let mut todo = vec![root.to_owned()];
     while let Some(p) = todo.pop() {
         let m = std::fs::symlink_metadata(&p).at(&p)?;
@@ -334,7 +336,10 @@ pub fn make_own(root: &Path) -> Result<()> {
             continue;
         }
         let add = if m.is_dir() { 0o700 } else { 0o600 };
-        let mode = m.permissions().mode() & 0o7777 | add;
+        // Permission bits only: a set-user-ID or set-group-ID bit from a
+        // registry would make a pull as root write root-owned setuid
+        // programs; an artifact's files are data, not a root filesystem.
+        let mode = m.permissions().mode() & 0o777 | add;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).at(&p)?;
         if m.is_dir() {
             for e in std::fs::read_dir(&p).at(&p)? {

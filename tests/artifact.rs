@@ -537,7 +537,8 @@ fn artifact_pull_writes_only_what_titles_name() {
 /// user who is not root cannot remove; one ORAS pushed came back
 /// 0755/0644. Both now come back as ORAS packs an ordinary directory: the
 /// tar's modes with the owner's read and write (and search, for
-/// directories) added, owned by the user who pulls (not the tar's 1234).
+/// directories) added, owned by the user who pulls (not the tar's 1234),
+/// with no set-user-ID, set-group-ID or sticky bit.
 #[test]
 fn pulled_directories_are_the_users_whoever_packed_them() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -605,6 +606,11 @@ fn pulled_directories_are_the_users_whoever_packed_them() {
         ("site/sub/", D, b"", 0o500),
         ("site/sub/a", F, b"a\n", 0o400),
         ("site/run", F, b"#!/bin/sh\n", 0o500),
+        // Set-user-ID, set-group-ID and sticky bits are dropped: a pull as
+        // root would otherwise write root-owned setuid programs.
+        ("site/suid", F, b"#!/bin/sh\n", 0o4755),
+        ("site/sgid", F, b"#!/bin/sh\n", 0o2755),
+        ("site/tmp/", D, b"", 0o1777),
     ];
     push_crafted(
         &reg.reference("modes/x:readonly"),
@@ -627,8 +633,11 @@ fn pulled_directories_are_the_users_whoever_packed_them() {
         vec![
             (String::new(), 0o700),
             ("run".to_owned(), 0o700),
+            ("sgid".to_owned(), 0o755),
             ("sub".to_owned(), 0o700),
             ("sub/a".to_owned(), 0o600),
+            ("suid".to_owned(), 0o755),
+            ("tmp".to_owned(), 0o777),
         ]
     );
     fs::remove_dir_all(&out).unwrap();
