@@ -95,7 +95,17 @@ impl BaseTree {
         } else {
             join(split(path).0, target)
         };
-        self.follow(&from, true).is_some()
-            && self.follow(&from, true) == self.leads_to_directory(path)
+        // Resolved in the base, the new target must not go through the
+        // link it replaces: `/bin -> /bin` (or `./bin`, `../bin`) would
+        // resolve through the old `/bin -> usr/bin` here, yet in the image
+        // it is a loop, and `/bin/sh` is gone.
+        let path = path.strip_prefix(b"/").unwrap_or(path);
+        match self.follow_through(&from, true) {
+            Some((to, crossed)) => {
+                !crossed.iter().any(|c| c.as_slice() == path)
+                    && Some(to) == self.leads_to_directory(path)
+            }
+            None => false,
+        }
     }
 }

@@ -436,7 +436,17 @@ mod tests {
         );
         // A file, a special file or another link over the link to a
         // directory: refused; a link to the same directory passes.
-        for n in [Node::File, Node::Other, Node::Symlink(b"/opt".to_vec())] {
+        // A link to itself, however spelt, resolves through the old link
+        // in the base, but is a loop in the image: refused too.
+        for n in [
+            Node::File,
+            Node::Other,
+            Node::Symlink(b"/opt".to_vec()),
+            Node::Symlink(b"/bin".to_vec()),
+            Node::Symlink(b"./bin".to_vec()),
+            Node::Symlink(b"../bin".to_vec()),
+            Node::Symlink(b"bin/.".to_vec()),
+        ] {
             let e = check("bin", n.clone()).unwrap_err().to_string();
             assert!(
                 e.contains(&format!("/bin: {}, where its layer 1 (sha256:000000000000) has a symbolic link to usr/bin, a directory: it would replace the link, and what the link leads to would be gone from /bin", n.noun())),
