@@ -12,10 +12,15 @@ use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
 
-/// The store directory: `$NIX_STORE` when Nix sets it, else `/nix/store`.
+/// The store directory: `$NIX_STORE_DIR` (Nix's own setting), else
+/// `$NIX_STORE` (what Nix gives a builder), else `/nix/store`: the same
+/// order as the rule that nothing is written in the store
+/// (`layout::outputs`).
 pub fn store_dir() -> PathBuf {
-    std::env::var_os("NIX_STORE")
-        .filter(|s| !s.is_empty())
+    ["NIX_STORE_DIR", "NIX_STORE"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .find(|s| !s.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/nix/store"))
 }

@@ -250,6 +250,31 @@ fn bad_graphs_name_the_file_and_the_path() {
 
 /// A .attrs.json: the graph under the attribute --attr names, beside the
 /// other attributes.
+/// Regression: `NIX_STORE_DIR` (Nix's setting for another store
+/// directory) was read by the rule that nothing is written in the store,
+/// but not by the store-path check, so a plan of `/custom/store` paths was
+/// refused as "not under /nix/store". One store directory now serves both.
+#[test]
+fn another_store_dir_is_taken_from_nix_store_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("graph.json");
+    let path = format!("/custom/store/{}-app", "a".repeat(32));
+    write_json(&g, &json!([{"path": path, "narSize": 1, "references": []}]));
+    let out = stdout(
+        plan_cmd(&g)
+            .env("NIX_STORE_DIR", "/custom/store")
+            .env_remove("NIX_STORE"),
+    );
+    let plan: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(planned(&plan), BTreeSet::from([path.clone()]));
+    let err = run_fail(
+        plan_cmd(&g)
+            .env_remove("NIX_STORE_DIR")
+            .env_remove("NIX_STORE"),
+    );
+    assert!(err.contains("not under /nix/store"), "{err}");
+}
+
 #[test]
 fn attrs_json_with_attr() {
     let dir = tempfile::tempdir().unwrap();
