@@ -236,9 +236,11 @@ fn full_name(path: &str) -> &str {
 /// none holds more than one. Returns, for each bucket that took a path,
 /// the bucket it came from.
 ///
-/// The choice depends on names alone, never on hashes or sizes, so that a
-/// new version of a package (a new hash) moves nothing; a path added or
-/// removed changes the buckets only where its name scores.
+/// The choice depends on names and versions, never on sizes, and on
+/// hashes only to break a tie between two paths of one name and version:
+/// so a new build of a package (a new hash, the same name and version)
+/// moves nothing. A new version is a new name here, and may move the one
+/// path it scores for, as a path added or removed may.
 fn fill_empty(
     graph: &Graph,
     filled: &mut [Vec<usize>],
