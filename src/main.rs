@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    raise_open_file_limit();
     // Before any thread starts: it may set SSL_CERT_FILE. Kept to the end.
     let _roots = if args.may_use_network() {
         match nixoci::remote::trust_builtin_roots_if_none() {
@@ -56,6 +57,26 @@ fn main() -> ExitCode {
             }
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raise the soft limit of open files to the hard one: the readers of an
+/// image tree hold a directory open per level of depth (they never follow
+/// a path by name through it, `nixoci::rootfs`), and a deep tree would
+/// otherwise stop at the usual soft limit of 1024. Failing to raise it
+/// changes nothing.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

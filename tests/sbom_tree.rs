@@ -304,3 +304,34 @@ fn the_image_is_named_by_its_tag() {
     let named: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(named["metadata"]["component"]["name"], "1.0");
 }
+
+/// A store path deeper than the soft limit of open files: the tree's
+/// readers hold a directory open per level (they never follow a path by
+/// name), so with the usual soft limit of 1024 (here 64, under a hard
+/// limit above the depth) a deep tree failed with "too many open files".
+/// nixoci raises its soft limit to the hard one at start.
+#[test]
+fn a_store_path_deeper_than_the_soft_file_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    let deep: String = (0..200).map(|_| "d/").collect();
+    file(
+        &root.join(format!("nix/store/{}-deep-1.0", "a".repeat(32))),
+        &format!("{deep}leaf"),
+        b"at the bottom\n",
+        0o644,
+    );
+    let layout = image_of(t.path(), "deep", &root);
+    let out = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -S -n 64 && ulimit -H -n 4096 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_nixoci"))
+        .arg("sbom")
+        .arg(&layout)
+        .args(["--format", "cyclonedx"]));
+    let cdx: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        store_paths(&cdx),
+        vec![format!("/nix/store/{}-deep-1.0", "a".repeat(32))]
+    );
+}
