@@ -320,6 +320,28 @@ fn sbom_attach_changes_no_layout_in_the_store_or_read_only() {
         );
         assert_eq!(fs::metadata(&real).unwrap().permissions(), before.1);
     }
+    // A writable copy whose blobs lead into the store (`cp -r` of a layout
+    // whose blobs are a link there, with the modes made writable): what
+    // would change is in the store, so it is refused too.
+    let linked = t.path().join("linked");
+    fs::create_dir_all(&linked).unwrap();
+    for f in ["oci-layout", "index.json"] {
+        fs::copy(in_store.join(f), linked.join(f)).unwrap();
+    }
+    std::os::unix::fs::symlink(in_store.join("blobs"), linked.join("blobs")).unwrap();
+    let before = snapshot(&in_store);
+    let err = run_fail(
+        nixoci()
+            .arg("sbom")
+            .arg(&linked)
+            .arg("--attach")
+            .env("NIX_STORE_DIR", &store),
+    );
+    assert!(
+        err.contains(&format!("is in the Nix store ({})", store.display())),
+        "{err}"
+    );
+    assert!(diff(&before, &snapshot(&in_store)).is_none());
     // What the message says to do works.
     let copy = t.path().join("copy");
     run(Command::new("cp")

@@ -58,6 +58,15 @@ pub fn check_may_change(dir: &Path) -> Result<()> {
         parts.extend(["index.json", "blobs", "blobs/sha256"].map(|p| dir.join(p)));
     }
     for part in parts {
+        // A part may lead into the store on its own (a layout copied with
+        // `cp -r`, not `-rL`, keeps `blobs` as a link there): what it leads
+        // to is what would change.
+        if let Ok(real) = fs::canonicalize(&part) {
+            check_outside_store(&real).map_err(|_| Error::InNixStore {
+                path: part.clone(),
+                store: store_of(&real),
+            })?;
+        }
         // Through links: a layout's `index.json` may be one.
         if let Ok(m) = fs::metadata(&part) {
             let mode = m.permissions().mode() & 0o7777;
