@@ -245,7 +245,17 @@ fn no_output_goes_into_the_nix_store() {
     );
     std::os::unix::fs::symlink(&store, t.path().join("result")).unwrap();
     let before = snapshot(&store);
-    for (name, cmd) in writers(t.path(), &layout) {
+    let writers = writers(t.path(), &layout);
+    // With NIX_STORE_DIR set, plan's store paths are those of that store.
+    write_json(
+        &t.path().join("graph.json"),
+        &json!([{
+            "path": store.join("0123456789abcdfghijklmnpqrsvwxyz-hello-1.0"),
+            "narSize": 100,
+            "references": []
+        }]),
+    );
+    for (name, cmd) in writers {
         for out in [
             store.join(format!("0000000000000000000000000000000b-{name}")),
             t.path().join("result").join(format!("{name}-new")),
