@@ -54,43 +54,10 @@ fn tar_layer(entries: &[T]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn sha(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
-    )
-}
-
 /// A layout at `dir` of gzip layers made of `layers`, tagged `latest`.
 fn layout(dir: &Path, layers: &[&[T]]) -> PathBuf {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
-    let (mut descs, mut diff_ids) = (Vec::new(), Vec::new());
-    for entries in layers {
-        let tar = tar_layer(entries);
-        diff_ids.push(sha(&tar));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &tar).unwrap();
-        let (d, n) = put(&gz.finish().unwrap());
-        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}));
-    }
-    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
-    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
-    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
-    write_json(
-        &dir.join("index.json"),
-        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
-    );
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    dir.to_owned()
+    let tars: Vec<Vec<u8>> = layers.iter().map(|entries| tar_layer(entries)).collect();
+    craft(dir, &tars, |_, _| {})
 }
 
 /// What each reader says of the layout `name` under `t`: `Err` its

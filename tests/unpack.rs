@@ -249,68 +249,6 @@ fn pax_sparse(version: &str, name: &str, real_size: u64, blocks: &[(u64, Vec<u8>
     out
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-fn sha(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
-    )
-}
-
-/// A layout of gzip layers made from raw tar streams, tagged `latest`.
-/// `tamper` may change a layer blob after its digest was taken.
-fn craft(dir: &Path, layers: &[Vec<u8>], tamper: impl Fn(usize, &mut Vec<u8>)) -> PathBuf {
-    craft_with(dir, layers, tamper, false)
-}
-
-/// [`craft`], with a wrong diff_id for the first layer when `bad_diff_id`.
-fn craft_with(
-    dir: &Path,
-    layers: &[Vec<u8>],
-    tamper: impl Fn(usize, &mut Vec<u8>),
-    bad_diff_id: bool,
-) -> PathBuf {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (i, tar) in layers.iter().enumerate() {
-        diff_ids.push(if bad_diff_id && i == 0 {
-            format!("sha256:{}", "1".repeat(64))
-        } else {
-            sha(tar)
-        });
-        let gz = gzip(tar);
-        let (d, n) = put(&gz);
-        let mut stored = gz.clone();
-        tamper(i, &mut stored);
-        fs::write(blobs.join(&d[7..]), &stored).unwrap();
-        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}));
-    }
-    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
-    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
-    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
-    write_json(
-        &dir.join("index.json"),
-        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
-    );
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    dir.to_owned()
-}
-
 fn unpack_both(layout: &Path, t: &Path) -> (PathBuf, PathBuf) {
     require("umoci");
     let mine = t.join("mine");

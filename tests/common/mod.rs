@@ -696,3 +696,67 @@ pub fn assert_crane_accepts(layout: &Path) {
         layout.display()
     );
 }
+
+/// `bytes` gzip-compressed.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// `sha256:` and the hex digest of `bytes`.
+pub fn sha(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// A layout of gzip layers made from raw tar streams, tagged `latest`.
+/// `tamper` may change a layer blob after its digest was taken.
+pub fn craft(dir: &Path, layers: &[Vec<u8>], tamper: impl Fn(usize, &mut Vec<u8>)) -> PathBuf {
+    craft_with(dir, layers, tamper, false)
+}
+
+/// [`craft`], with a wrong diff_id for the first layer when `bad_diff_id`.
+pub fn craft_with(
+    dir: &Path,
+    layers: &[Vec<u8>],
+    tamper: impl Fn(usize, &mut Vec<u8>),
+    bad_diff_id: bool,
+) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, tar) in layers.iter().enumerate() {
+        diff_ids.push(if bad_diff_id && i == 0 {
+            format!("sha256:{}", "1".repeat(64))
+        } else {
+            sha(tar)
+        });
+        let gz = gzip(tar);
+        let (d, n) = put(&gz);
+        let mut stored = gz.clone();
+        tamper(i, &mut stored);
+        fs::write(blobs.join(&d[7..]), &stored).unwrap();
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}));
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs}, "layers": descs});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
