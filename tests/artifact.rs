@@ -316,27 +316,13 @@ fn tar_of(entries: &[(&str, tar::EntryType, &[u8], u32)]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
 /// Push a layout of one manifest whose layers are `layers` (bytes, media
 /// type, annotations), with the empty config (or an image config listing
 /// no diff_ids when `image`), to `reference`.
 fn push_crafted(reference: &str, dir: &Path, layers: &[(Vec<u8>, &str, Value)], image: bool) {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = format!(
-            "sha256:{}",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
-        );
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(dir, bytes);
     let descs: Vec<Value> = layers
         .iter()
         .map(|(bytes, media_type, annotations)| {

@@ -631,11 +631,7 @@ fn artifact_files_are_named_by_their_title() {
     let t = tempfile::tempdir().unwrap();
     let layout = t.path().join("layout");
     fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(&layout, bytes);
     let make = |title: &str| {
         let (fd, fs_) = put(b"artifact content\n");
         let (cd, cs) = put(b"{}");
@@ -682,11 +678,7 @@ fn artifact_files_are_named_by_their_title() {
 fn artifact_layout(dir: &Path, layers: &[(Vec<u8>, &str, serde_json::Value)]) -> PathBuf {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(dir, bytes);
     let descs: Vec<_> = layers
         .iter()
         .map(|(blob, media_type, annotations)| {
@@ -968,11 +960,7 @@ fn an_image_config_needs_a_diff_id_for_every_layer() {
 fn craft_config(dir: &Path, layers: &[Vec<u8>], config: &serde_json::Value) -> PathBuf {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(dir, bytes);
     let descs: Vec<_> = layers
         .iter()
         .map(|tar| {
@@ -1695,11 +1683,7 @@ fn an_8_gib_sparse_file_unpacks_as_holes() {
 fn craft_blob(dir: &Path, gz: &[u8]) -> PathBuf {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(dir, bytes);
     let (ld, ls) = put(gz);
     let config = json!({"architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]}, "config": {}});

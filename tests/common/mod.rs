@@ -727,11 +727,7 @@ pub fn craft_with(
 ) -> PathBuf {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let d = sha(bytes);
-        fs::write(blobs.join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(dir, bytes);
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     for (i, tar) in layers.iter().enumerate() {
@@ -759,4 +755,14 @@ pub fn craft_with(
     );
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     dir.to_owned()
+}
+
+/// Write `bytes` as a blob of the layout at `dir` (`blobs/sha256` made when
+/// missing): its digest and size.
+pub fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let d = sha(bytes);
+    fs::write(blobs.join(&d[7..]), bytes).unwrap();
+    (d, bytes.len())
 }
