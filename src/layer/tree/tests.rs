@@ -1,0 +1,133 @@
+//! Unit tests of the layer tree.
+
+use super::*;
+use std::os::unix::fs::symlink;
+
+fn tree() -> Tree {
+    Tree::new(PathBuf::from("/nix/store"), BTreeSet::new())
+}
+
+fn dest(d: &str) -> Placement<'_> {
+    Placement {
+        destination: Some(d),
+        ..Default::default()
+    }
+}
+
+/// Issue 21: a whole store path put into a directory (`./motd` to
+/// `/etc/`) goes in under its name without the hash part; a file
+/// elsewhere, or inside a store path, keeps its name.
+#[test]
+fn store_path_into_a_directory_drops_its_hash_part() {
+    let store = tempfile::tempdir().unwrap();
+    let motd = store.path().join("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-motd");
+    fs::write(&motd, "hi\n").unwrap();
+    let inner = store.path().join("1c2kvl9a1jfnv7krcvsj5gj3i95162zl-pkg");
+    fs::create_dir(&inner).unwrap();
+    fs::write(inner.join("2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x"), "x").unwrap();
+    let mut t = Tree::new(store.path().to_owned(), BTreeSet::new());
+    t.add(&motd, &dest("/etc/"), Path::new("spec")).unwrap();
+    t.add(
+        &inner.join("2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x"),
+        &dest("/opt/"),
+        Path::new("spec"),
+    )
+    .unwrap();
+    assert!(t.entries.contains_key(b"etc/motd".as_slice()));
+    assert!(t
+        .entries
+        .contains_key(b"opt/2c2kvl9a1jfnv7krcvsj5gj3i95162zl-x".as_slice()));
+    assert_eq!(name_without_hash("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-"), None);
+    assert_eq!(name_without_hash("motd"), None);
+    assert_eq!(
+        name_without_hash("ec2kvl9a1jfnv7krcvsj5gj3i95162zl-x"),
+        None
+    );
+}
+
+#[test]
+fn parents_are_created_and_sorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, "x").unwrap();
+    let mut t = tree();
+    t.add(&f, &dest("/a/b/c"), Path::new("spec")).unwrap();
+    t.add(&f, &dest("/a-b"), Path::new("spec")).unwrap();
+    let keys: Vec<_> = t
+        .entries
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(keys, ["a", "a-b", "a/b", "a/b/c"]);
+    assert_eq!(t.entries[&b"a"[..]].mode, 0o755);
+    assert_eq!(t.entries[&b"a/b/c"[..]].mode, 0o444);
+}
+
+#[test]
+fn file_into_directory_with_trailing_slash() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("conf.json");
+    fs::write(&f, "{}").unwrap();
+    let mut t = tree();
+    t.add(&f, &dest("/etc/"), Path::new("spec")).unwrap();
+    assert!(t.entries.contains_key(&b"etc/conf.json"[..]));
+}
+
+#[test]
+fn identical_content_twice_is_fine_different_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    fs::write(&a, "same").unwrap();
+    fs::write(&b, "same").unwrap();
+    fs::write(&c, "diff").unwrap();
+    let mut t = tree();
+    t.add(&a, &dest("/x"), Path::new("spec")).unwrap();
+    t.add(&b, &dest("/x"), Path::new("spec")).unwrap();
+    let e = t
+        .add(&c, &dest("/x"), Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&a.display().to_string()) && e.contains(&c.display().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn writing_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    symlink("usr/bin", &l).unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, "x").unwrap();
+    let mut t = tree();
+    t.add(&l, &dest("/bin"), Path::new("spec")).unwrap();
+    let e = t
+        .add(&f, &dest("/bin/sh"), Path::new("spec"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("which is a symlink"), "{e}");
+}
+
+#[test]
+fn relative_source_without_destination_is_refused() {
+    let mut t = tree();
+    let e = t
+        .add(Path::new("."), &Placement::default(), Path::new("spec"))
+        .unwrap_err();
+    assert!(e.to_string().contains("needs a destination"), "{e}");
+}
+
+#[test]
+fn destinations() {
+    assert_eq!(parse_destination("/").unwrap(), (String::new(), true));
+    assert_eq!(parse_destination("/a/b").unwrap(), ("a/b".into(), false));
+    assert_eq!(parse_destination("/a/b/").unwrap(), ("a/b".into(), true));
+    for bad in ["a/b", "", "/a//b", "/a/../b", "/..", "/a/./b", "/a\0b"] {
+        assert!(parse_destination(bad).is_err(), "{bad:?} accepted");
+    }
+}
