@@ -23,12 +23,15 @@
 //!    [`inspect`], [`archive`], [`unpack`] (with [`untar`], [`artifact`]),
 //!    [`diff`], [`sbom`], [`referrers`] (artifacts attached to images),
 //!    `fuzz` (the fuzzing entry points);
-//! 7. the network: [`remote`], the only module that uses it.
+//! 7. the network: [`remote`], the only module that uses it;
+//! 8. the command line: `cli` (the binary, `main.rs`, only calls it).
 
 pub mod archive;
 pub mod artifact;
 pub mod base;
 pub mod build;
+#[doc(hidden)]
+pub mod cli;
 pub mod diff;
 pub mod documents;
 pub mod error;
