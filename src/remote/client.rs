@@ -26,7 +26,7 @@ use crate::oci::reference::Reference;
 #[derive(Clone, Debug, Default)]
 pub struct RemoteOptions {
     /// Credentials from the command line; `None`: look them up
-    /// ([`auth::lookup`]).
+    /// (`auth::lookup`: where Docker, podman and skopeo keep them).
     pub credentials: Option<Credentials>,
     /// Speak plain HTTP. Without it, HTTPS is used, except for a registry
     /// on this machine that does not speak TLS.

@@ -66,13 +66,13 @@ mod referrers;
 mod report;
 mod upload;
 
-pub use artifact::{attach, AttachFile, AttachReport};
+pub use artifact::{attach, AttachFile};
 pub use client::{
     trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
 };
 pub use errors::parse_seconds;
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
-pub use query::{exists, inspect, resolve, tag, Resolved};
-pub use referrers::{fallback_tag, list as referrers, ReferrerReport, Referrers};
+pub use query::{exists, inspect, resolve, tag};
+pub use referrers::{list as referrers, ReferrerReport};
 pub use report::{BlobAction, BlobReport};
