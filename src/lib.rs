@@ -19,8 +19,9 @@
 //!   [`Sha256Digest`](oci::Sha256Digest), [`Reference`](oci::Reference));
 //! - [`Error`] and [`Result`], and [`progress`] to follow long operations.
 //!
-//! Options structs are `#[non_exhaustive]`: start from `Default` and set
-//! fields, so that a later version can add one. Everything else is the
+//! Options structs ([`BuildOptions`], [`Limits`], [`RemoteOptions`]) are
+//! `#[non_exhaustive]`: start from `Default` and set fields, so that a
+//! later version can add one. Everything else is the
 //! command line's machinery, private to the crate. The `cli`, `fuzz` and
 //! `test_support` modules are public only for the `nixoci` binary, the
 //! fuzz targets and the integration tests: they are hidden from the

@@ -24,6 +24,7 @@ use crate::oci::reference::Reference;
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RemoteOptions {
     /// Credentials from the command line; `None`: look them up
     /// (`auth::lookup`: where Docker, podman and skopeo keep them).
