@@ -257,3 +257,27 @@ fn a_pax_time_that_overflows_is_refused() {
         assert!(err.contains(want), "{cmd}: {err}");
     }
 }
+
+/// Every reader of a tar opens it through `untar::archive` (which checks
+/// each header before the `tar` crate reads what it announces): no source
+/// file outside `src/untar/` builds a `tar::Archive` of its own, so a new
+/// reader cannot skip the bound.
+#[test]
+fn no_reader_opens_a_tar_without_the_header_guard() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for e in walkdir::WalkDir::new(&src) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(&src).unwrap();
+        if e.file_type().is_file() && !rel.starts_with("untar") {
+            let text = fs::read_to_string(e.path()).unwrap();
+            if text.contains("Archive::new") || text.contains("Archive<") {
+                found.push(rel.display().to_string());
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a tar read without untar::archive in {found:?}"
+    );
+}
