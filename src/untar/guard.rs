@@ -90,6 +90,9 @@ pub(crate) struct HeaderGuard<R> {
     /// (`tar` applies its `size` to the next entry that is not an
     /// extension header).
     pending: Option<Vec<u8>>,
+    /// The name of the old GNU sparse entry whose extension blocks are
+    /// being read.
+    sparse_name: Vec<u8>,
 }
 
 impl<R> HeaderGuard<R> {
@@ -101,6 +104,7 @@ impl<R> HeaderGuard<R> {
             block: Vec::with_capacity(BLOCK as usize),
             records: Vec::new(),
             pending: None,
+            sparse_name: Vec::new(),
         }
     }
 
@@ -229,6 +233,7 @@ impl<R> HeaderGuard<R> {
             // An entry handed out: the PAX records were its own.
             self.pending = None;
             if kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended()) {
+                self.sparse_name = header.path_bytes().into_owned();
                 return Ok(State::SparseExt {
                     content_end: padded,
                     blocks: 4,
@@ -253,7 +258,7 @@ impl<R> HeaderGuard<R> {
         let blocks = blocks + 21;
         if blocks > MAX_SPARSE_BLOCKS {
             return Err(Refused {
-                name: Vec::new(),
+                name: std::mem::take(&mut self.sparse_name),
                 why: format!(
                     "its old GNU sparse map goes on past {MAX_SPARSE_BLOCKS} blocks, the most a sparse map may list"
                 ),
@@ -410,6 +415,26 @@ mod tests {
                 "{r:?}"
             );
         }
+        // An old GNU sparse map that goes on and on: refused past the
+        // cap, at its 6,242nd extension block (4 blocks, then 21 a block).
+        let mut h = tar::Header::new_gnu();
+        h.set_path("sparse").unwrap();
+        h.set_entry_type(K::GNUSparse);
+        h.set_size(0);
+        h.as_gnu_mut().unwrap().isextended[0] = 1;
+        h.set_cksum();
+        let mut s = h.as_bytes().to_vec();
+        let mut ext = [0u8; 512];
+        ext[504] = 1;
+        for _ in 0..6242 {
+            s.extend_from_slice(&ext);
+        }
+        assert_eq!(
+            read(&s, 4096).unwrap_err(),
+            "entry \"sparse\" refused: its old GNU sparse map goes on past 131072 blocks, the most a sparse map may list"
+        );
+        s.truncate(512 * 6242);
+        assert!(read(&s, 4096).unwrap_err().starts_with("damaged"));
         // Behind a PAX header that moves it, the big header is still found.
         let records = padded(pax_record("size", "1024"));
         let mut s = header("PaxHeaders/a", K::XHeader, records.len() as u64);
