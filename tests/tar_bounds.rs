@@ -196,8 +196,8 @@ fn layout_with(dir: &Path, records: &[(&str, &str)]) -> PathBuf {
 /// Regression: a PAX uid or gid over 32 bits wrapped when unpacked as
 /// root (uid 4294967296 came out owned by root), and 4294967295, chown's
 /// "no change", left the file root's; verify reported the value as it
-/// was. Both are refused by unpack and verify; 4294967294, the largest
-/// id, is unpacked as it is.
+/// was. Both are refused by unpack, verify, diff and sbom; 4294967294,
+/// the largest id, is unpacked as it is.
 #[test]
 fn owner_ids_that_would_wrap_are_refused() {
     use std::os::unix::fs::MetadataExt;
@@ -212,10 +212,23 @@ fn owner_ids_that_would_wrap_are_refused() {
             let err = run_fail(nixoci().arg("unpack").arg(&layout).arg(&root));
             assert!(err.contains(&want), "unpack {key}={id}: {err}");
             assert!(!root.exists());
-            let out = nixoci().arg("verify").arg(&layout).output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "verify {key}={id} passed");
-            assert!(err.contains(&want), "verify {key}={id}: {err}");
+            // verify, diff (which reported the value) and the base tree
+            // (sbom, fromImage) read ids as unpack does.
+            let other = t.path().join("other");
+            if !other.exists() {
+                layout_with(&other, &[("comment", "x")]);
+            }
+            let side = format!("{}:latest", layout.display());
+            for args in [
+                vec!["verify".to_owned(), layout.display().to_string()],
+                vec!["diff".to_owned(), other.display().to_string(), side],
+                vec!["sbom".to_owned(), layout.display().to_string()],
+            ] {
+                let out = nixoci().args(&args).output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{args:?} passed");
+                assert!(err.contains(&want), "{args:?}: {err}");
+            }
         }
         let layout = layout_with(&t.path().join(format!("{key}-max")), &[(key, "4294967294")]);
         run(nixoci().arg("verify").arg(&layout));
