@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every fuzz target for SECONDS (default 60) with libFuzzer through
-# cargo-fuzz, from its committed corpus, one input at most 1 s, and print a
+# cargo-fuzz, from its committed corpus, one input at most 1 s (libFuzzer's
+# -timeout: a campaign measures time, the test suite never does), and print a
 # line per target: runs and corpus size. New inputs go to fuzz/work/TARGET
 # (not committed; copy the ones worth keeping into fuzz/corpus/TARGET, which
 # tests/fuzz_corpus.rs runs in every test run); a crash is left in

@@ -149,7 +149,9 @@ fn check_packed(layout: &Layout, index: usize, desc: &Descriptor, limits: &Limit
     };
     let used = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let damaged = |e: io::Error| {
-        if used.get() > limits.max_total_size {
+        if let Some(r) = crate::untar::refusal(&e) {
+            refused(&r.name, &r.why)
+        } else if used.get() > limits.max_total_size {
             Error::Invalid(format!(
                 "layer {index} ({}): refused: its uncompressed content passes --max-total-size {} bytes",
                 desc.digest, limits.max_total_size
@@ -166,7 +168,7 @@ fn check_packed(layout: &Layout, index: usize, desc: &Descriptor, limits: &Limit
         used: used.clone(),
         limit: limits.max_total_size,
     };
-    let mut archive = tar::Archive::new(HashReader::new(stream));
+    let mut archive = crate::untar::archive(HashReader::new(stream));
     // The symbolic links of the tree the tar makes (a hard link to one is
     // one too), by path.
     let mut links: BTreeMap<Vec<Vec<u8>>, Vec<u8>> = BTreeMap::new();
@@ -253,7 +255,7 @@ fn check_packed(layout: &Layout, index: usize, desc: &Descriptor, limits: &Limit
     }
     // The tar's own digest, when the pusher gave one: the whole stream,
     // its end-of-archive blocks and padding too.
-    let mut rest = archive.into_inner();
+    let mut rest = archive.into_inner().into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(damaged)?;
     let (found, _) = rest.finish();
     if let Some(expected) = desc.annotations.get(ANNOTATION_CONTENT_DIGEST) {

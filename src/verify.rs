@@ -534,7 +534,9 @@ fn tar_diff_id(
     let used: Rc<Cell<u64>> = Default::default();
     let limit = limits.max_total_size;
     let why = |e: io::Error| {
-        if used.get() > limit {
+        if let Some(r) = crate::untar::refusal(&e) {
+            r.to_string()
+        } else if used.get() > limit {
             format!(
                 "its uncompressed content passes --max-total-size {limit} bytes; decompression stopped there"
             )
@@ -548,7 +550,7 @@ fn tar_diff_id(
         limit,
     });
     {
-        let mut archive = tar::Archive::new(&mut hr);
+        let mut archive = crate::untar::archive(&mut hr);
         let mut entries = 0u64;
         // What the files declare, as unpack counts it (a sparse file's
         // full size), besides the stream's own bytes.

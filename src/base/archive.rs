@@ -7,6 +7,10 @@
 //! files, so the directory holds no link to follow; a link's target is
 //! read as inside a root, as `crate::rootfs` reads an image (an absolute
 //! one from the archive's top), and one that climbs out is refused.
+//! It is read within unpack's default [`Limits`] (entries, the size of a
+//! file, the total written, copies of links included, and the
+//! uncompressed stream), and its extension headers within
+//! [`crate::untar::MAX_EXTENSION_HEADER`], as a layer is.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,6 +27,7 @@ use crate::oci::descriptor::{Descriptor, Platform};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::parse_json;
 use crate::oci::MediaType;
+use crate::untar::{Budget, Limits};
 
 /// One image of a docker archive's `manifest.json`.
 #[derive(Deserialize)]
@@ -79,14 +84,33 @@ fn clean(name: &[u8]) -> std::result::Result<PathBuf, &'static str> {
 
 /// Read the archive at `path` into a new temporary directory: its regular
 /// files and directories; its symbolic and hard links, which must point at
-/// a regular file of the archive, as copies. Returns the directory.
-fn extract(path: &Path) -> Result<Scratch> {
+/// a regular file of the archive, as copies; all within `limits` (a link's
+/// copy counts as a file). Returns the directory.
+fn extract(path: &Path, limits: &Limits) -> Result<Scratch> {
     let tmp = Scratch::new("base")?;
     let root = tmp.path().join("archive");
     fs::create_dir(&root).at(&root)?;
-    let damaged = |e: io::Error| Error::Invalid(format!("not a readable tar archive: {e}"));
+    let used = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let damaged = |e: io::Error| {
+        if let Some(r) = crate::untar::refusal(&e) {
+            Error::Invalid(r.to_string())
+        } else if used.get() > limits.max_total_size {
+            Error::Invalid(format!(
+                "refused: its uncompressed content passes {} bytes, the most a base image archive may hold (unpack's --max-total-size default); reading stopped there",
+                limits.max_total_size
+            ))
+        } else {
+            Error::Invalid(format!("not a readable tar archive: {e}"))
+        }
+    };
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let mut archive = tar::Archive::new(decompressed(path)?);
+    let mut archive = crate::untar::archive(Budget {
+        inner: decompressed(path)?,
+        used: used.clone(),
+        limit: limits.max_total_size,
+    });
+    let (mut entries, mut total) = (0u64, 0u64);
+    let mut sizes: BTreeMap<PathBuf, u64> = BTreeMap::new();
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         let raw = entry.path_bytes().into_owned();
@@ -103,17 +127,27 @@ fn extract(path: &Path) -> Result<Scratch> {
         ) {
             continue;
         }
+        entries += 1;
+        if entries > limits.max_entries {
+            return Err(refuse(&format!(
+                "the archive holds more than {} entries, the most a base image archive may hold (unpack's --max-entries default)",
+                limits.max_entries
+            )));
+        }
         let rel = clean(&raw).map_err(refuse)?;
         let dest = root.join(&rel);
         match kind {
             tar::EntryType::Directory => fs::create_dir_all(&dest).at(&dest)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                count_file(&mut total, size, limits).map_err(|why| refuse(&why))?;
                 if let Some(p) = dest.parent() {
                     fs::create_dir_all(p).at(p)?;
                 }
                 let mut f = fs::File::create_new(&dest)
                     .map_err(|_| refuse("the archive holds it twice"))?;
                 io::copy(&mut entry, &mut f).map_err(damaged)?;
+                sizes.insert(rel, size);
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
@@ -145,19 +179,43 @@ fn extract(path: &Path) -> Result<Scratch> {
     }
     for (rel, target) in links {
         let (dest, src) = (root.join(&rel), root.join(&target));
-        if !fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
+        let size = sizes.get(&target).copied();
+        if size.is_none() || !fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
             return Err(Error::Invalid(format!(
                 "entry {:?} links to {:?}, which is not a file of the archive",
                 rel.display(),
                 target.display()
             )));
         }
+        // A link becomes a copy: it is written as a file is.
+        count_file(&mut total, size.unwrap_or_default(), limits)
+            .map_err(|why| Error::Invalid(format!("entry {:?} refused: {why}", rel.display())))?;
+        sizes.insert(rel.clone(), size.unwrap_or_default());
         if let Some(p) = dest.parent() {
             fs::create_dir_all(p).at(p)?;
         }
         fs::copy(&src, &dest).at(&dest)?;
     }
     Ok(tmp)
+}
+
+/// Count a file of `size` bytes into `total`, within `limits`; `Err` says
+/// which limit it passes.
+fn count_file(total: &mut u64, size: u64, limits: &Limits) -> std::result::Result<(), String> {
+    if size > limits.max_file_size {
+        return Err(format!(
+            "it declares {size} bytes, more than {}, the most a file of a base image archive may hold (unpack's --max-file-size default)",
+            limits.max_file_size
+        ));
+    }
+    *total = total.saturating_add(size);
+    if *total > limits.max_total_size {
+        return Err(format!(
+            "the archive's files (links counted as the copies they become) pass {} bytes, the most a base image archive may hold (unpack's --max-total-size default)",
+            limits.max_total_size
+        ));
+    }
+    Ok(())
 }
 
 trait DirOf {
@@ -193,7 +251,7 @@ fn resolve_dots(path: &[u8]) -> Option<Vec<u8>> {
 /// The base image in the archive at `path`: `tag` chooses among the images
 /// of a docker archive (by `RepoTags`) or an OCI archive (by name).
 pub fn open(path: &Path, tag: Option<&str>, platform: Option<&Platform>) -> Result<BaseImage> {
-    let tmp = extract(path)?;
+    let tmp = extract(path, &Limits::default())?;
     let root = tmp.path().join("archive");
     if root.join("oci-layout").is_file() {
         return BaseImage::from_layout(&root, tag, platform, Some(tmp));
@@ -353,14 +411,109 @@ mod tests {
             path
         };
         let ok = tar_of(&[("b/abs", "/a/file"), ("b/rel", "../a/file")]);
-        let dir = extract(&ok).unwrap();
+        let dir = extract(&ok, &Limits::default()).unwrap();
         for l in ["b/abs", "b/rel"] {
             let p = dir.path().join("archive").join(l);
             assert_eq!(fs::read(&p).unwrap(), b"hello", "{l}");
             assert!(fs::symlink_metadata(&p).unwrap().is_file(), "{l}: a copy");
         }
         let out = tar_of(&[("b/x", "../a/file"), ("b/out", "../../etc/passwd")]);
-        let err = extract(&out).unwrap_err().to_string();
+        let err = extract(&out, &Limits::default()).unwrap_err().to_string();
         assert_eq!(err, "entry \"b/out\" refused: its link leaves the archive");
+    }
+
+    /// Regression: the base image archive was read without any limit, so
+    /// one file linked many times became as many copies on disk. Each
+    /// limit of unpack holds, links counted as the copies they become, and
+    /// an oversized extension header is refused before it is read.
+    #[test]
+    fn an_archive_is_read_within_the_limits() {
+        let t = tempfile::tempdir().unwrap();
+        let write = |name: &str, entries: &[(&str, usize, Option<&str>)]| -> PathBuf {
+            let path = t.path().join(name);
+            let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+            for (name, size, link) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                match link {
+                    Some(target) => {
+                        h.set_entry_type(tar::EntryType::Link);
+                        h.set_size(0);
+                        b.append_link(&mut h, name, target).unwrap();
+                    }
+                    None => {
+                        h.set_entry_type(tar::EntryType::Regular);
+                        h.set_size(*size as u64);
+                        b.append_data(&mut h, name, &vec![b'x'; *size][..]).unwrap();
+                    }
+                }
+            }
+            b.finish().unwrap();
+            path
+        };
+        let limits = Limits {
+            max_entries: 3,
+            max_file_size: 1000,
+            max_total_size: 10_000,
+        };
+        let many = write(
+            "many.tar",
+            &[
+                ("a", 1, None),
+                ("b", 1, None),
+                ("c", 1, None),
+                ("d", 1, None),
+            ],
+        );
+        assert!(extract(&many, &Limits::default()).is_ok());
+        assert_eq!(
+            extract(&many, &limits).unwrap_err().to_string(),
+            "entry \"d\" refused: the archive holds more than 3 entries, the most a base image archive may hold (unpack's --max-entries default)"
+        );
+        let big = write("big.tar", &[("big", 1001, None)]);
+        assert_eq!(
+            extract(&big, &limits).unwrap_err().to_string(),
+            "entry \"big\" refused: it declares 1001 bytes, more than 1000, the most a file of a base image archive may hold (unpack's --max-file-size default)"
+        );
+        // 11 copies of 1000 bytes: 11,000 bytes from a 1,000 byte file.
+        let links: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+        let mut entries = vec![("f", 1000, None)];
+        entries.extend(links.iter().map(|l| (l.as_str(), 0, Some("f"))));
+        let copies = write("copies.tar", &entries);
+        let wide = Limits {
+            max_entries: 100,
+            ..limits
+        };
+        assert_eq!(
+            extract(&copies, &wide).unwrap_err().to_string(),
+            "entry \"l9\" refused: the archive's files (links counted as the copies they become) pass 10000 bytes, the most a base image archive may hold (unpack's --max-total-size default)"
+        );
+        // The stream itself: headers and padding count.
+        let small = Limits {
+            max_total_size: 2000,
+            max_entries: 100,
+            ..limits
+        };
+        let names: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+        let entries: Vec<_> = names.iter().map(|n| (n.as_str(), 0, None)).collect();
+        let long = write("long.tar", &entries);
+        assert_eq!(
+            extract(&long, &small).unwrap_err().to_string(),
+            "refused: its uncompressed content passes 2000 bytes, the most a base image archive may hold (unpack's --max-total-size default); reading stopped there"
+        );
+        // A PAX header declaring 2 MiB, with no content: refused at its
+        // header.
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/x").unwrap();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_size(2 << 20);
+        h.set_cksum();
+        let pax = t.path().join("pax.tar");
+        fs::write(&pax, h.as_bytes()).unwrap();
+        let err = extract(&pax, &Limits::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("entry \"PaxHeaders/x\" refused: its PAX extended header (type 'x') declares 2097152 bytes, more than the 1 MiB"),
+            "{err}"
+        );
     }
 }

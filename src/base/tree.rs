@@ -90,10 +90,11 @@ pub fn layer_entries(
             desc.media_type
         ))
     })?;
-    let damaged = |e: io::Error| {
-        Error::Invalid(format!(
+    let damaged = |e: io::Error| match crate::untar::refusal(&e) {
+        Some(r) => Error::Invalid(format!("{what}: {r}")),
+        None => Error::Invalid(format!(
             "{what}: not a readable {compression} tar stream: {e}"
-        ))
+        )),
     };
     let mut stream = HashReader::new(io::Read::take(
         compression.decoder(blob).map_err(damaged)?,
@@ -101,7 +102,7 @@ pub fn layer_entries(
     ));
     let mut out = Vec::new();
     {
-        let mut archive = tar::Archive::new(&mut stream);
+        let mut archive = crate::untar::archive(&mut stream);
         for entry in archive.entries().map_err(damaged)? {
             let mut entry = entry.map_err(damaged)?;
             if entry.header().entry_type() == tar::EntryType::XGlobalHeader {

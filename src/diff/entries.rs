@@ -57,7 +57,9 @@ pub(super) fn read_entries(
     let used: Rc<Cell<u64>> = Default::default();
     let limit = limits.max_total_size;
     let damaged = |e: io::Error| {
-        if used.get() > limit {
+        if let Some(r) = crate::untar::refusal(&e) {
+            Error::Invalid(format!("{what}: {r}"))
+        } else if used.get() > limit {
             Error::Invalid(format!(
                 "{what}: its uncompressed content passes --max-total-size {limit} bytes; decompression stopped there"
             ))
@@ -80,7 +82,7 @@ pub(super) fn read_entries(
         limit,
     });
     {
-        let mut archive = tar::Archive::new(&mut stream);
+        let mut archive = crate::untar::archive(&mut stream);
         let mut entries = 0u64;
         let mut declared = 0u64;
         for entry in archive.entries().map_err(damaged)? {

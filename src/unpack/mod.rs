@@ -226,7 +226,9 @@ impl Extract<'_> {
         let used = self.stream.clone();
         let limit = self.opts.limits.max_total_size;
         let damaged = |e: io::Error| {
-            if used.get() > limit {
+            if let Some(r) = crate::untar::refusal(&e) {
+                refused(index, &r.name, &r.why)
+            } else if used.get() > limit {
                 Error::Invalid(format!(
                     "layer {index} ({}): refused: its uncompressed content passes --max-total-size {limit} bytes (counting the layers before it); decompression stopped there",
                     desc.digest
@@ -242,7 +244,7 @@ impl Extract<'_> {
                 limit,
             });
             {
-                let mut archive = tar::Archive::new(&mut tar_stream);
+                let mut archive = crate::untar::archive(&mut tar_stream);
                 for entry in archive.entries().map_err(damaged)? {
                     let entry = entry.map_err(damaged)?;
                     self.entry(index, entry).map_err(|e| {

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use super::guard::{MAX_EXTENSION_HEADER, MAX_SPARSE_BLOCKS};
+
 pub(super) fn pax_number(key: &str, v: &[u8]) -> std::result::Result<i64, String> {
     std::str::from_utf8(v)
         .ok()
@@ -48,8 +50,9 @@ pub(super) fn pax_time(v: &[u8]) -> std::result::Result<(i64, u32), String> {
     let negative = secs.starts_with('-');
     let secs: i64 = secs.parse().map_err(|_| bad())?;
     if negative && ns > 0 {
-        // -1.5 is 1.5 s before the epoch: -2 s + 0.5 s.
-        return Ok((secs - 1, 1_000_000_000 - ns));
+        // -1.5 is 1.5 s before the epoch: -2 s + 0.5 s; a time before
+        // the oldest i64 second is refused.
+        return Ok((secs.checked_sub(1).ok_or_else(bad)?, 1_000_000_000 - ns));
     }
     Ok((secs, ns))
 }
@@ -188,7 +191,26 @@ pub(super) fn check_no_content(kind: tar::EntryType, size: u64) -> std::result::
     Ok(())
 }
 
-/// uid, gid and mtime: PAX records over the header.
+/// The largest owner id an entry may carry: 4294967294. Linux ids are 32
+/// bits, and 4294967295 is `(uid_t)-1`, which `chown` reads as "leave it
+/// unchanged"; a larger one would wrap when unpacked as root (4294967296
+/// would become root's 0).
+pub(super) const MAX_OWNER_ID: u64 = u32::MAX as u64 - 1;
+
+/// `id` (the entry's `what`, "uid" or "gid"), refused over
+/// [`MAX_OWNER_ID`].
+fn owner_id(what: &str, id: u64) -> std::result::Result<u64, String> {
+    if id > MAX_OWNER_ID {
+        return Err(format!(
+            "its {what} {id} is over {MAX_OWNER_ID}, the largest owner id Linux has ({} means \"unchanged\" to chown, and larger ids would wrap to other owners)",
+            u32::MAX
+        ));
+    }
+    Ok(id)
+}
+
+/// uid, gid and mtime: PAX records over the header; owner ids within
+/// [`MAX_OWNER_ID`].
 pub(super) fn owner_and_mtime(
     header: &tar::Header,
     records: &Records,
@@ -205,7 +227,7 @@ pub(super) fn owner_and_mtime(
         Some(v) => pax_time(v)?,
         None => (header.mtime().map_err(|e| e.to_string())? as i64, 0),
     };
-    Ok((uid, gid, mtime))
+    Ok((owner_id("uid", uid)?, owner_id("gid", gid)?, mtime))
 }
 
 /// The PAX sparse formats (Go's readGNUSparsePAXHeaders): which one the
@@ -262,6 +284,7 @@ pub(super) fn sparse_map_records(records: &Records) -> std::result::Result<PaxSp
     } else {
         map.split(|b| *b == b',').collect()
     };
+    check_sparse_blocks(n)?;
     if nums.len() as u64 != n.saturating_mul(2) {
         return Err(format!(
             "its GNU sparse map has {} numbers for {n} blocks",
@@ -278,36 +301,68 @@ pub(super) fn sparse_map_records(records: &Records) -> std::result::Result<PaxSp
     Ok(PaxSparse::Records(pairs))
 }
 
+/// A sparse map of `n` blocks is refused over [`MAX_SPARSE_BLOCKS`],
+/// before any of it is read.
+fn check_sparse_blocks(n: u64) -> std::result::Result<(), String> {
+    if n > MAX_SPARSE_BLOCKS {
+        return Err(format!(
+            "its GNU sparse map lists {n} blocks, more than the {MAX_SPARSE_BLOCKS} a sparse map may list"
+        ));
+    }
+    Ok(())
+}
+
 /// The map ahead of a PAX 1.0 sparse file's data: decimal numbers, one a
 /// line, the count first, read in whole 512-byte blocks (Go's
 /// `readGNUSparseMap1x0`: a block is read only when the next number is not
-/// complete yet).
+/// complete yet). The count is at most [`MAX_SPARSE_BLOCKS`], the text at
+/// most [`MAX_EXTENSION_HEADER`] bytes (as Go bounds it), and only the
+/// number being read is kept of it.
 pub(super) fn read_sparse_map_1_0<R: Read>(
     r: &mut R,
 ) -> std::result::Result<Vec<(u64, u64)>, String> {
-    fn next<R: Read>(
-        r: &mut R,
-        buf: &mut Vec<u8>,
-        pos: &mut usize,
-    ) -> std::result::Result<u64, String> {
-        loop {
-            if let Some(nl) = buf[*pos..].iter().position(|b| *b == b'\n') {
-                let token = &buf[*pos..*pos + nl];
-                *pos += nl + 1;
-                return pax_unsigned("GNU sparse map", token);
+    struct Text<'r, R> {
+        r: &'r mut R,
+        /// What is read and not parsed yet: at most one number and a block.
+        buf: Vec<u8>,
+        read: u64,
+    }
+    impl<R: Read> Text<'_, R> {
+        fn next(&mut self) -> std::result::Result<u64, String> {
+            let mut searched = 0;
+            loop {
+                if let Some(nl) = self.buf[searched..].iter().position(|b| *b == b'\n') {
+                    let end = searched + nl;
+                    let n = pax_unsigned("GNU sparse map", &self.buf[..end]);
+                    self.buf.drain(..=end);
+                    return n;
+                }
+                searched = self.buf.len();
+                if self.read >= MAX_EXTENSION_HEADER {
+                    return Err(format!(
+                        "its GNU sparse map is longer than {MAX_EXTENSION_HEADER} bytes (1 MiB), the most a sparse map may take"
+                    ));
+                }
+                let mut block = [0u8; 512];
+                self.r
+                    .read_exact(&mut block)
+                    .map_err(|_| "its GNU sparse map ends early".to_owned())?;
+                self.read += 512;
+                self.buf.extend_from_slice(&block);
             }
-            let mut block = [0u8; 512];
-            r.read_exact(&mut block)
-                .map_err(|_| "its GNU sparse map ends early".to_owned())?;
-            buf.extend_from_slice(&block);
         }
     }
-    let (mut buf, mut pos) = (Vec::new(), 0);
-    let n = next(r, &mut buf, &mut pos)?;
-    let mut map = Vec::new();
+    let mut text = Text {
+        r,
+        buf: Vec::new(),
+        read: 0,
+    };
+    let n = text.next()?;
+    check_sparse_blocks(n)?;
+    let mut map = Vec::with_capacity(n.min(1024) as usize);
     for _ in 0..n {
-        let off = next(r, &mut buf, &mut pos)?;
-        let len = next(r, &mut buf, &mut pos)?;
+        let off = text.next()?;
+        let len = text.next()?;
         map.push((off, len));
     }
     Ok(map)

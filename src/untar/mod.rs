@@ -3,13 +3,17 @@
 //! metadata with the PAX and GNU extensions applied (`EntryMeta`), its
 //! content with sparse maps and zero runs as holes, the bounds every
 //! reader of a layer applies ([`Limits`], `Budget`), the one rule for
-//! whiteouts ([`whiteout`]), and the entries every reader refuses
-//! ([`shape`]).
+//! whiteouts ([`whiteout`]), the entries every reader refuses
+//! ([`shape`]), and the bound on extension headers, checked before the
+//! `tar` crate reads them ([`archive`]).
 
+mod guard;
 mod header;
 pub mod shape;
 pub mod whiteout;
 
+pub(crate) use guard::{refusal, HeaderGuard};
+pub use guard::{MAX_EXTENSION_HEADER, MAX_SPARSE_BLOCKS};
 use header::*;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -38,6 +42,15 @@ pub(crate) fn normalise(mut path: &[u8]) -> Vec<u8> {
         path = b"";
     }
     path.to_vec()
+}
+
+/// The tar archive in a layer's uncompressed `stream`, as every reader
+/// of layers opens it: each header is checked before the `tar` crate reads
+/// what it announces, so that a PAX or GNU long name header over
+/// [`MAX_EXTENSION_HEADER`] is refused before it is held in memory (an
+/// error of the archive carries the refusal: [`refusal`]).
+pub(crate) fn archive<R: Read>(stream: R) -> tar::Archive<HeaderGuard<R>> {
+    tar::Archive::new(HeaderGuard::new(stream))
 }
 
 /// A layer's uncompressed content, `found`, must be its `diff_id` when
@@ -201,6 +214,7 @@ impl EntryMeta {
                 out,
                 file_pos: 0,
                 hash: None,
+                buf: Vec::new(),
             },
         )
         .map(|_| ())
@@ -221,6 +235,7 @@ impl EntryMeta {
                 hasher: Sha256::new(),
                 pos: 0,
             }),
+            buf: Vec::new(),
         };
         self.read_content(entry, w)?
             .ok_or_else(|| "its content was not hashed".to_owned())
@@ -278,6 +293,9 @@ struct HoleWriter<'a> {
     out: Option<&'a mut File>,
     file_pos: u64,
     hash: Option<ContentHash>,
+    /// The copy buffer, allocated once for the whole file (a sparse file
+    /// copies one block at a time).
+    buf: Vec<u8>,
 }
 
 /// The sha256 of a file's content as it reads, holes included.
@@ -310,11 +328,14 @@ static ZEROS: [u8; 4096] = [0; 4096];
 impl HoleWriter<'_> {
     /// Copy up to `len` bytes from `r` to offset `at`; returns the count.
     fn copy(&mut self, r: &mut impl Read, mut at: u64, len: u64) -> io::Result<u64> {
-        let mut buf = vec![0u8; 256 << 10];
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 256 << 10];
+        }
+        let buf = &mut self.buf;
         let mut done = 0;
         let mut r = r.take(len);
         loop {
-            let n = match r.read(&mut buf) {
+            let n = match r.read(&mut buf[..]) {
                 Ok(0) => return Ok(done),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -365,6 +386,15 @@ mod tests {
         assert_eq!(pax_time(b"1234567890.5"), Ok((1234567890, 500_000_000)));
         assert_eq!(pax_time(b"1.0000000019"), Ok((1, 1)));
         assert_eq!(pax_time(b"-1.5"), Ok((-2, 500_000_000)));
+        // Regression: one second before i64::MIN overflowed.
+        assert_eq!(
+            pax_time(b"-9223372036854775808.5"),
+            Err("its PAX mtime record \"-9223372036854775808.5\" is not a time".into())
+        );
+        assert_eq!(
+            pax_time(b"-9223372036854775807.5"),
+            Ok((i64::MIN, 500_000_000))
+        );
         assert!(pax_time(b"1.").is_err());
         assert!(pax_time(b"1.x").is_err());
         assert!(pax_time(b"").is_err());
@@ -437,6 +467,98 @@ mod tests {
         assert_eq!(
             digest_of_only_entry(&plain),
             (12000, Sha256Digest::of(&whole))
+        );
+    }
+
+    /// The only entry of `tar_bytes`'s metadata, or why it is refused.
+    fn meta_of_only_entry(tar_bytes: &[u8]) -> std::result::Result<EntryMeta, String> {
+        let mut archive = archive(tar_bytes);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        EntryMeta::read(&mut entry)
+    }
+
+    /// Regression: ids over 32 bits wrapped when unpacked as root
+    /// (4294967296 became root's 0), and 4294967295 left the owner as it
+    /// was; every reader reads ids through `EntryMeta`.
+    #[test]
+    fn owner_ids_over_32_bits_are_refused() {
+        for key in ["uid", "gid"] {
+            let ok = pax_then_file(&[(key, "4294967294")], "f", b"x");
+            let meta = meta_of_only_entry(&ok).unwrap();
+            assert_eq!(if key == "uid" { meta.uid } else { meta.gid }, 4294967294);
+            for id in ["4294967295", "4294967296", "18446744073709551615"] {
+                let bad = pax_then_file(&[(key, id)], "f", b"x");
+                let err = meta_of_only_entry(&bad).err().unwrap_or_default();
+                if id == "18446744073709551615" {
+                    assert_eq!(err, format!("its PAX {key} record {id:?} is not a number"));
+                } else {
+                    assert_eq!(err, format!("its {key} {id} is over 4294967294, the largest owner id Linux has (4294967295 means \"unchanged\" to chown, and larger ids would wrap to other owners)"));
+                }
+            }
+        }
+    }
+
+    /// A sparse map over `MAX_SPARSE_BLOCKS` blocks is refused by its
+    /// count, before it is read (1.0, in the data; 0.1, in the records);
+    /// a 1.0 map's text is read up to 1 MiB, and each data block is copied
+    /// through one buffer.
+    #[test]
+    fn sparse_maps_are_bounded() {
+        let over = MAX_SPARSE_BLOCKS + 1;
+        let records = |map: &str| {
+            vec![
+                ("GNU.sparse.major", "1".to_owned()),
+                ("GNU.sparse.minor", "0".to_owned()),
+                ("GNU.sparse.name", "f".to_owned()),
+                ("GNU.sparse.realsize", "1000000000".to_owned()),
+                ("size", map.len().to_string()),
+            ]
+        };
+        let map = format!("{over}\n");
+        let mut map_block = map.clone().into_bytes();
+        map_block.resize(512, 0);
+        let r = records(&String::from_utf8_lossy(&map_block));
+        let r: Vec<(&str, &str)> = r.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let t = pax_then_file(&r, "GNUSparseFile.0/f", &map_block);
+        let mut archive = archive(&t[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let meta = EntryMeta::read(&mut entry).unwrap();
+        assert_eq!(
+            meta.copy_content(&mut entry, None),
+            Err(format!("its GNU sparse map lists {over} blocks, more than the 131072 a sparse map may list"))
+        );
+        // A count padded with 2 MiB of zeros: refused at 1 MiB read.
+        let mut long = vec![b'0'; 2 << 20];
+        long.extend_from_slice(b"1\n");
+        long.resize(long.len().div_ceil(512) * 512, 0);
+        assert_eq!(
+            read_sparse_map_1_0(&mut &long[..]),
+            Err("its GNU sparse map is longer than 1048576 bytes (1 MiB), the most a sparse map may take".into())
+        );
+        let mut short = vec![b'0'; 1000];
+        short.extend_from_slice(b"2\n0\n1\n600\n2\n");
+        short.resize(2048, 0);
+        assert_eq!(
+            read_sparse_map_1_0(&mut &short[..]),
+            Ok(vec![(0, 1), (600, 2)])
+        );
+        let over_01 = pax_then_file(
+            &[
+                ("GNU.sparse.major", "0"),
+                ("GNU.sparse.minor", "1"),
+                ("GNU.sparse.name", "f"),
+                ("GNU.sparse.size", "10"),
+                ("GNU.sparse.numblocks", &over.to_string()),
+                ("GNU.sparse.map", "0,1"),
+            ],
+            "GNUSparseFile.0/f",
+            b"x",
+        );
+        assert_eq!(
+            meta_of_only_entry(&over_01).err(),
+            Some(format!("its GNU sparse map lists {over} blocks, more than the 131072 a sparse map may list"))
         );
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
