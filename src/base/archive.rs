@@ -10,7 +10,7 @@
 //! It is read within unpack's default [`Limits`] (entries, the size of a
 //! file, the total written, copies of links included, and the
 //! uncompressed stream), and its extension headers within
-//! [`crate::untar::MAX_EXTENSION_HEADER`], as a layer is.
+//! `MAX_EXTENSION_HEADER` (1 MiB), as a layer is.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -13,7 +13,6 @@ pub mod shape;
 pub mod whiteout;
 
 pub(crate) use guard::{refusal, HeaderGuard};
-pub use guard::{MAX_EXTENSION_HEADER, MAX_SPARSE_BLOCKS};
 use header::*;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -47,7 +46,7 @@ pub(crate) fn normalise(mut path: &[u8]) -> Vec<u8> {
 /// The tar archive in a layer's uncompressed `stream`, as every reader
 /// of layers opens it: each header is checked before the `tar` crate reads
 /// what it announces, so that a PAX or GNU long name header over
-/// [`MAX_EXTENSION_HEADER`] is refused before it is held in memory (an
+/// [`guard::MAX_EXTENSION_HEADER`] is refused before it is held in memory (an
 /// error of the archive carries the refusal: [`refusal`]).
 pub(crate) fn archive<R: Read>(stream: R) -> tar::Archive<HeaderGuard<R>> {
     tar::Archive::new(HeaderGuard::new(stream))
@@ -505,7 +504,7 @@ mod tests {
     /// through one buffer.
     #[test]
     fn sparse_maps_are_bounded() {
-        let over = MAX_SPARSE_BLOCKS + 1;
+        let over = guard::MAX_SPARSE_BLOCKS + 1;
         let records = |map: &str| {
             vec![
                 ("GNU.sparse.major", "1".to_owned()),
