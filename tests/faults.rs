@@ -10,6 +10,8 @@
 //!
 //! And with a password and a token crossing every fault at
 //! `RUST_LOG=trace`, neither appears in any output or file nixoci writes.
+//! Through the library: the sync functions, called from async code, give
+//! an unreachable registry's error rather than panicking.
 //! The README's fault table ("Reliability") is what these tests check.
 
 mod common;
@@ -573,4 +575,54 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         checked > 20,
         "only {checked} files written: nothing was tested"
     );
+}
+
+/// A port of 127.0.0.1 nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// What the library's sync functions give for a registry on a closed
+/// port, wherever they are called from: an error naming it, not a panic
+/// (they built and entered a runtime of their own, which panics inside
+/// another: "Cannot start a runtime from within a runtime").
+fn assert_unreachable(port: u16) {
+    let at = format!("127.0.0.1:{port}");
+    let r = nixoci::oci::reference::Reference::parse(&format!("{at}/app:v1")).unwrap();
+    let opts = nixoci::remote::RemoteOptions {
+        retries: 0,
+        ..Default::default()
+    };
+    let err = nixoci::remote::exists(&r, &opts).unwrap_err().to_string();
+    assert!(err.contains(&at) && err.contains("cannot reach"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = nixoci::remote::PullOptions::default();
+    let progress = std::sync::Arc::new(nixoci::progress::Silent);
+    let err = nixoci::remote::pull(&r, &out, &o, &opts, progress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&at) && err.contains("cannot reach"), "{err}");
+    assert!(!out.exists(), "a failed pull leaves no layout");
+}
+
+#[tokio::test]
+async fn sync_calls_from_a_current_thread_runtime_return_errors() {
+    assert_unreachable(closed_port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_calls_from_a_multi_thread_runtime_return_errors() {
+    assert_unreachable(closed_port());
+}
+
+#[test]
+fn sync_calls_from_a_runtimes_block_on_and_outside_return_errors() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { assert_unreachable(closed_port()) });
+    assert_unreachable(closed_port());
 }

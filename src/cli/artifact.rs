@@ -100,10 +100,8 @@ fn push(a: &PushArgs) -> Result<ExitCode> {
             }
         })
         .collect();
-    let mut o = PushOptions {
-        artifact_type: a.artifact_type.clone(),
-        ..Default::default()
-    };
+    let mut o = PushOptions::default();
+    o.artifact_type = a.artifact_type.clone();
     if let Some(f) = &a.annotations_file {
         let read = artifact::read_annotations_file(f)?;
         o.annotations = read.manifest;
@@ -142,15 +140,11 @@ fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = artifact::pull(
-        &source,
-        &a.dir,
-        a.overwrite,
-        &a.limits.limits(),
-        &a.remote.options()?,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull the artifact {source}"))?;
+    let mut o = artifact::PullOptions::default();
+    o.overwrite = a.overwrite;
+    o.limits = a.limits.limits();
+    let report = artifact::pull(&source, &a.dir, &o, &a.remote.options()?, bars.clone())
+        .with_context(|| format!("cannot pull the artifact {source}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(

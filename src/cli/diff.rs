@@ -138,17 +138,11 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
             // A diff changes nothing, not even the record of where blobs are.
             opts.blob_cache = None;
             // With its referrers: those a push of B need not send.
-            let pulled = nixoci::remote::pull_with(
-                &r,
-                &dir,
-                None,
-                None,
-                false,
-                true,
-                &opts,
-                Arc::new(nixoci::progress::Silent),
-            )
-            .with_context(|| format!("cannot pull {r}"))?;
+            let mut o = nixoci::remote::PullOptions::default();
+            o.referrers = true;
+            let pulled =
+                nixoci::remote::pull(&r, &dir, &o, &opts, Arc::new(nixoci::progress::Silent))
+                    .with_context(|| format!("cannot pull {r}"))?;
             Ok(Opened {
                 dir,
                 tag: None,

@@ -168,16 +168,11 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = remote::attach(
-        &target,
-        &a.artifact_type,
-        &files,
-        &annotations(&a.annotation)?,
-        &a.limits.limits(),
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot attach to {target}"))?;
+    let mut o = remote::AttachOptions::new(&a.artifact_type);
+    o.annotations = annotations(&a.annotation)?;
+    o.limits = a.limits.limits();
+    let report = remote::attach(&target, &files, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot attach to {target}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(
@@ -266,21 +261,16 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
 /// `nixoci pull`.
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let platform = a.platform.clone();
+    let mut o = remote::PullOptions::default();
+    o.platform = a.platform.clone();
+    o.tag = a.tag.clone();
+    o.force = a.force;
+    o.referrers = a.referrers;
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = remote::pull_with(
-        &source,
-        &a.dir,
-        platform.as_ref(),
-        a.tag.as_deref(),
-        a.force,
-        a.referrers,
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull {source}"))?;
+    let report = remote::pull(&source, &a.dir, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot pull {source}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(
@@ -329,16 +319,10 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     let dir = tmp.path().join("image");
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    remote::pull(
-        &pinned,
-        &dir,
-        pass.as_ref(),
-        None,
-        false,
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull {pinned}"))?;
+    let mut o = remote::PullOptions::default();
+    o.platform = pass.clone();
+    remote::pull(&pinned, &dir, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot pull {pinned}"))?;
     bars.clear();
     let hash = nixoci::nar::hash(&dir)?;
     let layout = nixoci::layout::Layout::open(&dir)?;
