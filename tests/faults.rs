@@ -10,8 +10,9 @@
 //!
 //! And with a password and a token crossing every fault at
 //! `RUST_LOG=trace`, neither appears in any output or file nixoci writes.
-//! Through the library: the sync functions, called from async code, give
-//! an unreachable registry's error rather than panicking.
+//! Through the library: a retried transfer counts its bytes once in the
+//! progress it reports, and the sync functions, called from async code,
+//! give an unreachable registry's error rather than panicking.
 //! The README's fault table ("Reliability") is what these tests check.
 
 mod common;
@@ -575,6 +576,77 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         checked > 20,
         "only {checked} files written: nothing was tested"
     );
+}
+
+/// Each blob's progress as a bar draws it: what `blob_advance` added, less
+/// what `blob_rewind` took back, and the most it ever showed.
+#[derive(Default)]
+struct Bars(std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64, u64)>>);
+
+impl nixoci::progress::Progress for Bars {
+    fn blob_start(&self, digest: &str, size: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(digest.to_owned(), (size, 0, 0));
+    }
+    fn blob_advance(&self, digest: &str, n: u64) {
+        let mut bars = self.0.lock().unwrap();
+        let (_, now, most) = bars.get_mut(digest).expect("started");
+        *now += n;
+        *most = (*most).max(*now);
+    }
+    fn blob_rewind(&self, digest: &str, n: u64) {
+        let mut bars = self.0.lock().unwrap();
+        let (_, now, _) = bars.get_mut(digest).expect("started");
+        *now = now.checked_sub(n).expect("took back more than it added");
+    }
+}
+
+impl Bars {
+    /// Every bar ended full and never went past its end; returns how many
+    /// bars there were.
+    fn assert_full_never_past(&self, what: &str) -> usize {
+        let bars = self.0.lock().unwrap();
+        for (digest, (size, now, most)) in bars.iter() {
+            assert_eq!(now, size, "{what}: {digest} ends at {now} of {size}");
+            assert!(most <= size, "{what}: {digest} reached {most} of {size}");
+        }
+        bars.len()
+    }
+}
+
+/// A transfer cut off mid-way and retried counts its bytes once: the try
+/// that failed takes back what it reported, so a bar ends at 100% and
+/// never passes it (it reached 150% before). Through the library, whose
+/// progress events the command line's bars draw.
+#[test]
+fn a_retried_transfer_counts_its_bytes_once() {
+    let b = Bench::new(None);
+    let opts = nixoci::remote::RemoteOptions {
+        retries: 2,
+        jobs: 2,
+        ..Default::default()
+    };
+    let target = nixoci::oci::reference::Reference::parse(&b.proxy.reference("bars:v1")).unwrap();
+    b.proxy.inject(Fault::ResetUpload, 1);
+    let bars = std::sync::Arc::new(Bars::default());
+    nixoci::remote::push(&b.layout, None, &target, &opts, bars.clone()).unwrap();
+    assert_eq!(b.proxy.fired(), 1, "the upload was cut");
+    assert_eq!(
+        bars.assert_full_never_past("push"),
+        3,
+        "two layers and a config"
+    );
+
+    b.proxy.inject(Fault::ResetDownload, 1);
+    let bars = std::sync::Arc::new(Bars::default());
+    let dir = b.env().join("bars-pulled");
+    let o = nixoci::remote::PullOptions::default();
+    nixoci::remote::pull(&target, &dir, &o, &opts, bars.clone()).unwrap();
+    assert_eq!(b.proxy.fired(), 1, "the download was cut");
+    assert_eq!(bars.assert_full_never_past("pull"), 3);
+    assert_eq!(blobs(&dir), blobs(&b.layout));
 }
 
 /// A port of 127.0.0.1 nothing listens on (bound, then closed).

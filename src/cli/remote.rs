@@ -488,6 +488,17 @@ impl Progress for TransferBars {
         }
     }
 
+    fn blob_rewind(&self, digest: &str, n: u64) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            b.set_position(b.position().saturating_sub(n));
+        }
+    }
+
     fn blob_done(&self, digest: &str, how: &str) {
         let Some(m) = &self.multi else { return };
         if let Some(b) = self

@@ -82,7 +82,8 @@ async fn pull_blob(
 }
 
 /// One try at blob `digest`: downloaded here, written by a blocking
-/// thread ([`write_blob`]).
+/// thread ([`write_blob`]). A failed try takes back the progress it
+/// reported, so that a retry counts the blob's bytes once.
 async fn pull_blob_once(
     remote: &Remote,
     source: &Reference,
@@ -97,8 +98,10 @@ async fn pull_blob_once(
         tokio::task::spawn_blocking(move || write_blob(&dir, rx, &digest, size))
     };
     let shown = digest.to_string();
+    let mut reported = 0u64;
     let received = remote
         .get_blob(source, digest, size, |chunk| {
+            reported += chunk.len() as u64;
             progress.blob_advance(&shown, chunk.len() as u64);
             let tx = &tx;
             // Refused only when the writer stopped: its error says why.
@@ -121,13 +124,17 @@ async fn pull_blob_once(
     });
     // The writer's failure first: a download refused by a writer that
     // stopped failed because of it.
-    match (written.and_then(|w| w), received) {
+    let done = match (written.and_then(|w| w), received) {
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         (Ok(true), Ok(())) => Ok(()),
         (Ok(false), Ok(())) => Err(Failure::Local(Error::Invalid(format!(
             "the writer of blob {digest} stopped before the end"
         )))),
+    };
+    if done.is_err() {
+        progress.blob_rewind(&shown, reported);
     }
+    done
 }
 
 /// Write the pieces of blob `digest` (`size` bytes) into a new file of
