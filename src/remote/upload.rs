@@ -113,7 +113,9 @@ pub(super) async fn push_blobs(
     }
     remote.prime(target).await?;
     let dest = oci_ref(target);
-    let locations = load_locations(opts.blob_cache.as_deref());
+    // A file read: block_in_place lets the runtime move its other tasks
+    // off this thread meanwhile.
+    let locations = tokio::task::block_in_place(|| load_locations(opts.blob_cache.as_deref()));
     let known = locations.get(&target.registry).cloned().unwrap_or_default();
     let sent: Vec<BlobReport> = futures_util::stream::iter(missing)
         .map(|b| {
