@@ -13,6 +13,7 @@
 //! Through the library: a retried transfer counts its bytes once in the
 //! progress it reports, and the sync functions, called from async code,
 //! give an unreachable registry's error rather than panicking.
+//! And a pull writes each blob on a thread of its own (seen with strace).
 //! The README's fault table ("Reliability") is what these tests check.
 
 mod common;
@@ -697,4 +698,70 @@ fn sync_calls_from_a_runtimes_block_on_and_outside_return_errors() {
         .unwrap();
     rt.block_on(async { assert_unreachable(closed_port()) });
     assert_unreachable(closed_port());
+}
+
+/// pull hashes and writes each blob on a thread of its own, not on the
+/// thread that drives the downloads (the main thread, which ran them all
+/// before: `--jobs` overlapped only the waiting on the network). Under
+/// strace, the blob files of a pull with `--jobs 4` of an image of three
+/// blobs get their bytes from three threads, none of them the main one;
+/// the layers are 300 kB each, written in writes of over 100 kB (the
+/// writer's buffer is 1 MiB), which tells them from the small documents
+/// the main thread writes after the downloads.
+#[test]
+fn pull_writes_each_blob_on_a_thread_of_its_own() {
+    require("strace");
+    let b = Bench::new(None);
+    let out = b.push("threads:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One log per thread (`-ff`: LOG.TID), so that no call is split
+    // between lines.
+    let logs = b.env().join("strace");
+    fs::create_dir(&logs).unwrap();
+    let dir = b.env().join("threads-pulled");
+    let pull = {
+        let mut c = nixoci_in(b.env());
+        c.args(["pull", "--quiet", "--jobs", "4"])
+            .arg(b.reg.reference("threads:v1"))
+            .arg(&dir);
+        c
+    };
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-ff", "-qq", "-y", "-e", "trace=execve,write", "-o"])
+        .arg(logs.join("log"))
+        .arg(pull.get_program())
+        .args(pull.get_args());
+    for (k, v) in pull.get_envs() {
+        match v {
+            Some(v) => traced.env(k, v),
+            None => traced.env_remove(k),
+        };
+    }
+    run(&mut traced);
+    assert_eq!(blobs(&dir), blobs(&b.layout));
+    let (mut main, mut writers) = (None, Vec::new());
+    for entry in fs::read_dir(&logs).unwrap() {
+        let path = entry.unwrap().path();
+        let thread = path.extension().unwrap().to_string_lossy().into_owned();
+        let log = fs::read_to_string(&path).unwrap();
+        if log.lines().any(|l| l.starts_with("execve(")) {
+            main = Some(thread.clone());
+        }
+        let wrote_a_layer = log.lines().any(|l| {
+            l.starts_with("write(")
+                && l.contains("/blobs/sha256/")
+                && l.rsplit_once(" = ")
+                    .is_some_and(|(_, n)| n.trim().parse::<u64>().is_ok_and(|n| n > 100_000))
+        });
+        if wrote_a_layer {
+            writers.push(thread);
+        }
+    }
+    let main = main.expect("strace shows the execve");
+    assert!(
+        !writers.contains(&main),
+        "the main thread {main} wrote a layer: {writers:?}"
+    );
+    assert_eq!(writers.len(), 2, "the two layers written by {writers:?}");
 }
