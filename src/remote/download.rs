@@ -29,7 +29,7 @@ use crate::oci::reference::Reference;
 use crate::progress::Progress;
 
 /// How many received chunks of one blob may wait for its writer.
-pub(super) const QUEUED_CHUNKS: usize = 16;
+const QUEUED_CHUNKS: usize = 16;
 
 /// What a download hands the writer of its blob.
 enum Piece {

@@ -23,10 +23,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Called from plain code, `work` runs on this thread. Called from inside
 /// a tokio runtime (an `async fn`, a `#[tokio::test]`), it runs on a new
 /// thread, and this one waits for it: the caller's runtime is neither
-/// entered again nor needed, so whatever kind it is (current-thread or
-/// multi-thread), this cannot deadlock or panic. The caller's thread is
-/// blocked meanwhile, as by any blocking call; async code should call
-/// through `tokio::task::spawn_blocking`.
+/// entered again nor used, so whatever kind it is (current-thread or
+/// multi-thread), the call does not panic, and nothing it does waits on
+/// that runtime. The caller's thread is blocked meanwhile, as by any
+/// blocking call (on a current-thread runtime, its other tasks wait too);
+/// async code should call through `tokio::task::spawn_blocking`.
 pub(super) fn with_runtime<T: Send>(
     work: impl FnOnce(&tokio::runtime::Runtime) -> Result<T> + Send,
 ) -> Result<T> {
