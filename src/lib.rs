@@ -11,7 +11,7 @@
 //!   input model of [`spec`] (read one with [`spec::load`]);
 //! - checking a layout: [`verify()`] (or [`verify_with`] and its
 //!   [`Limits`]), giving a [`VerifyReport`];
-//! - registries: [`push()`] and [`pull()`] (or [`pull_with`]), with
+//! - registries: [`push()`] and [`pull()`] (with [`PullOptions`]), with
 //!   [`RemoteOptions`] and [`Credentials`], giving a [`PushReport`] or a
 //!   [`PullReport`];
 //! - the OCI vocabulary: [`oci`] ([`Descriptor`](oci::Descriptor),
@@ -19,7 +19,8 @@
 //!   [`Sha256Digest`](oci::Sha256Digest), [`Reference`](oci::Reference));
 //! - [`Error`] and [`Result`], and [`progress`] to follow long operations.
 //!
-//! Options structs ([`BuildOptions`], [`Limits`], [`RemoteOptions`]) are
+//! Options structs ([`BuildOptions`], [`Limits`], [`PullOptions`],
+//! [`RemoteOptions`]) are
 //! `#[non_exhaustive]`: start from `Default` and set fields, so that a
 //! later version can add one. Everything else is the
 //! command line's machinery, private to the crate. The `cli`, `fuzz` and
@@ -99,12 +100,9 @@ mod verify;
 
 pub use build::{build, LayerInfo, LayoutReport, ManifestInfo, Options as BuildOptions};
 pub use error::{Error, Result};
-// The registry entry points as they are; their options structs
-// (`PushOptions`, `PullOptions` in place of `pull_with`'s arguments) are
-// re-exported here once `remote` has them.
 pub use remote::auth::{Credentials, Secret};
 pub use remote::{
-    pull, pull_with, push, BlobAction, BlobReport, PullReport, PushReport, ReferrerReport,
+    pull, push, BlobAction, BlobReport, PullOptions, PullReport, PushReport, ReferrerReport,
     RemoteOptions, TagReport, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
 };
 pub use untar::Limits;

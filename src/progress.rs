@@ -15,6 +15,11 @@ pub trait Progress: Sync {
     fn blob_start(&self, _digest: &str, _size: u64) {}
     /// `n` more bytes of the blob were sent or received.
     fn blob_advance(&self, _digest: &str, _n: u64) {}
+    /// A try at moving the blob failed after reporting `n` bytes with
+    /// [`Progress::blob_advance`]: they are taken back, since a retry
+    /// moves (and reports) them again. So the bytes of a blob add up to
+    /// its size once, retries or not.
+    fn blob_rewind(&self, _digest: &str, _n: u64) {}
     /// The blob is done: `how` says what happened to it (uploaded, skipped,
     /// mounted, downloaded).
     fn blob_done(&self, _digest: &str, _how: &str) {}

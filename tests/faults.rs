@@ -10,6 +10,10 @@
 //!
 //! And with a password and a token crossing every fault at
 //! `RUST_LOG=trace`, neither appears in any output or file nixoci writes.
+//! Through the library: a retried transfer counts its bytes once in the
+//! progress it reports, and the sync functions, called from async code,
+//! give an unreachable registry's error rather than panicking.
+//! And a pull writes each blob on a thread of its own (seen with strace).
 //! The README's fault table ("Reliability") is what these tests check.
 
 mod common;
@@ -573,4 +577,186 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         checked > 20,
         "only {checked} files written: nothing was tested"
     );
+}
+
+/// Each blob's progress as a bar draws it: what `blob_advance` added, less
+/// what `blob_rewind` took back, and the most it ever showed.
+#[derive(Default)]
+struct Bars(std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64, u64)>>);
+
+impl nixoci::progress::Progress for Bars {
+    fn blob_start(&self, digest: &str, size: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(digest.to_owned(), (size, 0, 0));
+    }
+    fn blob_advance(&self, digest: &str, n: u64) {
+        let mut bars = self.0.lock().unwrap();
+        let (_, now, most) = bars.get_mut(digest).expect("started");
+        *now += n;
+        *most = (*most).max(*now);
+    }
+    fn blob_rewind(&self, digest: &str, n: u64) {
+        let mut bars = self.0.lock().unwrap();
+        let (_, now, _) = bars.get_mut(digest).expect("started");
+        *now = now.checked_sub(n).expect("took back more than it added");
+    }
+}
+
+impl Bars {
+    /// Every bar ended full and never went past its end; returns how many
+    /// bars there were.
+    fn assert_full_never_past(&self, what: &str) -> usize {
+        let bars = self.0.lock().unwrap();
+        for (digest, (size, now, most)) in bars.iter() {
+            assert_eq!(now, size, "{what}: {digest} ends at {now} of {size}");
+            assert!(most <= size, "{what}: {digest} reached {most} of {size}");
+        }
+        bars.len()
+    }
+}
+
+/// A transfer cut off mid-way and retried counts its bytes once: the try
+/// that failed takes back what it reported, so a bar ends at 100% and
+/// never passes it (it reached 150% before). Through the library, whose
+/// progress events the command line's bars draw.
+#[test]
+fn a_retried_transfer_counts_its_bytes_once() {
+    let b = Bench::new(None);
+    let mut opts = nixoci::RemoteOptions::default();
+    opts.retries = 2;
+    opts.jobs = 2;
+    let target = nixoci::oci::reference::Reference::parse(&b.proxy.reference("bars:v1")).unwrap();
+    b.proxy.inject(Fault::ResetUpload, 1);
+    let bars = std::sync::Arc::new(Bars::default());
+    nixoci::push(&b.layout, None, &target, &opts, bars.clone()).unwrap();
+    assert_eq!(b.proxy.fired(), 1, "the upload was cut");
+    assert_eq!(
+        bars.assert_full_never_past("push"),
+        3,
+        "two layers and a config"
+    );
+
+    b.proxy.inject(Fault::ResetDownload, 1);
+    let bars = std::sync::Arc::new(Bars::default());
+    let dir = b.env().join("bars-pulled");
+    let o = nixoci::PullOptions::default();
+    nixoci::pull(&target, &dir, &o, &opts, bars.clone()).unwrap();
+    assert_eq!(b.proxy.fired(), 1, "the download was cut");
+    assert_eq!(bars.assert_full_never_past("pull"), 3);
+    assert_eq!(blobs(&dir), blobs(&b.layout));
+}
+
+/// A port of 127.0.0.1 nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// What the library's sync functions (`pull`, and so every registry call,
+/// which all run through one `with_runtime`) give for a registry on a closed
+/// port, wherever they are called from: an error naming it, not a panic
+/// (they built and entered a runtime of their own, which panics inside
+/// another: "Cannot start a runtime from within a runtime").
+fn assert_unreachable(port: u16) {
+    let at = format!("127.0.0.1:{port}");
+    let r = nixoci::oci::reference::Reference::parse(&format!("{at}/app:v1")).unwrap();
+    let mut opts = nixoci::RemoteOptions::default();
+    opts.retries = 0;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = nixoci::PullOptions::default();
+    let progress = std::sync::Arc::new(nixoci::progress::Silent);
+    let err = nixoci::pull(&r, &out, &o, &opts, progress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&at) && err.contains("cannot reach"), "{err}");
+    assert!(!out.exists(), "a failed pull leaves no layout");
+}
+
+#[tokio::test]
+async fn sync_calls_from_a_current_thread_runtime_return_errors() {
+    assert_unreachable(closed_port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_calls_from_a_multi_thread_runtime_return_errors() {
+    assert_unreachable(closed_port());
+}
+
+#[test]
+fn sync_calls_from_a_runtimes_block_on_and_outside_return_errors() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { assert_unreachable(closed_port()) });
+    assert_unreachable(closed_port());
+}
+
+/// pull hashes and writes each blob on a thread of its own, not on the
+/// thread that drives the downloads (the main thread, which ran them all
+/// before: `--jobs` overlapped only the waiting on the network). Under
+/// strace, the blob files of a pull with `--jobs 4` of an image of three
+/// blobs get their bytes from three threads, none of them the main one;
+/// the layers are 300 kB each, written in writes of over 100 kB (the
+/// writer's buffer is 1 MiB), which tells them from the small documents
+/// the main thread writes after the downloads.
+#[test]
+fn pull_writes_each_blob_on_a_thread_of_its_own() {
+    require("strace");
+    let b = Bench::new(None);
+    let out = b.push("threads:v1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One log per thread (`-ff`: LOG.TID), so that no call is split
+    // between lines.
+    let logs = b.env().join("strace");
+    fs::create_dir(&logs).unwrap();
+    let dir = b.env().join("threads-pulled");
+    let pull = {
+        let mut c = nixoci_in(b.env());
+        c.args(["pull", "--quiet", "--jobs", "4"])
+            .arg(b.reg.reference("threads:v1"))
+            .arg(&dir);
+        c
+    };
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-ff", "-qq", "-y", "-e", "trace=execve,write", "-o"])
+        .arg(logs.join("log"))
+        .arg(pull.get_program())
+        .args(pull.get_args());
+    for (k, v) in pull.get_envs() {
+        match v {
+            Some(v) => traced.env(k, v),
+            None => traced.env_remove(k),
+        };
+    }
+    run(&mut traced);
+    assert_eq!(blobs(&dir), blobs(&b.layout));
+    let (mut main, mut writers) = (None, Vec::new());
+    for entry in fs::read_dir(&logs).unwrap() {
+        let path = entry.unwrap().path();
+        let thread = path.extension().unwrap().to_string_lossy().into_owned();
+        let log = fs::read_to_string(&path).unwrap();
+        if log.lines().any(|l| l.starts_with("execve(")) {
+            main = Some(thread.clone());
+        }
+        let wrote_a_layer = log.lines().any(|l| {
+            l.starts_with("write(")
+                && l.contains("/blobs/sha256/")
+                && l.rsplit_once(" = ")
+                    .is_some_and(|(_, n)| n.trim().parse::<u64>().is_ok_and(|n| n > 100_000))
+        });
+        if wrote_a_layer {
+            writers.push(thread);
+        }
+    }
+    let main = main.expect("strace shows the execve");
+    assert!(
+        !writers.contains(&main),
+        "the main thread {main} wrote a layer: {writers:?}"
+    );
+    assert_eq!(writers.len(), 2, "the two layers written by {writers:?}");
 }

@@ -104,9 +104,7 @@ fn the_api_pushes_and_pulls() {
     let pulled = nixoci::pull(
         &reference,
         &t.path().join("pulled"),
-        None,
-        None,
-        false,
+        &nixoci::PullOptions::default(),
         &remote,
         Arc::new(nixoci::progress::Silent),
     )

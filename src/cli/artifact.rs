@@ -142,15 +142,12 @@ fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = artifact::pull(
-        &source,
-        &a.dir,
-        a.overwrite,
-        &a.limits.limits(),
-        &a.remote.options()?,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull the artifact {source}"))?;
+    let o = artifact::PullOptions {
+        overwrite: a.overwrite,
+        limits: a.limits.limits(),
+    };
+    let report = artifact::pull(&source, &a.dir, &o, &a.remote.options()?, bars.clone())
+        .with_context(|| format!("cannot pull the artifact {source}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(

@@ -138,17 +138,13 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
             // A diff changes nothing, not even the record of where blobs are.
             opts.blob_cache = None;
             // With its referrers: those a push of B need not send.
-            let pulled = crate::remote::pull_with(
-                &r,
-                &dir,
-                None,
-                None,
-                false,
-                true,
-                &opts,
-                Arc::new(crate::progress::Silent),
-            )
-            .with_context(|| format!("cannot pull {r}"))?;
+            let o = crate::remote::PullOptions {
+                referrers: true,
+                ..Default::default()
+            };
+            let pulled =
+                crate::remote::pull(&r, &dir, &o, &opts, Arc::new(crate::progress::Silent))
+                    .with_context(|| format!("cannot pull {r}"))?;
             Ok(Opened {
                 dir,
                 tag: None,

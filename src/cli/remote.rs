@@ -168,16 +168,11 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = remote::attach(
-        &target,
-        &a.artifact_type,
-        &files,
-        &annotations(&a.annotation)?,
-        &a.limits.limits(),
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot attach to {target}"))?;
+    let mut o = remote::AttachOptions::new(&a.artifact_type);
+    o.annotations = annotations(&a.annotation)?;
+    o.limits = a.limits.limits();
+    let report = remote::attach(&target, &files, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot attach to {target}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(
@@ -266,21 +261,17 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
 /// `nixoci pull`.
 pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     let source = reference_arg(&a.reference)?;
-    let platform = a.platform.clone();
+    let o = remote::PullOptions {
+        platform: a.platform.clone(),
+        tag: a.tag.clone(),
+        force: a.force,
+        referrers: a.referrers,
+    };
     let opts = a.remote.options()?;
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    let report = remote::pull_with(
-        &source,
-        &a.dir,
-        platform.as_ref(),
-        a.tag.as_deref(),
-        a.force,
-        a.referrers,
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull {source}"))?;
+    let report = remote::pull(&source, &a.dir, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot pull {source}"))?;
     bars.clear();
     mode.report(&report, |out| {
         writeln!(
@@ -329,16 +320,12 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     let dir = tmp.path().join("image");
     let mode = a.output.mode();
     let bars = Arc::new(TransferBars::new(mode));
-    remote::pull(
-        &pinned,
-        &dir,
-        pass.as_ref(),
-        None,
-        false,
-        &opts,
-        bars.clone(),
-    )
-    .with_context(|| format!("cannot pull {pinned}"))?;
+    let o = remote::PullOptions {
+        platform: pass.clone(),
+        ..Default::default()
+    };
+    remote::pull(&pinned, &dir, &o, &opts, bars.clone())
+        .with_context(|| format!("cannot pull {pinned}"))?;
     bars.clear();
     let hash = crate::nar::hash(&dir)?;
     let layout = crate::layout::Layout::open(&dir)?;
@@ -501,6 +488,17 @@ impl Progress for TransferBars {
             .get(digest)
         {
             b.inc(n);
+        }
+    }
+
+    fn blob_rewind(&self, digest: &str, n: u64) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            b.set_position(b.position().saturating_sub(n));
         }
     }
 

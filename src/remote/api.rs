@@ -211,14 +211,19 @@ impl Remote {
     }
 
     /// GET a blob of the repository of `r` that must be `size` bytes,
-    /// handing its chunks to `sink`; a longer body is cut off and refused.
-    pub(super) async fn get_blob(
+    /// handing its chunks to `sink` (the download waits while the future
+    /// it returns does); a longer body is cut off and refused.
+    pub(super) async fn get_blob<F, Fut>(
         &self,
         r: &Reference,
         digest: &Sha256Digest,
         size: u64,
-        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-    ) -> std::result::Result<(), Failure> {
+        mut sink: F,
+    ) -> std::result::Result<(), Failure>
+    where
+        F: FnMut(bytes::Bytes) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let mut res = self.request(reqwest::Method::GET, &path).send().await?;
         if !res.status().is_success() {
@@ -247,7 +252,7 @@ impl Remote {
             if received > size {
                 return Err(too_long());
             }
-            sink(&chunk)?;
+            sink(chunk).await?;
             let elapsed = since.elapsed();
             if elapsed >= period {
                 let got = received - at_start;

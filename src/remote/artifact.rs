@@ -29,8 +29,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::client::{runtime, Remote, RemoteOptions};
+use super::client::{Remote, RemoteOptions};
 use super::report::BlobReport;
+use super::runtime::with_runtime;
 use super::upload::{push_blobs, Blob};
 use crate::artifact::{validate_name, ANNOTATION_TITLE};
 use crate::error::{Error, IoContext, Result};
@@ -54,9 +55,14 @@ pub enum Input {
     Dir { path: PathBuf },
 }
 
-/// What to push besides the inputs.
+/// What to push besides the inputs. Built with [`PushOptions::default`]
+/// (no config, no annotations, no subject, the default limits), then the
+/// fields set that differ.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct PushOptions {
+    /// The manifest's `artifactType`; `None`: none with a config, else
+    /// [`DEFAULT_ARTIFACT_TYPE`].
     pub artifact_type: Option<String>,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
@@ -64,11 +70,53 @@ pub struct PushOptions {
     pub file_annotations: BTreeMap<String, BTreeMap<String, String>>,
     /// Annotations of the config (`$config`).
     pub config_annotations: BTreeMap<String, String>,
-    /// A config file and its media type.
+    /// A config file and its media type; `None`: the empty descriptor.
     pub config: Option<(PathBuf, String)>,
     /// The manifest this artifact refers to (same repository).
     pub subject: Option<Reference>,
+    /// The most a file, and all of them, may hold
+    /// ([`crate::untar::Limits::max_file_size`] and
+    /// [`crate::untar::Limits::max_total_size`]).
     pub limits: crate::untar::Limits,
+}
+
+/// How to pull an artifact. Built with [`PullOptions::default`] (refuse
+/// to replace a file, the default limits), then the fields set that
+/// differ.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// Replace files and directories of the target directory that the
+    /// artifact has too; without it, one that exists is an error (checked
+    /// before anything is written).
+    pub overwrite: bool,
+    /// The limits of the unpacking (sizes, entry counts).
+    pub limits: crate::untar::Limits,
+}
+
+/// How to attach files to an image: [`AttachOptions::new`] with the
+/// artifact's type, then the fields set that differ.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AttachOptions {
+    /// The artifact's type (a media type, e.g. `application/spdx+json`).
+    pub artifact_type: String,
+    /// Annotations of the artifact's manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// The most a file, and all of them, may hold.
+    pub limits: crate::untar::Limits,
+}
+
+impl AttachOptions {
+    /// An artifact of `artifact_type`, without annotations, with the
+    /// default limits.
+    pub fn new(artifact_type: &str) -> Self {
+        AttachOptions {
+            artifact_type: artifact_type.to_owned(),
+            annotations: BTreeMap::new(),
+            limits: crate::untar::Limits::default(),
+        }
+    }
 }
 
 /// What a push did.
@@ -294,82 +342,84 @@ pub fn push(
         .or_else(|| o.config.is_none().then(|| DEFAULT_ARTIFACT_TYPE.to_owned()));
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     blobs.dedup_by(|a, b| a.digest == b.digest);
-    runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
-        let mut manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MediaType::MANIFEST,
-            "config": config,
-            "layers": layers,
-        });
-        if let Some(t) = &artifact_type {
-            manifest["artifactType"] = json!(t);
-        }
-        if !o.annotations.is_empty() {
-            manifest["annotations"] = json!(o.annotations);
-        }
-        let mut subject_digest = None;
-        if let Some(s) = &o.subject {
-            if s.registry != target.registry || s.repository != target.repository {
-                return Err(Error::Invalid(format!(
-                    "--subject {s}: a subject must be in the artifact's repository {}/{}",
-                    target.registry, target.repository
-                )));
-            }
-            let (bytes, digest) = remote.manifest_raw(s).await?;
-            let doc: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Invalid(format!("{s}: the manifest is not JSON: {e}")))?;
-            manifest["subject"] = json!({
-                "mediaType": super::api::media_type_of(&doc),
-                "digest": digest,
-                "size": bytes.len(),
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
+            let mut manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": MediaType::MANIFEST,
+                "config": config,
+                "layers": layers,
             });
-            subject_digest = Some(digest);
-        }
-        let sent = push_blobs(&remote, target, &blobs, opts, progress).await?;
-        let bytes = canonical_json(&manifest);
-        let digest = Sha256Digest::of(&bytes);
-        let at = if target.tag.is_some() {
-            target.clone()
-        } else {
-            target.with_digest(&digest)
-        };
-        if let Some(d) = &target.digest {
-            if *d != digest {
-                return Err(Error::Invalid(format!(
-                    "{target} names digest {d}, but the artifact's manifest is {digest}"
-                )));
+            if let Some(t) = &artifact_type {
+                manifest["artifactType"] = json!(t);
             }
-        }
-        let (_, keeps) = remote
-            .put_manifest_answer(&at, &bytes, &MediaType::MANIFEST)
-            .await?;
-        let listed = match &subject_digest {
-            None => None,
-            Some(_) if keeps => Some("api"),
-            Some(s) => {
-                let desc = Descriptor {
-                    media_type: MediaType::MANIFEST,
-                    digest: digest.clone(),
-                    size: bytes.len() as u64,
-                    platform: None,
-                    annotations: o.annotations.clone(),
-                    artifact_type: artifact_type.clone(),
-                };
-                let entry = crate::referrers::listing_entry(&desc, &bytes);
-                let how =
-                    super::referrers::list_under_fallback(&remote, target, s, &[entry]).await?;
-                how.first().copied()
+            if !o.annotations.is_empty() {
+                manifest["annotations"] = json!(o.annotations);
             }
-        };
-        Ok(ArtifactPushReport {
-            reference: at.to_string(),
-            digest,
-            artifact_type,
-            layers,
-            blobs: sent,
-            subject: subject_digest,
-            listed,
+            let mut subject_digest = None;
+            if let Some(s) = &o.subject {
+                if s.registry != target.registry || s.repository != target.repository {
+                    return Err(Error::Invalid(format!(
+                        "--subject {s}: a subject must be in the artifact's repository {}/{}",
+                        target.registry, target.repository
+                    )));
+                }
+                let (bytes, digest) = remote.manifest_raw(s).await?;
+                let doc: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Invalid(format!("{s}: the manifest is not JSON: {e}")))?;
+                manifest["subject"] = json!({
+                    "mediaType": super::api::media_type_of(&doc),
+                    "digest": digest,
+                    "size": bytes.len(),
+                });
+                subject_digest = Some(digest);
+            }
+            let sent = push_blobs(&remote, target, &blobs, opts, progress).await?;
+            let bytes = canonical_json(&manifest);
+            let digest = Sha256Digest::of(&bytes);
+            let at = if target.tag.is_some() {
+                target.clone()
+            } else {
+                target.with_digest(&digest)
+            };
+            if let Some(d) = &target.digest {
+                if *d != digest {
+                    return Err(Error::Invalid(format!(
+                        "{target} names digest {d}, but the artifact's manifest is {digest}"
+                    )));
+                }
+            }
+            let (_, keeps) = remote
+                .put_manifest_answer(&at, &bytes, &MediaType::MANIFEST)
+                .await?;
+            let listed = match &subject_digest {
+                None => None,
+                Some(_) if keeps => Some("api"),
+                Some(s) => {
+                    let desc = Descriptor {
+                        media_type: MediaType::MANIFEST,
+                        digest: digest.clone(),
+                        size: bytes.len() as u64,
+                        platform: None,
+                        annotations: o.annotations.clone(),
+                        artifact_type: artifact_type.clone(),
+                    };
+                    let entry = crate::referrers::listing_entry(&desc, &bytes);
+                    let how =
+                        super::referrers::list_under_fallback(&remote, target, s, &[entry]).await?;
+                    how.first().copied()
+                }
+            };
+            Ok(ArtifactPushReport {
+                reference: at.to_string(),
+                digest,
+                artifact_type,
+                layers,
+                blobs: sent,
+                subject: subject_digest,
+                listed,
+            })
         })
     })
 }
@@ -398,20 +448,19 @@ pub struct AttachFile {
     pub media_type: MediaType,
 }
 
-/// Attach `files` to the image `target` names: an artifact [`push`] of
-/// them, by digest into the image's repository, with the image as its
-/// `subject` (listed as the registry lists referrers: its own API, or the
-/// fallback tag). Names, media types and sizes are checked before
-/// anything is sent.
+/// Attach `files` to the image `target` names, as an artifact of the type
+/// `o` gives: an artifact [`push`] of them, by digest into the image's
+/// repository, with the image as its `subject` (listed as the registry
+/// lists referrers: its own API, or the fallback tag). Names, media types
+/// and sizes are checked before anything is sent.
 pub fn attach(
     target: &Reference,
-    artifact_type: &str,
     files: &[AttachFile],
-    annotations: &BTreeMap<String, String>,
-    limits: &crate::untar::Limits,
+    o: &AttachOptions,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<AttachReport> {
+    let artifact_type = o.artifact_type.as_str();
     if files.is_empty() {
         return Err(Error::Invalid("attach needs at least one file".into()));
     }
@@ -422,11 +471,11 @@ pub fn attach(
             media_type: f.media_type.as_str().to_owned(),
         })
         .collect();
-    let o = PushOptions {
+    let push_options = PushOptions {
         artifact_type: Some(artifact_type.to_owned()),
-        annotations: annotations.clone(),
+        annotations: o.annotations.clone(),
         subject: Some(target.clone()),
-        limits: *limits,
+        limits: o.limits,
         ..Default::default()
     };
     let repository = Reference {
@@ -434,7 +483,7 @@ pub fn attach(
         digest: None,
         ..target.clone()
     };
-    let pushed = push(&repository, &inputs, &o, opts, progress)?;
+    let pushed = push(&repository, &inputs, &push_options, opts, progress)?;
     Ok(AttachReport {
         reference: target.to_string(),
         subject: pushed.subject.expect("a push with a subject names it"),
@@ -458,22 +507,24 @@ pub struct ArtifactPullReport {
 }
 
 /// Pull the artifact `source` names into the directory `dir` (made when
-/// missing): each file under its title, each packed directory unpacked.
+/// missing), as `o` says: each file under its title, each packed
+/// directory unpacked.
 pub fn pull(
     source: &Reference,
     dir: &Path,
-    overwrite: bool,
-    limits: &crate::untar::Limits,
+    o: &PullOptions,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<ArtifactPullReport> {
+    let (overwrite, limits) = (o.overwrite, &o.limits);
     crate::layout::check_may_change(dir)?;
     std::fs::create_dir_all(dir).at(dir)?;
     // Removed however this ends, read-only directories and all (a packed
     // directory may hold some); one a killed pull left is removed here.
     let work = crate::layout::Scratch::new_in(dir, "artifact")?;
     let layout = work.path().join("layout");
-    let pulled = super::pull::pull(source, &layout, None, None, false, opts, progress)?;
+    let image_options = super::pull::PullOptions::default();
+    let pulled = super::pull::pull(source, &layout, &image_options, opts, progress)?;
     // An ordinary image is no artifact: its root filesystem would land in
     // `dir`. (`unpack` checks the packed directories of an artifact.)
     let image = crate::layout::Layout::open(&layout)?.resolve(None, None)?;

@@ -484,11 +484,3 @@ fn refused_token(failure: Failure) -> Failure {
         other => other,
     }
 }
-
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Invalid(format!("cannot start the I/O runtime: {e}")))
-}

@@ -12,12 +12,22 @@
 //! reading, and reports. The manifest (or index) always goes last, so a
 //! registry never names an image whose blobs it lacks.
 //!
+//! The public functions are blocking: each runs a tokio runtime of its
+//! own (`runtime`). Called from inside a tokio runtime, they run it on a
+//! thread of their own and block the caller until done, rather than
+//! panicking; async code calls them through `tokio::task::spawn_blocking`.
+//! On that runtime, tasks move bytes over the network; the disk and
+//! hashing work runs on its blocking threads or in the sync code before
+//! and after.
+//!
 //! # The files, lowest first
 //!
 //! Each file uses only those above it in this list (and the crate's
 //! offline modules: `oci`, `error`, `image`, `layout`, `inspect`,
 //! `progress`):
 //!
+//! - `runtime`: the runtime of the sync entry points, and the thread it
+//!   runs on. Uses nothing else here.
 //! - [`auth`]: credentials, found where Docker, podman and skopeo keep them;
 //!   secrets that never print. Uses nothing else here.
 //! - `mounts`: the blob-location cache (which repositories hold which
@@ -41,10 +51,14 @@
 //! - `upload`: sending the blobs of a push: skipped when the repository
 //!   has them (HEAD), mounted from another repository of the registry, or
 //!   uploaded, in parallel. Uses `client`, `api` and `mounts`.
+//! - `download`: receiving the blobs of a pull, in parallel, each written
+//!   and hashed by a blocking thread of its own fed through a bounded
+//!   channel. Uses `client` and `api`.
 //! - `push` ([`push()`]), `pull` ([`pull()`]) and `query` ([`tag()`],
 //!   [`exists()`], [`inspect()`]): one job each, built on `client`, `api`
-//!   and `errors`; `push` and `pull` also use `mounts`, and `push` sends
-//!   its blobs through `upload`. None uses another. `push` reads the local
+//!   and `errors`; `push` and `pull` also use `mounts` and `runtime`;
+//!   `push` sends its blobs through `upload`, `pull` receives them through
+//!   `download`. None uses another. `push` reads the local
 //!   layout through [`crate::layout::Layout`] (its graph under the root).
 //!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
@@ -56,6 +70,7 @@ pub mod auth;
 mod api;
 pub mod artifact;
 mod client;
+mod download;
 mod errors;
 mod mounts;
 mod ping;
@@ -64,14 +79,15 @@ mod push;
 mod query;
 mod referrers;
 mod report;
+mod runtime;
 mod upload;
 
-pub use artifact::{attach, AttachFile};
+pub use artifact::{attach, AttachFile, AttachOptions};
 pub use client::{
     trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
 };
 pub use errors::parse_seconds;
-pub use pull::{pull, pull_with, PullReport};
+pub use pull::{pull, PullOptions, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag};
 pub use referrers::{list as referrers, ReferrerReport};

@@ -7,16 +7,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::{StreamExt, TryStreamExt};
 use oci_client::RegistryOperation;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::api::{fetch_graph, media_type_of};
-use super::client::{runtime, Remote, RemoteOptions};
-use super::errors::{Capped, Failure};
+use super::client::{Remote, RemoteOptions};
+use super::download::pull_blobs;
+use super::errors::Capped;
 use super::mounts::remember;
-use super::report::{BlobAction, BlobReport};
+use super::report::BlobReport;
+use super::runtime::with_runtime;
 use crate::documents::index_document;
 use crate::error::{Content, Error, IoContext, Result};
 use crate::layout::{BlobDir, Staging};
@@ -65,44 +66,72 @@ fn free_space(dir: &Path) -> Option<u64> {
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-/// Pull `source` into a new image layout at `dir`, verifying every digest
-/// and size while reading. For an index, `platform` picks one manifest
-/// (the layout then holds just that image); without it, every platform is
-/// pulled. The layout names the image with the reference's tag (or `tag`).
+/// What to pull besides the reference, and how to write it. Built with
+/// [`PullOptions::default`] (every platform, the reference's tag, a new
+/// directory, no referrers), then the fields set that differ.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// For an index, the platform whose one manifest to pull: the layout
+    /// then holds just that image. For a single image, the platform it
+    /// must be (its config is checked). `None`: every platform of an
+    /// index, any of a single image.
+    pub platform: Option<Platform>,
+    /// The tag the layout gives the image; `None`: the reference's tag
+    /// (none for a reference by digest alone).
+    pub tag: Option<String>,
+    /// Replace the layout directory when it exists (never one of the
+    /// command's inputs, nor anything in the Nix store).
+    pub force: bool,
+    /// Also pull the image's referrers (of its manifest, or of its index
+    /// and each manifest pulled): each artifact's manifest and blobs,
+    /// listed in `index.json` as referrers, without a tag.
+    pub referrers: bool,
+}
+
+/// Pull `source` into a new image layout at `dir`, as `o` says, verifying
+/// every digest and size while reading. The layout is written beside
+/// `dir` and renamed into place when complete: a failed or interrupted
+/// pull leaves nothing.
+///
+/// Safe to call from async code (it then runs on a thread of its own,
+/// with a runtime of its own), though it blocks the calling thread until
+/// done.
 pub fn pull(
     source: &Reference,
     dir: &Path,
-    platform: Option<&Platform>,
-    tag: Option<&str>,
-    force: bool,
+    o: &PullOptions,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
 ) -> Result<PullReport> {
-    pull_with(source, dir, platform, tag, force, false, opts, progress)
-}
-
-/// [`pull`], and with `referrers` the image's referrers too (of its
-/// manifest, or of its index and each manifest pulled): each artifact's
-/// manifest and blobs, listed in `index.json` as referrers.
-#[allow(clippy::too_many_arguments)]
-pub fn pull_with(
-    source: &Reference,
-    dir: &Path,
-    platform: Option<&Platform>,
-    tag: Option<&str>,
-    force: bool,
-    referrers: bool,
-    opts: &RemoteOptions,
-    progress: Arc<dyn Progress + Send>,
-) -> Result<PullReport> {
-    let name = tag.map(str::to_owned).or_else(|| source.tag.clone());
+    let name = o.tag.clone().or_else(|| source.tag.clone());
     if let Some(n) = &name {
         crate::oci::reference::validate_tag(n)?;
     }
-    let staging = Staging::new(dir, force, &[])?;
-    let (mut root, mut blobs, attached, referrers_api) = runtime()?.block_on(fetch_image(
-        source, platform, referrers, &staging, opts, progress,
-    ))?;
+    // Made before the runtime and dropped after it: the runtime's blocking
+    // threads, which write the blobs, are done before a failed pull
+    // removes the directory.
+    let staging = Staging::new(dir, o.force, &[])?;
+    let blobs_dir = staging.blobs();
+    let fetched = with_runtime(|rt| fetch_image(rt, source, o, &blobs_dir, opts, progress))?;
+    let Fetched {
+        image,
+        mut blobs,
+        attached,
+        referrers_api,
+    } = fetched;
+    // The disk work after the downloads, in plain sync code.
+    if let (Some(p), false) = (&o.platform, image.was_index) {
+        check_platform(source, &image.manifests[0], &blobs_dir, p)?;
+    }
+    write_documents(&staging, &blobs_dir, &image.documents)?;
+    remember(
+        opts.blob_cache.as_deref(),
+        &source.registry,
+        &source.repository,
+        blobs.iter().map(|r| r.digest.clone()),
+    );
+    let mut root = image.root;
     // Listed in digest order, whatever order the parallel downloads ended in.
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     if let Some(n) = &name {
@@ -126,67 +155,87 @@ pub fn pull_with(
     })
 }
 
-/// Everything of the image into `staging`'s blobs: its documents and
-/// blobs, fetched and verified. Returns the descriptor of the image the
-/// layout is to name, what happened to each blob, the referrers, and
-/// whether the registry listed them through its referrers API.
-async fn fetch_image(
+/// What [`fetch_image`] got: the documents (not yet written), what
+/// happened to each blob (written), the referrers, and whether the
+/// registry listed them through its referrers API.
+struct Fetched {
+    image: Documents,
+    blobs: Vec<BlobReport>,
+    attached: Vec<Descriptor>,
+    referrers_api: bool,
+}
+
+/// The image's documents (and its referrers' with `o.referrers`),
+/// fetched and checked; its blobs, fetched and verified into `blobs_dir`
+/// (checked first against the free space). The network work runs on
+/// `rt`, the blobs are written on its blocking threads
+/// ([`super::download`]).
+fn fetch_image(
+    rt: &tokio::runtime::Runtime,
     source: &Reference,
-    platform: Option<&Platform>,
-    with_referrers: bool,
-    staging: &Staging,
+    o: &PullOptions,
+    blobs_dir: &BlobDir,
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
-) -> Result<(Descriptor, Vec<BlobReport>, Vec<Descriptor>, bool)> {
-    let blobs_dir = staging.blobs();
-    let remote = Remote::connect(source, opts, RegistryOperation::Pull).await?;
-    let mut image = fetch_documents(&remote, source, platform).await?;
-    // The referrers of every document pulled: their manifests join the
-    // documents, their blobs the wanted ones.
+) -> Result<Fetched> {
+    let remote = rt.block_on(Remote::connect(source, opts, RegistryOperation::Pull))?;
+    let mut image = rt.block_on(fetch_documents(&remote, source, o.platform.as_ref()))?;
+    let (attached, referrers_api) = if o.referrers {
+        rt.block_on(fetch_referrers(&remote, source, &mut image))?
+    } else {
+        (Vec::new(), false)
+    };
+    let wanted = wanted_blobs(source, &image.manifests)?;
+    check_free_space(source, blobs_dir, &wanted)?;
+    let blobs = rt.block_on(pull_blobs(
+        &remote, source, blobs_dir, wanted, opts, progress,
+    ))?;
+    Ok(Fetched {
+        image,
+        blobs,
+        attached,
+        referrers_api,
+    })
+}
+
+/// The referrers of every document of `image`: their manifests join its
+/// documents (and manifests, so that their blobs are wanted). Returns
+/// their descriptors, and whether the registry listed them through its
+/// referrers API.
+async fn fetch_referrers(
+    remote: &Remote,
+    source: &Reference,
+    image: &mut Documents,
+) -> Result<(Vec<Descriptor>, bool)> {
     let mut attached: Vec<Descriptor> = Vec::new();
     let mut api = false;
-    if with_referrers {
-        let subjects: Vec<Sha256Digest> = image.documents.iter().map(|(d, _)| d.clone()).collect();
-        for s in subjects {
-            let (from, found) = super::referrers::of_subject(&remote, source, &s).await?;
-            api |= from == "api";
-            for r in found {
-                if attached.iter().any(|a| a.digest == r.digest) {
-                    continue;
-                }
-                let (bytes, _) = remote.manifest_raw(&source.with_digest(&r.digest)).await?;
-                let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::Invalid(format!("{source}: referrer {} is not JSON: {e}", r.digest))
-                })?;
-                if doc["subject"]["digest"].as_str() != Some(s.to_string().as_str()) {
-                    return Err(Error::Invalid(format!(
-                        "{source}: referrer {} is listed for {s} but names another subject",
-                        r.digest
-                    )));
-                }
-                image.documents.push((r.digest.clone(), bytes));
-                image.manifests.push(doc);
-                let mut entry = r.clone();
-                entry.platform = None;
-                entry.annotations.remove(ANNOTATION_REF_NAME);
-                attached.push(entry);
+    let subjects: Vec<Sha256Digest> = image.documents.iter().map(|(d, _)| d.clone()).collect();
+    for s in subjects {
+        let (from, found) = super::referrers::of_subject(remote, source, &s).await?;
+        api |= from == "api";
+        for r in found {
+            if attached.iter().any(|a| a.digest == r.digest) {
+                continue;
             }
+            let (bytes, _) = remote.manifest_raw(&source.with_digest(&r.digest)).await?;
+            let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Invalid(format!("{source}: referrer {} is not JSON: {e}", r.digest))
+            })?;
+            if doc["subject"]["digest"].as_str() != Some(s.to_string().as_str()) {
+                return Err(Error::Invalid(format!(
+                    "{source}: referrer {} is listed for {s} but names another subject",
+                    r.digest
+                )));
+            }
+            image.documents.push((r.digest.clone(), bytes));
+            image.manifests.push(doc);
+            let mut entry = r.clone();
+            entry.platform = None;
+            entry.annotations.remove(ANNOTATION_REF_NAME);
+            attached.push(entry);
         }
     }
-    let wanted = wanted_blobs(source, &image.manifests)?;
-    check_free_space(source, &blobs_dir, &wanted)?;
-    let results = pull_blobs(&remote, source, &blobs_dir, wanted, opts, progress).await?;
-    if let (Some(p), false) = (platform, image.was_index) {
-        check_platform(source, &image.manifests[0], &blobs_dir, p)?;
-    }
-    write_documents(staging, &blobs_dir, &image.documents)?;
-    remember(
-        opts.blob_cache.as_deref(),
-        &source.registry,
-        &source.repository,
-        results.iter().map(|r| r.digest.clone()),
-    );
-    Ok((image.root, results, attached, api))
+    Ok((attached, api))
 }
 
 /// The documents of the image to pull, fetched and checked against their
@@ -335,25 +384,6 @@ fn check_free_space(
     Ok(())
 }
 
-/// Every blob of `wanted` into `blobs_dir`, `opts.jobs` at once.
-async fn pull_blobs(
-    remote: &Remote,
-    source: &Reference,
-    blobs_dir: &BlobDir,
-    wanted: BTreeMap<Sha256Digest, u64>,
-    opts: &RemoteOptions,
-    progress: Arc<dyn Progress + Send>,
-) -> Result<Vec<BlobReport>> {
-    futures_util::stream::iter(wanted)
-        .map(|(digest, size)| {
-            let progress = progress.clone();
-            async move { pull_blob(remote, source, blobs_dir, &digest, size, progress).await }
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .try_collect()
-        .await
-}
-
 /// A single-platform image must be the platform asked for: its config
 /// (pulled already, in `blobs_dir`) says which it is.
 fn check_platform(
@@ -396,53 +426,5 @@ fn write_documents(
         std::io::Write::write_all(&mut w, bytes).at(staging.path())?;
         w.complete_verified(digest, bytes.len() as u64, &format!("manifest {digest}"))?;
     }
-    Ok(())
-}
-
-async fn pull_blob(
-    remote: &Remote,
-    source: &Reference,
-    blobs_dir: &BlobDir,
-    digest: &Sha256Digest,
-    size: u64,
-    progress: Arc<dyn Progress + Send>,
-) -> Result<BlobReport> {
-    progress.blob_start(&digest.to_string(), size);
-    remote
-        .retry(|| pull_blob_once(remote, source, blobs_dir, digest, size, &*progress))
-        .await
-        .map_err(|e| remote.explain_about(&format!("blob {digest} ({size} bytes)"), e))?;
-    progress.blob_done(&digest.to_string(), BlobAction::Downloaded.as_str());
-    Ok(BlobReport {
-        digest: digest.clone(),
-        size,
-        action: BlobAction::Downloaded,
-    })
-}
-
-async fn pull_blob_once(
-    remote: &Remote,
-    source: &Reference,
-    blobs_dir: &BlobDir,
-    digest: &Sha256Digest,
-    size: u64,
-    progress: &dyn Progress,
-) -> std::result::Result<(), Failure> {
-    let mut w = blobs_dir.writer()?;
-    let root = blobs_dir.root().to_owned();
-    let shown = digest.to_string();
-    remote
-        .get_blob(source, digest, size, &mut |chunk| {
-            std::io::Write::write_all(&mut w, chunk).map_err(|e| Error::io(&root, e))?;
-            progress.blob_advance(&shown, chunk.len() as u64);
-            Ok(())
-        })
-        .await?;
-    w.complete_verified(digest, size, &format!("blob {digest} from the registry"))
-        .map_err(|e| match e {
-            // Fetched again (a proxy or a cache may have garbled it).
-            Error::DigestMismatch { .. } => Failure::Garbled(e),
-            e => Failure::Local(e),
-        })?;
     Ok(())
 }

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use oci_client::RegistryOperation;
 use serde::Serialize;
 
-use super::client::{runtime, Remote, RemoteOptions};
+use super::client::{Remote, RemoteOptions};
 use super::mounts::remember;
 use super::report::{BlobAction, BlobReport};
+use super::runtime::with_runtime;
 use super::upload::{collect, push_blobs, Blob, Doc};
 use crate::error::{Content, Error, Result};
 use crate::layout::Layout;
@@ -167,13 +168,23 @@ pub fn push(
         docs,
         blobs,
     };
-    runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, RegistryOperation::Push).await?;
-        let mut report = send(&remote, &image, target, &tags, opts, progress.clone()).await?;
+    with_runtime(|rt| {
+        let remote = rt.block_on(Remote::connect(target, opts, RegistryOperation::Push))?;
+        let (mut report, sent) =
+            rt.block_on(send(&remote, &image, target, &tags, opts, progress.clone()))?;
+        if sent {
+            // The cache's file is read and written here, not on a task.
+            remember(
+                opts.blob_cache.as_deref(),
+                &target.registry,
+                &target.repository,
+                image.blobs.iter().map(|b| b.digest.clone()),
+            );
+        }
         if !referrers.is_empty() {
-            let (listed, blobs) =
-                super::referrers::push(&remote, &reader, target, &referrers, opts, progress)
-                    .await?;
+            let (listed, blobs) = rt.block_on(super::referrers::push(
+                &remote, &reader, target, &referrers, opts, progress,
+            ))?;
             report.add_referrers(listed, blobs);
         }
         Ok(report)
@@ -212,7 +223,8 @@ fn tags_to_set(
 }
 
 /// Send what the registry lacks of `image`, then name it under each tag
-/// still to set (or by digest, with no tag).
+/// still to set (or by digest, with no tag). Also returns whether
+/// anything was to be sent (the registry now holds every blob).
 async fn send(
     remote: &Remote,
     image: &Image<'_>,
@@ -220,7 +232,7 @@ async fn send(
     tags: &[TagTarget],
     opts: &RemoteOptions,
     progress: Arc<dyn Progress + Send>,
-) -> Result<PushReport> {
+) -> Result<(PushReport, bool)> {
     let root = &image.root;
     let (mut tag_reports, stale) = stale_tags(remote, target, tags).await?;
     let by_digest = target.with_digest(&root.digest);
@@ -230,7 +242,7 @@ async fn send(
         true
     };
     if stale.is_empty() && have_root {
-        return Ok(report(target, root, Vec::new(), 0, tag_reports));
+        return Ok((report(target, root, Vec::new(), 0, tag_reports), false));
     }
     let mut results = Vec::new();
     let mut manifests = 0;
@@ -256,13 +268,7 @@ async fn send(
             });
         }
     }
-    remember(
-        opts.blob_cache.as_deref(),
-        &target.registry,
-        &target.repository,
-        image.blobs.iter().map(|b| b.digest.clone()),
-    );
-    Ok(report(target, root, results, manifests, tag_reports))
+    Ok((report(target, root, results, manifests, tag_reports), true))
 }
 
 /// Asks the registry what each tag names (HEAD, in order): the tags that

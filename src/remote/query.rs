@@ -5,8 +5,9 @@ use oci_client::RegistryOperation;
 use serde_json::Value;
 
 use super::api::{fetch_graph, media_type_of};
-use super::client::{runtime, Remote, RemoteOptions};
+use super::client::{Remote, RemoteOptions};
 use super::errors::limit_text;
+use super::runtime::with_runtime;
 use crate::error::{Content, Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
@@ -22,15 +23,17 @@ pub fn tag(
     opts: &RemoteOptions,
 ) -> Result<(Sha256Digest, bool)> {
     crate::oci::reference::validate_tag(new_tag)?;
-    runtime()?.block_on(async {
-        let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
-        let (bytes, digest, _, media_type) = fetch_root(&remote, source).await?;
-        let at = source.with_tag(new_tag);
-        if remote.manifest_digest(&at).await?.as_ref() == Some(&digest) {
-            return Ok((digest, false));
-        }
-        remote.put_manifest(&at, &bytes, &media_type).await?;
-        Ok((digest, true))
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(source, opts, RegistryOperation::Push).await?;
+            let (bytes, digest, _, media_type) = fetch_root(&remote, source).await?;
+            let at = source.with_tag(new_tag);
+            if remote.manifest_digest(&at).await?.as_ref() == Some(&digest) {
+                return Ok((digest, false));
+            }
+            remote.put_manifest(&at, &bytes, &media_type).await?;
+            Ok((digest, true))
+        })
     })
 }
 
@@ -64,27 +67,29 @@ pub fn resolve(
     platform: Option<&Platform>,
     opts: &RemoteOptions,
 ) -> Result<Resolved> {
-    runtime()?.block_on(async {
-        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
-        if !media_type.is_index() {
-            return Ok(Resolved {
-                digest,
-                was_index: false,
-            });
-        }
-        let Some(p) = platform else {
-            return Ok(Resolved {
-                digest,
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+            let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
+            if !media_type.is_index() {
+                return Ok(Resolved {
+                    digest,
+                    was_index: false,
+                });
+            }
+            let Some(p) = platform else {
+                return Ok(Resolved {
+                    digest,
+                    was_index: true,
+                });
+            };
+            let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+                .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
+            let chosen = super::pull::find_platform(&remote, r, children, p).await?;
+            Ok(Resolved {
+                digest: chosen.digest,
                 was_index: true,
-            });
-        };
-        let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
-            .map_err(|e| Error::Invalid(format!("{r}: invalid image index: {e}")))?;
-        let chosen = super::pull::find_platform(&remote, r, children, p).await?;
-        Ok(Resolved {
-            digest: chosen.digest,
-            was_index: true,
+            })
         })
     })
 }
@@ -92,40 +97,44 @@ pub fn resolve(
 /// Whether `r` names a manifest: `Ok(Some(digest))`, `Ok(None)` when the
 /// registry says it does not exist.
 pub fn exists(r: &Reference, opts: &RemoteOptions) -> Result<Option<Sha256Digest>> {
-    runtime()?.block_on(async {
-        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        remote.manifest_digest(r).await
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+            remote.manifest_digest(r).await
+        })
     })
 }
 
 /// What `r` names: its digest, platforms, layers and config, as
 /// [`crate::inspect::Tagged`].
 pub fn inspect(r: &Reference, opts: &RemoteOptions) -> Result<crate::inspect::Tagged> {
-    runtime()?.block_on(async {
-        let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
-        let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
-        let mut images = Vec::new();
-        for (platform, manifest, m) in image_manifests(&remote, r, &digest, doc).await? {
-            let refs: Refs = serde_json::from_value(m)
-                .map_err(|e| Error::Invalid(format!("{r}: invalid manifest: {e}")))?;
-            let Some(config_desc) = refs.config else {
-                continue;
-            };
-            let config = fetch_config(&remote, r, &config_desc).await?;
-            images.push(crate::inspect::summary(
-                platform,
-                manifest,
-                config_desc.digest.clone(),
-                &config,
-                refs.layers,
-            ));
-        }
-        Ok(crate::inspect::Tagged {
-            tag: r.tag.clone(),
-            tags: r.tag.clone().into_iter().collect(),
-            media_type,
-            digest,
-            images,
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(r, opts, RegistryOperation::Pull).await?;
+            let (_, digest, doc, media_type) = fetch_root(&remote, r).await?;
+            let mut images = Vec::new();
+            for (platform, manifest, m) in image_manifests(&remote, r, &digest, doc).await? {
+                let refs: Refs = serde_json::from_value(m)
+                    .map_err(|e| Error::Invalid(format!("{r}: invalid manifest: {e}")))?;
+                let Some(config_desc) = refs.config else {
+                    continue;
+                };
+                let config = fetch_config(&remote, r, &config_desc).await?;
+                images.push(crate::inspect::summary(
+                    platform,
+                    manifest,
+                    config_desc.digest.clone(),
+                    &config,
+                    refs.layers,
+                ));
+            }
+            Ok(crate::inspect::Tagged {
+                tag: r.tag.clone(),
+                tags: r.tag.clone().into_iter().collect(),
+                media_type,
+                digest,
+                images,
+            })
         })
     })
 }
@@ -168,9 +177,9 @@ async fn fetch_config(remote: &Remote, r: &Reference, config_desc: &Descriptor) 
         .retry(|| async {
             let mut v: Vec<u8> = Vec::new();
             remote
-                .get_blob(r, &config_desc.digest, config_desc.size, &mut |c| {
-                    v.extend_from_slice(c);
-                    Ok(())
+                .get_blob(r, &config_desc.digest, config_desc.size, |c| {
+                    v.extend_from_slice(&c);
+                    std::future::ready(Ok(()))
                 })
                 .await
                 .map(|_| v)

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::client::{Remote, RemoteOptions};
 use super::report::BlobReport;
+use super::runtime::with_runtime;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::oci::descriptor::Descriptor;
@@ -84,7 +85,9 @@ pub(super) async fn push(
             reports.push(report);
             continue;
         }
-        let (docs, files) = super::upload::collect(layout, desc)?;
+        // The local layout's files: block_in_place lets the runtime move
+        // its other tasks off this thread while it reads.
+        let (docs, files) = tokio::task::block_in_place(|| super::upload::collect(layout, desc))?;
         blobs.extend(
             super::upload::push_blobs(remote, target, &files, opts, progress.clone()).await?,
         );
@@ -307,21 +310,22 @@ pub fn list(
     artifact_type: Option<&str>,
     opts: &RemoteOptions,
 ) -> Result<Referrers> {
-    super::client::runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Pull).await?;
-        let subject = remote
-            .manifest_digest(target)
-            .await?
-            .ok_or_else(|| Error::Invalid(format!("{target}: no such image in the registry")))?;
-        let (source, mut manifests) = of_subject(&remote, target, &subject).await?;
-        if let Some(t) = artifact_type {
-            manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
-        }
-        Ok(Referrers {
-            reference: target.to_string(),
-            subject,
-            source,
-            manifests,
+    with_runtime(|rt| {
+        rt.block_on(async {
+            let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Pull).await?;
+            let subject = remote.manifest_digest(target).await?.ok_or_else(|| {
+                Error::Invalid(format!("{target}: no such image in the registry"))
+            })?;
+            let (source, mut manifests) = of_subject(&remote, target, &subject).await?;
+            if let Some(t) = artifact_type {
+                manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
+            }
+            Ok(Referrers {
+                reference: target.to_string(),
+                subject,
+                source,
+                manifests,
+            })
         })
     })
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -112,7 +113,9 @@ pub(super) async fn push_blobs(
     }
     remote.prime(target).await?;
     let dest = oci_ref(target);
-    let locations = load_locations(opts.blob_cache.as_deref());
+    // A file read: block_in_place lets the runtime move its other tasks
+    // off this thread meanwhile.
+    let locations = tokio::task::block_in_place(|| load_locations(opts.blob_cache.as_deref()));
     let known = locations.get(&target.registry).cloned().unwrap_or_default();
     let sent: Vec<BlobReport> = futures_util::stream::iter(missing)
         .map(|b| {
@@ -217,7 +220,8 @@ async fn mount_blob(
 /// Upload the file of `b` to `dest`, with retries: in chunks above
 /// [`RemoteOptions::chunked_above`], else in one streamed request whose
 /// digest the registry checks. For a chunked upload, the digest and size
-/// the client computed while sending.
+/// the client computed while sending. A failed try takes back the
+/// progress it reported: a retry sends (and reports) the blob again.
 async fn upload_blob(
     remote: &Remote,
     dest: &oci_client::Reference,
@@ -236,13 +240,16 @@ async fn upload_blob(
             } else {
                 remote.opts.chunked_above
             };
-            async move {
+            let reported = Arc::new(AtomicU64::new(0));
+            let rewind = (progress.clone(), digest.clone(), reported.clone());
+            let attempt = async move {
                 let file = tokio::fs::File::open(&path).await?;
                 let stream = tokio_util::io::ReaderStream::with_capacity(
                     tokio::io::AsyncReadExt::take(file, size),
                     1 << 20,
                 )
                 .map_ok(move |chunk| {
+                    reported.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     progress.blob_advance(&digest, chunk.len() as u64);
                     chunk
                 })
@@ -258,6 +265,14 @@ async fn upload_blob(
                         .await?;
                     Ok::<_, OciDistributionError>(None)
                 }
+            };
+            async move {
+                let done = attempt.await;
+                if done.is_err() {
+                    let (progress, digest, reported) = rewind;
+                    progress.blob_rewind(&digest, reported.load(Ordering::Relaxed));
+                }
+                done
             }
         })
         .await
