@@ -707,6 +707,57 @@ fn flake_check_passes_offline() {
     let report = read_json(Path::new(built[0]["outputs"]["out"].as_str().unwrap()));
     assert_eq!(report["ok"], true);
     assert_eq!(report["manifests"], 1);
+
+    // The package's meta, as nixpkgs' lib names licenses and platforms: the
+    // licenses Cargo.toml states, Linux only.
+    let flake = |args: &[&str]| {
+        run(nix("nix")
+            .current_dir(&src)
+            .args(args)
+            .args(["--no-write-lock-file", "--override-input", "nixpkgs"])
+            .arg(format!("path:{}", standin.display())))
+    };
+    let meta: Value = serde_json::from_slice(
+        &flake(&["eval", "--json", ".#packages.x86_64-linux.nixoci.meta"]).stdout,
+    )
+    .unwrap();
+    let spdx: Vec<&str> = meta["license"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["spdxId"].as_str().unwrap())
+        .collect();
+    let cargo = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(&format!("license = \"{}\"", spdx.join(" OR "))),
+        "meta.license {spdx:?} is not Cargo.toml's"
+    );
+    for file in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(src.join(file).is_file(), "{file} is not tracked");
+    }
+    let platforms = meta["platforms"].as_array().unwrap();
+    assert!(platforms.contains(&json!("x86_64-linux")), "{meta}");
+    assert!(platforms.contains(&json!("aarch64-linux")), "{meta}");
+    assert!(
+        platforms
+            .iter()
+            .all(|p| p.as_str().unwrap().ends_with("-linux")),
+        "{meta}"
+    );
+    assert_eq!(meta["mainProgram"], "nixoci");
+    // The source the package builds from: what cargo reads, nothing else.
+    let source = flake(&["eval", "--raw", ".#packages.x86_64-linux.nixoci.src"]).stdout;
+    let source = PathBuf::from(String::from_utf8(source).unwrap());
+    let mut top: Vec<String> = fs::read_dir(&source)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["Cargo.lock", "Cargo.toml", "src"]);
+    assert_eq!(
+        fs::read(source.join("src/main.rs")).unwrap(),
+        fs::read(repo().join("src/main.rs")).unwrap()
+    );
 }
 
 /// `nix build .#image.archive` (and `.dockerArchive`) give files that
