@@ -54,7 +54,11 @@ rec {
     One build step: a derivation whose builder is the nixoci tool, given
     `command` and `spec` through structured attrs. `closure`, when not
     null, is a list of store paths whose runtime closure Nix exports to the
-    build as the `closure` attribute of `.attrs.json`.
+    build as the `closure` attribute of `.attrs.json`. `parts`: the step
+    results and base images it is made from; the result's `ociParts` holds
+    its own output and theirs (what `strictReferences` allows).
+    `outputChecks`, when not null, is Nix's structured-attrs form of
+    `allowedReferences` and friends.
   */
   mkStep =
     {

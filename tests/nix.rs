@@ -1359,7 +1359,8 @@ fn config_store_paths_without_context_are_not_references() {
 /// the image is one ociImage call or a layout of building blocks (where
 /// the config's reference reaches the layout through the manifest), and an
 /// uncompressed layer too; without the leak the same images build, with the
-/// same bytes as without the option, onto a base image as well.
+/// same bytes as without the option, onto a base image and with an SBOM
+/// (which names every store path of the closure) as well.
 #[test]
 fn strict_references_turn_a_leaked_store_path_into_a_build_error() {
     let app = nix_eval("appPath");
@@ -1384,7 +1385,12 @@ fn strict_references_turn_a_leaked_store_path_into_a_build_error() {
     // The leak itself builds without the option (envReferenced is
     // strictLeaking without it).
     assert!(closure(&[&nix_build("envReferenced")]).contains(&app));
-    for attr in ["strictClean", "strictBlocksClean", "strictOnBase"] {
+    for attr in [
+        "strictClean",
+        "strictBlocksClean",
+        "strictOnBase",
+        "strictWithSbom",
+    ] {
         let layout = nix_build(attr);
         run(nixoci().arg("verify").arg(&layout));
         assert!(!closure(&[&layout]).contains(&app), "{attr}");

@@ -206,6 +206,17 @@ rec {
     files = [ { source = dep; destination = "/etc/dep"; } ];
     strictReferences = true;
   };
+  # An SBOM names every store path of the closure, in a form that keeps
+  # the layout free of references to them.
+  strictWithSbom = lib.ociImage {
+    name = "with-sbom-strict";
+    files = [
+      { source = bb; destination = "/bin"; }
+      { source = app; }
+    ];
+    sbom = [ "spdx" "cyclonedx" ];
+    strictReferences = true;
+  };
   strictUncompressedLayer = lib.ociImageLayout {
     name = "uncompressed-strict";
     strictReferences = true;
