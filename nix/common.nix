@@ -54,7 +54,11 @@ rec {
     One build step: a derivation whose builder is the nixoci tool, given
     `command` and `spec` through structured attrs. `closure`, when not
     null, is a list of store paths whose runtime closure Nix exports to the
-    build as the `closure` attribute of `.attrs.json`.
+    build as the `closure` attribute of `.attrs.json`. `parts`: the step
+    results and base images it is made from; the result's `ociParts` holds
+    its own output and theirs (what `strictReferences` allows).
+    `outputChecks`, when not null, is Nix's structured-attrs form of
+    `allowedReferences` and friends.
   */
   mkStep =
     {
@@ -62,17 +66,49 @@ rec {
       command,
       spec,
       closure ? null,
+      parts ? [ ],
+      outputChecks ? null,
     }:
-    derivation (
-      {
-        inherit name command spec;
-        system = buildSystem;
-        builder = tool;
-        args = [ "nix-builder" ];
-        __structuredAttrs = true;
-      }
-      // (if closure == null then { } else { exportReferencesGraph.closure = closure; })
-    );
+    let
+      drv = derivation (
+        {
+          inherit name command spec;
+          system = buildSystem;
+          builder = tool;
+          args = [ "nix-builder" ];
+          __structuredAttrs = true;
+        }
+        // (if closure == null then { } else { exportReferencesGraph.closure = closure; })
+        // (if outputChecks == null then { } else { inherit outputChecks; })
+      );
+    in
+    drv
+    // {
+      # This output and those of the steps and base images it is made from
+      # (`parts`): all an image's closure may hold (strictReferences).
+      ociParts = [ "${drv}" ] ++ partsOf parts;
+    };
+
+  /**
+    The store paths of `inputs` (step results, base images, paths; null
+    and paths outside the store left out), each with the building blocks
+    it is made from: what an image made of them may refer to.
+  */
+  partsOf =
+    inputs:
+    builtins.concatMap (
+      x:
+      if builtins.isAttrs x && x ? ociParts then
+        x.ociParts
+      else if builtins.isPath x || builtins.isString x || (builtins.isAttrs x && x ? outPath) then
+        let
+          root = storeRoot "${x}";
+        in
+        if root == null then [ ] else [ root ]
+      else
+        # Not an input (null, or a mistake the function's checks report).
+        [ ]
+    ) inputs;
 
   /** Drop attributes whose value is null. */
   dropNulls = attrs: builtins.removeAttrs attrs (builtins.filter (n: attrs.${n} == null) (builtins.attrNames attrs));

@@ -113,6 +113,7 @@ mkStep {
     inherit (args) architecture os variant created author config;
     extraConfig = if args.extraConfig == { } then null else args.extraConfig;
   };
+  parts = layers ++ [ fromImage ];
 }
 // {
   # Known at evaluation, so that ociImageLayout can check its manifests'

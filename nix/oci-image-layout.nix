@@ -69,6 +69,19 @@ in
     listed in `index.json` without a tag. `nixoci push` sends it after the
     image. `true` is SPDX. Built in the sandbox, from the image itself.
 
+  `strictReferences` (bool, default `false`)
+  : Make a store path in the image's closure that is not one of its own
+    building blocks a build error. The layout's closure may then hold only
+    the outputs of the nixoci steps it is made from (layers, configs,
+    manifests, at any depth, given directly or through other functions)
+    and its base images (`fromImage`); Nix checks it on the output
+    (`allowedRequisites`). A store path written with its context in a
+    config (`Env = [ "PATH=''${pkgs.nginx}/bin" ]`), or an uncompressed
+    layer (whose tar holds the paths it packs as written), then fails the
+    build with Nix's "is not allowed to refer to the following paths",
+    naming the path, instead of making `nix copy` of the image carry it
+    uncompressed.
+
   # Type
 
   ```
@@ -90,6 +103,7 @@ in
   extraIndex ? { },
   platformTags ? false,
   sbom ? false,
+  strictReferences ? false,
 }:
 let
   fn = "ociImageLayout";
@@ -152,6 +166,12 @@ let
     name = checkName "${fn}: name" name;
     command = "layout";
     inherit spec;
+    parts = checked;
+    outputChecks =
+      if checkBool "${fn}: strictReferences" strictReferences then
+        { out.allowedRequisites = [ "out" ] ++ common.partsOf checked; }
+      else
+        null;
   };
   imageTag = builtins.head finalTags;
   # A program for `nix run`: /bin/sh running the tool with the layout.

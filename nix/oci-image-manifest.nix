@@ -129,6 +129,7 @@ mkStep {
           checkExtra "${fn}: extraManifest" [ "schemaVersion" "mediaType" "config" "layers" ] extraManifest
         );
   };
+  parts = [ cfg ];
 }
 // {
   # The platform of its config, for ociImageLayout and ociImageArchive

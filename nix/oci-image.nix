@@ -66,6 +66,12 @@
   : As in `ociImageLayout`: the SBOM of the image's closure, attached to
     it in the layout (`true`: SPDX; `"cyclonedx"`; or both in a list).
 
+  `strictReferences` (bool, default `false`)
+  : As in `ociImageLayout`: a store path in the image's closure other than
+    its layers, config, manifest and base image is a build error (such as
+    one written with its context in `config`). Refused with `compression =
+    "none"`, whose layer references what it packs.
+
   `remove` (list of absolute paths, default `[]`)
   : Paths of the base (or of `layers`) to delete, as OCI whiteouts in the
     image's own layer (as in `ociLayerTar`).
@@ -118,6 +124,7 @@
   baseSymlinks ? "error",
   remove ? [ ],
   sbom ? false,
+  strictReferences ? false,
   source ? null,
   revision ? null,
   version ? null,
@@ -146,6 +153,12 @@ let
     (if maxLayers == null then null else budget)
     (common.checkConfigArgs fn { inherit config extraConfig architecture os variant created; })
     (common.checkSbom fn sbom)
+    (
+      if common.checkBool "${fn}: strictReferences" strictReferences && compression == "none" then
+        throw "${fn}: strictReferences needs compressed layers: an uncompressed layer's tar holds the store paths it packs as written, so its output refers to them; give compression = \"gzip\" or \"zstd\", or leave strictReferences off"
+      else
+        null
+    )
     from
   ];
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
@@ -241,7 +254,7 @@ let
     // platform
   );
   layout = ociImageLayout {
-    inherit name tags sbom;
+    inherit name tags sbom strictReferences;
     manifests = [ manifest ];
   };
 in

@@ -135,4 +135,5 @@ mkStep {
     // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
     // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
   closure = if withClosure then roots else null;
+  parts = base ++ [ fromImage ];
 }

@@ -154,4 +154,5 @@ mkStep {
         }
     );
   closure = roots';
+  parts = base ++ [ fromImage ];
 }

@@ -47,7 +47,16 @@ in
     CA (a Nix path: it is copied to the store, so the sandbox sees it).
     Public registries need nothing: the system's CA roots are trusted, and
     where there are none (the sandbox has no `/etc/ssl`) Mozilla's roots
-    built into nixoci are.
+    built into nixoci are. Without `caFile`, the CA bundle that
+    `NIX_SSL_CERT_FILE` names in the environment of the Nix daemon (or of
+    `nix-build`) is trusted besides them, as nixpkgs' fetchers do, so a
+    pull through a TLS-intercepting proxy needs nothing in the Nix code;
+    `caFile`, when given, is trusted instead of it. The file must be
+    readable in the sandbox, else the variable is ignored: with Nix 2.8,
+    list it in `extra-sandbox-paths`; later Nix versions put their
+    `ssl-cert-file` (which defaults to `NIX_SSL_CERT_FILE`) at
+    `/etc/ssl/certs/ca-certificates.crt` in a fixed-output build, where
+    nixoci finds it as the system's roots.
 
   `name` (string, default from `imageName`)
   : The derivation's name.
@@ -162,9 +171,10 @@ let
     outputHashMode = "recursive";
     outputHashAlgo = "sha256";
     outputHash = hash';
-    # Credentials and proxies from the environment of the Nix daemon; never
-    # written into the derivation.
+    # Credentials, proxies and the proxy's CA bundle from the environment
+    # of the Nix daemon; never written into the derivation.
     impureEnvVars = [
+      "NIX_SSL_CERT_FILE"
       "NIXOCI_CREDS"
       "REGISTRY_AUTH_FILE"
       "DOCKER_CONFIG"

@@ -1,31 +1,41 @@
 # The nixoci tool, built from this repository with the versions Cargo.lock pins.
-{ rustPlatform }:
+{ lib, rustPlatform }:
 let
-  root = ../.;
-  # Only what the build reads: a change to tests, docs or Nix files does not
-  # rebuild the tool.
-  wanted = [ "Cargo.toml" "Cargo.lock" "src" ];
+  cargo = (lib.importTOML ../Cargo.toml).package;
 in
 rustPlatform.buildRustPackage {
-  pname = "nixoci";
-  version = (builtins.fromTOML (builtins.readFile ../Cargo.toml)).package.version;
-  src = builtins.path {
-    path = root;
-    name = "nixoci-source";
-    filter =
-      path: type:
-      let
-        rel = builtins.substring (builtins.stringLength (toString root) + 1) (-1) (toString path);
-        top = builtins.head (builtins.split "/" rel);
-      in
-      builtins.elem top wanted;
+  pname = cargo.name;
+  inherit (cargo) version;
+  # Only what the build reads: a change to tests, docs or Nix files does not
+  # rebuild the tool. .ci/vendored-build builds from these same files, offline,
+  # with only a C compiler (aws-lc-sys, zstd-sys and libdeflate-sys compile C).
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../src
+    ];
   };
   cargoLock.lockFile = ../Cargo.lock;
   # The test suite drives podman, umoci, a registry and Nix itself: it runs
   # in CI (.ci/run), not in the sandbox.
   doCheck = false;
   meta = {
-    description = "Reproducible OCI images from Nix store paths";
+    inherit (cargo) description;
     mainProgram = "nixoci";
+    # Cargo.toml: MIT OR Apache-2.0 (LICENSE-MIT, LICENSE-APACHE).
+    license = with lib.licenses; [
+      mit
+      asl20
+    ];
+    # Linux only: the tool calls renameat2, statvfs and mknod, with no
+    # fallback for other kernels.
+    platforms = lib.platforms.linux;
+  }
+  # The project publishes no address yet: when Cargo.toml gets `homepage`
+  # (or `repository`), the package's homepage follows it.
+  // lib.optionalAttrs (cargo ? homepage || cargo ? repository) {
+    homepage = cargo.homepage or cargo.repository;
   };
 }

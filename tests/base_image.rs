@@ -87,6 +87,8 @@ fn build_on(
         .args(["--argstr", "name", name])
         .arg("--no-out-link")
         .args(["-A", attr])
+        // Only what a test sets reaches the build (impureEnvVars).
+        .env_remove("NIX_SSL_CERT_FILE")
         .envs(env.iter().copied());
     if let Some(o) = other {
         c.arg("--arg").arg("otherBase").arg(o);
@@ -323,6 +325,94 @@ fn pull_in_nix_from_a_private_ca_with_credentials() {
         err.contains("NIXOCI_CREDS"),
         "the message names the way to give them: {err}"
     );
+}
+
+/// Behind a TLS-intercepting proxy, Nix's fetchers trust the CA bundle
+/// `NIX_SSL_CERT_FILE` names; so does ociPullImage, with no `caFile`: a
+/// pull from a registry whose certificate comes from a private CA succeeds
+/// with the variable set in nix-build's environment (the file shown in the
+/// sandbox through `extra-sandbox-paths`, as Nix 2.8 needs), and fails on
+/// the certificate without it, or when it names a file that is not there.
+/// `caFile` wins over the variable. `nixoci pull` outside Nix honours it
+/// too.
+#[test]
+fn pull_in_nix_trusts_the_ca_bundle_of_nix_ssl_cert_file() {
+    let reg = Registry::start(Setup {
+        htpasswd: false,
+        tls: true,
+    });
+    let ca = reg.dir.path().join("ca.pem");
+    let ca_arg = ca.to_str().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let image = busybox_image(t.path(), "bb", "through the proxy");
+    let reference = reg.reference("proxied/busybox:1");
+    push(&image, &reference, &["--ca-file", ca_arg]);
+    let args = prefetch(&reference, &["--ca-file", ca_arg], &[]);
+    // Not a certificate: used, it would fail the pull, naming it.
+    let not_pem = t.path().join("not-a-bundle.pem");
+    fs::write(&not_pem, "not a certificate\n").unwrap();
+    let not_pem_arg = not_pem.to_str().unwrap();
+    let config = format!("{NIX_CONFIG}\nextra-sandbox-paths = {ca_arg} {not_pem_arg}");
+
+    let out = built(&pull_in_nix(
+        &args,
+        &fresh_name("nix-ca"),
+        None,
+        &nix_env(&config, Some(ca_arg)),
+    ));
+    assert_eq!(nix_hash(&out), args["hash"].as_str().unwrap());
+    assert_eq!(blobs(&out), blobs(&image));
+    let missing = t.path().join("no-such-bundle.pem");
+    for (what, env) in [
+        ("unset", nix_env(&config, None)),
+        ("a missing file", nix_env(&config, missing.to_str())),
+    ] {
+        let out = pull_in_nix(&args, &fresh_name("nix-ca-none"), None, &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: pulled");
+        assert!(
+            err.contains("certificate") || err.contains("UnknownIssuer"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("no-such-bundle"), "{what}: {err}");
+    }
+    // caFile first: the variable is not read then.
+    let out = built(&pull_in_nix(
+        &args,
+        &fresh_name("nix-ca-both"),
+        Some(&ca),
+        &nix_env(&config, Some(not_pem_arg)),
+    ));
+    assert_eq!(nix_hash(&out), args["hash"].as_str().unwrap());
+    let out = pull_in_nix(
+        &args,
+        &fresh_name("nix-ca-bad"),
+        None,
+        &nix_env(&config, Some(not_pem_arg)),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(not_pem_arg), "the file is named: {err}");
+
+    // Outside Nix, with the system's roots hidden.
+    let pulled = t.path().join("pulled");
+    run(nixoci()
+        .arg("pull")
+        .arg(&reference)
+        .arg(&pulled)
+        .arg("-q")
+        .env("NIX_SSL_CERT_FILE", &ca)
+        .env("SSL_CERT_FILE", &missing)
+        .env("SSL_CERT_DIR", t.path().join("no-such-dir")));
+    assert_eq!(blobs(&pulled), blobs(&image));
+}
+
+/// nix-build's environment: `config` as NIX_CONFIG, and NIX_SSL_CERT_FILE
+/// when given.
+fn nix_env<'a>(config: &'a str, ca: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![("NIX_CONFIG", config)];
+    env.extend(ca.map(|v| ("NIX_SSL_CERT_FILE", v)));
+    env
 }
 
 /// The hash prefetch prints is Nix's own hash of the tree (`nix hash

@@ -498,6 +498,8 @@ fn argument_errors_name_the_function_and_the_attribute() {
         ("imageSbom", "ociImage: sbom: \"xml\" is not one of spdx, cyclonedx (or true, false)"),
         ("imageNameReference", "ociImage: name must be a derivation name: 1 to 211 of A-Z a-z 0-9 + - . _ ? =, not starting with ., not \"ghcr.io/org/app:1.0\"; it names the derivation and the layout, not where the image goes: write name = \"app\" and give the reference when pushing (nixoci push result ghcr.io/org/app:1.0), or as imageName of ociImageArchive"),
         ("imageFromRegistryName", "ociImage: fromImage \"docker.io/library/alpine:3.20\" is not a path: an image from a registry is pinned first, with ociPullImage { imageName; imageDigest; hash; } (`nixoci prefetch docker.io/library/alpine:3.20` prints them), and its result given as fromImage"),
+        ("imageStrictUncompressed", "ociImage: strictReferences needs compressed layers: an uncompressed layer's tar holds the store paths it packs as written, so its output refers to them; give compression = \"gzip\" or \"zstd\", or leave strictReferences off"),
+        ("layoutStrictNotBool", "ociImageLayout: strictReferences must be true or false, not \"yes\""),
         ("verifyList", "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not a list; to check several, write map ociVerify [ ... ]"),
         ("verifyLayer", "ociVerify: its argument must be an ociImageLayout or ociImage result (an OCI image layout), not the layer step"),
     ];
@@ -705,6 +707,57 @@ fn flake_check_passes_offline() {
     let report = read_json(Path::new(built[0]["outputs"]["out"].as_str().unwrap()));
     assert_eq!(report["ok"], true);
     assert_eq!(report["manifests"], 1);
+
+    // The package's meta, as nixpkgs' lib names licenses and platforms: the
+    // licenses Cargo.toml states, Linux only.
+    let flake = |args: &[&str]| {
+        run(nix("nix")
+            .current_dir(&src)
+            .args(args)
+            .args(["--no-write-lock-file", "--override-input", "nixpkgs"])
+            .arg(format!("path:{}", standin.display())))
+    };
+    let meta: Value = serde_json::from_slice(
+        &flake(&["eval", "--json", ".#packages.x86_64-linux.nixoci.meta"]).stdout,
+    )
+    .unwrap();
+    let spdx: Vec<&str> = meta["license"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["spdxId"].as_str().unwrap())
+        .collect();
+    let cargo = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(&format!("license = \"{}\"", spdx.join(" OR "))),
+        "meta.license {spdx:?} is not Cargo.toml's"
+    );
+    for file in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(src.join(file).is_file(), "{file} is not tracked");
+    }
+    let platforms = meta["platforms"].as_array().unwrap();
+    assert!(platforms.contains(&json!("x86_64-linux")), "{meta}");
+    assert!(platforms.contains(&json!("aarch64-linux")), "{meta}");
+    assert!(
+        platforms
+            .iter()
+            .all(|p| p.as_str().unwrap().ends_with("-linux")),
+        "{meta}"
+    );
+    assert_eq!(meta["mainProgram"], "nixoci");
+    // The source the package builds from: what cargo reads, nothing else.
+    let source = flake(&["eval", "--raw", ".#packages.x86_64-linux.nixoci.src"]).stdout;
+    let source = PathBuf::from(String::from_utf8(source).unwrap());
+    let mut top: Vec<String> = fs::read_dir(&source)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["Cargo.lock", "Cargo.toml", "src"]);
+    assert_eq!(
+        fs::read(source.join("src/main.rs")).unwrap(),
+        fs::read(repo().join("src/main.rs")).unwrap()
+    );
 }
 
 /// `nix build .#image.archive` (and `.dockerArchive`) give files that
@@ -1299,6 +1352,53 @@ fn config_store_paths_without_context_are_not_references() {
     );
     assert_eq!(manifest_digest(&with), manifest_digest(&without));
     run(nixoci().arg("verify").arg(&without));
+}
+
+/// `strictReferences = true`: a store path in the image's closure that is
+/// none of its building blocks fails the build, naming the path, whether
+/// the image is one ociImage call or a layout of building blocks (where
+/// the config's reference reaches the layout through the manifest), and an
+/// uncompressed layer too; without the leak the same images build, with the
+/// same bytes as without the option, onto a base image and with an SBOM
+/// (which names every store path of the closure) as well.
+#[test]
+fn strict_references_turn_a_leaked_store_path_into_a_build_error() {
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    for (attr, leaked) in [
+        ("strictLeaking", &app),
+        ("strictBlocksLeaking", &app),
+        ("strictUncompressedLayer", &dep),
+    ] {
+        let out = images_cmd("nix-build", attr)
+            .arg("--no-out-link")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{attr} built");
+        assert!(
+            err.contains("is not allowed to refer to the following paths")
+                && err.contains(leaked.as_str()),
+            "{attr}: {err}"
+        );
+    }
+    // The leak itself builds without the option (envReferenced is
+    // strictLeaking without it).
+    assert!(closure(&[&nix_build("envReferenced")]).contains(&app));
+    for attr in [
+        "strictClean",
+        "strictBlocksClean",
+        "strictOnBase",
+        "strictWithSbom",
+    ] {
+        let layout = nix_build(attr);
+        run(nixoci().arg("verify").arg(&layout));
+        assert!(!closure(&[&layout]).contains(&app), "{attr}");
+    }
+    assert_eq!(
+        manifest_digest(&nix_build("strictClean")),
+        manifest_digest(&nix_build("envNotReferenced"))
+    );
 }
 
 /// Issue 21, what dockerTools and nix2container users look for: `tag =

@@ -1,7 +1,8 @@
 //! How to reach and authenticate to a registry, as every registry command
 //! takes it (`RemoteArgs`): credentials (flags, standard input,
-//! `NIXOCI_CREDS`, then the credential files), plain HTTP, a CA file,
-//! parallelism, retries, the timeout and the chunk size.
+//! `NIXOCI_CREDS`, then the credential files), plain HTTP, a CA file
+//! (`--ca-file`, else `NIX_SSL_CERT_FILE`), parallelism, retries, the
+//! timeout and the chunk size.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,6 +17,13 @@ use clap::Args;
 /// fixed-output derivation (`ociPullImage`, through `impureEnvVars`) gets
 /// credentials without writing them into the store.
 pub const CREDS_ENV: &str = "NIXOCI_CREDS";
+
+/// The CA bundle Nix's own downloads trust (the default of its
+/// `ssl-cert-file`), which nixpkgs' OpenSSL honours too: set for a
+/// TLS-intercepting proxy, it reaches `ociPullImage`'s fixed-output
+/// derivation through `impureEnvVars`. Trusted like `--ca-file` when that
+/// is not given.
+pub const NIX_CA_ENV: &str = "NIX_SSL_CERT_FILE";
 
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
@@ -36,6 +44,7 @@ pub struct RemoteArgs {
     #[arg(long)]
     plain_http: bool,
     /// Trust the CA certificates in this PEM file (for a private CA).
+    /// Without it, those of NIX_SSL_CERT_FILE when that names a file.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
     /// Blob transfers at once.
@@ -84,7 +93,7 @@ impl RemoteArgs {
         Ok(RemoteOptions {
             credentials,
             plain_http: self.plain_http,
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.clone().or_else(nix_ca_file),
             jobs: self.jobs.into(),
             retries: self.retries,
             mount_from: Vec::new(),
@@ -92,6 +101,23 @@ impl RemoteArgs {
             chunked_above: self.chunked_above_mib << 20,
             timeout: self.timeout,
         })
+    }
+}
+
+/// The file [`NIX_CA_ENV`] names, when it exists. A missing one changes
+/// nothing: the variable is often set for the whole machine to a path that
+/// the Nix sandbox does not show (`/etc/ssl/...`), where the public roots
+/// are trusted all the same.
+fn nix_ca_file() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(NIX_CA_ENV).filter(|v| !v.is_empty())?);
+    if path.exists() {
+        Some(path)
+    } else {
+        tracing::debug!(
+            "{NIX_CA_ENV} names {}, which does not exist: not used",
+            path.display()
+        );
+        None
     }
 }
 

@@ -177,6 +177,13 @@ in
   pullArchNix = pull { os = "linux"; arch = "aarch64"; };
   pullCaFile = pull { caFile = 5; };
 
+  imageStrictUncompressed = ociImage {
+    name = "strict";
+    files = [ { source = file; destination = "/f"; } ];
+    compression = "none";
+    strictReferences = true;
+  };
+  layoutStrictNotBool = ociImageLayout { manifests = [ manifest ]; strictReferences = "yes"; };
   archiveFormat = ociImageArchive { image = layout; format = "zip"; };
   archiveTag = ociImageArchive { image = layout; tag = "bad tag!"; };
   archiveImageName = ociImageArchive { image = layout; imageName = 5; };

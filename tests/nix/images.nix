@@ -172,6 +172,56 @@ rec {
     };
   envReferenced = envWith app;
   envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}");
+  # strictReferences: the same two images, and the leak made of building
+  # blocks (the config's reference reaches the layout through the
+  # manifest), onto a base image, and an uncompressed layer.
+  envStrict =
+    path:
+    lib.ociImage {
+      name = "env";
+      files = [ { source = app; } ];
+      config.Env = [ "PATH=${path}/bin" ];
+      maxLayers = null;
+      strictReferences = true;
+    };
+  strictLeaking = envStrict app;
+  strictClean = envStrict (builtins.unsafeDiscardStringContext "${app}");
+  strictBlocks =
+    path:
+    lib.ociImageLayout {
+      name = "blocks-strict";
+      strictReferences = true;
+      manifests = [
+        (lib.ociImageManifest {
+          layers = [ busyboxLayer appAlone ];
+          config.Env = [ "PATH=${path}/bin" ];
+        })
+      ];
+    };
+  strictBlocksLeaking = strictBlocks app;
+  strictBlocksClean = strictBlocks (builtins.unsafeDiscardStringContext "${app}");
+  strictOnBase = lib.ociImage {
+    name = "on-base-strict";
+    fromImage = strictClean;
+    files = [ { source = dep; destination = "/etc/dep"; } ];
+    strictReferences = true;
+  };
+  # An SBOM names every store path of the closure, in a form that keeps
+  # the layout free of references to them.
+  strictWithSbom = lib.ociImage {
+    name = "with-sbom-strict";
+    files = [
+      { source = bb; destination = "/bin"; }
+      { source = app; }
+    ];
+    sbom = [ "spdx" "cyclonedx" ];
+    strictReferences = true;
+  };
+  strictUncompressedLayer = lib.ociImageLayout {
+    name = "uncompressed-strict";
+    strictReferences = true;
+    manifests = [ (lib.ociImageManifest { layers = [ appAloneUncompressed ]; }) ];
+  };
   # What dockerTools and nix2container users look for: a tag from the
   # image's hash, the build's time, imageName and imageTag, and programs
   # for `nix run`.

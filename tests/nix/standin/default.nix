@@ -40,12 +40,18 @@ let
       buildPlatform.system = system;
     };
     buildPackages = final;
+    # Copies the prebuilt binary, after checking that the source holds what
+    # a cargo build reads and the lock file given is the source's own.
     rustPlatform.buildRustPackage =
       attrs:
       run "${attrs.pname}-${attrs.version}" ''
+        set -e
+        ${bb}/busybox test -f ${attrs.src}/Cargo.toml
+        ${bb}/busybox test -d ${attrs.src}/src
+        ${bb}/busybox cmp ${attrs.cargoLock.lockFile} ${attrs.src}/Cargo.lock
         ${bb}/busybox mkdir -p $out/bin
         ${bb}/busybox cp ${./nixoci} $out/bin/nixoci
-      '' { } // { meta = attrs.meta or { }; };
+      '' { } // { inherit (attrs) src; meta = attrs.meta or { }; };
     writeText = name: text: run name ''printf '%s' "$text" > $out'' { inherit text; };
     writeShellScript =
       name: text:
