@@ -45,7 +45,7 @@ impl Remote {
             match res.status().as_u16() {
                 200..=299 => Ok(true),
                 404 => Ok(false),
-                _ => Err(status_error(res).await),
+                _ => Err(status_error(res, self.deadline()).await),
             }
         })
         .await
@@ -73,7 +73,7 @@ impl Remote {
                             .and_then(Sha256Digest::parse),
                     )),
                     404 => Ok(None),
-                    _ => Err(status_error(res).await),
+                    _ => Err(status_error(res, self.deadline()).await),
                 }
             })
             .await
@@ -101,15 +101,17 @@ impl Remote {
                     .send()
                     .await?;
                 if !res.status().is_success() {
-                    return Err(status_error(res).await);
+                    return Err(status_error(res, self.deadline()).await);
                 }
-                read_capped(&mut res, max).await?.map_err(|why| {
-                    Failure::Local(why.explain(
-                        &r.to_string(),
-                        "the manifest the registry sent",
-                        max,
-                    ))
-                })
+                read_capped(&mut res, max, self.deadline())
+                    .await?
+                    .map_err(|why| {
+                        Failure::Local(why.explain(
+                            &r.to_string(),
+                            "the manifest the registry sent",
+                            max,
+                        ))
+                    })
             })
             .await
             .map_err(|e| self.explain(e))?;
@@ -147,11 +149,18 @@ impl Remote {
                 return Ok(None);
             }
             if !res.status().is_success() {
-                return Err(status_error(res).await);
+                return Err(status_error(res, self.deadline()).await);
             }
-            read_capped(&mut res, max).await?.map(Some).map_err(|why| {
-                Failure::Local(why.explain(&r.to_string(), "the referrers the registry sent", max))
-            })
+            read_capped(&mut res, max, self.deadline())
+                .await?
+                .map(Some)
+                .map_err(|why| {
+                    Failure::Local(why.explain(
+                        &r.to_string(),
+                        "the referrers the registry sent",
+                        max,
+                    ))
+                })
         })
         .await
         .map_err(|e| self.explain(e))
@@ -197,7 +206,7 @@ impl Remote {
                 .send()
                 .await?;
             if !res.status().is_success() {
-                return Err(status_error(res).await);
+                return Err(status_error(res, self.deadline()).await);
             }
             let digest = res
                 .headers()
@@ -222,7 +231,7 @@ impl Remote {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let mut res = self.request(reqwest::Method::GET, &path).send().await?;
         if !res.status().is_success() {
-            return Err(status_error(res).await);
+            return Err(status_error(res, self.deadline()).await);
         }
         let too_long = || {
             Failure::Local(Error::DigestMismatch {

@@ -51,6 +51,12 @@ pub struct RemoteOptions {
     /// (and is retried as a transient failure). Zero: the default,
     /// [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
+    /// How long one document (a manifest, an index, a token response, an
+    /// error body) may take to arrive in all. Zero: the default,
+    /// [`super::errors::DEFAULT_DOCUMENT_TIMEOUT`]; the command line reads
+    /// it once from `NIXOCI_DOCUMENT_TIMEOUT`
+    /// ([`super::document_timeout_from_env`]).
+    pub document_timeout: Duration,
 }
 
 /// Default of [`RemoteOptions::timeout`]: 120 s.
@@ -369,9 +375,9 @@ impl Remote {
         }
         let mut res = req.send().await?;
         if !res.status().is_success() {
-            return Err(refused_token(status_error(res).await));
+            return Err(refused_token(status_error(res, self.deadline()).await));
         }
-        let body = read_capped(&mut res, MAX_TOKEN_RESPONSE)
+        let body = read_capped(&mut res, MAX_TOKEN_RESPONSE, self.deadline())
             .await?
             .map_err(|why| {
                 why.explain(
@@ -437,6 +443,15 @@ impl Remote {
         }
         *primed = true;
         Ok(())
+    }
+
+    /// [`RemoteOptions::document_timeout`], or its default.
+    pub(super) fn deadline(&self) -> Duration {
+        if self.opts.document_timeout.is_zero() {
+            errors::DEFAULT_DOCUMENT_TIMEOUT
+        } else {
+            self.opts.document_timeout
+        }
     }
 
     /// Run `f` until it succeeds, a non-transient error ([`transient`]), or

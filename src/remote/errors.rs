@@ -151,15 +151,33 @@ fn not_found(e: &OciDistributionError) -> bool {
 }
 
 /// How long reading one document's body (a manifest, an index, a token
-/// response, an error body) may take in all: each read has its own
-/// timeout, but a server dripping a byte at a time would pass that forever.
-/// 60 s, or `NIXOCI_DOCUMENT_TIMEOUT` seconds.
-pub(super) fn document_deadline() -> Duration {
-    std::env::var("NIXOCI_DOCUMENT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+/// response, an error body) may take in all, unless
+/// `NIXOCI_DOCUMENT_TIMEOUT` or [`super::RemoteOptions::document_timeout`]
+/// says otherwise: each read has its own timeout, but a server dripping a
+/// byte at a time would pass that forever.
+pub const DEFAULT_DOCUMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that sets
+/// [`super::RemoteOptions::document_timeout`] on the command line.
+pub const DOCUMENT_TIMEOUT_ENV: &str = "NIXOCI_DOCUMENT_TIMEOUT";
+
+/// `NIXOCI_DOCUMENT_TIMEOUT` ([`parse_seconds`]), read once when the
+/// options are made; `None` when it is not set. A value that is not a
+/// number of seconds from 0 to 86400 (`1e30`, `-1`, `nan`, `abc`) is an
+/// error naming the variable, never a silent default.
+pub fn document_timeout_from_env() -> crate::error::Result<Option<Duration>> {
+    let Some(v) = std::env::var_os(DOCUMENT_TIMEOUT_ENV) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .and_then(|s| parse_seconds(s.trim()))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{DOCUMENT_TIMEOUT_ENV}={v:?}: expected a number of seconds (more than 0 and at most 86400, like 30 or 0.5); unset it for the default ({} s)",
+                DEFAULT_DOCUMENT_TIMEOUT.as_secs()
+            ))
+        })
 }
 
 /// A wait as a user writes it, in seconds (`30`, `0.5`): finite, more than
@@ -172,10 +190,11 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// Why [`read_capped`] gave no body.
+/// Why [`read_capped`] gave no body: too large, or not all there within
+/// the deadline given.
 pub(super) enum Capped {
     TooLarge,
-    TooSlow,
+    TooSlow(Duration),
 }
 
 impl Capped {
@@ -186,20 +205,21 @@ impl Capped {
                 "{from}: {what} is larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
                 limit_text(max)
             ),
-            Capped::TooSlow => format!(
-                "{from}: {what} did not arrive within {} s (NIXOCI_DOCUMENT_TIMEOUT); nixoci gives a document no longer (the server may be overloaded, or hostile)",
-                document_deadline().as_secs_f64()
+            Capped::TooSlow(deadline) => format!(
+                "{from}: {what} did not arrive within {} s ({DOCUMENT_TIMEOUT_ENV}); nixoci gives a document no longer (the server may be overloaded, or hostile)",
+                deadline.as_secs_f64()
             ),
         })
     }
 }
 
-/// Read a response body of at most `max` bytes within
-/// [`document_deadline`]: `Err(Capped)` when the Content-Length or the
-/// bytes themselves go past it, or time runs out (reading stops there).
+/// Read a response body of at most `max` bytes within `deadline` (the
+/// document timeout): `Err(Capped)` when the Content-Length or the bytes
+/// themselves go past it, or time runs out (reading stops there).
 pub(super) async fn read_capped(
     res: &mut reqwest::Response,
     max: u64,
+    deadline: Duration,
 ) -> std::result::Result<std::result::Result<Vec<u8>, Capped>, reqwest::Error> {
     if res.content_length().is_some_and(|n| n > max) {
         return Ok(Err(Capped::TooLarge));
@@ -214,15 +234,16 @@ pub(super) async fn read_capped(
         }
         Ok(Ok(body))
     };
-    match tokio::time::timeout(document_deadline(), read).await {
+    match tokio::time::timeout(deadline, read).await {
         Ok(r) => r,
-        Err(_) => Ok(Err(Capped::TooSlow)),
+        Err(_) => Ok(Err(Capped::TooSlow(deadline))),
     }
 }
 
 /// A failed response as the error `oci-client` would give, reading at most
-/// [`MAX_ERROR_BODY`] of its body.
-pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
+/// [`MAX_ERROR_BODY`] of its body, within `deadline` (the document
+/// timeout).
+pub(super) async fn status_error(mut res: reqwest::Response, deadline: Duration) -> Failure {
     let status = res.status();
     let later = match status.as_u16() {
         429 | 503 => retry_after(res.headers()),
@@ -231,7 +252,7 @@ pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
     let url = res.url().to_string();
     let mut body = Vec::new();
     // What arrives within the deadline is enough to explain the error.
-    let _ = tokio::time::timeout(document_deadline(), async {
+    let _ = tokio::time::timeout(deadline, async {
         while let Ok(Some(chunk)) = res.chunk().await {
             body.extend_from_slice(&chunk);
             if body.len() as u64 >= MAX_ERROR_BODY {

@@ -70,7 +70,9 @@ pub use artifact::{attach, AttachFile, AttachReport};
 pub use client::{
     trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
 };
-pub use errors::parse_seconds;
+pub use errors::{
+    document_timeout_from_env, parse_seconds, DEFAULT_DOCUMENT_TIMEOUT, DOCUMENT_TIMEOUT_ENV,
+};
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag, Resolved};
