@@ -9,18 +9,6 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     raise_open_file_limit();
-    // Before any thread starts: it may set SSL_CERT_FILE. Kept to the end.
-    let _roots = if args.may_use_network() {
-        match nixoci::remote::trust_builtin_roots_if_none() {
-            Ok(f) => f,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        None
-    };
     // RUST_LOG=nixoci=debug: what nixoci does (retries and why) on stderr.
     if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
         use std::io::IsTerminal as _;

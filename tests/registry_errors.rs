@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::fs;
+use std::path::Path;
 use std::process::Output;
 
 use common::registry::*;
@@ -68,4 +70,95 @@ fn a_bad_document_timeout_is_an_error_naming_the_variable() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A `docker-credential-NAME` script in `env/bin`, named by
+/// `config.json`'s `credHelpers` for `registry`; returns `PATH` with it
+/// first.
+fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> std::ffi::OsString {
+    let bin = env.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join(format!("docker-credential-{name}"));
+    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(env.join("docker")).unwrap();
+    write_json(
+        &env.join("docker/config.json"),
+        &serde_json::json!({"credHelpers": {registry: name}}),
+    );
+    let mut paths = vec![bin];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// With no CA roots on the machine (`SSL_CERT_FILE` and `SSL_CERT_DIR`
+/// naming nothing, as in the Nix sandbox), `--ca-file` is trusted, and
+/// without it the certificate is refused as untrusted (the client still
+/// starts: the built-in roots are trusted, not "no CA certificates").
+/// nixoci hands those roots to its HTTP client and leaves its environment
+/// alone: the credential helper it runs sees the `SSL_CERT_FILE` the
+/// caller set. The old code pointed `SSL_CERT_FILE` at a file of its own
+/// with `set_var`, unsound once threads run, and seen by every child.
+#[test]
+fn builtin_roots_are_trusted_without_changing_the_environment() {
+    let reg = Registry::start(Setup {
+        htpasswd: false,
+        tls: true,
+    });
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "tls", 5, 6, 1_000);
+    let reference = reg.reference("secure/app:v1");
+    let seen = t.path().join("seen");
+    let path = fake_helper(
+        t.path(),
+        "envdump",
+        &reg.host(),
+        &format!(
+            "printf '%s' \"${{SSL_CERT_FILE-unset}}\" > {}\necho 'credentials not found in native keychain'\nexit 1",
+            seen.display()
+        ),
+    );
+    let no_bundle = t.path().join("no-such-bundle.pem");
+    let hidden = |c: &mut std::process::Command| {
+        c.env("PATH", &path)
+            .env("SSL_CERT_FILE", &no_bundle)
+            .env("SSL_CERT_DIR", t.path().join("no-such-dir"));
+    };
+    let mut c = tool(t.path());
+    hidden(&mut c);
+    run(c
+        .arg("push")
+        .arg(&layout)
+        .arg(&reference)
+        .arg("--ca-file")
+        .arg(reg.dir.path().join("ca.pem"))
+        .arg("-q"));
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        no_bundle.to_str().unwrap(),
+        "the helper saw another SSL_CERT_FILE than the caller's"
+    );
+    fs::remove_file(&seen).unwrap();
+
+    let mut c = tool(t.path());
+    hidden(&mut c);
+    let out = c
+        .arg("pull")
+        .arg(&reference)
+        .arg(t.path().join("out"))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not trusted") && err.contains("--ca-file"),
+        "{err}"
+    );
+    assert!(!err.contains("No CA certificates"), "{err}");
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        no_bundle.to_str().unwrap()
+    );
 }

@@ -134,25 +134,6 @@ enum Command {
     NixBuilder,
 }
 
-impl Cli {
-    /// Whether the command may speak to a registry (and so need CA roots).
-    pub fn may_use_network(&self) -> bool {
-        matches!(
-            self.command,
-            Command::Push(_)
-                | Command::Pull(_)
-                | Command::Prefetch(_)
-                | Command::Tag(_)
-                | Command::Attach(_)
-                | Command::Artifact(_)
-                | Command::Referrers(_)
-                | Command::Exists(_)
-                | Command::Diff(_)
-                | Command::Inspect(_)
-        )
-    }
-}
-
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {

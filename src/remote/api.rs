@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::client::Remote;
 use super::errors::{read_capped, status_error, Failure, MIN_RATE};
+use super::failure::RemoteError;
 use crate::error::{Content, Error, Result};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
@@ -281,17 +282,9 @@ impl Remote {
 /// not know or whose digest it cannot check: what a registry says while
 /// another upload of the same blob is being committed.
 fn blob_race(f: &Failure) -> bool {
-    use oci_client::errors::{OciDistributionError, OciErrorCode};
     match f {
-        Failure::Remote(OciDistributionError::RegistryError { envelope, .. }) => {
-            envelope.errors.iter().any(|e| {
-                matches!(
-                    e.code,
-                    OciErrorCode::BlobUnknown
-                        | OciErrorCode::ManifestBlobUnknown
-                        | OciErrorCode::DigestInvalid
-                )
-            })
+        Failure::Remote(RemoteError::Status(s)) => {
+            s.has_code(&["BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID"])
         }
         _ => false,
     }

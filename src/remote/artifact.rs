@@ -295,7 +295,7 @@ pub fn push(
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     blobs.dedup_by(|a, b| a.digest == b.digest);
     runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
+        let remote = Remote::connect(target, opts, super::client::RegistryOperation::Push).await?;
         let mut manifest = json!({
             "schemaVersion": 2,
             "mediaType": MediaType::MANIFEST,

@@ -9,8 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-
+use super::failure::{error_codes, RemoteError, StatusError};
 use crate::error::{chain, Error};
 
 /// The most of an error response's body nixoci reads (the rest is dropped
@@ -38,8 +37,8 @@ pub(super) fn limit_text(max: u64) -> String {
 /// check of ours (`Local`, as it is), or a blob download slower than
 /// [`MIN_RATE`] (`Slow`: retried, then the error as it is).
 pub(super) enum Failure {
-    Remote(OciDistributionError),
-    Later(OciDistributionError, Duration),
+    Remote(RemoteError),
+    Later(RemoteError, Duration),
     Garbled(Error),
     Local(Error),
     Slow(Error),
@@ -75,15 +74,15 @@ pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     )
 }
 
-impl From<OciDistributionError> for Failure {
-    fn from(e: OciDistributionError) -> Self {
+impl From<RemoteError> for Failure {
+    fn from(e: RemoteError) -> Self {
         Failure::Remote(e)
     }
 }
 
 impl From<reqwest::Error> for Failure {
     fn from(e: reqwest::Error) -> Self {
-        Failure::Remote(OciDistributionError::RequestError(e))
+        Failure::Remote(RemoteError::Http(e))
     }
 }
 
@@ -114,39 +113,32 @@ pub(super) fn transient(e: &Failure) -> bool {
         Failure::Local(_) => return false,
     };
     match e {
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        OciDistributionError::RequestError(r) => {
-            // A body cut off mid-way (a reset connection) comes as a
-            // "decode" error: reqwest decompresses nothing here, so it can
-            // only be the transport.
+        // Docker Hub's rate limit may come as a 429 or as its error code.
+        RemoteError::Status(s) => {
+            s.status >= 500 || s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
+        }
+        // A body cut off mid-way (a reset connection) comes as a "decode"
+        // error: reqwest decompresses nothing here, so it can only be the
+        // transport.
+        RemoteError::Http(r) => {
             r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode()
         }
-        OciDistributionError::IoError(_) => true,
-        // Docker Hub's rate limit: a 429 with a JSON error body.
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
-        _ => false,
     }
 }
 
 /// Whether the registry said that what was asked for does not exist.
-fn not_found(e: &OciDistributionError) -> bool {
+fn not_found(e: &RemoteError) -> bool {
     match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            matches!(
-                x.code,
-                OciErrorCode::ManifestUnknown
-                    | OciErrorCode::NameUnknown
-                    | OciErrorCode::BlobUnknown
-                    | OciErrorCode::NotFound
-            )
-        }),
-        _ => false,
+        RemoteError::Status(s) => {
+            s.status == 404
+                || s.has_code(&[
+                    "MANIFEST_UNKNOWN",
+                    "NAME_UNKNOWN",
+                    "BLOB_UNKNOWN",
+                    "NOT_FOUND",
+                ])
+        }
+        RemoteError::Http(_) => false,
     }
 }
 
@@ -240,7 +232,7 @@ pub(super) async fn read_capped(
     }
 }
 
-/// A failed response as the error `oci-client` would give, reading at most
+/// A failed response as a [`RemoteError::Status`], reading at most
 /// [`MAX_ERROR_BODY`] of its body, within `deadline` (the document
 /// timeout).
 pub(super) async fn status_error(mut res: reqwest::Response, deadline: Duration) -> Failure {
@@ -270,16 +262,21 @@ pub(super) async fn status_error(mut res: reqwest::Response, deadline: Duration)
     if message.chars().count() > MAX_ERROR_MESSAGE {
         message = message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "...";
     }
-    let error = match status.as_u16() {
-        401 => OciDistributionError::UnauthorizedError { url },
-        code if status.is_client_error() => {
-            match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
-                Ok(envelope) => OciDistributionError::RegistryError { envelope, url },
-                Err(_) => OciDistributionError::ServerError { code, url, message },
-            }
-        }
-        code => OciDistributionError::ServerError { code, url, message },
+    let errors = if status.is_client_error() {
+        error_codes(&body)
+    } else {
+        Vec::new()
     };
+    let error = RemoteError::Status(StatusError {
+        status: status.as_u16(),
+        url,
+        body: if errors.is_empty() {
+            message
+        } else {
+            String::new()
+        },
+        errors,
+    });
     match later {
         Some(wait) => Failure::Later(error, wait),
         None => Failure::Remote(error),
@@ -346,32 +343,18 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
     let text = chain(&e);
     // Classified by the error's kind (status, registry error code,
     // transport error), never by words that may appear in a name.
-    let codes: Vec<&OciErrorCode> = match &e {
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().map(|x| &x.code).collect()
+    let auth = match &e {
+        RemoteError::Status(s) => {
+            s.status == 401 || s.status == 403 || s.has_code(&["UNAUTHORIZED", "DENIED"])
         }
-        _ => Vec::new(),
+        RemoteError::Http(_) => false,
     };
-    let auth = matches!(
-        e,
-        OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. }
-    ) || matches!(
-        e,
-        OciDistributionError::ServerError {
-            code: 401 | 403,
-            ..
-        }
-    ) || matches!(&e, OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
-        || codes
-            .iter()
-            .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
     let hint = match &e {
         _ if auth => format!(
             "{registry} refused the credentials ({}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
             who
         ),
-        OciDistributionError::RequestError(r) => {
+        RemoteError::Http(r) => {
             let tls = chain(r).to_lowercase();
             if tls.contains("notvalidforname") {
                 format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")

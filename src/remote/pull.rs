@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::client::RegistryOperation;
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::RegistryOperation;
 use serde::Serialize;
 use serde_json::Value;
 

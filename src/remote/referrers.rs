@@ -305,7 +305,7 @@ pub fn list(
     opts: &RemoteOptions,
 ) -> Result<Referrers> {
     super::client::runtime()?.block_on(async {
-        let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Pull).await?;
+        let remote = Remote::connect(target, opts, super::client::RegistryOperation::Pull).await?;
         let subject = remote
             .manifest_digest(target)
             .await?
