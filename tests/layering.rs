@@ -242,7 +242,7 @@ fn the_reader_sees_imports() {
     // The binary's modules, among themselves and into the library.
     assert!(graph["cli::diff"].contains("cli::args"));
     assert!(graph["cli::local"].contains("inspect"));
-    assert!(graph["main"].contains("remote"));
+    assert!(graph["main"].contains("layout"));
     let mut looped = graph.clone();
     looped
         .get_mut("cli::args")
