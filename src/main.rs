@@ -44,9 +44,21 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The exit status of a failed command: a registry failure's own
+/// ([`nixoci::error::RegistryErrorKind::exit_code`], 20 to 25, README
+/// "Exit status"), else 1.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|c| {
+            c.downcast_ref::<nixoci::error::Error>()
+                .and_then(nixoci::error::Error::registry_kind)
+        })
+        .map_or(1, nixoci::error::RegistryErrorKind::exit_code)
 }
 
 /// Raise the soft limit of open files to the hard one: the readers of an

@@ -1104,6 +1104,7 @@ fn hostile_registry_documents_are_bounded() {
         err.contains("did not arrive within 2 s") && err.contains(&r),
         "{err}"
     );
+    assert_eq!(out.status.code(), Some(24), "a timeout: {err}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
 
     // A local server answering /v2/ with a 500 over plain HTTP: that

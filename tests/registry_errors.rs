@@ -1,9 +1,14 @@
 //! How registry commands fail: the settings read from the environment
-//! (`NIXOCI_DOCUMENT_TIMEOUT`), and the kinds of registry failure, each
-//! with its own exit status and message (README "Exit status"), against a
-//! real registry (distribution 2.8, `common::registry`).
+//! (`NIXOCI_DOCUMENT_TIMEOUT`), the CA roots, and the kinds of registry
+//! failure, each with its own exit status and message (README "Exit
+//! status"), against a real registry (distribution 2.8,
+//! `common::registry`), with the fault proxy of `tests/faults.rs` for
+//! 429 and 503.
 
 mod common;
+#[allow(dead_code)]
+#[path = "faults/proxy.rs"]
+mod proxy;
 
 use std::fs;
 use std::path::Path;
@@ -13,6 +18,7 @@ use common::registry::*;
 use common::*;
 
 use common::nixoci_in as tool;
+use proxy::{Fault, FaultProxy};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -161,4 +167,194 @@ fn builtin_roots_are_trusted_without_changing_the_environment() {
         fs::read_to_string(&seen).unwrap(),
         no_bundle.to_str().unwrap()
     );
+}
+
+/// `out` failed with exit status `code`, and its message says each of
+/// `words`.
+fn assert_failed(out: &Output, code: i32, words: &[&str], what: &str) {
+    let err = stderr(out);
+    // Shown with --nocapture: the README's table quotes these.
+    eprintln!("{what}: exit {:?}: {}", out.status.code(), err.trim());
+    assert_eq!(out.status.code(), Some(code), "{what}: {err}");
+    for w in words {
+        assert!(err.contains(w), "{what}: the message lacks {w:?}: {err}");
+    }
+}
+
+/// Each kind of registry failure has its own exit status (README "Exit
+/// status"), which the old code did not give (every failure was 1):
+/// a refused password 20, no such repository or tag 21, nothing listening
+/// 24; an error of nixoci's own is still 1, and a usage error 2.
+#[test]
+fn credentials_not_found_and_unreachable_have_their_own_exit_status() {
+    let reg = Registry::start(Setup {
+        htpasswd: true,
+        tls: false,
+    });
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 1, 2, 1_000);
+    let creds = format!("{USER}:{PASSWORD}");
+    run(tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(reg.reference("app:v1"))
+        .args(["--creds", &creds, "-q"]));
+
+    let wrong = format!("{USER}:not-the-password");
+    let out = tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(reg.reference("app:v2"))
+        .args(["--creds", &wrong])
+        .output()
+        .unwrap();
+    assert_failed(
+        &out,
+        20,
+        &["refused the credentials (as tester)", "401 Unauthorized"],
+        "wrong password",
+    );
+    assert!(!stderr(&out).contains("not-the-password"));
+    let out = tool(t.path())
+        .arg("pull")
+        .arg(reg.reference("app:v1"))
+        .arg(t.path().join("anon"))
+        .output()
+        .unwrap();
+    assert_failed(
+        &out,
+        20,
+        &["refused the credentials (anonymously)"],
+        "no credentials",
+    );
+
+    for (what, reference) in [
+        ("unknown repository", "nothere/app:v1"),
+        ("unknown tag", "app:v9"),
+    ] {
+        let out = tool(t.path())
+            .arg("pull")
+            .arg(reg.reference(reference))
+            .arg(t.path().join("out"))
+            .args(["--creds", &creds])
+            .output()
+            .unwrap();
+        assert_failed(&out, 21, &[": not found: ", "404 Not Found"], what);
+        assert!(!t.path().join("out").exists());
+    }
+    let out = tool(t.path())
+        .arg("referrers")
+        .arg(reg.reference("app:v9"))
+        .args(["--creds", &creds])
+        .output()
+        .unwrap();
+    assert_failed(&out, 21, &["no such image in the registry"], "referrers");
+
+    let nobody = format!("127.0.0.1:{}/app:v1", free_port());
+    let out = tool(t.path())
+        .arg("inspect")
+        .arg(&nobody)
+        .args(["--retries", "0"])
+        .output()
+        .unwrap();
+    assert_failed(
+        &out,
+        24,
+        &["cannot reach 127.0.0.1:", "Connection refused"],
+        "connection refused",
+    );
+
+    // Not a registry failure: 1; a usage error: 2.
+    let out = tool(t.path())
+        .arg("push")
+        .arg(t.path().join("nothere"))
+        .arg(reg.reference("app:v3"))
+        .output()
+        .unwrap();
+    assert_failed(&out, 1, &["no such image layout directory"], "no layout");
+    let out = tool(t.path())
+        .args(["push", "--jobs", "0"])
+        .arg(&layout)
+        .arg(reg.reference("app:v3"))
+        .output()
+        .unwrap();
+    assert_failed(&out, 2, &["--jobs"], "usage");
+}
+
+/// A registry asking for fewer requests (429), after the retries or at
+/// once when it asks for a longer wait than nixoci takes: 22; one
+/// answering 503 every time: 25.
+#[test]
+fn rate_limits_and_server_errors_have_their_own_exit_status() {
+    let reg = Registry::start(Setup::default());
+    let proxy = FaultProxy::start(reg.port, None);
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 1, 2, 1_000);
+    let push = |tag: &str| {
+        tool(t.path())
+            .arg("push")
+            .arg(&layout)
+            .arg(proxy.reference(&format!("app:{tag}")))
+            .args(["--retries", "1", "--timeout", "2"])
+            .output()
+            .unwrap()
+    };
+    proxy.inject(Fault::TooManyRequests { retry_after: 3600 }, usize::MAX);
+    assert_failed(
+        &push("v1"),
+        22,
+        &["asks to be asked again in 3600 s (Retry-After)"],
+        "429, an hour",
+    );
+    proxy.inject(Fault::TooManyRequests { retry_after: 0 }, usize::MAX);
+    assert_failed(
+        &push("v1"),
+        22,
+        &["rate limited", "429 Too Many Requests"],
+        "429 after the retries",
+    );
+    assert!(proxy.fired() >= 2, "tried 1 + 1 retry");
+    proxy.inject(Fault::Unavailable, usize::MAX);
+    assert_failed(
+        &push("v1"),
+        25,
+        &["registry 127.0.0.1:", "503 Service Unavailable"],
+        "503",
+    );
+    assert!(proxy.fired() >= 2, "tried 1 + 1 retry");
+    proxy.inject(Fault::None, 0);
+    run(tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(proxy.reference("app:v1"))
+        .arg("-q"));
+}
+
+/// TLS failures, told apart by rustls' error types (not its wording): a
+/// certificate signed by a CA not trusted, and one not issued for the
+/// name used (the registry's is for 127.0.0.1, asked for as localhost):
+/// 23, each with what to do, and not retried.
+#[test]
+fn tls_failures_have_their_own_exit_status() {
+    let reg = Registry::start(Setup {
+        htpasswd: false,
+        tls: true,
+    });
+    let t = tempfile::tempdir().unwrap();
+    let out = tool(t.path())
+        .arg("inspect")
+        .arg(reg.reference("app:v1"))
+        .env("RUST_LOG", "nixoci=warn")
+        .output()
+        .unwrap();
+    assert_failed(&out, 23, &["is not trusted: pass --ca-file"], "untrusted");
+    assert!(!stderr(&out).contains("retry"), "retried: {}", stderr(&out));
+    let out = tool(t.path())
+        .arg("inspect")
+        .arg(format!("localhost:{}/app:v1", reg.port))
+        .arg("--ca-file")
+        .arg(reg.dir.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    assert_failed(&out, 23, &["is not valid for that name"], "name mismatch");
 }

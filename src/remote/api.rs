@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::client::Remote;
 use super::errors::{read_capped, status_error, Failure, MIN_RATE};
 use super::failure::RemoteError;
-use crate::error::{Content, Error, Result};
+use crate::error::{Content, Error, RegistryErrorKind, Result, TransportFailure};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
@@ -264,12 +264,15 @@ impl Remote {
                 let needed =
                     ((MIN_RATE as f64 * elapsed.as_secs_f64()) as u64).min(size - at_start);
                 if got < needed {
-                    return Err(Failure::Slow(Error::Invalid(format!(
+                    return Err(Failure::Slow(self.failure(
+                        RegistryErrorKind::Transport(TransportFailure::Timeout),
+                        format!(
                         "blob {digest} of {r}: the registry sent {got} bytes in {:.1} s, less than {} KiB/s, the least nixoci takes over each --timeout period ({} s); the registry or the network is too slow, or the server is hostile",
                         elapsed.as_secs_f64(),
                         MIN_RATE >> 10,
                         period.as_secs_f64()
-                    ))));
+                    ),
+                    )));
                 }
                 (since, at_start) = (std::time::Instant::now(), received);
             }

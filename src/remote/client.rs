@@ -48,7 +48,7 @@ pub struct RemoteOptions {
     pub timeout: Duration,
     /// How long one document (a manifest, an index, a token response, an
     /// error body) may take to arrive in all. Zero: the default,
-    /// [`super::errors::DEFAULT_DOCUMENT_TIMEOUT`]; the command line reads
+    /// [`super::DEFAULT_DOCUMENT_TIMEOUT`]; the command line reads
     /// it once from `NIXOCI_DOCUMENT_TIMEOUT`
     /// ([`super::document_timeout_from_env`]).
     pub document_timeout: Duration,
@@ -388,6 +388,16 @@ impl Remote {
         }
     }
 
+    /// A registry failure of `kind` found by nixoci itself (a HEAD said no
+    /// such image), worded as `message`.
+    pub(super) fn failure(&self, kind: crate::error::RegistryErrorKind, message: String) -> Error {
+        Error::Registry {
+            registry: self.registry.clone(),
+            kind,
+            message,
+        }
+    }
+
     /// Run `f` until it succeeds, a non-transient error ([`transient`]), or
     /// [`RemoteOptions::retries`] retries run out.
     pub(super) async fn retry<T, E, F, Fut>(&self, f: F) -> std::result::Result<T, Failure>
@@ -408,9 +418,18 @@ impl Remote {
     /// message names it, unless it is one of ours that does already.
     pub(super) fn explain_about(&self, what: &str, e: Failure) -> Error {
         match e {
-            Failure::Remote(_) | Failure::Later(..) => {
-                Error::Invalid(format!("{what}: {}", self.explain(e)))
-            }
+            Failure::Remote(_) | Failure::Later(..) => match self.explain(e) {
+                Error::Registry {
+                    registry,
+                    kind,
+                    message,
+                } => Error::Registry {
+                    registry,
+                    kind,
+                    message: format!("{what}: {message}"),
+                },
+                other => other.within(what),
+            },
             e => self.explain(e),
         }
     }

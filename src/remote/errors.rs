@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::failure::{error_codes, RemoteError, StatusError};
-use crate::error::{chain, Error};
+use crate::error::{chain, Error, RegistryErrorKind, TlsFailure, TransportFailure};
 
 /// The most of an error response's body nixoci reads (the rest is dropped
 /// unread; the message needs only its start).
@@ -120,26 +120,106 @@ pub(super) fn transient(e: &Failure) -> bool {
         // A body cut off mid-way (a reset connection) comes as a "decode"
         // error: reqwest decompresses nothing here, so it can only be the
         // transport.
+        // A certificate refused now is refused again: not retried.
+        RemoteError::Http(r) if tls_failure(r).is_some() => false,
         RemoteError::Http(r) => {
             r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode()
         }
     }
 }
 
-/// Whether the registry said that what was asked for does not exist.
-fn not_found(e: &RemoteError) -> bool {
-    match e {
-        RemoteError::Status(s) => {
-            s.status == 404
-                || s.has_code(&[
-                    "MANIFEST_UNKNOWN",
-                    "NAME_UNKNOWN",
-                    "BLOB_UNKNOWN",
-                    "NOT_FOUND",
-                ])
+/// Whether the registry refused the credentials (or their absence).
+fn refused_credentials(s: &StatusError) -> bool {
+    s.status == 401 || s.status == 403 || s.has_code(&["UNAUTHORIZED", "DENIED"])
+}
+
+/// Whether the registry asked for fewer requests.
+fn rate_limited(s: &StatusError) -> bool {
+    s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
+}
+
+/// The errors `e` holds, itself first, then its sources; an I/O error's
+/// own inner error too (`std::io::Error::source` skips it, and rustls'
+/// errors reach reqwest inside one).
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(e);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+        Some(current)
+    })
+}
+
+/// Why the TLS handshake of `e` failed, read from rustls' error types;
+/// `None` when `e` is no TLS failure.
+fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
+    use rustls::CertificateError as C;
+    let tls = causes(e).find_map(|c| c.downcast_ref::<rustls::Error>())?;
+    Some(match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => TlsFailure::UntrustedIssuer,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::Expired,
+            _ => TlsFailure::Other,
+        },
+        _ => TlsFailure::Other,
+    })
+}
+
+/// Why no answer came, from the I/O errors under `e`.
+fn transport_failure(e: &reqwest::Error) -> TransportFailure {
+    use std::io::ErrorKind as K;
+    let io_kind = causes(e)
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .find(|k| *k != K::Other);
+    match io_kind {
+        Some(K::ConnectionRefused) => TransportFailure::ConnectionRefused,
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof) => {
+            TransportFailure::Reset
         }
-        RemoteError::Http(_) => false,
+        Some(K::TimedOut) => TransportFailure::Timeout,
+        _ if e.is_timeout() => TransportFailure::Timeout,
+        _ => TransportFailure::Other,
     }
+}
+
+/// The kind of a registry failure; `wait`: the `Retry-After` it gave.
+fn kind_of(e: &RemoteError, wait: Option<Duration>) -> RegistryErrorKind {
+    match e {
+        RemoteError::Status(s) if refused_credentials(s) => RegistryErrorKind::Authentication,
+        RemoteError::Status(s) if rate_limited(s) => {
+            RegistryErrorKind::RateLimited { retry_after: wait }
+        }
+        RemoteError::Status(s) if not_found(s) => RegistryErrorKind::NotFound,
+        RemoteError::Status(s) => RegistryErrorKind::ServerStatus(s.status),
+        RemoteError::Http(r) => match tls_failure(r) {
+            Some(t) => RegistryErrorKind::Tls(t),
+            None => RegistryErrorKind::Transport(transport_failure(r)),
+        },
+    }
+}
+
+/// Whether the registry said that what was asked for does not exist.
+fn not_found(s: &StatusError) -> bool {
+    s.status == 404
+        || s.has_code(&[
+            "MANIFEST_UNKNOWN",
+            "NAME_UNKNOWN",
+            "BLOB_UNKNOWN",
+            "NOT_FOUND",
+        ])
 }
 
 /// How long reading one document's body (a manifest, an index, a token
@@ -190,18 +270,24 @@ pub(super) enum Capped {
 }
 
 impl Capped {
-    /// The refusal in words: `what` came from `from`, at most `max` bytes.
+    /// The refusal in words: `what` came from `from` (a reference, or a
+    /// registry), at most `max` bytes. Too slow is a registry failure
+    /// ([`TransportFailure::Timeout`]); too large, a refusal of ours.
     pub(super) fn explain(&self, from: &str, what: &str, max: u64) -> Error {
-        Error::Invalid(match self {
-            Capped::TooLarge => format!(
+        match self {
+            Capped::TooLarge => Error::Invalid(format!(
                 "{from}: {what} is larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
                 limit_text(max)
-            ),
-            Capped::TooSlow(deadline) => format!(
-                "{from}: {what} did not arrive within {} s ({DOCUMENT_TIMEOUT_ENV}); nixoci gives a document no longer (the server may be overloaded, or hostile)",
-                deadline.as_secs_f64()
-            ),
-        })
+            )),
+            Capped::TooSlow(deadline) => Error::Registry {
+                registry: from.split('/').next().unwrap_or(from).to_owned(),
+                kind: RegistryErrorKind::Transport(TransportFailure::Timeout),
+                message: format!(
+                    "{from}: {what} did not arrive within {} s ({DOCUMENT_TIMEOUT_ENV}); nixoci gives a document no longer (the server may be overloaded, or hostile)",
+                    deadline.as_secs_f64()
+                ),
+            },
+        }
     }
 }
 
@@ -325,53 +411,55 @@ where
     }
 }
 
-/// A failure in talking to `registry`, as a message that says what to do.
+/// A failure in talking to `registry`, as a message that says what to do,
+/// typed by its kind ([`Error::Registry`]); a failure of ours as it is.
 /// Credentials never appear: only `who` (`as NAME`, `anonymously`).
 pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
-    let e = match e {
+    let (e, wait) = match e {
         Failure::Local(e) | Failure::Garbled(e) | Failure::Slow(e) => return e,
-        Failure::Later(e, wait) if wait > MAX_RETRY_AFTER => {
-            return Error::Invalid(format!(
-                "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({})",
-                wait.as_secs(),
-                MAX_RETRY_AFTER.as_secs(),
-                without_queries(&chain(&e))
-            ))
-        }
-        Failure::Remote(e) | Failure::Later(e, _) => e,
+        Failure::Later(e, wait) => (e, Some(wait)),
+        Failure::Remote(e) => (e, None),
     };
-    let text = chain(&e);
-    // Classified by the error's kind (status, registry error code,
-    // transport error), never by words that may appear in a name.
-    let auth = match &e {
-        RemoteError::Status(s) => {
-            s.status == 401 || s.status == 403 || s.has_code(&["UNAUTHORIZED", "DENIED"])
-        }
-        RemoteError::Http(_) => false,
-    };
-    let hint = match &e {
-        _ if auth => format!(
-            "{registry} refused the credentials ({}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
-            who
+    // Classified by the error's kind (status, registry error code, rustls'
+    // and the I/O error's types), never by words that may appear in a name.
+    let kind = kind_of(&e, wait);
+    let text = without_queries(&chain(&e));
+    let message = match (&kind, wait) {
+        (_, Some(wait)) if wait > MAX_RETRY_AFTER => format!(
+            "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({text})",
+            wait.as_secs(),
+            MAX_RETRY_AFTER.as_secs(),
         ),
-        RemoteError::Http(r) => {
-            let tls = chain(r).to_lowercase();
-            if tls.contains("notvalidforname") {
-                format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")
-            } else if tls.contains("unknownissuer") || tls.contains("invalid peer certificate") {
-                format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
-            } else if r.is_connect() {
-                format!("cannot reach {registry}")
-            } else if r.is_timeout() {
-                format!("{registry} sent nothing for too long (--timeout)")
-            } else {
-                format!("registry {registry}")
-            }
+        (RegistryErrorKind::Authentication, _) => format!(
+            "{registry} refused the credentials ({who}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json): {text}"
+        ),
+        (RegistryErrorKind::NotFound, _) => format!("{registry}: not found: {text}"),
+        (RegistryErrorKind::RateLimited { .. }, _) => format!(
+            "{registry} refuses more requests for now (rate limited), after the retries: try again later, or with credentials: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::UntrustedIssuer), _) => format!(
+            "the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::NameMismatch), _) => format!(
+            "the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::Expired), _) => format!(
+            "the TLS certificate of {registry} has expired or is not valid yet: check the registry's certificate and this machine's clock: {text}"
+        ),
+        (RegistryErrorKind::Tls(_), _) => format!("TLS with {registry} failed: {text}"),
+        (RegistryErrorKind::Transport(_), _) if matches!(&e, RemoteError::Http(r) if r.is_connect()) => {
+            format!("cannot reach {registry}: {text}")
         }
-        e if not_found(e) => format!("{registry}: not found"),
-        _ => format!("registry {registry}"),
+        (RegistryErrorKind::Transport(TransportFailure::Timeout), _) => {
+            format!("{registry} sent nothing for too long (--timeout): {text}")
+        }
+        _ => format!("registry {registry}: {text}"),
     };
-    Error::Invalid(format!("{hint}: {}", without_queries(&text)))
+    Error::Registry {
+        registry: registry.to_owned(),
+        kind,
+        message,
+    }
 }
 
 /// `text` with the query of every URL in it cut to `?…`: an upload

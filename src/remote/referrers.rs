@@ -306,10 +306,12 @@ pub fn list(
 ) -> Result<Referrers> {
     super::client::runtime()?.block_on(async {
         let remote = Remote::connect(target, opts, super::client::RegistryOperation::Pull).await?;
-        let subject = remote
-            .manifest_digest(target)
-            .await?
-            .ok_or_else(|| Error::Invalid(format!("{target}: no such image in the registry")))?;
+        let subject = remote.manifest_digest(target).await?.ok_or_else(|| {
+            remote.failure(
+                crate::error::RegistryErrorKind::NotFound,
+                format!("{target}: no such image in the registry"),
+            )
+        })?;
         let (source, mut manifests) = of_subject(&remote, target, &subject).await?;
         if let Some(t) = artifact_type {
             manifests.retain(|d| d.artifact_type.as_deref() == Some(t));

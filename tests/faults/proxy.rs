@@ -52,6 +52,10 @@ pub enum Fault {
     /// A blob the manifest names is gone: GET and HEAD of blobs answer
     /// 404 BLOB_UNKNOWN.
     MissingBlob,
+    /// Any request to a repository: answer 503 Service Unavailable, with
+    /// no `Retry-After` (a registry that is down behind its load
+    /// balancer).
+    Unavailable,
     /// The token endpoint answers 500.
     TokenFails,
     /// A PUT of a referrers fallback tag (`/manifests/sha256-…`): answered
@@ -344,6 +348,9 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
                 r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"fault: slow down"}]}"#,
             ));
         }
+    }
+    if fires(&s, n, Fault::Unavailable, repository_request) {
+        return Ok(full(503, &[], "fault: service unavailable"));
     }
     let fallback_put = method == "PUT" && bare.contains("/manifests/sha256-");
     if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
