@@ -117,11 +117,11 @@ pub(super) fn transient(e: &Failure) -> bool {
         RemoteError::Status(s) => {
             s.status >= 500 || s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
         }
+        // A certificate refused now is refused again: not retried.
+        RemoteError::Http(r) if tls_failure(r).is_some() => false,
         // A body cut off mid-way (a reset connection) comes as a "decode"
         // error: reqwest decompresses nothing here, so it can only be the
         // transport.
-        // A certificate refused now is refused again: not retried.
-        RemoteError::Http(r) if tls_failure(r).is_some() => false,
         RemoteError::Http(r) => {
             r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode()
         }
