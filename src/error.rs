@@ -14,124 +14,228 @@ use crate::oci::digest::Sha256Digest;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// An I/O error on a file or directory.
     #[error("{path}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
 
+    /// A JSON file that does not parse.
     #[error("{path}: invalid JSON")]
     Json {
+        /// The file.
         path: PathBuf,
+        /// What the parser said.
         #[source]
         source: serde_json::Error,
     },
 
+    /// A problem with the content of a spec or document.
     #[error("{path}: {message}")]
-    Spec { path: PathBuf, message: String },
+    Spec {
+        /// The spec or document.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
 
+    /// A source of a layer spec that does not exist.
     #[error("source {source_path} does not exist")]
-    MissingSource { source_path: PathBuf },
+    MissingSource {
+        /// The source.
+        source_path: PathBuf,
+    },
 
+    /// A destination in the image that is not a clean absolute path.
     #[error("invalid destination {destination:?}: {reason}")]
-    Destination { destination: String, reason: String },
+    Destination {
+        /// The destination, as written.
+        destination: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// Two sources that put different content at one path of a layer.
     #[error(
         "conflicting content at /{path}: {first} and {second} put different {what} there; \
          remove one of them or give them different destinations"
     )]
     Conflict {
+        /// The path in the image, without its leading `/`.
         path: String,
+        /// The first source.
         first: String,
+        /// The second source.
         second: String,
+        /// What differs (content, mode, kind).
         what: &'static str,
     },
 
+    /// A path placed under a symbolic link of the layer.
     #[error(
         "/{path} (from {source_desc}) lies under /{parent}, which is a symlink (from {link_source}); \
          a layer may not place files through a symlink"
     )]
     ThroughSymlink {
+        /// The path placed, without its leading `/`.
         path: String,
+        /// Where it comes from.
         source_desc: String,
+        /// The symbolic link on its way, without its leading `/`.
         parent: String,
+        /// Where the link comes from.
         link_source: String,
     },
 
+    /// A file named like an OCI whiteout.
     #[error(
         "/{path} (from {source_path}) is named like an OCI whiteout (a component starting \
          with .wh.), which would hide files of the layers below instead of adding a file: \
          rename it or give it another destination"
     )]
-    Whiteout { path: String, source_path: PathBuf },
+    Whiteout {
+        /// The path in the image, without its leading `/`.
+        path: String,
+        /// Where it comes from.
+        source_path: PathBuf,
+    },
 
+    /// A source that is a device, fifo or socket.
     #[error("{path}: unsupported file type ({kind}); only files, directories and symlinks go into a layer")]
-    UnsupportedFileType { path: PathBuf, kind: &'static str },
+    UnsupportedFileType {
+        /// The source.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
 
+    /// An output that exists, without `force`.
     #[error("{0}: the output already exists; remove it or pass --force")]
     OutputExists(PathBuf),
 
+    /// An output, or a layout to change, in the Nix store.
     #[error(
         "{path} is in the Nix store ({store}), which nixoci never writes into or changes, \
          even as root: write the output elsewhere, or work on a writable copy \
          (cp -rL {path} COPY && chmod -R u+w COPY)"
     )]
-    InNixStore { path: PathBuf, store: PathBuf },
+    InNixStore {
+        /// The output.
+        path: PathBuf,
+        /// The Nix store directory.
+        store: PathBuf,
+    },
 
+    /// A layout to change that is read-only by its mode.
     #[error(
         "{path} is read-only ({part} has mode {mode:04o}), and nixoci changes nothing that is \
          read-only by its mode, even as root: work on a writable copy \
          (cp -rL {path} COPY && chmod -R u+w COPY)"
     )]
     ReadOnly {
+        /// The layout.
         path: PathBuf,
+        /// The read-only part of it.
         part: PathBuf,
+        /// That part's mode.
         mode: u32,
     },
 
+    /// An input inside the output that is about to be replaced.
     #[error(
         "the input {input} is inside (or is) the output {output}, which would be deleted \
          and replaced: move the input out first, or write the output elsewhere"
     )]
-    InputInOutput { input: PathBuf, output: PathBuf },
+    InputInOutput {
+        /// The input.
+        input: PathBuf,
+        /// The output.
+        output: PathBuf,
+    },
 
+    /// An output inside one of the inputs.
     #[error(
         "the output {output} is inside the input {input}, which writing it would change: \
          write the output elsewhere"
     )]
-    OutputInInput { input: PathBuf, output: PathBuf },
+    OutputInInput {
+        /// The input.
+        input: PathBuf,
+        /// The output.
+        output: PathBuf,
+    },
 
+    /// Content that is not what its descriptor says.
     #[error("{context}: expected {expected}, found {found}")]
     DigestMismatch {
+        /// What was read.
         context: String,
+        /// What the descriptor says.
         expected: Content,
+        /// What was found.
         found: Content,
     },
 
+    /// A directory that is no OCI image layout.
     #[error("{}: not an OCI image layout (no oci-layout file)", .0.display())]
     NotALayout(PathBuf),
+    /// A layout that holds no image.
     #[error("{}: the layout holds no image", .0.display())]
     NoImage(PathBuf),
+    /// A layout that holds several images, and no tag was given.
     #[error(
         "{} holds several images ({}); say which: {}:TAG",
         .layout.display(), .tags.join(", "), .layout.display()
     )]
-    SeveralImages { layout: PathBuf, tags: Vec<String> },
-    #[error("{}: no image is tagged {tag:?} (tags: {})", .layout.display(), listed(.tags, "none"))]
-    NoSuchTag {
+    SeveralImages {
+        /// The layout.
         layout: PathBuf,
-        tag: String,
+        /// Its tags.
         tags: Vec<String>,
     },
+    /// A tag that names no image of the layout.
+    #[error("{}: no image is tagged {tag:?} (tags: {})", .layout.display(), listed(.tags, "none"))]
+    NoSuchTag {
+        /// The layout.
+        layout: PathBuf,
+        /// The tag asked for.
+        tag: String,
+        /// The tags it has.
+        tags: Vec<String>,
+    },
+    /// An image index without the platform asked for.
     #[error("the image index has no image for {want} (it has: {}); choose one with --platform", listed(.have, "nothing"))]
-    NoPlatform { want: String, have: Vec<String> },
+    NoPlatform {
+        /// The platform asked for.
+        want: String,
+        /// The platforms the index has.
+        have: Vec<String>,
+    },
+    /// A manifest without a config.
     #[error("manifest {manifest} has no config")]
-    NoConfig { manifest: Sha256Digest },
+    NoConfig {
+        /// The manifest.
+        manifest: Sha256Digest,
+    },
+    /// Image indexes nested deeper than nixoci reads.
     #[error("image index {index} is nested more than {max} deep; nixoci reads no deeper")]
-    NestedTooDeep { index: Sha256Digest, max: usize },
+    NestedTooDeep {
+        /// The index too deep.
+        index: Sha256Digest,
+        /// The deepest nesting read.
+        max: usize,
+    },
+    /// An image index that lists more descriptors than nixoci reads.
     #[error("the image index lists more than {max} descriptors (nested indexes included); nixoci stops there")]
-    TooManyDescriptors { max: usize },
+    TooManyDescriptors {
+        /// The most descriptors read.
+        max: usize,
+    },
+    /// Any other failure, in words.
     #[error("{0}")]
     Invalid(String),
 
@@ -142,14 +246,18 @@ pub enum Error {
     Registry {
         /// The registry, `HOST[:PORT]`.
         registry: String,
+        /// What kind of failure it was.
         kind: RegistryErrorKind,
+        /// What failed and what to do, as the command prints it.
         message: String,
     },
 
     /// An error, and where it happened (`spec.json: files[2]`).
     #[error("{context}")]
     Within {
+        /// Where it happened.
         context: String,
+        /// The error.
         #[source]
         source: Box<Error>,
     },
@@ -238,6 +346,7 @@ pub enum RegistryErrorKind {
     /// at once when the registry asks for a longer wait than nixoci takes;
     /// with the wait it asked for (`Retry-After`), when it gave one.
     RateLimited {
+        /// The wait the registry asked for (`Retry-After`).
         retry_after: Option<std::time::Duration>,
     },
     /// The TLS handshake failed.
@@ -333,7 +442,7 @@ fn listed(items: &[String], empty: &str) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attach the path an I/O error is about.
-pub trait IoContext<T> {
+pub(crate) trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;
 }
 

@@ -32,7 +32,7 @@ use crate::rootfs::{Dir, Kind};
 /// Write the NAR of `path` (not following a symbolic link at `path`
 /// itself, nor any below it) to `out`. `path` is a path of this machine
 /// (what `nixoci prefetch` hashes); a path of an unpacked image is read
-/// with [`dump_at`].
+/// with `dump_at`.
 pub fn dump(path: &Path, out: &mut impl Write) -> Result<()> {
     string(out, b"nix-archive-1").at(path)?;
     let meta = fs::symlink_metadata(path).at(path)?;

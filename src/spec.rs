@@ -3,6 +3,10 @@
 //! Every struct refuses unknown fields, so a typo is an error, not a silently
 //! ignored setting. Relative paths in a spec are relative to the directory of
 //! the spec file, so a spec means the same thing from any working directory.
+//!
+//! Part of the library's API: a program reads a spec with [`load`], or
+//! makes one from JSON (`serde_json::from_value`) or from `Default` and
+//! its fields (the structs are `#[non_exhaustive]`: fields may be added).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,13 +15,14 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::{IoContext, Result};
-use crate::layer::compress::Compression;
+pub use crate::layer::compress::Compression;
 use crate::oci::json::{at_path, parse_json};
 use crate::oci::reference::validate_tag;
 
 /// What goes into one layer.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayerSpec {
     /// Files, directories and symlinks to put into the layer.
     #[serde(default, deserialize_with = "objects")]
@@ -50,7 +55,9 @@ pub struct LayerSpec {
 /// archive (a `docker save` / dockerTools tarball, gzipped or not, or an
 /// OCI archive). Written as its path alone, or as an object.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct FromImage {
+    /// The image layout directory or archive file (relative to the spec's directory).
     pub path: PathBuf,
     /// Which image of the layout or archive, when it holds several.
     pub tag: Option<String>,
@@ -71,8 +78,10 @@ pub struct FromImage {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaseSymlinks {
+    /// Refuse to place anything through a symbolic link of the base.
     #[default]
     Error,
+    /// Follow the link, as a container would (usr-merge links: `/bin -> usr/bin`).
     Follow,
 }
 
@@ -118,7 +127,9 @@ impl<'de> Deserialize<'de> for FromImage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum BudgetRule {
+    /// The layers of the base count towards `maxLayers`.
     Strict,
+    /// As `Strict`, but at least one layer is left for the closure.
     AtLeastOne,
 }
 
@@ -127,6 +138,7 @@ pub enum BudgetRule {
 /// from a closure graph (`graph`, with `maxLayers`, `strategy`, `base`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayersSpec {
     /// The plan: a JSON file whose `layers` each list the store `paths` of
     /// one layer (the layers come out in its order).
@@ -157,7 +169,7 @@ pub struct LayersSpec {
     /// With `graph`: store paths the image only copies files from (to
     /// destinations elsewhere; `ociImage` passes them): left out, their
     /// references kept, unless they or another path of the graph refer to
-    /// them ([`crate::nix::copied_only`]).
+    /// them (`nix::copied_only`).
     #[serde(default)]
     pub copied: Vec<PathBuf>,
     /// How every layer's tar stream is compressed.
@@ -172,8 +184,11 @@ pub struct LayersSpec {
 /// file is the list).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GraphSpec {
+    /// The file Nix wrote (`exportReferencesGraph`, or `.attrs.json`).
     pub file: PathBuf,
+    /// The attribute of the file that holds the list (none: the file is the list).
     #[serde(default)]
     pub attr: Option<String>,
 }
@@ -181,6 +196,7 @@ pub struct GraphSpec {
 /// One source and where it lands.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FileSpec {
     /// A file, directory or symlink on the building machine.
     pub source: PathBuf,
@@ -192,8 +208,10 @@ pub struct FileSpec {
     /// Permission bits, as an octal string like `"0755"`.
     #[serde(default, deserialize_with = "deserialize_mode")]
     pub mode: Option<u32>,
+    /// Owner id (default: 0).
     #[serde(default)]
     pub uid: Option<u32>,
+    /// Group id (default: 0).
     #[serde(default)]
     pub gid: Option<u32>,
     /// Put symbolic links to the source's files (absolute, into the Nix
@@ -216,7 +234,12 @@ pub enum ClosureSpec {
     Paths(Vec<PathBuf>),
     /// An `exportReferencesGraph` file, or a structured-attrs `.attrs.json`
     /// whose attribute `attr` lists `{path, ...}` objects.
-    File { file: PathBuf, attr: Option<String> },
+    File {
+        /// The file.
+        file: PathBuf,
+        /// The attribute holding the list (none: the file is the list).
+        attr: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -278,7 +301,9 @@ fn deserialize_mode<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Opti
 /// already wrote (given as a string path).
 #[derive(Clone, Debug)]
 pub enum LayerRef {
+    /// The path of a directory `nixoci layer` wrote.
     Dir(PathBuf),
+    /// A layer spec, built with the image.
     Inline(Box<LayerSpec>),
 }
 
@@ -301,9 +326,12 @@ impl<'de> Deserialize<'de> for LayerRef {
 /// with the field names the OCI image spec uses.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ContainerConfig {
+    /// `User`: the user (and group) the process runs as.
     #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `ExposedPorts`: ports the container listens on (`80/tcp`).
     #[serde(
         rename = "ExposedPorts",
         default,
@@ -311,16 +339,20 @@ pub struct ContainerConfig {
         deserialize_with = "deserialize_set"
     )]
     pub exposed_ports: Option<BTreeMap<String, Value>>,
+    /// `Env`: environment variables, `NAME=VALUE`.
     #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
+    /// `Entrypoint`: the command run.
     #[serde(
         rename = "Entrypoint",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`: arguments to the entrypoint (or the command, without one).
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    /// `Volumes`: directories meant as volumes.
     #[serde(
         rename = "Volumes",
         default,
@@ -328,14 +360,17 @@ pub struct ContainerConfig {
         deserialize_with = "deserialize_set"
     )]
     pub volumes: Option<BTreeMap<String, Value>>,
+    /// `WorkingDir`: the directory the process starts in.
     #[serde(
         rename = "WorkingDir",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub working_dir: Option<String>,
+    /// `Labels`: metadata of the image config.
     #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// `StopSignal`: the signal that stops the container.
     #[serde(
         rename = "StopSignal",
         default,
@@ -376,6 +411,7 @@ fn deserialize_set<'de, D: Deserializer<'de>>(
 /// A whole image, for `nixoci build` (and `nixoci manifest`, without tags).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ImageSpec {
     /// Bottom layer first.
     #[serde(default)]
@@ -387,14 +423,17 @@ pub struct ImageSpec {
     /// Default: `linux`.
     #[serde(default)]
     pub os: Option<String>,
+    /// CPU variant (`v8` for `arm64/v8`). Default: none.
     #[serde(default)]
     pub variant: Option<String>,
+    /// The config's `author`. Default: none.
     #[serde(default)]
     pub author: Option<String>,
     /// RFC 3339 time. Default: `SOURCE_DATE_EPOCH` if set, else
     /// 1970-01-01T00:00:01Z.
     #[serde(default)]
     pub created: Option<String>,
+    /// The container-runtime settings (the OCI `config` object).
     #[serde(default, deserialize_with = "object")]
     pub config: ContainerConfig,
     /// Merged (recursively for objects) into the config document last: any
@@ -425,7 +464,7 @@ pub struct ImageSpec {
 impl ImageSpec {
     /// The config-shaping fields that are set (they conflict with
     /// `imageConfig`).
-    pub fn config_settings(&self) -> Vec<&'static str> {
+    pub(crate) fn config_settings(&self) -> Vec<&'static str> {
         let c = &self.config;
         let config_set = c.user.is_some()
             || c.exposed_ports.is_some()
@@ -455,6 +494,7 @@ impl ImageSpec {
 /// A layout from built manifest directories, for `nixoci layout`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayoutSpec {
     /// Directories written by `nixoci manifest`. One: the tags name that
     /// manifest. Several (one per platform): the tags name an image index
@@ -538,7 +578,7 @@ pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 
 /// The directory relative paths in the spec at `spec_path` are resolved
 /// against (the working directory for a spec read from standard input).
-pub fn base_dir(spec_path: &Path) -> PathBuf {
+pub(crate) fn base_dir(spec_path: &Path) -> PathBuf {
     if spec_path == Path::new("-") {
         return PathBuf::from(".");
     }
@@ -551,7 +591,7 @@ pub fn base_dir(spec_path: &Path) -> PathBuf {
 /// `path` if absolute, else `base/path`; `path` as written when `base` is
 /// `.` (a spec in the working directory), so that messages name it as
 /// the user wrote it, not as `./path`.
-pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() || base == Path::new(".") {
         path.to_owned()
     } else {
@@ -561,7 +601,7 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 /// The tags to write: the given ones (validated, duplicates dropped, order
 /// kept) or `latest`.
-pub fn tags_or_default(tags: &[String]) -> Result<Vec<String>> {
+pub(crate) fn tags_or_default(tags: &[String]) -> Result<Vec<String>> {
     if tags.is_empty() {
         return Ok(vec!["latest".to_owned()]);
     }

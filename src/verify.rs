@@ -33,10 +33,15 @@ pub const MAX_DEPTH: usize = MAX_INDEX_DEPTH;
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The layout checked.
     pub layout: PathBuf,
+    /// Whether no problem was found.
     pub ok: bool,
+    /// Every problem found, one message each.
     pub problems: Vec<String>,
+    /// Manifests checked.
     pub manifests: usize,
+    /// Blobs checked.
     pub blobs_checked: usize,
 }
 

@@ -335,11 +335,11 @@ fn nar_hash_is_the_nix_hash_of_the_tree() {
     let root = t.path().join("tree");
     make_fixture(&root, FixtureOptions::default());
     let mut ours = Vec::new();
-    nixoci::nar::dump(&root, &mut ours).unwrap();
+    nixoci::test_support::nar_dump(&root, &mut ours).unwrap();
     let theirs = run(nix_command("nix-store").arg("--dump").arg(&root)).stdout;
     assert!(ours == theirs, "the NAR differs from nix-store --dump's");
-    let hash = nixoci::nar::hash(&root).unwrap();
-    assert_eq!(nixoci::nar::sri(&hash), nix_hash(&root));
+    let hash = nixoci::test_support::nar_hash(&root).unwrap();
+    assert_eq!(nixoci::test_support::nar_sri(&hash), nix_hash(&root));
 }
 
 /// A usr-merged busybox base (`/bin -> usr/bin`, `/tmp` 1777) with

@@ -1717,7 +1717,7 @@ fn image_with(t: &Path, extra: serde_json::Value) -> std::path::PathBuf {
 /// re-digest the manifest and `index.json`: a layout as another tool could
 /// write it.
 fn edit_config(layout: &Path, edit: impl Fn(&mut serde_json::Value)) {
-    use nixoci::digest::Sha256Digest;
+    use nixoci::oci::Sha256Digest;
     let mut index = read_json(&layout.join("index.json"));
     let manifest_path = blob_path(layout, index["manifests"][0]["digest"].as_str().unwrap());
     let mut manifest = read_json(&manifest_path);

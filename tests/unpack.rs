@@ -1431,22 +1431,16 @@ fn a_whiteout_naming_nothing_is_refused_by_every_reader() {
 /// What the base tree of `fromImage` (and of `sbom`) makes of a layout:
 /// every path and whether it is a directory, a file or a link (to what).
 fn base_tree(layout: &Path) -> std::collections::BTreeMap<Vec<u8>, String> {
-    use nixoci::base::tree::{BaseTree, Node as B};
-    let from = nixoci::spec::FromImage {
-        path: layout.to_owned(),
-        tag: Some("latest".into()),
-        ..Default::default()
-    };
-    let image = nixoci::base::BaseImage::open(&from, Path::new("."), None).unwrap();
-    let tree = BaseTree::read(&image, &nixoci::untar::Limits::default()).unwrap();
-    tree.paths()
+    use nixoci::test_support::Node as B;
+    let tree = nixoci::test_support::base_tree(layout, "latest").unwrap();
+    tree.into_iter()
         .map(|(p, n)| {
             let kind = match n {
                 B::Dir => "dir".to_owned(),
                 B::File | B::Other => "file".to_owned(),
-                B::Symlink(t) => format!("link {}", String::from_utf8_lossy(t)),
+                B::Symlink(t) => format!("link {}", String::from_utf8_lossy(&t)),
             };
-            (p.to_vec(), kind)
+            (p, kind)
         })
         .collect()
 }

@@ -118,16 +118,4 @@ impl BaseImage {
             _extracted: extracted,
         })
     }
-
-    /// The platform its config declares.
-    pub fn platform(&self) -> Platform {
-        let text = |k: &str| self.config[k].as_str().map(str::to_owned);
-        Platform {
-            architecture: text("architecture").unwrap_or_default(),
-            os: text("os").unwrap_or_default(),
-            variant: text("variant"),
-            os_version: None,
-            os_features: None,
-        }
-    }
 }

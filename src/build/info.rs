@@ -29,11 +29,17 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 /// A built layer: its descriptor, diff_id and the store paths it holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayerInfo {
+    /// The layer media type (gzip, zstd or uncompressed tar).
     pub media_type: MediaType,
+    /// The digest of the layer blob, as stored.
     pub digest: Sha256Digest,
+    /// The size of the layer blob in bytes.
     pub size: u64,
+    /// The digest of the uncompressed tar stream (the config's `diff_ids`).
     pub diff_id: Sha256Digest,
+    /// The Nix store paths the layer holds.
     pub store_paths: BTreeSet<PathBuf>,
 }
 
@@ -119,12 +125,19 @@ pub struct BaseRef {
 /// layers it references, and the directories holding the layer blobs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ManifestInfo {
+    /// The manifest media type.
     pub media_type: MediaType,
+    /// The digest of the manifest blob.
     pub digest: Sha256Digest,
+    /// The size of the manifest blob in bytes.
     pub size: u64,
+    /// The platform of the image, from its config.
     pub platform: Platform,
+    /// The descriptor of the image config.
     pub config: Descriptor,
+    /// The layers, bottom first.
     pub layers: Vec<LayerInfo>,
     /// Directories (besides the manifest's own) whose `blobs/sha256` hold
     /// layer blobs.
@@ -135,11 +148,15 @@ pub struct ManifestInfo {
 /// What a finished layout holds, for reports.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayoutReport {
+    /// The layout directory written.
     pub layout: PathBuf,
+    /// The tags that name the image in `index.json`.
     pub tags: Vec<String>,
     /// The descriptor the tags point at (a manifest, or an index).
     pub descriptor: Descriptor,
+    /// Each image of the layout (one per platform).
     pub manifests: Vec<ManifestInfo>,
 }
 

@@ -16,7 +16,7 @@ mod onto;
 mod options;
 
 pub use info::*;
-pub use layers::{layers, write_groups, write_layer};
+pub use layers::{layers, write_layer};
 pub use onto::{Onto, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 pub use options::{Ctx, Options};
 

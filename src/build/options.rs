@@ -7,11 +7,14 @@ use crate::error::{IoContext, Result};
 use crate::layout::Staging;
 use crate::progress::{Progress, Silent};
 
-/// How an output is written.
+/// How an output is written. Start from `Default` and set fields: more
+/// may come.
+#[non_exhaustive]
 pub struct Options<'a> {
     /// Replace an existing output directory.
     pub force: bool,
-    /// Compression threads (0: [`crate::layer::compress::default_threads`]).
+    /// Compression threads (0: `$NIX_BUILD_CORES` inside a Nix build, else
+    /// the cores this process may use).
     pub threads: usize,
     /// Compression level for layers whose spec gives none.
     pub level: Option<u32>,
@@ -19,6 +22,7 @@ pub struct Options<'a> {
     /// (for Nix builders: Nix itself discards the output of a failed build,
     /// and the store directory is not writable).
     pub in_place: bool,
+    /// Receives the progress of the layers being written (default: [`Silent`]).
     pub progress: &'a dyn Progress,
 }
 

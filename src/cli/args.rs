@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::oci::reference::Reference;
 use anyhow::Result;
-use nixoci::oci::reference::Reference;
 
 /// What a `DIR|REF` (or `LAYOUT[:TAG]`) argument names.
 #[derive(Debug)]
@@ -116,7 +116,7 @@ pub fn reference_arg(arg: &str) -> Result<Reference> {
 /// tag).
 pub fn reference_arg_as(
     arg: &str,
-    parse: fn(&str) -> nixoci::Result<Reference>,
+    parse: fn(&str) -> crate::Result<Reference>,
 ) -> Result<Reference> {
     let r = parse(arg)?;
     if !names_a_registry(arg) && split_tag(arg).is_ok_and(|(dir, _)| dir.exists()) {
@@ -132,9 +132,8 @@ pub fn reference_arg_as(
 /// line is read: a malformed one is a usage error (exit 2, with the
 /// option named), as any malformed option value is. Every command that
 /// takes `--platform` uses this.
-pub fn platform_arg(text: &str) -> std::result::Result<nixoci::oci::Platform, String> {
-    text.parse()
-        .map_err(|e: nixoci::error::Error| e.to_string())
+pub fn platform_arg(text: &str) -> std::result::Result<crate::oci::Platform, String> {
+    text.parse().map_err(|e: crate::error::Error| e.to_string())
 }
 
 /// An `--artifact-type` value: a media type (`type/subtype`, RFC 6838),
@@ -142,5 +141,5 @@ pub fn platform_arg(text: &str) -> std::result::Result<nixoci::oci::Platform, St
 /// that `referrers` refuses what no artifact can have. A usage error
 /// (exit 2) when malformed.
 pub fn artifact_type_arg(text: &str) -> std::result::Result<String, String> {
-    nixoci::oci::media_type::validate_media_type(text).map(|()| text.to_owned())
+    crate::oci::media_type::validate_media_type(text).map(|()| text.to_owned())
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::remote::artifact::{self, Input, PushOptions};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use nixoci::remote::artifact::{self, Input, PushOptions};
 
 use super::args::{file_and_media_type, reference_arg};
 use super::limit_args::LimitArgs;

@@ -11,11 +11,11 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::build::{ConfigInfo, LayerInfo, LayoutReport, ManifestInfo, Options};
+use crate::inspect::human_size;
+use crate::progress::Progress;
+use crate::verify::short;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nixoci::build::{ConfigInfo, LayerInfo, LayoutReport, ManifestInfo, Options};
-use nixoci::inspect::human_size;
-use nixoci::progress::Progress;
-use nixoci::verify::short;
 
 use super::output::{Output, OutputArgs};
 
@@ -58,7 +58,7 @@ impl BuildArgs {
 pub fn image(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let report = nixoci::build::build(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let report = crate::build::build(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&report, |out| print_layout(out, &report))
 }
 
@@ -66,7 +66,7 @@ pub fn image(a: &BuildArgs) -> Result<ExitCode> {
 pub fn layer(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let info = nixoci::build::layer(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let info = crate::build::layer(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&info, |out| print_layer(out, &a.output, &info))
 }
 
@@ -74,7 +74,7 @@ pub fn layer(a: &BuildArgs) -> Result<ExitCode> {
 pub fn layers(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let info = nixoci::build::layers(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let info = crate::build::layers(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&info, |out| {
         for (i, l) in info.layers.iter().enumerate() {
             writeln!(
@@ -94,7 +94,7 @@ pub fn layers(a: &BuildArgs) -> Result<ExitCode> {
 pub fn config(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let info = nixoci::build::config(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let info = crate::build::config(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&info, |out| print_config(out, &a.output, &info))
 }
 
@@ -102,7 +102,7 @@ pub fn config(a: &BuildArgs) -> Result<ExitCode> {
 pub fn manifest(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let info = nixoci::build::manifest(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let info = crate::build::manifest(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&info, |out| print_manifest(out, &a.output, &info))
 }
 
@@ -110,7 +110,7 @@ pub fn manifest(a: &BuildArgs) -> Result<ExitCode> {
 pub fn layout(a: &BuildArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let bars = Bars::new(mode);
-    let report = nixoci::build::layout(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
+    let report = crate::build::layout(&load(&a.spec)?, &a.spec, &a.output, &a.options(&bars))?;
     mode.report(&report, |out| print_layout(out, &report))
 }
 
@@ -232,8 +232,8 @@ fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
 
 /// `nixoci nix-builder`: one building block, as a Nix derivation's builder.
 pub fn nix_builder() -> Result<ExitCode> {
-    use nixoci::nix::BuilderCommand as C;
-    let (path, attrs) = nixoci::nix::builder_attrs()?;
+    use crate::nix::BuilderCommand as C;
+    let (path, attrs) = crate::nix::builder_attrs()?;
     let out = attrs
         .outputs
         .get("out")
@@ -244,29 +244,29 @@ pub fn nix_builder() -> Result<ExitCode> {
         threads: 0, // NIX_BUILD_CORES
         level: None,
         in_place: true,
-        progress: &nixoci::progress::Silent,
+        progress: &crate::progress::Silent,
     };
     let mut stdout = std::io::stdout().lock();
     match attrs.command {
         C::Layer => {
-            let info = nixoci::build::layer(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            let info = crate::build::layer(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             print_layer(&mut stdout, &out, &info)?
         }
         C::Layers => {
-            let info = nixoci::build::layers(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            let info = crate::build::layers(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             writeln!(stdout, "{}: {} layers", out.display(), info.layers.len())?
         }
         C::Config => {
-            let info = nixoci::build::config(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            let info = crate::build::config(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             print_config(&mut stdout, &out, &info)?
         }
         C::Manifest => {
-            let info = nixoci::build::manifest(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
+            let info = crate::build::manifest(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
             print_manifest(&mut stdout, &out, &info)?
         }
         C::Layout => print_layout(
             &mut stdout,
-            &nixoci::build::layout(&builder_spec(&attrs, &path)?, &path, &out, &opts)?,
+            &crate::build::layout(&builder_spec(&attrs, &path)?, &path, &out, &opts)?,
         )?,
         C::Archive => builder_archive(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
         C::Verify => builder_verify(builder_spec(&attrs, &path)?, &out, &mut stdout)?,
@@ -306,21 +306,21 @@ struct ArchiveSpec {
     layout: PathBuf,
     #[serde(default)]
     tag: Option<String>,
-    format: nixoci::archive::Format,
+    format: crate::archive::Format,
     #[serde(default)]
     name: Option<String>,
 }
 
 /// `archive` as a builder: the archive file is `$out`.
 fn builder_archive(a: ArchiveSpec, out: &Path, stdout: &mut dyn Write) -> Result<()> {
-    let report = nixoci::archive::archive(
+    let report = crate::archive::archive(
         &a.layout,
         a.tag.as_deref(),
         out,
         a.format,
         a.name.as_deref(),
         None,
-        nixoci::layout::WriteMode::InPlace,
+        crate::layout::WriteMode::InPlace,
     )?;
     writeln!(
         stdout,
@@ -343,7 +343,7 @@ struct VerifySpec {
 /// `verify` as a builder: a valid layout's report is `$out`; a layout with
 /// problems fails the build, listing them.
 fn builder_verify(v: VerifySpec, out: &Path, stdout: &mut dyn Write) -> Result<()> {
-    let report = nixoci::verify::verify(&v.layout);
+    let report = crate::verify::verify(&v.layout);
     if !report.ok {
         anyhow::bail!(
             "{} is not a valid layout:\n  {}",
@@ -359,7 +359,7 @@ fn builder_verify(v: VerifySpec, out: &Path, stdout: &mut dyn Write) -> Result<(
 
 /// The spec of a builder command.
 fn builder_spec<T: serde::de::DeserializeOwned>(
-    attrs: &nixoci::nix::BuilderAttrs,
+    attrs: &crate::nix::BuilderAttrs,
     path: &Path,
 ) -> Result<T> {
     serde_json::from_value(attrs.spec.clone())
@@ -368,5 +368,5 @@ fn builder_spec<T: serde::de::DeserializeOwned>(
 
 /// Load a spec file (`-`: standard input).
 fn load<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
-    Ok(nixoci::spec::load(path)?)
+    Ok(crate::spec::load(path)?)
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use nixoci::diff::{Change, Report, Status};
-use nixoci::inspect::human_size;
-use nixoci::layout::Layout;
+use crate::diff::{Change, Report, Status};
+use crate::inspect::human_size;
+use crate::layout::Layout;
 
 use super::args::{locate, Target};
 use super::limit_args::LimitArgs;
@@ -30,7 +30,7 @@ pub struct DiffArgs {
     /// For an image index (on either side): OS/ARCH[/VARIANT] (default:
     /// linux and this machine's architecture).
     #[arg(long, value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     /// How many differing files to list per changed layer (default 10;
     /// with --json 10000). All are counted.
     #[arg(long, value_name = "N")]
@@ -55,7 +55,7 @@ struct Opened {
     source: String,
     /// A pulled image's registry keeps referrers itself (referrers API).
     referrers_api: bool,
-    _pulled: Option<nixoci::layout::Scratch>,
+    _pulled: Option<crate::layout::Scratch>,
 }
 
 /// `nixoci diff`.
@@ -75,11 +75,11 @@ pub fn diff(a: &DiffArgs) -> Result<ExitCode> {
 fn run(a: &DiffArgs) -> Result<ExitCode> {
     let mode = a.print.mode();
     let platform = a.platform.clone();
-    let mut opts = nixoci::diff::DiffOptions {
+    let mut opts = crate::diff::DiffOptions {
         platform: platform.clone(),
         limits: a.limits.limits(),
         max_files: a.files.unwrap_or(if mode == Output::Json {
-            nixoci::diff::JSON_FILES
+            crate::diff::JSON_FILES
         } else {
             10
         }),
@@ -92,7 +92,7 @@ fn run(a: &DiffArgs) -> Result<ExitCode> {
     opts.referrers_api = side_a.referrers_api;
     let layout =
         |s: &Opened| Layout::open(&s.dir).with_context(|| format!("cannot read {}", s.source));
-    let mut report = nixoci::diff::diff(
+    let mut report = crate::diff::diff(
         &layout(&side_a)?,
         side_a.tag.as_deref(),
         &layout(&side_b)?,
@@ -131,14 +131,14 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
         }
         Target::Remote(r) => {
             // Removed when done, and by the signal handler if interrupted.
-            let tmp = nixoci::layout::Scratch::new("diff")
+            let tmp = crate::layout::Scratch::new("diff")
                 .context("cannot create a temporary directory to pull into")?;
             let dir = tmp.path().join("image");
             let mut opts = remote.options()?;
             // A diff changes nothing, not even the record of where blobs are.
             opts.blob_cache = None;
             // With its referrers: those a push of B need not send.
-            let pulled = nixoci::remote::pull_with(
+            let pulled = crate::remote::pull_with(
                 &r,
                 &dir,
                 None,
@@ -146,7 +146,7 @@ fn open(arg: &str, remote: &RemoteArgs) -> Result<Opened> {
                 false,
                 true,
                 &opts,
-                Arc::new(nixoci::progress::Silent),
+                Arc::new(crate::progress::Silent),
             )
             .with_context(|| format!("cannot pull {r}"))?;
             Ok(Opened {

@@ -21,8 +21,8 @@ pub(super) struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub(super) fn limits(&self) -> nixoci::unpack::Limits {
-        nixoci::unpack::Limits {
+    pub(super) fn limits(&self) -> crate::unpack::Limits {
+        crate::unpack::Limits {
             max_entries: self.max_entries,
             max_file_size: self.max_file_size,
             max_total_size: self.max_total_size,

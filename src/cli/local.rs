@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use nixoci::inspect::human_size;
+use crate::inspect::human_size;
 
 use super::args::{layout_arg, locate, Target};
 use super::limit_args::LimitArgs;
@@ -29,7 +29,7 @@ pub struct VerifyArgs {
 /// problems go to standard error (or into the JSON report), with
 /// `--quiet` too.
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
-    let report = nixoci::verify::verify_with(&a.dir, &a.limits.limits());
+    let report = crate::verify::verify_with(&a.dir, &a.limits.limits());
     let mode = match a.print.mode() {
         Output::Quiet if !report.ok => Output::Text,
         mode => mode,
@@ -80,12 +80,12 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
                 anyhow::bail!("{}: no such image layout directory", dir.display());
             }
             match tag {
-                None => nixoci::inspect::inspect(&dir),
-                Some(t) => nixoci::inspect::inspect_tag(&dir, &t).map(|one| vec![one]),
+                None => crate::inspect::inspect(&dir),
+                Some(t) => crate::inspect::inspect_tag(&dir, &t).map(|one| vec![one]),
             }
             .with_context(|| format!("cannot inspect {}", dir.display()))?
         }
-        Target::Remote(r) => vec![nixoci::remote::inspect(&r, &a.remote.options()?)
+        Target::Remote(r) => vec![crate::remote::inspect(&r, &a.remote.options()?)
             .with_context(|| format!("cannot inspect {r}"))?],
     };
     a.print
@@ -95,7 +95,7 @@ pub fn inspect(a: &InspectArgs) -> Result<ExitCode> {
 
 /// What `inspect` prints as text: per tag its digest and kind, then per
 /// image its platform, manifest, config, size and layers.
-fn print_tagged(out: &mut dyn Write, tagged: &[nixoci::inspect::Tagged]) -> std::io::Result<()> {
+fn print_tagged(out: &mut dyn Write, tagged: &[crate::inspect::Tagged]) -> std::io::Result<()> {
     for t in tagged {
         writeln!(
             out,
@@ -172,7 +172,7 @@ pub struct ArchiveArgs {
     /// docker format holds one (default: linux and this machine's
     /// architecture); an OCI archive holds the whole index unless given.
     #[arg(long, value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     #[command(flatten)]
     print: OutputArgs,
 }
@@ -183,11 +183,11 @@ enum FormatArg {
     Docker,
 }
 
-impl From<FormatArg> for nixoci::archive::Format {
+impl From<FormatArg> for crate::archive::Format {
     fn from(f: FormatArg) -> Self {
         match f {
-            FormatArg::Oci => nixoci::archive::Format::Oci,
-            FormatArg::Docker => nixoci::archive::Format::Docker,
+            FormatArg::Oci => crate::archive::Format::Oci,
+            FormatArg::Docker => crate::archive::Format::Docker,
         }
     }
 }
@@ -196,14 +196,14 @@ impl From<FormatArg> for nixoci::archive::Format {
 pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     let platform = a.platform.clone();
-    let report = nixoci::archive::archive(
+    let report = crate::archive::archive(
         &layout,
         tag.as_deref(),
         &a.output,
         a.format.into(),
         a.tag.as_deref(),
         platform.as_ref(),
-        nixoci::layout::WriteMode::forced(a.force),
+        crate::layout::WriteMode::forced(a.force),
     )
     .with_context(|| format!("cannot archive {}", layout.display()))?;
     a.print.mode().report(&report, |out| {
@@ -228,7 +228,7 @@ pub struct UnpackArgs {
     /// For a multi-platform image: OS/ARCH[/VARIANT] (default: linux and this
     /// machine's architecture).
     #[arg(long, value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     /// Create character and block device nodes instead of refusing them.
     #[arg(long)]
     allow_devices: bool,
@@ -244,14 +244,14 @@ pub struct UnpackArgs {
 /// `nixoci unpack`.
 pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
-    let opts = nixoci::unpack::UnpackOptions {
+    let opts = crate::unpack::UnpackOptions {
         limits: a.limits.limits(),
         allow_devices: a.allow_devices,
         platform: a.platform.clone(),
         force: a.force,
     };
     let report =
-        nixoci::unpack::unpack(&layout, tag.as_deref(), &a.dir, &opts).with_context(|| {
+        crate::unpack::unpack(&layout, tag.as_deref(), &a.dir, &opts).with_context(|| {
             format!(
                 "cannot unpack {} into {}",
                 layout.display(),

@@ -1,23 +1,32 @@
 //! Command-line interface: the clap types, and the dispatch of each
 //! subcommand to the function that runs it, by job:
 //!
-//! - [`build`]: the building blocks (build, layer, config, manifest,
+//! - `build`: the building blocks (build, layer, config, manifest,
 //!   layout) and `nix-builder`;
-//! - [`local`]: reading a local layout (verify, inspect, archive, unpack);
-//! - [`diff`]: two images compared, each a layout or a reference (pulled
+//! - `local`: reading a local layout (verify, inspect, archive, unpack);
+//! - `diff`: two images compared, each a layout or a reference (pulled
 //!   through `remote`);
-//! - [`remote`]: registries (push, pull, tag, exists, inspect of a
+//! - `remote`: registries (push, pull, tag, exists, inspect of a
 //!   reference);
-//! - [`plan`]: the layering plan of a closure graph;
-//! - [`output`]: how a command reports (text, JSON or nothing);
-//! - [`args`]: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
-//! - [`remote_args`] and [`limit_args`]: the options every registry
+//! - `plan`: the layering plan of a closure graph;
+//! - `output`: how a command reports (text, JSON or nothing);
+//! - `args`: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
+//! - `remote_args` and `limit_args`: the options every registry
 //!   command, and every command that reads layers, takes.
 //!
 //! Imports go one way: this module uses the others; `artifact` uses
 //! `remote` (its progress bars); the commands use `args`, `output`,
 //! `remote_args` and `limit_args`, which use none of them
 //! (`tests/layering.rs` checks that no two import each other).
+//!
+//! It is a module of the library, in its top layer, so that the library's
+//! internals stay private to the crate: the binary (`src/main.rs`) only
+//! calls [`main`], the one public item here, hidden from the library's
+//! documentation and no part of its API.
+
+// The doc comments of the clap types are the command's help text, written
+// for a terminal (`DIR/blobs/sha256/<layer>`), not for rustdoc.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod args;
 mod artifact;
@@ -43,7 +52,7 @@ use clap::{Parser, Subcommand};
 /// renamed into place, so a failed run leaves nothing behind.
 #[derive(Debug, Parser)]
 #[command(name = "nixoci", version, max_term_width = 100)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -135,7 +144,7 @@ enum Command {
 }
 
 /// Run the parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) => build::image(&a),
         Command::Layer(a) => build::layer(&a),
@@ -159,5 +168,82 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),
         Command::Unpack(a) => local::unpack(&a),
+    }
+}
+
+/// The `nixoci` command, from its arguments to its exit status: what the
+/// binary (`src/main.rs`) runs. Not part of the library's API.
+pub fn main() -> ExitCode {
+    let args = Cli::parse();
+    raise_open_file_limit();
+    // RUST_LOG=nixoci=debug: what nixoci does (retries and why) on stderr.
+    if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+        use std::io::IsTerminal as _;
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
+    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): remove what was being written.
+    let _ = ctrlc::set_handler(|| {
+        crate::layout::remove_unfinished();
+        std::process::exit(130);
+    });
+    let result = run(args);
+    if crate::layout::interrupted() {
+        // The signal handler is removing what the run was writing, and
+        // exits with 130 when done: the run's own end (often an error, as
+        // its files vanish) is no result to report.
+        loop {
+            std::thread::park();
+        }
+    }
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`nixoci inspect DIR | head`) is not a failure.
+            let broken_pipe = err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_status(&err))
+        }
+    }
+}
+
+/// The exit status of a failed command: a registry failure's own
+/// ([`crate::error::RegistryErrorKind::exit_code`], 20 to 25, README
+/// "Exit status"), else 1.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|c| {
+            c.downcast_ref::<crate::error::Error>()
+                .and_then(crate::error::Error::registry_kind)
+        })
+        .map_or(1, crate::error::RegistryErrorKind::exit_code)
+}
+
+/// Raise the soft limit of open files to the hard one: the readers of an
+/// image tree hold a directory open per level of depth (they never follow
+/// a path by name through it, `crate::rootfs`), and a deep tree would
+/// otherwise stop at the usual soft limit of 1024. Failing to raise it
+/// changes nothing.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use nixoci::plan::{check_budget, plan, read_exclude, Graph, Strategy};
+use crate::plan::{check_budget, plan, read_exclude, Graph, Strategy};
 
 use super::output::OutputArgs;
 
@@ -88,11 +88,11 @@ pub fn run(a: &PlanArgs) -> Result<ExitCode> {
         Some(out) => {
             let mut inputs = vec![a.graph.clone()];
             inputs.extend(a.exclude.iter().cloned());
-            let mode = nixoci::layout::WriteMode::forced(a.force);
-            let file = nixoci::layout::OutputFile::new(out, mode, &inputs)?;
+            let mode = crate::layout::WriteMode::forced(a.force);
+            let file = crate::layout::OutputFile::new(out, mode, &inputs)?;
             file.file()?
                 .write_all(&bytes)
-                .map_err(|e| nixoci::Error::io(out, e))?;
+                .map_err(|e| crate::Error::io(out, e))?;
             file.commit()?;
             let report = serde_json::json!({
                 "output": out,

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use crate::inspect::human_size;
+use crate::oci::reference::Reference;
+use crate::progress::Progress;
+use crate::remote;
+use crate::verify::short;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nixoci::inspect::human_size;
-use nixoci::oci::reference::Reference;
-use nixoci::progress::Progress;
-use nixoci::remote;
-use nixoci::verify::short;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::limit_args::LimitArgs;
@@ -47,7 +47,7 @@ pub struct PullArgs {
     dir: PathBuf,
     /// For a multi-platform image, pull only this one: OS/ARCH[/VARIANT].
     #[arg(long, value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     /// Also pull what is attached to the image (its referrers: SBOMs,
     /// signatures), listed in the layout's index.json without a tag.
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct PrefetchArgs {
     /// From a multi-platform image, this platform's image: OS/ARCH[/VARIANT]
     /// (default: Linux on this machine's architecture).
     #[arg(long, conflicts_with = "all_platforms", value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     /// Pin the multi-platform image itself: every platform is pulled.
     #[arg(long)]
     all_platforms: bool,
@@ -86,7 +86,7 @@ pub struct PrefetchArgs {
 #[serde(rename_all = "camelCase")]
 struct Prefetched {
     image_name: String,
-    image_digest: nixoci::digest::Sha256Digest,
+    image_digest: crate::oci::digest::Sha256Digest,
     hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     os: Option<String>,
@@ -313,7 +313,7 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
         Some(
             asked
                 .clone()
-                .unwrap_or_else(nixoci::oci::Platform::host_linux),
+                .unwrap_or_else(crate::oci::Platform::host_linux),
         )
     };
     let resolved = remote::resolve(&source, choice.as_ref(), &opts)
@@ -324,7 +324,7 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     // for a single image without one, none (it is read from the config).
     let pass = if resolved.was_index { choice } else { asked };
     // Removed when done, and by the signal handler if interrupted.
-    let tmp = nixoci::layout::Scratch::new("prefetch")
+    let tmp = crate::layout::Scratch::new("prefetch")
         .context("cannot create a temporary directory to pull into")?;
     let dir = tmp.path().join("image");
     let mode = a.output.mode();
@@ -340,8 +340,8 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("cannot pull {pinned}"))?;
     bars.clear();
-    let hash = nixoci::nar::hash(&dir)?;
-    let layout = nixoci::layout::Layout::open(&dir)?;
+    let hash = crate::nar::hash(&dir)?;
+    let layout = crate::layout::Layout::open(&dir)?;
     // With every platform, the layers of this machine's, if it has one.
     let image = layout
         .resolve(
@@ -349,7 +349,7 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
             Some(
                 &pass
                     .clone()
-                    .unwrap_or_else(nixoci::oci::Platform::host_linux),
+                    .unwrap_or_else(crate::oci::Platform::host_linux),
             ),
         )
         .ok();
@@ -365,7 +365,7 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
                 let c = image.config_value()?;
                 let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
                 match (text("architecture"), text("os")) {
-                    (Some(architecture), Some(os)) => Some(nixoci::oci::Platform {
+                    (Some(architecture), Some(os)) => Some(crate::oci::Platform {
                         architecture,
                         os,
                         variant: text("variant"),
@@ -382,7 +382,7 @@ pub fn prefetch(a: &PrefetchArgs) -> Result<ExitCode> {
     let out = Prefetched {
         image_name: format!("{}/{}", source.registry, source.repository),
         image_digest: resolved.digest,
-        hash: nixoci::nar::sri(&hash),
+        hash: crate::nar::sri(&hash),
         os: platform.as_ref().map(|p| p.os.clone()),
         arch: platform.as_ref().map(|p| p.architecture.clone()),
         variant: platform.as_ref().and_then(|p| p.variant.clone()),
@@ -434,7 +434,7 @@ pub fn tag(a: &TagArgs) -> Result<ExitCode> {
 pub fn exists(a: &ExistsArgs) -> Result<ExitCode> {
     let answer =
         reference_arg(&a.reference).and_then(|r| Ok(remote::exists(&r, &a.remote.options()?)?));
-    let report = |digest: Option<&nixoci::digest::Sha256Digest>| {
+    let report = |digest: Option<&crate::oci::digest::Sha256Digest>| {
         let value = serde_json::json!({"reference": a.reference, "exists": digest.is_some(), "digest": digest});
         // The text says nothing: the exit status is the answer.
         a.output.mode().print(&value, |_| Ok(()))

@@ -6,10 +6,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use crate::remote::auth::{Credentials, Secret};
+use crate::remote::{self, RemoteOptions};
 use anyhow::{Context, Result};
 use clap::Args;
-use nixoci::remote::auth::{Credentials, Secret};
-use nixoci::remote::{self, RemoteOptions};
 
 /// `USER:PASSWORD` in the environment, used when neither `--creds` nor
 /// `--password-stdin` is given, before the credential files: how a Nix

@@ -33,7 +33,7 @@ pub struct SbomArgs {
     /// For a multi-platform image: which platform, OS/ARCH[/VARIANT]
     /// (default: linux and this machine's architecture).
     #[arg(long, value_parser = super::args::platform_arg)]
-    platform: Option<nixoci::oci::Platform>,
+    platform: Option<crate::oci::Platform>,
     /// Also attach it to the image in the layout, as a referrer (an OCI
     /// 1.1 artifact whose subject is the image's manifest), which `nixoci
     /// push` sends with the image.
@@ -57,7 +57,7 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     let platform = a.platform.clone();
     // Before any work: nothing is changed that may not be.
     if a.attach {
-        nixoci::layout::check_may_change(&layout).with_context(|| {
+        crate::layout::check_may_change(&layout).with_context(|| {
             format!(
                 "cannot attach the SBOM to {} (a Nix-built image gets one with \
                  ociImage {{ sbom = true; }})",
@@ -65,18 +65,18 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
             )
         })?;
     }
-    let mode = nixoci::layout::WriteMode::forced(a.force);
+    let mode = crate::layout::WriteMode::forced(a.force);
     let inputs = [layout.clone()];
     if let Some(path) = &a.output {
-        nixoci::layout::check_output(path, a.force, &inputs)?;
+        crate::layout::check_output(path, a.force, &inputs)?;
     }
-    let sbom = nixoci::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
+    let sbom = crate::sbom::collect(&layout, tag.as_deref(), platform.as_ref())
         .with_context(|| format!("cannot make the SBOM of {}", layout.display()))?;
     let format = match a.format {
-        FormatArg::Spdx => nixoci::sbom::Format::Spdx,
-        FormatArg::Cyclonedx => nixoci::sbom::Format::CycloneDx,
+        FormatArg::Spdx => crate::sbom::Format::Spdx,
+        FormatArg::Cyclonedx => crate::sbom::Format::CycloneDx,
     };
-    let bytes = nixoci::sbom::bytes(&format.document(&sbom));
+    let bytes = crate::sbom::bytes(&format.document(&sbom));
     let mut report = Report {
         layout: layout.clone(),
         manifest: sbom.manifest.clone(),
@@ -86,7 +86,7 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         attached: Vec::new(),
     };
     if a.attach {
-        report.attached = nixoci::sbom::attach(&layout, &sbom, &[format])
+        report.attached = crate::sbom::attach(&layout, &sbom, &[format])
             .with_context(|| format!("cannot attach the SBOM to {}", layout.display()))?
             .into_iter()
             .map(|d| d.digest)
@@ -94,7 +94,7 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     }
     match &a.output {
         Some(path) => {
-            let out = nixoci::layout::OutputFile::new(path, mode, &inputs)?;
+            let out = crate::layout::OutputFile::new(path, mode, &inputs)?;
             out.file()?
                 .write_all(&bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -138,7 +138,7 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
 struct Report {
     layout: PathBuf,
     /// The image's manifest.
-    manifest: nixoci::digest::Sha256Digest,
+    manifest: crate::oci::digest::Sha256Digest,
     /// The SBOM's media type.
     format: &'static str,
     /// Store paths listed.
@@ -147,5 +147,5 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<PathBuf>,
     /// The referrers attached (`--attach`).
-    attached: Vec<nixoci::digest::Sha256Digest>,
+    attached: Vec<crate::oci::digest::Sha256Digest>,
 }

@@ -13,9 +13,12 @@ use crate::oci::MediaType;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// gzip (the default).
     #[default]
     Gzip,
+    /// zstd.
     Zstd,
+    /// None: a plain tar.
     None,
 }
 

@@ -17,8 +17,8 @@ pub mod store;
 pub mod tags;
 pub mod temporaries;
 
-pub use outputs::{check_may_change, check_not_an_input, check_output};
-pub use reader::{is_referrer, Graph, Image, Layout};
+pub use outputs::{check_may_change, check_output};
+pub use reader::{Graph, Image, Layout};
 pub use scratch::Scratch;
 pub use staging::*;
 pub use store::*;

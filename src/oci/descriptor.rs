@@ -17,11 +17,16 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The media type of the content.
     pub media_type: MediaType,
+    /// The digest of the content.
     pub digest: Sha256Digest,
+    /// The size of the content in bytes.
     pub size: u64,
+    /// The platform of the image it points to (in an image index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Annotations (`org.opencontainers.image.ref.name` names a tag in a layout).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// The artifact type of the manifest it points to (OCI 1.1), as an
@@ -37,16 +42,21 @@ pub struct Descriptor {
 /// The platform of an image (image-spec `image-index.md`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Platform {
+    /// CPU architecture, as Go names it (`amd64`, `arm64`).
     pub architecture: String,
+    /// Operating system (`linux`).
     pub os: String,
+    /// CPU variant (`v7` of `arm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Operating system version (`os.version`, Windows images).
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Operating system features (`os.features`, Windows images).
     #[serde(
         rename = "os.features",
         default,
@@ -91,10 +101,13 @@ impl Platform {
 
 /// The descriptors a manifest or an image index holds (whichever applies).
 #[derive(Debug, Default, Deserialize)]
-pub struct Refs {
+pub(crate) struct Refs {
+    /// An index's manifests.
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// A manifest's config.
     pub config: Option<Descriptor>,
+    /// A manifest's layers.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
 }
@@ -102,15 +115,15 @@ pub struct Refs {
 /// Image indexes nested deeper than this (`index.json` at depth 0, an
 /// index it lists at depth 1, and so on) are refused by every reader: unpack, archive, pull, inspect and
 /// verify.
-pub const MAX_INDEX_DEPTH: usize = 8;
+pub(crate) const MAX_INDEX_DEPTH: usize = 8;
 
 /// The most descriptors one walk of an image graph visits (after repeated
 /// digests are skipped) before it stops with an error.
-pub const MAX_INDEX_NODES: usize = 10_000;
+pub(crate) const MAX_INDEX_NODES: usize = 10_000;
 
 /// What a [`PlatformSearch`] needs next.
 #[derive(Debug)]
-pub enum SearchStep {
+pub(crate) enum SearchStep {
     /// The manifest for the platform.
     Found(Descriptor),
     /// An image index to look into: hand its `manifests` to
@@ -124,7 +137,7 @@ pub enum SearchStep {
 /// [`MAX_INDEX_DEPTH`] deep and [`MAX_INDEX_NODES`] descriptors; an index
 /// digest seen before is not opened again. The caller reads the indexes
 /// (from a layout or a registry), so one rule serves every reader.
-pub struct PlatformSearch {
+pub(crate) struct PlatformSearch {
     want: Platform,
     stack: Vec<std::vec::IntoIter<Descriptor>>,
     opened: std::collections::BTreeSet<Sha256Digest>,
@@ -207,7 +220,7 @@ impl PlatformSearch {
 
 /// The manifest for `want` in an index holding `manifests`, opening nested
 /// indexes with `open` (see [`PlatformSearch`]).
-pub fn choose_platform(
+pub(crate) fn choose_platform(
     manifests: &[Descriptor],
     want: Option<&Platform>,
     mut open: impl FnMut(&Descriptor) -> Result<Vec<Descriptor>>,
@@ -225,7 +238,7 @@ pub fn choose_platform(
 }
 
 /// GOARCH name of the building machine's architecture.
-pub fn host_architecture() -> &'static str {
+pub(crate) fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -239,7 +252,7 @@ pub fn host_architecture() -> &'static str {
 }
 
 /// A descriptor with no platform or annotations.
-pub fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> Descriptor {
+pub(crate) fn descriptor(media_type: MediaType, digest: &Sha256Digest, size: u64) -> Descriptor {
     Descriptor {
         media_type,
         digest: digest.clone(),
@@ -280,7 +293,7 @@ impl std::str::FromStr for Platform {
 /// such a name rather than mapped (a decision, README "With Nix"): a
 /// config names what the user wrote, and an index with `x86_64` is one in
 /// which podman and skopeo on amd64 find no image.
-pub fn oci_architecture(name: &str) -> Option<&'static str> {
+pub(crate) fn oci_architecture(name: &str) -> Option<&'static str> {
     Some(match name {
         "x86_64" | "x86-64" => "amd64",
         "aarch64" | "armv8" => "arm64",

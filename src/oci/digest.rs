@@ -77,13 +77,14 @@ impl<'de> serde::Deserialize<'de> for Sha256Digest {
 }
 
 /// A writer that hashes and counts every byte on its way to `inner`.
-pub struct HashWriter<W> {
+pub(crate) struct HashWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
 }
 
 impl<W: Write> HashWriter<W> {
+    /// Hash and count what is written through to `inner`.
     pub fn new(inner: W) -> Self {
         HashWriter {
             inner,
@@ -116,13 +117,14 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 /// A reader that hashes and counts every byte read through it.
-pub struct HashReader<R> {
+pub(crate) struct HashReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
 }
 
 impl<R: Read> HashReader<R> {
+    /// Hash and count what is read from `inner`.
     pub fn new(inner: R) -> Self {
         HashReader {
             inner,
@@ -147,7 +149,7 @@ impl<R: Read> Read for HashReader<R> {
 }
 
 /// Digest and size of everything `reader` yields.
-pub fn digest_reader(reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
+pub(crate) fn digest_reader(reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
     let mut hr = HashReader::new(reader);
     io::copy(&mut hr, &mut io::sink())?;
     Ok(hr.finish())

@@ -87,7 +87,7 @@ impl MediaType {
 /// `type/subtype`, each 1 to 127 of letters, digits and `!#$&-^_.+`,
 /// starting with a letter or digit; no parameters. Checked before one is
 /// sent or written.
-pub fn validate_media_type(s: &str) -> std::result::Result<(), String> {
+pub(crate) fn validate_media_type(s: &str) -> std::result::Result<(), String> {
     let name = |part: &str| {
         !part.is_empty()
             && part.len() <= 127

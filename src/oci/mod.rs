@@ -7,23 +7,23 @@
 //!   hashing reader and writer;
 //! - [`descriptor`]: descriptors, platforms, and the choice of a platform
 //!   from an image index;
-//! - [`json`]: the one canonical form of a document, and bounded, strict
+//! - `json`: the one canonical form of a document, and bounded, strict
 //!   parsing of documents;
-//! - [`fields`]: the fields each document defines, for the keys of what
+//! - `fields`: the fields each document defines, for the keys of what
 //!   a user merges into one;
-//! - [`validate`]: the type every field of a config, manifest and index must
+//! - `validate`: the type every field of a config, manifest and index must
 //!   have, as strict consumers read them;
 //! - [`reference`](mod@reference): image references and the tag grammar;
-//! - [`time`]: `SOURCE_DATE_EPOCH` and RFC 3339 times.
+//! - `time`: `SOURCE_DATE_EPOCH` and RFC 3339 times.
 
 pub mod descriptor;
 pub mod digest;
-pub mod fields;
-pub mod json;
+pub(crate) mod fields;
+pub(crate) mod json;
 pub mod media_type;
 pub mod reference;
-pub mod time;
-pub mod validate;
+pub(crate) mod time;
+pub(crate) mod validate;
 
 pub use descriptor::{Descriptor, Platform};
 pub use digest::Sha256Digest;

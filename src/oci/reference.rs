@@ -15,11 +15,14 @@ pub struct Reference {
     pub registry: String,
     /// `namespace/name`, lowercase path components.
     pub repository: String,
+    /// The tag (`:latest`), if written.
     pub tag: Option<String>,
+    /// The digest (`@sha256:...`), if written.
     pub digest: Option<Sha256Digest>,
 }
 
-pub const DOCKER_HUB: &str = "docker.io";
+/// The registry of references that name none.
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 
 impl Reference {
     /// Parse a reference; see the module documentation for the forms.

@@ -158,11 +158,6 @@ impl Graph {
     pub fn len(&self) -> usize {
         self.paths.len()
     }
-
-    /// Whether the graph has no store path.
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
 }
 
 /// The paths in an order where each comes after every path that refers to

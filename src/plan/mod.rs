@@ -24,12 +24,15 @@ mod group;
 mod popularity;
 mod stable;
 
-pub use graph::{read_exclude, Graph, GraphEntry};
+#[cfg(test)]
+use graph::GraphEntry;
+pub use graph::{read_exclude, Graph};
 pub use group::PlanLayer;
 use popularity::group_by_popularity;
 pub use popularity::popularity_order;
 use stable::group_stable;
-pub use stable::{bucket_count, bucket_of, stable_name, MAX_BUCKETS, MIN_TIER};
+#[cfg(test)]
+use stable::{bucket_of, stable_name};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -53,16 +56,6 @@ pub enum Strategy {
     Popularity,
     /// nixoci's default, built for stability under change.
     Stable,
-}
-
-impl Strategy {
-    /// The name the command line and the plan give it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Popularity => "popularity",
-            Strategy::Stable => "stable",
-        }
-    }
 }
 
 impl std::str::FromStr for Strategy {

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret from its text.
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
@@ -49,8 +50,15 @@ impl fmt::Display for Secret {
 /// Credentials for one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {
+    /// No credentials: the registry's anonymous access.
     Anonymous,
-    Basic { username: String, password: Secret },
+    /// A user name and a password (or token), sent as the registry asks.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or token.
+        password: Secret,
+    },
 }
 
 impl Credentials {

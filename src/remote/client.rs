@@ -19,9 +19,10 @@ use crate::oci::reference::Reference;
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RemoteOptions {
     /// Credentials from the command line; `None`: look them up
-    /// ([`auth::lookup`]).
+    /// (`auth::lookup`: where Docker, podman and skopeo keep them).
     pub credentials: Option<Credentials>,
     /// Speak plain HTTP. Without it, HTTPS is used, except for a registry
     /// on this machine that does not speak TLS.
@@ -47,10 +48,8 @@ pub struct RemoteOptions {
     /// [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
     /// How long one document (a manifest, an index, a token response, an
-    /// error body) may take to arrive in all. Zero: the default,
-    /// [`super::DEFAULT_DOCUMENT_TIMEOUT`]; the command line reads
-    /// it once from `NIXOCI_DOCUMENT_TIMEOUT`
-    /// ([`super::document_timeout_from_env`]).
+    /// error body) may take to arrive in all. Zero: the default, 60 s; the
+    /// command line reads it once from `NIXOCI_DOCUMENT_TIMEOUT`.
     pub document_timeout: Duration,
 }
 

@@ -73,13 +73,11 @@ mod referrers;
 mod report;
 mod upload;
 
-pub use artifact::{attach, AttachFile, AttachReport};
+pub use artifact::{attach, AttachFile};
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT};
-pub use errors::{
-    document_timeout_from_env, parse_seconds, DEFAULT_DOCUMENT_TIMEOUT, DOCUMENT_TIMEOUT_ENV,
-};
+pub use errors::{document_timeout_from_env, parse_seconds};
 pub use pull::{pull, pull_with, PullReport};
 pub use push::{push, PushReport, TagReport};
-pub use query::{exists, inspect, resolve, tag, Resolved};
-pub use referrers::{fallback_tag, list as referrers, ReferrerReport, Referrers};
+pub use query::{exists, inspect, resolve, tag};
+pub use referrers::{list as referrers, ReferrerReport};
 pub use report::{BlobAction, BlobReport};

@@ -31,12 +31,19 @@ use crate::progress::Progress;
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PullReport {
+    /// The reference pulled, as written out.
     pub reference: String,
+    /// The layout directory written.
     pub layout: PathBuf,
+    /// The digest of the image (manifest or index) the layout names.
     pub digest: Sha256Digest,
+    /// Its media type.
     pub media_type: MediaType,
+    /// The tag the layout gives it, if any.
     pub tag: Option<String>,
+    /// Each blob fetched, in digest order.
     pub blobs: Vec<BlobReport>,
+    /// Bytes received for the blobs.
     pub bytes_received: u64,
     /// The referrers pulled with it (`--referrers`).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -30,14 +30,21 @@ use crate::progress::Progress;
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PushReport {
+    /// The reference pushed to.
     pub reference: String,
     /// Digest of the manifest or index the reference now names.
     pub digest: Sha256Digest,
+    /// The media type of the image (manifest or index).
     pub media_type: MediaType,
+    /// What happened to each blob.
     pub blobs: Vec<BlobReport>,
+    /// Blobs uploaded.
     pub uploaded: usize,
+    /// Blobs the repository had already.
     pub skipped: usize,
+    /// Blobs mounted from another repository of the registry.
     pub mounted: usize,
+    /// Bytes uploaded.
     pub bytes_sent: u64,
     /// Manifests and indexes written.
     pub manifests: usize,
@@ -87,6 +94,7 @@ impl PushReport {
 /// What a push did to one tag.
 #[derive(Clone, Debug, Serialize)]
 pub struct TagReport {
+    /// The tag.
     pub tag: String,
     /// `set`, or `unchanged` (it already named the image: nothing sent).
     pub action: &'static str,

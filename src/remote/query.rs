@@ -52,7 +52,6 @@ pub struct Resolved {
     /// The image manifest for the platform, or the index when no
     /// platform was asked for.
     pub digest: Sha256Digest,
-    pub media_type: crate::oci::MediaType,
     /// Whether the reference named an index.
     pub was_index: bool,
 }
@@ -71,14 +70,12 @@ pub fn resolve(
         if !media_type.is_index() {
             return Ok(Resolved {
                 digest,
-                media_type,
                 was_index: false,
             });
         }
         let Some(p) = platform else {
             return Ok(Resolved {
                 digest,
-                media_type,
                 was_index: true,
             });
         };
@@ -87,7 +84,6 @@ pub fn resolve(
         let chosen = super::pull::find_platform(&remote, r, children, p).await?;
         Ok(Resolved {
             digest: chosen.digest,
-            media_type: chosen.media_type,
             was_index: true,
         })
     })

@@ -30,8 +30,11 @@ use crate::referrers::{fallback_document, listing_entry};
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReferrerReport {
+    /// The digest of the referrer's manifest.
     pub digest: Sha256Digest,
+    /// Its artifact type, if it has one.
     pub artifact_type: Option<String>,
+    /// The manifest (or index) it refers to.
     pub subject: Sha256Digest,
     /// `api` (the registry keeps referrers: it answered `OCI-Subject`),
     /// `fallback` (listed under the fallback tag), or `unchanged` (the

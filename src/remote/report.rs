@@ -7,8 +7,11 @@ use crate::oci::digest::Sha256Digest;
 /// What happened to one blob.
 #[derive(Clone, Debug, Serialize)]
 pub struct BlobReport {
+    /// The blob.
     pub digest: Sha256Digest,
+    /// Its size in bytes.
     pub size: u64,
+    /// What happened to it.
     pub action: BlobAction,
 }
 

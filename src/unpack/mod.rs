@@ -87,17 +87,6 @@ pub fn make_removable(root: &Path) {
     }
 }
 
-/// Makes the tree at its path removable ([`make_removable`]) when dropped,
-/// however the work on it ends, so that the temporary directory holding it
-/// can be deleted.
-pub struct MakeRemovableOnDrop(pub PathBuf);
-
-impl Drop for MakeRemovableOnDrop {
-    fn drop(&mut self) {
-        make_removable(&self.0);
-    }
-}
-
 /// Unpack the image `tag` of `layout` (or its only one) into `dir`.
 pub fn unpack(
     layout: &Path,

@@ -61,9 +61,14 @@ pub(crate) fn check_diff_id(
 /// reads of each layer.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Limits {
+    /// The most entries (files, directories, links); default 1 000 000.
     pub max_entries: u64,
+    /// The largest single file, in bytes; default 16 GiB.
     pub max_file_size: u64,
+    /// The most bytes of file content, and of uncompressed layer content
+    /// (decompression stops there); default 64 GiB.
     pub max_total_size: u64,
 }
 

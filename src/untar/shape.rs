@@ -27,8 +27,11 @@ use super::whiteout::{OwnPaths, Whiteout};
 /// What a path of the tree is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A symbolic link, and its target.
     Symlink(Vec<u8>),
     /// A device, fifo or socket.
     Other,
