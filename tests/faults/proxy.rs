@@ -56,6 +56,9 @@ pub enum Fault {
     /// no `Retry-After` (a registry that is down behind its load
     /// balancer).
     Unavailable,
+    /// Upload locations (`Location` of a POST, PATCH or PUT) are given as
+    /// a path, not a full URL, as the spec allows.
+    RelativeLocation,
     /// The token endpoint answers 500.
     TokenFails,
     /// A PUT of a referrers fallback tag (`/manifests/sha256-…`): answered
@@ -410,11 +413,14 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             continue;
         }
         if k.as_str() == "location" {
-            // The registry names itself in upload locations: name the proxy.
-            let l = v
-                .to_str()
-                .unwrap_or_default()
-                .replace(&s.upstream_host, &format!("127.0.0.1:{}", s.port));
+            // The registry names itself in upload locations: name the proxy,
+            // or nothing (a path).
+            let l = v.to_str().unwrap_or_default();
+            let l = if fires(&s, n, Fault::RelativeLocation, true) {
+                l.replace(&format!("http://{}", s.upstream_host), "")
+            } else {
+                l.replace(&s.upstream_host, &format!("127.0.0.1:{}", s.port))
+            };
             out = out.header(k, l);
             continue;
         }
