@@ -8,7 +8,11 @@ use crate::oci::digest::Sha256Digest;
 
 /// A nixoci error. Messages are lowercase and say what to do where that is
 /// not obvious.
+///
+/// Non-exhaustive: new kinds of failure may be added, so a `match` on it
+/// needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O error on a file or directory.
     #[error("{path}")]
@@ -235,6 +239,19 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A registry (or the way to it) failed: what kind of failure (which
+    /// also chooses the command's exit status, [`RegistryErrorKind`]), and
+    /// the message, which names the registry and says what to do.
+    #[error("{message}")]
+    Registry {
+        /// The registry, `HOST[:PORT]`.
+        registry: String,
+        /// What kind of failure it was.
+        kind: RegistryErrorKind,
+        /// What failed and what to do, as the command prints it.
+        message: String,
+    },
+
     /// An error, and where it happened (`spec.json: files[2]`).
     #[error("{context}")]
     Within {
@@ -260,6 +277,14 @@ impl Error {
         Error::Within {
             context: context.into(),
             source: Box::new(self),
+        }
+    }
+
+    /// The kind of registry failure this is, when it is one.
+    pub fn registry_kind(&self) -> Option<&RegistryErrorKind> {
+        match self {
+            Error::Registry { kind, .. } => Some(kind),
+            _ => None,
         }
     }
 
@@ -292,6 +317,89 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     out
+}
+
+/// What kind of failure an [`Error::Registry`] is. Each kind has its own
+/// exit status of the `nixoci` command, so that a script can tell a wrong
+/// password from a registry that is down (README, "Exit status"):
+///
+/// | kind | exit status |
+/// |---|---|
+/// | [`Authentication`](Self::Authentication) | 20 |
+/// | [`NotFound`](Self::NotFound) | 21 |
+/// | [`RateLimited`](Self::RateLimited) | 22 |
+/// | [`Tls`](Self::Tls) | 23 |
+/// | [`Transport`](Self::Transport) | 24 |
+/// | [`ServerStatus`](Self::ServerStatus) | 25 |
+///
+/// Any other error is 1, a usage error 2, an interrupted command 130.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryErrorKind {
+    /// The registry refused the credentials, or their absence: 401 or 403,
+    /// `UNAUTHORIZED` or `DENIED`, a token request refused.
+    Authentication,
+    /// No such repository, manifest, tag or blob: 404, `NAME_UNKNOWN`,
+    /// `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`.
+    NotFound,
+    /// Too many requests (429, `TOOMANYREQUESTS`), after the retries, or
+    /// at once when the registry asks for a longer wait than nixoci takes;
+    /// with the wait it asked for (`Retry-After`), when it gave one.
+    RateLimited {
+        /// The wait the registry asked for (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The TLS handshake failed.
+    Tls(TlsFailure),
+    /// No answer: the connection was refused, reset or timed out, the name
+    /// did not resolve.
+    Transport(TransportFailure),
+    /// An answer nixoci cannot go on with: a 5xx after the retries, or
+    /// another unexpected status (the status).
+    ServerStatus(u16),
+}
+
+/// Why a TLS handshake failed, read from rustls' error types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The certificate is signed by a CA nixoci does not trust (`--ca-file`).
+    UntrustedIssuer,
+    /// The certificate is not valid for the registry's name or address.
+    NameMismatch,
+    /// The certificate has expired, or is not valid yet.
+    Expired,
+    /// Anything else (a revoked certificate, an alert, no common protocol).
+    Other,
+}
+
+/// Why a registry gave no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// Nothing listens there.
+    ConnectionRefused,
+    /// The connection was reset or closed half-way.
+    Reset,
+    /// Nothing arrived for too long (`--timeout`), or too slowly.
+    Timeout,
+    /// Anything else: the name does not resolve, no route, ...
+    Other,
+}
+
+impl RegistryErrorKind {
+    /// The exit status of a command that failed this way (see the table
+    /// above).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RegistryErrorKind::Authentication => 20,
+            RegistryErrorKind::NotFound => 21,
+            RegistryErrorKind::RateLimited { .. } => 22,
+            RegistryErrorKind::Tls(_) => 23,
+            RegistryErrorKind::Transport(_) => 24,
+            RegistryErrorKind::ServerStatus(_) => 25,
+        }
+    }
 }
 
 /// What some content is, or was found to be, in a [`Error::DigestMismatch`].

@@ -208,6 +208,36 @@ fn upload_faults_are_retried_or_named_and_no_tag_names_an_incomplete_image() {
     assert_eq!(b.assert_tags_complete("put500-always"), ["v1"]);
 }
 
+/// Upload locations given as a path (the spec allows it; distribution
+/// gives full URLs) are followed, for a blob sent in one request and for
+/// one sent in chunks (PATCH after PATCH, each answered with the next
+/// location), and the image arrives whole.
+#[test]
+fn upload_locations_given_as_paths_are_followed() {
+    let b = Bench::new(None);
+    // A 1.5 MB layer (chunked above 1 MiB) and a 300 kB one (one request).
+    let layout = image(b.env(), "relative", 200, 201, 1_500_000);
+    let small = b.fresh_image("relative-small", 210);
+    for (layout, repo) in [(&layout, "relative"), (&small, "relative-small")] {
+        b.proxy.inject(Fault::RelativeLocation, ALWAYS);
+        let before = b.proxy.requests().len();
+        let out = b
+            .tool(&["push", "--chunked-above-mib", "1"])
+            .arg(layout)
+            .arg(b.proxy.reference(&format!("{repo}:v1")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{repo}: {}", stderr(&out));
+        assert!(b.proxy.fired() >= 2, "{repo}: no location was rewritten");
+        let patches = b.proxy.requests()[before..]
+            .iter()
+            .filter(|r| r.1 == "PATCH")
+            .count();
+        assert_eq!(patches > 0, repo == "relative", "{repo}: {patches} PATCHes");
+        assert_eq!(b.assert_tags_complete(repo), ["v1"]);
+    }
+}
+
 #[test]
 fn too_many_requests_waits_as_long_as_retry_after_says() {
     let b = Bench::new(None);

@@ -1101,6 +1101,7 @@ fn hostile_registry_documents_are_bounded() {
         err.contains("did not arrive within 2 s") && err.contains(&r),
         "{err}"
     );
+    assert_eq!(out.status.code(), Some(24), "a timeout: {err}");
 
     // A local server answering /v2/ with a 500 over plain HTTP: that
     // status is what the error reports, not a failed TLS handshake.

@@ -143,25 +143,6 @@ enum Command {
     NixBuilder,
 }
 
-impl Cli {
-    /// Whether the command may speak to a registry (and so need CA roots).
-    fn may_use_network(&self) -> bool {
-        matches!(
-            self.command,
-            Command::Push(_)
-                | Command::Pull(_)
-                | Command::Prefetch(_)
-                | Command::Tag(_)
-                | Command::Attach(_)
-                | Command::Artifact(_)
-                | Command::Referrers(_)
-                | Command::Exists(_)
-                | Command::Diff(_)
-                | Command::Inspect(_)
-        )
-    }
-}
-
 /// Run the parsed command line.
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -195,18 +176,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 pub fn main() -> ExitCode {
     let args = Cli::parse();
     raise_open_file_limit();
-    // Before any thread starts: it may set SSL_CERT_FILE. Kept to the end.
-    let _roots = if args.may_use_network() {
-        match crate::remote::trust_builtin_roots_if_none() {
-            Ok(f) => f,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        None
-    };
     // RUST_LOG=nixoci=debug: what nixoci does (retries and why) on stderr.
     if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
         use std::io::IsTerminal as _;
@@ -242,9 +211,21 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The exit status of a failed command: a registry failure's own
+/// ([`crate::error::RegistryErrorKind::exit_code`], 20 to 25, README
+/// "Exit status"), else 1.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|c| {
+            c.downcast_ref::<crate::error::Error>()
+                .and_then(crate::error::Error::registry_kind)
+        })
+        .map_or(1, crate::error::RegistryErrorKind::exit_code)
 }
 
 /// Raise the soft limit of open files to the hard one: the readers of an

@@ -100,6 +100,9 @@ impl RemoteArgs {
             blob_cache: RemoteOptions::default_blob_cache(),
             chunked_above: self.chunked_above_mib << 20,
             timeout: self.timeout,
+            // Read once, here: a bad value stops the command before it
+            // sends anything.
+            document_timeout: remote::document_timeout_from_env()?.unwrap_or_default(),
         })
     }
 }

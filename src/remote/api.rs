@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::client::Remote;
 use super::errors::{read_capped, status_error, Failure, MIN_RATE};
-use crate::error::{Content, Error, Result};
+use super::failure::RemoteError;
+use crate::error::{Content, Error, RegistryErrorKind, Result, TransportFailure};
 use crate::oci::descriptor::*;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
@@ -45,7 +46,7 @@ impl Remote {
             match res.status().as_u16() {
                 200..=299 => Ok(true),
                 404 => Ok(false),
-                _ => Err(status_error(res).await),
+                _ => Err(status_error(res, self.deadline()).await),
             }
         })
         .await
@@ -73,7 +74,7 @@ impl Remote {
                             .and_then(Sha256Digest::parse),
                     )),
                     404 => Ok(None),
-                    _ => Err(status_error(res).await),
+                    _ => Err(status_error(res, self.deadline()).await),
                 }
             })
             .await
@@ -101,15 +102,17 @@ impl Remote {
                     .send()
                     .await?;
                 if !res.status().is_success() {
-                    return Err(status_error(res).await);
+                    return Err(status_error(res, self.deadline()).await);
                 }
-                read_capped(&mut res, max).await?.map_err(|why| {
-                    Failure::Local(why.explain(
-                        &r.to_string(),
-                        "the manifest the registry sent",
-                        max,
-                    ))
-                })
+                read_capped(&mut res, max, self.deadline())
+                    .await?
+                    .map_err(|why| {
+                        Failure::Local(why.explain(
+                            &r.to_string(),
+                            "the manifest the registry sent",
+                            max,
+                        ))
+                    })
             })
             .await
             .map_err(|e| self.explain(e))?;
@@ -147,11 +150,18 @@ impl Remote {
                 return Ok(None);
             }
             if !res.status().is_success() {
-                return Err(status_error(res).await);
+                return Err(status_error(res, self.deadline()).await);
             }
-            read_capped(&mut res, max).await?.map(Some).map_err(|why| {
-                Failure::Local(why.explain(&r.to_string(), "the referrers the registry sent", max))
-            })
+            read_capped(&mut res, max, self.deadline())
+                .await?
+                .map(Some)
+                .map_err(|why| {
+                    Failure::Local(why.explain(
+                        &r.to_string(),
+                        "the referrers the registry sent",
+                        max,
+                    ))
+                })
         })
         .await
         .map_err(|e| self.explain(e))
@@ -197,7 +207,7 @@ impl Remote {
                 .send()
                 .await?;
             if !res.status().is_success() {
-                return Err(status_error(res).await);
+                return Err(status_error(res, self.deadline()).await);
             }
             let digest = res
                 .headers()
@@ -227,7 +237,7 @@ impl Remote {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let mut res = self.request(reqwest::Method::GET, &path).send().await?;
         if !res.status().is_success() {
-            return Err(status_error(res).await);
+            return Err(status_error(res, self.deadline()).await);
         }
         let too_long = || {
             Failure::Local(Error::DigestMismatch {
@@ -259,12 +269,15 @@ impl Remote {
                 let needed =
                     ((MIN_RATE as f64 * elapsed.as_secs_f64()) as u64).min(size - at_start);
                 if got < needed {
-                    return Err(Failure::Slow(Error::Invalid(format!(
+                    return Err(Failure::Slow(self.failure(
+                        RegistryErrorKind::Transport(TransportFailure::Timeout),
+                        format!(
                         "blob {digest} of {r}: the registry sent {got} bytes in {:.1} s, less than {} KiB/s, the least nixoci takes over each --timeout period ({} s); the registry or the network is too slow, or the server is hostile",
                         elapsed.as_secs_f64(),
                         MIN_RATE >> 10,
                         period.as_secs_f64()
-                    ))));
+                    ),
+                    )));
                 }
                 (since, at_start) = (std::time::Instant::now(), received);
             }
@@ -277,17 +290,9 @@ impl Remote {
 /// not know or whose digest it cannot check: what a registry says while
 /// another upload of the same blob is being committed.
 fn blob_race(f: &Failure) -> bool {
-    use oci_client::errors::{OciDistributionError, OciErrorCode};
     match f {
-        Failure::Remote(OciDistributionError::RegistryError { envelope, .. }) => {
-            envelope.errors.iter().any(|e| {
-                matches!(
-                    e.code,
-                    OciErrorCode::BlobUnknown
-                        | OciErrorCode::ManifestBlobUnknown
-                        | OciErrorCode::DigestInvalid
-                )
-            })
+        Failure::Remote(RemoteError::Status(s)) => {
+            s.has_code(&["BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID"])
         }
         _ => false,
     }

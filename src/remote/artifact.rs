@@ -344,7 +344,8 @@ pub fn push(
     blobs.dedup_by(|a, b| a.digest == b.digest);
     with_runtime(|rt| {
         rt.block_on(async {
-            let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Push).await?;
+            let remote =
+                Remote::connect(target, opts, super::client::RegistryOperation::Push).await?;
             let mut manifest = json!({
                 "schemaVersion": 2,
                 "mediaType": MediaType::MANIFEST,

@@ -11,11 +11,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
-
 use super::auth::{self, Credentials};
 use super::errors::{self, read_capped, status_error, transient, Failure};
 use super::ping::{parse_challenge, probe_plain_http, Ping};
@@ -52,6 +47,10 @@ pub struct RemoteOptions {
     /// (and is retried as a transient failure). Zero: the default,
     /// [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
+    /// How long one document (a manifest, an index, a token response, an
+    /// error body) may take to arrive in all. Zero: the default, 60 s; the
+    /// command line reads it once from `NIXOCI_DOCUMENT_TIMEOUT`.
+    pub document_timeout: Duration,
 }
 
 /// Default of [`RemoteOptions::timeout`]: 120 s.
@@ -78,7 +77,16 @@ impl RemoteOptions {
 /// The most of a token response nixoci reads (a token is a few KiB).
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
 
-/// How nixoci's own requests authenticate, as the registry's ping asked.
+/// What a connection is for: the scope of the token asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RegistryOperation {
+    /// Reading: `repository:NAME:pull`.
+    Pull,
+    /// Writing (and reading): `repository:NAME:pull,push`.
+    Push,
+}
+
+/// How requests authenticate, as the registry's ping asked.
 #[derive(Clone)]
 enum HttpAuth {
     None,
@@ -88,87 +96,54 @@ enum HttpAuth {
 
 /// A connection to one registry.
 ///
-/// nixoci makes the ping, the token request, every manifest request and
-/// the blob checks itself, reading every body with a bound: documents at
-/// most [`crate::oci::json::MAX_DOCUMENT`] (the limit `verify` applies),
-/// tokens [`MAX_TOKEN_RESPONSE`], error bodies [`errors::MAX_ERROR_BODY`], blobs
-/// their descriptor's size. `oci-client` uploads and mounts blobs, with the
-/// authentication found here handed to it, so that it pings no more.
+/// One HTTP client and one authentication make every request: the ping,
+/// the token request, manifests, blob checks, downloads, uploads and
+/// mounts. Every body is read with a bound: documents at most
+/// [`crate::oci::json::MAX_DOCUMENT`] (the limit `verify` applies), tokens
+/// [`MAX_TOKEN_RESPONSE`], error bodies [`errors::MAX_ERROR_BODY`], blobs
+/// their descriptor's size.
 pub(super) struct Remote {
-    pub(super) client: Client,
     http: reqwest::Client,
     /// `http://HOST` or `https://HOST`.
     base: String,
     auth: HttpAuth,
-    /// Whether `client` is ready to upload (Basic auth makes it ping once).
-    primed: tokio::sync::Mutex<bool>,
     pub(super) opts: RemoteOptions,
     who: String,
     registry: String,
 }
 
-pub(super) fn oci_ref(r: &Reference) -> oci_client::Reference {
-    match (&r.tag, &r.digest) {
-        (Some(t), Some(d)) => oci_client::Reference::with_tag_and_digest(
-            r.registry.clone(),
-            r.repository.clone(),
-            t.clone(),
-            d.to_string(),
-        ),
-        (_, Some(d)) => oci_client::Reference::with_digest(
-            r.registry.clone(),
-            r.repository.clone(),
-            d.to_string(),
-        ),
-        (Some(t), None) => {
-            oci_client::Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
-        }
-        (None, None) => oci_client::Reference::with_tag(
-            r.registry.clone(),
-            r.repository.clone(),
-            "latest".into(),
-        ),
-    }
+/// Whether this machine offers CA roots where TLS clients look for them
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the distribution's bundle), asked
+/// once per process. The Nix sandbox of a fixed-output derivation has no
+/// `/etc/ssl`: then the public roots built into nixoci are trusted
+/// ([`extra_certificates`]).
+fn system_has_roots() -> bool {
+    static HAS_ROOTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS_ROOTS.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
 }
 
-/// When this machine offers no CA roots where TLS clients look for them
-/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the distribution's bundle), as in the
-/// Nix sandbox of a fixed-output derivation, which has no `/etc/ssl`:
-/// write the public roots built into nixoci (Mozilla's, from
-/// `webpki-root-certs`) to a temporary file and point `SSL_CERT_FILE` at
-/// it for the rest of the process. A file and not a list of extra roots
-/// because the registry client builds an HTTP client of its own that
-/// trusts only the system's, and fails without any. Returns the scratch
-/// directory holding the file, to keep until the process ends (it is
-/// removed then, or when interrupted); `None` when the system has roots.
-///
-/// Call it before any thread starts: it sets an environment variable.
-pub fn trust_builtin_roots_if_none() -> Result<Option<crate::layout::Scratch>> {
-    if !rustls_native_certs::load_native_certs().certs.is_empty() {
-        return Ok(None);
-    }
-    use base64::Engine as _;
-    let mut pem = String::new();
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    let scratch = crate::layout::Scratch::new("ca-roots")?;
-    let file = scratch.path().join("roots.pem");
-    std::fs::write(&file, pem.as_bytes()).at(&file)?;
-    std::env::set_var("SSL_CERT_FILE", &file);
-    Ok(Some(scratch))
-}
-
-/// The CA certificates of [`RemoteOptions::ca_file`], to trust besides the
-/// system's; none without it.
-fn extra_certificates(opts: &RemoteOptions) -> Result<Vec<Certificate>> {
+/// The CA certificates to trust besides the system's: those of
+/// [`RemoteOptions::ca_file`], and, when the system offers none
+/// ([`system_has_roots`]), the public roots built into nixoci (Mozilla's,
+/// from `webpki-root-certs`). They are handed to the HTTP client as
+/// certificates: nothing in the process environment changes.
+fn extra_certificates(opts: &RemoteOptions) -> Result<Vec<reqwest::Certificate>> {
     let mut extra = Vec::new();
+    if !system_has_roots() {
+        // Only those the TLS library takes as trust anchors: it refuses the
+        // whole list for one it cannot read (as it skips such a root of the
+        // system's).
+        for c in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+            if rustls::RootCertStore::empty()
+                .add(c.clone().into_owned())
+                .is_ok()
+            {
+                if let Ok(c) = reqwest::Certificate::from_der(c.as_ref()) {
+                    extra.push(c);
+                }
+            }
+        }
+    }
     if let Some(ca) = &opts.ca_file {
         let data = std::fs::read(ca).at(ca)?;
         if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
@@ -177,65 +152,33 @@ fn extra_certificates(opts: &RemoteOptions) -> Result<Vec<Certificate>> {
                 ca.display()
             )));
         }
-        extra.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
+        // A PEM file may hold several certificates (a CA and its
+        // intermediates): all are trusted.
+        extra.extend(reqwest::Certificate::from_pem_bundle(&data).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not a usable PEM certificate file: {e}",
+                ca.display()
+            ))
+        })?);
     }
     Ok(extra)
 }
 
-/// The two HTTP clients of a connection, both speaking plain HTTP when
-/// `plain` and trusting `extra`: `oci-client` (uploads and mounts) and
-/// nixoci's own (every other request).
-fn clients(
-    opts: &RemoteOptions,
-    plain: bool,
-    extra: Vec<Certificate>,
-) -> Result<(Client, reqwest::Client)> {
-    let connect_timeout = Duration::from_secs(10);
+/// The HTTP client of a connection, trusting the system's CA roots and
+/// `extra`.
+fn http_client(opts: &RemoteOptions, extra: Vec<reqwest::Certificate>) -> Result<reqwest::Client> {
     let read_timeout = if opts.timeout.is_zero() {
         DEFAULT_TIMEOUT
     } else {
         opts.timeout
     };
-    let config = ClientConfig {
-        protocol: if plain {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        extra_root_certificates: extra.clone(),
-        max_concurrent_upload: opts.jobs.max(1),
-        // Blobs up to the chunking threshold go in one streamed request;
-        // `push_blob_stream_chunked` sends the bigger ones in chunks.
-        use_monolithic_push: true,
-        max_concurrent_download: opts.jobs.max(1),
-        connect_timeout: Some(connect_timeout),
-        read_timeout: Some(read_timeout),
-        ..Default::default()
-    };
-    let client = Client::new(config);
-    let mut certificates = Vec::new();
-    for c in &extra {
-        // A PEM file may hold several certificates (a CA and its
-        // intermediates): all are trusted.
-        let certs = match c.encoding {
-            CertificateEncoding::Pem => reqwest::Certificate::from_pem_bundle(&c.data),
-            CertificateEncoding::Der => reqwest::Certificate::from_der(&c.data).map(|c| vec![c]),
-        };
-        certificates.extend(certs.map_err(|e| {
-            Error::Invalid(format!("--ca-file: not a usable PEM certificate: {e}"))
-        })?);
-    }
-    let http = reqwest::Client::builder()
-        .tls_certs_merge(certificates)
-        .connect_timeout(connect_timeout)
+    reqwest::Client::builder()
+        .tls_certs_merge(extra)
+        .connect_timeout(Duration::from_secs(10))
         .read_timeout(read_timeout)
         .user_agent(concat!("nixoci/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot set up HTTP: {e}")))?;
-    Ok((client, http))
+        .map_err(|e| Error::Invalid(format!("cannot set up HTTP: {}", crate::error::chain(&e))))
 }
 
 impl Remote {
@@ -254,7 +197,7 @@ impl Remote {
             None
         };
         let plain = opts.plain_http || probed.is_some();
-        let (client, http) = clients(opts, plain, extra)?;
+        let http = http_client(opts, extra)?;
         let creds = match &opts.credentials {
             Some(c) => c.clone(),
             None => auth::lookup(&r.registry)?,
@@ -264,11 +207,9 @@ impl Remote {
             Credentials::Basic { username, .. } => format!("as {username}"),
         };
         let mut remote = Remote {
-            client,
             http,
             base: format!("{}://{}", if plain { "http" } else { "https" }, r.registry),
             auth: HttpAuth::None,
-            primed: tokio::sync::Mutex::new(false),
             opts: opts.clone(),
             who,
             registry: r.registry.clone(),
@@ -285,7 +226,7 @@ impl Remote {
     }
 
     /// How to authenticate, as `ping` asks: a bearer token for `op` on the
-    /// repository of `r` (handed to `oci-client` too), Basic auth when the
+    /// repository of `r`, Basic auth when the
     /// registry answered 401 and there are credentials, else nothing.
     async fn authenticate(
         &self,
@@ -315,13 +256,6 @@ impl Remote {
                     .retry(|| self.token(&realm, params.get("service"), &scope, creds))
                     .await
                     .map_err(|e| self.explain(e))?;
-                // oci-client takes it as it is, with no request of its own.
-                self.client
-                    .store_auth_if_needed(
-                        &r.registry,
-                        &RegistryAuth::Bearer(token.expose().to_owned()),
-                    )
-                    .await;
                 HttpAuth::Bearer(token)
             }
             (_, Credentials::Basic { username, password }) if ping.status == 401 => {
@@ -370,9 +304,9 @@ impl Remote {
         }
         let mut res = req.send().await?;
         if !res.status().is_success() {
-            return Err(refused_token(status_error(res).await));
+            return Err(status_error(res, self.deadline()).await);
         }
-        let body = read_capped(&mut res, MAX_TOKEN_RESPONSE)
+        let body = read_capped(&mut res, MAX_TOKEN_RESPONSE, self.deadline())
             .await?
             .map_err(|why| {
                 why.explain(
@@ -414,6 +348,29 @@ impl Remote {
     /// A request to this registry, with our authentication.
     pub(super) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let req = self.http.request(method, format!("{}{path}", self.base));
+        self.authenticated(req)
+    }
+
+    /// A request to `url`, which the registry named (an upload's
+    /// `Location`): with our authentication only when it is this
+    /// registry's (same scheme, host and port), so that credentials never
+    /// go to another server.
+    pub(super) fn request_url(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+    ) -> reqwest::RequestBuilder {
+        let ours = reqwest::Url::parse(&self.base).is_ok_and(|base| base.origin() == url.origin());
+        let req = self.http.request(method, url);
+        if ours {
+            self.authenticated(req)
+        } else {
+            req
+        }
+    }
+
+    /// `req` with our authentication.
+    fn authenticated(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.auth {
             HttpAuth::None => req,
             HttpAuth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
@@ -421,23 +378,23 @@ impl Remote {
         }
     }
 
-    /// Make `oci-client` ready to upload: with Basic auth it pings once to
-    /// learn that (sequentially, so not once per job); otherwise it already
-    /// has what it needs.
-    pub(super) async fn prime(&self, target: &Reference) -> Result<()> {
-        let mut primed = self.primed.lock().await;
-        if *primed {
-            return Ok(());
+    /// [`RemoteOptions::document_timeout`], or its default.
+    pub(super) fn deadline(&self) -> Duration {
+        if self.opts.document_timeout.is_zero() {
+            errors::DEFAULT_DOCUMENT_TIMEOUT
+        } else {
+            self.opts.document_timeout
         }
-        if let HttpAuth::Basic(u, p) = &self.auth {
-            let auth = RegistryAuth::Basic(u.clone(), p.expose().to_owned());
-            let r = oci_ref(target);
-            self.retry(|| self.client.auth(&r, &auth, RegistryOperation::Push))
-                .await
-                .map_err(|e| self.explain(e))?;
+    }
+
+    /// A registry failure of `kind` found by nixoci itself (a HEAD said no
+    /// such image), worded as `message`.
+    pub(super) fn failure(&self, kind: crate::error::RegistryErrorKind, message: String) -> Error {
+        Error::Registry {
+            registry: self.registry.clone(),
+            kind,
+            message,
         }
-        *primed = true;
-        Ok(())
     }
 
     /// Run `f` until it succeeds, a non-transient error ([`transient`]), or
@@ -460,27 +417,19 @@ impl Remote {
     /// message names it, unless it is one of ours that does already.
     pub(super) fn explain_about(&self, what: &str, e: Failure) -> Error {
         match e {
-            Failure::Remote(_) | Failure::Later(..) => {
-                Error::Invalid(format!("{what}: {}", self.explain(e)))
-            }
+            Failure::Remote(_) | Failure::Later(..) => match self.explain(e) {
+                Error::Registry {
+                    registry,
+                    kind,
+                    message,
+                } => Error::Registry {
+                    registry,
+                    kind,
+                    message: format!("{what}: {message}"),
+                },
+                other => other.within(what),
+            },
             e => self.explain(e),
         }
-    }
-}
-
-/// A token request the realm refused (401 or 403) as a failure of
-/// authentication, so that it is explained as one; any other failure as
-/// it is.
-fn refused_token(failure: Failure) -> Failure {
-    match failure {
-        Failure::Remote(OciDistributionError::ServerError { code, message, .. })
-            if code == 401 || code == 403 =>
-        {
-            Failure::Remote(OciDistributionError::AuthenticationFailure(message))
-        }
-        Failure::Remote(OciDistributionError::UnauthorizedError { url }) => {
-            Failure::Remote(OciDistributionError::AuthenticationFailure(url))
-        }
-        other => other,
     }
 }

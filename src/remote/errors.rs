@@ -9,9 +9,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-
-use crate::error::{chain, Error};
+use super::failure::{error_codes, RemoteError, StatusError};
+use crate::error::{chain, Error, RegistryErrorKind, TlsFailure, TransportFailure};
 
 /// The most of an error response's body nixoci reads (the rest is dropped
 /// unread; the message needs only its start).
@@ -38,8 +37,8 @@ pub(super) fn limit_text(max: u64) -> String {
 /// check of ours (`Local`, as it is), or a blob download slower than
 /// [`MIN_RATE`] (`Slow`: retried, then the error as it is).
 pub(super) enum Failure {
-    Remote(OciDistributionError),
-    Later(OciDistributionError, Duration),
+    Remote(RemoteError),
+    Later(RemoteError, Duration),
     Garbled(Error),
     Local(Error),
     Slow(Error),
@@ -75,15 +74,15 @@ pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     )
 }
 
-impl From<OciDistributionError> for Failure {
-    fn from(e: OciDistributionError) -> Self {
+impl From<RemoteError> for Failure {
+    fn from(e: RemoteError) -> Self {
         Failure::Remote(e)
     }
 }
 
 impl From<reqwest::Error> for Failure {
     fn from(e: reqwest::Error) -> Self {
-        Failure::Remote(OciDistributionError::RequestError(e))
+        Failure::Remote(RemoteError::Http(e))
     }
 }
 
@@ -114,52 +113,143 @@ pub(super) fn transient(e: &Failure) -> bool {
         Failure::Local(_) => return false,
     };
     match e {
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        OciDistributionError::RequestError(r) => {
-            // A body cut off mid-way (a reset connection) comes as a
-            // "decode" error: reqwest decompresses nothing here, so it can
-            // only be the transport.
+        // Docker Hub's rate limit may come as a 429 or as its error code.
+        RemoteError::Status(s) => {
+            s.status >= 500 || s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
+        }
+        // A certificate refused now is refused again: not retried.
+        RemoteError::Http(r) if tls_failure(r).is_some() => false,
+        // A body cut off mid-way (a reset connection) comes as a "decode"
+        // error: reqwest decompresses nothing here, so it can only be the
+        // transport.
+        RemoteError::Http(r) => {
             r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode()
         }
-        OciDistributionError::IoError(_) => true,
-        // Docker Hub's rate limit: a 429 with a JSON error body.
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
-        _ => false,
+    }
+}
+
+/// Whether the registry refused the credentials (or their absence).
+fn refused_credentials(s: &StatusError) -> bool {
+    s.status == 401 || s.status == 403 || s.has_code(&["UNAUTHORIZED", "DENIED"])
+}
+
+/// Whether the registry asked for fewer requests.
+fn rate_limited(s: &StatusError) -> bool {
+    s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
+}
+
+/// The errors `e` holds, itself first, then its sources; an I/O error's
+/// own inner error too (`std::io::Error::source` skips it, and rustls'
+/// errors reach reqwest inside one).
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(e);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+        Some(current)
+    })
+}
+
+/// Why the TLS handshake of `e` failed, read from rustls' error types;
+/// `None` when `e` is no TLS failure.
+fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
+    use rustls::CertificateError as C;
+    let tls = causes(e).find_map(|c| c.downcast_ref::<rustls::Error>())?;
+    Some(match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => TlsFailure::UntrustedIssuer,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::Expired,
+            _ => TlsFailure::Other,
+        },
+        _ => TlsFailure::Other,
+    })
+}
+
+/// Why no answer came, from the I/O errors under `e`.
+fn transport_failure(e: &reqwest::Error) -> TransportFailure {
+    use std::io::ErrorKind as K;
+    let io_kind = causes(e)
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .find(|k| *k != K::Other);
+    match io_kind {
+        Some(K::ConnectionRefused) => TransportFailure::ConnectionRefused,
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof) => {
+            TransportFailure::Reset
+        }
+        Some(K::TimedOut) => TransportFailure::Timeout,
+        _ if e.is_timeout() => TransportFailure::Timeout,
+        _ => TransportFailure::Other,
+    }
+}
+
+/// The kind of a registry failure; `wait`: the `Retry-After` it gave.
+fn kind_of(e: &RemoteError, wait: Option<Duration>) -> RegistryErrorKind {
+    match e {
+        RemoteError::Status(s) if refused_credentials(s) => RegistryErrorKind::Authentication,
+        RemoteError::Status(s) if rate_limited(s) => {
+            RegistryErrorKind::RateLimited { retry_after: wait }
+        }
+        RemoteError::Status(s) if not_found(s) => RegistryErrorKind::NotFound,
+        RemoteError::Status(s) => RegistryErrorKind::ServerStatus(s.status),
+        RemoteError::Http(r) => match tls_failure(r) {
+            Some(t) => RegistryErrorKind::Tls(t),
+            None => RegistryErrorKind::Transport(transport_failure(r)),
+        },
     }
 }
 
 /// Whether the registry said that what was asked for does not exist.
-fn not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            matches!(
-                x.code,
-                OciErrorCode::ManifestUnknown
-                    | OciErrorCode::NameUnknown
-                    | OciErrorCode::BlobUnknown
-                    | OciErrorCode::NotFound
-            )
-        }),
-        _ => false,
-    }
+fn not_found(s: &StatusError) -> bool {
+    s.status == 404
+        || s.has_code(&[
+            "MANIFEST_UNKNOWN",
+            "NAME_UNKNOWN",
+            "BLOB_UNKNOWN",
+            "NOT_FOUND",
+        ])
 }
 
 /// How long reading one document's body (a manifest, an index, a token
-/// response, an error body) may take in all: each read has its own
-/// timeout, but a server dripping a byte at a time would pass that forever.
-/// 60 s, or `NIXOCI_DOCUMENT_TIMEOUT` seconds.
-pub(super) fn document_deadline() -> Duration {
-    std::env::var("NIXOCI_DOCUMENT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+/// response, an error body) may take in all, unless
+/// `NIXOCI_DOCUMENT_TIMEOUT` or [`super::RemoteOptions::document_timeout`]
+/// says otherwise: each read has its own timeout, but a server dripping a
+/// byte at a time would pass that forever.
+pub const DEFAULT_DOCUMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that sets
+/// [`super::RemoteOptions::document_timeout`] on the command line.
+pub const DOCUMENT_TIMEOUT_ENV: &str = "NIXOCI_DOCUMENT_TIMEOUT";
+
+/// `NIXOCI_DOCUMENT_TIMEOUT` ([`parse_seconds`]), read once when the
+/// options are made; `None` when it is not set. A value that is not a
+/// number of seconds from 0 to 86400 (`1e30`, `-1`, `nan`, `abc`) is an
+/// error naming the variable, never a silent default.
+pub fn document_timeout_from_env() -> crate::error::Result<Option<Duration>> {
+    let Some(v) = std::env::var_os(DOCUMENT_TIMEOUT_ENV) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .and_then(|s| parse_seconds(s.trim()))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{DOCUMENT_TIMEOUT_ENV}={v:?}: expected a number of seconds (more than 0 and at most 86400, like 30 or 0.5); unset it for the default ({} s)",
+                DEFAULT_DOCUMENT_TIMEOUT.as_secs()
+            ))
+        })
 }
 
 /// A wait as a user writes it, in seconds (`30`, `0.5`): finite, more than
@@ -172,34 +262,42 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// Why [`read_capped`] gave no body.
+/// Why [`read_capped`] gave no body: too large, or not all there within
+/// the deadline given.
 pub(super) enum Capped {
     TooLarge,
-    TooSlow,
+    TooSlow(Duration),
 }
 
 impl Capped {
-    /// The refusal in words: `what` came from `from`, at most `max` bytes.
+    /// The refusal in words: `what` came from `from` (a reference, or a
+    /// registry), at most `max` bytes. Too slow is a registry failure
+    /// ([`TransportFailure::Timeout`]); too large, a refusal of ours.
     pub(super) fn explain(&self, from: &str, what: &str, max: u64) -> Error {
-        Error::Invalid(match self {
-            Capped::TooLarge => format!(
+        match self {
+            Capped::TooLarge => Error::Invalid(format!(
                 "{from}: {what} is larger than {} ({max} bytes), the most nixoci reads (as `verify` does); refused",
                 limit_text(max)
-            ),
-            Capped::TooSlow => format!(
-                "{from}: {what} did not arrive within {} s (NIXOCI_DOCUMENT_TIMEOUT); nixoci gives a document no longer (the server may be overloaded, or hostile)",
-                document_deadline().as_secs_f64()
-            ),
-        })
+            )),
+            Capped::TooSlow(deadline) => Error::Registry {
+                registry: from.split('/').next().unwrap_or(from).to_owned(),
+                kind: RegistryErrorKind::Transport(TransportFailure::Timeout),
+                message: format!(
+                    "{from}: {what} did not arrive within {} s ({DOCUMENT_TIMEOUT_ENV}); nixoci gives a document no longer (the server may be overloaded, or hostile)",
+                    deadline.as_secs_f64()
+                ),
+            },
+        }
     }
 }
 
-/// Read a response body of at most `max` bytes within
-/// [`document_deadline`]: `Err(Capped)` when the Content-Length or the
-/// bytes themselves go past it, or time runs out (reading stops there).
+/// Read a response body of at most `max` bytes within `deadline` (the
+/// document timeout): `Err(Capped)` when the Content-Length or the bytes
+/// themselves go past it, or time runs out (reading stops there).
 pub(super) async fn read_capped(
     res: &mut reqwest::Response,
     max: u64,
+    deadline: Duration,
 ) -> std::result::Result<std::result::Result<Vec<u8>, Capped>, reqwest::Error> {
     if res.content_length().is_some_and(|n| n > max) {
         return Ok(Err(Capped::TooLarge));
@@ -214,15 +312,16 @@ pub(super) async fn read_capped(
         }
         Ok(Ok(body))
     };
-    match tokio::time::timeout(document_deadline(), read).await {
+    match tokio::time::timeout(deadline, read).await {
         Ok(r) => r,
-        Err(_) => Ok(Err(Capped::TooSlow)),
+        Err(_) => Ok(Err(Capped::TooSlow(deadline))),
     }
 }
 
-/// A failed response as the error `oci-client` would give, reading at most
-/// [`MAX_ERROR_BODY`] of its body.
-pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
+/// A failed response as a [`RemoteError::Status`], reading at most
+/// [`MAX_ERROR_BODY`] of its body, within `deadline` (the document
+/// timeout).
+pub(super) async fn status_error(mut res: reqwest::Response, deadline: Duration) -> Failure {
     let status = res.status();
     let later = match status.as_u16() {
         429 | 503 => retry_after(res.headers()),
@@ -231,7 +330,7 @@ pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
     let url = res.url().to_string();
     let mut body = Vec::new();
     // What arrives within the deadline is enough to explain the error.
-    let _ = tokio::time::timeout(document_deadline(), async {
+    let _ = tokio::time::timeout(deadline, async {
         while let Ok(Some(chunk)) = res.chunk().await {
             body.extend_from_slice(&chunk);
             if body.len() as u64 >= MAX_ERROR_BODY {
@@ -249,16 +348,21 @@ pub(super) async fn status_error(mut res: reqwest::Response) -> Failure {
     if message.chars().count() > MAX_ERROR_MESSAGE {
         message = message.chars().take(MAX_ERROR_MESSAGE).collect::<String>() + "...";
     }
-    let error = match status.as_u16() {
-        401 => OciDistributionError::UnauthorizedError { url },
-        code if status.is_client_error() => {
-            match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
-                Ok(envelope) => OciDistributionError::RegistryError { envelope, url },
-                Err(_) => OciDistributionError::ServerError { code, url, message },
-            }
-        }
-        code => OciDistributionError::ServerError { code, url, message },
+    let errors = if status.is_client_error() {
+        error_codes(&body)
+    } else {
+        Vec::new()
     };
+    let error = RemoteError::Status(StatusError {
+        status: status.as_u16(),
+        url,
+        body: if errors.is_empty() {
+            message
+        } else {
+            String::new()
+        },
+        errors,
+    });
     match later {
         Some(wait) => Failure::Later(error, wait),
         None => Failure::Remote(error),
@@ -307,67 +411,55 @@ where
     }
 }
 
-/// A failure in talking to `registry`, as a message that says what to do.
+/// A failure in talking to `registry`, as a message that says what to do,
+/// typed by its kind ([`Error::Registry`]); a failure of ours as it is.
 /// Credentials never appear: only `who` (`as NAME`, `anonymously`).
 pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
-    let e = match e {
+    let (e, wait) = match e {
         Failure::Local(e) | Failure::Garbled(e) | Failure::Slow(e) => return e,
-        Failure::Later(e, wait) if wait > MAX_RETRY_AFTER => {
-            return Error::Invalid(format!(
-                "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({})",
-                wait.as_secs(),
-                MAX_RETRY_AFTER.as_secs(),
-                without_queries(&chain(&e))
-            ))
-        }
-        Failure::Remote(e) | Failure::Later(e, _) => e,
+        Failure::Later(e, wait) => (e, Some(wait)),
+        Failure::Remote(e) => (e, None),
     };
-    let text = chain(&e);
-    // Classified by the error's kind (status, registry error code,
-    // transport error), never by words that may appear in a name.
-    let codes: Vec<&OciErrorCode> = match &e {
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().map(|x| &x.code).collect()
-        }
-        _ => Vec::new(),
-    };
-    let auth = matches!(
-        e,
-        OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. }
-    ) || matches!(
-        e,
-        OciDistributionError::ServerError {
-            code: 401 | 403,
-            ..
-        }
-    ) || matches!(&e, OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
-        || codes
-            .iter()
-            .any(|c| matches!(**c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
-    let hint = match &e {
-        _ if auth => format!(
-            "{registry} refused the credentials ({}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json)",
-            who
+    // Classified by the error's kind (status, registry error code, rustls'
+    // and the I/O error's types), never by words that may appear in a name.
+    let kind = kind_of(&e, wait);
+    let text = without_queries(&chain(&e));
+    let message = match (&kind, wait) {
+        (_, Some(wait)) if wait > MAX_RETRY_AFTER => format!(
+            "{registry} asks to be asked again in {} s (Retry-After), longer than nixoci waits ({} s): try again later ({text})",
+            wait.as_secs(),
+            MAX_RETRY_AFTER.as_secs(),
         ),
-        OciDistributionError::RequestError(r) => {
-            let tls = chain(r).to_lowercase();
-            if tls.contains("notvalidforname") {
-                format!("the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for")
-            } else if tls.contains("unknownissuer") || tls.contains("invalid peer certificate") {
-                format!("the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it")
-            } else if r.is_connect() {
-                format!("cannot reach {registry}")
-            } else if r.is_timeout() {
-                format!("{registry} sent nothing for too long (--timeout)")
-            } else {
-                format!("registry {registry}")
-            }
+        (RegistryErrorKind::Authentication, _) => format!(
+            "{registry} refused the credentials ({who}): check them (--creds, --password-stdin, NIXOCI_CREDS, REGISTRY_AUTH_FILE or ~/.docker/config.json): {text}"
+        ),
+        (RegistryErrorKind::NotFound, _) => format!("{registry}: not found: {text}"),
+        (RegistryErrorKind::RateLimited { .. }, _) => format!(
+            "{registry} refuses more requests for now (rate limited), after the retries: try again later, or with credentials: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::UntrustedIssuer), _) => format!(
+            "the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::NameMismatch), _) => format!(
+            "the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for: {text}"
+        ),
+        (RegistryErrorKind::Tls(TlsFailure::Expired), _) => format!(
+            "the TLS certificate of {registry} has expired or is not valid yet: check the registry's certificate and this machine's clock: {text}"
+        ),
+        (RegistryErrorKind::Tls(_), _) => format!("TLS with {registry} failed: {text}"),
+        (RegistryErrorKind::Transport(_), _) if matches!(&e, RemoteError::Http(r) if r.is_connect()) => {
+            format!("cannot reach {registry}: {text}")
         }
-        e if not_found(e) => format!("{registry}: not found"),
-        _ => format!("registry {registry}"),
+        (RegistryErrorKind::Transport(TransportFailure::Timeout), _) => {
+            format!("{registry} sent nothing for too long (--timeout): {text}")
+        }
+        _ => format!("registry {registry}: {text}"),
     };
-    Error::Invalid(format!("{hint}: {}", without_queries(&text)))
+    Error::Registry {
+        registry: registry.to_owned(),
+        kind,
+        message,
+    }
 }
 
 /// `text` with the query of every URL in it cut to `?…`: an upload

@@ -1,8 +1,9 @@
 //! Push, pull, tag, exists and inspect against registries that speak the OCI
-//! distribution spec. nixoci makes the ping, the token request, manifest
-//! requests, blob checks and downloads itself, every body read with a
-//! bound; blob uploads and mounts go through the `oci-client` crate (the
-//! ORAS project's client), given the token found here.
+//! distribution spec. nixoci makes every request itself, with one HTTP
+//! client (reqwest, on rustls) and one authentication per connection: the
+//! ping, the token request, manifests, blob checks, downloads, uploads
+//! (monolithic and chunked) and cross-repository mounts, every body read
+//! with a bound.
 //!
 //! What this module adds: reading and writing image layouts, leaving tags
 //! that already name the image alone (a re-push writes nothing), skipping
@@ -33,10 +34,13 @@
 //! - `mounts`: the blob-location cache (which repositories hold which
 //!   blobs), a JSON file read before a push and added to after a push or a
 //!   pull. Uses nothing else here.
+//! - `failure`: what went wrong in one request, typed: an unexpected
+//!   status with the registry's error codes, or the transport. Uses
+//!   nothing else here.
 //! - `errors`: why a request failed, the one retry loop (it takes the
 //!   predicate that says whether a failure is worth another try), the
 //!   failure explained in words that say what to do, and the bounded reads
-//!   of response bodies. Knows no connection.
+//!   of response bodies. Knows no connection; uses `failure`.
 //! - `ping`: what a registry says to `GET /v2/` (status and challenge,
 //!   parsed), and the probe of a registry on this machine for plain HTTP,
 //!   whose answer is its ping. Uses nothing else here.
@@ -46,11 +50,13 @@
 //!   `Remote::explain`. Uses `auth`, `errors` and `ping`.
 //! - `api`: the distribution-spec requests on a connection: manifests
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
-//!   cut off at their size), and the walk of a remote index. Uses `client`
-//!   and `errors`.
+//!   cut off at their size), and the walk of a remote index. Uses `client`,
+//!   `errors` and `failure`.
 //! - `upload`: sending the blobs of a push: skipped when the repository
-//!   has them (HEAD), mounted from another repository of the registry, or
-//!   uploaded, in parallel. Uses `client`, `api` and `mounts`.
+//!   has them (HEAD), mounted from another repository of the registry
+//!   (POST `?mount=&from=`), or uploaded (POST, then one streamed PUT, or
+//!   4 MiB PATCHes and a PUT), in parallel. Uses `client`, `api`,
+//!   `errors`, `failure` and `mounts`.
 //! - `download`: receiving the blobs of a pull, in parallel, each written
 //!   and hashed by a blocking thread of its own fed through a bounded
 //!   channel. Uses `client` and `api`.
@@ -72,6 +78,7 @@ pub mod artifact;
 mod client;
 mod download;
 mod errors;
+mod failure;
 mod mounts;
 mod ping;
 mod pull;
@@ -83,10 +90,8 @@ mod runtime;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachOptions};
-pub use client::{
-    trust_builtin_roots_if_none, RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT,
-};
-pub use errors::parse_seconds;
+pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT};
+pub use errors::{document_timeout_from_env, parse_seconds};
 pub use pull::{pull, PullOptions, PullReport};
 pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oci_client::RegistryOperation;
+use super::client::RegistryOperation;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use oci_client::RegistryOperation;
+use super::client::RegistryOperation;
 use serde::Serialize;
 
 use super::client::{Remote, RemoteOptions};

@@ -1,7 +1,7 @@
 //! `tag`, `exists` and `inspect` of a registry reference: questions about
 //! (and a new name for) a manifest, moving no blob.
 
-use oci_client::RegistryOperation;
+use super::client::RegistryOperation;
 use serde_json::Value;
 
 use super::api::{fetch_graph, media_type_of};

@@ -312,9 +312,13 @@ pub fn list(
 ) -> Result<Referrers> {
     with_runtime(|rt| {
         rt.block_on(async {
-            let remote = Remote::connect(target, opts, oci_client::RegistryOperation::Pull).await?;
+            let remote =
+                Remote::connect(target, opts, super::client::RegistryOperation::Pull).await?;
             let subject = remote.manifest_digest(target).await?.ok_or_else(|| {
-                Error::Invalid(format!("{target}: no such image in the registry"))
+                remote.failure(
+                    crate::error::RegistryErrorKind::NotFound,
+                    format!("{target}: no such image in the registry"),
+                )
             })?;
             let (source, mut manifests) = of_subject(&remote, target, &subject).await?;
             if let Some(t) = artifact_type {

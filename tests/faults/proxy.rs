@@ -52,6 +52,13 @@ pub enum Fault {
     /// A blob the manifest names is gone: GET and HEAD of blobs answer
     /// 404 BLOB_UNKNOWN.
     MissingBlob,
+    /// Any request to a repository: answer 503 Service Unavailable, with
+    /// no `Retry-After` (a registry that is down behind its load
+    /// balancer).
+    Unavailable,
+    /// Upload locations (`Location` of a POST, PATCH or PUT) are given as
+    /// a path, not a full URL, as the spec allows.
+    RelativeLocation,
     /// The token endpoint answers 500.
     TokenFails,
     /// A PUT of a referrers fallback tag (`/manifests/sha256-…`): answered
@@ -345,6 +352,9 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             ));
         }
     }
+    if fires(&s, n, Fault::Unavailable, repository_request) {
+        return Ok(full(503, &[], "fault: service unavailable"));
+    }
     let fallback_put = method == "PUT" && bare.contains("/manifests/sha256-");
     if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
         return Ok(full(201, &[], ""));
@@ -403,11 +413,14 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             continue;
         }
         if k.as_str() == "location" {
-            // The registry names itself in upload locations: name the proxy.
-            let l = v
-                .to_str()
-                .unwrap_or_default()
-                .replace(&s.upstream_host, &format!("127.0.0.1:{}", s.port));
+            // The registry names itself in upload locations: name the proxy,
+            // or nothing (a path).
+            let l = v.to_str().unwrap_or_default();
+            let l = if fires(&s, n, Fault::RelativeLocation, true) {
+                l.replace(&format!("http://{}", s.upstream_host), "")
+            } else {
+                l.replace(&s.upstream_host, &format!("127.0.0.1:{}", s.port))
+            };
             out = out.header(k, l);
             continue;
         }
