@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Content, Error, IoContext, Result};
+use crate::layout::durable;
 use crate::layout::temporaries::{remove_stale_temporaries, temporary_prefix, UnfinishedFile};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
@@ -28,6 +29,9 @@ const INCOMING: &str = "incoming";
 #[derive(Clone, Debug)]
 pub struct BlobDir {
     root: PathBuf,
+    /// The output this blob store is staged for ([`crate::layout::Staging`]),
+    /// whose commit syncs the directory once for all its blobs.
+    staged_for: Option<PathBuf>,
 }
 
 impl BlobDir {
@@ -35,6 +39,16 @@ impl BlobDir {
     pub fn new(root: &Path) -> Self {
         BlobDir {
             root: root.to_owned(),
+            staged_for: None,
+        }
+    }
+
+    /// The blob store of `root`, a staged output that is renamed to
+    /// `output` once complete.
+    pub(super) fn staged(root: &Path, output: &Path) -> Self {
+        BlobDir {
+            root: root.to_owned(),
+            staged_for: Some(output.to_owned()),
         }
     }
 
@@ -129,7 +143,12 @@ impl BlobDir {
         let real = fs::canonicalize(&src).at(&src)?;
         let d = descriptor(MediaType::LAYER, digest, size);
         from.open(&d)?.finish(&format!("blob {}", src.display()))?;
-        std::os::unix::fs::symlink(&real, &target).at(&target)
+        std::os::unix::fs::symlink(&real, &target).at(&target)?;
+        // In a staged output, its commit syncs the directory.
+        if self.staged_for.is_none() && durable::wanted(&target)? {
+            durable::sync_dir(&durable::parent_of(&target))?;
+        }
+        Ok(())
     }
 
     /// A reader of the blob `d` describes: a regular file, read through a
@@ -197,8 +216,9 @@ impl io::Read for BlobReader {
     }
 }
 
-/// A blob being written: hashed and counted as it goes, renamed to its
-/// digest by [`BlobWriter::complete`], deleted if dropped before.
+/// A blob being written: hashed and counted as it goes, synced and renamed
+/// to its digest by [`BlobWriter::complete`] ([`durable`]), deleted if
+/// dropped before.
 pub struct BlobWriter {
     inner: HashWriter<BufWriter<tempfile::NamedTempFile>>,
     dir: BlobDir,
@@ -243,9 +263,10 @@ impl BlobWriter {
         file.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
             .at(file.path())?;
-        file.persist(&target)
-            .map_err(|e| Error::io(&target, e.error))?;
-        Ok(())
+        match &dir.staged_for {
+            Some(output) => durable::persist_staged(file, &target, output),
+            None => durable::persist(file, &target, true),
+        }
     }
 }
 
