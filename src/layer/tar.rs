@@ -61,7 +61,7 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Prog
                 }
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(*size);
-                let file = File::open(&entry.origin).at(&entry.origin)?;
+                let (file, _) = crate::oci::json::open_regular(&entry.origin)?;
                 let mut reader = ExactReader {
                     inner: file,
                     remaining: *size,

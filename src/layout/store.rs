@@ -19,7 +19,7 @@ use crate::layout::durable;
 use crate::layout::temporaries::{remove_stale_temporaries, temporary_prefix, UnfinishedFile};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
-use crate::oci::json::canonical_json;
+use crate::oci::json::{canonical_json, open_regular};
 use crate::oci::MediaType;
 
 /// The name blob temporaries are named from (see [`temporary_prefix`]).
@@ -121,11 +121,8 @@ impl BlobDir {
         }
         let src = from.path(digest);
         let mut w = self.writer()?;
-        io::copy(
-            &mut io::Read::take(File::open(&src).at(&src)?, size + 1),
-            &mut w,
-        )
-        .at(&src)?;
+        let (file, _) = open_regular(&src)?;
+        io::copy(&mut io::Read::take(file, size + 1), &mut w).at(&src)?;
         w.complete_verified(digest, size, &format!("blob {}", src.display()))
     }
 
@@ -155,15 +152,7 @@ impl BlobDir {
     /// [`BlobReader`] that checks its digest and size.
     pub fn open(&self, d: &Descriptor) -> Result<BlobReader> {
         let path = self.path(&d.digest);
-        let file = File::open(&path).at(&path)?;
-        let meta = file.metadata().at(&path)?;
-        if !meta.is_file() {
-            return Err(Error::Invalid(format!(
-                "{}: blob {} is not a regular file",
-                path.display(),
-                d.digest
-            )));
-        }
+        let (file, _) = open_regular(&path)?;
         Ok(BlobReader {
             inner: HashReader::new(io::BufReader::with_capacity(1 << 20, file)),
             expected: d.digest.clone(),
