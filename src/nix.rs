@@ -456,8 +456,10 @@ mod tests {
                 PathBuf::from("/nix/store/b-y")
             ]
         );
-        assert!(parse_references_graph("/nix/store/a\n\n2\n/nix/store/a\n").is_err());
-        assert!(parse_references_graph("/nix/store/a\n\nx\n").is_err());
+        let e = parse_references_graph("/nix/store/a\n\n2\n/nix/store/a\n").unwrap_err();
+        assert_eq!(e, "line 1: file ends before the references of /nix/store/a");
+        let e = parse_references_graph("/nix/store/a\n\nx\n").unwrap_err();
+        assert_eq!(e, "line 3: expected a reference count, found \"x\"");
     }
 
     #[test]

@@ -335,7 +335,8 @@ mod tests {
 
         fs::write(blobs.path(&digest), b"0123456789 and more").unwrap();
         let mut r = blobs.open(&d).unwrap();
-        assert!(io::copy(&mut r, &mut io::sink()).is_err());
+        let e = io::copy(&mut r, &mut io::sink()).unwrap_err();
+        assert_eq!(e.to_string(), "more bytes than the descriptor's size");
         let short = descriptor(MediaType::LAYER, &digest, 11);
         fs::write(blobs.path(&digest), b"0123456789").unwrap();
         let err = blobs.open(&short).unwrap().finish("blob").unwrap_err();

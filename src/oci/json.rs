@@ -487,6 +487,9 @@ mod tests {
         );
         let via_serde: Json = serde_json::from_str(text).unwrap();
         assert_eq!(via_serde, j);
-        assert!(Json::parse("[1,").is_err() && Json::parse("01").is_err());
+        use serde_json::error::Category;
+        assert_eq!(Json::parse("[1,").unwrap_err().classify(), Category::Eof);
+        let e = Json::parse("01").unwrap_err();
+        assert_eq!(e.classify(), Category::Syntax, "{e}");
     }
 }
