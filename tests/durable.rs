@@ -309,3 +309,26 @@ fn nothing_is_synced_in_a_nix_build_output_or_when_turned_off() {
     );
     assert!(!bad.exists(), "an output was left");
 }
+
+/// Scratch space (the tree `sbom` unpacks the image into) is removed when
+/// the work ends: nothing there is synced, only the SBOM itself.
+#[test]
+fn scratch_space_is_never_synced() {
+    let t = tempfile::tempdir().unwrap();
+    let t = fs::canonicalize(t.path()).unwrap();
+    let layout = t.join("layout");
+    run(build_cmd(&spec(&t), &layout).env("NIXOCI_SYNC", "0"));
+    let sbom = t.join("sbom.json");
+    let mut cmd = nixoci();
+    cmd.arg("sbom")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&sbom)
+        .arg("--quiet")
+        .env_remove("NIXOCI_SYNC")
+        .env("TMPDIR", &t);
+    let calls = traced(&t, &cmd);
+    let (renamed, tmp) = rename_to(&calls, &sbom);
+    let synced: Vec<&str> = calls.iter().filter_map(Call::synced).collect();
+    assert_eq!(synced, [tmp.as_str(), t.to_str().unwrap()], "{renamed}");
+}

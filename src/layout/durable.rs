@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::layout::outputs::{own_nix_output, store_dirs};
+use crate::layout::scratch;
 
 /// The variable that turns syncing off (`0`) or on (`1`, the default).
 pub const SYNC_VAR: &str = "NIXOCI_SYNC";
@@ -33,9 +34,10 @@ pub const SYNC_VAR: &str = "NIXOCI_SYNC";
 /// inside one) is synced: unless [`SYNC_VAR`] is `0`, or `dest` lies in
 /// the Nix store, or, in a Nix build (`$NIX_BUILD_TOP` set), in one of the
 /// build's outputs (`$out`, ... as `$outputs` names them, for an output
-/// path outside the store directory as the builder sees it). Only a Nix
-/// build writes in the store: every other output there is refused
-/// ([`crate::layout::check_output`]).
+/// path outside the store directory as the builder sees it), or in a
+/// scratch directory of this run ([`scratch::holds`]), which is removed
+/// when the work ends. Only a Nix build writes in the store: every other
+/// output there is refused ([`crate::layout::check_output`]).
 pub fn wanted(dest: &Path) -> Result<bool> {
     if !sync_allowed()? {
         return Ok(false);
@@ -44,7 +46,7 @@ pub fn wanted(dest: &Path) -> Result<bool> {
         return Ok(true);
     };
     let in_store = store_dirs().iter().any(|s| dest.starts_with(s));
-    Ok(!in_store && !dest.ancestors().any(own_nix_output))
+    Ok(!in_store && !dest.ancestors().any(own_nix_output) && !scratch::holds(&dest))
 }
 
 /// [`SYNC_VAR`], read once: `Ok(false)` for `0`, an error for a value
