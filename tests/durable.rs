@@ -332,3 +332,47 @@ fn scratch_space_is_never_synced() {
     let synced: Vec<&str> = calls.iter().filter_map(Call::synced).collect();
     assert_eq!(synced, [tmp.as_str(), t.to_str().unwrap()], "{renamed}");
 }
+
+/// `nixoci unpack`: the unpacked tree (300 files, beyond which one
+/// `syncfs` syncs a tree) is synced before it is named, and the parent
+/// after; so is a small one, entry by entry.
+#[test]
+fn unpacked_trees_are_synced_before_they_are_named() {
+    let t = tempfile::tempdir().unwrap();
+    let t = fs::canonicalize(t.path()).unwrap();
+    for (files, call) in [(300, "syncfs"), (3, "fsync")] {
+        for i in 0..files {
+            file(&t, &format!("tree{files}/d{}/f{i}", i / 50), b"x\n", 0o644);
+        }
+        let s = t.join(format!("tree{files}.json"));
+        write_json(
+            &s,
+            &json!({
+                "layers": [{"files": [{"source": t.join(format!("tree{files}")), "destination": "/tree"}]}],
+                "architecture": "amd64",
+                "tags": ["latest"]
+            }),
+        );
+        let layout = t.join(format!("layout{files}"));
+        run(build_cmd(&s, &layout).env("NIXOCI_SYNC", "0"));
+        let out = t.join(format!("rootfs{files}"));
+        let mut unpack = nixoci();
+        unpack
+            .arg("unpack")
+            .arg(&layout)
+            .arg(&out)
+            .arg("--quiet")
+            .env_remove("NIXOCI_SYNC");
+        let calls = traced(&t, &unpack);
+        let (commit, staged) = rename_to(&calls, &out);
+        let tree = position(&calls, &format!("{call} of {staged}"), |c| {
+            c.name == call && c.synced() == Some(&staged)
+        });
+        assert!(tree < commit, "{files} files: synced after the rename");
+        if files == 3 {
+            let f = format!("{staged}/tree/d0/f2");
+            assert!(syncs(&calls[..commit], &f), "{f} not synced");
+        }
+        assert!(calls[commit + 1..].iter().any(|c| c.synced() == t.to_str()));
+    }
+}
