@@ -133,38 +133,3 @@ fn a_fifo_where_a_blob_should_be_is_refused_at_once() {
     );
     assert!(!out.exists());
 }
-
-/// `nixoci build` onto a base image archive that is a FIFO: the archive
-/// was opened (blocking) once a check by path had said it was no
-/// directory.
-#[test]
-fn a_fifo_given_as_a_base_image_archive_is_refused_at_once() {
-    let t = tempfile::tempdir().unwrap();
-    let base = t.path().join("base.tar");
-    mkfifo(&base);
-    file(t.path(), "in/a", b"a\n", 0o644);
-    write_json(
-        &t.path().join("s.json"),
-        &json!({
-            "fromImage": base,
-            "layers": [{"files": [{"source": "in/a", "destination": "/a"}]}],
-            "architecture": "amd64"
-        }),
-    );
-    let out = t.path().join("out");
-    let err = refused_in_time(
-        nixoci()
-            .arg("build")
-            .arg(t.path().join("s.json"))
-            .arg("-o")
-            .arg(&out),
-    );
-    assert!(
-        err.contains(&format!(
-            "{}: not a regular file but a FIFO",
-            base.display()
-        )),
-        "{err}"
-    );
-    assert!(!out.exists());
-}
