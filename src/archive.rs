@@ -4,7 +4,6 @@
 //! sorted, fixed mtime, owners 0, fixed modes.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +16,7 @@ use crate::layer::compress::Compression;
 use crate::layout::{Layout, OutputFile, WriteMode, OCI_LAYOUT};
 use crate::oci::descriptor::*;
 use crate::oci::digest::{HashReader, Sha256Digest};
-use crate::oci::json::canonical_json;
+use crate::oci::json::{canonical_json, open_regular};
 
 /// Which archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,7 +336,7 @@ fn write_layer_uncompressed<W: Write>(
     })?;
     let path = layout.blob_file(layer)?;
     let open = || -> Result<HashReader<Box<dyn Read>>> {
-        let file = BufReader::with_capacity(1 << 20, File::open(&path).at(&path)?);
+        let file = BufReader::with_capacity(1 << 20, open_regular(&path)?.0);
         Ok(HashReader::new(compression.decoder(file).at(&path)?))
     };
     // The first pass also checks the compressed blob against its digest.

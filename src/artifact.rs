@@ -361,21 +361,30 @@ mod tests {
         for good in ["config.json", "a b", "x.tar.gz", "é", &"n".repeat(255)] {
             validate_name(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "a\\b",
-            "../x",
-            "x..y",
-            "a\0b",
-            " x",
-            "x ",
-            "\tx",
-            &"n".repeat(256),
+        let (separator, dots) = ("contains a path separator", "contains '..' or is '.'");
+        let (control, space) = (
+            "contains a NUL or control",
+            "starts or ends with white space",
+        );
+        for (bad, why) in [
+            ("", "is empty"),
+            (".", dots),
+            ("..", dots),
+            ("a/b", separator),
+            ("a\\b", separator),
+            ("../x", separator),
+            ("x..y", dots),
+            ("a\0b", control),
+            (" x", space),
+            ("x ", space),
+            ("\tx", control),
+            (&"n".repeat(256), "is longer than 255 bytes"),
         ] {
-            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+            let e = validate_name(bad).expect_err(bad).to_string();
+            assert!(
+                e.contains(&format!("artifact file name {bad:?} {why}")),
+                "{e}"
+            );
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// The store directory: `$NIX_STORE_DIR` (Nix's own setting), else
 /// `$NIX_STORE` (what Nix gives a builder), else `/nix/store`: the same
@@ -139,7 +139,12 @@ pub struct ClosureEntry {
 /// Read the store paths listed in a closure file (either form; a file whose
 /// first non-blank character is `{` is taken as `.attrs.json`).
 pub fn read_closure_file(path: &Path, attr: Option<&str>) -> Result<Vec<ClosureEntry>> {
-    let text = std::fs::read_to_string(path).at(path)?;
+    let text = String::from_utf8(crate::oci::json::read_regular(path)?).map_err(|_| {
+        Error::Invalid(format!(
+            "{}: not UTF-8 text, as a closure file is",
+            path.display()
+        ))
+    })?;
     let entries = if text.trim_start().starts_with('{') {
         parse_attrs_json(&text, attr.unwrap_or("closure"))
     } else if let Some(a) = attr {
@@ -451,8 +456,10 @@ mod tests {
                 PathBuf::from("/nix/store/b-y")
             ]
         );
-        assert!(parse_references_graph("/nix/store/a\n\n2\n/nix/store/a\n").is_err());
-        assert!(parse_references_graph("/nix/store/a\n\nx\n").is_err());
+        let e = parse_references_graph("/nix/store/a\n\n2\n/nix/store/a\n").unwrap_err();
+        assert_eq!(e, "line 1: file ends before the references of /nix/store/a");
+        let e = parse_references_graph("/nix/store/a\n\nx\n").unwrap_err();
+        assert_eq!(e, "line 3: expected a reference count, found \"x\"");
     }
 
     #[test]

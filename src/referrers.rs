@@ -202,6 +202,5 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .at(tmp.path())?;
     }
-    tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-    Ok(())
+    crate::layout::durable::persist(tmp, &path, true)
 }

@@ -571,7 +571,7 @@ pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).at("(standard input)")?;
         b
     } else {
-        std::fs::read(path).at(path)?
+        crate::oci::json::read_regular(path)?
     };
     parse_json(path, &bytes)
 }

@@ -551,6 +551,7 @@ fn pulled_directories_are_the_users_whoever_packed_them() {
                 let m = e.metadata().unwrap();
                 assert_eq!(
                     (m.uid(), m.gid()),
+                    // SAFETY: geteuid and getegid take nothing and cannot fail.
                     unsafe { (libc::geteuid(), libc::getegid()) },
                     "{}",
                     e.path().display()

@@ -1975,6 +1975,7 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
             }
             if at.is_some_and(|at| now >= at) && !live.is_empty() {
                 for (pid, _) in live {
+                    // SAFETY: kill takes integers only, and touches no memory.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
                 killed = true;

@@ -1661,10 +1661,12 @@ fn an_8_gib_sparse_file_unpacks_as_holes() {
     let mut at = 0i64;
     let mut regions = Vec::new();
     loop {
+        // SAFETY: lseek takes integers only; `fd` is `f`'s, open here.
         let data = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
         if data < 0 {
             break;
         }
+        // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
         regions.push((data as u64, (hole - data) as u64));
         at = hole;

@@ -459,9 +459,22 @@ mod tests {
         }
         // lib -> /usr/lib leads nowhere in this base: nothing is hidden.
         check("lib", Node::File).unwrap();
-        assert!(check("etc", Node::File).is_err());
-        assert!(check("etc/os-release", Node::Dir).is_err());
-        assert!(check("etc/os-release/x", Node::File).is_err());
+        for (path, node, why) in [
+            ("etc", Node::File, "/etc: a file, where"),
+            (
+                "etc/os-release",
+                Node::Dir,
+                "/etc/os-release: a directory, where",
+            ),
+            (
+                "etc/os-release/x",
+                Node::File,
+                "/etc/os-release/x: under /etc/os-release",
+            ),
+        ] {
+            let e = check(path, node).unwrap_err().to_string();
+            assert!(e.contains(why), "{path}: {e}");
+        }
         // Allowed: new paths, a file over a file, a directory over a
         // directory, a link over a link, a file over a link.
         for (p, n) in [

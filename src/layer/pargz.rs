@@ -112,9 +112,11 @@ impl<W: Write> ParallelGzip<W> {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        // A panic (out of memory, say) becomes an error for
-                        // this chunk: the writer waits for every chunk, so
-                        // a lost one would hang it.
+                        // A panic (a bug in the compressor or its bindings;
+                        // running out of memory aborts the process in Rust,
+                        // it does not panic) becomes an error for this
+                        // chunk: the writer waits for every chunk, so a lost
+                        // one would hang it.
                         #[cfg(test)]
                         if job.seq == 0 {
                             let ms = SLOW_FIRST_MS.load(std::sync::atomic::Ordering::Relaxed);

@@ -61,7 +61,14 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Prog
                 }
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(*size);
-                let file = File::open(&entry.origin).at(&entry.origin)?;
+                // A whiteout's nothing is read from `/dev/null`; every
+                // other file is a regular file of the tree, opened without
+                // waiting on whatever may have replaced it since the walk.
+                let file = if entry.removes.is_some() {
+                    File::open(&entry.origin).at(&entry.origin)?
+                } else {
+                    crate::oci::json::open_regular(&entry.origin)?.0
+                };
                 let mut reader = ExactReader {
                     inner: file,
                     remaining: *size,

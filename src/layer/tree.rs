@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::oci::json::open_regular;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -565,12 +566,12 @@ impl Tree {
 
 /// Whether two files hold the same bytes (streamed, never both in memory).
 fn same_content(a: &Path, b: &Path) -> Result<bool> {
-    let (ma, mb) = (fs::metadata(a).at(a)?, fs::metadata(b).at(b)?);
+    let ((fa, ma), (fb, mb)) = (open_regular(a)?, open_regular(b)?);
     if ma.len() != mb.len() {
         return Ok(false);
     }
-    let mut fa = io::BufReader::with_capacity(1 << 16, fs::File::open(a).at(a)?);
-    let mut fb = io::BufReader::with_capacity(1 << 16, fs::File::open(b).at(b)?);
+    let mut fa = io::BufReader::with_capacity(1 << 16, fa);
+    let mut fb = io::BufReader::with_capacity(1 << 16, fb);
     let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
         let na = read_full(&mut fa, &mut ba).at(a)?;

@@ -4,11 +4,13 @@
 //! name a blob only by its checked digest, verified blob readers), the
 //! [`reader`] every command reads them through (tag and platform to image,
 //! the graph under a descriptor), the [`tags`] a layout gives its image,
-//! the [`scratch`] space commands work in, and the [`temporaries`] outputs
+//! the [`scratch`] space commands work in, the [`durable`] commits every
+//! output is renamed into place by, and the [`temporaries`] outputs
 //! are written as (named by run and
 //! machine, those of dead runs removed, renamed into place without
 //! replacing another's).
 
+pub mod durable;
 pub mod outputs;
 pub mod reader;
 pub mod scratch;

@@ -86,7 +86,7 @@ pub fn check_may_change(dir: &Path) -> Result<()> {
 /// (`$NIX_BUILD_TOP` is set, and `dest` is the path one of `$outputs`
 /// names): what a derivation's builder writes, such as `ociPullImage`'s
 /// `nixoci pull REF $out`.
-fn own_nix_output(dest: &Path) -> bool {
+pub(super) fn own_nix_output(dest: &Path) -> bool {
     if std::env::var_os("NIX_BUILD_TOP").is_none() {
         return false;
     }
@@ -103,7 +103,7 @@ fn own_nix_output(dest: &Path) -> bool {
 /// The Nix store directories: `$NIX_STORE_DIR` (Nix's setting),
 /// `$NIX_STORE` (what Nix gives builders) and `/nix/store`, each as named
 /// and with its links resolved.
-fn store_dirs() -> Vec<PathBuf> {
+pub(super) fn store_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = ["NIX_STORE_DIR", "NIX_STORE"]
         .iter()
         .filter_map(std::env::var_os)

@@ -21,6 +21,24 @@ use crate::layout::temporaries::{
 /// [`temporary_prefix`]).
 const NAME: &str = "nixoci";
 
+/// The scratch directories of this process (absolute), for [`holds`].
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `path` lies in a scratch directory of this process: what is
+/// written there is removed when the work ends, so it is never synced to
+/// the disk ([`crate::layout::durable`]); what moves out of one is synced
+/// for where it goes.
+pub fn holds(path: &Path) -> bool {
+    let Ok(path) = std::path::absolute(path) else {
+        return false;
+    };
+    live().iter().any(|s| path.starts_with(s))
+}
+
 /// A scratch directory, removed (with whatever it holds, read-only
 /// directories included) when dropped or when the process is interrupted.
 pub struct Scratch {
@@ -51,6 +69,7 @@ impl Scratch {
         // Kept: removed by this type's drop, which also copes with
         // read-only directories inside.
         let (tracked, path) = made.keep().map_err(|e| Error::io(parent, e.error))?;
+        live().push(std::path::absolute(&path).at(&path)?);
         Ok(Scratch {
             path,
             _tracked: tracked,
@@ -74,6 +93,9 @@ impl Drop for Scratch {
         // Removed before it is no longer tracked: an interruption in
         // between still finds it.
         remove_tree(&self.path);
+        if let Ok(path) = std::path::absolute(&self.path) {
+            live().retain(|p| *p != path);
+        }
     }
 }
 

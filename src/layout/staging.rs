@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout::durable;
 use crate::layout::outputs::check_output;
 use crate::layout::store::BlobDir;
 use crate::layout::temporaries::{
@@ -116,27 +117,23 @@ impl OutputFile {
         self.file.try_clone().at(&self.dest)
     }
 
-    /// Put the finished file at its final path.
+    /// Put the finished file at its final path, durably ([`durable`]).
     pub fn commit(self) -> Result<()> {
-        if let Some(t) = self.tmp {
-            t.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644))
-                .at(t.path())?;
-            if self.replace {
-                t.persist(&self.dest)
-                    .map_err(|e| Error::io(&self.dest, e.error))?;
-            } else {
-                // Never over an output another run put there meanwhile.
-                t.persist_noclobber(&self.dest).map_err(|e| {
-                    if e.error.kind() == io::ErrorKind::AlreadyExists {
-                        Error::OutputExists(self.dest.clone())
-                    } else {
-                        Error::io(&self.dest, e.error)
-                    }
-                })?;
+        match self.tmp {
+            Some(t) => {
+                t.as_file()
+                    .set_permissions(fs::Permissions::from_mode(0o644))
+                    .at(t.path())?;
+                // Without `replace`, never over an output another run put
+                // there meanwhile.
+                durable::persist(t, &self.dest, self.replace)
             }
+            None if durable::wanted(&self.dest)? => {
+                durable::sync_file(&self.file, &self.dest)?;
+                durable::sync_dir(&durable::parent_of(&self.dest))
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -241,15 +238,48 @@ impl Staging {
         }
     }
 
-    /// The blob store inside.
+    /// The blob store inside. Its blobs are synced one by one; their
+    /// directory with the rest at [`Staging::commit`].
     pub fn blobs(&self) -> BlobDir {
-        BlobDir::new(self.path())
+        BlobDir::staged(self.path(), &self.dest)
     }
 
-    /// Write a small file (JSON descriptor, `oci-layout`, `index.json`).
+    /// Write a small file (JSON descriptor, `oci-layout`, `index.json`);
+    /// it is synced with the rest at [`Staging::commit`].
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let p = self.path().join(name);
         fs::write(&p, bytes).at(&p)
+    }
+
+    /// Sync what the output holds, before its name is given
+    /// ([`durable::sync_tree`]).
+    fn sync_content(&self) -> Result<bool> {
+        let sync = durable::wanted(&self.dest)?;
+        if sync {
+            durable::sync_tree(self.path())?;
+        }
+        Ok(sync)
+    }
+
+    /// Sync the directory that holds the output's new name, and those
+    /// holding the parents this run created for it.
+    fn sync_name(&self) -> Result<()> {
+        let parent = durable::parent_of(&self.dest);
+        durable::sync_dir(&parent)?;
+        if let Some(top) = &self.created_parent {
+            // Each new directory's name is in the one above it, up to the
+            // existing directory that holds `top`.
+            for dir in parent.ancestors() {
+                if dir.as_os_str().is_empty() {
+                    break;
+                }
+                durable::sync_dir(&durable::parent_of(dir))?;
+                if dir == top {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Make the directory an image layout: `oci-layout`, and `index.json`
@@ -259,10 +289,16 @@ impl Staging {
         self.write_file("index.json", &canonical_json(index))
     }
 
-    /// Move the finished directory to its final path.
+    /// Move the finished directory to its final path, durably: what it
+    /// holds is synced before the rename, the directory holding it after
+    /// ([`durable`]).
     pub fn commit(mut self) -> Result<PathBuf> {
+        let sync = self.sync_content()?;
         let tmp = match std::mem::replace(&mut self.place, Place::Final(InPlace(None))) {
             Place::Final(mut in_place) => {
+                if sync {
+                    self.sync_name()?;
+                }
                 in_place.0 = None;
                 self.committed = true;
                 return Ok(self.dest.clone());
@@ -293,6 +329,9 @@ impl Staging {
                     aside
                 }
             };
+            if sync {
+                self.sync_name()?;
+            }
             let meta = fs::symlink_metadata(&aside).at(&aside)?;
             if meta.is_dir() {
                 fs::remove_dir_all(&aside).at(&aside)?;
@@ -309,6 +348,9 @@ impl Staging {
                     return Err(Error::OutputExists(self.dest.clone()));
                 }
                 Err(e) => return Err(undo(e, &self.dest)),
+            }
+            if sync {
+                self.sync_name()?;
             }
         }
         Ok(self.dest.clone())

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Content, Error, IoContext, Result};
+use crate::layout::durable;
 use crate::layout::temporaries::{remove_stale_temporaries, temporary_prefix, UnfinishedFile};
 use crate::oci::descriptor::{descriptor, Descriptor};
 use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
-use crate::oci::json::canonical_json;
+use crate::oci::json::{canonical_json, open_regular};
 use crate::oci::MediaType;
 
 /// The name blob temporaries are named from (see [`temporary_prefix`]).
@@ -28,6 +29,9 @@ const INCOMING: &str = "incoming";
 #[derive(Clone, Debug)]
 pub struct BlobDir {
     root: PathBuf,
+    /// The output this blob store is staged for ([`crate::layout::Staging`]),
+    /// whose commit syncs the directory once for all its blobs.
+    staged_for: Option<PathBuf>,
 }
 
 impl BlobDir {
@@ -35,6 +39,16 @@ impl BlobDir {
     pub fn new(root: &Path) -> Self {
         BlobDir {
             root: root.to_owned(),
+            staged_for: None,
+        }
+    }
+
+    /// The blob store of `root`, a staged output that is renamed to
+    /// `output` once complete.
+    pub(super) fn staged(root: &Path, output: &Path) -> Self {
+        BlobDir {
+            root: root.to_owned(),
+            staged_for: Some(output.to_owned()),
         }
     }
 
@@ -107,11 +121,8 @@ impl BlobDir {
         }
         let src = from.path(digest);
         let mut w = self.writer()?;
-        io::copy(
-            &mut io::Read::take(File::open(&src).at(&src)?, size + 1),
-            &mut w,
-        )
-        .at(&src)?;
+        let (file, _) = open_regular(&src)?;
+        io::copy(&mut io::Read::take(file, size + 1), &mut w).at(&src)?;
         w.complete_verified(digest, size, &format!("blob {}", src.display()))
     }
 
@@ -129,22 +140,19 @@ impl BlobDir {
         let real = fs::canonicalize(&src).at(&src)?;
         let d = descriptor(MediaType::LAYER, digest, size);
         from.open(&d)?.finish(&format!("blob {}", src.display()))?;
-        std::os::unix::fs::symlink(&real, &target).at(&target)
+        std::os::unix::fs::symlink(&real, &target).at(&target)?;
+        // In a staged output, its commit syncs the directory.
+        if self.staged_for.is_none() && durable::wanted(&target)? {
+            durable::sync_dir(&durable::parent_of(&target))?;
+        }
+        Ok(())
     }
 
     /// A reader of the blob `d` describes: a regular file, read through a
     /// [`BlobReader`] that checks its digest and size.
     pub fn open(&self, d: &Descriptor) -> Result<BlobReader> {
         let path = self.path(&d.digest);
-        let file = File::open(&path).at(&path)?;
-        let meta = file.metadata().at(&path)?;
-        if !meta.is_file() {
-            return Err(Error::Invalid(format!(
-                "{}: blob {} is not a regular file",
-                path.display(),
-                d.digest
-            )));
-        }
+        let (file, _) = open_regular(&path)?;
         Ok(BlobReader {
             inner: HashReader::new(io::BufReader::with_capacity(1 << 20, file)),
             expected: d.digest.clone(),
@@ -197,8 +205,9 @@ impl io::Read for BlobReader {
     }
 }
 
-/// A blob being written: hashed and counted as it goes, renamed to its
-/// digest by [`BlobWriter::complete`], deleted if dropped before.
+/// A blob being written: hashed and counted as it goes, synced and renamed
+/// to its digest by [`BlobWriter::complete`] ([`durable`]), deleted if
+/// dropped before.
 pub struct BlobWriter {
     inner: HashWriter<BufWriter<tempfile::NamedTempFile>>,
     dir: BlobDir,
@@ -243,9 +252,10 @@ impl BlobWriter {
         file.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
             .at(file.path())?;
-        file.persist(&target)
-            .map_err(|e| Error::io(&target, e.error))?;
-        Ok(())
+        match &dir.staged_for {
+            Some(output) => durable::persist_staged(file, &target, output),
+            None => durable::persist(file, &target, true),
+        }
     }
 }
 
@@ -325,7 +335,8 @@ mod tests {
 
         fs::write(blobs.path(&digest), b"0123456789 and more").unwrap();
         let mut r = blobs.open(&d).unwrap();
-        assert!(io::copy(&mut r, &mut io::sink()).is_err());
+        let e = io::copy(&mut r, &mut io::sink()).unwrap_err();
+        assert_eq!(e.to_string(), "more bytes than the descriptor's size");
         let short = descriptor(MediaType::LAYER, &digest, 11);
         fs::write(blobs.path(&digest), b"0123456789").unwrap();
         let err = blobs.open(&short).unwrap().finish("blob").unwrap_err();

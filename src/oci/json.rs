@@ -361,17 +361,56 @@ pub const MAX_JSON: u64 = 64 << 20;
 /// or a registry (registries commonly accept 4 MiB manifests).
 pub const MAX_DOCUMENT: u64 = 16 << 20;
 
-/// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
-/// device, a symlink to `/dev/zero`, a huge file) is refused before it is
-/// read, so untrusted layouts cannot make a reader hang or exhaust memory.
-pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).at(path)?;
+/// Open `path` (following links: blobs link into the Nix store) for
+/// reading, and refuse it unless it is a regular file. The file is opened
+/// first and checked through its descriptor (`fstat`), never checked by
+/// path and then opened: a FIFO put in its place in between would block
+/// the open. It is opened with `O_NONBLOCK`, so opening a FIFO or a device
+/// never waits (and `O_NOCTTY`, so a terminal never becomes the process's);
+/// on a regular file the flag changes nothing.
+pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .at(path)?;
+    let meta = file.metadata().at(path)?;
     if !meta.is_file() {
         return Err(Error::Invalid(format!(
-            "{}: not a regular file",
-            path.display()
+            "{}: not a regular file but a {}",
+            path.display(),
+            kind(&meta)
         )));
     }
+    Ok((file, meta))
+}
+
+/// What a file that is not a regular file is, for a message.
+fn kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// Read a regular file of at most `max` bytes. Anything else (a FIFO, a
+/// device, a symlink to `/dev/zero`, a huge file) is refused before it is
+/// read ([`open_regular`]), so untrusted layouts cannot make a reader hang
+/// or exhaust memory.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let (file, meta) = open_regular(path)?;
     if meta.len() > max {
         return Err(Error::Invalid(format!(
             "{}: {} bytes, more than the {max} this document may have",
@@ -380,17 +419,23 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
         )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    io::Read::read_to_end(
-        &mut io::Read::take(File::open(path).at(path)?, max + 1),
-        &mut bytes,
-    )
-    .at(path)?;
+    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes).at(path)?;
     if bytes.len() as u64 > max {
         return Err(Error::Invalid(format!(
             "{}: grew past {max} bytes while read",
             path.display()
         )));
     }
+    Ok(bytes)
+}
+
+/// Read the whole regular file at `path`, refusing anything else (a FIFO,
+/// a device) without waiting on it ([`open_regular`]): for inputs the user
+/// names (a spec, a closure file), which have no size limit of their own.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let (file, meta) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(&mut io::BufReader::new(file), &mut bytes).at(path)?;
     Ok(bytes)
 }
 
@@ -442,6 +487,9 @@ mod tests {
         );
         let via_serde: Json = serde_json::from_str(text).unwrap();
         assert_eq!(via_serde, j);
-        assert!(Json::parse("[1,").is_err() && Json::parse("01").is_err());
+        use serde_json::error::Category;
+        assert_eq!(Json::parse("[1,").unwrap_err().classify(), Category::Eof);
+        let e = Json::parse("01").unwrap_err();
+        assert_eq!(e.classify(), Category::Syntax, "{e}");
     }
 }

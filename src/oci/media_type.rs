@@ -160,7 +160,11 @@ mod tests {
             "-a/b",
             "a/b/c",
         ] {
-            assert!(validate_media_type(bad).is_err(), "{bad:?}");
+            let e = validate_media_type(bad).expect_err(bad);
+            assert!(
+                e.starts_with(&format!("media type {bad:?} is not type/subtype")),
+                "{e}"
+            );
         }
     }
 

@@ -556,6 +556,7 @@ pub fn pull(
             )));
         }
     }
+    crate::layout::durable::sync_before_rename(&unpacked, dir)?;
     for n in &names {
         let target = dir.join(n);
         if let Ok(m) = std::fs::symlink_metadata(&target) {
@@ -567,6 +568,7 @@ pub fn pull(
             }
         }
         std::fs::rename(unpacked.join(n), &target).at(&target)?;
+        crate::layout::durable::sync_after_rename(&target)?;
     }
     Ok(ArtifactPullReport {
         reference: source.to_string(),

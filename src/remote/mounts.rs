@@ -69,7 +69,7 @@ pub(super) fn remember(
         .tempfile_in(dir)
     {
         if std::fs::write(tmp.path(), canonical_json(&all)).is_ok() {
-            let _ = tmp.persist(path);
+            let _ = crate::layout::durable::persist(tmp, path, true);
         }
     }
 }

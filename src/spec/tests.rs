@@ -6,19 +6,20 @@ use super::*;
 fn modes() {
     let f: FileSpec = serde_json::from_str(r#"{"source":"x","mode":"0755"}"#).unwrap();
     assert_eq!(f.mode, Some(0o755));
-    for bad in [
-        r#"493"#,
-        r#""9""#,
-        r#""17777""#,
-        r#""+755""#,
-        r#""""#,
-        r#""0o755""#,
+    let not_octal = "mode must be an octal string like \"0755\"";
+    for (bad, why) in [
+        (r#"493"#, not_octal),
+        (r#""9""#, not_octal),
+        (r#""17777""#, "mode 17777 (octal) has bits beyond 07777"),
+        (r#""+755""#, not_octal),
+        (r#""""#, not_octal),
+        (r#""0o755""#, not_octal),
     ] {
         let text = format!(r#"{{"source":"x","mode":{bad}}}"#);
-        assert!(
-            serde_json::from_str::<FileSpec>(&text).is_err(),
-            "mode {bad} accepted"
-        );
+        let e = serde_json::from_str::<FileSpec>(&text)
+            .map(|f| f.mode)
+            .expect_err(&format!("mode {bad} accepted"));
+        assert!(e.to_string().contains(why), "mode {bad}: {e}");
     }
 }
 
@@ -36,7 +37,8 @@ fn tags() {
         validate_tag(good).unwrap();
     }
     for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
-        assert!(validate_tag(bad).is_err(), "{bad:?} accepted");
+        let e = validate_tag(bad).expect_err(bad).to_string();
+        assert!(e.contains(&format!("invalid tag {bad:?}")), "{e}");
     }
     assert_eq!(tags_or_default(&[]).unwrap(), vec!["latest"]);
 }

@@ -64,6 +64,8 @@ impl Extract<'_> {
         if self.as_root {
             use std::os::fd::AsRawFd as _;
             let (uid, gid) = (meta.uid as libc::uid_t, meta.gid as libc::gid_t);
+            // SAFETY: fchown reads only its integer arguments, and the
+            // descriptor is `out`'s, open for the whole call.
             if unsafe { libc::fchown(out.as_raw_fd(), uid, gid) } != 0 {
                 return Err(Error::io(path, io::Error::last_os_error()));
             }
@@ -183,6 +185,8 @@ impl Extract<'_> {
         };
         self.clear(path)?;
         let c = cstring(path)?;
+        // SAFETY: `c` is a NUL-terminated path that lives through the call,
+        // which only reads it.
         if unsafe { libc::mknod(c.as_ptr(), kind_bits | mode, dev) } != 0 {
             return Err(Error::io(path, io::Error::last_os_error()));
         }
@@ -193,6 +197,8 @@ impl Extract<'_> {
     pub(super) fn make_fifo(&self, path: &Path, mode: u32, meta: &EntryMeta) -> Result<()> {
         self.clear(path)?;
         let c = cstring(path)?;
+        // SAFETY: `c` is a NUL-terminated path that lives through the call,
+        // which only reads it.
         if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
             return Err(Error::io(path, io::Error::last_os_error()));
         }
@@ -208,6 +214,8 @@ impl Extract<'_> {
             return Ok(());
         }
         let c = cstring(path)?;
+        // SAFETY: `c` is a NUL-terminated path that lives through the call,
+        // which only reads it.
         if unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) } != 0 {
             return Err(Error::io(path, io::Error::last_os_error()));
         }

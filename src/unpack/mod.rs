@@ -122,6 +122,7 @@ pub fn unpack(
         own: OwnPaths::default(),
         shape: Shape::default(),
         known_dirs: Default::default(),
+        // SAFETY: geteuid takes nothing, touches no memory and cannot fail.
         as_root: unsafe { libc::geteuid() } == 0,
         stream: Default::default(),
     };
