@@ -201,13 +201,27 @@ impl Verifier {
             return None;
         };
         let path = self.blobs.path(&digest);
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(_) => {
+        // Opened first (never blocking, as on a FIFO swapped in after a
+        // check by path), then checked through the open file.
+        let opened = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path)
+                .and_then(|f| f.metadata().map(|m| (f, m)))
+        };
+        let (file, meta) = match opened {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.problem(format!(
                     "{what}: blob {digest} is missing (blobs/sha256/{})",
                     digest.hex()
                 ));
+                return None;
+            }
+            Err(e) => {
+                self.problem(format!("{what}: blob {digest} cannot be read ({e})"));
                 return None;
             }
         };
@@ -228,21 +242,20 @@ impl Verifier {
             Some(ok) => *ok,
             None => {
                 // Never read past the length just checked: the file may grow.
-                let ok = match File::open(&path).and_then(|f| {
-                    digest_reader(BufReader::with_capacity(1 << 20, f).take(meta.len()))
-                }) {
-                    Ok((found, _)) if found == digest => true,
-                    Ok((found, _)) => {
-                        self.problem(format!(
-                            "{what}: digest mismatch: blob {digest} has content {found}"
-                        ));
-                        false
-                    }
-                    Err(e) => {
-                        self.problem(format!("{what}: blob {digest} cannot be read ({e})"));
-                        false
-                    }
-                };
+                let ok =
+                    match digest_reader(BufReader::with_capacity(1 << 20, file).take(meta.len())) {
+                        Ok((found, _)) if found == digest => true,
+                        Ok((found, _)) => {
+                            self.problem(format!(
+                                "{what}: digest mismatch: blob {digest} has content {found}"
+                            ));
+                            false
+                        }
+                        Err(e) => {
+                            self.problem(format!("{what}: blob {digest} cannot be read ({e})"));
+                            false
+                        }
+                    };
                 self.checked.insert(digest, ok);
                 ok
             }

@@ -257,14 +257,16 @@ pub fn push(
                 unreachable!()
             };
             validate_media_type(media_type).map_err(Error::Invalid)?;
-            let meta = std::fs::metadata(path).at(path)?;
-            if !meta.is_file() {
-                return Err(Error::Invalid(format!(
+            // Opened first, then checked through the open file: a FIFO
+            // swapped in after a check by path would block the open.
+            let f = match crate::oci::json::open_regular(path) {
+                Ok((f, _)) => f,
+                Err(_) if path.is_dir() => return Err(Error::Invalid(format!(
                     "{}: not a regular file (a directory is packed; give it without :MEDIATYPE)",
                     path.display()
-                )));
-            }
-            let f = std::fs::File::open(path).at(path)?;
+                ))),
+                Err(e) => return Err(e),
+            };
             let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;
             (
                 MediaType::from(media_type.clone()),
@@ -304,7 +306,7 @@ pub fn push(
     let config = match &o.config {
         Some((path, media_type)) => {
             validate_media_type(media_type).map_err(Error::Invalid)?;
-            let f = std::fs::File::open(path).at(path)?;
+            let (f, _) = crate::oci::json::open_regular(path)?;
             let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;
             let max = crate::oci::json::MAX_DOCUMENT;
             if size > max {

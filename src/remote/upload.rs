@@ -379,11 +379,27 @@ async fn commit(
     Ok(())
 }
 
-/// The file of `b`, opened.
+/// The file of `b`, opened without blocking and then checked through the
+/// open file: a regular file (a FIFO swapped in since the blob was hashed
+/// would block the open, and the upload, for ever).
 async fn open(b: &Blob) -> std::result::Result<tokio::fs::File, Failure> {
-    tokio::fs::File::open(&b.path)
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&b.path)
         .await
-        .map_err(|e| Failure::Local(Error::io(&b.path, e)))
+        .map_err(|e| Failure::Local(Error::io(&b.path, e)))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| Failure::Local(Error::io(&b.path, e)))?;
+    if !meta.is_file() {
+        return Err(Failure::Local(Error::Invalid(format!(
+            "{}: not a regular file (it was one when it was hashed)",
+            b.path.display()
+        ))));
+    }
+    Ok(file)
 }
 
 /// The whole blob in the commit's body, streamed from its file (the
