@@ -520,31 +520,6 @@ fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     }
 }
 
-/// A `docker-credential-NAME` script in `bin`, named by `config.json`'s
-/// `credHelpers` for `registry`.
-fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> PathBuf {
-    let bin = env.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join(format!("docker-credential-{name}"));
-    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir_all(env.join("docker")).unwrap();
-    write_json(
-        &env.join("docker/config.json"),
-        &json!({"credHelpers": {registry: name}}),
-    );
-    bin
-}
-
-fn path_with(bin: &Path) -> std::ffi::OsString {
-    let mut paths = vec![bin.to_owned()];
-    paths.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    std::env::join_paths(paths).unwrap()
-}
-
 /// Issue "Defects found trying nixoci as a new user would": a credential
 /// helper that hangs hung nixoci forever. The wait is bounded
 /// (NIXOCI_CREDENTIAL_HELPER_TIMEOUT), the helper and what it started are

@@ -11,7 +11,6 @@ mod common;
 mod proxy;
 
 use std::fs;
-use std::path::Path;
 use std::process::Output;
 
 use common::registry::*;
@@ -78,28 +77,6 @@ fn a_bad_document_timeout_is_an_error_naming_the_variable() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// A `docker-credential-NAME` script in `env/bin`, named by
-/// `config.json`'s `credHelpers` for `registry`; returns `PATH` with it
-/// first.
-fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> std::ffi::OsString {
-    let bin = env.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join(format!("docker-credential-{name}"));
-    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir_all(env.join("docker")).unwrap();
-    write_json(
-        &env.join("docker/config.json"),
-        &serde_json::json!({"credHelpers": {registry: name}}),
-    );
-    let mut paths = vec![bin];
-    paths.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    std::env::join_paths(paths).unwrap()
-}
-
 /// With no CA roots on the machine (`SSL_CERT_FILE` and `SSL_CERT_DIR`
 /// naming nothing, as in the Nix sandbox), `--ca-file` is trusted, and
 /// without it the certificate is refused as untrusted (the client still
@@ -118,7 +95,7 @@ fn builtin_roots_are_trusted_without_changing_the_environment() {
     let layout = image(t.path(), "tls", 5, 6, 1_000);
     let reference = reg.reference("secure/app:v1");
     let seen = t.path().join("seen");
-    let path = fake_helper(
+    let path = path_with(&fake_helper(
         t.path(),
         "envdump",
         &reg.host(),
@@ -126,7 +103,7 @@ fn builtin_roots_are_trusted_without_changing_the_environment() {
             "printf '%s' \"${{SSL_CERT_FILE-unset}}\" > {}\necho 'credentials not found in native keychain'\nexit 1",
             seen.display()
         ),
-    );
+    ));
     let no_bundle = t.path().join("no-such-bundle.pem");
     let hidden = |c: &mut std::process::Command| {
         c.env("PATH", &path)

@@ -10,8 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::usage::measured;
-use common::{nixoci, put_blob, run, run_fail, write_json};
-use serde_json::json;
+use common::{layout_of_blob, nixoci, run, run_fail};
 use sha2::Digest;
 
 /// A 512-byte ustar header: `name`, type `kind`, `size` bytes, mode 0644.
@@ -80,21 +79,7 @@ fn layout_of(dir: &Path, parts: &[Result<Vec<u8>, usize>]) -> PathBuf {
     }
     let gz = gz.finish().unwrap();
     let diff_id = format!("sha256:{}", hex::encode(diff_id.finalize()));
-    let (ld, ls) = put_blob(dir, &gz);
-    let config = json!({"architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
-    let (cd, cs) = put_blob(dir, &serde_json::to_vec(&config).unwrap());
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]});
-    let (md, ms) = put_blob(dir, &serde_json::to_vec(&manifest).unwrap());
-    write_json(
-        &dir.join("index.json"),
-        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
-    );
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    dir.to_owned()
+    layout_of_blob(dir, &gz, &diff_id)
 }
 
 /// Regression (issue: a tiny layer can use gigabytes of memory): a gzip

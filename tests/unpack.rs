@@ -1677,24 +1677,7 @@ fn an_8_gib_sparse_file_unpacks_as_holes() {
 
 /// A layout whose one layer blob is `gz` as it is (not made from a tar here).
 fn craft_blob(dir: &Path, gz: &[u8]) -> PathBuf {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| put_blob(dir, bytes);
-    let (ld, ls) = put(gz);
-    let config = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]}, "config": {}});
-    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]});
-    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
-    write_json(
-        &dir.join("index.json"),
-        &json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
-    );
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    dir.to_owned()
+    layout_of_blob(dir, gz, &format!("sha256:{}", "0".repeat(64)))
 }
 
 /// Regression: verify of a gzip bomb ran for as long as it took to inflate

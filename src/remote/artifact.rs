@@ -261,10 +261,12 @@ pub fn push(
             // swapped in after a check by path would block the open.
             let f = match crate::oci::json::open_regular(path) {
                 Ok((f, _)) => f,
-                Err(_) if path.is_dir() => return Err(Error::Invalid(format!(
+                Err(_) if path.is_dir() => {
+                    return Err(Error::Invalid(format!(
                     "{}: not a regular file (a directory is packed; give it without :MEDIATYPE)",
                     path.display()
-                ))),
+                )))
+                }
                 Err(e) => return Err(e),
             };
             let (digest, size) = crate::oci::digest::digest_reader(f).at(path)?;

@@ -767,3 +767,24 @@ pub fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
     fs::write(blobs.join(&d[7..]), bytes).unwrap();
     (d, bytes.len())
 }
+
+/// A layout (tagged `latest`) of one image whose one layer blob is `gz` as
+/// it is, gzip media type, with `diff_id` in its config whatever `gz`
+/// holds.
+pub fn layout_of_blob(dir: &Path, gz: &[u8], diff_id: &str) -> PathBuf {
+    let (ld, ls) = put_blob(dir, gz);
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+    let (cd, cs) = put_blob(dir, &serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]});
+    let (md, ms) = put_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    write_json(
+        &dir.join("index.json"),
+        &serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}

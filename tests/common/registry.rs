@@ -5,11 +5,11 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use super::{require, run};
+use super::{require, run, write_json};
 
 /// A registry process on a free loopback port, stopped by PID on drop.
 pub struct Registry {
@@ -288,4 +288,31 @@ fn listens(pid: u32, port: u16) -> bool {
             let l = l.to_string_lossy();
             inodes.iter().any(|i| l == format!("socket:[{i}]"))
         })
+}
+
+/// A `docker-credential-NAME` script in `env/bin` running `script`, named
+/// by `env/docker/config.json`'s `credHelpers` for `registry`; returns
+/// `env/bin` (see [`path_with`]).
+pub fn fake_helper(env: &Path, name: &str, registry: &str, script: &str) -> PathBuf {
+    let bin = env.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join(format!("docker-credential-{name}"));
+    fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(env.join("docker")).unwrap();
+    write_json(
+        &env.join("docker/config.json"),
+        &serde_json::json!({"credHelpers": {registry: name}}),
+    );
+    bin
+}
+
+/// `PATH` with `bin` first.
+pub fn path_with(bin: &Path) -> std::ffi::OsString {
+    let mut paths = vec![bin.to_owned()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
 }
