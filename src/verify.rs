@@ -32,6 +32,7 @@ pub const MAX_DEPTH: usize = MAX_INDEX_DEPTH;
 /// What `verify` found.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Report {
     /// The layout checked.
     pub layout: PathBuf,

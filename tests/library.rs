@@ -115,6 +115,43 @@ fn the_api_pushes_and_pulls() {
     assert!(nixoci::verify(&pulled.layout).ok);
 }
 
+/// `extraConfig` can be set from Rust: its type, `nixoci::oci::Json`,
+/// is public, and a number keeps the text it is given.
+#[test]
+fn extra_config_is_set_through_the_api() {
+    use nixoci::oci::{Json, JsonObject};
+    let t = tempfile::tempdir().unwrap();
+    let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/image.json");
+    let mut spec: nixoci::spec::ImageSpec = nixoci::spec::load(&spec_path).unwrap();
+    let labels = JsonObject::from([("org.example.size".to_string(), Json::String("1e2".into()))]);
+    let config = JsonObject::from([
+        ("Labels".to_string(), Json::Object(labels)),
+        ("StopSignal".to_string(), Json::String("SIGINT".into())),
+    ]);
+    spec.extra_config = Some(JsonObject::from([(
+        "config".to_string(),
+        Json::Object(config),
+    )]));
+    let report = nixoci::build(
+        &spec,
+        &spec_path,
+        &t.path().join("out"),
+        &Default::default(),
+    )
+    .unwrap();
+    let config_path = blob_path(
+        &report.layout,
+        &report.manifests[0].config.digest.to_string(),
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(config_path).unwrap()).unwrap();
+    assert_eq!(config["config"]["StopSignal"], "SIGINT", "{config}");
+    assert_eq!(
+        config["config"]["Labels"]["org.example.size"], "1e2",
+        "{config}"
+    );
+}
+
 /// Every module of the library is private but those the README's "Using
 /// nixoci as a library" names: the OCI types, the spec, errors and
 /// progress, and, hidden from the documentation and outside the API, the

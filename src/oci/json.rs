@@ -56,12 +56,17 @@ pub type JsonObject = BTreeMap<String, Json>;
 /// flattened types there; this keeps it to nixoci's documents.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Json {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// The number's JSON text.
     Number(String),
+    /// A string.
     String(String),
+    /// An array.
     Array(Vec<Json>),
+    /// An object, keys in byte order.
     Object(JsonObject),
 }
 

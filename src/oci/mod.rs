@@ -27,5 +27,8 @@ pub(crate) mod validate;
 
 pub use descriptor::{Descriptor, Platform};
 pub use digest::Sha256Digest;
+/// The JSON of `extraConfig` and friends ([`crate::spec::ImageSpec`]'s
+/// `extra_config`), numbers kept as written.
+pub use json::{Json, JsonObject};
 pub use media_type::MediaType;
 pub use reference::Reference;

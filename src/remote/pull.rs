@@ -31,6 +31,7 @@ use crate::progress::Progress;
 /// What `pull` did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PullReport {
     /// The reference pulled, as written out.
     pub reference: String,

@@ -30,6 +30,7 @@ use crate::progress::Progress;
 /// What `push` did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PushReport {
     /// The reference pushed to.
     pub reference: String,
@@ -94,6 +95,7 @@ impl PushReport {
 
 /// What a push did to one tag.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct TagReport {
     /// The tag.
     pub tag: String,

@@ -30,6 +30,7 @@ use crate::referrers::{fallback_document, listing_entry};
 /// What happened to one referrer on a push.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ReferrerReport {
     /// The digest of the referrer's manifest.
     pub digest: Sha256Digest,

@@ -6,6 +6,7 @@ use crate::oci::digest::Sha256Digest;
 
 /// What happened to one blob.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct BlobReport {
     /// The blob.
     pub digest: Sha256Digest,
