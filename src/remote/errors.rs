@@ -438,7 +438,7 @@ pub(super) fn explain(registry: &str, who: &str, e: Failure) -> Error {
             "{registry} refuses more requests for now (rate limited), after the retries: try again later, or with credentials: {text}"
         ),
         (RegistryErrorKind::Tls(TlsFailure::UntrustedIssuer), _) => format!(
-            "the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it: {text}"
+            "the TLS certificate of {registry} is not trusted: pass --ca-file with the CA that signed it (caFile in Nix; without it, the bundle NIX_SSL_CERT_FILE names is trusted): {text}"
         ),
         (RegistryErrorKind::Tls(TlsFailure::NameMismatch), _) => format!(
             "the TLS certificate of {registry} is not valid for that name: use the name or address it was issued for: {text}"
