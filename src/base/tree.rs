@@ -96,12 +96,20 @@ pub fn layer_entries(
             "{what}: not a readable {compression} tar stream: {e}"
         )),
     };
-    let mut stream = HashReader::new(io::Read::take(
-        compression.decoder(blob).map_err(damaged)?,
-        limits.max_total_size,
-    ));
+    // One byte past the limit is read, so that a layer over it is told
+    // from a damaged one (cut at the limit, its tar would just end early).
+    let mut stream = io::Read::take(
+        HashReader::new(compression.decoder(blob).map_err(damaged)?),
+        limits.max_total_size.saturating_add(1),
+    );
+    let over_limit = || {
+        Error::Invalid(format!(
+            "{what}: more than {} bytes uncompressed, the most nixoci reads of one layer",
+            limits.max_total_size
+        ))
+    };
     let mut out = Vec::new();
-    {
+    let read = (|| -> Result<()> {
         let mut archive = crate::untar::archive(&mut stream);
         for entry in archive.entries().map_err(damaged)? {
             let mut entry = entry.map_err(damaged)?;
@@ -131,9 +139,14 @@ pub fn layer_entries(
                 meta: (mode, meta.uid, meta.gid),
             });
         }
+        Ok(())
+    })()
+    .and_then(|()| io::copy(&mut stream, &mut io::sink()).map_err(damaged));
+    if stream.limit() == 0 {
+        return Err(over_limit());
     }
-    io::copy(&mut stream, &mut io::sink()).map_err(damaged)?;
-    check_diff_id(stream.finish().0, diff_id, what)?;
+    read?;
+    check_diff_id(stream.into_inner().finish().0, diff_id, what)?;
     Ok(out)
 }
 
@@ -403,6 +416,48 @@ mod tests {
             ("etc/os-release", Node::File),
             ("loop", Node::Symlink(b"loop".to_vec())),
         ])
+    }
+
+    /// A layer over the total-size limit is refused naming the limit, not
+    /// as a tar stream that ends early (it was cut at the limit before);
+    /// one of exactly the limit is read.
+    #[test]
+    fn a_layer_over_the_size_limit_names_the_limit() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(10_000);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "f", &[7u8; 10_000][..])
+            .unwrap();
+        let layer = builder.into_inner().unwrap();
+        let desc = Descriptor {
+            media_type: crate::oci::MediaType::LAYER,
+            digest: crate::oci::digest::digest_reader(&layer[..]).unwrap().0,
+            size: layer.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+            artifact_type: None,
+        };
+        let read = |max: u64| {
+            let limits = Limits {
+                max_total_size: max,
+                ..Default::default()
+            };
+            layer_entries(&layer[..], &desc, None, &limits, "layer 1")
+        };
+        let err = read(layer.len() as u64 - 1).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("more than {} bytes uncompressed", layer.len() - 1)),
+            "{err}"
+        );
+        let entries = read(layer.len() as u64).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].path, b"f");
     }
 
     #[test]
