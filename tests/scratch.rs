@@ -127,6 +127,22 @@ fn build_stuck_in_extraction(
     (child, done)
 }
 
+/// A `build` in `dir` (scratch space in `dir/tmp`) killed with SIGKILL
+/// while it extracts its base archive: the archive, the spec, that `tmp`
+/// and the killed run's PID.
+fn killed_in_extraction(dir: &Path) -> (Vec<u8>, PathBuf, PathBuf, u32) {
+    let (archive, spec) = base_archive(dir);
+    let tmp = dir.join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let (mut child, done) = build_stuck_in_extraction(dir, &tmp, &archive, &spec);
+    wait_for("SIGKILL", &mut child, || extracting(&tmp));
+    let killed = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(done);
+    (archive, spec, tmp, killed)
+}
+
 /// Whether the one scratch directory in `tmp` holds an extracted file.
 fn extracting(tmp: &Path) -> bool {
     scratch_in(tmp)
@@ -171,15 +187,7 @@ fn interrupted_build_leaves_no_extracted_archive() {
 #[test]
 fn a_killed_runs_scratch_is_removed_by_the_next_run() {
     let t = tempfile::tempdir().unwrap();
-    let (archive, spec) = base_archive(t.path());
-    let tmp = t.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
-    let (mut child, done) = build_stuck_in_extraction(t.path(), &tmp, &archive, &spec);
-    wait_for("SIGKILL", &mut child, || extracting(&tmp));
-    let killed = child.id();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drop(done);
+    let (archive, spec, tmp, killed) = killed_in_extraction(t.path());
     let left = scratch_in(&tmp);
     assert_eq!(left.len(), 1, "SIGKILL leaves the scratch directory");
     let dead = left[0].clone();
@@ -327,16 +335,8 @@ fn a_killed_artifact_pulls_scratch_is_removed_by_the_next_pull() {
 #[test]
 fn a_killed_attachs_temporaries_in_the_layout_are_removed_by_the_next() {
     let t = tempfile::tempdir().unwrap();
-    let (archive, spec) = base_archive(t.path());
-    let tmp = t.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
     // A name a killed run of this machine really leaves.
-    let (mut child, done) = build_stuck_in_extraction(t.path(), &tmp, &archive, &spec);
-    wait_for("SIGKILL", &mut child, || extracting(&tmp));
-    let killed = child.id();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drop(done);
+    let (_, _, tmp, killed) = killed_in_extraction(t.path());
     let left = scratch_in(&tmp)[0]
         .file_name()
         .unwrap()
