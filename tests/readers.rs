@@ -268,16 +268,14 @@ fn onto_usr_merged(t: &Path, layer: serde_json::Value, follow: bool) -> PathBuf 
 fn a_layer_never_places_through_a_link_it_removes() {
     let t = tempfile::tempdir().unwrap();
     let t = t.path();
+    // What `build` of `spec` into `t/out` says when it fails.
+    let build_fails = |spec: &Path, out: &str| {
+        run_fail(nixoci().arg("build").arg(spec).arg("-o").arg(t.join(out)))
+    };
     let layer = json!({"remove": ["/bin"], "files": [{"source": "f", "destination": "/bin/sh"}]});
     for follow in [false, true] {
         let spec = onto_usr_merged(t, layer.clone(), follow);
-        let e = run_fail(
-            nixoci()
-                .arg("build")
-                .arg(&spec)
-                .arg("-o")
-                .arg(t.join(format!("img-{follow}"))),
-        );
+        let e = build_fails(&spec, &format!("img-{follow}"));
         assert!(
             e.contains("/bin is removed (remove) and also placed (")
                 && e.contains("at /bin): do one or the other"),
@@ -291,13 +289,7 @@ fn a_layer_never_places_through_a_link_it_removes() {
         json!({"remove": ["/bin"], "files": [{"source": "f", "destination": "/sbin/x"}]}),
         true,
     );
-    let e = run_fail(
-        nixoci()
-            .arg("build")
-            .arg(&spec)
-            .arg("-o")
-            .arg(t.join("img")),
-    );
+    let e = build_fails(&spec, "img");
     assert!(
         e.contains("/sbin/x (")
             && e.contains("): it is placed through the base image ")
@@ -308,13 +300,7 @@ fn a_layer_never_places_through_a_link_it_removes() {
     );
     assert!(!t.join("img").exists());
     let spec = onto_usr_merged(t, json!({"remove": ["/bin/sh"]}), false);
-    let e = run_fail(
-        nixoci()
-            .arg("build")
-            .arg(&spec)
-            .arg("-o")
-            .arg(t.join("img")),
-    );
+    let e = build_fails(&spec, "img");
     assert!(
         e.contains("/bin/sh: the base image")
             && e.contains("has nothing there to remove (/bin is a symbolic link to usr/bin in it); remove the path it leads to (/usr/bin/sh), or follow the base's symbolic links (\"symlinks\": \"follow\" in fromImage"),
