@@ -114,9 +114,7 @@ pub(super) fn transient(e: &Failure) -> bool {
     };
     match e {
         // Docker Hub's rate limit may come as a 429 or as its error code.
-        RemoteError::Status(s) => {
-            s.status >= 500 || s.status == 429 || s.has_code(&["TOOMANYREQUESTS"])
-        }
+        RemoteError::Status(s) => s.status >= 500 || rate_limited(s),
         // A certificate refused now is refused again: not retried.
         RemoteError::Http(r) if tls_failure(r).is_some() => false,
         // A body cut off mid-way (a reset connection) comes as a "decode"
