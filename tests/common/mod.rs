@@ -2,6 +2,7 @@
 //! real tools, make fixture trees, and snapshot trees for comparison.
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod registry;
 pub mod usage;
 

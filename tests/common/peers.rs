@@ -1,0 +1,115 @@
+//! The Go peers (`.ci/install-deps` puts them in `.tools/bin`, ignored by
+//! git): crane, the oras CLI, and `referrers-registry`, a registry that
+//! serves the OCI 1.1 referrers API (go-containerregistry's
+//! `pkg/registry`, from `tests/peers/registry`). A test that needs one
+//! fails, never skips, when it is missing.
+
+use std::fs;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The path of a Go peer (`crane`, `oras`, `referrers-registry`).
+pub fn go_peer(program: &str) -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/bin")
+        .join(program);
+    assert!(
+        bin.is_file(),
+        "this test needs {program} from the Go peers: run `bash .ci/install-deps` (it needs Go 1.26; RECIPES.md §10)"
+    );
+    bin
+}
+
+/// `crane` with `--insecure` (plain HTTP to the loopback registries); its
+/// configuration in `home` (a test's own, so no user's credentials).
+pub fn crane(home: &Path) -> Command {
+    let mut c = Command::new(go_peer("crane"));
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
+/// The oras CLI; `--plain-http` is the caller's to add (it is a flag of
+/// each subcommand). Its configuration in `home`.
+pub fn oras(home: &Path) -> Command {
+    let mut c = Command::new(go_peer("oras"));
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
+/// A registry that serves the referrers API natively, in memory, on a free
+/// loopback port; stopped by PID when dropped. Its log holds a line per
+/// request: `METHOD URL` (and the status and error code of a refused one).
+pub struct ReferrersRegistry {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl ReferrersRegistry {
+    pub fn start() -> ReferrersRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(go_peer("referrers-registry"))
+            .arg("-log")
+            .arg(dir.path().join("registry.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("referrers-registry printed no port: {line:?}"));
+        ReferrersRegistry { dir, port, child }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn reference(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host())
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// The requests so far, as `METHOD PATH?QUERY`.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split(' ');
+                Some(format!("{} {}", words.next()?, words.next()?))
+            })
+            .collect()
+    }
+
+    /// The requests so far that write: PUT, POST, PATCH and DELETE.
+    pub fn writes(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+            .collect()
+    }
+}
+
+impl Drop for ReferrersRegistry {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
