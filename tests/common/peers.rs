@@ -58,7 +58,8 @@ impl ReferrersRegistry {
         let mut child = Command::new(go_peer("referrers-registry"))
             .arg("-log")
             .arg(dir.path().join("registry.log"))
-            .stdin(Stdio::null())
+            .arg("-stop-on-eof")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -71,6 +72,15 @@ impl ReferrersRegistry {
             .parse()
             .unwrap_or_else(|_| panic!("referrers-registry printed no port: {line:?}"));
         ReferrersRegistry { dir, port, child }
+    }
+
+    /// One registry for the whole test binary, for checks that only need
+    /// somewhere to push (each should use a repository of its own). It is
+    /// never dropped: it stops when the test process exits and so closes
+    /// its standard input (`-stop-on-eof`).
+    pub fn shared() -> &'static ReferrersRegistry {
+        static SHARED: std::sync::OnceLock<ReferrersRegistry> = std::sync::OnceLock::new();
+        SHARED.get_or_init(ReferrersRegistry::start)
     }
 
     pub fn host(&self) -> String {

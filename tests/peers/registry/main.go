@@ -6,12 +6,15 @@
 // It listens on 127.0.0.1 only, on the port given by -port (0: a free one),
 // prints the port on a line of its own to standard output once it accepts
 // connections, and writes one line per request ("METHOD URL [STATUS CODE]")
-// to the file given by -log. It runs until it is killed.
+// to the file given by -log. It runs until it is killed or, with
+// -stop-on-eof, until its standard input ends (a test process that holds
+// the other end of a pipe and exits stops it that way too).
 package main
 
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -23,6 +26,7 @@ import (
 func main() {
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1 (0: any free port)")
 	logPath := flag.String("log", "", "file to append one line per request to (default: standard error)")
+	stopOnEOF := flag.Bool("stop-on-eof", false, "exit when standard input reaches its end")
 	flag.Parse()
 
 	out := os.Stderr
@@ -41,6 +45,12 @@ func main() {
 		registry.Logger(log.New(out, "", 0)),
 		registry.WithReferrersSupport(true),
 	)
+	if *stopOnEOF {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			os.Exit(0)
+		}()
+	}
 	fmt.Println(listener.Addr().(*net.TCPAddr).Port)
 	log.Fatal(http.Serve(listener, handler))
 }
