@@ -2,9 +2,10 @@
 //! signature) as the OCI 1.1 image spec makes them: an image manifest with
 //! an `artifactType`, the empty config, the files as layers named by
 //! `org.opencontainers.image.title`, and a `subject` naming the image's
-//! manifest. The layout lists each in `index.json` with its `artifactType`
-//! and without `ref.name` ([`crate::layout::is_referrer`]), as the
-//! referrers API lists them; `push` sends them after their subject.
+//! manifest. The layout lists each with its `artifactType` and without
+//! `ref.name`, as the referrers API lists them, in the layout nested at
+//! `referrers/` ([`crate::layout::nested`]), so that `index.json` keeps
+//! the image alone; `push` sends them after their subject.
 //!
 //! Also the form a referrers list gives each referrer
 //! ([`listing_entry`]) and the fallback index holding such a list
@@ -18,10 +19,11 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{BlobDir, Layout};
+use crate::layout::reader::is_referrer;
+use crate::layout::{nested, BlobDir, Layout};
 use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
 use crate::oci::digest::Sha256Digest;
-use crate::oci::json::{canonical_json, read_json};
+use crate::oci::json::{canonical_json, parse_json, read_json};
 use crate::oci::MediaType;
 
 use crate::artifact::ANNOTATION_TITLE;
@@ -132,8 +134,9 @@ pub fn fallback_document(entries: Vec<Value>) -> Value {
 
 /// Write an artifact of `files` whose subject is `subject` into the layout
 /// at `dir` (blobs, then the manifest), and list it in `index.json` as a
-/// referrer (once: attaching the same artifact again changes nothing).
-/// `index.json` is replaced atomically. Returns the manifest's descriptor.
+/// referrer in the layout nested at `referrers/` (once: attaching the same
+/// artifact again changes nothing; see `add_to_index`). Returns the
+/// manifest's descriptor.
 pub fn attach(
     dir: &Path,
     subject: &Descriptor,
@@ -173,34 +176,73 @@ pub fn attach(
     Ok(desc)
 }
 
-/// List `desc` in the `index.json` of the layout at `dir` (unless it is
-/// there), replacing the file atomically.
+/// List `desc` as a referrer of the layout at `dir`, in the layout nested
+/// at `referrers/` ([`crate::layout::nested`]: made if missing, its
+/// `index.json` replaced atomically), unless it is listed there already.
+/// Referrers that `index.json` itself lists (a layout an older nixoci
+/// wrote) move there too, so that `index.json` keeps the image alone and
+/// `crane push` takes the layout.
 fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     let path = dir.join("index.json");
     let mut index: Value = read_json(&path)?;
     let manifests = index["manifests"]
-        .as_array_mut()
-        .ok_or_else(|| Error::Invalid(format!("{}: no manifests list", path.display())))?;
-    let digest = desc.digest.to_string();
-    if manifests.iter().any(|m| m["digest"] == json!(digest)) {
+        .as_array()
+        .ok_or_else(|| Error::Invalid(format!("{}: no manifests list", path.display())))?
+        .clone();
+    let mut images = Vec::new();
+    let mut moved = Vec::new();
+    for m in manifests {
+        let d: Descriptor = serde_json::from_value(m.clone()).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: a descriptor is not valid: {e}",
+                path.display()
+            ))
+        })?;
+        if is_referrer(&d) {
+            moved.push(m);
+        } else {
+            images.push(m);
+        }
+    }
+    let listed = match nested::read_index(dir)? {
+        Some(bytes) => {
+            let nested_path = nested::dir_of(dir).join("index.json");
+            let doc: Value = parse_json(&nested_path, &bytes)?;
+            Some(doc["manifests"].as_array().cloned().ok_or_else(|| {
+                Error::Invalid(format!("{}: no manifests list", nested_path.display()))
+            })?)
+        }
+        None => None,
+    };
+    let image_digests: Vec<&Value> = images.iter().map(|m| &m["digest"]).collect();
+    let mut entries = images.clone();
+    let referrers = listed
+        .iter()
+        .flatten()
+        .filter(|m| {
+            !image_digests.contains(&&m["digest"])
+                && m["annotations"].get(ANNOTATION_REF_NAME).is_none()
+        })
+        .cloned()
+        .chain(moved.iter().cloned())
+        .chain([serde_json::to_value(desc).expect("a descriptor serialises")]);
+    for r in referrers {
+        if !entries.iter().any(|e| e["digest"] == r["digest"]) {
+            entries.push(r);
+        }
+    }
+    // What a killed run left, even when nothing is to be written.
+    crate::layout::remove_stale_temporaries(dir, std::ffi::OsStr::new("index.json"));
+    if moved.is_empty() && listed.as_ref() == Some(&entries) {
         return Ok(());
     }
-    manifests.push(serde_json::to_value(desc).expect("a descriptor serialises"));
-    // Named as outputs' temporaries are, removed if interrupted, and by the
-    // next run if killed.
-    let name = std::ffi::OsStr::new("index.json");
-    crate::layout::remove_stale_temporaries(dir, name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&crate::layout::temporary_prefix(name))
-        .tempfile_in(dir)
-        .at(dir)?;
-    let _tracked = crate::layout::UnfinishedFile::track(tmp.path());
-    tmp.write_all(&canonical_json(&index)).at(tmp.path())?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .at(tmp.path())?;
+    // The referrers are listed in their layout before they leave
+    // `index.json`: an interrupted run leaves them listed twice (read
+    // once), never lost.
+    nested::write(dir, &entries)?;
+    if !moved.is_empty() {
+        index["manifests"] = Value::Array(images);
+        nested::replace_file(dir, "index.json", &canonical_json(&index))?;
     }
-    crate::layout::durable::persist(tmp, &path, true)
+    Ok(())
 }

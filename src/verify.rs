@@ -5,7 +5,8 @@
 //! reaches against the OCI schemas (by strict parsing into the oci-spec
 //! types); each blob's presence, size and sha256; each layer's media type
 //! against its bytes, its tar structure, and its diff_id against the config;
-//! descriptor platforms against the configs.
+//! descriptor platforms against the configs; the layout of its referrers
+//! nested at `referrers/`, when there is one ([`nested`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -24,6 +25,7 @@ use crate::untar::shape::Shape;
 use crate::untar::Limits;
 
 mod layer_tar;
+mod nested;
 use layer_tar::tar_diff_id;
 
 pub use crate::oci::json::MAX_DOCUMENT;
@@ -108,6 +110,8 @@ struct Verifier {
     indexes: BTreeSet<String>,
     /// Descriptors listed by the indexes walked so far.
     nodes: usize,
+    /// Each manifest checked, with its `subject`'s digest (a referrer's).
+    subjects: BTreeMap<String, Option<String>>,
     limits: Limits,
 }
 
@@ -137,12 +141,20 @@ pub fn verify_with(dir: &Path, limits: &Limits) -> Report {
         manifests: BTreeSet::new(),
         indexes: BTreeSet::new(),
         nodes: 0,
+        subjects: BTreeMap::new(),
     };
-    v.check_oci_layout(dir);
-    match read_limited(&dir.join("index.json"), MAX_DOCUMENT) {
-        Ok(bytes) => v.check_index_bytes(&bytes, "index.json", 0),
-        Err(e) => v.problem(format!("index.json: cannot be read ({})", e.chain())),
-    }
+    v.check_oci_layout(&dir.join("oci-layout"), "oci-layout");
+    let root = match read_limited(&dir.join("index.json"), MAX_DOCUMENT) {
+        Ok(bytes) => {
+            v.check_index_bytes(&bytes, "index.json", 0);
+            Some(bytes)
+        }
+        Err(e) => {
+            v.problem(format!("index.json: cannot be read ({})", e.chain()));
+            None
+        }
+    };
+    v.check_nested(dir, root.as_deref());
     Report {
         layout: dir.to_owned(),
         ok: v.problems.is_empty(),
@@ -169,13 +181,13 @@ impl Verifier {
         self.problems.push(clean);
     }
 
-    fn check_oci_layout(&mut self, dir: &Path) {
-        let path = dir.join("oci-layout");
-        let bytes = match read_limited(&path, 4096) {
+    /// The `oci-layout` file at `path`, called `what` in problems.
+    fn check_oci_layout(&mut self, path: &Path, what: &str) {
+        let bytes = match read_limited(path, 4096) {
             Ok(b) => b,
             Err(e) => {
                 return self.problem(format!(
-                    "oci-layout: cannot be read ({}); every image layout needs it",
+                    "{what}: cannot be read ({}); every image layout needs it",
                     e.chain()
                 ))
             }
@@ -184,11 +196,11 @@ impl Verifier {
             Ok(v) => match v.get("imageLayoutVersion").and_then(|x| x.as_str()) {
                 Some("1.0.0") => {}
                 Some(other) => self.problem(format!(
-                    "oci-layout: imageLayoutVersion is {other:?}, expected \"1.0.0\""
+                    "{what}: imageLayoutVersion is {other:?}, expected \"1.0.0\""
                 )),
-                None => self.problem("oci-layout: no imageLayoutVersion string".into()),
+                None => self.problem(format!("{what}: no imageLayoutVersion string")),
             },
-            Err(e) => self.problem(format!("oci-layout: invalid JSON ({e})")),
+            Err(e) => self.problem(format!("{what}: invalid JSON ({e})")),
         }
     }
 
@@ -389,6 +401,10 @@ impl Verifier {
                 ));
             }
         }
+        self.subjects.insert(
+            desc.digest.clone(),
+            doc.subject.as_ref().map(|s| s.digest.clone()),
+        );
         if let Some(subject) = &doc.subject {
             // A referrer: its subject must be in the layout.
             if self

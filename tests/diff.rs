@@ -588,7 +588,7 @@ fn referrers_are_counted_in_the_push_figure() {
     let plain = env.join("b-plain");
     run(Command::new("cp").arg("-a").arg(&b).arg(&plain));
     run(nixoci().arg("sbom").arg(&b).arg("--attach"));
-    let index = read_json(&b.join("index.json"));
+    let index = read_json(&b.join("referrers/index.json"));
     let referrer = index["manifests"]
         .as_array()
         .unwrap()

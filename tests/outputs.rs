@@ -366,7 +366,9 @@ fn sbom_attach_changes_no_layout_in_the_store_or_read_only() {
         .env("NIX_STORE_DIR", &store));
     run(nixoci().arg("verify").arg(&copy));
     let index = read_json(&copy.join("index.json"));
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    let nested = read_json(&copy.join("referrers/index.json"));
+    assert_eq!(nested["manifests"].as_array().unwrap().len(), 2, "{nested}");
 }
 
 /// `artifact pull` writes into no directory of the Nix store and no

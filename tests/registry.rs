@@ -1373,8 +1373,13 @@ fn attach_and_list_referrers() {
         .args(["--referrers", "--json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["referrers"].as_array().unwrap().len(), 2, "{report}");
+    // index.json keeps the image alone (crane push takes it); the
+    // referrers are in the layout nested at referrers/, after the image.
     let index = read_json(&pulled.join("index.json"));
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    let nested = read_json(&pulled.join("referrers/index.json"));
+    assert_eq!(nested["manifests"].as_array().unwrap().len(), 3, "{nested}");
+    assert_eq!(nested["manifests"][0], index["manifests"][0]);
     run(tool(t.path()).arg("verify").arg(&pulled));
     let copy = reg.reference("ref/copy:1");
     let pushed = push_json(t.path(), &pulled, &copy, &[]);

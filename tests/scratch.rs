@@ -328,10 +328,11 @@ fn a_killed_artifact_pulls_scratch_is_removed_by_the_next_pull() {
     fs::remove_dir(&live).unwrap();
 }
 
-/// `sbom --attach` writes `index.json` and blobs into the layout through
-/// temporaries; those a killed run left (named with a dead run's PID and
-/// this machine's tag, which a killed `build` shows) are removed by the
-/// next attach, a live run's kept, and the layout verifies.
+/// `sbom --attach` writes `index.json`, blobs and the layout of the
+/// referrers (`referrers/`, its `index.json`) through temporaries; those a
+/// killed run left (named with a dead run's PID and this machine's tag,
+/// which a killed `build` shows) are removed by the next attach, a live
+/// run's kept, and the layout verifies.
 #[test]
 fn a_killed_attachs_temporaries_in_the_layout_are_removed_by_the_next() {
     let t = tempfile::tempdir().unwrap();
@@ -356,11 +357,18 @@ fn a_killed_attachs_temporaries_in_the_layout_are_removed_by_the_next() {
         }),
     );
     let layout = build(&t.path().join("s.json"), &t.path().join("layout"));
+    // A first attach makes the layout of the referrers.
+    run(nixoci()
+        .arg("sbom")
+        .arg(&layout)
+        .args(["--attach", "--format", "cyclonedx"]));
     let blobs = layout.join("blobs/sha256");
     let named = |pid: u32| {
         [
             layout.join(format!(".index.json.tmp-{pid}-{host}-abc123")),
             blobs.join(format!(".incoming.tmp-{pid}-{host}-def456")),
+            layout.join(format!(".referrers.tmp-{pid}-{host}-ghi789")),
+            layout.join(format!("referrers/.index.json.tmp-{pid}-{host}-jkl012")),
         ]
     };
     for p in named(killed).iter().chain(&named(std::process::id())) {

@@ -49,7 +49,8 @@ pub struct PullArgs {
     #[arg(long, value_parser = super::args::platform_arg)]
     platform: Option<crate::oci::Platform>,
     /// Also pull what is attached to the image (its referrers: SBOMs,
-    /// signatures), listed in the layout's index.json without a tag.
+    /// signatures), listed without a tag in the layout nested at
+    /// DIR/referrers (index.json keeps the image alone).
     #[arg(long)]
     referrers: bool,
     /// The tag to give the image in the layout (default: the reference's).

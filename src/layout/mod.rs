@@ -5,12 +5,14 @@
 //! [`reader`] every command reads them through (tag and platform to image,
 //! the graph under a descriptor), the [`tags`] a layout gives its image,
 //! the [`scratch`] space commands work in, the [`durable`] commits every
-//! output is renamed into place by, and the [`temporaries`] outputs
+//! output is renamed into place by, the [`temporaries`] outputs
 //! are written as (named by run and
 //! machine, those of dead runs removed, renamed into place without
-//! replacing another's).
+//! replacing another's), and the layout of a layout's referrers,
+//! [`nested`] in it.
 
 pub mod durable;
+pub mod nested;
 pub mod outputs;
 pub mod reader;
 pub mod scratch;
@@ -24,6 +26,4 @@ pub use reader::{Graph, Image, Layout};
 pub use scratch::Scratch;
 pub use staging::*;
 pub use store::*;
-pub use temporaries::{
-    interrupted, remove_stale_temporaries, remove_unfinished, temporary_prefix, UnfinishedFile,
-};
+pub use temporaries::{interrupted, remove_stale_temporaries, remove_unfinished, temporary_prefix};

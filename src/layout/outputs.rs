@@ -42,8 +42,9 @@ pub fn check_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<()> 
 
 /// Whether the existing directory `dir` may be changed in place (files
 /// added, `index.json` replaced): it must not be in the Nix store, and
-/// neither it nor, for an image layout, its `index.json`, `blobs` or
-/// `blobs/sha256` may be read-only by its mode (no write bit for anyone).
+/// neither it nor, for an image layout, its `index.json`, `blobs`,
+/// `blobs/sha256`, nor its referrers' `referrers` and `referrers/index.json`
+/// may be read-only by its mode (no write bit for anyone).
 pub fn check_may_change(dir: &Path) -> Result<()> {
     // What is changed is what `dir` leads to (a `result` link's target).
     check_outside_store(dir)?;
@@ -55,7 +56,16 @@ pub fn check_may_change(dir: &Path) -> Result<()> {
     }
     let mut parts = vec![dir.to_owned()];
     if dir.join("oci-layout").exists() {
-        parts.extend(["index.json", "blobs", "blobs/sha256"].map(|p| dir.join(p)));
+        parts.extend(
+            [
+                "index.json",
+                "blobs",
+                "blobs/sha256",
+                "referrers",
+                "referrers/index.json",
+            ]
+            .map(|p| dir.join(p)),
+        );
     }
     for part in parts {
         // A part may lead into the store on its own (a layout copied with

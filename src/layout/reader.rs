@@ -118,7 +118,10 @@ impl Graph {
 /// to an image of the layout (an SBOM, a signature), which the layout
 /// records with its `artifactType` and no `ref.name` (the manifest's
 /// `subject` names the image). Such entries name no image: a layout's only
-/// image is the only other entry.
+/// image is the only other entry. nixoci writes referrers in the layout
+/// nested at `referrers/` ([`crate::layout::nested`]), not in `index.json`;
+/// layouts written by an older nixoci or by `oras cp --to-oci-layout` list
+/// them in `index.json`, and are read as before.
 pub fn is_referrer(d: &Descriptor) -> bool {
     d.artifact_type.is_some()
         && !d
@@ -208,9 +211,29 @@ impl Layout {
             .collect())
     }
 
-    /// The `index.json` descriptors of referrers (see [`is_referrer`]).
+    /// The layout's referrers, each once (by digest): those of the layout
+    /// nested at `referrers/` ([`crate::layout::nested`]: its entries
+    /// after the images, as nixoci writes them), and those `index.json`
+    /// itself lists ([`is_referrer`]: as an older nixoci and `oras cp
+    /// --to-oci-layout` write them), these first.
     pub fn referrers(&self) -> Result<Vec<Descriptor>> {
-        Ok(self.entries()?.into_iter().filter(is_referrer).collect())
+        let entries = self.entries()?;
+        let images: BTreeSet<Sha256Digest> = entries
+            .iter()
+            .filter(|d| !is_referrer(d))
+            .map(|d| d.digest.clone())
+            .collect();
+        let mut out: Vec<Descriptor> = entries.into_iter().filter(is_referrer).collect();
+        let nested = crate::layout::nested::read_entries(&self.dir)?.unwrap_or_default();
+        for d in nested {
+            let named = d
+                .annotations
+                .contains_key(crate::oci::descriptor::ANNOTATION_REF_NAME);
+            if !named && !images.contains(&d.digest) && !out.iter().any(|o| o.digest == d.digest) {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     /// The descriptor `tag` names (any name the layout records); without a

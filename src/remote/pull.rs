@@ -90,7 +90,9 @@ pub struct PullOptions {
     pub force: bool,
     /// Also pull the image's referrers (of its manifest, or of its index
     /// and each manifest pulled): each artifact's manifest and blobs,
-    /// listed in `index.json` as referrers, without a tag.
+    /// listed as referrers, without a tag, in the layout nested at
+    /// `referrers/` ([`crate::layout::nested`]), as `nixoci sbom --attach`
+    /// lists them.
     pub referrers: bool,
 }
 
@@ -143,9 +145,20 @@ pub fn pull(
         root.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), n.clone());
     }
-    let mut entries = vec![root.clone()];
-    entries.extend(attached.iter().cloned());
-    staging.write_layout(&index_document(&entries, &BTreeMap::new(), None)?)?;
+    staging.write_layout(&index_document(
+        std::slice::from_ref(&root),
+        &BTreeMap::new(),
+        None,
+    )?)?;
+    if !attached.is_empty() {
+        // The referrers go in the layout nested at `referrers/`, after the
+        // image: `index.json` keeps the image alone.
+        let entries: Vec<Value> = std::iter::once(&root)
+            .chain(attached.iter())
+            .map(|d| serde_json::to_value(d).expect("a descriptor serialises"))
+            .collect();
+        crate::layout::nested::write(staging.path(), &entries)?;
+    }
     let layout = staging.commit()?;
     Ok(PullReport {
         reference: source.to_string(),
@@ -232,11 +245,18 @@ async fn fetch_referrers(
                     r.digest
                 )));
             }
-            image.documents.push((r.digest.clone(), bytes));
-            image.manifests.push(doc);
             let mut entry = r.clone();
             entry.platform = None;
             entry.annotations.remove(ANNOTATION_REF_NAME);
+            if entry.artifact_type.is_none() {
+                // As the referrers API gives it, whatever the listing held.
+                entry.artifact_type = doc["artifactType"]
+                    .as_str()
+                    .or_else(|| doc["config"]["mediaType"].as_str())
+                    .map(str::to_owned);
+            }
+            image.documents.push((r.digest.clone(), bytes));
+            image.manifests.push(doc);
             attached.push(entry);
         }
     }
