@@ -66,8 +66,11 @@ in
   : Attach the SBOM of each image's Nix closure (`nixoci sbom`: store
     paths, NAR hashes, references, layers) to it, in the layout, as a
     referrer: an OCI 1.1 artifact whose subject is the image's manifest,
-    listed in `index.json` without a tag. `nixoci push` sends it after the
-    image. `true` is SPDX. Built in the sandbox, from the image itself.
+    listed without a tag in the layout nested at `referrers/` (its blobs
+    are the layout's own), so `index.json` keeps the one image and `crane
+    push result REF` takes it. `nixoci push` sends the referrers after the
+    image; `oras cp -r --from-oci-layout result/referrers:TAG REF` copies
+    both. `true` is SPDX. Built in the sandbox, from the image itself.
 
   `strictReferences` (bool, default `false`)
   : Make a store path in the image's closure that is not one of its own

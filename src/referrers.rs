@@ -234,7 +234,9 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     // What a killed run left, even when nothing is to be written.
     crate::layout::remove_stale_temporaries(dir, std::ffi::OsStr::new("index.json"));
     if moved.is_empty() && listed.as_ref() == Some(&entries) {
-        return Ok(());
+        // Listed already; but a layout of another shape is refused all the
+        // same, as when something is to be written.
+        return nested::check_shape(dir);
     }
     // The referrers are listed in their layout before they leave
     // `index.json`: an interrupted run leaves them listed twice (read

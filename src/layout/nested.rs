@@ -230,15 +230,21 @@ pub fn write(layout: &Path, entries: &[Value]) -> Result<()> {
             Created::Exists => {}
         }
     }
-    let wrong = problems(layout);
-    if !wrong.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: the referrers layout is not as nixoci writes it, so nothing was attached: {}",
-            layout.display(),
-            wrong.join("; ")
-        )));
-    }
+    check_shape(layout)?;
     replace_file(&dir, "index.json", &bytes)
+}
+
+/// [`problems`], as an error naming them all (what a writer refuses).
+pub fn check_shape(layout: &Path) -> Result<()> {
+    let wrong = problems(layout);
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{}: the referrers layout is not as nixoci writes it, so nothing was attached: {}",
+        layout.display(),
+        wrong.join("; ")
+    )))
 }
 
 enum Created {
