@@ -67,8 +67,8 @@ in
     paths, NAR hashes, references, layers) to it, in the layout, as a
     referrer: an OCI 1.1 artifact whose subject is the image's manifest,
     listed without a tag in the layout nested at `referrers/` (its blobs
-    are the layout's own), so `index.json` keeps the one image and `crane
-    push result REF` takes it. `nixoci push` sends the referrers after the
+    are the layout's own), so `index.json` keeps the one image, as `crane
+    push` requires. `nixoci push` sends the referrers after the
     image; `oras cp -r --from-oci-layout result/referrers:TAG REF` copies
     both. `true` is SPDX. Built in the sandbox, from the image itself.
 
