@@ -46,13 +46,22 @@ pub struct ImageSummary {
     pub tags: Vec<String>,
 }
 
-/// Describe the layout at `dir`. Nested image indexes are followed as
+/// Describe the layout at `dir`: each `index.json` descriptor, then each
+/// referrer listed in the layout nested at `referrers/` (untagged, as
+/// when `index.json` listed them). Nested image indexes are followed as
 /// every reader follows them (`oci::descriptor::MAX_INDEX_DEPTH`), a digest met again
 /// under one tag is listed once, and the walk stops with an error past
 /// `oci::descriptor::MAX_INDEX_NODES` descriptors.
 pub fn inspect(dir: &Path) -> Result<Vec<Tagged>> {
     let layout = Layout::open(dir)?;
-    let entries = layout.entries()?;
+    let mut entries = layout.entries()?;
+    // Then the referrers the layout nested at `referrers/` lists, as they
+    // were listed when `index.json` held them.
+    for r in layout.referrers()? {
+        if !entries.iter().any(|e| e.digest == r.digest) {
+            entries.push(r);
+        }
+    }
     let names = layout.names_of_entries(&entries)?;
     entries
         .iter()

@@ -300,6 +300,39 @@ fn skopeo_umoci_and_oci_image_tool_take_the_layout() {
         .arg(format!("dir:{}", t.path().join("copied").display())));
 }
 
+/// `inspect` lists the image, then the referrers the nested layout
+/// lists, untagged (as when `index.json` listed them); `archive` holds the
+/// image alone.
+#[test]
+fn inspect_lists_the_referrers_and_archive_holds_the_image() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = image_with_sboms(t.path(), "app");
+    let out = run(nixoci().arg("inspect").arg(&layout).arg("--json"));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = listed.as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert_eq!(entries[0]["tag"], json!("latest"));
+    assert_eq!(entries[0]["digest"], json!(manifest_digest(&layout)));
+    assert!(entries[1..].iter().all(|e| e["tag"].is_null()), "{listed}");
+    assert_eq!(
+        digests(&Value::from(&entries[1..])),
+        nested_referrers(&layout)
+    );
+    let archive = t.path().join("app.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(&archive)
+        .arg("-q"));
+    let index = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("index.json"));
+    let index: Value = serde_json::from_slice(&index.stdout).unwrap();
+    assert_eq!(digests(&index["manifests"]), [manifest_digest(&layout)]);
+}
+
 /// `nixoci pull REF DIR --referrers` writes the same shape: `crane push
 /// DIR` takes it, `verify` passes, and the referrers are those pushed.
 #[test]
