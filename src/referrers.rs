@@ -75,8 +75,9 @@ pub fn artifact_manifest(
 }
 
 /// The referrers of `layout` whose subject is one of `subjects`, each
-/// with its subject's digest, in the order `index.json` lists them: what
-/// `push` sends after the image, and `diff` counts.
+/// with its subject's digest, in the order the layout lists them
+/// ([`Layout::referrers`]): what `push` sends after the image, and `diff`
+/// counts.
 pub fn of_subjects(
     layout: &Layout,
     subjects: &BTreeSet<Sha256Digest>,

@@ -35,8 +35,9 @@ pub struct SbomArgs {
     #[arg(long, value_parser = super::args::platform_arg)]
     platform: Option<crate::oci::Platform>,
     /// Also attach it to the image in the layout, as a referrer (an OCI
-    /// 1.1 artifact whose subject is the image's manifest), which `nixoci
-    /// push` sends with the image.
+    /// 1.1 artifact whose subject is the image's manifest) listed in the
+    /// layout nested at LAYOUT/referrers, which `nixoci push` and `oras cp
+    /// -r --from-oci-layout LAYOUT/referrers:TAG` send with the image.
     #[arg(long)]
     attach: bool,
     // A report of what -o or --attach wrote; without either, the SBOM
