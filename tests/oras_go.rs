@@ -65,8 +65,12 @@ fn inputs(dir: &Path) -> PathBuf {
     fs::write(site.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
     noise(&site.join("css/font.bin"), 3000, 11);
     symlink("index.html", site.join("home.html")).unwrap();
+    fs::write(site.join("css/é ü.txt"), "unicode and a space\n").unwrap();
+    fs::create_dir_all(site.join("empty")).unwrap();
     for (rel, mode) in [
         ("", 0o755),
+        ("empty", 0o700),
+        ("css/é ü.txt", 0o644),
         ("css", 0o750),
         ("index.html", 0o644),
         ("css/a.css", 0o600),
@@ -327,7 +331,9 @@ fn discover(home: &Path, reference: &str) -> Vec<(String, String)> {
 /// `oras attach` of a signature to an image nixoci pushed: `nixoci
 /// referrers` lists it (from the fallback tag oras wrote on registry 2.8,
 /// from the API on the other), and `nixoci pull --referrers` brings its
-/// manifest and file in, byte for byte, into a layout that verifies.
+/// manifest and file in, byte for byte, into a layout that verifies; and
+/// those attached to a two-platform image's index and to one of its
+/// manifests.
 #[test]
 fn oras_attach_is_read_by_nixoci() {
     let t = tempfile::tempdir().unwrap();
@@ -412,6 +418,57 @@ fn oras_attach_is_read_by_nixoci() {
             .unwrap(),
             fs::read(t.path().join("sig.json")).unwrap()
         );
+
+        // A two-platform image: oras attaches to its index and to one of
+        // its manifests (by digest); pull --referrers brings both.
+        let multi = two_platform_layout(&t.path().join(format!("multi-{source}")), "layout");
+        let reference = reg.reference("app/multi:1");
+        run(nixoci().arg("push").arg(&multi).arg(&reference).arg("-q"));
+        let index = read_json(&blob_path(&multi, &manifest_digest(&multi)));
+        let arm = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "arm64")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let repo = reference.rsplit_once(':').unwrap().0;
+        let mut attached: Vec<String> = [reference.clone(), format!("{repo}@{arm}")]
+            .iter()
+            .map(|subject| {
+                let a = oras_json(
+                    &home,
+                    t.path(),
+                    &[
+                        "attach",
+                        "--plain-http",
+                        subject,
+                        "--artifact-type",
+                        "application/vnd.example.signature",
+                        "sig.json",
+                    ],
+                );
+                a["digest"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        attached.sort();
+        let pulled = t.path().join(format!("pulled-multi-{source}"));
+        run(nixoci()
+            .args(["pull", &reference])
+            .arg(&pulled)
+            .args(["--referrers", "-q"]));
+        run(nixoci().arg("verify").arg(&pulled));
+        let mut found: Vec<String> = read_json(&pulled.join("index.json"))["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m.get("artifactType").is_some())
+            .map(|m| m["digest"].as_str().unwrap().to_owned())
+            .collect();
+        found.sort();
+        assert_eq!(found, attached, "{}", reg.name());
     }
 }
 
