@@ -492,7 +492,8 @@ fn with_sbom(image: &Path, dir: &Path) -> (PathBuf, String) {
 }
 
 /// `oras discover` lists what nixoci listed: the SBOM referrer `nixoci
-/// push` carried from a layout, and what `nixoci attach` attached, on
+/// push` carried from a layout, what `nixoci attach` attached and what
+/// `nixoci artifact push --subject` pushed, on
 /// both registries; oras pulls the SBOM document nixoci wrote, byte for
 /// byte, and `--artifact-type` picks it out where the registry lists
 /// artifact types.
@@ -515,7 +516,24 @@ fn oras_discover_lists_what_nixoci_listed() {
             t.path().join("sig.json").to_str().unwrap(),
         ]);
         let sig = attached["digest"].as_str().unwrap().to_owned();
+        let notes = nixoci_json(&[
+            "artifact",
+            "push",
+            &reg.reference("app/listed:notes"),
+            t.path().join("sig.json").to_str().unwrap(),
+            "--subject",
+            &reference,
+            "--artifact-type",
+            "application/vnd.example.notes",
+        ])["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let mut want = vec![
+            (
+                notes.clone(),
+                reg.listed_type("application/vnd.example.notes").to_owned(),
+            ),
             (
                 sbom.clone(),
                 reg.listed_type("application/spdx+json").to_owned(),

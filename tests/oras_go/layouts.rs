@@ -155,7 +155,8 @@ fn layouts_oras_writes_are_read_by_nixoci() {
 /// referrers; its blobs are the layout's), so that `DIR`'s own
 /// `index.json` keeps the one entry crane pushes: `oras cp -r
 /// --from-oci-layout DIR/referrers:latest REF` delivers the image and its
-/// SBOM, on both registries.
+/// SBOM, on both registries (and `oras discover --oci-layout` finds the
+/// SBOM there offline).
 #[test]
 fn oras_cp_delivers_a_layouts_sbom_from_its_referrers_layout() {
     let t = tempfile::tempdir().unwrap();
@@ -174,6 +175,21 @@ fn oras_cp_delivers_a_layouts_sbom_from_its_referrers_layout() {
         layout.join("referrers/index.json").is_file(),
         "{} has no referrers layout",
         layout.display()
+    );
+    let offline = oras_json(
+        &home,
+        t.path(),
+        &[
+            "discover",
+            "--oci-layout",
+            &format!("{}/referrers:latest", layout.display()),
+        ],
+    );
+    assert_eq!(offline["digest"].as_str(), Some(&*manifest_digest(&layout)));
+    assert_eq!(offline["referrers"][0]["digest"].as_str(), Some(&*sbom));
+    assert_eq!(
+        offline["referrers"][0]["artifactType"],
+        "application/spdx+json"
     );
     for reg in Either::both() {
         let reference = reg.reference("app/shaped:1");
