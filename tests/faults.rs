@@ -419,8 +419,9 @@ fn a_lost_fallback_write_is_written_again_or_named() {
 
 /// A registry without the referrers API (distribution 2.8) whose
 /// `GET /v2/NAME/referrers/DIGEST` answers 200 with something that is not
-/// an image index: a page, an index's content type over a JSON error or
-/// over a manifest, an index sent as `application/json`. nixoci asks that
+/// an image index (a page, an index's content type over a JSON error or
+/// over a manifest, an index sent as `application/json`), or refuses it
+/// otherwise than with a 404 (400, 405, 406, 501). nixoci asks that
 /// API when a referrer's push is answered without `OCI-Subject`; none of
 /// these makes it skip the fallback tag: `attach` lists the referrer
 /// there (`fallback`), and `referrers` and `pull --referrers`, under the
@@ -429,30 +430,40 @@ fn a_lost_fallback_write_is_written_again_or_named() {
 fn a_referrers_answer_that_is_no_index_means_no_api() {
     const INDEX: &str = "application/vnd.oci.image.index.v1+json";
     let b = Bench::new(None);
+    const ERROR: &str = r#"{"errors":[{"code":"UNSUPPORTED","message":"no"}]}"#;
     let cases = [
-        ("text/html", "<html><body>registry</body></html>"),
+        (200, "text/html", "<html><body>registry</body></html>"),
+        (200, INDEX, ERROR),
         (
-            INDEX,
-            r#"{"errors":[{"code":"UNSUPPORTED","message":"no"}]}"#,
-        ),
-        (
+            200,
             INDEX,
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#,
         ),
         (
+            200,
             "application/json",
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
         ),
+        (400, "application/json", ERROR),
+        (405, "application/json", ERROR),
+        (406, "application/json", ERROR),
+        (501, "text/plain", "not implemented"),
     ];
-    for (i, (content_type, body)) in cases.into_iter().enumerate() {
-        let what = format!("{content_type} {body}");
+    for (i, (status, content_type, body)) in cases.into_iter().enumerate() {
+        let what = format!("{status} {content_type} {body}");
         let repo = format!("noapi{i}");
         let out = b.push(&format!("{repo}:v1"));
         assert!(out.status.success(), "{what}: {}", stderr(&out));
         let file = b.env().join(format!("note-{i}.txt"));
         fs::write(&file, format!("note {i}\n")).unwrap();
-        b.proxy
-            .inject(Fault::ReferrersAnswer { content_type, body }, ALWAYS);
+        b.proxy.inject(
+            Fault::ReferrersAnswer {
+                status,
+                content_type,
+                body,
+            },
+            ALWAYS,
+        );
         let image = b.proxy.reference(&format!("{repo}:v1"));
         let out = nixoci_in(b.env())
             .args(["attach", "--artifact-type", "text/plain", "--json", &image])

@@ -66,10 +66,12 @@ pub enum Fault {
     /// at once.
     LoseFallbackWrite,
     /// A GET of the referrers API (`/v2/NAME/referrers/DIGEST`): answered
-    /// 200 with this `Content-Type` and body, and not forwarded (registry
-    /// 2.8 would answer 404), as a server that answers every path with a
-    /// page, or with something other than an image index, does.
+    /// with this status, `Content-Type` and body, and not forwarded
+    /// (registry 2.8 would answer 404), as a server that answers every
+    /// path with a page, or with something other than an image index,
+    /// or refuses the route its own way, does.
     ReferrersAnswer {
+        status: u16,
         content_type: &'static str,
         body: &'static str,
     },
@@ -372,10 +374,15 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
     if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
         return Ok(full(201, &[], ""));
     }
-    if let Fault::ReferrersAnswer { content_type, body } = current {
+    if let Fault::ReferrersAnswer {
+        status,
+        content_type,
+        body,
+    } = current
+    {
         let referrers_get = method == "GET" && bare.contains("/referrers/");
         if fires(&s, n, current, referrers_get) {
-            return Ok(full(200, &[("Content-Type", content_type.into())], body));
+            return Ok(full(status, &[("Content-Type", content_type.into())], body));
         }
     }
     if fires(&s, n, Fault::ServerErrorOnPut, method == "PUT") {
