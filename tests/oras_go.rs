@@ -385,9 +385,11 @@ fn oras_attach_is_read_by_nixoci() {
         let manifests = listed["manifests"].as_array().unwrap();
         assert_eq!(manifests.len(), 1, "{}: {listed:#}", reg.name());
         assert_eq!(manifests[0]["digest"], digest.as_str());
+        // nixoci reads a referrer's own manifest when the registry lists
+        // the empty config type, so it names the real type on both.
         assert_eq!(
             manifests[0]["artifactType"],
-            reg.listed_type("application/vnd.example.signature")
+            "application/vnd.example.signature"
         );
 
         let pulled = t.path().join(format!("pulled-{source}"));
