@@ -13,7 +13,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::crane::{assert_served_as_in_layout, crane_push_and_check, fresh_reference, Crane};
+use common::crane::{
+    assert_served_as_in_layout, crane_push_and_check, crane_push_and_check_alone, fresh_reference,
+    Crane,
+};
 use common::registry::{Registry, Setup};
 use common::*;
 use serde_json::{json, Value};
@@ -129,7 +132,7 @@ fn crane_pushes_every_layout_the_cli_writes() {
         ("ptags", &platform_tags),
         ("on-base", &on_base),
     ] {
-        crane_push_and_check(&crane, layout, &fresh_reference(name));
+        crane_push_and_check_alone(&crane, layout, name);
         crane_push_and_check(&crane, layout, &reg.reference(&format!("{name}:latest")));
     }
 }
@@ -141,7 +144,7 @@ fn crane_pushes_a_cli_layout_with_an_sbom() {
     let t = tempfile::tempdir().unwrap();
     let layout = busybox_image(t.path(), "sbom", &["latest"], json!({}));
     run(nixoci().arg("sbom").arg(&layout).arg("--attach").arg("-q"));
-    crane_push_and_check(&Crane::new(), &layout, &fresh_reference("sbom"));
+    crane_push_and_check_alone(&Crane::new(), &layout, "sbom");
 }
 
 /// `crane pull --format oci` of an image `nixoci push` sent (crane records

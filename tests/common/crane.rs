@@ -134,19 +134,36 @@ pub fn assert_served_as_in_layout(crane: &Crane, layout: &Path, reference: &str)
 }
 
 /// A reference in a repository of its own on the test binary's shared
-/// referrers registry: `crane-N/NAME:latest`, N counting up.
+/// referrers registry: `crane-N/NAME:latest`, N counting up. Only for
+/// images that do not check crane's reading of a layout: that registry
+/// keeps blobs registry-wide (go-containerregistry's `pkg/registry`
+/// answers a blob HEAD in any repository), and `crane push` does not read
+/// a blob the registry has.
 pub fn fresh_reference(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     ReferrersRegistry::shared().reference(&format!("crane-{n}/{name}:latest"))
 }
 
-/// The real `crane push LAYOUT REF` (to a repository of its own on the
-/// shared referrers registry), and `crane digest REF` is the digest of the
+/// [`crane_push_and_check`] to `NAME:latest` on a referrers registry of
+/// its own, which has none of the layout's blobs: crane reads every one.
+pub fn crane_push_and_check_alone(crane: &Crane, layout: &Path, name: &str) {
+    let registry = ReferrersRegistry::start();
+    crane_push_and_check(
+        crane,
+        layout,
+        &registry.reference(&format!("{name}:latest")),
+    );
+}
+
+/// The real `crane push LAYOUT REF` to a referrers registry of its own
+/// (empty, so that crane reads every blob of the layout: it skips a blob
+/// the registry has), and `crane digest REF` is the digest of the
 /// layout's one `index.json` descriptor.
 pub fn crane_pushes(layout: &Path) {
     let crane = Crane::new();
-    let reference = fresh_reference("accepts");
+    let registry = ReferrersRegistry::start();
+    let reference = registry.reference("accepts:latest");
     crane.out(&[
         OsStr::new("push"),
         layout.as_os_str(),

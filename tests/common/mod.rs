@@ -660,10 +660,11 @@ pub fn platform_layout(dir: &Path, out: &str, archs: &[&str]) -> PathBuf {
 
 /// The real `crane push LAYOUT REF` takes the layout (one `index.json`
 /// descriptor, an image or an index: otherwise it stops with "layout
-/// contains N entries, consider --index"), pushed to a repository of its
-/// own on the test binary's shared referrers registry, and `crane digest`
-/// of it is the layout's digest. podman load -i refuses several
-/// descriptors for the same reason.
+/// contains N entries, consider --index") and every blob of it (a blob
+/// that is a symbolic link is refused: "layout blob ... is a symlink"),
+/// pushed to an empty referrers registry of its own, and `crane digest` of
+/// it is the layout's digest. podman load -i refuses several descriptors
+/// for the same reason.
 pub fn assert_crane_accepts(layout: &Path) {
     crane::crane_pushes(layout);
 }
