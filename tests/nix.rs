@@ -2022,3 +2022,100 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
         step_time
     );
 }
+
+/// The images of `attrs` (tests/nix/images.nix), built by one `nix-build`.
+fn nix_build_all(attrs: &[&str]) -> Vec<PathBuf> {
+    let mut cmd = images_cmd("nix-build", attrs[0]);
+    for attr in &attrs[1..] {
+        cmd.arg("-A").arg(attr);
+    }
+    let out = run(cmd.arg("--no-out-link"));
+    let paths: Vec<PathBuf> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(paths.len(), attrs.len(), "{paths:?}");
+    paths
+}
+
+/// `crane push DIR REF` (crane v0.22.1) of every kind of layout the Nix
+/// functions write: one tag (`hello`), several (`twoLayers`), two
+/// platforms with `platformTags` (`multiPlatform`), on a base
+/// (`onHello`, `fromImage = hello`). `crane digest` is the layout's digest,
+/// `crane validate --remote` passes, `crane manifest` and `crane config`
+/// give the layout's blobs.
+#[test]
+fn crane_pushes_every_nix_built_layout() {
+    let attrs = ["hello", "twoLayers", "multiPlatform", "onHello"];
+    let crane = crane::Crane::new();
+    for (attr, layout) in attrs.iter().zip(nix_build_all(&attrs)) {
+        crane::crane_push_and_check_alone(&crane, &layout, attr);
+    }
+}
+
+/// `ociImage { sbom = true; }` keeps the layout one image to crane.
+#[test]
+fn crane_pushes_a_nix_built_layout_with_an_sbom() {
+    let layout = nix_build("helloWithSbom");
+    crane::crane_push_and_check_alone(&crane::Crane::new(), &layout, "hello-sbom");
+}
+
+/// The README's `crane push result registry.example.com/web:latest` line,
+/// read from README.md and run by the shell as written, in a directory
+/// whose `result` is the Nix-built image `attr` (as `nix build` leaves
+/// it), with only the registry host replaced by a registry 2.8 on
+/// 127.0.0.1 and `--insecure` (plain HTTP) added; the registry then
+/// serves the layout's image, which crane validates.
+fn readme_crane_push_line_pushes(attr: &str) {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("crane push result "))
+        .expect("README.md has no `crane push result ...` line");
+    let (command, comment) = match line.split_once('#') {
+        Some((c, rest)) => (c.trim_end(), format!(" #{rest}")),
+        None => (line.trim_end(), String::new()),
+    };
+    assert!(command.contains("registry.example.com/"), "{line}");
+    let reg = Registry::start(Setup::default());
+    let command = command.replace("registry.example.com", &reg.host());
+    let reference = command.split_whitespace().last().unwrap().to_owned();
+    let t = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(nix_build(attr), t.path().join("result")).unwrap();
+    let tools = repo().join(".tools/bin");
+    common::peers::go_peer("crane");
+    let path = std::env::join_paths(
+        std::iter::once(tools).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --insecure{comment}"))
+        .current_dir(t.path())
+        .env("PATH", path)
+        .env("HOME", t.path())
+        .env("DOCKER_CONFIG", t.path().join(".docker")));
+    let crane = crane::Crane::new();
+    let layout = t.path().join("result");
+    assert_eq!(
+        crane.digest(&reference),
+        crane::root_descriptor(&layout)["digest"].as_str().unwrap()
+    );
+    let validated = crane.out(&["validate", format!("--remote={reference}").as_str()]);
+    assert_eq!(
+        String::from_utf8_lossy(&validated).trim(),
+        format!("PASS: {reference}")
+    );
+    crane::assert_served_as_in_layout(&crane, &layout, &reference);
+}
+
+#[test]
+fn readme_crane_push_line_pushes_a_nix_built_image() {
+    readme_crane_push_line_pushes("hello");
+}
+
+#[test]
+fn readme_crane_push_line_pushes_a_nix_built_image_with_an_sbom() {
+    readme_crane_push_line_pushes("helloWithSbom");
+}
