@@ -38,7 +38,20 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad("is longer than 255 bytes");
     }
     if name.contains(['/', '\\']) {
-        return bad("contains a path separator; a name is not a path");
+        // The oras CLI titles a file with the path it is pushed by
+        // (`oras push REF dir/file` gives `dir/file`): say how to push it
+        // under its name.
+        return match name.rsplit_once('/') {
+            Some((dir, file))
+                if !dir.is_empty() && !file.is_empty() && !name.contains(char::is_control) =>
+            {
+                bad(&format!(
+                "contains a path separator; a name is not a path (oras titles a file with the path \
+                 it is pushed by: push it from its own directory, `cd {dir} && oras push REF {file}`)"
+                ))
+            }
+            _ => bad("contains a path separator; a name is not a path"),
+        };
     }
     if name.contains("..") || name == "." {
         return bad("contains '..' or is '.'");
@@ -386,6 +399,16 @@ mod tests {
                 "{e}"
             );
         }
+        // A title with a path (as the oras CLI gives one) says how to push
+        // the file under its name; one with a control character is not
+        // printed but escaped.
+        let e = validate_name("out/app.tar.gz").unwrap_err().to_string();
+        assert!(e.ends_with("`cd out && oras push REF app.tar.gz`)"), "{e}");
+        let e = validate_name("a\nb/c").unwrap_err().to_string();
+        assert!(
+            e.ends_with("a name is not a path") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     /// Links resolved through the tar's own links, as the kernel would.

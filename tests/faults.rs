@@ -417,6 +417,155 @@ fn a_lost_fallback_write_is_written_again_or_named() {
     }
 }
 
+/// A registry without the referrers API (distribution 2.8) whose
+/// `GET /v2/NAME/referrers/DIGEST` answers 200 with something that is not
+/// an image index (a page, an index's content type over a JSON error or
+/// over a manifest, an index sent as `application/json`), or refuses it
+/// otherwise than with a 404 (400, 405, 406, 501). nixoci asks that
+/// API when a referrer's push is answered without `OCI-Subject`; none of
+/// these makes it skip the fallback tag: `attach` lists the referrer
+/// there (`fallback`), and `referrers` and `pull --referrers`, under the
+/// same answer, read it from there.
+#[test]
+fn a_referrers_answer_that_is_no_index_means_no_api() {
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let b = Bench::new(None);
+    const ERROR: &str = r#"{"errors":[{"code":"UNSUPPORTED","message":"no"}]}"#;
+    let cases = [
+        (200, "text/html", "<html><body>registry</body></html>"),
+        (200, INDEX, ERROR),
+        (
+            200,
+            INDEX,
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#,
+        ),
+        (
+            200,
+            "application/json",
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        ),
+        (400, "application/json", ERROR),
+        (405, "application/json", ERROR),
+        (406, "application/json", ERROR),
+        (501, "text/plain", "not implemented"),
+    ];
+    for (i, (status, content_type, body)) in cases.into_iter().enumerate() {
+        let what = format!("{status} {content_type} {body}");
+        let repo = format!("noapi{i}");
+        let out = b.push(&format!("{repo}:v1"));
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let file = b.env().join(format!("note-{i}.txt"));
+        fs::write(&file, format!("note {i}\n")).unwrap();
+        b.proxy.inject(
+            Fault::ReferrersAnswer {
+                status,
+                content_type,
+                body,
+            },
+            ALWAYS,
+        );
+        let image = b.proxy.reference(&format!("{repo}:v1"));
+        let out = nixoci_in(b.env())
+            .args(["attach", "--artifact-type", "text/plain", "--json", &image])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert!(
+            b.proxy.fired() >= 1,
+            "{what}: the referrers API was not asked"
+        );
+        let attached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(attached["listed"], "fallback", "{what}: {attached}");
+        let fallback_tag = format!(
+            "{repo}:sha256-{}",
+            attached["subject"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+        );
+        let tagged = nixoci_in(b.env())
+            .args(["exists", &b.reg.reference(&fallback_tag)])
+            .output()
+            .unwrap();
+        assert!(
+            tagged.status.success(),
+            "{what}: no fallback tag {fallback_tag}"
+        );
+        let out = nixoci_in(b.env())
+            .args(["referrers", "--json", &image])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["source"], "fallback", "{what}: {listed}");
+        assert_eq!(
+            listed["manifests"][0]["digest"], attached["digest"],
+            "{what}: {listed}"
+        );
+        let pulled = b.env().join(format!("pulled-{i}"));
+        let out = nixoci_in(b.env())
+            .args(["pull", "--referrers", "--json", &image])
+            .arg(&pulled)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["referrers"],
+            serde_json::json!([attached["digest"]]),
+            "{what}: {report}"
+        );
+        assert_eq!(report.get("referrersApi"), None, "{what}: {report}");
+        b.proxy.inject(Fault::None, 0);
+    }
+}
+
+/// A registry that keeps referrers and says so, `OCI-Subject` on the PUT
+/// of a referrer (go-containerregistry's, which serves the referrers API,
+/// with the proxy adding the header it does not send): `attach` and
+/// `push` of a layout with SBOMs take that answer, reported `api`, without
+/// asking the referrers API and without a fallback tag.
+#[test]
+fn an_oci_subject_answer_is_taken_without_asking_the_api() {
+    let reg = common::peers::ReferrersRegistry::start();
+    let proxy = FaultProxy::start(reg.port, None);
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 13, 14, 1000);
+    run(nixoci().arg("sbom").arg(&layout).arg("--attach"));
+    proxy.inject(Fault::SubjectHeader, ALWAYS);
+    let reference = proxy.reference("said/app:1");
+    let out = run(nixoci_in(t.path())
+        .args(["push", "--json"])
+        .arg(&layout)
+        .arg(&reference));
+    let pushed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pushed["referrers"][0]["listed"], "api", "{pushed}");
+    let note = t.path().join("note.txt");
+    fs::write(&note, "note\n").unwrap();
+    let out = run(nixoci_in(t.path())
+        .args([
+            "attach",
+            "--artifact-type",
+            "text/plain",
+            "--json",
+            &reference,
+        ])
+        .arg(&note));
+    let attached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(attached["listed"], "api", "{attached}");
+    assert_eq!(proxy.fired(), 2, "one header for each referrer's PUT");
+    let asked: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|(_, method, path, _)| {
+            path.contains("/referrers/") || (method == "PUT" && path.contains("/manifests/sha256-"))
+        })
+        .map(|(_, method, path, _)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(asked, Vec::<String>::new());
+}
+
 #[test]
 fn a_token_endpoint_failing_once_is_retried() {
     let auth = TokenAuth {

@@ -785,81 +785,40 @@ fn nix_archives_load_into_podman() {
     }
 }
 
-/// A layout built by Nix links its layer blobs to the layer outputs that
-/// hold them instead of copying them, so an image takes its size in the
-/// store once. The links are references Nix keeps, and every consumer
-/// reads through them: verify, umoci (above), skopeo, podman pull oci:,
-/// push, archive, and a `cp -rL` copy.
+/// A layout built by Nix holds its layer blobs as files of its own, as a
+/// layout the CLI writes does: `crane push` (go-containerregistry 0.22)
+/// refuses a blob that is a symbolic link, which is what a Nix-built
+/// layout's layer blobs were. The layout then references no layer output
+/// (`nix copy` of it carries the image alone), and every consumer reads
+/// it: verify, skopeo, podman pull oci:, archive, push, crane push.
 #[test]
-fn nix_layout_links_layer_blobs_instead_of_copying_them() {
+fn nix_layout_holds_its_layer_blobs_as_files() {
     require("skopeo");
     let layout = nix_build("twoLayers");
-    let store = PathBuf::from(nix_eval("busyboxPath"))
-        .parent()
-        .unwrap()
-        .to_owned();
     let index = read_json(&layout.join("index.json"));
     let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
     let manifest = read_json(&blob_path(&layout, manifest_digest));
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
-    let mut layer_bytes = 0;
-    let mut targets = Vec::new();
+    for e in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = e.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "{} is not a file: {meta:?}", path.display());
+    }
     for l in layers {
         let path = blob_path(&layout, l["digest"].as_str().unwrap());
-        let meta = fs::symlink_metadata(&path).unwrap();
-        assert!(
-            meta.file_type().is_symlink(),
-            "{} is copied",
-            path.display()
-        );
-        let target = fs::read_link(&path).unwrap();
-        assert!(
-            target.starts_with(&store),
-            "{} points outside the store",
-            target.display()
-        );
         assert_eq!(
             fs::metadata(&path).unwrap().len(),
             l["size"].as_u64().unwrap()
         );
-        layer_bytes += l["size"].as_u64().unwrap();
-        targets.push(
-            store.join(
-                target
-                    .strip_prefix(&store)
-                    .unwrap()
-                    .components()
-                    .next()
-                    .unwrap(),
-            ),
-        );
     }
-    // Documents are small files of their own; layers are not stored again.
-    let mut own_bytes = 0;
-    for e in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
-        let meta = fs::symlink_metadata(e.unwrap().path()).unwrap();
-        if meta.is_file() {
-            own_bytes += meta.len();
-        }
-    }
-    assert!(
-        own_bytes * 20 < layer_bytes,
-        "{own_bytes} bytes of blobs copied for {layer_bytes} of layers"
+    assert_eq!(
+        references(&layout),
+        Vec::<String>::new(),
+        "the layout needs no other store path"
     );
-    // The layer outputs are references of the layout: `nix copy` carries them.
-    let refs =
-        String::from_utf8(run(nix("nix-store").arg("-q").arg("--references").arg(&layout)).stdout)
-            .unwrap();
-    for t in &targets {
-        assert!(
-            refs.lines().any(|r| Path::new(r) == t),
-            "{} not a reference: {refs}",
-            t.display()
-        );
-    }
-    // Consumers read through the links.
     run(nixoci().arg("verify").arg(&layout));
+    assert_crane_accepts(&layout);
     run(Command::new("skopeo")
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:latest", layout.display())));
@@ -869,10 +828,6 @@ fn nix_layout_links_layer_blobs_instead_of_copying_them() {
         .arg(&layout)
         .arg("-o")
         .arg(t.path().join("a.tar")));
-    let copy = t.path().join("copy");
-    run(Command::new("cp").arg("-rL").arg(&layout).arg(&copy));
-    run(nixoci().arg("verify").arg(&copy));
-    assert_eq!(blobs(&copy), blobs(&layout));
     let podman = Podman::new();
     run(podman
         .cmd()
@@ -884,10 +839,10 @@ fn nix_layout_links_layer_blobs_instead_of_copying_them() {
         .env("XDG_CACHE_HOME", t.path().join("cache"))
         .arg("push")
         .arg(format!("{}:latest", layout.display()))
-        .arg(reg.reference("linked:latest")));
+        .arg(reg.reference("copied:latest")));
     run(Command::new("skopeo")
         .args(["inspect", "--raw", reg.skopeo_tls()])
-        .arg(format!("docker://{}", reg.reference("linked:latest"))));
+        .arg(format!("docker://{}", reg.reference("copied:latest"))));
 }
 
 /// The references Nix recorded for a store path.
@@ -2021,4 +1976,101 @@ fn nix_builder_killed_at_random_moments_leaves_nothing_half_built() {
         "nix-builder: {n} chains, {landed} builders killed, {missed} chains ended first, {invalid_leftovers} partial outputs left on disk, not valid (steps took {:?} in the uninterrupted build)",
         step_time
     );
+}
+
+/// The images of `attrs` (tests/nix/images.nix), built by one `nix-build`.
+fn nix_build_all(attrs: &[&str]) -> Vec<PathBuf> {
+    let mut cmd = images_cmd("nix-build", attrs[0]);
+    for attr in &attrs[1..] {
+        cmd.arg("-A").arg(attr);
+    }
+    let out = run(cmd.arg("--no-out-link"));
+    let paths: Vec<PathBuf> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(paths.len(), attrs.len(), "{paths:?}");
+    paths
+}
+
+/// `crane push DIR REF` (crane v0.22.1) of every kind of layout the Nix
+/// functions write: one tag (`hello`), several (`twoLayers`), two
+/// platforms with `platformTags` (`multiPlatform`), on a base
+/// (`onHello`, `fromImage = hello`). `crane digest` is the layout's digest,
+/// `crane validate --remote` passes, `crane manifest` and `crane config`
+/// give the layout's blobs.
+#[test]
+fn crane_pushes_every_nix_built_layout() {
+    let attrs = ["hello", "twoLayers", "multiPlatform", "onHello"];
+    let crane = crane::Crane::new();
+    for (attr, layout) in attrs.iter().zip(nix_build_all(&attrs)) {
+        crane::crane_push_and_check_alone(&crane, &layout, &attr.to_lowercase());
+    }
+}
+
+/// `ociImage { sbom = true; }` keeps the layout one image to crane.
+#[test]
+fn crane_pushes_a_nix_built_layout_with_an_sbom() {
+    let layout = nix_build("helloWithSbom");
+    crane::crane_push_and_check_alone(&crane::Crane::new(), &layout, "hello-sbom");
+}
+
+/// The README's `crane push result registry.example.com/web:latest` line,
+/// read from README.md and run by the shell as written, in a directory
+/// whose `result` is the Nix-built image `attr` (as `nix build` leaves
+/// it), with only the registry host replaced by a registry 2.8 on
+/// 127.0.0.1 and `--insecure` (plain HTTP) added; the registry then
+/// serves the layout's image, which crane validates.
+fn readme_crane_push_line_pushes(attr: &str) {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("crane push result "))
+        .expect("README.md has no `crane push result ...` line");
+    let (command, comment) = match line.split_once('#') {
+        Some((c, rest)) => (c.trim_end(), format!(" #{rest}")),
+        None => (line.trim_end(), String::new()),
+    };
+    assert!(command.contains("registry.example.com/"), "{line}");
+    let reg = Registry::start(Setup::default());
+    let command = command.replace("registry.example.com", &reg.host());
+    let reference = command.split_whitespace().last().unwrap().to_owned();
+    let t = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(nix_build(attr), t.path().join("result")).unwrap();
+    let tools = repo().join(".tools/bin");
+    common::peers::go_peer("crane");
+    let path = std::env::join_paths(
+        std::iter::once(tools).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --insecure{comment}"))
+        .current_dir(t.path())
+        .env("PATH", path)
+        .env("HOME", t.path())
+        .env("DOCKER_CONFIG", t.path().join(".docker")));
+    let crane = crane::Crane::new();
+    let layout = t.path().join("result");
+    assert_eq!(
+        crane.digest(&reference),
+        crane::root_descriptor(&layout)["digest"].as_str().unwrap()
+    );
+    let validated = crane.out(&["validate", format!("--remote={reference}").as_str()]);
+    assert_eq!(
+        String::from_utf8_lossy(&validated).trim(),
+        format!("PASS: {reference}")
+    );
+    crane::assert_served_as_in_layout(&crane, &layout, &reference);
+}
+
+#[test]
+fn readme_crane_push_line_pushes_a_nix_built_image() {
+    readme_crane_push_line_pushes("hello");
+}
+
+#[test]
+fn readme_crane_push_line_pushes_a_nix_built_image_with_an_sbom() {
+    readme_crane_push_line_pushes("helloWithSbom");
 }

@@ -596,15 +596,10 @@ fn nix_build(attr: &str) -> PathBuf {
 
 /// The Nix path: `ociImage { sbom = [ "spdx" "cyclonedx" ]; }` (and with
 /// `strictReferences`, which still holds: the nested layout's link names
-/// no store path) writes the same shape through the same code: crane's
-/// rule on `index.json` holds, `oras cp -r --from-oci-layout
-/// result/referrers:latest` copies the image and both SBOMs (through the
-/// nested link, then the links of the layer blobs into their store
-/// paths), `nixoci push` carries them, and it verifies. (`crane push
-/// result` itself is not run here: crane v0.22.1 refuses any layout blob
-/// that is a symbolic link, "layout blob … is a symlink", and a Nix-built
-/// layout links its layer blobs into their store paths whether or not it
-/// carries referrers.)
+/// no store path) writes the same shape through the same code: `crane
+/// push result REF` takes it (digest and validate), `oras cp -r
+/// --from-oci-layout result/referrers:latest` copies the image and both
+/// SBOMs, `nixoci push` carries them, and it verifies.
 #[test]
 fn a_nix_built_layout_with_sboms_has_the_same_shape() {
     let t = tempfile::tempdir().unwrap();
@@ -616,6 +611,11 @@ fn a_nix_built_layout_with_sboms_has_the_same_shape() {
         let digest = manifest_digest(&result);
         let want = nested_referrers(&result);
         let repo = attr.to_lowercase();
+        crane_push(
+            t.path(),
+            &result,
+            &reg.reference(&format!("{repo}/crane:1")),
+        );
         let reference = reg.reference(&format!("{repo}/oras:1"));
         run(oras(t.path())
             .args(["cp", "-r", "--to-plain-http", "--from-oci-layout"])

@@ -5,7 +5,9 @@
 //! exits 0 must have its referrer listed afterwards (`nixoci referrers`);
 //! a run that could not make sure of it fails, saying so. No test here
 //! measures time: how many runs win depends on the machine, and both
-//! outcomes are checked.
+//! outcomes are checked. On a registry that keeps referrers itself
+//! (`common::peers::ReferrersRegistry`, go-containerregistry's referrers
+//! API) there is no tag to fight over: every run succeeds, listed.
 
 mod common;
 
@@ -23,11 +25,17 @@ use common::nixoci_in as tool;
 /// What a run that could not keep its referrer listed says.
 const GAVE_UP: &str = "other clients replaced the fallback index";
 
-/// The digests `nixoci referrers REF` lists.
+/// The digests `nixoci referrers REF` lists (from the fallback tag).
 fn listed(env: &Path, reference: &str) -> BTreeSet<String> {
+    listed_from(env, reference, "fallback")
+}
+
+/// The digests `nixoci referrers REF` lists, from `source` (`fallback`,
+/// or `api`: the registry's referrers API).
+fn listed_from(env: &Path, reference: &str, source: &str) -> BTreeSet<String> {
     let out = run(tool(env).arg("referrers").arg(reference).arg("--json"));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["source"], "fallback", "{v}");
+    assert_eq!(v["source"], source, "{v}");
     v["manifests"]
         .as_array()
         .unwrap()
@@ -202,4 +210,56 @@ fn concurrent_pushes_of_layouts_with_referrers_lose_none() {
         }
     }
     assert_eq!(listed_count(env, &target), n);
+}
+
+/// 32 `nixoci attach` at once to one image on a registry that keeps
+/// referrers itself (go-containerregistry's referrers API, no
+/// `OCI-Subject`): no fallback tag is written, every run exits 0 reported
+/// `api`, and the API lists all 32.
+#[test]
+fn concurrent_attaches_on_a_registry_with_the_api_lose_nothing() {
+    let reg = common::peers::ReferrersRegistry::start();
+    let t = tempfile::tempdir().unwrap();
+    let layout = image(t.path(), "app", 41, 42, 1000);
+    let n = 32;
+    let reference = reg.reference("apirace/app:1");
+    run(tool(t.path())
+        .arg("push")
+        .arg(&layout)
+        .arg(&reference)
+        .arg("-q"));
+    let children: Vec<Child> = (0..n)
+        .map(|i| {
+            let file = t.path().join(format!("note-{i}.txt"));
+            fs::write(&file, format!("attachment {i} of {n}\n")).unwrap();
+            tool(t.path())
+                .arg("attach")
+                .arg(&reference)
+                .args(["--artifact-type", "text/plain", "--json"])
+                .arg(&file)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut attached = BTreeSet::new();
+    for (i, out) in wait_all(children).iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "attach {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["listed"], "api", "attach {i}: {report}");
+        attached.insert(report["digest"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(attached.len(), n);
+    assert_eq!(listed_from(t.path(), &reference, "api"), attached);
+    let fallback: Vec<String> = reg
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT ") && r.contains("/manifests/sha256-"))
+        .collect();
+    assert_eq!(fallback, Vec::<String>::new());
 }

@@ -1462,56 +1462,70 @@ fn attach_and_list_referrers() {
     );
 }
 
-/// A registry that keeps referrers (OCI 1.1): registry 2.8 behind
-/// `tests/peers/referrers_proxy.py`, which answers `OCI-Subject` and serves
-/// the referrers API. Stopped by PID when dropped.
-struct ReferrersProxy {
-    child: std::process::Child,
-    port: u16,
+/// The manifest PUTs of referrers fallback tags (`/manifests/sha256-…`)
+/// among a registry's requests.
+fn fallback_tag_writes(requests: &[String]) -> Vec<&String> {
+    requests
+        .iter()
+        .filter(|r| r.starts_with("PUT ") && r.contains("/manifests/sha256-"))
+        .collect()
 }
 
-impl ReferrersProxy {
-    fn start(upstream: u16) -> ReferrersProxy {
-        require("python3");
-        let mut child = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/referrers_proxy.py"))
-            .arg(upstream.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line.trim().parse().expect("the proxy prints its port");
-        ReferrersProxy { child, port }
-    }
+/// The artifact type of each referrer a layout records, by digest: the
+/// descriptors with an `artifactType` in `index.json`, and in the nested
+/// referrers layout's (`referrers/index.json`) when there is one.
+fn recorded_artifact_types(layout: &Path) -> std::collections::BTreeMap<String, String> {
+    ["index.json", "referrers/index.json"]
+        .iter()
+        .map(|f| layout.join(f))
+        .filter(|f| f.is_file())
+        .flat_map(|f| read_json(&f)["manifests"].as_array().unwrap().clone())
+        .filter_map(|d| {
+            let t = d["artifactType"].as_str()?.to_owned();
+            Some((d["digest"].as_str().unwrap().to_owned(), t))
+        })
+        .collect()
 }
 
-impl Drop for ReferrersProxy {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// With a registry that keeps referrers, nixoci uses its API and writes no
-/// fallback tag: `attach` and a layout's referrers on `push` are listed by
-/// the registry (`OCI-Subject`), `referrers` and `pull --referrers` read
-/// its referrers API.
+/// With a registry that keeps referrers (go-containerregistry's, which
+/// serves the referrers API but answers no `OCI-Subject`), nixoci uses its
+/// API and writes no fallback tag: a layout's SBOMs on `push` and `attach`
+/// are reported `api` (the registry's referrers API answered, asked once
+/// per repository), `referrers` and `pull --referrers` read the API, with
+/// each referrer's own artifact type (that registry lists the config's
+/// media type, the empty one, and ignores the `artifactType` filter), and
+/// a second push writes nothing.
 #[test]
 fn the_referrers_api_when_the_registry_has_one() {
-    let reg = Registry::start(Setup::default());
-    let proxy = ReferrersProxy::start(reg.port);
+    let reg = common::peers::ReferrersRegistry::start();
     let t = tempfile::tempdir().unwrap();
     let layout = image(t.path(), "app", 3, 4, 1000);
-    let via = |repo: &str| format!("127.0.0.1:{}/{repo}", proxy.port);
-    push_json(t.path(), &layout, &via("api/app:1"), &[]);
-    let subject = manifest_digest(&layout);
+    for format in ["spdx", "cyclonedx"] {
+        run(tool(t.path())
+            .arg("sbom")
+            .arg(&layout)
+            .args(["--attach", "--format", format]));
+    }
+    let via = |repo: &str| reg.reference(repo);
+    let pushed = push_json(t.path(), &layout, &via("api/app:1"), &[]);
+    let subject = pushed["digest"].as_str().unwrap().to_owned();
+    let referrers = pushed["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2, "{pushed}");
+    for r in referrers {
+        assert_eq!(r["listed"], json!("api"), "{pushed}");
+    }
+    let probes = |requests: &[String]| {
+        requests
+            .iter()
+            .filter(|r| r.starts_with("GET /v2/api/app/referrers/"))
+            .count()
+    };
+    assert_eq!(probes(&reg.requests()), 1, "{:#?}", reg.requests());
+    // A second push writes nothing.
+    let writes = reg.writes().len();
+    let again = push_json(t.path(), &layout, &via("api/app:1"), &[]);
+    assert_eq!(again["upToDate"], json!(true), "{again}");
+    assert_eq!(reg.writes()[writes..], [] as [String; 0]);
     let note = t.path().join("note.txt");
     fs::write(&note, "attached\n").unwrap();
     let out = run(tool(t.path())
@@ -1522,43 +1536,96 @@ fn the_referrers_api_when_the_registry_has_one() {
         .arg("--json"));
     let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(attached["listed"], json!("api"), "{attached}");
-    // No fallback tag in the registry itself.
-    let fallback = format!(
-        "http://{}/v2/api/app/manifests/sha256-{}",
-        reg.host(),
-        subject.trim_start_matches("sha256:")
+    assert_eq!(attached["subject"], json!(subject), "{attached}");
+    // Listed by the registry, each with its own type; filtered here.
+    let list = |filter: &[&str]| -> Value {
+        let out = run(tool(t.path())
+            .arg("referrers")
+            .arg(via("api/app:1"))
+            .args(filter)
+            .arg("--json"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all = list(&[]);
+    assert_eq!(all["source"], json!("api"), "{all}");
+    let mut types: Vec<&str> = all["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "text/plain"
+        ],
+        "{all}"
     );
-    let code = run(Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(&fallback));
-    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
-    let out = run(tool(t.path())
-        .arg("referrers")
-        .arg(via("api/app:1"))
-        .arg("--json"));
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["source"], json!("api"));
-    assert_eq!(listed["manifests"][0]["digest"], attached["digest"]);
-    // pull --referrers through the API, then push the layout elsewhere:
-    // its referrer is listed by the registry again.
+    for (filter, want) in [
+        ("text/plain", vec![attached["digest"].clone()]),
+        (
+            "application/spdx+json",
+            referrers
+                .iter()
+                .filter(|r| r["artifactType"] == json!("application/spdx+json"))
+                .map(|r| r["digest"].clone())
+                .collect(),
+        ),
+        ("application/vnd.oci.empty.v1+json", vec![]),
+    ] {
+        let listed = list(&["--artifact-type", filter]);
+        assert_eq!(listed["source"], json!("api"), "{listed}");
+        let digests: Vec<Value> = listed["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].clone())
+            .collect();
+        assert_eq!(digests, want, "{filter}: {listed}");
+    }
+    // pull --referrers through the API: the layout records each
+    // referrer's own type; pushed elsewhere, the registry lists them.
     let pulled = t.path().join("pulled");
-    run(tool(t.path())
+    let out = run(tool(t.path())
         .arg("pull")
         .arg(via("api/app:1"))
         .arg(&pulled)
-        .args(["--referrers", "-q"]));
-    let pushed = push_json(t.path(), &pulled, &via("api/copy:1"), &[]);
-    assert_eq!(pushed["referrers"][0]["listed"], json!("api"), "{pushed}");
-    // Again: the registry lists it already; nothing is written.
+        .args(["--referrers", "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["referrersApi"], json!(true), "{report}");
+    assert_eq!(report["referrers"].as_array().unwrap().len(), 3, "{report}");
+    let recorded = recorded_artifact_types(&pulled);
+    for m in all["manifests"].as_array().unwrap() {
+        assert_eq!(
+            recorded
+                .get(m["digest"].as_str().unwrap())
+                .map(String::as_str),
+            m["artifactType"].as_str(),
+            "{recorded:?}"
+        );
+    }
+    let copied = push_json(t.path(), &pulled, &via("api/copy:1"), &[]);
+    let listed: Vec<&Value> = copied["referrers"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len(), 3, "{copied}");
+    assert!(
+        listed.iter().all(|r| r["listed"] == json!("api")),
+        "{copied}"
+    );
+    // Again: the registry lists them already; nothing is written.
+    let writes = reg.writes().len();
     let again = push_json(t.path(), &pulled, &via("api/copy:1"), &[]);
-    assert_eq!(
-        again["referrers"][0]["listed"],
-        json!("unchanged"),
+    assert_eq!(again["upToDate"], json!(true), "{again}");
+    assert!(
+        again["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["listed"] == json!("unchanged")),
         "{again}"
     );
-    assert_eq!(again["upToDate"], json!(true), "{again}");
-    let code = run(Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(fallback.replace("/api/app/", "/api/copy/")));
-    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
+    assert_eq!(reg.writes()[writes..], [] as [String; 0]);
+    assert_eq!(fallback_tag_writes(&reg.requests()), Vec::<&String>::new());
 }

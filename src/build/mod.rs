@@ -481,12 +481,10 @@ pub fn layout(
         blobs.import(&own, &info.config.digest, info.config.size)?;
         let stores = blob_stores(&dir, &info.blob_dirs);
         for l in &info.layers {
+            // Copied, in a Nix build too: `crane push` refuses a layout
+            // blob that is a symbolic link (go-containerregistry 0.22).
             let store = find_blob(&l.digest, &stores, &what)?;
-            if opts.in_place && in_nix_store(&store.path(&l.digest)) {
-                blobs.link(store, &l.digest, l.size)?;
-            } else {
-                blobs.import(store, &l.digest, l.size)?;
-            }
+            blobs.import(store, &l.digest, l.size)?;
         }
         manifests.push(info);
     }
@@ -517,17 +515,6 @@ pub fn layout(
         descriptor,
         manifests,
     })
-}
-
-/// Whether `path` (a blob) is in the Nix store. A layout that a Nix builder
-/// writes links such layer blobs instead of copying them: the image then
-/// takes its size in the store once, not twice, and the links are
-/// references Nix keeps (`nix copy` carries the layer outputs along).
-/// Outside a Nix build nothing is linked: a link into the store from an
-/// ordinary directory would break when the store is garbage-collected.
-fn in_nix_store(path: &Path) -> bool {
-    let store = crate::nix::store_dir();
-    std::fs::canonicalize(path).is_ok_and(|p| p.starts_with(&store))
 }
 
 /// `nixoci build`: a whole image layout from one image spec.

@@ -19,6 +19,7 @@ use crate::oci::descriptor::{
 };
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::{parse_json, read_json, read_limited, MAX_DOCUMENT};
+use crate::oci::media_type::MediaType;
 
 /// An OCI image layout, opened for reading.
 #[derive(Clone, Debug)]
@@ -118,12 +119,17 @@ impl Graph {
 /// to an image of the layout (an SBOM, a signature), which the layout
 /// records with its `artifactType` and no `ref.name` (the manifest's
 /// `subject` names the image). Such entries name no image: a layout's only
-/// image is the only other entry. nixoci writes referrers in the layout
-/// nested at `referrers/` ([`crate::layout::nested`]), not in `index.json`;
-/// layouts written by an older nixoci or by `oras cp --to-oci-layout` list
-/// them in `index.json`, and are read as before.
+/// image is the only other entry. An `artifactType` that is an image
+/// config's media type names an image: go-containerregistry (`crane pull
+/// --format oci`) records every image so, untagged. nixoci writes
+/// referrers in the layout nested at `referrers/`
+/// ([`crate::layout::nested`]), not in `index.json`; layouts written by an
+/// older nixoci or by `oras cp --to-oci-layout` list them in `index.json`,
+/// and are read as before.
 pub fn is_referrer(d: &Descriptor) -> bool {
-    d.artifact_type.is_some()
+    d.artifact_type
+        .as_deref()
+        .is_some_and(|t| t != MediaType::CONFIG.as_str() && t != MediaType::DOCKER_CONFIG.as_str())
         && !d
             .annotations
             .contains_key(crate::oci::descriptor::ANNOTATION_REF_NAME)

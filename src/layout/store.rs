@@ -126,28 +126,6 @@ impl BlobDir {
         w.complete_verified(digest, size, &format!("blob {}", src.display()))
     }
 
-    /// Put blob `digest` of another blob store here as a symbolic link to
-    /// it, once its digest and size are checked: for blobs in the Nix store,
-    /// whose content never changes and which the link keeps alive (Nix
-    /// records the link's target as a reference of the output). The link
-    /// points at the blob's real path, never at another link.
-    pub fn link(&self, from: &BlobDir, digest: &Sha256Digest, size: u64) -> Result<()> {
-        let target = self.path(digest);
-        if fs::symlink_metadata(&target).is_ok() {
-            return Ok(());
-        }
-        let src = from.path(digest);
-        let real = fs::canonicalize(&src).at(&src)?;
-        let d = descriptor(MediaType::LAYER, digest, size);
-        from.open(&d)?.finish(&format!("blob {}", src.display()))?;
-        std::os::unix::fs::symlink(&real, &target).at(&target)?;
-        // In a staged output, its commit syncs the directory.
-        if self.staged_for.is_none() && durable::wanted(&target)? {
-            durable::sync_dir(&durable::parent_of(&target))?;
-        }
-        Ok(())
-    }
-
     /// A reader of the blob `d` describes: a regular file, read through a
     /// [`BlobReader`] that checks its digest and size.
     pub fn open(&self, d: &Descriptor) -> Result<BlobReader> {

@@ -130,41 +130,66 @@ impl Remote {
     }
 
     /// The referrers API (distribution spec 1.1): the image index of the
-    /// manifests whose subject is `digest`, or `None` when the registry
-    /// has no such API (404), at most [`crate::oci::json::MAX_DOCUMENT`]
-    /// bytes.
+    /// manifests whose subject is `digest`, in the repository of `r`, or
+    /// `None` when the repository has no such API. What this run learns
+    /// of the repository is remembered ([`Remote::keeps_referrers`]).
+    ///
+    /// An API is a success whose `Content-Type` is an image index and
+    /// whose body, at most [`crate::oci::json::MAX_DOCUMENT`] bytes, is
+    /// one (`schemaVersion` 2, a `manifests` list, and an index's
+    /// `mediaType` when it has one); a registry that answers anything else
+    /// with a success (a web page, an error in JSON) has none, as one that
+    /// answers 404 (distribution 2.8), 400, 405, 406 or 501. Its entries
+    /// are left for the caller to read (see [`is_index_body`]).
     pub(super) async fn referrers_api(
         &self,
         r: &Reference,
         digest: &Sha256Digest,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<Value>> {
         let path = format!("/v2/{}/referrers/{digest}", r.repository);
         let max = crate::oci::json::MAX_DOCUMENT;
-        self.retry(|| async {
-            let mut res = self
-                .request(reqwest::Method::GET, &path)
-                .header(reqwest::header::ACCEPT, MediaType::INDEX.as_str())
-                .send()
-                .await?;
-            if res.status().as_u16() == 404 {
-                return Ok(None);
-            }
-            if !res.status().is_success() {
-                return Err(status_error(res, self.deadline()).await);
-            }
-            read_capped(&mut res, max, self.deadline())
-                .await?
-                .map(Some)
-                .map_err(|why| {
-                    Failure::Local(why.explain(
-                        &r.to_string(),
-                        "the referrers the registry sent",
-                        max,
-                    ))
-                })
-        })
-        .await
-        .map_err(|e| self.explain(e))
+        let body = self
+            .retry(|| async {
+                let mut res = self
+                    .request(reqwest::Method::GET, &path)
+                    .header(reqwest::header::ACCEPT, MediaType::INDEX.as_str())
+                    .send()
+                    .await?;
+                if matches!(res.status().as_u16(), 400 | 404 | 405 | 406 | 501) {
+                    return Ok(None);
+                }
+                if !res.status().is_success() {
+                    return Err(status_error(res, self.deadline()).await);
+                }
+                let index_type = res
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case(MediaType::INDEX.as_str()));
+                if !index_type {
+                    return Ok(None);
+                }
+                read_capped(&mut res, max, self.deadline())
+                    .await?
+                    .map(Some)
+                    .map_err(|why| {
+                        Failure::Local(why.explain(
+                            &r.to_string(),
+                            "the referrers the registry sent",
+                            max,
+                        ))
+                    })
+            })
+            .await
+            .map_err(|e| self.explain(e))?;
+        let index = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let Some(index) = index.filter(is_index_body) else {
+            self.learn_keeps_referrers(&r.repository, false);
+            return Ok(None);
+        };
+        self.learn_keeps_referrers(&r.repository, true);
+        Ok(Some(index))
     }
 
     /// PUT a manifest or index at `r` (its tag, else its digest); the
@@ -296,6 +321,19 @@ fn blob_race(f: &Failure) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `doc`, the body of a referrers API answer, is an image index:
+/// `schemaVersion` 2, a `manifests` list, and no `mediaType` but an
+/// index's. Its entries are not looked at here: an index whose entries
+/// are not descriptors is an error of a registry that has the API, not a
+/// sign that it has none.
+fn is_index_body(doc: &Value) -> bool {
+    doc["schemaVersion"].as_u64() == Some(2)
+        && doc["manifests"].is_array()
+        && doc
+            .get("mediaType")
+            .is_none_or(|m| m.as_str() == Some(MediaType::INDEX.as_str()))
 }
 
 /// The media type of a fetched manifest or index: its `mediaType`, else

@@ -395,9 +395,13 @@ pub fn push(
                     )));
                 }
             }
-            let (_, keeps) = remote
+            let (_, said_so) = remote
                 .put_manifest_answer(&at, &bytes, &MediaType::MANIFEST)
                 .await?;
+            let keeps = match &subject_digest {
+                Some(s) => super::referrers::keeps(&remote, target, s, said_so).await?,
+                None => false,
+            };
             let listed = match &subject_digest {
                 None => None,
                 Some(_) if keeps => Some("api"),

@@ -110,6 +110,9 @@ pub(super) struct Remote {
     pub(super) opts: RemoteOptions,
     who: String,
     registry: String,
+    /// Per repository, whether it keeps referrers itself (the referrers
+    /// API), once this run has learnt it ([`Remote::keeps_referrers`]).
+    referrers_kept: std::sync::Mutex<std::collections::BTreeMap<String, bool>>,
 }
 
 /// Whether this machine offers CA roots where TLS clients look for them
@@ -213,6 +216,7 @@ impl Remote {
             opts: opts.clone(),
             who,
             registry: r.registry.clone(),
+            referrers_kept: Default::default(),
         };
         let ping = match probed {
             Some(p) => p,
@@ -406,6 +410,27 @@ impl Remote {
         E: Into<Failure>,
     {
         errors::retry(self.opts.retries, transient, f).await
+    }
+
+    /// Whether the repository `repository` keeps referrers itself, if this
+    /// run has learnt it (an `OCI-Subject` header, or an answer of the
+    /// referrers API).
+    pub(super) fn keeps_referrers(&self, repository: &str) -> Option<bool> {
+        let known = self
+            .referrers_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.get(repository).copied()
+    }
+
+    /// Remember whether `repository` keeps referrers itself, for the rest
+    /// of the run.
+    pub(super) fn learn_keeps_referrers(&self, repository: &str, keeps: bool) {
+        let mut known = self
+            .referrers_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.insert(repository.to_owned(), keeps);
     }
 
     /// A failure as a message that says what to do ([`errors::explain`]).

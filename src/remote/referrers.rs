@@ -1,11 +1,14 @@
 //! Referrers to a registry, as the distribution spec 1.1 has them: a
 //! referrer (an artifact manifest with a `subject`) is pushed after its
-//! subject, by digest; a registry that keeps referrers itself says so with
-//! an `OCI-Subject` header on that push. One that does not (Docker's
-//! registry 2.8) gets the fallback: the tag `sha256-<subject hex>` names an
-//! image index listing the subject's referrers, which the client reads,
-//! de-duplicates, appends to and writes back, then reads back until it
-//! is sure the referrers stay listed ([`list_under_fallback`]).
+//! subject, by digest. A registry that keeps referrers itself says so with
+//! an `OCI-Subject` header on that push, or, when it sends none, answers
+//! the referrers API with an image index ([`keeps`] asks it once per
+//! repository and run, as the spec allows and oras-go does). One that does
+//! not (Docker's registry 2.8) gets the fallback: the tag `sha256-<subject
+//! hex>` names an image index listing the subject's referrers, which the
+//! client reads, de-duplicates, appends to and writes back, then reads
+//! back until it is sure the referrers stay listed
+//! ([`list_under_fallback`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +41,10 @@ pub struct ReferrerReport {
     pub artifact_type: Option<String>,
     /// The manifest (or index) it refers to.
     pub subject: Sha256Digest,
-    /// `api` (the registry keeps referrers: it answered `OCI-Subject`),
-    /// `fallback` (listed under the fallback tag), or `unchanged` (the
-    /// fallback tag listed it already).
+    /// `api` (the registry keeps referrers: it answered `OCI-Subject`, or
+    /// its referrers API answered, see [`keeps`]), `fallback` (listed under
+    /// the fallback tag), or `unchanged` (listed already, by the API or
+    /// under the fallback tag).
     pub listed: &'static str,
 }
 
@@ -77,7 +81,7 @@ pub(super) async fn push(
         // Already there and listed (by the registry's referrers API, or
         // under the fallback tag): nothing to write.
         if remote.manifest_digest(&by_digest).await?.as_ref() == Some(&desc.digest)
-            && of_subject(remote, target, subject)
+            && listing(remote, target, subject)
                 .await?
                 .1
                 .iter()
@@ -96,10 +100,10 @@ pub(super) async fn push(
             .iter()
             .find(|d| d.digest == desc.digest)
             .ok_or_else(|| Error::Invalid(format!("referrer {} has no manifest", desc.digest)))?;
-        let (_, keeps) = remote
+        let (_, said_so) = remote
             .put_manifest_answer(&by_digest, &doc.bytes, &doc.media_type)
             .await?;
-        if keeps {
+        if keeps(remote, target, subject, said_so).await? {
             report.listed = "api";
         } else {
             to_list
@@ -260,34 +264,97 @@ pub(super) async fn list_under_fallback(
     }
 }
 
-/// The referrers of `subject` in the repository of `target`, and where the
-/// list came from: the referrers API (`api`), the fallback tag
-/// (`fallback`), or neither (`none`, no referrers).
+/// Whether the repository of `target` keeps referrers itself, asked after
+/// pushing a referrer of `subject` there: yes when the registry answered
+/// that push with `OCI-Subject` (`said_so`); else as this run learnt it
+/// already; else as its referrers API answers for `subject`, once per
+/// repository and run ([`Remote::referrers_api`]: an image index, and not a
+/// 404 or anything else, means it keeps them).
+pub(super) async fn keeps(
+    remote: &Remote,
+    target: &Reference,
+    subject: &Sha256Digest,
+    said_so: bool,
+) -> Result<bool> {
+    if said_so {
+        remote.learn_keeps_referrers(&target.repository, true);
+        return Ok(true);
+    }
+    if let Some(known) = remote.keeps_referrers(&target.repository) {
+        return Ok(known);
+    }
+    Ok(remote.referrers_api(target, subject).await?.is_some())
+}
+
+/// The referrers of `subject` in the repository of `target` as the
+/// registry lists them, and where the list came from: the referrers API
+/// (`api`, sorted by digest: the API gives no order, and
+/// go-containerregistry's changes from one answer to the next), the
+/// fallback tag (`fallback`, in its order), or neither (`none`, no
+/// referrers).
+async fn listing(
+    remote: &Remote,
+    target: &Reference,
+    subject: &Sha256Digest,
+) -> Result<(&'static str, Vec<Descriptor>)> {
+    let from_api = match remote.keeps_referrers(&target.repository) {
+        Some(false) => None,
+        _ => remote.referrers_api(target, subject).await?,
+    };
+    let (source, index) = match from_api {
+        Some(index) => ("api", index),
+        None => match fallback_index(remote, &target.with_tag(&fallback_tag(subject))).await? {
+            Some(index) => ("fallback", index),
+            None => return Ok(("none", Vec::new())),
+        },
+    };
+    let mut manifests: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "{target}: the referrers index of {subject} is not valid: {e}"
+            ))
+        })?;
+    if source == "api" {
+        manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
+    }
+    Ok((source, manifests))
+}
+
+/// The referrers of `subject` in the repository of `target`, each with
+/// its artifact type, and where the list came from (see [`listing`]).
+///
+/// A listing's `artifactType` is the manifest's own, else its config's
+/// media type (image spec 1.1). Some registries give the config's media
+/// type even when the manifest has its own (go-containerregistry's
+/// `pkg/registry`: an artifact with the empty config is listed as
+/// `application/vnd.oci.empty.v1+json`), or none: for such an entry (no
+/// type, or the empty descriptor's, which names no artifact) the type is
+/// read from the referrer's manifest, fetched by digest.
 pub(super) async fn of_subject(
     remote: &Remote,
     target: &Reference,
     subject: &Sha256Digest,
 ) -> Result<(&'static str, Vec<Descriptor>)> {
-    let (source, index) = match remote.referrers_api(target, subject).await? {
-        Some(b) => (
-            "api",
-            Some(serde_json::from_slice::<Value>(&b).map_err(|e| {
-                Error::Invalid(format!(
-                    "{target}: the referrers the registry sent are not JSON: {e}"
-                ))
-            })?),
-        ),
-        None => match fallback_index(remote, &target.with_tag(&fallback_tag(subject))).await? {
-            Some(i) => ("fallback", Some(i)),
-            None => ("none", None),
-        },
-    };
-    let manifests: Vec<Descriptor> = match index {
-        Some(i) => serde_json::from_value(i["manifests"].clone()).map_err(|e| {
-            Error::Invalid(format!("{target}: the referrers index is not valid: {e}"))
-        })?,
-        None => Vec::new(),
-    };
+    let (source, mut manifests) = listing(remote, target, subject).await?;
+    for d in manifests.iter_mut().filter(|d| {
+        d.artifact_type
+            .as_deref()
+            .is_none_or(|t| t == MediaType::EMPTY.as_str())
+    }) {
+        let (bytes, _) = remote.manifest_raw(&target.with_digest(&d.digest)).await?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{target}: referrer {} of {subject} is not JSON: {e}",
+                d.digest
+            ))
+        })?;
+        let own = doc["artifactType"]
+            .as_str()
+            .or_else(|| doc["config"]["mediaType"].as_str());
+        if let Some(t) = own {
+            d.artifact_type = Some(t.to_owned());
+        }
+    }
     Ok((source, manifests))
 }
 
@@ -299,13 +366,18 @@ pub struct Referrers {
     pub subject: Sha256Digest,
     /// Where the list came from: `api` (the registry's referrers API) or
     /// `fallback` (the fallback tag; `none` when it does not exist).
+    /// Each entry's `artifactType` is the referrer's own (see
+    /// [`of_subject`]).
     pub source: &'static str,
     pub manifests: Vec<Descriptor>,
 }
 
 /// The referrers of the manifest `target` names, of `artifact_type` when
 /// given: from the registry's referrers API when it has one, else from
-/// the fallback tag.
+/// the fallback tag. The whole list is asked for and filtered here, by
+/// each referrer's own type ([`of_subject`]): a registry may ignore the
+/// API's `artifactType` filter (go-containerregistry's does, and says so
+/// by sending no `OCI-Filters-Applied`).
 pub fn list(
     target: &Reference,
     artifact_type: Option<&str>,

@@ -16,13 +16,16 @@ use serde_json::Value;
 
 use super::{short, Verifier, MAX_DOCUMENT};
 use crate::layout::nested;
-use crate::oci::descriptor::ANNOTATION_REF_NAME;
+use crate::layout::reader::is_referrer;
+use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
 use crate::oci::json::read_limited;
 
 /// Whether an `index.json` entry is a referrer as a layout lists one in
-/// `index.json` itself ([`crate::layout::reader::is_referrer`]).
+/// `index.json` itself: the readers' rule
+/// ([`crate::layout::reader::is_referrer`]), on an entry that may not parse
+/// (that is reported where `index.json` is checked).
 fn is_listed_referrer(entry: &Value) -> bool {
-    entry.get("artifactType").is_some() && entry["annotations"].get(ANNOTATION_REF_NAME).is_none()
+    serde_json::from_value::<Descriptor>(entry.clone()).is_ok_and(|d| is_referrer(&d))
 }
 
 impl Verifier {

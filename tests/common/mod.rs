@@ -2,6 +2,7 @@
 //! real tools, make fixture trees, and snapshot trees for comparison.
 #![allow(dead_code)]
 
+pub mod crane;
 pub mod peers;
 pub mod registry;
 pub mod usage;
@@ -657,34 +658,15 @@ pub fn platform_layout(dir: &Path, out: &str, archs: &[&str]) -> PathBuf {
     dir.join(out)
 }
 
-/// crane's rule for `crane push DIR REF` (go-containerregistry
-/// `cmd/crane/cmd/push.go`, `loadImage`): `index.json` holds exactly one
-/// descriptor, and it is an image manifest or an image index. podman
-/// load -i refuses several descriptors for the same reason. A layout's
-/// referrers (an attached SBOM) are in the layout nested at `referrers/`,
-/// which crane does not read: no exception.
+/// The real `crane push LAYOUT REF` takes the layout (one `index.json`
+/// descriptor, an image or an index: otherwise it stops with "layout
+/// contains N entries, consider --index") and every blob of it (a blob
+/// that is a symbolic link is refused: "layout blob ... is a symlink"),
+/// pushed to an empty referrers registry of its own, and `crane digest` of
+/// it is the layout's digest. podman load -i refuses several descriptors
+/// for the same reason.
 pub fn assert_crane_accepts(layout: &Path) {
-    let index = read_json(&layout.join("index.json"));
-    let entries = index["manifests"].as_array().expect("index.json manifests");
-    assert_eq!(
-        entries.len(),
-        1,
-        "{}: crane push would stop with \"layout contains {} entries, consider --index\"",
-        layout.display(),
-        entries.len()
-    );
-    let mt = entries[0]["mediaType"].as_str().unwrap_or_default();
-    assert!(
-        [
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.oci.image.index.v1+json",
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-        ]
-        .contains(&mt),
-        "{}: crane push takes an image or an index, not {mt:?}",
-        layout.display()
-    );
+    crane::crane_pushes(layout);
 }
 
 /// `bytes` gzip-compressed.

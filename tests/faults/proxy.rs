@@ -65,6 +65,21 @@ pub enum Fault {
     /// 201 and not forwarded, as if another client had replaced the index
     /// at once.
     LoseFallbackWrite,
+    /// A GET of the referrers API (`/v2/NAME/referrers/DIGEST`): answered
+    /// with this status, `Content-Type` and body, and not forwarded
+    /// (registry 2.8 would answer 404), as a server that answers every
+    /// path with a page, or with something other than an image index,
+    /// or refuses the route its own way, does.
+    ReferrersAnswer {
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    },
+    /// A manifest PUT whose body has a `subject`: the answer carries
+    /// `OCI-Subject` with its digest, as a registry that keeps referrers
+    /// says so (distribution spec 1.1). Not a fault: what such a registry
+    /// in front of go-containerregistry's (which sends none) would say.
+    SubjectHeader,
 }
 
 /// The proxy as a token service: `user`/`password` get `token`.
@@ -359,6 +374,17 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
     if fires(&s, n, Fault::LoseFallbackWrite, fallback_put) {
         return Ok(full(201, &[], ""));
     }
+    if let Fault::ReferrersAnswer {
+        status,
+        content_type,
+        body,
+    } = current
+    {
+        let referrers_get = method == "GET" && bare.contains("/referrers/");
+        if fires(&s, n, current, referrers_get) {
+            return Ok(full(status, &[("Content-Type", content_type.into())], body));
+        }
+    }
     if fires(&s, n, Fault::ServerErrorOnPut, method == "PUT") {
         return Ok(full(500, &[], "fault: internal server error on PUT"));
     }
@@ -402,6 +428,10 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             up = up.header(k, v);
         }
     }
+    let subject = (method == "PUT" && bare.contains("/manifests/"))
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten()
+        .and_then(|v| v["subject"]["digest"].as_str().map(str::to_owned));
     let res = up.body(body).send().await.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
     let headers = res.headers().clone();
@@ -428,6 +458,11 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             continue; // set below, from what is sent
         }
         out = out.header(k, v);
+    }
+    if let Some(digest) = subject {
+        if status == 201 && fires(&s, n, Fault::SubjectHeader, true) {
+            out = out.header("OCI-Subject", digest);
+        }
     }
     let blob_body = method == "GET" && blob_get && status == 200 && bytes.len() >= 2;
     let half = bytes.slice(..bytes.len() / 2);

@@ -251,6 +251,22 @@ rec {
     config.Entrypoint = [ "/bin/busybox" "echo" "hello from a nix-built image" ];
   };
 
+  # For crane push (with hello, twoLayers and multiPlatform): an image on
+  # a base ociImage made, and hello with `sbom = true`.
+  onHello = ociImage {
+    name = "on-hello";
+    fromImage = hello;
+    files = [ { source = dep; destination = "/etc/dep"; } ];
+    config.Cmd = [ "on hello" ];
+  };
+  helloWithSbom = ociImage {
+    name = "hello-sbom";
+    maxLayers = null;
+    files = [ { source = bb; destination = "/bin"; } ];
+    config.Entrypoint = [ "/bin/busybox" "echo" "hello from a nix-built image" ];
+    sbom = true;
+  };
+
   # Two layers through the building blocks: busybox, then app over it.
   appLayer = ociLayerTar {
     files = [ { source = app; destination = "/bin/app"; } ];
