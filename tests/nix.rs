@@ -1587,8 +1587,9 @@ fn sbom_of_a_nix_image_is_the_closure_nix_records() {
 }
 
 /// `ociImage { sbom = [ "spdx" "cyclonedx" ]; }`: both SBOMs attached to
-/// the image in the layout (referrers listed in index.json without a tag,
-/// their subject the image's manifest), valid, equal to what `nixoci sbom`
+/// the image in the layout (referrers listed without a tag in the layout
+/// nested at `referrers/`, their subject the image's manifest; the root
+/// `index.json` holds the image alone), valid, equal to what `nixoci sbom`
 /// writes; the layout still verifies and is read by tag (skopeo, umoci,
 /// podman); `nixoci push` sends the referrers after the image and lists
 /// them under the fallback tag (registry 2.8 has no referrers API); a
@@ -1599,9 +1600,12 @@ fn sbom_attached_in_nix_travels_with_the_image() {
     require("skopeo");
     let layout = nix_build("withSbom");
     run(nixoci().arg("verify").arg(&layout));
-    let index = read_json(&layout.join("index.json"));
+    let root = read_json(&layout.join("index.json"));
+    assert_eq!(root["manifests"].as_array().unwrap().len(), 1, "{root}");
+    let index = read_json(&layout.join("referrers/index.json"));
     let entries = index["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 3, "{index}");
+    assert_eq!(entries[0], root["manifests"][0], "{index}");
     let image = &entries[0];
     assert_eq!(
         image["annotations"]["org.opencontainers.image.ref.name"],
