@@ -121,7 +121,7 @@ pub enum Error {
     #[error(
         "{path} is in the Nix store ({store}), which nixoci never writes into or changes, \
          even as root: write the output elsewhere, or work on a writable copy \
-         (cp -rL {path} COPY && chmod -R u+w COPY)"
+         (cp -rH {path} COPY && chmod -R u+w COPY)"
     )]
     InNixStore {
         /// The output.
@@ -134,7 +134,7 @@ pub enum Error {
     #[error(
         "{path} is read-only ({part} has mode {mode:04o}), and nixoci changes nothing that is \
          read-only by its mode, even as root: work on a writable copy \
-         (cp -rL {path} COPY && chmod -R u+w COPY)"
+         (cp -rH {path} COPY && chmod -R u+w COPY)"
     )]
     ReadOnly {
         /// The layout.

@@ -320,7 +320,7 @@ fn sbom_attach_changes_no_layout_in_the_store_or_read_only() {
                 .arg("--attach")
                 .env("NIX_STORE_DIR", &store),
         );
-        for s in [&says, "cp -rL", "chmod -R u+w", "ociImage { sbom = true; }"] {
+        for s in [&says, "cp -rH", "chmod -R u+w", "ociImage { sbom = true; }"] {
             assert!(err.contains(s), "{}: no {s:?} in: {err}", dir.display());
         }
         assert!(
@@ -353,12 +353,16 @@ fn sbom_attach_changes_no_layout_in_the_store_or_read_only() {
     );
     assert!(diff(&before, &snapshot(&in_store)).is_none());
     // What the message says to do works.
+    // It works again on a layout that has referrers already: `-H` follows
+    // the link named on the command line only, so the nested layout's
+    // `blobs/sha256` link stays a link (with `-L` it became a second copy
+    // of every blob, which verify and attach refuse).
+    let writable_copy = |from: &Path, to: &Path| {
+        run(Command::new("cp").arg("-rH").arg(from).arg(to));
+        run(Command::new("chmod").arg("-R").arg("u+w").arg(to));
+    };
     let copy = t.path().join("copy");
-    run(Command::new("cp")
-        .arg("-rL")
-        .arg(t.path().join("result"))
-        .arg(&copy));
-    run(Command::new("chmod").arg("-R").arg("u+w").arg(&copy));
+    writable_copy(&t.path().join("result"), &copy);
     run(nixoci()
         .arg("sbom")
         .arg(&copy)
@@ -369,6 +373,22 @@ fn sbom_attach_changes_no_layout_in_the_store_or_read_only() {
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
     let nested = read_json(&copy.join("referrers/index.json"));
     assert_eq!(nested["manifests"].as_array().unwrap().len(), 2, "{nested}");
+    let link = t.path().join("link-to-copy");
+    std::os::unix::fs::symlink(&copy, &link).unwrap();
+    let again = t.path().join("again");
+    writable_copy(&link, &again);
+    assert!(fs::symlink_metadata(again.join("referrers/blobs/sha256"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    run(nixoci()
+        .arg("sbom")
+        .arg(&again)
+        .args(["--attach", "--format", "cyclonedx"])
+        .env("NIX_STORE_DIR", &store));
+    run(nixoci().arg("verify").arg(&again));
+    let nested = read_json(&again.join("referrers/index.json"));
+    assert_eq!(nested["manifests"].as_array().unwrap().len(), 3, "{nested}");
 }
 
 /// `artifact pull` writes into no directory of the Nix store and no
