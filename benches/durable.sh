@@ -19,26 +19,12 @@ cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-50}
 FILES=${FILES:-5000}
 RUNS=${RUNS:-3}
-for tool in docker-registry python3 curl; do
-  command -v "$tool" >/dev/null || { echo "needs $tool: run bash .ci/install-deps" >&2; exit 1; }
-done
+source benches/lib.sh
+need docker-registry python3 curl
 cargo build --release --quiet
 NIXOCI=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/nixoci
-WORK=$(mktemp -d /tmp/nixoci-bench-durable.XXXXXX)
-REG_PID=
-cleanup() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/reg.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/data}}
-http: {addr: 127.0.0.1:$PORT}
-YML
-docker-registry serve "$WORK/reg.yml" >"$WORK/reg.log" 2>&1 &
-REG_PID=$!
-until curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null; do sleep 0.05; done
+bench_workdir durable
+registry_start
 
 python3 - "$WORK" "$SIZE_MB" "$FILES" <<'PY'
 import json, os, random, sys
@@ -69,7 +55,7 @@ json.dump({"layers": [{"files": [{"source": tree, "destination": "/tree"}]}], "a
 PY
 NIXOCI_SYNC=0 "$NIXOCI" build "$WORK/big.json" -o "$WORK/big" -q
 NIXOCI_SYNC=0 "$NIXOCI" build "$WORK/tree.json" -o "$WORK/tree" -q
-NIXOCI_SYNC=0 "$NIXOCI" push "$WORK/big:latest" "127.0.0.1:$PORT/bench/big:latest" -q
+NIXOCI_SYNC=0 "$NIXOCI" push "$WORK/big:latest" "$REG/bench/big:latest" -q
 
 now() { date +%s.%N; }
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
@@ -80,9 +66,9 @@ out=$WORK/out
 cmds=(
   "build, 3 layers of ${SIZE_MB} MB|$NIXOCI build $WORK/big.json -o $out -q --force"
   "build, 200 small layers|$NIXOCI build $WORK/small.json -o $out -q --force"
-  "pull, 3 layers of ${SIZE_MB} MB|$NIXOCI pull 127.0.0.1:$PORT/bench/big:latest $out -q --force"
+  "pull, 3 layers of ${SIZE_MB} MB|$NIXOCI pull $REG/bench/big:latest $out -q --force"
   "unpack, ${FILES} files|$NIXOCI unpack $WORK/tree $out -q --force"
-  "push (unchanged image)|$NIXOCI push $WORK/big:latest 127.0.0.1:$PORT/bench/big:latest -q"
+  "push (unchanged image)|$NIXOCI push $WORK/big:latest $REG/bench/big:latest -q"
 )
 export XDG_CACHE_HOME=$WORK/cache
 printf '\n%-32s%14s%14s%10s   (median of %s runs)\n' "" "no sync" "sync" "ratio" "$RUNS"

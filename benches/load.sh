@@ -17,31 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIRS=${ENTRIES_DIRS:-400}
-for tool in docker-registry skopeo python3 curl zstd /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "needs $tool: run bash .ci/install-deps" >&2; exit 1; }
-done
+source benches/lib.sh
+need docker-registry skopeo python3 curl zstd /usr/bin/time
 cargo build --release --quiet
-NIXOCI=$PWD/target/release/nixoci
-WORK=$(mktemp -d /tmp/nixoci-bench-load.XXXXXX)
-REG_PID=
-cleanup() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-REG=127.0.0.1:$PORT
-start_registry() {
-  [ -n "$REG_PID" ] && { kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true; }
-  rm -rf "$WORK/data"
-  cat > "$WORK/reg.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/data}}
-http: {addr: $REG}
-YML
-  docker-registry serve "$WORK/reg.yml" >"$WORK/reg.log" 2>&1 &
-  REG_PID=$!
-  until curl -sf "http://$REG/v2/" >/dev/null; do sleep 0.05; done
-}
+NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+bench_workdir load
+# A new registry, empty, on a new port (benches/lib.sh).
+start_registry() { registry_start; }
 # "SECONDS KB" of one command, its output discarded.
 measure() {
   /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat "$WORK/time" >&2; exit 1; }

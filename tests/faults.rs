@@ -880,7 +880,7 @@ fn sync_calls_from_a_runtimes_block_on_and_outside_return_errors() {
 /// strace, the blob files of a pull with `--jobs 4` of an image of three
 /// blobs get their bytes from three threads, none of them the main one;
 /// the layers are 300 kB each, written in writes of over 100 kB (the
-/// writer's buffer is 1 MiB), which tells them from the small documents
+/// writer's buffer is 256 KiB), which tells them from the small documents
 /// the main thread writes after the downloads.
 #[test]
 fn pull_writes_each_blob_on_a_thread_of_its_own() {

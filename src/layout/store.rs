@@ -22,6 +22,12 @@ use crate::oci::digest::{HashReader, HashWriter, Sha256Digest};
 use crate::oci::json::{canonical_json, open_regular};
 use crate::oci::MediaType;
 
+/// The buffer of a [`BlobWriter`]: writes this big or bigger go straight
+/// to the file (a compressor's output), smaller ones (a tar stream's
+/// headers, a download's chunks) are gathered. 1 MiB held a MiB per blob a
+/// pull writes at once, for no speed.
+const WRITE_BUFFER: usize = 256 << 10;
+
 /// The name blob temporaries are named from (see [`temporary_prefix`]).
 const INCOMING: &str = "incoming";
 
@@ -74,7 +80,7 @@ impl BlobDir {
             .at(&dir)?;
         Ok(BlobWriter {
             _tracked: UnfinishedFile::track(file.path()),
-            inner: HashWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            inner: HashWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file)),
             dir: self.clone(),
         })
     }

@@ -402,6 +402,13 @@ async fn open(b: &Blob) -> std::result::Result<tokio::fs::File, Failure> {
     Ok(file)
 }
 
+/// The size of each read of a blob's file for a streamed upload: the few
+/// reads in flight per upload (the file's, the body's, the connection's)
+/// stay under a MB. With 1 MiB reads a push of three 70 MB layers peaked
+/// at 23 MB of memory, with 128 KiB at 14 MB (as crane), in the same time
+/// (`benches/push.sh`).
+const READ_SIZE: usize = 128 << 10;
+
 /// The whole blob in the commit's body, streamed from its file (the
 /// registry checks the digest it is given).
 async fn upload_whole(
@@ -415,7 +422,7 @@ async fn upload_whole(
     let digest = b.digest.to_string();
     let progress = progress.clone();
     let reported = reported.clone();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(b.size), 1 << 20).map_ok(
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(b.size), READ_SIZE).map_ok(
         move |chunk| {
             reported.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             progress.blob_advance(&digest, chunk.len() as u64);
