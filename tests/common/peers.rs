@@ -21,8 +21,9 @@ pub fn go_peer(program: &str) -> PathBuf {
     bin
 }
 
-/// `crane` with `--insecure` (plain HTTP to the loopback registries); its
-/// configuration in `home` (a test's own, so no user's credentials).
+/// `crane`, its configuration in `home` (a test's own, so no user's
+/// credentials); the caller adds `--insecure` for the plain-HTTP loopback
+/// registries.
 pub fn crane(home: &Path) -> Command {
     let mut c = Command::new(go_peer("crane"));
     c.env("HOME", home)
