@@ -151,6 +151,7 @@ pub fn attach(
         crate::oci::media_type::validate_media_type(f.media_type.as_str())
             .map_err(Error::Invalid)?;
     }
+    nested::check_own_blobs(dir)?;
     let blobs = BlobDir::new(dir);
     blobs.remove_stale();
     blobs.write_json(&json!({}), MediaType::EMPTY)?;
