@@ -191,8 +191,18 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         .as_array()
         .ok_or_else(|| Error::Invalid(format!("{}: no manifests list", path.display())))?
         .clone();
+    // An untagged manifest of an index that index.json also lists (as
+    // `oras cp -r --to-oci-layout` lists each platform manifest that has
+    // referrers) is part of that image: it leaves index.json, as the
+    // referrers do, so that the image is its one entry.
+    let layout_images: BTreeSet<Sha256Digest> = Layout::open(dir)?
+        .images()?
+        .into_iter()
+        .map(|d| d.digest)
+        .collect();
     let mut images = Vec::new();
     let mut moved = Vec::new();
+    let mut dropped = Vec::new();
     for m in manifests {
         let d: Descriptor = serde_json::from_value(m.clone()).map_err(|e| {
             Error::Invalid(format!(
@@ -202,8 +212,10 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         })?;
         if is_referrer(&d) {
             moved.push(m);
-        } else {
+        } else if layout_images.contains(&d.digest) {
             images.push(m);
+        } else {
+            dropped.push(m);
         }
     }
     let listed = match nested::read_index(dir)? {
@@ -216,7 +228,11 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         }
         None => None,
     };
-    let image_digests: Vec<&Value> = images.iter().map(|m| &m["digest"]).collect();
+    let image_digests: Vec<&Value> = images
+        .iter()
+        .chain(&dropped)
+        .map(|m| &m["digest"])
+        .collect();
     let mut entries = images.clone();
     let referrers = listed
         .iter()
@@ -235,7 +251,7 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     }
     // What a killed run left, even when nothing is to be written.
     crate::layout::remove_stale_temporaries(dir, std::ffi::OsStr::new("index.json"));
-    if moved.is_empty() && listed.as_ref() == Some(&entries) {
+    if moved.is_empty() && dropped.is_empty() && listed.as_ref() == Some(&entries) {
         // Listed already; but a layout of another shape is refused all the
         // same, as when something is to be written.
         return nested::check_shape(dir);
@@ -244,7 +260,7 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     // `index.json`: an interrupted run leaves them listed twice (read
     // once), never lost.
     nested::write(dir, &entries)?;
-    if !moved.is_empty() {
+    if !moved.is_empty() || !dropped.is_empty() {
         index["manifests"] = Value::Array(images);
         nested::replace_file(dir, "index.json", &canonical_json(&index))?;
     }

@@ -121,7 +121,9 @@ fn in_layout(layout: &Path, subject: &str) -> Vec<(String, String)> {
 /// DIR/referrers:latest` each deliver both SBOMs, listed under their own
 /// platform's manifest, on registry 2.8 and on the referrers registry;
 /// `nixoci pull --referrers` of what oras pushed writes a layout of the
-/// same shape and entries, which verifies and which crane pushes.
+/// same shape and entries, which verifies and which crane pushes; and the
+/// layout `oras cp -r REF --to-oci-layout` writes of it is read as one
+/// image with its referrers.
 #[test]
 fn a_two_platform_image_carries_the_sbom_of_each_platform() {
     let t = tempfile::tempdir().unwrap();
@@ -185,6 +187,51 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
             .args(["push", "--insecure"])
             .arg(&pulled)
             .arg(format!("{host}/pulled/app:1")));
+
+        // What oras writes from the registry: index.json lists the index
+        // (tagged), each referrer, and each platform manifest that has
+        // one, untagged. Those manifests are part of the image, not images
+        // of their own: push takes the layout without a tag and carries
+        // both SBOMs (it stopped with "holds several images (latest)").
+        let from_oras = t.path().join(format!("oras-{}", host.replace(':', "-")));
+        run(oras(t.path())
+            .args(["cp", "-r", "--from-plain-http"])
+            .arg(format!("{host}/nixoci/app:1"))
+            .arg("--to-oci-layout")
+            .arg(format!("{}:latest", from_oras.display())));
+        let listed = read_json(&from_oras.join("index.json"));
+        assert_eq!(listed["manifests"].as_array().unwrap().len(), 5, "{listed}");
+        run(nixoci_in(t.path())
+            .arg("push")
+            .arg(&from_oras)
+            .arg(format!("{host}/from-oras/app:1"))
+            .arg("-q"));
+        for (subject, want) in subjects.iter().zip(&want) {
+            assert_eq!(
+                &referrers(t.path(), &host, "from-oras/app", subject),
+                want,
+                "{host}"
+            );
+        }
+        // An attach moves the referrers into referrers/ and leaves the
+        // index alone in index.json, which crane takes.
+        run(nixoci().arg("sbom").arg(&from_oras).args([
+            "--attach",
+            "-q",
+            "--platform",
+            "linux/arm64",
+            "--format",
+            "spdx",
+        ]));
+        assert_eq!(
+            read_json(&from_oras.join("index.json")),
+            read_json(&layout.join("index.json"))
+        );
+        run(nixoci().arg("verify").arg(&from_oras));
+        run(crane(t.path())
+            .args(["push", "--insecure"])
+            .arg(&from_oras)
+            .arg(format!("{host}/from-oras-attached/app:1")));
     }
 }
 

@@ -208,12 +208,23 @@ impl Layout {
             .collect())
     }
 
-    /// The `index.json` descriptors of images (not [`is_referrer`]).
+    /// The `index.json` descriptors of images: not [`is_referrer`], and
+    /// not an untagged manifest that another entry, an index, lists (part
+    /// of that image: `oras cp -r REF --to-oci-layout` lists each platform
+    /// manifest that has referrers so, beside the index).
     pub fn images(&self) -> Result<Vec<Descriptor>> {
-        Ok(self
+        let images: Vec<Descriptor> = self
             .entries()?
             .into_iter()
             .filter(|d| !is_referrer(d))
+            .collect();
+        let mut children = BTreeSet::new();
+        for d in images.iter().filter(|d| d.media_type.is_index()) {
+            children.extend(self.refs(d)?.manifests.into_iter().map(|m| m.digest));
+        }
+        Ok(images
+            .into_iter()
+            .filter(|d| !(children.contains(&d.digest) && tags_of(d).is_empty()))
             .collect())
     }
 
