@@ -19,7 +19,6 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::layout::reader::is_referrer;
 use crate::layout::{nested, BlobDir, Layout};
 use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
 use crate::oci::digest::Sha256Digest;
@@ -74,15 +73,16 @@ pub fn artifact_manifest(
     doc
 }
 
-/// The referrers of `layout` whose subject is one of `subjects`, each
-/// with its subject's digest, in the order the layout lists them
-/// ([`Layout::referrers`]): what `push` sends after the image, and `diff`
-/// counts.
+/// The referrers of `layout` whose subject is one of `subjects`, or
+/// another of these referrers (a signature of an SBOM, as `oras cp -r`
+/// copies it), each with its subject's digest, in the order the layout
+/// lists them ([`Layout::referrers`]) but each after its subject: what
+/// `push` sends after the image, and `diff` counts.
 pub fn of_subjects(
     layout: &Layout,
     subjects: &BTreeSet<Sha256Digest>,
 ) -> Result<Vec<(Descriptor, Sha256Digest)>> {
-    let mut out = Vec::new();
+    let mut pending = Vec::new();
     for r in layout.referrers()? {
         let bytes = layout.read_document(&r)?;
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -95,11 +95,22 @@ pub fn of_subjects(
         let subject = doc["subject"]["digest"]
             .as_str()
             .and_then(Sha256Digest::parse);
-        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
-            out.push((r, s));
+        if let Some(s) = subject {
+            pending.push((r, s));
         }
     }
-    Ok(out)
+    let mut reached = subjects.clone();
+    let mut out = Vec::new();
+    loop {
+        let (now, later): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, s)| reached.contains(s));
+        if now.is_empty() {
+            return Ok(out);
+        }
+        reached.extend(now.iter().map(|(r, _)| r.digest.clone()));
+        out.extend(now);
+        pending = later;
+    }
 }
 
 /// The descriptor a referrers list gives the referrer manifest `bytes`
@@ -195,11 +206,9 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     // `oras cp -r --to-oci-layout` lists each platform manifest that has
     // referrers) is part of that image: it leaves index.json, as the
     // referrers do, so that the image is its one entry.
-    let layout_images: BTreeSet<Sha256Digest> = Layout::open(dir)?
-        .images()?
-        .into_iter()
-        .map(|d| d.digest)
-        .collect();
+    let layout = Layout::open(dir)?;
+    let layout_images: BTreeSet<Sha256Digest> =
+        layout.images()?.into_iter().map(|d| d.digest).collect();
     let mut images = Vec::new();
     let mut moved = Vec::new();
     let mut dropped = Vec::new();
@@ -210,7 +219,7 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
                 path.display()
             ))
         })?;
-        if is_referrer(&d) {
+        if layout.is_listed_referrer(&d) {
             moved.push(m);
         } else if layout_images.contains(&d.digest) {
             images.push(m);

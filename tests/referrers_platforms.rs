@@ -122,8 +122,9 @@ fn in_layout(layout: &Path, subject: &str) -> Vec<(String, String)> {
 /// platform's manifest, on registry 2.8 and on the referrers registry;
 /// `nixoci pull --referrers` of what oras pushed writes a layout of the
 /// same shape and entries, which verifies and which crane pushes; and the
-/// layout `oras cp -r REF --to-oci-layout` writes of it is read as one
-/// image with its referrers.
+/// layout `oras cp -r REF --to-oci-layout` writes of it (with a
+/// signature of one SBOM, attached by `oras attach`) is read as one image
+/// with its referrers.
 #[test]
 fn a_two_platform_image_carries_the_sbom_of_each_platform() {
     let t = tempfile::tempdir().unwrap();
@@ -188,11 +189,26 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
             .arg(&pulled)
             .arg(format!("{host}/pulled/app:1")));
 
+        // A signature of the amd64 SBOM: a referrer of a referrer.
+        let sig = t.path().join("sig.json");
+        fs::write(&sig, b"{}").unwrap();
+        let out = run(oras(t.path())
+            .args(["attach", "--plain-http", "--format", "json"])
+            .args(["--artifact-type", "application/vnd.example.sig"])
+            .arg(format!("{host}/nixoci/app@{}", want[0][0].0))
+            .arg("sig.json")
+            .current_dir(t.path()));
+        let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sig_digest = attached["digest"].as_str().unwrap().to_owned();
+
         // What oras writes from the registry: index.json lists the index
         // (tagged), each referrer, and each platform manifest that has
-        // one, untagged. Those manifests are part of the image, not images
-        // of their own: push takes the layout without a tag and carries
-        // both SBOMs (it stopped with "holds several images (latest)").
+        // one, untagged, and the SBOM that has a signature without its
+        // artifactType. Those manifests are part of the image, not images
+        // of their own, and that SBOM is a referrer (its manifest has a
+        // subject): push takes the layout without a tag and carries both
+        // SBOMs and the signature (it stopped with "holds several images
+        // (latest)").
         let from_oras = t.path().join(format!("oras-{}", host.replace(':', "-")));
         run(oras(t.path())
             .args(["cp", "-r", "--from-plain-http"])
@@ -200,7 +216,7 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
             .arg("--to-oci-layout")
             .arg(format!("{}:latest", from_oras.display())));
         let listed = read_json(&from_oras.join("index.json"));
-        assert_eq!(listed["manifests"].as_array().unwrap().len(), 5, "{listed}");
+        assert_eq!(listed["manifests"].as_array().unwrap().len(), 6, "{listed}");
         run(nixoci_in(t.path())
             .arg("push")
             .arg(&from_oras)
@@ -213,6 +229,11 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
                 "{host}"
             );
         }
+        assert_eq!(
+            referrers(t.path(), &host, "from-oras/app", &want[0][0].0),
+            [(sig_digest.clone(), "application/vnd.example.sig".to_owned())],
+            "{host}"
+        );
         // An attach moves the referrers into referrers/ and leaves the
         // index alone in index.json, which crane takes.
         run(nixoci().arg("sbom").arg(&from_oras).args([
@@ -228,6 +249,8 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
             read_json(&layout.join("index.json"))
         );
         run(nixoci().arg("verify").arg(&from_oras));
+        let nested = read_json(&from_oras.join("referrers/index.json"));
+        assert!(nested.to_string().contains(&sig_digest), "{nested}");
         run(crane(t.path())
             .args(["push", "--insecure"])
             .arg(&from_oras)
