@@ -220,7 +220,11 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
             ))
         })?;
         if layout.is_listed_referrer(&d) {
-            moved.push(m);
+            // Listed as the referrers API lists it, with the manifest's
+            // own artifactType: `oras cp -r --to-oci-layout` gives the
+            // empty config's, or none.
+            let bytes = layout.read_document(&d)?;
+            moved.push(listing_entry(&d, &bytes));
         } else if layout_images.contains(&d.digest) {
             images.push(m);
         } else {

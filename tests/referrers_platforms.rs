@@ -95,7 +95,8 @@ fn referrers(env: &Path, host: &str, repo: &str, digest: &str) -> Vec<(String, S
 }
 
 /// What the layout lists as referrers of `subject` (its nested layout's
-/// entries whose manifest names it): (digest, artifact type).
+/// entries whose manifest names it): (digest, artifact type, `(none)`
+/// when the entry has none).
 fn in_layout(layout: &Path, subject: &str) -> Vec<(String, String)> {
     let nested = read_json(&layout.join("referrers/index.json"));
     nested["manifests"]
@@ -109,7 +110,7 @@ fn in_layout(layout: &Path, subject: &str) -> Vec<(String, String)> {
         .map(|m| {
             (
                 m["digest"].as_str().unwrap().to_owned(),
-                m["artifactType"].as_str().unwrap().to_owned(),
+                m["artifactType"].as_str().unwrap_or("(none)").to_owned(),
             )
         })
         .collect()
@@ -251,6 +252,10 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
         run(nixoci().arg("verify").arg(&from_oras));
         let nested = read_json(&from_oras.join("referrers/index.json"));
         assert!(nested.to_string().contains(&sig_digest), "{nested}");
+        // Each listed with its own artifact type (oras's index.json gave
+        // the empty config's, or none).
+        let amd64 = in_layout(&from_oras, &subjects[0]);
+        assert_eq!(amd64, want[0], "{nested}");
         run(crane(t.path())
             .args(["push", "--insecure"])
             .arg(&from_oras)
