@@ -162,7 +162,9 @@ pub fn attach(
         crate::oci::media_type::validate_media_type(f.media_type.as_str())
             .map_err(Error::Invalid)?;
     }
+    // Refused before any blob is written: nothing half-attached.
     nested::check_own_blobs(dir)?;
+    nested::check_shape(dir)?;
     let blobs = BlobDir::new(dir);
     blobs.remove_stale();
     blobs.write_json(&json!({}), MediaType::EMPTY)?;

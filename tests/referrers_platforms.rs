@@ -269,7 +269,8 @@ fn a_two_platform_image_carries_the_sbom_of_each_platform() {
 /// through the nested layout's link and then stopped with
 /// "DIR/referrers/blobs/sha256: Not a directory".) A layout whose own
 /// `blobs/sha256` is a link elsewhere is refused the same way, and nothing
-/// is written where the link leads.
+/// is written where the link leads; so is one whose nested layout has
+/// another shape, before the SBOM's blobs are written.
 #[test]
 fn attaching_to_the_nested_layout_names_the_layout_to_attach_to() {
     let t = tempfile::tempdir().unwrap();
@@ -307,6 +308,27 @@ fn attaching_to_the_nested_layout_names_the_layout_to_attach_to() {
         "cyclonedx",
     ]));
     run(nixoci().arg("verify").arg(&layout));
+
+    // A nested layout of another shape (its oci-layout removed): refused
+    // before the SBOM's blobs are written (they were, then "nothing was
+    // attached").
+    let broken = t.path().join("broken");
+    run(Command::new("cp").arg("-a").arg(&layout).arg(&broken));
+    fs::remove_file(broken.join("referrers/oci-layout")).unwrap();
+    let before = snapshot(&broken);
+    let err = run_fail(nixoci().arg("sbom").arg(&broken).args([
+        "--attach",
+        "--platform",
+        "linux/arm64",
+        "--format",
+        "spdx",
+    ]));
+    assert!(
+        err.contains("the referrers layout is not as nixoci writes it, so nothing was attached")
+            && err.contains("referrers/oci-layout: missing"),
+        "{err}"
+    );
+    assert!(diff(&before, &snapshot(&broken)).is_none(), "{err}");
 
     // blobs/sha256 a link to another directory.
     let linked = t.path().join("linked");
