@@ -19,7 +19,6 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
-use crate::layout::reader::is_referrer;
 use crate::layout::{nested, BlobDir, Layout};
 use crate::oci::descriptor::{Descriptor, ANNOTATION_REF_NAME};
 use crate::oci::digest::Sha256Digest;
@@ -74,15 +73,16 @@ pub fn artifact_manifest(
     doc
 }
 
-/// The referrers of `layout` whose subject is one of `subjects`, each
-/// with its subject's digest, in the order the layout lists them
-/// ([`Layout::referrers`]): what `push` sends after the image, and `diff`
-/// counts.
+/// The referrers of `layout` whose subject is one of `subjects`, or
+/// another of these referrers (a signature of an SBOM, as `oras cp -r`
+/// copies it), each with its subject's digest, in the order the layout
+/// lists them ([`Layout::referrers`]) but each after its subject: what
+/// `push` sends after the image, and `diff` counts.
 pub fn of_subjects(
     layout: &Layout,
     subjects: &BTreeSet<Sha256Digest>,
 ) -> Result<Vec<(Descriptor, Sha256Digest)>> {
-    let mut out = Vec::new();
+    let mut pending = Vec::new();
     for r in layout.referrers()? {
         let bytes = layout.read_document(&r)?;
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -95,11 +95,22 @@ pub fn of_subjects(
         let subject = doc["subject"]["digest"]
             .as_str()
             .and_then(Sha256Digest::parse);
-        if let Some(s) = subject.filter(|s| subjects.contains(s)) {
-            out.push((r, s));
+        if let Some(s) = subject {
+            pending.push((r, s));
         }
     }
-    Ok(out)
+    let mut reached = subjects.clone();
+    let mut out = Vec::new();
+    loop {
+        let (now, later): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, s)| reached.contains(s));
+        if now.is_empty() {
+            return Ok(out);
+        }
+        reached.extend(now.iter().map(|(r, _)| r.digest.clone()));
+        out.extend(now);
+        pending = later;
+    }
 }
 
 /// The descriptor a referrers list gives the referrer manifest `bytes`
@@ -151,6 +162,9 @@ pub fn attach(
         crate::oci::media_type::validate_media_type(f.media_type.as_str())
             .map_err(Error::Invalid)?;
     }
+    // Refused before any blob is written: nothing half-attached.
+    nested::check_own_blobs(dir)?;
+    nested::check_shape(dir)?;
     let blobs = BlobDir::new(dir);
     blobs.remove_stale();
     blobs.write_json(&json!({}), MediaType::EMPTY)?;
@@ -190,8 +204,16 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         .as_array()
         .ok_or_else(|| Error::Invalid(format!("{}: no manifests list", path.display())))?
         .clone();
+    // An untagged manifest of an index that index.json also lists (as
+    // `oras cp -r --to-oci-layout` lists each platform manifest that has
+    // referrers) is part of that image: it leaves index.json, as the
+    // referrers do, so that the image is its one entry.
+    let layout = Layout::open(dir)?;
+    let layout_images: BTreeSet<Sha256Digest> =
+        layout.images()?.into_iter().map(|d| d.digest).collect();
     let mut images = Vec::new();
     let mut moved = Vec::new();
+    let mut dropped = Vec::new();
     for m in manifests {
         let d: Descriptor = serde_json::from_value(m.clone()).map_err(|e| {
             Error::Invalid(format!(
@@ -199,10 +221,16 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
                 path.display()
             ))
         })?;
-        if is_referrer(&d) {
-            moved.push(m);
-        } else {
+        if layout.is_listed_referrer(&d) {
+            // Listed as the referrers API lists it, with the manifest's
+            // own artifactType: `oras cp -r --to-oci-layout` gives the
+            // empty config's, or none.
+            let bytes = layout.read_document(&d)?;
+            moved.push(listing_entry(&d, &bytes));
+        } else if layout_images.contains(&d.digest) {
             images.push(m);
+        } else {
+            dropped.push(m);
         }
     }
     let listed = match nested::read_index(dir)? {
@@ -215,7 +243,11 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
         }
         None => None,
     };
-    let image_digests: Vec<&Value> = images.iter().map(|m| &m["digest"]).collect();
+    let image_digests: Vec<&Value> = images
+        .iter()
+        .chain(&dropped)
+        .map(|m| &m["digest"])
+        .collect();
     let mut entries = images.clone();
     let referrers = listed
         .iter()
@@ -234,7 +266,7 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     }
     // What a killed run left, even when nothing is to be written.
     crate::layout::remove_stale_temporaries(dir, std::ffi::OsStr::new("index.json"));
-    if moved.is_empty() && listed.as_ref() == Some(&entries) {
+    if moved.is_empty() && dropped.is_empty() && listed.as_ref() == Some(&entries) {
         // Listed already; but a layout of another shape is refused all the
         // same, as when something is to be written.
         return nested::check_shape(dir);
@@ -243,7 +275,7 @@ fn add_to_index(dir: &Path, desc: &Descriptor) -> Result<()> {
     // `index.json`: an interrupted run leaves them listed twice (read
     // once), never lost.
     nested::write(dir, &entries)?;
-    if !moved.is_empty() {
+    if !moved.is_empty() || !dropped.is_empty() {
         index["manifests"] = Value::Array(images);
         nested::replace_file(dir, "index.json", &canonical_json(&index))?;
     }

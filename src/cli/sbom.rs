@@ -58,6 +58,9 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
     let platform = a.platform.clone();
     // Before any work: nothing is changed that may not be.
     if a.attach {
+        // The nested layout first: the store's advice would copy it alone.
+        crate::layout::nested::check_own_blobs(&layout)?;
+        crate::layout::nested::check_shape(&layout)?;
         crate::layout::check_may_change(&layout).with_context(|| {
             format!(
                 "cannot attach the SBOM to {} (a Nix-built image gets one with \

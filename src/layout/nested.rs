@@ -202,6 +202,45 @@ fn link_problems(blobs: &Path, fix: &str) -> Vec<String> {
     out
 }
 
+/// Whether blobs may be added to the layout at `layout` in place: its
+/// `blobs/sha256` must be a directory of its own, not a link. The layout
+/// nested at `DIR/referrers` is one (its `blobs/sha256` is the link to
+/// `DIR`'s), read as a layout by every reader but changed only through
+/// `DIR`: the error names `DIR`. Another link is refused too (nixoci never
+/// writes through a link out of a layout). Checked before anything is
+/// written.
+pub fn check_own_blobs(layout: &Path) -> Result<()> {
+    let link = layout.join(BLOBS_LINK);
+    let Ok(meta) = fs::symlink_metadata(&link) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let target = fs::read_link(&link).unwrap_or_default();
+    let parent = std::path::absolute(layout)
+        .ok()
+        .filter(|abs| abs.file_name() == Some(std::ffi::OsStr::new(NAME)))
+        .and_then(|abs| abs.parent().map(Path::to_owned))
+        .filter(|p| p.join("oci-layout").is_file());
+    match parent {
+        Some(parent) if target == Path::new(BLOBS_LINK_TARGET) => {
+            let root = layout.parent().filter(|p| !p.as_os_str().is_empty());
+            let root = root.map_or(parent.clone(), Path::to_owned);
+            Err(Error::Invalid(format!(
+                "{}: the layout nested in {1} that lists {1}'s referrers, not a layout of its own (its {BLOBS_LINK} is the link to {1}'s blobs): attach to {1} instead, and the referrer is listed here",
+                layout.display(),
+                root.display()
+            )))
+        }
+        _ => Err(Error::Invalid(format!(
+            "{}: a symbolic link (to {}); nixoci adds blobs only to a layout's own {BLOBS_LINK} directory, never through a link: replace the link with a copy of the directory it leads to",
+            link.display(),
+            target.display()
+        ))),
+    }
+}
+
 /// The `index.json` of a nested layout listing `entries` (the root's image
 /// entries, then the referrers), canonical JSON.
 pub fn index_bytes(entries: &[Value]) -> Vec<u8> {

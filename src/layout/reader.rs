@@ -208,28 +208,54 @@ impl Layout {
             .collect())
     }
 
-    /// The `index.json` descriptors of images (not [`is_referrer`]).
+    /// Whether the `index.json` entry `d` is a referrer: [`is_referrer`],
+    /// or an untagged manifest with a `subject` (`oras cp -r REF
+    /// --to-oci-layout` lists a referrer that has referrers of its own
+    /// without its `artifactType`). A manifest that cannot be read is
+    /// not: reading it as an image says why.
+    pub fn is_listed_referrer(&self, d: &Descriptor) -> bool {
+        is_referrer(d)
+            || (tags_of(d).is_empty()
+                && d.media_type.is_manifest()
+                && self
+                    .read_document(d)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .is_some_and(|doc| doc.get("subject").is_some_and(|s| s.is_object())))
+    }
+
+    /// The `index.json` descriptors of images: not referrers
+    /// ([`Layout::is_listed_referrer`]), and not an untagged manifest that
+    /// another entry, an index, lists (part of that image: `oras cp -r REF
+    /// --to-oci-layout` lists each platform manifest that has referrers
+    /// so, beside the index).
     pub fn images(&self) -> Result<Vec<Descriptor>> {
-        Ok(self
+        let images: Vec<Descriptor> = self
             .entries()?
             .into_iter()
-            .filter(|d| !is_referrer(d))
+            .filter(|d| !self.is_listed_referrer(d))
+            .collect();
+        let mut children = BTreeSet::new();
+        for d in images.iter().filter(|d| d.media_type.is_index()) {
+            children.extend(self.refs(d)?.manifests.into_iter().map(|m| m.digest));
+        }
+        Ok(images
+            .into_iter()
+            .filter(|d| !(children.contains(&d.digest) && tags_of(d).is_empty()))
             .collect())
     }
 
     /// The layout's referrers, each once (by digest): those of the layout
     /// nested at `referrers/` ([`crate::layout::nested`]: its entries
     /// after the images, as nixoci writes them), and those `index.json`
-    /// itself lists ([`is_referrer`]: as an older nixoci and `oras cp
-    /// --to-oci-layout` write them), these first.
+    /// itself lists ([`Layout::is_listed_referrer`]: as an older nixoci and
+    /// `oras cp --to-oci-layout` write them), these first.
     pub fn referrers(&self) -> Result<Vec<Descriptor>> {
-        let entries = self.entries()?;
-        let images: BTreeSet<Sha256Digest> = entries
-            .iter()
-            .filter(|d| !is_referrer(d))
-            .map(|d| d.digest.clone())
-            .collect();
-        let mut out: Vec<Descriptor> = entries.into_iter().filter(is_referrer).collect();
+        let (mut out, others): (Vec<Descriptor>, Vec<Descriptor>) = self
+            .entries()?
+            .into_iter()
+            .partition(|d| self.is_listed_referrer(d));
+        let images: BTreeSet<Sha256Digest> = others.into_iter().map(|d| d.digest).collect();
         let nested = crate::layout::nested::read_entries(&self.dir)?.unwrap_or_default();
         for d in nested {
             let named = d

@@ -6,7 +6,7 @@
 //! whose first entries are `index.json`'s own image entries as they are,
 //! and after them referrers alone: untagged manifests, each with its blobs
 //! checked by digest and size (in the layout's `blobs/`), and a `subject`
-//! that is the image or one of its manifests.
+//! that is the image, one of its manifests, or another referrer listed.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -79,10 +79,12 @@ impl Verifier {
             .into_iter()
             .filter(|e| !is_listed_referrer(e))
             .collect();
+        // A referrer may have referrers of its own (a signature of an
+        // SBOM): its subject is then another referrer listed here.
         let reached: BTreeSet<String> = reached
             .into_iter()
             .chain(
-                images
+                entries
                     .iter()
                     .filter_map(|e| e["digest"].as_str().map(str::to_owned)),
             )
@@ -110,7 +112,7 @@ impl Verifier {
                     short(digest)
                 )),
                 Some(Some(s)) if !reached.contains(s) => self.problem(format!(
-                    "{at}: its subject {} is not the layout's image or one of its manifests",
+                    "{at}: its subject {} is not the layout's image, one of its manifests, or a referrer listed here",
                     short(s)
                 )),
                 Some(Some(_)) => {}
