@@ -14,9 +14,14 @@
 //! progress it reports, and the sync functions, called from async code,
 //! give an unreachable registry's error rather than panicking.
 //! And a pull writes each blob on a thread of its own (seen with strace).
+//! And a registry that pages its referrers answer (tests/faults/pages.rs):
+//! every page is read, and a loop, a link to another host or no end is
+//! refused.
 //! The README's fault table ("Reliability") is what these tests check.
 
 mod common;
+#[path = "faults/pages.rs"]
+mod pages;
 #[path = "faults/proxy.rs"]
 mod proxy;
 

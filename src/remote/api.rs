@@ -141,17 +141,96 @@ impl Remote {
     /// with a success (a web page, an error in JSON) has none, as one that
     /// answers 404 (distribution 2.8), 400, 405, 406 or 501. Its entries
     /// are left for the caller to read (see [`is_index_body`]).
+    ///
+    /// A registry may page the list: then its answer has a `Link` header
+    /// whose `rel="next"` target (relative to the page's URL, or absolute)
+    /// is the next page, and so on; the pages' `manifests` are merged into
+    /// the first page's index, each digest once. Every page must be an
+    /// image index, on this registry (a link to another scheme, host or
+    /// port is refused: the request would carry its credentials), never
+    /// one seen before, at most [`MAX_REFERRERS_PAGES`] pages and
+    /// [`crate::oci::descriptor::MAX_INDEX_NODES`] referrers in all.
     pub(super) async fn referrers_api(
         &self,
         r: &Reference,
         digest: &Sha256Digest,
     ) -> Result<Option<Value>> {
-        let path = format!("/v2/{}/referrers/{digest}", r.repository);
+        let first = self.url(&format!("/v2/{}/referrers/{digest}", r.repository))?;
+        let Some((mut index, mut next)) = self.referrers_page(r, &first).await? else {
+            self.learn_keeps_referrers(&r.repository, false);
+            return Ok(None);
+        };
+        self.learn_keeps_referrers(&r.repository, true);
+        let of = |what: String| {
+            Error::Invalid(format!(
+                "{}: the referrers of {digest} in {}: {what}",
+                r.registry, r.repository
+            ))
+        };
+        let mut seen = BTreeSet::from([first]);
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        let mut merged = Vec::new();
+        let mut page = index["manifests"].take();
+        for n in 2.. {
+            for entry in page.as_array_mut().map(std::mem::take).unwrap_or_default() {
+                let d = entry["digest"].as_str().unwrap_or_default().to_owned();
+                if listed.insert(d) {
+                    merged.push(entry);
+                }
+            }
+            if merged.len() > crate::oci::descriptor::MAX_INDEX_NODES {
+                return Err(of(format!(
+                    "the registry lists more than {} over its pages; nixoci reads no more (as for any image index)",
+                    crate::oci::descriptor::MAX_INDEX_NODES
+                )));
+            }
+            let Some(url) = next.take() else { break };
+            if !self.is_ours(&url) {
+                return Err(of(format!(
+                    "the registry's Link to the next page leads to {}, off the registry {} (another scheme, host or port); nixoci follows it only on the registry itself (the request would carry its credentials): refused, ask the registry's operator to link its pages on the registry",
+                    url.origin().ascii_serialization(),
+                    r.registry
+                )));
+            }
+            if !seen.insert(url.clone()) {
+                return Err(of(format!(
+                    "the registry's Link to page {n} leads back to a page it sent before ({}), a loop; refused (a fault of the registry: report it to its operator)",
+                    super::errors::without_queries(url.as_str())
+                )));
+            }
+            if n > MAX_REFERRERS_PAGES {
+                return Err(of(format!(
+                    "the registry sends more than {MAX_REFERRERS_PAGES} pages; nixoci reads no more (report it to the registry's operator)"
+                )));
+            }
+            (page, next) = match self.referrers_page(r, &url).await? {
+                Some((mut doc, next)) => (doc["manifests"].take(), next),
+                None => {
+                    return Err(of(format!(
+                        "page {n} ({}), which the registry's Link names, is not an image index; refused (a fault of the registry: report it to its operator)",
+                        super::errors::without_queries(url.as_str())
+                    )))
+                }
+            };
+        }
+        index["manifests"] = Value::Array(merged);
+        Ok(Some(index))
+    }
+
+    /// One page of the referrers API at `url`: its image index and the
+    /// URL of the next page (its `Link`'s `rel="next"`, resolved against
+    /// the page's URL), or `None` when the answer is no image index (see
+    /// [`Remote::referrers_api`]).
+    async fn referrers_page(
+        &self,
+        r: &Reference,
+        url: &reqwest::Url,
+    ) -> Result<Option<(Value, Option<reqwest::Url>)>> {
         let max = crate::oci::json::MAX_DOCUMENT;
-        let body = self
+        let answer = self
             .retry(|| async {
                 let mut res = self
-                    .request(reqwest::Method::GET, &path)
+                    .request_url(reqwest::Method::GET, url.clone())
                     .header(reqwest::header::ACCEPT, MediaType::INDEX.as_str())
                     .send()
                     .await?;
@@ -170,26 +249,28 @@ impl Remote {
                 if !index_type {
                     return Ok(None);
                 }
-                read_capped(&mut res, max, self.deadline())
+                // Its error counts only for a page that is an index.
+                let next = next_page(r, &res);
+                let body = read_capped(&mut res, max, self.deadline())
                     .await?
-                    .map(Some)
                     .map_err(|why| {
                         Failure::Local(why.explain(
                             &r.to_string(),
                             "the referrers the registry sent",
                             max,
                         ))
-                    })
+                    })?;
+                Ok(Some((body, next)))
             })
             .await
             .map_err(|e| self.explain(e))?;
-        let index = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-        let Some(index) = index.filter(is_index_body) else {
-            self.learn_keeps_referrers(&r.repository, false);
+        let Some((body, next)) = answer else {
             return Ok(None);
         };
-        self.learn_keeps_referrers(&r.repository, true);
-        Ok(Some(index))
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(index) if is_index_body(&index) => Ok(Some((index, next?))),
+            _ => Ok(None),
+        }
     }
 
     /// PUT a manifest or index at `r` (its tag, else its digest); the
@@ -321,6 +402,38 @@ fn blob_race(f: &Failure) -> bool {
         }
         _ => false,
     }
+}
+
+/// The most pages of one referrers list that nixoci reads
+/// ([`Remote::referrers_api`]).
+const MAX_REFERRERS_PAGES: usize = 1000;
+
+/// The next page of a paged answer `res`: the target of its `Link`'s
+/// `rel="next"`, resolved against the URL it answered ([`super::link`]).
+fn next_page(r: &Reference, res: &reqwest::Response) -> Result<Option<reqwest::Url>> {
+    let unreadable = |why: String| {
+        Error::Invalid(format!(
+            "{}: the referrers API of {}: {why}; nixoci cannot tell whether more pages follow",
+            r.registry, r.repository
+        ))
+    };
+    let values = res
+        .headers()
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| "a Link header is not text".to_owned())
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    let Some(target) = super::link::next_target(values).map_err(unreadable)? else {
+        return Ok(None);
+    };
+    res.url()
+        .join(&target)
+        .map(Some)
+        .map_err(|e| unreadable(format!("the next page's link {target:?} is no URL ({e})")))
 }
 
 /// Whether `doc`, the body of a referrers API answer, is an image index:

@@ -364,13 +364,24 @@ impl Remote {
         method: reqwest::Method,
         url: reqwest::Url,
     ) -> reqwest::RequestBuilder {
-        let ours = reqwest::Url::parse(&self.base).is_ok_and(|base| base.origin() == url.origin());
+        let ours = self.is_ours(&url);
         let req = self.http.request(method, url);
         if ours {
             self.authenticated(req)
         } else {
             req
         }
+    }
+
+    /// Whether `url` is this registry's: the same scheme, host and port.
+    pub(super) fn is_ours(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base).is_ok_and(|base| base.origin() == url.origin())
+    }
+
+    /// The URL of `path` (with its query, if any) on this registry.
+    pub(super) fn url(&self, path: &str) -> Result<reqwest::Url> {
+        reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| Error::Invalid(format!("{}: {path} makes no URL: {e}", self.registry)))
     }
 
     /// `req` with our authentication.

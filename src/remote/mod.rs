@@ -44,14 +44,17 @@
 //! - `ping`: what a registry says to `GET /v2/` (status and challenge,
 //!   parsed), and the probe of a registry on this machine for plain HTTP,
 //!   whose answer is its ping. Uses nothing else here.
+//! - `link`: the `Link` header of a paged answer, read for its
+//!   `rel="next"` target. Uses nothing else here.
 //! - `client`: [`RemoteOptions`] and the connection to one registry:
 //!   protocol, ping, credentials ([`auth`]), token; `Remote::retry` (the
 //!   loop of `errors` with `transient` as its predicate) and
 //!   `Remote::explain`. Uses `auth`, `errors` and `ping`.
 //! - `api`: the distribution-spec requests on a connection: manifests
 //!   (HEAD, bounded GET checked against its digest, PUT), blobs (HEAD, GET
-//!   cut off at their size), and the walk of a remote index. Uses `client`,
-//!   `errors` and `failure`.
+//!   cut off at their size), the referrers API (its pages followed), and
+//!   the walk of a remote index. Uses `client`, `errors`, `failure` and
+//!   `link`.
 //! - `upload`: sending the blobs of a push: skipped when the repository
 //!   has them (HEAD), mounted from another repository of the registry
 //!   (POST `?mount=&from=`), or uploaded (POST, then one streamed PUT, or
@@ -79,6 +82,7 @@ mod client;
 mod download;
 mod errors;
 mod failure;
+mod link;
 mod mounts;
 mod ping;
 mod pull;

@@ -80,6 +80,32 @@ pub enum Fault {
     /// says so (distribution spec 1.1). Not a fault: what such a registry
     /// in front of go-containerregistry's (which sends none) would say.
     SubjectHeader,
+    /// A GET of the referrers API: the registry's answer (its entries
+    /// sorted by digest, so that pages cut from two answers agree), cut
+    /// into pages of `per_page` entries, the page asked for given by the
+    /// query's `page` (none: the first), each but the last with a `Link`
+    /// to the next (`rel="next"`) in the form `link` says. Not a fault: a
+    /// registry that pages its answer, as the distribution spec allows.
+    PageReferrers { per_page: usize, link: PageLink },
+}
+
+/// How a page of [`Fault::PageReferrers`] links to the next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PageLink {
+    /// Relative to the page's URL, by turns a path (`</v2/…?page=N>`)
+    /// and a query alone (`<?page=N>`).
+    Relative,
+    /// A full URL that names the proxy: `<http://127.0.0.1:PORT/v2/…>`.
+    Absolute,
+    /// As `Relative`, but the last page links back to the first (the
+    /// URL nixoci asked first, without a query).
+    Loop,
+    /// A full URL that names another host, `localhost` (the same server,
+    /// under another name, as a link to another server looks).
+    OtherHost,
+    /// As `Relative`, and past the last page empty pages, each linking
+    /// to the next, without end.
+    Endless,
 }
 
 /// The proxy as a token service: `user`/`password` get `token`.
@@ -286,6 +312,26 @@ fn drip_body(bytes: Bytes) -> Body {
     BodyExt::boxed(StreamBody::new(frames))
 }
 
+/// Page `page` (from 1) of `answer`, an image index, cut into pages of
+/// `per_page` entries sorted by digest; and the number of the page its
+/// `Link` names, if any ([`PageLink`]).
+fn page_of(answer: &[u8], page: usize, per_page: usize, link: PageLink) -> (Bytes, Option<usize>) {
+    let mut index: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    let mut entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    entries.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+    let pages = entries.len().div_ceil(per_page).max(1);
+    let from = (page.saturating_sub(1) * per_page).min(entries.len());
+    let to = (page * per_page).min(entries.len());
+    index["manifests"] = entries[from..to].to_vec().into();
+    let next = match link {
+        _ if page < pages => Some(page + 1),
+        PageLink::Loop => Some(1),
+        PageLink::Endless => Some(page + 1),
+        _ => None,
+    };
+    (serde_json::to_vec(&index).unwrap().into(), next)
+}
+
 async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Response<Body>, String> {
     let method = req.method().as_str().to_owned();
     let path = req
@@ -385,6 +431,22 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             return Ok(full(status, &[("Content-Type", content_type.into())], body));
         }
     }
+    // The page of the referrers to send, the registry's whole answer
+    // being asked for.
+    let mut forwarded = path.clone();
+    let mut paged = None;
+    if let Fault::PageReferrers { per_page, link } = current {
+        let referrers_get = method == "GET" && bare.contains("/referrers/");
+        if fires(&s, n, current, referrers_get) {
+            let page: usize = path
+                .split_once('?')
+                .and_then(|(_, q)| q.split('&').find_map(|p| p.strip_prefix("page=")))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            paged = Some((page, per_page, link));
+            forwarded = bare.clone();
+        }
+    }
     if fires(&s, n, Fault::ServerErrorOnPut, method == "PUT") {
         return Ok(full(500, &[], "fault: internal server error on PUT"));
     }
@@ -418,7 +480,7 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
     }
     let mut up = s
         .client
-        .request(parts.method.clone(), format!("{}{}", s.upstream, path));
+        .request(parts.method.clone(), format!("{}{forwarded}", s.upstream));
     for (k, v) in &parts.headers {
         let skip = matches!(
             k.as_str(),
@@ -435,7 +497,22 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
     let res = up.body(body).send().await.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    let bytes = res.bytes().await.map_err(|e| e.to_string())?;
+    let mut bytes = res.bytes().await.map_err(|e| e.to_string())?;
+    let mut next_link = None;
+    if let (Some((page, per_page, link)), 200) = (paged, status) {
+        let (body, next) = page_of(&bytes, page, per_page, link);
+        bytes = body;
+        next_link = next.map(|next| {
+            let target = match link {
+                PageLink::Absolute => format!("http://127.0.0.1:{}{bare}?page={next}", s.port),
+                PageLink::OtherHost => format!("http://localhost:{}{bare}?page={next}", s.port),
+                _ if next == 1 => bare.clone(),
+                _ if next % 2 == 0 => format!("{bare}?page={next}"),
+                _ => format!("?page={next}"),
+            };
+            format!("<{target}>; rel=\"next\"")
+        });
+    }
 
     let mut out = Response::builder().status(status);
     for (k, v) in &headers {
@@ -458,6 +535,9 @@ async fn handle(s: Arc<State>, fd: i32, req: Request<Incoming>) -> Result<Respon
             continue; // set below, from what is sent
         }
         out = out.header(k, v);
+    }
+    if let Some(link) = next_link {
+        out = out.header("Link", link);
     }
     if let Some(digest) = subject {
         if status == 201 && fires(&s, n, Fault::SubjectHeader, true) {
