@@ -91,8 +91,8 @@ pub struct PullOptions {
     /// Also pull the image's referrers (of its manifest, or of its index
     /// and each manifest pulled): each artifact's manifest and blobs,
     /// listed as referrers, without a tag, in the layout nested at
-    /// `referrers/` ([`crate::layout::nested`]), as `nixoci sbom --attach`
-    /// lists them.
+    /// `referrers/` (README, "Where the referrers are listed"), as `nixoci
+    /// sbom --attach` lists them.
     pub referrers: bool,
 }
 

@@ -42,7 +42,7 @@ pub struct ReferrerReport {
     /// The manifest (or index) it refers to.
     pub subject: Sha256Digest,
     /// `api` (the registry keeps referrers: it answered `OCI-Subject`, or
-    /// its referrers API answered, see [`keeps`]), `fallback` (listed under
+    /// its referrers API answered with an image index), `fallback` (listed under
     /// the fallback tag), or `unchanged` (listed already, by the API or
     /// under the fallback tag).
     pub listed: &'static str,
