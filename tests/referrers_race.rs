@@ -82,6 +82,26 @@ fn assert_none_lost(
     ok
 }
 
+/// `n` `nixoci attach --json` of `reference` started at once, each with a
+/// text file of its own (`note-N-I.txt` in `dir`).
+fn spawn_attaches(dir: &Path, reference: &str, n: usize) -> Vec<Child> {
+    (0..n)
+        .map(|i| {
+            let file = dir.join(format!("note-{n}-{i}.txt"));
+            fs::write(&file, format!("attachment {i} of {n}\n")).unwrap();
+            tool(dir)
+                .arg("attach")
+                .arg(reference)
+                .args(["--artifact-type", "text/plain", "--json"])
+                .arg(&file)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// 8, then 32 `nixoci attach` at once to one image, each of its own file.
 #[test]
 fn concurrent_attaches_are_all_listed_or_fail_saying_so() {
@@ -95,22 +115,7 @@ fn concurrent_attaches_are_all_listed_or_fail_saying_so() {
             .arg(&layout)
             .arg(&reference)
             .arg("-q"));
-        let children: Vec<Child> = (0..n)
-            .map(|i| {
-                let file = t.path().join(format!("note-{n}-{i}.txt"));
-                fs::write(&file, format!("attachment {i} of {n}\n")).unwrap();
-                tool(t.path())
-                    .arg("attach")
-                    .arg(&reference)
-                    .args(["--artifact-type", "text/plain", "--json"])
-                    .arg(&file)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outputs = wait_all(children);
+        let outputs = wait_all(spawn_attaches(t.path(), &reference, n));
         let listed = listed(t.path(), &reference);
         let ok = assert_none_lost(
             &outputs,
@@ -228,23 +233,11 @@ fn concurrent_attaches_on_a_registry_with_the_api_lose_nothing() {
         .arg(&layout)
         .arg(&reference)
         .arg("-q"));
-    let children: Vec<Child> = (0..n)
-        .map(|i| {
-            let file = t.path().join(format!("note-{i}.txt"));
-            fs::write(&file, format!("attachment {i} of {n}\n")).unwrap();
-            tool(t.path())
-                .arg("attach")
-                .arg(&reference)
-                .args(["--artifact-type", "text/plain", "--json"])
-                .arg(&file)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
     let mut attached = BTreeSet::new();
-    for (i, out) in wait_all(children).iter().enumerate() {
+    for (i, out) in wait_all(spawn_attaches(t.path(), &reference, n))
+        .iter()
+        .enumerate()
+    {
         assert!(
             out.status.success(),
             "attach {i}: {}",
