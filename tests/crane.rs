@@ -164,13 +164,7 @@ fn crane_pull_of_a_nixoci_push_is_a_layout_nixoci_reads() {
     let crane = Crane::new();
     assert_served_as_in_layout(&crane, &original, &reference);
     let pulled = dir.join("pulled");
-    crane.out(&[
-        OsStr::new("pull"),
-        OsStr::new("--format"),
-        OsStr::new("oci"),
-        OsStr::new(&reference),
-        pulled.as_os_str(),
-    ]);
+    crane.pull_layout(&reference, &pulled);
     let entry = &read_json(&pulled.join("index.json"))["manifests"][0];
     assert_eq!(
         entry["artifactType"], "application/vnd.oci.image.config.v1+json",
@@ -232,13 +226,7 @@ fn crane_pull_of_a_nixoci_pushed_index_is_a_layout_nixoci_reads() {
     let crane = Crane::new();
     assert_served_as_in_layout(&crane, &layout, &reference);
     let pulled = dir.join("pulled");
-    crane.out(&[
-        OsStr::new("pull"),
-        OsStr::new("--format"),
-        OsStr::new("oci"),
-        OsStr::new(&reference),
-        pulled.as_os_str(),
-    ]);
+    crane.pull_layout(&reference, &pulled);
     run(nixoci().arg("verify").arg(&pulled));
     assert_eq!(manifest_digest(&pulled), manifest_digest(&layout));
     for arch in ["amd64", "arm64"] {
@@ -385,13 +373,7 @@ fn crane_made_images_are_from_image_bases() {
     );
 
     let as_layout = dir.join("crane-layout");
-    crane.out(&[
-        OsStr::new("pull"),
-        OsStr::new("--format"),
-        OsStr::new("oci"),
-        OsStr::new(&mutated),
-        as_layout.as_os_str(),
-    ]);
+    crane.pull_layout(&mutated, &as_layout);
     let as_tarball = dir.join("crane.tar");
     crane.out(&[
         OsStr::new("pull"),

@@ -40,6 +40,17 @@ impl Crane {
         run(&mut self.cmd(args)).stdout
     }
 
+    /// `crane pull --format oci REF DIR`: the image as an OCI layout.
+    pub fn pull_layout(&self, reference: &str, dir: &Path) {
+        self.out(&[
+            OsStr::new("pull"),
+            OsStr::new("--format"),
+            OsStr::new("oci"),
+            OsStr::new(reference),
+            dir.as_os_str(),
+        ]);
+    }
+
     /// `crane digest REF`.
     pub fn digest(&self, reference: &str) -> String {
         String::from_utf8(self.out(&["digest", reference]))
