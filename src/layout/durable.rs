@@ -7,7 +7,9 @@
 //! directory, the blob-location cache) goes through here: the file is
 //! synced before its rename ([`persist`], [`sync_file`]), a staged
 //! directory's whole tree before its rename ([`sync_tree`]), and the
-//! directory holding the new name after it ([`sync_dir`]).
+//! directory holding the new name after it ([`sync_dir`]). A blob is
+//! handed to the disk while it is written ([`Writeback`]), so that its
+//! sync has less left to wait for.
 //!
 //! Both syncs are skipped ([`wanted`]) for the output of the Nix build this
 //! process runs in: there Nix owns durability (it registers the output
