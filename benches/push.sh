@@ -5,6 +5,7 @@
 #   bash benches/push.sh                          # 3 x 70 MB layers, and 120 layers of 100 KB; 3 runs each
 #   SIZE_MB=20 SMALL_LAYERS=30 RUNS=1 bash benches/push.sh   # quick
 #   CRANE=/path/to/crane bash benches/push.sh     # default: .tools/bin/crane (.ci/install-deps)
+#   NIXOCI=/path/to/nixoci bash benches/push.sh   # another build; default: this tree's, built --release
 #
 # For each of two images of gzip layers (what nixoci and Nix build):
 # - the first push: each run into a registry started empty (so nothing is
@@ -32,8 +33,10 @@ RUNS=${RUNS:-3}
 CRANE=${CRANE:-$PWD/.tools/bin/crane}
 need docker-registry skopeo python3 curl /usr/bin/time
 [ -x "$CRANE" ] || { echo "needs crane at $CRANE: run bash .ci/install-deps" >&2; exit 1; }
-cargo build --release --quiet
-NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+if [ -z "${NIXOCI:-}" ]; then
+  cargo build --release --quiet
+  NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+fi
 bench_workdir push
 TOOLS=(nixoci crane skopeo)
 

@@ -29,6 +29,20 @@ impl Call {
         if !matches!(self.name.as_str(), "fsync" | "fdatasync" | "syncfs") {
             return None;
         }
+        self.descriptor()
+    }
+
+    /// The path of the file whose writing back to the disk is started
+    /// (`sync_file_range`, which does not wait for it).
+    fn written_back(&self) -> Option<&str> {
+        if self.name != "sync_file_range" {
+            return None;
+        }
+        self.descriptor()
+    }
+
+    /// The path of the call's descriptor argument, as `strace -y` prints it.
+    fn descriptor(&self) -> Option<&str> {
         let start = self.args.find('<')? + 1;
         let end = self.args.rfind('>')?;
         Some(&self.args[start..end])
@@ -47,7 +61,8 @@ impl Call {
     }
 }
 
-/// Run `cmd` under strace, tracing syncs and renames; the successful
+/// Run `cmd` under strace, tracing syncs (and starts of writeback) and
+/// renames; the successful
 /// calls, in order. Fails (never skips) when strace is missing.
 fn traced(t: &Path, cmd: &Command) -> Vec<Call> {
     require("strace");
@@ -57,7 +72,7 @@ fn traced(t: &Path, cmd: &Command) -> Vec<Call> {
         .arg(&log)
         .args([
             "-e",
-            "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2",
+            "trace=fsync,fdatasync,syncfs,sync_file_range,rename,renameat,renameat2",
         ]);
     s.arg(cmd.get_program()).args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
@@ -375,4 +390,85 @@ fn unpacked_trees_are_synced_before_they_are_named() {
         }
         assert!(calls[commit + 1..].iter().any(|c| c.synced() == t.to_str()));
     }
+}
+
+/// A large blob is handed to the disk while it arrives: every 8 MiB its
+/// new bytes are given to the kernel to write back (`sync_file_range`,
+/// which does not wait), so that its sync, still before its rename, has
+/// little left to wait for. Seen on `pull` from registry 2.8 (and `build`,
+/// through the same blob writer) of a 20 MiB layer; never when nothing is
+/// synced (`NIXOCI_SYNC=0`).
+#[test]
+fn large_blobs_are_written_back_while_they_arrive() {
+    let reg = common::registry::Registry::start(common::registry::Setup::default());
+    let t = tempfile::tempdir().unwrap();
+    let t = fs::canonicalize(t.path()).unwrap();
+    // 20 MiB that no compression shrinks (xorshift).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..20 << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    file(&t, "in/big", &data, 0o644);
+    let s = t.join("s.json");
+    write_json(
+        &s,
+        &json!({
+            "layers": [{"files": [{"source": t.join("in/big"), "destination": "/big"}], "compression": "none"}],
+            "architecture": "amd64",
+            "tags": ["latest"]
+        }),
+    );
+    // Where the largest blob of `layout` was written back and synced.
+    let check = |calls: &[Call], layout: &Path, what: &str| {
+        let (commit, staged) = rename_to(calls, layout);
+        let hex = fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .max_by_key(|e| e.metadata().unwrap().len())
+            .unwrap()
+            .file_name();
+        let named = Path::new(&staged).join("blobs/sha256").join(hex);
+        let (renamed, tmp) = rename_to(calls, &named);
+        let synced = position(calls, &format!("sync of {tmp}"), |c| {
+            c.synced() == Some(&tmp)
+        });
+        let early: Vec<usize> = (0..calls.len())
+            .filter(|&i| calls[i].written_back() == Some(&tmp))
+            .collect();
+        assert_eq!(early.len(), 2, "{what}: {tmp} written back at 8 and 16 MiB");
+        assert!(early.iter().all(|&i| i < synced), "{what}: after its sync");
+        assert!(synced < renamed && renamed < commit, "{what}: synced late");
+    };
+    let layout = t.join("layout");
+    check(&traced(&t, &build_cmd(&s, &layout)), &layout, "build");
+
+    let reference = reg.reference("big:1");
+    run(nixoci_in(&t)
+        .arg("push")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&reference)
+        .arg("-q"));
+    let pull = |dest: &Path| {
+        let mut c = nixoci_in(&t);
+        c.arg("pull")
+            .arg(&reference)
+            .arg(dest)
+            .arg("-q")
+            .env_remove("NIX_BUILD_TOP")
+            .env_remove("NIXOCI_SYNC");
+        c
+    };
+    let pulled = t.join("pulled");
+    check(&traced(&t, &pull(&pulled)), &pulled, "pull");
+
+    let off = t.join("off");
+    let calls = traced(&t, pull(&off).env("NIXOCI_SYNC", "0"));
+    rename_to(&calls, &off);
+    let early: Vec<&str> = calls.iter().filter_map(Call::written_back).collect();
+    assert_eq!(early, Vec::<&str>::new(), "written back with NIXOCI_SYNC=0");
 }

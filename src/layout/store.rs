@@ -78,9 +78,14 @@ impl BlobDir {
             .prefix(&temporary_prefix(OsStr::new(INCOMING)))
             .tempfile_in(&dir)
             .at(&dir)?;
+        // Written back as it comes when the blob is to be synced.
+        let sync = durable::wanted(self.staged_for.as_deref().unwrap_or(&dir))?;
         Ok(BlobWriter {
             _tracked: UnfinishedFile::track(file.path()),
-            inner: HashWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            inner: HashWriter::new(BufWriter::with_capacity(
+                WRITE_BUFFER,
+                durable::Writeback::new(file, sync),
+            )),
             dir: self.clone(),
         })
     }
@@ -193,7 +198,7 @@ impl io::Read for BlobReader {
 /// to its digest by [`BlobWriter::complete`] ([`durable`]), deleted if
 /// dropped before.
 pub struct BlobWriter {
-    inner: HashWriter<BufWriter<tempfile::NamedTempFile>>,
+    inner: HashWriter<BufWriter<durable::Writeback<tempfile::NamedTempFile>>>,
     dir: BlobDir,
     _tracked: UnfinishedFile,
 }
@@ -226,12 +231,13 @@ impl BlobWriter {
     /// Name the written file `digest`.
     fn persist(
         dir: &BlobDir,
-        buf: BufWriter<tempfile::NamedTempFile>,
+        buf: BufWriter<durable::Writeback<tempfile::NamedTempFile>>,
         digest: &Sha256Digest,
     ) -> Result<()> {
         let file = buf
             .into_inner()
-            .map_err(|e| Error::io(dir.root.join("blobs/sha256"), e.into_error()))?;
+            .map_err(|e| Error::io(dir.root.join("blobs/sha256"), e.into_error()))?
+            .into_inner();
         let target = dir.path(digest);
         file.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
