@@ -35,6 +35,27 @@ fn oras_json(home: &Path, cwd: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&printed).unwrap_or_else(|e| panic!("oras {args:?}: {e}: {printed}"))
 }
 
+/// `oras attach --plain-http SUBJECT --artifact-type
+/// application/vnd.example.signature sig.json` run in `cwd`: the digest of
+/// the referrer oras pushed.
+fn oras_attach_signature(home: &Path, cwd: &Path, subject: &str) -> String {
+    oras_json(
+        home,
+        cwd,
+        &[
+            "attach",
+            "--plain-http",
+            subject,
+            "--artifact-type",
+            "application/vnd.example.signature",
+            "sig.json",
+        ],
+    )["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// `nixoci ARGS --json`, parsed.
 fn nixoci_json(args: &[&str]) -> Value {
     let out = run(nixoci().args(args).arg("--json"));
@@ -361,19 +382,7 @@ fn oras_attach_is_read_by_nixoci() {
     for reg in Either::both() {
         let reference = reg.reference("app/signed:1");
         run(nixoci().arg("push").arg(&image).arg(&reference).arg("-q"));
-        let attached = oras_json(
-            &home,
-            t.path(),
-            &[
-                "attach",
-                "--plain-http",
-                &reference,
-                "--artifact-type",
-                "application/vnd.example.signature",
-                "sig.json",
-            ],
-        );
-        let digest = attached["digest"].as_str().unwrap().to_owned();
+        let digest = oras_attach_signature(&home, t.path(), &reference);
 
         let listed = nixoci_json(&["referrers", &reference]);
         let source = match reg {
@@ -452,21 +461,7 @@ fn oras_attach_is_read_by_nixoci() {
         let repo = reference.rsplit_once(':').unwrap().0;
         let mut attached: Vec<String> = [reference.clone(), format!("{repo}@{arm}")]
             .iter()
-            .map(|subject| {
-                let a = oras_json(
-                    &home,
-                    t.path(),
-                    &[
-                        "attach",
-                        "--plain-http",
-                        subject,
-                        "--artifact-type",
-                        "application/vnd.example.signature",
-                        "sig.json",
-                    ],
-                );
-                a["digest"].as_str().unwrap().to_owned()
-            })
+            .map(|subject| oras_attach_signature(&home, t.path(), subject))
             .collect();
         attached.sort();
         let pulled = t.path().join(format!("pulled-multi-{source}"));

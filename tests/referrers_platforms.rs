@@ -316,13 +316,7 @@ fn attaching_to_the_nested_layout_names_the_layout_to_attach_to() {
     run(Command::new("cp").arg("-a").arg(&layout).arg(&broken));
     fs::remove_file(broken.join("referrers/oci-layout")).unwrap();
     let before = snapshot(&broken);
-    let err = run_fail(nixoci().arg("sbom").arg(&broken).args([
-        "--attach",
-        "--platform",
-        "linux/arm64",
-        "--format",
-        "spdx",
-    ]));
+    let err = attach_arm64_spdx_fails(&broken);
     assert!(
         err.contains("the referrers layout is not as nixoci writes it, so nothing was attached")
             && err.contains("referrers/oci-layout: missing"),
@@ -338,13 +332,7 @@ fn attaching_to_the_nested_layout_names_the_layout_to_attach_to() {
     std::os::unix::fs::symlink(&elsewhere, linked.join("blobs/sha256")).unwrap();
     fs::remove_dir_all(linked.join("referrers")).unwrap();
     let before = snapshot(&elsewhere);
-    let err = run_fail(nixoci().arg("sbom").arg(&linked).args([
-        "--attach",
-        "--platform",
-        "linux/arm64",
-        "--format",
-        "spdx",
-    ]));
+    let err = attach_arm64_spdx_fails(&linked);
     assert!(
         err.contains(&format!(
             "{}: a symbolic link (to {})",
@@ -354,4 +342,16 @@ fn attaching_to_the_nested_layout_names_the_layout_to_attach_to() {
         "{err}"
     );
     assert!(diff(&before, &snapshot(&elsewhere)).is_none(), "{err}");
+}
+
+/// The message of `nixoci sbom LAYOUT --attach --platform linux/arm64
+/// --format spdx`, which must fail.
+fn attach_arm64_spdx_fails(layout: &Path) -> String {
+    run_fail(nixoci().arg("sbom").arg(layout).args([
+        "--attach",
+        "--platform",
+        "linux/arm64",
+        "--format",
+        "spdx",
+    ]))
 }

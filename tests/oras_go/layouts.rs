@@ -25,21 +25,7 @@ fn layouts_oras_writes_are_read_by_nixoci() {
     };
     let reference = reg.reference("app/copied:1");
     run(nixoci().arg("push").arg(&layout).arg(&reference).arg("-q"));
-    let sig = oras_json(
-        &home,
-        t.path(),
-        &[
-            "attach",
-            "--plain-http",
-            &reference,
-            "--artifact-type",
-            "application/vnd.example.signature",
-            "sig.json",
-        ],
-    )["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sig = oras_attach_signature(&home, t.path(), &reference);
 
     let copied = t.path().join("copied");
     oras_in(
