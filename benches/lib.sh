@@ -4,6 +4,7 @@
 #
 #   source benches/lib.sh
 #   need docker-registry curl python3       # stops with a message if one is missing
+#   need_crane; release_nixoci              # sets CRANE, and NIXOCI unless given
 #   bench_workdir push                      # $WORK, removed (and the registry stopped) at exit
 #   registry_start                          # empty storage; sets REG (127.0.0.1:PORT) and REG_PID
 #   registry_writes 'bench/x' FROM_LINE     # PUT/POST/PATCH/DELETE requests on bench/x since line FROM_LINE
@@ -15,6 +16,22 @@ need() {
   for tool in "$@"; do
     command -v "$tool" >/dev/null || { echo "needs $tool: run bash .ci/install-deps" >&2; exit 1; }
   done
+}
+
+# $NIXOCI: the binary to measure; unless given, this tree's release
+# build, built now.
+release_nixoci() {
+  if [ -z "${NIXOCI:-}" ]; then
+    cargo build --release --quiet
+    NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+  fi
+}
+
+# $CRANE: crane (default .tools/bin/crane, from .ci/install-deps), or stop
+# with a message.
+need_crane() {
+  CRANE=${CRANE:-$PWD/.tools/bin/crane}
+  [ -x "$CRANE" ] || { echo "needs crane at $CRANE: run bash .ci/install-deps" >&2; exit 1; }
 }
 
 REG_PID=

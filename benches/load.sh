@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 DIRS=${ENTRIES_DIRS:-400}
 source benches/lib.sh
 need docker-registry skopeo python3 curl zstd /usr/bin/time
-cargo build --release --quiet
-NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+NIXOCI=  # this tree's build, always
+release_nixoci
 bench_workdir load
 # A new registry, empty, on a new port (benches/lib.sh).
 start_registry() { registry_start; }

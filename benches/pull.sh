@@ -19,11 +19,10 @@ source benches/lib.sh
 SIZE_MB=${SIZE_MB:-50}
 LAYERS=${LAYERS:-6}
 RUNS=${RUNS:-3}
-CRANE=${CRANE:-$PWD/.tools/bin/crane}
 need docker-registry skopeo python3 curl /usr/bin/time
-[ -x "$CRANE" ] || { echo "needs crane at $CRANE: run bash .ci/install-deps" >&2; exit 1; }
-cargo build --release --quiet
-NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
+need_crane
+NIXOCI=  # this tree's build, always
+release_nixoci
 bench_workdir pull
 registry_start
 

@@ -30,13 +30,9 @@ SIZE_MB=${SIZE_MB:-70}
 SMALL_LAYERS=${SMALL_LAYERS:-120}
 SMALL_KB=${SMALL_KB:-100}
 RUNS=${RUNS:-3}
-CRANE=${CRANE:-$PWD/.tools/bin/crane}
 need docker-registry skopeo python3 curl /usr/bin/time
-[ -x "$CRANE" ] || { echo "needs crane at $CRANE: run bash .ci/install-deps" >&2; exit 1; }
-if [ -z "${NIXOCI:-}" ]; then
-  cargo build --release --quiet
-  NIXOCI=${CARGO_TARGET_DIR:-$PWD/target}/release/nixoci
-fi
+need_crane
+release_nixoci
 bench_workdir push
 TOOLS=(nixoci crane skopeo)
 
