@@ -163,29 +163,25 @@ rec {
   # with its string context discarded, only the layer (which holds app)
   # does.
   envWith =
-    path:
-    lib.ociImage {
-      name = "env";
-      files = [ { source = app; } ];
-      config.Env = [ "PATH=${path}/bin" ];
-      maxLayers = null;
-    };
-  envReferenced = envWith app;
-  envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}");
+    path: extra:
+    lib.ociImage (
+      {
+        name = "env";
+        files = [ { source = app; } ];
+        config.Env = [ "PATH=${path}/bin" ];
+        maxLayers = null;
+      }
+      // extra
+    );
+  envReferenced = envWith app { };
+  envNotReferenced = envWith (builtins.unsafeDiscardStringContext "${app}") { };
   # strictReferences: the same two images, and the leak made of building
   # blocks (the config's reference reaches the layout through the
   # manifest), onto a base image, and an uncompressed layer.
-  envStrict =
-    path:
-    lib.ociImage {
-      name = "env";
-      files = [ { source = app; } ];
-      config.Env = [ "PATH=${path}/bin" ];
-      maxLayers = null;
-      strictReferences = true;
-    };
-  strictLeaking = envStrict app;
-  strictClean = envStrict (builtins.unsafeDiscardStringContext "${app}");
+  strictLeaking = envWith app { strictReferences = true; };
+  strictClean = envWith (builtins.unsafeDiscardStringContext "${app}") {
+    strictReferences = true;
+  };
   strictBlocks =
     path:
     lib.ociImageLayout {
