@@ -113,6 +113,14 @@ pub fn of_subjects(
     }
 }
 
+/// The artifact type of a referrer's `manifest`, as a referrers list gives
+/// it (image spec 1.1): its `artifactType`, else its config's media type.
+pub fn artifact_type_of(manifest: &Value) -> Option<&str> {
+    manifest["artifactType"]
+        .as_str()
+        .or_else(|| manifest["config"]["mediaType"].as_str())
+}
+
 /// The descriptor a referrers list gives the referrer manifest `bytes`
 /// described by `desc`, as the referrers API gives it (distribution spec
 /// 1.1) and the fallback index copies it: media type, digest and size, the
@@ -125,10 +133,7 @@ pub fn listing_entry(desc: &Descriptor, bytes: &[u8]) -> Value {
         "digest": desc.digest,
         "size": desc.size,
     });
-    let artifact_type = manifest["artifactType"]
-        .as_str()
-        .or_else(|| manifest["config"]["mediaType"].as_str());
-    if let Some(t) = artifact_type {
+    if let Some(t) = artifact_type_of(&manifest) {
         entry["artifactType"] = json!(t);
     }
     if let Some(a) = manifest.get("annotations").filter(|a| a.is_object()) {

@@ -250,10 +250,7 @@ async fn fetch_referrers(
             entry.annotations.remove(ANNOTATION_REF_NAME);
             if entry.artifact_type.is_none() {
                 // As the referrers API gives it, whatever the listing held.
-                entry.artifact_type = doc["artifactType"]
-                    .as_str()
-                    .or_else(|| doc["config"]["mediaType"].as_str())
-                    .map(str::to_owned);
+                entry.artifact_type = crate::referrers::artifact_type_of(&doc).map(str::to_owned);
             }
             image.documents.push((r.digest.clone(), bytes));
             image.manifests.push(doc);

@@ -28,7 +28,7 @@ use crate::oci::json::canonical_json;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
-use crate::referrers::{fallback_document, listing_entry};
+use crate::referrers::{artifact_type_of, fallback_document, listing_entry};
 
 /// What happened to one referrer on a push.
 #[derive(Clone, Debug, Serialize)]
@@ -348,10 +348,7 @@ pub(super) async fn of_subject(
                 d.digest
             ))
         })?;
-        let own = doc["artifactType"]
-            .as_str()
-            .or_else(|| doc["config"]["mediaType"].as_str());
-        if let Some(t) = own {
+        if let Some(t) = artifact_type_of(&doc) {
             d.artifact_type = Some(t.to_owned());
         }
     }
