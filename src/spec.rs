@@ -27,6 +27,9 @@ pub struct LayerSpec {
     /// Files, directories and symlinks to put into the layer.
     #[serde(default, deserialize_with = "objects")]
     pub files: Vec<FileSpec>,
+    /// Directories made with the mode and owner given (`/tmp` 1777).
+    #[serde(default, deserialize_with = "objects")]
+    pub directories: Vec<DirectorySpec>,
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -198,8 +201,13 @@ pub struct GraphSpec {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FileSpec {
-    /// A file, directory or symlink on the building machine.
-    pub source: PathBuf,
+    /// A file, directory or symlink on the building machine (or `text`).
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// The file's content, written inline instead of a `source` (then
+    /// `destination` is required).
+    #[serde(default)]
+    pub text: Option<String>,
     /// Absolute path in the image. A trailing `/` puts a file or symlink
     /// inside that directory under its own name. Absent: the source's own
     /// (absolute) path.
@@ -225,6 +233,25 @@ pub struct FileSpec {
     /// whose index may differ from its place in this list.
     #[serde(default)]
     pub label: Option<String>,
+}
+
+/// A directory made with the mode and owner given, whatever else places it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DirectorySpec {
+    /// Absolute path in the image.
+    pub path: String,
+    /// Permission bits, as an octal string (`"1777"`; default `"0755"`);
+    /// setuid, setgid and sticky bits are kept.
+    #[serde(default, deserialize_with = "deserialize_mode")]
+    pub mode: Option<u32>,
+    /// Owner id (default: 0).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group id (default: 0).
+    #[serde(default)]
+    pub gid: Option<u32>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

@@ -47,17 +47,41 @@ pub fn write_layer(
             gid: f.gid,
             link: f.link,
         };
+        let label = format!("{at}: {}", file_label(f, i));
+        let source = match (&f.source, &f.text) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "{label}: has both \"source\" and \"text\"; give one"
+                )))
+            }
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "{label}: needs a \"source\" (a path) or a \"text\" (the file's content)"
+                )))
+            }
+            (None, Some(text)) => {
+                tree.add_text(text, &place, &file_label(f, i))
+                    .map_err(|e| e.within(label))?;
+                continue;
+            }
+            (Some(source), None) => source,
+        };
         // Decided on the source as the spec writes it: resolved, every
         // source is absolute when the spec's own name is.
-        if f.destination.is_none() && f.source.is_relative() {
+        if f.destination.is_none() && source.is_relative() {
             return Err(Error::Destination {
-                destination: f.source.display().to_string(),
+                destination: source.display().to_string(),
                 reason: RELATIVE_WITHOUT_DESTINATION.into(),
             }
-            .within(format!("{at}: {}", file_label(f, i))));
+            .within(label));
         }
-        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
-            .map_err(|e| e.within(format!("{at}: {}", file_label(f, i))))?;
+        tree.add(&spec::resolve(&base, source), &place, spec_path)
+            .map_err(|e| e.within(label))?;
+    }
+    for (i, d) in spec.directories.iter().enumerate() {
+        let label = format!("directories[{i}]");
+        tree.add_directory(&d.path, d.mode, d.uid, d.gid, &label)
+            .map_err(|e| e.within(format!("{at}: {label}")))?;
     }
     let closure = match &spec.closure {
         None => Vec::new(),
@@ -127,7 +151,7 @@ fn copied_roots(spec: &LayerSpec, base: &Path) -> BTreeSet<PathBuf> {
     };
     let (mut copied, mut kept) = (BTreeSet::new(), BTreeSet::new());
     for f in &spec.files {
-        if let Some(r) = root(&f.source) {
+        if let Some(r) = f.source.as_deref().and_then(root) {
             if f.destination.is_some() && !f.link {
                 copied.insert(r);
             } else {

@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::oci::json::open_regular;
@@ -47,6 +48,12 @@ pub struct Entry {
     pub implicit: bool,
     /// For a whiteout: the path it removes, as the spec gave it.
     pub removes: Option<String>,
+    /// For an inline file (`text`): its bytes, written instead of reading
+    /// `origin` (which then names the spec entry).
+    pub inline: Option<Arc<[u8]>>,
+    /// A directory of the `directories` list: its mode and owner win over
+    /// any other directory placed at its path.
+    pub declared: bool,
 }
 
 impl Entry {
@@ -112,6 +119,8 @@ fn whiteout_entry(dest: &str) -> Entry {
         origin: PathBuf::from("/dev/null"),
         implicit: false,
         removes: Some(dest.to_owned()),
+        inline: None,
+        declared: false,
     }
 }
 
@@ -433,6 +442,8 @@ impl Tree {
             origin: path.to_owned(),
             implicit: false,
             removes: None,
+            inline: None,
+            declared: false,
         })
     }
 
@@ -481,8 +492,15 @@ impl Tree {
         };
         match (&existing.kind, &entry.kind) {
             (Kind::Dir, Kind::Dir) => {
-                // Directories merge; the first explicit one sets the metadata.
-                if existing.implicit {
+                // Directories merge; a declared one (`directories`) sets
+                // the metadata, else the first explicit one.
+                if existing.declared && entry.declared {
+                    if (existing.mode, existing.uid, existing.gid)
+                        != (entry.mode, entry.uid, entry.gid)
+                    {
+                        return Err(conflict("modes or owners", existing));
+                    }
+                } else if existing.implicit || (entry.declared && !existing.declared) {
                     *existing = entry;
                 }
                 Ok(())
@@ -491,7 +509,7 @@ impl Tree {
                 Err(conflict("symlink targets", existing))
             }
             (Kind::File { .. }, Kind::File { .. }) if existing.origin != entry.origin => {
-                if !same_content(&existing.origin, &entry.origin)? {
+                if !same_content(existing, &entry)? {
                     Err(conflict("content", existing))
                 } else if (existing.mode, existing.uid, existing.gid)
                     != (entry.mode, entry.uid, entry.gid)
@@ -531,6 +549,8 @@ impl Tree {
                             origin: origin.to_owned(),
                             implicit: true,
                             removes: None,
+                            inline: None,
+                            declared: false,
                         },
                     );
                 }
@@ -564,8 +584,26 @@ impl Tree {
     }
 }
 
-/// Whether two files hold the same bytes (streamed, never both in memory).
-fn same_content(a: &Path, b: &Path) -> Result<bool> {
+/// Whether two file entries hold the same bytes (streamed, never both in
+/// memory; an inline file's bytes are in memory already).
+fn same_content(a: &Entry, b: &Entry) -> Result<bool> {
+    match (&a.inline, &b.inline) {
+        (Some(x), Some(y)) => return Ok(x == y),
+        (Some(text), None) | (None, Some(text)) => {
+            let on_disk = if a.inline.is_none() { a } else { b };
+            let (f, m) = open_regular(&on_disk.origin)?;
+            if m.len() != text.len() as u64 {
+                return Ok(false);
+            }
+            let mut bytes = Vec::with_capacity(text.len());
+            f.take(m.len() + 1)
+                .read_to_end(&mut bytes)
+                .at(&on_disk.origin)?;
+            return Ok(*bytes == **text);
+        }
+        (None, None) => {}
+    }
+    let (a, b) = (a.origin.as_path(), b.origin.as_path());
     let ((fa, ma), (fb, mb)) = (open_regular(a)?, open_regular(b)?);
     if ma.len() != mb.len() {
         return Ok(false);
@@ -637,6 +675,7 @@ pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
     Ok((body.to_owned(), trailing))
 }
 
+mod declared;
 mod removals;
 #[cfg(test)]
 mod tests;

@@ -142,3 +142,129 @@ fn destinations() {
         assert!(e.contains(why), "{bad:?}: {e}");
     }
 }
+
+fn text_at(d: &str) -> Placement<'_> {
+    dest(d)
+}
+
+/// Issue 24: an inline file is 0444 root unless told, needs a full
+/// destination, and meets a file of the same bytes once, of other bytes
+/// as a conflict naming both.
+#[test]
+fn inline_text_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("same");
+    fs::write(&same, "a=1\n").unwrap();
+    let mut t = tree();
+    t.add_text("a=1\n", &text_at("/etc/app.conf"), "files[0]")
+        .unwrap();
+    let e = &t.entries[b"etc/app.conf".as_slice()];
+    assert_eq!((e.mode, e.uid, e.gid), (0o444, 0, 0));
+    assert_eq!(e.inline.as_deref(), Some(b"a=1\n".as_slice()));
+    assert!(t.entries[b"etc".as_slice()].implicit);
+    // The same bytes from a source and from another entry: once.
+    t.add(&same, &dest("/etc/app.conf"), Path::new("spec"))
+        .unwrap();
+    t.add_text("a=1\n", &text_at("/etc/app.conf"), "files[2]")
+        .unwrap();
+    let e = t
+        .add_text("a=2\n", &text_at("/etc/app.conf"), "files[3]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("files[0] (inline text)") && e.contains("files[3] (inline text)"),
+        "{e}"
+    );
+    assert!(e.contains("content"), "{e}");
+    let owned = Placement {
+        destination: Some("/etc/other"),
+        mode: Some(0o600),
+        uid: Some(1000),
+        gid: Some(100),
+        link: false,
+    };
+    t.add_text("", &owned, "files[4]").unwrap();
+    let e = &t.entries[b"etc/other".as_slice()];
+    assert_eq!((e.mode, e.uid, e.gid), (0o600, 1000, 100));
+    for (bad, why) in [
+        ("/etc/", "not ending in /"),
+        ("/", "not ending in /"),
+        ("etc/x", "must be absolute"),
+        ("/etc/../x", "'..' is not allowed"),
+    ] {
+        let e = t
+            .add_text("x", &text_at(bad), "files[9]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let e = t
+        .add_text("x", &Placement::default(), "files[9]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"text\" needs a \"destination\""), "{e}");
+}
+
+/// Issue 24: a declared directory keeps bits above 0777, wins over an
+/// implicit parent and over a directory a source places (in either
+/// order), and conflicts with another declared one that differs.
+#[test]
+fn declared_directories() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("tmp")).unwrap();
+    fs::write(src.path().join("tmp/f"), "x").unwrap();
+    let mut t = tree();
+    t.add_text("x", &text_at("/var/lib/app/x"), "files[0]")
+        .unwrap();
+    t.add(src.path(), &dest("/"), Path::new("spec")).unwrap();
+    assert_eq!(t.entries[b"tmp".as_slice()].mode, 0o555);
+    t.add_directory("/tmp", Some(0o1777), None, None, "directories[0]")
+        .unwrap();
+    t.add_directory(
+        "/var/lib/app",
+        Some(0o750),
+        Some(1000),
+        Some(1000),
+        "directories[1]",
+    )
+    .unwrap();
+    t.add_directory("/srv", None, None, None, "directories[2]")
+        .unwrap();
+    // Placed by a source after the declaration: the declaration stays.
+    t.add(src.path(), &dest("/"), Path::new("spec")).unwrap();
+    let meta = |p: &[u8]| {
+        let e = &t.entries[p];
+        (e.kind.clone(), e.mode, e.uid, e.gid)
+    };
+    assert_eq!(meta(b"tmp"), (Kind::Dir, 0o1777, 0, 0));
+    assert_eq!(meta(b"var/lib/app"), (Kind::Dir, 0o750, 1000, 1000));
+    assert_eq!(meta(b"var/lib"), (Kind::Dir, 0o755, 0, 0));
+    assert_eq!(meta(b"srv"), (Kind::Dir, 0o755, 0, 0));
+    // The same declaration twice: fine; a different one: both named.
+    t.add_directory("/tmp", Some(0o1777), None, None, "directories[3]")
+        .unwrap();
+    let e = t
+        .add_directory("/tmp", Some(0o755), None, None, "directories[4]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("directories[0]")
+            && e.contains("directories[4]")
+            && e.contains("modes or owners"),
+        "{e}"
+    );
+    // A file where a directory is declared.
+    let e = t
+        .add_directory("/tmp/f", None, None, None, "directories[5]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("directories[5]") && e.contains("kinds of file"),
+        "{e}"
+    );
+    let e = t
+        .add_directory("/", None, None, None, "directories[6]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not ending in /"), "{e}");
+}
