@@ -30,6 +30,9 @@ pub struct LayerSpec {
     /// Directories made with the mode and owner given (`/tmp` 1777).
     #[serde(default, deserialize_with = "objects")]
     pub directories: Vec<DirectorySpec>,
+    /// Symbolic links; a target in the Nix store brings that store path.
+    #[serde(default, deserialize_with = "objects")]
+    pub symlinks: Vec<SymlinkSpec>,
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -252,6 +255,19 @@ pub struct DirectorySpec {
     /// Group id (default: 0).
     #[serde(default)]
     pub gid: Option<u32>,
+}
+
+/// A symbolic link made at `path`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SymlinkSpec {
+    /// Absolute path of the link in the image.
+    pub path: String,
+    /// What it points to, byte for byte (relative targets are kept as
+    /// written). A target in the Nix store puts its store path into the
+    /// layer, at its own path.
+    pub target: String,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

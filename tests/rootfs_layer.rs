@@ -1,5 +1,5 @@
 //! A declared root filesystem at the layer level (issue 24): inline files
-//! (`files` entries with `text`) and `directories`, checked in the layer's
+//! (`files` entries with `text`), `directories` and `symlinks`, checked in the layer's
 //! tar headers, in the trees umoci and `nixoci unpack` make of the image
 //! (modes with their setuid, setgid and sticky bits, owners, contents), in
 //! two builds' digests, and in the messages of what is refused.
@@ -15,7 +15,7 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 
-/// One tar entry: (type byte, mode, uid, gid, content).
+/// One tar entry: (type byte, mode, uid, gid, content or link target).
 type Header = (u8, u32, u64, u64, Vec<u8>);
 
 /// The entries of the image's only layer, by path.
@@ -35,6 +35,9 @@ fn layer_headers(layout: &Path) -> std::collections::BTreeMap<String, Header> {
             let h = e.header().clone();
             let mut content = Vec::new();
             e.read_to_end(&mut content).unwrap();
+            if let Some(target) = e.link_name_bytes() {
+                content = target.into_owned();
+            }
             (
                 String::from_utf8(e.path_bytes().into_owned()).unwrap(),
                 (
@@ -157,12 +160,19 @@ fn declared_entries_build_to_the_same_digest_twice() {
     assert_eq!(digests[0], digests[1]);
 }
 
+/// The error of building an image of `layer`, whose `STORE` in a symlink
+/// target stands for a stand-in store holding `aaaa-coreutils`.
 fn build_error(layer: Value) -> String {
     let t = tempfile::tempdir().unwrap();
+    file(t.path(), "store/aaaa-coreutils/bin/env", b"env\n", 0o555);
     file(t.path(), "conf", b"other\n", 0o644);
+    let store = t.path().join("store");
+    let layer: Value =
+        serde_json::from_str(&layer.to_string().replace("STORE", store.to_str().unwrap())).unwrap();
     run_fail(
         nixoci()
             .arg("build")
+            .env("NIX_STORE", t.path().join("store"))
             .arg(rootfs_spec(t.path(), layer))
             .arg("-o")
             .arg(t.path().join("layout"))
@@ -172,7 +182,7 @@ fn build_error(layer: Value) -> String {
 
 /// Issue 24: each refusal names the entry at fault (both, for a conflict).
 #[test]
-fn bad_inline_files_and_directories_are_named() {
+fn bad_declared_entries_are_named() {
     let cases: Vec<(Value, Vec<&str>)> = vec![
         (
             json!({"files": [{"text": "x", "source": "conf", "destination": "/x"}]}),
@@ -220,6 +230,41 @@ fn bad_inline_files_and_directories_are_named() {
             json!({"directories": [{"path": "/x", "owner": 1}]}),
             vec!["directories[0]", "unknown field `owner`"],
         ),
+        (
+            json!({"symlinks": [
+                {"path": "/bin/sh", "target": "busybox"},
+                {"path": "/bin/sh", "target": "bash"}
+            ]}),
+            vec!["bin/sh", "symlinks[0]", "symlinks[1]", "symlink targets"],
+        ),
+        (
+            json!({
+                "symlinks": [{"path": "/bin", "target": "usr/bin"}],
+                "files": [{"text": "x", "destination": "/bin/x"}]
+            }),
+            vec!["bin", "symlinks[0]", "files[0]"],
+        ),
+        (
+            json!({"symlinks": [{"path": "/usr/bin/env", "target": "STORE/cccc-gone/bin/env"}]}),
+            vec![
+                "symlinks[0]",
+                "cccc-gone/bin/env",
+                "is in store path",
+                "not on this machine",
+            ],
+        ),
+        (
+            json!({"symlinks": [{"path": "/usr/bin/", "target": "x"}]}),
+            vec!["symlinks[0]", "not ending in /"],
+        ),
+        (
+            json!({"symlinks": [{"path": "/usr/bin/env", "target": ""}]}),
+            vec!["symlinks[0]", "/usr/bin/env", "empty"],
+        ),
+        (
+            json!({"symlinks": [{"path": "/usr/bin/env"}]}),
+            vec!["symlinks[0]", "missing field `target`"],
+        ),
     ];
     for (layer, needles) in cases {
         let e = build_error(layer.clone());
@@ -227,4 +272,77 @@ fn bad_inline_files_and_directories_are_named() {
             assert!(e.contains(n), "{layer}: missing {n:?} in: {e}");
         }
     }
+}
+
+/// Issue 24: a link into the store brings its store path, at its own
+/// path; a relative link is kept as written. Checked in the headers, in
+/// umoci's and nixoci's unpacked trees, and in two builds' digests.
+#[test]
+fn symlinks_into_the_store_bring_their_store_path() {
+    require("umoci");
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    file(&store, "aaaa-coreutils/bin/env", b"env\n", 0o555);
+    file(&store, "bbbb-other/x", b"x\n", 0o444);
+    let env = store.join("aaaa-coreutils/bin/env");
+    let layer = json!({"symlinks": [
+        {"path": "/usr/bin/env", "target": env},
+        {"path": "/bin/env", "target": "../usr/bin/env"}
+    ]});
+    let spec = rootfs_spec(t.path(), layer);
+    let build_to = |out: &str| {
+        let layout = t.path().join(out);
+        run(nixoci()
+            .env("NIX_STORE", &store)
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(&layout)
+            .arg("--quiet"));
+        layout
+    };
+    let layout = build_to("layout");
+    let h = layer_headers(&layout);
+    let link = |target: &[u8]| (b'2', 0o777, 0, 0, target.to_vec());
+    assert_eq!(h["usr/bin/env"], link(env.to_str().unwrap().as_bytes()));
+    assert_eq!(h["bin/env"], link(b"../usr/bin/env"));
+    let in_store = |p: &str| {
+        let full = store.join(p);
+        full.strip_prefix("/").unwrap().to_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        h[&in_store("aaaa-coreutils/bin/env")],
+        (b'0', 0o555, 0, 0, b"env\n".to_vec())
+    );
+    assert_eq!(h[&format!("{}/", in_store("aaaa-coreutils"))].1, 0o555);
+    assert!(
+        !h.keys().any(|k| k.contains("bbbb-other")),
+        "only the linked store path: {:?}",
+        h.keys()
+    );
+
+    let mine = t.path().join("mine");
+    run(nixoci()
+        .arg("unpack")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&mine)
+        .arg("-q"));
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let (a, b) = (snapshot(&mine), snapshot(&bundle.join("rootfs")));
+    if let Some(d) = diff(&a, &b) {
+        panic!("nixoci unpack and umoci unpack differ: {d}");
+    }
+    assert_eq!(
+        fs::read_link(mine.join("bin/env")).unwrap(),
+        Path::new("../usr/bin/env")
+    );
+    assert_eq!(
+        manifest_digest(&layout),
+        manifest_digest(&build_to("again"))
+    );
 }

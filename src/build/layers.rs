@@ -83,6 +83,26 @@ pub fn write_layer(
         tree.add_directory(&d.path, d.mode, d.uid, d.gid, &label)
             .map_err(|e| e.within(format!("{at}: {label}")))?;
     }
+    for (i, l) in spec.symlinks.iter().enumerate() {
+        let label = format!("symlinks[{i}]");
+        let within = |e: Error| e.within(format!("{at}: {label}"));
+        // A target in the store brings its store path, as a source
+        // without destination does (its references come from `closure`).
+        if let Some(store_path) = tree
+            .add_symlink(&l.path, &l.target, &label)
+            .map_err(within)?
+        {
+            if std::fs::symlink_metadata(&store_path).is_err() {
+                return Err(within(Error::Invalid(format!(
+                    "target {} is in store path {}, which is not on this machine: build it first (in Nix, write the target as \"${{pkg}}/bin/x\", so that the build depends on it)",
+                    l.target,
+                    store_path.display()
+                ))));
+            }
+            tree.add(&store_path, &Placement::default(), spec_path)
+                .map_err(within)?;
+        }
+    }
     let closure = match &spec.closure {
         None => Vec::new(),
         Some(ClosureSpec::Paths(p)) => p.clone(),
@@ -157,6 +177,13 @@ fn copied_roots(spec: &LayerSpec, base: &Path) -> BTreeSet<PathBuf> {
             } else {
                 kept.insert(r);
             }
+        }
+    }
+    // A link's store path is placed whole; a relative target is relative
+    // to the link, never a store path.
+    for l in spec.symlinks.iter().map(|l| Path::new(&l.target)) {
+        if l.is_absolute() {
+            kept.extend(root(l));
         }
     }
     copied.retain(|r| !kept.contains(r));

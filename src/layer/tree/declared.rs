@@ -1,5 +1,5 @@
 //! Entries a layer spec declares rather than copies: inline files (`files`
-//! entries with `text`) and the `directories` list.
+//! entries with `text`), the `directories` list and the `symlinks` list.
 
 use super::*;
 
@@ -81,5 +81,51 @@ impl Tree {
             declared: true,
         };
         self.insert(rel, entry)
+    }
+
+    /// Add a symbolic link at `path` to `target` (kept byte for byte; a
+    /// relative target as written). Returns the store path a target in the
+    /// store points into (`STORE/hash-name` of `STORE/hash-name/bin/env`),
+    /// which the caller places at its own path. `label` names the spec
+    /// entry in messages and conflicts.
+    pub fn add_symlink(
+        &mut self,
+        path: &str,
+        target: &str,
+        label: &str,
+    ) -> Result<Option<PathBuf>> {
+        let rel = entry_destination(path, "a symbolic link")?;
+        if target.is_empty() || target.contains('\0') {
+            return Err(Error::Invalid(format!(
+                "the target of {path} is empty or holds a NUL byte; give the path it points to"
+            )));
+        }
+        let entry = Entry {
+            kind: Kind::Symlink(target.as_bytes().to_vec()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            origin: PathBuf::from(label),
+            implicit: false,
+            removes: None,
+            inline: None,
+            declared: false,
+        };
+        self.insert(rel, entry)?;
+        Ok(self.store_path_of(Path::new(target)))
+    }
+
+    /// The store path (`STORE/hash-name`) `path` is in or is, if it is in
+    /// the store.
+    pub fn store_path_of(&self, path: &Path) -> Option<PathBuf> {
+        let first = path
+            .strip_prefix(&self.store_dir)
+            .ok()?
+            .components()
+            .next()?;
+        match first {
+            std::path::Component::Normal(name) => Some(self.store_dir.join(name)),
+            _ => None,
+        }
     }
 }

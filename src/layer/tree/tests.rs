@@ -268,3 +268,72 @@ fn declared_directories() {
         .to_string();
     assert!(e.contains("not ending in /"), "{e}");
 }
+
+/// Issue 24: a declared symbolic link keeps its target byte for byte,
+/// names the store path a store target points into, and conflicts, both
+/// named, with another link or entry at its path.
+#[test]
+fn declared_symlinks() {
+    let mut t = tree();
+    let got = t
+        .add_symlink(
+            "/usr/bin/env",
+            "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zl-coreutils/bin/env",
+            "symlinks[0]",
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(PathBuf::from(
+            "/nix/store/0c2kvl9a1jfnv7krcvsj5gj3i95162zl-coreutils"
+        ))
+    );
+    assert_eq!(
+        t.add_symlink("/bin/sh", "../usr/bin/env", "symlinks[1]")
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        t.add_symlink("/etc/x", "/etc/y", "symlinks[2]").unwrap(),
+        None
+    );
+    assert_eq!(
+        t.add_symlink("/etc/z", "/nix/store", "symlinks[3]")
+            .unwrap(),
+        None
+    );
+    let e = &t.entries[b"bin/sh".as_slice()];
+    assert_eq!(
+        (&e.kind, e.mode),
+        (&Kind::Symlink(b"../usr/bin/env".to_vec()), 0o777)
+    );
+    // The same link twice: once; another target: both named.
+    t.add_symlink("/bin/sh", "../usr/bin/env", "symlinks[4]")
+        .unwrap();
+    let e = t
+        .add_symlink("/bin/sh", "busybox", "symlinks[5]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("symlinks[1]") && e.contains("symlinks[5]") && e.contains("symlink targets"),
+        "{e}"
+    );
+    // Nothing is placed through a declared link.
+    let e = t
+        .add_text("x", &dest("/bin/sh/x"), "files[0]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("symlinks[1]"), "{e}");
+    for (path, target, why) in [
+        ("/usr/bin/", "x", "not ending in /"),
+        ("usr/bin/y", "x", "must be absolute"),
+        ("/usr/bin/y", "", "empty or holds a NUL"),
+        ("/usr/bin/y", "a\0b", "empty or holds a NUL"),
+    ] {
+        let e = t
+            .add_symlink(path, target, "symlinks[9]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{path} -> {target:?}: {e}");
+    }
+}
