@@ -33,6 +33,9 @@ pub struct LayerSpec {
     /// Symbolic links; a target in the Nix store brings that store path.
     #[serde(default, deserialize_with = "objects")]
     pub symlinks: Vec<SymlinkSpec>,
+    /// Rules setting mode and owner on entries already placed.
+    #[serde(default, deserialize_with = "objects")]
+    pub perms: Vec<PermSpec>,
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -268,6 +271,27 @@ pub struct SymlinkSpec {
     /// written). A target in the Nix store puts its store path into the
     /// layer, at its own path.
     pub target: String,
+}
+
+/// A rule setting the mode and owner of entries the layer places.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PermSpec {
+    /// The entries considered: this absolute path and everything under it.
+    pub path: String,
+    /// Matched, anchored at both ends, against each entry's full path in
+    /// the image (`/nix/store/…-app/var`).
+    pub regex: String,
+    /// Permission bits, as an octal string.
+    #[serde(default, deserialize_with = "deserialize_mode")]
+    pub mode: Option<u32>,
+    /// Owner id.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group id.
+    #[serde(default)]
+    pub gid: Option<u32>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

@@ -1,5 +1,5 @@
 //! A declared root filesystem at the layer level (issue 24): inline files
-//! (`files` entries with `text`), `directories` and `symlinks`, checked in the layer's
+//! (`files` entries with `text`), `directories`, `symlinks` and `perms`, checked in the layer's
 //! tar headers, in the trees umoci and `nixoci unpack` make of the image
 //! (modes with their setuid, setgid and sticky bits, owners, contents), in
 //! two builds' digests, and in the messages of what is refused.
@@ -265,6 +265,38 @@ fn bad_declared_entries_are_named() {
             json!({"symlinks": [{"path": "/usr/bin/env"}]}),
             vec!["symlinks[0]", "missing field `target`"],
         ),
+        (
+            json!({
+                "symlinks": [{"path": "/usr/bin/env", "target": "STORE/aaaa-coreutils/bin/env"}],
+                "perms": [{"path": "STORE/aaaa-coreutils", "regex": ".*/var", "mode": "0775"}]
+            }),
+            vec![
+                "perms[0]",
+                "regex \".*/var\" matches no entry",
+                "aaaa-coreutils",
+            ],
+        ),
+        (
+            json!({
+                "symlinks": [{"path": "/usr/bin/env", "target": "STORE/aaaa-coreutils/bin/env"}],
+                "perms": [
+                    {"path": "STORE/aaaa-coreutils", "regex": ".*/bin(/.*)?", "uid": 1000},
+                    {"path": "STORE/aaaa-coreutils/bin", "regex": ".*/env", "uid": 1001}
+                ]
+            }),
+            vec![
+                "/bin/env",
+                "perms[0] and perms[1] set different owners (uid) (1000 and 1001)",
+            ],
+        ),
+        (
+            json!({"files": [{"text": "x", "destination": "/x"}], "perms": [{"path": "/", "regex": "[", "mode": "0700"}]}),
+            vec!["perms[0]", "regex \"[\" is not valid"],
+        ),
+        (
+            json!({"files": [{"text": "x", "destination": "/x"}], "perms": [{"path": "/", "regex": ".*"}]}),
+            vec!["perms[0] sets nothing"],
+        ),
     ];
     for (layer, needles) in cases {
         let e = build_error(layer.clone());
@@ -345,4 +377,83 @@ fn symlinks_into_the_store_bring_their_store_path() {
         manifest_digest(&layout),
         manifest_digest(&build_to("again"))
     );
+}
+
+/// Issue 24: a `perms` rule on a store path's `var` directory sets mode
+/// and owner on it and everything in it, nothing else; checked in the tar
+/// headers, in umoci's and nixoci's unpacked trees, and in two builds'
+/// digests.
+#[test]
+fn perms_set_modes_and_owners_inside_a_store_path() {
+    require("umoci");
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    file(&store, "aaaa-app/bin/app", b"app\n", 0o555);
+    file(&store, "aaaa-app/var/cache/c", b"c\n", 0o444);
+    let app = store.join("aaaa-app");
+    let layer = json!({
+        "closure": [app],
+        "perms": [{"path": app, "regex": ".*/var(/.*)?", "mode": "0775", "uid": 1000, "gid": 1000}]
+    });
+    let spec = rootfs_spec(t.path(), layer);
+    let build_to = |out: &str| {
+        let layout = t.path().join(out);
+        run(nixoci()
+            .env("NIX_STORE", &store)
+            .arg("build")
+            .arg(&spec)
+            .arg("-o")
+            .arg(&layout)
+            .arg("--quiet"));
+        layout
+    };
+    let layout = build_to("layout");
+    assert_eq!(
+        manifest_digest(&layout),
+        manifest_digest(&build_to("again"))
+    );
+    let h = layer_headers(&layout);
+    let rel = |p: &str| app.join(p).to_str().unwrap()[1..].to_owned();
+    let meta = |k: String| {
+        let (_, mode, uid, gid, _) = h[&k];
+        (mode, uid, gid)
+    };
+    assert_eq!(meta(rel("var") + "/"), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("var/cache") + "/"), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("var/cache/c")), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("bin/app")), (0o555, 0, 0));
+    assert_eq!(meta(rel("bin") + "/"), (0o555, 0, 0));
+    assert_eq!(meta(rel("")), (0o555, 0, 0));
+
+    let mine = t.path().join("mine");
+    run(nixoci()
+        .arg("unpack")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&mine)
+        .arg("-q"));
+    let bundle = t.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let theirs = bundle.join("rootfs");
+    let (a, b) = (snapshot(&mine), snapshot(&theirs));
+    if let Some(d) = diff(&a, &b) {
+        panic!("nixoci unpack and umoci unpack differ: {d}");
+    }
+    for root in [&mine, &theirs] {
+        let stat = |p: &str| {
+            let m = fs::symlink_metadata(root.join(rel(p))).unwrap();
+            (m.mode() & 0o7777, m.uid(), m.gid())
+        };
+        assert_eq!(
+            stat("var/cache/c"),
+            (0o775, 1000, 1000),
+            "{}",
+            root.display()
+        );
+        assert_eq!(stat("var"), (0o775, 1000, 1000));
+        assert_eq!(stat("bin/app"), (0o555, 0, 0));
+    }
 }

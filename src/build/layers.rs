@@ -9,6 +9,7 @@ use super::onto::Onto;
 use super::options::{Ctx, Options};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
+use crate::layer::tree::perms::PermRule;
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::BlobDir;
 use crate::oci::digest::HashWriter;
@@ -124,6 +125,21 @@ pub fn write_layer(
         tree.add_store_path(p, spec_path)
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
+    let rules: Vec<PermRule> = spec
+        .perms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PermRule {
+            path: &r.path,
+            regex: &r.regex,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            label: format!("perms[{i}]"),
+        })
+        .collect();
+    tree.apply_perms(&rules)
+        .map_err(|e| e.within(at.to_owned()))?;
 
     for (i, r) in spec.remove.iter().enumerate() {
         tree.add_whiteout(r)

@@ -11,14 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::oci::json::open_regular;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -509,7 +508,10 @@ impl Tree {
                 Err(conflict("symlink targets", existing))
             }
             (Kind::File { .. }, Kind::File { .. }) if existing.origin != entry.origin => {
-                if !same_content(existing, &entry)? {
+                if !same_content(
+                    (&existing.origin, existing.inline.as_deref()),
+                    (&entry.origin, entry.inline.as_deref()),
+                )? {
                     Err(conflict("content", existing))
                 } else if (existing.mode, existing.uid, existing.gid)
                     != (entry.mode, entry.uid, entry.gid)
@@ -626,6 +628,7 @@ pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
 
 mod content;
 mod declared;
+pub mod perms;
 mod removals;
 
 pub use content::read_full;

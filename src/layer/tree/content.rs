@@ -1,27 +1,31 @@
-//! Comparing the bytes of two file entries: on disk (streamed) or inline.
+//! Comparing the bytes of two files: on disk (streamed) or inline.
 
-use super::*;
+use std::io::{self, Read};
+use std::path::Path;
 
-/// Whether two file entries hold the same bytes (streamed, never both in
-/// memory; an inline file's bytes are in memory already).
-pub(super) fn same_content(a: &Entry, b: &Entry) -> Result<bool> {
-    match (&a.inline, &b.inline) {
-        (Some(x), Some(y)) => return Ok(x == y),
-        (Some(text), None) | (None, Some(text)) => {
-            let on_disk = if a.inline.is_none() { a } else { b };
-            let (f, m) = open_regular(&on_disk.origin)?;
+use crate::error::{IoContext, Result};
+use crate::oci::json::open_regular;
+
+/// A file's bytes: the file at a path, or bytes held inline.
+pub(super) type Content<'a> = (&'a Path, Option<&'a [u8]>);
+
+/// Whether two files hold the same bytes (streamed, never both in memory;
+/// inline bytes are in memory already).
+pub(super) fn same_content(a: Content, b: Content) -> Result<bool> {
+    match (a, b) {
+        ((_, Some(x)), (_, Some(y))) => return Ok(x == y),
+        ((path, None), (_, Some(text))) | ((_, Some(text)), (path, None)) => {
+            let (f, m) = open_regular(path)?;
             if m.len() != text.len() as u64 {
                 return Ok(false);
             }
             let mut bytes = Vec::with_capacity(text.len());
-            f.take(m.len() + 1)
-                .read_to_end(&mut bytes)
-                .at(&on_disk.origin)?;
-            return Ok(*bytes == **text);
+            f.take(m.len() + 1).read_to_end(&mut bytes).at(path)?;
+            return Ok(bytes == text);
         }
-        (None, None) => {}
+        _ => {}
     }
-    let (a, b) = (a.origin.as_path(), b.origin.as_path());
+    let (a, b) = (a.0, b.0);
     let ((fa, ma), (fb, mb)) = (open_regular(a)?, open_regular(b)?);
     if ma.len() != mb.len() {
         return Ok(false);

@@ -1,5 +1,6 @@
 //! Unit tests of the layer tree.
 
+use super::perms::PermRule;
 use super::*;
 use std::os::unix::fs::symlink;
 
@@ -336,4 +337,112 @@ fn declared_symlinks() {
             .to_string();
         assert!(e.contains(why), "{path} -> {target:?}: {e}");
     }
+}
+
+fn rule<'a>(
+    path: &'a str,
+    regex: &'a str,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    i: usize,
+) -> PermRule<'a> {
+    PermRule {
+        path,
+        regex,
+        mode,
+        uid,
+        gid: uid,
+        label: format!("perms[{i}]"),
+    }
+}
+
+/// Issue 24: `perms` rules match anchored full paths under their `path`,
+/// set what they give (a link keeps 0777), agree or fail naming both, and
+/// fail when they match nothing.
+#[test]
+fn perms_rules() {
+    let store = tempfile::tempdir().unwrap();
+    let app = store.path().join("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-app");
+    fs::create_dir_all(app.join("var/log")).unwrap();
+    fs::create_dir_all(app.join("bin")).unwrap();
+    fs::write(app.join("var/log/x"), "x").unwrap();
+    fs::write(app.join("bin/var"), "not under a var directory").unwrap();
+    symlink("log", app.join("var/l")).unwrap();
+    let mut t = Tree::new(store.path().to_owned(), BTreeSet::new());
+    t.add(&app, &Placement::default(), Path::new("spec"))
+        .unwrap();
+    t.add_text("v", &text_at("/etc/var"), "files[0]").unwrap();
+    let root = app.to_str().unwrap();
+    let re = ".*/var(/.*)?";
+    let mut t2 = Tree::new(store.path().to_owned(), BTreeSet::new());
+    t2.add(&app, &Placement::default(), Path::new("spec"))
+        .unwrap();
+    // A rule to the same values twice, and one for the group only: fine.
+    t.apply_perms(&[
+        rule(root, re, Some(0o775), Some(1000), 0),
+        rule(root, ".*/var/log", Some(0o775), None, 1),
+    ])
+    .unwrap();
+    let rel = |p: &str| app.join(p).to_str().unwrap().as_bytes()[1..].to_vec();
+    let meta = |p: Vec<u8>| {
+        let e = &t.entries[&p];
+        (e.mode, e.uid, e.gid)
+    };
+    assert_eq!(meta(rel("var")), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("var/log")), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("var/log/x")), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("var/l")), (0o777, 1000, 1000));
+    // The regex is over the full path: a file named var matches too.
+    assert_eq!(meta(rel("bin/var")), (0o775, 1000, 1000));
+    assert_eq!(meta(rel("bin")), (0o555, 0, 0));
+    // Outside the rule's path: untouched.
+    assert_eq!(meta(b"etc/var".to_vec()), (0o444, 0, 0));
+
+    let e = t2
+        .apply_perms(&[
+            rule(root, re, Some(0o775), None, 0),
+            rule(root, ".*/log", Some(0o700), None, 1),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("perms[0] and perms[1] set different modes (775 and 700)")
+            && e.contains("/var/log"),
+        "{e}"
+    );
+    // Anchored at the end: ".*/log" is the directory, not what is in it.
+    let mut t3 = Tree::new(store.path().to_owned(), BTreeSet::new());
+    t3.add(&app, &Placement::default(), Path::new("spec"))
+        .unwrap();
+    t3.apply_perms(&[rule(root, ".*/log", Some(0o700), None, 0)])
+        .unwrap();
+    assert_eq!(t3.entries[&rel("var/log")].mode, 0o700);
+    assert_eq!(t3.entries[&rel("var/log/x")].mode, 0o444);
+    // Anchored at the start: "var" is no full path.
+    let e = t2
+        .apply_perms(&[rule(root, "var", Some(0o775), None, 3)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("perms[3]: regex \"var\" matches no entry"),
+        "{e}"
+    );
+    let e = t2
+        .apply_perms(&[rule("/nowhere", ".*", Some(0o775), None, 4)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("perms[4]") && e.contains("matches no entry"),
+        "{e}"
+    );
+    let e = t2
+        .apply_perms(&[rule(root, "(", Some(0o775), None, 5)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("perms[5]: regex \"(\" is not valid"), "{e}");
+    let e = t2
+        .apply_perms(&[rule(root, ".*", None, None, 6)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("perms[6] sets nothing"), "{e}");
 }
