@@ -201,6 +201,10 @@ fn bad_declared_entries_are_named() {
             vec!["files[0]", "/etc/", "not ending in /"],
         ),
         (
+            json!({"files": [{"text": "x", "destination": "/x", "link": true}]}),
+            vec!["files[0]", "\"link\" is for a source in the Nix store"],
+        ),
+        (
             json!({"files": [{"text": "x", "destination": "etc/x"}]}),
             vec!["files[0]", "absolute"],
         ),
