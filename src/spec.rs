@@ -27,6 +27,15 @@ pub struct LayerSpec {
     /// Files, directories and symlinks to put into the layer.
     #[serde(default, deserialize_with = "objects")]
     pub files: Vec<FileSpec>,
+    /// Directories made with the mode and owner given (`/tmp` 1777).
+    #[serde(default, deserialize_with = "objects")]
+    pub directories: Vec<DirectorySpec>,
+    /// Symbolic links; a target in the Nix store brings that store path.
+    #[serde(default, deserialize_with = "objects")]
+    pub symlinks: Vec<SymlinkSpec>,
+    /// Rules setting mode and owner on entries already placed.
+    #[serde(default, deserialize_with = "objects")]
+    pub perms: Vec<PermSpec>,
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -198,8 +207,13 @@ pub struct GraphSpec {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FileSpec {
-    /// A file, directory or symlink on the building machine.
-    pub source: PathBuf,
+    /// A file, directory or symlink on the building machine (or `text`).
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// The file's content, written inline instead of a `source` (then
+    /// `destination` is required).
+    #[serde(default)]
+    pub text: Option<String>,
     /// Absolute path in the image. A trailing `/` puts a file or symlink
     /// inside that directory under its own name. Absent: the source's own
     /// (absolute) path.
@@ -225,6 +239,59 @@ pub struct FileSpec {
     /// whose index may differ from its place in this list.
     #[serde(default)]
     pub label: Option<String>,
+}
+
+/// A directory made with the mode and owner given, whatever else places it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DirectorySpec {
+    /// Absolute path in the image.
+    pub path: String,
+    /// Permission bits, as an octal string (`"1777"`; default `"0755"`);
+    /// setuid, setgid and sticky bits are kept.
+    #[serde(default, deserialize_with = "deserialize_mode")]
+    pub mode: Option<u32>,
+    /// Owner id (default: 0).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group id (default: 0).
+    #[serde(default)]
+    pub gid: Option<u32>,
+}
+
+/// A symbolic link made at `path`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SymlinkSpec {
+    /// Absolute path of the link in the image.
+    pub path: String,
+    /// What it points to, byte for byte (relative targets are kept as
+    /// written). A target in the Nix store puts its store path into the
+    /// layer, at its own path.
+    pub target: String,
+}
+
+/// A rule setting the mode and owner of entries the layer places.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PermSpec {
+    /// The entries considered: this absolute path and everything under it.
+    pub path: String,
+    /// Matched, anchored at both ends, against each entry's full path in
+    /// the image (`/nix/store/…-app/var`).
+    pub regex: String,
+    /// Permission bits, as an octal string.
+    #[serde(default, deserialize_with = "deserialize_mode")]
+    pub mode: Option<u32>,
+    /// Owner id.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group id.
+    #[serde(default)]
+    pub gid: Option<u32>,
 }
 
 /// Store paths to include, as a list or as a file Nix wrote.

@@ -9,6 +9,7 @@ use super::onto::Onto;
 use super::options::{Ctx, Options};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
+use crate::layer::tree::perms::PermRule;
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::BlobDir;
 use crate::oci::digest::HashWriter;
@@ -47,17 +48,61 @@ pub fn write_layer(
             gid: f.gid,
             link: f.link,
         };
+        let label = format!("{at}: {}", file_label(f, i));
+        let source = match (&f.source, &f.text) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "{label}: has both \"source\" and \"text\"; give one"
+                )))
+            }
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "{label}: needs a \"source\" (a path) or a \"text\" (the file's content)"
+                )))
+            }
+            (None, Some(text)) => {
+                tree.add_text(text, &place, &file_label(f, i))
+                    .map_err(|e| e.within(label))?;
+                continue;
+            }
+            (Some(source), None) => source,
+        };
         // Decided on the source as the spec writes it: resolved, every
         // source is absolute when the spec's own name is.
-        if f.destination.is_none() && f.source.is_relative() {
+        if f.destination.is_none() && source.is_relative() {
             return Err(Error::Destination {
-                destination: f.source.display().to_string(),
+                destination: source.display().to_string(),
                 reason: RELATIVE_WITHOUT_DESTINATION.into(),
             }
-            .within(format!("{at}: {}", file_label(f, i))));
+            .within(label));
         }
-        tree.add(&spec::resolve(&base, &f.source), &place, spec_path)
-            .map_err(|e| e.within(format!("{at}: {}", file_label(f, i))))?;
+        tree.add(&spec::resolve(&base, source), &place, spec_path)
+            .map_err(|e| e.within(label))?;
+    }
+    for (i, d) in spec.directories.iter().enumerate() {
+        let label = format!("directories[{i}]");
+        tree.add_directory(&d.path, d.mode, d.uid, d.gid, &label)
+            .map_err(|e| e.within(format!("{at}: {label}")))?;
+    }
+    for (i, l) in spec.symlinks.iter().enumerate() {
+        let label = format!("symlinks[{i}]");
+        let within = |e: Error| e.within(format!("{at}: {label}"));
+        // A target in the store brings its store path, as a source
+        // without destination does (its references come from `closure`).
+        if let Some(store_path) = tree
+            .add_symlink(&l.path, &l.target, &label)
+            .map_err(within)?
+        {
+            if std::fs::symlink_metadata(&store_path).is_err() {
+                return Err(within(Error::Invalid(format!(
+                    "target {} is in store path {}, which is not on this machine: build it first (in Nix, write the target as \"${{pkg}}/bin/x\", so that the build depends on it)",
+                    l.target,
+                    store_path.display()
+                ))));
+            }
+            tree.add(&store_path, &Placement::default(), spec_path)
+                .map_err(within)?;
+        }
     }
     let closure = match &spec.closure {
         None => Vec::new(),
@@ -80,6 +125,21 @@ pub fn write_layer(
         tree.add_store_path(p, spec_path)
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
+    let rules: Vec<PermRule> = spec
+        .perms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PermRule {
+            path: &r.path,
+            regex: &r.regex,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            label: format!("perms[{i}]"),
+        })
+        .collect();
+    tree.apply_perms(&rules)
+        .map_err(|e| e.within(at.to_owned()))?;
 
     for (i, r) in spec.remove.iter().enumerate() {
         tree.add_whiteout(r)
@@ -127,12 +187,19 @@ fn copied_roots(spec: &LayerSpec, base: &Path) -> BTreeSet<PathBuf> {
     };
     let (mut copied, mut kept) = (BTreeSet::new(), BTreeSet::new());
     for f in &spec.files {
-        if let Some(r) = root(&f.source) {
+        if let Some(r) = f.source.as_deref().and_then(root) {
             if f.destination.is_some() && !f.link {
                 copied.insert(r);
             } else {
                 kept.insert(r);
             }
+        }
+    }
+    // A link's store path is placed whole; a relative target is relative
+    // to the link, never a store path.
+    for l in spec.symlinks.iter().map(|l| Path::new(&l.target)) {
+        if l.is_absolute() {
+            kept.extend(root(l));
         }
     }
     copied.retain(|r| !kept.contains(r));

@@ -35,7 +35,12 @@ use crate::spec::{self, ClosureSpec, ImageSpec, LayerRef, LayerSpec, LayoutSpec}
 
 /// Every file and directory a layer spec reads, resolved against `base`.
 fn layer_inputs(spec: &LayerSpec, base: &Path, inputs: &mut Vec<PathBuf>) {
-    inputs.extend(spec.files.iter().map(|f| spec::resolve(base, &f.source)));
+    inputs.extend(
+        spec.files
+            .iter()
+            .filter_map(|f| f.source.as_deref())
+            .map(|s| spec::resolve(base, s)),
+    );
     inputs.extend(spec.base.iter().map(|d| spec::resolve(base, d)));
     inputs.extend(spec.from_image.iter().map(|f| spec::resolve(base, &f.path)));
     match &spec.closure {

@@ -61,6 +61,13 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u64, out: W, progress: &dyn Prog
                 }
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(*size);
+                if let Some(bytes) = &entry.inline {
+                    builder
+                        .append_data(&mut header, os(path), &bytes[..])
+                        .map_err(sink_err)?;
+                    progress.advance(bytes.len() as u64);
+                    continue;
+                }
                 // A whiteout's nothing is read from `/dev/null`; every
                 // other file is a regular file of the tree, opened without
                 // waiting on whatever may have replaced it since the walk.

@@ -11,13 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::oci::json::open_regular;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +47,12 @@ pub struct Entry {
     pub implicit: bool,
     /// For a whiteout: the path it removes, as the spec gave it.
     pub removes: Option<String>,
+    /// For an inline file (`text`): its bytes, written instead of reading
+    /// `origin` (which then names the spec entry).
+    pub inline: Option<Arc<[u8]>>,
+    /// A directory of the `directories` list: its mode and owner win over
+    /// any other directory placed at its path.
+    pub declared: bool,
 }
 
 impl Entry {
@@ -112,6 +118,8 @@ fn whiteout_entry(dest: &str) -> Entry {
         origin: PathBuf::from("/dev/null"),
         implicit: false,
         removes: Some(dest.to_owned()),
+        inline: None,
+        declared: false,
     }
 }
 
@@ -433,6 +441,8 @@ impl Tree {
             origin: path.to_owned(),
             implicit: false,
             removes: None,
+            inline: None,
+            declared: false,
         })
     }
 
@@ -481,8 +491,15 @@ impl Tree {
         };
         match (&existing.kind, &entry.kind) {
             (Kind::Dir, Kind::Dir) => {
-                // Directories merge; the first explicit one sets the metadata.
-                if existing.implicit {
+                // Directories merge; a declared one (`directories`) sets
+                // the metadata, else the first explicit one.
+                if existing.declared && entry.declared {
+                    if (existing.mode, existing.uid, existing.gid)
+                        != (entry.mode, entry.uid, entry.gid)
+                    {
+                        return Err(conflict("modes or owners", existing));
+                    }
+                } else if existing.implicit || (entry.declared && !existing.declared) {
                     *existing = entry;
                 }
                 Ok(())
@@ -491,7 +508,10 @@ impl Tree {
                 Err(conflict("symlink targets", existing))
             }
             (Kind::File { .. }, Kind::File { .. }) if existing.origin != entry.origin => {
-                if !same_content(&existing.origin, &entry.origin)? {
+                if !same_content(
+                    (&existing.origin, existing.inline.as_deref()),
+                    (&entry.origin, entry.inline.as_deref()),
+                )? {
                     Err(conflict("content", existing))
                 } else if (existing.mode, existing.uid, existing.gid)
                     != (entry.mode, entry.uid, entry.gid)
@@ -531,6 +551,8 @@ impl Tree {
                             origin: origin.to_owned(),
                             implicit: true,
                             removes: None,
+                            inline: None,
+                            declared: false,
                         },
                     );
                 }
@@ -562,39 +584,6 @@ impl Tree {
         }
         Ok(())
     }
-}
-
-/// Whether two files hold the same bytes (streamed, never both in memory).
-fn same_content(a: &Path, b: &Path) -> Result<bool> {
-    let ((fa, ma), (fb, mb)) = (open_regular(a)?, open_regular(b)?);
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
-    let mut fa = io::BufReader::with_capacity(1 << 16, fa);
-    let mut fb = io::BufReader::with_capacity(1 << 16, fb);
-    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let na = read_full(&mut fa, &mut ba).at(a)?;
-        let nb = read_full(&mut fb, &mut bb).at(b)?;
-        if na != nb || ba[..na] != bb[..nb] {
-            return Ok(false);
-        }
-        if na == 0 {
-            return Ok(true);
-        }
-    }
-}
-
-/// Read until `buf` is full or the input ends; the number of bytes read.
-pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// `OsStr` of a path's bytes (Unix paths are bytes).
@@ -637,6 +626,12 @@ pub fn parse_destination(dest: &str) -> Result<(String, bool)> {
     Ok((body.to_owned(), trailing))
 }
 
+mod content;
+mod declared;
+pub mod perms;
 mod removals;
+
+pub use content::read_full;
+use content::same_content;
 #[cfg(test)]
 mod tests;

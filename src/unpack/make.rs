@@ -15,7 +15,13 @@ use crate::untar::EntryMeta;
 
 impl Extract<'_> {
     /// A directory: kept if one is there (its mode is applied at the end).
-    pub(super) fn make_dir(&mut self, path: &Path, rel: &[u8], mode: u32) -> Result<()> {
+    pub(super) fn make_dir(
+        &mut self,
+        path: &Path,
+        rel: &[u8],
+        mode: u32,
+        meta: &EntryMeta,
+    ) -> Result<()> {
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -24,6 +30,8 @@ impl Extract<'_> {
             }
             Err(_) => fs::create_dir(path).at(path)?,
         }
+        // The owner now, the mode at the end (which chown cannot clear).
+        self.own(path, meta.uid, meta.gid)?;
         self.modes.insert(rel.to_vec(), mode);
         Ok(())
     }

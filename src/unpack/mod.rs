@@ -453,7 +453,7 @@ impl Extract<'_> {
         let header = entry.header().clone();
         let mode = header.mode().map_err(|e| refused(index, &raw, e))? & 0o7777;
         match kind {
-            tar::EntryType::Directory => self.make_dir(&path, &rel, mode)?,
+            tar::EntryType::Directory => self.make_dir(&path, &rel, mode, &meta)?,
             k if k.is_file() => self.make_file(index, &raw, &path, mode, &meta, &mut entry)?,
             tar::EntryType::Symlink => self.make_symlink(index, &raw, &path, &meta)?,
             tar::EntryType::Link => {
