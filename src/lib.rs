@@ -120,8 +120,9 @@ pub mod test_support {
     pub use crate::base::tree::Node;
     pub use crate::nar::{dump as nar_dump, hash as nar_hash, nix_base32, sri as nar_sri};
     pub use crate::nixdb::{
-        scan as nixdb_scan, write_database, DatabaseTree, Entry as NixDbEntry,
-        EntryKind as NixDbEntryKind, StorePathInfo, SCHEMA_VERSION as NIX_SCHEMA_VERSION,
+        read_database as nixdb_read, scan as nixdb_scan, write_database, DatabaseTree,
+        Entry as NixDbEntry, EntryKind as NixDbEntryKind, StorePathInfo,
+        SCHEMA_VERSION as NIX_SCHEMA_VERSION,
     };
 
     /// The tree `fromImage` sees in the image `tag` of `layout`: each path

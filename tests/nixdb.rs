@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::{busybox, require, NIX_CONFIG};
-use nixoci::test_support::{nix_base32, nixdb_scan, write_database, StorePathInfo};
+use nixoci::test_support::{nix_base32, nixdb_read, nixdb_scan, write_database, StorePathInfo};
 
 /// A Nix command on the store rooted at `root`.
 fn nix(program: &str, root: &Path) -> Command {
@@ -103,8 +103,13 @@ fn copy_of_store(parent: &Path) -> PathBuf {
 
 /// `nix path-info --json` of `path`: (narHash, narSize, references).
 fn path_info(root: &Path, path: &str) -> (String, u64, BTreeSet<String>) {
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(nix("nix", root).args(["path-info", "--json", path]))).unwrap();
+    let mut c = nix("nix", root);
+    c.args(["path-info", "--json", path]);
+    if path.ends_with(".drv") {
+        // The derivation itself, not its outputs.
+        c.arg("--derivation");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&mut c)).unwrap();
     let p = &json[0];
     (
         p["narHash"].as_str().unwrap().to_owned(),
@@ -230,6 +235,44 @@ fn the_schema_is_the_one_nix_makes() {
         fs::read(theirs.join("schema")).unwrap()
     );
     assert_eq!(fs::read(ours.join("schema")).unwrap(), b"10");
+}
+
+#[test]
+fn a_database_nix_made_reads_as_nix_path_info_gives_it() {
+    let b = built();
+    // A copy: Nix's database as a base image holds it, closed.
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("nix/var/nix/db");
+    fs::create_dir_all(&db).unwrap();
+    fs::copy(
+        b.root.join("nix/var/nix/db/db.sqlite"),
+        db.join("db.sqlite"),
+    )
+    .unwrap();
+    let before = fs::read(db.join("db.sqlite")).unwrap();
+    let read = nixdb_read(t.path()).unwrap();
+    // The closure and the two derivations that built it.
+    assert_eq!(read.len(), 5, "{read:?}");
+    for i in &read {
+        let (hash, size, refs) = path_info(&b.root, &i.path);
+        assert_eq!(
+            (sri(&i.nar_hash), i.nar_size, i.references.clone()),
+            (hash, size, refs)
+        );
+    }
+    let app = read.iter().find(|i| i.path == b.app).unwrap();
+    assert!(
+        app.deriver
+            .as_deref()
+            .is_some_and(|d| d.ends_with("-app.drv")),
+        "{app:?}"
+    );
+    assert_eq!(fs::read(db.join("db.sqlite")).unwrap(), before);
+    assert_eq!(
+        fs::read_dir(&db).unwrap().count(),
+        1,
+        "nothing beside the file"
+    );
 }
 
 /// Run by [`the_bytes_do_not_depend_on_the_process_or_umask`] in a process

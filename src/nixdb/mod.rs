@@ -49,6 +49,11 @@
 //! the references, a path's reference to itself included, as Nix records
 //! it. `DerivationOutputs` stays empty (no `.drv` goes into an image).
 //!
+//! A base image's database is read by [`read_database`] (read-only and
+//! immutable, refusing one whose write-ahead log still holds changes), so
+//! that its paths can be written again beside the image's: the database
+//! is always written whole, never changed in place.
+//!
 //! # Same paths, same bytes
 //!
 //! - The registration time is a parameter (`SOURCE_DATE_EPOCH`, or 1), not
@@ -284,6 +289,28 @@ pub fn write_database(
         }
     }
     Ok(())
+}
+
+/// The store paths of the Nix database `root/nix/var/nix/db/db.sqlite`
+/// (a base image's unpacked tree), to write them again with others: path,
+/// NAR hash and size, references and deriver, sorted by path. Nothing
+/// under `root` changes (the file is opened read-only and immutable).
+/// Their `ultimate`, `sigs` and `ca` are not kept, as [`write_database`]
+/// writes none.
+pub fn read_database(root: &Path) -> Result<Vec<StorePathInfo>> {
+    let file = root.join("nix/var/nix/db/db.sqlite");
+    fs::symlink_metadata(&file).at(&file)?;
+    // Read as immutable, SQLite would not see what a write-ahead log
+    // holds: refuse rather than miss paths.
+    let wal = root.join("nix/var/nix/db/db.sqlite-wal");
+    if fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::Invalid(format!(
+            "{}: the Nix database has changes still in its write-ahead log; \
+             let Nix close it (run any nix-store command on that store) and try again",
+            wal.display()
+        )));
+    }
+    sqlite::read(&file)
 }
 
 /// A Nix database written into a temporary directory of its own, to be

@@ -145,3 +145,84 @@ pub(super) fn write(file: &Path, paths: &[StorePathInfo], registration_time: u64
     db.close().map_err(|(_, e)| err(e))?;
     Ok(())
 }
+
+/// The store paths a Nix database at `file` holds (a base image's, to keep
+/// them): path, NAR hash and size, references and deriver, sorted by
+/// path. The columns the database written here leaves NULL (`ultimate`,
+/// `sigs`, `ca`) are not read. Opened read-only and immutable, so that
+/// neither the file nor its directory changes (no journal, no WAL).
+pub(super) fn read(file: &Path) -> Result<Vec<StorePathInfo>> {
+    let err = |e: rusqlite::Error| {
+        Error::Invalid(format!(
+            "{}: cannot read it as a Nix database: {e}",
+            file.display()
+        ))
+    };
+    let uri = format!(
+        "file:{}?immutable=1",
+        file.display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23")
+    );
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = Connection::open_with_flags(uri, flags).map_err(err)?;
+    let mut rows = db
+        .prepare("SELECT id, path, hash, narSize, deriver FROM ValidPaths ORDER BY path")
+        .map_err(err)?;
+    let mut by_id = std::collections::BTreeMap::new();
+    let mut paths = Vec::new();
+    let found = rows
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(err)?;
+    for row in found {
+        let (id, path, hash, size, deriver) = row.map_err(err)?;
+        let nar_hash = hash
+            .strip_prefix("sha256:")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: {path} has hash {hash:?}, not sha256: and 64 hex digits as Nix writes it",
+                    file.display()
+                ))
+            })?;
+        by_id.insert(id, paths.len());
+        paths.push(StorePathInfo {
+            path,
+            nar_hash,
+            nar_size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            references: Default::default(),
+            deriver,
+        });
+    }
+    let mut refs = db
+        .prepare("SELECT referrer, reference FROM Refs")
+        .map_err(err)?;
+    let pairs = refs
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(err)?;
+    for pair in pairs {
+        let (from, to) = pair.map_err(err)?;
+        let (Some(&from), Some(&to)) = (by_id.get(&from), by_id.get(&to)) else {
+            return Err(Error::Invalid(format!(
+                "{}: a reference from id {from} to id {to} names a path the database does not hold",
+                file.display()
+            )));
+        };
+        let target = paths[to].path.clone();
+        paths[from].references.insert(target);
+    }
+    Ok(paths)
+}

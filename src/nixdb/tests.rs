@@ -325,3 +325,32 @@ fn the_owner_given_owns_nix_and_everything_written() {
         assert_eq!((uid, gid), (1000, 100), "{path}");
     }
 }
+
+#[test]
+fn a_database_read_back_gives_the_paths_written() {
+    let t = tempfile::tempdir().unwrap();
+    let mut paths = closure();
+    paths[2].deriver = Some("/nix/store/9rxyxbw3bvjyay50ajmmm3r7mkmzif28-app.drv".into());
+    write_database(t.path(), &paths, 1, None).unwrap();
+    let before = files_below(t.path());
+    let mut sorted = paths.clone();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(read_database(t.path()).unwrap(), sorted);
+    assert_eq!(files_below(t.path()), before, "reading wrote nothing");
+}
+
+#[test]
+fn a_database_with_a_write_ahead_log_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    write_database(t.path(), &closure(), 1, None).unwrap();
+    let wal = t.path().join("nix/var/nix/db/db.sqlite-wal");
+    fs::write(&wal, b"x").unwrap();
+    assert_eq!(
+        read_database(t.path()).unwrap_err().to_string(),
+        format!(
+            "{}: the Nix database has changes still in its write-ahead log; let Nix close it \
+             (run any nix-store command on that store) and try again",
+            wal.display()
+        )
+    );
+}
