@@ -328,7 +328,11 @@ fn the_owner_given_owns_nix_and_everything_written() {
 
 #[test]
 fn a_database_read_back_gives_the_paths_written() {
-    let t = tempfile::tempdir().unwrap();
+    // Characters a SQLite URI gives a meaning to, in the directory's name.
+    let t = tempfile::Builder::new()
+        .prefix("a b?c#d%e&f=")
+        .tempdir()
+        .unwrap();
     let mut paths = closure();
     paths[2].deriver = Some("/nix/store/9rxyxbw3bvjyay50ajmmm3r7mkmzif28-app.drv".into());
     write_database(t.path(), &paths, 1, None).unwrap();
