@@ -235,6 +235,26 @@ pub enum Error {
         /// The most descriptors read.
         max: usize,
     },
+    /// A Nix database asked for a store path that refers to a path the
+    /// database does not hold: Nix would take the second as missing.
+    #[error(
+        "nix database: {path} refers to {reference}, which is not among the store paths \
+         given; give the whole closure of {path}"
+    )]
+    NixDbReference {
+        /// The referring store path.
+        path: String,
+        /// The store path it refers to.
+        reference: String,
+    },
+
+    /// A Nix database asked for with a store path given twice.
+    #[error("nix database: store path {path} is given twice; give each path once")]
+    NixDbDuplicate {
+        /// The store path.
+        path: String,
+    },
+
     /// Any other failure, in words.
     #[error("{0}")]
     Invalid(String),

@@ -57,6 +57,7 @@
 //! 1. ground floor: `error`, `progress`, `oci`;
 //! 2. the layer write path: `layer`;
 //! 3. input: `spec`, `nix`, `nar` (the Nix archive hash of a tree),
+//!    `nixdb` (a Nix database of store paths, reproducible),
 //!    `rootfs` (an unpacked image's tree, read as a container sees it),
 //!    `plan` (automatic layering: which store paths go into which layer);
 //! 4. documents: `documents`;
@@ -86,6 +87,7 @@ mod layer;
 mod layout;
 mod nar;
 mod nix;
+mod nixdb;
 pub mod oci;
 mod plan;
 pub mod progress;
@@ -116,7 +118,12 @@ pub mod test_support {
     use std::path::Path;
 
     pub use crate::base::tree::Node;
-    pub use crate::nar::{dump as nar_dump, hash as nar_hash, sri as nar_sri};
+    pub use crate::nar::{dump as nar_dump, hash as nar_hash, nix_base32, sri as nar_sri};
+    pub use crate::nixdb::{
+        read_database as nixdb_read, scan as nixdb_scan, write_database, DatabaseTree,
+        Entry as NixDbEntry, EntryKind as NixDbEntryKind, StorePathInfo,
+        SCHEMA_VERSION as NIX_SCHEMA_VERSION,
+    };
 
     /// The tree `fromImage` sees in the image `tag` of `layout`: each path
     /// and its node, in path order.
