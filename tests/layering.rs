@@ -14,7 +14,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
-    &["spec", "nix", "nar", "rootfs", "plan"],
+    &["spec", "nix", "nar", "accounts", "rootfs", "plan"],
     &["documents"],
     &["layout"],
     &[
