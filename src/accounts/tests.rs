@@ -390,3 +390,28 @@ fn user_field() {
         r#"config.User "app": the image has no user "app" (its users: none); declare it in users, or give a numeric id"#
     );
 }
+
+#[test]
+fn defaults_skip_a_taken_id_and_base_members_join_empty_lists() {
+    let a = ok(
+        r#"[{"name":"toor","uid":0,"createHome":false}]"#,
+        r#"[{"name":"nobody","gid":65534}]"#,
+    );
+    assert_eq!(
+        text(&a.passwd),
+        "toor:x:0:0::/home/toor:/sbin/nologin\nnobody:x:65534:65534::/nonexistent:/sbin/nologin\n"
+    );
+    assert_eq!(text(&a.group), "toor:x:0:\nnobody:x:65534:\n");
+    let a = accounts(
+        &users(r#"[{"name":"app","uid":1001,"groups":["old","wheel"]}]"#),
+        &groups(r#"[{"name":"wheel","gid":10,"members":["root","old"]}]"#),
+        &weird_base(),
+    )
+    .unwrap();
+    assert!(
+        text(&a.group)
+            .starts_with("root:x:0:root\r\nwheel:x:10:root,old,app\nold:x:1000:app\n#end\n"),
+        "{}",
+        text(&a.group)
+    );
+}
