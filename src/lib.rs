@@ -58,6 +58,7 @@
 //! 2. the layer write path: `layer`;
 //! 3. input: `spec`, `nix`, `nar` (the Nix archive hash of a tree),
 //!    `nixdb` (a Nix database of store paths, reproducible),
+//!    `accounts` (users and groups: `/etc/passwd` and friends),
 //!    `rootfs` (an unpacked image's tree, read as a container sees it),
 //!    `plan` (automatic layering: which store paths go into which layer);
 //! 4. documents: `documents`;
@@ -71,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+mod accounts;
 mod archive;
 mod artifact;
 mod base;
@@ -117,6 +119,10 @@ pub use verify::{verify, verify_with, Report as VerifyReport};
 pub mod test_support {
     use std::path::Path;
 
+    pub use crate::accounts::{
+        accounts, check_user_field, Accounts, Base as AccountsBase, BaseFile as AccountsBaseFile,
+        Group as AccountsGroup, Home as AccountsHome, User as AccountsUser,
+    };
     pub use crate::base::tree::Node;
     pub use crate::nar::{dump as nar_dump, hash as nar_hash, nix_base32, sri as nar_sri};
     pub use crate::nixdb::{

@@ -14,7 +14,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "oci"],
     &["layer"],
-    &["spec", "nix", "nar", "nixdb", "rootfs", "plan"],
+    &["spec", "nix", "nar", "nixdb", "accounts", "rootfs", "plan"],
     &["documents"],
     &["layout"],
     &[
