@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+pub use crate::accounts::{Group, User};
 use crate::error::{IoContext, Result};
 pub use crate::layer::compress::Compression;
 use crate::oci::json::{at_path, parse_json};
@@ -36,6 +37,28 @@ pub struct LayerSpec {
     /// Rules setting mode and owner on entries already placed.
     #[serde(default, deserialize_with = "objects")]
     pub perms: Vec<PermSpec>,
+    /// Users: `/etc/passwd`, `/etc/shadow` (and their groups), merged
+    /// onto the base image's files (see [`crate::accounts`]).
+    #[serde(default, deserialize_with = "objects")]
+    pub users: Vec<User>,
+    /// Groups: `/etc/group`, merged onto the base image's file.
+    #[serde(default, deserialize_with = "objects")]
+    pub groups: Vec<Group>,
+    /// Make `/tmp` with mode 1777 unless the base image or this layer has
+    /// one (default: false; `ociImage` passes true unless `tmp = false`).
+    #[serde(default)]
+    pub tmp: bool,
+    /// Write a Nix database (`/nix/var/nix/db`) registering every store
+    /// path of the image: this layer's, its `base` layers' and the base
+    /// image's (see [`crate::nixdb`]).
+    #[serde(default)]
+    pub nix_database: bool,
+    /// With `nixDatabase`: the owner of `/nix` and the database (default 0).
+    #[serde(default)]
+    pub nix_uid: Option<u32>,
+    /// With `nixDatabase`: the group of `/nix` and the database (default 0).
+    #[serde(default)]
+    pub nix_gid: Option<u32>,
     /// How the tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,
@@ -526,9 +549,80 @@ pub struct ImageSpec {
     /// config inherited (see the README, "Base images").
     #[serde(default)]
     pub from_image: Option<FromImage>,
+    /// The root filesystem settings below, when any is given, make one
+    /// more layer, the image's last, as an inline layer with the same
+    /// fields would ([`ImageSpec::rootfs_layer`]).
+    #[serde(default, deserialize_with = "objects")]
+    pub users: Vec<User>,
+    /// See [`LayerSpec::groups`].
+    #[serde(default, deserialize_with = "objects")]
+    pub groups: Vec<Group>,
+    /// See [`LayerSpec::directories`].
+    #[serde(default, deserialize_with = "objects")]
+    pub directories: Vec<DirectorySpec>,
+    /// See [`LayerSpec::symlinks`].
+    #[serde(default, deserialize_with = "objects")]
+    pub symlinks: Vec<SymlinkSpec>,
+    /// Files of the last layer (inline `text` or a `source`), as in a layer.
+    #[serde(default, deserialize_with = "objects")]
+    pub files: Vec<FileSpec>,
+    /// See [`LayerSpec::perms`]: rules on the entries of the last layer.
+    #[serde(default, deserialize_with = "objects")]
+    pub perms: Vec<PermSpec>,
+    /// See [`LayerSpec::tmp`] (default false here; `ociImage` says true).
+    #[serde(default)]
+    pub tmp: bool,
+    /// See [`LayerSpec::nix_database`].
+    #[serde(default)]
+    pub nix_database: bool,
+    /// See [`LayerSpec::nix_uid`].
+    #[serde(default)]
+    pub nix_uid: Option<u32>,
+    /// See [`LayerSpec::nix_gid`].
+    #[serde(default)]
+    pub nix_gid: Option<u32>,
 }
 
 impl ImageSpec {
+    /// The image's last layer made of its root filesystem settings
+    /// (`users`, `groups`, `directories`, `symlinks`, `files`, `perms`,
+    /// `tmp`, `nixDatabase`), when any is given; compressed as the image's
+    /// last inline layer is (gzip when it has none).
+    pub fn rootfs_layer(&self) -> Option<LayerSpec> {
+        let any = !self.users.is_empty()
+            || !self.groups.is_empty()
+            || !self.directories.is_empty()
+            || !self.symlinks.is_empty()
+            || !self.files.is_empty()
+            || !self.perms.is_empty()
+            || self.tmp
+            || self.nix_database
+            || self.nix_uid.is_some()
+            || self.nix_gid.is_some();
+        if !any {
+            return None;
+        }
+        let last_inline = self.layers.iter().rev().find_map(|l| match l {
+            LayerRef::Inline(l) => Some(l),
+            LayerRef::Dir(_) => None,
+        });
+        Some(LayerSpec {
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            directories: self.directories.clone(),
+            symlinks: self.symlinks.clone(),
+            files: self.files.clone(),
+            perms: self.perms.clone(),
+            tmp: self.tmp,
+            nix_database: self.nix_database,
+            nix_uid: self.nix_uid,
+            nix_gid: self.nix_gid,
+            compression: last_inline.map(|l| l.compression).unwrap_or_default(),
+            level: last_inline.and_then(|l| l.level),
+            ..Default::default()
+        })
+    }
+
     /// The config-shaping fields that are set (they conflict with
     /// `imageConfig`).
     pub(crate) fn config_settings(&self) -> Vec<&'static str> {
@@ -551,6 +645,16 @@ impl ImageSpec {
             ("created", self.created.is_some()),
             ("config", config_set),
             ("extraConfig", self.extra_config.is_some()),
+            ("users", !self.users.is_empty()),
+            ("groups", !self.groups.is_empty()),
+            ("directories", !self.directories.is_empty()),
+            ("symlinks", !self.symlinks.is_empty()),
+            ("files", !self.files.is_empty()),
+            ("perms", !self.perms.is_empty()),
+            ("tmp", self.tmp),
+            ("nixDatabase", self.nix_database),
+            ("nixUid", self.nix_uid.is_some()),
+            ("nixGid", self.nix_gid.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))

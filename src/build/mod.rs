@@ -61,6 +61,9 @@ fn image_inputs(spec: &ImageSpec, spec_path: &Path) -> Vec<PathBuf> {
             LayerRef::Inline(l) => layer_inputs(l, &base, &mut inputs),
         }
     }
+    if let Some(l) = spec.rootfs_layer() {
+        layer_inputs(&l, &base, &mut inputs);
+    }
     if let Some(f) = &spec.from_image {
         inputs.push(spec::resolve(&base, &f.path));
     }
@@ -113,7 +116,8 @@ pub fn write_config(
     copy_layers: bool,
     ctx: &Ctx,
 ) -> Result<ConfigInfo> {
-    if spec.layers.is_empty() && spec.from_image.is_none() {
+    let rootfs = spec.rootfs_layer();
+    if spec.layers.is_empty() && spec.from_image.is_none() && rootfs.is_none() {
         return Err(Error::spec(
             spec_path,
             "an image needs at least one layer (\"layers\" is empty)",
@@ -141,8 +145,17 @@ pub fn write_config(
     let base_layers = layers.len();
     // Each new layer, and the blob store holding it, for the merge check.
     let mut new_layers: Vec<(String, BlobDir)> = Vec::new();
-    for (index, layer) in spec.layers.iter().enumerate() {
-        let at = format!("{}: layers[{index}]", spec_path.display());
+    // The root filesystem settings of the image make its last layer.
+    let rootfs_ref = rootfs.map(|l| LayerRef::Inline(Box::new(l)));
+    for (index, layer) in spec.layers.iter().chain(&rootfs_ref).enumerate() {
+        let at = if index < spec.layers.len() {
+            format!("{}: layers[{index}]", spec_path.display())
+        } else {
+            format!(
+                "{}: the image's root filesystem layer (users, groups, directories, symlinks, files, perms, tmp, nixDatabase)",
+                spec_path.display()
+            )
+        };
         let info = match layer {
             LayerRef::Inline(l) => {
                 if l.from_image.is_some() {
