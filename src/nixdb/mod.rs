@@ -60,9 +60,13 @@
 //!   the clock.
 //! - Rows go in sorted by path, with ids 1, 2, ... in that order, and
 //!   references sorted by (referrer, reference).
-//! - The page size, encoding and vacuum mode are set before the first
-//!   page; one transaction, then `VACUUM`, which rewrites the file as a
-//!   fresh copy (no free pages, no leftover bytes).
+//! - The page size, encoding and vacuum mode (`auto_vacuum = NONE`) are
+//!   set before the first page; then one transaction writes the schema
+//!   and the rows, and nothing else. No `VACUUM`: the file is new and
+//!   nothing is ever deleted from it, so it has no free pages or leftover
+//!   bytes to drop, and `VACUUM` would rewrite `sqlite_master` (tables
+//!   first, indexes and the trigger after) out of the order, and with
+//!   other root pages than, the ones Nix makes.
 //! - The SQLite that writes it is the one `Cargo.lock` pins (rusqlite's
 //!   bundled SQLite), never the machine's: the header holds the writer's
 //!   version, and the layout of pages may change between versions.
