@@ -449,34 +449,107 @@ fn a_base_database_written_by_nix_is_kept() {
     fs::create_dir_all(&base_dir).unwrap();
     let base = build_in(
         &base_dir,
-        &json!({"layers": [{"files": [{"source": scratch.join("nix"), "destination": "/nix"}]}]}),
+        &json!({"layers": [{"files": [
+            {"source": scratch.join("nix"), "destination": "/nix"},
+            // What SQLite would read with the new file: removed by it.
+            {"text": "", "destination": "/nix/var/nix/db/db.sqlite-wal"},
+            {"text": "stale", "destination": "/nix/var/nix/db/db.sqlite-shm"}
+        ]}]}),
+        &[],
+    );
+    // As a layout, and as a docker archive.
+    let archive = t.path().join("base.tar");
+    run(nixoci()
+        .arg("archive")
+        .arg(&base)
+        .args(["--format", "docker", "-o"])
+        .arg(&archive)
+        .arg("-q"));
+    for (name, from) in [("on-layout", &base), ("on-archive", &archive)] {
+        let dir = t.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let layout = build_in(
+            &dir,
+            &json!({"fromImage": from, "layers": [{"closure": b.app_closure, "nixDatabase": true}]}),
+            &[],
+        );
+        let root = unpack(&layout, &dir, "root");
+        for side in ["db.sqlite-wal", "db.sqlite-shm"] {
+            assert!(
+                !root.join("nix/var/nix/db").join(side).exists(),
+                "{name}: {side}"
+            );
+        }
+        let out = verify(&root);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.contains("checking store hashes"),
+            "{name}: {err}"
+        );
+        assert!(
+            !err.contains("modified") && !err.contains("disappeared"),
+            "{name}: {err}"
+        );
+        let theirs = path_info(Some(&scratch), std::slice::from_ref(&ghost));
+        let mine = path_info(Some(&root), std::slice::from_ref(&ghost));
+        assert_eq!(mine, theirs, "{name}");
+        assert!(
+            mine[&ghost].2 > 1000,
+            "{name}: Nix's registration time: {mine:?}"
+        );
+        assert_eq!(
+            references(Some(&root), &ghost),
+            references(Some(&scratch), &ghost),
+            "{name}"
+        );
+        assert_valid_store(&root, &b.app_closure);
+    }
+}
+
+/// Issue 24: a path the layer removes from the base leaves the database
+/// (the base's row for it is dropped), and a base row that still refers
+/// to it is an error naming the layer.
+#[test]
+fn removed_base_paths_leave_the_database() {
+    let b = built();
+    let t = tempfile::tempdir().unwrap();
+    let base_dir = t.path().join("base");
+    fs::create_dir_all(&base_dir).unwrap();
+    let base = build_in(
+        &base_dir,
+        &json!({"layers": [{"closure": b.extra_closure, "nixDatabase": true}]}),
         &[],
     );
     let layout = build_in(
         t.path(),
-        &json!({"fromImage": base, "layers": [{"closure": b.app_closure, "nixDatabase": true}]}),
+        &json!({"fromImage": base, "layers": [{"remove": [b.extra], "nixDatabase": true}]}),
         &[],
     );
     let root = unpack(&layout, t.path(), "root");
-    let out = verify(&root);
+    assert!(!root.join(b.extra.trim_start_matches('/')).exists());
+    assert_valid_store(&root, &b.app_closure);
+    let out = nix_at("nix-store", Some(&root))
+        .args(["-q", "--references", &b.extra])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && err.contains("checking store hashes"),
+        !out.status.success() && err.contains(&format!("path '{}' is not valid", b.extra)),
         "{err}"
+    );
+
+    let err = build_fails(
+        t.path(),
+        &json!({"fromImage": base, "layers": [{"remove": [b.app], "nixDatabase": true}]}),
     );
     assert!(
-        !err.contains("modified") && !err.contains("disappeared"),
+        err.contains("layers[0]: nixDatabase")
+            && err.contains(&format!(
+                "{} refers to {}, which is not among the store paths given",
+                b.extra, b.app
+            )),
         "{err}"
     );
-    let theirs = path_info(Some(&scratch), std::slice::from_ref(&ghost));
-    let mine = path_info(Some(&root), std::slice::from_ref(&ghost));
-    assert_eq!(mine, theirs);
-    assert!(mine[&ghost].2 > 1000, "Nix's registration time: {mine:?}");
-    assert_eq!(
-        references(Some(&root), &ghost),
-        references(Some(&scratch), &ghost)
-    );
-    assert_valid_store(&root, &b.app_closure);
 }
 
 /// Issue 24: each refusal, with its message.
