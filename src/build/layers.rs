@@ -37,6 +37,7 @@ pub fn write_layer(
     if let Some(o) = onto {
         exclude.extend(o.store_paths());
     }
+    let below = exclude.clone();
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
     tree.protect(&ctx.protect);
     let progress = ctx.progress;
@@ -136,6 +137,8 @@ pub fn write_layer(
                 .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
         }
     }
+    super::nixdb::add_database(spec, spec_path, &mut tree, &below, onto)
+        .map_err(|e| e.within(at.to_owned()))?;
     // Where the spec puts the paths (a layer that removes the base's link
     // `/bin` may place nothing through it, followed or not), then where
     // they finally are: through the base's links when followed.

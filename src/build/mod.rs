@@ -12,6 +12,7 @@
 
 mod info;
 mod layers;
+mod nixdb;
 mod onto;
 mod options;
 
