@@ -287,6 +287,12 @@ fn build_error(spec: Value, with_base: bool) -> String {
         let base = base_layout(t.path());
         spec["fromImage"] = json!(base);
     }
+    file(
+        t.path(),
+        "rootfs/etc/passwd",
+        b"root:x:0:0::/root:/bin/sh\n",
+        0o644,
+    );
     let path = t.path().join("image.json");
     write_json(&path, &spec);
     run_fail(
@@ -355,6 +361,11 @@ fn bad_accounts_are_refused_naming_both_entries() {
             layer(json!({"users": [{"name": "app", "uid": 1000}], "files": [{"text": "root:x:0:0::/root:/bin/sh\n", "destination": "/etc/passwd"}]})),
             false,
             "layers[0]: /etc/passwd: both users and groups and files[0] (inline text) place it; let users and groups write it (give the accounts there), or drop users and groups",
+        ),
+        (
+            layer(json!({"users": [{"name": "app", "uid": 1000}], "files": [{"source": "rootfs", "destination": "/"}]})),
+            false,
+            "/rootfs/etc/passwd place it; let users and groups write it (give the accounts there), or drop users and groups",
         ),
     ];
     for (spec, with_base, want) in cases {
