@@ -508,3 +508,118 @@ fn config_user_is_checked_against_the_base() {
         );
     }
 }
+
+/// A tar stream of `entries`: (path, type, mode, gid, content or target).
+fn tar_of(entries: &[(&str, tar::EntryType, u32, u64, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, gid, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(0);
+        h.set_gid(*gid);
+        h.set_mtime(1);
+        if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+            h.set_size(0);
+            b.append_link(&mut h, path, std::str::from_utf8(data).unwrap())
+                .unwrap();
+        } else {
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// Issue 24: a base's account files are read as a container reads them:
+/// through a relative and an absolute symbolic link, and a hard link; the
+/// shadow file keeps the mode and owner of the file the link leads to; a
+/// directory at /etc/passwd, or links that loop, are refused naming it.
+#[test]
+fn base_account_files_are_read_through_links() {
+    use tar::EntryType::{Directory as D, Link as H, Regular as F, Symlink as S};
+    let t = tempfile::tempdir().unwrap();
+    let bottom = tar_of(&[
+        ("usr/", D, 0o755, 0, b""),
+        ("usr/etc/", D, 0o755, 0, b""),
+        ("usr/etc/passwd", F, 0o644, 0, BASE_PASSWD.as_bytes()),
+        ("usr/etc/group.real", F, 0o644, 0, BASE_GROUP.as_bytes()),
+        ("usr/etc/group", H, 0o644, 0, b"usr/etc/group.real"),
+        ("usr/etc/shadow", F, 0o640, 42, BASE_SHADOW.as_bytes()),
+        ("etc/", D, 0o755, 0, b""),
+        ("etc/passwd", S, 0o777, 0, b"../usr/etc/passwd"),
+        ("etc/group", S, 0o777, 0, b"../usr/etc/group"),
+    ]);
+    let top = tar_of(&[("etc/shadow", S, 0o777, 0, b"/usr/etc/shadow")]);
+    let base = craft(&t.path().join("base"), &[bottom, top], |_, _| {});
+    let spec = t.path().join("app.json");
+    write_json(
+        &spec,
+        &json!({"fromImage": base, "architecture": "amd64", "users": [{"name": "app", "uid": 1000}], "config": {"User": "www"}}),
+    );
+    let layout = build(&spec, &t.path().join("app"));
+    let root = t.path().join("root");
+    run(nixoci()
+        .arg("unpack")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&root)
+        .arg("-q"));
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(
+        read("etc/passwd"),
+        format!("{BASE_PASSWD}app:x:1000:1000::/home/app:/sbin/nologin\nnobody:x:65534:65534::/nonexistent:/sbin/nologin\n")
+    );
+    assert_eq!(
+        read("etc/group"),
+        format!("{BASE_GROUP}app:x:1000:\nnogroup:x:65534:\n")
+    );
+    assert_eq!(
+        read("etc/shadow"),
+        format!("{BASE_SHADOW}app:*:::::::\nnobody:*:::::::\n")
+    );
+    let m = fs::symlink_metadata(root.join("etc/shadow")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o640, 0, 42));
+    // The base's own files are as they were.
+    assert_eq!(read("usr/etc/passwd"), BASE_PASSWD);
+
+    for (name, entries, want) in [
+        (
+            "dir",
+            vec![
+                ("etc/", D, 0o755, 0, &b""[..]),
+                ("etc/passwd/", D, 0o755, 0, b""),
+            ],
+            "/etc/passwd in the base image ",
+        ),
+        (
+            "loop",
+            vec![
+                ("etc/", D, 0o755, 0, &b""[..]),
+                ("etc/passwd", S, 0o777, 0, b"passwd"),
+            ],
+            "/etc/passwd in the base image ",
+        ),
+    ] {
+        let base = craft(&t.path().join(name), &[tar_of(&entries)], |_, _| {});
+        let spec = t.path().join(format!("{name}.json"));
+        write_json(
+            &spec,
+            &json!({"fromImage": base, "architecture": "amd64", "users": [{"name": "app", "uid": 1000}]}),
+        );
+        let err = run_fail(
+            nixoci()
+                .arg("build")
+                .arg(&spec)
+                .arg("-o")
+                .arg(t.path().join(format!("{name}-out")))
+                .arg("-q"),
+        );
+        let base = base.display();
+        let why = if name == "dir" {
+            format!("{want}{base}: it is a directory, not a regular file; fix the base image")
+        } else {
+            format!("{want}{base}: its symbolic links loop (more than 40 followed)")
+        };
+        assert!(err.contains(&why), "{name}: want {why}\ngot {err}");
+    }
+}

@@ -1,7 +1,9 @@
-//! One regular file of a base image read whole, as a container would see
-//! it: through the base's symbolic links, from the layer that last put it
-//! there (a hard link read through to its target in that layer).
+//! Regular files of a base image read whole, as a container would see
+//! them: through the base's symbolic links, from the layer that last put
+//! each there (a hard link read through to its target in that layer).
+//! Each layer holding one is read once for all of them.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::tree::{BaseTree, Meta, Node};
@@ -13,6 +15,9 @@ use crate::untar::{normalise, EntryMeta};
 /// The most bytes read of one file (account files are small).
 const MAX_FILE: u64 = 16 << 20;
 
+/// The most hard links followed in a row.
+const MAX_HARD_LINKS: usize = 8;
+
 /// A file of the base image.
 #[derive(Debug, Clone)]
 pub struct BaseFile {
@@ -20,72 +25,118 @@ pub struct BaseFile {
     pub bytes: Vec<u8>,
     /// Its mode and owner.
     pub meta: Meta,
-    /// The layer holding it, as messages name it (`2 (sha256:…) of base
-    /// image PATH`).
+    /// The layer holding it, as messages name it (`2 (sha256:…) of the
+    /// base image PATH`).
     pub layer: String,
 }
 
-/// The file at `path` (absolute) in the base, its symbolic links followed
-/// as a container follows them; `None` when there is nothing there (or a
-/// link leading nowhere). Anything else than a regular file there is an
-/// error naming it.
-pub fn read_file(image: &BaseImage, tree: &BaseTree, path: &str) -> Result<Option<BaseFile>> {
-    let what = format!("{path} in the {}", image.source);
-    let rel = path.trim_start_matches('/').as_bytes();
-    let at = tree.follow(rel, true).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{what}: its symbolic links loop (more than 40 followed)"
-        ))
-    })?;
-    match tree.get(&at) {
-        None => return Ok(None),
-        Some(Node::File) => {}
-        Some(n) => {
-            return Err(Error::Invalid(format!(
-                "{what}: it is {}, not a regular file; fix the base image",
-                n.noun()
-            )))
-        }
-    }
-    let (index, meta) = tree.entry_of(&at).expect("the path is in the tree");
-    let (desc, _) = &image.layers[index];
-    let layer = format!(
-        "{} ({}) of the {}",
-        index + 1,
-        desc.digest.short(),
-        image.source
-    );
-    let shown = format!("/{}", String::from_utf8_lossy(&at));
-    let within = format!("{what} (at {shown}, layer {layer})");
-    let mut want = at;
-    // A hard link names its target, read in a second pass (at most a few).
-    for _ in 0..8 {
-        let found = find_in_layer(image, index, &want, &within)?;
-        match found {
-            Found::Bytes(bytes) => return Ok(Some(BaseFile { bytes, meta, layer })),
-            Found::Link(to) => want = to,
-            Found::Missing => {
+/// The file at each of `paths` (absolute) in the base, symbolic links
+/// followed as a container follows them; `None` where there is nothing
+/// (or a link leading nowhere). Anything else than a regular file there is
+/// an error naming it.
+pub fn read_files(
+    image: &BaseImage,
+    tree: &BaseTree,
+    paths: &[&str],
+) -> Result<Vec<Option<BaseFile>>> {
+    // Each file found: where it is, its layer, its metadata, its name in
+    // messages.
+    let mut wanted = Vec::new();
+    for path in paths {
+        let what = format!("{path} in the {}", image.source);
+        let rel = path.trim_start_matches('/').as_bytes();
+        let at = tree.follow(rel, true).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{what}: its symbolic links loop (more than 40 followed)"
+            ))
+        })?;
+        match tree.get(&at) {
+            None => wanted.push(None),
+            Some(Node::File) => {
+                let (index, meta) = tree.entry_of(&at).expect("the path is in the tree");
+                let layer = format!(
+                    "{} ({}) of the {}",
+                    index + 1,
+                    image.layers[index].0.digest.short(),
+                    image.source
+                );
+                let shown = String::from_utf8_lossy(&at).into_owned();
+                let what = format!("{what} (at /{shown}, layer {layer})");
+                wanted.push(Some((at, index, meta, layer, what)));
+            }
+            Some(n) => {
                 return Err(Error::Invalid(format!(
-                "{within}: a hard link whose target /{} is not in that layer; fix the base image",
-                String::from_utf8_lossy(&want)
-            )))
+                    "{what}: it is {}, not a regular file; fix the base image",
+                    n.noun()
+                )))
             }
         }
     }
-    Err(Error::Invalid(format!(
-        "{within}: too many hard links in a row; fix the base image"
-    )))
+    let mut out = Vec::new();
+    let mut read: BTreeMap<usize, BTreeMap<Vec<u8>, Found>> = BTreeMap::new();
+    for w in wanted {
+        let Some((at, index, meta, layer, what)) = w else {
+            out.push(None);
+            continue;
+        };
+        let mut want = at;
+        let mut bytes = None;
+        for _ in 0..=MAX_HARD_LINKS {
+            let found = match read.get(&index).and_then(|m| m.get(&want)) {
+                Some(f) => f.clone(),
+                None => {
+                    // Every path asked for in this layer, in one pass.
+                    let mut asked: Vec<Vec<u8>> = paths
+                        .iter()
+                        .filter_map(|p| tree.follow(p.trim_start_matches('/').as_bytes(), true))
+                        .collect();
+                    asked.push(want.clone());
+                    let got = scan_layer(image, index, &asked, &what)?;
+                    let f = got.get(&want).cloned().unwrap_or(Found::Missing);
+                    read.entry(index).or_default().extend(got);
+                    f
+                }
+            };
+            match found {
+                Found::Bytes(b) => {
+                    bytes = Some(b);
+                    break;
+                }
+                Found::Link(to) => want = to,
+                Found::Missing => {
+                    return Err(Error::Invalid(format!(
+                    "{what}: a hard link whose target /{} is not in that layer; fix the base image",
+                    String::from_utf8_lossy(&want)
+                )))
+                }
+            }
+        }
+        let bytes = bytes.ok_or_else(|| {
+            Error::Invalid(format!(
+                "{what}: more than {MAX_HARD_LINKS} hard links in a row; fix the base image"
+            ))
+        })?;
+        out.push(Some(BaseFile { bytes, meta, layer }));
+    }
+    Ok(out)
 }
 
+/// What a layer holds at a path: bytes, or the target of a hard link.
+#[derive(Clone)]
 enum Found {
     Bytes(Vec<u8>),
     Link(Vec<u8>),
     Missing,
 }
 
-/// The last entry at `want` in layer `index`: its bytes, or the target of
-/// a hard link.
-fn find_in_layer(image: &BaseImage, index: usize, want: &[u8], what: &str) -> Result<Found> {
+/// The last entry at each of `asked` in layer `index` (`what` names the
+/// file looked for, in errors).
+fn scan_layer(
+    image: &BaseImage,
+    index: usize,
+    asked: &[Vec<u8>],
+    what: &str,
+) -> Result<BTreeMap<Vec<u8>, Found>> {
     let (desc, _) = &image.layers[index];
     let damaged =
         |e: std::io::Error| Error::Invalid(format!("{what}: its layer is not readable: {e}"));
@@ -100,7 +151,7 @@ fn find_in_layer(image: &BaseImage, index: usize, want: &[u8], what: &str) -> Re
         .open(desc)
         .map_err(|e| e.within(what.to_owned()))?;
     let mut archive = crate::untar::archive(compression.decoder(blob).map_err(damaged)?);
-    let mut found = Found::Missing;
+    let mut found = BTreeMap::new();
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
@@ -108,28 +159,35 @@ fn find_in_layer(image: &BaseImage, index: usize, want: &[u8], what: &str) -> Re
         }
         let meta =
             EntryMeta::read(&mut entry).map_err(|why| Error::Invalid(format!("{what}: {why}")))?;
-        if normalise(&meta.path) != want {
+        let path = normalise(&meta.path);
+        if !asked.contains(&path) {
             continue;
         }
-        found = match meta.kind {
+        let f = match meta.kind {
             tar::EntryType::Link => Found::Link(normalise(&meta.link.unwrap_or_default())),
             _ if meta.sparse.is_some() => {
                 return Err(Error::Invalid(format!(
-                    "{what}: stored as a sparse file, which nixoci does not read here; fix the base image"
+                    "{what}: /{} is stored as a sparse file, which nixoci does not read here; fix the base image",
+                    String::from_utf8_lossy(&path)
                 )))
             }
             _ if meta.size > MAX_FILE => {
                 return Err(Error::Invalid(format!(
-                    "{what}: {} bytes, more than the {MAX_FILE} nixoci reads of it",
+                    "{what}: /{} has {} bytes, more than the {MAX_FILE} nixoci reads of it",
+                    String::from_utf8_lossy(&path),
                     meta.size
                 )))
             }
             _ => {
                 let mut bytes = Vec::with_capacity(meta.size as usize);
-                (&mut entry).take(MAX_FILE).read_to_end(&mut bytes).map_err(damaged)?;
+                (&mut entry)
+                    .take(MAX_FILE)
+                    .read_to_end(&mut bytes)
+                    .map_err(damaged)?;
                 Found::Bytes(bytes)
             }
         };
+        found.insert(path, f);
     }
     Ok(found)
 }

@@ -20,7 +20,7 @@
 use super::info::{GroupName, LayerAccounts, LayerInfo, UserName};
 use super::onto::Onto;
 use crate::accounts::{self, Base};
-use crate::base::file::read_file;
+use crate::base::file::{read_files, BaseFile};
 use crate::error::{Error, Result};
 use crate::layer::tree::{Kind, Placement, Tree};
 use crate::spec::LayerSpec;
@@ -31,7 +31,7 @@ const SHADOW: &str = "/etc/shadow";
 const NSSWITCH: &str = "/etc/nsswitch.conf";
 
 /// Place the layer's accounts and `/tmp` into `tree` (after every other
-/// entry of the spec, before `perms`); `at` names the layer.
+/// entry of the spec, before `perms`).
 pub(super) fn place(spec: &LayerSpec, tree: &mut Tree, onto: Option<&Onto>) -> Result<()> {
     if !spec.users.is_empty() || !spec.groups.is_empty() {
         place_accounts(spec, tree, onto)?;
@@ -64,14 +64,15 @@ fn place_accounts(spec: &LayerSpec, tree: &mut Tree, onto: Option<&Onto>) -> Res
             )));
         }
     }
-    let read = |path: &str| -> Result<Option<crate::base::file::BaseFile>> {
-        match onto {
-            Some(o) => read_file(&o.image, &o.tree, path),
-            None => Ok(None),
+    let (passwd, group, shadow) = match onto {
+        Some(o) => {
+            let mut files = read_files(&o.image, &o.tree, &[PASSWD, GROUP, SHADOW])?.into_iter();
+            let mut next = || files.next().flatten();
+            (next(), next(), next())
         }
+        None => (None, None, None),
     };
-    let (passwd, group, shadow) = (read(PASSWD)?, read(GROUP)?, read(SHADOW)?);
-    let as_base = |f: &Option<crate::base::file::BaseFile>| {
+    let as_base = |f: &Option<BaseFile>| {
         f.as_ref().map(|f| accounts::BaseFile {
             bytes: f.bytes.clone(),
             layer: f.layer.clone(),
@@ -132,7 +133,7 @@ fn place_accounts(spec: &LayerSpec, tree: &mut Tree, onto: Option<&Onto>) -> Res
             Some(h.mode),
             Some(h.uid),
             Some(h.gid),
-            &format!("the home of a user of users ({})", h.path),
+            &format!("users (the home {})", h.path),
         )?;
     }
     Ok(())
@@ -227,28 +228,28 @@ pub(super) fn check_user(user: &str, layers: &[LayerInfo], onto: Option<&Onto>) 
             .rev()
             .find_map(|l| l.accounts.as_ref().and_then(pick))
     };
-    let from_base = |path: &str| -> Result<Option<Vec<String>>> {
-        Ok(match onto {
-            Some(o) => read_file(&o.image, &o.tree, path)?
-                .map(|f| names(&f.bytes).into_iter().map(|(n, _)| n).collect()),
-            None => None,
-        })
-    };
-    let users = match recorded(&|a| {
+    let users = recorded(&|a| {
         a.users
             .as_ref()
             .map(|u| u.iter().map(|u| u.name.clone()).collect())
-    }) {
-        Some(u) => Some(u),
-        None => from_base(PASSWD)?,
-    };
-    let groups = match recorded(&|a| {
+    });
+    let groups = recorded(&|a| {
         a.groups
             .as_ref()
             .map(|g| g.iter().map(|g| g.name.clone()).collect())
-    }) {
-        Some(g) => Some(g),
-        None => from_base(GROUP)?,
+    });
+    // The base's files, for what no new layer places.
+    let (users, groups) = match onto {
+        Some(o) if users.is_none() || groups.is_none() => {
+            let mut files = read_files(&o.image, &o.tree, &[PASSWD, GROUP])?.into_iter();
+            let mut next = || -> Option<Vec<String>> {
+                let f = files.next().flatten()?;
+                Some(names(&f.bytes).into_iter().map(|(n, _)| n).collect())
+            };
+            let (p, g) = (next(), next());
+            (users.or(p), groups.or(g))
+        }
+        _ => (users, groups),
     };
     let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     let (u, g) = match user.split_once(':') {
