@@ -623,3 +623,69 @@ fn base_account_files_are_read_through_links() {
         assert!(err.contains(&why), "{name}: want {why}\ngot {err}");
     }
 }
+
+/// Path -> (mode, uid, gid) of each entry of the top layer of `layout`.
+fn top_layer_modes(layout: &Path) -> BTreeMap<String, (u32, u64, u64)> {
+    use std::io::Read;
+    let m = read_json(&blob_path(layout, &manifest_digest(layout)));
+    let layers = m["layers"].as_array().unwrap();
+    let blob = blob_path(layout, layers.last().unwrap()["digest"].as_str().unwrap());
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(&fs::read(blob).unwrap()[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let h = e.unwrap().header().clone();
+            let path = String::from_utf8(h.path_bytes().into_owned()).unwrap();
+            (
+                path,
+                (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Issue 24: `tmp` makes `/tmp` 1777 where the layer only has it as a
+/// parent, leaves a base's `/tmp` and the layer's own alone; a home's
+/// parent that the base has keeps the base's mode and owner.
+#[test]
+fn tmp_and_homes_keep_what_is_there() {
+    use tar::EntryType::Directory as D;
+    let t = tempfile::tempdir().unwrap();
+    let with = |name: &str, spec: Value| {
+        let path = t.path().join(format!("{name}.json"));
+        let mut spec = spec;
+        spec["architecture"] = json!("amd64");
+        write_json(&path, &spec);
+        top_layer_modes(&build(&path, &t.path().join(name)))
+    };
+    let under_tmp = json!([{"text": "x\n", "destination": "/tmp/x"}]);
+    let own = with(
+        "parent",
+        json!({"layers": [{"files": under_tmp, "tmp": true}]}),
+    );
+    assert_eq!(own["tmp/"], (0o1777, 0, 0));
+    let own = with(
+        "declared",
+        json!({"layers": [{"directories": [{"path": "/tmp", "mode": "0700"}], "tmp": true}]}),
+    );
+    assert_eq!(own["tmp/"], (0o700, 0, 0));
+    let base = craft(
+        &t.path().join("base"),
+        &[tar_of(&[
+            ("tmp/", D, 0o755, 0, b""),
+            ("home/", D, 0o751, 100, b""),
+        ])],
+        |_, _| {},
+    );
+    let over = with(
+        "over",
+        json!({"fromImage": base, "tmp": true, "users": [{"name": "app", "uid": 1000}]}),
+    );
+    assert!(!over.contains_key("tmp/"), "{over:?}");
+    assert_eq!(over["home/"], (0o751, 0, 100));
+    assert_eq!(over["home/app/"], (0o700, 1000, 1000));
+}
