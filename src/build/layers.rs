@@ -126,6 +126,8 @@ pub fn write_layer(
         tree.add_store_path(p, spec_path)
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
+    super::accounts::place(spec, &mut tree, onto).map_err(|e| e.within(at.to_owned()))?;
+    let accounts = super::accounts::record(&tree).map_err(|e| e.within(at.to_owned()))?;
     tree.apply_perms(&perm_rules(&spec.perms))
         .map_err(|e| e.within(at.to_owned()))?;
 
@@ -149,7 +151,8 @@ pub fn write_layer(
     tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     progress.layer_start(index, tree.content_bytes());
     let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
-    let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    let mut info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    info.accounts = accounts;
     progress.layer_done(&info.digest.to_string(), info.size);
     Ok(info)
 }
@@ -258,6 +261,7 @@ fn write_blob(
         size,
         diff_id,
         store_paths: tree.store_paths,
+        accounts: None,
     })
 }
 
