@@ -10,6 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use common::trees::*;
 use common::*;
 use serde_json::json;
 
@@ -52,13 +53,7 @@ fn umoci_unpacks_exactly_the_input_tree() {
     require("umoci");
     let t = tempfile::tempdir().unwrap();
     let layout = fixture_image(t.path());
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let rootfs = bundle.join("rootfs");
+    let rootfs = umoci_unpack(&layout, &t.path().join("bundle"));
     let mut got = snapshot(&rootfs);
 
     // The second layer's file, checked on its own, then set aside.

@@ -11,12 +11,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::trees::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -160,17 +160,6 @@ fn build_fails(dir: &Path, spec: &Value) -> String {
     )
 }
 
-/// `nixoci unpack` of the layout's image into `dir/name`.
-fn unpack(layout: &Path, dir: &Path, name: &str) -> PathBuf {
-    let to = dir.join(name);
-    run(nixoci()
-        .arg("unpack")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&to)
-        .arg("-q"));
-    to
-}
-
 /// Nix takes the unpacked tree `root` as a valid store holding `paths`:
 /// the contents verify, and each path's NAR hash and size are those of
 /// the host store.
@@ -191,35 +180,11 @@ fn assert_valid_store(root: &Path, paths: &[String]) {
     }
 }
 
-fn layer_digests(layout: &Path) -> Vec<String> {
-    let m = read_json(&blob_path(layout, &manifest_digest(layout)));
-    m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The tar headers of the layout's last layer: path -> (uid, gid, mode).
 fn last_layer_owners(layout: &Path) -> BTreeMap<String, (u64, u64, u32)> {
-    let digest = layer_digests(layout).pop().unwrap();
-    let bytes = fs::read(blob_path(layout, &digest)).unwrap();
-    let mut tar = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    tar::Archive::new(&tar[..])
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            (
-                String::from_utf8(e.path_bytes().into_owned()).unwrap(),
-                (h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap()),
-            )
-        })
+    layer_headers(layout, None)
+        .into_iter()
+        .map(|(p, (_, mode, uid, gid, _))| (p, (uid, gid, mode)))
         .collect()
 }
 
@@ -235,7 +200,7 @@ fn nix_verifies_an_image_with_a_database() {
         &json!({"layers": [{"closure": b.app_closure, "nixDatabase": true}]}),
         &[],
     );
-    let root = unpack(&layout, t.path(), "root");
+    let root = nixoci_unpack(&layout, &t.path().join("root"));
     assert_valid_store(&root, &b.app_closure);
     assert_eq!(references(Some(&root), &b.app), references(None, &b.app));
     assert_eq!(references(Some(&root), &b.app).len(), 2);
@@ -284,15 +249,7 @@ fn the_database_layer_is_the_same_twice() {
                 }]}),
             );
             let out = t.path().join("layout");
-            run(Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "umask {umask} && exec \"$0\" build \"$1\" -o \"$2\" --quiet"
-                ))
-                .arg(env!("CARGO_BIN_EXE_nixoci"))
-                .arg(&spec)
-                .arg(&out)
-                .env_remove("SOURCE_DATE_EPOCH"));
+            build_with_umask(&spec, &out, umask);
             let h = last_layer_owners(&out);
             assert_eq!(h["nix/var/nix/db/db.sqlite"], (1000, 100, 0o644));
             layer_digests(&out)
@@ -331,13 +288,7 @@ fn nix_uid_and_gid_own_nix_and_the_database() {
     assert_eq!(h[&format!("{app}/")], (0, 0, 0o555));
     assert_eq!(h[&format!("{app}/bin/app")], (0, 0, 0o555));
 
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let rootfs = bundle.join("rootfs");
+    let rootfs = umoci_unpack(&layout, &t.path().join("bundle"));
     let owner = |p: &str| {
         let m = fs::symlink_metadata(rootfs.join(p)).unwrap();
         (m.uid(), m.gid())
@@ -367,7 +318,7 @@ fn the_image_database_covers_the_layers_below() {
             .all(|p| !p.starts_with("nix/store/") || p == "nix/store/"),
         "the store paths stay in the layer below: {h:?}"
     );
-    let root = unpack(&layout, t.path(), "root");
+    let root = nixoci_unpack(&layout, &t.path().join("root"));
     assert_valid_store(&root, &b.app_closure);
     assert_eq!(references(Some(&root), &b.app), references(None, &b.app));
 }
@@ -407,7 +358,7 @@ fn from_image_keeps_or_adds_the_base_paths() {
                 .any(|p| p.starts_with(b.app.trim_start_matches('/'))),
             "{name}: the base's paths are not repeated"
         );
-        let root = unpack(&layout, &dir, "root");
+        let root = nixoci_unpack(&layout, &dir.join("root"));
         assert_valid_store(&root, &b.extra_closure);
         assert_eq!(
             references(Some(&root), &b.extra),
@@ -473,7 +424,7 @@ fn a_base_database_written_by_nix_is_kept() {
             &json!({"fromImage": from, "layers": [{"closure": b.app_closure, "nixDatabase": true}]}),
             &[],
         );
-        let root = unpack(&layout, &dir, "root");
+        let root = nixoci_unpack(&layout, &dir.join("root"));
         for side in ["db.sqlite-wal", "db.sqlite-shm"] {
             assert!(
                 !root.join("nix/var/nix/db").join(side).exists(),
@@ -525,7 +476,7 @@ fn removed_base_paths_leave_the_database() {
         &json!({"fromImage": base, "layers": [{"remove": [b.extra], "nixDatabase": true}]}),
         &[],
     );
-    let root = unpack(&layout, t.path(), "root");
+    let root = nixoci_unpack(&layout, &t.path().join("root"));
     assert!(!root.join(b.extra.trim_start_matches('/')).exists());
     assert_valid_store(&root, &b.app_closure);
     let out = nix_at("nix-store", Some(&root))

@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::trees::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -72,26 +70,6 @@ fn layers(t: &Path, store: &Path, perms: Value, out: &str) -> Result<Vec<Value>,
         .clone())
 }
 
-/// (mode, uid, gid) of each entry of a gzip layer blob, by tar path.
-fn headers(blob: &Path) -> BTreeMap<String, (u32, u64, u64)> {
-    let mut tar = Vec::new();
-    flate2::read::MultiGzDecoder::new(&fs::read(blob).unwrap()[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    tar::Archive::new(&tar[..])
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            (
-                String::from_utf8(e.path_bytes().into_owned()).unwrap(),
-                (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
-            )
-        })
-        .collect()
-}
-
 fn blob_of(t: &Path, out: &str, layer: &Value) -> PathBuf {
     blob_path(&t.join(out), layer["digest"].as_str().unwrap())
 }
@@ -120,8 +98,8 @@ fn a_rule_on_a_store_paths_var_directory_sets_exactly_what_it_matches() {
     assert_eq!(ruled[1], plain[1], "dep's layer does not change");
     assert_ne!(ruled[0]["digest"], plain[0]["digest"]);
 
-    let before = headers(&blob_of(t, "plain", &plain[0]));
-    let after = headers(&blob_of(t, "ruled", &ruled[0]));
+    let before = modes(tar_headers(&blob_of(t, "plain", &plain[0])));
+    let after = modes(tar_headers(&blob_of(t, "ruled", &ruled[0])));
     let prefix = &app.to_str().unwrap()[1..];
     let var = format!("{prefix}/var");
     let matched: Vec<&String> = after
@@ -154,13 +132,7 @@ fn a_rule_on_a_store_paths_var_directory_sets_exactly_what_it_matches() {
         &json!({"layers": ["ruled"], "architecture": "amd64"}),
     );
     let layout = build(&t.join("image.json"), &t.join("layout"));
-    let bundle = t.join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let root = bundle.join("rootfs");
+    let root = umoci_unpack(&layout, &t.join("bundle"));
     for (p, want) in &after {
         let m = fs::symlink_metadata(root.join(p.trim_end_matches('/'))).unwrap();
         assert_eq!(

@@ -12,6 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::trees::*;
 use common::*;
 use serde_json::{json, Value};
 
@@ -58,6 +59,17 @@ fn base_layout(dir: &Path) -> PathBuf {
     build(&spec, &dir.join("base"))
 }
 
+/// `layout` written as a docker archive at `to`; returns `to`.
+fn docker_archive(layout: &Path, to: &Path) -> PathBuf {
+    run(nixoci()
+        .arg("archive")
+        .arg(layout)
+        .arg("-o")
+        .arg(to)
+        .args(["--format", "docker", "-q"]));
+    to.to_owned()
+}
+
 /// The app image: users `app` (and `www` from the base, when given),
 /// `tmp`, `config.User = "app"`; over `from` when given, else with its
 /// own busybox layer.
@@ -75,28 +87,6 @@ fn app_spec(dir: &Path, from: Option<&Path>) -> PathBuf {
     let path = dir.join("app.json");
     write_json(&path, &spec);
     path
-}
-
-/// Load `layout` into `podman` (as an oci-archive tarball); the image ID.
-fn load(podman: &Podman, layout: &Path) -> String {
-    let t = tempfile::tempdir().unwrap();
-    let archive = t.path().join("image.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(layout)
-        .arg("."));
-    let loaded = run(podman.cmd().arg("load").arg("-q").arg("-i").arg(&archive));
-    let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("Loaded image: ")
-                .or_else(|| l.strip_prefix("Loaded image(s): "))
-        })
-        .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
-        .trim()
-        .to_owned()
 }
 
 /// Run `script` with busybox sh in `image` (no network); its stdout.
@@ -136,7 +126,7 @@ fn podman_runs_as_the_declared_user() {
     let t = tempfile::tempdir().unwrap();
     let layout = build(&app_spec(t.path(), None), &t.path().join("app"));
     let podman = Podman::new();
-    let image = load(&podman, &layout);
+    let image = podman.load(&layout);
     assert_runs_as_app(&podman, &image);
 }
 
@@ -147,19 +137,13 @@ fn podman_runs_as_the_declared_user() {
 fn podman_resolves_the_base_users_and_the_new_ones() {
     let t = tempfile::tempdir().unwrap();
     let base = base_layout(t.path());
-    let archive = t.path().join("base.tar");
-    run(nixoci()
-        .arg("archive")
-        .arg(&base)
-        .arg("-o")
-        .arg(&archive)
-        .args(["--format", "docker", "-q"]));
+    let archive = docker_archive(&base, &t.path().join("base.tar"));
     let podman = Podman::new();
     for (name, from) in [("layout", &base), ("docker archive", &archive)] {
         let dir = t.path().join(name.replace(' ', "-"));
         fs::create_dir(&dir).unwrap();
         let layout = build(&app_spec(&dir, Some(from)), &dir.join("app"));
-        let image = load(&podman, &layout);
+        let image = podman.load(&layout);
         assert_runs_as_app(&podman, &image);
         let out = sh(&podman, &image, "id www; id app; cat /etc/passwd");
         let (ids, passwd) = out.split_at(out.find("root:").expect("the passwd"));
@@ -204,22 +188,8 @@ fn umoci_and_nixoci_unpack_the_accounts_alike() {
     let t = tempfile::tempdir().unwrap();
     let base = base_layout(t.path());
     let layout = build(&app_spec(t.path(), Some(&base)), &t.path().join("app"));
-    let mine = t.path().join("mine");
-    run(nixoci()
-        .arg("unpack")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&mine)
-        .arg("-q"));
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let theirs = bundle.join("rootfs");
-    if let Some(d) = diff(&snapshot(&mine), &snapshot(&theirs)) {
-        panic!("nixoci unpack and umoci unpack differ: {d}");
-    }
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_snapshot(&mine, &theirs);
     assert_eq!(owners(&mine), owners(&theirs));
     for root in [&mine, &theirs] {
         let stat = |p: &str| {
@@ -263,15 +233,7 @@ fn accounts_build_to_the_same_bytes_twice() {
             .args(["-h", "-d", mtime])
             .arg(t.path().join("busybox")));
         let out = t.path().join("app");
-        run(Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "umask {umask} && exec \"$0\" build \"$1\" -o \"$2\" --quiet"
-            ))
-            .arg(env!("CARGO_BIN_EXE_nixoci"))
-            .arg(&spec)
-            .arg(&out)
-            .env_remove("SOURCE_DATE_EPOCH"));
+        build_with_umask(&spec, &out, umask);
         digests.push((manifest_digest(&out), blobs(&out)));
     }
     assert_eq!(digests[0], digests[1]);
@@ -414,30 +376,26 @@ fn layer_json_records_accounts_for_config_user() {
         info.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["diffId", "digest", "mediaType", "size", "storePaths"]
     );
-    let users = step(
-        dir,
-        "layer",
-        json!({"users": [{"name": "app", "uid": 1000, "groups": ["staff"]}], "groups": [{"name": "staff", "gid": 50}]}),
-        "users",
-    )
-    .unwrap();
+    // The accounts `layer.json` records for a layer step.
+    let accounts = |spec: Value, out: &str| {
+        read_json(&step(dir, "layer", spec, out).unwrap().join("layer.json"))["accounts"].clone()
+    };
     assert_eq!(
-        read_json(&users.join("layer.json"))["accounts"],
+        accounts(
+            json!({"users": [{"name": "app", "uid": 1000, "groups": ["staff"]}], "groups": [{"name": "staff", "gid": 50}]}),
+            "users"
+        ),
         json!({
             "users": [{"name": "root", "uid": 0}, {"name": "app", "uid": 1000}, {"name": "nobody", "uid": 65534}],
             "groups": [{"name": "root", "gid": 0}, {"name": "staff", "gid": 50}, {"name": "app", "gid": 1000}, {"name": "nogroup", "gid": 65534}],
         })
     );
     // A passwd given as a file, read leniently (a comment, a NIS line).
-    let file = step(
-        dir,
-        "layer",
-        json!({"files": [{"text": "# users\nweb:x:80:80::/:/bin/sh\n+::::::\nodd:x:no:1::/:/bin/sh\n", "destination": "/etc/passwd"}]}),
-        "file",
-    )
-    .unwrap();
     assert_eq!(
-        read_json(&file.join("layer.json"))["accounts"],
+        accounts(
+            json!({"files": [{"text": "# users\nweb:x:80:80::/:/bin/sh\n+::::::\nodd:x:no:1::/:/bin/sh\n", "destination": "/etc/passwd"}]}),
+            "file"
+        ),
         json!({"users": [{"name": "web", "uid": 80}, {"name": "+"}, {"name": "odd"}]})
     );
     let config = |layers: Value, user: &str, out: &str| {
@@ -486,13 +444,7 @@ fn config_user_is_checked_against_the_base() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let base = base_layout(dir);
-    let archive = dir.join("base.tar");
-    run(nixoci()
-        .arg("archive")
-        .arg(&base)
-        .arg("-o")
-        .arg(&archive)
-        .args(["--format", "docker", "-q"]));
+    let archive = docker_archive(&base, &dir.join("base.tar"));
     for (i, from) in [&base, &archive].into_iter().enumerate() {
         let image = |user: &str| json!({"fromImage": from, "config": {"User": user}});
         step(dir, "config", image("www:shadow"), &format!("ok{i}")).unwrap();
@@ -624,30 +576,6 @@ fn base_account_files_are_read_through_links() {
     }
 }
 
-/// Path -> (mode, uid, gid) of each entry of the top layer of `layout`.
-fn top_layer_modes(layout: &Path) -> BTreeMap<String, (u32, u64, u64)> {
-    use std::io::Read;
-    let m = read_json(&blob_path(layout, &manifest_digest(layout)));
-    let layers = m["layers"].as_array().unwrap();
-    let blob = blob_path(layout, layers.last().unwrap()["digest"].as_str().unwrap());
-    let mut tar = Vec::new();
-    flate2::read::MultiGzDecoder::new(&fs::read(blob).unwrap()[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    tar::Archive::new(&tar[..])
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let h = e.unwrap().header().clone();
-            let path = String::from_utf8(h.path_bytes().into_owned()).unwrap();
-            (
-                path,
-                (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
-            )
-        })
-        .collect()
-}
-
 /// Issue 24: `tmp` makes `/tmp` 1777 where the layer only has it as a
 /// parent, leaves a base's `/tmp` and the layer's own alone; a home's
 /// parent that the base has keeps the base's mode and owner.
@@ -660,7 +588,7 @@ fn tmp_and_homes_keep_what_is_there() {
         let mut spec = spec;
         spec["architecture"] = json!("amd64");
         write_json(&path, &spec);
-        top_layer_modes(&build(&path, &t.path().join(name)))
+        modes(layer_headers(&build(&path, &t.path().join(name)), None))
     };
     let under_tmp = json!([{"text": "x\n", "destination": "/tmp/x"}]);
     let own = with(

@@ -7,49 +7,23 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::trees::*;
 use common::*;
 use serde_json::{json, Value};
 
-/// One tar entry: (type byte, mode, uid, gid, content or link target).
-type Header = (u8, u32, u64, u64, Vec<u8>);
-
-/// The entries of the image's only layer, by path.
-fn layer_headers(layout: &Path) -> std::collections::BTreeMap<String, Header> {
-    let m = read_json(&blob_path(layout, &manifest_digest(layout)));
-    let blob = blob_path(layout, m["layers"][0]["digest"].as_str().unwrap());
-    let bytes = fs::read(blob).unwrap();
-    let mut tar = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut tar)
-        .unwrap();
-    let mut ar = tar::Archive::new(&tar[..]);
-    ar.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let h = e.header().clone();
-            let mut content = Vec::new();
-            e.read_to_end(&mut content).unwrap();
-            if let Some(target) = e.link_name_bytes() {
-                content = target.into_owned();
-            }
-            (
-                String::from_utf8(e.path_bytes().into_owned()).unwrap(),
-                (
-                    h.entry_type().as_byte(),
-                    h.mode().unwrap(),
-                    h.uid().unwrap(),
-                    h.gid().unwrap(),
-                    content,
-                ),
-            )
-        })
-        .collect()
+/// `nixoci build SPEC -o OUT` with `store` as the Nix store; the layout.
+fn build_in_store(store: &Path, spec: &Path, out: &Path) -> PathBuf {
+    run(nixoci()
+        .env("NIX_STORE", store)
+        .arg("build")
+        .arg(spec)
+        .arg("-o")
+        .arg(out)
+        .arg("--quiet"));
+    out.to_owned()
 }
 
 fn rootfs_spec(t: &Path, layer: Value) -> PathBuf {
@@ -82,7 +56,7 @@ fn inline_files_and_directories_are_in_the_layer_headers() {
     let t = tempfile::tempdir().unwrap();
     let layer = declared_layer(t.path());
     let layout = build(&rootfs_spec(t.path(), layer), &t.path().join("layout"));
-    let h = layer_headers(&layout);
+    let h = layer_headers(&layout, Some(0));
     let (dir, reg) = (b'5', b'0');
     let want: Vec<(&str, Header)> = vec![
         ("etc/", (dir, 0o755, 0, 0, vec![])),
@@ -115,23 +89,8 @@ fn umoci_and_nixoci_unpack_the_declared_tree() {
     let t = tempfile::tempdir().unwrap();
     let layer = declared_layer(t.path());
     let layout = build(&rootfs_spec(t.path(), layer), &t.path().join("layout"));
-    let mine = t.path().join("mine");
-    run(nixoci()
-        .arg("unpack")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&mine)
-        .arg("-q"));
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let theirs = bundle.join("rootfs");
-    let (a, b) = (snapshot(&mine), snapshot(&theirs));
-    if let Some(d) = diff(&a, &b) {
-        panic!("nixoci unpack and umoci unpack differ: {d}");
-    }
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_snapshot(&mine, &theirs);
     for root in [&mine, &theirs] {
         let stat = |p: &str| {
             let m = fs::symlink_metadata(root.join(p)).unwrap();
@@ -326,19 +285,9 @@ fn symlinks_into_the_store_bring_their_store_path() {
         {"path": "/bin/env", "target": "../usr/bin/env"}
     ]});
     let spec = rootfs_spec(t.path(), layer);
-    let build_to = |out: &str| {
-        let layout = t.path().join(out);
-        run(nixoci()
-            .env("NIX_STORE", &store)
-            .arg("build")
-            .arg(&spec)
-            .arg("-o")
-            .arg(&layout)
-            .arg("--quiet"));
-        layout
-    };
+    let build_to = |out: &str| build_in_store(&store, &spec, &t.path().join(out));
     let layout = build_to("layout");
-    let h = layer_headers(&layout);
+    let h = layer_headers(&layout, Some(0));
     let link = |target: &[u8]| (b'2', 0o777, 0, 0, target.to_vec());
     assert_eq!(h["usr/bin/env"], link(env.to_str().unwrap().as_bytes()));
     assert_eq!(h["bin/env"], link(b"../usr/bin/env"));
@@ -357,22 +306,8 @@ fn symlinks_into_the_store_bring_their_store_path() {
         h.keys()
     );
 
-    let mine = t.path().join("mine");
-    run(nixoci()
-        .arg("unpack")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&mine)
-        .arg("-q"));
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let (a, b) = (snapshot(&mine), snapshot(&bundle.join("rootfs")));
-    if let Some(d) = diff(&a, &b) {
-        panic!("nixoci unpack and umoci unpack differ: {d}");
-    }
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_snapshot(&mine, &theirs);
     assert_eq!(
         fs::read_link(mine.join("bin/env")).unwrap(),
         Path::new("../usr/bin/env")
@@ -400,23 +335,13 @@ fn perms_set_modes_and_owners_inside_a_store_path() {
         "perms": [{"path": app, "regex": ".*/var(/.*)?", "mode": "0775", "uid": 1000, "gid": 1000}]
     });
     let spec = rootfs_spec(t.path(), layer);
-    let build_to = |out: &str| {
-        let layout = t.path().join(out);
-        run(nixoci()
-            .env("NIX_STORE", &store)
-            .arg("build")
-            .arg(&spec)
-            .arg("-o")
-            .arg(&layout)
-            .arg("--quiet"));
-        layout
-    };
+    let build_to = |out: &str| build_in_store(&store, &spec, &t.path().join(out));
     let layout = build_to("layout");
     assert_eq!(
         manifest_digest(&layout),
         manifest_digest(&build_to("again"))
     );
-    let h = layer_headers(&layout);
+    let h = layer_headers(&layout, Some(0));
     let rel = |p: &str| app.join(p).to_str().unwrap()[1..].to_owned();
     let meta = |k: String| {
         let (_, mode, uid, gid, _) = h[&k];
@@ -429,23 +354,8 @@ fn perms_set_modes_and_owners_inside_a_store_path() {
     assert_eq!(meta(rel("bin") + "/"), (0o555, 0, 0));
     assert_eq!(meta(rel("")), (0o555, 0, 0));
 
-    let mine = t.path().join("mine");
-    run(nixoci()
-        .arg("unpack")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&mine)
-        .arg("-q"));
-    let bundle = t.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    let theirs = bundle.join("rootfs");
-    let (a, b) = (snapshot(&mine), snapshot(&theirs));
-    if let Some(d) = diff(&a, &b) {
-        panic!("nixoci unpack and umoci unpack differ: {d}");
-    }
+    let (mine, theirs) = unpack_both(&layout, t.path());
+    assert_same_snapshot(&mine, &theirs);
     for root in [&mine, &theirs] {
         let stat = |p: &str| {
             let m = fs::symlink_metadata(root.join(rel(p))).unwrap();

@@ -5,6 +5,7 @@
 pub mod crane;
 pub mod peers;
 pub mod registry;
+pub mod trees;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -228,6 +229,20 @@ pub fn build(spec: &Path, out: &Path) -> PathBuf {
         .arg("--quiet"));
     assert_crane_accepts(out);
     out.to_owned()
+}
+
+/// `nixoci build SPEC -o OUT` under `umask` and without
+/// `SOURCE_DATE_EPOCH`, as a build on another machine would run.
+pub fn build_with_umask(spec: &Path, out: &Path, umask: &str) {
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask {umask} && exec \"$0\" build \"$1\" -o \"$2\" --quiet"
+        ))
+        .arg(env!("CARGO_BIN_EXE_nixoci"))
+        .arg(spec)
+        .arg(out)
+        .env_remove("SOURCE_DATE_EPOCH"));
 }
 
 /// A deterministic, incompressible file of `len` bytes.
@@ -589,11 +604,9 @@ impl Podman {
 }
 
 impl Podman {
-    /// Load a layout (as an oci-archive tarball) and run its image with no
-    /// network; returns the image ID and what it printed.
-    pub fn load_and_run(&self, layout: &Path) -> (String, String) {
+    /// Load a layout (as an oci-archive tarball); the image ID.
+    pub fn load(&self, layout: &Path) -> String {
         require("tar");
-        assert_crane_accepts(layout);
         let t = tempfile::tempdir().unwrap();
         let archive = t.path().join("image.tar");
         run(Command::new("tar")
@@ -604,15 +617,21 @@ impl Podman {
             .arg("."));
         let loaded = run(self.cmd().arg("load").arg("-i").arg(&archive));
         let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
-        let image = text
-            .lines()
+        text.lines()
             .find_map(|l| {
                 l.strip_prefix("Loaded image: ")
                     .or_else(|| l.strip_prefix("Loaded image(s): "))
             })
             .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
             .trim()
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Load a layout (as an oci-archive tarball) and run its image with no
+    /// network; returns the image ID and what it printed.
+    pub fn load_and_run(&self, layout: &Path) -> (String, String) {
+        assert_crane_accepts(layout);
+        let image = self.load(layout);
         let ran = run(self
             .cmd()
             .args(["run", "--rm", "--network=none"])
