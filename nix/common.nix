@@ -1278,4 +1278,45 @@ rec {
       list = checkList what tags;
     in
     builtins.genList (i: checkTag "${what}[${toString i}]" (builtins.elemAt list i)) (builtins.length list);
+
+  /**
+    The checked `perms` rules of function `fn`, as the tool takes them:
+    each `{ path; regex; mode?; uid?; gid?; }` with `path` an absolute
+    path (a string, or a derivation for its store path), `regex` a string,
+    `mode` an octal string, `uid` and `gid` ids, and at least one of the
+    last three.
+  */
+  normalisePerms =
+    fn: perms:
+    let
+      list = checkList "${fn}: perms" perms;
+      one =
+        i: r:
+        let
+          what = "${fn}: perms[${toString i}]";
+          checked = checkAttrs what [ "path" "regex" "mode" "uid" "gid" ] (
+            if isPlainAttrs r then r else throw "${what}: expected { path, regex, mode?, uid?, gid? }, not ${describe r}"
+          );
+          path =
+            if !(checked ? path) then
+              throw "${what}: path is required: the rule considers the entries at or under it (\"\${pkg}\")"
+            else if builtins.isAttrs checked.path && checked.path ? outPath then
+              "${checked.path}"
+            else
+              checkString "${what}.path" checked.path;
+          rule = dropNulls {
+            path = checkPath "${what}: path" path;
+            regex =
+              if !(checked ? regex) then
+                throw "${what}: regex is required: it is matched against each entry's full path, anchored (\".*/var(/.*)?\")"
+              else
+                checkString "${what}.regex" checked.regex;
+            mode = checkNullOr checkMode "${what}.mode" (checked.mode or null);
+            uid = checkNullOr checkId "${what}.uid" (checked.uid or null);
+            gid = checkNullOr checkId "${what}.gid" (checked.gid or null);
+          };
+        in
+        if rule ? mode || rule ? uid || rule ? gid then rule else throw "${what} sets nothing: give mode, uid or gid";
+    in
+    builtins.genList (i: one i (builtins.elemAt list i)) (builtins.length list);
 }

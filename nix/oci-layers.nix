@@ -58,13 +58,21 @@ in
     references kept, unless it or another path of the closure refers to
     it.
 
+  `perms` (list of `{ path; regex; mode?; uid?; gid?; }`, default `[]`)
+  : Set the mode (an octal string) and owner of entries of the layers,
+    store paths included, as `ociLayerTar`'s `perms` do: the entries at or
+    under `path` whose full path in the image the `regex` matches whole
+    (`{ path = "${app}"; regex = ".+/var(/.+)?"; mode = "0775"; uid = 1000;
+    gid = 1000; }`). Each rule applies to every layer; one that matches in
+    none of them, or two that set one entry differently, fail the build.
+
   `compression`, `level`
   : As in `ociLayerTar`, for every layer.
 
   # Type
 
   ```
-  ociLayers :: { name? :: String; roots :: [Derivation]; maxLayers? :: Int; strategy? :: String; base? :: [Derivation]; compression? :: String; level? :: Int; } -> Derivation
+  ociLayers :: { name? :: String; roots :: [Derivation]; maxLayers? :: Int; strategy? :: String; base? :: [Derivation]; perms? :: [AttrSet]; compression? :: String; level? :: Int; } -> Derivation
   ```
 
   # Examples
@@ -91,6 +99,7 @@ in
   fromImagePlatform ? null,
   budgetIncludesBase ? null,
   copied ? [ ],
+  perms ? [ ],
 }:
 let
   fn = "ociLayers";
@@ -152,7 +161,9 @@ mkStep {
             builtins.length (checkList "${fn}: copied" copied)
           );
         }
-    );
+    )
+    # Only when given: a spec without rules is the spec it always was.
+    // (if perms == [ ] then { } else { perms = common.normalisePerms fn perms; });
   closure = roots';
   parts = base ++ [ fromImage ];
 }

@@ -204,6 +204,11 @@ pub struct LayersSpec {
     /// them (`nix::copied_only`).
     #[serde(default)]
     pub copied: Vec<PathBuf>,
+    /// Rules setting mode and owner on entries of the layers, as a layer
+    /// spec's `perms` do: each applies to every layer, and must match an
+    /// entry in at least one of them.
+    #[serde(default, deserialize_with = "objects")]
+    pub perms: Vec<PermSpec>,
     /// How every layer's tar stream is compressed.
     #[serde(default)]
     pub compression: Compression,

@@ -1087,6 +1087,136 @@ fn oci_layers_split_a_closure_within_the_budget() {
     assert_eq!(over.concat(), vec![app.clone()], "dep is in the base");
 }
 
+/// (mode, uid, gid) of each entry of a gzip layer blob, by tar path.
+fn layer_modes(blob: &Path) -> BTreeMap<String, (u32, u64, u64)> {
+    let data = fs::read(blob).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&data[..]));
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+            (
+                path,
+                (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Issue 24: `ociLayers { perms }` with the issue's rule on a store
+/// path's `var` directory, built by Nix: in that path's layer, the tar
+/// headers of `var` and everything in it say 0775 1000:1000, every other
+/// entry is as without the rule, and the other layer is byte-identical; a
+/// rule that matches in no layer fails the build, naming it; bad rules
+/// fail evaluation, naming the function and the attribute.
+#[test]
+fn oci_layers_perms_set_a_store_paths_var_directory() {
+    let app = nix_eval("appVarPath");
+    let ruled = nix_build("permsLayers");
+    let plain = nix_build("permsLayersPlain");
+    let layers = |dir: &Path| read_json(&dir.join("layers.json"))["layers"].clone();
+    let (ruled_layers, plain_layers) = (layers(&ruled), layers(&plain));
+    let groups = layer_groups(&ruled);
+    assert_eq!(groups, layer_groups(&plain));
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let a = groups.iter().position(|g| g == &vec![app.clone()]).unwrap();
+    let other = 1 - a;
+    assert_eq!(ruled_layers[other], plain_layers[other]);
+    let modes = |dir: &Path, l: &Value| layer_modes(&blob_path(dir, l["digest"].as_str().unwrap()));
+    let after = modes(&ruled, &ruled_layers[a]);
+    let before = modes(&plain, &plain_layers[a]);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    let var = format!("{}/var", app.trim_start_matches('/'));
+    let mut changed = Vec::new();
+    for (p, meta) in &after {
+        if p.trim_end_matches('/') == var || p.starts_with(&format!("{var}/")) {
+            assert_eq!(*meta, (0o775, 1000, 1000), "{p}");
+            changed.push(p.strip_prefix(&var).unwrap().to_owned());
+        } else {
+            assert_eq!(*meta, before[p], "{p}");
+        }
+    }
+    assert_eq!(changed, ["/", "/log/", "/log/x"]);
+
+    let out = images_cmd("nix-build", "permsLayersNoMatch")
+        .arg("--no-out-link")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "permsLayersNoMatch built");
+    let want =
+        format!("perms[0]: regex \".*/nothing\" matches no entry of any layer at or under {app}");
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+
+    let rule = |attrs: &str| {
+        format!(
+            "(import ./nix {{ nixoci = ./tests/nix/bad.nix; buildSystem = \"x86_64-linux\"; }}).ociLayers {{ roots = [ ./tests/nix/motd ]; perms = {attrs}; }}"
+        )
+    };
+    for (perms, want) in [
+        ("\"x\"", "ociLayers: perms must be a list, not \"x\""),
+        (
+            "[ 1 ]",
+            "ociLayers: perms[0]: expected { path, regex, mode?, uid?, gid? }, not 1",
+        ),
+        (
+            "[ { path = \"rel\"; regex = \".*\"; mode = \"0700\"; } ]",
+            "ociLayers: perms[0]: path \"rel\" must be an absolute path (start with /)",
+        ),
+        (
+            "[ { path = 1; regex = \".*\"; mode = \"0700\"; } ]",
+            "ociLayers: perms[0].path must be a string, not 1",
+        ),
+        (
+            "[ { regex = \".*\"; mode = \"0700\"; } ]",
+            "ociLayers: perms[0]: path is required",
+        ),
+        (
+            "[ { path = \"/a\"; mode = \"0700\"; } ]",
+            "ociLayers: perms[0]: regex is required",
+        ),
+        (
+            "[ { path = \"/a\"; regex = 1; mode = \"0700\"; } ]",
+            "ociLayers: perms[0].regex must be a string, not 1",
+        ),
+        (
+            "[ { path = \"/a\"; regex = \".*\"; mode = 775; } ]",
+            "ociLayers: perms[0].mode must be an octal string like \"0755\"",
+        ),
+        (
+            "[ { path = \"/a\"; regex = \".*\"; uid = \"1000\"; } ]",
+            "ociLayers: perms[0].uid must be an integer from 0 to 4294967295, not \"1000\"",
+        ),
+        (
+            "[ { path = \"/a\"; regex = \".*\"; gid = -1; } ]",
+            "ociLayers: perms[0].gid must be an integer from 0 to 4294967295, not -1",
+        ),
+        (
+            "[ { path = \"/a\"; regex = \".*\"; } ]",
+            "ociLayers: perms[0] sets nothing: give mode, uid or gid",
+        ),
+        (
+            "[ { path = \"/a\"; regex = \".*\"; owner = 1; } ]",
+            "ociLayers: perms[0]: unknown attribute(s) owner; expected path, regex, mode, uid, gid",
+        ),
+    ] {
+        let out = nix("nix-instantiate")
+            .args(["--expr", &rule(perms)])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{perms} evaluated");
+        assert!(
+            stderr(&out).contains(want),
+            "{perms}: want {want:?} in:\n{}",
+            stderr(&out)
+        );
+    }
+}
+
 /// `ociImage { maxLayers }` builds a layered image that verifies, unpacks
 /// to the same tree with umoci and runs in podman; a change to the app
 /// leaves every other layer byte-identical; bad budgets fail evaluation

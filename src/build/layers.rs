@@ -9,7 +9,7 @@ use super::onto::Onto;
 use super::options::{Ctx, Options};
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
-use crate::layer::tree::perms::PermRule;
+use crate::layer::tree::perms::{PermRule, Perms};
 use crate::layer::tree::{Placement, Tree, RELATIVE_WITHOUT_DESTINATION};
 use crate::layout::BlobDir;
 use crate::oci::digest::HashWriter;
@@ -125,20 +125,7 @@ pub fn write_layer(
         tree.add_store_path(p, spec_path)
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
-    let rules: Vec<PermRule> = spec
-        .perms
-        .iter()
-        .enumerate()
-        .map(|(i, r)| PermRule {
-            path: &r.path,
-            regex: &r.regex,
-            mode: r.mode,
-            uid: r.uid,
-            gid: r.gid,
-            label: format!("perms[{i}]"),
-        })
-        .collect();
-    tree.apply_perms(&rules)
+    tree.apply_perms(&perm_rules(&spec.perms))
         .map_err(|e| e.within(at.to_owned()))?;
 
     for (i, r) in spec.remove.iter().enumerate() {
@@ -162,6 +149,22 @@ pub fn write_layer(
     let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
     progress.layer_done(&info.digest.to_string(), info.size);
     Ok(info)
+}
+
+/// A spec's `perms`, as the tree takes them, named `perms[i]`.
+fn perm_rules(perms: &[spec::PermSpec]) -> Vec<PermRule<'_>> {
+    perms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PermRule {
+            path: &r.path,
+            regex: &r.regex,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            label: format!("perms[{i}]"),
+        })
+        .collect()
 }
 
 /// How messages name the `i`th entry of a layer's files: its `label` (the
@@ -262,9 +265,13 @@ fn write_blob(
 /// layer do not depend on this (compression gives the same bytes at any
 /// thread count); only the time does. Layers come back in the groups'
 /// order. An error names the group as `layers[i]` of `plan` (where the
-/// groups come from: a plan file, or the plan made from a graph).
+/// groups come from: a plan file, or the plan made from a graph). The
+/// `perms` rules apply to every layer; one that matches in none of them
+/// is an error, named after the spec.
+#[allow(clippy::too_many_arguments)]
 pub fn write_groups(
     groups: &[Vec<PathBuf>],
+    perms: &[PermRule],
     compression: Compression,
     level: Option<u32>,
     blobs: &BlobDir,
@@ -283,6 +290,14 @@ pub fn write_groups(
         }
         trees.push(Some(tree));
     }
+    let at = || spec_path.display().to_string();
+    let mut rules = Perms::new(perms).map_err(|e| e.within(at()))?;
+    for tree in trees.iter_mut().flatten() {
+        rules.apply(tree).map_err(|e| e.within(at()))?;
+    }
+    rules
+        .check_matched("any layer")
+        .map_err(|e| e.within(at()))?;
     let total: u64 = trees.iter().flatten().map(Tree::content_bytes).sum();
     let threads = ctx.threads.max(1);
     ctx.progress.layer_start(0, total);
@@ -374,6 +389,7 @@ pub fn layers(
     let level = layer_level(spec.compression, spec.level, ctx.level, &at)?;
     let layers = write_groups(
         &groups,
+        &perm_rules(&spec.perms),
         spec.compression,
         level,
         &staging.blobs(),

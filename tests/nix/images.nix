@@ -45,6 +45,17 @@ let
       maxLayers = 4;
     };
 
+  # A store path with a var directory, for perms rules (issue 24), in
+  # layers of its own beside dep's.
+  appVar = sh "app-var" "mkdir -p $out/bin $out/var/log && echo app > $out/bin/app && echo log > $out/var/log/x";
+  permsLayersWith =
+    perms:
+    lib.ociLayers {
+      roots = [ appVar dep ];
+      maxLayers = 2;
+      inherit perms;
+    };
+
   busyboxLayer = lib.ociLayerTar { files = [ { source = bb; destination = "/bin"; } ]; };
 
   # Stand-ins for the README's packages: busybox as nixpkgs has it
@@ -86,6 +97,27 @@ rec {
     roots = [ app ];
     base = [ depLayer ];
   };
+  # Issue 24's perms example over automatic layers (the rule matches in
+  # app-var's layer only); the same without rules; a rule matching in no
+  # layer.
+  permsLayers = permsLayersWith [
+    {
+      path = appVar;
+      regex = ".*/var(/.*)?";
+      mode = "0775";
+      uid = 1000;
+      gid = 1000;
+    }
+  ];
+  permsLayersPlain = permsLayersWith [ ];
+  permsLayersNoMatch = permsLayersWith [
+    {
+      path = "${appVar}";
+      regex = ".*/nothing";
+      mode = "0700";
+    }
+  ];
+  appVarPath = "${appVar}";
   layeredTooMany = lib.ociImage {
     name = "x";
     files = [ { source = app; } ];

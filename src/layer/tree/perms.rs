@@ -1,5 +1,7 @@
-//! A layer spec's `perms` rules: the mode and owner of entries already
-//! placed, chosen by an anchored regex over their full path in the image.
+//! `perms` rules: the mode and owner of entries already placed, chosen by
+//! an anchored regex over their full path in the image. A layer spec
+//! applies its rules to its one layer; `nixoci layers` applies its rules to
+//! every layer it writes, and a rule need only match in one of them.
 
 use super::*;
 
@@ -23,15 +25,32 @@ const FIELDS: [&str; 3] = ["modes", "owners (uid)", "groups (gid)"];
 /// For one entry, each field's value and the rule that set it.
 type Setting = [Option<(u64, usize)>; 3];
 
-impl Tree {
-    /// Apply `rules` to the entries placed so far (not to whiteouts). Every
-    /// rule must match at least one entry, and two rules may not set one
-    /// field of an entry to different values, so the result does not
-    /// depend on the rules' order. A symbolic link keeps mode 0777 (Linux
-    /// has no mode for links); its owner is set.
-    pub fn apply_perms(&mut self, rules: &[PermRule]) -> Result<()> {
-        let mut set: BTreeMap<Vec<u8>, Setting> = BTreeMap::new();
-        for (i, r) in rules.iter().enumerate() {
+/// A rule, checked: its path as a tree key, its regex compiled, the
+/// values it sets.
+struct Checked<'a> {
+    rule: PermRule<'a>,
+    root: Vec<u8>,
+    re: regex::bytes::Regex,
+    values: [Option<u64>; 3],
+}
+
+/// `perms` rules, checked, and which of them have matched an entry in the
+/// trees they were applied to so far. Every rule must match at least one
+/// entry of those trees ([`Perms::check_matched`]), and two rules may not
+/// set one field of an entry to different values, so the result does not
+/// depend on the rules' order. A symbolic link keeps mode 0777 (Linux has
+/// no mode for links); its owner is set.
+pub struct Perms<'a> {
+    rules: Vec<Checked<'a>>,
+    matched: Vec<bool>,
+}
+
+impl<'a> Perms<'a> {
+    /// Check `rules`: each sets something, at an absolute path, with a
+    /// valid regex.
+    pub fn new(rules: &[PermRule<'a>]) -> Result<Self> {
+        let mut checked = Vec::with_capacity(rules.len());
+        for r in rules {
             let values = [
                 r.mode.map(u64::from),
                 r.uid.map(u64::from),
@@ -50,9 +69,29 @@ impl Tree {
                     r.label, r.regex
                 ))
             })?;
-            let root = root.as_bytes();
-            let mut matched = false;
-            for (p, e) in &self.entries {
+            checked.push(Checked {
+                rule: r.clone(),
+                root: root.into_bytes(),
+                re,
+                values,
+            });
+        }
+        let matched = vec![false; checked.len()];
+        Ok(Perms {
+            rules: checked,
+            matched,
+        })
+    }
+
+    /// Set the mode and owner the rules give on the entries of `tree`
+    /// placed so far (not on whiteouts). On an error (two rules disagree),
+    /// `tree` is left as it was.
+    pub fn apply(&mut self, tree: &mut Tree) -> Result<()> {
+        let mut set: BTreeMap<Vec<u8>, Setting> = BTreeMap::new();
+        let mut matched = self.matched.clone();
+        for (i, r) in self.rules.iter().enumerate() {
+            let root = &r.root[..];
+            for (p, e) in &tree.entries {
                 let under = root.is_empty()
                     || p == root
                     || (p.starts_with(root) && p.get(root.len()) == Some(&b'/'));
@@ -62,12 +101,12 @@ impl Tree {
                 let mut full = Vec::with_capacity(p.len() + 1);
                 full.push(b'/');
                 full.extend_from_slice(p);
-                if !re.is_match(&full) {
+                if !r.re.is_match(&full) {
                     continue;
                 }
-                matched = true;
+                matched[i] = true;
                 let slots = set.entry(p.clone()).or_default();
-                for (k, v) in values.iter().enumerate() {
+                for (k, v) in r.values.iter().enumerate() {
                     let Some(v) = *v else { continue };
                     match slots[k] {
                         Some((old, j)) if old != v => {
@@ -81,8 +120,8 @@ impl Tree {
                             return Err(Error::Invalid(format!(
                                 "{}: {} and {} set different {} ({} and {}); make the rules agree or not overlap",
                                 display(p),
-                                rules[j].label,
-                                r.label,
+                                self.rules[j].rule.label,
+                                r.rule.label,
                                 FIELDS[k],
                                 show(old),
                                 show(v)
@@ -92,15 +131,10 @@ impl Tree {
                     }
                 }
             }
-            if !matched {
-                return Err(Error::Invalid(format!(
-                    "{}: regex {:?} matches no entry of this layer at or under {}",
-                    r.label, r.regex, r.path
-                )));
-            }
         }
+        self.matched = matched;
         for (p, [mode, uid, gid]) in set {
-            let Some(e) = self.entries.get_mut(&p) else {
+            let Some(e) = tree.entries.get_mut(&p) else {
                 continue;
             };
             if let Some((m, _)) = mode {
@@ -118,5 +152,28 @@ impl Tree {
             e.implicit = false;
         }
         Ok(())
+    }
+
+    /// An error naming the first rule that matched no entry of the trees
+    /// it was applied to; `scope` says which they were (`this layer`,
+    /// `any layer`).
+    pub fn check_matched(&self, scope: &str) -> Result<()> {
+        match self.rules.iter().zip(&self.matched).find(|(_, m)| !**m) {
+            None => Ok(()),
+            Some((r, _)) => Err(Error::Invalid(format!(
+                "{}: regex {:?} matches no entry of {scope} at or under {}",
+                r.rule.label, r.rule.regex, r.rule.path
+            ))),
+        }
+    }
+}
+
+impl Tree {
+    /// Apply `rules` to the entries placed so far, as [`Perms`] says; a
+    /// rule must match in this tree.
+    pub fn apply_perms(&mut self, rules: &[PermRule]) -> Result<()> {
+        let mut perms = Perms::new(rules)?;
+        perms.apply(self)?;
+        perms.check_matched("this layer")
     }
 }

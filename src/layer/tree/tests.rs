@@ -1,6 +1,6 @@
 //! Unit tests of the layer tree.
 
-use super::perms::PermRule;
+use super::perms::{PermRule, Perms};
 use super::*;
 use std::os::unix::fs::symlink;
 
@@ -445,4 +445,55 @@ fn perms_rules() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("perms[6] sets nothing"), "{e}");
+}
+
+/// Rules over several trees (`nixoci layers`): a rule need match in one
+/// of them only; one matching in none is named; a conflict in one tree
+/// leaves that tree as it was.
+#[test]
+fn perms_over_several_trees() {
+    let store = tempfile::tempdir().unwrap();
+    let app = store.path().join("0c2kvl9a1jfnv7krcvsj5gj3i95162zl-app");
+    let dep = store.path().join("1c2kvl9a1jfnv7krcvsj5gj3i95162zl-dep");
+    fs::create_dir_all(app.join("var")).unwrap();
+    fs::create_dir_all(dep.join("lib")).unwrap();
+    let tree = |p: &Path| {
+        let mut t = Tree::new(store.path().to_owned(), BTreeSet::new());
+        t.add(p, &Placement::default(), Path::new("spec")).unwrap();
+        t
+    };
+    let (mut a, mut d) = (tree(&app), tree(&dep));
+    let rules = [
+        rule(app.to_str().unwrap(), ".*/var", Some(0o775), None, 0),
+        rule(dep.to_str().unwrap(), ".*/lib", None, Some(7), 1),
+    ];
+    let mut perms = Perms::new(&rules).unwrap();
+    perms.apply(&mut a).unwrap();
+    assert!(perms.check_matched("any layer").is_err());
+    perms.apply(&mut d).unwrap();
+    perms.check_matched("any layer").unwrap();
+    let rel = |p: &Path, s: &str| p.join(s).to_str().unwrap().as_bytes()[1..].to_vec();
+    assert_eq!(a.entries[&rel(&app, "var")].mode, 0o775);
+    assert_eq!(d.entries[&rel(&dep, "lib")].uid, 7);
+
+    let mut perms = Perms::new(&[rule("/", ".*/nothing", Some(0o700), None, 2)]).unwrap();
+    perms.apply(&mut a).unwrap();
+    perms.apply(&mut d).unwrap();
+    let e = perms.check_matched("any layer").unwrap_err().to_string();
+    assert!(
+        e.contains("perms[2]: regex \".*/nothing\" matches no entry of any layer at or under /"),
+        "{e}"
+    );
+
+    let mut perms = Perms::new(&[
+        rule("/", ".*/var", Some(0o700), None, 0),
+        rule("/", ".*/v.r", Some(0o750), None, 1),
+    ])
+    .unwrap();
+    let e = perms.apply(&mut a).unwrap_err().to_string();
+    assert!(
+        e.contains("perms[0] and perms[1] set different modes (700 and 750)"),
+        "{e}"
+    );
+    assert_eq!(a.entries[&rel(&app, "var")].mode, 0o775, "left as it was");
 }
