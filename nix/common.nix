@@ -1018,33 +1018,6 @@ rec {
     );
 
   /**
-    The `perms` of function `fn`, checked: `regex` is the tool's (the Rust
-    `regex` crate's syntax, not Nix's), so only its type is checked here.
-  */
-  checkPerms =
-    fn:
-    checkEntries "${fn}: perms" "{ path, regex, mode?, uid?, gid? }" [ "path" "regex" ] [ "path" "regex" "mode" "uid" "gid" ] (
-      at: r:
-      let
-        set = modeOwner at r;
-      in
-      if set.mode == null && set.uid == null && set.gid == null then
-        throw "${at} sets nothing: give mode, uid or gid"
-      else
-        {
-          path = if builtins.isString r.path then checkPath "${at}.path" r.path else throw "${at}.path must be a string, an absolute path in the image, not ${describe r.path}";
-          regex =
-            if !builtins.isString r.regex then
-              throw "${at}.regex must be a string (matched against the whole path in the image), not ${describe r.regex}"
-            else if r.regex == "" then
-              throw "${at}.regex is empty: it matches no path; write \".*\" for every entry under path"
-            else
-              r.regex;
-        }
-        // set
-    );
-
-  /**
     `nixUid` or `nixGid` of function `fn`: null, or an id that goes with
     `nixDatabase = true`.
   */

@@ -29,7 +29,8 @@
     `buildEnv` is (its `bin/x` becomes `/bin/x`, a symbolic link to
     `${pkg}/bin/x`): the package's files are in the image once, in its
     store path, which the closure brings. At least one of
-    `contents`, `files` and `layers` is given.
+    `contents`, `files`, `layers`, `fromImage` and the root filesystem
+    settings below (`tmp` given `true` counts, not its default) is given.
 
   `files` (list, default `[]`)
   : As in `ociLayerTar`: sources, and inline files (`{ text; destination;
@@ -211,7 +212,7 @@ let
     from
   ];
   links = common.checkSymlinks fn symlinks;
-  permsChecked = common.checkPerms fn perms;
+  permsChecked = common.normalisePerms fn perms;
   withDatabase = common.checkBool "${fn}: nixDatabase" nixDatabase;
   withTmp = common.checkBool "${fn}: tmp" tmp;
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;

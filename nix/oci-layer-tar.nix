@@ -209,7 +209,7 @@ mkStep {
     # Each only when given: a layer without them has the spec it always had.
     // (if directories == [ ] then { } else { directories = common.checkDirectories fn directories; })
     // (if links == [ ] then { } else { symlinks = links; })
-    // (if perms == [ ] then { } else { perms = common.checkPerms fn perms; })
+    // (if perms == [ ] then { } else { perms = common.normalisePerms fn perms; })
     // (if users == [ ] then { } else { users = common.checkUsers fn users; })
     // (if groups == [ ] then { } else { groups = common.checkGroups fn groups; })
     // (if checkBool "${fn}: tmp" tmp then { tmp = true; } else { })

@@ -224,7 +224,6 @@ in
   rootfsSymlinkRelative = ociLayerTar { symlinks = [ { path = "usr/bin/env"; target = "/bin/env"; } ]; };
   rootfsPermsNothing = ociLayerTar { perms = [ { path = "/var"; regex = ".*"; } ]; };
   rootfsPermsNoRegex = ociImage { name = "x"; perms = [ { path = "/var"; mode = "0755"; } ]; };
-  rootfsPermsRegexEmpty = ociLayerTar { perms = [ { path = "/var"; regex = ""; mode = "0755"; } ]; };
   rootfsPermsRelative = ociLayerTar { perms = [ { path = "var"; regex = ".*"; mode = "0755"; } ]; };
   rootfsPermsTypo = ociImage { name = "x"; perms = [ { path = "/var"; regex = ".*"; mod = "0755"; } ]; };
   rootfsPermsMode = ociLayerTar { perms = [ { path = "/var"; regex = ".*"; mode = 755; } ]; };

@@ -510,6 +510,26 @@ let
         )).spec.perms;
       expected = [ { path = "${app}"; regex = ".*/var"; uid = 1000; } ];
     };
+    # Split, a rule on a store path goes to the closure's layers, which
+    # hold it; the others to the own layer.
+    testImagePermsSplit = {
+      expr =
+        let
+          image = lib.ociImage {
+            name = "x";
+            files = [ { source = "${app}"; } ];
+            perms = [
+              { path = app; regex = ".*/var"; uid = 1000; }
+              { path = "/home"; regex = ".*"; gid = 100; }
+            ];
+          };
+        in
+        map (l: l.spec.perms or [ ]) image.layers;
+      expected = [
+        [ { path = "${app}"; regex = ".*/var"; uid = 1000; } ]
+        [ { path = "/home"; regex = ".*"; gid = 100; } ]
+      ];
+    };
     testUnique = {
       expr = common.unique [ "a" "b" "a" "c" "b" ];
       expected = [ "a" "b" "c" ];
