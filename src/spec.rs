@@ -38,7 +38,7 @@ pub struct LayerSpec {
     #[serde(default, deserialize_with = "objects")]
     pub perms: Vec<PermSpec>,
     /// Users: `/etc/passwd`, `/etc/shadow` (and their groups), merged
-    /// onto the base image's files (see [`crate::accounts`]).
+    /// onto the base image's files (README, "Layer spec").
     #[serde(default, deserialize_with = "objects")]
     pub users: Vec<User>,
     /// Groups: `/etc/group`, merged onto the base image's file.
@@ -50,7 +50,7 @@ pub struct LayerSpec {
     pub tmp: bool,
     /// Write a Nix database (`/nix/var/nix/db`) registering every store
     /// path of the image: this layer's, its `base` layers' and the base
-    /// image's (see [`crate::nixdb`]).
+    /// image's (README, "The Nix database").
     #[serde(default)]
     pub nix_database: bool,
     /// With `nixDatabase`: the owner of `/nix` and the database (default 0).

@@ -293,6 +293,7 @@ fn write_database_into_nixoci_nixdb_out() {
             nar_size: size,
             references: refs.into_iter().collect(),
             deriver: None,
+            registration_time: None,
         })
         .collect();
     write_database(&out, &infos, 1_700_000_000, None).unwrap();

@@ -7,6 +7,7 @@
 //! what the new layers are checked against.
 
 pub mod archive;
+pub mod file;
 mod links;
 pub mod tree;
 

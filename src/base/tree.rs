@@ -232,6 +232,14 @@ impl BaseTree {
         self.nodes.get(path).map(|(_, (layer, _))| *layer)
     }
 
+    /// The layer (0-based) that last put `path` there, and its mode and
+    /// owner.
+    pub fn entry_of(&self, path: &[u8]) -> Option<(usize, Meta)> {
+        self.nodes
+            .get(path)
+            .map(|(_, (layer, meta))| (*layer, *meta))
+    }
+
     /// The mode and owner of the directory at `path`, if the base has one.
     pub fn dir_meta(&self, path: &[u8]) -> Option<Meta> {
         match self.nodes.get(path) {

@@ -41,6 +41,45 @@ pub struct LayerInfo {
     pub diff_id: Sha256Digest,
     /// The Nix store paths the layer holds.
     pub store_paths: BTreeSet<PathBuf>,
+    /// The users and groups of the `/etc/passwd` and `/etc/group` the
+    /// layer places, for the check of `config.User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<LayerAccounts>,
+}
+
+/// A user a layer's `/etc/passwd` defines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserName {
+    /// The line's first field.
+    pub name: String,
+    /// Absent when the line's uid is not a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u64>,
+}
+
+/// A group a layer's `/etc/group` defines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupName {
+    /// The line's first field.
+    pub name: String,
+    /// Absent when the line's gid is not a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u64>,
+}
+
+/// The accounts a layer defines (`layer.json`'s `accounts`): the users
+/// of the `/etc/passwd` it places, the groups of its `/etc/group`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerAccounts {
+    /// The users, in the file's order; absent without `/etc/passwd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<UserName>>,
+    /// The groups, in the file's order; absent without `/etc/group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupName>>,
 }
 
 impl LayerInfo {
@@ -195,6 +234,7 @@ mod tests {
             size: 12,
             diff_id: digest.clone(),
             store_paths: [app, dep].into_iter().map(PathBuf::from).collect(),
+            accounts: None,
         };
         let config = ConfigInfo {
             media_type: MediaType::CONFIG,

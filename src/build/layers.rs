@@ -37,6 +37,7 @@ pub fn write_layer(
     if let Some(o) = onto {
         exclude.extend(o.store_paths());
     }
+    let below = exclude.clone();
     let mut tree = Tree::new(crate::nix::store_dir(), exclude);
     tree.protect(&ctx.protect);
     let progress = ctx.progress;
@@ -125,6 +126,8 @@ pub fn write_layer(
         tree.add_store_path(p, spec_path)
             .map_err(|e| e.within(format!("{at}: closure")))?;
     }
+    super::accounts::place(spec, &mut tree, onto).map_err(|e| e.within(at.to_owned()))?;
+    let accounts = super::accounts::record(&tree).map_err(|e| e.within(at.to_owned()))?;
     tree.apply_perms(&perm_rules(&spec.perms))
         .map_err(|e| e.within(at.to_owned()))?;
 
@@ -136,6 +139,8 @@ pub fn write_layer(
                 .map_err(|e| e.within(format!("{at}: remove[{i}]")))?;
         }
     }
+    super::nixdb::add_database(spec, spec_path, &mut tree, &below, onto)
+        .map_err(|e| e.within(at.to_owned()))?;
     // Where the spec puts the paths (a layer that removes the base's link
     // `/bin` may place nothing through it, followed or not), then where
     // they finally are: through the base's links when followed.
@@ -146,7 +151,8 @@ pub fn write_layer(
     tree.check_removals().map_err(|e| e.within(at.to_owned()))?;
     progress.layer_start(index, tree.content_bytes());
     let level = layer_level(spec.compression, spec.level, ctx.level, at)?;
-    let info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    let mut info = write_blob(tree, spec.compression, level, ctx.threads, blobs, progress)?;
+    info.accounts = accounts;
     progress.layer_done(&info.digest.to_string(), info.size);
     Ok(info)
 }
@@ -255,6 +261,7 @@ fn write_blob(
         size,
         diff_id,
         store_paths: tree.store_paths,
+        accounts: None,
     })
 }
 

@@ -10,8 +10,10 @@
 //! under a manifest) stay where they are; their directories are listed in
 //! `blobDirs`.
 
+mod accounts;
 mod info;
 mod layers;
+mod nixdb;
 mod onto;
 mod options;
 
@@ -166,6 +168,7 @@ pub fn write_config(
                         ),
                     ));
                 }
+                accounts::refuse_over_accounts(l, &layers[base_layers..], &new_layers, &at)?;
                 let info =
                     write_layer(l, spec_path, blobs, &below, index, ctx, &at, onto.as_ref())?;
                 new_layers.push((at, blobs.clone()));
@@ -208,6 +211,10 @@ pub fn write_config(
                 &format!("{what}, blob {}", info.digest.short()),
             )?;
         }
+    }
+    if let Some(user) = &spec.config.user {
+        accounts::check_user(user, &layers[base_layers..], onto.as_ref())
+            .map_err(|e| e.within(spec_path.display().to_string()))?;
     }
     let diff_ids: Vec<Sha256Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
     // The spec is named; the base too when its config is to blame.

@@ -110,6 +110,7 @@ impl Onto {
                 } else {
                     BTreeSet::new()
                 },
+                accounts: None,
             })
             .collect();
         Ok((infos, stays))

@@ -42,7 +42,8 @@
 //!
 //! Each path's row holds its path, `hash` as Nix writes it in the database
 //! (`sha256:` and base 16, not the base 32 `nix path-info` prints),
-//! `narSize`, the registration time given, and a deriver when given; the
+//! `narSize`, the registration time given (or the path's own, for a row
+//! kept from a base image's database), and a deriver when given; the
 //! `ultimate`, `sigs` and `ca` columns are NULL, as `nix-store --load-db`
 //! leaves them when fed `nix-store --dump-db` (dockerTools' way):
 //! `nix-store --verify --check-contents` needs none of them. `Refs` holds
@@ -60,9 +61,13 @@
 //!   the clock.
 //! - Rows go in sorted by path, with ids 1, 2, ... in that order, and
 //!   references sorted by (referrer, reference).
-//! - The page size, encoding and vacuum mode are set before the first
-//!   page; one transaction, then `VACUUM`, which rewrites the file as a
-//!   fresh copy (no free pages, no leftover bytes).
+//! - The page size, encoding and vacuum mode (`auto_vacuum = NONE`) are
+//!   set before the first page; then one transaction writes the schema
+//!   and the rows, and nothing else. No `VACUUM`: the file is new and
+//!   nothing is ever deleted from it, so it has no free pages or leftover
+//!   bytes to drop, and `VACUUM` would rewrite `sqlite_master` (tables
+//!   first, indexes and the trigger after) out of the order, and with
+//!   other root pages than, the ones Nix makes.
 //! - The SQLite that writes it is the one `Cargo.lock` pins (rusqlite's
 //!   bundled SQLite), never the machine's: the header holds the writer's
 //!   version, and the layout of pages may change between versions.
@@ -112,6 +117,9 @@ pub struct StorePathInfo {
     pub references: BTreeSet<String>,
     /// The derivation that built it, when known (NULL otherwise).
     pub deriver: Option<String>,
+    /// When it was registered, when known (a base image's row, kept as
+    /// it is); else the registration time the database is written with.
+    pub registration_time: Option<u64>,
 }
 
 impl StorePathInfo {
@@ -129,9 +137,28 @@ impl StorePathInfo {
 /// the output for the hash parts of the build's inputs, which the closure
 /// holds. Sorted by path.
 pub fn scan(store: &Path, paths: &[String]) -> Result<Vec<StorePathInfo>> {
+    scan_among(store, paths, paths)
+}
+
+/// [`scan`] `paths`, taking as references the paths of `among` (which
+/// need not be on this machine: only their hash parts are looked for)
+/// whose hash part their NARs hold: for paths registered beside others
+/// whose rows come from elsewhere (a base image's database). `paths` are
+/// looked for too, so that a self-reference is found.
+pub fn scan_among(store: &Path, paths: &[String], among: &[String]) -> Result<Vec<StorePathInfo>> {
     let names: BTreeSet<&str> = paths.iter().map(|p| store_name(p)).collect::<Result<_>>()?;
-    let by_hash: BTreeMap<&[u8], &str> = names.iter().map(|n| (&n.as_bytes()[..32], *n)).collect();
-    let wanted: HashSet<[u8; 32]> = names
+    let candidates: BTreeSet<&str> = among
+        .iter()
+        .map(|p| store_name(p))
+        .collect::<Result<BTreeSet<&str>>>()?
+        .union(&names)
+        .copied()
+        .collect();
+    let by_hash: BTreeMap<&[u8], &str> = candidates
+        .iter()
+        .map(|n| (&n.as_bytes()[..32], *n))
+        .collect();
+    let wanted: HashSet<[u8; 32]> = candidates
         .iter()
         .map(|n| <[u8; 32]>::try_from(&n.as_bytes()[..32]).expect("checked: 32 bytes"))
         .collect();
@@ -151,6 +178,7 @@ pub fn scan(store: &Path, paths: &[String]) -> Result<Vec<StorePathInfo>> {
                     .map(|n| format!("{STORE_DIR}/{n}"))
                     .collect(),
                 deriver: None,
+                registration_time: None,
             })
         })
         .collect()
@@ -221,8 +249,8 @@ fn checked(paths: &[StorePathInfo]) -> Result<Vec<StorePathInfo>> {
 
 /// Write the Nix database of `paths` under `root`, as `root/nix/var/nix`
 /// holds it in a store rooted at `root` (see the module docs for what is
-/// written and why): `registration_time` in every row (`SOURCE_DATE_EPOCH`,
-/// or 1), `root/nix` and the directories below it given mode 0755 and the
+/// written and why): `registration_time` (`SOURCE_DATE_EPOCH`, or 1) in
+/// every row that has none of its own, `root/nix` and the directories below it given mode 0755 and the
 /// files 0644 whatever the umask, and, when `owner` is given, `(uid, gid)`
 /// as the owner of `root/nix` and of everything written (else the
 /// writer's). Refuses, writing nothing, paths Nix would not take and a
@@ -293,7 +321,8 @@ pub fn write_database(
 
 /// The store paths of the Nix database `root/nix/var/nix/db/db.sqlite`
 /// (a base image's unpacked tree), to write them again with others: path,
-/// NAR hash and size, references and deriver, sorted by path. Nothing
+/// NAR hash and size, references, deriver and registration time, sorted
+/// by path. Nothing
 /// under `root` changes (the file is opened read-only and immutable).
 /// Their `ultimate`, `sigs` and `ca` are not kept, as [`write_database`]
 /// writes none.

@@ -118,7 +118,15 @@ pub(super) fn write(file: &Path, paths: &[StorePathInfo], registration_time: u64
                     ids[p.path.as_str()],
                     p.path,
                     p.db_hash(),
-                    time,
+                    match p.registration_time {
+                        Some(t) => i64::try_from(t).map_err(|_| {
+                            Error::Invalid(format!(
+                                "{}: registration time {t} is past SQLite's integers",
+                                p.path
+                            ))
+                        })?,
+                        None => time,
+                    },
                     p.deriver,
                     size
                 ])
@@ -147,8 +155,8 @@ pub(super) fn write(file: &Path, paths: &[StorePathInfo], registration_time: u64
 }
 
 /// The store paths a Nix database at `file` holds (a base image's, to keep
-/// them): path, NAR hash and size, references and deriver, sorted by
-/// path. The columns the database written here leaves NULL (`ultimate`,
+/// them): path, NAR hash and size, references, deriver and registration
+/// time, sorted by path. The columns the database written here leaves NULL (`ultimate`,
 /// `sigs`, `ca`) are not read. Opened read-only and immutable, so that
 /// neither the file nor its directory changes (no journal, no WAL).
 pub(super) fn read(file: &Path) -> Result<Vec<StorePathInfo>> {
@@ -171,7 +179,10 @@ pub(super) fn read(file: &Path) -> Result<Vec<StorePathInfo>> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let db = Connection::open_with_flags(uri, flags).map_err(err)?;
     let mut rows = db
-        .prepare("SELECT id, path, hash, narSize, deriver FROM ValidPaths ORDER BY path")
+        .prepare(
+            "SELECT id, path, hash, narSize, deriver, registrationTime FROM ValidPaths \
+             ORDER BY path",
+        )
         .map_err(err)?;
     let mut by_id = std::collections::BTreeMap::new();
     let mut paths = Vec::new();
@@ -183,11 +194,12 @@ pub(super) fn read(file: &Path) -> Result<Vec<StorePathInfo>> {
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<i64>>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
             ))
         })
         .map_err(err)?;
     for row in found {
-        let (id, path, hash, size, deriver) = row.map_err(err)?;
+        let (id, path, hash, size, deriver, time) = row.map_err(err)?;
         let nar_hash = hash
             .strip_prefix("sha256:")
             .and_then(|h| hex::decode(h).ok())
@@ -205,6 +217,7 @@ pub(super) fn read(file: &Path) -> Result<Vec<StorePathInfo>> {
             nar_size: size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             references: Default::default(),
             deriver,
+            registration_time: time.and_then(|t| u64::try_from(t).ok()),
         });
     }
     let mut refs = db

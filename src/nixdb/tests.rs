@@ -17,6 +17,7 @@ fn info(path: &str, byte: u8, refs: &[&str]) -> StorePathInfo {
         nar_size: 100 + byte as u64,
         references: refs.iter().map(|r| r.to_string()).collect(),
         deriver: None,
+        registration_time: None,
     }
 }
 
@@ -335,10 +336,15 @@ fn a_database_read_back_gives_the_paths_written() {
         .unwrap();
     let mut paths = closure();
     paths[2].deriver = Some("/nix/store/9rxyxbw3bvjyay50ajmmm3r7mkmzif28-app.drv".into());
+    // A row's own registration time (kept from a base) is written as it is.
+    paths[1].registration_time = Some(1_700_000_000);
     write_database(t.path(), &paths, 1, None).unwrap();
     let before = files_below(t.path());
     let mut sorted = paths.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for p in &mut sorted {
+        p.registration_time = p.registration_time.or(Some(1));
+    }
     assert_eq!(read_database(t.path()).unwrap(), sorted);
     assert_eq!(files_below(t.path()), before, "reading wrote nothing");
 }
