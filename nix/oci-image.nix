@@ -330,5 +330,9 @@ builtins.deepSeq checks (
   // {
     inherit manifest;
     layers = allLayers;
+    # The store paths whose closures hold the image's (its layers', and
+    # its base image's when nixoci built it): what a Nix database over
+    # an image built on this one reads.
+    ociRoots = common.unique (builtins.concatMap (l: l.ociRoots or [ ]) (allLayers ++ [ fromImage ]));
   }
 )

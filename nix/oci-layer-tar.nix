@@ -175,9 +175,10 @@ let
   withDatabase = checkBool "${fn}: nixDatabase" nixDatabase;
   roots = common.sourceRoots normalised ++ common.entryRoots { files = normalised; symlinks = links; };
   # With a Nix database, every store path of the image is read: those of
-  # the layers below too (their closures; what they hold is left out of
+  # the layers below and of a base image nixoci built (ociImage), which
+  # give their roots, too (their closures; what they hold is left out of
   # this layer all the same).
-  baseRoots = builtins.concatMap (l: l.ociRoots or [ ]) base;
+  baseRoots = builtins.concatMap (l: l.ociRoots or [ ]) (base ++ [ fromImage ]);
   baseDirs = map (
     l:
     if builtins.elem (l.command or null) [ "layer" "layers" ] then

@@ -295,8 +295,12 @@ rec {
   coreutilsPath = "${coreutilsPkg}";
 
   # A Nix database over the whole image: busybox copied to /bin, app and
-  # dep (its reference) at their own paths, in the closure's layers. The
-  # same image under another name: its own layer is built again, alone.
+  # dep (its reference) at their own paths, in the closure's layers, and
+  # another store path in a layer given (whose closure the database's build
+  # reads only because that layer gives its roots). The same image under
+  # another name: its own layer is built again, alone.
+  other = sh "other" "echo other > $out";
+  otherPath = "${other}";
   withNixDb = nixDbNamed "with-nix-db";
   withNixDbAgain = nixDbNamed "with-nix-db-again";
   nixDbNamed =
@@ -307,6 +311,7 @@ rec {
         { source = bb; destination = "/bin"; }
         { source = app; }
       ];
+      layers = [ (lib.ociLayerTar { files = [ { source = other; } ]; }) ];
       nixDatabase = true;
       config.Entrypoint = [ "/bin/busybox" "sh" ];
     };

@@ -1,8 +1,198 @@
 //! The root filesystem arguments of the Nix functions (`users`, `groups`,
 //! `directories`, `symlinks`, inline `files`, `perms`, `tmp`,
-//! `nixDatabase`): the evaluation checks of every argument.
+//! `nixDatabase`): the README's service image built as written and run in
+//! podman, a Nix database checked by the host's Nix, and the evaluation
+//! checks of every argument.
 
 use super::*;
+
+/// The README's `service.nix` block, as written there.
+fn readme_service_nix() -> String {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("```nix\n# service.nix:")
+        .expect("README.md has no ```nix block starting with `# service.nix:`");
+    let body = &readme[start + "```nix\n".len()..];
+    let end = body
+        .find("\n```\n")
+        .expect("the service.nix block is not closed");
+    body[..=end].to_owned()
+}
+
+/// Runs `script` with busybox sh in `image`, as the image's user, with no
+/// network; what it printed.
+fn sh_in(podman: &Podman, image: &str, script: &str) -> String {
+    let out = run(podman
+        .cmd()
+        .args(["run", "--rm", "--network=none", "--entrypoint", "/bin/sh"])
+        .arg(image)
+        .args(["-c", script]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 24: the README's non-root service image, read from README.md and
+/// built by Nix 2.8 with stand-ins for its packages, runs in podman as
+/// `app`: `id` names the user and group, `/tmp` (1777, by default) and
+/// the home are writable, `/` is not, the data directory is app's, the
+/// `perms` rule gave the app's store `var` to app, `/usr/bin/env` leads
+/// into the store path the link brought.
+#[test]
+fn readme_service_image_runs_as_app_in_podman() {
+    let t = tempfile::tempdir().unwrap();
+    let service = t.path().join("service.nix");
+    fs::write(&service, readme_service_nix()).unwrap();
+    let out = run(images_cmd("nix-build", "readmeService")
+        .arg("--arg")
+        .arg("serviceNix")
+        .arg(&service)
+        .arg("--no-out-link"));
+    let layout = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    run(nixoci().arg("verify").arg(&layout));
+    let app = nix_eval("serviceAppPath");
+    let coreutils = nix_eval("coreutilsPath");
+
+    let podman = Podman::new();
+    let (image, output) = podman.load_and_run(&layout);
+    assert_eq!(output, "app in /var/lib/app: data_dir = /var/lib/app\n");
+    let script = format!(
+        "id; \
+         touch /tmp/x && echo tmp written; \
+         touch \"$HOME/x\" && echo \"$HOME written\"; \
+         ls -ld /tmp; \
+         touch /x 2>/dev/null && echo / written || echo / refused; \
+         stat -c %u:%g:%a /var/lib/app {app}/var {app}/var/cache; \
+         touch {app}/var/cache/x && echo cache written; \
+         ls -l /usr/bin/env; \
+         /usr/bin/env"
+    );
+    let got = sh_in(&podman, &image, &script);
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(lines[0].starts_with("uid=1000(app) gid=1000(app)"), "{got}");
+    assert_eq!(lines[1..3], ["tmp written", "/home/app written"], "{got}");
+    assert!(lines[3].starts_with("drwxrwxrwt "), "{got}");
+    assert!(lines[3].ends_with(" /tmp"), "{got}");
+    assert_eq!(
+        lines[4..9],
+        [
+            "/ refused",
+            "1000:1000:750",
+            "1000:1000:775",
+            "1000:1000:775",
+            "cache written"
+        ],
+        "{got}"
+    );
+    assert!(
+        lines[9].ends_with(&format!("/usr/bin/env -> {coreutils}/bin/env")),
+        "{got}"
+    );
+    assert!(lines.contains(&"HOME=/home/app"), "{got}");
+}
+
+/// `nix-store --store local?root=DIR` and `nix path-info` of the host's
+/// Nix 2.8, on `root`.
+fn nix_in(program: &str, root: &Path) -> Command {
+    let mut c = nix(program);
+    c.arg("--store")
+        .arg(format!("local?root={}", root.display()));
+    c
+}
+
+/// Each path's narHash, narSize and references, as `nix path-info --json`
+/// gives them (of the host's store, or of `root`'s).
+fn path_infos(root: Option<&Path>, paths: &[&str]) -> Value {
+    let mut c = match root {
+        Some(r) => nix_in("nix", r),
+        None => nix("nix"),
+    };
+    let out = run(c.args(["path-info", "--json"]).args(paths));
+    let infos: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    infos
+        .into_iter()
+        .map(|i| {
+            json!({
+                "path": i["path"],
+                "narHash": i["narHash"],
+                "narSize": i["narSize"],
+                "references": i["references"],
+            })
+        })
+        .collect()
+}
+
+/// The digest of the last layer of `layout`'s image.
+fn last_layer_digest(layout: &Path) -> String {
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let layers = manifest["layers"].as_array().unwrap();
+    layers.last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Issue 24: `ociImage { nixDatabase = true; }` registers every store path
+/// of the image, the closure's and a given layer's, and only those
+/// (busybox, copied to /bin, is not one): the
+/// host's Nix 2.8 verifies the unpacked tree's store, contents included,
+/// and reads from it the references and NAR hashes its own store has. The
+/// same image built again under another name (its own layer built anew,
+/// alone) has the same database layer, and Nix's `--check` rebuild of
+/// that layer gives the same bytes.
+#[test]
+fn nix_database_image_passes_the_host_nix_check() {
+    let layout = nix_build("withNixDb");
+    run(nixoci().arg("verify").arg(&layout));
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("rootfs");
+    run(nixoci().arg("unpack").arg(&layout).arg(&root));
+    let app = nix_eval("appPath");
+    let dep = nix_eval("depPath");
+    let other = nix_eval("otherPath");
+    // The image's store paths (before Nix, which adds its own files).
+    let mut in_image: Vec<String> = fs::read_dir(root.join("nix/store"))
+        .unwrap()
+        .map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    in_image.sort();
+    let mut expected = vec![app.clone(), dep.clone(), other];
+    expected.sort();
+    assert_eq!(in_image, expected);
+
+    let verified = run(nix_in("nix-store", &root).args(["--verify", "--check-contents"]));
+    let said = stderr(&verified);
+    assert!(
+        !said.contains("error") && !said.contains("modified") && !said.contains("invalid"),
+        "{said}"
+    );
+    let references = run(nix_in("nix-store", &root).args(["-q", "--references", &app]));
+    assert_eq!(
+        String::from_utf8_lossy(&references.stdout),
+        format!("{dep}\n")
+    );
+    let host = run(nix("nix-store").args(["-q", "--references", &app]));
+    assert_eq!(references.stdout, host.stdout);
+
+    // Registered: every store path of the image, and no other, with the
+    // host's hashes.
+    let all = run(nix_in("nix", &root).args(["path-info", "--all"]));
+    let mut registered: Vec<String> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    registered.sort();
+    assert_eq!(registered, expected);
+    let paths: Vec<&str> = expected.iter().map(String::as_str).collect();
+    assert_eq!(path_infos(Some(&root), &paths), path_infos(None, &paths));
+
+    let again = nix_build("withNixDbAgain");
+    assert_ne!(again, layout);
+    assert_eq!(last_layer_digest(&again), last_layer_digest(&layout));
+    run(images_cmd("nix-build", "withNixDbLayer").args(["--check", "--no-out-link"]));
+}
 
 /// Issue 24: each root filesystem argument the tool would refuse fails at
 /// evaluation, naming the function, the attribute and the entry

@@ -453,6 +453,35 @@ let
         }).exportReferencesGraph.closure;
       expected = [ "${app}" "${dep}" ];
     };
+    # ... and those of a base image nixoci built, which gives its roots.
+    testNixDatabaseReadsANixociBaseImage = {
+      expr =
+        let
+          base = lib.ociImage { name = "base"; files = [ { source = "${dep}"; } ]; };
+        in
+        [
+          base.ociRoots
+          (lib.ociImage {
+            name = "on-base";
+            fromImage = base;
+            files = [ { source = "${app}"; } ];
+            nixDatabase = true;
+          }).ociRoots
+          (lastLayer (
+            lib.ociImage {
+              name = "on-base";
+              fromImage = base;
+              files = [ { source = "${app}"; } ];
+              nixDatabase = true;
+            }
+          )).exportReferencesGraph.closure
+        ];
+      expected = [
+        [ "${dep}" ]
+        [ "${app}" "${dep}" ]
+        [ "${app}" "${dep}" ]
+      ];
+    };
     testNoDatabaseNoBaseClosure = {
       expr =
         (lib.ociLayerTar {
