@@ -44,11 +44,12 @@
     (or be numeric).
 
   `perms` (list, default `[]`)
-  : As in `ociLayerTar`. A rule whose `path` is in the store goes, when the
-    closure is split (`maxLayers`), to the closure's layers, which hold the
-    store paths; the other rules to the image's own layer. A rule matches
-    the entries of the layers it goes to, not those of `layers` or a base
-    image.
+  : As in `ociLayerTar` (`{ path = app; regex = ".+/var(/.+)?"; uid =
+    1000; gid = 1000; mode = "0775"; }`). A rule whose `path` is in the
+    store goes, when the closure is split (`maxLayers`), to the closure's
+    layers, which hold the store paths; the other rules to the image's own
+    layer. A rule matches the entries of the layers it goes to, not those
+    of `layers` or a base image.
 
   `tmp` (bool, default `true`)
   : `/tmp` with mode 1777 in the image's own layer, unless the base image
@@ -58,7 +59,9 @@
 
   `nixDatabase` (bool, default `false`), `nixUid`, `nixGid` (default null: 0)
   : As in `ociLayerTar`, in the image's own layer, over the whole image:
-    the closure's layers, `layers` and the base image.
+    the closure's layers, `layers` and the base image (whose store paths
+    its own database lists, or which is an `ociImage` result: the build
+    reads the store paths of both kinds).
 
   `layers` (list of `ociLayerTar` results, default `[]`)
   : Prebuilt layers below the image's own; their store paths are not

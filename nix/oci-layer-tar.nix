@@ -10,7 +10,6 @@ let
     checkRemove
     mkStep
     normaliseFiles
-    storeRoot
     ;
 in
 /**
@@ -66,7 +65,8 @@ in
   `perms` (list of attrsets, default `[]`)
   : Rules setting the mode and owner of entries the layer places, store
     paths included, each `{ path, regex, mode?, uid?, gid? }` (at least one
-    of the last three): every entry at or under `path` whose full path in
+    of the last three; `path` a string, or a package for its store path):
+    every entry at or under `path` whose full path in
     the image the `regex` (Rust `regex` syntax) matches whole. A rule that
     matches nothing, or two that set one field of one entry differently,
     fail the build; their order does not matter.
