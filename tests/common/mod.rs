@@ -592,8 +592,18 @@ impl Podman {
     /// Load a layout (as an oci-archive tarball) and run its image with no
     /// network; returns the image ID and what it printed.
     pub fn load_and_run(&self, layout: &Path) -> (String, String) {
-        require("tar");
         assert_crane_accepts(layout);
+        let image = self.load(layout);
+        let ran = run(self
+            .cmd()
+            .args(["run", "--rm", "--network=none"])
+            .arg(&image));
+        (image, String::from_utf8_lossy(&ran.stdout).into_owned())
+    }
+
+    /// Load a layout (as an oci-archive tarball); returns the image's name.
+    pub fn load(&self, layout: &Path) -> String {
+        require("tar");
         let t = tempfile::tempdir().unwrap();
         let archive = t.path().join("image.tar");
         run(Command::new("tar")
@@ -604,20 +614,14 @@ impl Podman {
             .arg("."));
         let loaded = run(self.cmd().arg("load").arg("-i").arg(&archive));
         let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
-        let image = text
-            .lines()
+        text.lines()
             .find_map(|l| {
                 l.strip_prefix("Loaded image: ")
                     .or_else(|| l.strip_prefix("Loaded image(s): "))
             })
             .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
             .trim()
-            .to_owned();
-        let ran = run(self
-            .cmd()
-            .args(["run", "--rm", "--network=none"])
-            .arg(&image));
-        (image, String::from_utf8_lossy(&ran.stdout).into_owned())
+            .to_owned()
     }
 }
 

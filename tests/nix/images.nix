@@ -292,6 +292,24 @@ rec {
     app = serviceApp;
   };
   serviceAppPath = "${serviceApp}";
+
+  # A base with its own users, and the image's user added onto it: from
+  # the base's layout, and from a docker archive of it.
+  usersBase = lib.ociImage {
+    name = "users-base";
+    contents = [ busyboxPkg ];
+    users = [ { name = "base"; uid = 500; } ];
+  };
+  onUsersBase =
+    from:
+    lib.ociImage {
+      name = "on-users-base";
+      fromImage = from;
+      users = [ { name = "app"; uid = 1000; } ];
+      config.User = "app";
+    };
+  onUsersBaseLayout = onUsersBase usersBase;
+  onUsersBaseArchive = onUsersBase (lib.ociImageArchive { image = usersBase; format = "docker"; });
   coreutilsPath = "${coreutilsPkg}";
 
   # A Nix database over the whole image: busybox copied to /bin, app and

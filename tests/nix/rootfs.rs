@@ -1,8 +1,8 @@
 //! The root filesystem arguments of the Nix functions (`users`, `groups`,
 //! `directories`, `symlinks`, inline `files`, `perms`, `tmp`,
 //! `nixDatabase`): the README's service image built as written and run in
-//! podman, a Nix database checked by the host's Nix, and the evaluation
-//! checks of every argument.
+//! podman, users added onto a base image's, a Nix database checked by the
+//! host's Nix, and the evaluation checks of every argument.
 
 use super::*;
 
@@ -87,6 +87,45 @@ fn readme_service_image_runs_as_app_in_podman() {
         "{got}"
     );
     assert!(lines.contains(&"HOME=/home/app"), "{got}");
+}
+
+/// Issue 24: `ociImage { fromImage; users; }` adds its user to a base
+/// image's own: from the base's layout and from a docker archive of it,
+/// both users resolve in podman, the image runs as the new one, and the
+/// base's `/etc/passwd` is kept byte for byte at the head of the new one;
+/// the base's `/tmp` stays the only one.
+#[test]
+fn users_onto_a_base_with_its_own_resolve_in_podman() {
+    let podman = Podman::new();
+    let base = nix_build("usersBase");
+    let base_image = podman.load(&base);
+    let base_passwd = sh_in(&podman, &base_image, "cat /etc/passwd");
+    assert!(
+        base_passwd.contains("\nbase:x:500:500::/home/base:/sbin/nologin\n"),
+        "{base_passwd}"
+    );
+    for attr in ["onUsersBaseLayout", "onUsersBaseArchive"] {
+        let layout = nix_build(attr);
+        run(nixoci().arg("verify").arg(&layout));
+        let image = podman.load(&layout);
+        let got = sh_in(&podman, &image, "id; id base; ls -ld /tmp; cat /etc/passwd");
+        let lines: Vec<&str> = got.lines().collect();
+        assert!(
+            lines[0].starts_with("uid=1000(app) gid=1000(app)"),
+            "{attr}: {got}"
+        );
+        assert!(
+            lines[1].starts_with("uid=500(base) gid=500(base)"),
+            "{attr}: {got}"
+        );
+        assert!(lines[2].starts_with("drwxrwxrwt "), "{attr}: {got}");
+        let passwd = got.split_once(" /tmp\n").unwrap().1;
+        assert_eq!(
+            passwd,
+            format!("{base_passwd}app:x:1000:1000::/home/app:/sbin/nologin\n"),
+            "{attr}"
+        );
+    }
 }
 
 /// `nix-store --store local?root=DIR` and `nix path-info` of the host's
