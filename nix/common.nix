@@ -58,7 +58,10 @@ rec {
     results and base images it is made from; the result's `ociParts` holds
     its own output and theirs (what `strictReferences` allows).
     `outputChecks`, when not null, is Nix's structured-attrs form of
-    `allowedReferences` and friends.
+    `allowedReferences` and friends. `roots` (default: `closure`) are the
+    store paths whose closure holds every store path of the result, which
+    the result gives as `ociRoots` (what a layer with a Nix database over
+    it exports too).
   */
   mkStep =
     {
@@ -66,6 +69,7 @@ rec {
       command,
       spec,
       closure ? null,
+      roots ? (if closure == null then [ ] else closure),
       parts ? [ ],
       outputChecks ? null,
     }:
@@ -87,6 +91,7 @@ rec {
       # This output and those of the steps and base images it is made from
       # (`parts`): all an image's closure may hold (strictReferences).
       ociParts = [ "${drv}" ] ++ partsOf parts;
+      ociRoots = roots;
     };
 
   /**
@@ -743,7 +748,7 @@ rec {
 
   # `label`: how the tool's messages name the entry (set by ociImage, whose
   # layer lists contents and files together).
-  fileAttrs = [ "source" "destination" "mode" "uid" "gid" "link" "label" ];
+  fileAttrs = [ "source" "text" "destination" "mode" "uid" "gid" "link" "label" ];
 
   endsWithSlash = s: builtins.match ".*/" s != null;
   /** A path without its trailing slashes. */
@@ -766,8 +771,18 @@ rec {
     let
       what = "${fn}: files[${toString i}]";
       checked = checkAttrs what fileAttrs (
-        if builtins.isAttrs f && !(f ? outPath) then f else throw "${what}: expected { source, destination?, mode?, uid?, gid?, link? }, not ${describe f}"
+        if builtins.isAttrs f && !(f ? outPath) then
+          f
+        else
+          throw "${what}: expected { source, destination?, mode?, uid?, gid?, link? } or { text, destination, mode?, uid?, gid? }, not ${describe f}"
       );
+    in
+    if checked ? text then normaliseText what checked else normaliseSource what checked;
+
+  # A `files` entry with `source`.
+  normaliseSource =
+    what: checked:
+    let
       dest = checked.destination or null;
       src = checked.source;
       mainProgram = src.meta.mainProgram or null;
@@ -776,7 +791,7 @@ rec {
       selected = if (src.outputName or "out") == "out" then pkgName else "${pkgName}.${src.outputName}";
       source =
         if !(checked ? source) then
-          throw "${what}: source is required"
+          throw "${what}: source (or text, for an inline file) is required"
         else if dest == null || endsWithSlash dest || !(isPackage src) then
           "${checkSource "${what}.source" src}"
         else if mainProgram != null then
@@ -818,6 +833,30 @@ rec {
           true;
     };
 
+  # A `files` entry with `text`: an inline file, at its full path.
+  normaliseText =
+    what: checked:
+    let
+      dest = checked.destination or null;
+    in
+    if checked ? source then
+      throw "${what}: give source or text, not both"
+    else if (checked.link or false) != false then
+      throw "${what}: link goes with a source in the store, not with text"
+    else
+      dropNulls {
+        text = checkString "${what}.text" checked.text;
+        destination =
+          if dest == null then
+            throw "${what}: text needs a destination (the file's full path in the image)"
+          else
+            checkEntryPath "${what}: destination" dest;
+        mode = checkNullOr checkMode "${what}.mode" (checked.mode or null);
+        uid = checkNullOr checkId "${what}.uid" (checked.uid or null);
+        gid = checkNullOr checkId "${what}.gid" (checked.gid or null);
+        label = checkNullOr checkString "${what}.label" (checked.label or null);
+      };
+
   /** The checked `files` list of function `fn` (as `ociLayerTar` takes it). */
   normaliseFiles =
     fn: files:
@@ -825,6 +864,204 @@ rec {
       list = checkList "${fn}: files" files;
     in
     builtins.genList (i: normaliseFile fn i (builtins.elemAt list i)) (builtins.length list);
+
+  /**
+    A path in the image that a declared entry (a directory, a link, an
+    inline file) is made at: `checkPath`'s rules, and neither `/` nor
+    ending in `/`.
+  */
+  checkEntryPath =
+    what: v:
+    if !builtins.isString v then
+      throw "${what} must be a string, an absolute path in the image, not ${describe v}"
+    else if v == "/" || endsWithSlash v then
+      throw "${what} ${builtins.toJSON v} must name an entry: not / and not ending in /"
+    else
+      checkPath what v;
+
+  /**
+    A list of attribute sets (`what`: "function: attribute"), each with
+    only the names in `allowed` and all of `required`, checked by `check
+    at entry` (`at`: "function: attribute[i]"); null fields dropped.
+    `shape` is what an entry looks like, for messages.
+  */
+  checkEntries =
+    what: shape: required: allowed: check: v:
+    let
+      l = expect what "a list of ${shape}" builtins.isList v;
+    in
+    builtins.genList (
+      i:
+      let
+        at = "${what}[${toString i}]";
+        e = builtins.elemAt l i;
+        a = checkAttrs at allowed (if isPlainAttrs e then e else throw "${at} must be ${shape}, not ${describe e}");
+        missing = builtins.filter (n: !(a ? ${n})) required;
+      in
+      if missing != [ ] then
+        throw "${at}: ${builtins.head missing} is required (${shape})"
+      else
+        dropNulls (check at a)
+    ) (builtins.length l);
+
+  /**
+    A user or group name as the tool (and shadow's `useradd`) takes it:
+    `[a-z_][a-z0-9_-]*[$]?`, 1 to 32 bytes.
+  */
+  checkAccountName = what: expect what "a name of 1 to 32 of a-z, 0-9, _ and -, not starting with a digit or -, optionally ending with $" (
+    v: builtins.isString v && builtins.stringLength v <= 32 && builtins.match "[a-z_][a-z0-9_-]*[$]?" v != null
+  );
+
+  /** A user or group id of `/etc/passwd`: 0 to 4294967294 (4294967295 is "no id"). */
+  checkAccountId = what: expect what "an integer from 0 to 4294967294" (v: builtins.isInt v && v >= 0 && v <= 4294967294);
+
+  # A home or a shell: an absolute path that fits in a line of /etc/passwd.
+  checkAccountPath =
+    what: v:
+    if !builtins.isString v then
+      throw "${what} must be a string, an absolute path, not ${describe v}"
+    else if builtins.match "[^:\n]*" v == null then
+      throw "${what} ${builtins.toJSON v} holds a ':' or a newline, which end fields and lines of /etc/passwd"
+    else if builtins.substring 0 1 v != "/" then
+      throw "${what} ${builtins.toJSON v} must be an absolute path (start with /)"
+    else
+      v;
+
+  /** The `users` of function `fn`, checked (see `ociLayerTar`). */
+  checkUsers =
+    fn:
+    checkEntries "${fn}: users" "{ name, uid, gid?, group?, home?, shell?, groups?, createHome? }" [ "name" "uid" ] [
+      "name"
+      "uid"
+      "gid"
+      "group"
+      "home"
+      "shell"
+      "groups"
+      "createHome"
+    ] (
+      at: u: {
+        name = checkAccountName "${at}.name" u.name;
+        uid = checkAccountId "${at}.uid" u.uid;
+        gid = checkNullOr checkAccountId "${at}.gid" (u.gid or null);
+        group = checkNullOr checkAccountName "${at}.group" (u.group or null);
+        home =
+          let
+            h = checkNullOr checkAccountPath "${at}.home" (u.home or null);
+          in
+          if h != null && builtins.any (c: c == "." || c == "..") (builtins.filter builtins.isString (builtins.split "/" h)) then
+            throw "${at}.home ${builtins.toJSON h} has a '.' or '..' component; write the normalised path"
+          else
+            h;
+        shell = checkNullOr checkAccountPath "${at}.shell" (u.shell or null);
+        groups =
+          if u ? groups then
+            let
+              l = expect "${at}.groups" "a list of group names" builtins.isList u.groups;
+            in
+            builtins.genList (j: checkAccountName "${at}.groups[${toString j}]" (builtins.elemAt l j)) (builtins.length l)
+          else
+            null;
+        createHome = checkNullOr checkBool "${at}.createHome" (u.createHome or null);
+      }
+    );
+
+  /** The `groups` of function `fn`, checked. */
+  checkGroups =
+    fn:
+    checkEntries "${fn}: groups" "{ name, gid, members? }" [ "name" "gid" ] [ "name" "gid" "members" ] (
+      at: g: {
+        name = checkAccountName "${at}.name" g.name;
+        gid = checkAccountId "${at}.gid" g.gid;
+        members =
+          if g ? members then
+            let
+              l = expect "${at}.members" "a list of user names" builtins.isList g.members;
+            in
+            builtins.genList (j: checkAccountName "${at}.members[${toString j}]" (builtins.elemAt l j)) (builtins.length l)
+          else
+            null;
+      }
+    );
+
+  # The mode and owner fields of a declared entry, checked.
+  modeOwner = at: e: {
+    mode = checkNullOr checkMode "${at}.mode" (e.mode or null);
+    uid = checkNullOr checkId "${at}.uid" (e.uid or null);
+    gid = checkNullOr checkId "${at}.gid" (e.gid or null);
+  };
+
+  /** The `directories` of function `fn`, checked. */
+  checkDirectories =
+    fn:
+    checkEntries "${fn}: directories" "{ path, mode?, uid?, gid? }" [ "path" ] [ "path" "mode" "uid" "gid" ] (
+      at: d: { path = checkEntryPath "${at}.path" d.path; } // modeOwner at d
+    );
+
+  /**
+    The `symlinks` of function `fn`, checked; a target keeps its string
+    context (`"${coreutils}/bin/env"`), which brings its store path.
+  */
+  checkSymlinks =
+    fn:
+    checkEntries "${fn}: symlinks" "{ path, target }" [ "path" "target" ] [ "path" "target" ] (
+      at: l: {
+        path = checkEntryPath "${at}.path" l.path;
+        target =
+          if !builtins.isString l.target then
+            throw "${at}.target must be a string (what the link points to), not ${describe l.target}"
+          else if l.target == "" then
+            throw "${at}.target is empty: give what the link points to"
+          else
+            l.target;
+      }
+    );
+
+  /**
+    `nixUid` or `nixGid` of function `fn`: null, or an id that goes with
+    `nixDatabase = true`.
+  */
+  checkNixId =
+    fn: attr: nixDatabase: v:
+    if v == null then
+      v
+    else if !nixDatabase then
+      throw "${fn}: ${attr} is given without nixDatabase = true: it owns /nix for the Nix database"
+    else
+      checkId "${fn}: ${attr}" v;
+
+  /**
+    The store paths that the entries of a layer bring into it besides
+    their sources: each symbolic link target in the store, and each store
+    path an inline text names, when the string carries them as context
+    (`"${coreutils}/bin/env"`). Each keeps its context, so that the layer
+    can export its closure.
+  */
+  entryRoots =
+    { files, symlinks }:
+    let
+      linkRoots = builtins.filter (r: r != null) (
+        map (l: if builtins.hasContext l.target then storeRoot l.target else null) symlinks
+      );
+      textRoots = builtins.concatMap (
+        f:
+        if f ? text && builtins.hasContext f.text then
+          map (m: "${builtins.head m}${builtins.substring 0 0 f.text}") (
+            builtins.filter builtins.isList (
+              builtins.split "(${builtins.storeDir}/[0-9a-z]{32}-[-+._?=0-9A-Za-z]+)" (builtins.unsafeDiscardStringContext f.text)
+            )
+          )
+        else
+          [ ]
+      ) files;
+    in
+    linkRoots ++ textRoots;
+
+  /** A list without its repeated elements, in the order of their first place. */
+  unique = builtins.foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+
+  /** The store paths the sources of checked `files` lie in (inline texts have none). */
+  sourceRoots = files: builtins.filter (r: r != null) (map (f: if f ? source then storeRoot f.source else null) files);
 
   /**
     The image config settings (`architecture`, `os`, `variant`, `created`,

@@ -29,10 +29,39 @@
     `buildEnv` is (its `bin/x` becomes `/bin/x`, a symbolic link to
     `${pkg}/bin/x`): the package's files are in the image once, in its
     store path, which the closure brings. At least one of
-    `contents`, `files` and `layers` is given.
+    `contents`, `files`, `layers`, `fromImage` and the root filesystem
+    settings below (`tmp` given `true` counts, not its default) is given.
 
   `files` (list, default `[]`)
-  : As in `ociLayerTar`.
+  : As in `ociLayerTar`: sources, and inline files (`{ text; destination;
+    mode?; uid?; gid?; }`).
+
+  `users`, `groups`, `directories`, `symlinks` (lists, default `[]`)
+  : As in `ociLayerTar`, in the image's own layer: accounts (added to a
+    base image's `/etc/passwd` and `/etc/group`, never written over them),
+    directories with mode and owner, links (a store target brings its
+    closure). `config.User` must then name a user or group the image has
+    (or be numeric).
+
+  `perms` (list, default `[]`)
+  : As in `ociLayerTar` (`{ path = app; regex = ".+/var(/.+)?"; uid =
+    1000; gid = 1000; mode = "0775"; }`). A rule whose `path` is in the
+    store goes, when the closure is split (`maxLayers`), to the closure's
+    layers, which hold the store paths; the other rules to the image's own
+    layer. A rule matches the entries of the layers it goes to, not those
+    of `layers` or a base image.
+
+  `tmp` (bool, default `true`)
+  : `/tmp` with mode 1777 in the image's own layer, unless the base image
+    or that layer has one; `false` leaves it out. On `fromImage` with
+    nothing else for the own layer (a base with a new config), the default
+    adds no layer: give `tmp = true` for one.
+
+  `nixDatabase` (bool, default `false`), `nixUid`, `nixGid` (default null: 0)
+  : As in `ociLayerTar`, in the image's own layer, over the whole image:
+    the closure's layers, `layers` and the base image (whose store paths
+    its own database lists, or which is an `ociImage` result: the build
+    reads the store paths of both kinds).
 
   `layers` (list of `ociLayerTar` results, default `[]`)
   : Prebuilt layers below the image's own; their store paths are not
@@ -48,8 +77,10 @@
   : The runtime closure is split automatically (`ociLayers`): the image
     has at most this many layers, counting every layer: `layers` (an
     `ociLayers` result counts as its own `maxLayers`), the closure's
-    layers, and the layer of `contents` and `files` themselves, which then
-    holds only what they put at their destinations. Given, more than 127
+    layers, and the image's own layer (`contents`, `files`, the root
+    filesystem settings and `/tmp`: every image has it but one on a base
+    with only a new config), which then holds only what they put at their
+    destinations. Given, more than 127
     or fewer than the layers already fixed plus one is an error at
     evaluation. Not given, the closure takes what the fixed layers leave
     of 100, and if they leave none it goes into the image's own layer (so
@@ -88,7 +119,7 @@
   # Type
 
   ```
-  ociImage :: { name :: String; tag? :: String; contents? :: [Derivation]; files? :: [AttrSet]; config? :: AttrSet; ... } -> Derivation
+  ociImage :: { name :: String; tag? :: String; contents? :: [Derivation]; files? :: [AttrSet]; users? :: [AttrSet]; tmp? :: Bool; config? :: AttrSet; ... } -> Derivation
   ```
 
   # Examples
@@ -100,6 +131,9 @@
     config.Cmd = [ "/bin/hello" ];
   }
   ```
+
+  A non-root service: see the README, "A root filesystem without
+  fakeroot".
 */
 {
   name,
@@ -129,6 +163,15 @@
   revision ? null,
   version ? null,
   self ? null,
+  users ? [ ],
+  groups ? [ ],
+  directories ? [ ],
+  symlinks ? [ ],
+  perms ? [ ],
+  tmp ? true,
+  nixDatabase ? false,
+  nixUid ? null,
+  nixGid ? null,
 }@args:
 let
   fn = "ociImage";
@@ -145,6 +188,16 @@ let
       builtins.genList (i: "${common.checkSource "${fn}: contents[${toString i}]" (builtins.elemAt l i)}") (builtins.length l)
     )
     (common.normaliseFiles fn files)
+    # Before the budget, which counts the layer they make.
+    (common.checkUsers fn users)
+    (common.checkGroups fn groups)
+    (common.checkDirectories fn directories)
+    links
+    permsChecked
+    withTmp
+    withDatabase
+    (common.checkNixId fn "nixUid" withDatabase nixUid)
+    (common.checkNixId fn "nixGid" withDatabase nixGid)
     (common.checkLayers "${fn}: layers" layers)
     (common.checkStringAttrs "${fn}: annotations" annotations)
     (common.checkOneOf "${fn}: compression" [ "gzip" "zstd" "none" ] compression)
@@ -161,6 +214,10 @@ let
     )
     from
   ];
+  links = common.checkSymlinks fn symlinks;
+  permsChecked = common.normalisePerms fn perms;
+  withDatabase = common.checkBool "${fn}: nixDatabase" nixDatabase;
+  withTmp = common.checkBool "${fn}: tmp" tmp;
   from = common.checkFromImage fn fromImage fromImageTag baseSymlinks;
   # The image's platform, for choosing from a multi-platform base.
   imagePlatform =
@@ -176,15 +233,21 @@ let
   ownFiles =
     builtins.genList (i: { source = builtins.elemAt contents i; destination = "/"; link = true; label = "${fn}: contents[${toString i}]"; }) (builtins.length contents)
     ++ builtins.genList (i: builtins.elemAt files i // { label = "${fn}: files[${toString i}]"; }) (builtins.length files);
-  hasOwn = contents != [ ] || files != [ ] || remove != [ ];
+  # The root filesystem settings, /tmp aside.
+  declared = users != [ ] || groups != [ ] || directories != [ ] || symlinks != [ ] || perms != [ ] || withDatabase;
+  # /tmp makes a layer of its own, except on a base image (which has its
+  # own /tmp, as a rule) when nothing else does and tmp is not given.
+  hasOwn = contents != [ ] || files != [ ] || remove != [ ] || declared || (withTmp && (fromImage == null || args ? tmp));
   # Layers fixed before the closure is split: the given ones (an ociLayers
   # result counts as the most it may hold) and the image's own.
   fixedLayers =
     builtins.foldl' (n: l: n + (if (l.command or null) == "layers" then l.spec.maxLayers else 1)) 0 layers
     + (if hasOwn then 1 else 0);
   normalised = common.normaliseFiles fn ownFiles;
-  rootsOf = fs: builtins.filter (r: r != null) (map (f: common.storeRoot f.source) fs);
-  roots = rootsOf normalised;
+  rootsOf = common.sourceRoots;
+  # What links and inline texts bring, with the sources' store paths.
+  entryRoots = common.entryRoots { files = normalised; symlinks = links; };
+  roots = rootsOf normalised ++ entryRoots;
   # Store paths whose files are only copied to destinations: the closure
   # step leaves them out (the copies are their files) unless something
   # refers to them, and keeps their references, as the image's own layer
@@ -192,7 +255,7 @@ let
   copied =
     let
       isCopy = f: f ? destination && !(f.link or false);
-      kept = rootsOf (builtins.filter (f: !(isCopy f)) normalised);
+      kept = rootsOf (builtins.filter (f: !(isCopy f)) normalised) ++ entryRoots;
     in
     builtins.filter (r: !(builtins.elem r kept)) (rootsOf (builtins.filter isCopy normalised));
   # An ociImage without maxLayers keeps to 100 layers if it can, and never
@@ -210,6 +273,10 @@ let
       throw "${fn}: maxLayers is ${toString maxLayers}, but ${toString fixedLayers} layers are already fixed (layers, and the image's own layer): give at least ${toString (fixedLayers + 1)}"
     else
       maxLayers - fixedLayers;
+  # perms: rules on store paths go where the split puts the store paths.
+  inClosure = r: split && common.storeRoot r.path != null;
+  closurePerms = builtins.filter inClosure permsChecked;
+  ownPerms = builtins.filter (r: !(inClosure r)) permsChecked;
   closureLayers = ociLayers (
     {
       name = "${name}-closure";
@@ -217,6 +284,7 @@ let
       maxLayers = budget;
       base = layers;
     }
+    // (if closurePerms == [ ] then { } else { perms = closurePerms; })
     // (
       if from == null then
         { }
@@ -234,12 +302,14 @@ let
     name = "${name}-layer";
     files = ownFiles;
     inherit compression includeClosure fromImage fromImageTag baseSymlinks remove;
+    inherit users groups directories symlinks tmp nixDatabase nixUid nixGid;
+    perms = ownPerms;
     fromImagePlatform = if fromImage == null then null else imagePlatform;
     base = below;
   };
   allLayers =
-    if layers == [ ] && contents == [ ] && files == [ ] && fromImage == null then
-      throw "${fn}: give contents, files or layers: an image needs at least one layer"
+    if layers == [ ] && contents == [ ] && files == [ ] && fromImage == null && !declared && !(args ? tmp && withTmp) then
+      throw "${fn}: give contents, files or layers: an image needs at least one layer (or a root filesystem alone: users, groups, directories, symlinks, perms, nixDatabase, or tmp = true)"
     else
       below ++ (if hasOwn then [ own ] else [ ]);
   # Unset platform fields keep ociImageManifest's defaults.
@@ -263,5 +333,9 @@ builtins.deepSeq checks (
   // {
     inherit manifest;
     layers = allLayers;
+    # The store paths whose closures hold the image's (its layers', and
+    # its base image's when nixoci built it): what a Nix database over
+    # an image built on this one reads.
+    ociRoots = common.unique (builtins.concatMap (l: l.ociRoots or [ ]) (allLayers ++ [ fromImage ]));
   }
 )

@@ -10,7 +10,6 @@ let
     checkRemove
     mkStep
     normaliseFiles
-    storeRoot
     ;
 in
 /**
@@ -45,6 +44,54 @@ in
     destination, for a store path) puts symbolic links to the source's
     files there instead of copies, as a Nix profile does.
 
+    An entry with `text` instead of `source`, `{ text = "listen 80\n";
+    destination = "/etc/app.conf"; mode?; uid?; gid?; }`, is a file holding
+    that text (default mode `"0444"`, owner 0:0); its destination is the
+    file's full path. A store path the text names with its string context
+    (`"${pkgs.hello}/bin/hello"`) comes into the layer with its closure.
+
+  `directories` (list of attrsets, default `[]`)
+  : Directories made with the mode and owner given, each `{ path, mode?,
+    uid?, gid? }` (default `"0755"`, 0:0); setuid, setgid and sticky bits
+    are kept: `{ path = "/var/lib/app"; uid = 1000; gid = 1000; mode =
+    "0750"; }`.
+
+  `symlinks` (list of attrsets, default `[]`)
+  : Symbolic links, each `{ path, target }`, the target written as given:
+    `{ path = "/usr/bin/env"; target = "${pkgs.coreutils}/bin/env"; }`. A
+    target in the store with its string context brings that store path and
+    its closure into the layer, as a source does.
+
+  `perms` (list of attrsets, default `[]`)
+  : Rules setting the mode and owner of entries the layer places, store
+    paths included, each `{ path, regex, mode?, uid?, gid? }` (at least one
+    of the last three; `path` a string, or a package for its store path):
+    every entry at or under `path` whose full path in
+    the image the `regex` (Rust `regex` syntax) matches whole. A rule that
+    matches nothing, or two that set one field of one entry differently,
+    fail the build; their order does not matter.
+
+  `users` (list of attrsets, default `[]`), `groups` (list, default `[]`)
+  : Accounts: `/etc/passwd`, `/etc/group`, `/etc/shadow` (locked
+    passwords) and `/etc/nsswitch.conf`, with `root` and `nobody` added
+    unless given, and each user's home made (mode 0700, the user's).
+    `users = [ { name = "app"; uid = 1000; gid ? uid; group ? name; home ?
+    "/home/${name}"; shell ? "/sbin/nologin"; groups ? [ ]; createHome ?
+    true; } ]`; `groups = [ { name; gid; members ? [ ]; } ]`. Onto
+    `fromImage`, added to the base's files, whose lines are kept byte for
+    byte.
+
+  `tmp` (bool, default `false`)
+  : Make `/tmp` with mode 1777, unless the base image or this layer has
+    one (`ociImage` says `true`).
+
+  `nixDatabase` (bool, default `false`), `nixUid`, `nixGid` (int or null, default null: 0)
+  : Write a Nix database (`/nix/var/nix/db`, with the gcroots and profiles
+    directories) registering every store path of the image: this layer's,
+    its `base` layers' (whose closures the build then reads too) and the
+    base image's; `/nix` is owned by `nixUid:nixGid`, for single-user Nix
+    run as that user. Its bytes are reproducible.
+
   `compression` (`"gzip"` | `"zstd"` | `"none"`, default `"gzip"`)
   : Layer compression.
 
@@ -72,7 +119,7 @@ in
   # Type
 
   ```
-  ociLayerTar :: { name? :: String; files? :: [AttrSet]; compression? :: String; includeClosure? :: Bool; base? :: [Derivation]; } -> Derivation
+  ociLayerTar :: { name? :: String; files? :: [AttrSet]; directories? :: [AttrSet]; symlinks? :: [AttrSet]; perms? :: [AttrSet]; users? :: [AttrSet]; groups? :: [AttrSet]; tmp? :: Bool; nixDatabase? :: Bool; compression? :: String; includeClosure? :: Bool; base? :: [Derivation]; } -> Derivation
   ```
 
   # Examples
@@ -84,6 +131,15 @@ in
       { source = ./config.json; destination = "/etc/app/config.json"; mode = "0444"; }
     ];
     base = [ nginxLayer ];
+  }
+  ```
+
+  ```nix
+  ociLayerTar {
+    users = [ { name = "app"; uid = 1000; } ];
+    directories = [ { path = "/var/lib/app"; uid = 1000; gid = 1000; mode = "0750"; } ];
+    symlinks = [ { path = "/usr/bin/env"; target = "${pkgs.coreutils}/bin/env"; } ];
+    files = [ { text = "port = 8080\n"; destination = "/etc/app.conf"; } ];
   }
   ```
 */
@@ -101,11 +157,28 @@ in
   # the build machine's Linux); ociImage passes its own platform.
   fromImagePlatform ? null,
   baseSymlinks ? "error",
+  directories ? [ ],
+  symlinks ? [ ],
+  perms ? [ ],
+  users ? [ ],
+  groups ? [ ],
+  tmp ? false,
+  nixDatabase ? false,
+  nixUid ? null,
+  nixGid ? null,
 }:
 let
-  from = checkFromImage "ociLayerTar" fromImage fromImageTag baseSymlinks;
-  normalised = normaliseFiles "ociLayerTar" files;
-  roots = builtins.filter (r: r != null) (map (f: storeRoot f.source) normalised);
+  fn = "ociLayerTar";
+  from = checkFromImage fn fromImage fromImageTag baseSymlinks;
+  normalised = normaliseFiles fn files;
+  links = common.checkSymlinks fn symlinks;
+  withDatabase = checkBool "${fn}: nixDatabase" nixDatabase;
+  roots = common.sourceRoots normalised ++ common.entryRoots { files = normalised; symlinks = links; };
+  # With a Nix database, every store path of the image is read: those of
+  # the layers below and of a base image nixoci built (ociImage), which
+  # give their roots, too (their closures; what they hold is left out of
+  # this layer all the same).
+  baseRoots = builtins.concatMap (l: l.ociRoots or [ ]) (base ++ [ fromImage ]);
   baseDirs = map (
     l:
     if builtins.elem (l.command or null) [ "layer" "layers" ] then
@@ -133,7 +206,24 @@ mkStep {
     )
     // (if remove == [ ] then { } else { remove = checkRemove "ociLayerTar: remove" remove; })
     // (if level == null then { } else { level = checkLevel "ociLayerTar: level" compression' level; })
-    // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { });
-  closure = if withClosure then roots else null;
+    // (if withClosure then { closure = { file = ".attrs.json"; attr = "closure"; }; } else { })
+    # Each only when given: a layer without them has the spec it always had.
+    // (if directories == [ ] then { } else { directories = common.checkDirectories fn directories; })
+    // (if links == [ ] then { } else { symlinks = links; })
+    // (if perms == [ ] then { } else { perms = common.normalisePerms fn perms; })
+    // (if users == [ ] then { } else { users = common.checkUsers fn users; })
+    // (if groups == [ ] then { } else { groups = common.checkGroups fn groups; })
+    // (if checkBool "${fn}: tmp" tmp then { tmp = true; } else { })
+    // (if withDatabase then { nixDatabase = true; } else { })
+    // (if nixUid == null then { } else { nixUid = common.checkNixId fn "nixUid" withDatabase nixUid; })
+    // (if nixGid == null then { } else { nixGid = common.checkNixId fn "nixGid" withDatabase nixGid; });
+  closure =
+    if withDatabase then
+      common.unique ((if withClosure then roots else [ ]) ++ baseRoots)
+    else if withClosure then
+      roots
+    else
+      null;
+  roots = common.unique (roots ++ baseRoots);
   parts = base ++ [ fromImage ];
 }

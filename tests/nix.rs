@@ -15,6 +15,9 @@ use common::registry::{Registry, Setup};
 use common::*;
 use serde_json::{json, Value};
 
+#[path = "nix/rootfs.rs"]
+mod rootfs;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -248,6 +251,7 @@ fn evaluation_needs_no_import_from_derivation() {
         "verified",
         "edgeCases",
         "edgeArchive",
+        "withNixDb",
     ] {
         run(images_cmd("nix-instantiate", attr).args([
             "--option",

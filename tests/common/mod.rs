@@ -604,7 +604,19 @@ impl Podman {
 }
 
 impl Podman {
-    /// Load a layout (as an oci-archive tarball); the image ID.
+    /// Load a layout (as an oci-archive tarball) and run its image with no
+    /// network; returns the image ID and what it printed.
+    pub fn load_and_run(&self, layout: &Path) -> (String, String) {
+        assert_crane_accepts(layout);
+        let image = self.load(layout);
+        let ran = run(self
+            .cmd()
+            .args(["run", "--rm", "--network=none"])
+            .arg(&image));
+        (image, String::from_utf8_lossy(&ran.stdout).into_owned())
+    }
+
+    /// Load a layout (as an oci-archive tarball); returns the image's name.
     pub fn load(&self, layout: &Path) -> String {
         require("tar");
         let t = tempfile::tempdir().unwrap();
@@ -625,18 +637,6 @@ impl Podman {
             .unwrap_or_else(|| panic!("no loaded image in {text:?}"))
             .trim()
             .to_owned()
-    }
-
-    /// Load a layout (as an oci-archive tarball) and run its image with no
-    /// network; returns the image ID and what it printed.
-    pub fn load_and_run(&self, layout: &Path) -> (String, String) {
-        assert_crane_accepts(layout);
-        let image = self.load(layout);
-        let ran = run(self
-            .cmd()
-            .args(["run", "--rm", "--network=none"])
-            .arg(&image));
-        (image, String::from_utf8_lossy(&ran.stdout).into_owned())
     }
 }
 

@@ -5,6 +5,8 @@
   tool,
   busybox,
   system ? "x86_64-linux",
+  # The README's service.nix (tests/nix.rs reads it from README.md).
+  serviceNix ? null,
 }:
 let
   nixoci = builtins.path { path = tool; name = "nixoci"; };
@@ -55,6 +57,20 @@ let
     };
 
   busyboxLayer = lib.ociLayerTar { files = [ { source = bb; destination = "/bin"; } ]; };
+
+  # Stand-ins for the README's packages: busybox as nixpkgs has it
+  # (bin/ with its applets as links), coreutils' env, and an app with a
+  # var directory in its store path.
+  busyboxPkg = sh "busybox" ''
+    mkdir -p $out/bin && cp ${bb}/busybox $out/bin/busybox
+    for a in sh id ls stat touch cat env printf; do ln -s busybox $out/bin/$a; done
+  '';
+  coreutilsPkg = sh "coreutils" "mkdir -p $out/bin && ln -s ${bb}/busybox $out/bin/env";
+  serviceApp = sh "app" ''
+    mkdir -p $out/bin $out/var/cache
+    printf '#!/bin/sh\necho "$(id -un) in $(pwd): $(cat /etc/app.conf)"\n' > $out/bin/app
+    chmod 0555 $out/bin/app
+  '';
 in
 rec {
   inherit (lib)
@@ -266,6 +282,58 @@ rec {
     manifest = "${withHelpers.manifest}";
   };
   busyboxPath = "${bb}";
+
+  # The README's non-root service image, built as written.
+  readmeService = import serviceNix {
+    pkgs = lib // {
+      busybox = busyboxPkg;
+      coreutils = coreutilsPkg;
+    };
+    app = serviceApp;
+  };
+  serviceAppPath = "${serviceApp}";
+
+  # A base with its own users, and the image's user added onto it: from
+  # the base's layout, and from a docker archive of it.
+  usersBase = lib.ociImage {
+    name = "users-base";
+    contents = [ busyboxPkg ];
+    users = [ { name = "base"; uid = 500; } ];
+  };
+  onUsersBase =
+    from:
+    lib.ociImage {
+      name = "on-users-base";
+      fromImage = from;
+      users = [ { name = "app"; uid = 1000; } ];
+      config.User = "app";
+    };
+  onUsersBaseLayout = onUsersBase usersBase;
+  onUsersBaseArchive = onUsersBase (lib.ociImageArchive { image = usersBase; format = "docker"; });
+  coreutilsPath = "${coreutilsPkg}";
+
+  # A Nix database over the whole image: busybox copied to /bin, app and
+  # dep (its reference) at their own paths, in the closure's layers, and
+  # another store path in a layer given (whose closure the database's build
+  # reads only because that layer gives its roots). The same image under
+  # another name: its own layer is built again, alone.
+  other = sh "other" "echo other > $out";
+  otherPath = "${other}";
+  withNixDb = nixDbNamed "with-nix-db";
+  withNixDbAgain = nixDbNamed "with-nix-db-again";
+  nixDbNamed =
+    name:
+    lib.ociImage {
+      inherit name;
+      files = [
+        { source = bb; destination = "/bin"; }
+        { source = app; }
+      ];
+      layers = [ (lib.ociLayerTar { files = [ { source = other; } ]; }) ];
+      nixDatabase = true;
+      config.Entrypoint = [ "/bin/busybox" "sh" ];
+    };
+  withNixDbLayer = builtins.elemAt withNixDb.layers (builtins.length withNixDb.layers - 1);
   depPath = "${dep}";
   appPath = "${app}";
 
@@ -334,11 +402,13 @@ rec {
     tags = [ "latest" "v1" ];
   };
 
-  # The same busybox image as JSON for `nixoci build`, next to `hello`.
+  # The same busybox image as JSON for `nixoci build`, next to `hello`
+  # (whose own layer has /tmp, as every ociImage's by default).
   helloEquivalentSpec = builtins.toJSON {
     layers = [
       {
         files = [ { source = "${bb}"; destination = "/bin"; } ];
+        tmp = true;
       }
     ];
     architecture = "amd64";

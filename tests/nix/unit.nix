@@ -19,6 +19,18 @@ let
     hostSystem = "x86_64-linux";
   };
   layer = lib.ociLayerTar { files = [ ]; };
+  # Derivations that are never built: their paths carry string context.
+  fake =
+    name:
+    derivation {
+      inherit name;
+      system = "x86_64-linux";
+      builder = tool;
+    };
+  coreutils = fake "coreutils";
+  app = fake "app";
+  dep = fake "dep";
+  lastLayer = image: builtins.elemAt image.layers (builtins.length image.layers - 1);
 
   tests = {
     testPlatformAmd64 = {
@@ -370,6 +382,186 @@ let
     testLayersMustBeLayers = {
       expr = (builtins.tryEval (builtins.deepSeq (lib.ociImageConfig { layers = [ "x" ]; }).spec null)).success;
       expected = false;
+    };
+    # The root filesystem arguments go into the spec only when given, so
+    # that a layer without them keeps its spec, and its digest.
+    testLayerSpecWithoutRootfsArguments = {
+      expr = builtins.attrNames (lib.ociLayerTar { files = [ { source = "${builtins.storeDir}/abc-foo"; } ]; }).spec;
+      expected = [ "base" "closure" "compression" "files" ];
+    };
+    testLayerRootfsSpec = {
+      expr =
+        (lib.ociLayerTar {
+          users = [ { name = "app"; uid = 1000; groups = [ "wheel" ]; } ];
+          groups = [ { name = "wheel"; gid = 10; } ];
+          directories = [ { path = "/var/lib/app"; uid = 1000; gid = 1000; mode = "0750"; } ];
+          symlinks = [ { path = "/usr/bin/env"; target = "/usr/local/bin/env"; } ];
+          perms = [ { path = "/var"; regex = ".*"; mode = "0755"; } ];
+          files = [ { text = "port = 80\n"; destination = "/etc/app.conf"; mode = "0400"; uid = 1000; } ];
+          tmp = true;
+          nixDatabase = true;
+          nixUid = 1000;
+          nixGid = 100;
+          includeClosure = false;
+        }).spec;
+      expected = {
+        base = [ ];
+        compression = "gzip";
+        users = [ { name = "app"; uid = 1000; groups = [ "wheel" ]; } ];
+        groups = [ { name = "wheel"; gid = 10; } ];
+        directories = [ { path = "/var/lib/app"; uid = 1000; gid = 1000; mode = "0750"; } ];
+        symlinks = [ { path = "/usr/bin/env"; target = "/usr/local/bin/env"; } ];
+        perms = [ { path = "/var"; regex = ".*"; mode = "0755"; } ];
+        files = [ { text = "port = 80\n"; destination = "/etc/app.conf"; mode = "0400"; uid = 1000; } ];
+        tmp = true;
+        nixDatabase = true;
+        nixUid = 1000;
+        nixGid = 100;
+      };
+    };
+    # A link into the store, or a store path an inline text names, brings
+    # that store path (and its closure) as a source does; without string
+    # context, nothing.
+    testSymlinkTargetIsARoot = {
+      expr = (lib.ociLayerTar { symlinks = [ { path = "/usr/bin/env"; target = "${coreutils}/bin/env"; } ]; }).exportReferencesGraph.closure;
+      expected = [ "${coreutils}" ];
+    };
+    testSymlinkTargetWithoutContextIsNoRoot = {
+      expr =
+        (lib.ociLayerTar {
+          symlinks = [ { path = "/usr/bin/env"; target = builtins.unsafeDiscardStringContext "${coreutils}/bin/env"; } ];
+        }).exportReferencesGraph.closure;
+      expected = [ ];
+    };
+    testTextStorePathsAreRoots = {
+      expr =
+        (lib.ociLayerTar {
+          files = [ { text = "exec ${app}/bin/app --env ${coreutils}/bin/env\n"; destination = "/etc/run"; } ];
+        }).exportReferencesGraph.closure;
+      expected = [ "${app}" "${coreutils}" ];
+    };
+    # nixDatabase: the closures of the layers below are read too.
+    testNixDatabaseReadsTheBaseLayers = {
+      expr =
+        let
+          below = lib.ociLayerTar { files = [ { source = "${dep}"; } ]; };
+        in
+        (lib.ociLayerTar {
+          files = [ { source = "${app}"; } ];
+          base = [ below ];
+          nixDatabase = true;
+        }).exportReferencesGraph.closure;
+      expected = [ "${app}" "${dep}" ];
+    };
+    # ... and those of a base image nixoci built, which gives its roots.
+    testNixDatabaseReadsANixociBaseImage = {
+      expr =
+        let
+          base = lib.ociImage { name = "base"; files = [ { source = "${dep}"; } ]; };
+        in
+        [
+          base.ociRoots
+          (lib.ociImage {
+            name = "on-base";
+            fromImage = base;
+            files = [ { source = "${app}"; } ];
+            nixDatabase = true;
+          }).ociRoots
+          (lastLayer (
+            lib.ociImage {
+              name = "on-base";
+              fromImage = base;
+              files = [ { source = "${app}"; } ];
+              nixDatabase = true;
+            }
+          )).exportReferencesGraph.closure
+        ];
+      expected = [
+        [ "${dep}" ]
+        [ "${app}" "${dep}" ]
+        [ "${app}" "${dep}" ]
+      ];
+    };
+    testNoDatabaseNoBaseClosure = {
+      expr =
+        (lib.ociLayerTar {
+          files = [ { source = "${app}"; } ];
+          base = [ (lib.ociLayerTar { files = [ { source = "${dep}"; } ]; }) ];
+        }).exportReferencesGraph.closure;
+      expected = [ "${app}" ];
+    };
+    # ociImage: /tmp in its own layer by default; tmp = false leaves it out.
+    testImageTmpByDefault = {
+      expr = (lastLayer (lib.ociImage { name = "x"; files = [ { source = "${app}"; } ]; maxLayers = null; })).spec.tmp or false;
+      expected = true;
+    };
+    testImageTmpFalse = {
+      expr = (lastLayer (lib.ociImage { name = "x"; files = [ { source = "${app}"; } ]; maxLayers = null; tmp = false; })).spec ? tmp;
+      expected = false;
+    };
+    # Users alone make the image's own layer.
+    testImageUsersAlone = {
+      expr = map (l: l.spec.users or null) (lib.ociImage { name = "x"; users = [ { name = "app"; uid = 1000; } ]; }).layers;
+      expected = [ [ { name = "app"; uid = 1000; } ] ];
+    };
+    # On a base with only a new config, the default /tmp adds no layer;
+    # asked for, it does.
+    testImageOnBaseAlone = {
+      expr = map (
+        extra: builtins.length (lib.ociImage ({ name = "x"; fromImage = "/base-layout"; } // extra)).layers
+      ) [ { } { tmp = true; } { directories = [ { path = "/srv"; } ]; } ];
+      expected = [ 0 1 1 ];
+    };
+    # The own layer of an image with a Nix database reads the whole image:
+    # its closure and the layers given.
+    testImageNixDatabaseCoversTheImage = {
+      expr =
+        (lastLayer (
+          lib.ociImage {
+            name = "x";
+            files = [ { source = "${app}"; } ];
+            layers = [ (lib.ociLayerTar { files = [ { source = "${dep}"; } ]; }) ];
+            nixDatabase = true;
+          }
+        )).exportReferencesGraph.closure;
+      expected = [ "${app}" "${dep}" ];
+    };
+    # Rules go to the own layer when the closure is not split.
+    testImagePermsUnsplit = {
+      expr =
+        (lastLayer (
+          lib.ociImage {
+            name = "x";
+            files = [ { source = "${app}"; } ];
+            perms = [ { path = "${app}"; regex = ".*/var"; uid = 1000; } ];
+            maxLayers = null;
+          }
+        )).spec.perms;
+      expected = [ { path = "${app}"; regex = ".*/var"; uid = 1000; } ];
+    };
+    # Split, a rule on a store path goes to the closure's layers, which
+    # hold it; the others to the own layer.
+    testImagePermsSplit = {
+      expr =
+        let
+          image = lib.ociImage {
+            name = "x";
+            files = [ { source = "${app}"; } ];
+            perms = [
+              { path = app; regex = ".*/var"; uid = 1000; }
+              { path = "/home"; regex = ".*"; gid = 100; }
+            ];
+          };
+        in
+        map (l: l.spec.perms or [ ]) image.layers;
+      expected = [
+        [ { path = "${app}"; regex = ".*/var"; uid = 1000; } ]
+        [ { path = "/home"; regex = ".*"; gid = 100; } ]
+      ];
+    };
+    testUnique = {
+      expr = common.unique [ "a" "b" "a" "c" "b" ];
+      expected = [ "a" "b" "c" ];
     };
     testImageAttributes = {
       expr = builtins.attrNames (lib.ociImage { name = "x"; files = [ ]; }) != [ ];
