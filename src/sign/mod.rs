@@ -1,0 +1,8 @@
+//! Signatures that cosign accepts (issue 25): keys in cosign's formats,
+//! the payloads cosign signs, and their checks. The cryptography is
+//! RustCrypto's (`p256`'s ECDSA over P-256 with SHA-256); nothing here
+//! hand-writes any of it.
+//!
+//! - [`key`]: reading and writing the keys.
+
+pub mod key;
