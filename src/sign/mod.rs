@@ -3,6 +3,9 @@
 //! RustCrypto's (`p256`'s ECDSA over P-256 with SHA-256); nothing here
 //! hand-writes any of it.
 //!
-//! - [`key`]: reading and writing the keys.
+//! - [`key`]: reading and writing the keys;
+//! - [`encrypted`]: the passphrase encryption of cosign's private keys
+//!   (RustCrypto's `scrypt` and `crypto_secretbox`).
 
+pub mod encrypted;
 pub mod key;
