@@ -9,14 +9,18 @@
 //! - `remote`: registries (push, pull, tag, exists, inspect of a
 //!   reference);
 //! - `plan`: the layering plan of a closure graph;
+//! - `keys`: signing keys (generate-key-pair);
 //! - `output`: how a command reports (text, JSON or nothing);
 //! - `args`: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
 //! - `remote_args` and `limit_args`: the options every registry
-//!   command, and every command that reads layers, takes.
+//!   command, and every command that reads layers, takes;
+//! - `passphrase`: the passphrase of a private key (`--password-stdin`,
+//!   `COSIGN_PASSWORD`, a prompt), for every command that makes or reads
+//!   one.
 //!
 //! Imports go one way: this module uses the others; `artifact` uses
 //! `remote` (its progress bars); the commands use `args`, `output`,
-//! `remote_args` and `limit_args`, which use none of them
+//! `remote_args`, `limit_args` and `passphrase`, which use none of them
 //! (`tests/layering.rs` checks that no two import each other).
 //!
 //! It is a module of the library, in its top layer, so that the library's
@@ -32,9 +36,11 @@ mod args;
 mod artifact;
 mod build;
 mod diff;
+mod keys;
 mod limit_args;
 mod local;
 mod output;
+mod passphrase;
 mod plan;
 mod remote;
 mod remote_args;
@@ -137,6 +143,15 @@ enum Command {
     /// The SBOM of an image's Nix closure: every store path with its NAR
     /// hash, references and layer, as SPDX 2.3 or CycloneDX 1.6 JSON.
     Sbom(sbom::SbomArgs),
+    /// Make a signing key pair as cosign does: PREFIX.key, an ECDSA P-256
+    /// private key encrypted with a passphrase (ENCRYPTED SIGSTORE PRIVATE
+    /// KEY), and PREFIX.pub, its public key in PEM.
+    ///
+    /// The passphrase is COSIGN_PASSWORD if set (empty is allowed), else the
+    /// first line of standard input with --password-stdin, else asked twice
+    /// on the terminal. Neither file may exist; the private key is written
+    /// with mode 0600.
+    GenerateKeyPair(keys::GenerateKeyPairArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -155,6 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::NixBuilder => build::nix_builder(),
         Command::Plan(a) => plan::run(&a),
         Command::Sbom(a) => sbom::run(&a),
+        Command::GenerateKeyPair(a) => keys::generate_key_pair(&a),
         Command::Verify(a) => local::verify(&a),
         Command::Inspect(a) => local::inspect(&a),
         Command::Push(a) => remote::push(&a),
