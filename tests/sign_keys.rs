@@ -15,6 +15,7 @@ mod common;
 use std::cell::Cell;
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -526,15 +527,62 @@ fn the_passphrase_comes_from_cosign_password_then_stdin_and_is_never_printed() {
     );
     assert!(!d.join("none.key").exists() && !d.join("none.pub").exists());
 
-    // A failing command prints no passphrase, even at RUST_LOG=trace.
-    let mut c = nixoci_in(d);
-    c.current_dir(d)
-        .env("RUST_LOG", "trace")
-        .env("COSIGN_PASSWORD", SECRET)
-        .args(["generate-key-pair", "--output-key-prefix", "stdin"]);
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    let stderr = failed_without_secrets(&out, &[SECRET]);
-    assert!(stderr.contains("already exists"), "{stderr}");
+    // A missing directory is named before any passphrase is asked.
+    let stderr = failed_without_secrets(
+        &generate(d, None, None, &["--output-key-prefix", "no-such-dir/k"]),
+        &[],
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        "error: no-such-dir: no such directory, for the key files of --output-key-prefix; create it first"
+    );
+
+    // A command that read the passphrase and then refused it prints it
+    // nowhere, even at RUST_LOG=trace, from either source.
+    let mut not_utf8 = SECRET.as_bytes().to_vec();
+    not_utf8.push(0xff);
+    let from_env = {
+        let mut c = nixoci_in(d);
+        c.current_dir(d)
+            .env("RUST_LOG", "trace")
+            .env("COSIGN_PASSWORD", std::ffi::OsStr::from_bytes(&not_utf8))
+            .args(["generate-key-pair", "--output-key-prefix", "bad"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let stderr = failed_without_secrets(&from_env, &[SECRET]);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: COSIGN_PASSWORD is not valid UTF-8; give the passphrase of the new bad.key in UTF-8"
+    );
+    let from_stdin = {
+        let mut c = nixoci_in(d);
+        c.current_dir(d)
+            .env("RUST_LOG", "trace")
+            .env_remove("COSIGN_PASSWORD")
+            .args([
+                "generate-key-pair",
+                "--password-stdin",
+                "--output-key-prefix",
+                "bad",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&not_utf8).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let stderr = failed_without_secrets(&from_stdin, &[SECRET]);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: the passphrase of the new bad.key on standard input is not valid UTF-8"
+    );
+    assert!(!d.join("bad.key").exists() && !d.join("bad.pub").exists());
 }
 
 #[test]
@@ -585,6 +633,23 @@ fn no_key_is_overwritten_and_two_keys_differ() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(leftovers.len(), 3, "{leftovers:?}");
+
+    // Never into the Nix store (no Nix needed: the path alone says it).
+    let stderr = failed_without_secrets(
+        &generate(
+            d,
+            Some(SECRET),
+            None,
+            &["--output-key-prefix", "/nix/store/nixoci-test-key"],
+        ),
+        &[SECRET],
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        "error: /nix/store/nixoci-test-key.key: a private key never goes into the Nix store \
+         (/nix/store), which every user of the machine can read and which is copied to binary \
+         caches; choose an --output-key-prefix outside it"
+    );
 
     // Same passphrase, another key: the randomness is real (key, salt, nonce).
     let out = generate(d, Some(SECRET), None, &["--output-key-prefix", "keys/c"]);

@@ -237,11 +237,36 @@ pub fn pair_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     (with(".key"), with(".pub"))
 }
 
+/// The directory a key file goes into.
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// Refuse to write a key pair at `paths` if either file exists (a key is
-/// never replaced) or would go into the Nix store.
+/// never replaced), would go into the Nix store, or has no directory to go
+/// into.
 pub fn check_pair_paths(paths: &(PathBuf, PathBuf)) -> Result<()> {
+    let dir = directory_of(&paths.0);
+    if !dir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: no such directory, for the key files of --output-key-prefix; create it first",
+            dir.display()
+        )));
+    }
     for path in [&paths.0, &paths.1] {
-        crate::layout::check_output(path, true, &[])?;
+        crate::layout::check_output(path, true, &[]).map_err(|e| match e {
+            Error::InNixStore { path, store } => Error::Invalid(format!(
+                "{}: a private key never goes into the Nix store ({}), which every user of the \
+                 machine can read and which is copied to binary caches; choose an \
+                 --output-key-prefix outside it",
+                path.display(),
+                store.display()
+            )),
+            e => e,
+        })?;
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::Invalid(format!(
                 "{}: already exists, and a key is never overwritten; remove it, or choose \
@@ -263,10 +288,7 @@ pub fn write_pair(key: &PrivateKey, passphrase: &str, paths: &(PathBuf, PathBuf)
     let private = key.to_encrypted_pem(passphrase)?;
     let public = key.public().to_pem()?;
     let write = |path: &Path, text: &str, mode: u32| -> Result<tempfile::NamedTempFile> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let dir = directory_of(path);
         // Made 0600 by tempfile, so the key is never readable by others.
         let mut file = tempfile::Builder::new()
             .prefix(".nixoci-key-")
