@@ -76,7 +76,8 @@ pub enum OpenError {
 
 /// The 32-byte secretbox key of `passphrase` with scrypt.
 fn derive(passphrase: &[u8], salt: &[u8], log_n: u8) -> Result<Zeroizing<[u8; 32]>, String> {
-    let params = scrypt::Params::new(log_n, 8, 1).map_err(|e| format!("scrypt parameters: {e}"))?;
+    let params =
+        scrypt::Params::new(log_n, 8, 1, 32).map_err(|e| format!("scrypt parameters: {e}"))?;
     let mut key = Zeroizing::new([0u8; 32]);
     scrypt::scrypt(passphrase, salt, &params, key.as_mut_slice())
         .map_err(|e| format!("scrypt: {e}"))?;
