@@ -24,7 +24,9 @@ pub struct PrivateKey {
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key itself.
-        f.debug_struct("PrivateKey").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("PrivateKey")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,8 +96,11 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature_der: &[u8]) -> std::result::Result<(), String> {
         let signature = DerSignature::from_bytes(signature_der)
             .map_err(|e| format!("the signature is not a DER-encoded ECDSA signature ({e})"))?;
-        self.key
-            .verify(message, &signature)
-            .map_err(|_| format!("the signature does not verify with the key {}", self.path.display()))
+        self.key.verify(message, &signature).map_err(|_| {
+            format!(
+                "the signature does not verify with the key {}",
+                self.path.display()
+            )
+        })
     }
 }

@@ -4,5 +4,10 @@
 //! hand-writes any of it.
 //!
 //! - [`key`]: reading and writing the keys.
+//! - [`simple`]: cosign's simple-signing payload, its signature image
+//!   (`sha256-<hex>.sig`) and the check of one of its layers.
+//! - [`found`]: every signature of an image, checked, in one list.
 
+pub mod found;
 pub mod key;
+pub mod simple;
