@@ -44,6 +44,20 @@ pub fn oras(home: &Path) -> Command {
     c
 }
 
+/// cosign (`.ci/install-deps` builds it), its configuration in `home` (a
+/// test's own: no user's credentials or keys), never prompting
+/// (`COSIGN_YES`); the caller adds `--allow-insecure-registry` for the
+/// plain-HTTP loopback registries, and `COSIGN_PASSWORD` for a key.
+pub fn cosign(home: &Path) -> Command {
+    let mut c = Command::new(go_peer("cosign"));
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("COSIGN_YES", "true")
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
 /// A registry that serves the referrers API natively, in memory, on a free
 /// loopback port; stopped by PID when dropped. Its log holds a line per
 /// request: `METHOD URL` (and the status and error code of a refused one).
