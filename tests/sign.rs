@@ -606,3 +606,46 @@ fn the_private_key_never_shows() {
         stderr(&out)
     );
 }
+
+/// Signers at the same time, each with its own key: the tag is rewritten
+/// by each (no registry updates a tag atomically), and every signature is
+/// there at the end, each verifying with its key.
+fn concurrent_signers_keep_every_signature(b: &Bench) {
+    let digest = b.push_image("race:v1", 51);
+    let r = b.reference("race:v1");
+    let keys: Vec<(PathBuf, PathBuf)> = (0..4)
+        .map(|i| b.openssl_keys(&format!("race{i}")))
+        .collect();
+    let children: Vec<std::process::Child> = keys
+        .iter()
+        .map(|(key, _)| {
+            nixoci_in(b.env())
+                .args(["sign", "-q", "--key"])
+                .arg(key)
+                .arg(&r)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let m = b.manifest("race", &sig_tag(&digest));
+    assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{m}");
+    for (_, public) in &keys {
+        let out = b.verify(public, &r);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn concurrent_signers_keep_every_signature_on_registry_2_8() {
+    concurrent_signers_keep_every_signature(&Bench::registry2());
+}
+
+#[test]
+fn concurrent_signers_keep_every_signature_on_the_referrers_registry() {
+    concurrent_signers_keep_every_signature(&Bench::referrers());
+}

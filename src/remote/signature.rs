@@ -4,13 +4,16 @@
 //! missing), and [`signatures`] fetches every layer of it to be checked.
 //!
 //! Adding a layer is a read-modify-write of a tag, which the distribution
-//! spec cannot do atomically: the tag is read back after each write, and
-//! written again (merged with what another client wrote meanwhile) until
-//! it holds the new signature, at most [`SIG_WRITES`] times.
+//! spec cannot do atomically. As the referrers fallback tag is written
+//! (`super::referrers::list_under_fallback`): the tag is read back after
+//! each write, twice, a wait apart; a tag that lacks the new signature,
+//! or a layer seen in it during the run, is merged and written again
+//! after a random wait, at most [`SIG_WRITES`] times; a merge of a read
+//! older than half the wait is read again first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -30,9 +33,12 @@ use crate::sign::key::PrivateKey;
 use crate::sign::simple;
 
 /// How many times [`sign`] writes the signature tag before it gives up.
-const SIG_WRITES: u32 = 5;
-/// The wait between writing the signature tag and reading it back.
-const SETTLE: Duration = Duration::from_millis(250);
+const SIG_WRITES: u32 = 10;
+/// The shortest wait between writing the signature tag and reading it
+/// back; longer when the registry answers slowly (four times its slowest
+/// answer), at most [`MAX_SETTLE`].
+const MIN_SETTLE: Duration = Duration::from_millis(250);
+const MAX_SETTLE: Duration = Duration::from_secs(5);
 
 /// What [`sign`] did.
 #[derive(Clone, Debug, Serialize)]
@@ -112,37 +118,80 @@ pub fn sign(
             let payload_file = tmp.path().join("payload");
             std::fs::write(&payload_file, &signed.payload).at(&payload_file)?;
             let at = target.with_tag(&simple::signature_tag(&digest));
-            let mut writes = 0u32;
+            let report = |current: Sha256Digest, layers: usize, action, blobs| SignReport {
+                reference: target.to_string(),
+                digest: digest.clone(),
+                format: Format::Simple,
+                signature: at.to_string(),
+                signature_digest: current,
+                annotations: annotations.clone(),
+                action,
+                signatures: layers,
+                blobs,
+            };
+            // Every layer seen in the tag during this run: one that a
+            // client's stale write dropped is written back too.
+            let mut seen: Vec<Value> = Vec::new();
             let mut blobs = Vec::new();
+            let mut settle = MIN_SETTLE;
+            let (mut writes, mut reads, mut confirmed, mut backed_off) = (0u32, 0u32, 0u32, false);
             loop {
+                reads += 1;
+                let started = Instant::now();
                 let existing = signature_image(&remote, &at).await?;
-                let (mut layers, current) = match existing {
+                let read_at = Instant::now();
+                settle = settle.max((read_at - started) * 4).min(MAX_SETTLE);
+                let (current, current_digest) = match existing {
                     Some((layers, d)) => (layers, Some(d)),
                     None => (Vec::new(), None),
                 };
-                if let Some(current) = current.filter(|_| {
-                    layers
-                        .iter()
-                        .any(|l| simple::is_signed_by(l, &signed.payload, &public))
-                }) {
-                    return Ok(SignReport {
-                        reference: target.to_string(),
-                        digest,
-                        format: Format::Simple,
-                        signature: at.to_string(),
-                        signature_digest: current,
-                        annotations: annotations.clone(),
-                        action: if writes == 0 { "unchanged" } else { "added" },
-                        signatures: layers.len(),
-                        blobs,
-                    });
+                let ours_there = current
+                    .iter()
+                    .any(|l| simple::is_signed_by(l, &signed.payload, &public));
+                if writes == 0 && ours_there {
+                    let d = current_digest.expect("a tag that holds layers");
+                    return Ok(report(d, current.len(), "unchanged", blobs));
                 }
-                if writes >= SIG_WRITES {
+                for l in &current {
+                    if !seen.contains(l) {
+                        seen.push(l.clone());
+                    }
+                }
+                let exhausted = writes >= SIG_WRITES || reads > 4 * SIG_WRITES;
+                let mut missing: Vec<Value> = if exhausted {
+                    // No more writes: only this run's signature matters.
+                    Vec::new()
+                } else {
+                    seen.iter().filter(|l| !current.contains(l)).cloned().collect()
+                };
+                if !ours_there {
+                    missing.push(signed.layer.clone());
+                }
+                if missing.is_empty() {
+                    confirmed += 1;
+                    if confirmed >= 2 {
+                        let d = current_digest.expect("a tag that holds layers");
+                        return Ok(report(d, current.len(), "added", blobs));
+                    }
+                    tokio::time::sleep(settle).await;
+                    continue;
+                }
+                confirmed = 0;
+                if exhausted {
                     return Err(Error::Invalid(format!(
-                        "{at}: other clients replaced the signature image each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); run the command again"
+                        "{at}: other clients replaced the signature image each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); run the command again (a signature that is there already is not added twice)"
                     )));
                 }
-                layers.push(signed.layer.clone());
+                // After a lost write: wait a random while, then merge a
+                // fresh read.
+                if writes > 0 && !backed_off {
+                    backed_off = true;
+                    tokio::time::sleep(super::referrers::jitter(settle * (1 << writes.min(4))))
+                        .await;
+                    continue;
+                }
+                let mut layers = current;
+                layers.extend(missing);
                 let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
                 let config = canonical_json(&simple::config(&diff_ids));
                 let config_file = tmp.path().join("config");
@@ -160,6 +209,13 @@ pub fn sign(
                     },
                 ];
                 blobs.extend(push_blobs(&remote, &at, &files, opts, progress.clone()).await?);
+                // A merge of a read this old may drop what others wrote
+                // since: read again (the blobs are there now).
+                if read_at.elapsed() > settle / 2 {
+                    settle = settle.max(read_at.elapsed() * 4).min(MAX_SETTLE);
+                    continue;
+                }
+                backed_off = false;
                 let manifest = json!({
                     "schemaVersion": 2,
                     "mediaType": MediaType::MANIFEST,
@@ -174,7 +230,7 @@ pub fn sign(
                     .put_manifest(&at, &canonical_json(&manifest), &MediaType::MANIFEST)
                     .await?;
                 writes += 1;
-                tokio::time::sleep(SETTLE).await;
+                tokio::time::sleep(settle).await;
             }
         })
     })
