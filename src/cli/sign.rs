@@ -160,7 +160,7 @@ pub fn verify(a: &VerifySignatureArgs) -> Result<ExitCode> {
     let name = format!("{target} ({})", report.digest);
     if report.signatures.is_empty() {
         eprintln!(
-            "error: {name} has no signature: {} does not exist; sign it with `nixoci sign --key KEY {target}` (or cosign sign)",
+            "error: {name} has no signature: {} does not exist or holds none; sign it with `nixoci sign --key KEY {target}` (or `cosign sign`)",
             fetched.signature
         );
     } else {
