@@ -28,7 +28,7 @@ pub fn generate_key_pair(a: &GenerateKeyPairArgs) -> Result<ExitCode> {
     // Before the passphrase is asked: it is not typed in vain.
     key::check_pair_paths(&paths)?;
     let what = format!("the passphrase of the new {}", paths.0.display());
-    let passphrase = a.passphrase.read(&what, true)?;
+    let passphrase = a.passphrase.source().read(&what, true)?;
     let private = key::PrivateKey::generate(&paths.0);
     key::write_pair(&private, &passphrase, &paths)?;
     let report = Report {

@@ -9,6 +9,8 @@
 //! - `remote`: registries (push, pull, tag, exists, inspect of a
 //!   reference);
 //! - `plan`: the layering plan of a closure graph;
+//! - `sign`: signatures cosign accepts (sign, verify-signature), on
+//!   images in a registry;
 //! - `keys`: signing keys (generate-key-pair);
 //! - `output`: how a command reports (text, JSON or nothing);
 //! - `args`: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
@@ -45,6 +47,7 @@ mod plan;
 mod remote;
 mod remote_args;
 mod sbom;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -116,6 +119,17 @@ enum Command {
     /// List what is attached to an image in a registry (the referrers API,
     /// or the fallback tag).
     Referrers(remote::ReferrersArgs),
+    /// Sign an image in a registry with a key, as cosign signs: the
+    /// signature goes into the image tagged sha256-<hex>.sig beside it,
+    /// which `cosign verify` and `nixoci verify-signature` check.
+    ///
+    /// A signature already there is kept: signing again adds one.
+    Sign(sign::SignArgs),
+    /// Check the signatures of an image in a registry with a public key:
+    /// exit 0 when at least one verifies, 1 when none does (each is listed
+    /// with the reason) or there is none. No transparency log is
+    /// consulted.
+    VerifySignature(sign::VerifySignatureArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
     Exists(remote::ExistsArgs),
     /// Compare two images (layouts or registry references): layers same,
@@ -181,6 +195,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Artifact(c) => artifact::run(&c),
         Command::Referrers(a) => remote::referrers(&a),
         Command::Exists(a) => remote::exists(&a),
+        Command::Sign(a) => sign::sign(&a),
+        Command::VerifySignature(a) => sign::verify(&a),
         Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),
         Command::Unpack(a) => local::unpack(&a),

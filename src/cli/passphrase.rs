@@ -3,11 +3,13 @@
 //!
 //! 1. `COSIGN_PASSWORD`, cosign's variable (set and empty is an empty
 //!    passphrase, as cosign takes it);
-//! 2. `--password-stdin`: the first line of standard input;
+//! 2. `--password-stdin` (`--key-password-stdin` in a command that reaches
+//!    a registry, whose `--password-stdin` is the registry's password): the
+//!    first line of standard input;
 //! 3. a prompt on the terminal, when standard input is one (twice for a
 //!    new key);
 //! 4. otherwise an error that says to set `COSIGN_PASSWORD` or pass
-//!    `--password-stdin`.
+//!    `--password-stdin` (or `--key-password-stdin`).
 //!
 //! The passphrase is zeroed when dropped and never printed.
 
@@ -23,7 +25,7 @@ use crate::sign::key::PrivateKey;
 /// The variable cosign reads the passphrase from.
 const VARIABLE: &str = "COSIGN_PASSWORD";
 
-/// `--password-stdin`, for every command that makes or reads a private key.
+/// `--password-stdin`, for `generate-key-pair` (which reaches no registry).
 #[derive(Debug, Args)]
 pub struct PassphraseArgs {
     /// Read the key's passphrase from the first line of standard input
@@ -34,10 +36,51 @@ pub struct PassphraseArgs {
 }
 
 impl PassphraseArgs {
+    /// Where the passphrase comes from.
+    pub fn source(&self) -> Passphrase {
+        Passphrase {
+            stdin: self.password_stdin,
+            flag: "--password-stdin",
+        }
+    }
+}
+
+/// `--key-password-stdin`, for the commands that read a private key and
+/// reach a registry, whose `--password-stdin` is the registry's password
+/// (as `docker login` has it).
+#[derive(Debug, Args)]
+pub struct KeyPassphraseArgs {
+    /// Read the passphrase of the private key (--key) from the first line
+    /// of standard input (COSIGN_PASSWORD, when set, comes first; without
+    /// either, it is asked on the terminal). Not with --password-stdin,
+    /// the registry's password.
+    #[arg(long, conflicts_with = "password_stdin")]
+    key_password_stdin: bool,
+}
+
+impl KeyPassphraseArgs {
+    /// Where the passphrase comes from.
+    pub fn source(&self) -> Passphrase {
+        Passphrase {
+            stdin: self.key_password_stdin,
+            flag: "--key-password-stdin",
+        }
+    }
+}
+
+/// Where a command reads the passphrase of a key: the sources of the
+/// module's list, standard input if its flag was given.
+#[derive(Debug, Clone, Copy)]
+pub struct Passphrase {
+    /// Whether the flag that reads standard input was given.
+    stdin: bool,
+    /// That flag, for messages.
+    flag: &'static str,
+}
+
+impl Passphrase {
     /// Read the private key file `path`, asking for its passphrase (once)
     /// only if it is encrypted: what every command that signs calls.
-    // No command signs yet: `nixoci sign` and `push --sign-key` come next.
-    #[allow(dead_code)]
     pub fn load_private_key(&self, path: &Path) -> Result<PrivateKey> {
         let what = format!("the passphrase of {}", path.display());
         PrivateKey::load(path, &|| self.read(&what, false))
@@ -54,13 +97,14 @@ impl PassphraseArgs {
                 ))
             });
         }
-        if self.password_stdin {
-            return read_line(what);
+        if self.stdin {
+            return read_line(what, self.flag);
         }
         if !std::io::stdin().is_terminal() {
             return Err(Error::Invalid(format!(
                 "{what} is needed and there is no terminal to ask it on: set {VARIABLE} \
-                 or pass --password-stdin and give it on standard input"
+                 or pass {} and give it on standard input",
+                self.flag
             )));
         }
         let first = prompt(&format!("Enter {what}: "))?;
@@ -77,7 +121,7 @@ impl PassphraseArgs {
 }
 
 /// The first line of standard input, without its line ending.
-fn read_line(what: &str) -> Result<Zeroizing<String>> {
+fn read_line(what: &str, flag: &str) -> Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(Vec::with_capacity(256));
     let read = std::io::stdin()
         .lock()
@@ -86,7 +130,7 @@ fn read_line(what: &str) -> Result<Zeroizing<String>> {
     if read == 0 {
         // Not even an empty line: nothing was piped in.
         return Err(Error::Invalid(format!(
-            "--password-stdin: standard input is empty; give {what} as its first line"
+            "{flag}: standard input is empty; give {what} as its first line"
         )));
     }
     if line.last() == Some(&b'\n') {

@@ -70,6 +70,10 @@
 //!   `download`. None uses another. `push` reads the local
 //!   layout through [`crate::layout::Layout`] (its graph under the root).
 //!
+//! `signature` ([`sign()`], [`signatures()`]): cosign's `.sig` image,
+//! written (a layer added, read back) and read, built on `client`, `api`
+//! and `upload`; the payloads and their checks are [`crate::sign`]'s.
+//!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
 //! each blob, is shared by push, pull and upload and uses nothing else
 //! here. This file holds only the public names.
@@ -91,6 +95,7 @@ mod query;
 mod referrers;
 mod report;
 mod runtime;
+mod signature;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachOptions};
@@ -101,3 +106,4 @@ pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag};
 pub use referrers::{list as referrers, ReferrerReport};
 pub use report::{BlobAction, BlobReport};
+pub use signature::{sign, signatures};

@@ -5,7 +5,12 @@
 //!
 //! - [`key`]: reading and writing the keys;
 //! - [`encrypted`]: the passphrase encryption of cosign's private keys
-//!   (RustCrypto's `scrypt` and `crypto_secretbox`).
+//!   (RustCrypto's `scrypt` and `crypto_secretbox`);
+//! - [`simple`]: cosign's simple-signing payload, its signature image
+//!   (`sha256-<hex>.sig`) and the check of one of its layers;
+//! - [`found`]: every signature of an image, checked, in one list.
 
 pub mod encrypted;
+pub mod found;
 pub mod key;
+pub mod simple;

@@ -44,11 +44,12 @@ pub fn oras(home: &Path) -> Command {
     c
 }
 
-/// `cosign` (v2.6.5), its configuration and caches in `home` (a test's
-/// own: no user's keys, credentials or trust roots), never prompting
-/// (`COSIGN_YES`) and with no passphrase unless the caller sets
-/// `COSIGN_PASSWORD`; offline use is the caller's (`--tlog-upload=false`,
-/// `--insecure-ignore-tlog=true`).
+/// `cosign` (v2.6.5, `.ci/install-deps` builds it), its configuration and
+/// caches in `home` (a test's own: no user's keys, credentials or trust
+/// roots), never prompting (`COSIGN_YES`) and with no passphrase unless the
+/// caller sets `COSIGN_PASSWORD`; offline use and the plain-HTTP loopback
+/// registries are the caller's (`--tlog-upload=false`,
+/// `--insecure-ignore-tlog=true`, `--allow-insecure-registry`).
 pub fn cosign(home: &Path) -> Command {
     let mut c = Command::new(go_peer("cosign"));
     c.env("HOME", home)
