@@ -97,8 +97,9 @@ impl PrivateKey {
                 let passphrase = passphrase()?;
                 let der = encrypted::open(&der, passphrase.as_bytes()).map_err(|e| match e {
                     OpenError::WrongPassphrase => Error::Invalid(format!(
-                        "{}: wrong passphrase: the key does not decrypt with it (give the one \
-                         it was made with, in COSIGN_PASSWORD, on --password-stdin or at the prompt)",
+                        "{}: wrong passphrase: the key does not decrypt with it (or the file \
+                         was altered); give the one it was made with, in COSIGN_PASSWORD, on \
+                         standard input or at the prompt",
                         path.display()
                     )),
                     OpenError::Malformed(m) | OpenError::Unsupported(m) => Error::Invalid(format!(
