@@ -125,10 +125,12 @@ fn signed_layout_is_pushed_where_cosign_finds_it(host: &str) {
         stderr(&out)
     );
 
-    let first = sign(env, &key, &target, &["-a", "team=x"]);
+    let identity = format!("{host}/signed-layout");
+    let args = ["-a", "team=x", "--identity", &identity];
+    let first = sign(env, &key, &target, &args);
     assert_eq!(first["action"], "added", "{first}");
     assert_eq!(first["signatures"], 1, "{first}");
-    let again = sign(env, &key, &target, &["-a", "team=x"]);
+    let again = sign(env, &key, &target, &args);
     assert_eq!(again["action"], "unchanged", "{again}");
     let second = sign(env, &key2, &target, &[]);
     assert_eq!(
@@ -169,6 +171,18 @@ fn signed_layout_is_pushed_where_cosign_finds_it(host: &str) {
     assert!(out.status.success(), "cosign verify: {}", stderr(&out));
     let out = cosign_verify(env, &public2, &reference, &[]);
     assert!(out.status.success(), "cosign verify: {}", stderr(&out));
+    let out = nixoci_in(env)
+        .args(["sign", "--key"])
+        .arg(&key)
+        .args(["--identity", "elsewhere/x"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("--identity is for a layout"),
+        "{}",
+        stderr(&out)
+    );
     let out = verify(env, &public2, &reference);
     assert!(out.status.success(), "{}", stderr(&out));
     // Pushing again adds nothing to the `.sig` image.

@@ -124,6 +124,12 @@ pub fn sign(a: &SignArgs) -> Result<ExitCode> {
         return sign_layout(a, &dir, tag.as_deref());
     }
     let target = reference_arg(&a.reference)?;
+    if a.identity.is_some() {
+        anyhow::bail!(
+            "--identity is for a layout: a signature in a registry names the image's own repository ({})",
+            crate::sign::simple::identity(&target)
+        );
+    }
     let annotations = annotations(&a.annotation)?;
     let key = signing_key(&a.key)?;
     let opts = a.remote.options()?;
