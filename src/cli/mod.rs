@@ -187,7 +187,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::GenerateKeyPair(a) => keys::generate_key_pair(&a),
         Command::Verify(a) => local::verify(&a),
         Command::Inspect(a) => local::inspect(&a),
-        Command::Push(a) => remote::push(&a),
+        Command::Push(a) => sign::push(&a),
         Command::Pull(a) => remote::pull(&a),
         Command::Prefetch(a) => remote::prefetch(&a),
         Command::Tag(a) => remote::tag(&a),

@@ -73,6 +73,7 @@
 //! `signature` ([`sign()`], [`signatures()`]): cosign's `.sig` image,
 //! written (a layer added, read back) and read, built on `client`, `api`
 //! and `upload`; the payloads and their checks are [`crate::sign`]'s.
+//! `push` adds the layers of a layout's signature referrers to it too.
 //!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
 //! each blob, is shared by push, pull and upload and uses nothing else
@@ -106,4 +107,4 @@ pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag};
 pub use referrers::{list as referrers, ReferrerReport};
 pub use report::{BlobAction, BlobReport};
-pub use signature::{sign, signatures};
+pub use signature::{sign, signatures, SignReport};

@@ -1,7 +1,9 @@
 //! Signatures in a registry, in cosign's default format
 //! ([`crate::sign::simple`]): [`sign`] adds a signed payload layer to the
 //! image tagged `sha256-<hex>.sig` in the image's repository (made when
-//! missing), and [`signatures`] fetches every layer of it to be checked.
+//! missing), [`copy_layers`] adds the layers a layout's signature
+//! referrers hold (for `push`), and [`signatures`] fetches every layer of
+//! it to be checked.
 //!
 //! Adding a layer is a read-modify-write of a tag, which the distribution
 //! spec cannot do atomically. As the referrers fallback tag is written
@@ -29,7 +31,7 @@ use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
 use crate::sign::found::{Candidate, Format};
-use crate::sign::key::PrivateKey;
+use crate::sign::key::{PrivateKey, PublicKey};
 use crate::sign::simple;
 
 /// How many times [`sign`] writes the signature tag before it gives up.
@@ -115,125 +117,233 @@ pub fn sign(
             let payload = simple::payload(&simple::identity(target), &digest, annotations);
             let public = key.public();
             let signed = simple::sign(payload, key);
-            let payload_file = tmp.path().join("payload");
-            std::fs::write(&payload_file, &signed.payload).at(&payload_file)?;
             let at = target.with_tag(&simple::signature_tag(&digest));
-            let report = |current: Sha256Digest, layers: usize, action, blobs| SignReport {
+            let addition = Addition {
+                layer: signed.layer.clone(),
+                payload: signed.payload.clone(),
+                signer: Some(&public),
+            };
+            let added = add_layers(
+                &remote,
+                &at,
+                &[addition],
+                tmp.path(),
+                opts,
+                progress.clone(),
+            )
+            .await?;
+            Ok(SignReport {
                 reference: target.to_string(),
                 digest: digest.clone(),
                 format: Format::Simple,
                 signature: at.to_string(),
-                signature_digest: current,
+                signature_digest: added.digest,
                 annotations: annotations.clone(),
-                action,
-                signatures: layers,
-                blobs,
-            };
-            // Every layer seen in the tag during this run: one that a
-            // client's stale write dropped is written back too.
-            let mut seen: Vec<Value> = Vec::new();
-            let mut blobs = Vec::new();
-            let mut settle = MIN_SETTLE;
-            let (mut writes, mut reads, mut confirmed, mut backed_off) = (0u32, 0u32, 0u32, false);
-            loop {
-                reads += 1;
-                let started = Instant::now();
-                let existing = signature_image(&remote, &at).await?;
-                let read_at = Instant::now();
-                settle = settle.max((read_at - started) * 4).min(MAX_SETTLE);
-                let (current, current_digest) = match existing {
-                    Some((layers, d)) => (layers, Some(d)),
-                    None => (Vec::new(), None),
-                };
-                let ours_there = current
-                    .iter()
-                    .any(|l| simple::is_signed_by(l, &signed.payload, &public));
-                if writes == 0 && ours_there {
-                    let d = current_digest.expect("a tag that holds layers");
-                    return Ok(report(d, current.len(), "unchanged", blobs));
-                }
-                for l in &current {
-                    if !seen.contains(l) {
-                        seen.push(l.clone());
-                    }
-                }
-                let exhausted = writes >= SIG_WRITES || reads > 4 * SIG_WRITES;
-                let mut missing: Vec<Value> = if exhausted {
-                    // No more writes: only this run's signature matters.
-                    Vec::new()
-                } else {
-                    seen.iter().filter(|l| !current.contains(l)).cloned().collect()
-                };
-                if !ours_there {
-                    missing.push(signed.layer.clone());
-                }
-                if missing.is_empty() {
-                    confirmed += 1;
-                    if confirmed >= 2 {
-                        let d = current_digest.expect("a tag that holds layers");
-                        return Ok(report(d, current.len(), "added", blobs));
-                    }
-                    tokio::time::sleep(settle).await;
-                    continue;
-                }
-                confirmed = 0;
-                if exhausted {
-                    return Err(Error::Invalid(format!(
-                        "{at}: other clients replaced the signature image each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); run the command again (a signature that is there already is not added twice)"
-                    )));
-                }
-                // After a lost write: wait a random while, then merge a
-                // fresh read.
-                if writes > 0 && !backed_off {
-                    backed_off = true;
-                    tokio::time::sleep(super::referrers::jitter(settle * (1 << writes.min(4))))
-                        .await;
-                    continue;
-                }
-                let mut layers = current;
-                layers.extend(missing);
-                let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
-                let config = canonical_json(&simple::config(&diff_ids));
-                let config_file = tmp.path().join("config");
-                std::fs::write(&config_file, &config).at(&config_file)?;
-                let files = [
-                    Blob {
-                        digest: Sha256Digest::of(&signed.payload),
-                        size: signed.payload.len() as u64,
-                        path: payload_file.clone(),
-                    },
-                    Blob {
-                        digest: Sha256Digest::of(&config),
-                        size: config.len() as u64,
-                        path: config_file,
-                    },
-                ];
-                blobs.extend(push_blobs(&remote, &at, &files, opts, progress.clone()).await?);
-                // A merge of a read this old may drop what others wrote
-                // since: read again (the blobs are there now).
-                if read_at.elapsed() > settle / 2 {
-                    settle = settle.max(read_at.elapsed() * 4).min(MAX_SETTLE);
-                    continue;
-                }
-                backed_off = false;
-                let manifest = json!({
-                    "schemaVersion": 2,
-                    "mediaType": MediaType::MANIFEST,
-                    "config": {
-                        "mediaType": MediaType::CONFIG,
-                        "digest": Sha256Digest::of(&config),
-                        "size": config.len(),
-                    },
-                    "layers": layers,
-                });
-                remote
-                    .put_manifest(&at, &canonical_json(&manifest), &MediaType::MANIFEST)
-                    .await?;
-                writes += 1;
-                tokio::time::sleep(settle).await;
-            }
+                action: added.action,
+                signatures: added.layers,
+                blobs: added.blobs,
+            })
         })
     })
+}
+
+/// Add the signed payload layers `layers` (each descriptor with its
+/// payload) to the signature image of `subject` in `target`'s repository,
+/// as [`sign`] adds one: what `push` does with the cosign signatures a
+/// layout holds as referrers (README, "Signing a layout, and signing at
+/// push time"), so that cosign finds them where it looks. A layer that is
+/// there already (the same payload and signature) is not added again.
+/// Returns the signature image's tag.
+pub(super) async fn copy_layers(
+    remote: &Remote,
+    target: &Reference,
+    subject: &Sha256Digest,
+    layers: Vec<(Value, Vec<u8>)>,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<(Reference, Vec<BlobReport>)> {
+    let tmp = crate::layout::Scratch::new("sign")?;
+    let at = target.with_tag(&simple::signature_tag(subject));
+    let additions: Vec<Addition> = layers
+        .into_iter()
+        .map(|(layer, payload)| Addition {
+            layer,
+            payload,
+            signer: None,
+        })
+        .collect();
+    let added = add_layers(remote, &at, &additions, tmp.path(), opts, progress).await?;
+    Ok((at, added.blobs))
+}
+
+/// A signed payload layer to add to a signature image: its descriptor,
+/// its payload, and the key that signed it when known.
+struct Addition<'a> {
+    layer: Value,
+    payload: Vec<u8>,
+    signer: Option<&'a PublicKey>,
+}
+
+impl Addition<'_> {
+    /// Whether the layer `l` of a signature image holds this one already:
+    /// this payload signed by this key (cosign's signatures differ each
+    /// time), or, the key unknown, the same payload and signature.
+    fn held_by(&self, l: &Value) -> bool {
+        match self.signer {
+            Some(key) => simple::is_signed_by(l, &self.payload, key),
+            None => {
+                l["digest"] == self.layer["digest"]
+                    && l["annotations"][simple::SIGNATURE_ANNOTATION]
+                        == self.layer["annotations"][simple::SIGNATURE_ANNOTATION]
+            }
+        }
+    }
+}
+
+/// What [`add_layers`] did.
+struct Added {
+    /// The signature image's manifest digest now.
+    digest: Sha256Digest,
+    /// How many layers it holds now.
+    layers: usize,
+    /// `added`, or `unchanged` when it held every addition already.
+    action: &'static str,
+    blobs: Vec<BlobReport>,
+}
+
+/// Add `additions` to the signature image at `at` (made when missing),
+/// its other layers kept (see the module's documentation for the writes
+/// and reads back); `tmp` holds the blobs to send.
+async fn add_layers(
+    remote: &Remote,
+    at: &Reference,
+    additions: &[Addition<'_>],
+    tmp: &std::path::Path,
+    opts: &RemoteOptions,
+    progress: Arc<dyn Progress + Send>,
+) -> Result<Added> {
+    let mut files = Vec::new();
+    for (i, a) in additions.iter().enumerate() {
+        let path = tmp.join(format!("payload-{i}"));
+        std::fs::write(&path, &a.payload).at(&path)?;
+        files.push((Sha256Digest::of(&a.payload), a.payload.len() as u64, path));
+    }
+    // Every layer seen in the tag during this run: one that a client's
+    // stale write dropped is written back too.
+    let mut seen: Vec<Value> = Vec::new();
+    let mut blobs = Vec::new();
+    let mut settle = MIN_SETTLE;
+    let (mut writes, mut reads, mut confirmed, mut backed_off) = (0u32, 0u32, 0u32, false);
+    loop {
+        reads += 1;
+        let started = Instant::now();
+        let existing = signature_image(remote, at).await?;
+        let read_at = Instant::now();
+        settle = settle.max((read_at - started) * 4).min(MAX_SETTLE);
+        let (current, current_digest) = match existing {
+            Some((layers, d)) => (layers, Some(d)),
+            None => (Vec::new(), None),
+        };
+        let absent: Vec<&Addition> = additions
+            .iter()
+            .filter(|a| !current.iter().any(|l| a.held_by(l)))
+            .collect();
+        if writes == 0 && absent.is_empty() {
+            if let Some(digest) = current_digest {
+                return Ok(Added {
+                    digest,
+                    layers: current.len(),
+                    action: "unchanged",
+                    blobs,
+                });
+            }
+        }
+        for l in &current {
+            if !seen.contains(l) {
+                seen.push(l.clone());
+            }
+        }
+        let exhausted = writes >= SIG_WRITES || reads > 4 * SIG_WRITES;
+        let mut missing: Vec<Value> = if exhausted {
+            // No more writes: only this run's signatures matter.
+            Vec::new()
+        } else {
+            seen.iter()
+                .filter(|l| !current.contains(l))
+                .cloned()
+                .collect()
+        };
+        missing.extend(absent.iter().map(|a| a.layer.clone()));
+        if missing.is_empty() {
+            confirmed += 1;
+            if confirmed >= 2 {
+                if let Some(digest) = current_digest {
+                    return Ok(Added {
+                        digest,
+                        layers: current.len(),
+                        action: "added",
+                        blobs,
+                    });
+                }
+            }
+            tokio::time::sleep(settle).await;
+            continue;
+        }
+        confirmed = 0;
+        if exhausted {
+            return Err(Error::Invalid(format!(
+                "{at}: other clients replaced the signature image each of the {writes} times nixoci wrote it (a tag cannot be updated atomically); run the command again (a signature that is there already is not added twice)"
+            )));
+        }
+        // After a lost write: wait a random while, then merge a fresh read.
+        if writes > 0 && !backed_off {
+            backed_off = true;
+            tokio::time::sleep(super::referrers::jitter(settle * (1 << writes.min(4)))).await;
+            continue;
+        }
+        let mut layers = current;
+        layers.extend(missing);
+        let diff_ids: Vec<Value> = layers.iter().map(|l| l["digest"].clone()).collect();
+        let config = canonical_json(&simple::config(&diff_ids));
+        let config_file = tmp.join("config");
+        std::fs::write(&config_file, &config).at(&config_file)?;
+        let mut send: Vec<Blob> = files
+            .iter()
+            .map(|(digest, size, path)| Blob {
+                digest: digest.clone(),
+                size: *size,
+                path: path.clone(),
+            })
+            .collect();
+        send.push(Blob {
+            digest: Sha256Digest::of(&config),
+            size: config.len() as u64,
+            path: config_file,
+        });
+        blobs.extend(push_blobs(remote, at, &send, opts, progress.clone()).await?);
+        // A merge of a read this old may drop what others wrote since:
+        // read again (the blobs are there now).
+        if read_at.elapsed() > settle / 2 {
+            settle = settle.max(read_at.elapsed() * 4).min(MAX_SETTLE);
+            continue;
+        }
+        backed_off = false;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::MANIFEST,
+            "config": {
+                "mediaType": MediaType::CONFIG,
+                "digest": Sha256Digest::of(&config),
+                "size": config.len(),
+            },
+            "layers": layers,
+        });
+        remote
+            .put_manifest(at, &canonical_json(&manifest), &MediaType::MANIFEST)
+            .await?;
+        writes += 1;
+        tokio::time::sleep(settle).await;
+    }
 }
 
 /// The signatures of an image in a registry, fetched, not yet checked.

@@ -9,8 +9,10 @@
 //! - [`simple`]: cosign's simple-signing payload, its signature image
 //!   (`sha256-<hex>.sig`) and the check of one of its layers;
 //! - [`found`]: every signature of an image, checked, in one list.
+//! - [`local`]: signatures in a local image layout, as referrers.
 
 pub mod encrypted;
 pub mod found;
 pub mod key;
+pub mod local;
 pub mod simple;
