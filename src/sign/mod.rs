@@ -11,8 +11,8 @@
 //! - [`found`]: every signature of an image, checked, in one list.
 //! - [`local`]: signatures in a local image layout, as referrers.
 
-pub mod encrypted;
-pub mod found;
+pub(crate) mod encrypted;
+pub(crate) mod found;
 pub mod key;
-pub mod local;
-pub mod simple;
+pub(crate) mod local;
+pub(crate) mod simple;
