@@ -28,6 +28,11 @@ pub enum SignFormat {
     /// cosign's default: a simple-signing payload layer of the image
     /// tagged `sha256-<hex>.sig`, which every cosign version verifies.
     Simple,
+    /// cosign 3's default: a sigstore bundle (v0.3, a DSSE envelope of an
+    /// in-toto statement) attached as an OCI 1.1 referrer of the image
+    /// (on a registry without the referrers API, listed under the
+    /// fallback tag `sha256-<hex>`).
+    Bundle,
 }
 
 #[derive(Debug, Args)]
@@ -40,7 +45,8 @@ pub struct SignArgs {
     #[arg(long, value_name = "KEY")]
     key: PathBuf,
     /// An annotation to sign with the image (repeatable): it goes into the
-    /// signed payload, and `cosign verify -a KEY=VALUE` checks it.
+    /// signed payload (with `--format bundle`, the statement subject's
+    /// annotations), and `cosign verify -a KEY=VALUE` checks it.
     #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE")]
     annotation: Vec<String>,
     /// The signature format.
@@ -82,10 +88,23 @@ pub fn sign(a: &SignArgs) -> Result<ExitCode> {
     let bars = Arc::new(TransferBars::new(mode));
     let report = match a.format {
         SignFormat::Simple => remote::sign(&target, &key, &annotations, &opts, bars.clone()),
+        SignFormat::Bundle => remote::sign_bundle(&target, &key, &annotations, &opts, bars.clone()),
     }
     .with_context(|| format!("cannot sign {target}"))?;
     bars.clear();
     mode.report(&report, |out| {
+        if report.format == crate::sign::found::Format::Bundle {
+            let what = if report.action == "unchanged" {
+                "signed already with this key and these annotations: nothing written"
+            } else {
+                "signed"
+            };
+            return writeln!(
+                out,
+                "{}@{}: {what}; the sigstore bundle is the referrer {}, one of the image's {} bundle signatures",
+                report.reference, report.digest, report.signature, report.signatures
+            );
+        }
         let what = if report.action == "unchanged" {
             "signed already with this key and these annotations: nothing written"
         } else {
@@ -160,7 +179,7 @@ pub fn verify(a: &VerifySignatureArgs) -> Result<ExitCode> {
     let name = format!("{target} ({})", report.digest);
     if report.signatures.is_empty() {
         eprintln!(
-            "error: {name} has no signature: {} does not exist or holds none; sign it with `nixoci sign --key KEY {target}` (or `cosign sign`)",
+            "error: {name} has no signature: {} does not exist or holds none, and no sigstore bundle refers to it; sign it with `nixoci sign --key KEY {target}` (or `cosign sign`)",
             fetched.signature
         );
     } else {

@@ -73,6 +73,8 @@
 //! `signature` ([`sign()`], [`signatures()`]): cosign's `.sig` image,
 //! written (a layer added, read back) and read, built on `client`, `api`
 //! and `upload`; the payloads and their checks are [`crate::sign`]'s.
+//! `bundle` ([`sign_bundle()`]): the sigstore bundle referrer, pushed and
+//! listed with `referrers`, and gathered for [`signatures()`].
 //!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
 //! each blob, is shared by push, pull and upload and uses nothing else
@@ -82,6 +84,7 @@ pub mod auth;
 
 mod api;
 pub mod artifact;
+mod bundle;
 mod client;
 mod download;
 mod errors;
@@ -99,6 +102,7 @@ mod signature;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachOptions};
+pub use bundle::sign as sign_bundle;
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT};
 pub use errors::{document_timeout_from_env, parse_seconds};
 pub use pull::{pull, PullOptions, PullReport};

@@ -1,7 +1,8 @@
 //! Signatures in a registry, in cosign's default format
 //! ([`crate::sign::simple`]): [`sign`] adds a signed payload layer to the
 //! image tagged `sha256-<hex>.sig` in the image's repository (made when
-//! missing), and [`signatures`] fetches every layer of it to be checked.
+//! missing), and [`signatures`] fetches every layer of it to be checked,
+//! and every sigstore bundle referrer (`super::bundle`).
 //!
 //! Adding a layer is a read-modify-write of a tag, which the distribution
 //! spec cannot do atomically. As the referrers fallback tag is written
@@ -67,7 +68,7 @@ pub struct SignReport {
 }
 
 /// The image `target` names must exist: its digest.
-async fn image_digest(remote: &Remote, target: &Reference) -> Result<Sha256Digest> {
+pub(super) async fn image_digest(remote: &Remote, target: &Reference) -> Result<Sha256Digest> {
     remote.manifest_digest(target).await?.ok_or_else(|| {
         remote.failure(
             RegistryErrorKind::NotFound,
@@ -247,7 +248,8 @@ pub struct Signatures {
 }
 
 /// Every signature of the image `target` names: each layer of its
-/// signature image with the bytes the registry sends for it (a layer
+/// signature image, then each sigstore bundle referrer
+/// ([`super::bundle::found`]), with the bytes the registry sends for it (a layer
 /// larger than [`crate::oci::json::MAX_DOCUMENT`], or one the registry
 /// does not have, comes with the reason instead).
 pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures> {
@@ -269,6 +271,7 @@ pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures
                     bytes,
                 });
             }
+            candidates.extend(super::bundle::found(&remote, target, &digest).await?);
             Ok(Signatures {
                 digest,
                 signature: at.to_string(),
@@ -278,8 +281,9 @@ pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures
     })
 }
 
-/// The bytes of the payload layer `layer` of `at`, or why there are none.
-async fn layer_bytes(
+/// The bytes of the payload layer (or bundle layer) `layer` of `at`, or
+/// why there are none.
+pub(super) async fn layer_bytes(
     remote: &Remote,
     at: &Reference,
     layer: &Value,

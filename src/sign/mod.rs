@@ -6,8 +6,12 @@
 //! - [`key`]: reading and writing the keys.
 //! - [`simple`]: cosign's simple-signing payload, its signature image
 //!   (`sha256-<hex>.sig`) and the check of one of its layers.
+//! - [`bundle`]: the sigstore bundle (v0.3, a DSSE envelope of an
+//!   in-toto statement) that cosign 3 attaches as a referrer, and its
+//!   check.
 //! - [`found`]: every signature of an image, checked, in one list.
 
+pub mod bundle;
 pub mod found;
 pub mod key;
 pub mod simple;
