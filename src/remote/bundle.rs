@@ -3,8 +3,9 @@
 //! referrer of the image whose one layer is the bundle, listed as the
 //! registry lists referrers (its referrers API, or the fallback tag
 //! `sha256-<hex>` on a registry without one, such as registry 2.8), with
-//! the machinery `nixoci attach` uses ([`super::referrers`]); [`found`]
-//! gathers the bundle referrers of an image for `verify-signature`.
+//! the machinery `nixoci attach` uses ([`super::referrers`]).
+//! `verify-signature` gathers them with the `.sig` image's layers
+//! (`super::signature::signatures`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::client::{RegistryOperation, Remote, RemoteOptions};
 use super::runtime::with_runtime;
-use super::signature::{image_digest, layer_bytes, SignReport};
+use super::signature::{bundle_referrers, image_digest, SignReport};
 use super::upload::{push_blobs, Blob};
 use crate::error::{Error, IoContext as _, Result};
 use crate::oci::descriptor::Descriptor;
@@ -23,7 +24,7 @@ use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
 use crate::sign::bundle;
-use crate::sign::found::{Candidate, Format};
+use crate::sign::found::Format;
 use crate::sign::key::PrivateKey;
 
 /// Sign the image `target` names with `key` in the sigstore bundle format,
@@ -124,66 +125,4 @@ pub fn sign(
             })
         })
     })
-}
-
-/// The referrers of `digest` whose artifact type is a sigstore bundle's.
-async fn bundle_referrers(
-    remote: &Remote,
-    target: &Reference,
-    digest: &Sha256Digest,
-) -> Result<Vec<Descriptor>> {
-    let (_, mut manifests) = super::referrers::of_subject(remote, target, digest).await?;
-    manifests.retain(|d| {
-        d.artifact_type
-            .as_deref()
-            .is_some_and(bundle::is_bundle_type)
-    });
-    Ok(manifests)
-}
-
-/// Every sigstore bundle referrer of the image `digest` (in the
-/// repository of `target`): each one's bundle layer with the bytes the
-/// registry sends for it, or why there is none to check (a referrer that
-/// is not one bundle layer).
-pub(super) async fn found(
-    remote: &Remote,
-    target: &Reference,
-    digest: &Sha256Digest,
-) -> Result<Vec<Candidate>> {
-    let mut candidates = Vec::new();
-    for d in bundle_referrers(remote, target, digest).await? {
-        let at = target.with_digest(&d.digest);
-        let location = format!("{at} (referrer)");
-        let (bytes, _) = remote.manifest_raw(&at).await?;
-        let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let layers = doc["layers"].as_array().cloned().unwrap_or_default();
-        let layer = match layers.as_slice() {
-            [one]
-                if one["mediaType"]
-                    .as_str()
-                    .is_some_and(bundle::is_bundle_type) =>
-            {
-                one.clone()
-            }
-            _ => {
-                candidates.push(Candidate::Bundle {
-                    location,
-                    layer: Value::Null,
-                    bytes: Err(format!(
-                        "the referrer has {} layers; a bundle referrer has one, of media type {}",
-                        layers.len(),
-                        bundle::MEDIA_TYPE
-                    )),
-                });
-                continue;
-            }
-        };
-        let bytes = layer_bytes(remote, &at, &layer).await?;
-        candidates.push(Candidate::Bundle {
-            location,
-            layer,
-            bytes,
-        });
-    }
-    Ok(candidates)
 }

@@ -2,7 +2,7 @@
 //! ([`crate::sign::simple`]): [`sign`] adds a signed payload layer to the
 //! image tagged `sha256-<hex>.sig` in the image's repository (made when
 //! missing), and [`signatures`] fetches every layer of it to be checked,
-//! and every sigstore bundle referrer (`super::bundle`).
+//! and every sigstore bundle referrer (`super::bundle` writes them).
 //!
 //! Adding a layer is a read-modify-write of a tag, which the distribution
 //! spec cannot do atomically. As the referrers fallback tag is written
@@ -24,11 +24,13 @@ use super::report::BlobReport;
 use super::runtime::with_runtime;
 use super::upload::{push_blobs, Blob};
 use crate::error::{Error, IoContext as _, RegistryErrorKind, Result};
+use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::canonical_json;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
+use crate::sign::bundle;
 use crate::sign::found::{Candidate, Format};
 use crate::sign::key::PrivateKey;
 use crate::sign::simple;
@@ -249,7 +251,7 @@ pub struct Signatures {
 
 /// Every signature of the image `target` names: each layer of its
 /// signature image, then each sigstore bundle referrer
-/// ([`super::bundle::found`]), with the bytes the registry sends for it (a layer
+/// ([`bundles_found`]), with the bytes the registry sends for it (a layer
 /// larger than [`crate::oci::json::MAX_DOCUMENT`], or one the registry
 /// does not have, comes with the reason instead).
 pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures> {
@@ -271,7 +273,7 @@ pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures
                     bytes,
                 });
             }
-            candidates.extend(super::bundle::found(&remote, target, &digest).await?);
+            candidates.extend(bundles_found(&remote, target, &digest).await?);
             Ok(Signatures {
                 digest,
                 signature: at.to_string(),
@@ -323,4 +325,66 @@ pub(super) async fn layer_bytes(
         ))),
         Err(e) => Err(e),
     }
+}
+
+/// The referrers of `digest` whose artifact type is a sigstore bundle's.
+pub(super) async fn bundle_referrers(
+    remote: &Remote,
+    target: &Reference,
+    digest: &Sha256Digest,
+) -> Result<Vec<Descriptor>> {
+    let (_, mut manifests) = super::referrers::of_subject(remote, target, digest).await?;
+    manifests.retain(|d| {
+        d.artifact_type
+            .as_deref()
+            .is_some_and(bundle::is_bundle_type)
+    });
+    Ok(manifests)
+}
+
+/// Every sigstore bundle referrer of the image `digest` (in the
+/// repository of `target`): each one's bundle layer with the bytes the
+/// registry sends for it, or why there is none to check (a referrer that
+/// is not one bundle layer).
+async fn bundles_found(
+    remote: &Remote,
+    target: &Reference,
+    digest: &Sha256Digest,
+) -> Result<Vec<Candidate>> {
+    let mut candidates = Vec::new();
+    for d in bundle_referrers(remote, target, digest).await? {
+        let at = target.with_digest(&d.digest);
+        let location = format!("{at} (referrer)");
+        let (bytes, _) = remote.manifest_raw(&at).await?;
+        let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let layers = doc["layers"].as_array().cloned().unwrap_or_default();
+        let layer = match layers.as_slice() {
+            [one]
+                if one["mediaType"]
+                    .as_str()
+                    .is_some_and(bundle::is_bundle_type) =>
+            {
+                one.clone()
+            }
+            _ => {
+                candidates.push(Candidate::Bundle {
+                    location,
+                    layer: Value::Null,
+                    bytes: Err(format!(
+                        "the referrer has {} layers; a bundle referrer has one, of media type {}",
+                        layers.len(),
+                        bundle::MEDIA_TYPE
+                    )),
+                });
+                continue;
+            }
+        };
+        let bytes = layer_bytes(remote, &at, &layer).await?;
+        candidates.push(Candidate::Bundle {
+            location,
+            layer,
+            bytes,
+        });
+    }
+    Ok(candidates)
 }
