@@ -593,3 +593,33 @@ fn the_private_key_never_shows_when_signing_a_bundle() {
         assert!(!shown.contains(line), "a line of the key shows: {shown}");
     }
 }
+
+/// A bundle referrer listed under the fallback tag whose manifest the
+/// registry no longer has (deleted) is reported with that reason, and the
+/// image's other signature is still checked and verifies.
+#[test]
+fn a_listed_bundle_the_registry_lost_is_reported_and_the_rest_checked() {
+    let b = Bench::registry2();
+    b.push_image("lost:v1", 39);
+    let r = b.reference("lost:v1");
+    let (key, public) = b.openssl_keys("k");
+    let signed = b.sign(&key, &r, &["--format", "bundle"]);
+    b.sign(&key, &r, &[]);
+    let referrer = signed["signatureDigest"].as_str().unwrap();
+    run(Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(b.url(&format!("/v2/lost/manifests/{referrer}"))));
+    let out = b.verify(&public, &r);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = report(&out);
+    let found = bundles(&v);
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["verified"], false, "{v}");
+    let why = found[0]["reason"].as_str().unwrap();
+    assert!(why.contains("the registry has no such manifest"), "{why}");
+    assert!(v["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["format"] == "simple" && s["verified"] == true));
+}

@@ -355,7 +355,20 @@ async fn bundles_found(
     for d in bundle_referrers(remote, target, digest).await? {
         let at = target.with_digest(&d.digest);
         let location = format!("{at} (referrer)");
-        let (bytes, _) = remote.manifest_raw(&at).await?;
+        // A listed referrer the registry does not have is reported, not
+        // fatal: the other signatures are still checked.
+        let bytes = match remote.manifest_raw(&at).await {
+            Ok((bytes, _)) => bytes,
+            Err(e) if e.registry_kind() == Some(&RegistryErrorKind::NotFound) => {
+                candidates.push(Candidate::Bundle {
+                    location,
+                    layer: Value::Null,
+                    bytes: Err(format!("the registry has no such manifest: {e}")),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let layers = doc["layers"].as_array().cloned().unwrap_or_default();
         let layer = match layers.as_slice() {
