@@ -26,11 +26,16 @@ use super::remote_args::RemoteArgs;
 const NO_TLOG: &str = "note: no transparency log was consulted (as cosign's --insecure-ignore-tlog=true): a signature that verifies proves that the key signed the image, not when, and no certificate or identity is checked";
 
 /// The signature formats `nixoci sign` writes.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SignFormat {
     /// cosign's default: a simple-signing payload layer of the image
     /// tagged `sha256-<hex>.sig`, which every cosign version verifies.
     Simple,
+    /// cosign 3's default: a sigstore bundle (v0.3, a DSSE envelope of an
+    /// in-toto statement) attached as an OCI 1.1 referrer of the image
+    /// (on a registry without the referrers API, listed under the
+    /// fallback tag `sha256-<hex>`).
+    Bundle,
 }
 
 #[derive(Debug, Args)]
@@ -49,7 +54,8 @@ pub struct SignArgs {
     #[command(flatten)]
     passphrase: KeyPassphraseArgs,
     /// An annotation to sign with the image (repeatable): it goes into the
-    /// signed payload, and `cosign verify -a KEY=VALUE` checks it.
+    /// signed payload (with `--format bundle`, the statement subject's
+    /// annotations), and `cosign verify -a KEY=VALUE` checks it.
     #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE")]
     annotation: Vec<String>,
     /// The signature format.
@@ -102,13 +108,17 @@ fn layout_of(arg: &str) -> Option<(PathBuf, Option<String>)> {
 
 /// `nixoci sign LAYOUT[:TAG]`.
 fn sign_layout(a: &SignArgs, dir: &Path, tag: Option<&str>) -> Result<ExitCode> {
+    if a.format == SignFormat::Bundle {
+        anyhow::bail!(
+            "cannot sign {}: --format bundle signs an image in a registry; in a layout, sign with the default format (a referrer that push and oras cp -r carry), or push first and sign there",
+            dir.display()
+        );
+    }
     let annotations = annotations(&a.annotation)?;
     let key = signing_key(&a.key, &a.passphrase)?;
     let identity = a.identity.as_deref().unwrap_or_default();
-    let report = match a.format {
-        SignFormat::Simple => crate::sign::local::sign(dir, tag, &key, identity, &annotations),
-    }
-    .with_context(|| format!("cannot sign {}", dir.display()))?;
+    let report = crate::sign::local::sign(dir, tag, &key, identity, &annotations)
+        .with_context(|| format!("cannot sign {}", dir.display()))?;
     a.output.mode().report(&report, |out| {
         let what = if report.action == "unchanged" {
             "signed already with this key and these annotations: nothing written"
@@ -145,10 +155,23 @@ pub fn sign(a: &SignArgs) -> Result<ExitCode> {
     let bars = Arc::new(TransferBars::new(mode));
     let report = match a.format {
         SignFormat::Simple => remote::sign(&target, &key, &annotations, &opts, bars.clone()),
+        SignFormat::Bundle => remote::sign_bundle(&target, &key, &annotations, &opts, bars.clone()),
     }
     .with_context(|| format!("cannot sign {target}"))?;
     bars.clear();
     mode.report(&report, |out| {
+        if report.format == crate::sign::found::Format::Bundle {
+            let what = if report.action == "unchanged" {
+                "signed already with this key and these annotations: nothing written"
+            } else {
+                "signed"
+            };
+            return writeln!(
+                out,
+                "{}@{}: {what}; the sigstore bundle is the referrer {}, one of the image's {} bundle signatures",
+                report.reference, report.digest, report.signature, report.signatures
+            );
+        }
         let what = if report.action == "unchanged" {
             "signed already with this key and these annotations: nothing written"
         } else {
@@ -221,7 +244,10 @@ pub fn verify(a: &VerifySignatureArgs) -> Result<ExitCode> {
             let target = reference_arg(&a.reference)?;
             let fetched = remote::signatures(&target, &a.remote.options()?)
                 .with_context(|| format!("cannot read the signatures of {target}"))?;
-            let looked = format!("{} does not exist or holds none", fetched.signature);
+            let looked = format!(
+                "{} does not exist or holds none, and no sigstore bundle refers to it",
+                fetched.signature
+            );
             (
                 target.to_string(),
                 fetched.digest,

@@ -74,6 +74,8 @@
 //! written (a layer added, read back) and read, built on `client`, `api`
 //! and `upload`; the payloads and their checks are [`crate::sign`]'s.
 //! `push` adds the layers of a layout's signature referrers to it too.
+//! `bundle` ([`sign_bundle()`]): the sigstore bundle referrer, pushed and
+//! listed with `referrers`, and gathered for [`signatures()`].
 //!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
 //! each blob, is shared by push, pull and upload and uses nothing else
@@ -83,6 +85,7 @@ pub mod auth;
 
 mod api;
 pub mod artifact;
+mod bundle;
 mod client;
 mod download;
 mod errors;
@@ -100,6 +103,7 @@ mod signature;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachOptions};
+pub use bundle::sign as sign_bundle;
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT};
 pub use errors::{document_timeout_from_env, parse_seconds};
 pub use pull::{pull, PullOptions, PullReport};

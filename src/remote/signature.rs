@@ -3,7 +3,8 @@
 //! image tagged `sha256-<hex>.sig` in the image's repository (made when
 //! missing), [`copy_layers`] adds the layers a layout's signature
 //! referrers hold (for `push`), and [`signatures`] fetches every layer of
-//! it to be checked.
+//! it to be checked, and every sigstore bundle referrer (`super::bundle`
+//! writes them).
 //!
 //! Adding a layer is a read-modify-write of a tag, which the distribution
 //! spec cannot do atomically. As the referrers fallback tag is written
@@ -25,11 +26,13 @@ use super::report::BlobReport;
 use super::runtime::with_runtime;
 use super::upload::{push_blobs, Blob};
 use crate::error::{Error, IoContext as _, RegistryErrorKind, Result};
+use crate::oci::descriptor::Descriptor;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::json::canonical_json;
 use crate::oci::reference::Reference;
 use crate::oci::MediaType;
 use crate::progress::Progress;
+use crate::sign::bundle;
 use crate::sign::found::{Candidate, Format};
 use crate::sign::key::{PrivateKey, PublicKey};
 use crate::sign::simple;
@@ -69,7 +72,7 @@ pub struct SignReport {
 }
 
 /// The image `target` names must exist: its digest.
-async fn image_digest(remote: &Remote, target: &Reference) -> Result<Sha256Digest> {
+pub(super) async fn image_digest(remote: &Remote, target: &Reference) -> Result<Sha256Digest> {
     remote.manifest_digest(target).await?.ok_or_else(|| {
         remote.failure(
             RegistryErrorKind::NotFound,
@@ -357,7 +360,8 @@ pub struct Signatures {
 }
 
 /// Every signature of the image `target` names: each layer of its
-/// signature image with the bytes the registry sends for it (a layer
+/// signature image, then each sigstore bundle referrer
+/// ([`bundles_found`]), with the bytes the registry sends for it (a layer
 /// larger than [`crate::oci::json::MAX_DOCUMENT`], or one the registry
 /// does not have, comes with the reason instead).
 pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures> {
@@ -379,6 +383,7 @@ pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures
                     bytes,
                 });
             }
+            candidates.extend(bundles_found(&remote, target, &digest).await?);
             Ok(Signatures {
                 digest,
                 signature: at.to_string(),
@@ -388,8 +393,9 @@ pub fn signatures(target: &Reference, opts: &RemoteOptions) -> Result<Signatures
     })
 }
 
-/// The bytes of the payload layer `layer` of `at`, or why there are none.
-async fn layer_bytes(
+/// The bytes of the payload layer (or bundle layer) `layer` of `at`, or
+/// why there are none.
+pub(super) async fn layer_bytes(
     remote: &Remote,
     at: &Reference,
     layer: &Value,
@@ -429,4 +435,79 @@ async fn layer_bytes(
         ))),
         Err(e) => Err(e),
     }
+}
+
+/// The referrers of `digest` whose artifact type is a sigstore bundle's.
+pub(super) async fn bundle_referrers(
+    remote: &Remote,
+    target: &Reference,
+    digest: &Sha256Digest,
+) -> Result<Vec<Descriptor>> {
+    let (_, mut manifests) = super::referrers::of_subject(remote, target, digest).await?;
+    manifests.retain(|d| {
+        d.artifact_type
+            .as_deref()
+            .is_some_and(bundle::is_bundle_type)
+    });
+    Ok(manifests)
+}
+
+/// Every sigstore bundle referrer of the image `digest` (in the
+/// repository of `target`): each one's bundle layer with the bytes the
+/// registry sends for it, or why there is none to check (a referrer that
+/// is not one bundle layer).
+async fn bundles_found(
+    remote: &Remote,
+    target: &Reference,
+    digest: &Sha256Digest,
+) -> Result<Vec<Candidate>> {
+    let mut candidates = Vec::new();
+    for d in bundle_referrers(remote, target, digest).await? {
+        let at = target.with_digest(&d.digest);
+        let location = format!("{at} (referrer)");
+        // A listed referrer the registry does not have is reported, not
+        // fatal: the other signatures are still checked.
+        let bytes = match remote.manifest_raw(&at).await {
+            Ok((bytes, _)) => bytes,
+            Err(e) if e.registry_kind() == Some(&RegistryErrorKind::NotFound) => {
+                candidates.push(Candidate::Bundle {
+                    location,
+                    layer: Value::Null,
+                    bytes: Err(format!("the registry has no such manifest: {e}")),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let layers = doc["layers"].as_array().cloned().unwrap_or_default();
+        let layer = match layers.as_slice() {
+            [one]
+                if one["mediaType"]
+                    .as_str()
+                    .is_some_and(bundle::is_bundle_type) =>
+            {
+                one.clone()
+            }
+            _ => {
+                candidates.push(Candidate::Bundle {
+                    location,
+                    layer: Value::Null,
+                    bytes: Err(format!(
+                        "the referrer has {} layers; a bundle referrer has one, of media type {}",
+                        layers.len(),
+                        bundle::MEDIA_TYPE
+                    )),
+                });
+                continue;
+            }
+        };
+        let bytes = layer_bytes(remote, &at, &layer).await?;
+        candidates.push(Candidate::Bundle {
+            location,
+            layer,
+            bytes,
+        });
+    }
+    Ok(candidates)
 }

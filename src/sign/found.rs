@@ -1,8 +1,8 @@
 //! Every signature found of an image, each checked, in one list: what
-//! `verify-signature` reports. Today a signature is a payload layer of the
-//! `sha256-<hex>.sig` image ([`Candidate::Simple`]); another format (the
-//! sigstore bundle, a referrer) is another [`Candidate`] variant and
-//! [`Format`], checked into the same [`Found`].
+//! `verify-signature` reports. A signature is a payload layer of the
+//! `sha256-<hex>.sig` image ([`Candidate::Simple`]) or the bundle layer of
+//! a sigstore bundle referrer ([`Candidate::Bundle`]), each checked into
+//! the same [`Found`].
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,8 @@ use crate::oci::digest::Sha256Digest;
 pub enum Format {
     /// cosign's simple signing: a payload layer of the `.sig` image.
     Simple,
+    /// A sigstore bundle v0.3: the layer of a referrer of the image.
+    Bundle,
 }
 
 impl Format {
@@ -25,6 +27,7 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Simple => "simple",
+            Format::Bundle => "bundle",
         }
     }
 }
@@ -42,6 +45,17 @@ pub enum Candidate {
         /// The layer's bytes.
         bytes: Result<Vec<u8>, String>,
     },
+    /// The bundle layer of a referrer: where it is, its descriptor (or
+    /// `Null` when the referrer has none to check), and its bytes (or why
+    /// there are none).
+    Bundle {
+        /// The referrer, by digest.
+        location: String,
+        /// The layer's descriptor.
+        layer: Value,
+        /// The layer's bytes.
+        bytes: Result<Vec<u8>, String>,
+    },
 }
 
 /// One signature found, checked.
@@ -53,9 +67,10 @@ pub struct Found {
     /// Where it is.
     #[serde(rename = "where")]
     pub location: String,
-    /// The digest of what holds it (the payload layer).
+    /// The digest of what holds it (the payload layer, the bundle layer).
     pub digest: String,
-    /// The annotations it signs (a payload's `optional`).
+    /// The annotations it signs (a payload's `optional`, a statement
+    /// subject's `annotations`).
     pub annotations: BTreeMap<String, Value>,
     /// Whether it verifies with the key.
     pub verified: bool,
@@ -84,6 +99,28 @@ pub fn check_all(candidates: Vec<Candidate>, image: &Sha256Digest, key: &PublicK
                 };
                 Found {
                     format: Format::Simple,
+                    location,
+                    digest,
+                    annotations,
+                    verified: result.is_ok(),
+                    reason: result.err(),
+                }
+            }
+            Candidate::Bundle {
+                location,
+                layer,
+                bytes,
+            } => {
+                let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+                let (annotations, result) = match bytes {
+                    Ok(b) => {
+                        let c = super::bundle::check(&layer, &b, image, key);
+                        (c.annotations, c.result)
+                    }
+                    Err(why) => (BTreeMap::new(), Err(why)),
+                };
+                Found {
+                    format: Format::Bundle,
                     location,
                     digest,
                     annotations,

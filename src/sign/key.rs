@@ -6,7 +6,7 @@
 //! - `ENCRYPTED SIGSTORE PRIVATE KEY` (what `cosign generate-key-pair`
 //!   and [`PrivateKey::to_encrypted_pem`] write) and the older `ENCRYPTED
 //!   COSIGN PRIVATE KEY`: PKCS#8 DER sealed with a passphrase
-//!   ([`super::encrypted`]);
+//!   (`sign::encrypted`);
 //! - `PRIVATE KEY`: plain PKCS#8, as `openssl genpkey` writes it;
 //! - `EC PRIVATE KEY`: plain SEC1, as `openssl ecparam -genkey` writes it.
 //!
