@@ -65,8 +65,8 @@
 //! 5. layouts: `layout` (store, reader, tags);
 //! 6. commands: `build` (with `base`: base images), `verify`, `inspect`,
 //!    `archive`, `unpack` (with `untar`, `artifact`), `diff`, `sbom`,
-//!    `referrers` (artifacts attached to images), `fuzz` (the fuzzing entry
-//!    points);
+//!    `referrers` (artifacts attached to images), `sign` (signatures
+//!    cosign accepts), `fuzz` (the fuzzing entry points);
 //! 7. the network: `remote`, the only module that uses it;
 //! 8. the command line: `cli` (the binary, `main.rs`, only calls it).
 
@@ -97,6 +97,7 @@ mod referrers;
 mod remote;
 mod rootfs;
 mod sbom;
+pub mod sign;
 pub mod spec;
 mod unpack;
 mod untar;

@@ -196,6 +196,36 @@ pub fn attach(
     Ok(desc)
 }
 
+/// Write the referrer manifest `doc` into the layout at `dir`, the blobs
+/// it names (`blobs`) first, and list it as [`attach`] lists an artifact
+/// (with the manifest's `artifactType`, its annotations): a referrer made
+/// elsewhere than from files (a cosign signature, whose layers carry
+/// their own annotations). Listing the same manifest again changes
+/// nothing. Returns its descriptor.
+pub fn attach_document(dir: &Path, doc: &Value, blobs: &[&[u8]]) -> Result<Descriptor> {
+    // Refused before any blob is written: nothing half-attached.
+    nested::check_own_blobs(dir)?;
+    nested::check_shape(dir)?;
+    let store = BlobDir::new(dir);
+    store.remove_stale();
+    for bytes in blobs {
+        let mut w = store.writer()?;
+        w.write_all(bytes).at(dir)?;
+        w.complete()?;
+    }
+    let mut desc = store.write_json(doc, MediaType::MANIFEST)?;
+    desc.artifact_type = artifact_type_of(doc).map(str::to_owned);
+    if let Some(a) = doc["annotations"].as_object() {
+        desc.annotations = a
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .filter(|(k, _)| k != ANNOTATION_REF_NAME)
+            .collect();
+    }
+    add_to_index(dir, &desc)?;
+    Ok(desc)
+}
+
 /// List `desc` as a referrer of the layout at `dir`, in the layout nested
 /// at `referrers/` ([`crate::layout::nested`]: made if missing, its
 /// `index.json` replaced atomically), unless it is listed there already.

@@ -619,9 +619,11 @@ fn a_token_endpoint_failing_once_is_retried() {
 
 /// Issue "Hardening", secrets: every registry command at `RUST_LOG=trace`
 /// (nixoci's and its HTTP stack's most verbose logging), with a password
-/// and a bearer token, through every fault above, once and always. Neither
-/// the password, nor the token, nor the Basic header made of them appears
-/// on stdout, stderr, or in any file nixoci wrote.
+/// and a bearer token, through every fault above, once and always; the
+/// signing commands with an encrypted key and a plain one. Neither the
+/// password, nor the token, nor the Basic header made of them, nor the
+/// key's passphrase, nor a line of the plain private key appears on
+/// stdout, stderr, or in any file nixoci wrote.
 #[test]
 fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
     use std::io::Write as _;
@@ -637,7 +639,37 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         &base64::engine::general_purpose::STANDARD,
         format!("ci:{PASSWORD}"),
     );
-    let secrets = [PASSWORD, TOKEN, basic.as_str()];
+    // The signing commands too: an encrypted key (its passphrase a secret)
+    // and a plain one (its PEM body a secret), kept outside the files
+    // checked below.
+    const KEY_PASSPHRASE: &str = "kp-Vd93-never-shown";
+    let keys = tempfile::tempdir().unwrap();
+    let encrypted = keys.path().join("enc");
+    let made = nixoci_in(b.env())
+        .args(["generate-key-pair", "-q", "--output-key-prefix"])
+        .arg(&encrypted)
+        .env("COSIGN_PASSWORD", KEY_PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let plain = keys.path().join("plain.key");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let plain_pem = fs::read_to_string(&plain).unwrap();
+    let mut secrets = vec![PASSWORD, TOKEN, basic.as_str(), KEY_PASSPHRASE];
+    secrets.extend(plain_pem.lines().filter(|l| !l.starts_with("-----")));
+    let key_path = |k: &str| keys.path().join(k).to_str().unwrap().to_owned();
     let sbom = b.env().join("sbom.json");
     fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
     let files = b.env().join("files");
@@ -671,6 +703,29 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
             vec!["referrers", &r("s:v1")],
             vec!["artifact", "push", &r("a:v1"), files.to_str().unwrap()],
             vec!["artifact", "pull", &r("a:v1"), &d("artifact")],
+            vec!["sign", "--key", &key_path("enc.key"), &r("s:v1")],
+            vec![
+                "sign",
+                "--format",
+                "bundle",
+                "--key",
+                &key_path("enc.key"),
+                &r("s:v1"),
+            ],
+            vec!["sign", "--key", &key_path("plain.key"), &r("s:v1")],
+            vec![
+                "verify-signature",
+                "--key",
+                &key_path("enc.pub"),
+                &r("s:v1"),
+            ],
+            vec![
+                "push",
+                "--sign-key",
+                &key_path("enc.key"),
+                layout,
+                &r("s:v4"),
+            ],
         ]
         .iter()
         .filter(|c| every || c[0] == "push" || c[0] == "pull")
@@ -680,7 +735,8 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
             let mut cmd = nixoci_in(b.env());
             cmd.args(c)
                 .env("RUST_LOG", "trace")
-                .env("NIXOCI_CREDS", format!("ci:{PASSWORD}"));
+                .env("NIXOCI_CREDS", format!("ci:{PASSWORD}"))
+                .env("COSIGN_PASSWORD", KEY_PASSPHRASE);
             cmd.args(["--retries", "1", "--timeout", "1"]);
             let out = cmd.output().unwrap();
             traced |= String::from_utf8_lossy(&out.stderr).contains("TRACE");
@@ -715,6 +771,17 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         ));
     };
     run_all("no-fault", true);
+    // The signing commands did sign, so their logs covered the key's use.
+    let verified = nixoci_in(b.env())
+        .args(["verify-signature", "--key", &key_path("enc.pub")])
+        .arg(b.proxy.reference("s:v1"))
+        .env("NIXOCI_CREDS", format!("ci:{PASSWORD}"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success() && String::from_utf8_lossy(&verified.stdout).contains("verified"),
+        "the signing commands signed nothing: {verified:?}"
+    );
     for fault in [
         Fault::ResetUpload,
         Fault::ResetDownload,
@@ -737,7 +804,7 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
     );
     for (what, bytes) in &outputs {
         let text = String::from_utf8_lossy(bytes);
-        for s in secrets {
+        for s in &secrets {
             assert!(!text.contains(s), "{what}: a secret in the output:\n{text}");
         }
     }
@@ -748,7 +815,7 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         if e.file_type().is_file() {
             let bytes = fs::read(e.path()).unwrap();
             checked += 1;
-            for s in secrets {
+            for s in &secrets {
                 assert!(
                     !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
                     "{}: holds a secret",

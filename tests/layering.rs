@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
         "diff",
         "sbom",
         "referrers",
+        "sign",
         "fuzz",
     ],
     &["remote"],

@@ -173,6 +173,7 @@ fn only_the_named_modules_are_public() {
             "fuzz",
             "oci",
             "progress",
+            "sign",
             "spec",
             "test_support"
         ]

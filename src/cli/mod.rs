@@ -9,14 +9,20 @@
 //! - `remote`: registries (push, pull, tag, exists, inspect of a
 //!   reference);
 //! - `plan`: the layering plan of a closure graph;
+//! - `sign`: signatures cosign accepts (sign, verify-signature), on
+//!   images in a registry;
+//! - `keys`: signing keys (generate-key-pair);
 //! - `output`: how a command reports (text, JSON or nothing);
 //! - `args`: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
 //! - `remote_args` and `limit_args`: the options every registry
-//!   command, and every command that reads layers, takes.
+//!   command, and every command that reads layers, takes;
+//! - `passphrase`: the passphrase of a private key (`--password-stdin`,
+//!   `COSIGN_PASSWORD`, a prompt), for every command that makes or reads
+//!   one.
 //!
 //! Imports go one way: this module uses the others; `artifact` uses
 //! `remote` (its progress bars); the commands use `args`, `output`,
-//! `remote_args` and `limit_args`, which use none of them
+//! `remote_args`, `limit_args` and `passphrase`, which use none of them
 //! (`tests/layering.rs` checks that no two import each other).
 //!
 //! It is a module of the library, in its top layer, so that the library's
@@ -32,13 +38,16 @@ mod args;
 mod artifact;
 mod build;
 mod diff;
+mod keys;
 mod limit_args;
 mod local;
 mod output;
+mod passphrase;
 mod plan;
 mod remote;
 mod remote_args;
 mod sbom;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -110,6 +119,17 @@ enum Command {
     /// List what is attached to an image in a registry (the referrers API,
     /// or the fallback tag).
     Referrers(remote::ReferrersArgs),
+    /// Sign an image in a registry with a key, as cosign signs: the
+    /// signature goes into the image tagged sha256-<hex>.sig beside it,
+    /// which `cosign verify` and `nixoci verify-signature` check.
+    ///
+    /// A signature already there is kept: signing again adds one.
+    Sign(sign::SignArgs),
+    /// Check the signatures of an image in a registry with a public key:
+    /// exit 0 when at least one verifies, 1 when none does (each is listed
+    /// with the reason) or there is none. No transparency log is
+    /// consulted.
+    VerifySignature(sign::VerifySignatureArgs),
     /// Exit 0 if a registry has the image, 1 if not, 2 if it cannot be told.
     Exists(remote::ExistsArgs),
     /// Compare two images (layouts or registry references): layers same,
@@ -137,6 +157,15 @@ enum Command {
     /// The SBOM of an image's Nix closure: every store path with its NAR
     /// hash, references and layer, as SPDX 2.3 or CycloneDX 1.6 JSON.
     Sbom(sbom::SbomArgs),
+    /// Make a signing key pair as cosign does: PREFIX.key, an ECDSA P-256
+    /// private key encrypted with a passphrase (ENCRYPTED SIGSTORE PRIVATE
+    /// KEY), and PREFIX.pub, its public key in PEM.
+    ///
+    /// The passphrase is COSIGN_PASSWORD if set (empty is allowed), else the
+    /// first line of standard input with --password-stdin, else asked twice
+    /// on the terminal. Neither file may exist; the private key is written
+    /// with mode 0600.
+    GenerateKeyPair(keys::GenerateKeyPairArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -155,9 +184,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::NixBuilder => build::nix_builder(),
         Command::Plan(a) => plan::run(&a),
         Command::Sbom(a) => sbom::run(&a),
+        Command::GenerateKeyPair(a) => keys::generate_key_pair(&a),
         Command::Verify(a) => local::verify(&a),
         Command::Inspect(a) => local::inspect(&a),
-        Command::Push(a) => remote::push(&a),
+        Command::Push(a) => sign::push(&a),
         Command::Pull(a) => remote::pull(&a),
         Command::Prefetch(a) => remote::prefetch(&a),
         Command::Tag(a) => remote::tag(&a),
@@ -165,6 +195,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Artifact(c) => artifact::run(&c),
         Command::Referrers(a) => remote::referrers(&a),
         Command::Exists(a) => remote::exists(&a),
+        Command::Sign(a) => sign::sign(&a),
+        Command::VerifySignature(a) => sign::verify(&a),
         Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),
         Command::Unpack(a) => local::unpack(&a),

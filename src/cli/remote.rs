@@ -2,7 +2,7 @@
 //! remote reference), with transfer progress bars and JSON reports.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +14,7 @@ use crate::verify::short;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::limit_args::LimitArgs;
@@ -33,10 +34,43 @@ pub struct PushArgs {
     /// remembered and tried anyway.
     #[arg(long, value_name = "REPOSITORY")]
     mount_from: Vec<String>,
+    /// Sign each pushed manifest (and the index of a multi-platform image)
+    /// after the push, as `nixoci sign --key KEY` does; the key is read
+    /// before anything is pushed.
+    #[arg(long, value_name = "KEY")]
+    pub(super) sign_key: Option<PathBuf>,
+    /// The passphrase of `--sign-key`, when it is encrypted.
+    #[command(flatten)]
+    pub(super) sign_key_passphrase: super::passphrase::KeyPassphraseArgs,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
     output: TransferOutputArgs,
+}
+
+impl PushArgs {
+    /// How the command reports.
+    pub(super) fn output_mode(&self) -> Output {
+        self.output.mode()
+    }
+}
+
+/// What signs a pushed image: given the layout, its tag and the reference
+/// pushed to, it signs and returns what it did.
+pub(super) type SignPushed<'a> = &'a dyn Fn(
+    &Path,
+    Option<&str>,
+    &Reference,
+    &remote::RemoteOptions,
+) -> Result<Vec<remote::SignReport>>;
+
+/// `push`'s report, with `--sign-key`'s signatures.
+#[derive(Serialize)]
+struct PushAndSign<'a> {
+    #[serde(flatten)]
+    push: &'a remote::PushReport,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    signed: Vec<remote::SignReport>,
 }
 
 #[derive(Debug, Args)]
@@ -224,8 +258,8 @@ pub struct ExistsArgs {
     output: OutputArgs,
 }
 
-/// `nixoci push`.
-pub fn push(a: &PushArgs) -> Result<ExitCode> {
+/// `nixoci push`; with `sign`, what signs the image after the push.
+pub(super) fn push(a: &PushArgs, sign: Option<SignPushed>) -> Result<ExitCode> {
     let (layout, tag) = layout_arg(&a.layout)?;
     // No tag (nor digest) in the destination: every tag the layout gives
     // the image, so Docker's default `latest` is not filled in.
@@ -237,7 +271,22 @@ pub fn push(a: &PushArgs) -> Result<ExitCode> {
     let report = remote::push(&layout, tag.as_deref(), &target, &opts, bars.clone())
         .with_context(|| format!("cannot push {} to {target}", layout.display()))?;
     bars.clear();
-    mode.report(&report, |out| {
+    let signed = match sign {
+        Some(sign) => sign(&layout, tag.as_deref(), &target, &opts)?,
+        None => Vec::new(),
+    };
+    let both = PushAndSign {
+        push: &report,
+        signed,
+    };
+    mode.report(&both, |out| {
+        for s in &both.signed {
+            writeln!(
+                out,
+                "{}@{}: signed ({}); {} holds {} signatures",
+                s.reference, s.digest, s.action, s.signature, s.signatures
+            )?;
+        }
         let named = if target.digest.is_some() {
             report.reference.clone()
         } else {

@@ -70,6 +70,13 @@
 //!   `download`. None uses another. `push` reads the local
 //!   layout through [`crate::layout::Layout`] (its graph under the root).
 //!
+//! `signature` ([`sign()`], [`signatures()`]): cosign's `.sig` image,
+//! written (a layer added, read back) and read, built on `client`, `api`
+//! and `upload`; the payloads and their checks are [`crate::sign`]'s.
+//! `push` adds the layers of a layout's signature referrers to it too.
+//! `bundle` ([`sign_bundle()`]): the sigstore bundle referrer, pushed and
+//! listed with `referrers`, and gathered for [`signatures()`].
+//!
 //! `report` ([`BlobReport`], [`BlobAction`]), what a transfer did with
 //! each blob, is shared by push, pull and upload and uses nothing else
 //! here. This file holds only the public names.
@@ -78,6 +85,7 @@ pub mod auth;
 
 mod api;
 pub mod artifact;
+mod bundle;
 mod client;
 mod download;
 mod errors;
@@ -91,9 +99,11 @@ mod query;
 mod referrers;
 mod report;
 mod runtime;
+mod signature;
 mod upload;
 
 pub use artifact::{attach, AttachFile, AttachOptions};
+pub use bundle::sign as sign_bundle;
 pub use client::{RemoteOptions, DEFAULT_CHUNKED_ABOVE, DEFAULT_TIMEOUT};
 pub use errors::{document_timeout_from_env, parse_seconds};
 pub use pull::{pull, PullOptions, PullReport};
@@ -101,3 +111,4 @@ pub use push::{push, PushReport, TagReport};
 pub use query::{exists, inspect, resolve, tag};
 pub use referrers::{list as referrers, ReferrerReport};
 pub use report::{BlobAction, BlobReport};
+pub use signature::{sign, signatures, SignReport};

@@ -58,6 +58,10 @@ pub struct PushReport {
     /// The layout's referrers of the image, pushed after it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<super::referrers::ReferrerReport>,
+    /// The `sha256-<hex>.sig` images the layout's cosign signatures (its
+    /// signature referrers) were added to, where cosign looks for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
 }
 
 impl PushReport {
@@ -185,12 +189,68 @@ pub fn push(
         }
         if !referrers.is_empty() {
             let (listed, blobs) = rt.block_on(super::referrers::push(
-                &remote, &reader, target, &referrers, opts, progress,
+                &remote,
+                &reader,
+                target,
+                &referrers,
+                opts,
+                progress.clone(),
             ))?;
             report.add_referrers(listed, blobs);
         }
+        // The signature referrers' layers also go to the `.sig` tag of
+        // their subject, where cosign looks by default.
+        for (subject, layers) in signature_layers(&reader, &referrers)? {
+            let (at, _) = rt.block_on(super::signature::copy_layers(
+                &remote,
+                target,
+                &subject,
+                layers,
+                opts,
+                progress.clone(),
+            ))?;
+            report.signatures.push(at.to_string());
+        }
         Ok(report)
     })
+}
+
+/// Signed payload layers, each descriptor with its payload.
+type PayloadLayers = Vec<(serde_json::Value, Vec<u8>)>;
+
+/// The payload layers of the cosign signature referrers among
+/// `referrers`, by subject.
+fn signature_layers(
+    reader: &Layout,
+    referrers: &[(Descriptor, Sha256Digest)],
+) -> Result<Vec<(Sha256Digest, PayloadLayers)>> {
+    let mut out: Vec<(Sha256Digest, PayloadLayers)> = Vec::new();
+    for (r, subject) in referrers {
+        let bytes = reader.read_document(r)?;
+        let Ok(doc) = serde_json::from_slice(&bytes) else {
+            continue;
+        };
+        let Some(layers) = crate::sign::local::signature_layers(&doc) else {
+            continue;
+        };
+        let mut with_bytes = Vec::new();
+        for l in layers {
+            let d: Descriptor = serde_json::from_value(l.clone()).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: signature referrer {}: a layer is not a descriptor: {e}",
+                    reader.dir().display(),
+                    r.digest
+                ))
+            })?;
+            with_bytes.push((l, reader.read_document(&d)?));
+        }
+        match out.iter_mut().find(|(s, _)| s == subject) {
+            Some((_, all)) => all.extend(with_bytes),
+            None => out.push((subject.clone(), with_bytes)),
+        }
+    }
+    out.retain(|(_, l)| !l.is_empty());
+    Ok(out)
 }
 
 /// The tags to set, each with the digest it is to name: the target's tag
@@ -367,5 +427,6 @@ fn report(
         manifests,
         blobs,
         referrers: Vec::new(),
+        signatures: Vec::new(),
     }
 }

@@ -152,7 +152,7 @@ const MAX_SETTLE: Duration = Duration::from_secs(5);
 
 /// A random wait of up to `max`, so that clients that collided do not
 /// collide again.
-fn jitter(max: Duration) -> Duration {
+pub(super) fn jitter(max: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()

@@ -1,5 +1,5 @@
 //! The Go peers (`.ci/install-deps` puts them in `.tools/bin`, ignored by
-//! git): crane, the oras CLI, and `referrers-registry`, a registry that
+//! git): crane, the oras CLI, cosign, and `referrers-registry`, a registry that
 //! serves the OCI 1.1 referrers API (go-containerregistry's
 //! `pkg/registry`, from `tests/peers/registry`). A test that needs one
 //! fails, never skips, when it is missing.
@@ -39,6 +39,24 @@ pub fn oras(home: &Path) -> Command {
     let mut c = Command::new(go_peer("oras"));
     c.env("HOME", home)
         .env("DOCKER_CONFIG", home.join(".docker"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
+/// `cosign` (v2.6.5, `.ci/install-deps` builds it), its configuration and
+/// caches in `home` (a test's own: no user's keys, credentials or trust
+/// roots), never prompting (`COSIGN_YES`) and with no passphrase unless the
+/// caller sets `COSIGN_PASSWORD`; offline use and the plain-HTTP loopback
+/// registries are the caller's (`--tlog-upload=false`,
+/// `--insecure-ignore-tlog=true`, `--allow-insecure-registry`).
+pub fn cosign(home: &Path) -> Command {
+    let mut c = Command::new(go_peer("cosign"));
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("TUF_ROOT", home.join(".sigstore"))
+        .env("COSIGN_YES", "true")
+        .env_remove("COSIGN_PASSWORD")
         .env_remove("XDG_RUNTIME_DIR")
         .stdin(Stdio::null());
     c
