@@ -82,12 +82,29 @@ fn traced(t: &Path, cmd: &Command) -> Vec<Call> {
         };
     }
     run(&mut s);
+    // A call that another thread interrupts is logged on two lines, "PID
+    // name(args <unfinished ...>" and, when it returns, "PID <... name
+    // resumed>rest) = 0": joined here, at the place it returned.
+    let mut unfinished: std::collections::HashMap<String, String> = Default::default();
     fs::read_to_string(&log)
         .unwrap()
         .lines()
         .filter_map(|l| {
-            // "PID name(args) = 0"; failed calls are not commits.
-            let l = l.split_once(' ').map_or(l, |(_, rest)| rest.trim_start());
+            let (pid, rest) = l.split_once(' ').unwrap_or(("", l));
+            let rest = rest.trim_start();
+            if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+                unfinished.insert(pid.to_owned(), head.to_owned());
+                return None;
+            }
+            let joined = match rest.strip_prefix("<... ") {
+                Some(resumed) => {
+                    let (_, tail) = resumed.split_once(" resumed>")?;
+                    unfinished.remove(pid)? + tail
+                }
+                None => rest.to_owned(),
+            };
+            // "name(args) = 0"; failed calls are not commits.
+            let l = joined.as_str();
             let (call, result) = l.rsplit_once(" = ")?;
             if !result.starts_with('0') {
                 return None;
