@@ -79,54 +79,65 @@ pub struct Found {
     pub reason: Option<String>,
 }
 
+/// What a format's `check` found of one signature layer: the annotations
+/// it signs (a payload's `optional`, when it parses; a statement
+/// subject's `annotations`, of the subject that names the image, else of
+/// the first), and whether it verifies.
+pub struct Checked {
+    /// The annotations it signs.
+    pub annotations: BTreeMap<String, Value>,
+    /// `Ok` when it verifies, else why not.
+    pub result: Result<(), String>,
+}
+
+/// That the bytes the registry sent for `layer` (the `what`, as messages
+/// name it) are the bytes its descriptor's digest names.
+pub fn check_layer_digest(layer: &Value, bytes: &[u8], what: &str) -> Result<(), String> {
+    let found = Sha256Digest::of(bytes);
+    let declared = layer["digest"].as_str().unwrap_or_default();
+    if declared != found.to_string() {
+        return Err(format!(
+            "{what}'s bytes were altered: the registry sent bytes of digest {found}, not the layer's {declared}"
+        ));
+    }
+    Ok(())
+}
+
+/// A format's check of one layer of `image` with `key`.
+type Check = fn(&Value, &[u8], &Sha256Digest, &PublicKey) -> Checked;
+
 /// Check each of `candidates` as a signature of `image` with `key`.
 pub fn check_all(candidates: Vec<Candidate>, image: &Sha256Digest, key: &PublicKey) -> Vec<Found> {
     candidates
         .into_iter()
-        .map(|c| match c {
-            Candidate::Simple {
-                location,
-                layer,
-                bytes,
-            } => {
-                let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
-                let (annotations, result) = match bytes {
-                    Ok(b) => {
-                        let c = super::simple::check(&layer, &b, image, key);
-                        (c.annotations, c.result)
-                    }
-                    Err(why) => (BTreeMap::new(), Err(why)),
-                };
-                Found {
-                    format: Format::Simple,
+        .map(|c| {
+            let (format, check, location, layer, bytes): (Format, Check, _, _, _) = match c {
+                Candidate::Simple {
                     location,
-                    digest,
-                    annotations,
-                    verified: result.is_ok(),
-                    reason: result.err(),
-                }
-            }
-            Candidate::Bundle {
-                location,
-                layer,
-                bytes,
-            } => {
-                let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
-                let (annotations, result) = match bytes {
-                    Ok(b) => {
-                        let c = super::bundle::check(&layer, &b, image, key);
-                        (c.annotations, c.result)
-                    }
-                    Err(why) => (BTreeMap::new(), Err(why)),
-                };
-                Found {
-                    format: Format::Bundle,
+                    layer,
+                    bytes,
+                } => (Format::Simple, super::simple::check, location, layer, bytes),
+                Candidate::Bundle {
                     location,
-                    digest,
-                    annotations,
-                    verified: result.is_ok(),
-                    reason: result.err(),
+                    layer,
+                    bytes,
+                } => (Format::Bundle, super::bundle::check, location, layer, bytes),
+            };
+            let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+            let (annotations, result) = match bytes {
+                Ok(b) => {
+                    let c = check(&layer, &b, image, key);
+                    (c.annotations, c.result)
                 }
+                Err(why) => (BTreeMap::new(), Err(why)),
+            };
+            Found {
+                format,
+                location,
+                digest,
+                annotations,
+                verified: result.is_ok(),
+                reason: result.err(),
             }
         })
         .collect()
