@@ -31,7 +31,7 @@ use p256::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::found::{check_layer_digest, Checked};
+use super::checked::{check_layer_digest, Checked};
 use super::key::{PrivateKey, PublicKey};
 use crate::error::{Error, Result};
 use crate::oci::digest::Sha256Digest;

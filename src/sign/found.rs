@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::checked::Checked;
 use super::key::PublicKey;
 use crate::oci::digest::Sha256Digest;
 
@@ -77,30 +78,6 @@ pub struct Found {
     /// Why not, when it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// What a format's `check` found of one signature layer: the annotations
-/// it signs (a payload's `optional`, when it parses; a statement
-/// subject's `annotations`, of the subject that names the image, else of
-/// the first), and whether it verifies.
-pub struct Checked {
-    /// The annotations it signs.
-    pub annotations: BTreeMap<String, Value>,
-    /// `Ok` when it verifies, else why not.
-    pub result: Result<(), String>,
-}
-
-/// That the bytes the registry sent for `layer` (the `what`, as messages
-/// name it) are the bytes its descriptor's digest names.
-pub fn check_layer_digest(layer: &Value, bytes: &[u8], what: &str) -> Result<(), String> {
-    let found = Sha256Digest::of(bytes);
-    let declared = layer["digest"].as_str().unwrap_or_default();
-    if declared != found.to_string() {
-        return Err(format!(
-            "{what}'s bytes were altered: the registry sent bytes of digest {found}, not the layer's {declared}"
-        ));
-    }
-    Ok(())
 }
 
 /// A format's check of one layer of `image` with `key`.

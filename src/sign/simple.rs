@@ -25,7 +25,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::found::{check_layer_digest, Checked};
+use super::checked::{check_layer_digest, Checked};
 use super::key::{PrivateKey, PublicKey};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
