@@ -653,19 +653,7 @@ fn secrets_never_appear_in_output_logs_or_files_whatever_fails() {
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     let plain = keys.path().join("plain.key");
-    let made = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    common::sign::openssl_private_key(&plain);
     let plain_pem = fs::read_to_string(&plain).unwrap();
     let mut secrets = vec![PASSWORD, TOKEN, basic.as_str(), KEY_PASSPHRASE];
     secrets.extend(plain_pem.lines().filter(|l| !l.starts_with("-----")));

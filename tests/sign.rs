@@ -12,114 +12,17 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::peers::{cosign, ReferrersRegistry};
-use common::registry::{Registry, Setup};
+use common::peers::cosign;
+use common::sign::{cosign_key_pair, report, stderr, Bench};
 use common::*;
 use serde_json::{json, Value};
 
-/// Where a test pushes: a registry's host, and for registry 2.8 the
-/// directory of its storage (to alter a blob under it).
-struct Bench {
-    env: tempfile::TempDir,
-    host: String,
-    storage: Option<PathBuf>,
-    _registry: Option<Registry>,
-}
-
 impl Bench {
-    fn registry2() -> Bench {
-        let r = Registry::start(Setup::default());
-        Bench {
-            env: tempfile::tempdir().unwrap(),
-            host: r.host(),
-            storage: Some(r.dir.path().join("data")),
-            _registry: Some(r),
-        }
-    }
-
-    fn referrers() -> Bench {
-        Bench {
-            env: tempfile::tempdir().unwrap(),
-            host: ReferrersRegistry::shared().host(),
-            storage: None,
-            _registry: None,
-        }
-    }
-
-    fn env(&self) -> &Path {
-        self.env.path()
-    }
-
-    fn reference(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.host)
-    }
-
-    /// A small image pushed to `repo:tag`; its manifest digest. Seeds
-    /// that differ only in their lowest bit give the same image.
-    fn push_image(&self, repo_tag: &str, seed: u64) -> String {
-        let dir = self.env().join(format!("img-{seed}"));
-        let layout = image(&dir, "app", 1, seed, 512);
-        let out = run(nixoci_in(self.env())
-            .args(["push", "--json"])
-            .arg(&layout)
-            .arg(self.reference(repo_tag)));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        report["digest"].as_str().unwrap().to_owned()
-    }
-
-    /// A P-256 key pair in PKCS#8 PEM made by openssl: (private, public).
-    fn openssl_keys(&self, name: &str) -> (PathBuf, PathBuf) {
-        require("openssl");
-        let key = self.env().join(format!("{name}.key"));
-        let public = self.env().join(format!("{name}.pub"));
-        run(Command::new("openssl")
-            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-            .arg("ec_paramgen_curve:P-256")
-            .arg("-out")
-            .arg(&key));
-        run(Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&public));
-        (key, public)
-    }
-
     /// `cosign generate-key-pair` in a directory of its own: (cosign.key,
     /// cosign.pub); the password is [`COSIGN_PASSWORD`].
     fn cosign_keys(&self) -> (PathBuf, PathBuf) {
         let dir = self.env().join("cosign-keys");
-        fs::create_dir_all(&dir).unwrap();
-        run(cosign(self.env())
-            .arg("generate-key-pair")
-            .env("COSIGN_PASSWORD", COSIGN_PASSWORD)
-            .current_dir(&dir));
-        (dir.join("cosign.key"), dir.join("cosign.pub"))
-    }
-
-    /// `nixoci sign --key KEY ARGS REF --json`, which must succeed: its
-    /// report.
-    fn sign(&self, key: &Path, reference: &str, args: &[&str]) -> Value {
-        let out = run(nixoci_in(self.env())
-            .arg("sign")
-            .arg("--key")
-            .arg(key)
-            .args(args)
-            .arg(reference)
-            .arg("--json"));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// `nixoci verify-signature --key PUB REF --json`: its output.
-    fn verify(&self, public: &Path, reference: &str) -> Output {
-        nixoci_in(self.env())
-            .arg("verify-signature")
-            .arg("--key")
-            .arg(public)
-            .arg(reference)
-            .arg("--json")
-            .output()
-            .unwrap()
+        cosign_key_pair(cosign(self.env()), &dir, COSIGN_PASSWORD)
     }
 
     /// `cosign verify --key PUB` offline, with `-a` for each annotation.
@@ -147,27 +50,6 @@ impl Bench {
             c.args(["-a", a]);
         }
         run(c.arg(reference));
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
-    }
-
-    /// GET a manifest through the registry API.
-    fn manifest(&self, repo: &str, at: &str) -> Value {
-        let out = run(Command::new("curl")
-            .args(["-sf", "-H"])
-            .arg("Accept: application/vnd.oci.image.manifest.v1+json")
-            .arg(self.url(&format!("/v2/{repo}/manifests/{at}"))));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// GET a blob through the registry API.
-    fn blob(&self, repo: &str, digest: &str) -> Vec<u8> {
-        run(Command::new("curl")
-            .arg("-sf")
-            .arg(self.url(&format!("/v2/{repo}/blobs/{digest}"))))
-        .stdout
     }
 
     /// Upload `bytes` as a blob through the registry API: its digest.
@@ -225,20 +107,6 @@ const COSIGN_PASSWORD: &str = "cosign-pw-for-tests";
 /// The tag of the signature image of `digest`.
 fn sig_tag(digest: &str) -> String {
     format!("{}.sig", digest.replace(':', "-"))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
 }
 
 /// nixoci signs (with `-a`), cosign verifies (and checks the annotation);

@@ -11,8 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::peers::{cosign, go_peer, ReferrersRegistry};
-use common::registry::{Registry, Setup};
+use common::peers::{cosign, go_peer};
+use common::sign::{cosign_key_pair, report, stderr, Bench};
 use common::*;
 use serde_json::Value;
 
@@ -39,106 +39,11 @@ fn cosign3(home: &Path) -> Command {
     c
 }
 
-/// Where a test pushes: a registry's host, and for registry 2.8 the
-/// directory of its storage.
-struct Bench {
-    env: tempfile::TempDir,
-    host: String,
-    storage: Option<PathBuf>,
-    _registry: Option<Registry>,
-}
-
 impl Bench {
-    fn registry2() -> Bench {
-        let r = Registry::start(Setup::default());
-        Bench {
-            env: tempfile::tempdir().unwrap(),
-            host: r.host(),
-            storage: Some(r.dir.path().join("data")),
-            _registry: Some(r),
-        }
-    }
-
-    fn referrers() -> Bench {
-        Bench {
-            env: tempfile::tempdir().unwrap(),
-            host: ReferrersRegistry::shared().host(),
-            storage: None,
-            _registry: None,
-        }
-    }
-
-    fn env(&self) -> &Path {
-        self.env.path()
-    }
-
-    fn reference(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.host)
-    }
-
-    /// A small image pushed to `repo:tag`; its manifest digest.
-    fn push_image(&self, repo_tag: &str, seed: u64) -> String {
-        let dir = self.env().join(format!("img-{seed}"));
-        let layout = image(&dir, "app", 1, seed, 512);
-        let out = run(nixoci_in(self.env())
-            .args(["push", "--json"])
-            .arg(&layout)
-            .arg(self.reference(repo_tag)));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        report["digest"].as_str().unwrap().to_owned()
-    }
-
-    /// A P-256 key pair in PKCS#8 PEM made by openssl: (private, public).
-    fn openssl_keys(&self, name: &str) -> (PathBuf, PathBuf) {
-        require("openssl");
-        let key = self.env().join(format!("{name}.key"));
-        let public = self.env().join(format!("{name}.pub"));
-        run(Command::new("openssl")
-            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-            .arg("ec_paramgen_curve:P-256")
-            .arg("-out")
-            .arg(&key));
-        run(Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&public));
-        (key, public)
-    }
-
     /// `cosign3 generate-key-pair`: (cosign.key, cosign.pub).
     fn cosign3_keys(&self) -> (PathBuf, PathBuf) {
         let dir = self.env().join("cosign3-keys");
-        fs::create_dir_all(&dir).unwrap();
-        run(cosign3(self.env())
-            .arg("generate-key-pair")
-            .env("COSIGN_PASSWORD", COSIGN_PASSWORD)
-            .current_dir(&dir));
-        (dir.join("cosign.key"), dir.join("cosign.pub"))
-    }
-
-    /// `nixoci sign --key KEY ARGS REF --json`, which must succeed.
-    fn sign(&self, key: &Path, reference: &str, args: &[&str]) -> Value {
-        let out = run(nixoci_in(self.env())
-            .arg("sign")
-            .arg("--key")
-            .arg(key)
-            .args(args)
-            .arg(reference)
-            .arg("--json"));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// `nixoci verify-signature --key PUB REF --json`.
-    fn verify(&self, public: &Path, reference: &str) -> Output {
-        nixoci_in(self.env())
-            .arg("verify-signature")
-            .arg("--key")
-            .arg(public)
-            .arg(reference)
-            .arg("--json")
-            .output()
-            .unwrap()
+        cosign_key_pair(cosign3(self.env()), &dir, COSIGN_PASSWORD)
     }
 
     /// `cosign3 verify --key PUB` offline (no transparency log, no TUF),
@@ -186,27 +91,6 @@ impl Bench {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
-    }
-
-    /// GET a manifest through the registry API.
-    fn manifest(&self, repo: &str, at: &str) -> Value {
-        let out = run(Command::new("curl")
-            .args(["-sf", "-H"])
-            .arg("Accept: application/vnd.oci.image.manifest.v1+json")
-            .arg(self.url(&format!("/v2/{repo}/manifests/{at}"))));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// GET a blob through the registry API.
-    fn blob(&self, repo: &str, digest: &str) -> Vec<u8> {
-        run(Command::new("curl")
-            .arg("-sf")
-            .arg(self.url(&format!("/v2/{repo}/blobs/{digest}"))))
-        .stdout
-    }
-
     /// The bundle layer's bytes of the referrer `referrer` in `repo`.
     fn bundle_of(&self, repo: &str, referrer: &str) -> (Value, Vec<u8>) {
         let m = self.manifest(repo, referrer);
@@ -225,20 +109,6 @@ impl Bench {
             .arg(reference)
             .arg(format!("{}:{BUNDLE_TYPE}", file.display())));
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
 }
 
 /// The bundle signatures a verification report lists.

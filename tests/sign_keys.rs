@@ -22,6 +22,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use common::peers::cosign;
+use common::sign::{cosign_key_pair, openssl_private_key};
 use common::*;
 use nixoci::sign::key::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
@@ -104,10 +105,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn a_key_cosign_made_signs_with_nixoci_and_cosign_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(cosign(d)
-        .current_dir(d)
-        .env("COSIGN_PASSWORD", SECRET)
-        .arg("generate-key-pair"));
+    cosign_key_pair(cosign(d), d, SECRET);
     let pem = fs::read_to_string(d.join("cosign.key")).unwrap();
     assert!(
         pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
@@ -263,18 +261,7 @@ fn a_key_nixoci_made_signs_with_cosign_and_nixoci_verifies() {
 fn plain_keys_from_openssl_are_read_and_other_kinds_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "p256.pem",
-        ],
-    );
+    openssl_private_key(&d.join("p256.pem"));
     openssl(
         d,
         &[
@@ -406,10 +393,7 @@ fn tamper(src: &Path, dst: &Path, edit: impl Fn(String) -> String) {
 fn unknown_encryptions_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(cosign(d)
-        .current_dir(d)
-        .env("COSIGN_PASSWORD", SECRET)
-        .arg("generate-key-pair"));
+    cosign_key_pair(cosign(d), d, SECRET);
     let asked = Cell::new(0);
     let cases: [(&str, Edit, &str); 3] = [
         (

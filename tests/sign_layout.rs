@@ -14,62 +14,15 @@ use std::process::{Command, Output};
 
 use common::peers::{cosign, oras, ReferrersRegistry};
 use common::registry::{Registry, Setup};
+use common::sign::{
+    nixoci_sign, nixoci_verify as verify, openssl_keys as keys, report as json, stderr,
+};
 use common::*;
 use serde_json::Value;
 
-/// A P-256 key pair in PKCS#8 PEM made by openssl: (private, public).
-fn keys(env: &Path, name: &str) -> (PathBuf, PathBuf) {
-    require("openssl");
-    let key = env.join(format!("{name}.key"));
-    let public = env.join(format!("{name}.pub"));
-    run(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-        .arg("ec_paramgen_curve:P-256")
-        .arg("-out")
-        .arg(&key));
-    run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public));
-    (key, public)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
-}
-
 /// `nixoci sign --key KEY ARGS TARGET --json`, which must succeed.
 fn sign(env: &Path, key: &Path, target: &str, args: &[&str]) -> Value {
-    json(&run(nixoci_in(env)
-        .arg("sign")
-        .arg("--key")
-        .arg(key)
-        .args(args)
-        .arg(target)
-        .arg("--json")))
-}
-
-/// `nixoci verify-signature --key PUB TARGET --json`.
-fn verify(env: &Path, public: &Path, target: &str) -> Output {
-    nixoci_in(env)
-        .arg("verify-signature")
-        .arg("--key")
-        .arg(public)
-        .arg(target)
-        .arg("--json")
-        .output()
-        .unwrap()
+    json(&nixoci_sign(env, key, target, args))
 }
 
 /// `cosign verify --key PUB` offline, with extra arguments.

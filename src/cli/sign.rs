@@ -120,11 +120,7 @@ fn sign_layout(a: &SignArgs, dir: &Path, tag: Option<&str>) -> Result<ExitCode> 
     let report = crate::sign::local::sign(dir, tag, &key, identity, &annotations)
         .with_context(|| format!("cannot sign {}", dir.display()))?;
     a.output.mode().report(&report, |out| {
-        let what = if report.action == "unchanged" {
-            "signed already with this key and these annotations: nothing written"
-        } else {
-            "signed"
-        };
+        let what = signed_what(report.action);
         writeln!(
             out,
             "{}: {}: {what}; referrer {}; the layout holds {} signatures of it",
@@ -134,6 +130,15 @@ fn sign_layout(a: &SignArgs, dir: &Path, tag: Option<&str>) -> Result<ExitCode> 
             report.signatures
         )
     })
+}
+
+/// What a sign report's `action` did, as the human report says it.
+fn signed_what(action: &str) -> &'static str {
+    if action == "unchanged" {
+        "signed already with this key and these annotations: nothing written"
+    } else {
+        "signed"
+    }
 }
 
 /// `nixoci sign`.
@@ -161,22 +166,14 @@ pub fn sign(a: &SignArgs) -> Result<ExitCode> {
     bars.clear();
     mode.report(&report, |out| {
         if report.format == crate::sign::found::Format::Bundle {
-            let what = if report.action == "unchanged" {
-                "signed already with this key and these annotations: nothing written"
-            } else {
-                "signed"
-            };
+            let what = signed_what(report.action);
             return writeln!(
                 out,
                 "{}@{}: {what}; the sigstore bundle is the referrer {}, one of the image's {} bundle signatures",
                 report.reference, report.digest, report.signature, report.signatures
             );
         }
-        let what = if report.action == "unchanged" {
-            "signed already with this key and these annotations: nothing written"
-        } else {
-            "signed"
-        };
+        let what = signed_what(report.action);
         writeln!(
             out,
             "{}@{}: {what}; {} holds {} signatures",

@@ -31,6 +31,7 @@ use p256::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::checked::{check_layer_digest, Checked};
 use super::key::{PrivateKey, PublicKey};
 use crate::error::{Error, Result};
 use crate::oci::digest::Sha256Digest;
@@ -236,16 +237,6 @@ pub fn is_bundle_type(artifact_type: &str) -> bool {
     artifact_type == MEDIA_TYPE || artifact_type == MEDIA_TYPE_PARAM
 }
 
-/// What [`check`] found of one bundle: the statement's annotations (of the
-/// subject that names the image, else of the first), and whether it
-/// verifies.
-pub struct Checked {
-    /// The subject's `annotations`.
-    pub annotations: BTreeMap<String, Value>,
-    /// `Ok` when it verifies, else why not.
-    pub result: std::result::Result<(), String>,
-}
-
 /// Check the bundle layer `layer` (its descriptor), whose bytes the
 /// registry sent as `bytes`, as a signature of `image` with `key`.
 pub fn check(layer: &Value, bytes: &[u8], image: &Sha256Digest, key: &PublicKey) -> Checked {
@@ -264,13 +255,7 @@ fn verdict(
     key: &PublicKey,
     annotations: &mut BTreeMap<String, Value>,
 ) -> std::result::Result<(), String> {
-    let found = Sha256Digest::of(bytes);
-    let declared = layer["digest"].as_str().unwrap_or_default();
-    if declared != found.to_string() {
-        return Err(format!(
-            "the bundle layer's bytes were altered: the registry sent bytes of digest {found}, not the layer's {declared}"
-        ));
-    }
+    check_layer_digest(layer, bytes, "the bundle layer")?;
     let bundle: Bundle = serde_json::from_slice(bytes)
         .map_err(|e| format!("the layer is not a sigstore bundle: {e}"))?;
     if !is_bundle_type(&bundle.media_type) {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::checked::Checked;
 use super::key::PublicKey;
 use crate::oci::digest::Sha256Digest;
 
@@ -79,54 +80,41 @@ pub struct Found {
     pub reason: Option<String>,
 }
 
+/// A format's check of one layer of `image` with `key`.
+type Check = fn(&Value, &[u8], &Sha256Digest, &PublicKey) -> Checked;
+
 /// Check each of `candidates` as a signature of `image` with `key`.
 pub fn check_all(candidates: Vec<Candidate>, image: &Sha256Digest, key: &PublicKey) -> Vec<Found> {
     candidates
         .into_iter()
-        .map(|c| match c {
-            Candidate::Simple {
-                location,
-                layer,
-                bytes,
-            } => {
-                let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
-                let (annotations, result) = match bytes {
-                    Ok(b) => {
-                        let c = super::simple::check(&layer, &b, image, key);
-                        (c.annotations, c.result)
-                    }
-                    Err(why) => (BTreeMap::new(), Err(why)),
-                };
-                Found {
-                    format: Format::Simple,
+        .map(|c| {
+            let (format, check, location, layer, bytes): (Format, Check, _, _, _) = match c {
+                Candidate::Simple {
                     location,
-                    digest,
-                    annotations,
-                    verified: result.is_ok(),
-                    reason: result.err(),
-                }
-            }
-            Candidate::Bundle {
-                location,
-                layer,
-                bytes,
-            } => {
-                let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
-                let (annotations, result) = match bytes {
-                    Ok(b) => {
-                        let c = super::bundle::check(&layer, &b, image, key);
-                        (c.annotations, c.result)
-                    }
-                    Err(why) => (BTreeMap::new(), Err(why)),
-                };
-                Found {
-                    format: Format::Bundle,
+                    layer,
+                    bytes,
+                } => (Format::Simple, super::simple::check, location, layer, bytes),
+                Candidate::Bundle {
                     location,
-                    digest,
-                    annotations,
-                    verified: result.is_ok(),
-                    reason: result.err(),
+                    layer,
+                    bytes,
+                } => (Format::Bundle, super::bundle::check, location, layer, bytes),
+            };
+            let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+            let (annotations, result) = match bytes {
+                Ok(b) => {
+                    let c = check(&layer, &b, image, key);
+                    (c.annotations, c.result)
                 }
+                Err(why) => (BTreeMap::new(), Err(why)),
+            };
+            Found {
+                format,
+                location,
+                digest,
+                annotations,
+                verified: result.is_ok(),
+                reason: result.err(),
             }
         })
         .collect()

@@ -11,10 +11,13 @@
 //! - `bundle`: the sigstore bundle (v0.3, a DSSE envelope of an
 //!   in-toto statement) that cosign 3 attaches as a referrer, and its
 //!   check;
+//! - `checked`: what a format's check gives back, and the layer digest
+//!   check both formats start with;
 //! - `found`: every signature of an image, checked, in one list;
 //! - `local`: signatures in a local image layout, as referrers.
 
 pub(crate) mod bundle;
+pub(crate) mod checked;
 pub(crate) mod encrypted;
 pub(crate) mod found;
 pub mod key;

@@ -25,6 +25,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::checked::{check_layer_digest, Checked};
 use super::key::{PrivateKey, PublicKey};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::reference::Reference;
@@ -175,15 +176,6 @@ pub fn config(diff_ids: &[Value]) -> Value {
     })
 }
 
-/// What [`check`] found of one payload layer: the payload's annotations
-/// (its `optional`, when it parses), and whether it verifies.
-pub struct Checked {
-    /// The payload's `optional` object.
-    pub annotations: BTreeMap<String, Value>,
-    /// `Ok` when it verifies, else why not.
-    pub result: Result<(), String>,
-}
-
 /// Check the payload layer `layer` (its descriptor), whose bytes the
 /// registry sent as `bytes`, as a signature of `image` with `key`.
 pub fn check(layer: &Value, bytes: &[u8], image: &Sha256Digest, key: &PublicKey) -> Checked {
@@ -207,13 +199,7 @@ fn verdict(
     image: &Sha256Digest,
     key: &PublicKey,
 ) -> Result<(), String> {
-    let found = Sha256Digest::of(bytes);
-    let declared = layer["digest"].as_str().unwrap_or_default();
-    if declared != found.to_string() {
-        return Err(format!(
-            "the layer's bytes were altered: the registry sent bytes of digest {found}, not the layer's {declared}"
-        ));
-    }
+    check_layer_digest(layer, bytes, "the layer")?;
     let signature = signature_of(layer)?;
     key.verify(bytes, &signature).map_err(|e| {
         format!("{e}: it was made with another key, or the payload (its annotations, its digest) was changed after signing")

@@ -5,6 +5,7 @@
 pub mod crane;
 pub mod peers;
 pub mod registry;
+pub mod sign;
 pub mod trees;
 pub mod usage;
 
