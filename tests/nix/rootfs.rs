@@ -283,16 +283,5 @@ fn rootfs_argument_errors_name_the_function_and_the_attribute() {
         ("rootfsNixGidAlone", "ociImage: nixGid is given without nixDatabase = true"),
         ("rootfsNixUidNegative", "ociLayerTar: nixUid must be an integer from 0 to 4294967295, not -1"),
     ];
-    let mut wrong = Vec::new();
-    for (attr, message) in cases {
-        let out = nix("nix-instantiate")
-            .args(["tests/nix/bad.nix", "-A", attr])
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        if out.status.success() || !err.contains(message) {
-            wrong.push(format!("{attr}: expected {message:?}, got:\n{err}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    super::assert_bad_nix_fails(&cases);
 }
