@@ -954,17 +954,18 @@ rec {
           else
             h;
         shell = checkNullOr checkAccountPath "${at}.shell" (u.shell or null);
-        groups =
-          if u ? groups then
-            let
-              l = expect "${at}.groups" "a list of group names" builtins.isList u.groups;
-            in
-            builtins.genList (j: checkAccountName "${at}.groups[${toString j}]" (builtins.elemAt l j)) (builtins.length l)
-          else
-            null;
+        groups = if u ? groups then checkAccountNames "${at}.groups" "a list of group names" u.groups else null;
         createHome = checkNullOr checkBool "${at}.createHome" (u.createHome or null);
       }
     );
+
+  # A list of account names at `at` (`what` says which), each checked.
+  checkAccountNames =
+    at: what: v:
+    let
+      l = expect at what builtins.isList v;
+    in
+    builtins.genList (j: checkAccountName "${at}[${toString j}]" (builtins.elemAt l j)) (builtins.length l);
 
   /** The `groups` of function `fn`, checked. */
   checkGroups =
@@ -973,14 +974,7 @@ rec {
       at: g: {
         name = checkAccountName "${at}.name" g.name;
         gid = checkAccountId "${at}.gid" g.gid;
-        members =
-          if g ? members then
-            let
-              l = expect "${at}.members" "a list of user names" builtins.isList g.members;
-            in
-            builtins.genList (j: checkAccountName "${at}.members[${toString j}]" (builtins.elemAt l j)) (builtins.length l)
-          else
-            null;
+        members = if g ? members then checkAccountNames "${at}.members" "a list of user names" g.members else null;
       }
     );
 
