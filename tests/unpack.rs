@@ -1706,9 +1706,9 @@ fn a_gzip_bomb_stops_at_the_size_limit() {
         );
     }
 
-    // The defaults are the documented ones, in --help and the README.
+    // The defaults are the documented ones, in --help and the guide.
     let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/local.md")).unwrap();
     for cmd in ["unpack", "verify"] {
         let help = String::from_utf8(run(nixoci().arg(cmd).arg("--help")).stdout).unwrap();
         for (flag, default, words) in [
@@ -1725,13 +1725,13 @@ fn a_gzip_bomb_stops_at_the_size_limit() {
             );
             assert!(
                 readme.contains(&format!("`{flag}` ({words})")),
-                "README: {flag} ({words})"
+                "docs/local.md: {flag} ({words})"
             );
         }
     }
     assert!(
         readme.contains("**verify** reads each layer within"),
-        "README: verify's limits"
+        "docs/local.md: verify's limits"
     );
 }
 

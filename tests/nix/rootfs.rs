@@ -1,17 +1,17 @@
 //! The root filesystem arguments of the Nix functions (`users`, `groups`,
 //! `directories`, `symlinks`, inline `files`, `perms`, `tmp`,
-//! `nixDatabase`): the README's service image built as written and run in
+//! `nixDatabase`): the guide's service image (docs/rootfs.md) built as written and run in
 //! podman, users added onto a base image's, a Nix database checked by the
 //! host's Nix, and the evaluation checks of every argument.
 
 use super::*;
 
-/// The README's `service.nix` block, as written there.
+/// The guide's `service.nix` block (docs/rootfs.md), as written there.
 fn readme_service_nix() -> String {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo().join("docs/rootfs.md")).unwrap();
     let start = readme
         .find("```nix\n# service.nix:")
-        .expect("README.md has no ```nix block starting with `# service.nix:`");
+        .expect("docs/rootfs.md has no ```nix block starting with `# service.nix:`");
     let body = &readme[start + "```nix\n".len()..];
     let end = body
         .find("\n```\n")
@@ -30,7 +30,7 @@ fn sh_in(podman: &Podman, image: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Issue 24: the README's non-root service image, read from README.md and
+/// Issue 24: the guide's non-root service image, read from docs/rootfs.md and
 /// built by Nix 2.8 with stand-ins for its packages, runs in podman as
 /// `app`: `id` names the user and group, `/tmp` (1777, by default) and
 /// the home are writable, `/` is not, the data directory is app's, the
