@@ -159,9 +159,12 @@ fn nix_not_pkgs(shared: &Shared) -> Result<(), Failed> {
 }
 
 fn nix_result(shared: &Shared) -> Result<(), Failed> {
-    let page = "```nix file=service.nix\n{ pkgs, app }: pkgs.ociImage { name = \"svc\"; contents = [ app ]; }\n```\n\n\
+    let page = "```nix file=service.nix\n{ pkgs, app }:\npkgs.ociImage {\n  name = \"svc\";\n  contents = [ pkgs.busybox app ];\n  \
+symlinks = [ { path = \"/usr/bin/env\"; target = \"${pkgs.coreutils}/bin/env\"; } ];\n}\n```\n\n\
 ```nix example\n{ pkgs }: import ./service.nix { inherit pkgs; app = pkgs.hello; }\n```\n\n\
-```sh example\nnixoci verify result\ntest -L result\n```\n";
+```sh example\nnixoci verify result\nnixoci unpack result rootfs\n\
+test -x rootfs/bin/sh && test -x rootfs/bin/hello\n\
+readlink rootfs/usr/bin/env | grep -q -- '-coreutils/bin/env$'\n```\n";
     let counts = run_page(shared, "docs/x.md", page)?;
     expect(
         counts
