@@ -38,7 +38,7 @@ type Check = fn(&Shared) -> Result<(), Failed>;
 
 /// The tests of the checks.
 pub fn trials(shared: Arc<Shared>) -> Vec<Trial> {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("runner::refuses_a_language_it_cannot_run", unknown_language),
         ("runner::refuses_an_unknown_attribute", unknown_attribute),
         (
@@ -54,6 +54,10 @@ pub fn trials(shared: Arc<Shared>) -> Vec<Trial> {
             nix_not_pkgs,
         ),
         ("runner::builds_a_nix_example_as_result", nix_result),
+        (
+            "runner::runs_nix_and_nix_build_against_the_standin",
+            nix_commands,
+        ),
         (
             "runner::fails_a_guide_page_without_an_example",
             guide_without_example,
@@ -165,6 +169,28 @@ symlinks = [ { path = \"/usr/bin/env\"; target = \"${pkgs.coreutils}/bin/env\"; 
 ```sh example\nnixoci verify result\nnixoci unpack result rootfs\n\
 test -x rootfs/bin/sh && test -x rootfs/bin/hello\n\
 readlink rootfs/usr/bin/env | grep -q -- '-coreutils/bin/env$'\n```\n";
+    let counts = run_page(shared, "docs/x.md", page)?;
+    expect(
+        counts
+            == Counts {
+                examples: 2,
+                files: 1,
+            },
+        format!("counted {counts:?}"),
+    )
+}
+
+/// `nix build .#image` of a flake whose inputs name remote nixpkgs and
+/// nixoci builds against the stand-in and this project; `nix-build`'s
+/// `<nixpkgs>` is the stand-in with nixoci's overlay; both offline.
+fn nix_commands(shared: &Shared) -> Result<(), Failed> {
+    let page = "```nix file=flake.nix\n{\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs/nixos-unstable\";\n  \
+inputs.nixoci.url = \"git+https://example.org/nixoci.git\";\n  inputs.nixoci.inputs.nixpkgs.follows = \"nixpkgs\";\n  \
+outputs = { nixpkgs, nixoci, ... }: {\n    packages.x86_64-linux.image = nixoci.lib.x86_64-linux.ociImage {\n      \
+name = \"flaky\";\n      contents = [ nixpkgs.legacyPackages.x86_64-linux.jq ];\n    };\n  };\n}\n```\n\n\
+```sh example\nnix build .#image\nnixoci verify result\nreadlink result | grep -q -- -flaky$\n```\n\n\
+```sh example\nrm result\nnix-build -E 'with import <nixpkgs> { }; ociImage { name = \"classic\"; contents = [ curl ]; }'\n\
+readlink result | grep -q -- -classic$\nnixoci verify result\n```\n";
     let counts = run_page(shared, "docs/x.md", page)?;
     expect(
         counts
