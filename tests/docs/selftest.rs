@@ -236,26 +236,28 @@ fn broken_links(_: &Shared) -> Result<(), Failed> {
         ),
         (
             "docs/a.md",
-            "# The `x` command\n\n## The x command!\n\n[self](#no-such-heading)\n[up](../README.md#nixoci) [out](../../x.md)\n\n## Caf\u{e9}\u{301}\n",
+            "# The `x` command\n\n## The x command!\n\n[self](#no-such-heading)\n[up](../README.md#nixoci) [out](../../x.md)\n\n## Caf\u{e9}\u{301}\n[b](../b.md#b)\n",
         ),
+        ("docs/b.md", "# B\n"),
     ]);
-    let pages: Vec<PathBuf> = ["README.md", "docs/a.md"]
+    let pages: Vec<PathBuf> = ["README.md", "docs/a.md", "docs/b.md"]
         .iter()
         .map(PathBuf::from)
         .collect();
     let problems = links::check(t.path(), &pages).join("\n");
     for needle in [
-        "README.md:4: link `docs/gone.md`: docs/gone.md does not exist",
-        "README.md:6: link `docs/logo.png`: docs/logo.png does not exist",
+        "README.md:4: link `docs/gone.md` leads to docs/gone.md, which does not exist",
+        "README.md:6: link `docs/logo.png` leads to docs/logo.png, which does not exist",
         "docs/a.md:5: link `#no-such-heading`: docs/a.md has no heading with the id `no-such-heading`",
-        "docs/a.md:6: link `../../x.md`: ../x.md does not exist",
+        "docs/a.md:6: link `../../x.md` leads to ../x.md, which does not exist\n",
+        "docs/a.md:9: link `../b.md#b` leads to b.md, which does not exist (did you mean `b.md`?)",
         "docs/a.md:8: heading `Caf\u{e9}\u{301}` gets the id `caf\u{e9}\u{301}` on GitHub but `caf\u{e9}` in mdBook",
     ] {
         expect(problems.contains(needle), format!("no {needle:?} in:\n{problems}"))?;
     }
     expect(
-        problems.lines().count() == 5,
-        format!("expected 5 problems, got:\n{problems}"),
+        problems.lines().count() == 6,
+        format!("expected 6 problems, got:\n{problems}"),
     )
 }
 
