@@ -140,7 +140,12 @@ test \"$HOME\" != \"$(getent passwd \"$(id -un)\" | cut -d: -f6)\"\n\
                 files: 1,
             },
         format!("counted {counts:?}"),
-    )
+    )?;
+    // $REGISTRY named only in a script that a later block runs.
+    let page =
+        "```sh file=list.sh\ncrane catalog $REGISTRY\n```\n\n```sh example\nbash list.sh\n```\n";
+    run_page(shared, "docs/x.md", page)?;
+    Ok(())
 }
 
 fn nix_not_pkgs(shared: &Shared) -> Result<(), Failed> {

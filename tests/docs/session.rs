@@ -288,7 +288,8 @@ fn needs_nix(examples: &[(&Block, Kind)]) -> bool {
 }
 
 /// Run the marked blocks of `text` (the page `page`, a path relative to
-/// the repository) in one fresh session; the counts, or what failed: the
+/// the repository) in one fresh session (a registry for it when one of
+/// them names `$REGISTRY`); the counts, or what failed: the
 /// page, the block's line, its text and its output.
 pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, String> {
     let all = blocks(text);
@@ -324,9 +325,11 @@ pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, Strin
         fs::create_dir_all(d).unwrap();
     }
     copy_tree(&repo().join("examples"), &work.join("examples"));
+    // A script written with file=NAME and run by a later block may be
+    // the one that names it.
     let registry = marked
         .iter()
-        .any(|(b, k)| *k == Kind::Sh && names_registry(&b.text))
+        .any(|(b, _)| names_registry(&b.text))
         .then(ReferrersRegistry::start);
     let path = std::env::join_paths(std::iter::once(shared.bin()).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
