@@ -66,6 +66,29 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// For a link from `page` to a missing `file`: the page of `pages` it
+/// likely means (the one whose path ends as `file` does without its
+/// leading `../`), written relative to `page`.
+fn hint(page: &Path, file: &str, pages: &[PathBuf]) -> String {
+    let wanted = Path::new(file.trim_start_matches("../").trim_start_matches("./"));
+    let Some(found) = pages.iter().find(|p| p.ends_with(wanted)) else {
+        return String::new();
+    };
+    let from: Vec<_> = page
+        .parent()
+        .unwrap_or(Path::new(""))
+        .components()
+        .collect();
+    let to: Vec<_> = found.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    rel.extend(&to[common..]);
+    format!(" (did you mean `{}`?)", rel.display())
+}
+
 /// Every broken link of `pages` (paths relative to `root`), each as
 /// `PAGE:LINE: what is wrong`, and the headings whose ids differ between
 /// GitHub and mdBook; empty when all is well.
@@ -124,11 +147,12 @@ pub fn check(root: &Path, pages: &[PathBuf]) -> Vec<String> {
             };
             if target.starts_with("..") || !root.join(&target).exists() {
                 problems.push(format!(
-                    "{}:{}: link `{}`: {} does not exist",
+                    "{}:{}: link `{}` leads to {}, which does not exist{}",
                     page.display(),
                     link.line,
                     link.dest,
-                    target.display()
+                    target.display(),
+                    hint(page, file, pages)
                 ));
                 continue;
             }

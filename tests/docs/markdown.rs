@@ -279,7 +279,7 @@ pub fn heading_ids(text: &str) -> (HashSet<String>, Vec<(usize, String)>) {
 }
 
 /// `id`, or the first of `id-1`, `id-2`, ... not yet in `used`.
-fn unique(id: String, used: &mut HashSet<String>) -> String {
+pub fn unique(id: String, used: &mut HashSet<String>) -> String {
     if used.insert(id.clone()) {
         return id;
     }

@@ -38,7 +38,7 @@ type Check = fn(&Shared) -> Result<(), Failed>;
 
 /// The tests of the checks.
 pub fn trials(shared: Arc<Shared>) -> Vec<Trial> {
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("runner::refuses_a_language_it_cannot_run", unknown_language),
         ("runner::refuses_an_unknown_attribute", unknown_attribute),
         (
@@ -71,6 +71,7 @@ pub fn trials(shared: Arc<Shared>) -> Vec<Trial> {
             unlisted_page,
         ),
         ("book::check_fails_on_a_warning", book_warning),
+        ("book::heading_ids_are_the_ones_mdbook_writes", book_ids),
     ];
     checks
         .into_iter()
@@ -139,7 +140,12 @@ test \"$HOME\" != \"$(getent passwd \"$(id -un)\" | cut -d: -f6)\"\n\
                 files: 1,
             },
         format!("counted {counts:?}"),
-    )
+    )?;
+    // $REGISTRY named only in a script that a later block runs.
+    let page =
+        "```sh file=list.sh\ncrane catalog $REGISTRY\n```\n\n```sh example\nbash list.sh\n```\n";
+    run_page(shared, "docs/x.md", page)?;
+    Ok(())
 }
 
 fn nix_not_pkgs(shared: &Shared) -> Result<(), Failed> {
@@ -236,26 +242,28 @@ fn broken_links(_: &Shared) -> Result<(), Failed> {
         ),
         (
             "docs/a.md",
-            "# The `x` command\n\n## The x command!\n\n[self](#no-such-heading)\n[up](../README.md#nixoci) [out](../../x.md)\n\n## Caf\u{e9}\u{301}\n",
+            "# The `x` command\n\n## The x command!\n\n[self](#no-such-heading)\n[up](../README.md#nixoci) [out](../../x.md)\n\n## Caf\u{e9}\u{301}\n[b](../b.md#b)\n",
         ),
+        ("docs/b.md", "# B\n"),
     ]);
-    let pages: Vec<PathBuf> = ["README.md", "docs/a.md"]
+    let pages: Vec<PathBuf> = ["README.md", "docs/a.md", "docs/b.md"]
         .iter()
         .map(PathBuf::from)
         .collect();
     let problems = links::check(t.path(), &pages).join("\n");
     for needle in [
-        "README.md:4: link `docs/gone.md`: docs/gone.md does not exist",
-        "README.md:6: link `docs/logo.png`: docs/logo.png does not exist",
+        "README.md:4: link `docs/gone.md` leads to docs/gone.md, which does not exist",
+        "README.md:6: link `docs/logo.png` leads to docs/logo.png, which does not exist",
         "docs/a.md:5: link `#no-such-heading`: docs/a.md has no heading with the id `no-such-heading`",
-        "docs/a.md:6: link `../../x.md`: ../x.md does not exist",
+        "docs/a.md:6: link `../../x.md` leads to ../x.md, which does not exist\n",
+        "docs/a.md:9: link `../b.md#b` leads to b.md, which does not exist (did you mean `b.md`?)",
         "docs/a.md:8: heading `Caf\u{e9}\u{301}` gets the id `caf\u{e9}\u{301}` on GitHub but `caf\u{e9}` in mdBook",
     ] {
         expect(problems.contains(needle), format!("no {needle:?} in:\n{problems}"))?;
     }
     expect(
-        problems.lines().count() == 5,
-        format!("expected 5 problems, got:\n{problems}"),
+        problems.lines().count() == 6,
+        format!("expected 6 problems, got:\n{problems}"),
     )
 }
 
@@ -277,15 +285,67 @@ fn unlisted_page(_: &Shared) -> Result<(), Failed> {
     )
 }
 
-/// `.ci/book DIR` fails on a page mdBook warns about (an HTML tag left
-/// open), and passes on the same book without it.
-fn book_warning(_: &Shared) -> Result<(), Failed> {
+fn mdbook() -> PathBuf {
     let mdbook = crate::repo().join(".tools/bin/mdbook");
     assert!(
         mdbook.is_file(),
         "this test needs mdBook ({}): run `bash .ci/install-deps`",
         mdbook.display()
     );
+    mdbook
+}
+
+/// The ids the link check gives the headings of every page of docs/ are
+/// the ones mdBook writes into the page's HTML, in order.
+fn book_ids(_: &Shared) -> Result<(), Failed> {
+    let out = tempfile::tempdir().unwrap();
+    crate::common::run(
+        Command::new(mdbook())
+            .arg("build")
+            .arg(crate::repo().join("docs"))
+            .arg("-d")
+            .arg(out.path()),
+    );
+    let mut problems = Vec::new();
+    for page in crate::pages_under(crate::repo(), Path::new("docs")) {
+        let rel = page.strip_prefix("docs").unwrap();
+        if rel == Path::new("SUMMARY.md") {
+            continue;
+        }
+        let text = fs::read_to_string(crate::repo().join(&page)).unwrap();
+        let mut used = std::collections::HashSet::new();
+        let ours: Vec<String> = crate::markdown::headings(&text)
+            .into_iter()
+            .map(|h| {
+                h.explicit_id.unwrap_or_else(|| {
+                    crate::markdown::unique(crate::markdown::mdbook_id(&h.text), &mut used)
+                })
+            })
+            .collect();
+        let html = fs::read_to_string(out.path().join(rel.with_extension("html")))
+            .map_err(|e| format!("no HTML for {}: {e}", page.display()))?;
+        let theirs: Vec<String> = html
+            .split("<h")
+            .skip(1)
+            .filter(|s| s.chars().next().is_some_and(|c| ('1'..='6').contains(&c)))
+            .filter_map(|s| s[1..].strip_prefix(" id=\""))
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        if ours != theirs {
+            problems.push(format!(
+                "{}: ours {ours:?}, mdBook's {theirs:?}",
+                page.display()
+            ));
+        }
+    }
+    expect(problems.is_empty(), problems.join("\n"))
+}
+
+/// `.ci/book DIR` fails on a page mdBook warns about (an HTML tag left
+/// open), and passes on the same book without it.
+fn book_warning(_: &Shared) -> Result<(), Failed> {
+    mdbook();
     let t = write_pages(&[
         ("docs/book.toml", "[book]\ntitle = \"t\"\nsrc = \".\"\n\n[build]\nbuild-dir = \"../out\"\ncreate-missing = false\n"),
         ("docs/SUMMARY.md", "# Summary\n\n[Intro](intro.md)\n"),

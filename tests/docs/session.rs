@@ -108,8 +108,6 @@ exit 2\n"
                 .map(|f| f.display().to_string())
                 .unwrap_or_else(|| format!("/nonexistent/{program}"))
         };
-        let standin = self.standin().display().to_string();
-        let project = self.project().display().to_string();
         script(
             "nix",
             format!(
@@ -129,10 +127,12 @@ for a in \"$@\"; do\n\
 done\n\
 opts=(--offline --option allow-import-from-derivation false)\n\
 if [ $flake = 1 ]; then\n\
-  opts+=(--override-input nixpkgs path:{standin} --override-input nixoci path:{project} --no-write-lock-file)\n\
+  opts+=(--override-input nixpkgs {standin} --override-input nixoci {project} --no-write-lock-file)\n\
 fi\n\
 exec {nix} \"${{@:1:$words}}\" \"${{opts[@]}}\" \"${{@:$((words + 1))}}\"\n",
-                nix = real("nix"),
+                nix = sh_quote(&real("nix")),
+                standin = sh_quote(&format!("path:{}", self.standin().display())),
+                project = sh_quote(&format!("path:{}", self.project().display())),
             ),
         );
         for program in ["nix-build", "nix-instantiate"] {
@@ -144,7 +144,7 @@ exec {nix} \"${{@:1:$words}}\" \"${{opts[@]}}\" \"${{@:$((words + 1))}}\"\n",
 # <nixpkgs> the stand-in with nixoci's overlay.\n\
 [ -x {real} ] || {{ echo '{program} is not installed: run bash .ci/install-deps' >&2; exit 127; }}\n\
 exec {real} --option allow-import-from-derivation false \"$@\"\n",
-                    real = real(program),
+                    real = sh_quote(&real(program)),
                 ),
             );
         }
@@ -177,15 +177,15 @@ exec {real} --option allow-import-from-derivation false \"$@\"\n",
 # project's overlay (its flake's outputs called as a flake would be).\n\
 {{ overlays ? [ ], ... }}@args:\n\
 let\n\
-  standin = (import {standin}/flake.nix).outputs {{ self = standin // {{ outPath = {standin}; }}; }};\n\
-  nixoci = (import {project}/flake.nix).outputs {{\n\
+  standin = (import ({standin} + \"/flake.nix\")).outputs {{ self = standin // {{ outPath = {standin}; }}; }};\n\
+  nixoci = (import ({project} + \"/flake.nix\")).outputs {{\n\
     self = nixoci // {{ outPath = {project}; }};\n\
     nixpkgs = standin // {{ outPath = {standin}; }};\n\
   }};\n\
 in\n\
 import {standin} (args // {{ overlays = [ nixoci.overlays.default ] ++ overlays; }})\n",
-                    standin = self.standin().display(),
-                    project = self.project().display(),
+                    standin = nix_string(&self.standin()),
+                    project = nix_string(&self.project()),
                 ),
             )
             .unwrap();
@@ -194,8 +194,9 @@ import {standin} (args // {{ overlays = [ nixoci.overlays.default ] ++ overlays;
     }
 }
 
-/// Builds one `nix example` block (`example`, a file in the page's working
-/// directory) with `nixpkgs`, or says why it cannot.
+/// Builds one `nix example` block (`example`, the absolute path of a file
+/// in the page's working directory) with `nixpkgs` (the path of
+/// `<nixpkgs>`), or says why it cannot.
 const NIX_DRIVER: &str = "{ example, nixpkgs }:
 let
   f = import example;
@@ -209,6 +210,22 @@ else if missing != [ ] then
 else
   f { pkgs = import nixpkgs { }; }
 ";
+
+/// `s` quoted for bash.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The absolute path `p` as a Nix string.
+fn nix_string(p: &Path) -> String {
+    let s = p.display().to_string();
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace("${", "\\${")
+    )
+}
 
 /// Copy the files git tracks (and untracked ones it does not ignore) of
 /// `from` to `to`, so that no build output or dirty state reaches the store.
@@ -288,7 +305,8 @@ fn needs_nix(examples: &[(&Block, Kind)]) -> bool {
 }
 
 /// Run the marked blocks of `text` (the page `page`, a path relative to
-/// the repository) in one fresh session; the counts, or what failed: the
+/// the repository) in one fresh session (a registry for it when one of
+/// them names `$REGISTRY`); the counts, or what failed: the
 /// page, the block's line, its text and its output.
 pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, String> {
     let all = blocks(text);
@@ -324,9 +342,11 @@ pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, Strin
         fs::create_dir_all(d).unwrap();
     }
     copy_tree(&repo().join("examples"), &work.join("examples"));
+    // A script written with file=NAME and run by a later block may be
+    // the one that names it.
     let registry = marked
         .iter()
-        .any(|(b, k)| *k == Kind::Sh && names_registry(&b.text))
+        .any(|(b, _)| names_registry(&b.text))
         .then(ReferrersRegistry::start);
     let path = std::env::join_paths(std::iter::once(shared.bin()).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
@@ -397,10 +417,10 @@ pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, Strin
                 fs::write(&file, &b.text).unwrap();
                 let mut c = Command::new(shared.bin().join("nix-build"));
                 c.arg(shared.driver())
-                    .arg("--arg")
+                    .arg("--argstr")
                     .arg("example")
                     .arg(&file)
-                    .arg("--arg")
+                    .arg("--argstr")
                     .arg("nixpkgs")
                     .arg(shared.nixpkgs())
                     .arg("-o")
