@@ -686,3 +686,39 @@ fn referrers_are_counted_in_the_push_figure() {
     );
     assert_eq!(over["push"]["manifests"].as_array().unwrap().len(), 2);
 }
+
+/// A reader that stops early (`nixoci diff A B --json | head`) is no
+/// failure: the closed pipe ends the command quietly with status 0, in
+/// both output modes, however the report was being written (a JSON report
+/// fails inside serde_json, which holds the pipe's error).
+#[test]
+fn a_closed_pipe_ends_the_report_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    // Enough changed files for a report far larger than a pipe's buffer,
+    // so the command is still writing when the pipe closes.
+    let names: Vec<String> = (0..3000).map(|i| format!("file-{i:05}")).collect();
+    let a: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "a\n")).collect();
+    let b: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "b\n")).collect();
+    let a = image(t.path(), "a", &a);
+    let b = image(t.path(), "b", &b);
+    for json in [true, false] {
+        let mut cmd = tool(t.path());
+        cmd.arg("diff").arg(&a).arg(&b);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the report
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "--json {json}: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

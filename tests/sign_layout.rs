@@ -204,6 +204,19 @@ fn push_sign_key_signs_each_pushed_manifest() {
     assert_eq!(r["signed"][0]["digest"], r["digest"], "{r}");
     let out = cosign_verify(env, &public, &reference, &[]);
     assert!(out.status.success(), "cosign verify: {}", stderr(&out));
+    // The text report names the signed image once: the repository at the
+    // digest, not the digest twice, and one signature in the singular.
+    let text = run(nixoci_in(env)
+        .args(["push", "--sign-key"])
+        .arg(&key)
+        .arg(&single)
+        .arg(&reference));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let digest = r["digest"].as_str().unwrap();
+    let named = format!("{host}/push-signed@{digest}: signed (unchanged);");
+    assert!(text.contains(&named), "{named:?} in:\n{text}");
+    assert!(!text.contains(&format!("{digest}@")), "{text}");
+    assert!(text.contains("holds 1 signature\n"), "{text}");
 
     let multi = two_platform_layout(env, "multi");
     let reference = format!("{host}/push-signed-multi:v1");

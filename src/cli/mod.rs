@@ -235,9 +235,16 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe (`nixoci inspect DIR | head`) is not a failure.
+            // A JSON report's write fails as a serde_json error holding it.
             let broken_pipe = err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                let kind = c
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    .or_else(|| {
+                        c.downcast_ref::<serde_json::Error>()
+                            .and_then(serde_json::Error::io_error_kind)
+                    });
+                kind == Some(std::io::ErrorKind::BrokenPipe)
             });
             if broken_pipe {
                 return ExitCode::SUCCESS;

@@ -283,8 +283,11 @@ pub(super) fn push(a: &PushArgs, sign: Option<SignPushed>) -> Result<ExitCode> {
         for s in &both.signed {
             writeln!(
                 out,
-                "{}@{}: signed ({}); {} holds {} signatures",
-                s.reference, s.digest, s.action, s.signature, s.signatures
+                "{}: signed ({}); {} holds {}",
+                super::sign::signed_name(&s.reference, &s.digest),
+                s.action,
+                s.signature,
+                super::sign::signatures(s.signatures, "")
             )?;
         }
         let named = if target.digest.is_some() {

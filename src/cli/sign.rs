@@ -123,13 +123,30 @@ fn sign_layout(a: &SignArgs, dir: &Path, tag: Option<&str>) -> Result<ExitCode> 
         let what = signed_what(report.action);
         writeln!(
             out,
-            "{}: {}: {what}; referrer {}; the layout holds {} signatures of it",
+            "{}: {}: {what}; referrer {}; the layout holds {} of it",
             report.layout.display(),
             report.digest,
             report.referrer,
-            report.signatures
+            signatures(report.signatures, "")
         )
     })
+}
+
+/// `reference@digest`, or the reference alone when it names that digest
+/// already (`nixoci sign REPO@sha256:…`, and what `push --sign-key` signs).
+pub(super) fn signed_name(reference: &str, digest: &impl std::fmt::Display) -> String {
+    let digest = digest.to_string();
+    if reference.ends_with(&format!("@{digest}")) {
+        reference.to_owned()
+    } else {
+        format!("{reference}@{digest}")
+    }
+}
+
+/// "1 signature", "2 bundle signatures": a count of `kind` signatures.
+pub(super) fn signatures(n: usize, kind: &str) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {kind}signature{plural}")
 }
 
 /// What a sign report's `action` did, as the human report says it.
@@ -169,15 +186,19 @@ pub fn sign(a: &SignArgs) -> Result<ExitCode> {
             let what = signed_what(report.action);
             return writeln!(
                 out,
-                "{}@{}: {what}; the sigstore bundle is the referrer {}, one of the image's {} bundle signatures",
-                report.reference, report.digest, report.signature, report.signatures
+                "{}: {what}; the sigstore bundle is the referrer {}, one of the image's {}",
+                signed_name(&report.reference, &report.digest),
+                report.signature,
+                signatures(report.signatures, "bundle ")
             );
         }
         let what = signed_what(report.action);
         writeln!(
             out,
-            "{}@{}: {what}; {} holds {} signatures",
-            report.reference, report.digest, report.signature, report.signatures
+            "{}: {what}; {} holds {}",
+            signed_name(&report.reference, &report.digest),
+            report.signature,
+            signatures(report.signatures, "")
         )
     })
 }
@@ -305,9 +326,17 @@ pub fn verify(a: &VerifySignatureArgs) -> Result<ExitCode> {
                 s.reason.as_deref().unwrap_or_default()
             );
         }
+        let which = match report.signatures.len() {
+            1 => "the one signature".to_owned(),
+            n => format!("none of the {n} signatures"),
+        };
+        let verb = if report.signatures.len() == 1 {
+            "does not verify"
+        } else {
+            "verifies"
+        };
         eprintln!(
-            "error: none of the {} signatures of {name} verifies with the key {}",
-            report.signatures.len(),
+            "error: {which} of {name} {verb} with the key {}",
             a.key.display()
         );
     }
