@@ -26,6 +26,18 @@ let
       printf '#!/bin/sh\necho ${name}\n' > $out/bin/${name}
       ${bb}/busybox chmod 555 $out/bin/${name}
     '' { } // { meta.mainProgram = name; };
+  # A package with several programs, bin/NAME for each of `bins` (the
+  # first is meta.mainProgram), for the guide's examples that link one of
+  # them (`${pkgs.coreutils}/bin/env`, busybox's /bin/sh).
+  programs =
+    name: bins:
+    run name ''
+      ${bb}/busybox mkdir -p $out/bin
+      for b in ${builtins.concatStringsSep " " bins}; do
+        printf '#!/bin/sh\necho ${name} %s\n' "$b" > $out/bin/$b
+        ${bb}/busybox chmod 555 $out/bin/$b
+      done
+    '' { } // { meta.mainProgram = builtins.head bins; };
 
   base = final: {
     lib = import ./lib.nix;
@@ -63,6 +75,10 @@ let
     bash = program "bash";
     jq = program "jq";
     hello = program "hello";
+    curl = program "curl";
+    python3 = program "python3";
+    coreutils = programs "coreutils" [ "env" "cat" "ls" "mkdir" "cp" "true" ];
+    busybox = programs "busybox" [ "busybox" "sh" "env" ];
   };
   fix = f: let x = f x; in x;
   extend = acc: overlay: final: let prev = acc final; in prev // overlay final prev;

@@ -1,7 +1,8 @@
 # A stand-in for nixpkgs, so that the project's flake evaluates and its
-# checks build offline (tests/nix.rs copies this directory next to a
-# busybox-static binary and the nixoci binary under test). It provides only
-# what flake.nix and examples/nix/ use.
+# checks build offline, and the guide's examples with it (tests/nix.rs and
+# tests/docs.rs copy this directory next to a busybox-static binary and the
+# nixoci binary under test). It provides only what flake.nix, examples/nix/
+# and the guide's examples use.
 {
   outputs =
     { self }:
