@@ -62,7 +62,7 @@
         in
         {
           nixoci = pkgs.nixoci;
-          # The README's example image builds and passes `nixoci verify`.
+          # The guide's example image (docs/nix.md) builds and passes `nixoci verify`.
           example = pkgs.ociVerify (import ./examples/nix/web.nix { inherit pkgs; });
           hello = pkgs.ociVerify (import ./examples/nix/hello.nix { inherit pkgs; });
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Durable commits benchmark: what syncing every output to the disk costs
-# (README, "Reproducibility and safety"), each command timed in one
+# (docs/reference/safety.md), each command timed in one
 # invocation without syncing (NIXOCI_SYNC=0, what nixoci did before issue
 # 22) and with it (the default), alternately, on the same inputs:
 #

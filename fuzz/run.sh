@@ -8,7 +8,7 @@
 # fuzz/artifacts/TARGET and fails the script. cargo-fuzz needs nightly
 # flags: RUSTC_BOOTSTRAP=1 enables them on the stable toolchain.
 #
-#   bash fuzz/run.sh 600          # the README's campaign: 10 minutes each
+#   bash fuzz/run.sh 600          # docs/reliability.md's campaign: 10 minutes each
 #   bash fuzz/run.sh 30 unpack_tar
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -367,7 +367,7 @@ rec {
   /** What a time must be, as messages say it. */
   rfc3339 = "an RFC 3339 time like \"2024-01-31T12:00:00Z\" (upper-case T and Z, seconds 00-59)";
 
-  # "now": the build's time, as dockerTools takes it (impure: see the README).
+  # "now": the build's time, as dockerTools takes it (impure: see docs/nix.md).
   checkCreated = what: checkNullOr (w: expect w "${rfc3339}, or \"now\"" (v: v == "now" || isRfc3339 v)) what;
 
   /**

@@ -28,7 +28,7 @@ in
   : The base image: an `ociPullImage`, `ociImageLayout` or `ociImage`
     result, a layout directory, or an image archive such as dockerTools'
     `buildImage` makes. Its layers go first, byte for byte; its config is
-    inherited (the README, "Base images: fromImage", has the rules); its
+    inherited (docs/base-images.md, "Building on a base image", has the rules); its
     platform must be the image's; the manifest records it
     (`org.opencontainers.image.base.name`, `.base.digest`). Every layer is
     checked at build time against the base's files: a directory over one

@@ -132,7 +132,7 @@
   }
   ```
 
-  A non-root service: see the README, "A root filesystem without
+  A non-root service: see docs/rootfs.md, "A root filesystem without
   fakeroot".
 */
 {

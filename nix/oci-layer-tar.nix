@@ -17,8 +17,8 @@ in
   with its descriptor. The result is a directory holding
   `blobs/sha256/<digest>` and `layer.json` (descriptor, diff_id, and the
   store paths the layer holds, written so that Nix does not record them as
-  references of the layer: see the README, "Outputs of the building
-  blocks").
+  references of the layer: see docs/reference/specs.md, "Outputs of
+  the building blocks").
 
   # Inputs
 

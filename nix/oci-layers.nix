@@ -19,8 +19,8 @@ in
 
   Any change to the closure rebuilds this one step (every layer is written
   again), but a layer whose store paths did not change comes out
-  byte-identical, so a push sends only the layers that changed. See the
-  README, "Automatic layering".
+  byte-identical, so a push sends only the layers that changed. See
+  docs/layering.md, "Automatic layering".
 
   # Inputs
 
@@ -36,7 +36,7 @@ in
     about 127 layers in an image: count the image's other layers too.
 
   `strategy` (`"stable"` | `"popularity"`, default `"stable"`)
-  : How store paths are grouped (README, "Automatic layering"):
+  : How store paths are grouped (docs/layering.md):
     `popularity` groups as nixpkgs' dockerTools does; `stable` keeps each
     store path's layer independent of unrelated paths.
 

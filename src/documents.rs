@@ -215,8 +215,7 @@ struct Inherited {
 
 /// The base config `base` (of an image whose layers are the first of
 /// `total`; `name` names it), with `spec`'s settings applied by these
-/// rules (the README's
-/// "Base images"):
+/// rules (docs/base-images.md, "Building on a base image"):
 ///
 /// - `Env`: merged by variable name; a variable the new image sets keeps
 ///   the base's place, a new one comes after the base's;

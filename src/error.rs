@@ -341,7 +341,7 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// What kind of failure an [`Error::Registry`] is. Each kind has its own
 /// exit status of the `nixoci` command, so that a script can tell a wrong
-/// password from a registry that is down (README, "Exit status"):
+/// password from a registry that is down (docs/reference/commands.md, "Exit status"):
 ///
 /// | kind | exit status |
 /// |---|---|

@@ -3,8 +3,8 @@
 //!
 //! # The library
 //!
-//! What other Rust programs may use, and what later versions keep (the
-//! README's "Using nixoci as a library" says the same):
+//! What other Rust programs may use, and what later versions keep
+//! (docs/library.md, "Using nixoci as a library", says the same):
 //!
 //! - building an image layout from an image spec: [`build()`], with
 //!   [`BuildOptions`], giving a [`LayoutReport`]; the spec is the JSON
@@ -51,8 +51,8 @@
 //! `build` assembles and `remote` pushes.
 //!
 //! The modules come in layers, each importing only from its own layer or
-//! those listed before it (the README's "How the code is laid out" has the
-//! table; `tests/layering.rs` enforces it):
+//! those listed before it (ARCHITECTURE.md's code map has them;
+//! `tests/layering.rs` enforces it):
 //!
 //! 1. ground floor: `error`, `progress`, `oci`;
 //! 2. the layer write path: `layer`;

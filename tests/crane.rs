@@ -313,7 +313,7 @@ fn crane_export_gives_the_tree_nixoci_unpack_gives() {
 /// then `crane mutate` of labels, entrypoint, command, env and working
 /// directory. As a `fromImage` base, pulled to a layout (`crane pull
 /// --format oci`) and as crane's tarball (`crane pull REF FILE`, a docker
-/// archive), it gives the config the README's rules say (Env merged by
+/// archive), it gives the config docs/base-images.md's rules say (Env merged by
 /// name, Labels merged with the new image winning, Entrypoint, Cmd, User,
 /// WorkingDir and ExposedPorts inherited, history extended by the new
 /// layer), crane's layer files are in the unpacked image, and podman runs

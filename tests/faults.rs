@@ -17,7 +17,7 @@
 //! And a registry that pages its referrers answer (tests/faults/pages.rs):
 //! every page is read, and a loop, a link to another host or no end is
 //! refused.
-//! The README's fault table ("Reliability") is what these tests check.
+//! The fault table of docs/reliability.md is what these tests check.
 
 mod common;
 #[path = "faults/pages.rs"]
@@ -148,7 +148,7 @@ fn stderr(o: &Output) -> String {
 fn assert_failed_naming(out: &Output, words: &[&str], what: &str) {
     let err = stderr(out);
     assert!(!out.status.success(), "{what}: succeeded, should fail");
-    // Shown with --nocapture: the README's fault table quotes these.
+    // Shown with --nocapture: docs/reliability.md's fault table quotes these.
     eprintln!("{what}: {}", err.trim());
     assert!(
         words.iter().any(|w| err.contains(w)),

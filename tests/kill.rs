@@ -10,8 +10,8 @@
 //!   removes the hidden temporary the killed run left (its PID is dead):
 //!   afterwards the output's directory holds the output and nothing else.
 //!
-//! `NIXOCI_KILL_TRIALS` kills per command (default 8 here; the README's
-//! campaign ran 50), `NIXOCI_KILL_SEED` the seed (default: from the
+//! `NIXOCI_KILL_TRIALS` kills per command (default 8 here; the campaign of
+//! docs/reliability.md ran 50), `NIXOCI_KILL_SEED` the seed (default: from the
 //! clock); both are printed, and a failure names the seed, the command and
 //! the trial to run it again.
 

@@ -1,11 +1,10 @@
-//! The layering of the code, as the README's "How the code is laid out"
-//! gives it: every module, of the library (the command line, `cli/`,
-//! included) and of the binary (`main.rs`), imports only modules of its
-//! own layer or the layers below, and no two modules import each other,
-//! directly or round a loop. Read from the source: outside a comment, a
-//! `crate::` path, a `super::` path (the parent module), a `use` of a child
-//! module by its name and, in the binary, a `nixoci::` path (the library)
-//! are imports.
+//! The layering of the code, as ARCHITECTURE.md's code map gives it:
+//! every module, of the library (the command line, `cli/`, included) and
+//! of the binary (`main.rs`), imports only modules of its own layer or the
+//! layers below, and no two modules import each other, directly or round a
+//! loop. Read from the source: outside a comment, a `crate::` path, a
+//! `super::` path (the parent module), a `use` of a child module by its
+//! name and, in the binary, a `nixoci::` path (the library) are imports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -44,7 +43,7 @@ fn layer_of(module: &str) -> usize {
         .iter()
         .position(|l| l.contains(&top))
         .unwrap_or_else(|| {
-            panic!("module {module} is in no layer: add it to LAYERS and the README")
+            panic!("module {module} is in no layer: add it to LAYERS here and to the code map of ARCHITECTURE.md")
         })
 }
 

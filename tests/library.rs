@@ -1,6 +1,6 @@
-//! The library's surface (README, "Using nixoci as a library"): a Rust
-//! program builds, verifies and reads the results through the public API
-//! alone, and no module is public unless the README says it is.
+//! The library's surface (docs/library.md, "Using nixoci as a library"): a
+//! Rust program builds, verifies and reads the results through the public
+//! API alone, and no module is public unless docs/library.md says it is.
 
 mod common;
 
@@ -152,8 +152,8 @@ fn extra_config_is_set_through_the_api() {
     );
 }
 
-/// Every module of the library is private but those the README's "Using
-/// nixoci as a library" names: the OCI types, the spec, errors and
+/// Every module of the library is private but those docs/library.md ("Using
+/// nixoci as a library") names: the OCI types, the spec, errors and
 /// progress, and, hidden from the documentation and outside the API, the
 /// command line, the fuzz entry points and what the tests reach. A new
 /// public module is a decision to take there, not a side effect.

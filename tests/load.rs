@@ -2,7 +2,7 @@
 //! once of images that share a layer, sharing one blob-location cache; a
 //! push of 120 layers and of a 4-platform index; an unpack of a layer of
 //! 30,000 entries (200,000 in the benchmark). Peak RSS and time of the big ones are measured by
-//! `benches/load.sh` (README, "Reliability"), not here.
+//! `benches/load.sh` (docs/reliability.md, "Concurrency and load"), not here.
 
 mod common;
 

@@ -906,8 +906,8 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// (app, and dep through app's closure) are in its blob, compressed, and in
 /// `layer.json` in a form whose bytes do not hold their hashes, which every
 /// JSON reader (serde, jq, Nix) reads as the paths. An uncompressed layer's
-/// tar holds the paths as they are written, so it references them (the
-/// README says so).
+/// tar holds the paths as they are written, so it references them (docs/reference/specs.md
+/// says so).
 #[test]
 fn compressed_layer_outputs_do_not_reference_the_store_paths_they_pack() {
     require("jq");
@@ -1431,8 +1431,8 @@ fn store_paths_into_a_directory_keep_their_own_names() {
 
 /// Issue 21: a store path written in the config (`Env`) makes the layout
 /// reference it, so `nix copy` carries it beside the layer that holds it;
-/// written with `builtins.unsafeDiscardStringContext` (README, "With
-/// Nix"), the same config bytes name it and the layout does not reference
+/// written with `builtins.unsafeDiscardStringContext` (docs/nix.md,
+/// "With Nix"), the same config bytes name it and the layout does not reference
 /// it.
 #[test]
 fn config_store_paths_without_context_are_not_references() {
@@ -1897,7 +1897,7 @@ fn provenance_annotations_from_a_flake_self() {
         a["org.opencontainers.image.created"],
         json!("2024-01-31T12:05:00Z")
     );
-    // Issue 21: the config's created too, as the README says.
+    // Issue 21: the config's created too, as docs/nix.md says.
     let config = read_json(&blob_path(&layout, m["config"]["digest"].as_str().unwrap()));
     assert_eq!(config["created"], json!("2024-01-31T12:05:00Z"));
     let dirty = nix_build("withDirtyOrigin");
@@ -1922,8 +1922,8 @@ fn provenance_annotations_from_a_flake_self() {
 /// which it never hands out and deletes before building it again) or valid
 /// and complete;
 /// the build run again succeeds, and its blobs are the uninterrupted
-/// build's. `NIXOCI_KILL_NIX_TRIALS` (default 3; the README's campaign ran
-/// 50) and `NIXOCI_KILL_SEED` as in tests/kill.rs, printed.
+/// build's. `NIXOCI_KILL_NIX_TRIALS` (default 3; the campaign of
+/// docs/reliability.md ran 50) and `NIXOCI_KILL_SEED` as in tests/kill.rs, printed.
 ///
 /// The moment is taken from the chain's own progress, never from a clock
 /// (issue 21: on a busy machine, a delay measured beforehand made one kill

@@ -177,8 +177,8 @@ fn without_packed_bytes(mut m: Value) -> Value {
 /// `oras pull`, of a file, several files, a directory and all of them,
 /// with annotations from one file: every byte comes back, a directory
 /// with its paths, links and modes (oras keeps the tar's modes, so a
-/// directory nixoci packed comes out of oras with Nix's 0444/0555, as the
-/// README says), and the two manifests are the same document but for the
+/// directory nixoci packed comes out of oras with Nix's 0444/0555, as
+/// docs/artifacts.md says), and the two manifests are the same document but for the
 /// packed directory's own bytes (artifactType, config, media types,
 /// titles, annotations).
 #[test]

@@ -596,7 +596,7 @@ fn a_credential_helper_with_endless_output_is_bounded() {
 
 /// Issue "Defects found trying nixoci as a new user would": `inspect out`
 /// of a missing directory went to Docker Hub as docker.io/library/out. The
-/// rule (README, "Registries"): an existing path, or one written as a path
+/// rule (docs/registries.md, "Layout or reference?"): an existing path, or one written as a path
 /// (`./x`, `../x`, `/x`), is local; a name whose first component is a
 /// registry host is a reference; anything else is an error naming both
 /// readings, and no request is made.

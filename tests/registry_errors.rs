@@ -1,7 +1,7 @@
 //! How registry commands fail: the settings read from the environment
 //! (`NIXOCI_DOCUMENT_TIMEOUT`), the CA roots, and the kinds of registry
-//! failure, each with its own exit status and message (README "Exit
-//! status"), against a real registry (distribution 2.8,
+//! failure, each with its own exit status and message
+//! (docs/reference/commands.md, "Exit status"), against a real registry (distribution 2.8,
 //! `common::registry`), with the fault proxy of `tests/faults.rs` for
 //! 429 and 503.
 
@@ -150,7 +150,8 @@ fn builtin_roots_are_trusted_without_changing_the_environment() {
 /// `words`.
 fn assert_failed(out: &Output, code: i32, words: &[&str], what: &str) {
     let err = stderr(out);
-    // Shown with --nocapture: the README's table quotes these.
+    // Shown with --nocapture: the messages docs/reference/commands.md's exit
+    // statuses describe.
     eprintln!("{what}: exit {:?}: {}", out.status.code(), err.trim());
     assert_eq!(out.status.code(), Some(code), "{what}: {err}");
     for w in words {
@@ -158,8 +159,8 @@ fn assert_failed(out: &Output, code: i32, words: &[&str], what: &str) {
     }
 }
 
-/// Each kind of registry failure has its own exit status (README "Exit
-/// status"), which the old code did not give (every failure was 1):
+/// Each kind of registry failure has its own exit status
+/// (docs/reference/commands.md, "Exit status"), which the old code did not give (every failure was 1):
 /// a refused password 20, no such repository or tag 21, nothing listening
 /// 24; an error of nixoci's own is still 1, and a usage error 2.
 #[test]

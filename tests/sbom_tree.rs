@@ -266,7 +266,7 @@ fn links_inside_the_image_are_followed_there() {
 }
 
 /// The image is named by its tag (SPDX `name`, CycloneDX metadata
-/// component), as the README says, when the layout gives it exactly one
+/// component), as docs/artifacts.md says, when the layout gives it exactly one
 /// and none is asked for; by the tag asked for; by its manifest digest
 /// when it has several and none is asked for. The old code named it by
 /// digest unless a tag was given.

@@ -38,7 +38,7 @@ pkgs.ociImageLayout {
       config = {
         Entrypoint = [ "/bin/bash" "/entrypoint.sh" ];
         # No store path here: the config would reference nginx, and
-        # `nix copy` of the image would carry it (README, "With Nix").
+        # `nix copy` of the image would carry it (docs/nix.md).
         Env = [ "PATH=/bin" ];
         ExposedPorts."8080/tcp" = { };
       };

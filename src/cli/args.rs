@@ -65,7 +65,7 @@ fn split_tag(arg: &str) -> Result<(PathBuf, Option<String>)> {
 }
 
 /// Read a `DIR|REF` argument by one rule, for every command that takes one
-/// (README, "Registries"):
+/// (docs/registries.md, "Layout or reference?"):
 ///
 /// 1. an existing path, or `LAYOUT:TAG` whose `LAYOUT` exists, is a layout;
 /// 2. a path written as one (`/x`, `./x`, `../x`, `~/x`) is a layout, and an

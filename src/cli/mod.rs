@@ -256,8 +256,8 @@ pub fn main() -> ExitCode {
 }
 
 /// The exit status of a failed command: a registry failure's own
-/// ([`crate::error::RegistryErrorKind::exit_code`], 20 to 25, README
-/// "Exit status"), else 1.
+/// ([`crate::error::RegistryErrorKind::exit_code`], 20 to 25,
+/// docs/reference/commands.md, "Exit status"), else 1.
 fn exit_status(err: &anyhow::Error) -> u8 {
     err.chain()
         .find_map(|c| {

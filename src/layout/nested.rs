@@ -1,7 +1,7 @@
 //! The referrers of a layout (artifacts attached to its image: SBOMs,
 //! signatures), kept in an image layout of their own nested at
-//! `DIR/referrers/` (README, "Attached to the image, and carried by a
-//! push"), so that the layout's own `index.json` holds its one image and
+//! `DIR/referrers/` (docs/artifacts.md, "Attached to the image, and
+//! carried by a push"), so that the layout's own `index.json` holds its one image and
 //! nothing else: `crane push DIR REF` takes exactly one entry there.
 //!
 //! The nested layout is `referrers/oci-layout`, `referrers/index.json`

@@ -1,5 +1,5 @@
 //! The one rule every command that writes follows, before it writes
-//! anything (README, "Reproducibility and safety"):
+//! anything (docs/reference/safety.md, "Reproducibility and safety"):
 //!
 //! - an output ([`check_output`]): never in the Nix store; never one of the
 //!   command's inputs, nor inside one, nor holding one

@@ -2,9 +2,9 @@
 //! extracted base archive, the image `sbom` unpacks, an image `diff` or
 //! `prefetch` pulls, the files `artifact pull` unpacks beside its target).
 //! They can be as large as an image, so they follow the rules outputs'
-//! temporaries follow (README, "Reliability"): removed when the work ends,
-//! however it ends; removed by the signal handler on SIGINT, SIGTERM and
-//! SIGHUP; and named `.nixoci.tmp-PID-HOST-KIND-XXXXXX`, so that the next
+//! temporaries follow (docs/reliability.md, "Kill trials"): removed when
+//! the work ends, however it ends; removed by the signal handler on SIGINT,
+//! SIGTERM and SIGHUP; and named `.nixoci.tmp-PID-HOST-KIND-XXXXXX`, so that the next
 //! run making scratch space in the same directory removes those a killed
 //! run left ([`crate::layout::remove_stale_temporaries`]).
 

@@ -290,7 +290,7 @@ impl std::str::FromStr for Platform {
 
 /// The OCI name of an architecture given by its Nix (uname) name, such as
 /// `x86_64` for `amd64`; None for any other name. Images are refused with
-/// such a name rather than mapped (a decision, README "With Nix"): a
+/// such a name rather than mapped (a decision, docs/nix.md): a
 /// config names what the user wrote, and an index with `x86_64` is one in
 /// which podman and skopeo on amd64 find no image.
 pub(crate) fn oci_architecture(name: &str) -> Option<&'static str> {

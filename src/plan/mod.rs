@@ -2,14 +2,14 @@
 //!
 //! The input is the closure graph Nix writes for `exportReferencesGraph`
 //! with structured attrs (a list of `{path, narSize, references}`); the
-//! output is a plan (`plan.json` in the README): the layers, each with its store paths,
-//! their total NAR size and why they are together. The plan is a pure
+//! output is a plan (`plan.json` in docs/layering.md): the layers, each
+//! with its store paths, their total NAR size and why they are together. The plan is a pure
 //! function of the graph *as a set*: the order of its entries and of their
 //! references changes nothing, nor do thread counts or the machine. A plan
 //! file handed to `nixoci layers` is read back by [`read_plan`], which
 //! takes it only as [`plan`] would have made it.
 //!
-//! Two strategies (the README's "Automatic layering" explains both):
+//! Two strategies (docs/layering.md explains both):
 //!
 //! - [`Strategy::Popularity`]: dockerTools' popularity contest, the same
 //!   grouping on the same graph (tested against a direct transcription of

@@ -83,7 +83,7 @@ pub(super) fn tier_text(tier: u128) -> String {
     size_text(u64::try_from(tier).unwrap_or(u64::MAX))
 }
 
-/// The stable grouping of `paths` (see the README):
+/// The stable grouping of `paths` (see docs/layering.md):
 ///
 /// - all of them fit: a layer each;
 /// - a budget of 1: one layer;

@@ -91,7 +91,7 @@ pub struct PullOptions {
     /// Also pull the image's referrers (of its manifest, or of its index
     /// and each manifest pulled): each artifact's manifest and blobs,
     /// listed as referrers, without a tag, in the layout nested at
-    /// `referrers/` (README, "Where the referrers are listed"), as `nixoci
+    /// `referrers/` (docs/artifacts.md, "Where the referrers are listed"), as `nixoci
     /// sbom --attach` lists them.
     pub referrers: bool,
 }

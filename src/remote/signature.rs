@@ -153,8 +153,8 @@ pub fn sign(
 /// Add the signed payload layers `layers` (each descriptor with its
 /// payload) to the signature image of `subject` in `target`'s repository,
 /// as [`sign`] adds one: what `push` does with the cosign signatures a
-/// layout holds as referrers (README, "Signing a layout, and signing at
-/// push time"), so that cosign finds them where it looks. A layer that is
+/// layout holds as referrers (docs/signing.md, "Signing a layout, and
+/// signing at push time"), so that cosign finds them where it looks. A layer that is
 /// there already (the same payload and signature) is not added again.
 /// Returns the signature image's tag.
 pub(super) async fn copy_layers(

@@ -1,5 +1,5 @@
-//! cosign signatures in a local image layout (README, "Signing a layout,
-//! and signing at push time"). A signature is a referrer of the image, in
+//! cosign signatures in a local image layout (docs/signing.md, "Signing a
+//! layout, and signing at push time"). A signature is a referrer of the image, in
 //! the form cosign writes a simple signature as an OCI 1.1 referrer
 //! (`cosign sign --registry-referrers-mode=oci-1-1`): an image manifest of
 //! artifact type [`ARTIFACT_TYPE`] (its config's media type too, the

@@ -171,7 +171,7 @@ pub struct ImageSpec {
     #[serde(default)]
     pub tags: Vec<String>,
     /// The image this one is built on: its layers first, byte for byte, its
-    /// config inherited (see the README, "Base images").
+    /// config inherited (see docs/base-images.md).
     #[serde(default)]
     pub from_image: Option<FromImage>,
     /// The root filesystem settings below, when any is given, make one

@@ -29,7 +29,7 @@ pub struct LayerSpec {
     #[serde(default, deserialize_with = "objects")]
     pub perms: Vec<PermSpec>,
     /// Users: `/etc/passwd`, `/etc/shadow` (and their groups), merged
-    /// onto the base image's files (README, "Layer spec").
+    /// onto the base image's files (docs/reference/specs.md, "Layer spec").
     #[serde(default, deserialize_with = "objects")]
     pub users: Vec<User>,
     /// Groups: `/etc/group`, merged onto the base image's file.
@@ -41,7 +41,7 @@ pub struct LayerSpec {
     pub tmp: bool,
     /// Write a Nix database (`/nix/var/nix/db`) registering every store
     /// path of the image: this layer's, its `base` layers' and the base
-    /// image's (README, "The Nix database").
+    /// image's (docs/reference/specs.md, "The Nix database").
     #[serde(default)]
     pub nix_database: bool,
     /// With `nixDatabase`: the owner of `/nix` and the database (default 0).

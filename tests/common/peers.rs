@@ -16,7 +16,7 @@ pub fn go_peer(program: &str) -> PathBuf {
         .join(program);
     assert!(
         bin.is_file(),
-        "this test needs {program} from the Go peers: run `bash .ci/install-deps` (it needs Go 1.26 or later on PATH; README, Tests)"
+        "this test needs {program} from the Go peers: run `bash .ci/install-deps` (it needs Go 1.26 or later on PATH; docs/tests.md)"
     );
     bin
 }

@@ -5,7 +5,7 @@
   tool,
   busybox,
   system ? "x86_64-linux",
-  # The README's service.nix (tests/nix.rs reads it from README.md).
+  # The guide's service.nix (tests/nix/rootfs.rs reads it from docs/rootfs.md).
   serviceNix ? null,
 }:
 let
@@ -58,7 +58,7 @@ let
 
   busyboxLayer = lib.ociLayerTar { files = [ { source = bb; destination = "/bin"; } ]; };
 
-  # Stand-ins for the README's packages: busybox as nixpkgs has it
+  # Stand-ins for the guide's packages: busybox as nixpkgs has it
   # (bin/ with its applets as links), coreutils' env, and an app with a
   # var directory in its store path.
   busyboxPkg = sh "busybox" ''
@@ -283,7 +283,7 @@ rec {
   };
   busyboxPath = "${bb}";
 
-  # The README's non-root service image, built as written.
+  # The guide's non-root service image (docs/rootfs.md), built as written.
   readmeService = import serviceNix {
     pkgs = lib // {
       busybox = busyboxPkg;
