@@ -37,10 +37,19 @@ fn repo() -> &'static Path {
 
 impl Shared {
     pub fn new() -> Shared {
+        // Outside the repository, as a reader's directory is: Nix reads a
+        // flake `.` inside a git work tree (target/tmp is one) as that
+        // repository's flake, from its tracked files alone, and finds no
+        // target/ there.
         let dir = tempfile::Builder::new()
-            .prefix("docs-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap_or_else(|e| panic!("cannot make a directory in target/tmp: {e}"));
+            .prefix("nixoci-docs-")
+            .tempdir()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot make a directory in {}: {e}",
+                    std::env::temp_dir().display()
+                )
+            });
         let shared = Shared {
             dir,
             nix: OnceLock::new(),
