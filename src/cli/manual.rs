@@ -87,19 +87,71 @@ pub fn manpages(a: &ManpagesArgs, cmd: Command) -> Result<ExitCode> {
 fn pages(cmd: Command) -> Result<Vec<(String, Vec<u8>)>> {
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
-    let mut names = Vec::new();
-    collect_names(&cmd, &mut names);
-    let mut pages = Vec::new();
-    render_tree(&cmd, &mut Vec::new(), None, &names, &mut pages)?;
-    Ok(pages)
+    let mut tree = Vec::new();
+    walk(&cmd, &mut Vec::new(), None, &mut tree);
+    let names: Vec<String> = tree.iter().map(|p| page_name(p.cmd).to_owned()).collect();
+    let mentions: Vec<Vec<String>> = tree
+        .iter()
+        .map(|p| mentioned(examples::of(&p.path()), &names))
+        .collect();
+    tree.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = &names[i];
+            // Its parent, its commands, the commands its examples name,
+            // and those whose examples name it.
+            let mut see_also: Vec<String> = p.parent.clone().into_iter().collect();
+            see_also.extend(subcommands(p.cmd).map(|s| page_name(s).to_owned()));
+            see_also.extend(mentions[i].iter().cloned());
+            see_also.extend(
+                (0..tree.len())
+                    .filter(|&j| mentions[j].contains(name))
+                    .map(|j| names[j].clone()),
+            );
+            let mut seen = std::collections::BTreeSet::from([name.clone()]);
+            see_also.retain(|n| seen.insert(n.clone()));
+            let page = render(p.cmd, &p.path(), &see_also)
+                .with_context(|| format!("cannot render the man page of {name}"))?;
+            Ok((format!("{name}.1"), page))
+        })
+        .collect()
 }
 
-/// The page names (`nixoci-push`) of the command tree.
-fn collect_names(cmd: &Command, names: &mut Vec<String>) {
-    names.push(page_name(cmd).to_owned());
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        collect_names(sub, names);
+/// A command of the tree, with its path of names below `nixoci` and the
+/// page name of its parent.
+struct Node<'a> {
+    cmd: &'a Command,
+    path: Vec<String>,
+    parent: Option<String>,
+}
+
+impl Node<'_> {
+    fn path(&self) -> Vec<&str> {
+        self.path.iter().map(String::as_str).collect()
     }
+}
+
+/// The commands of the tree, each before those below it.
+fn walk<'a>(
+    cmd: &'a Command,
+    path: &mut Vec<String>,
+    parent: Option<&str>,
+    out: &mut Vec<Node<'a>>,
+) {
+    out.push(Node {
+        cmd,
+        path: path.clone(),
+        parent: parent.map(str::to_owned),
+    });
+    for sub in subcommands(cmd) {
+        path.push(sub.get_name().to_owned());
+        walk(sub, path, Some(page_name(cmd)), out);
+        path.pop();
+    }
+}
+
+fn subcommands(cmd: &Command) -> impl Iterator<Item = &Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set())
 }
 
 /// The page name of a built command: its display name (`nixoci-push`).
@@ -107,27 +159,34 @@ fn page_name(cmd: &Command) -> &str {
     cmd.get_display_name().unwrap_or(cmd.get_name())
 }
 
-fn render_tree(
-    cmd: &Command,
-    path: &mut Vec<String>,
-    parent: Option<&str>,
-    names: &[String],
-    pages: &mut Vec<(String, Vec<u8>)>,
-) -> Result<()> {
-    let path_strs: Vec<&str> = path.iter().map(String::as_str).collect();
-    let page = render(cmd, &path_strs, parent, names)
-        .with_context(|| format!("cannot render the man page of {}", page_name(cmd)))?;
-    pages.push((format!("{}.1", page_name(cmd)), page));
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        path.push(sub.get_name().to_owned());
-        render_tree(sub, path, Some(page_name(cmd)), names, pages)?;
-        path.pop();
+/// The pages that examples name (`nixoci diff` in an example of layout),
+/// the longest match first: nixoci-artifact-push before nixoci-artifact.
+fn mentioned(examples: &[examples::Example], names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in examples {
+        for text in [e.what, e.line] {
+            for (i, _) in text.match_indices("nixoci ") {
+                let words: Vec<&str> = text[i..]
+                    .split(|c: char| c.is_whitespace() || c == '`')
+                    .take(3)
+                    .collect();
+                let found = (2..=words.len())
+                    .rev()
+                    .map(|k| words[..k].join("-"))
+                    .find(|n| names.contains(n));
+                if let Some(n) = found {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
     }
-    Ok(())
+    out
 }
 
 /// One page: clap_mangen's sections, then EXAMPLES, VERSION and SEE ALSO.
-fn render(cmd: &Command, path: &[&str], parent: Option<&str>, names: &[String]) -> Result<Vec<u8>> {
+fn render(cmd: &Command, path: &[&str], see_also: &[String]) -> Result<Vec<u8>> {
     // No date: the pages are a function of the definitions alone.
     let man = Man::new(cmd.clone())
         .source(concat!("nixoci ", env!("CARGO_PKG_VERSION")))
@@ -140,7 +199,7 @@ fn render(cmd: &Command, path: &[&str], parent: Option<&str>, names: &[String]) 
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(&mut page)?;
     }
-    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+    if subcommands(cmd).next().is_some() {
         man.render_subcommands_section(&mut page)?;
     }
     let examples = examples::of(path);
@@ -161,7 +220,6 @@ fn render(cmd: &Command, path: &[&str], parent: Option<&str>, names: &[String]) 
     if cmd.get_version().is_some() {
         man.render_version_section(&mut page)?;
     }
-    let see_also = see_also(cmd, examples, parent, names);
     if !see_also.is_empty() {
         let mut roff = Roff::new();
         roff.control("SH", ["SEE ALSO"]);
@@ -179,43 +237,4 @@ fn render(cmd: &Command, path: &[&str], parent: Option<&str>, names: &[String]) 
         roff.to_writer(&mut page)?;
     }
     Ok(page)
-}
-
-/// The pages a page points to: its parent, its subcommands, and the
-/// commands its examples name (`nixoci diff` in the example of layout).
-fn see_also(
-    cmd: &Command,
-    examples: &[examples::Example],
-    parent: Option<&str>,
-    names: &[String],
-) -> Vec<String> {
-    let own = page_name(cmd);
-    let mut out: Vec<String> = parent.map(str::to_owned).into_iter().collect();
-    out.extend(
-        cmd.get_subcommands()
-            .filter(|s| !s.is_hide_set())
-            .map(|s| page_name(s).to_owned()),
-    );
-    for e in examples {
-        for text in [e.what, e.line] {
-            for (i, _) in text.match_indices("nixoci ") {
-                let words: Vec<&str> = text[i..]
-                    .split(|c: char| c.is_whitespace() || c == '`')
-                    .take(3)
-                    .collect();
-                // The longest page the words name: nixoci-artifact-push
-                // before nixoci-artifact.
-                let found = (2..=words.len())
-                    .rev()
-                    .map(|k| words[..k].join("-"))
-                    .find(|n| names.contains(n));
-                if let Some(n) = found {
-                    if n != own && !out.contains(&n) {
-                        out.push(n);
-                    }
-                }
-            }
-        }
-    }
-    out
 }
