@@ -1,5 +1,11 @@
-# The nixoci tool, built from this repository with the versions Cargo.lock pins.
-{ lib, rustPlatform }:
+# The nixoci tool, built from this repository with the versions Cargo.lock
+# pins, with its shell completions and man pages.
+{
+  lib,
+  stdenv,
+  rustPlatform,
+  installShellFiles,
+}:
 let
   cargo = (lib.importTOML ../Cargo.toml).package;
 in
@@ -21,6 +27,20 @@ rustPlatform.buildRustPackage {
   # The test suite drives podman, umoci, a registry and Nix itself: it runs
   # in CI (.ci/run), not in the sandbox.
   doCheck = false;
+  # The completions (bash, zsh, fish) and the man pages (nixoci.1,
+  # nixoci-push.1, ...) come from the built tool itself, generated from the
+  # definitions that give --help, so that `man nixoci push` works after
+  # `nix profile install`. A cross build cannot run the tool: it then
+  # ships without them.
+  nativeBuildInputs = [ installShellFiles ];
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+    installShellCompletion --cmd nixoci \
+      --bash <($out/bin/nixoci completions bash) \
+      --zsh <($out/bin/nixoci completions zsh) \
+      --fish <($out/bin/nixoci completions fish)
+    $out/bin/nixoci manpages -q -o man-pages
+    installManPage man-pages/*.1
+  '';
   meta = {
     inherit (cargo) description;
     mainProgram = "nixoci";

@@ -675,7 +675,12 @@ fn flake_check_passes_offline() {
     run(Command::new("git").arg("-C").arg(&src).args(["add", "-A"]));
     let standin = t.path().join("standin");
     fs::create_dir_all(standin.join("busybox")).unwrap();
-    for f in ["flake.nix", "default.nix", "lib.nix"] {
+    for f in [
+        "flake.nix",
+        "default.nix",
+        "lib.nix",
+        "install-shell-files.sh",
+    ] {
         fs::copy(repo().join("tests/nix/standin").join(f), standin.join(f)).unwrap();
     }
     fs::copy("/bin/busybox", standin.join("busybox/busybox")).unwrap();
@@ -768,6 +773,65 @@ fn flake_check_passes_offline() {
         fs::read(source.join("src/main.rs")).unwrap(),
         fs::read(repo().join("src/main.rs")).unwrap()
     );
+
+    // The package holds the completions and man pages where nixpkgs'
+    // installShellFiles puts them, as the tool itself generates them.
+    let built = flake(&[
+        "build",
+        "--json",
+        "--no-link",
+        ".#packages.x86_64-linux.nixoci",
+    ]);
+    let built: Value = serde_json::from_slice(&built.stdout).unwrap();
+    let package = PathBuf::from(built[0]["outputs"]["out"].as_str().unwrap());
+    let generated = |shell: &str| run(nixoci().args(["completions", shell])).stdout;
+    for (file, shell) in [
+        ("share/bash-completion/completions/nixoci.bash", "bash"),
+        ("share/zsh/site-functions/_nixoci", "zsh"),
+        ("share/fish/vendor_completions.d/nixoci.fish", "fish"),
+    ] {
+        let installed = fs::read(package.join(file))
+            .unwrap_or_else(|e| panic!("the package has no {file}: {e}"));
+        assert!(
+            installed == generated(shell),
+            "{file} is not the output of nixoci completions {shell}"
+        );
+    }
+    let pages = t.path().join("man");
+    run(nixoci().args(["manpages", "-q", "-o"]).arg(&pages));
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let man1 = package.join("share/man/man1");
+    assert_eq!(names(&man1), names(&pages));
+    assert!(man1.join("nixoci-artifact-push.1").is_file());
+    for page in names(&pages) {
+        assert_eq!(
+            fs::read(man1.join(&page)).unwrap(),
+            fs::read(pages.join(&page)).unwrap(),
+            "{page}"
+        );
+    }
+    // A cross build, whose build machine cannot run the tool, installs
+    // neither (postInstall is empty), and a native one does.
+    let post_install = |can_execute: bool| {
+        let expr = format!(
+            "let pkgs = import {standin}/default.nix {{ }}; in (pkgs.callPackage {src}/nix/package.nix {{ \
+             stdenv = pkgs.stdenv // {{ buildPlatform = pkgs.stdenv.buildPlatform // \
+             {{ canExecute = _: {can_execute}; }}; }}; }}).postInstall",
+            standin = standin.display(),
+            src = src.display(),
+        );
+        let out = run(nix("nix-instantiate").args(["--eval", "--json", "-E", &expr]));
+        serde_json::from_slice::<String>(&out.stdout).unwrap()
+    };
+    assert_eq!(post_install(false), "");
+    assert!(post_install(true).contains("installShellCompletion --cmd nixoci"));
 }
 
 /// `nix build .#image.archive` (and `.dockerArchive`) give files that

@@ -104,6 +104,14 @@ fn writers(t: &Path, layout: &Path) -> Vec<(&'static str, Box<dyn Fn(&Path) -> C
                 c
             }),
         ),
+        (
+            "manpages",
+            Box::new(move |out: &Path| {
+                let mut c = nixoci();
+                c.arg("manpages").arg("-o").arg(out).arg("-q");
+                c
+            }),
+        ),
     ]
 }
 

@@ -12,6 +12,9 @@
 //! - `sign`: signatures cosign accepts (sign, verify-signature), on
 //!   images in a registry;
 //! - `keys`: signing keys (generate-key-pair);
+//! - `manual`: the shell completions and man pages, generated from the
+//!   command tree this module hands it; `examples`: each command's
+//!   examples, for its `--help` and its man page;
 //! - `output`: how a command reports (text, JSON or nothing);
 //! - `args`: reading `LAYOUT[:TAG]`, reference and `DIR|REF` arguments;
 //! - `remote_args` and `limit_args`: the options every registry
@@ -21,8 +24,9 @@
 //!   one.
 //!
 //! Imports go one way: this module uses the others; `artifact` uses
-//! `remote` (its progress bars); the commands use `args`, `output`,
-//! `remote_args`, `limit_args` and `passphrase`, which use none of them
+//! `remote` (its progress bars), `manual` uses `examples`; the commands
+//! use `args`, `output`, `remote_args`, `limit_args` and `passphrase`,
+//! which use none of them
 //! (`tests/layering.rs` checks that no two import each other).
 //!
 //! It is a module of the library, in its top layer, so that the library's
@@ -38,9 +42,11 @@ mod args;
 mod artifact;
 mod build;
 mod diff;
+mod examples;
 mod keys;
 mod limit_args;
 mod local;
+mod manual;
 mod output;
 mod passphrase;
 mod plan;
@@ -52,7 +58,7 @@ mod sign;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Reproducible OCI images from Nix store paths and files.
 ///
@@ -166,6 +172,12 @@ enum Command {
     /// on the terminal. Neither file may exist; the private key is written
     /// with mode 0600.
     GenerateKeyPair(keys::GenerateKeyPairArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or
+    /// powershell) on standard output.
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages: nixoci.1 and one per command
+    /// (nixoci-push.1, nixoci-artifact-push.1, ...), into a new directory.
+    Manpages(manual::ManpagesArgs),
     /// Run as the builder of a Nix derivation made by the nix/ functions:
     /// reads the command and spec from the build's structured attrs
     /// (.attrs.json) and writes $out.
@@ -200,13 +212,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::diff(&a),
         Command::Archive(a) => local::archive(&a),
         Command::Unpack(a) => local::unpack(&a),
+        Command::Completions(a) => manual::completions(&a, command()),
+        // The pages give the examples a section of their own (EXAMPLES).
+        Command::Manpages(a) => manual::manpages(&a, Cli::command()),
     }
+}
+
+/// The command tree that parses the arguments: the clap definitions, with
+/// each command's examples at the end of its help.
+fn command() -> clap::Command {
+    examples::attach(Cli::command())
 }
 
 /// The `nixoci` command, from its arguments to its exit status: what the
 /// binary (`src/main.rs`) runs. Not part of the library's API.
 pub fn main() -> ExitCode {
-    let args = Cli::parse();
+    let args = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     raise_open_file_limit();
     // RUST_LOG=nixoci=debug: what nixoci does (retries and why) on stderr.
     if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {

@@ -47,23 +47,51 @@ let
         f = if builtins.isFunction fn then fn else import fn;
       in
       f (builtins.intersectAttrs (builtins.functionArgs f) final // args);
+    # canExecute as nixpkgs' platforms have it (lib.systems.elaborate):
+    # whether programs built for the given platform run on this one.
     stdenv = {
       hostPlatform.system = system;
-      buildPlatform.system = system;
+      buildPlatform = {
+        inherit system;
+        canExecute = platform: platform.system == system;
+      };
     };
     buildPackages = final;
     # Copies the prebuilt binary, after checking that the source holds what
-    # a cargo build reads and the lock file given is the source's own.
+    # a cargo build reads and the lock file given is the source's own; then,
+    # as stdenv does, sources the setup hooks of nativeBuildInputs and runs
+    # postInstall (in the build directory, with the build's `set -e`).
     rustPlatform.buildRustPackage =
       attrs:
-      run "${attrs.pname}-${attrs.version}" ''
-        set -e
-        ${bb}/busybox test -f ${attrs.src}/Cargo.toml
-        ${bb}/busybox test -d ${attrs.src}/src
-        ${bb}/busybox cmp ${attrs.cargoLock.lockFile} ${attrs.src}/Cargo.lock
-        ${bb}/busybox mkdir -p $out/bin
-        ${bb}/busybox cp ${./nixoci} $out/bin/nixoci
-      '' { } // { inherit (attrs) src; meta = attrs.meta or { }; };
+      run "${attrs.pname}-${attrs.version}"
+        ''
+          set -e
+          ${bb}/busybox test -f ${attrs.src}/Cargo.toml
+          ${bb}/busybox test -d ${attrs.src}/src
+          ${bb}/busybox cmp ${attrs.cargoLock.lockFile} ${attrs.src}/Cargo.lock
+          ${bb}/busybox mkdir -p $out/bin
+          ${bb}/busybox cp ${./nixoci} $out/bin/nixoci
+          for input in $nativeBuildInputs; do
+            if [ -f $input/nix-support/setup-hook ]; then
+              . $input/nix-support/setup-hook
+            fi
+          done
+          eval "$postInstall"
+        ''
+        {
+          nativeBuildInputs = attrs.nativeBuildInputs or [ ];
+          postInstall = attrs.postInstall or "";
+        }
+      // {
+        inherit (attrs) src;
+        meta = attrs.meta or { };
+      };
+    # A package whose setup hook defines installManPage and
+    # installShellCompletion, as nixpkgs' installShellFiles does.
+    installShellFiles = run "install-shell-files" ''
+      ${bb}/busybox mkdir -p $out/nix-support
+      ${bb}/busybox cp ${./install-shell-files.sh} $out/nix-support/setup-hook
+    '' { };
     writeText = name: text: run name ''printf '%s' "$text" > $out'' { inherit text; };
     writeShellScript =
       name: text:

@@ -1,5 +1,5 @@
 # The part of nixpkgs' lib that flake.nix and nix/package.nix use, with the
-# same names and shapes: genAttrs, optionalAttrs, importTOML, the licenses
+# same names and shapes: genAttrs, optionalAttrs, optionalString, importTOML, the licenses
 # and platforms meta names, and the fileset functions package.nix calls.
 let
   hasPrefix = pre: s: builtins.substring 0 (builtins.stringLength pre) s == pre;
@@ -7,6 +7,7 @@ in
 {
   genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
   optionalAttrs = cond: attrs: if cond then attrs else { };
+  optionalString = cond: string: if cond then string else "";
   importTOML = path: builtins.fromTOML (builtins.readFile path);
 
   licenses = {
