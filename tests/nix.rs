@@ -674,17 +674,7 @@ fn flake_check_passes_offline() {
     run(Command::new("git").arg("-C").arg(&src).args(["init", "-q"]));
     run(Command::new("git").arg("-C").arg(&src).args(["add", "-A"]));
     let standin = t.path().join("standin");
-    fs::create_dir_all(standin.join("busybox")).unwrap();
-    for f in [
-        "flake.nix",
-        "default.nix",
-        "lib.nix",
-        "install-shell-files.sh",
-    ] {
-        fs::copy(repo().join("tests/nix/standin").join(f), standin.join(f)).unwrap();
-    }
-    fs::copy("/bin/busybox", standin.join("busybox/busybox")).unwrap();
-    fs::copy(env!("CARGO_BIN_EXE_nixoci"), standin.join("nixoci")).unwrap();
+    common::stage_standin(&standin);
     let out = nix("nix")
         .current_dir(&src)
         .args([

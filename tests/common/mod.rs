@@ -52,6 +52,22 @@ pub fn busybox() -> &'static Path {
     bin
 }
 
+/// Stage the stand-in nixpkgs in `to`: every file of tests/nix/standin,
+/// busybox, and the binary under test as its prebuilt `nixoci`.
+#[allow(dead_code)]
+pub fn stage_standin(to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nix/standin");
+    std::fs::create_dir_all(to.join("busybox")).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(busybox(), to.join("busybox/busybox")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_nixoci"), to.join("nixoci")).unwrap();
+}
+
 /// Fail (never skip) when a tool the test drives is missing.
 pub fn require(tool: &str) {
     let found = std::env::var_os("PATH")

@@ -34,6 +34,14 @@ fn expect(cond: bool, what: String) -> Result<(), Failed> {
     }
 }
 
+/// The page ran `examples` examples and wrote `files` files.
+fn ran(counts: Counts, examples: usize, files: usize) -> Result<(), Failed> {
+    expect(
+        counts == Counts { examples, files },
+        format!("counted {counts:?}, not {examples} examples and {files} files"),
+    )
+}
+
 type Check = fn(&Shared) -> Result<(), Failed>;
 
 /// The tests of the checks.
@@ -132,15 +140,7 @@ crane digest $REGISTRY/hello:1\n\
 cargo run --release -- verify hello-image\n\
 test \"$HOME\" != \"$(getent passwd \"$(id -un)\" | cut -d: -f6)\"\n\
 ```\n\n```sh example\ntest -z \"${X-}\"\ntest -d hello-image\n```\n";
-    let counts = run_page(shared, "docs/x.md", page)?;
-    expect(
-        counts
-            == Counts {
-                examples: 2,
-                files: 1,
-            },
-        format!("counted {counts:?}"),
-    )?;
+    ran(run_page(shared, "docs/x.md", page)?, 2, 1)?;
     // $REGISTRY named only in a script that a later block runs.
     let page =
         "```sh file=list.sh\ncrane catalog $REGISTRY\n```\n\n```sh example\nbash list.sh\n```\n";
@@ -175,15 +175,7 @@ symlinks = [ { path = \"/usr/bin/env\"; target = \"${pkgs.coreutils}/bin/env\"; 
 ```sh example\nnixoci verify result\nnixoci unpack result rootfs\n\
 test -x rootfs/bin/sh && test -x rootfs/bin/hello\n\
 readlink rootfs/usr/bin/env | grep -q -- '-coreutils/bin/env$'\n```\n";
-    let counts = run_page(shared, "docs/x.md", page)?;
-    expect(
-        counts
-            == Counts {
-                examples: 2,
-                files: 1,
-            },
-        format!("counted {counts:?}"),
-    )
+    ran(run_page(shared, "docs/x.md", page)?, 2, 1)
 }
 
 /// `nix build .#image` of a flake whose inputs name remote nixpkgs and
@@ -197,15 +189,7 @@ name = \"flaky\";\n      contents = [ nixpkgs.legacyPackages.x86_64-linux.jq ];\
 ```sh example\nnix build .#image\nnixoci verify result\nreadlink result | grep -q -- -flaky$\n```\n\n\
 ```sh example\nrm result\nnix-build -E 'with import <nixpkgs> { }; ociImage { name = \"classic\"; contents = [ curl ]; }'\n\
 readlink result | grep -q -- -classic$\nnixoci verify result\n```\n";
-    let counts = run_page(shared, "docs/x.md", page)?;
-    expect(
-        counts
-            == Counts {
-                examples: 2,
-                files: 1,
-            },
-        format!("counted {counts:?}"),
-    )
+    ran(run_page(shared, "docs/x.md", page)?, 2, 1)
 }
 
 fn guide_without_example(shared: &Shared) -> Result<(), Failed> {

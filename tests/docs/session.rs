@@ -170,12 +170,7 @@ exec {real} --option allow-import-from-derivation false \"$@\"\n",
             require("git");
             nix_ready();
             let standin = self.standin();
-            fs::create_dir_all(standin.join("busybox")).unwrap();
-            for f in ["flake.nix", "default.nix", "lib.nix"] {
-                fs::copy(repo().join("tests/nix/standin").join(f), standin.join(f)).unwrap();
-            }
-            fs::copy(crate::common::busybox(), standin.join("busybox/busybox")).unwrap();
-            fs::copy(env!("CARGO_BIN_EXE_nixoci"), standin.join("nixoci")).unwrap();
+            crate::common::stage_standin(&standin);
             copy_tracked(repo(), &self.project());
             let nixpkgs = self.nixpkgs();
             fs::create_dir_all(&nixpkgs).unwrap();
