@@ -807,6 +807,17 @@ fn flake_check_passes_offline() {
             "{page}"
         );
     }
+    // `man nixoci push` after `nix profile install`: man-db joins the
+    // words into nixoci-push when the profile's share/man is searched.
+    common::require("man");
+    let found = run(Command::new("man")
+        .arg("-M")
+        .arg(package.join("share/man"))
+        .args(["-w", "nixoci", "push"]));
+    assert_eq!(
+        String::from_utf8(found.stdout).unwrap().trim(),
+        man1.join("nixoci-push.1").display().to_string()
+    );
     // A cross build, whose build machine cannot run the tool, installs
     // neither (postInstall is empty), and a native one does.
     let post_install = |can_execute: bool| {
