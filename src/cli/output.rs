@@ -103,3 +103,20 @@ impl TransferOutputArgs {
         Output::from_flags(self.json, self.quiet)
     }
 }
+
+/// `reference@digest`, or the reference alone when it names that digest
+/// already (`nixoci sign REPO@sha256:…`, and what `push --sign-key` signs).
+pub(super) fn signed_name(reference: &str, digest: &impl std::fmt::Display) -> String {
+    let digest = digest.to_string();
+    if reference.ends_with(&format!("@{digest}")) {
+        reference.to_owned()
+    } else {
+        format!("{reference}@{digest}")
+    }
+}
+
+/// "1 signature", "2 bundle signatures": a count of `kind` signatures.
+pub(super) fn signatures(n: usize, kind: &str) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {kind}signature{plural}")
+}

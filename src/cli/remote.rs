@@ -284,10 +284,10 @@ pub(super) fn push(a: &PushArgs, sign: Option<SignPushed>) -> Result<ExitCode> {
             writeln!(
                 out,
                 "{}: signed ({}); {} holds {}",
-                super::sign::signed_name(&s.reference, &s.digest),
+                super::output::signed_name(&s.reference, &s.digest),
                 s.action,
                 s.signature,
-                super::sign::signatures(s.signatures, "")
+                super::output::signatures(s.signatures, "")
             )?;
         }
         let named = if target.digest.is_some() {

@@ -17,7 +17,7 @@ use crate::sign::found::{check_all, Found};
 use crate::sign::key::{PrivateKey, PublicKey};
 
 use super::args::{reference_arg, Target};
-use super::output::{Output, OutputArgs, TransferOutputArgs};
+use super::output::{signatures, signed_name, Output, OutputArgs, TransferOutputArgs};
 use super::passphrase::KeyPassphraseArgs;
 use super::remote::{annotations, PushArgs, TransferBars};
 use super::remote_args::RemoteArgs;
@@ -130,23 +130,6 @@ fn sign_layout(a: &SignArgs, dir: &Path, tag: Option<&str>) -> Result<ExitCode> 
             signatures(report.signatures, "")
         )
     })
-}
-
-/// `reference@digest`, or the reference alone when it names that digest
-/// already (`nixoci sign REPO@sha256:…`, and what `push --sign-key` signs).
-pub(super) fn signed_name(reference: &str, digest: &impl std::fmt::Display) -> String {
-    let digest = digest.to_string();
-    if reference.ends_with(&format!("@{digest}")) {
-        reference.to_owned()
-    } else {
-        format!("{reference}@{digest}")
-    }
-}
-
-/// "1 signature", "2 bundle signatures": a count of `kind` signatures.
-pub(super) fn signatures(n: usize, kind: &str) -> String {
-    let plural = if n == 1 { "" } else { "s" };
-    format!("{n} {kind}signature{plural}")
 }
 
 /// What a sign report's `action` did, as the human report says it.
