@@ -28,6 +28,15 @@ pub enum Format {
     Docker,
 }
 
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Oci => "OCI",
+            Format::Docker => "Docker",
+        })
+    }
+}
+
 /// What `archive` wrote.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

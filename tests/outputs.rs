@@ -534,3 +534,47 @@ fn every_command_takes_quiet_and_json() {
         }
     }
 }
+
+/// The text reports count in the number the count takes: "1 layer",
+/// "0 store paths", "9 entries"; and name an archive's format as written
+/// (OCI, Docker).
+#[test]
+fn text_reports_count_in_the_right_number() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = store_image(t.path());
+    let line = |args: &[&str]| {
+        let out = run(nixoci().current_dir(t.path()).args(args));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let built = line(&["build", "s.json", "-o", "again"]);
+    assert!(built.contains("(linux/amd64), 1 layer, "), "{built}");
+    let verified = line(&["verify", layout.to_str().unwrap()]);
+    assert!(
+        verified.contains("ok (1 manifest, 3 blobs verified)"),
+        "{verified}"
+    );
+    let inspected = line(&["inspect", layout.to_str().unwrap()]);
+    assert!(inspected.contains("  1 layer, "), "{inspected}");
+    let layer = line(&["layer", "layer.json", "-o", "layer"]);
+    assert!(layer.ends_with("), 0 store paths\n"), "{layer}");
+    let unpacked = line(&["unpack", layout.to_str().unwrap(), "rootfs"]);
+    assert!(unpacked.contains(": 1 layer of sha256:"), "{unpacked}");
+    assert!(unpacked.contains(" entries, "), "{unpacked}");
+    let sbom = line(&["sbom", layout.to_str().unwrap(), "-o", "sbom.json"]);
+    assert!(sbom.ends_with(", 1 package\n"), "{sbom}");
+    for (format, name) in [("oci", "OCI"), ("docker", "Docker")] {
+        let file = format!("{format}.tar");
+        let archived = line(&[
+            "archive",
+            layout.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            &file,
+        ]);
+        assert!(
+            archived.contains(&format!(": {name} archive of sha256:")),
+            "{archived}"
+        );
+    }
+}

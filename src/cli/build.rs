@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::verify::short;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::output::count;
 use super::output::{Output, OutputArgs};
 
 #[derive(Debug, Args)]
@@ -79,11 +80,11 @@ pub fn layers(a: &BuildArgs) -> Result<ExitCode> {
         for (i, l) in info.layers.iter().enumerate() {
             writeln!(
                 out,
-                "{}: layer {i}: {} ({}, {} store paths)",
+                "{}: layer {i}: {} ({}, {})",
                 a.output.display(),
                 l.digest,
                 human_size(l.size),
-                l.store_paths.len()
+                count(l.store_paths.len(), "store path")
             )?;
         }
         Ok(())
@@ -168,7 +169,7 @@ impl Progress for Bars {
 fn print_layer(out: &mut dyn Write, dir: &Path, info: &LayerInfo) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: layer {} ({}, {}), {} store paths",
+        "{}: layer {} ({}, {}), {}",
         dir.display(),
         info.digest,
         human_size(info.size),
@@ -177,35 +178,35 @@ fn print_layer(out: &mut dyn Write, dir: &Path, info: &LayerInfo) -> std::io::Re
             .rsplit('.')
             .next()
             .unwrap_or_default(),
-        info.store_paths.len()
+        count(info.store_paths.len(), "store path")
     )
 }
 
 fn print_config(out: &mut dyn Write, dir: &Path, info: &ConfigInfo) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: config {} ({}), {} layers",
+        "{}: config {} ({}), {}",
         dir.display(),
         info.digest,
         info.platform,
-        info.layers.len()
+        count(info.layers.len(), "layer")
     )
 }
 
 fn print_manifest(out: &mut dyn Write, dir: &Path, info: &ManifestInfo) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: manifest {} ({}), {} layers, {}",
+        "{}: manifest {} ({}), {}, {}",
         dir.display(),
         info.digest,
         info.platform,
-        info.layers.len(),
+        count(info.layers.len(), "layer"),
         human_size(info.layers.iter().map(|l| l.size).sum())
     )
 }
 
 fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
-    let layers: u64 = r.manifests.iter().map(|m| m.layers.len() as u64).sum();
+    let layers: usize = r.manifests.iter().map(|m| m.layers.len()).sum();
     let size: u64 = r
         .manifests
         .iter()
@@ -215,7 +216,7 @@ fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
     let platforms: Vec<String> = r.manifests.iter().map(|m| m.platform.to_string()).collect();
     writeln!(
         out,
-        "{}: {} {} ({}), {} layers, {}; tags: {}",
+        "{}: {} {} ({}), {}, {}; tags: {}",
         r.layout.display(),
         if r.manifests.len() == 1 {
             "manifest"
@@ -224,7 +225,7 @@ fn print_layout(out: &mut dyn Write, r: &LayoutReport) -> std::io::Result<()> {
         },
         r.descriptor.digest,
         platforms.join(", "),
-        layers,
+        count(layers, "layer"),
         human_size(size),
         r.tags.join(", ")
     )
@@ -254,7 +255,12 @@ pub fn nix_builder() -> Result<ExitCode> {
         }
         C::Layers => {
             let info = crate::build::layers(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
-            writeln!(stdout, "{}: {} layers", out.display(), info.layers.len())?
+            writeln!(
+                stdout,
+                "{}: {}",
+                out.display(),
+                count(info.layers.len(), "layer")
+            )?
         }
         C::Config => {
             let info = crate::build::config(&builder_spec(&attrs, &path)?, &path, &out, &opts)?;
@@ -324,7 +330,7 @@ fn builder_archive(a: ArchiveSpec, out: &Path, stdout: &mut dyn Write) -> Result
     )?;
     writeln!(
         stdout,
-        "{}: {:?} archive of {} as {}",
+        "{}: {} archive of {} as {}",
         out.display(),
         report.format,
         report.digest,

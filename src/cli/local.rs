@@ -12,6 +12,7 @@ use crate::inspect::human_size;
 
 use super::args::{layout_arg, locate, Target};
 use super::limit_args::LimitArgs;
+use super::output::count;
 use super::output::{Output, OutputArgs};
 use super::remote_args::RemoteArgs;
 
@@ -38,10 +39,10 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         if report.ok {
             return writeln!(
                 out,
-                "{}: ok ({} manifests, {} blobs verified)",
+                "{}: ok ({}, {} verified)",
                 a.dir.display(),
-                report.manifests,
-                report.blobs_checked
+                count(report.manifests, "manifest"),
+                count(report.blobs_checked, "blob")
             );
         }
         for p in &report.problems {
@@ -124,10 +125,10 @@ fn print_tagged(out: &mut dyn Write, tagged: &[crate::inspect::Tagged]) -> std::
             };
             writeln!(
                 out,
-                "  {platform}  manifest {}  config {}  {} layers, {}",
+                "  {platform}  manifest {}  config {}  {}, {}",
                 &img.manifest.short(),
                 &img.config.short(),
-                img.layers.len(),
+                count(img.layers.len(), "layer"),
                 human_size(img.size)
             )?;
             if let Some(e) = &img.entrypoint {
@@ -209,7 +210,7 @@ pub fn archive(a: &ArchiveArgs) -> Result<ExitCode> {
     a.print.mode().report(&report, |out| {
         writeln!(
             out,
-            "{}: {:?} archive of {} as {} ({})",
+            "{}: {} archive of {} as {} ({})",
             report.archive.display(),
             report.format,
             report.digest,
@@ -261,11 +262,11 @@ pub fn unpack(a: &UnpackArgs) -> Result<ExitCode> {
     a.print.mode().report(&report, |out| {
         writeln!(
             out,
-            "{}: {} layers of {}, {} entries, {}",
+            "{}: {} of {}, {}, {}",
             report.dir.display(),
-            report.layers,
+            count(report.layers, "layer"),
             report.manifest,
-            report.entries,
+            count(report.entries, "entry"),
             human_size(report.bytes)
         )
     })

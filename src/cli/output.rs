@@ -117,6 +117,18 @@ pub(super) fn signed_name(reference: &str, digest: &impl std::fmt::Display) -> S
 
 /// "1 signature", "2 bundle signatures": a count of `kind` signatures.
 pub(super) fn signatures(n: usize, kind: &str) -> String {
-    let plural = if n == 1 { "" } else { "s" };
-    format!("{n} {kind}signature{plural}")
+    count(n, &format!("{kind}signature"))
+}
+
+/// "1 layer", "2 layers", "1 entry", "0 entries": `n` of `noun`, in the
+/// number `n` takes.
+pub(super) fn count(n: impl TryInto<u64>, noun: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    if n == 1 {
+        format!("1 {noun}")
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{n} {stem}ies")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::limit_args::LimitArgs;
+use super::output::count;
 use super::output::{Output, OutputArgs, TransferOutputArgs};
 use super::remote_args::RemoteArgs;
 
@@ -300,13 +301,13 @@ pub(super) fn push(a: &PushArgs, sign: Option<SignPushed>) -> Result<ExitCode> {
         }
         writeln!(
             out,
-            "{}: {} uploaded ({}), {} already there, {} mounted, {} manifests",
+            "{}: {} uploaded ({}), {} already there, {} mounted, {}",
             named,
             report.uploaded,
             human_size(report.bytes_sent),
             report.skipped,
             report.mounted,
-            report.manifests
+            count(report.manifests, "manifest")
         )
     })
 }
@@ -329,11 +330,11 @@ pub fn pull(a: &PullArgs) -> Result<ExitCode> {
     mode.report(&report, |out| {
         writeln!(
             out,
-            "{}: {} {} ({} blobs, {}){}",
+            "{}: {} {} ({}, {}){}",
             report.layout.display(),
             report.reference,
             report.digest,
-            report.blobs.len(),
+            count(report.blobs.len(), "blob"),
             human_size(report.bytes_received),
             report
                 .tag

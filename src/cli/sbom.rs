@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::layout_arg;
+use super::output::count;
 use super::output::OutputArgs;
 
 #[derive(Debug, Args)]
@@ -115,11 +116,11 @@ pub fn run(a: &SbomArgs) -> Result<ExitCode> {
         if let Some(path) = &report.output {
             writeln!(
                 out,
-                "{}: {} SBOM of {}, {} packages",
+                "{}: {} SBOM of {}, {}",
                 path.display(),
                 report.format,
                 report.manifest,
-                report.packages
+                count(report.packages, "package")
             )?;
         }
         for d in &report.attached {
