@@ -270,9 +270,15 @@ pub fn of(path: &[&str]) -> &'static [Example] {
         .map_or(&[], |(_, e)| e)
 }
 
-/// `cmd` with each command's examples at the end of its help.
+/// `cmd` with each command's examples at the end of its help;
+/// `nixoci --help` ends by saying where the examples and the guide are.
 pub fn attach(cmd: Command) -> Command {
-    attach_at(cmd, &mut Vec::new())
+    attach_at(cmd, &mut Vec::new()).after_help(
+        "`nixoci COMMAND --help` ends with examples, which run as written from the root of \
+         nixoci's source (the bundled example is examples/hello/); `nixoci manpages -o DIR` \
+         writes the same as man pages. The guide, one page per task, is docs/ in the source \
+         (docs/SUMMARY.md).",
+    )
 }
 
 fn attach_at(mut cmd: Command, path: &mut Vec<String>) -> Command {
