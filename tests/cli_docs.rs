@@ -525,3 +525,15 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `nixoci --help` points to the examples and to the guide, which exists.
+#[test]
+fn top_level_help_points_to_the_examples_and_the_guide() {
+    let help = text(&run(nixoci().arg("--help")).stdout);
+    for needle in ["COMMAND --help", "nixoci manpages", "docs/SUMMARY.md"] {
+        assert!(help.contains(needle), "no {needle:?} in:\n{help}");
+    }
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/SUMMARY.md")
+        .is_file());
+}
