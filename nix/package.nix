@@ -15,12 +15,16 @@ rustPlatform.buildRustPackage {
   # Only what the build reads: a change to tests, docs or Nix files does not
   # rebuild the tool. .ci/vendored-build builds from these same files, offline,
   # with only a C compiler (aws-lc-sys, zstd-sys and libdeflate-sys compile C).
+  # tests/docs.rs is there because Cargo.toml names it (a [[test]] without
+  # libtest's harness) and cargo refuses a manifest whose named target is
+  # missing, though a build never compiles it.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
       ../Cargo.toml
       ../Cargo.lock
       ../src
+      ../tests/docs.rs
     ];
   };
   cargoLock.lockFile = ../Cargo.lock;

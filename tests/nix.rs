@@ -758,7 +758,20 @@ fn flake_check_passes_offline() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, ["Cargo.lock", "Cargo.toml", "src"]);
+    assert_eq!(top, ["Cargo.lock", "Cargo.toml", "src", "tests"]);
+    assert_eq!(
+        fs::read_dir(source.join("tests")).unwrap().count(),
+        1,
+        "tests/ holds only docs.rs"
+    );
+    // Cargo takes the manifest from that source alone: every target it
+    // names is there (a missing one fails any build, nixpkgs' too). cargo
+    // fetch reads the targets, as cargo metadata does not; nothing is
+    // written into the store.
+    run(Command::new("cargo")
+        .args(["fetch", "--offline", "--locked", "--manifest-path"])
+        .arg(source.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", t.path().join("fetch-target")));
     assert_eq!(
         fs::read(source.join("src/main.rs")).unwrap(),
         fs::read(repo().join("src/main.rs")).unwrap()
