@@ -17,8 +17,7 @@ use crate::progress::Progress;
 use crate::verify::short;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::output::count;
-use super::output::{Output, OutputArgs};
+use super::output::{count, Output, OutputArgs};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {

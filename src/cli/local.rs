@@ -12,8 +12,7 @@ use crate::inspect::human_size;
 
 use super::args::{layout_arg, locate, Target};
 use super::limit_args::LimitArgs;
-use super::output::count;
-use super::output::{Output, OutputArgs};
+use super::output::{count, Output, OutputArgs};
 use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]

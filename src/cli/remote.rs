@@ -18,8 +18,7 @@ use serde::Serialize;
 
 use super::args::{layout_arg, reference_arg, reference_arg_as};
 use super::limit_args::LimitArgs;
-use super::output::count;
-use super::output::{Output, OutputArgs, TransferOutputArgs};
+use super::output::{count, signatures, signed_name, Output, OutputArgs, TransferOutputArgs};
 use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -285,10 +284,10 @@ pub(super) fn push(a: &PushArgs, sign: Option<SignPushed>) -> Result<ExitCode> {
             writeln!(
                 out,
                 "{}: signed ({}); {} holds {}",
-                super::output::signed_name(&s.reference, &s.digest),
+                signed_name(&s.reference, &s.digest),
                 s.action,
                 s.signature,
-                super::output::signatures(s.signatures, "")
+                signatures(s.signatures, "")
             )?;
         }
         let named = if target.digest.is_some() {

@@ -8,8 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::layout_arg;
-use super::output::count;
-use super::output::OutputArgs;
+use super::output::{count, OutputArgs};
 
 #[derive(Debug, Args)]
 #[command(
