@@ -5,7 +5,7 @@
 //! Every example is a command that works as written from the root of the
 //! repository (the bundled example is `examples/hello/`), one after the
 //! other in the order of `tests/cli_docs.rs`; the registry examples
-//! expect a registry on `localhost:5000` (README, "Registries"). The test
+//! expect a registry on `localhost:5000` (docs/registries.md). The test
 //! runs them from the help text itself, so a renamed flag fails it.
 
 use clap::Command;
