@@ -326,3 +326,33 @@ fn a_bad_key_fails_before_anything_is_written() {
     assert!(stderr(&out).contains("cp -rH"), "{}", stderr(&out));
     assert!(snapshot(&layout) == before, "the layout changed");
 }
+
+/// `nixoci inspect` of a layout with a signature and an SBOM attached names
+/// the platform of neither the same way: "no platform" (the signature's
+/// empty platform once printed as "/").
+#[test]
+fn inspect_says_no_platform_for_attached_artifacts() {
+    let env = tempfile::tempdir().unwrap();
+    let env = env.path();
+    let layout = image(&env.join("img"), "app", 1, 7, 512);
+    let target = layout.display().to_string();
+    let (key, _) = keys(env, "a");
+    sign(env, &key, &target, &[]);
+    run(nixoci().arg("sbom").arg(&layout).args(["--attach", "-q"]));
+    let text = String::from_utf8(run(nixoci().arg("inspect").arg(&layout)).stdout).unwrap();
+    let labels: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains("  manifest sha256:"))
+        .map(|l| l.trim_start().split("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        labels.len(),
+        3,
+        "the image, the signature, the SBOM:\n{text}"
+    );
+    assert_eq!(
+        labels.iter().filter(|l| **l == "no platform").count(),
+        2,
+        "{text}"
+    );
+}

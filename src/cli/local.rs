@@ -113,10 +113,12 @@ fn print_tagged(out: &mut dyn Write, tagged: &[crate::inspect::Tagged]) -> std::
                 .unwrap_or(t.media_type.as_str())
         )?;
         for img in &t.images {
+            // An artifact (a signature, an SBOM) has none, or an empty one.
             let platform = img
                 .platform
                 .as_ref()
-                .map_or("unknown platform".into(), |p| p.to_string());
+                .filter(|p| !(p.os.is_empty() && p.architecture.is_empty()))
+                .map_or("no platform".into(), |p| p.to_string());
             let platform = if img.tags.is_empty() {
                 platform
             } else {

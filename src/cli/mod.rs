@@ -125,13 +125,15 @@ enum Command {
     /// List what is attached to an image in a registry (the referrers API,
     /// or the fallback tag).
     Referrers(remote::ReferrersArgs),
-    /// Sign an image in a registry with a key, as cosign signs: the
-    /// signature goes into the image tagged sha256-<hex>.sig beside it,
-    /// which `cosign verify` and `nixoci verify-signature` check.
+    /// Sign an image in a registry or a layout with a key, as cosign signs:
+    /// the signature goes into the image tagged sha256-<hex>.sig beside it,
+    /// or with --format bundle (and in a layout) is attached as a referrer;
+    /// `cosign verify` and `nixoci verify-signature` check both.
     ///
     /// A signature already there is kept: signing again adds one.
     Sign(sign::SignArgs),
-    /// Check the signatures of an image in a registry with a public key:
+    /// Check the signatures of an image in a registry or a layout with a
+    /// public key:
     /// exit 0 when at least one verifies, 1 when none does (each is listed
     /// with the reason) or there is none. No transparency log is
     /// consulted.

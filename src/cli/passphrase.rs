@@ -50,7 +50,8 @@ impl PassphraseArgs {
 /// (as `docker login` has it).
 #[derive(Debug, Args)]
 pub struct KeyPassphraseArgs {
-    /// Read the passphrase of the private key (--key) from the first line
+    /// Read the passphrase of the private key (sign's --key, push's
+    /// --sign-key) from the first line
     /// of standard input (COSIGN_PASSWORD, when set, comes first; without
     /// either, it is asked on the terminal). Not with --password-stdin,
     /// the registry's password.
