@@ -275,8 +275,8 @@ pub fn of(path: &[&str]) -> &'static [Example] {
 pub fn attach(cmd: Command) -> Command {
     attach_at(cmd, &mut Vec::new()).after_help(
         "`nixoci COMMAND --help` ends with examples, which run as written from the root of \
-         nixoci's source (the bundled example is examples/hello/); `nixoci manpages -o DIR` \
-         writes the same as man pages. The guide, one page per task, is docs/ in the source \
+         nixoci's source (the bundled example is examples/hello/), each using what the ones \
+         before it wrote (build first); `nixoci manpages -o DIR` writes the same as man pages. The guide, one page per task, is docs/ in the source \
          (docs/SUMMARY.md).",
     )
 }
