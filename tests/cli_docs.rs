@@ -460,18 +460,12 @@ fn the_examples_of_the_help_texts_run_as_written() {
         let path: Vec<String> = cmd.split(' ').map(str::to_owned).collect();
         for line in help_examples(&path) {
             let line = line.replace("localhost:5000", &format!("localhost:{}", registry.port));
-            let out = Command::new("bash")
+            let mut bash = Command::new("bash");
+            // As nixoci_in runs nixoci: no credential or cache of the
+            // machine is read.
+            let out = private_env(&mut bash, &home)
                 .args(["--norc", "--noprofile", "-e", "-o", "pipefail", "-c", &line])
                 .current_dir(&work)
-                // As nixoci_in sets them: no credential or cache of the
-                // machine is read.
-                .env("HOME", &home)
-                .env("XDG_CACHE_HOME", home.join("cache"))
-                .env("DOCKER_CONFIG", home.join("docker"))
-                .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-                .env_remove("XDG_RUNTIME_DIR")
-                .env_remove("SOURCE_DATE_EPOCH")
-                .env_remove("NIX_STORE")
                 .env("PATH", &search_path)
                 .env("COSIGN_PASSWORD", "an example passphrase")
                 .env("MANWIDTH", "80")
@@ -511,18 +505,6 @@ fn the_examples_of_the_help_texts_run_as_written() {
     assert!(work.join("man/nixoci-push.1").is_file());
     for file in ["cosign.key", "cosign.pub", "hello.spdx.json"] {
         assert!(work.join(file).is_file(), "{file}");
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dest).unwrap();
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
     }
 }
 

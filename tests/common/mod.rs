@@ -33,12 +33,21 @@ pub fn nixoci() -> Command {
 /// writes the machine's.
 pub fn nixoci_in(env: &Path) -> Command {
     let mut c = nixoci();
-    c.env("HOME", env)
+    private_env(&mut c, env);
+    c
+}
+
+/// `c` (nixoci, or a shell that runs it) with the environment variables
+/// nixoci reads cleared and a private credential and cache environment
+/// under `env`, as `nixoci_in` has it.
+pub fn private_env<'a>(c: &'a mut Command, env: &Path) -> &'a mut Command {
+    c.env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("NIX_STORE")
+        .env("HOME", env)
         .env("XDG_CACHE_HOME", env.join("cache"))
         .env("DOCKER_CONFIG", env.join("docker"))
         .env("REGISTRY_AUTH_FILE", env.join("auth.json"))
-        .env_remove("XDG_RUNTIME_DIR");
-    c
+        .env_remove("XDG_RUNTIME_DIR")
 }
 
 /// busybox-static, which the image tests put in layers; fails (never
@@ -66,6 +75,24 @@ pub fn stage_standin(to: &Path) {
     }
     std::fs::copy(busybox(), to.join("busybox/busybox")).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_nixoci"), to.join("nixoci")).unwrap();
+}
+
+/// Copy the directory tree `from` to `to` (regular files, directories and
+/// symbolic links).
+#[allow(dead_code)]
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        let t = entry.file_type();
+        if t.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
 }
 
 /// Fail (never skip) when a tool the test drives is missing.

@@ -252,23 +252,6 @@ fn copy_tracked(from: &Path, to: &Path) {
     }
 }
 
-/// Copy the directory tree `from` to `to` (regular files, directories and
-/// symbolic links).
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        let t = entry.file_type();
-        if t.is_dir() {
-            fs::create_dir_all(&dest).unwrap();
-        } else if t.is_symlink() {
-            symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 fn names_registry(text: &str) -> bool {
     text.contains("$REGISTRY") || text.contains("${REGISTRY")
 }
@@ -345,7 +328,7 @@ pub fn run_page(shared: &Shared, page: &str, text: &str) -> Result<Counts, Strin
     for d in [&work, &home, &scripts] {
         fs::create_dir_all(d).unwrap();
     }
-    copy_tree(&repo().join("examples"), &work.join("examples"));
+    crate::common::copy_tree(&repo().join("examples"), &work.join("examples"));
     // A script written with file=NAME and run by a later block may be
     // the one that names it.
     let registry = marked
