@@ -17,7 +17,7 @@ use crate::layout::Layout;
 
 use super::args::{locate, Target};
 use super::limit_args::LimitArgs;
-use super::output::{Output, OutputArgs};
+use super::output::{count, Output, OutputArgs};
 use super::remote_args::RemoteArgs;
 
 #[derive(Debug, Args)]
@@ -261,14 +261,12 @@ fn print_report(out: &mut dyn Write, r: &Report, max_files: usize) -> std::io::R
             }
         }
     }
-    let count =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     writeln!(
         out,
         "bytes to push: {} ({} bytes: {}, {})",
         human_size(r.push.bytes),
         r.push.bytes,
-        count(r.push.blobs.len(), "blob", "blobs"),
-        count(r.push.manifests.len(), "manifest", "manifests")
+        count(r.push.blobs.len(), "blob"),
+        count(r.push.manifests.len(), "manifest")
     )
 }
